@@ -1,0 +1,41 @@
+"""The :class:`Splits` container every dataset loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from lenetlab.data.transforms import InputSpec
+
+
+@dataclass
+class Split:
+    """One split: ``x`` is ``uint8 [N, C, H, W]``; ``y`` is ``int64 [N]`` or ``None`` when unlabelled.
+
+    ``ids`` optionally names each example (image file names of a Kaggle test set, say).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    ids: list[str] | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class Splits:
+    """Train/dev/test splits of one dataset as tensors, with class names and default input spec.
+
+    ``dev`` is carved from the training set for tuning; ``test`` is for the final report only.
+    ``source`` says where the files were read from.
+    """
+
+    name: str
+    train: Split
+    dev: Split
+    test: Split
+    class_names: list[str]
+    input_spec: InputSpec = field(default_factory=InputSpec)
+    source: str = ""

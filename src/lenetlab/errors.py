@@ -1,0 +1,22 @@
+"""The project's own error type.
+
+A ``LenetlabError`` is a *user* error: bad input, a missing file, an unknown name. Its message is
+one line that names the file or field and what is wrong. The CLI prints it as ``error: ...`` and
+exits with status 2, without a traceback. Anything else escaping is a bug and keeps its traceback.
+"""
+
+
+class LenetlabError(Exception):
+    """A user-facing error with a one-line message naming the file or field at fault."""
+
+
+class DataError(LenetlabError):
+    """A dataset file is missing, malformed, truncated or fails its checksum."""
+
+
+class ConfigError(LenetlabError):
+    """A configuration file or flag has an unknown field or a bad value."""
+
+
+class CheckpointError(LenetlabError):
+    """A checkpoint file is missing, corrupt, or not a lenetlab checkpoint."""

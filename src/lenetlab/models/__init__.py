@@ -1,0 +1,18 @@
+"""Models: the registry and every architecture (LeNet-5 family, d2l zoo, from-scratch LeNet-5).
+
+Importing this package registers all architectures. Use :func:`create` to build one by name.
+"""
+
+from lenetlab.models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from lenetlab.models.registry import ModelInfo, create, list_models, model_info, register_model
+
+__all__ = [
+    "ModelInfo",
+    "build_model",
+    "create",
+    "list_models",
+    "load_checkpoint",
+    "model_info",
+    "register_model",
+    "save_checkpoint",
+]

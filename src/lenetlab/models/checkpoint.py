@@ -1,0 +1,78 @@
+"""Self-describing checkpoints: written atomically, loaded without executing code, on any device.
+
+A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.load(weights_only=True)``
+(tensors, numbers, strings, lists and dicts only: no pickled classes). Keys:
+
+- ``format``: :data:`FORMAT`
+- ``model``: ``{"name": str, "kwargs": dict}`` — enough for :func:`lenetlab.models.create`
+- ``state_dict``: the (unwrapped) model's weights
+- ``class_names``: list of str; ``input_spec``: :meth:`InputSpec.to_dict` output
+- ``config``: the run's config as a dict (may be empty)
+- optional training state for ``last``: ``optimizer``, ``scheduler``, ``rng``, ``epoch``, ``step``...
+
+It lives in ``models`` (not ``train``) so that serving can load a model without training code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from lenetlab.errors import CheckpointError
+
+FORMAT = "lenetlab-checkpoint-v1"
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    """Write ``payload`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
+
+    A crash mid-write leaves the previous file intact. Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True`` onto ``map_location``; one-line error if bad."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a lenetlab checkpoint (expected format {FORMAT!r})")
+    return ckpt
+
+
+def build_model(ckpt: dict, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode."""
+    from lenetlab.models.registry import create
+
+    spec = ckpt["model"]
+    model = create(spec["name"], **spec.get("kwargs", {}))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(map_location).eval()
