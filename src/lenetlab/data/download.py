@@ -1,0 +1,223 @@
+"""Mirrors, checksums and downloads of the IDX datasets (MNIST, Fashion-MNIST) with pooch.
+
+Each dataset lists its four files as :class:`Resource` (file name, md5 of the ``.gz`` as served by
+the mirrors, md5 of the decompressed content, like torchvision's ``resources``) and its mirrors,
+most reliable first. A file is accepted when EITHER md5 matches, so a locally re-compressed copy
+(different ``.gz`` bytes, same content) passes and a corrupted one is refused.
+
+Downloads go through :class:`pooch.HTTPDownloader` (with its tqdm progress bar) into a hidden
+temporary file inside the cache folder; the file is verified and only then renamed into place,
+so no partial, HTML or corrupt file is ever left in the cache. When every mirror fails the
+:class:`DataError` says, on one line, which files to fetch by hand, from where, and into which folder.
+
+Cache root: the ``data_dir`` argument (``--data-dir``), else ``$LENETLAB_DATA``, else
+``~/.cache/lenetlab``; each dataset lives in its own sub-folder (``<root>/mnist``) unless the
+given folder already holds the files itself (like ``../shared/data/mnist``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lenetlab.data.idx import GZIP_MAGIC, decompress
+from lenetlab.errors import DataError
+
+ENV_VAR = "LENETLAB_DATA"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One dataset file: its name on the mirrors and its known checksums (hex md5, or None)."""
+
+    filename: str
+    gz_md5: str | None
+    content_md5: str | None
+
+
+@dataclass(frozen=True)
+class IdxDataset:
+    """An IDX dataset: four resources (train images/labels, test images/labels) and its mirrors."""
+
+    name: str
+    resources: tuple[Resource, Resource, Resource, Resource]
+    mirrors: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+
+_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+# Registry of the IDX datasets. Gz md5s: those published with the files (torchvision's
+# `resources`, Zalando's README). MNIST content md5s: ../shared/data/mnist/README.md (verified
+# against the real files). Fashion-MNIST content md5s are not published anywhere we could find,
+# so a Fashion-MNIST file is verified by its .gz md5 (the mirrors serve the original .gz bytes);
+# a re-compressed Fashion-MNIST copy still gets every structural IDX check, but --verify refuses it.
+IDX_DATASETS: dict[str, IdxDataset] = {
+    "mnist": IdxDataset(
+        "mnist",
+        (Resource(_MNIST_FILES[0], "f68b3c2dcbeaceaa9eb4f13b3e1f5b0e", "6bbc9ace898e44ae57da46a324031adb"),
+         Resource(_MNIST_FILES[1], "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
+         Resource(_MNIST_FILES[2], "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
+         Resource(_MNIST_FILES[3], "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637")),
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+         "https://storage.googleapis.com/cvdf-datasets/mnist/",
+         "http://yann.lecun.com/exdb/mnist/"),
+        tuple(str(i) for i in range(10)),
+    ),
+    "fashion-mnist": IdxDataset(
+        "fashion-mnist",
+        (Resource(_MNIST_FILES[0], "8d4fb7e6c68d591d4c3dfef9ec88bf0d", None),
+         Resource(_MNIST_FILES[1], "25c81989df183df01b3e8a0aad5dffbe", None),
+         Resource(_MNIST_FILES[2], "bef4ecab320f06d8554ea6380940ec79", None),
+         Resource(_MNIST_FILES[3], "bb300cfdad3c16e7a12a480ee83cd310", None)),
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+         "Ankle boot"),
+    ),
+}
+
+
+def cache_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data root: ``data_dir`` if given, else ``$LENETLAB_DATA``, else ``~/.cache/lenetlab``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "lenetlab"
+
+
+def find_file(folder: Path, filename: str) -> Path | None:
+    """``folder/filename`` or its decompressed twin (without ``.gz``), whichever exists first."""
+    for cand in (folder / filename, folder / filename.removesuffix(".gz")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def dataset_folder(ds: IdxDataset, data_dir=None) -> Path:
+    """Where ``ds``'s files are (or will be downloaded): the root itself if it holds any of them, else ``root/name``."""
+    root = cache_root(data_dir)
+    if any(find_file(root, r.filename) for r in ds.resources):
+        return root
+    return root / ds.name
+
+
+def md5_of(data: bytes) -> str:
+    """Hex md5 of ``data``."""
+    return hashlib.md5(data).hexdigest()
+
+
+def check_checksum(path: Path | str, raw: bytes, res: Resource) -> None:
+    """Accept ``raw`` (the bytes of ``path``) if its own md5 or its decompressed md5 is known-good.
+
+    Raises DataError naming the file otherwise (also for bad gzip data or an HTML page).
+    """
+    if res.gz_md5 and raw.startswith(GZIP_MAGIC) and md5_of(raw) == res.gz_md5:
+        return
+    if raw[:1] == b"<" or raw[:15].lower().startswith(b"<!doctype"):
+        raise DataError(f"{path}: is an HTML page, not a dataset file")
+    content = decompress(raw, path)
+    got = md5_of(content)
+    if res.content_md5 is None:
+        raise DataError(f"{path}: .gz md5 {md5_of(raw)} differs from the published {res.gz_md5} and no "
+                        f"content md5 is known for it (fetch the original file from the mirror)")
+    if got != res.content_md5:
+        raise DataError(f"{path}: checksum mismatch (content md5 {got}, expected {res.content_md5})")
+
+
+def verify_file(path: Path, res: Resource) -> None:
+    """Read ``path`` and check it against ``res``'s checksums; DataError naming the file if bad."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    check_checksum(path, raw, res)
+
+
+def _download_one(url: str, dest: Path, res: Resource, progressbar: bool, timeout: float) -> None:
+    """Download ``url`` to a temp file beside ``dest``, verify it, then rename it into place."""
+    import pooch
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        pooch.HTTPDownloader(progressbar=progressbar, timeout=timeout)(url, str(tmp), None)
+        check_checksum(url, tmp.read_bytes(), res)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _reason(e: Exception) -> str:
+    """A short reason for a failed download (the full requests message runs to several clauses)."""
+    import requests
+
+    if isinstance(e, requests.HTTPError) and e.response is not None:
+        return f"HTTP {e.response.status_code}"
+    if isinstance(e, requests.exceptions.SSLError):
+        return "SSL error"
+    if isinstance(e, requests.Timeout):
+        return "timed out"
+    if isinstance(e, requests.ConnectionError):
+        return "cannot connect"
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text.split(": ", 1)[-1] if isinstance(e, DataError) else text[:160]
+
+
+def _remove_stale_parts(folder: Path, age_s: float = 3600.0) -> None:
+    """Delete temp files a killed download left behind (old enough not to be another live download)."""
+    import time
+
+    for p in folder.glob(".*.part"):
+        try:
+            if time.time() - p.stat().st_mtime > age_s:
+                p.unlink()
+        except OSError:
+            pass
+
+
+def download(ds: IdxDataset, folder: Path, *, mirrors=None, progressbar: bool = True,
+             timeout: float = 30.0) -> list[Path]:
+    """Fetch ``ds``'s missing files into ``folder``, trying each mirror in order for each file.
+
+    ``mirrors`` overrides ``ds.mirrors`` (base URLs; tests point it at a local server). Returns
+    the four local paths. When a file fails on every mirror (HTTP error, SSL error, outage, bad
+    checksum, HTML page) the remaining files are not tried and a one-line DataError says which
+    files to fetch by hand, from where, and into which folder.
+    """
+    mirrors = tuple(mirrors) if mirrors else ds.mirrors
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{folder}: cannot create the data folder ({e.strerror or e})") from None
+    _remove_stale_parts(folder)
+    paths: list[Path] = []
+    for k, res in enumerate(ds.resources):
+        have = find_file(folder, res.filename)
+        if have is not None:
+            paths.append(have)
+            continue
+        dest, errors = folder / res.filename, []
+        for base in mirrors:
+            url = base.rstrip("/") + "/" + res.filename
+            try:
+                _download_one(url, dest, res, progressbar, timeout)
+                break
+            except Exception as e:  # any network/SSL/HTTP/checksum failure: try the next mirror
+                errors.append(f"{url}: {_reason(e)}")
+        if not dest.is_file():
+            missing = [r.filename for r in ds.resources[k:] if find_file(folder, r.filename) is None]
+            if created and not any(folder.iterdir()):
+                folder.rmdir()
+            raise DataError(f"{ds.name}: could not download {', '.join(missing)} ({'; '.join(errors) or 'no mirrors'}); "
+                            f"fetch them by hand from {' or '.join(mirrors)} and put them in {folder}")
+        paths.append(dest)
+    return paths

@@ -1,0 +1,86 @@
+"""MNIST and Fashion-MNIST from their four IDX files: local folder, cache, or download."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lenetlab.data.common import carve_val, finish
+from lenetlab.data.download import IDX_DATASETS, IdxDataset, dataset_folder, download, find_file, verify_file
+from lenetlab.data.idx import read_images_labels
+from lenetlab.data.splits import Split, Splits
+from lenetlab.errors import DataError
+
+DEFAULT_VAL = 5000
+
+
+def locate(ds: IdxDataset, data_dir=None, *, download_missing: bool = False, mirrors=None,
+           progressbar: bool = True) -> list[Path]:
+    """The four local files of ``ds`` (train images, train labels, test images, test labels).
+
+    Looks in the data root and ``root/<name>``; downloads missing ones when ``download_missing``,
+    else raises a one-line DataError naming the missing file and how to get it.
+    """
+    folder = dataset_folder(ds, data_dir)
+    found = [find_file(folder, r.filename) for r in ds.resources]
+    if all(found):
+        return found  # type: ignore[return-value]
+    if download_missing:
+        return download(ds, folder, mirrors=mirrors, progressbar=progressbar)
+    missing = next(r.filename for r, f in zip(ds.resources, found) if f is None)
+    mirror = (tuple(mirrors) if mirrors else ds.mirrors)[0]
+    raise DataError(f"{folder / missing}: file not found (run with --download, or fetch it from {mirror} "
+                    f"into {folder})")
+
+
+def read_idx_folder(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read the train and test image/label pairs (in two threads: gzip releases the GIL)."""
+    with ThreadPoolExecutor(2) as pool:
+        tr = pool.submit(read_images_labels, paths[0], paths[1])
+        te = pool.submit(read_images_labels, paths[2], paths[3])
+        return (*tr.result(), *te.result())
+
+
+def load_idx(name: str, data_dir=None, *, download: bool = False, verify: bool = False, val_size: int | None = None,
+             seed: int = 0, image_size: int | None = None, channels: int | None = None,
+             normalize: str | None = None, mirrors=None, progressbar: bool = True) -> Splits:
+    """Load MNIST or Fashion-MNIST as :class:`Splits` of ``uint8 [N, 1, 28, 28]`` and int64 labels.
+
+    ``dev`` holds ``val_size`` (default 5,000, at most a tenth of the set) training images chosen by ``seed``; ``test`` is the
+    official 10,000-image test set. ``verify`` checks every file's md5 (downloads are always
+    verified). Default input spec: pad 28→32, mean = std = 0.5 (the seeds'); ``normalize="dataset"``
+    uses the training split's own statistics.
+    """
+    ds = IDX_DATASETS[name]
+    paths = locate(ds, data_dir, download_missing=download, mirrors=mirrors, progressbar=progressbar)
+    if verify:
+        for path, res in zip(paths, ds.resources):
+            verify_file(path, res)
+    return from_idx_files(name, paths, list(ds.class_names), val_size=val_size, seed=seed, channels=channels,
+                          image_size=image_size, normalize=normalize)
+
+
+def from_idx_files(name: str, paths: list[Path], class_names: list[str] | None, *, val_size: int | None = None,
+                   seed: int = 0, channels=None, image_size=None, normalize=None) -> Splits:
+    """Build :class:`Splits` from four IDX paths (train images/labels, test images/labels).
+
+    ``class_names`` None means ``"0" .. str(max label)``. Labels beyond the class list raise DataError.
+    """
+    xtr, ytr, xte, yte = read_idx_folder(paths)
+    if class_names is None:
+        top = max([int(y.max()) for y in (ytr, yte) if len(y)], default=9)
+        class_names = [str(i) for i in range(max(top + 1, 2))]
+    for lab_path, y in ((paths[1], ytr), (paths[3], yte)):
+        if len(y) and int(y.max()) >= len(class_names):
+            raise DataError(f"{lab_path}: label {int(y.max())} out of range for {len(class_names)} classes")
+    x = torch.from_numpy(xtr.copy()).unsqueeze(1)
+    y = torch.from_numpy(ytr.astype(np.int64))
+    if val_size is None:  # 5,000 for the real sets; a tenth of a small (generated) training set
+        val_size = min(DEFAULT_VAL, len(x) // 10)
+    train, dev = carve_val(x, y, int(val_size), seed, name)
+    test = Split(torch.from_numpy(xte.copy()).unsqueeze(1), torch.from_numpy(yte.astype(np.int64)))
+    return finish(name, train, dev, test, class_names, str(paths[0].parent.resolve()), channels=channels,
+                  image_size=image_size, normalize=normalize, default_norm="seed")
