@@ -23,10 +23,21 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="summarise a dataset (sizes, shape, classes, mean/std, files)",
                        formatter_class=FORMATTER)
-    p.add_argument("--dataset", default="mnist-subset", help="dataset name or path")
-    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: cache dir)")
+    p.add_argument("--dataset", default="mnist-subset",
+                   help="mnist-subset, mnist, fashion-mnist, or a path (NNDL .json.gz, image folder)")
+    p.add_argument("--data-dir", default=None,
+                   help="data root (None: $LENETLAB_DATA, else ~/.cache/lenetlab); per-dataset sub-folders")
     p.add_argument("--download", action="store_true", help="download missing files from the public mirrors")
     p.add_argument("--verify", action="store_true", help="verify the files' content checksums")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="base URL to download from instead of the public mirrors (repeatable, tried in order)")
+    p.add_argument("--val-size", type=int, default=None,
+                   help="dev examples carved from train (default: 5000 for mnist/fashion-mnist, a tenth for folders)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/dev split")
+    p.add_argument("--image-size", type=int, default=None, help="model input size (image folders: resize to it)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="convert to 1 (gray) or 3 (RGB)")
+    p.add_argument("--normalize", choices=("seed", "dataset"), default=None,
+                   help="mean=std=0.5 (seed; digits' default) or the train split's statistics (folders' default)")
     _json_flag(p)
     p.set_defaults(func=_run_data)
 
@@ -35,12 +46,307 @@ def _run_data(args) -> int:
     from lenetlab.data.summary import print_summary
 
     print_summary(args.dataset, data_dir=args.data_dir, download=args.download, verify=args.verify,
+                  as_json=args.json, val_size=args.val_size, seed=args.seed, image_size=args.image_size,
+                  channels=args.channels, normalize=args.normalize, mirrors=args.mirror)
+    return 0
+
+
+# ----------------------------------------------------------------------------- models
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the registered models (input size, parameters, description)",
+                       formatter_class=FORMATTER)
+    _json_flag(p)
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args) -> int:
+    from lenetlab.models.profile import print_models
+
+    print_models(as_json=args.json)
+    return 0
+
+
+# ----------------------------------------------------------------------------- profile
+def _add_profile(sub) -> None:
+    p = sub.add_parser("profile", help="per-layer output shapes, parameters, MACs and FLOPs of a model",
+                       formatter_class=FORMATTER)
+    p.add_argument("model", help="registered model name (see `lenet models`)")
+    p.add_argument("--input-size", nargs=3, type=int, metavar=("C", "H", "W"), default=None,
+                   help="input channels, height, width; None = the model's registered input size")
+    p.add_argument("--num-classes", type=int, default=10, help="number of output classes")
+    _json_flag(p)
+    p.set_defaults(func=_run_profile)
+
+
+def _run_profile(args) -> int:
+    from lenetlab.models.profile import print_profile
+
+    print_profile(args.model, input_size=args.input_size, num_classes=args.num_classes, as_json=args.json)
+    return 0
+
+
+# ----------------------------------------------------------------------------- train
+def _add_train(sub) -> None:
+    from lenetlab.train.config import add_config_arguments
+
+    p = sub.add_parser("train", help="train a model; writes runs/NAME/ (config, metrics, best.pt, last.pt, plots)",
+                       description="Train a model (default: lenet5 on the embedded mnist-subset, offline). "
+                                   "Flags override fields of --config; --resume continues a run from its last.pt.",
+                       formatter_class=FORMATTER)
+    p.add_argument("--config", default=None, metavar="FILE", help="JSON or YAML file of run configuration fields")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same --name")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with DistributedDataParallel in N local processes (launches torchrun --standalone; "
+                        "--batch-size stays the global batch; several nodes: run torchrun yourself)")
+    _json_flag(p)
+    add_config_arguments(p)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from lenetlab.train.launch import train_entry
+
+    return train_entry(args)
+
+
+# ----------------------------------------------------------------------------- eval
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, loss, per-class accuracy, confusion matrix",
+                       formatter_class=FORMATTER)
+    p.add_argument("checkpoint", help="checkpoint file or run directory (best.pt, else last.pt)")
+    p.add_argument("--dataset", default=None, help="dataset name or path (default: the one it was trained on)")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
+    p.add_argument("--split", default="test", choices=("test", "dev"), help="which split to evaluate")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    p.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size")
+    _json_flag(p)
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args) -> int:
+    from lenetlab.analysis.evaluate import eval_command
+
+    eval_command(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
+                 device=args.device, batch_size=args.batch_size, as_json=args.json)
+    return 0
+
+
+# ----------------------------------------------------------------------------- predict
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="read the digit in your own images (PNG/JPEG, photos and scans too)",
+                       description="Classify images of single handwritten digits: grayscale, invert a light "
+                                   "background, crop, fit 20x20, centre by mass in 28x28 (as MNIST), then the "
+                                   "checkpoint's own normalisation. Exit status 3 when an image held no digit.",
+                       formatter_class=FORMATTER)
+    p.add_argument("checkpoint", help="checkpoint file or run directory (best.pt, else last.pt)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
+    p.add_argument("--top-k", type=int, default=3, help="how many classes to list per image")
+    p.add_argument("--show", default=None, metavar="DIR", help="save the exact 28x28 input of each image as DIR/NAME.input.png")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    _json_flag(p)
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from lenetlab.analysis.predict import run_predict
+
+    return run_predict(args.checkpoint, args.images, top_k=args.top_k, device=args.device, show_dir=args.show,
+                       as_json=args.json)
+
+
+# ----------------------------------------------------------------------------- ensemble
+def _add_ensemble(sub) -> None:
+    p = sub.add_parser("ensemble", help="accuracy of several checkpoints and of their averaged probabilities",
+                       formatter_class=FORMATTER)
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint files or run directories")
+    p.add_argument("--dataset", default=None, help="dataset name or path (default: the first checkpoint's)")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
+    p.add_argument("--split", default="test", choices=("test", "dev"), help="which split to evaluate")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    _json_flag(p)
+    p.set_defaults(func=_run_ensemble)
+
+
+def _run_ensemble(args) -> int:
+    from lenetlab.analysis.ensemble import run_ensemble
+
+    return run_ensemble(args.checkpoints, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
+                        split=args.split, as_json=args.json)
+
+
+# ----------------------------------------------------------------------------- export
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, spec in the metadata)",
+                       formatter_class=FORMATTER)
+    p.add_argument("checkpoint", help="checkpoint file or run directory (best.pt, else last.pt)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
+    p.add_argument("--out", default=None, help="output file (default: CHECKPOINT with .onnx, or RUN_DIR/model.onnx)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    _json_flag(p)
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    import json
+
+    from lenetlab.serve.export import export_onnx
+
+    info = export_onnx(args.checkpoint, args.out, opset=args.opset)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"wrote {info['path']} ({info['bytes'] / 1024:.0f} KB, {info['model']}, opset {info['opset']}, "
+              f"dynamic batch; onnxruntime vs PyTorch max |diff| {info['max_abs_diff']:.1e})")
+    return 0
+
+
+# ----------------------------------------------------------------------------- serve
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="serve the draw-a-digit page and the REST API (FastAPI + uvicorn)",
+                       formatter_class=FORMATTER)
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint file or run directory (default: the small lenet5 shipped with lenetlab)")
+    p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="serve an exported ONNX model with onnxruntime")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="PyTorch device")
+    p.add_argument("--max-upload-mb", type=float, default=5.0, help="largest accepted request body, MB")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn log level (debug also logs every request)")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args) -> int:
+    from lenetlab.serve.app import run_server
+
+    run_server(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
+               max_upload_mb=args.max_upload_mb, log_level=args.log_level)
+    return 0
+
+
+# ----------------------------------------------------------------------------- compare
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="lenet5 vs lenet5-scratch vs the loop reference on the same weights",
+                       formatter_class=FORMATTER)
+    p.add_argument("--batch", type=int, default=64, help="number of random N(0,1) inputs")
+    p.add_argument("--dataset", default="mnist-subset", help="dataset whose test images are compared")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: cache dir)")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many test images")
+    p.add_argument("--loop-images", type=int, default=4, help="test images for the (slow) loop reference")
+    p.add_argument("--checkpoint", default=None, help="lenet5/lenet5-scratch checkpoint to take weights from "
+                                                      "(default: a seeded random initialisation)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the weights and the random inputs")
+    p.add_argument("--tolerance", type=float, default=1e-5, help="largest absolute difference that passes")
+    _json_flag(p)
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args) -> int:
+    from lenetlab.ops.compare import run_compare
+
+    return run_compare(batch=args.batch, dataset=args.dataset, data_dir=args.data_dir, limit=args.limit,
+                       loop_images=args.loop_images, checkpoint=args.checkpoint, seed=args.seed,
+                       tolerance=args.tolerance, as_json=args.json)
+
+
+# ----------------------------------------------------------------------------- bench
+def _bench_ops(args) -> int:
+    from lenetlab.ops.bench import run_ops_bench
+
+    run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop, threads=args.threads,
                   as_json=args.json)
     return 0
 
 
+def _bench_train(args) -> int:
+    from lenetlab.train.bench import run_train_bench
+
+    run_train_bench(dataset=args.dataset or "mnist", data_dir=args.data_dir, quick=args.quick, steps=args.steps,
+                    threads=args.threads, target=args.target,
+                    levers=not args.no_levers, compile=args.compile, tta=not args.no_tta, as_json=args.json)
+    return 0
+
+
+def _bench_infer(args) -> int:
+    from lenetlab.analysis.bench import run_infer_bench
+
+    run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads, batch_size=args.batch_size,
+                    onnx=not args.no_onnx, as_json=args.json)
+    return 0
+
+
+# `lenet bench WHICH` runs BENCHES[WHICH](args): add a benchmark here and its options in _add_bench.
+BENCHES = {"ops": _bench_ops, "train": _bench_train, "infer": _bench_infer}
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="measured benchmarks (ops: loop vs im2col vs PyTorch operators; train: "
+                                     "seeds' pipeline vs lenetlab, time to 99%%; infer: throughput and latency)",
+                       formatter_class=FORMATTER)
+    p.add_argument("which", choices=list(BENCHES), help="which benchmark to run")
+    p.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the run (None: torch's own setting)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 256], help="ops: batch sizes")
+    p.add_argument("--no-loop", action="store_true", help="ops: skip the slow loop reference")
+    p.add_argument("--dataset", default=None, help="train: dataset (default: mnist)")
+    p.add_argument("--data-dir", default=None, help="train: folder holding the dataset files")
+    p.add_argument("--steps", type=int, default=None, help="train: timed steps per throughput figure (default 300, quick 100)")
+    p.add_argument("--target", type=float, default=0.99, help="train: test accuracy for the time-to-accuracy run")
+    p.add_argument("--no-levers", action="store_true", help="train: skip the channels-last / bf16 variants")
+    p.add_argument("--compile", action="store_true", help="train: also measure torch.compile (about a minute to compile)")
+    p.add_argument("--no-tta", action="store_true", help="train: skip the time-to-accuracy part")
+    p.add_argument("--checkpoint", default=None, help="infer: checkpoint or run dir (default: the shipped demo lenet5)")
+    p.add_argument("--batch-size", type=int, default=1000, help="infer: batch size for the throughput figure")
+    p.add_argument("--no-onnx", action="store_true", help="infer: skip the ONNX Runtime variant")
+    _json_flag(p)
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args) -> int:
+    return BENCHES[args.which](args)
+
+
+# ----------------------------------------------------------------------------- submit
+def _add_submit(sub) -> None:
+    p = sub.add_parser("submit", help="Kaggle workflow: train on train.csv + images, write submission.csv for test.csv",
+                       description="Seed 002's Kaggle workflow on a folder with train.csv (image,label), test.csv "
+                                   "(image) and the images: carve a validation split, train (run directory as for "
+                                   "`lenet train`), predict test.csv with the best model and write image,label rows "
+                                   "with the original label strings, atomically.",
+                       formatter_class=FORMATTER)
+    p.add_argument("--data-dir", required=True, metavar="FOLDER", help="the Kaggle folder (train.csv, test.csv, images)")
+    p.add_argument("--model", default="lenet5", help="registered model name (see `lenet models`)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs")
+    p.add_argument("--out", default="submission.csv", help="where to write the submission CSV")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size")
+    p.add_argument("--lr", type=float, default=2e-3, help="(peak) learning rate")
+    p.add_argument("--optimizer", default="adam", choices=("sgd", "adam", "adamw"), help="optimiser")
+    p.add_argument("--schedule", default="none", choices=("none", "step", "cosine", "onecycle"), help="learning-rate schedule")
+    p.add_argument("--augment", default="none", choices=("none", "affine", "elastic", "affine+elastic"),
+                   help="train-time batch augmentation")
+    p.add_argument("--val-size", type=int, default=None, help="images carved from train.csv for validation (default: a tenth)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (split, init, shuffling)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--out-dir", default="runs", help="folder holding run directories")
+    p.add_argument("--name", default=None, help="run name (default: MODEL-TIMESTAMP)")
+    p.add_argument("--progress", default="auto", choices=("auto", "bar", "plain", "none"), help="progress display")
+    _json_flag(p)
+    p.set_defaults(func=_run_submit)
+
+
+def _run_submit(args) -> int:
+    from lenetlab.train.submit import run_submit
+
+    return run_submit(args.data_dir, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, optimizer=args.optimizer, schedule=args.schedule, augment=args.augment,
+                      val_size=args.val_size, seed=args.seed, device=args.device, num_threads=args.num_threads,
+                      out_dir=args.out_dir, name=args.name, progress=args.progress, as_json=args.json)
+
+
 # ----------------------------------------------------------------------------- parser
-SECTIONS = [_add_data]
+SECTIONS = [_add_data, _add_train, _add_eval, _add_models, _add_profile, _add_predict, _add_ensemble, _add_export, _add_serve, _add_compare, _add_bench, _add_submit]
 
 
 def build_parser() -> argparse.ArgumentParser:

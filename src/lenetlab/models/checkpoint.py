@@ -69,10 +69,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def build_model(ckpt: dict, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode."""
+    """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode.
+
+    A checkpoint that does not describe a registered model, or whose weights do not fit it,
+    raises a one-line :class:`CheckpointError` (an unknown model name: :class:`LenetlabError`).
+    """
     from lenetlab.models.registry import create
 
-    spec = ckpt["model"]
-    model = create(spec["name"], **spec.get("kwargs", {}))
-    model.load_state_dict(ckpt["state_dict"])
+    spec = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise CheckpointError("checkpoint has no 'model' entry of the form {'name': str, 'kwargs': dict}")
+    if "state_dict" not in ckpt:
+        raise CheckpointError(f"checkpoint of model {spec['name']!r} has no 'state_dict'")
+    try:
+        model = create(spec["name"], **spec.get("kwargs", {}))
+    except TypeError as e:
+        raise CheckpointError(f"checkpoint's model arguments do not fit {spec['name']!r}: {e}") from None
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:240]
+        raise CheckpointError(f"checkpoint weights do not fit model {spec['name']!r}: {detail}") from None
     return model.to(map_location).eval()

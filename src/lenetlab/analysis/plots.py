@@ -1,0 +1,329 @@
+"""PNG plots of a run: loss and accuracy curves, confusion matrix, misclassified examples, the first
+convolution's kernels and one example's feature maps.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (the Agg canvas, no pyplot, no
+GUI, no global backend switch) and written atomically. :func:`save_run_plots` writes them all into
+``RUN_DIR/plots/``; each plot is also a function of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from matplotlib.figure import Figure
+
+from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.errors import DataError, LenetlabError
+
+__all__ = [
+    "first_conv",
+    "plot_accuracy_curve",
+    "plot_confusion",
+    "plot_feature_maps",
+    "plot_kernels",
+    "plot_loss_curves",
+    "plot_misclassified",
+    "read_metrics",
+    "save_run_plots",
+]
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as PNG atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """Rows of a ``metrics.jsonl`` file (a run directory is accepted too); one-line DataError if bad."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: metrics file not found")
+    rows = []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):
+                break  # a run killed mid-write leaves a truncated last line: ignore it
+            raise DataError(f"{path}:{i}: not a JSON object") from None
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _series(rows: list[dict], kind: str, key: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for r in rows:
+        if r.get("kind") == kind and isinstance(r.get(key), (int, float)) and isinstance(r.get("step"), (int, float)):
+            xs.append(float(r["step"]))
+            ys.append(float(r[key]))
+    return xs, ys
+
+
+def plot_loss_curves(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Train loss per logged step (and per epoch) and dev loss per evaluation against the step.
+
+    ``rows`` are metrics rows (``kind`` train/epoch/dev, ``step``, ``loss``).
+    """
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.add_subplot()
+    tx, ty = _series(rows, "train", "loss")
+    ex, ey = _series(rows, "epoch", "loss")
+    dx, dy = _series(rows, "dev", "loss")
+    if not tx and not dx:
+        raise DataError("no train or dev loss rows to plot")
+    if tx:
+        ax.plot(tx, ty, lw=1.0, alpha=0.8, label="train loss (mean over each log interval)")
+    if ex:
+        ax.plot(ex, ey, "s--", lw=1.0, ms=4, label="train loss (epoch mean)")
+    if dx:
+        ax.plot(dx, dy, "o-", lw=1.5, ms=4, label="dev loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    finite = [v for v in ty + ey + dy if math.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > 50:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("loss")
+    return _save(fig, path)
+
+
+def plot_accuracy_curve(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Dev accuracy per evaluation against the step (the final test accuracy as a marker)."""
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.add_subplot()
+    dx, dy = _series(rows, "dev", "accuracy")
+    sx, sy = _series(rows, "test", "accuracy")
+    if not dx and not sx:
+        raise DataError("no dev or test accuracy rows to plot")
+    if dx:
+        ax.plot(dx, [100 * v for v in dy], "o-", ms=4, label="dev accuracy")
+        best = int(np.argmax(dy))
+        ax.annotate(f"best {100 * dy[best]:.2f}%", (dx[best], 100 * dy[best]), textcoords="offset points",
+                    xytext=(0, -14), ha="center", fontsize=8)
+    if sx:
+        ax.plot(sx[-1:], [100 * sy[-1]], "r*", ms=12, label=f"test {100 * sy[-1]:.2f}% (best model)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("dev accuracy")
+    return _save(fig, path)
+
+
+def plot_confusion(confusion, class_names: list[str] | None, path: str | os.PathLike,
+                   title: str = "confusion matrix") -> Path:
+    """Confusion matrix ``[K, K]`` (rows true class, columns predicted) with counts in the cells."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    k = cm.shape[0]
+    names = list(class_names) if class_names and len(class_names) == k else [str(i) for i in range(k)]
+    side = min(14.0, max(4.5, 0.45 * k + 2))
+    fig = Figure(figsize=(side, side * 0.9))
+    ax = fig.add_subplot()
+    # row-normalised colours so small classes are readable; counts written in the cells
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if k <= 30:
+        for t in range(k):
+            for p in range(k):
+                if cm[t, p]:
+                    ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7 if k > 12 else 9,
+                            color="white" if norm[t, p] > 0.5 else "black")
+        ax.set_xticks(range(k), names, rotation=90 if k > 12 else 0, fontsize=8)
+        ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    n = int(cm.sum())
+    ax.set_title(f"{title} ({n} examples, accuracy {100 * np.trace(cm) / max(n, 1):.2f}%)")
+    return _save(fig, path)
+
+
+def _as_image(x: torch.Tensor) -> np.ndarray:
+    """``uint8``/float ``[C, H, W]`` → array for imshow (``[H, W]`` or ``[H, W, 3]``)."""
+    a = x.detach().float().cpu().numpy()
+    if a.shape[0] == 1:
+        return a[0]
+    if a.shape[0] >= 3:
+        a = np.moveaxis(a[:3], 0, -1)
+        return (a - a.min()) / max(float(a.max() - a.min()), 1e-8)
+    return a.mean(axis=0)
+
+
+def plot_misclassified(x: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor, class_names: list[str] | None,
+                       path: str | os.PathLike, max_images: int = 36, title: str = "misclassified test images") -> Path:
+    """Grid of the first ``max_images`` misclassified images ``x`` (``[N, C, H, W]``) with true/predicted
+    labels; ``y_true``/``y_pred`` are int64 ``[N]``. An error-free model gets a figure saying so."""
+    y_true, y_pred = torch.as_tensor(y_true).cpu(), torch.as_tensor(y_pred).cpu()
+    wrong = (y_true != y_pred).nonzero().flatten()[:max_images].tolist()
+    total = int((y_true != y_pred).sum())
+
+    def name(i: int) -> str:
+        return class_names[i] if class_names and i < len(class_names) else str(i)
+
+    cols = max(1, min(6, len(wrong)))
+    rows = max(1, math.ceil(len(wrong) / cols))
+    fig = Figure(figsize=(1.6 * cols + 0.4, 1.8 * rows + 0.6))
+    if not wrong:
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no misclassified images among {len(y_true)}", ha="center", va="center")
+    for j, i in enumerate(wrong):
+        ax = fig.add_subplot(rows, cols, j + 1)
+        img = _as_image(x[i])
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+        ax.set_title(f"true {name(int(y_true[i]))}\npred {name(int(y_pred[i]))}", fontsize=8, color="crimson")
+        ax.axis("off")
+    fig.suptitle(f"{title}: {total} of {len(y_true)} wrong" + (f" (first {len(wrong)})" if total > len(wrong) else ""))
+    return _save(fig, path)
+
+
+def _has_conv_weight(m: nn.Module) -> bool:
+    w = getattr(m, "weight", None)
+    return isinstance(w, torch.Tensor) and w.dim() == 4
+
+
+def first_conv(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """The first convolution-like module to run on ``x`` and its output ``[N, C_out, H', W']``.
+
+    "Convolution-like" is any module with a 4-D ``weight`` (``nn.Conv2d`` and the from-scratch
+    operators alike), found by execution order with forward hooks, not by attribute order.
+    Raises LenetlabError when the model has none.
+    """
+    found: list = []
+    handles = []
+
+    def hook(module, _inp, out):
+        if not found and isinstance(out, torch.Tensor) and out.dim() == 4:
+            found.append((module, out.detach()))
+
+    for m in model.modules():
+        if _has_conv_weight(m):
+            handles.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if not found:
+        raise LenetlabError(f"model {type(model).__name__} has no convolution layer to show")
+    return found[0]
+
+
+def plot_kernels(model: nn.Module, x: torch.Tensor, path: str | os.PathLike) -> Path:
+    """The first convolution's kernels (``weight [C_out, C_in, kh, kw]``), one tile per output channel;
+    ``x`` is one prepared input batch ``[1, C, H, W]`` used to find that layer. Colour for 3 input
+    channels, else the mean over input channels, on a symmetric blue-white-red scale."""
+    module, _ = first_conv(model, x)
+    w = module.weight.detach().float().cpu()
+    n = min(w.shape[0], 64)
+    cols = min(8, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(1.2 * cols + 0.8, 1.25 * rows + 0.6))
+    lim = float(w.abs().max()) or 1.0
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        k = w[i]
+        if k.shape[0] == 3:
+            a = np.moveaxis(((k / lim + 1) / 2).clamp(0, 1).numpy(), 0, -1)
+            ax.imshow(a, interpolation="nearest")
+        else:
+            ax.imshow(k.mean(0).numpy(), cmap="bwr", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(str(i), fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"first conv kernels ({type(module).__name__}, {tuple(w.shape)})")
+    return _save(fig, path)
+
+
+def plot_feature_maps(model: nn.Module, x: torch.Tensor, path: str | os.PathLike, image: torch.Tensor | None = None,
+                      caption: str = "") -> Path:
+    """The input and the first convolution's output maps for one prepared example ``x`` ``[1, C, H, W]``;
+    ``image`` (``[C, H, W]``) is shown as the input when given (else ``x``)."""
+    _, out = first_conv(model, x)
+    maps = out[0].float().cpu()
+    n = min(maps.shape[0], 32)
+    cols = min(8, n + 1)
+    rows = math.ceil((n + 1) / cols)
+    fig = Figure(figsize=(1.5 * cols + 0.4, 1.6 * rows + 0.6))
+    ax = fig.add_subplot(rows, cols, 1)
+    img = _as_image(image if image is not None else x[0])
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+    ax.set_title("input", fontsize=8)
+    ax.axis("off")
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 2)
+        ax.imshow(maps[i].numpy(), cmap="viridis", interpolation="nearest")
+        ax.set_title(f"map {i}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"first conv feature maps {tuple(maps.shape)}" + (f" — {caption}" if caption else ""))
+    return _save(fig, path)
+
+
+def save_run_plots(run_dir: str | os.PathLike, model: nn.Module, splits, spec: InputSpec,
+                   device: torch.device | str = "cpu") -> list[Path]:
+    """Write every plot of a run into ``run_dir/plots/`` and return the paths written.
+
+    Curves come from ``run_dir/metrics.jsonl``; the confusion matrix and misclassified grid from
+    ``model`` (the best model, already on ``device``) on the test split (the dev split when the test
+    split is unlabelled, e.g. a Kaggle test set); kernels and feature maps from its first
+    convolution on the first test image. Plots that cannot apply (no metrics yet, no conv layer)
+    are skipped rather than failing the run.
+    """
+    from lenetlab.analysis.evaluate import evaluate
+
+    run_dir = Path(run_dir)
+    out = run_dir / "plots"
+    written: list[Path] = []
+    try:
+        rows = read_metrics(run_dir)
+    except DataError:
+        rows = []
+    for fn, name in ((plot_loss_curves, "loss.png"), (plot_accuracy_curve, "accuracy.png")):
+        try:
+            written.append(fn(rows, out / name))
+        except DataError:
+            pass
+    split, which = (splits.test, "test") if splits.test.y is not None and len(splits.test) else (splits.dev, "dev")
+    device = torch.device(device)
+    model.eval()
+    if split.y is not None and len(split):
+        res = evaluate(model, split, spec, device, keep_predictions=True, class_names=splits.class_names)
+        written.append(plot_confusion(res.confusion, splits.class_names, out / "confusion.png",
+                                      title=f"{which} confusion matrix"))
+        written.append(plot_misclassified(split.x, split.y, res.predictions, splits.class_names,
+                                          out / "misclassified.png", title=f"misclassified {which} images"))
+    if len(split):
+        x = prepare(split.x[:1].to(device), spec)
+        label = ""
+        if split.y is not None:
+            label = f"{which} image 0, class {splits.class_names[int(split.y[0])]}"
+        try:
+            written.append(plot_kernels(model, x, out / "kernels.png"))
+            written.append(plot_feature_maps(model, x, out / "feature_maps.png", image=split.x[0], caption=label))
+        except LenetlabError:
+            pass  # a model without convolutions (an MLP) has no kernels to show
+    return written

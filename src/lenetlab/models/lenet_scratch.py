@@ -1,0 +1,115 @@
+"""``lenet5-scratch``: NNDL's LeNet-5 built from the from-scratch operators of :mod:`lenetlab.ops`.
+
+Same layers, attribute names and state-dict keys as ``lenet5`` (``C1, S2, C3, S4, C5, F6, output``),
+so weights move between the two unchanged. Convolutions and pooling are the im2col operators;
+``F6`` and ``output`` stay ``nn.Linear`` (a fully connected layer is already one matrix multiply;
+the mission is convolution and pooling by hand), and ReLU is ``torch.relu``.
+
+Converters: :func:`torch_to_scratch` / :func:`scratch_to_torch` (``lenet5`` <-> ``lenet5-scratch``,
+checked key by key) and :func:`to_loop_reference` / :func:`from_loop_reference` (to and from the
+seed's loop network :class:`lenetlab.ops.LoopLeNet`, whose convolution biases are ``[C, 1]``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from lenetlab.errors import CheckpointError
+from lenetlab.models.registry import register_model
+from lenetlab.ops import AvgPool2d, Conv2d, MaxPool2d
+
+__all__ = ["LeNet5Scratch", "from_loop_reference", "scratch_to_torch", "to_loop_reference", "torch_to_scratch"]
+
+# lenet5 / lenet5-scratch layer -> the seed's Model_LeNet layer (pooling layers have no weights)
+LOOP_NAMES = {"C1": "conv1", "C3": "conv3", "C5": "conv5", "F6": "linear6", "output": "linear7"}
+CONV_LAYERS = ("C1", "C3", "C5")
+
+
+class LeNet5Scratch(nn.Module):
+    """LeNet-5 (NNDL) on the im2col operators: ``[N, in_channels, 32, 32] -> [N, num_classes]``."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.C1 = Conv2d(in_channels, 6, 5)
+        self.S2 = MaxPool2d(2)
+        self.C3 = Conv2d(6, 16, 5)
+        self.S4 = AvgPool2d(2)
+        self.C5 = Conv2d(16, 120, 5)
+        self.F6 = nn.Linear(120, 84)
+        self.output = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N, num_classes]`` from images ``x`` ``[N, in_channels, 32, 32]``."""
+        x = self.S2(torch.relu(self.C1(x)))  # [N, 6, 14, 14]
+        x = self.S4(torch.relu(self.C3(x)))  # [N, 16, 5, 5]
+        x = torch.relu(self.C5(x)).flatten(1)  # [N, 120]
+        return self.output(torch.relu(self.F6(x)))
+
+
+@register_model("lenet5-scratch", input_size=(1, 32, 32),
+                description="lenet5 built from lenetlab.ops (im2col conv, hand-written pooling); same state dict")
+def lenet5_scratch(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """Build LeNet-5 from the from-scratch operators (input ``[N, in_channels, 32, 32]``)."""
+    return LeNet5Scratch(num_classes=num_classes, in_channels=in_channels)
+
+
+def _expected_keys() -> list[str]:
+    return [f"{layer}.{p}" for layer in ("C1", "C3", "C5", "F6", "output") for p in ("weight", "bias")]
+
+
+def _check(state: dict, what: str) -> None:
+    keys = set(state)
+    missing = [k for k in _expected_keys() if k not in keys]
+    extra = sorted(keys - set(_expected_keys()))
+    if missing or extra:
+        raise CheckpointError(f"{what}: not a LeNet-5 state dict (missing {missing or 'none'}, unexpected "
+                              f"{extra or 'none'})")
+
+
+def torch_to_scratch(state: dict) -> dict:
+    """A ``lenet5`` state dict as a ``lenet5-scratch`` one (same keys and shapes; tensors cloned)."""
+    _check(state, "lenet5 state dict")
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def scratch_to_torch(state: dict) -> dict:
+    """A ``lenet5-scratch`` state dict as a ``lenet5`` one (same keys and shapes; tensors cloned)."""
+    _check(state, "lenet5-scratch state dict")
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def to_loop_reference(state: dict) -> dict:
+    """A ``lenet5``/``lenet5-scratch`` state dict for :class:`lenetlab.ops.LoopLeNet`.
+
+    Renames ``C1 -> conv1``, ..., ``output -> linear7`` and reshapes convolution biases
+    ``[C] -> [C, 1]`` (the seed's loop ``Conv2D`` shape).
+    """
+    _check(state, "lenet5 state dict")
+    out = {}
+    for key, value in state.items():
+        layer, param = key.split(".", 1)
+        value = value.detach().clone()
+        if layer in CONV_LAYERS and param == "bias":
+            value = value.view(-1, 1)
+        out[f"{LOOP_NAMES[layer]}.{param}"] = value
+    return out
+
+
+def from_loop_reference(state: dict) -> dict:
+    """A :class:`lenetlab.ops.LoopLeNet` state dict as a ``lenet5``/``lenet5-scratch`` one.
+
+    The inverse of :func:`to_loop_reference`: ``conv1 -> C1``, ..., biases ``[C, 1] -> [C]``.
+    """
+    back = {v: k for k, v in LOOP_NAMES.items()}
+    out = {}
+    for key, value in state.items():
+        layer, param = key.split(".", 1)
+        if layer not in back:
+            raise CheckpointError(f"loop LeNet state dict: unexpected key {key!r}")
+        value = value.detach().clone()
+        if back[layer] in CONV_LAYERS and param == "bias":
+            value = value.reshape(-1)
+        out[f"{back[layer]}.{param}"] = value
+    _check(out, "loop LeNet state dict")
+    return out

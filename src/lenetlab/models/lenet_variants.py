@@ -1,0 +1,172 @@
+"""LeNet-5 variants from the seeds: ``lenet-d2l``, ``lenet5-mini``, ``lenet5-bn``, ``lenet5-modern``.
+
+Layer attribute names follow the paper (C1, S2, C3, S4, C5, F6, output) even where C5 is a
+fully connected layer, as in d2l's and seed 003's 28×28 versions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lenetlab.errors import ConfigError
+from lenetlab.models.registry import register_model
+
+
+def xavier_init(model: nn.Module) -> nn.Module:
+    """Xavier-uniform init of every Conv2d/Linear weight, as d2l's ``train_ch6`` does; returns ``model``."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+    return model
+
+
+class LeNetD2L(nn.Module):
+    """d2l's LeNet (seeds 002, 004): sigmoid, C1 padding 2, average pooling; input ``[N, C, 28, 28]``."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.C1 = nn.Conv2d(in_channels, 6, 5, padding=2)
+        self.S2 = nn.AvgPool2d(2)
+        self.C3 = nn.Conv2d(6, 16, 5)
+        self.S4 = nn.AvgPool2d(2)
+        self.C5 = nn.Linear(16 * 5 * 5, 120)
+        self.F6 = nn.Linear(120, 84)
+        self.output = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
+        x = self.S2(torch.sigmoid(self.C1(x)))  # [N, 6, 14, 14]
+        x = self.S4(torch.sigmoid(self.C3(x)))  # [N, 16, 5, 5]
+        x = torch.sigmoid(self.C5(torch.flatten(x, 1)))  # [N, 120]
+        x = torch.sigmoid(self.F6(x))  # [N, 84]
+        return self.output(x)  # [N, num_classes]
+
+
+class LeNetMini(nn.Module):
+    """Seed 003's 28×28 LeNet-5: max pooling, flatten 16×4×4 → 120 → 84 → classes.
+
+    The seed's code has no activation functions at all (only the max pools are non-linear);
+    ``activation="relu"`` (default) adds ReLU after every hidden layer as the LeNet figure it
+    cites intends, ``activation="none"`` reproduces the seed's code exactly.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> None:
+        super().__init__()
+        if activation not in ("relu", "none"):
+            raise ConfigError(f"lenet5-mini: activation must be 'relu' or 'none', got {activation!r}")
+        self.act = nn.ReLU() if activation == "relu" else nn.Identity()
+        self.C1 = nn.Conv2d(in_channels, 6, 5)
+        self.S2 = nn.MaxPool2d(2)
+        self.C3 = nn.Conv2d(6, 16, 5)
+        self.S4 = nn.MaxPool2d(2)
+        self.C5 = nn.Linear(16 * 4 * 4, 120)
+        self.F6 = nn.Linear(120, 84)
+        self.output = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
+        x = self.S2(self.act(self.C1(x)))  # [N, 6, 12, 12]
+        x = self.S4(self.act(self.C3(x)))  # [N, 16, 4, 4]
+        x = self.act(self.C5(torch.flatten(x, 1)))  # [N, 120]
+        x = self.act(self.F6(x))  # [N, 84]
+        return self.output(x)  # [N, num_classes]
+
+
+class LeNetBN(nn.Module):
+    """d2l's batch-norm LeNet (seed 002): BN before each sigmoid, max pooling; input ``[N, C, 28, 28]``.
+
+    The seed's ``nn.BatchNorm2d(120)`` on a flat ``[N, 120]`` tensor fails in PyTorch; the fully
+    connected layers use ``BatchNorm1d`` as its hand-written ``BatchNorm(num_dims=2)`` means.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.C1 = nn.Conv2d(in_channels, 6, 5)
+        self.C1_bn = nn.BatchNorm2d(6)
+        self.S2 = nn.MaxPool2d(2)
+        self.C3 = nn.Conv2d(6, 16, 5)
+        self.C3_bn = nn.BatchNorm2d(16)
+        self.S4 = nn.MaxPool2d(2)
+        self.C5 = nn.Linear(16 * 4 * 4, 120)
+        self.C5_bn = nn.BatchNorm1d(120)
+        self.F6 = nn.Linear(120, 84)
+        self.F6_bn = nn.BatchNorm1d(84)
+        self.output = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
+        x = self.S2(torch.sigmoid(self.C1_bn(self.C1(x))))  # [N, 6, 12, 12]
+        x = self.S4(torch.sigmoid(self.C3_bn(self.C3(x))))  # [N, 16, 4, 4]
+        x = torch.sigmoid(self.C5_bn(self.C5(torch.flatten(x, 1))))  # [N, 120]
+        x = torch.sigmoid(self.F6_bn(self.F6(x)))  # [N, 84]
+        return self.output(x)  # [N, num_classes]
+
+
+class LeNetModern(nn.Module):
+    """LeNet-5's geometry with today's tricks, for the best accuracy the family reaches.
+
+    Input ``[N, C, 32, 32]`` like LeNet-5. Changes, each for accuracy at small cost:
+    C1/C3 widened from 6/16 to ``width``/``2·width`` maps (32/64 by default: more low-level
+    features are the cheapest gain on digits), conv → BatchNorm → ReLU (stable fast training at
+    high learning rates), max pooling, dropout before F6 and before the output. With the default
+    width it has 255,530 parameters and 5.95M MACs (lenet5: 61,706 and 0.42M). Aimed at < 0.5 % MNIST test error when
+    trained with augmentation (random shifts/rotations); not a measured guarantee.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32,
+                 dropout: float = 0.3) -> None:
+        super().__init__()
+        c1, c3 = width, 2 * width
+        self.C1 = nn.Conv2d(in_channels, c1, 5, bias=False)  # bias is redundant before BN
+        self.C1_bn = nn.BatchNorm2d(c1)
+        self.S2 = nn.MaxPool2d(2)
+        self.C3 = nn.Conv2d(c1, c3, 5, bias=False)
+        self.C3_bn = nn.BatchNorm2d(c3)
+        self.S4 = nn.MaxPool2d(2)
+        self.C5 = nn.Conv2d(c3, 120, 5, bias=False)
+        self.C5_bn = nn.BatchNorm2d(120)
+        self.drop5 = nn.Dropout(dropout)
+        self.F6 = nn.Linear(120, 84, bias=False)
+        self.F6_bn = nn.BatchNorm1d(84)
+        self.drop6 = nn.Dropout(dropout)
+        self.output = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 32, 32]``."""
+        x = self.S2(F.relu(self.C1_bn(self.C1(x))))  # [N, w, 14, 14]
+        x = self.S4(F.relu(self.C3_bn(self.C3(x))))  # [N, 2w, 5, 5]
+        x = F.relu(self.C5_bn(self.C5(x)))  # [N, 120, 1, 1]
+        x = self.drop5(torch.flatten(x, 1))  # [N, 120]
+        x = self.drop6(F.relu(self.F6_bn(self.F6(x))))  # [N, 84]
+        return self.output(x)  # [N, num_classes]
+
+
+@register_model("lenet-d2l", input_size=(1, 28, 28),
+                description="d2l LeNet: sigmoid, C1 padding 2, average pooling, Xavier init")
+def lenet_d2l(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """Build d2l's LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised like d2l."""
+    return xavier_init(LeNetD2L(num_classes, in_channels))
+
+
+@register_model("lenet5-mini", input_size=(1, 28, 28),
+                description="seed 003's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84")
+def lenet5_mini(num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> nn.Module:
+    """Build seed 003's 28×28 LeNet-5 (input ``[N, in_channels, 28, 28]``); ``activation`` relu|none."""
+    return LeNetMini(num_classes, in_channels, activation=activation)
+
+
+@register_model("lenet5-bn", input_size=(1, 28, 28),
+                description="d2l batch-norm LeNet: conv/linear -> BN -> sigmoid, max pooling")
+def lenet5_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """Build d2l's batch-norm LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised."""
+    return xavier_init(LeNetBN(num_classes, in_channels))
+
+
+@register_model("lenet5-modern", input_size=(1, 32, 32),
+                description="LeNet-5 geometry, 32/64-map C1/C3, BN, ReLU, max pool, dropout (~256K params)")
+def lenet5_modern(num_classes: int = 10, in_channels: int = 1, width: int = 32,
+                  dropout: float = 0.3) -> nn.Module:
+    """Build the modernised LeNet-5 (input ``[N, in_channels, 32, 32]``); ``width`` = C1 maps."""
+    return LeNetModern(num_classes, in_channels, width=width, dropout=dropout)

@@ -1,0 +1,282 @@
+"""Model profiles: per-layer output shapes, parameters and compute, like torchinfo/torchsummary.
+
+Compute is counted by PyTorch's own :class:`torch.utils.flop_counter.FlopCounterMode` during one
+forward pass (batch 1, eval mode); its module hierarchy gives the per-layer breakdown. Forward
+hooks only record output shapes. Convention: **1 MAC (multiply-accumulate) = 2 FLOPs**, and
+FlopCounterMode counts only matrix multiplications and convolutions (``mm``, ``addmm``, ``bmm``,
+``convolution``, attention...): bias additions, pooling, activations and batch norm are not
+counted, so MACs = FLOPs / 2 exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from lenetlab.errors import LenetlabError
+from lenetlab.models.registry import create, list_models, model_info
+
+
+@dataclass
+class LayerRow:
+    """One row of a profile: a leaf module, or a module owning parameters or compute directly."""
+
+    name: str  # dotted path inside the model, e.g. "C3.convs.0"
+    type: str
+    output_shape: list  # of the first call, batch dimension included (batch 1)
+    params: int  # parameters owned directly by this module
+    trainable: str  # "yes", "no", "partly" or "-" (no parameters)
+    flops: int
+    macs: int
+    calls: int = 1
+    formula: int | None = None  # the model's reference hand count for this layer, where it has one
+
+
+@dataclass
+class Profile:
+    """A model's profile: rows and totals; :meth:`to_dict` is its JSON form."""
+
+    model: str
+    input_size: tuple[int, int, int]
+    rows: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    non_trainable_params: int
+    buffers: int  # numel of buffers (e.g. batch-norm running statistics); not parameters
+    flops: int
+    macs: int
+    params_mb: float
+    formula_total: int | None = None
+    formula_name: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain-data form (for ``--json``)."""
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        d["convention"] = "1 MAC = 2 FLOPs; FLOPs counted by torch.utils.flop_counter (matmul/conv only)"
+        return d
+
+
+def seed000_formula(module: nn.Module, out_shape) -> int | None:
+    """NNDL seed 000's hand count for one layer (``out_shape`` ``[1, C, H, W]`` or ``[1, F]``).
+
+    Conv: output elements × (C_in/groups·k_h·k_w) multiply-adds **plus one bias addition per output
+    element**; average pooling: one operation per output element; Linear: in × out (no bias);
+    anything else (max pooling, activations): 0. ``None`` if the layer kind has no formula.
+    """
+    out = 1
+    for s in out_shape[1:]:
+        out *= s
+    if isinstance(module, nn.Conv2d):
+        k = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
+        return out * k + (out if module.bias is not None else 0)
+    if isinstance(module, nn.AvgPool2d):
+        return out
+    if isinstance(module, nn.Linear):
+        return module.in_features * module.out_features
+    return 0 if isinstance(module, (nn.MaxPool2d, nn.ReLU, nn.Flatten)) else None
+
+
+def _shape(out):
+    if isinstance(out, torch.Tensor):
+        return list(out.shape)
+    if isinstance(out, (tuple, list)):
+        return [_shape(o) for o in out]
+    return []
+
+
+def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
+    """Profile ``model`` on one seeded random input ``[1, *input_size]`` (eval mode, no grad).
+
+    ``input_size`` is ``(C, H, W)``. The model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    modules = dict(model.named_modules())
+    shapes: dict[str, list] = {}
+    calls: dict[str, int] = {}
+    first_call: dict[str, int] = {}
+
+    def hook(mod_name):
+        def record(_m, _inp, out):
+            calls[mod_name] = calls.get(mod_name, 0) + 1
+            shapes.setdefault(mod_name, _shape(out))
+        return record
+
+    def pre_hook(mod_name):
+        def record(_m, _inp):
+            first_call.setdefault(mod_name, len(first_call))  # call order, parents before children
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if n]
+    handles += [m.register_forward_pre_hook(pre_hook(n)) for n, m in modules.items() if n]
+    counter = FlopCounterMode(display=False)
+    x = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad(), counter:
+            model(x)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        size = "x".join(map(str, input_size))
+        raise LenetlabError(f"{name or type(model).__name__}: cannot run on a {size} input ({first})") from None
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    counts = counter.get_flop_counts()
+    prefix = type(model).__name__
+
+    def own(n: str) -> int:
+        key = prefix if not n else f"{prefix}.{n}"
+        return int(sum(counts.get(key, {}).values()))
+
+    seed_formula = getattr(model, "seed_formula", None)
+    layer_formula = getattr(model, "layer_formula", seed000_formula)
+    # Each called module's compute minus that of the called modules nested directly in it
+    # (through uncalled containers such as ModuleList), so rows add up to the total.
+    order = sorted(calls, key=lambda n: first_call[n])
+    parent = {}
+    for n in order:
+        parts = n.split(".")
+        parent[n] = next((".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1)
+                          if ".".join(parts[:k]) in calls), "")
+    nested: dict[str, int] = {}
+    for n in order:
+        nested[parent[n]] = nested.get(parent[n], 0) + own(n)
+    rows: list[LayerRow] = []
+    for n in order:
+        m = modules[n]
+        has_children = any(parent[c] == n for c in order)
+        direct = own(n) - nested.get(n, 0)
+        params = list(m.parameters(recurse=False))
+        if has_children and not params and direct == 0:
+            continue
+        numel = sum(p.numel() for p in params)
+        flags = {p.requires_grad for p in params}
+        trainable = "-" if not params else ("yes" if flags == {True} else "no" if flags == {False} else "partly")
+        formula = layer_formula(m, shapes[n]) if seed_formula and not has_children else None
+        rows.append(LayerRow(n, type(m).__name__, shapes[n], numel, trainable, direct, direct // 2,
+                             calls[n], formula))
+    root_direct = own("") - nested.get("", 0)
+    root_params = list(model.parameters(recurse=False))
+    if root_direct or root_params:
+        rows.append(LayerRow(f"({prefix}.forward)", prefix, [], sum(p.numel() for p in root_params),
+                             "yes" if root_params else "-", root_direct, root_direct // 2))
+
+    total = sum(p.numel() for p in model.parameters())
+    trainable_n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    flops = int(counter.get_total_flops())
+    formula_total = sum(r.formula or 0 for r in rows) if seed_formula else None
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    return Profile(
+        model=name or prefix, input_size=tuple(input_size), rows=rows, total_params=total,
+        trainable_params=trainable_n, non_trainable_params=total - trainable_n,
+        buffers=sum(b.numel() for b in model.buffers() if b.is_floating_point()),
+        flops=flops, macs=flops // 2, params_mb=round(param_bytes / 2**20, 3),
+        formula_total=formula_total, formula_name=seed_formula,
+        notes=list(getattr(model, "profile_notes", ())),
+    )
+
+
+def _parse_size(input_size) -> tuple[int, int, int]:
+    try:
+        size = tuple(int(v) for v in input_size)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) != 3 or min(size) <= 0:
+        raise LenetlabError(f"--input-size: expected three positive integers C H W, got {input_size!r}")
+    return size
+
+
+def profile_model(name: str, input_size=None, num_classes: int = 10, **kwargs) -> Profile:
+    """Build registered model ``name`` (``in_channels`` = C of ``input_size``) and profile it.
+
+    ``input_size`` is ``(C, H, W)``; ``None`` means the registry's default for ``name``.
+    """
+    info = model_info(name)
+    if num_classes < 1:
+        raise LenetlabError(f"--num-classes: must be a positive integer, got {num_classes}")
+    size = info.input_size if input_size is None else _parse_size(input_size)
+    model = create(name, num_classes=num_classes, in_channels=size[0], **kwargs)
+    return profile_module(model, size, name=name)
+
+
+def format_profile(p: Profile) -> str:
+    """A torchinfo-like text table of ``p`` with totals and the model's notes."""
+    show_formula = p.formula_total is not None
+    head = ["layer", "type", "output shape", "params", "trainable", "MACs", "FLOPs"]
+    if show_formula:
+        head.append("formula")
+    table = []
+    for r in p.rows:
+        shape = "x".join(map(str, r.output_shape[1:])) if r.output_shape and isinstance(r.output_shape[0], int) \
+            else str(r.output_shape)
+        line = [r.name + (f" (x{r.calls})" if r.calls > 1 else ""), r.type, shape, f"{r.params:,}",
+                r.trainable, f"{r.macs:,}", f"{r.flops:,}"]
+        if show_formula:
+            line.append("" if r.formula is None else f"{r.formula:,}")
+        table.append(line)
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(head)]
+    right = {3, 5, 6, 7}
+
+    def fmt(row):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    rule = "-" * len(fmt(head))
+    size = "x".join(map(str, p.input_size))
+    out = [f"{p.model}  (input {size}, batch 1)", rule, fmt(head), rule, *map(fmt, table), rule,
+           f"total params:         {p.total_params:,}",
+           f"trainable params:     {p.trainable_params:,}",
+           f"non-trainable params: {p.non_trainable_params:,}",
+           f"buffers (not params): {p.buffers:,}",
+           f"params size (MB):     {p.params_mb}",
+           f"MACs:                 {p.macs:,}",
+           f"FLOPs:                {p.flops:,}   (1 MAC = 2 FLOPs; counted by torch.utils.flop_counter:"
+           " matmul/conv only, no bias, pooling, activation or batch norm)"]
+    if show_formula:
+        out.append(f"formula ({p.formula_name}): {p.formula_total:,}")
+    out += [f"note: {n}" for n in p.notes]
+    return "\n".join(out)
+
+
+def print_profile(name: str, input_size=None, num_classes: int = 10, as_json: bool = False) -> Profile:
+    """Profile model ``name`` and print the table (or JSON with ``as_json``); returns the profile."""
+    p = profile_model(name, input_size=input_size, num_classes=num_classes)
+    print(json.dumps(p.to_dict(), indent=2) if as_json else format_profile(p))
+    return p
+
+
+def _count_params(name: str, input_size) -> int:
+    # Build on the meta device: no memory or init time even for VGG-11's 129M parameters.
+    try:
+        with torch.device("meta"):
+            model = create(name, in_channels=input_size[0])
+    except Exception:  # a model whose constructor needs real tensors
+        model = create(name, in_channels=input_size[0])
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe_models() -> list[dict]:
+    """Every registered model as ``{"name", "input_size", "params", "description"}`` (10 classes)."""
+    return [{"name": i.name, "input_size": list(i.input_size), "params": _count_params(i.name, i.input_size),
+             "description": i.description} for i in list_models()]
+
+
+def print_models(as_json: bool = False) -> list[dict]:
+    """Print the registered models as a table (or JSON with ``as_json``); returns the rows."""
+    rows = describe_models()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return rows
+    table = [(r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}", r["description"]) for r in rows]
+    head = ("model", "input", "params", "description")
+    w = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(head)]
+    for t in (head, *table):
+        print(f"{t[0]:<{w[0]}}  {t[1]:<{w[1]}}  {t[2]:>{w[2]}}  {t[3]}")
+    return rows

@@ -1,0 +1,241 @@
+"""The one configuration dataclass of a training run, its validation, files and CLI flags.
+
+:class:`RunConfig` holds everything a run depends on. It is saved as ``config.json`` in the run
+directory and inside every checkpoint; ``lenet train --config FILE`` (JSON or YAML) reads it back,
+and command-line flags override its fields. The ``train`` sub-parser's flags are generated from the
+dataclass fields (help text from each field's metadata), so the CLI stays thin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from lenetlab.errors import ConfigError
+
+
+def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, **kw):
+    """A dataclass field with its help text, allowed choices and lower bound in the metadata."""
+    meta = {"help": help, "choices": choices, "min": minimum}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run depends on (see ``lenet train --help`` for each field)."""
+
+    # what and where
+    name: str | None = _f(None, "run name: the run directory is OUT_DIR/NAME (default: MODEL-TIMESTAMP)")
+    out_dir: str = _f("runs", "folder holding run directories")
+    dataset: str = _f("mnist-subset", "dataset name or path (see `lenet data`)")
+    data_dir: str | None = _f(None, "folder holding the dataset files (default: cache dir)")
+    val_size: int | None = _f(None, "examples carved from train for the dev split (default: the dataset's)",
+                              minimum=0)
+    download: bool = _f(False, "download missing dataset files from the public mirrors")
+    model: str = _f("lenet5", "registered model name (see `lenet models`)")
+    model_kwargs: dict = _f({}, "extra model arguments as a JSON object, e.g. '{\"dropout\": 0.1}'")
+    init: str = _f("default", "weight init: PyTorch's default, or Xavier-uniform on conv/linear weights",
+                   choices=("default", "xavier"))
+    normalize: str = _f("default",
+                        "input normalisation: the dataset's default; 'stats' the train split's mean/std; "
+                        "'half' (x-0.5)/0.5; 'mnist' (x-0.1307)/0.3081; 'none' x in [0,1]; 'seed000' the "
+                        "seed's ToTensor+Normalize(127.5,127.5) quirk (inputs squeezed into [-1,-0.992])",
+                        choices=("default", "stats", "half", "mnist", "none", "seed000"))
+    resize: str = _f("auto", "fit images to the model's input size: pad, resize, or auto (pad when the model input is "
+                     "at most 8 pixels larger)", choices=("auto", "pad", "resize"))
+    augment: str = _f("none", "train-time batch augmentation (lenetlab.data.augment)",
+                      choices=("none", "affine", "elastic", "affine+elastic"))
+    augment_kwargs: dict = _f({}, "augmentation arguments as a JSON object")
+    # optimisation
+    epochs: int = _f(10, "training epochs", minimum=1)
+    batch_size: int = _f(64, "training batch size (global, over all processes)", minimum=1)
+    eval_batch_size: int = _f(1000, "batch size for dev/test evaluation", minimum=1)
+    drop_last: bool = _f(False, "drop the last incomplete training batch of each epoch")
+    optimizer: str = _f("adam", "optimiser", choices=("sgd", "adam", "adamw"))
+    lr: float = _f(2e-3, "(peak) learning rate", minimum=0.0)
+    momentum: float = _f(0.9, "SGD momentum", minimum=0.0)
+    nesterov: bool = _f(False, "Nesterov momentum (SGD)")
+    weight_decay: float = _f(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", minimum=0.0)
+    schedule: str = _f("none", "learning-rate schedule, stepped every batch",
+                       choices=("none", "step", "cosine", "onecycle"))
+    step_size: float = _f(1.0, "step schedule: epochs between decays", minimum=0.0)
+    gamma: float = _f(0.1, "step schedule: decay factor", minimum=0.0)
+    warmup: float = _f(0.0, "warm-up length in epochs (linear from 0; onecycle: its rise, default 0.3 of the run)",
+                       minimum=0.0)
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", minimum=0.0)
+    grad_clip: float = _f(0.0, "clip the gradient norm to this value (0: off)", minimum=0.0)
+    # reproducibility and hardware
+    seed: int = _f(0, "random seed (init, shuffling, augmentation)")
+    deterministic: bool = _f(False, "deterministic algorithms (bit-exact resume on CPU)")
+    device: str = _f("auto", "device", choices=("auto", "cpu", "cuda", "mps"))
+    amp: str = _f("auto", "mixed precision autocast: auto (bf16/fp16 on CUDA, off on CPU/MPS), off, bf16, fp16",
+                  choices=("auto", "off", "bf16", "fp16"))
+    channels_last: bool = _f(False, "channels-last memory format for the model and batches")
+    compile: bool = _f(False, "torch.compile the model")
+    sync_bn: bool = _f(False, "under several processes (torchrun, --nproc): convert BatchNorm layers to SyncBatchNorm "
+                       "(CUDA only)")
+    num_threads: int = _f(1, "CPU threads for torch (0: torch's default, one per core); one is fastest for "
+                          "LeNet-sized models on a small or busy CPU", minimum=0)
+    # feedback and checkpoints
+    log_steps: int = _f(50, "write a train metrics row every N steps", minimum=1)
+    eval_steps: int = _f(0, "evaluate on dev every N steps (0: at the end of every epoch)", minimum=0)
+    save_every: int = _f(0, "also save last.pt every N steps (0: at evals and epoch ends only)", minimum=0)
+    progress: str = _f("auto", "progress display: bar on a terminal, plain lines otherwise",
+                       choices=("auto", "bar", "plain", "none"))
+    plots: bool = _f(True, "save PNG plots in RUN_DIR/plots at the end")
+
+    def to_dict(self) -> dict:
+        """A JSON- and checkpoint-safe dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
+        """Build and validate from a dict; unknown fields or bad values raise a one-line ConfigError."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a mapping of field names to values, got {type(d).__name__}")
+        names = [f.name for f in fields(cls)]
+        for key in d:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ConfigError(f"{source}: unknown field {key!r}{hint}")
+        cfg = cls(**{k: _coerce(cls, k, v, source) for k, v in d.items()})
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> "RunConfig":
+        """Check every field's type, choices and bounds; raise a one-line ConfigError naming the field."""
+        for f in fields(self):
+            value = _coerce(type(self), f.name, getattr(self, f.name), source)
+            setattr(self, f.name, value)
+            choices, minimum = f.metadata.get("choices"), f.metadata.get("min")
+            if choices and value not in choices:
+                raise ConfigError(f"{source}: field {f.name!r} must be one of {', '.join(choices)} (got {value!r})")
+            if minimum is not None and value is not None and value < minimum:
+                raise ConfigError(f"{source}: field {f.name!r} must be >= {minimum} (got {value!r})")
+        return self
+
+    def replace(self, **changes) -> "RunConfig":
+        """A validated copy with some fields changed."""
+        return RunConfig.from_dict({**self.to_dict(), **changes})
+
+
+def _field_type(cls, name: str) -> tuple[type, bool]:
+    """The base type of field ``name`` and whether it accepts None."""
+    hint = typing.get_type_hints(cls)[name]
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        base = [a for a in args if a is not type(None)][0]
+        return base, True
+    return hint, False
+
+
+def _coerce(cls, name: str, value, source: str):
+    """``value`` converted to field ``name``'s type, or a ConfigError naming the field."""
+    base, optional = _field_type(cls, name)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: field {name!r} must not be null")
+    bad = ConfigError(f"{source}: field {name!r} must be {base.__name__} (got {value!r})")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise bad
+        return int(value)
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if base is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    if not isinstance(value, str):
+        raise bad
+    return value
+
+
+def load_config_file(path: str | Path) -> RunConfig:
+    """Read a RunConfig from a JSON or YAML file (by extension; YAML also reads JSON)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as e:  # json and yaml raise their own error types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{path}: not valid JSON/YAML ({first[:160]})") from None
+    return RunConfig.from_dict(data if data is not None else {}, source=str(path))
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> Path:
+    """Write ``cfg`` as indented JSON to ``path``."""
+    path = Path(path)
+    path.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- CLI flags
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return value
+
+
+def _optional(conv):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null", "") else conv(text)
+
+    parse.__name__ = conv.__name__
+    return parse
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per RunConfig field; unset flags stay absent from the namespace.
+
+    Defaults use ``argparse.SUPPRESS`` so that :func:`config_overrides` sees only the flags a user
+    typed (they override a ``--config`` file); the help text shows the dataclass defaults.
+    """
+    group = parser.add_argument_group("run configuration (override --config)")
+    for f in fields(RunConfig):
+        base, optional = _field_type(RunConfig, f.name)
+        default = f.default if f.default is not MISSING else f.default_factory()
+        help_text = f"{f.metadata['help']} (default: {json.dumps(default) if isinstance(default, dict) else default})"
+        flag = "--" + f.name.replace("_", "-")
+        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if base is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        conv = {int: int, float: float, dict: _json_object}.get(base, str)
+        if f.metadata.get("choices"):
+            kw["choices"] = f.metadata["choices"]
+        if not f.metadata.get("choices"):
+            kw["metavar"] = f.name.upper()
+        group.add_argument(flag, type=_optional(conv) if optional else conv, **kw)
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """The RunConfig fields given explicitly on the command line, as a dict."""
+    names = {f.name for f in fields(RunConfig)}
+    return {k: v for k, v in vars(args).items() if k in names}

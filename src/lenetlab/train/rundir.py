@@ -1,0 +1,170 @@
+"""The run directory (``runs/<name>/``), its metrics log and the live progress display.
+
+Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``best.pt``, ``last.pt`` and
+``plots/*.png``. Rows of ``metrics.jsonl``:
+
+- ``{"kind": "train", "step", "epoch", "loss", "accuracy", "lr", "examples_per_sec", "time", "train_time"}``
+  every ``log_steps`` steps and at each epoch's last step (loss/accuracy: mean over the window);
+- ``{"kind": "epoch", "step", "epoch", "loss", "accuracy", "time", "train_time"}``
+  at each epoch end (mean over the epoch);
+- ``{"kind": "dev", "step", "epoch", "loss", "accuracy", "best", "time"}`` at each evaluation;
+- ``{"kind": "test", "step", "epoch", "loss", "accuracy", "n", "per_class", "checkpoint", "time"}``
+  once, with the best model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lenetlab.errors import ConfigError
+
+CONFIG, METRICS, BEST, LAST, PLOTS = "config.json", "metrics.jsonl", "best.pt", "last.pt", "plots"
+
+
+def new_run_dir(out_dir: str | Path, name: str | None, model: str, overwrite: bool = False) -> Path:
+    """Create and return ``out_dir/name`` (default name ``MODEL-YYYYmmdd-HHMMSS``).
+
+    An existing non-empty run directory is never reused silently: it raises a ConfigError that says
+    to use ``--resume`` or ``--overwrite`` (which deletes it, but only if it looks like a run dir).
+    """
+    out = Path(out_dir)
+    if name is None:
+        base = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path, i = out / base, 2
+        while path.exists():
+            path, i = out / f"{base}-{i}", i + 1
+    else:
+        path = out / name
+        if path.exists() and any(path.iterdir()):
+            if not overwrite:
+                raise ConfigError(f"run directory {path} already exists: continue it with --resume {path}, "
+                                  "replace it with --overwrite, or choose another --name")
+            if not ((path / CONFIG).exists() or (path / METRICS).exists()):
+                raise ConfigError(f"--overwrite refused: {path} does not look like a lenetlab run directory")
+            shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class MetricsLog:
+    """Append-only JSON-lines metrics file, flushed after every row."""
+
+    def __init__(self, path: str | Path, enabled: bool = True) -> None:
+        self.path, self.enabled = Path(path), enabled
+
+    def write(self, row: dict) -> None:
+        """Append one row (a JSON object)."""
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def read(self) -> list[dict]:
+        """All rows written so far (a torn last line from a crash is skipped)."""
+        return read_metrics(self.path)
+
+    def truncate_after(self, step: int, drop_kinds: tuple = ()) -> list[dict]:
+        """Drop rows logged after ``step`` (written after the checkpoint a resume starts from) and
+        rows of ``drop_kinds``; return the rows kept."""
+        rows = [r for r in self.read() if r.get("step", 0) <= step and r.get("kind") not in drop_kinds]
+        if self.enabled:
+            fd, tmp = tempfile.mkstemp(prefix=".metrics.", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            os.replace(tmp, self.path)
+        return rows
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """Rows of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+class Progress:
+    """Live feedback: a tqdm bar on a terminal, plain lines in a log file, or nothing.
+
+    ``mode`` is ``auto`` (bar when stdout is a TTY, else plain), ``bar``, ``plain`` or ``none``.
+    Plain mode prints one line per log row, so a log file never fills with bar redraws.
+    """
+
+    def __init__(self, mode: str, total: int, initial: int = 0, enabled: bool = True) -> None:
+        if mode == "auto":
+            mode = "bar" if sys.stdout.isatty() else "plain"
+        self.mode = mode if enabled else "none"
+        self.bar = None
+        if self.mode == "bar":
+            from tqdm.auto import tqdm
+
+            sized = shutil.get_terminal_size((0, 0)).columns > 0  # a pty may report 0 columns
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=sized,
+                            ncols=None if sized else 100, nrows=None if sized else 24, file=sys.stdout)
+
+    def update(self, n: int = 1) -> None:
+        """Advance the bar by ``n`` steps (host-only work: no device sync)."""
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def train_row(self, row: dict, epochs: int) -> None:
+        """Show a train log row."""
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}",
+                                 ex_s=f"{row['examples_per_sec']:.0f}", refresh=False)
+            self.bar.set_description(f"epoch {int(row['epoch'] - 1e-9) + 1}/{epochs}", refresh=True)
+        elif self.mode == "plain":
+            print(f"[train] epoch {row['epoch']:.2f}/{epochs} step {row['step']} loss {row['loss']:.4f} "
+                  f"acc {row['accuracy']:.4f} lr {row['lr']:.3g} {row['examples_per_sec']:.0f} ex/s", flush=True)
+
+    def message(self, text: str) -> None:
+        """Print a line without breaking the bar."""
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stdout)
+        elif self.mode == "plain":
+            print(text, flush=True)
+
+    def close(self) -> None:
+        """Close the bar (if any)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced: paths, best dev accuracy and the final test evaluation."""
+
+    run_dir: Path
+    best_path: Path
+    last_path: Path
+    dev_accuracy: float | None
+    best_step: int
+    test: object  # analysis.evaluate.EvalResult or None
+    steps: int
+    time: float
+    train_time: float
+    plots: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """JSON-safe summary (what ``lenet train --json`` prints)."""
+        return {"run_dir": str(self.run_dir), "best": str(self.best_path), "last": str(self.last_path),
+                "dev_accuracy": self.dev_accuracy, "best_step": self.best_step,
+                "test_accuracy": None if self.test is None else self.test.accuracy,
+                "test_loss": None if self.test is None else self.test.loss, "steps": self.steps,
+                "time": round(self.time, 3), "train_time": round(self.train_time, 3),
+                "plots": [str(p) for p in self.plots]}

@@ -1,0 +1,84 @@
+"""From a RunConfig to the run's data: splits, the model's input spec and the augmentation hook."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+
+import torch
+
+from lenetlab.data.transforms import InputSpec
+from lenetlab.errors import ConfigError
+
+# mean/std in [0, 1] pixel units for each `normalize` choice that does not depend on the data
+_FIXED_NORMS = {"half": (0.5, 0.5), "mnist": (0.1307, 0.3081), "none": (0.0, 1.0),
+                # seed 000: ToTensor() (x/255) then Normalize(127.5, 127.5) -> (x/255 - 127.5)/127.5
+                "seed000": (127.5, 127.5)}
+
+
+def load_splits(cfg, dist=None):
+    """``lenetlab.data.load`` for the config's dataset; under several processes rank 0 loads first
+    (and downloads if asked) while the others wait at a barrier."""
+    from lenetlab import data
+
+    kwargs = {"data_dir": cfg.data_dir}
+    if cfg.val_size is not None:
+        kwargs["val_size"] = cfg.val_size
+    if cfg.download:
+        kwargs["download"] = True
+    if dist is not None and not dist.is_main:
+        dist.barrier()
+    splits = data.load(cfg.dataset, **kwargs)
+    if dist is not None and dist.is_main:
+        dist.barrier()
+    return splits
+
+
+def build_spec(cfg, splits) -> InputSpec:
+    """The model input spec: the model's registered input size, the config's resize and normalisation.
+
+    Channels follow the data; ``resize="auto"`` pads when the image is at most 8 pixels smaller than
+    the model's input (28→32 for LeNet-5) and resizes otherwise (the d2l zoo's 224).
+    """
+    from lenetlab.models import model_info
+
+    size = int(model_info(cfg.model).input_size[-1])
+    x = splits.train.x
+    c, h = int(x.shape[1]), int(x.shape[-1])
+    resize = cfg.resize
+    if resize == "auto":
+        resize = "pad" if 0 <= size - h <= 8 else "resize"
+    spec = replace(splits.input_spec, channels=c, size=size, resize=resize)
+    if cfg.normalize == "default":
+        if len(spec.mean) != c:
+            spec = replace(spec, mean=(spec.mean[0],) * c, std=(spec.std[0],) * c)
+        return spec
+    if cfg.normalize == "stats":
+        v = torch.arange(256, dtype=torch.float64) / 255.0  # exact, via a histogram (no float copy)
+        hist = [torch.bincount(x[:, ch].reshape(-1).cpu(), minlength=256).double() for ch in range(c)]
+        mean = [float((hh * v).sum() / hh.sum()) for hh in hist]
+        std = [max(float((hh * v ** 2).sum() / hh.sum()) - m * m, 0.0) ** 0.5 for hh, m in zip(hist, mean)]
+        std = [max(s, 1e-3) for s in std]
+        return replace(spec, mean=tuple(mean), std=tuple(std))
+    mean, std = _FIXED_NORMS[cfg.normalize]
+    return replace(spec, mean=(mean,) * c, std=(std,) * c)
+
+
+def augment_transform(cfg):
+    """The train-only batch transform for ``cfg.augment`` (None when ``none``).
+
+    Provided by ``lenetlab.data.augment.build_augment(name, **kwargs)``: a callable taking and
+    returning a float batch ``[B, C, H, W]`` on the batch's device.
+    """
+    if cfg.augment == "none":
+        return None
+    try:
+        module = importlib.import_module("lenetlab.data.augment")
+        build = module.build_augment
+    except (ImportError, AttributeError):
+        raise ConfigError(f"field 'augment': {cfg.augment!r} needs lenetlab.data.augment, not available "
+                          "in this installation") from None
+    try:
+        return build(cfg.augment, **cfg.augment_kwargs)
+    except TypeError as e:
+        raise ConfigError(f"field 'augment_kwargs': {e}") from None

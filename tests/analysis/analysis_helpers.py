@@ -1,0 +1,79 @@
+"""Helpers for the analysis tests: a quickly trained lenet5 checkpoint and rendered digit images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lenetlab.data.augment import make_augment
+from lenetlab.data.transforms import prepare
+from lenetlab.models import create, save_checkpoint
+
+
+def train_small(splits, path: Path, *, epochs: int = 12, seed: int = 0, augment: str = "affine",
+                model: str = "lenet5", metrics: Path | None = None) -> Path:
+    """Train ``model`` on ``splits.train`` with Adam (a few seconds on CPU) and save a checkpoint.
+
+    Writes ``metrics`` (a run-style metrics.jsonl) when given. Returns the checkpoint path.
+    """
+    torch.manual_seed(seed)
+    spec = splits.input_spec
+    net = create(model, num_classes=len(splits.class_names), in_channels=spec.channels)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    aug = make_augment(augment, seed=seed)
+    x, y = splits.train.x, splits.train.y
+    g = torch.Generator().manual_seed(seed)
+    rows, step = [], 0
+    for epoch in range(epochs):
+        net.train()
+        perm = torch.randperm(len(x), generator=g)
+        for start in range(0, len(x), 64):
+            idx = perm[start:start + 64]
+            xb = prepare(x[idx], spec)
+            if aug is not None:
+                xb = aug(xb)
+            loss = torch.nn.functional.cross_entropy(net(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            rows.append({"kind": "train", "step": step, "epoch": epoch + start / len(x), "loss": loss.item(), "lr": 3e-3})
+        net.eval()
+        with torch.no_grad():
+            out = net(prepare(splits.dev.x, spec))
+            rows.append({"kind": "dev", "step": step, "epoch": epoch + 1.0,
+                         "loss": float(torch.nn.functional.cross_entropy(out, splits.dev.y)),
+                         "accuracy": float((out.argmax(1) == splits.dev.y).float().mean())})
+    if metrics is not None:
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    save_checkpoint(path, {"model": {"name": model, "kwargs": {"num_classes": len(splits.class_names),
+                                                                "in_channels": spec.channels}},
+                           "state_dict": net.state_dict(), "class_names": list(splits.class_names),
+                           "input_spec": spec.to_dict(), "config": {"dataset": splits.name}})
+    return path
+
+
+def render_digit(d28: np.ndarray, *, canvas=(240, 300), top=40, left=60, size=160, dark_on_light=False,
+                 photo=False, seed=0) -> np.ndarray:
+    """Upscale an MNIST digit ``uint8 [28, 28]`` to ``size`` pixels, placed off-centre in a larger canvas.
+
+    ``dark_on_light`` gives black ink on white; ``photo`` gives dark ink on grey paper with a lighting
+    gradient and Gaussian noise. Returns ``uint8 [H, W]``.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = canvas
+    big = np.asarray(Image.fromarray(d28).resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64) / 255
+    c = np.zeros((h, w))
+    c[top:top + size, left:left + size] = big
+    if dark_on_light or photo:
+        c = 1 - c
+    if photo:
+        yy, xx = np.mgrid[0:h, 0:w]
+        paper = 0.5 + 0.35 * xx / w + 0.1 * yy / h
+        c = paper * c + 0.12 * (1 - c) + rng.normal(0, 0.04, c.shape)
+    return (np.clip(c, 0, 1) * 255).round().astype(np.uint8)

@@ -1,0 +1,71 @@
+"""`lenet ensemble`: each checkpoint's accuracy and that of their averaged probabilities."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lenetlab.analysis.ensemble import ensemble_evaluate
+from lenetlab.analysis.evaluate import evaluate
+from lenetlab.cli import main
+from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.models import build_model, load_checkpoint, save_checkpoint
+
+
+def _probs(path, x):
+    ck = load_checkpoint(path)
+    with torch.no_grad():
+        return torch.softmax(build_model(ck)(prepare(x, InputSpec.from_dict(ck["input_spec"]))), 1)
+
+
+def test_members_and_ensemble_figures_are_exact(digit_ckpt, second_ckpt, subset):
+    res = ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset)
+    assert res.n == len(subset.test) and res.split == "test" and len(res.members) == 2
+    for m, path in zip(res.members, [digit_ckpt, second_ckpt]):
+        ck = load_checkpoint(path)
+        ref = evaluate(build_model(ck), subset.test, InputSpec.from_dict(ck["input_spec"]))
+        assert m["accuracy"] == pytest.approx(ref.accuracy)  # same figure as `lenet eval`
+        assert m["nll"] == pytest.approx(ref.loss, rel=1e-4)
+    mean = (_probs(digit_ckpt, subset.test.x) + _probs(second_ckpt, subset.test.x)) / 2
+    assert res.accuracy == pytest.approx(float((mean.argmax(1) == subset.test.y).float().mean()))
+
+
+def test_each_member_uses_its_own_input_spec(digit_ckpt, subset, tmp_path):
+    # the same weights saved with a different (equivalent) spec: resize 28->32 instead of pad would
+    # change the figures; here: normalisation folded differently must give identical probabilities
+    ck = load_checkpoint(digit_ckpt)
+    spec = InputSpec.from_dict(ck["input_spec"])
+    assert spec.resize == "pad"
+    other = {k: v for k, v in ck.items() if k != "format"}
+    other["input_spec"] = replace(spec, resize="resize").to_dict()
+    p = save_checkpoint(tmp_path / "resized.pt", other)
+    res = ensemble_evaluate([digit_ckpt, p], splits=subset)
+    a, b = (m["accuracy"] for m in res.members)
+    assert a != b or res.members[0]["nll"] != res.members[1]["nll"]  # the resized spec was applied
+
+
+def test_cli_text_and_json(digit_ckpt, second_ckpt, capsys):
+    assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "mnist-subset test split, 200 examples"
+    assert str(digit_ckpt) in out[1] and str(second_ckpt) in out[2] and "ensemble" in out[3]
+    assert all("accuracy" in line and "error" in line for line in out[1:])
+    assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--json", "--split", "dev", "--device", "cpu"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["split"] == "dev" and data["n"] == 200 and [m["model"] for m in data["members"]] == ["lenet5"] * 2
+    assert 0.5 < data["accuracy"] <= 1
+
+
+def test_mismatched_classes_and_missing_files_are_one_line_errors(digit_ckpt, tmp_path, capsys):
+    ck = load_checkpoint(digit_ckpt)
+    other = {k: v for k, v in ck.items() if k != "format"}
+    other["class_names"] = [f"leaf{i}" for i in range(10)]
+    p = save_checkpoint(tmp_path / "leaves.pt", other)
+    assert main(["ensemble", str(digit_ckpt), str(p), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "leaves.pt: its class names differ" in err and err.count("\n") == 1
+    assert main(["ensemble", str(digit_ckpt), str(tmp_path / "none.pt")]) == 2
+    assert "none.pt: checkpoint file not found" in capsys.readouterr().err

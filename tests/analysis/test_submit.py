@@ -1,0 +1,117 @@
+"""`lenet submit`: seed 002's Kaggle workflow end to end on a small generated image folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from lenetlab.cli import main
+from lenetlab.train.submit import write_submission
+
+# label strings as Kaggle gives them (spaces, hyphens, underscores), kept verbatim in the submission
+CLASSES = ("red_circle", "green square", "blue-triangle")
+
+
+def _draw(cls: str, rng: np.random.Generator) -> Image.Image:
+    bg = tuple(int(v) for v in rng.integers(180, 256, 3))
+    im = Image.new("RGB", (32, 32), bg)
+    d = ImageDraw.Draw(im)
+    r = int(rng.integers(7, 12))
+    cx, cy = (int(v) for v in rng.integers(r + 1, 32 - r - 1, 2))
+    jitter = lambda c: tuple(int(np.clip(v + rng.integers(-30, 30), 0, 255)) for v in c)  # noqa: E731
+    if cls == "red_circle":
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=jitter((220, 30, 30)))
+    elif cls == "green square":
+        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=jitter((30, 180, 40)))
+    else:
+        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=jitter((30, 40, 220)))
+    return im
+
+
+@pytest.fixture()
+def kaggle_folder(tmp_path):
+    """train.csv (45 labelled images), test.csv (12, shuffled classes) and images/ like classify-leaves."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "classify-shapes"
+    (root / "images").mkdir(parents=True)
+    train, test, truth = [], [], {}
+    k = 0
+    for i in range(45):
+        cls = CLASSES[i % 3]
+        name = f"images/{k}.png"
+        _draw(cls, rng).save(root / name)
+        train.append((name, cls))
+        k += 1
+    order = rng.permutation(12)
+    for j in order:
+        cls = CLASSES[j % 3]
+        name = f"images/{k}.png"
+        _draw(cls, rng).save(root / name)
+        test.append(name)
+        truth[name] = cls
+        k += 1
+    with open(root / "train.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "label"])
+        w.writerows(train)
+    with open(root / "test.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image"])
+        w.writerows([[t] for t in test])
+    return root, test, truth
+
+
+@pytest.mark.slow
+def test_submit_end_to_end(kaggle_folder, tmp_path, capsys):
+    root, test_names, truth = kaggle_folder
+    out = tmp_path / "out" / "submission.csv"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = main(["submit", "--data-dir", str(root), "--epochs", "25", "--batch-size", "16", "--lr", "0.005",
+                     "--val-size", "9", "--num-threads", "1", "--out", str(out), "--out-dir", str(tmp_path / "runs"),
+                     "--name", "shapes", "--device", "cpu", "--progress", "none", "--json"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == 12 and summary["submission"] == str(out)
+    with open(out, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["image", "label"]
+    assert [r[0] for r in rows[1:]] == test_names  # test.csv order, names verbatim
+    assert {r[1] for r in rows[1:]} <= set(CLASSES)  # original label strings, not indices
+    correct = sum(truth[name] == label for name, label in rows[1:])
+    assert correct >= 10, rows  # coloured shapes are easy: at least 10 of 12
+    run = tmp_path / "runs" / "shapes"
+    assert (run / "best.pt").is_file() and (run / "metrics.jsonl").is_file()
+    assert summary["dev_accuracy"] is not None
+    assert not list(out.parent.glob(".*"))  # no temporary file left
+
+
+def test_missing_pieces_are_one_line_errors(kaggle_folder, tmp_path, capsys):
+    root, _, _ = kaggle_folder
+    assert main(["submit", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    (root / "test.csv").unlink()
+    assert main(["submit", "--data-dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "test.csv not found" in err and err.count("\n") == 1
+    (root / "test.csv").write_text("name\nimages/0.png\n")
+    assert main(["submit", "--data-dir", str(root)]) == 2
+    assert "needs a header with an 'image' column" in capsys.readouterr().err
+    (root / "test.csv").write_text("image\nimages/missing.png\n")
+    assert main(["submit", "--data-dir", str(root), "--out-dir", str(tmp_path / "r")]) == 2
+    assert "missing.png" in capsys.readouterr().err
+
+
+def test_write_submission_is_atomic_and_quotes(tmp_path):
+    p = write_submission(tmp_path / "s.csv", ["a,b.png", "c.png"], ["x y", 'q"z'])
+    with open(p, newline="") as f:
+        assert list(csv.reader(f)) == [["image", "label"], ["a,b.png", "x y"], ["c.png", 'q"z']]
+    assert [q.name for q in tmp_path.iterdir()] == ["s.csv"]

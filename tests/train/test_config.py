@@ -1,0 +1,82 @@
+"""RunConfig: defaults, files (JSON/YAML), flag overrides, one-line errors naming the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lenetlab.cli import build_parser, main
+from lenetlab.errors import ConfigError
+from lenetlab.train.commands import make_runner
+from lenetlab.train.config import RunConfig, config_overrides, load_config_file
+
+
+def test_defaults_validate_and_round_trip(tmp_path):
+    cfg = RunConfig()
+    assert cfg.model == "lenet5" and cfg.dataset == "mnist-subset"
+    assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_config_file_and_flag_override(tmp_path, suffix):
+    path = tmp_path / f"run{suffix}"
+    data = {"epochs": 3, "lr": 0.01, "optimizer": "sgd", "model_kwargs": {}}
+    path.write_text(json.dumps(data) if suffix == ".json" else "epochs: 3\nlr: 0.01\noptimizer: sgd\n")
+    cfg = load_config_file(path)
+    assert (cfg.epochs, cfg.lr, cfg.optimizer) == (3, 0.01, "sgd")
+    args = build_parser().parse_args(["train", "--config", str(path), "--lr", "0.05", "--no-plots",
+                                      "--model-kwargs", "{}"])
+    over = config_overrides(args)
+    assert over == {"lr": 0.05, "plots": False, "model_kwargs": {}}  # only what was typed
+    merged = RunConfig.from_dict({**cfg.to_dict(), **over})
+    assert (merged.epochs, merged.lr, merged.optimizer, merged.plots) == (3, 0.05, "sgd", False)
+
+
+@pytest.mark.parametrize("content, field", [
+    ('{"lrr": 0.1}', "lrr"),                    # unknown field (with a suggestion)
+    ('{"optimizer": "rmsprop"}', "optimizer"),  # not one of the choices
+    ('{"epochs": "ten"}', "epochs"),            # wrong type
+    ('{"epochs": 0}', "epochs"),                # below the minimum
+    ('{"deterministic": 1}', "deterministic"),  # not a bool
+])
+def test_bad_config_file_is_one_line_error(tmp_path, capsys, content, field):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=field):
+        load_config_file(path)
+    assert main(["train", "--config", str(path), "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and field in err and str(path) in err and "\n" not in err
+
+
+def test_unknown_field_suggests_close_name(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean lr"):
+        RunConfig.from_dict({"lrr": 1})
+
+
+def test_unreadable_config_file(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("epochs: [1, 2\n")
+    assert main(["train", "--config", str(path)]) == 2
+    assert "broken.yaml" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_cuda_requested_without_cuda_is_clear_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["train", "--device", "cuda", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "device" in err and "cuda" in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_resume_and_config_conflict(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        make_runner(config_file=tmp_path / "x.json", resume=tmp_path)
+    with pytest.raises(ConfigError, match="no last.pt"):
+        make_runner(resume=tmp_path)

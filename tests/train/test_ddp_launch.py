@@ -1,0 +1,124 @@
+"""Fast checks of the DDP plumbing that need no second process: the `--nproc` launcher (argument
+round trip, early user errors, exit-status propagation), the context chosen from the environment,
+the collective timeout setting and `--sync-bn`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import torch
+
+from lenetlab.cli import build_parser, main
+from lenetlab.errors import ConfigError
+from lenetlab.train import launch
+from lenetlab.train.config import config_overrides
+from lenetlab.train.dist import DistributedContext, SingleProcess, context_from_env, timeout_from_env
+
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LENETLAB_DIST_TIMEOUT")
+
+
+@pytest.fixture(autouse=True)
+def _no_torchrun_env(monkeypatch):
+    for name in TORCHRUN_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _parse(*argv: str):
+    return build_parser().parse_args(["train", *argv])
+
+
+def test_train_argv_round_trips_every_kind_of_flag():
+    args = _parse("--nproc", "2", "--epochs", "3", "--lr", "0.0015", "--no-plots", "--deterministic",
+                  "--model-kwargs", '{"dropout": 0.1}', "--val-size", "none", "--name", "x", "--json", "--overwrite")
+    argv = launch.train_argv(args)
+    assert "--nproc" not in argv
+    again = _parse(*argv)
+    assert config_overrides(again) == config_overrides(args)
+    assert (again.json, again.overwrite, again.resume, again.config) == (True, True, None, None)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--nproc", "3"], "global batch 64 is not divisible by --nproc 3"),
+    (["--nproc", "0"], "--nproc must be >= 1"),
+    (["--nproc", "2", "--epochs", "0"], "field 'epochs' must be >= 1"),
+    (["--nproc", "2", "--resume", "nowhere"], "--resume nowhere: no last.pt"),
+])
+def test_launcher_user_errors_before_starting_processes(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda *a, **k: pytest.fail("must not launch"))
+    assert main(["train", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_launcher_refuses_an_existing_run_directory(capsys, monkeypatch, tmp_path):
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "config.json").write_text("{}")
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda *a, **k: pytest.fail("must not launch"))
+    assert main(["train", "--nproc", "2", "--out-dir", str(tmp_path / "runs"), "--name", "x"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_nproc_inside_torchrun_is_an_error(capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--nproc", "2"]) == 2
+    assert "already running under torchrun" in capsys.readouterr().err
+
+
+def test_launcher_runs_torchrun_and_propagates_its_status(capsys, monkeypatch, tmp_path):
+    calls = []
+
+    class FakeTorchrun:
+        def __init__(self, cmd, env):
+            calls.append((cmd, env))
+
+        def wait(self):
+            return 3
+
+    monkeypatch.setattr(launch.subprocess, "Popen", FakeTorchrun)
+    status = main(["train", "--nproc", "2", "--out-dir", str(tmp_path), "--name", "r", "--epochs", "1"])
+    assert status == 3
+    cmd, env = calls[0]
+    i = cmd.index("torch.distributed.run")
+    assert cmd[i + 1:i + 7] == ["--standalone", "--nproc_per_node", "2", "-m", "lenetlab.cli", "train"]
+    assert env["OMP_NUM_THREADS"]
+    err = capsys.readouterr().err
+    assert "torchrun exited with status 3" in err and f"--resume {tmp_path / 'r'}" in err
+
+
+def test_context_from_env(monkeypatch):
+    assert isinstance(context_from_env(), SingleProcess)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert isinstance(context_from_env(), SingleProcess)  # torchrun with one process: no DDP needed
+
+
+def test_timeout_setting(monkeypatch):
+    assert timeout_from_env() == timedelta(seconds=1800)
+    monkeypatch.setenv("LENETLAB_DIST_TIMEOUT", "45")
+    assert timeout_from_env() == timedelta(seconds=45)
+    for bad in ("soon", "0"):
+        monkeypatch.setenv("LENETLAB_DIST_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="LENETLAB_DIST_TIMEOUT"):
+            timeout_from_env()
+
+
+def test_sync_bn_needs_cuda_and_keeps_plain_checkpoint_keys():
+    from lenetlab.models import create
+
+    ctx = DistributedContext(rank=0, world_size=2)  # no group needed for these two methods
+    model = create("lenet5-bn")
+    with pytest.raises(ConfigError, match="field 'sync_bn'.*CUDA"):
+        ctx.sync_batchnorm(model, torch.device("cpu"))
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(create("lenet5-bn"))
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    create("lenet5-bn").load_state_dict(synced.state_dict())  # same keys: loads without SyncBatchNorm
+    assert SingleProcess().sync_batchnorm(model, torch.device("cpu")) is model
+
+
+def test_sync_bn_flag_single_process_trains(tmp_path):
+    # one process: plain BatchNorm is already global, --sync-bn changes nothing and is accepted
+    assert main(["train", "--sync-bn", "--model", "lenet5-bn", "--epochs", "1", "--no-plots", "--progress", "none",
+                 "--num-threads", "1", "--out-dir", str(tmp_path), "--name", "bn"]) == 0

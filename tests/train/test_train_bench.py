@@ -1,0 +1,95 @@
+"""Tests of the training-speed benchmark (lenetlab.train.bench, `lenet bench train`) on the embedded subset.
+
+Speed targets are not asserted (shared, noisy machine): only that every figure is produced,
+well-formed, and that the baseline pipeline does what the seed's pipeline does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lenetlab.cli import main
+from lenetlab.train.bench import (FAST_RECIPE, SeedPipelineDataset, baseline_accuracy_after, baseline_throughput,
+                                  fast_recipe, measure_throughputs, runner_throughput,
+                                  time_to_accuracy)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_seed_pipeline_matches_pil_resize_and_normalise(subset):
+    ds = SeedPipelineDataset(subset.train.x, subset.train.y)
+    x, y = ds[3]
+    assert x.shape == (1, 32, 32) and x.dtype == torch.float32 and y == int(subset.train.y[3])
+    ref = Image.fromarray(subset.train.x[3, 0].numpy(), mode="L").resize((32, 32), Image.BILINEAR)
+    ref = (np.asarray(ref, dtype=np.float32) / 255 - 0.5) / 0.5
+    np.testing.assert_allclose(x[0].numpy(), ref, atol=1e-6)
+    assert len(ds) == len(subset.train)
+    # the seed's quirk, Normalize(127.5, 127.5) on [0, 1] pixels, squeezes inputs into [-1, -0.992]
+    q, _ = SeedPipelineDataset(subset.train.x[:1], subset.train.y[:1], mean=127.5, std=127.5)[0]
+    assert q.min() >= -1.0 and q.max() <= -0.992
+
+
+def test_fast_recipe_matches_config_file():
+    from lenetlab.train.config import load_config_file
+
+    assert load_config_file(REPO / "configs" / "fast-lenet5.yaml") == fast_recipe()
+    assert fast_recipe(epochs=1).epochs == 1 and FAST_RECIPE["epochs"] == fast_recipe().epochs
+
+
+def test_throughputs_are_positive(subset):
+    base = baseline_throughput(subset, steps=6, warmup=2, window=3)
+    runner = runner_throughput(subset, steps=6, warmup=3, window=3, channels_last=True)
+    assert base > 0 and runner > 0 and math.isfinite(base) and math.isfinite(runner)
+
+
+def test_time_to_accuracy_reached_and_not_reached(subset):
+    cfg = fast_recipe(dataset="mnist-subset", epochs=1, batch_size=100)
+    hit = time_to_accuracy(subset, cfg, target=0.0, checks_per_epoch=2)
+    assert hit.reached and hit.step == 5 and hit.train_time > 0 and len(hit.curve) == 1
+    miss = time_to_accuracy(subset, cfg, target=1.01, checks_per_epoch=2)
+    assert not miss.reached and miss.epoch == 1.0 and len(miss.curve) == 2
+    times = [c[0] for c in miss.curve]
+    assert times == sorted(times) and miss.wall_time >= miss.train_time
+
+
+def test_baseline_accuracy_after_budget(subset):
+    out = baseline_accuracy_after(subset, budget_s=0.3)
+    assert 0.0 <= out["test_accuracy"] <= 1.0 and out["examples"] >= 64 and out["train_time"] >= 0.3
+
+
+def test_cli_bench_train_json(subset, capsys):
+    rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--threads", "1", "--no-tta",
+               "--no-levers", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["dataset"] == "mnist-subset" and res["threads"] == [1]
+    assert set(res["throughput"]) == {"baseline @1t", "Runner (tensor-resident) @1t"}
+    assert res["ratio"]["baseline @1t"] == 1.0 and res["best_ratio_same_threads"] > 0
+    assert res["best"] == "Runner (tensor-resident) @1t"
+
+
+def test_measure_throughputs_interleaves_variants_and_thread_counts(subset):
+    variants = [("b1", 1, None), ("r1", 1, {}), ("r2", 2, {"channels_last": True})]
+    out = measure_throughputs(subset, variants, steps=4, rounds=2, window=2)
+    assert set(out) == {"b1", "r1", "r2"} and all(v > 0 and math.isfinite(v) for v in out.values())
+
+
+def test_cli_bench_train_bad_steps_exits_2(capsys):
+    assert main(["bench", "train", "--dataset", "mnist-subset", "--steps", "1", "--no-tta"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--steps" in err and "Traceback" not in err
