@@ -1,0 +1,128 @@
+"""``lenet compare``: same weights, same outputs (seed 000, section 2.4, done properly).
+
+Builds ``lenet5`` (torch layers) and ``lenet5-scratch`` (im2col operators), copies the weights
+across with the converters, and reports the largest absolute difference of their outputs on
+random inputs and on real test images (also in float64), of their parameter gradients, and of the seed's loop
+network (:class:`lenetlab.ops.LoopLeNet`, bias ``[C, 1]``) on a few images (it is slow).
+
+This module is the application side of :mod:`lenetlab.ops`: unlike the operators, it uses
+:mod:`lenetlab.models` and :mod:`lenetlab.data`, imported lazily; nothing in ``lenetlab.ops``
+imports it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+import torch
+
+TOLERANCE = 1e-5
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.detach() - b.detach()).abs().max())
+
+
+def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str | None = None, limit: int = 1000,
+                  loop_images: int = 4, checkpoint: str | None = None, seed: int = 0,
+                  tolerance: float = TOLERANCE) -> dict:
+    """Compare ``lenet5``, ``lenet5-scratch`` and the loop reference on the same weights.
+
+    Random inputs are ``[batch, C, 32, 32]`` standard normal; real inputs are the first ``limit``
+    test images of ``dataset`` prepared with its :class:`InputSpec` (size forced to 32).
+    ``checkpoint`` loads trained ``lenet5``/``lenet5-scratch`` weights instead of a seeded random
+    initialisation. Returns a dict with one row per check (``max_abs_diff``) and ``ok``.
+    """
+    from lenetlab.data import load, prepare
+    from lenetlab.errors import ConfigError
+    from lenetlab.models import create
+    from lenetlab.models.lenet_scratch import from_loop_reference, scratch_to_torch, to_loop_reference, torch_to_scratch
+    from lenetlab.ops.reference import LoopLeNet
+
+    if not tolerance >= 0:
+        raise ConfigError(f"--tolerance must be non-negative, got {tolerance}")
+    if batch < 1 or limit < 1 or loop_images < 0:
+        raise ConfigError(f"--batch ({batch}) and --limit ({limit}) must be positive, --loop-images ({loop_images}) "
+                          f"non-negative")
+    splits = load(dataset, data_dir)
+    spec = dataclasses.replace(splits.input_spec, size=32)
+    images = splits.test.x[:limit]
+    labels = splits.test.y[:limit] if splits.test.y is not None else None
+    channels, classes = spec.channels, len(splits.class_names)
+
+    torch.manual_seed(seed)
+    ref = create("lenet5", num_classes=classes, in_channels=channels)
+    if checkpoint is not None:
+        from lenetlab.models.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint)
+        if ckpt["model"]["name"] not in ("lenet5", "lenet5-scratch"):
+            raise ConfigError(f"{checkpoint}: model {ckpt['model']['name']!r} is not lenet5 or lenet5-scratch")
+        ref = create("lenet5", **ckpt["model"].get("kwargs", {}))
+        ref.load_state_dict(ckpt["state_dict"])
+        classes = ref.output.out_features
+        channels = ref.C1.in_channels
+        saved = ckpt.get("input_spec") or {}
+        if "mean" in saved and "std" in saved:  # the checkpoint's normalisation, at LeNet's 32x32
+            spec = dataclasses.replace(spec, mean=tuple(saved["mean"]), std=tuple(saved["std"]))
+    if channels != spec.channels:
+        raise ConfigError(f"checkpoint expects {channels} input channels but {dataset} has {spec.channels}")
+    scratch = create("lenet5-scratch", num_classes=classes, in_channels=channels)
+    scratch.load_state_dict(torch_to_scratch(ref.state_dict()))
+    loop = LoopLeNet(in_channels=channels, num_classes=classes)
+    loop.load_state_dict(to_loop_reference(ref.state_dict()))
+    ref.eval(), scratch.eval(), loop.eval()
+
+    rows = []
+
+    def row(name: str, what: str, n: int, diff: float) -> None:
+        rows.append({"check": name, "inputs": what, "n": n, "max_abs_diff": diff, "ok": diff <= tolerance})
+
+    x_rand = torch.randn(batch, channels, 32, 32, generator=torch.Generator().manual_seed(seed))
+    x_real = prepare(images, spec)
+    with torch.no_grad():
+        row("lenet5 vs lenet5-scratch", "random N(0,1)", batch, _max_diff(ref(x_rand), scratch(x_rand)))
+        out_ref, out_scr = ref(x_real), scratch(x_real)
+        row("lenet5 vs lenet5-scratch", f"{dataset} test", len(x_real), _max_diff(out_ref, out_scr))
+        agree = float((out_ref.argmax(1) == out_scr.argmax(1)).float().mean())
+        scale = float(out_ref.abs().max())
+        # float64 takes rounding out of the picture: what is left would be a real difference
+        ref64, scr64 = copy.deepcopy(ref).double(), copy.deepcopy(scratch).double()
+        row("lenet5 vs lenet5-scratch, float64", f"{dataset} test", len(x_real),
+            _max_diff(ref64(x_real.double()), scr64(x_real.double())))
+        if loop_images:
+            k = min(loop_images, len(x_real))
+            row("lenet5 vs loop reference", f"{dataset} test", k, _max_diff(ref(x_real[:k]), loop(x_real[:k])))
+    if labels is not None:
+        grads = []
+        for model in (ref, scratch):
+            model.zero_grad()
+            torch.nn.functional.cross_entropy(model(x_real), labels).backward()
+            grads.append({n: p.grad for n, p in model.named_parameters()})
+        diff = max(_max_diff(grads[0][n], grads[1][n]) for n in grads[0])
+        row("parameter gradients (cross-entropy)", f"{dataset} test", len(x_real), diff)
+    back = scratch_to_torch(from_loop_reference(to_loop_reference(scratch.state_dict())))
+    exact = all(torch.equal(back[k], v) for k, v in ref.state_dict().items())
+    row("state dict round trip torch -> loop -> scratch -> torch", "weights", len(back), 0.0 if exact else float("inf"))
+    return {"tolerance": tolerance, "weights": checkpoint or f"random init (seed {seed})",
+            "argmax_agreement": agree, "max_abs_output": scale, "rows": rows, "ok": all(r["ok"] for r in rows)}
+
+
+def run_compare(as_json: bool = False, **kwargs) -> int:
+    """Run :func:`compare_lenet`, print a table (or JSON), and return 0 if every check passes, else 1."""
+    result = compare_lenet(**kwargs)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"weights: {result['weights']}; tolerance {result['tolerance']:.0e}")
+        width = max(len(r["check"]) for r in result["rows"])
+        for r in result["rows"]:
+            status = "ok" if r["ok"] else "FAIL"
+            print(f"{r['check']:<{width}}  {r['inputs']:<22} n={r['n']:<5} "
+                  f"max|diff| = {r['max_abs_diff']:.3e}  {status}")
+        print(f"argmax agreement lenet5 vs lenet5-scratch: {result['argmax_agreement']:.2%}; largest |output| "
+              f"{result['max_abs_output']:.3g} (float32 rounding grows with it)")
+        print("PASS" if result["ok"] else f"FAIL: a difference is above {result['tolerance']:.0e}")
+    return 0 if result["ok"] else 1

@@ -1,0 +1,403 @@
+"""Fast from-scratch operators with ``torch.nn.functional`` signatures.
+
+No torch convolution or pooling kernel is used (no ``F.conv2d``, ``F.unfold``, ``F.max_pool2d``...).
+
+* Convolution is im2col + one matrix multiply. ``Tensor.unfold`` (a strided *view*: nothing is
+  copied) exposes every receptive field; one copy writes them as the columns of a
+  ``[C*kh*kw (+1), N*Ho*Wo]`` matrix (per group), and a single GEMM with the ``[O, C*kh*kw (+1)]``
+  weight matrix gives the output. The optional ``+1`` is a row of ones against a bias column, so
+  the GEMM adds the bias and the weight-gradient GEMM yields the bias gradient too. The backward
+  is hand-written: ``grad_weight`` is ``dY @ cols^T``; ``grad_input`` is ``W^T @ dY`` followed by
+  col2im (adding the ``kh*kw`` shifted slices back), one kernel row at a time.
+* Pooling is "shift and add": the ``kh*kw`` strided views of the input (one per kernel offset) are
+  combined element-wise (running max, or sum); the hand-written backward adds the gradient back at
+  every offset (for max, only where that offset won: torch's first-maximum rule).
+
+The column matrix is laid out channel-major (rows ``c, i, j``; columns ``n, h, w``): the copy then
+reads whole image rows (fast even for LeNet's single-channel C1), and the GEMM's ``[O, N, Ho, Wo]``
+result is returned as a permuted ``[N, O, Ho, Wo]`` view instead of being copied again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from lenetlab.ops.norm import batch_norm  # re-exported: the whole functional API in one module
+
+__all__ = ["avg_pool2d", "batch_norm", "conv2d", "conv_output_size", "max_pool2d", "pool_output_size"]
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    """``value`` (int or 2-sequence of ints) as a pair; ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if isinstance(value, int):
+        return value, value
+    try:
+        a, b = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+    if not (isinstance(a, int) and isinstance(b, int)) or isinstance(a, bool) or isinstance(b, bool):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return a, b
+
+
+def _positive(pair: tuple[int, int], name: str) -> tuple[int, int]:
+    if min(pair) < 1:
+        raise ValueError(f"{name} must be positive, got {pair}")
+    return pair
+
+
+def _batched(input: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
+    """Accept ``[N, C, H, W]`` or unbatched ``[C, H, W]``; return the 4-D tensor and whether it was 3-D."""
+    if not isinstance(input, torch.Tensor):
+        raise ValueError(f"{name}: input must be a tensor, got {type(input).__name__}")
+    if input.dim() == 3:
+        return input.unsqueeze(0), True
+    if input.dim() != 4:
+        raise ValueError(f"{name}: input must be [N, C, H, W] or [C, H, W], got shape {tuple(input.shape)}")
+    return input, False
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
+    """Output length of a convolution along one dimension (floor mode); may be < 1 for invalid settings."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
+    """Output length of a pooling window along one dimension, with PyTorch's ceil-mode rule.
+
+    In ceil mode the last window must still start inside the input or its left padding.
+    """
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+# ----------------------------------------------------------------------------- convolution
+def _im2col(xp: torch.Tensor, kh: int, kw: int, stride, dilation, groups: int, ones_row: bool):
+    """Columns ``[groups, C/groups*kh*kw (+1), N*Ho*Wo]`` (rows ordered c, i, j) of padded ``xp`` ``[N, C, H, W]``.
+
+    With ``ones_row`` each group gets a last row of ones, so that a bias stored as the weight
+    matrix's last column is added by the GEMM itself (and its gradient falls out of the weight
+    gradient GEMM). Returns ``(cols, Ho, Wo)``.
+    """
+    (sh, sw), (dh, dw) = stride, dilation
+    # unfold takes a window of the *dilated* extent, then we keep every dilation-th element: both views.
+    v = xp.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)[..., ::dh, ::dw]
+    n, c, ho, wo = v.shape[:4]
+    cg = c // groups
+    rows = cg * kh * kw
+    cols = xp.new_empty(groups, rows + ones_row, n * ho * wo)
+    # the single copy of im2col: every receptive field, written as one column
+    fields = v.permute(1, 4, 5, 0, 2, 3).view(groups, cg, kh, kw, n, ho, wo)
+    cols[:, :rows].view(groups, cg, kh, kw, n, ho, wo).copy_(fields)
+    if ones_row:
+        cols[:, rows].fill_(1)
+    return cols, ho, wo
+
+
+class _Conv2dIm2col(torch.autograd.Function):
+    """im2col convolution with a hand-written backward (GEMMs + col2im)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, pads, dilation, groups):
+        n, c, h, w = x.shape
+        o, cg, kh, kw = weight.shape
+        pl, pr, pt, pb = pads
+        xp = F.pad(x, (pl, pr, pt, pb)) if any(pads) else x
+        has_bias = bias is not None
+        cols, ho, wo = _im2col(xp, kh, kw, stride, dilation, groups, has_bias)
+        g, og = groups, o // groups
+        w_g = weight.reshape(g, og, cg * kh * kw)
+        if has_bias:
+            w_g = torch.cat([w_g, bias.view(g, og, 1)], dim=2)  # [W | b] against [cols; 1]
+        out = torch.bmm(w_g, cols)  # the one matrix multiply: [G, O/G, K] @ [G, K, N*Ho*Wo]
+        ctx.save_for_backward(cols, weight)
+        ctx.geometry = (n, c, h, w, ho, wo, xp.shape[2], xp.shape[3], stride, pads, dilation, groups, has_bias)
+        # [O, N, Ho, Wo] in memory, exposed as [N, O, Ho, Wo]; a permuted view avoids another copy.
+        return out.view(o, n, ho, wo).permute(1, 0, 2, 3)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        cols, weight = ctx.saved_tensors
+        n, c, h, w, ho, wo, hp, wp, (sh, sw), (pl, pr, pt, pb), (dh, dw), g, has_bias = ctx.geometry
+        o, cg, kh, kw = weight.shape
+        og, rows = o // g, cg * kh * kw
+        g2 = grad_out.permute(1, 0, 2, 3).reshape(g, og, n * ho * wo)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[1] or (has_bias and ctx.needs_input_grad[2]):
+            # [dW | db] = dY @ [cols; 1]^T: the bias gradient is the last column of the same GEMM
+            gw = torch.bmm(g2, cols.transpose(1, 2))
+            grad_w = gw[:, :, :rows].reshape(o, cg, kh, kw) if ctx.needs_input_grad[1] else None
+            grad_b = gw[:, :, rows].reshape(o) if has_bias and ctx.needs_input_grad[2] else None
+        if ctx.needs_input_grad[0]:
+            # grad of the columns is W^T @ dY; col2im then adds the slice of each kernel offset (i, j)
+            # back at its shift. Done one kernel row i at a time ([kw*C/G, N*Ho*Wo] per GEMM), so the
+            # column gradient never exists whole: ~25% faster than one big GEMM + col2im here.
+            cg_ = c // g
+            w_rows = weight.view(g, og, cg_, kh, kw).permute(3, 0, 4, 2, 1).reshape(kh, g, kw * cg_, og)
+            gxp = g2.new_zeros(c, n, hp, wp)
+            for i in range(kh):
+                grow = torch.bmm(w_rows[i], g2).view(g, kw, cg_, n, ho, wo)
+                for j in range(kw):
+                    # 4-D adds per group: the same add on a 5-D [G, C/G, ...] view runs ~3x slower
+                    for gi in range(g):
+                        gxp[gi * cg_:(gi + 1) * cg_, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                            j * dw:j * dw + sw * (wo - 1) + 1:sw] += grow[gi, j]
+            grad_x = gxp[:, :, pt:pt + h, pl:pl + w].permute(1, 0, 2, 3)
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+def conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> torch.Tensor:
+    """2-D cross-correlation like ``torch.nn.functional.conv2d``, by im2col and one matrix multiply.
+
+    ``input`` ``[N, C, H, W]`` (or ``[C, H, W]``), ``weight`` ``[O, C/groups, kh, kw]``, ``bias`` ``[O]``;
+    returns ``[N, O, Ho, Wo]`` with ``Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1``. ``stride``,
+    ``padding`` (zeros; also ``"valid"``/``"same"``) and ``dilation`` take an int or a pair.
+    Differentiable in input, weight and bias (first derivatives). Raises ``ValueError`` for
+    invalid settings (kernel larger than the padded input, channels not divisible by groups,
+    non-positive stride or dilation, negative padding, mismatched shapes or dtypes).
+    """
+    x, unbatched = _batched(input, "conv2d")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        raise ValueError(f"conv2d: weight must be a 4-D tensor [O, C/groups, kh, kw], got "
+                         f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}")
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    stride = _positive(_pair(stride, "conv2d: stride"), "conv2d: stride")
+    dilation = _positive(_pair(dilation, "conv2d: dilation"), "conv2d: dilation")
+    n, c, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    if c % groups or o % groups:
+        raise ValueError(f"conv2d: in_channels ({c}) and out_channels ({o}) must both be divisible by groups "
+                         f"({groups})")
+    if cg * groups != c:
+        raise ValueError(f"conv2d: input has {c} channels but weight {tuple(weight.shape)} with groups={groups} "
+                         f"expects {cg * groups}")
+    if min(kh, kw) < 1:
+        raise ValueError(f"conv2d: kernel size must be positive, got {(kh, kw)}")
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
+        raise ValueError(f"conv2d: input, weight and bias must share a dtype, got {x.dtype}, {weight.dtype}"
+                         f"{', ' + str(bias.dtype) if bias is not None else ''}")
+    if not x.is_floating_point():
+        raise ValueError(f"conv2d: input must be floating point, got {x.dtype}")
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError("conv2d: padding='same' is only supported with stride 1")
+            th, tw = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+            # torch puts the odd extra pixel on the bottom/right.
+            pads = (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+        else:
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    else:
+        ph, pw = _pair(padding, "conv2d: padding")
+        if min(ph, pw) < 0:
+            raise ValueError(f"conv2d: padding must be non-negative, got {(ph, pw)}")
+        pads = (pw, pw, ph, ph)
+    ho = conv_output_size(h, kh, stride[0], pads[2] + pads[3], dilation[0])
+    wo = conv_output_size(w, kw, stride[1], pads[0] + pads[1], dilation[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
+                         f"{(h + pads[2] + pads[3], w + pads[0] + pads[1])}")
+    out = _Conv2dIm2col.apply(x, weight, bias, stride, pads, dilation, groups)
+    return out.squeeze(0) if unbatched else out
+
+
+# ----------------------------------------------------------------------------- pooling
+def _pool_args(name, input, kernel_size, stride, padding, dilation, ceil_mode):
+    x, unbatched = _batched(input, name)
+    k = _positive(_pair(kernel_size, f"{name}: kernel_size"), f"{name}: kernel_size")
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else \
+        _positive(_pair(stride, f"{name}: stride"), f"{name}: stride")
+    p = _pair(padding, f"{name}: padding")
+    d = _positive(_pair(dilation, f"{name}: dilation"), f"{name}: dilation")
+    if min(p) < 0:
+        raise ValueError(f"{name}: padding must be non-negative, got {p}")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{name}: padding {p} must be at most half of the kernel size {k}")
+    h, w = x.shape[2:]
+    ho = pool_output_size(h, k[0], s[0], p[0], d[0], ceil_mode)
+    wo = pool_output_size(w, k[1], s[1], p[1], d[1], ceil_mode)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"{name}: kernel {k} is larger than the padded input {(h + 2 * p[0], w + 2 * p[1])}")
+    return x, unbatched, k, s, p, d, ho, wo
+
+
+def _pool_pads(size: int, k: int, s: int, p: int, d: int, out: int) -> tuple[int, int]:
+    """Left/right padding so that ``out`` windows fit (ceil mode may need extra on the right)."""
+    need = (out - 1) * s + d * (k - 1) + 1
+    return p, max(need - size - p, 0)
+
+
+def _offset(xp: torch.Tensor, i: int, j: int, s, d, ho: int, wo: int) -> torch.Tensor:
+    """View of the element at kernel offset ``(i, j)`` of every window: ``[N, C, Ho, Wo]`` (nothing copied)."""
+    return xp[:, :, i * d[0]:i * d[0] + s[0] * (ho - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (wo - 1) + 1:s[1]]
+
+
+class _MaxPool2d(torch.autograd.Function):
+    """Max over windows as a running ``torch.maximum`` across the ``kh*kw`` kernel offsets.
+
+    The backward walks the offsets again in scan order and routes each output gradient to the first
+    offset equal to the maximum (torch's choice; with NaNs, to the last NaN). Element-wise compares
+    and multiplies only: ``torch.where``/``masked_fill`` are several times slower on CPU here.
+    """
+
+    @staticmethod
+    def forward(ctx, x, k, s, d, pads, ho, wo, want_indices):
+        top, bottom, left, right = pads
+        xp = F.pad(x, (left, right, top, bottom), value=-math.inf) if any(pads) else x
+        best = _offset(xp, 0, 0, s, d, ho, wo).clone()
+        for i in range(k[0]):
+            for j in range(k[1]):
+                if i or j:
+                    torch.maximum(best, _offset(xp, i, j, s, d, ho, wo), out=best)
+        arg = None
+        if want_indices:
+            arg = torch.zeros(best.shape, dtype=torch.int64, device=x.device)
+            for ij, hit in _first_hits(xp, best, k, s, d, ho, wo):
+                arg += hit * ij
+        ctx.save_for_backward(xp, best)
+        ctx.geometry = (x.shape, k, s, d, pads, ho, wo)
+        if arg is None:
+            return best
+        ctx.mark_non_differentiable(arg)
+        return best, arg
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, *_grad_arg):
+        xp, best = ctx.saved_tensors
+        shape, k, s, d, (top, bottom, left, right), ho, wo = ctx.geometry
+        gxp = grad_out.new_zeros(xp.shape)
+        for ij, hit in _first_hits(xp, best, k, s, d, ho, wo):
+            _offset(gxp, ij // k[1], ij % k[1], s, d, ho, wo).add_(grad_out * hit)
+        return gxp[:, :, top:top + shape[2], left:left + shape[3]], None, None, None, None, None, None, None
+
+
+def _first_hits(xp, best, k, s, d, ho, wo) -> list[tuple[int, torch.Tensor]]:
+    """``(offset index, bool mask)`` per kernel offset: where that offset is the window's argmax.
+
+    torch's rule: the first offset equal to the maximum; in a window holding NaNs, the last NaN.
+    """
+    offsets = [(i, j) for i in range(k[0]) for j in range(k[1])]
+    hits = []
+    free = None  # where no earlier offset has claimed the maximum yet (None: everywhere)
+    for n, (i, j) in enumerate(offsets):
+        hit = _offset(xp, i, j, s, d, ho, wo) == best  # NaN equals nothing: NaN windows get no hit here
+        if free is None:
+            free = ~hit
+        else:
+            hit &= free
+            if n != len(offsets) - 1:
+                free ^= hit
+        hits.append(hit)
+    nan_free = best.isnan()
+    if bool(nan_free.any()):
+        for n in reversed(range(len(offsets))):
+            nan_hit = _offset(xp, *offsets[n], s, d, ho, wo).isnan() & nan_free
+            nan_free ^= nan_hit
+            hits[n] |= nan_hit
+    return [(n, hit) for n, hit in enumerate(hits)]
+
+
+class _AvgPool2d(torch.autograd.Function):
+    """Window sums by adding the ``kh*kw`` offset views, divided by ``div`` (scalar or ``[Ho, Wo]``);
+    backward adds ``grad / div`` back at every offset."""
+
+    @staticmethod
+    def forward(ctx, x, k, s, pads, ho, wo, div):
+        top, bottom, left, right = pads
+        xp = F.pad(x, (left, right, top, bottom)) if any(pads) else x
+        total = _offset(xp, 0, 0, s, (1, 1), ho, wo).clone()
+        for i in range(k[0]):
+            for j in range(k[1]):
+                if i or j:
+                    total += _offset(xp, i, j, s, (1, 1), ho, wo)
+        ctx.geometry = (x.shape, xp.shape, k, s, pads, ho, wo)
+        ctx.save_for_backward(div)
+        return total.div_(div)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        (div,) = ctx.saved_tensors
+        shape, padded, k, s, (top, bottom, left, right), ho, wo = ctx.geometry
+        g = grad_out / div
+        gxp = grad_out.new_zeros(padded)
+        for i in range(k[0]):
+            for j in range(k[1]):
+                _offset(gxp, i, j, s, (1, 1), ho, wo).add_(g)
+        return gxp[:, :, top:top + shape[2], left:left + shape[3]], None, None, None, None, None, None
+
+
+def max_pool2d(input: torch.Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Max pooling like ``torch.nn.functional.max_pool2d``: ``[N, C, H, W] -> [N, C, Ho, Wo]``.
+
+    Padding is with ``-inf`` (it never wins); ``stride`` defaults to ``kernel_size``. With
+    ``return_indices`` also returns the int64 flat index ``h*W + w`` of each maximum in its input
+    plane, as torch does. Gradients flow to the first maximum of each window.
+    """
+    x, unbatched, k, s, p, d, ho, wo = _pool_args("max_pool2d", input, kernel_size, stride, padding, dilation,
+                                                  ceil_mode)
+    h, w = x.shape[2:]
+    top, bottom = _pool_pads(h, k[0], s[0], p[0], d[0], ho)
+    left, right = _pool_pads(w, k[1], s[1], p[1], d[1], wo)
+    if not return_indices:
+        out = _MaxPool2d.apply(x, k, s, d, (top, bottom, left, right), ho, wo, False)
+        return out.squeeze(0) if unbatched else out
+    out, arg = _MaxPool2d.apply(x, k, s, d, (top, bottom, left, right), ho, wo, True)
+    if unbatched:
+        out = out.squeeze(0)
+    rows = torch.arange(ho, device=x.device).view(ho, 1) * s[0] - p[0] + (arg // k[1]) * d[0]
+    cols = torch.arange(wo, device=x.device).view(1, wo) * s[1] - p[1] + (arg % k[1]) * d[1]
+    idx = rows * w + cols
+    return out, (idx.squeeze(0) if unbatched else idx)
+
+
+def avg_pool2d(input: torch.Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None) -> torch.Tensor:
+    """Average pooling like ``torch.nn.functional.avg_pool2d``: ``[N, C, H, W] -> [N, C, Ho, Wo]``.
+
+    Same defaults as torch: zero padding counted in the average (``count_include_pad=True``),
+    floor mode; ``ceil_mode``'s extra overhang is never counted; ``divisor_override`` replaces the
+    divisor. The divisor is separable in rows and columns, so it is built from two 1-D counts.
+    """
+    x, unbatched, k, s, p, d, ho, wo = _pool_args("avg_pool2d", input, kernel_size, stride, padding, 1,
+                                                  ceil_mode)
+    if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override < 1):
+        raise ValueError(f"avg_pool2d: divisor_override must be a positive int, got {divisor_override!r}")
+    h, w = x.shape[2:]
+    top, bottom = _pool_pads(h, k[0], s[0], p[0], 1, ho)
+    left, right = _pool_pads(w, k[1], s[1], p[1], 1, wo)
+    pads = (top, bottom, left, right)
+    if divisor_override is not None:
+        div = torch.tensor(float(divisor_override), dtype=x.dtype, device=x.device)
+    elif not any(pads):
+        div = torch.tensor(float(k[0] * k[1]), dtype=x.dtype, device=x.device)
+    else:
+        def counts(size, lo, hi, ki, si, n_out):
+            # 1 where a position counts toward the divisor: padding too, unless count_include_pad=False;
+            # the ceil-mode overhang beyond the padding never counts.
+            pos = torch.arange(size + lo + hi, device=x.device)
+            inside = (pos >= lo) & (pos < lo + size) if not count_include_pad else pos < size + 2 * lo
+            return inside.to(x.dtype).unfold(0, ki, si)[:n_out].sum(-1)
+
+        div = counts(h, top, bottom, k[0], s[0], ho).view(ho, 1) * counts(w, left, right, k[1], s[1], wo).view(1, wo)
+    out = _AvgPool2d.apply(x, k, s, pads, ho, wo, div)
+    return out.squeeze(0) if unbatched else out
+

@@ -1,0 +1,155 @@
+"""Teaching references: convolution and pooling written with explicit loops (NNDL, seed 000).
+
+Clear over fast: these exist to be read, and to be checked against PyTorch. Every output pixel is
+one small tensor expression inside Python ``for`` loops, so the cost grows with
+``out_channels * in_channels * Ho * Wo`` interpreter steps (see :mod:`lenetlab.ops.functional` for
+the im2col version that does the same arithmetic in one matrix multiply).
+
+Differences from the seed's code, all fixes: outputs keep the input's dtype and device, the max
+pool takes the maximum per sample and channel (the seed's ``torch.max(x[...])`` without ``dim``
+returned one number for the whole batch), and height/width are no longer swapped for non-square
+inputs. As in the seed, the loop ``Conv2D`` keeps its bias as ``[out_channels, 1]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["Conv2D", "LoopLeNet", "Pool2D", "corr2d"]
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """2-D cross-correlation of one image ``X`` ``[H, W]`` with one kernel ``K`` ``[kh, kw]``.
+
+    Returns ``[H - kh + 1, W - kw + 1]``: ``Y[i, j] = sum(X[i:i+kh, j:j+kw] * K)``.
+    """
+    if X.dim() != 2 or K.dim() != 2:
+        raise ValueError(f"corr2d: X and K must be 2-D, got {tuple(X.shape)} and {tuple(K.shape)}")
+    kh, kw = K.shape
+    ho, wo = X.shape[0] - kh + 1, X.shape[1] - kw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"corr2d: kernel {tuple(K.shape)} is larger than the input {tuple(X.shape)}")
+    rows = []
+    for i in range(ho):
+        row = []
+        for j in range(wo):
+            row.append((X[i:i + kh, j:j + kw] * K).sum())
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+class Conv2D(nn.Module):
+    """Loop convolution layer: ``[N, in_channels, H, W] -> [N, out_channels, Ho, Wo]``.
+
+    Parameters: ``weight`` ``[out_channels, in_channels, kh, kw]`` and ``bias``
+    ``[out_channels, 1]`` (the seed's shape; torch's ``nn.Conv2d`` uses ``[out_channels]``).
+    Initialised like the seed (weights 1, bias 0) unless ``init="torch"`` (torch's defaults).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, init: str = "seed"):
+        super().__init__()
+        kh, kw = _pair(kernel_size)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.stride, self.padding = _pair(stride), _pair(padding)
+        if min(self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"Conv2D: stride must be positive and padding non-negative, got {stride}, {padding}")
+        self.weight = nn.Parameter(torch.ones(out_channels, in_channels, kh, kw))
+        self.bias = nn.Parameter(torch.zeros(out_channels, 1))
+        if init == "torch":
+            ref = nn.Conv2d(in_channels, out_channels, (kh, kw))
+            with torch.no_grad():
+                self.weight.copy_(ref.weight)
+                self.bias.copy_(ref.bias.view(-1, 1))
+
+    def single_forward(self, X: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """One input channel ``X`` ``[N, H, W]`` correlated with one kernel ``[kh, kw]``: ``[N, Ho, Wo]``."""
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        new_X = torch.zeros(X.shape[0], X.shape[1] + 2 * ph, X.shape[2] + 2 * pw, dtype=X.dtype, device=X.device)
+        new_X[:, ph:ph + X.shape[1], pw:pw + X.shape[2]] = X  # zero padding
+        u, v = weight.shape
+        out_h = (new_X.shape[1] - u) // sh + 1
+        out_w = (new_X.shape[2] - v) // sw + 1
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"Conv2D: kernel {(u, v)} is larger than the padded input {tuple(new_X.shape[1:])}")
+        rows = []
+        for i in range(out_h):
+            row = []
+            for j in range(out_w):
+                window = new_X[:, sh * i:sh * i + u, sw * j:sw * j + v]
+                row.append(torch.sum(window * weight, dim=[1, 2]))  # [N]
+            rows.append(torch.stack(row, dim=1))  # [N, Wo]
+        return torch.stack(rows, dim=1)  # [N, Ho, Wo]
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``[N, in_channels, H, W] -> [N, out_channels, Ho, Wo]``: one feature map per (kernel, bias) pair."""
+        if inputs.dim() != 4 or inputs.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2D: expected [N, {self.in_channels}, H, W], got {tuple(inputs.shape)}")
+        feature_maps = []
+        for w, b in zip(self.weight, self.bias):  # each output channel p: kernels w [C, kh, kw], bias b [1]
+            multi_outs = [self.single_forward(inputs[:, i], w[i]) for i in range(self.in_channels)]
+            feature_maps.append(torch.stack(multi_outs).sum(dim=0) + b)  # sum over input channels
+        return torch.stack(feature_maps, dim=1)
+
+
+class Pool2D(nn.Module):
+    """Loop pooling layer (``mode="max"`` or ``"avg"``) over ``size`` windows: ``[N, C, H, W] -> [N, C, Ho, Wo]``."""
+
+    def __init__(self, size=(2, 2), mode: str = "max", stride=1):
+        super().__init__()
+        if mode not in ("max", "avg"):
+            raise ValueError(f"Pool2D: mode must be 'max' or 'avg', got {mode!r}")
+        self.mode = mode
+        self.h, self.w = _pair(size)
+        self.stride = _pair(stride)
+        if min(self.stride) < 1:
+            raise ValueError(f"Pool2D: stride must be positive, got {stride}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool each window of each sample and channel; ``Ho = (H - h) // stride + 1``."""
+        sh, sw = self.stride
+        out_h = (x.shape[2] - self.h) // sh + 1
+        out_w = (x.shape[3] - self.w) // sw + 1
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"Pool2D: window {(self.h, self.w)} is larger than the input {tuple(x.shape[2:])}")
+        rows = []
+        for i in range(out_h):
+            row = []
+            for j in range(out_w):
+                window = x[:, :, sh * i:sh * i + self.h, sw * j:sw * j + self.w]
+                if self.mode == "max":
+                    row.append(torch.amax(window, dim=[2, 3]))  # [N, C]
+                else:
+                    row.append(torch.mean(window, dim=[2, 3]))
+            rows.append(torch.stack(row, dim=2))  # [N, C, Wo]
+        return torch.stack(rows, dim=2)  # [N, C, Ho, Wo]
+
+
+class LoopLeNet(nn.Module):
+    """The seed's ``Model_LeNet``: LeNet-5 from the loop layers (slow; for comparisons only).
+
+    Attribute names follow the seed: ``conv1, pool2, conv3, pool4, conv5, linear6, linear7``.
+    ``[N, in_channels, 32, 32] -> [N, num_classes]``.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = Conv2D(in_channels, 6, 5, init="torch")
+        self.pool2 = Pool2D((2, 2), mode="max", stride=2)
+        self.conv3 = Conv2D(6, 16, 5, init="torch")
+        self.pool4 = Pool2D((2, 2), mode="avg", stride=2)
+        self.conv5 = Conv2D(16, 120, 5, init="torch")
+        self.linear6 = nn.Linear(120, 84)
+        self.linear7 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N, num_classes]`` for images ``[N, in_channels, 32, 32]``."""
+        x = self.pool2(F.relu(self.conv1(x)))
+        x = self.pool4(F.relu(self.conv3(x)))
+        x = F.relu(self.conv5(x)).flatten(1)
+        return self.linear7(F.relu(self.linear6(x)))
