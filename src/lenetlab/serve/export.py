@@ -1,0 +1,113 @@
+"""Export a lenetlab checkpoint to ONNX with a dynamic batch dimension and self-describing metadata.
+
+The exporter is chosen explicitly: ``torch.onnx.export(..., dynamo=True)``, the ``torch.export``
+based exporter (the default since torch 2.9 and the one PyTorch maintains; the TorchScript
+exporter, ``dynamo=False``, is deprecated). It traces the model in eval mode from an example
+batch of 8 (a batch of 1 would let ``torch.export`` specialise the batch size) with the batch
+dimension declared dynamic through ``dynamic_shapes``. The model's input spec, class names and
+name go into the ONNX ``metadata_props`` so ``lenet serve --onnx`` can preprocess exactly like the
+checkpoint without reading it. After writing, the file is checked with ``onnx.checker`` and run
+with onnxruntime against PyTorch (batches 1 and 8).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import warnings
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lenetlab.data.transforms import InputSpec
+from lenetlab.errors import LenetlabError
+from lenetlab.serve.predictor import META_CLASSES, META_FORMAT, META_MODEL, META_SPEC, ONNX_FORMAT
+
+EXAMPLE_BATCH = 8
+#: Largest batch the exported graph promises to accept (a bound torch.export needs for the Dim).
+MAX_BATCH = 65536
+
+
+def default_onnx_path(checkpoint: str | os.PathLike) -> Path:
+    """``model.pt`` → ``model.onnx``; a run directory → ``<dir>/model.onnx``."""
+    p = Path(checkpoint)
+    return p / "model.onnx" if p.is_dir() else p.with_suffix(".onnx")
+
+
+def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                opset: int | None = None, tolerance: float = 1e-4) -> dict:
+    """Export ``checkpoint`` (file or run directory) to ONNX at ``out`` and verify it.
+
+    The graph takes ``input`` ``float32 [batch, C, size, size]`` (already normalised, as
+    :func:`lenetlab.data.transforms.prepare` makes it) and returns ``scores`` ``[batch, K]``.
+    Returns a summary dict: ``path``, ``model``, ``opset``, ``exporter``, ``bytes``, ``max_abs_diff``
+    (onnxruntime vs PyTorch). Raises :class:`LenetlabError` when the outputs differ by more than
+    ``tolerance``.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    from lenetlab.models.checkpoint import build_model, load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    model = build_model(ckpt, map_location="cpu").eval()
+    spec = InputSpec.from_dict(ckpt["input_spec"])
+    out = Path(out) if out is not None else default_onnx_path(checkpoint)
+    if out.suffix.lower() != ".onnx":
+        raise LenetlabError(f"--out {out}: the ONNX file name must end in .onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=gen)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    kwargs = {} if opset is None else {"opset_version": opset}
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    # the exporter narrates its steps and warns that torchvision's ops are absent: noise for users
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        onnx_log.setLevel(logging.ERROR)
+        try:
+            program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
+                                        input_names=["input"], output_names=["scores"],
+                                        external_data=False, verbose=False, **kwargs)
+        except Exception as e:  # the exporter's errors are long; keep the first line
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise LenetlabError(f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed ({first[:200]})") from None
+        finally:
+            onnx_log.setLevel(level)
+    proto = program.model_proto
+    meta = {
+        META_FORMAT: ONNX_FORMAT,
+        META_MODEL: json.dumps(ckpt["model"]),
+        META_CLASSES: json.dumps([str(c) for c in ckpt["class_names"]]),
+        META_SPEC: json.dumps(spec.to_dict()),
+    }
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    proto.doc_string = (f"lenetlab {ckpt['model']['name']}: input float32 [batch, {spec.channels}, {spec.size}, "
+                        f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(ckpt['class_names'])}]")
+    onnx.checker.check_model(proto)
+    tmp = out.with_name(f".{out.name}.tmp")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, out)
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    diff = 0.0
+    for n in (1, EXAMPLE_BATCH + 1):
+        x = torch.randn(n, spec.channels, spec.size, spec.size, generator=gen)
+        with torch.inference_mode():
+            ref = model(x).numpy()
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        diff = max(diff, float(np.abs(got - ref).max()))
+    if diff > tolerance:
+        raise LenetlabError(f"{out}: onnxruntime differs from PyTorch by {diff:.2e} (> {tolerance:g})")
+    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    return {"path": str(out), "model": ckpt["model"]["name"], "checkpoint": str(checkpoint),
+            "exporter": "torch.onnx.export(dynamo=True)", "opset": opset_used, "dynamic_batch": True,
+            "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": json.loads(meta[META_CLASSES])}

@@ -1,0 +1,149 @@
+"""Fixtures for the serving tests: the app in-process, a real `lenet serve` subprocess, test images."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    """The packaged demo lenet5 as a TorchPredictor."""
+    from lenetlab.serve.predictor import TorchPredictor
+
+    return TorchPredictor()
+
+
+@pytest.fixture(scope="session")
+def app(predictor):
+    from lenetlab.serve.app import create_app
+
+    return create_app(predictor)
+
+
+@pytest.fixture(scope="session")
+def client(app):
+    """An in-process client of the FastAPI app (no sockets)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+def png_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def canvas_seven(size: int = 280, width: int = 20) -> Image.Image:
+    """A '7' drawn like on the web page: thick white strokes on a black canvas."""
+    img = Image.new("L", (size, size), 0)
+    d = ImageDraw.Draw(img)
+    s = size / 280
+    pts = [(80 * s, 70 * s), (200 * s, 70 * s), (130 * s, 225 * s)]
+    d.line(pts, fill=255, width=round(width * s), joint="curve")
+    for x, y in pts:
+        r = width * s / 2
+        d.ellipse((x - r, y - r, x + r, y + r), fill=255)
+    return img
+
+
+@pytest.fixture(scope="session")
+def seven_png() -> bytes:
+    return png_bytes(canvas_seven())
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    def get() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return get
+
+
+def start_server(args: list[str], port: int, timeout: float = 60.0):
+    """Start `lenet serve ARGS --port PORT` on 127.0.0.1 and wait until /health answers."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lenetlab.cli", "serve", *args, "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"lenet serve exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"lenet serve did not answer /health within {timeout} s")
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(free_port):
+    """A real `lenet serve` (uvicorn, packaged lenet5) on 127.0.0.1; yields its base URL."""
+    proc, url = start_server([], free_port())
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def onnx_model(tmp_path_factory):
+    """The packaged lenet5 exported with `lenet export` (path, and the summary dict)."""
+    from lenetlab.serve.export import export_onnx
+    from lenetlab.serve.predictor import default_checkpoint
+
+    out = tmp_path_factory.mktemp("onnx") / "lenet5.onnx"
+    info = export_onnx(default_checkpoint(), out)
+    return out, info
+
+
+@pytest.fixture(scope="session")
+def subset_test(subset):
+    """(uint8 [N, 28, 28] NumPy images, labels) from the embedded subset's test split."""
+    return subset.test.x[:, 0].numpy(), subset.test.y.numpy()
+
+
+def make_blank(size=(280, 280), value=0) -> bytes:
+    return png_bytes(Image.new("L", size, value))
+
+
+def noise_bytes(n: int = 2048) -> bytes:
+    return np.random.default_rng(0).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+@pytest.fixture(scope="session")
+def images():
+    """Image helpers for the tests (test modules cannot import conftest under --import-mode=importlib)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(png_bytes=png_bytes, canvas_seven=canvas_seven, blank=make_blank, noise=noise_bytes,
+                           start_server=start_server, stop_server=stop_server, artifacts=ARTIFACTS)

@@ -1,0 +1,160 @@
+"""ONNX export: dynamic batch parity with PyTorch, metadata, serving through onnxruntime, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from lenetlab.cli import main
+from lenetlab.data.transforms import InputSpec
+from lenetlab.models import build_model, load_checkpoint
+from lenetlab.serve.predictor import OnnxPredictor, TorchPredictor, default_checkpoint
+
+
+@pytest.mark.slow
+def test_onnx_matches_pytorch_at_batch_1_7_64(onnx_model):
+    path, info = onnx_model
+    assert info["max_abs_diff"] < 1e-4 and info["exporter"].endswith("dynamo=True)")
+    ckpt = load_checkpoint(default_checkpoint())
+    model = build_model(ckpt)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert isinstance(inp.shape[0], str), f"batch dimension is not dynamic: {inp.shape}"
+    assert inp.shape[1:] == [1, 32, 32]
+    gen = torch.Generator().manual_seed(1)
+    for n in (1, 7, 64):
+        x = torch.randn(n, 1, 32, 32, generator=gen)
+        with torch.inference_mode():
+            ref = model(x).numpy()
+        got = session.run(None, {inp.name: x.numpy()})[0]
+        assert got.shape == (n, 10)
+        np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+
+
+def test_onnx_metadata_describes_preprocessing(onnx_model):
+    path, _ = onnx_model
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    ckpt = load_checkpoint(default_checkpoint())
+    assert InputSpec.from_dict(json.loads(meta["lenetlab.input_spec"])) == InputSpec.from_dict(ckpt["input_spec"])
+    assert json.loads(meta["lenetlab.class_names"]) == ckpt["class_names"]
+    assert json.loads(meta["lenetlab.model"])["name"] == "lenet5"
+
+
+def test_onnx_predictor_agrees_with_torch(onnx_model, subset_test):
+    path, _ = onnx_model
+    x = torch.from_numpy(subset_test[0][:64]).unsqueeze(1)
+    p_onnx, p_torch = OnnxPredictor(path), TorchPredictor()
+    assert p_onnx.spec == p_torch.spec and p_onnx.class_names == p_torch.class_names
+    np.testing.assert_allclose(p_onnx.predict_proba(x), p_torch.predict_proba(x), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_export_writes_onnx(tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(default_checkpoint()), "--format", "onnx", "--out", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert out.is_file() and info["path"] == str(out) and info["max_abs_diff"] < 1e-4
+
+
+def test_cli_export_errors(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+    assert main(["export", str(default_checkpoint()), "--out", str(tmp_path / "m.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "m.txt" in err and err.count("\n") == 1
+
+
+def test_cli_serve_errors(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "nope.pt"), "--port", "0"]) == 2
+    assert "nope.pt" in capsys.readouterr().err
+    assert main(["serve", "--onnx", str(tmp_path / "nope.onnx")]) == 2
+    assert "nope.onnx" in capsys.readouterr().err
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    assert main(["serve", "--onnx", str(bad)]) == 2
+    assert "bad.onnx" in capsys.readouterr().err
+    assert main(["serve", str(default_checkpoint()), "--onnx", str(bad)]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_onnx_without_metadata_is_refused(tmp_path, onnx_model):
+    proto = onnx.load(str(onnx_model[0]))
+    del proto.metadata_props[:]
+    plain = tmp_path / "plain.onnx"
+    onnx.save(proto, str(plain))
+    with pytest.raises(Exception, match="no lenetlab metadata"):
+        OnnxPredictor(plain)
+
+
+PROBE = """
+import json, os, sys, threading, time, urllib.request
+port, onnx_path, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+if mode == "cli":  # the `lenet serve --onnx` command line
+    from lenetlab.cli import main
+    target, args = main, (["serve", "--onnx", onnx_path, "--port", str(port), "--log-level", "warning"],)
+else:  # the library function that `lenet serve` calls
+    from lenetlab.serve.app import run_server
+    target, args = (lambda: run_server(onnx=onnx_path, port=port, log_level="warning")), ()
+threading.Thread(target=target, args=args, daemon=True).start()
+url = f"http://127.0.0.1:{port}"
+for _ in range(600):
+    try:
+        health = json.load(urllib.request.urlopen(url + "/health", timeout=1))
+        break
+    except OSError:
+        time.sleep(0.1)
+pixels = [[255 if 4 <= r < 24 and 12 <= c < 16 else 0 for c in range(28)] for r in range(28)]
+req = urllib.request.Request(url + "/predict", data=json.dumps({"pixels": pixels}).encode(),
+                             headers={"content-type": "application/json"})
+pred = json.load(urllib.request.urlopen(req, timeout=30))
+mods = sorted(m for m in sys.modules if m.startswith("lenetlab"))
+print(json.dumps({"health": health, "digit": pred["digit"], "modules": mods}), flush=True)
+os._exit(0)
+"""
+
+
+def _serve_onnx_modules(onnx_path, port, mode, tmp_path) -> list[str]:
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    res = subprocess.run([sys.executable, str(script), str(port), str(onnx_path), mode],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["health"]["backend"] == "onnxruntime"
+    assert out["digit"] == 1  # a vertical bar
+    assert "lenetlab.serve.app" in out["modules"] and "lenetlab.data.images" in out["modules"]
+    return [m for m in out["modules"] if m.startswith(("lenetlab.train", "lenetlab.models"))]
+
+
+@pytest.mark.slow
+def test_serving_onnx_imports_no_training_or_model_code(onnx_model, free_port, tmp_path):
+    """run_server(onnx=...) in a fresh process answers /predict without importing lenetlab.train or
+    the model-building code (lenetlab.models)."""
+    forbidden = _serve_onnx_modules(onnx_model[0], free_port(), "lib", tmp_path)
+    assert not forbidden, f"serving ONNX imported {forbidden}"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="cli.build_parser() imports every section's modules; _add_train imports "
+                   "lenetlab.train.config, whose package __init__ imports the Runner and the models. Fix: lazy "
+                   "imports in lenetlab/train/__init__.py (PEP 562) and in the _add_* functions; then drop this mark")
+def test_lenet_serve_onnx_cli_imports_no_training_or_model_code(onnx_model, free_port, tmp_path):
+    forbidden = _serve_onnx_modules(onnx_model[0], free_port(), "cli", tmp_path)
+    assert not forbidden, f"`lenet serve --onnx` imported {forbidden}"
+
+
+def test_serve_with_checkpoint_never_imports_training_code():
+    code = ("import sys; from fastapi.testclient import TestClient; from lenetlab.serve.app import create_app; "
+            "import lenetlab.serve.export; "
+            "c = TestClient(create_app()); r = c.post('/predict', json={'pixels': [[0]*12 + [255]*4 + [0]*12]*28}); "
+            "print(r.status_code, sorted(m for m in sys.modules if m.startswith('lenetlab.train')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["200", "[]"], res.stdout
