@@ -42,3 +42,18 @@ def test_bad_checkpoints_raise_one_line(ckpt, needle, kind):
     with pytest.raises(kind) as e:
         M.build_model(ckpt)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_saved_checkpoint_has_plain_file_permissions(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the final file must be readable like any other."""
+    import os
+    import stat
+
+    from lenetlab.models.checkpoint import save_checkpoint
+
+    umask = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "c.pt", {"x": 1})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -142,11 +142,11 @@ def test_serving_onnx_imports_no_training_or_model_code(onnx_model, free_port, t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="cli.build_parser() imports every section's modules; _add_train imports "
-                   "lenetlab.train.config, whose package __init__ imports the Runner and the models. Fix: lazy "
-                   "imports in lenetlab/train/__init__.py (PEP 562) and in the _add_* functions; then drop this mark")
 def test_lenet_serve_onnx_cli_imports_no_training_or_model_code(onnx_model, free_port, tmp_path):
     forbidden = _serve_onnx_modules(onnx_model[0], free_port(), "cli", tmp_path)
+    # The CLI builds every sub-parser, so it reads the RunConfig fields that define `lenet train`'s
+    # flags: a plain dataclass module (no torch, no Runner, no models), which is allowed.
+    forbidden = [m for m in forbidden if m not in ("lenetlab.train", "lenetlab.train.config")]
     assert not forbidden, f"`lenet serve --onnx` imported {forbidden}"
 
 
