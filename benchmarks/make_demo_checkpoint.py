@@ -14,9 +14,7 @@ format and prints the test accuracy (the script fails if it is below ``--min-acc
 from __future__ import annotations
 
 import argparse
-import gzip
 import math
-import struct
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lenetlab.data.idx import read_images_labels
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.models import create, save_checkpoint
 
@@ -32,23 +31,14 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "src" / "lenetlab" / "models" / "assets" / "lenet5_mnist.pt"
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """A minimal IDX reader (ubyte only) for the gzip'd MNIST files."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype != 0x08:
-        raise SystemExit(f"{path}: not an unsigned-byte IDX file")
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load_mnist(data_dir: Path):
-    """``(x_train, y_train, x_test, y_test)``: uint8 ``[N, 1, 28, 28]`` images and int64 labels."""
+    """``(x_train, y_train, x_test, y_test)``: uint8 ``[N, 1, 28, 28]`` images and int64 labels.
+
+    All 60,000 training images (no dev split is held back: this is the demo model, not a result).
+    """
     def part(prefix: str):
-        x = torch.from_numpy(read_idx(data_dir / f"{prefix}-images-idx3-ubyte.gz").copy()).unsqueeze(1)
-        y = torch.from_numpy(read_idx(data_dir / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64))
-        return x, y
+        x, y = read_images_labels(data_dir / f"{prefix}-images-idx3-ubyte.gz", data_dir / f"{prefix}-labels-idx1-ubyte.gz")
+        return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
 
     return (*part("train"), *part("t10k"))
 
