@@ -12,7 +12,15 @@ import sys
 
 from lenetlab.errors import LenetlabError
 
-FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+
+
+class FORMATTER(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, unless its help already explains the default in words."""
+
+    def _get_help_string(self, action):
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _json_flag(p: argparse.ArgumentParser) -> None:

@@ -221,7 +221,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(RunConfig):
         base, optional = _field_type(RunConfig, f.name)
         default = f.default if f.default is not MISSING else f.default_factory()
-        help_text = f"{f.metadata['help']} (default: {json.dumps(default) if isinstance(default, dict) else default})"
+        help_text = f.metadata["help"]
+        if "(default:" not in help_text:  # some fields explain what their None default means
+            help_text += f" (default: {json.dumps(default) if isinstance(default, dict) else default})"
         flag = "--" + f.name.replace("_", "-")
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if base is bool:
