@@ -122,3 +122,37 @@ def test_sync_bn_flag_single_process_trains(tmp_path):
     # one process: plain BatchNorm is already global, --sync-bn changes nothing and is accepted
     assert main(["train", "--sync-bn", "--model", "lenet5-bn", "--epochs", "1", "--no-plots", "--progress", "none",
                  "--num-threads", "1", "--out-dir", str(tmp_path), "--name", "bn"]) == 0
+
+
+class _Recording(DistributedContext):
+    """Rank 1 of 2 without a process group: remembers what it would contribute to each all-reduce."""
+
+    def __init__(self, rank, sent=None):
+        super().__init__(rank=rank, world_size=2)
+        self.sent, self.calls = sent if sent is not None else [], 0
+
+    def all_reduce_sum(self, tensor):
+        if self.rank == 1:
+            self.sent.append(tensor.clone())
+        else:  # rank 0 adds rank 1's contribution to the same call
+            tensor += self.sent[self.calls]
+        self.calls += 1
+        return tensor
+
+
+@pytest.mark.parametrize("n", [199, 200, 7])
+def test_sharded_evaluation_equals_whole_split(subset, n):
+    from lenetlab.analysis.evaluate import evaluate
+    from lenetlab.data.splits import Split
+    from lenetlab.models import create
+
+    torch.manual_seed(0)
+    model = create("lenet5").eval()
+    split = Split(subset.test.x[:n], subset.test.y[:n])
+    whole = evaluate(model, split, subset.input_spec)
+    rank1 = _Recording(1)
+    rank1.evaluate(model, split, subset.input_spec, "cpu")
+    got = _Recording(0, rank1.sent).evaluate(model, split, subset.input_spec, "cpu")
+    assert got.n == whole.n == n  # 100 + 99 for n=199: no padding, nothing counted twice
+    assert (got.accuracy, got.per_class, got.confusion) == (whole.accuracy, whole.per_class, whole.confusion)
+    assert got.loss == pytest.approx(whole.loss, rel=1e-6)

@@ -216,7 +216,7 @@ class DistributedContext:
         """Exact sharded evaluation: this rank evaluates ``split[rank::world_size]`` (no padding) and
         the confusion matrix, loss sum and count are summed over ranks, giving every rank the
         :class:`~lenetlab.analysis.evaluate.EvalResult` of the whole split. Splits smaller than
-        the world (or unlabelled) are evaluated whole on every rank."""
+        the world, unlabelled ones and ``keep_predictions=True`` are evaluated whole on every rank."""
         from lenetlab.analysis.evaluate import EvalResult, evaluate
         from lenetlab.data.splits import Split
 

@@ -126,14 +126,18 @@ def launch_train(args, nproc: int) -> int:
     env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default for several processes, without its warning
     print("launching: " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
     proc = subprocess.Popen(cmd, env=env)
+    interrupted = False
     while True:
         try:
             status = proc.wait()
             break
         except KeyboardInterrupt:  # torchrun got the same Ctrl-C and forwards it to the ranks: wait for them
-            continue
+            interrupted = True
+    where = str(run_dir) if run_dir is not None else "RUN_DIR (printed at the start)"
+    if interrupted:
+        print(f"interrupted: continue with lenet train --nproc {nproc} --resume {where}", file=sys.stderr, flush=True)
+        return 130
     if status != 0:
-        where = str(run_dir) if run_dir is not None else "RUN_DIR (printed at the start)"
         print(f"error: distributed training failed: torchrun exited with status {status} (its report above names "
               f"the failing rank); checkpoints already written are intact: continue with "
               f"lenet train --nproc {nproc} --resume {where}", file=sys.stderr, flush=True)

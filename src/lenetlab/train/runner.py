@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lenetlab.analysis.evaluate import EvalResult, evaluate
+from lenetlab.analysis.evaluate import EvalResult
 from lenetlab.data.loader import TensorLoader
 from lenetlab.errors import LenetlabError
 from lenetlab.models.checkpoint import load_checkpoint, save_checkpoint
@@ -360,9 +360,7 @@ class Runner:
                                                          "dev_accuracy": accuracy, "dev_loss": loss})
 
     def save_last(self, synced: bool = True) -> Path:
-        """Write ``last.pt``: weights plus everything needed to continue exactly from here.
-        ``synced=False`` (Ctrl-C, reached by ranks at different steps) skips the collective that
-        sums the meters over ranks."""
+        """Write ``last.pt``: everything needed to continue exactly from here (``synced``: sum meters over ranks)."""
         self._check_finite()
         t, self.elapsed = self._times()
         path = self.run_dir / rundir.LAST
@@ -389,8 +387,7 @@ class Runner:
         set_rng_state(ck["rng"])
         self.epoch, self.batch, self.step = int(ck["epoch"]), int(ck["batch"]), int(ck["step"])
         self.best_accuracy, self.best_step, self.best_state = ck["best_accuracy"], int(ck["best_step"]), ck["best_state_dict"]
-        # saved meters are summed over ranks: rank 0 takes them, the others start from zero
-        self._meters = ck["meters"].to(self.device) if self.dist.is_main else torch.zeros_like(self._meters)
+        self._meters = ck["meters"].to(self.device) if self.dist.is_main else torch.zeros_like(self._meters)  # summed
         self.elapsed, self.train_time = float(ck["elapsed"]), float(ck["train_time"])
         # rows written after this checkpoint (and a finished run's test row) are written again
         rows = self.metrics.truncate_after(self.step, drop_kinds=("test",)) if self.dist.is_main else []

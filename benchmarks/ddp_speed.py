@@ -1,0 +1,94 @@
+"""Training throughput with 1 process vs 2 DDP processes (torchrun, gloo on CPU) on this machine.
+
+Runs ``lenet train`` as a subprocess for each setting, interleaved over ``--rounds`` rounds (the
+machine is shared, so settings see similar background load), and reports examples/sec =
+examples trained / train_time (rank 0's clock of the training steps only: DDP's gradient
+all-reduce waits are included, dev/test evaluation and checkpoint writes are not). Ratios are
+against 1 process x 1 thread measured in the same run.
+
+    .venv/bin/python benchmarks/ddp_speed.py                 # real MNIST if ../shared/data/mnist exists
+    .venv/bin/python benchmarks/ddp_speed.py --two-threads   # also 1 process x 2 threads
+    .venv/bin/python benchmarks/ddp_speed.py --dataset mnist-subset --epochs 10 --rounds 1
+
+With 2 CPU cores, 2 processes can at best double the 1-thread throughput and cannot beat one
+process using both cores by much; on GPUs each process drives its own device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST = REPO.parent / "shared" / "data" / "mnist"
+SETTINGS = [("1 process x 1 thread", 1, 1), ("2 processes x 1 thread (DDP)", 2, 1)]
+TWO_THREADS = ("1 process x 2 threads", 1, 2)
+
+
+def run_once(nproc: int, threads: int, args, out: Path, tag: str) -> dict:
+    """One ``lenet train`` run; returns its JSON summary plus examples/sec."""
+    cmd = [sys.executable, "-m", "lenetlab.cli", "train", "--nproc", str(nproc), "--num-threads", str(threads),
+           "--dataset", args.dataset, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+           "--device", "cpu", "--no-plots", "--progress", "none", "--log-steps", "1000000", "--json",
+           "--out-dir", str(out), "--name", tag]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    rows = [json.loads(line) for line in (out / tag / "metrics.jsonl").read_text().splitlines()]
+    examples = args.n_train * sum(r["kind"] == "epoch" for r in rows)
+    return {"examples_per_sec": examples / summary["train_time"], "train_time": summary["train_time"],
+            "wall": wall, "test_accuracy": summary["test_accuracy"]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="mnist" if (MNIST / "train-images-idx3-ubyte.gz").is_file() else "mnist-subset")
+    p.add_argument("--data-dir", default=str(MNIST) if MNIST.is_dir() else None)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=256, help="global batch (128 per process with 2 processes)")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every setting")
+    p.add_argument("--two-threads", action="store_true",
+                   help="also time 1 process x 2 threads (very slow on a busy 2-core machine: OpenMP spin-waits)")
+    args = p.parse_args()
+    settings = SETTINGS[:1] + [TWO_THREADS] + SETTINGS[1:] if args.two_threads else SETTINGS
+    if args.dataset == "mnist-subset":
+        args.data_dir = None
+    sys.path.insert(0, str(REPO / "src"))
+    from lenetlab.data import load
+
+    args.n_train = len(load(args.dataset, data_dir=args.data_dir).train)
+    print(f"{args.dataset}: {args.n_train} train examples x {args.epochs} epoch(s), global batch {args.batch_size}, "
+          f"lenet5, CPU; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start; {time.strftime('%H:%M UTC', time.gmtime())}")
+    results: dict[str, list[dict]] = {name: [] for name, _, _ in settings}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for i, (name, nproc, threads) in enumerate(settings):
+                res = run_once(nproc, threads, args, Path(tmp), f"r{r}-s{i}")
+                results[name].append(res)
+                print(f"  round {r + 1} {name:30s} {res['examples_per_sec']:8.0f} ex/s  (train {res['train_time']:.1f} s, "
+                      f"wall {res['wall']:.1f} s, test acc {res['test_accuracy']:.4f})", flush=True)
+    base = statistics.median(x["examples_per_sec"] for x in results[SETTINGS[0][0]])
+    print(f"\n{'setting':32s} {'median ex/s':>12s} {'vs 1x1':>7s}  all rounds")
+    for name, _, _ in settings:
+        v = [x["examples_per_sec"] for x in results[name]]
+        print(f"{name:32s} {statistics.median(v):12.0f} {statistics.median(v) / base:6.2f}x  "
+              + ", ".join(f"{x:.0f}" for x in v))
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (shared machine: figures are noisy)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
