@@ -334,7 +334,8 @@ def _add_submit(sub) -> None:
     p.add_argument("--augment", default="none", choices=("none", "affine", "elastic", "affine+elastic"),
                    help="train-time batch augmentation")
     p.add_argument("--val-size", type=int, default=None, help="images carved from train.csv for validation (default: a tenth)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (split, init, shuffling)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (init, shuffling, augmentation; the validation split "
+                                                       "is fixed, as for `lenet train`)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--out-dir", default="runs", help="folder holding run directories")
@@ -380,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lenet ... | head`: the reader left; end quietly like other Unix tools
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
 
 
 if __name__ == "__main__":

@@ -138,6 +138,7 @@ def test_unreadable_inputs_raise_one_line_data_errors(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
     for src, pattern in [(bad, "notes.png: not a readable image"), (tmp_path / "missing.png", "missing.png: image file not found"),
+                         (tmp_path, "is a folder, not an image file"),
                          (b"", "empty image data"), (b"\x89PNG\r\n\x1a\n garbage", "not a readable image"),
                          (np.array([["a", "b"]]), "must hold numbers"), (np.zeros((2, 3, 4, 5)), "must be"),
                          (object(), "unsupported image type")]:

@@ -115,3 +115,22 @@ def test_write_submission_is_atomic_and_quotes(tmp_path):
     with open(p, newline="") as f:
         assert list(csv.reader(f)) == [["image", "label"], ["a,b.png", "x y"], ["c.png", 'q"z']]
     assert [q.name for q in tmp_path.iterdir()] == ["s.csv"]
+
+
+def test_eval_sees_the_data_submit_trained_on(kaggle_folder, tmp_path, capsys):
+    """Images smaller than the model input are resized once at load by submit; `lenet eval` must load
+    them the same way (not pad them) and use the same validation split, whatever the --seed."""
+    root, _, _ = kaggle_folder
+    for p in (root / "images").glob("*.png"):
+        Image.open(p).resize((24, 24)).save(p)  # 24 -> 32 would be padded by default
+    runs = tmp_path / "runs"
+    assert main(["submit", "--data-dir", str(root), "--epochs", "2", "--batch-size", "16", "--val-size", "9",
+                 "--seed", "3", "--num-threads", "1", "--out", str(tmp_path / "s.csv"), "--out-dir", str(runs),
+                 "--name", "small", "--device", "cpu", "--progress", "none", "--json"]) == 0
+    capsys.readouterr()
+    dev_row = [r for r in map(json.loads, (runs / "small" / "metrics.jsonl").read_text().splitlines())
+               if r["kind"] == "dev" and r["best"]][-1]
+    assert main(["eval", str(runs / "small"), "--split", "dev", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 9 and out["accuracy"] == dev_row["accuracy"]
+    assert abs(out["loss"] - dev_row["loss"]) < 1e-5

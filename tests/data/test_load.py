@@ -125,3 +125,17 @@ def test_subprocess_exit_2_without_traceback(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
     assert r.stderr.startswith("error: ") and "train-labels-idx1-ubyte.gz: file not found" in r.stderr
+
+
+@pytest.mark.slow
+def test_closed_stdout_pipe_ends_quietly():
+    """`lenet data | head -1`: the reader leaves early; no BrokenPipeError traceback, SIGPIPE-style status."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "lenetlab.cli", "data"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before lenet prints anything (it needs a second or more to import torch)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err

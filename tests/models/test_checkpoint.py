@@ -57,3 +57,24 @@ def test_saved_checkpoint_has_plain_file_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_unreadable_checkpoint_files_name_the_problem(tmp_path, capsys):
+    """A JSON file, a pickled object and a truncated archive each get their own one-line error."""
+    import torch
+
+    from lenetlab.cli import main
+    from lenetlab.models.checkpoint import save_checkpoint
+
+    not_torch = tmp_path / "config.json"
+    not_torch.write_text('{"a": 1}')
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"x": open}, unsafe)
+    good = save_checkpoint(tmp_path / "good.pt", {"x": torch.zeros(1000)})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    for path, needle in [(not_torch, "not a PyTorch checkpoint"), (unsafe, "cannot be loaded safely"),
+                         (truncated, "corrupt or truncated")]:
+        assert main(["eval", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {path}") and needle in err and "\n" not in err

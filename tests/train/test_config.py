@@ -80,3 +80,32 @@ def test_resume_and_config_conflict(tmp_path):
         make_runner(config_file=tmp_path / "x.json", resume=tmp_path)
     with pytest.raises(ConfigError, match="no last.pt"):
         make_runner(resume=tmp_path)
+
+
+def test_image_size_field_resizes_folder_images_when_loading(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from lenetlab.train.setup import load_splits
+
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((24, 24), 20 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    cfg = RunConfig(dataset=str(tmp_path / "imgs"))
+    assert load_splits(cfg).train.x.shape[-2:] == (24, 24)  # their own size by default
+    ns = build_parser().parse_args(["train", "--dataset", str(tmp_path / "imgs"), "--image-size", "32"])
+    cfg = RunConfig.from_dict(config_overrides(ns))
+    assert cfg.image_size == 32 and load_splits(cfg).train.x.shape[-2:] == (32, 32)
+
+
+def test_normalize_choices_give_the_input_spec(subset):
+    from lenetlab.data.common import pixel_stats
+    from lenetlab.train.setup import build_spec
+
+    spec = build_spec(RunConfig(normalize="stats"), subset)
+    mean, std = pixel_stats(subset.train.x)
+    assert spec.mean == mean and spec.std == std and 0.12 < mean[0] < 0.14 and 0.29 < std[0] < 0.32
+    assert (spec.size, spec.resize, spec.channels) == (32, "pad", 1)
+    assert build_spec(RunConfig(normalize="mnist"), subset).mean == (0.1307,)
+    assert build_spec(RunConfig(), subset).mean == (0.5,)

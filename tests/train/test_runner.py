@@ -179,3 +179,28 @@ def test_resuming_a_finished_run_only_retests(tmp_path, subset):
     after = read_metrics(tmp_path / "done")
     assert res.steps == 16 and len(after) == len(before) and after[-1]["kind"] == "test"
     assert after[-1]["accuracy"] == before[-1]["accuracy"]
+
+
+def test_recipe_flags_reach_the_optimizer_and_the_criterion(tmp_path, subset, capsys):
+    """--nesterov/--momentum/--weight-decay land in SGD, --label-smoothing in the loss, --grad-clip in the step."""
+    import torch.nn.functional as F
+
+    from lenetlab.train.commands import make_runner
+    from lenetlab.train.config import config_overrides
+
+    args = ["--out-dir", str(tmp_path), "--name", "flags", "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.8",
+            "--nesterov", "--weight-decay", "0.01", "--label-smoothing", "0.2", "--grad-clip", "0.001"]
+    from lenetlab.cli import build_parser
+
+    ns = build_parser().parse_args(["train", *args])
+    runner = make_runner(overrides=config_overrides(ns), splits=subset)
+    group = runner.optimizer.param_groups[0]
+    assert isinstance(runner.optimizer, torch.optim.SGD)
+    assert group["nesterov"] is True and group["momentum"] == 0.8 and group["weight_decay"] == 0.01
+    out, y = torch.randn(8, 10), torch.arange(8)
+    assert torch.allclose(runner.criterion(out, y), F.cross_entropy(out, y, label_smoothing=0.2))
+    assert not torch.allclose(runner.criterion(out, y), F.cross_entropy(out, y))
+    xb, yb = next(iter(runner.loader))
+    runner._train_step(xb, yb)  # gradients stay on the parameters after the step
+    norm = torch.nn.utils.get_total_norm([p.grad for p in runner.model.parameters()])
+    assert norm <= 0.001 * (1 + 1e-4)

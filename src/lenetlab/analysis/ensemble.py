@@ -43,7 +43,7 @@ class EnsembleResult:
 def _dataset_of(ckpt: dict) -> tuple[str | None, str | None, dict]:
     """Dataset name, data dir and the loader options the run used (so ``dev`` is the run's dev split)."""
     cfg = ckpt.get("config") or {}
-    opts = {"val_size": cfg["val_size"]} if cfg.get("val_size") is not None else {}
+    opts = {k: cfg[k] for k in ("val_size", "image_size") if cfg.get(k) is not None}
     return cfg.get("dataset"), cfg.get("data_dir"), opts
 
 

@@ -114,17 +114,24 @@ def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | 
     dev = select_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=dev)
     cfg = ckpt.get("config") or {}
-    name = dataset or ckpt.get("dataset") or cfg.get("dataset")
+    name = dataset or cfg.get("dataset") or ckpt.get("dataset")  # the config keeps the path the run was given
     if not name:
         raise DataError(f"{checkpoint}: the checkpoint does not name its dataset; pass --dataset")
     kwargs = {"data_dir": data_dir if data_dir is not None else (cfg.get("data_dir") if dataset is None else None)}
-    if cfg.get("val_size") is not None:
-        kwargs["val_size"] = cfg["val_size"]
+    for key in ("val_size", "image_size"):  # the split and image size the run was trained on
+        if cfg.get(key) is not None:
+            kwargs[key] = cfg[key]
     splits = data.load(name, **kwargs)
     part = getattr(splits, split)
+    if part.y is None:  # a Kaggle test.csv has no labels
+        raise DataError(f"{name}: the {split} split has no labels (an unlabelled test.csv?); evaluate with --split dev")
     if len(ckpt["class_names"]) != len(splits.class_names):
         raise DataError(f"{checkpoint}: model has {len(ckpt['class_names'])} classes but {name} has "
                         f"{len(splits.class_names)}")
+    if [str(c) for c in ckpt["class_names"]] != [str(c) for c in splits.class_names]:
+        # same count, other classes (a digit model on Fashion-MNIST, say): the accuracy would be meaningless
+        raise DataError(f"{checkpoint}: model classes ({_brief(ckpt['class_names'])}) differ from {name}'s "
+                        f"({_brief(splits.class_names)})")
     model = build_model(ckpt, map_location=dev)
     spec = InputSpec.from_dict(ckpt["input_spec"])
     channels_last = bool(cfg.get("channels_last", False))
@@ -136,6 +143,12 @@ def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | 
         autocast = None
     return evaluate(model, part, spec, dev, batch_size, class_names=ckpt["class_names"],
                     autocast=autocast, channels_last=channels_last)
+
+
+def _brief(names, k: int = 4) -> str:
+    """The first ``k`` class names, comma-separated, for one-line messages."""
+    names = [str(n) for n in names]
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
 
 
 def format_result(res: EvalResult) -> str:

@@ -72,7 +72,7 @@ def _open(source, label: str, max_pixels: int) -> Image.Image:
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if not path.is_file():
-                raise DataError(f"{label}: image file not found")
+                raise DataError(f"{label}: " + ("is a folder, not an image file" if path.is_dir() else "image file not found"))
             fp = path
         elif isinstance(source, (bytes, bytearray, memoryview)):
             if len(source) == 0:

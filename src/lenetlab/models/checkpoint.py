@@ -16,6 +16,7 @@ It lives in ``models`` (not ``train``) so that serving can load a model without 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -62,11 +63,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 break
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (expected best.pt/last.pt written by lenet train)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for corrupt files
+    except pickle.UnpicklingError:
+        # weights_only refuses pickled classes/functions: only plain tensors and containers load.
+        raise CheckpointError(f"{path}: holds Python objects that cannot be loaded safely "
+                              "(lenetlab checkpoints contain only tensors, numbers, strings, lists and dicts)") from None
+    except Exception as e:  # torch raises many types for truncated or corrupt archives
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first[:200]})") from None
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first[:150]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lenetlab checkpoint (expected format {FORMAT!r})")
     return ckpt

@@ -38,6 +38,9 @@ class RunConfig:
     data_dir: str | None = _f(None, "folder holding the dataset files (default: cache dir)")
     val_size: int | None = _f(None, "examples carved from train for the dev split (default: the dataset's)",
                               minimum=0)
+    image_size: int | None = _f(None, "image folders: resize the images to this size once, when loading "
+                                "(default: their own size; the model's input spec then pads or resizes each batch)",
+                                minimum=1)
     download: bool = _f(False, "download missing dataset files from the public mirrors")
     model: str = _f("lenet5", "registered model name (see `lenet models`)")
     model_kwargs: dict = _f({}, "extra model arguments as a JSON object, e.g. '{\"dropout\": 0.1}'")

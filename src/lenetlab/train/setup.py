@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import replace
 
-import torch
-
 from lenetlab.data.transforms import InputSpec
 from lenetlab.errors import ConfigError
 
@@ -24,6 +22,8 @@ def load_splits(cfg, dist=None):
     kwargs = {"data_dir": cfg.data_dir}
     if cfg.val_size is not None:
         kwargs["val_size"] = cfg.val_size
+    if cfg.image_size is not None:
+        kwargs["image_size"] = cfg.image_size
     if cfg.download:
         kwargs["download"] = True
     if dist is not None and not dist.is_main:
@@ -54,12 +54,10 @@ def build_spec(cfg, splits) -> InputSpec:
             spec = replace(spec, mean=(spec.mean[0],) * c, std=(spec.std[0],) * c)
         return spec
     if cfg.normalize == "stats":
-        v = torch.arange(256, dtype=torch.float64) / 255.0  # exact, via a histogram (no float copy)
-        hist = [torch.bincount(x[:, ch].reshape(-1).cpu(), minlength=256).double() for ch in range(c)]
-        mean = [float((hh * v).sum() / hh.sum()) for hh in hist]
-        std = [max(float((hh * v ** 2).sum() / hh.sum()) - m * m, 0.0) ** 0.5 for hh, m in zip(hist, mean)]
-        std = [max(s, 1e-3) for s in std]
-        return replace(spec, mean=tuple(mean), std=tuple(std))
+        from lenetlab.data.common import pixel_stats
+
+        mean, std = pixel_stats(x.cpu())  # exact, via histograms (no float copy)
+        return replace(spec, mean=mean, std=tuple(max(s, 1e-3) for s in std))
     mean, std = _FIXED_NORMS[cfg.normalize]
     return replace(spec, mean=(mean,) * c, std=(std,) * c)
 

@@ -104,10 +104,11 @@ def kaggle_submit(data_dir: str | os.PathLike, *, out: str | os.PathLike = "subm
     names = _test_names(folder)
     if not names:
         raise DataError(f"{folder / 'test.csv'}: no rows to predict")
-    cfg = RunConfig.from_dict({**config, "dataset": str(folder), "model": model, "epochs": epochs,
+    size = int(model_info(model).input_size[-1])
+    # image_size and the split live in the config, so `lenet eval` and `--resume` load the same data
+    cfg = RunConfig.from_dict({"image_size": size, **config, "dataset": str(folder), "model": model, "epochs": epochs,
                                "progress": progress}, source="submit")
-    size = int(model_info(cfg.model).input_size[-1])
-    load_kwargs = {"seed": cfg.seed, "image_size": size}
+    load_kwargs = {"image_size": cfg.image_size}
     if cfg.val_size is not None:
         load_kwargs["val_size"] = cfg.val_size
     splits = load(str(folder), **load_kwargs)
