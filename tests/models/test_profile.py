@@ -25,6 +25,13 @@ def test_lenet5_macs_against_hand_count():
     assert rows["C1"].formula == 122_304 and rows["S4"].formula == 400
 
 
+def test_lenet5_scratch_counts_its_bias_column():
+    # the im2col GEMM adds the bias as a K+1-th column: one MAC per conv output more than lenet5
+    p = profile_model("lenet5-scratch")
+    assert p.total_params == 61_706 and p.macs == 416_520 + 4_704 + 1_600 + 120
+    assert any("6,424" in n for n in p.notes)
+
+
 def test_lenet1998_profile_counts():
     p = profile_model("lenet5-1998")
     assert (p.total_params, p.trainable_params, p.non_trainable_params) == (60_840, 60_000, 840)
@@ -75,7 +82,9 @@ def test_cli_models_lists_everything(capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["profile", "lenet6"], "unknown model 'lenet6'"),
     (["profile", "lenet5", "--input-size", "1", "8", "8"], "cannot run on a 1x8x8 input"),
+    (["profile", "lenet5-scratch", "--input-size", "1", "28", "28"], "cannot run on a 1x28x28 input"),
     (["profile", "lenet5", "--input-size", "0", "32", "32"], "--input-size"),
+    (["profile", "vgg11", "--input-size", "3", "100000", "100000"], "too large to profile"),
     (["profile", "lenet5", "--num-classes", "0"], "--num-classes"),
 ])
 def test_cli_user_errors_exit_2_with_one_line(argv, needle, capsys):

@@ -139,3 +139,21 @@ def test_benchmark_script_runs():
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ops_speed.py"), "--help"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--quick" in proc.stdout
+
+
+@pytest.mark.parametrize("name, kwargs, weights_of, match", [
+    ("lenet5-mini", {}, "lenet5-mini", "is not lenet5 or lenet5-scratch"),
+    ("lenet5", {}, "lenet5-mini", "weights do not fit model 'lenet5'"),
+    ("lenet5", {"num_classes": 5}, None, "has 5 output classes but mnist-subset has 10"),
+    ("lenet5", {"in_channels": 3}, None, "expects 3 input channels"),
+])
+def test_compare_checkpoint_that_does_not_fit_is_a_one_line_error(tmp_path, capsys, name, kwargs, weights_of, match):
+    from lenetlab.models.checkpoint import save_checkpoint
+
+    path = tmp_path / "other.pt"
+    state = create(weights_of or name, **kwargs).state_dict()
+    save_checkpoint(path, {"model": {"name": name, "kwargs": kwargs}, "state_dict": state,
+                           "class_names": [str(i) for i in range(kwargs.get("num_classes", 10))]})
+    assert main(["compare", "--checkpoint", str(path), "--limit", "20", "--loop-images", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and match in err and str(path) in err and err.count("\n") == 1

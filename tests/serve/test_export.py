@@ -71,6 +71,29 @@ def test_cli_export_errors(tmp_path, capsys):
     assert err.startswith("error: ") and "m.txt" in err and err.count("\n") == 1
 
 
+def test_cli_export_checkpoint_and_output_errors(tmp_path, capsys):
+    """No traceback for a bare checkpoint (no input spec), an unwritable --out, or an opset it cannot reach."""
+    from lenetlab.models import create, save_checkpoint
+
+    bare = save_checkpoint(tmp_path / "bare.pt", {"model": {"name": "lenet5", "kwargs": {}},
+                                                  "state_dict": create("lenet5").state_dict()})
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    (tmp_path / "dir.onnx").mkdir()
+    cases = [
+        (["export", str(bare)], ["bare.pt", "input_spec"]),
+        (["export", str(default_checkpoint()), "--out", str(blocker / "m.onnx")], ["--out", "cannot create"]),
+        (["export", str(default_checkpoint()), "--out", str(tmp_path / "dir.onnx")], ["--out", "cannot write"]),
+        # the exporter would silently fall back to its own opset
+        (["export", str(default_checkpoint()), "--out", str(tmp_path / "o.onnx"), "--opset", "3"], ["--opset 3"]),
+    ]
+    for argv, needles in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and all(n in err for n in needles), err
+    assert not (tmp_path / "o.onnx").exists()
+
+
 def test_cli_serve_errors(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "nope.pt"), "--port", "0"]) == 2
     assert "nope.pt" in capsys.readouterr().err
@@ -82,6 +105,20 @@ def test_cli_serve_errors(tmp_path, capsys):
     assert "bad.onnx" in capsys.readouterr().err
     assert main(["serve", str(default_checkpoint()), "--onnx", str(bad)]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_cli_serve_port_in_use_is_a_one_line_error(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"--port {port}" in err and err.count("\n") == 1
+    assert main(["serve", "--host", "192.0.2.1", "--port", "0"]) == 2  # TEST-NET-1: not an address of ours
+    assert "--host 192.0.2.1" in capsys.readouterr().err
 
 
 def test_onnx_without_metadata_is_refused(tmp_path, onnx_model):

@@ -120,7 +120,7 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
     try:
         with torch.no_grad(), counter:
             model(x)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:  # torch's layers raise RuntimeError, lenetlab.ops' ValueError
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         size = "x".join(map(str, input_size))
         raise LenetlabError(f"{name or type(model).__name__}: cannot run on a {size} input ({first})") from None
@@ -184,6 +184,10 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
     )
 
 
+#: Largest ``--input-size`` profiled: one real forward pass runs, its activations must fit in memory.
+MAX_SIDE, MAX_CHANNELS = 2048, 64
+
+
 def _parse_size(input_size) -> tuple[int, int, int]:
     try:
         size = tuple(int(v) for v in input_size)
@@ -191,6 +195,10 @@ def _parse_size(input_size) -> tuple[int, int, int]:
         size = ()
     if len(size) != 3 or min(size) <= 0:
         raise LenetlabError(f"--input-size: expected three positive integers C H W, got {input_size!r}")
+    if max(size[1:]) > MAX_SIDE or size[0] > MAX_CHANNELS:
+        # the profile runs a real forward pass: VGG-11 at 4096x4096 would need ~9 GB of activations
+        raise LenetlabError(f"--input-size: {'x'.join(map(str, size))} is too large to profile (at most "
+                            f"{MAX_CHANNELS} channels and {MAX_SIDE} pixels a side)")
     return size
 
 

@@ -36,7 +36,7 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     initialisation. Returns a dict with one row per check (``max_abs_diff``) and ``ok``.
     """
     from lenetlab.data import load, prepare
-    from lenetlab.errors import ConfigError
+    from lenetlab.errors import CheckpointError, ConfigError
     from lenetlab.models import create
     from lenetlab.models.lenet_scratch import from_loop_reference, scratch_to_torch, to_loop_reference, torch_to_scratch
     from lenetlab.ops.reference import LoopLeNet
@@ -55,20 +55,25 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     torch.manual_seed(seed)
     ref = create("lenet5", num_classes=classes, in_channels=channels)
     if checkpoint is not None:
-        from lenetlab.models.checkpoint import load_checkpoint
+        from lenetlab.models.checkpoint import build_model, load_checkpoint
 
         ckpt = load_checkpoint(checkpoint)
-        if ckpt["model"]["name"] not in ("lenet5", "lenet5-scratch"):
-            raise ConfigError(f"{checkpoint}: model {ckpt['model']['name']!r} is not lenet5 or lenet5-scratch")
-        ref = create("lenet5", **ckpt["model"].get("kwargs", {}))
-        ref.load_state_dict(ckpt["state_dict"])
+        described = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else {}
+        if described.get("name") not in ("lenet5", "lenet5-scratch"):
+            raise ConfigError(f"{checkpoint}: model {described.get('name')!r} is not lenet5 or lenet5-scratch")
+        try:  # both share one state dict: rebuild it as torch's lenet5 (one-line error if it does not fit)
+            ref = build_model({**ckpt, "model": {**described, "name": "lenet5"}})
+        except CheckpointError as e:
+            raise CheckpointError(f"{checkpoint}: {e}") from None
         classes = ref.output.out_features
         channels = ref.C1.in_channels
         saved = ckpt.get("input_spec") or {}
         if "mean" in saved and "std" in saved:  # the checkpoint's normalisation, at LeNet's 32x32
             spec = dataclasses.replace(spec, mean=tuple(saved["mean"]), std=tuple(saved["std"]))
     if channels != spec.channels:
-        raise ConfigError(f"checkpoint expects {channels} input channels but {dataset} has {spec.channels}")
+        raise ConfigError(f"{checkpoint}: expects {channels} input channels but {dataset} has {spec.channels}")
+    if classes != len(splits.class_names):
+        raise ConfigError(f"{checkpoint}: has {classes} output classes but {dataset} has {len(splits.class_names)}")
     scratch = create("lenet5-scratch", num_classes=classes, in_channels=channels)
     scratch.load_state_dict(torch_to_scratch(ref.state_dict()))
     loop = LoopLeNet(in_channels=channels, num_classes=classes)

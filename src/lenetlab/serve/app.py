@@ -282,6 +282,22 @@ def _version() -> str:
     return __version__
 
 
+def _check_can_listen(host: str, port: int) -> None:
+    """One-line :class:`LenetlabError` if ``host:port`` cannot be bound (in use, not a local address);
+    uvicorn would log it and exit with status 1 after the model had loaded."""
+    import socket
+
+    from lenetlab.errors import LenetlabError
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            s.bind(addr)
+    except OSError as e:
+        raise LenetlabError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
+
+
 def run_server(checkpoint: str | None = None, onnx: str | None = None, *, host: str = "127.0.0.1",
                port: int = 8000, device: str = "cpu", max_upload_mb: float = 5.0,
                log_level: str = "info") -> None:
@@ -296,6 +312,7 @@ def run_server(checkpoint: str | None = None, onnx: str | None = None, *, host: 
         raise LenetlabError(f"--port {port}: must be between 0 and 65535")
     if max_upload_mb <= 0:
         raise LenetlabError(f"--max-upload-mb {max_upload_mb}: must be positive")
+    _check_can_listen(host, port)
     # one small image per request: parallelism comes from concurrent requests, not intra-op threads
     torch.set_num_threads(1)
     predictor = load_predictor(checkpoint, onnx, device=device)

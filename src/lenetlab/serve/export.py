@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from lenetlab.data.transforms import InputSpec
-from lenetlab.errors import LenetlabError
+from lenetlab.errors import CheckpointError, LenetlabError
 from lenetlab.serve.predictor import META_CLASSES, META_FORMAT, META_MODEL, META_SPEC, ONNX_FORMAT
 
 EXAMPLE_BATCH = 8
@@ -55,22 +55,32 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
 
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     model = build_model(ckpt, map_location="cpu").eval()
-    spec = InputSpec.from_dict(ckpt["input_spec"])
+    try:  # the ONNX metadata needs them: a bare state-dict checkpoint cannot be served
+        spec = InputSpec.from_dict(ckpt["input_spec"])
+        class_names = [str(c) for c in ckpt["class_names"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{checkpoint}: checkpoint lacks a valid input_spec/class_names "
+                              f"({type(e).__name__}: {e})") from None
     out = Path(out) if out is not None else default_onnx_path(checkpoint)
     if out.suffix.lower() != ".onnx":
         raise LenetlabError(f"--out {out}: the ONNX file name must end in .onnx")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LenetlabError(f"--out {out}: cannot create its folder ({e.strerror or e})") from None
 
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=gen)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     kwargs = {} if opset is None else {"opset_version": opset}
-    onnx_log = logging.getLogger("torch.onnx")
-    level = onnx_log.level
+    # onnxscript logs a full traceback when its version converter cannot reach --opset
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript")]
+    levels = [lg.level for lg in loggers]
     # the exporter narrates its steps and warns that torchvision's ops are absent: noise for users
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        onnx_log.setLevel(logging.ERROR)
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
         try:
             program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
                                         input_names=["input"], output_names=["scores"],
@@ -79,23 +89,32 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise LenetlabError(f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed ({first[:200]})") from None
         finally:
-            onnx_log.setLevel(level)
+            for lg, lv in zip(loggers, levels):
+                lg.setLevel(lv)
     proto = program.model_proto
+    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset_used != opset:  # the exporter falls back silently to its own opset
+        raise LenetlabError(f"--opset {opset}: the exporter cannot convert {ckpt['model']['name']!r} to opset "
+                            f"{opset} (it produced opset {opset_used}); leave --opset out for the exporter's default")
     meta = {
         META_FORMAT: ONNX_FORMAT,
         META_MODEL: json.dumps(ckpt["model"]),
-        META_CLASSES: json.dumps([str(c) for c in ckpt["class_names"]]),
+        META_CLASSES: json.dumps(class_names),
         META_SPEC: json.dumps(spec.to_dict()),
     }
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
     proto.doc_string = (f"lenetlab {ckpt['model']['name']}: input float32 [batch, {spec.channels}, {spec.size}, "
-                        f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(ckpt['class_names'])}]")
+                        f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(class_names)}]")
     onnx.checker.check_model(proto)
     tmp = out.with_name(f".{out.name}.tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out)
+    try:
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise LenetlabError(f"--out {out}: cannot write the ONNX file ({e.strerror or e})") from None
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     diff = 0.0
@@ -107,7 +126,6 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
         diff = max(diff, float(np.abs(got - ref).max()))
     if diff > tolerance:
         raise LenetlabError(f"{out}: onnxruntime differs from PyTorch by {diff:.2e} (> {tolerance:g})")
-    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     return {"path": str(out), "model": ckpt["model"]["name"], "checkpoint": str(checkpoint),
             "exporter": "torch.onnx.export(dynamo=True)", "opset": opset_used, "dynamic_batch": True,
             "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": json.loads(meta[META_CLASSES])}
