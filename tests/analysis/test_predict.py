@@ -115,7 +115,7 @@ def test_bad_checkpoint_and_bad_top_k(tmp_path, digit_ckpt, subset, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"nope")
     assert main(["predict", str(junk), str(img)]) == 2
-    assert "junk.pt: not a readable checkpoint" in capsys.readouterr().err
+    assert "junk.pt: not a PyTorch checkpoint" in capsys.readouterr().err
     assert main(["predict", str(digit_ckpt), str(img), "--top-k", "0"]) == 2
     assert "--top-k must be at least 1" in capsys.readouterr().err
 
