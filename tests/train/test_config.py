@@ -109,3 +109,19 @@ def test_normalize_choices_give_the_input_spec(subset):
     assert (spec.size, spec.resize, spec.channels) == (32, "pad", 1)
     assert build_spec(RunConfig(normalize="mnist"), subset).mean == (0.1307,)
     assert build_spec(RunConfig(), subset).mean == (0.5,)
+
+
+def test_lecun1998_normalisation_maps_background_and_ink_as_in_the_paper(subset):
+    """LeCun et al. 1998 scale pixels so the background is -0.1 and full ink 1.175."""
+    import torch
+
+    from lenetlab.data.transforms import prepare
+    from lenetlab.train.config import RunConfig
+    from lenetlab.train.setup import build_spec
+
+    spec = build_spec(RunConfig(normalize="lecun1998", model="lenet5-1998"), subset)
+    img = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    img[0, 0, 10, 10] = 255
+    x = prepare(img, spec)  # padded 28 -> 32: pixel (10, 10) lands at (12, 12)
+    assert torch.allclose(x[0, 0, 12, 11:13], torch.tensor([-0.1, 1.175]), atol=1e-6)
+    assert torch.allclose(x[0, 0, 0, 0], torch.tensor(-0.1), atol=1e-6)

@@ -49,8 +49,9 @@ class RunConfig:
     normalize: str = _f("default",
                         "input normalisation: the dataset's default; 'stats' the train split's mean/std; "
                         "'half' (x-0.5)/0.5; 'mnist' (x-0.1307)/0.3081; 'none' x in [0,1]; 'seed000' the "
-                        "seed's ToTensor+Normalize(127.5,127.5) quirk (inputs squeezed into [-1,-0.992])",
-                        choices=("default", "stats", "half", "mnist", "none", "seed000"))
+                        "seed's ToTensor+Normalize(127.5,127.5) quirk (inputs squeezed into [-1,-0.992]); 'lecun1998' the "
+                        "paper's scaling: background -0.1, ink 1.175",
+                        choices=("default", "stats", "half", "mnist", "none", "seed000", "lecun1998"))
     resize: str = _f("auto", "fit images to the model's input size: pad, resize, or auto (pad when the model input is "
                      "at most 8 pixels larger)", choices=("auto", "pad", "resize"))
     augment: str = _f("none", "train-time batch augmentation (lenetlab.data.augment)",

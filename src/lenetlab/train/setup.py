@@ -11,7 +11,9 @@ from lenetlab.errors import ConfigError
 # mean/std in [0, 1] pixel units for each `normalize` choice that does not depend on the data
 _FIXED_NORMS = {"half": (0.5, 0.5), "mnist": (0.1307, 0.3081), "none": (0.0, 1.0),
                 # seed 000: ToTensor() (x/255) then Normalize(127.5, 127.5) -> (x/255 - 127.5)/127.5
-                "seed000": (127.5, 127.5)}
+                "seed000": (127.5, 127.5),
+                # LeCun et al. 1998, sec. II-B: background -0.1 and foreground 1.175, i.e. x*1.275 - 0.1
+                "lecun1998": (0.1 / 1.275, 1 / 1.275)}
 
 
 def load_splits(cfg, dist=None):
