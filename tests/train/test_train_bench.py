@@ -80,7 +80,7 @@ def test_cli_bench_train_json(subset, capsys):
     assert res["dataset"] == "mnist-subset" and res["threads"] == [1]
     assert set(res["throughput"]) == {"baseline @1t", "Runner (tensor-resident) @1t"}
     assert res["ratio"]["baseline @1t"] == 1.0 and res["best_ratio_same_threads"] > 0
-    assert res["best"] == "Runner (tensor-resident) @1t"
+    assert res["best"] == res["best_ratio_variant"] == "Runner (tensor-resident) @1t"
 
 
 def test_measure_throughputs_interleaves_variants_and_thread_counts(subset):
