@@ -6,9 +6,7 @@ is measured or listed as skipped, outputs agree with eager PyTorch, percentiles 
 
 from __future__ import annotations
 
-import json
 
-import pytest
 import torch
 
 from lenetlab.analysis.bench import latency, run_infer_bench, throughput

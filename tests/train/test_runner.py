@@ -42,7 +42,7 @@ def test_default_train_reaches_85_percent_and_writes_run_dir(default_run, capsys
     for name in ("config.json", "metrics.jsonl", "best.pt", "last.pt"):
         assert (run_dir / name).is_file(), name
     cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    assert cfg.model == "lenet5" and cfg.dataset == "mnist-subset" and cfg.num_threads == 1
+    assert cfg.model == "lenet5" and cfg.dataset == "mnist-subset" and cfg.num_threads == 0
     rows = read_metrics(run_dir)
     kinds = {r["kind"] for r in rows}
     assert {"train", "epoch", "dev", "test"} <= kinds

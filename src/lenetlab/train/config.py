@@ -85,8 +85,8 @@ class RunConfig:
     compile: bool = _f(False, "torch.compile the model")
     sync_bn: bool = _f(False, "under several processes (torchrun, --nproc): convert BatchNorm layers to SyncBatchNorm "
                        "(CUDA only)")
-    num_threads: int = _f(1, "CPU threads for torch (0: torch's default, one per core); one is fastest for "
-                          "LeNet-sized models on a small or busy CPU", minimum=0)
+    num_threads: int = _f(0, "CPU threads for torch (0: torch's default, one per core); 1 can be faster when "
+                          "other jobs share the CPU", minimum=0)
     # feedback and checkpoints
     log_steps: int = _f(50, "write a train metrics row every N steps", minimum=1)
     eval_steps: int = _f(0, "evaluate on dev every N steps (0: at the end of every epoch)", minimum=0)
