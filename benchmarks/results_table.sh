@@ -12,7 +12,7 @@ train() { lenet train --config "configs/$1.yaml" --seed "$2" --name "$1-s$2" --o
 for s in $SEEDS; do
   train nndl-subset-seed000 "$s"
   train nndl-subset "$s"
-  for c in d2l-lenet lenet5 lenet5-1998 lenet5-1998-b32 lenet5-1998-distort lenet5-1998-distort-b32 \
+  for c in d2l-lenet lenet5 lenet5-1998 lenet5-1998-b32 lenet5-1998-distort lenet5-1998-distort-b32 lenet5-1998-distort-lecun \
            lenet5-modern lenet5-modern-w8 lenet5-modern-w8-long lenet5-modern-long fast-lenet5; do
     train "$c" "$s" --data-dir "$D"
   done

@@ -125,3 +125,16 @@ def test_lecun1998_normalisation_maps_background_and_ink_as_in_the_paper(subset)
     x = prepare(img, spec)  # padded 28 -> 32: pixel (10, 10) lands at (12, 12)
     assert torch.allclose(x[0, 0, 12, 11:13], torch.tensor([-0.1, 1.175]), atol=1e-6)
     assert torch.allclose(x[0, 0, 0, 0], torch.tensor(-0.1), atol=1e-6)
+
+
+def test_every_shipped_config_file_loads():
+    """The results table's configs/*.yaml are valid RunConfig files (a typo would only show hours in)."""
+    from pathlib import Path
+
+    from lenetlab.train.config import load_config_file
+
+    files = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert len(files) >= 10
+    for f in files:
+        cfg = load_config_file(f)
+        assert cfg.model and cfg.epochs >= 1, f
