@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from matplotlib.figure import Figure
 
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import DataError, LenetlabError
+from lenetlab.fileio import atomic_path
 
 __all__ = [
     "first_conv",
@@ -38,15 +38,8 @@ __all__ = [
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
     """Write ``fig`` as PNG atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from lenetlab.data.idx import GZIP_MAGIC, decompress
 from lenetlab.errors import DataError
+from lenetlab.fileio import atomic_path
 
 ENV_VAR = "LENETLAB_DATA"
 
@@ -144,15 +144,9 @@ def _download_one(url: str, dest: Path, res: Resource, progressbar: bool, timeou
     """Download ``url`` to a temp file beside ``dest``, verify it, then rename it into place."""
     import pooch
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    with atomic_path(dest, suffix=".part") as tmp:  # the suffix _remove_stale_parts looks for
         pooch.HTTPDownloader(progressbar=progressbar, timeout=timeout)(url, str(tmp), None)
         check_checksum(url, tmp.read_bytes(), res)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _reason(e: Exception) -> str:

@@ -25,6 +25,7 @@ import torch
 
 from lenetlab.data.transforms import InputSpec
 from lenetlab.errors import CheckpointError, LenetlabError
+from lenetlab.fileio import atomic_path
 from lenetlab.serve.predictor import META_CLASSES, META_FORMAT, META_MODEL, META_SPEC, ONNX_FORMAT
 
 EXAMPLE_BATCH = 8
@@ -108,12 +109,10 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     proto.doc_string = (f"lenetlab {ckpt['model']['name']}: input float32 [batch, {spec.channels}, {spec.size}, "
                         f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(class_names)}]")
     onnx.checker.check_model(proto)
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            onnx.save(proto, str(tmp))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise LenetlabError(f"--out {out}: cannot write the ONNX file ({e.strerror or e})") from None
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

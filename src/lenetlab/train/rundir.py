@@ -15,15 +15,14 @@ Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``best.pt
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lenetlab.errors import ConfigError
+from lenetlab.fileio import atomic_path
 
 CONFIG, METRICS, BEST, LAST, PLOTS = "config.json", "metrics.jsonl", "best.pt", "last.pt", "plots"
 
@@ -74,10 +73,8 @@ class MetricsLog:
         rows of ``drop_kinds``; return the rows kept."""
         rows = [r for r in self.read() if r.get("step", 0) <= step and r.get("kind") not in drop_kinds]
         if self.enabled:
-            fd, tmp = tempfile.mkstemp(prefix=".metrics.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r) + "\n" for r in rows)
-            os.replace(tmp, self.path)
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         return rows
 
 

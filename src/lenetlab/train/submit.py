@@ -15,12 +15,12 @@ import io
 import json
 import os
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lenetlab.errors import DataError
+from lenetlab.fileio import atomic_path
 
 __all__ = ["SubmitResult", "kaggle_submit", "run_submit", "write_submission"]
 
@@ -68,16 +68,8 @@ def write_submission(path: str | os.PathLike, images: list[str], labels: list[st
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["image", "label"])
     w.writerows(zip(images, labels))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8", newline="")
     return path
 
 
