@@ -130,7 +130,7 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
 def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str = "auto", split: str = "test",
                  as_json: bool = False, out=None) -> int:
     """``lenet ensemble``: print each member's and the ensemble's accuracy and error; returns 0."""
-    from lenetlab.train.device import select_device
+    from lenetlab.device import select_device
 
     out = out or sys.stdout
     res = ensemble_evaluate([os.fspath(c) for c in checkpoints], dataset=dataset, data_dir=data_dir,

@@ -132,7 +132,7 @@ def predict_images(checkpoint: str | os.PathLike, images: list, *, top_k: int = 
 def run_predict(checkpoint, images: list[str], *, top_k: int = 3, device: str = "auto", show_dir=None,
                 as_json: bool = False, out=None) -> int:
     """``lenet predict``: print the predictions; returns 0, or :data:`EXIT_BLANK` when an image was blank."""
-    from lenetlab.train.device import select_device
+    from lenetlab.device import select_device
 
     out = out or sys.stdout
     results = predict_images(checkpoint, images, top_k=top_k, device=str(select_device(device)), show_dir=show_dir)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, LenetlabError
 
 #: Metadata keys written by :func:`lenetlab.serve.export.export_onnx` into ``metadata_props``.
@@ -30,23 +31,6 @@ def default_checkpoint() -> Path:
     """The small ``lenet5`` trained on full MNIST that ships with the package (99.3% test accuracy)."""
     # resolved from the top package so that finding the file does not import lenetlab.models
     return Path(str(resources.files("lenetlab").joinpath("models/assets/lenet5_mnist.pt")))
-
-
-def resolve_device(device: str = "cpu") -> torch.device:
-    """``auto|cpu|cuda|mps`` → a :class:`torch.device`; ``auto`` picks CUDA, then MPS, then CPU."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device not in ("cpu", "cuda", "mps"):
-        raise LenetlabError(f"--device: unknown device {device!r} (choose auto, cpu, cuda or mps)")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise LenetlabError("--device cuda: CUDA is not available on this machine")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise LenetlabError("--device mps: MPS is not available on this machine")
-    return torch.device(device)
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -94,7 +78,7 @@ class TorchPredictor(Predictor):
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "cpu") -> None:
         from lenetlab.models.checkpoint import build_model, load_checkpoint  # registers the models
 
-        self.device = resolve_device(device)
+        self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
         ckpt = load_checkpoint(path, map_location=self.device)
         try:

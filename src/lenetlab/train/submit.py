@@ -86,7 +86,7 @@ def kaggle_submit(data_dir: str | os.PathLike, *, out: str | os.PathLike = "subm
     from lenetlab.data.transforms import InputSpec
     from lenetlab.models import build_model, load_checkpoint, model_info
     from lenetlab.train import RunConfig, Runner
-    from lenetlab.train.device import select_device
+    from lenetlab.device import select_device
 
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
