@@ -354,8 +354,39 @@ def _run_submit(args) -> int:
                       out_dir=args.out_dir, name=args.name, progress=args.progress, as_json=args.json)
 
 
+# ----------------------------------------------------------------------------- lesson
+def _add_lesson(sub) -> None:
+    from lenetlab.lessons import LESSONS
+
+    p = sub.add_parser("lesson", help="the CNN chapter as runnable lessons (without NAME: list them)",
+                       description="Run one step of the CNN chapter and print what the book shows; every lesson "
+                                   "checks its own claims and exits 1 if one fails.", formatter_class=FORMATTER)
+    _json_flag(p)
+    names = p.add_subparsers(dest="lesson", metavar="NAME")
+    for lesson in LESSONS.values():
+        q = names.add_parser(lesson.name, help=lesson.summary, description=lesson.summary, formatter_class=FORMATTER)
+        for o in lesson.options:
+            name = o.name if o.positional else f"--{o.name}"
+            q.add_argument(name, nargs="?" if o.positional else None, type=o.type, default=o.default,
+                           choices=o.choices, help=o.help)
+        q.add_argument("--source", action="store_true", help="print the lesson's Python code instead of running it")
+        # SUPPRESS: an unset --json here must not undo `lenet lesson --json NAME`
+        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+    p.set_defaults(func=_run_lesson)
+
+
+def _run_lesson(args) -> int:
+    from lenetlab.lessons import LESSONS, print_lesson, print_lessons
+
+    if args.lesson is None:
+        return print_lessons(as_json=args.json)
+    options = {o.name: getattr(args, o.name) for o in LESSONS[args.lesson].options}
+    return print_lesson(args.lesson, as_json=args.json, source=args.source, **options)
+
+
 # ----------------------------------------------------------------------------- parser
-SECTIONS = [_add_data, _add_train, _add_eval, _add_models, _add_profile, _add_predict, _add_ensemble, _add_export, _add_serve, _add_compare, _add_bench, _add_submit]
+SECTIONS = [_add_data, _add_train, _add_eval, _add_models, _add_profile, _add_predict, _add_ensemble, _add_export,
+            _add_serve, _add_compare, _add_bench, _add_submit, _add_lesson]
 
 
 def build_parser() -> argparse.ArgumentParser:

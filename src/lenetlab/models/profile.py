@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lenetlab.errors import LenetlabError
 from lenetlab.models.registry import create, list_models, model_info
+from lenetlab.textfmt import align
 
 
 @dataclass
@@ -90,35 +91,39 @@ def _shape(out):
     return []
 
 
-def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
-    """Profile ``model`` on one seeded random input ``[1, *input_size]`` (eval mode, no grad).
+@dataclass
+class _Trace:
+    """What one hooked forward pass saw: each called module's first output shape, call count and order."""
 
-    ``input_size`` is ``(C, H, W)``. The model's train/eval mode is restored afterwards.
-    """
+    shapes: dict[str, list]
+    calls: dict[str, int]
+    first_call: dict[str, int]  # call order, parents before children
+    counter: FlopCounterMode
+
+
+def _trace(model: nn.Module, input_size, name: str) -> _Trace:
+    """Run ``model`` once on a seeded random ``[1, *input_size]`` input (eval mode, no grad) with hooks."""
     was_training = model.training
     model.eval()
-    modules = dict(model.named_modules())
-    shapes: dict[str, list] = {}
-    calls: dict[str, int] = {}
-    first_call: dict[str, int] = {}
+    trace = _Trace({}, {}, {}, FlopCounterMode(display=False))
 
     def hook(mod_name):
         def record(_m, _inp, out):
-            calls[mod_name] = calls.get(mod_name, 0) + 1
-            shapes.setdefault(mod_name, _shape(out))
+            trace.calls[mod_name] = trace.calls.get(mod_name, 0) + 1
+            trace.shapes.setdefault(mod_name, _shape(out))
         return record
 
     def pre_hook(mod_name):
         def record(_m, _inp):
-            first_call.setdefault(mod_name, len(first_call))  # call order, parents before children
+            trace.first_call.setdefault(mod_name, len(trace.first_call))
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if n]
-    handles += [m.register_forward_pre_hook(pre_hook(n)) for n, m in modules.items() if n]
-    counter = FlopCounterMode(display=False)
+    named = [(n, m) for n, m in model.named_modules() if n]
+    handles = [m.register_forward_hook(hook(n)) for n, m in named]
+    handles += [m.register_forward_pre_hook(pre_hook(n)) for n, m in named]
     x = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
     try:
-        with torch.no_grad(), counter:
+        with torch.no_grad(), trace.counter:
             model(x)
     except (RuntimeError, ValueError) as e:  # torch's layers raise RuntimeError, lenetlab.ops' ValueError
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
@@ -128,7 +133,29 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
         for h in handles:
             h.remove()
         model.train(was_training)
+    return trace
 
+
+def trace_shapes(model: nn.Module, input_size, name: str = "") -> list[tuple[str, str, list]]:
+    """``(dotted name, type, output shape)`` of every module ``model`` calls, in call order.
+
+    One forward pass on ``[1, *input_size]`` as for :func:`profile_module`; containers come before
+    the modules inside them, and a module called twice is listed once, with its first output shape.
+    """
+    trace = _trace(model, input_size, name)
+    modules = dict(model.named_modules())
+    order = sorted(trace.calls, key=lambda n: trace.first_call[n])
+    return [(n, type(modules[n]).__name__, trace.shapes[n]) for n in order]
+
+
+def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
+    """Profile ``model`` on one seeded random input ``[1, *input_size]`` (eval mode, no grad).
+
+    ``input_size`` is ``(C, H, W)``. The model's train/eval mode is restored afterwards.
+    """
+    trace = _trace(model, input_size, name)
+    modules = dict(model.named_modules())
+    shapes, calls, first_call, counter = trace.shapes, trace.calls, trace.first_call, trace.counter
     counts = counter.get_flop_counts()
     prefix = type(model).__name__
 
@@ -230,15 +257,10 @@ def format_profile(p: Profile) -> str:
         if show_formula:
             line.append("" if r.formula is None else f"{r.formula:,}")
         table.append(line)
-    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(head)]
-    right = {3, 5, 6, 7}
-
-    def fmt(row):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-
-    rule = "-" * len(fmt(head))
+    lines = align([head, *table], right={3, 5, 6, 7})
+    rule = "-" * max(map(len, lines))
     size = "x".join(map(str, p.input_size))
-    out = [f"{p.model}  (input {size}, batch 1)", rule, fmt(head), rule, *map(fmt, table), rule,
+    out = [f"{p.model}  (input {size}, batch 1)", rule, lines[0], rule, *lines[1:], rule,
            f"total params:         {p.total_params:,}",
            f"trainable params:     {p.trainable_params:,}",
            f"non-trainable params: {p.non_trainable_params:,}",
@@ -283,8 +305,5 @@ def print_models(as_json: bool = False) -> list[dict]:
         print(json.dumps(rows, indent=2))
         return rows
     table = [(r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}", r["description"]) for r in rows]
-    head = ("model", "input", "params", "description")
-    w = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(head)]
-    for t in (head, *table):
-        print(f"{t[0]:<{w[0]}}  {t[1]:<{w[1]}}  {t[2]:>{w[2]}}  {t[3]}")
+    print("\n".join(align([("model", "input", "params", "description"), *table], right={2})))
     return rows

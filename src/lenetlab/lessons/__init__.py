@@ -1,0 +1,188 @@
+"""The CNN chapter as runnable lessons (``lenet lesson``), each a short module to read and change.
+
+Every lesson is one module in this package with a docstring explaining its idea and a function
+``run(report, **options)`` that computes what the book shows with lenetlab's own operators and
+models, prints it through a :class:`~lenetlab.lessons.report.Report` and checks its claims.
+:data:`LESSONS` is the catalogue: name, module, one-line summary and the options a learner can
+change. It imports no lesson (and no torch), so ``lenet --help`` stays fast.
+
+Python API::
+
+    from lenetlab.lessons import run_lesson
+    report = run_lesson("learn-kernel", lr=0.05, steps=20)
+    print(report.text()); report.data["kernel"]
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lenetlab.errors import ConfigError, LenetlabError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One thing a learner can change: ``--NAME`` on the command line, keyword ``NAME`` in Python.
+
+    ``positional`` options are optional positional arguments instead (``lenet lesson shapes vgg11``).
+    """
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    positional: bool = False
+    choices: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A catalogue entry: ``module`` (under ``lenetlab.lessons``) holds the lesson's ``run``."""
+
+    name: str
+    module: str
+    summary: str
+    options: tuple[Option, ...] = ()
+
+    def load(self):
+        """Import and return the lesson's module."""
+        return importlib.import_module(f"lenetlab.lessons.{self.module}")
+
+    @property
+    def idea(self) -> str:
+        """The lesson module's docstring: the idea in a few sentences."""
+        return inspect.getdoc(self.load()) or ""
+
+    def source(self) -> str:
+        """The lesson module's source code, to read or copy and change."""
+        return inspect.getsource(self.load())
+
+
+def _catalogue(*lessons: Lesson) -> dict[str, Lesson]:
+    table: dict[str, Lesson] = {}
+    for lesson in lessons:
+        if lesson.name in table:
+            raise ValueError(f"lesson name {lesson.name!r} is listed twice")
+        table[lesson.name] = lesson
+    return table
+
+
+#: Every lesson, in the book's order.
+LESSONS: dict[str, Lesson] = _catalogue(
+    Lesson("edge-detection", "edges", "cross-correlation; a [1, -1] kernel finds the vertical edges of a 6x8 image",
+           (Option("kernel", str, "1,-1", "the kernel: numbers separated by commas, rows by ';' (e.g. '1;-1')"),)),
+    Lesson("learn-kernel", "learn_kernel", "learn the edge kernel back from the image and its edge map by "
+                                           "gradient descent on a from-scratch conv layer",
+           (Option("lr", float, 0.03, "learning rate"), Option("steps", int, 10, "gradient steps"),
+            Option("every", int, 2, "print the loss every this many steps"),
+            Option("seed", int, 0, "seed of the kernel's random start"),
+            Option("impl", str, "im2col", "from-scratch conv layer: im2col (lenetlab.ops.Conv2d) or loop "
+                                          "(lenetlab.ops.Conv2D)", choices=("im2col", "loop")))),
+    Lesson("padding-stride", "padding_stride", "the output-shape formula floor((n - k + p + s) / s) on the "
+                                               "book's four cases, checked against two conv layers",
+           (Option("size", int, 8, "input height and width n"),)),
+    Lesson("channels", "channels", "multi-input and multi-output channels; a 1x1 convolution is a fully "
+                                   "connected layer at every pixel",
+           (Option("seed", int, 0, "seed of the random 1x1 example"),)),
+    Lesson("pooling", "pooling", "max and average pooling, padding and stride, several channels"),
+    Lesson("batch-norm", "batch_norm", "batch normalisation from scratch next to nn.BatchNorm2d: training, "
+                                       "evaluation, running statistics",
+           (Option("seed", int, 0, "seed of the random batches"),
+            Option("steps", int, 3, "training-mode batches before switching to evaluation"))),
+    Lesson("shapes", "shapes", "each zoo model's layer-by-layer output shapes for its book input",
+           (Option("model", str, None, "a registered model (default: the book's LeNet, AlexNet, VGG-11, NiN, "
+                                       "GoogLeNet, ResNet-18)", positional=True),)),
+    Lesson("lenet5-by-hand", "lenet5_by_hand", "seed 000's hand count of LeNet-5's parameters and FLOPs next to "
+                                               "what `lenet profile` counts"),
+    Lesson("im2col", "im2col", "how lenetlab.ops.conv2d turns a convolution into one matrix multiply"),
+)
+
+
+def list_lessons() -> list[Lesson]:
+    """Every lesson in the catalogue, in the book's order."""
+    return list(LESSONS.values())
+
+
+def get_lesson(name: str) -> Lesson:
+    """The catalogue entry ``name``, or a :class:`LenetlabError` suggesting close names."""
+    try:
+        return LESSONS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, LESSONS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise LenetlabError(f"unknown lesson {name!r}{hint}; lessons: {', '.join(LESSONS)}") from None
+
+
+def run_lesson(name: str, **options):
+    """Run lesson ``name`` with ``options`` (the catalogue's defaults for any left out).
+
+    Returns its :class:`~lenetlab.lessons.report.Report`. Unknown options raise :class:`ConfigError`.
+    """
+    import torch
+
+    from lenetlab.lessons.report import Report
+
+    lesson = get_lesson(name)
+    known = {o.name: o.default for o in lesson.options}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        offered = ", ".join(known) if known else "none"
+        raise ConfigError(f"lesson {name}: unknown option {unknown[0]!r} (options: {offered})")
+    report = Report(name)
+    module = lesson.load()
+    with torch.random.fork_rng(devices=[]):  # layers initialise from torch's global generator:
+        torch.manual_seed(0)  # seed it for repeatable output, and leave the caller's state alone
+        module.run(report, **{**known, **options})
+    return report
+
+
+def lesson_text(lesson: Lesson, report) -> str:
+    """What ``lenet lesson NAME`` prints: the summary, the idea (module docstring) and the results."""
+    return f"{lesson.name}: {lesson.summary}\n\n{lesson.idea}\n\n{report.text()}"
+
+
+def format_listing() -> str:
+    """One line per lesson: its name and summary."""
+    width = max(len(name) for name in LESSONS)
+    return "\n".join(f"{x.name:<{width}}  {x.summary}" for x in list_lessons())
+
+
+def print_lessons(as_json: bool = False) -> int:
+    """Print the catalogue, one line per lesson (or JSON with ``as_json``); returns exit status 0."""
+    rows = [{"name": x.name, "summary": x.summary, "options": [o.name for o in x.options]} for x in list_lessons()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(format_listing())
+    print("\nrun one with `lenet lesson NAME`; `lenet lesson NAME --help` shows what you can change")
+    return 0
+
+
+def print_lesson(name: str, as_json: bool = False, source: bool = False, **options) -> int:
+    """Run lesson ``name`` and print its idea and results (JSON with ``as_json``; its code with ``source``).
+
+    Returns the exit status: 0 when every check of the lesson held, 1 otherwise.
+    """
+    lesson = get_lesson(name)
+    if source:
+        print(lesson.source(), end="")
+        return 0
+    report = run_lesson(name, **options)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(lesson_text(lesson, report))
+        print(f"\ncode: lenetlab/lessons/{lesson.module}.py (`lenet lesson {name} --source` prints it)")
+    failed = [k for k, ok in report.checks.items() if not ok]
+    if failed:
+        print(f"lesson {name}: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+__all__ = ["LESSONS", "Lesson", "Option", "format_listing", "get_lesson", "lesson_text", "list_lessons", "print_lesson", "print_lessons", "run_lesson"]

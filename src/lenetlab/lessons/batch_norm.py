@@ -1,0 +1,107 @@
+"""Batch normalisation, written from scratch and compared with nn.BatchNorm2d.
+
+During training, batch normalisation takes each channel of a batch, subtracts the batch's mean
+and divides by the square root of its variance plus a small eps, then scales by a learned gamma and
+shifts by a learned beta: whatever the layer below produces, the next layer sees each channel
+with mean beta and standard deviation gamma. It also keeps running averages of the means and
+variances it has seen; in evaluation mode it normalises with those instead, so a prediction no
+longer depends on which other images share the batch. lenetlab.ops.BatchNorm2d is written from
+tensor operations; with the same gamma and beta it must give nn.BatchNorm2d's outputs, running
+statistics and gradients, and the fully connected form must match nn.BatchNorm1d.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from lenetlab.errors import ConfigError
+from lenetlab.lessons.report import Report
+from lenetlab.ops import BatchNorm2d, batch_norm
+
+TOLERANCE = 1e-5  # float32 results of two implementations that sum in different orders
+MEANS, STDS = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([3.0, 0.5, 1.0])  # of the 3 input channels
+GAMMA, BETA = torch.tensor([1.0, 2.0, 0.5]), torch.tensor([0.0, 1.0, -1.0])
+
+
+def batch(gen: torch.Generator, n: int = 8) -> torch.Tensor:
+    """A random ``[n, 3, 4, 4]`` batch whose channels have means ``MEANS`` and standard deviations ``STDS``."""
+    return torch.randn(n, 3, 4, 4, generator=gen) * STDS.view(1, 3, 1, 1) + MEANS.view(1, 3, 1, 1)
+
+
+def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item()
+
+
+def run(report: Report, seed: int = 0, steps: int = 3) -> None:
+    """Compare the two layers over ``steps`` training batches, then in evaluation mode (see the docstring)."""
+    if not 1 <= steps <= 1000:
+        raise ConfigError(f"--steps: must be between 1 and 1000, got {steps}")
+    gen = torch.Generator().manual_seed(seed)
+    ours, theirs = BatchNorm2d(3), nn.BatchNorm2d(3)
+    with torch.no_grad():
+        for layer in (ours, theirs):
+            layer.weight.copy_(GAMMA)
+            layer.bias.copy_(BETA)
+    report.say("lenetlab.ops.BatchNorm2d(3) and nn.BatchNorm2d(3), both with gamma = [1, 2, 0.5], beta = [0, 1, -1];")
+    report.say("batches [8, 3, 4, 4] with channel means [2, -1, 0.5] and standard deviations [3, 0.5, 1]")
+
+    report.section(f"Training mode: {steps} batches")
+    diffs = []
+    for _ in range(steps):
+        X = batch(gen)
+        X_ours, X_theirs = X.clone().requires_grad_(), X.clone().requires_grad_()
+        Y, Y_ref = ours(X_ours), theirs(X_theirs)
+        diffs.append(_diff(Y, Y_ref))
+    report.show("out_mean", "output mean per channel (= beta)", Y.detach().mean(dim=(0, 2, 3)))
+    report.show("out_std", "output std per channel (= gamma)", Y.detach().std(dim=(0, 2, 3), unbiased=False))
+    report.show("train_diff", "largest output difference over the batches", max(diffs))
+    report.check("train", f"training-mode outputs agree within {TOLERANCE}", max(diffs) < TOLERANCE)
+
+    weights = torch.randn(Y.shape, generator=gen)  # any loss: sum(Y * weights)
+    (Y * weights).sum().backward()
+    (Y_ref * weights).sum().backward()
+    grads = {"input": _diff(X_ours.grad, X_theirs.grad), "gamma": _diff(ours.weight.grad, theirs.weight.grad),
+             "beta": _diff(ours.bias.grad, theirs.bias.grad)}
+    report.record("grad_diffs", grads)
+    report.say("largest gradient difference: " + ", ".join(f"{k} {v:.1e}" for k, v in grads.items()))
+    report.check("grads", f"gradients for input, gamma and beta agree within {TOLERANCE}",
+                 max(grads.values()) < TOLERANCE)
+
+    report.section("Running statistics")
+    report.say("each training batch moves them 10% of the way: running = 0.9 * running + 0.1 * batch")
+    report.show("running_mean", "running_mean (ours)", ours.running_mean)
+    report.show("running_mean_torch", "running_mean (torch)", theirs.running_mean)
+    report.show("running_var", "running_var (ours)", ours.running_var)
+    report.show("running_var_torch", "running_var (torch)", theirs.running_var)
+    stats = max(_diff(ours.running_mean, theirs.running_mean), _diff(ours.running_var, theirs.running_var))
+    report.check("running", f"running statistics agree within {TOLERANCE}", stats < TOLERANCE)
+    count = X.numel() // X.shape[1]  # values per channel in one batch
+    report.say("The book's version keeps momentum 0.9 (the share kept; torch's momentum=0.1 is the share added) and")
+    report.say(f"averages the biased batch variance; torch averages the unbiased one, {count}/{count - 1} times larger.")
+
+    report.section("Evaluation mode")
+    ours.eval()
+    theirs.eval()
+    X = batch(gen)
+    with torch.no_grad():
+        Y, Y_ref = ours(X), theirs(X)
+        alone = ours(X[:1])
+    report.show("eval_diff", "largest output difference", _diff(Y, Y_ref))
+    report.check("eval", f"evaluation-mode outputs agree within {TOLERANCE}", _diff(Y, Y_ref) < TOLERANCE)
+    report.check("eval_independent", "in evaluation mode an image's output is the same alone or in a batch",
+                 _diff(alone, Y[:1]) < TOLERANCE)
+    ours.train()
+    with torch.no_grad():
+        in_batch, alone = ours(X)[:2], ours(X[:2])
+    report.check("train_dependent", "in training mode it is not: it depends on the rest of the batch",
+                 _diff(alone, in_batch) > 1e-3)
+
+    report.section("After a fully connected layer: normalise each feature")
+    X = torch.randn(16, 5, generator=gen) * 2 + 3  # [N, features]
+    bn1d = nn.BatchNorm1d(5)
+    mean, var = torch.zeros(5), torch.ones(5)
+    diff = _diff(batch_norm(X, mean, var, training=True), bn1d(X))
+    diff = max(diff, _diff(mean, bn1d.running_mean), _diff(var, bn1d.running_var))
+    report.show("fc_diff", "largest difference from nn.BatchNorm1d (outputs and running statistics)", diff)
+    report.check("fc", f"lenetlab.ops.batch_norm on [16, 5] matches nn.BatchNorm1d within {TOLERANCE}", diff < TOLERANCE)

@@ -1,0 +1,78 @@
+"""Counting LeNet-5's parameters and operations by hand.
+
+A convolution with c_o kernels of c_i x k_h x k_w weights and one bias each has
+c_o x c_i x k_h x k_w + c_o parameters, whatever the image size; a fully connected layer has
+inputs x outputs + outputs. Computation does depend on the image: every one of the
+H_o x W_o x c_o output values of a convolution takes k_h x k_w x c_i multiply-adds, plus one
+addition for its bias. Seed 000 counts LeNet-5 this way on a 32x32 input: 61,706 parameters
+and 423,344 operations. `lenet profile` measures the same network with PyTorch's flop counter,
+which counts only the multiply-adds (MACs) of convolutions and matrix products; the two differ
+by exactly the bias additions and the average-pooling operations the hand count includes.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from lenetlab.lessons.report import Report, format_table
+from lenetlab.models import create
+from lenetlab.models.profile import profile_module
+
+SEED_PARAMS, SEED_FLOPS = 61_706, 423_344  # the totals seed 000 states
+
+
+def hand_count(module: nn.Module, shape: list[int]) -> tuple[str, int, str, int]:
+    """Seed 000's count for one layer with output ``shape`` (``[1, C, H, W]`` or ``[1, F]``).
+
+    Returns ``(params formula, params, operations formula, operations)``; the formulas are text
+    such as ``"6x1x5x5 + 6"``. Max pooling and activations count as nothing, as in the seed.
+    """
+    if isinstance(module, nn.Conv2d):
+        (kh, kw), c_i, c_o = module.kernel_size, module.in_channels, module.out_channels
+        h, w = shape[2], shape[3]
+        return (f"{c_o}x{c_i}x{kh}x{kw} + {c_o}", c_o * c_i * kh * kw + c_o,
+                f"{h}x{w}x{kh}x{kw}x{c_o}x{c_i} + {h}x{w}x{c_o}", h * w * kh * kw * c_o * c_i + h * w * c_o)
+    if isinstance(module, nn.Linear):
+        n_in, n_out = module.in_features, module.out_features
+        return f"{n_in}x{n_out} + {n_out}", n_in * n_out + n_out, f"{n_in}x{n_out}", n_in * n_out
+    if isinstance(module, nn.AvgPool2d):  # one operation per output value
+        return "0", 0, f"{shape[1]}x{shape[2]}x{shape[3]}", shape[1] * shape[2] * shape[3]
+    return "0", 0, "0", 0
+
+
+def run(report: Report) -> None:
+    """Count lenet5 by hand, layer by layer, and set it beside ``lenet profile lenet5``."""
+    model = create("lenet5")
+    profile = profile_module(model, (1, 32, 32), name="lenet5")
+    modules = dict(model.named_modules())
+    rows, layers = [], []
+    for r in profile.rows:
+        p_text, params, f_text, flops = hand_count(modules[r.name], r.output_shape)
+        rows.append([r.name, "x".join(map(str, r.output_shape[1:])), p_text, f"{params:,}", f"{r.params:,}",
+                     f_text, f"{flops:,}", f"{r.macs:,}"])
+        layers.append({"layer": r.name, "params": params, "profile_params": r.params, "operations": flops,
+                       "profile_macs": r.macs, "profile_formula": r.formula})
+    hand_params, hand_flops = sum(x["params"] for x in layers), sum(x["operations"] for x in layers)
+    rows.append(["total", "", "", f"{hand_params:,}", f"{profile.total_params:,}", "", f"{hand_flops:,}",
+                 f"{profile.macs:,}"])
+    report.say("lenet5 on a 1x32x32 input; 'by hand' follows seed 000, 'profile' is `lenet profile lenet5`")
+    report.say(format_table(["layer", "output", "parameters by hand", "=", "profile", "operations by hand", "=",
+                             "profile MACs"], rows, right={3, 4, 6, 7}))
+    report.record("layers", layers)
+    report.record("totals", {"params": hand_params, "profile_params": profile.total_params,
+                             "operations": hand_flops, "profile_macs": profile.macs,
+                             "profile_flops": profile.flops})
+
+    report.check("params", f"parameters: the hand count, the profile and the seed all say {SEED_PARAMS:,}",
+                 hand_params == profile.total_params == SEED_PARAMS)
+    report.check("operations", f"operations: the hand count and the profile's formula column both give the seed's "
+                               f"{SEED_FLOPS:,}", hand_flops == profile.formula_total == SEED_FLOPS)
+    bias_adds = sum(m.out_channels * s[2] * s[3] for m, s in
+                    ((modules[r.name], r.output_shape) for r in profile.rows) if isinstance(m, nn.Conv2d))
+    pooling = sum(x["operations"] for x, r in zip(layers, profile.rows) if isinstance(modules[r.name], nn.AvgPool2d))
+    report.say(f"hand count - profile MACs = {hand_flops:,} - {profile.macs:,} = {hand_flops - profile.macs:,}"
+               f" = {bias_adds:,} conv bias additions + {pooling:,} S4 average-pool operations")
+    report.check("difference", "the hand count exceeds the MACs by exactly the bias additions and S4's operations",
+                 hand_flops - profile.macs == bias_adds + pooling)
+    report.say(f"FLOPs = 2 x MACs = {profile.flops:,} (a multiply-add is two floating-point operations; seed 000 "
+               "wondered whether tools report MACs or FLOPs: thop's 'flops' are MACs)")
