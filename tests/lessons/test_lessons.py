@@ -16,6 +16,7 @@ from lenetlab.errors import ConfigError, LenetlabError
 from lenetlab.lessons import LESSONS, Lesson, _catalogue, get_lesson, run_lesson
 from lenetlab.lessons.docs import render_markdown
 from lenetlab.lessons.padding_stride import output_size
+from lenetlab.models import list_models, model_info
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,6 +135,8 @@ def test_batch_norm_matches_torch(reports):
     d = reports["batch-norm"].data
     assert d["train_diff"] < 1e-5 and d["eval_diff"] < 1e-5 and d["fc_diff"] < 1e-5
     assert max(d["grad_diffs"].values()) < 1e-5
+    ratio = (torch.tensor(d["torch_running_var"]) - 0.9) / (torch.tensor(d["book_running_var"]) - 0.9)
+    assert torch.allclose(ratio, torch.full((3,), 128 / 127))  # torch: unbiased variance, the book: biased
     assert torch.allclose(torch.tensor(d["running_mean"]), torch.tensor(d["running_mean_torch"]), atol=1e-6)
     assert torch.allclose(torch.tensor(d["running_var"]), torch.tensor(d["running_var_torch"]), atol=1e-6)
     assert torch.allclose(torch.tensor(d["out_mean"]), torch.tensor([0.0, 1.0, -1.0]), atol=1e-5)  # beta
@@ -178,6 +181,13 @@ def test_shapes_of_one_model_outside_the_book():
     assert layers[4]["shape"] == [1, 120, 1, 1] and layers[4]["params"] == 48_120
     with pytest.raises(LenetlabError, match="unknown model"):
         run_lesson("shapes", model="lenet6")
+
+
+@pytest.mark.parametrize("model", [m.name for m in list_models() if m.name not in BOOK_SHAPES])
+def test_shapes_runs_on_every_registered_model(model):
+    report = run_lesson("shapes", model=model)
+    assert report.passed  # the last layer gives [1, 10]
+    assert report.data[model]["input"] == [1, *model_info(model).input_size]
 
 
 def test_lenet5_by_hand_counts(reports):

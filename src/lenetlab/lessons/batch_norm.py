@@ -76,9 +76,17 @@ def run(report: Report, seed: int = 0, steps: int = 3) -> None:
     report.show("running_var_torch", "running_var (torch)", theirs.running_var)
     stats = max(_diff(ours.running_mean, theirs.running_mean), _diff(ours.running_var, theirs.running_var))
     report.check("running", f"running statistics agree within {TOLERANCE}", stats < TOLERANCE)
-    count = X.numel() // X.shape[1]  # values per channel in one batch
-    report.say("The book's version keeps momentum 0.9 (the share kept; torch's momentum=0.1 is the share added) and")
-    report.say(f"averages the biased batch variance; torch averages the unbiased one, {count}/{count - 1} times larger.")
+    report.say("The book's own batch_norm keeps momentum 0.9 (the share kept; torch's momentum=0.1 is the share")
+    report.say("added) and averages the biased batch variance, where torch averages the unbiased one. One batch shows it:")
+    X, fresh = batch(gen), nn.BatchNorm2d(3)
+    fresh(X)
+    count = X.numel() // X.shape[1]  # values per channel in the batch
+    biased = X.var(dim=(0, 2, 3), unbiased=False)
+    book = report.show("book_running_var", "the book: 0.9 * 1 + 0.1 * biased variance", 0.9 + 0.1 * biased)
+    report.show("torch_running_var", "torch:    0.9 * 1 + 0.1 * unbiased variance", fresh.running_var)
+    report.check("conventions", f"torch's update is the book's with the variance scaled by {count}/{count - 1}",
+                 _diff(fresh.running_var, 0.9 + 0.1 * biased * count / (count - 1)) < TOLERANCE
+                 and _diff(book, fresh.running_var) > 1e-4)
 
     report.section("Evaluation mode")
     ours.eval()
