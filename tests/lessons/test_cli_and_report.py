@@ -83,6 +83,7 @@ def test_report_records_what_it_shows():
     assert r.data == {"k": [[1.0, -1.0]], "tiny": 2.5e-8}
     assert "a tiny difference: 2.5e-08" in r.text() and "[ok] a claim" in r.text()
     assert r.to_dict()["passed"]
+    assert str(r) == r.text()
     with pytest.raises(ValueError, match="shown twice"):
         r.show("k", "again", 1)
     r.check("d", "a false claim", False)

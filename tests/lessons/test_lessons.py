@@ -220,6 +220,19 @@ def test_catalogue_refuses_duplicates_and_unknown_names():
         run_lesson("pooling", size=3)
 
 
+def test_lesson_output_does_not_depend_on_the_callers_threads():
+    before = torch.get_num_threads()
+    try:
+        outputs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outputs.append(run_lesson("batch-norm").text())  # prints float32 differences of ~1e-7
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert outputs[0] == outputs[1]
+
+
 def test_lessons_leave_the_callers_random_state_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)

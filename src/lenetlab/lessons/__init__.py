@@ -136,9 +136,17 @@ def run_lesson(name: str, **options):
         raise ConfigError(f"lesson {name}: unknown option {unknown[0]!r} (options: {offered})")
     report = Report(name)
     module = lesson.load()
-    with torch.random.fork_rng(devices=[]):  # layers initialise from torch's global generator:
-        torch.manual_seed(0)  # seed it for repeatable output, and leave the caller's state alone
-        module.run(report, **{**known, **options})
+    threads = torch.get_num_threads()
+    # Layers initialise from torch's global generator: seed it for repeatable output, and leave the
+    # caller's state alone. One thread: how a sum is split across threads changes float32 results
+    # in the 7th digit, and the lessons print such differences (docs/lessons.md must not drift).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.set_num_threads(1)
+        try:
+            module.run(report, **{**known, **options})
+        finally:
+            torch.set_num_threads(threads)
     return report
 
 

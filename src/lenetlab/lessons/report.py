@@ -130,6 +130,8 @@ class Report:
         """The printable lesson output."""
         return "\n".join(self.lines).strip("\n")
 
+    __str__ = text  # print(run_lesson("pooling")) shows the lesson, in a terminal or a notebook
+
     def to_dict(self) -> dict:
         """``{"lesson", "passed", "checks", "data"}``: the ``--json`` form."""
         return {"lesson": self.lesson, "passed": self.passed, "checks": dict(self.checks), "data": self.data}
