@@ -196,17 +196,9 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    import json
+    from lenetlab.serve.export import run_export
 
-    from lenetlab.serve.export import export_onnx
-
-    info = export_onnx(args.checkpoint, args.out, opset=args.opset)
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"wrote {info['path']} ({info['bytes'] / 1024:.0f} KB, {info['model']}, opset {info['opset']}, "
-              f"dynamic batch; onnxruntime vs PyTorch max |diff| {info['max_abs_diff']:.1e})")
-    return 0
+    return run_export(args.checkpoint, args.out, opset=args.opset, as_json=args.json)
 
 
 # ----------------------------------------------------------------------------- serve

@@ -61,6 +61,9 @@ def test_cli_export_writes_onnx(tmp_path, capsys):
     assert main(["export", str(default_checkpoint()), "--format", "onnx", "--out", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert out.is_file() and info["path"] == str(out) and info["max_abs_diff"] < 1e-4
+    assert main(["export", str(default_checkpoint()), "--out", str(out)]) == 0  # the one-line text form
+    text = capsys.readouterr().out
+    assert text.startswith(f"wrote {out} (") and "dynamic batch" in text and text.count("\n") == 1
 
 
 def test_cli_export_errors(tmp_path, capsys):

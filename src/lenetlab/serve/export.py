@@ -128,3 +128,15 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     return {"path": str(out), "model": ckpt["model"]["name"], "checkpoint": str(checkpoint),
             "exporter": "torch.onnx.export(dynamo=True)", "opset": opset_used, "dynamic_batch": True,
             "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": json.loads(meta[META_CLASSES])}
+
+
+def run_export(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None, *, opset: int | None = None,
+               as_json: bool = False) -> int:
+    """``lenet export``: export ``checkpoint`` to ONNX and print what was written (JSON with ``as_json``)."""
+    info = export_onnx(checkpoint, out, opset=opset)
+    if as_json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"wrote {info['path']} ({info['bytes'] / 1024:.0f} KB, {info['model']}, opset {info['opset']}, "
+              f"dynamic batch; onnxruntime vs PyTorch max |diff| {info['max_abs_diff']:.1e})")
+    return 0
