@@ -84,8 +84,9 @@ def test_report_records_what_it_shows():
     assert "a tiny difference: 2.5e-08" in r.text() and "[ok] a claim" in r.text()
     assert r.to_dict()["passed"]
     assert str(r) == r.text()
-    with pytest.raises(ValueError, match="shown twice"):
+    with pytest.raises(ValueError, match="used twice"):
         r.show("k", "again", 1)
     r.check("d", "a false claim", False)
     assert not r.passed and "[FAILED] a false claim" in r.text()
-    assert json.loads(json.dumps(Report("x", data={"v": float("inf")}).to_dict()))  # plain() is applied on show
+    r.show("diverged", "a loss that blew up", float("inf"))
+    assert json.loads(json.dumps(r.to_dict(), allow_nan=False))["data"]["diverged"] == "inf"  # valid JSON

@@ -9,8 +9,8 @@ change. It imports no lesson (and no torch), so ``lenet --help`` stays fast.
 Python API::
 
     from lenetlab.lessons import run_lesson
-    report = run_lesson("learn-kernel", lr=0.05, steps=20)
-    print(report.text()); report.data["kernel"]
+    report = run_lesson("learn-kernel", lr=0.01, steps=40)
+    print(report); report.data["kernel"], report.passed
 """
 
 from __future__ import annotations
@@ -193,4 +193,5 @@ def print_lesson(name: str, as_json: bool = False, source: bool = False, **optio
     return 1 if failed else 0
 
 
-__all__ = ["LESSONS", "Lesson", "Option", "format_listing", "get_lesson", "lesson_text", "list_lessons", "print_lesson", "print_lessons", "run_lesson"]
+__all__ = ["LESSONS", "Lesson", "Option", "format_listing", "get_lesson", "lesson_text", "list_lessons",
+           "print_lesson", "print_lessons", "run_lesson"]

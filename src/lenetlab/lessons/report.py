@@ -92,9 +92,7 @@ class Report:
 
         Returns ``value`` so a lesson can show and keep a result in one line.
         """
-        if key in self.data:
-            raise ValueError(f"lesson {self.lesson}: key {key!r} shown twice")
-        self.data[key] = plain(value)
+        self.record(key, value)
         if isinstance(value, torch.Tensor) and value.dim() >= 1:
             self.lines += [f"{title}:", format_tensor(value, decimals)]
         elif isinstance(value, torch.Tensor):
@@ -110,7 +108,7 @@ class Report:
     def record(self, key: str, value) -> None:
         """Record ``value`` as ``data[key]`` without printing it (a table already shows it)."""
         if key in self.data:
-            raise ValueError(f"lesson {self.lesson}: key {key!r} recorded twice")
+            raise ValueError(f"lesson {self.lesson}: data key {key!r} used twice")
         self.data[key] = plain(value)
 
     def check(self, key: str, claim: str, ok: bool) -> bool:

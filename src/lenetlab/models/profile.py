@@ -10,6 +10,7 @@ counted, so MACs = FLOPs / 2 exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -98,14 +99,14 @@ class _Trace:
     shapes: dict[str, list]
     calls: dict[str, int]
     first_call: dict[str, int]  # call order, parents before children
-    counter: FlopCounterMode
+    counter: FlopCounterMode | None
 
 
-def _trace(model: nn.Module, input_size, name: str) -> _Trace:
+def _trace(model: nn.Module, input_size, name: str, count_flops: bool = True) -> _Trace:
     """Run ``model`` once on a seeded random ``[1, *input_size]`` input (eval mode, no grad) with hooks."""
     was_training = model.training
     model.eval()
-    trace = _Trace({}, {}, {}, FlopCounterMode(display=False))
+    trace = _Trace({}, {}, {}, FlopCounterMode(display=False) if count_flops else None)
 
     def hook(mod_name):
         def record(_m, _inp, out):
@@ -123,7 +124,7 @@ def _trace(model: nn.Module, input_size, name: str) -> _Trace:
     handles += [m.register_forward_pre_hook(pre_hook(n)) for n, m in named]
     x = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
     try:
-        with torch.no_grad(), trace.counter:
+        with torch.no_grad(), trace.counter or contextlib.nullcontext():
             model(x)
     except (RuntimeError, ValueError) as e:  # torch's layers raise RuntimeError, lenetlab.ops' ValueError
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
@@ -142,7 +143,7 @@ def trace_shapes(model: nn.Module, input_size, name: str = "") -> list[tuple[str
     One forward pass on ``[1, *input_size]`` as for :func:`profile_module`; containers come before
     the modules inside them, and a module called twice is listed once, with its first output shape.
     """
-    trace = _trace(model, input_size, name)
+    trace = _trace(model, input_size, name, count_flops=False)
     modules = dict(model.named_modules())
     order = sorted(trace.calls, key=lambda n: trace.first_call[n])
     return [(n, type(modules[n]).__name__, trace.shapes[n]) for n in order]
