@@ -1,10 +1,17 @@
-"""Shared pytest fixtures: the real MNIST folder (skipped where absent) and the embedded subset."""
+"""Shared pytest fixtures: the real MNIST folder (skipped where absent), the embedded subset, and
+small lenet5 checkpoints trained once per session (a few seconds). Helpers live in helpers.py."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers.py beside the tests (importlib mode)
+
+from helpers import train_small  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -24,3 +31,27 @@ def subset():
     from lenetlab.data import load
 
     return load("mnist-subset")
+
+
+@pytest.fixture(scope="session")
+def digit_ckpt(subset, tmp_path_factory) -> Path:
+    """A lenet5 trained on the embedded subset with affine augmentation (~96% test accuracy)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on 2 shared cores one thread is several times faster than two
+    try:
+        path = tmp_path_factory.mktemp("ckpt") / "lenet5.pt"
+        return train_small(subset, path, epochs=12, augment="affine", seed=0,
+                           metrics=path.parent / "metrics.jsonl")
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def second_ckpt(subset, tmp_path_factory) -> Path:
+    """Another, weaker lenet5 (fewer epochs, no augmentation, other seed) for ensembles."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_small(subset, tmp_path_factory.mktemp("ckpt2") / "lenet5b.pt", epochs=4, augment="none", seed=1)
+    finally:
+        torch.set_num_threads(threads)

@@ -1,24 +1,45 @@
-"""The ``lenet`` command: argument parsing only; every subcommand calls one library function.
+"""The ``lenet`` command: argument parsing only; every subcommand calls one application function.
 
-Run ``lenet --help`` or ``lenet COMMAND --help``. User errors (:class:`LenetlabError`) print one
-line ``error: ...`` and exit with status 2; Ctrl-C exits with 130.
-Also runnable as ``python -m lenetlab.cli`` (that is what torchrun launches).
+The heavy applications (training with its plots, the web server, the benchmarks) are imported
+when their command runs, so that ``lenet predict`` or ``lenet --help`` start quickly.
+User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
+exits with 130. Also runnable as ``python -m lenetlab`` (and ``python -m lenetlab.cli``, which is
+what torchrun launches for ``lenet train --nproc N``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from lenetlab import __version__
+from lenetlab.apps.bench_ops import run_ops_bench
+from lenetlab.apps.compare import run_compare
+from lenetlab.apps.ensemble import run_ensemble
+from lenetlab.apps.evaluate import eval_command
+from lenetlab.apps.predict import run_predict, split_inputs
+from lenetlab.apps.results import write_results
+from lenetlab.data.summary import print_summary
+from lenetlab.data.transforms import NORMALIZE_CHOICES
 from lenetlab.errors import LenetlabError
+from lenetlab.lessons import LESSONS, print_lesson, print_lessons
+from lenetlab.models.profile import print_models, print_profile
+from lenetlab.serve.export import run_export
+from lenetlab.train.config import add_config_arguments
 
+DESCRIPTION = """\
+lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
+Train and evaluate (on the MNIST subset built in, offline, or full MNIST and your own image folders),
+read your own handwriting, compare the from-scratch operators with PyTorch's, reproduce LeCun et al.
+1998, and serve a draw-a-digit page. Start with: lenet train, then lenet COMMAND --help."""
 
 
 class FORMATTER(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default, unless its help already explains the default in words."""
+    """Shows each flag's default, unless it is empty (None/False) or the help explains it in words."""
 
     def _get_help_string(self, action):
-        if "(default:" in (action.help or ""):
+        if "(default:" in (action.help or "") or action.default in (None, False, argparse.SUPPRESS):
             return action.help
         return super()._get_help_string(action)
 
@@ -44,15 +65,13 @@ def _add_data(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the train/dev split")
     p.add_argument("--image-size", type=int, default=None, help="model input size (image folders: resize to it)")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="convert to 1 (gray) or 3 (RGB)")
-    p.add_argument("--normalize", choices=("seed", "dataset"), default=None,
-                   help="mean=std=0.5 (seed; digits' default) or the train split's statistics (folders' default)")
+    p.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="default",
+                   help="input normalisation, as for lenet train --normalize")
     _json_flag(p)
     p.set_defaults(func=_run_data)
 
 
 def _run_data(args) -> int:
-    from lenetlab.data.summary import print_summary
-
     print_summary(args.dataset, data_dir=args.data_dir, download=args.download, verify=args.verify,
                   as_json=args.json, val_size=args.val_size, seed=args.seed, image_size=args.image_size,
                   channels=args.channels, normalize=args.normalize, mirrors=args.mirror)
@@ -68,8 +87,6 @@ def _add_models(sub) -> None:
 
 
 def _run_models(args) -> int:
-    from lenetlab.models.profile import print_models
-
     print_models(as_json=args.json)
     return 0
 
@@ -87,16 +104,12 @@ def _add_profile(sub) -> None:
 
 
 def _run_profile(args) -> int:
-    from lenetlab.models.profile import print_profile
-
     print_profile(args.model, input_size=args.input_size, num_classes=args.num_classes, as_json=args.json)
     return 0
 
 
 # ----------------------------------------------------------------------------- train
 def _add_train(sub) -> None:
-    from lenetlab.train.config import add_config_arguments
-
     p = sub.add_parser("train", help="train a model; writes runs/NAME/ (config, metrics, best.pt, last.pt, plots)",
                        description="Train a model (default: lenet5 on the embedded mnist-subset, offline). "
                                    "Flags override fields of --config; --resume continues a run from its last.pt.",
@@ -113,7 +126,9 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from lenetlab.train.launch import train_entry
+    from lenetlab.apps.train import (
+        train_entry,  # lazily: plots (matplotlib) and the training stack
+    )
 
     return train_entry(args)
 
@@ -133,8 +148,6 @@ def _add_eval(sub) -> None:
 
 
 def _run_eval(args) -> int:
-    from lenetlab.analysis.evaluate import eval_command
-
     eval_command(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
                  device=args.device, batch_size=args.batch_size, as_json=args.json)
     return 0
@@ -145,10 +158,14 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="read the digit in your own images (PNG/JPEG, photos and scans too)",
                        description="Classify images of single handwritten digits: grayscale, invert a light "
                                    "background, crop, fit 20x20, centre by mass in 28x28 (as MNIST), then the "
-                                   "checkpoint's own normalisation. Exit status 3 when an image held no digit.",
+                                   "model's own normalisation. Without --checkpoint or --onnx it uses the lenet5 "
+                                   "shipped with lenetlab. Exit status 3 when an image held no digit.",
                        formatter_class=FORMATTER)
-    p.add_argument("checkpoint", help="checkpoint file or run directory (best.pt, else last.pt)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files, one digit each (a first argument that is a run directory or a .pt file is "
+                        "taken as the checkpoint, as in earlier versions)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file or run directory (best.pt, else last.pt)")
+    p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="an ONNX model written by lenet export")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to list per image")
     p.add_argument("--show", default=None, metavar="DIR", help="save the exact 28x28 input of each image as DIR/NAME.input.png")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
@@ -157,10 +174,11 @@ def _add_predict(sub) -> None:
 
 
 def _run_predict(args) -> int:
-    from lenetlab.analysis.predict import run_predict
-
-    return run_predict(args.checkpoint, args.images, top_k=args.top_k, device=args.device, show_dir=args.show,
-                       as_json=args.json)
+    checkpoint, images = split_inputs(args.images)
+    if checkpoint is not None and (args.checkpoint or args.onnx):
+        images, checkpoint = args.images, None
+    return run_predict(args.checkpoint or checkpoint, images, onnx=args.onnx, top_k=args.top_k, device=args.device,
+                       show_dir=args.show, as_json=args.json)
 
 
 # ----------------------------------------------------------------------------- ensemble
@@ -177,8 +195,6 @@ def _add_ensemble(sub) -> None:
 
 
 def _run_ensemble(args) -> int:
-    from lenetlab.analysis.ensemble import run_ensemble
-
     return run_ensemble(args.checkpoints, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
                         split=args.split, as_json=args.json)
 
@@ -196,8 +212,6 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from lenetlab.serve.export import run_export
-
     return run_export(args.checkpoint, args.out, opset=args.opset, as_json=args.json)
 
 
@@ -218,7 +232,7 @@ def _add_serve(sub) -> None:
 
 
 def _run_serve(args) -> int:
-    from lenetlab.serve.app import run_server
+    from lenetlab.serve.app import run_server  # lazily: the web stack
 
     run_server(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
                max_upload_mb=args.max_upload_mb, log_level=args.log_level)
@@ -243,74 +257,86 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args) -> int:
-    from lenetlab.ops.compare import run_compare
-
     return run_compare(batch=args.batch, dataset=args.dataset, data_dir=args.data_dir, limit=args.limit,
                        loop_images=args.loop_images, checkpoint=args.checkpoint, seed=args.seed,
                        tolerance=args.tolerance, as_json=args.json)
 
 
 # ----------------------------------------------------------------------------- bench
-def _bench_ops(args) -> int:
-    from lenetlab.ops.bench import run_ops_bench
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="measured benchmarks: ops, train or infer (see lenet bench WHICH --help)",
+                       description="Benchmarks that print their figures as ratios against a baseline measured in "
+                                   "the same run.", formatter_class=FORMATTER)
+    which = p.add_subparsers(dest="which", metavar="WHICH", required=True)
 
-    run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop, threads=args.threads,
-                  as_json=args.json)
-    return 0
+    def common(q) -> None:
+        q.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
+        q.add_argument("--results", default=None, metavar="FILE",
+                       help="also write the figures, with the machine and versions, to this JSON file")
+        _json_flag(q)
+
+    q = which.add_parser("ops", help="loop reference vs im2col vs PyTorch operators on LeNet-5's layer shapes",
+                         formatter_class=FORMATTER)
+    q.add_argument("--batches", type=int, nargs="+", default=[1, 256], help="batch sizes")
+    q.add_argument("--no-loop", action="store_true", help="skip the slow loop reference")
+    q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own setting)")
+    common(q)
+    q.set_defaults(func=_bench_ops)
+
+    q = which.add_parser("train", help="a typical tutorial's per-sample pipeline vs lenetlab; time to 99%%",
+                         formatter_class=FORMATTER)
+    q.add_argument("--dataset", default="mnist", help="dataset name or path")
+    q.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    q.add_argument("--steps", type=int, default=None, help="timed steps per throughput figure (default 300, quick 100)")
+    q.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="torch CPU thread counts to measure every variant at (default: 1 and torch's own count)")
+    q.add_argument("--target", type=float, default=0.99, help="test accuracy for the time-to-accuracy run")
+    q.add_argument("--no-levers", action="store_true", help="skip the channels-last / bf16 variants")
+    q.add_argument("--compile", action="store_true", help="also measure torch.compile (about a minute to compile)")
+    q.add_argument("--no-tta", action="store_true", help="skip the time-to-accuracy part")
+    common(q)
+    q.set_defaults(func=_bench_train)
+
+    q = which.add_parser("infer", help="inference throughput and single-image latency, eager and exported",
+                         formatter_class=FORMATTER)
+    q.add_argument("--checkpoint", default=None,
+                   help="checkpoint or run directory (default: the lenet5 shipped with lenetlab)")
+    q.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime threads (0: torch's default)")
+    q.add_argument("--batch-size", type=int, default=1000, help="batch size for the throughput figure")
+    q.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
+    common(q)
+    q.set_defaults(func=_bench_infer)
+
+
+def _bench_ops(args) -> int:
+    figures = run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop, threads=args.threads,
+                            as_json=args.json)
+    return write_results(args.results, "ops", figures)
 
 
 def _bench_train(args) -> int:
-    from lenetlab.train.bench import run_train_bench
+    from lenetlab.apps.bench_train import (
+        run_train_bench,  # lazily: plots (matplotlib) and the training stack
+    )
 
-    run_train_bench(dataset=args.dataset or "mnist", data_dir=args.data_dir, quick=args.quick, steps=args.steps,
-                    threads=args.threads, target=args.target,
-                    levers=not args.no_levers, compile=args.compile, tta=not args.no_tta, as_json=args.json)
-    return 0
+    figures = run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
+                              threads=args.threads, target=args.target, levers=not args.no_levers,
+                              compile=args.compile, tta=not args.no_tta, as_json=args.json)
+    return write_results(args.results, "train", figures)
 
 
 def _bench_infer(args) -> int:
-    from lenetlab.analysis.bench import run_infer_bench
+    from lenetlab.apps.bench_infer import run_infer_bench  # lazily: matplotlib, onnx
 
-    run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads, batch_size=args.batch_size,
-                    onnx=not args.no_onnx, as_json=args.json)
-    return 0
-
-
-# `lenet bench WHICH` runs BENCHES[WHICH](args): add a benchmark here and its options in _add_bench.
-BENCHES = {"ops": _bench_ops, "train": _bench_train, "infer": _bench_infer}
-
-
-def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="measured benchmarks (ops: loop vs im2col vs PyTorch operators; train: "
-                                     "seeds' pipeline vs lenetlab, time to 99%%; infer: throughput and latency)",
-                       formatter_class=FORMATTER)
-    p.add_argument("which", choices=list(BENCHES), help="which benchmark to run")
-    p.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the run (None: torch's own setting)")
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 256], help="ops: batch sizes")
-    p.add_argument("--no-loop", action="store_true", help="ops: skip the slow loop reference")
-    p.add_argument("--dataset", default=None, help="train: dataset (default: mnist)")
-    p.add_argument("--data-dir", default=None, help="train: folder holding the dataset files")
-    p.add_argument("--steps", type=int, default=None, help="train: timed steps per throughput figure (default 300, quick 100)")
-    p.add_argument("--target", type=float, default=0.99, help="train: test accuracy for the time-to-accuracy run")
-    p.add_argument("--no-levers", action="store_true", help="train: skip the channels-last / bf16 variants")
-    p.add_argument("--compile", action="store_true", help="train: also measure torch.compile (about a minute to compile)")
-    p.add_argument("--no-tta", action="store_true", help="train: skip the time-to-accuracy part")
-    p.add_argument("--checkpoint", default=None, help="infer: checkpoint or run dir (default: the shipped demo lenet5)")
-    p.add_argument("--batch-size", type=int, default=1000, help="infer: batch size for the throughput figure")
-    p.add_argument("--no-onnx", action="store_true", help="infer: skip the ONNX Runtime variant")
-    _json_flag(p)
-    p.set_defaults(func=_run_bench)
-
-
-def _run_bench(args) -> int:
-    return BENCHES[args.which](args)
+    figures = run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads,
+                              batch_size=args.batch_size, onnx=not args.no_onnx, as_json=args.json)
+    return write_results(args.results, "infer", figures)
 
 
 # ----------------------------------------------------------------------------- submit
 def _add_submit(sub) -> None:
     p = sub.add_parser("submit", help="Kaggle workflow: train on train.csv + images, write submission.csv for test.csv",
-                       description="Seed 002's Kaggle workflow on a folder with train.csv (image,label), test.csv "
+                       description="d2l's Kaggle workflow on a folder with train.csv (image,label), test.csv "
                                    "(image) and the images: carve a validation split, train (run directory as for "
                                    "`lenet train`), predict test.csv with the best model and write image,label rows "
                                    "with the original label strings, atomically.",
@@ -338,7 +364,9 @@ def _add_submit(sub) -> None:
 
 
 def _run_submit(args) -> int:
-    from lenetlab.train.submit import run_submit
+    from lenetlab.apps.submit import (
+        run_submit,  # lazily: plots (matplotlib) and the training stack
+    )
 
     return run_submit(args.data_dir, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, optimizer=args.optimizer, schedule=args.schedule, augment=args.augment,
@@ -348,8 +376,6 @@ def _run_submit(args) -> int:
 
 # ----------------------------------------------------------------------------- lesson
 def _add_lesson(sub) -> None:
-    from lenetlab.lessons import LESSONS
-
     p = sub.add_parser("lesson", help="the CNN chapter as runnable lessons (without NAME: list them)",
                        description="Run one step of the CNN chapter and print what the book shows; every lesson "
                                    "checks its own claims and exits 1 if one fails.", formatter_class=FORMATTER)
@@ -368,8 +394,6 @@ def _add_lesson(sub) -> None:
 
 
 def _run_lesson(args) -> int:
-    from lenetlab.lessons import LESSONS, print_lesson, print_lessons
-
     if args.lesson is None:
         return print_lessons(as_json=args.json)
     options = {o.name: getattr(args, o.name) for o in LESSONS[args.lesson].options}
@@ -383,9 +407,8 @@ SECTIONS = [_add_data, _add_train, _add_eval, _add_models, _add_profile, _add_pr
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``lenet`` argument parser with one sub-parser per command."""
-    parser = argparse.ArgumentParser(prog="lenet", description=__doc__.splitlines()[0], formatter_class=FORMATTER)
-    from lenetlab import __version__
-
+    parser = argparse.ArgumentParser(prog="lenet", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lenetlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in SECTIONS:
@@ -405,8 +428,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `lenet ... | head`: the reader left; end quietly like other Unix tools
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 141
 

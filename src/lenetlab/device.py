@@ -1,4 +1,4 @@
-"""Choosing the torch device once, for training, evaluation, prediction and serving alike."""
+"""The device policy, in one place: which torch device, which autocast precision, how many CPU threads."""
 
 from __future__ import annotations
 
@@ -23,3 +23,30 @@ def select_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"field 'device' must be one of auto, cpu, cuda, mps (got {name!r})")
     return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device``, or None for full float32.
+
+    ``auto`` turns on bf16 on CUDA devices that support it (fp16 on older ones) and stays off on
+    CPU and MPS, where it rarely pays for a model this small. Explicit ``bf16``/``fp16`` are honoured
+    where PyTorch supports them on that device type, else a ConfigError.
+    """
+    if amp == "off":
+        return None
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    if dtype is None:
+        raise ConfigError(f"field 'amp' must be one of auto, off, bf16, fp16 (got {amp!r})")
+    if device.type == "cpu" and dtype is torch.float16:
+        raise ConfigError("field 'amp': fp16 autocast is not supported on CPU; use bf16 or off")
+    return dtype
+
+
+def set_threads(num_threads: int) -> None:
+    """Set torch's intra-op CPU threads (0 leaves torch's default)."""
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)

@@ -20,3 +20,13 @@ class ConfigError(LenetlabError):
 
 class CheckpointError(LenetlabError):
     """A checkpoint file is missing, corrupt, or not a lenetlab checkpoint."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first non-empty line of ``exc``'s message (at most ``limit`` characters), or its type name.
+
+    Used wherever a third-party error (PIL, torch, onnxruntime, gzip...) is turned into a one-line
+    :class:`LenetlabError`: their messages may span many lines or be empty.
+    """
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0].strip()[:limit] if lines else type(exc).__name__

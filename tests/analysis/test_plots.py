@@ -16,6 +16,7 @@ from lenetlab.analysis import plots
 from lenetlab.data.splits import Split
 from lenetlab.errors import DataError, LenetlabError
 from lenetlab.models import build_model, create, load_checkpoint
+from lenetlab.train.rundir import read_metrics
 
 ALL = {"loss.png", "accuracy.png", "confusion.png", "misclassified.png", "kernels.png", "feature_maps.png"}
 
@@ -41,7 +42,7 @@ def run_dir(digit_ckpt, tmp_path) -> Path:
 
 def test_save_run_plots_writes_every_plot(run_dir, digit_ckpt, subset):
     model = build_model(load_checkpoint(digit_ckpt))
-    written = plots.save_run_plots(run_dir, model, subset, subset.input_spec, "cpu")
+    written = plots.save_run_plots(run_dir, read_metrics(run_dir), model, subset, subset.input_spec, "cpu")
     assert {p.name for p in written} == ALL
     for p in written:
         assert p.parent == run_dir / "plots"
@@ -51,14 +52,14 @@ def test_save_run_plots_writes_every_plot(run_dir, digit_ckpt, subset):
 
 def test_unlabelled_test_split_uses_dev_and_missing_metrics_skip_curves(subset, tmp_path):
     unl = replace(subset, test=Split(subset.test.x[:20], None, ids=[f"{i}.png" for i in range(20)]))
-    written = plots.save_run_plots(tmp_path, create("lenet5").eval(), unl, subset.input_spec, "cpu")
+    written = plots.save_run_plots(tmp_path, [], create("lenet5").eval(), unl, subset.input_spec, "cpu")
     assert {p.name for p in written} == ALL - {"loss.png", "accuracy.png"}
 
 
 def test_model_without_convolution_skips_kernels(subset, tmp_path):
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10))
     small = replace(subset, test=Split(subset.test.x[:30], subset.test.y[:30]))
-    written = plots.save_run_plots(tmp_path, mlp, small, subset.input_spec, "cpu")
+    written = plots.save_run_plots(tmp_path, [], mlp, small, subset.input_spec, "cpu")
     assert {p.name for p in written} == {"confusion.png", "misclassified.png"}
 
 
@@ -108,29 +109,28 @@ def test_individual_plots(tmp_path, subset):
                                         ["a", "b"], tmp_path / "rgb.png"))
 
 
-def test_read_metrics(tmp_path):
-    p = tmp_path / "metrics.jsonl"
-    p.write_text('{"kind": "train", "step": 1, "loss": 1.0}\n\n{"kind": "dev", "step": 1, "loss": 0.9, "accu')
-    rows = plots.read_metrics(tmp_path)  # a truncated last line (killed run) is ignored
-    assert [r["kind"] for r in rows] == ["train"]
-    p.write_text('{"kind": "train"}\nnot json\n{"kind": "dev"}\n')
-    with pytest.raises(DataError, match=r"metrics.jsonl:2: not a JSON object"):
-        plots.read_metrics(p)
-    with pytest.raises(DataError, match="metrics file not found"):
-        plots.read_metrics(tmp_path / "nope")
+def test_given_test_evaluation_is_used_not_recomputed(run_dir, digit_ckpt, subset, monkeypatch):
+    from lenetlab.inference.evaluate import evaluate
+
+    model = build_model(load_checkpoint(digit_ckpt))
+    test = evaluate(model, subset.test, subset.input_spec, keep_predictions=True, class_names=subset.class_names)
+    monkeypatch.setattr(plots, "evaluate", lambda *a, **k: pytest.fail("the test split was evaluated twice"))
+    written = plots.save_run_plots(run_dir, read_metrics(run_dir), model, subset, subset.input_spec, "cpu", test=test)
+    assert {p.name for p in written} == ALL
 
 
 @pytest.mark.slow
 def test_runner_writes_the_plots_at_the_end_of_a_run(tmp_path, subset, capsys):
-    """A real (one-epoch) run through the training engineer's Runner ends with all six plots, and
+    """A real (one-epoch) run through `lenet train`'s application ends with all six plots, and
     its run directory works with `lenet predict` and `lenet ensemble`."""
+    from lenetlab.apps.train import run_with_plots
     from lenetlab.train import RunConfig, Runner
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         cfg = RunConfig(name="p", out_dir=str(tmp_path), epochs=1, progress="none", device="cpu", augment="affine")
-        res = Runner(cfg, splits=subset).run()
+        res = run_with_plots(Runner(cfg, splits=subset))
     finally:
         torch.set_num_threads(threads)
     pngs = {p.name for p in (Path(res.run_dir) / "plots").glob("*.png")}
@@ -152,5 +152,5 @@ def test_runner_writes_the_plots_at_the_end_of_a_run(tmp_path, subset, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_save_run_plots_with_the_model_on_cuda(run_dir, digit_ckpt, subset):
     model = build_model(load_checkpoint(digit_ckpt, map_location="cuda"), map_location="cuda")
-    written = plots.save_run_plots(run_dir, model, subset, subset.input_spec, "cuda")
+    written = plots.save_run_plots(run_dir, read_metrics(run_dir), model, subset, subset.input_spec, "cuda")
     assert {p.name for p in written} == ALL

@@ -10,7 +10,13 @@ import pytest
 
 from lenetlab.cli import main
 from lenetlab.data import load
-from lenetlab.data.download import IdxDataset, Resource, cache_root, download, verify_file
+from lenetlab.data.download import (
+    IdxDataset,
+    Resource,
+    cache_root,
+    download,
+    verify_file,
+)
 from lenetlab.errors import DataError
 
 NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from lenetlab.cli import main
 from lenetlab.data import load
-from lenetlab.data.idx import decompress, parse_idx, read_idx, read_images_labels, write_idx
+from lenetlab.data.idx import (
+    decompress,
+    parse_idx,
+    read_idx,
+    read_images_labels,
+    write_idx,
+)
 from lenetlab.errors import DataError
 
 

@@ -22,7 +22,7 @@ ARTIFACTS = REPO / "test-artifacts"
 @pytest.fixture(scope="session")
 def predictor():
     """The packaged demo lenet5 as a TorchPredictor."""
-    from lenetlab.serve.predictor import TorchPredictor
+    from lenetlab.inference.predictor import TorchPredictor
 
     return TorchPredictor()
 
@@ -118,8 +118,8 @@ def live_server(free_port):
 @pytest.fixture(scope="session")
 def onnx_model(tmp_path_factory):
     """The packaged lenet5 exported with `lenet export` (path, and the summary dict)."""
+    from lenetlab.inference.predictor import default_checkpoint
     from lenetlab.serve.export import export_onnx
-    from lenetlab.serve.predictor import default_checkpoint
 
     out = tmp_path_factory.mktemp("onnx") / "lenet5.onnx"
     info = export_onnx(default_checkpoint(), out)

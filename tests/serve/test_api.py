@@ -187,7 +187,7 @@ def test_limits_are_configurable(predictor, images):
 def test_same_answer_as_lenet_predict(client, images, tmp_path, capsys):
     """The service and `lenet predict` share the preprocessing: same top-k probabilities and 28x28 input."""
     from lenetlab.cli import main
-    from lenetlab.serve.predictor import default_checkpoint
+    from lenetlab.inference.predictor import default_checkpoint
 
     scan = ImageOps.invert(images.canvas_seven(400, 30))  # dark on light, another size
     path = tmp_path / "seven.png"

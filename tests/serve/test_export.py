@@ -14,8 +14,12 @@ import torch
 
 from lenetlab.cli import main
 from lenetlab.data.transforms import InputSpec
+from lenetlab.inference.predictor import (
+    OnnxPredictor,
+    TorchPredictor,
+    default_checkpoint,
+)
 from lenetlab.models import build_model, load_checkpoint
-from lenetlab.serve.predictor import OnnxPredictor, TorchPredictor, default_checkpoint
 
 
 @pytest.mark.slow
@@ -170,22 +174,22 @@ def _serve_onnx_modules(onnx_path, port, mode, tmp_path) -> list[str]:
     assert out["health"]["backend"] == "onnxruntime"
     assert out["digit"] == 1  # a vertical bar
     assert "lenetlab.serve.app" in out["modules"] and "lenetlab.data.images" in out["modules"]
-    return [m for m in out["modules"] if m.startswith(("lenetlab.train", "lenetlab.models"))]
+    return [m for m in out["modules"] if m.startswith(("lenetlab.train", "lenetlab.analysis", "lenetlab.apps.train"))]
 
 
 @pytest.mark.slow
-def test_serving_onnx_imports_no_training_or_model_code(onnx_model, free_port, tmp_path):
-    """run_server(onnx=...) in a fresh process answers /predict without importing lenetlab.train or
-    the model-building code (lenetlab.models)."""
+def test_serving_onnx_imports_no_training_code(onnx_model, free_port, tmp_path):
+    """run_server(onnx=...) in a fresh process answers /predict without importing training or plotting
+    code (lenetlab.train, lenetlab.analysis)."""
     forbidden = _serve_onnx_modules(onnx_model[0], free_port(), "lib", tmp_path)
     assert not forbidden, f"serving ONNX imported {forbidden}"
 
 
 @pytest.mark.slow
-def test_lenet_serve_onnx_cli_imports_no_training_or_model_code(onnx_model, free_port, tmp_path):
+def test_lenet_serve_onnx_cli_imports_no_training_code(onnx_model, free_port, tmp_path):
     forbidden = _serve_onnx_modules(onnx_model[0], free_port(), "cli", tmp_path)
     # The CLI builds every sub-parser, so it reads the RunConfig fields that define `lenet train`'s
-    # flags: a plain dataclass module (no torch, no Runner, no models), which is allowed.
+    # flags: a plain dataclass module (no Runner), which is allowed.
     forbidden = [m for m in forbidden if m not in ("lenetlab.train", "lenetlab.train.config")]
     assert not forbidden, f"`lenet serve --onnx` imported {forbidden}"
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import torch
 
-from lenetlab.serve.predictor import TorchPredictor, default_checkpoint
+from lenetlab.inference.predictor import TorchPredictor, default_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -49,7 +49,7 @@ def main() -> int:
             raise RuntimeError(f"injected failure at step {row['step']}")
 
     from lenetlab import cli
-    from lenetlab.train import commands
+    from lenetlab.apps import train as commands
 
     make_runner = commands.make_runner
     commands.make_runner = lambda *a, **kw: make_runner(*a, **{**kw, "callbacks": [hook]})

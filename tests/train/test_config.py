@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from lenetlab.apps.train import make_runner
 from lenetlab.cli import build_parser, main
 from lenetlab.errors import ConfigError
-from lenetlab.train.commands import make_runner
 from lenetlab.train.config import RunConfig, config_overrides, load_config_file
 
 

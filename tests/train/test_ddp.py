@@ -124,8 +124,8 @@ def test_one_run_directory_one_set_of_checkpoints_loadable_without_ddp(ddp_run):
 
 @pytest.mark.slow
 def test_sharded_evaluation_is_exact(ddp_run, subset):
-    from lenetlab.analysis.evaluate import evaluate
     from lenetlab.data.transforms import InputSpec
+    from lenetlab.inference.evaluate import evaluate
 
     ckpt = load_checkpoint(ddp_run["run"] / "best.pt")
     model, spec = build_model(ckpt), InputSpec.from_dict(ckpt["input_spec"])

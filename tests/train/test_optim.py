@@ -9,10 +9,12 @@ import pytest
 import torch
 import torch.nn as nn
 
+from lenetlab.device import autocast_dtype, select_device
 from lenetlab.errors import ConfigError
+from lenetlab.models.init import init_weights
 from lenetlab.train.config import RunConfig
-from lenetlab.train.device import autocast_dtype, rng_state, select_device, set_rng_state
-from lenetlab.train.optim import build_optimizer, build_scheduler, init_weights
+from lenetlab.train.optim import build_optimizer, build_scheduler
+from lenetlab.train.rng import rng_state, set_rng_state
 
 
 def _lrs(cfg: RunConfig, steps_per_epoch: int = 10) -> list[float]:

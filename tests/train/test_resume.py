@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lenetlab.apps import train as commands
 from lenetlab.cli import main
-from lenetlab.train import commands
 from lenetlab.train.rundir import read_metrics
 
 # three epochs of 16 steps; last.pt every 3 steps so a kill always lands between checkpoints

@@ -144,7 +144,7 @@ def test_callbacks_see_rows_and_can_stop(tmp_path, subset):
 @pytest.mark.parametrize("overrides", [
     {"optimizer": "sgd", "lr": 0.05, "nesterov": True, "schedule": "cosine", "warmup": 0.2, "init": "xavier",
      "label_smoothing": 0.1, "grad_clip": 1.0, "channels_last": True, "eval_steps": 5, "augment": "affine+elastic"},
-    {"optimizer": "adamw", "weight_decay": 0.01, "schedule": "onecycle", "normalize": "seed000",
+    {"optimizer": "adamw", "weight_decay": 0.01, "schedule": "onecycle", "normalize": "nndl-quirk",
      "amp": "bf16", "val_size": 0},
 ])
 def test_recipe_options_train(tmp_path, overrides):
@@ -185,7 +185,7 @@ def test_recipe_flags_reach_the_optimizer_and_the_criterion(tmp_path, subset, ca
     """--nesterov/--momentum/--weight-decay land in SGD, --label-smoothing in the loss, --grad-clip in the step."""
     import torch.nn.functional as F
 
-    from lenetlab.train.commands import make_runner
+    from lenetlab.apps.train import make_runner
     from lenetlab.train.config import config_overrides
 
     args = ["--out-dir", str(tmp_path), "--name", "flags", "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.8",

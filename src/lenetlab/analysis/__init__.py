@@ -1,4 +1,2 @@
-"""Looking at models and runs: evaluation, plots, prediction on a person's images, ensembles.
-
-Modules are imported on demand (``lenetlab.analysis.plots`` pulls in matplotlib).
-"""
+"""Looking at trained models and runs: the plots of a run (curves, confusion matrix, misclassified
+examples, kernels, feature maps). Evaluation itself lives in :mod:`lenetlab.inference`."""

@@ -8,7 +8,6 @@ GUI, no global backend switch) and written atomically. :func:`save_run_plots` wr
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from matplotlib.figure import Figure
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import DataError, LenetlabError
 from lenetlab.fileio import atomic_path
+from lenetlab.inference.evaluate import EvalResult, evaluate
 
 __all__ = [
     "first_conv",
@@ -30,7 +30,6 @@ __all__ = [
     "plot_kernels",
     "plot_loss_curves",
     "plot_misclassified",
-    "read_metrics",
     "save_run_plots",
 ]
 
@@ -41,29 +40,6 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return path
-
-
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` file (a run directory is accepted too); one-line DataError if bad."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.jsonl"
-    if not path.is_file():
-        raise DataError(f"{path}: metrics file not found")
-    rows = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines):
-                break  # a run killed mid-write leaves a truncated last line: ignore it
-            raise DataError(f"{path}:{i}: not a JSON object") from None
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def _series(rows: list[dict], kind: str, key: str) -> tuple[list[float], list[float]]:
@@ -276,25 +252,19 @@ def plot_feature_maps(model: nn.Module, x: torch.Tensor, path: str | os.PathLike
     return _save(fig, path)
 
 
-def save_run_plots(run_dir: str | os.PathLike, model: nn.Module, splits, spec: InputSpec,
-                   device: torch.device | str = "cpu") -> list[Path]:
+def save_run_plots(run_dir: str | os.PathLike, rows: list[dict], model: nn.Module, splits, spec: InputSpec,
+                   device: torch.device | str = "cpu", test: EvalResult | None = None) -> list[Path]:
     """Write every plot of a run into ``run_dir/plots/`` and return the paths written.
 
-    Curves come from ``run_dir/metrics.jsonl``; the confusion matrix and misclassified grid from
-    ``model`` (the best model, already on ``device``) on the test split (the dev split when the test
-    split is unlabelled, e.g. a Kaggle test set); kernels and feature maps from its first
-    convolution on the first test image. Plots that cannot apply (no metrics yet, no conv layer)
-    are skipped rather than failing the run.
+    Curves come from the run's metrics ``rows`` (``metrics.jsonl``); the confusion matrix and
+    misclassified grid from ``test`` (the run's evaluation of ``model`` on the test split, with
+    predictions kept) or, when it is None, from evaluating ``model`` (the best model, already on
+    ``device``) on the test split (the dev split when the test split is unlabelled, e.g. a Kaggle
+    test set); kernels and feature maps from its first convolution on the first image. Plots that
+    cannot apply (no metrics yet, no conv layer) are skipped rather than failing the run.
     """
-    from lenetlab.analysis.evaluate import evaluate
-
-    run_dir = Path(run_dir)
-    out = run_dir / "plots"
+    out = Path(run_dir) / "plots"
     written: list[Path] = []
-    try:
-        rows = read_metrics(run_dir)
-    except DataError:
-        rows = []
     for fn, name in ((plot_loss_curves, "loss.png"), (plot_accuracy_curve, "accuracy.png")):
         try:
             written.append(fn(rows, out / name))
@@ -304,7 +274,8 @@ def save_run_plots(run_dir: str | os.PathLike, model: nn.Module, splits, spec: I
     device = torch.device(device)
     model.eval()
     if split.y is not None and len(split):
-        res = evaluate(model, split, spec, device, keep_predictions=True, class_names=splits.class_names)
+        res = test if which == "test" and test is not None and test.predictions is not None else \
+            evaluate(model, split, spec, device, keep_predictions=True, class_names=splits.class_names)
         written.append(plot_confusion(res.confusion, splits.class_names, out / "confusion.png",
                                       title=f"{which} confusion matrix"))
         written.append(plot_misclassified(split.x, split.y, res.predictions, splits.class_names,

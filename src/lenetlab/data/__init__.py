@@ -59,7 +59,7 @@ def _load_subset(**opts) -> Splits:
 
     return finish("mnist-subset", split("train"), split("dev"), split("test"), [str(i) for i in range(10)],
                   "embedded in the lenetlab package (lenetlab/data/assets/mnist_subset.npz)",
-                  default_norm="seed", **opts)
+                  default_norm="half", **opts)
 
 
 def _looks_like_path(name: str) -> bool:
@@ -78,9 +78,9 @@ def load(name: str = "mnist-subset", data_dir: str | os.PathLike | None = None, 
     tenth of the training images for folders) is carved from the training set with ``seed``;
     the embedded subset and NNDL files keep their own dev split. ``image_size`` sets the model
     input size (``spec.size``; image folders are also resized to it when loaded), ``channels``
-    converts to 1 (gray) or 3 (RGB). ``normalize`` is ``"seed"`` (mean = std = 0.5, the default
-    for digits) or ``"dataset"`` (the training split's per-channel statistics, the default for
-    image folders). ``mirrors`` overrides the download mirrors (base URLs). Every bad input
+    converts to 1 (gray) or 3 (RGB). ``normalize`` is one of
+    :data:`lenetlab.data.transforms.NORMALIZE_CHOICES`: ``default`` is ``half`` (mean = std = 0.5)
+    for digits and ``stats`` (the training split's per-channel statistics) for image folders. ``mirrors`` overrides the download mirrors (base URLs). Every bad input
     raises a one-line :class:`DataError`.
     """
     opts = dict(channels=channels, image_size=image_size, normalize=normalize)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lenetlab.data.splits import Split, Splits
-from lenetlab.data.transforms import InputSpec
+from lenetlab.data.transforms import (
+    FIXED_NORMS,
+    NORMALIZE_ALIASES,
+    NORMALIZE_CHOICES,
+    InputSpec,
+)
 from lenetlab.errors import DataError
-
-NORMALIZE_CHOICES = ("seed", "dataset")
 
 
 def carve_val(x: torch.Tensor, y: torch.Tensor | None, val_size: int, seed: int, name: str,
@@ -61,16 +63,18 @@ def pixel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], 
     return tuple(float(m) for m in mean), tuple(float(s) for s in np.sqrt(var.clip(min=0)))
 
 
-def default_spec(train_x: torch.Tensor, *, size: int, resize: str, normalize: str) -> InputSpec:
-    """An InputSpec for ``train_x [N, C, H, W]``: the seeds' 0.5/0.5 or the train split's own statistics."""
-    c = train_x.shape[1]
-    if normalize == "seed":
-        return InputSpec(channels=c, size=size, resize=resize, mean=(0.5,) * c, std=(0.5,) * c)
-    if normalize == "dataset":
-        mean, std = pixel_stats(train_x)
-        std = tuple(max(s, 1e-3) for s in std)  # a constant image set must not divide by zero
-        return InputSpec(channels=c, size=size, resize=resize, mean=mean, std=std)
-    raise DataError(f"normalize={normalize!r} is not one of {', '.join(NORMALIZE_CHOICES)}")
+def normalization(name: str, train_x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel ``(mean, std)`` in [0, 1] units for normalisation ``name`` on ``train_x [N, C, H, W]``:
+    ``stats`` measures the train split (exactly, via histograms), the others are :data:`FIXED_NORMS`."""
+    c = int(train_x.shape[1])
+    name = NORMALIZE_ALIASES.get(name, name)
+    if name == "stats":
+        mean, std = pixel_stats(train_x.cpu())
+        return mean, tuple(max(s, 1e-3) for s in std)  # a constant image set must not divide by zero
+    if name not in FIXED_NORMS:
+        raise DataError(f"normalize={name!r} is not one of {', '.join(NORMALIZE_CHOICES)}")
+    mean, std = FIXED_NORMS[name]
+    return (mean,) * c, (std,) * c
 
 
 def finish(name: str, train: Split, dev: Split, test: Split, class_names: list[str], source: str, *,
@@ -86,14 +90,11 @@ def finish(name: str, train: Split, dev: Split, test: Split, class_names: list[s
     h = int(train.x.shape[-1]) if len(train) else int(test.x.shape[-1])
     size = image_size or native_size or (32 if h == 28 else h)
     resize = "pad" if size >= h and size - h <= 8 else "resize"
-    spec = default_spec(train.x if len(train) else test.x, size=size, resize=resize,
-                        normalize=normalize or default_norm)
+    if normalize in (None, "default"):
+        normalize = default_norm
+    mean, std = normalization(normalize, train.x if len(train) else test.x)
+    spec = InputSpec(channels=int(train.x.shape[1] if len(train) else test.x.shape[1]), size=size, resize=resize,
+                     mean=mean, std=std)
     return Splits(name, train, dev, test, list(class_names), spec, source)
 
 
-def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear (antialiased) resize of ``uint8 [N, C, H, W]`` to ``[N, C, size, size]``, still uint8."""
-    if x.shape[-2:] == (size, size):
-        return x
-    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return y.round().clamp(0, 255).to(torch.uint8)

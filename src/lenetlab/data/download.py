@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lenetlab.data.idx import GZIP_MAGIC, decompress
-from lenetlab.errors import DataError
+from lenetlab.errors import DataError, first_line
 from lenetlab.fileio import atomic_path
 
 ENV_VAR = "LENETLAB_DATA"
@@ -161,8 +161,8 @@ def _reason(e: Exception) -> str:
         return "timed out"
     if isinstance(e, requests.ConnectionError):
         return "cannot connect"
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return text.split(": ", 1)[-1] if isinstance(e, DataError) else text[:160]
+    text = first_line(e)
+    return text.split(": ", 1)[-1] if isinstance(e, DataError) else text
 
 
 def _remove_stale_parts(folder: Path, age_s: float = 3600.0) -> None:

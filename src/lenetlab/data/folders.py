@@ -28,8 +28,10 @@ import numpy as np
 import torch
 
 from lenetlab.data.common import carve_val, finish
+from lenetlab.data.download import IDX_DATASETS, find_file
+from lenetlab.data.mnist import from_idx_files
 from lenetlab.data.splits import Split, Splits
-from lenetlab.errors import DataError
+from lenetlab.errors import DataError, first_line
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 _DEV_DIRS = ("val", "valid", "dev")
@@ -45,8 +47,7 @@ def _open(path: Path):
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{path}: unreadable image ({msg[:120]})") from None
+        raise DataError(f"{path}: unreadable image ({first_line(e, 120)})") from None
 
 
 def decode_images(paths: list[Path], size: int, channels: int, progress: bool = False) -> torch.Tensor:
@@ -136,7 +137,7 @@ def load_leaves(root: Path, *, val_size=None, seed=0, image_size=None, channels=
     test = Split(decode_images(test_paths, size, ch, progress=True), None,
                  [p.relative_to(root).as_posix() for p in test_paths])
     return finish(root.name, train, dev, test, classes, str(root.resolve()), channels=None,
-                  image_size=size, normalize=normalize, default_norm="dataset")
+                  image_size=size, normalize=normalize, default_norm="stats")
 
 
 def _class_dirs(folder: Path) -> dict[str, list[Path]]:
@@ -187,14 +188,12 @@ def load_class_folders(root: Path, *, val_size=None, seed=0, image_size=None, ch
     else:
         test = Split(full.x[:0], full.y[:0], [])
     return finish(root.name, train, dev, test, classes, str(root.resolve()), channels=None,
-                  image_size=size, normalize=normalize, default_norm="dataset")
+                  image_size=size, normalize=normalize, default_norm="stats")
 
 
 def load_folder(root: Path, *, val_size=None, seed=0, verify=False, image_size=None, channels=None,
                 normalize=None) -> Splits:
     """Detect the layout of folder ``root`` (see the module doc) and load it as :class:`Splits`."""
-    from lenetlab.data.download import IDX_DATASETS, find_file
-
     opts = dict(val_size=val_size, seed=seed, image_size=image_size, channels=channels, normalize=normalize)
     if (root / "train.csv").is_file():
         return load_leaves(root, **opts)
@@ -206,7 +205,6 @@ def load_folder(root: Path, *, val_size=None, seed=0, verify=False, image_size=N
         if verify:
             raise DataError(f"{root}: checksums are known only for named datasets; use --dataset mnist "
                             f"(or fashion-mnist) --data-dir {root} --verify")
-        from lenetlab.data.mnist import from_idx_files
 
         return from_idx_files(root.name, idx, None, **opts)
     return load_class_folders(root, **opts)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenetlab.errors import DataError
+from lenetlab.errors import DataError, first_line
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Type codes of the IDX spec; MNIST only uses 0x08, the others cost nothing to support.
@@ -40,8 +40,7 @@ def decompress(raw: bytes, name: str | Path = "<bytes>") -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{name}: corrupt or truncated gzip data ({msg})") from None
+        raise DataError(f"{name}: corrupt or truncated gzip data ({first_line(e)})") from None
 
 
 def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:

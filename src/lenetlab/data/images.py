@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps
 
-from lenetlab.errors import DataError
+from lenetlab.errors import DataError, first_line
 
 __all__ = ["BlankImageError", "ImageTooLargeError", "load_gray", "preprocess_image", "preprocess_images"]
 
@@ -89,8 +89,7 @@ def _open(source, label: str, max_pixels: int) -> Image.Image:
         except Image.UnidentifiedImageError:
             raise DataError(f"{label}: not a readable image (unrecognised format)") from None
         except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise DataError(f"{label}: not a readable image ({first[:160]})") from None
+            raise DataError(f"{label}: not a readable image ({first_line(e)})") from None
     w, h = img.size
     if w * h > max_pixels:
         raise ImageTooLargeError(f"{label}: image has {w}x{h} = {w * h:,} pixels, "
@@ -105,8 +104,7 @@ def _open(source, label: str, max_pixels: int) -> Image.Image:
             img.seek(0)
         img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DataError(f"{label}: not a readable image ({first[:160]})") from None
+        raise DataError(f"{label}: not a readable image ({first_line(e)})") from None
     return img
 
 

@@ -9,7 +9,14 @@ import numpy as np
 import torch
 
 from lenetlab.data.common import carve_val, finish
-from lenetlab.data.download import IDX_DATASETS, IdxDataset, dataset_folder, download, find_file, verify_file
+from lenetlab.data.download import (
+    IDX_DATASETS,
+    IdxDataset,
+    dataset_folder,
+    download,
+    find_file,
+    verify_file,
+)
 from lenetlab.data.idx import read_images_labels
 from lenetlab.data.splits import Split, Splits
 from lenetlab.errors import DataError
@@ -83,4 +90,4 @@ def from_idx_files(name: str, paths: list[Path], class_names: list[str] | None, 
     train, dev = carve_val(x, y, int(val_size), seed, name)
     test = Split(torch.from_numpy(xte.copy()).unsqueeze(1), torch.from_numpy(yte.astype(np.int64)))
     return finish(name, train, dev, test, class_names, str(paths[0].parent.resolve()), channels=channels,
-                  image_size=image_size, normalize=normalize, default_norm="seed")
+                  image_size=image_size, normalize=normalize, default_norm="half")

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from lenetlab.data.common import finish
-from lenetlab.data.idx import read_bytes
+from lenetlab.data.idx import decompress, read_bytes
 from lenetlab.data.splits import Split, Splits
-from lenetlab.errors import DataError
+from lenetlab.errors import DataError, first_line
 
 _PARTS = ("train", "dev", "test")
 
@@ -58,14 +58,11 @@ def pixel_scale(x: np.ndarray) -> int:
 
 def parse_nndl(raw: bytes, path: str | Path = "<bytes>") -> list[tuple[np.ndarray, np.ndarray]]:
     """Parse the (possibly gzip-compressed) bytes of an NNDL file into three (uint8 [N,28,28], int64 [N]) pairs."""
-    from lenetlab.data.idx import decompress
-
     text = decompress(raw, path)
     try:
         obj = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{path}: not valid JSON ({msg[:120]})") from None
+        raise DataError(f"{path}: not valid JSON ({first_line(e, 120)})") from None
     if not isinstance(obj, list) or len(obj) != 3:
         raise DataError(f"{path}: expected a JSON list [train, dev, test] of three [images, labels] pairs")
     return [_split(part, which, path) for part, which in zip(obj, _PARTS)]
@@ -78,4 +75,4 @@ def load_nndl(path: str | Path, *, channels=None, image_size=None, normalize=Non
     n_classes = max(10, max((int(y.max()) + 1 for _, y in parts if len(y)), default=10))
     train, dev, test = (Split(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)) for x, y in parts)
     return finish(path.name, train, dev, test, [str(i) for i in range(n_classes)], str(path.resolve()),
-                  channels=channels, image_size=image_size, normalize=normalize, default_norm="seed")
+                  channels=channels, image_size=image_size, normalize=normalize, default_norm="half")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from lenetlab.data import load
 from lenetlab.data.common import pixel_stats
 
 
@@ -15,8 +16,6 @@ def summarize(name: str = "mnist-subset", data_dir=None, *, download: bool = Fal
     ``num_classes``, ``class_names``, ``train_class_counts``, ``pixel_mean``/``pixel_std`` (train
     split, per channel, [0, 1] units), ``input_spec``, ``verified``.
     """
-    from lenetlab.data import load
-
     s = load(name, data_dir, download=download, verify=verify, **load_kwargs)
     mean, std = pixel_stats(s.train.x) if len(s.train) else ((), ())
     counts = []

@@ -10,7 +10,13 @@ from __future__ import annotations
 import sys
 
 from lenetlab.fileio import atomic_path
-from lenetlab.lessons import Lesson, format_listing, lesson_text, list_lessons, run_lesson
+from lenetlab.lessons import (
+    Lesson,
+    format_listing,
+    lesson_text,
+    list_lessons,
+    run_lesson,
+)
 
 INTRO = """# Lessons: the CNN chapter, runnable
 

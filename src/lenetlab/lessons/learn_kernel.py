@@ -23,7 +23,7 @@ from lenetlab.errors import ConfigError
 from lenetlab.lessons.edges import vertical_band
 from lenetlab.lessons.im2col import windows_as_columns
 from lenetlab.lessons.report import Report, format_number, format_table
-from lenetlab.ops import Conv2d, Conv2D, corr2d
+from lenetlab.ops import Conv2D, Conv2d, corr2d
 
 TARGET = torch.tensor([[1.0, -1.0]])
 # Largest allowed |learned - target| per entry: from any start in [0, 1)^2 the book's 10 steps at

@@ -3,14 +3,23 @@
 Importing this package registers all architectures. Use :func:`create` to build one by name.
 """
 
-from lenetlab.models.checkpoint import build_model, load_checkpoint, save_checkpoint
-from lenetlab.models.registry import ModelInfo, create, list_models, model_info, register_model
-
 # Each architecture module registers its models on import.
-from lenetlab.models import lenet, lenet1998, lenet_variants, zoo  # noqa: E402,F401
-
 # lenet5-scratch: LeNet-5 on the from-scratch operators of lenetlab.ops.
-from lenetlab.models import lenet_scratch  # noqa: E402,F401
+from lenetlab.models import (  # noqa: E402,F401
+    lenet,
+    lenet1998,
+    lenet_scratch,  # noqa: E402,F401
+    lenet_variants,
+    zoo,
+)
+from lenetlab.models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from lenetlab.models.registry import (
+    ModelInfo,
+    create,
+    list_models,
+    model_info,
+    register_model,
+)
 
 __all__ = [
     "ModelInfo",

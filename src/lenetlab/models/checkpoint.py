@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from lenetlab.errors import CheckpointError
+from lenetlab.errors import CheckpointError, first_line
 from lenetlab.fileio import atomic_path
+from lenetlab.models.registry import create
 
 FORMAT = "lenetlab-checkpoint-v1"
 
@@ -60,8 +61,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: holds Python objects that cannot be loaded safely "
                               "(lenetlab checkpoints contain only tensors, numbers, strings, lists and dicts)") from None
     except Exception as e:  # torch raises many types for truncated or corrupt archives
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first[:150]})") from None
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(e, 150)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lenetlab checkpoint (expected format {FORMAT!r})")
     return ckpt
@@ -73,8 +73,6 @@ def build_model(ckpt: dict, map_location: str | torch.device = "cpu") -> nn.Modu
     A checkpoint that does not describe a registered model, or whose weights do not fit it,
     raises a one-line :class:`CheckpointError` (an unknown model name: :class:`LenetlabError`).
     """
-    from lenetlab.models.registry import create
-
     spec = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise CheckpointError("checkpoint has no 'model' entry of the form {'name': str, 'kwargs': dict}")

@@ -11,15 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lenetlab.errors import ConfigError
+from lenetlab.models.init import init_weights
 from lenetlab.models.registry import register_model
-
-
-def xavier_init(model: nn.Module) -> nn.Module:
-    """Xavier-uniform init of every Conv2d/Linear weight, as d2l's ``train_ch6`` does; returns ``model``."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-    return model
 
 
 class LeNetD2L(nn.Module):
@@ -147,7 +140,7 @@ class LeNetModern(nn.Module):
                 description="d2l LeNet: sigmoid, C1 padding 2, average pooling, Xavier init")
 def lenet_d2l(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build d2l's LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised like d2l."""
-    return xavier_init(LeNetD2L(num_classes, in_channels))
+    return init_weights(LeNetD2L(num_classes, in_channels))
 
 
 @register_model("lenet5-mini", input_size=(1, 28, 28),
@@ -161,7 +154,7 @@ def lenet5_mini(num_classes: int = 10, in_channels: int = 1, activation: str = "
                 description="d2l batch-norm LeNet: conv/linear -> BN -> sigmoid, max pooling")
 def lenet5_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build d2l's batch-norm LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised."""
-    return xavier_init(LeNetBN(num_classes, in_channels))
+    return init_weights(LeNetBN(num_classes, in_channels))
 
 
 @register_model("lenet5-modern", input_size=(1, 32, 32),

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lenetlab.errors import LenetlabError
+from lenetlab.errors import LenetlabError, first_line
 from lenetlab.models.registry import create, list_models, model_info
 from lenetlab.textfmt import align
 
@@ -127,9 +127,8 @@ def _trace(model: nn.Module, input_size, name: str, count_flops: bool = True) ->
         with torch.no_grad(), trace.counter or contextlib.nullcontext():
             model(x)
     except (RuntimeError, ValueError) as e:  # torch's layers raise RuntimeError, lenetlab.ops' ValueError
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         size = "x".join(map(str, input_size))
-        raise LenetlabError(f"{name or type(model).__name__}: cannot run on a {size} input ({first})") from None
+        raise LenetlabError(f"{name or type(model).__name__}: cannot run on a {size} input ({first_line(e)})") from None
     finally:
         for h in handles:
             h.remove()

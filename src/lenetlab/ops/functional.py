@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from lenetlab.ops.norm import batch_norm  # re-exported: the whole functional API in one module
+from lenetlab.ops.norm import (
+    batch_norm,  # re-exported: the whole functional API in one module
+)
 
 __all__ = ["avg_pool2d", "batch_norm", "conv2d", "conv_output_size", "max_pool2d", "pool_output_size"]
 

@@ -1,10 +1,9 @@
-"""Serving: the draw-a-digit web page, the REST API, ONNX export and the onnxruntime predictor.
+"""Serving: the draw-a-digit web page, the REST API and ONNX export.
 
-- :mod:`lenetlab.serve.app`: ``create_app(predictor)`` (FastAPI) and ``run_server(...)`` (uvicorn);
-- :mod:`lenetlab.serve.predictor`: :class:`TorchPredictor` (a lenetlab checkpoint) and
-  :class:`OnnxPredictor` (an exported ``.onnx``) with one interface;
-- :mod:`lenetlab.serve.export`: ``export_onnx(checkpoint, out)``.
+- :mod:`lenetlab.serve.app`: ``create_app(predictor)`` (FastAPI) and ``run_server(...)`` (uvicorn),
+  serving any :class:`lenetlab.inference.predictor.Predictor` (a checkpoint or an ONNX model);
+- :mod:`lenetlab.serve.export`: ``export_onnx(checkpoint, out)``, an ONNX file with a dynamic batch
+  axis and the model's input spec and class names in its metadata.
 
-This package never imports :mod:`lenetlab.train`, and imports nothing eagerly, so that
-``lenet serve --onnx MODEL.onnx`` does not load the model-building code at all.
+This package never imports :mod:`lenetlab.train` (an import-linter contract checks it).
 """

@@ -34,9 +34,10 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, preprocess_image
-from lenetlab.errors import DataError
-from lenetlab.serve.predictor import Predictor, load_predictor
+from lenetlab.errors import DataError, LenetlabError
+from lenetlab.inference.predictor import Predictor, load_predictor
 
 log = logging.getLogger("lenetlab.serve")
 
@@ -277,8 +278,6 @@ def create_app(predictor: Predictor | None = None, *, max_upload_bytes: int = MA
 
 
 def _version() -> str:
-    from lenetlab import __version__
-
     return __version__
 
 
@@ -287,7 +286,6 @@ def _check_can_listen(host: str, port: int) -> None:
     uvicorn would log it and exit with status 1 after the model had loaded."""
     import socket
 
-    from lenetlab.errors import LenetlabError
 
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -306,7 +304,6 @@ def run_server(checkpoint: str | None = None, onnx: str | None = None, *, host: 
     import torch
     import uvicorn
 
-    from lenetlab.errors import LenetlabError
 
     if not 0 <= port <= 65535:
         raise LenetlabError(f"--port {port}: must be between 0 and 65535")

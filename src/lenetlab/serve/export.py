@@ -24,9 +24,16 @@ import numpy as np
 import torch
 
 from lenetlab.data.transforms import InputSpec
-from lenetlab.errors import CheckpointError, LenetlabError
+from lenetlab.errors import CheckpointError, LenetlabError, first_line
 from lenetlab.fileio import atomic_path
-from lenetlab.serve.predictor import META_CLASSES, META_FORMAT, META_MODEL, META_SPEC, ONNX_FORMAT
+from lenetlab.inference.predictor import (
+    META_CLASSES,
+    META_FORMAT,
+    META_MODEL,
+    META_SPEC,
+    ONNX_FORMAT,
+)
+from lenetlab.models.checkpoint import build_model, load_checkpoint
 
 EXAMPLE_BATCH = 8
 #: Largest batch the exported graph promises to accept (a bound torch.export needs for the Dim).
@@ -52,7 +59,6 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     import onnx
     import onnxruntime as ort
 
-    from lenetlab.models.checkpoint import build_model, load_checkpoint
 
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     model = build_model(ckpt, map_location="cpu").eval()
@@ -87,8 +93,8 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
                                         input_names=["input"], output_names=["scores"],
                                         external_data=False, verbose=False, **kwargs)
         except Exception as e:  # the exporter's errors are long; keep the first line
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise LenetlabError(f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed ({first[:200]})") from None
+            raise LenetlabError(f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed "
+                                f"({first_line(e, 200)})") from None
         finally:
             for lg, lv in zip(loggers, levels):
                 lg.setLevel(lv)

@@ -16,7 +16,8 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from lenetlab.errors import ConfigError
+from lenetlab.data.transforms import NORMALIZE_ALIASES, NORMALIZE_CHOICES
+from lenetlab.errors import ConfigError, first_line
 
 
 def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, **kw):
@@ -47,11 +48,11 @@ class RunConfig:
     init: str = _f("default", "weight init: PyTorch's default, or Xavier-uniform on conv/linear weights",
                    choices=("default", "xavier"))
     normalize: str = _f("default",
-                        "input normalisation: the dataset's default; 'stats' the train split's mean/std; "
-                        "'half' (x-0.5)/0.5; 'mnist' (x-0.1307)/0.3081; 'none' x in [0,1]; 'seed000' the "
-                        "seed's ToTensor+Normalize(127.5,127.5) quirk (inputs squeezed into [-1,-0.992]); 'lecun1998' the "
-                        "paper's scaling: background -0.1, ink 1.175",
-                        choices=("default", "stats", "half", "mnist", "none", "seed000", "lecun1998"))
+                        "input normalisation: the dataset's default (half for digits, stats for image folders); "
+                        "'stats' the train split's mean/std; 'half' (x-0.5)/0.5; 'mnist' (x-0.1307)/0.3081; "
+                        "'none' x in [0,1]; 'nndl-quirk' NNDL's ToTensor then Normalize(127.5,127.5) (inputs squeezed "
+                        "into [-1,-0.992]); 'lecun1998' the paper's scaling: background -0.1, ink 1.175",
+                        choices=NORMALIZE_CHOICES)
     resize: str = _f("auto", "fit images to the model's input size: pad, resize, or auto (pad when the model input is "
                      "at most 8 pixels larger)", choices=("auto", "pad", "resize"))
     augment: str = _f("none", "train-time batch augmentation (lenetlab.data.augment)",
@@ -110,6 +111,8 @@ class RunConfig:
                 close = difflib.get_close_matches(str(key), names, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ConfigError(f"{source}: unknown field {key!r}{hint}")
+        if d.get("normalize") in NORMALIZE_ALIASES:  # a config or checkpoint of an earlier version
+            d = {**d, "normalize": NORMALIZE_ALIASES[d["normalize"]]}
         cfg = cls(**{k: _coerce(cls, k, v, source) for k, v in d.items()})
         cfg.validate(source)
         return cfg
@@ -184,8 +187,7 @@ def load_config_file(path: str | Path) -> RunConfig:
 
             data = yaml.safe_load(text)
     except Exception as e:  # json and yaml raise their own error types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{path}: not valid JSON/YAML ({first[:160]})") from None
+        raise ConfigError(f"{path}: not valid JSON/YAML ({first_line(e)})") from None
     return RunConfig.from_dict(data if data is not None else {}, source=str(path))
 
 

@@ -1,9 +1,9 @@
 """The process-group context the runner sees: one process, or DistributedDataParallel under torchrun.
 
-The :class:`~lenetlab.train.runner.Runner` only asks this object who it is (``rank``,
-``world_size``, ``is_main``), to wrap the model, to sum tensors across processes, to evaluate a
-split and to wait at a barrier. :class:`SingleProcess` does nothing; :class:`DistributedContext`
-(built by :func:`context_from_env` when torchrun set ``WORLD_SIZE > 1``) provides the same methods
+Communication only: the :class:`~lenetlab.train.runner.Runner` asks this object who it is
+(``rank``, ``world_size``, ``is_main``), to wrap the model, to sum tensors across processes and to
+wait at a barrier. :class:`SingleProcess` does nothing; :class:`DistributedContext` (built by
+:meth:`DistributedContext.from_env` when torchrun set ``WORLD_SIZE > 1``) provides the same methods
 backed by ``torch.distributed``:
 
 - backend chosen automatically: ``gloo`` on CPU-only machines; on CUDA machines the group is
@@ -12,9 +12,8 @@ backed by ``torch.distributed``:
 - every collective has a timeout (``LENETLAB_DIST_TIMEOUT`` seconds, default 1800: rank 0 may be
   downloading a dataset while the others wait), so a rank never waits forever for a hung peer;
   a rank that dies is noticed sooner by torchrun, which stops the whole job;
-- evaluation is sharded exactly: rank ``r`` evaluates examples ``r, r+W, r+2W, ...`` (no padding,
-  no example counted twice) and the confusion matrices and loss sums are all-reduced, so every rank
-  gets the same figures as one process evaluating the whole split.
+- evaluation is sharded exactly by :func:`lenetlab.inference.evaluate.evaluate_sharded` with this
+  object's ``all_reduce_sum``.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from datetime import timedelta
 import torch
 import torch.nn as nn
 
-from lenetlab.errors import ConfigError
+from lenetlab.errors import ConfigError, first_line
 
 TIMEOUT_ENV = "LENETLAB_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 1800.0
@@ -68,13 +67,6 @@ class SingleProcess:
 
     def barrier(self) -> None:
         """Wait for every process (nothing to wait for here)."""
-
-    def evaluate(self, model: nn.Module, split, spec, device, batch_size: int = 1000, **kwargs):
-        """:func:`lenetlab.analysis.evaluate.evaluate` of ``model`` on ``split`` (``x`` uint8
-        ``[N, C, H, W]``, ``y`` int64 ``[N]``); ``kwargs`` are passed on."""
-        from lenetlab.analysis.evaluate import evaluate
-
-        return evaluate(model, split, spec, device, batch_size, **kwargs)
 
     def close(self) -> None:
         """Tear the process group down (nothing to do here)."""
@@ -212,35 +204,6 @@ class DistributedContext:
 
         dist.barrier()
 
-    def evaluate(self, model: nn.Module, split, spec, device, batch_size: int = 1000, **kwargs):
-        """Exact sharded evaluation: this rank evaluates ``split[rank::world_size]`` (no padding) and
-        the confusion matrix, loss sum and count are summed over ranks, giving every rank the
-        :class:`~lenetlab.analysis.evaluate.EvalResult` of the whole split. Splits smaller than
-        the world, unlabelled ones and ``keep_predictions=True`` are evaluated whole on every rank."""
-        from lenetlab.analysis.evaluate import EvalResult, evaluate
-        from lenetlab.data.splits import Split
-
-        n, w = len(split), self.world_size
-        if n < w or split.y is None or kwargs.get("keep_predictions"):
-            return evaluate(model, split, spec, device, batch_size, **kwargs)
-        part = Split(split.x[self.rank::w], split.y[self.rank::w])
-        res = evaluate(model, part, spec, device, batch_size, **kwargs)
-        device = torch.device(device)
-        k = len(res.confusion)
-        sizes = torch.zeros(w, dtype=torch.float64, device=device)
-        sizes[self.rank] = k
-        k_all = int(self.all_reduce_sum(sizes).max().item())  # shards may see different label ranges
-        conf = torch.zeros(k_all, k_all, dtype=torch.float64)
-        conf[:k, :k] = torch.tensor(res.confusion, dtype=torch.float64)
-        packed = torch.cat([conf.flatten(), torch.tensor([res.loss * res.n, float(res.n)], dtype=torch.float64)])
-        packed = self.all_reduce_sum(packed.to(device)).cpu()
-        conf = packed[:-2].view(k_all, k_all).round().long()
-        loss_sum, total = float(packed[-2]), int(round(float(packed[-1])))
-        correct, support = conf.diag(), conf.sum(dim=1)
-        return EvalResult(accuracy=int(correct.sum()) / total, loss=loss_sum / total, n=total,
-                          per_class=[(int(c) / int(s)) if int(s) else None for c, s in zip(correct, support)],
-                          confusion=conf.tolist(), class_names=res.class_names)
-
     def close(self) -> None:
         """Wait for every rank (rank 0 may still be writing plots), then destroy the process group, so
         no rank tears its connections down while a peer still uses them (idempotent)."""
@@ -257,18 +220,10 @@ def in_torchrun() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
-def context_from_env():
-    """The context for this process: :class:`DistributedContext` under torchrun with
-    ``WORLD_SIZE > 1``, else :class:`SingleProcess`."""
-    if in_torchrun() and _env_int("WORLD_SIZE") > 1:
-        return DistributedContext.from_env()
-    return SingleProcess()
-
-
 def report_failure(ctx, exc: BaseException) -> None:
     """Print one line naming the failing rank (stderr), so a torchrun log says who failed and why."""
     if getattr(ctx, "world_size", 1) > 1:
-        msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        msg = first_line(exc, 300)
         peer = any(s in msg for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe"))
         hint = " [probably because another rank failed first: see its message and torchrun's report]" if peer else ""
         print(f"[rank {ctx.rank}/{ctx.world_size}] failed: {type(exc).__name__}: {msg}{hint}", file=sys.stderr,

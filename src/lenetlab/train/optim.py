@@ -65,16 +65,3 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int)
     step_size = int(round(cfg.step_size * steps_per_epoch))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, _Multiplier(cfg.schedule, total, warmup, step_size,
                                                                     cfg.gamma))
-
-
-def init_weights(model: nn.Module, how: str = "default") -> nn.Module:
-    """Re-initialise conv/linear weights: ``default`` keeps PyTorch's, ``xavier`` is Xavier-uniform
-    (d2l's ``train_ch6``; biases are left as they are). Returns ``model``."""
-    if how == "default":
-        return model
-    if how != "xavier":
-        raise ConfigError(f"field 'init' must be one of default, xavier (got {how!r})")
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.xavier_uniform_(m.weight)
-    return model

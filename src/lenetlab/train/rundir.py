@@ -22,9 +22,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lenetlab.errors import ConfigError
-from lenetlab.fileio import atomic_path
+from lenetlab.fileio import atomic_path, read_jsonl
+from lenetlab.inference.evaluate import EvalResult
+from lenetlab.models.checkpoint import load_checkpoint
+from lenetlab.train.config import RunConfig, load_config_file
 
 CONFIG, METRICS, BEST, LAST, PLOTS = "config.json", "metrics.jsonl", "best.pt", "last.pt", "plots"
+
+
+def refuse_existing(path: Path) -> None:
+    """A ConfigError if ``path`` is a non-empty folder: a run directory is never reused silently."""
+    if path.exists() and any(path.iterdir()):
+        raise ConfigError(f"run directory {path} already exists: continue it with --resume {path}, "
+                          "replace it with --overwrite, or choose another --name")
+
+
+def resume_config(run_dir: str | Path) -> RunConfig:
+    """The saved config of the run in ``run_dir`` (read from its ``last.pt``)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / LAST).is_file():
+        raise ConfigError(f"--resume {run_dir}: no {LAST} in it (not a run directory, or it never saved)")
+    return RunConfig.from_dict(load_checkpoint(run_dir / LAST)["config"], source=str(run_dir / LAST))
+
+
+def plan_run(config_file=None, resume=None, overrides: dict | None = None) -> tuple[RunConfig, Path | None]:
+    """The config a ``lenet train`` invocation will run and its run directory (None when it gets a
+    timestamped name at start): from ``resume``'s saved config, else ``config_file`` plus ``overrides``."""
+    if resume is not None:
+        if config_file is not None:
+            raise ConfigError("--config and --resume cannot be combined: a resumed run keeps its saved config")
+        return resume_config(resume), Path(resume)
+    base = load_config_file(config_file).to_dict() if config_file is not None else {}
+    cfg = RunConfig.from_dict({**base, **(overrides or {})}, source=str(config_file or "command line"))
+    return cfg, (Path(cfg.out_dir) / cfg.name if cfg.name else None)
 
 
 def new_run_dir(out_dir: str | Path, name: str | None, model: str, overwrite: bool = False) -> Path:
@@ -43,8 +73,7 @@ def new_run_dir(out_dir: str | Path, name: str | None, model: str, overwrite: bo
         path = out / name
         if path.exists() and any(path.iterdir()):
             if not overwrite:
-                raise ConfigError(f"run directory {path} already exists: continue it with --resume {path}, "
-                                  "replace it with --overwrite, or choose another --name")
+                refuse_existing(path)
             if not ((path / CONFIG).exists() or (path / METRICS).exists()):
                 raise ConfigError(f"--overwrite refused: {path} does not look like a lenetlab run directory")
             shutil.rmtree(path)
@@ -79,19 +108,12 @@ class MetricsLog:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``)."""
+    """Rows of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``); ``[]`` when there is none yet.
+    A torn last line (a crash mid-write) is skipped."""
     path = Path(path)
     if path.is_dir():
         path = path / METRICS
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return read_jsonl(path) if path.is_file() else []
 
 
 class Progress:
@@ -151,7 +173,7 @@ class RunResult:
     last_path: Path
     dev_accuracy: float | None
     best_step: int
-    test: object  # analysis.evaluate.EvalResult or None
+    test: EvalResult | None
     steps: int
     time: float
     train_time: float

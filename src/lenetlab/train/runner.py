@@ -18,17 +18,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lenetlab.analysis.evaluate import EvalResult
 from lenetlab.data.loader import TensorLoader
-from lenetlab.errors import LenetlabError
+from lenetlab.device import autocast_dtype, select_device, set_threads
+from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.inference.evaluate import EvalResult, evaluate_sharded
+from lenetlab.models import create
 from lenetlab.models.checkpoint import load_checkpoint, save_checkpoint
+from lenetlab.models.init import init_weights
 from lenetlab.train import rundir
-from lenetlab.train.rundir import RunResult
-from lenetlab.train.config import RunConfig
-from lenetlab.train.device import (autocast_dtype, rng_state, seed_everything, select_device, set_rng_state,
-                                   set_threads)
+from lenetlab.train.config import RunConfig, save_config
 from lenetlab.train.dist import SingleProcess
-from lenetlab.train.optim import build_optimizer, build_scheduler, init_weights
+from lenetlab.train.optim import build_optimizer, build_scheduler
+from lenetlab.train.rng import rng_state, seed_everything, set_rng_state
+from lenetlab.train.rundir import RunResult
 from lenetlab.train.setup import augment_transform, build_spec, load_splits
 
 
@@ -36,7 +38,7 @@ class Runner:
     """Train one model per :class:`RunConfig`, writing ``runs/<name>/`` (see :mod:`.rundir`).
 
     ``Runner(cfg).run()`` trains, evaluates on dev every ``eval_steps`` (or epoch), keeps the best
-    model on dev accuracy, tests it, saves plots and returns a :class:`RunResult`.
+    model on dev accuracy, tests it and returns a :class:`RunResult` (``lenet train`` then draws the plots).
     ``Runner.resume(run_dir)`` continues a saved run from ``last.pt``. ``callbacks`` are callables
     ``cb(event, runner, row)`` with ``event`` in ``train|epoch|dev|test`` (``row`` is the metrics row);
     setting ``runner.stop = True`` from one ends training early (the best model is still tested).
@@ -56,8 +58,6 @@ class Runner:
         self.splits = splits if splits is not None else load_splits(cfg, self.dist)
         self.spec = build_spec(cfg, self.splits)
         seed_everything(cfg.seed, cfg.deterministic)
-        from lenetlab.models import create
-
         self.model_kwargs = {"num_classes": len(self.splits.class_names), "in_channels": self.spec.channels,
                              **cfg.model_kwargs}
         try:
@@ -106,8 +106,6 @@ class Runner:
                 str(rundir.new_run_dir(cfg.out_dir, cfg.name, cfg.model, overwrite)) if main else None))
             self.metrics = rundir.MetricsLog(self.run_dir / rundir.METRICS, enabled=main)
             if main:
-                from lenetlab.train.config import save_config
-
                 save_config(cfg, self.run_dir / rundir.CONFIG)
         else:
             self.run_dir = Path(_resume_dir)
@@ -122,12 +120,8 @@ class Runner:
         ``overrides`` may change only fields that do not alter the trajectory (progress, plots,
         num_threads, device, data_dir, log_steps, save_every); anything else is a ConfigError.
         """
-        from lenetlab.errors import ConfigError
-
         run_dir = Path(run_dir)
-        if not (run_dir / rundir.LAST).is_file():
-            raise ConfigError(f"--resume {run_dir}: no {rundir.LAST} in it (not a run directory, or it never saved)")
-        cfg = RunConfig.from_dict(load_checkpoint(run_dir / rundir.LAST)["config"], source=str(run_dir / rundir.LAST))
+        cfg = rundir.resume_config(run_dir)
         safe = {"progress", "plots", "num_threads", "device", "data_dir", "log_steps", "save_every", "download"}
         for key, value in overrides.items():
             if key not in safe and getattr(cfg, key) != value:
@@ -137,12 +131,12 @@ class Runner:
 
     # ------------------------------------------------------------------ training
     def run(self) -> RunResult:
-        """Train (or continue), test the best model, save plots; return the :class:`RunResult`."""
+        """Train (or continue), test the best model; return the :class:`RunResult` (its ``test`` keeps
+        the predictions when the config asks for plots, so they can be drawn without evaluating again)."""
         self.train()
         test = self.test()
-        plots = self.save_plots()
         return RunResult(self.run_dir, self.run_dir / rundir.BEST, self.run_dir / rundir.LAST, self.best_accuracy,
-                         self.best_step, test, self.step, self.elapsed, self.train_time, plots)
+                         self.best_step, test, self.step, self.elapsed, self.train_time)
 
     def train(self) -> None:
         """Run the remaining epochs. Ctrl-C saves ``last.pt`` and re-raises KeyboardInterrupt."""
@@ -274,8 +268,7 @@ class Runner:
             self._save_best(None, None)
             self._excluded += time.perf_counter() - t
             return
-        res = self.dist.evaluate(model, self.splits.dev, self.spec, self.device, self.cfg.eval_batch_size,
-                       autocast=self.amp, channels_last=self.cfg.channels_last)
+        res = self._evaluate(model, self.splits.dev)
         self.train_model.train()
         best = self.best_accuracy is None or res.accuracy > self.best_accuracy
         if best:
@@ -289,6 +282,12 @@ class Runner:
                                f"acc {res.accuracy:.4f}" + (" (best)" if best else ""))
         self._emit(row)
 
+    def _evaluate(self, model, split, **kwargs) -> EvalResult:
+        """:func:`evaluate_sharded` of ``model`` on ``split`` over this run's processes."""
+        return evaluate_sharded(model, split, self.spec, self.device, self.dist.rank, self.dist.world_size,
+                                self.dist.all_reduce_sum, self.cfg.eval_batch_size, autocast=self.amp,
+                                channels_last=self.cfg.channels_last, **kwargs)
+
     def test(self) -> EvalResult | None:
         """Evaluate the best model (on dev) on the test split; writes the ``test`` row. Leaves the
         best weights in ``self.model``."""
@@ -296,23 +295,13 @@ class Runner:
             self.model.load_state_dict(self.best_state)
         if len(self.splits.test) == 0 or self.splits.test.y is None:
             return None
-        res = self.dist.evaluate(self.model, self.splits.test, self.spec, self.device, self.cfg.eval_batch_size,
-                       autocast=self.amp, channels_last=self.cfg.channels_last, class_names=self.splits.class_names)
+        res = self._evaluate(self.model, self.splits.test, class_names=self.splits.class_names,
+                             keep_predictions=self.cfg.plots)
         row = {"kind": "test", "step": self.best_step, "epoch": self.best_step / self.steps_per_epoch,
                "loss": res.loss, "accuracy": res.accuracy, "n": res.n, "per_class": res.per_class,
                "checkpoint": rundir.BEST, "time": self.elapsed}
         self._emit(row)
         return res
-
-    def save_plots(self) -> list:
-        """``analysis.plots.save_run_plots`` for this run (if that module is installed and plots on)."""
-        if not (self.cfg.plots and self.dist.is_main):
-            return []
-        try:
-            from lenetlab.analysis.plots import save_run_plots
-        except ImportError:
-            return []
-        return list(save_run_plots(self.run_dir, self.model, self.splits, self.spec, self.device))
 
     def _emit(self, row: dict) -> None:
         t = time.perf_counter()

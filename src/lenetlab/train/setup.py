@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import replace
 
+from lenetlab import data
+from lenetlab.data.augment import build_augment
+from lenetlab.data.common import normalization
 from lenetlab.data.transforms import InputSpec
 from lenetlab.errors import ConfigError
-
-# mean/std in [0, 1] pixel units for each `normalize` choice that does not depend on the data
-_FIXED_NORMS = {"half": (0.5, 0.5), "mnist": (0.1307, 0.3081), "none": (0.0, 1.0),
-                # seed 000: ToTensor() (x/255) then Normalize(127.5, 127.5) -> (x/255 - 127.5)/127.5
-                "seed000": (127.5, 127.5),
-                # LeCun et al. 1998, sec. II-B: background -0.1 and foreground 1.175, i.e. x*1.275 - 0.1
-                "lecun1998": (0.1 / 1.275, 1 / 1.275)}
+from lenetlab.models import model_info
 
 
 def load_splits(cfg, dist=None):
     """``lenetlab.data.load`` for the config's dataset; under several processes rank 0 loads first
     (and downloads if asked) while the others wait at a barrier."""
-    from lenetlab import data
-
     kwargs = {"data_dir": cfg.data_dir}
     if cfg.val_size is not None:
         kwargs["val_size"] = cfg.val_size
@@ -42,8 +36,6 @@ def build_spec(cfg, splits) -> InputSpec:
     Channels follow the data; ``resize="auto"`` pads when the image is at most 8 pixels smaller than
     the model's input (28→32 for LeNet-5) and resizes otherwise (the d2l zoo's 224).
     """
-    from lenetlab.models import model_info
-
     size = int(model_info(cfg.model).input_size[-1])
     x = splits.train.x
     c, h = int(x.shape[1]), int(x.shape[-1])
@@ -55,13 +47,8 @@ def build_spec(cfg, splits) -> InputSpec:
         if len(spec.mean) != c:
             spec = replace(spec, mean=(spec.mean[0],) * c, std=(spec.std[0],) * c)
         return spec
-    if cfg.normalize == "stats":
-        from lenetlab.data.common import pixel_stats
-
-        mean, std = pixel_stats(x.cpu())  # exact, via histograms (no float copy)
-        return replace(spec, mean=mean, std=tuple(max(s, 1e-3) for s in std))
-    mean, std = _FIXED_NORMS[cfg.normalize]
-    return replace(spec, mean=(mean,) * c, std=(std,) * c)
+    mean, std = normalization(cfg.normalize, x)
+    return replace(spec, mean=mean, std=std)
 
 
 def augment_transform(cfg):
@@ -73,12 +60,6 @@ def augment_transform(cfg):
     if cfg.augment == "none":
         return None
     try:
-        module = importlib.import_module("lenetlab.data.augment")
-        build = module.build_augment
-    except (ImportError, AttributeError):
-        raise ConfigError(f"field 'augment': {cfg.augment!r} needs lenetlab.data.augment, not available "
-                          "in this installation") from None
-    try:
-        return build(cfg.augment, **cfg.augment_kwargs)
+        return build_augment(cfg.augment, **cfg.augment_kwargs)
     except TypeError as e:
         raise ConfigError(f"field 'augment_kwargs': {e}") from None

@@ -13,7 +13,12 @@ import torch
 from lenetlab.cli import main
 from lenetlab.errors import CheckpointError
 from lenetlab.models import create, list_models
-from lenetlab.models.lenet_scratch import from_loop_reference, scratch_to_torch, to_loop_reference, torch_to_scratch
+from lenetlab.models.lenet_scratch import (
+    from_loop_reference,
+    scratch_to_torch,
+    to_loop_reference,
+    torch_to_scratch,
+)
 from lenetlab.ops import AvgPool2d, Conv2d, LoopLeNet, MaxPool2d
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,16 +84,16 @@ def test_lenet_compare_json(capsys):
 
 
 def test_lenet_compare_fails_when_the_weights_do_not_match(monkeypatch, capsys):
-    import lenetlab.models.lenet_scratch as ls
+    import lenetlab.apps.compare as compare
 
-    convert = ls.torch_to_scratch
+    convert = compare.torch_to_scratch
 
     def off_by_a_little(state):
         state = convert(state)
         state["C1.bias"] += 1e-3
         return state
 
-    monkeypatch.setattr(ls, "torch_to_scratch", off_by_a_little)
+    monkeypatch.setattr(compare, "torch_to_scratch", off_by_a_little)
     assert main(["compare", "--batch", "4", "--limit", "20", "--loop-images", "1"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
@@ -127,7 +132,7 @@ def test_bench_ops_json_rows(capsys):
 
 
 def test_bench_loop_reference_on_a_sub_batch():
-    from lenetlab.ops.bench import bench_layers, format_table
+    from lenetlab.apps.bench_ops import bench_layers, format_table
 
     rows = bench_layers(batches=(4,), min_run_time=0.01, loop=True, loop_sub_fwd=2, loop_sub_bwd=1)
     pools = [r for r in rows if r.what in ("S2", "S4")]

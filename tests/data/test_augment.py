@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lenetlab.data.augment import PRESETS, Augment, Augmenter, build_augment, make_augment
+from lenetlab.data.augment import (
+    PRESETS,
+    Augment,
+    Augmenter,
+    build_augment,
+    make_augment,
+)
 from lenetlab.data.transforms import prepare
 from lenetlab.errors import ConfigError
 
@@ -130,8 +136,9 @@ def test_bad_settings_raise_config_error(kw, pattern):
 
 
 def test_presets_match_run_config_choices():
-    from lenetlab.train.config import RunConfig
     from dataclasses import fields
+
+    from lenetlab.train.config import RunConfig
 
     choices = next(f for f in fields(RunConfig) if f.name == "augment").metadata["choices"]
     assert set(choices) == set(PRESETS)

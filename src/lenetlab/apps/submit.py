@@ -1,4 +1,4 @@
-"""The Kaggle workflow of seed 002 (classify-leaves): train, predict ``test.csv``, write ``submission.csv``.
+"""``lenet submit``: d2l's Kaggle workflow (classify-leaves): train, predict ``test.csv``, write ``submission.csv``.
 
 The folder holds ``train.csv`` (``image,label``), ``test.csv`` (``image``) and the images they
 name. :func:`kaggle_submit` loads it (images resized once to the model's input size, a seeded
@@ -19,8 +19,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lenetlab.errors import DataError
+from lenetlab.apps.train import run_with_plots
+from lenetlab.data import load
+from lenetlab.errors import DataError, first_line
 from lenetlab.fileio import atomic_path
+from lenetlab.inference.predictor import load_predictor
+from lenetlab.models import model_info
+from lenetlab.train import RunConfig, Runner
 
 __all__ = ["SubmitResult", "kaggle_submit", "run_submit", "write_submission"]
 
@@ -55,7 +60,7 @@ def _test_names(folder: Path) -> list[str]:
     except FileNotFoundError:
         raise DataError(f"{path}: test.csv not found (a Kaggle folder has train.csv and test.csv)") from None
     except (UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: not a readable CSV ({str(e).splitlines()[0][:120]})") from None
+        raise DataError(f"{path}: not a readable CSV ({first_line(e, 120)})") from None
 
 
 def write_submission(path: str | os.PathLike, images: list[str], labels: list[str]) -> Path:
@@ -81,13 +86,6 @@ def kaggle_submit(data_dir: str | os.PathLike, *, out: str | os.PathLike = "subm
     ``val_size``, ``seed``, ``device``, ``out_dir``, ``name``, ``augment``...). Images are loaded as
     ``uint8 [N, C, S, S]`` with ``S`` the model's input size. Returns a :class:`SubmitResult`.
     """
-    from lenetlab.analysis.ensemble import member_probabilities
-    from lenetlab.data import load
-    from lenetlab.data.transforms import InputSpec
-    from lenetlab.models import build_model, load_checkpoint, model_info
-    from lenetlab.train import RunConfig, Runner
-    from lenetlab.device import select_device
-
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
@@ -109,14 +107,10 @@ def kaggle_submit(data_dir: str | os.PathLike, *, out: str | os.PathLike = "subm
                         f"the loader found {len(splits.test)}")
     if len(splits.dev) == 0:
         raise DataError(f"{folder}: the validation split is empty (train.csv too small or --val-size 0)")
-    result = Runner(cfg, splits=splits).run()
-    device = select_device(cfg.device)
-    ckpt = load_checkpoint(result.best_path, map_location=device)
-    net = build_model(ckpt, map_location=device)
-    probs = member_probabilities(net, splits.test.x, InputSpec.from_dict(ckpt["input_spec"]), device,
-                                 cfg.eval_batch_size)
-    classes = [str(c) for c in ckpt["class_names"]]
-    labels = [classes[i] for i in probs.argmax(1).tolist()]
+    result = run_with_plots(Runner(cfg, splits=splits))
+    predictor = load_predictor(result.best_path, device=cfg.device)
+    probs = predictor.predict_proba(splits.test.x, cfg.eval_batch_size)
+    labels = [predictor.class_names[i] for i in probs.argmax(1).tolist()]
     path = write_submission(out, names, labels)
     return SubmitResult(submission=str(path), rows=len(labels), run_dir=str(result.run_dir),
                         checkpoint=str(result.best_path), dev_accuracy=result.dev_accuracy,

@@ -18,6 +18,18 @@ import json
 
 import torch
 
+from lenetlab.data import load, prepare
+from lenetlab.errors import CheckpointError, ConfigError
+from lenetlab.models import create
+from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.models.lenet_scratch import (
+    from_loop_reference,
+    scratch_to_torch,
+    to_loop_reference,
+    torch_to_scratch,
+)
+from lenetlab.ops.reference import LoopLeNet
+
 TOLERANCE = 1e-5
 
 
@@ -35,12 +47,6 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     ``checkpoint`` loads trained ``lenet5``/``lenet5-scratch`` weights instead of a seeded random
     initialisation. Returns a dict with one row per check (``max_abs_diff``) and ``ok``.
     """
-    from lenetlab.data import load, prepare
-    from lenetlab.errors import CheckpointError, ConfigError
-    from lenetlab.models import create
-    from lenetlab.models.lenet_scratch import from_loop_reference, scratch_to_torch, to_loop_reference, torch_to_scratch
-    from lenetlab.ops.reference import LoopLeNet
-
     if not tolerance >= 0:
         raise ConfigError(f"--tolerance must be non-negative, got {tolerance}")
     if batch < 1 or limit < 1 or loop_images < 0:
@@ -55,8 +61,6 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     torch.manual_seed(seed)
     ref = create("lenet5", num_classes=classes, in_channels=channels)
     if checkpoint is not None:
-        from lenetlab.models.checkpoint import build_model, load_checkpoint
-
         ckpt = load_checkpoint(checkpoint)
         described = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else {}
         if described.get("name") not in ("lenet5", "lenet5-scratch"):

@@ -7,10 +7,15 @@ import io
 import numpy as np
 import pytest
 import torch
-from analysis_helpers import render_digit
+from helpers import render_digit
 from PIL import Image, ImageDraw
 
-from lenetlab.data.images import BlankImageError, ImageTooLargeError, preprocess_image, preprocess_images
+from lenetlab.data.images import (
+    BlankImageError,
+    ImageTooLargeError,
+    preprocess_image,
+    preprocess_images,
+)
 from lenetlab.errors import DataError
 
 

@@ -1,4 +1,4 @@
-"""Tests of the training-speed benchmark (lenetlab.train.bench, `lenet bench train`) on the embedded subset.
+"""Tests of the training-speed benchmark (lenetlab.apps.bench_train, `lenet bench train`) on the embedded subset.
 
 Speed targets are not asserted (shared, noisy machine): only that every figure is produced,
 well-formed, and that the baseline pipeline does what the seed's pipeline does.
@@ -15,10 +15,17 @@ import pytest
 import torch
 from PIL import Image
 
+from lenetlab.apps.bench_train import (
+    FAST_RECIPE,
+    SeedPipelineDataset,
+    baseline_accuracy_after,
+    baseline_throughput,
+    fast_recipe,
+    measure_throughputs,
+    runner_throughput,
+    time_to_accuracy,
+)
 from lenetlab.cli import main
-from lenetlab.train.bench import (FAST_RECIPE, SeedPipelineDataset, baseline_accuracy_after, baseline_throughput,
-                                  fast_recipe, measure_throughputs, runner_throughput,
-                                  time_to_accuracy)
 
 REPO = Path(__file__).resolve().parents[2]
 

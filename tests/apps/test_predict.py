@@ -7,12 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from analysis_helpers import render_digit
+from helpers import render_digit
 from PIL import Image
 
-from lenetlab.analysis.predict import EXIT_BLANK, Predictor, predict_images
+from lenetlab.apps.predict import EXIT_BLANK, predict_images, split_inputs
 from lenetlab.cli import main
 from lenetlab.data.images import preprocess_image
+from lenetlab.data.transforms import prepare
+from lenetlab.inference.predictor import load_predictor
 
 STYLES = ("light_on_dark", "dark_on_light", "photo")
 
@@ -20,7 +22,7 @@ STYLES = ("light_on_dark", "dark_on_light", "photo")
 @pytest.fixture(scope="module")
 def chosen(subset, digit_ckpt):
     """One test digit per class that the model reads correctly as a plain 28x28 MNIST image."""
-    pred = Predictor(digit_ckpt).probabilities(subset.test.x).argmax(1)
+    pred = torch.from_numpy(load_predictor(digit_ckpt).predict_proba(subset.test.x).argmax(1))
     picks = {}
     for i, (p, y) in enumerate(zip(pred.tolist(), subset.test.y.tolist())):
         if p == y and y not in picks:
@@ -43,7 +45,7 @@ def _write(tmp_path, subset, chosen, style):
 @pytest.mark.parametrize("style", STYLES)
 def test_generated_digits_are_read_correctly(tmp_path, subset, digit_ckpt, chosen, style):
     paths = _write(tmp_path, subset, chosen, style)
-    results = predict_images(digit_ckpt, paths, top_k=3)
+    results = predict_images(load_predictor(digit_ckpt), paths, top_k=3)
     labels = [r.label for r in results]
     want = [str(int(subset.test.y[i])) for i in chosen]
     assert all(r.status == "ok" for r in results)
@@ -76,13 +78,11 @@ def test_cli_text_and_json_and_show(tmp_path, subset, digit_ckpt, chosen, capsys
 
 
 def test_probabilities_match_the_model_on_the_prepared_input(digit_ckpt, subset):
-    pr = Predictor(digit_ckpt)
+    pr = load_predictor(digit_ckpt)
     x = subset.test.x[:5]
-    from lenetlab.data.transforms import prepare
-
     with torch.no_grad():
-        ref = torch.softmax(pr.model(prepare(x, pr.spec)), 1)
-    assert torch.allclose(pr.probabilities(x), ref, atol=1e-6)
+        ref = torch.softmax(pr.model(prepare(x, pr.spec)), 1).double()
+    assert torch.allclose(torch.from_numpy(pr.predict_proba(x)), ref, atol=1e-6)
 
 
 def test_blank_image_is_reported_not_classified(tmp_path, subset, digit_ckpt, chosen, capsys):
@@ -136,7 +136,7 @@ def test_predict_subprocess_end_to_end(tmp_path, digit_ckpt, subset):
     assert json.loads(r.stdout)[0]["label"] == str(int(subset.test.y[0]))
 
 
-def test_colour_model_is_refused_with_a_clear_error(tmp_path, digit_ckpt, subset, capsys):
+def test_colour_model_reads_the_digit_as_grey_rgb(tmp_path, digit_ckpt, subset, capsys):
     from lenetlab.models import create, load_checkpoint, save_checkpoint
 
     ck = load_checkpoint(digit_ckpt)
@@ -147,5 +147,33 @@ def test_colour_model_is_refused_with_a_clear_error(tmp_path, digit_ckpt, subset
                                                "input_spec": spec, "config": {}})
     img = tmp_path / "d.png"
     Image.fromarray(subset.test.x[0, 0].numpy()).save(img)
-    assert main(["predict", str(p), str(img)]) == 2
-    assert "expects 3 input channels" in capsys.readouterr().err
+    assert main(["predict", str(p), str(img), "--json"]) == 0  # the grey digit is given to it as RGB
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "ok"
+
+
+def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path, subset, chosen, capsys):
+    digit = _write(tmp_path, subset, chosen[3:4], "light_on_dark")[0]
+    assert main(["predict", str(digit), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["label"] == "3"
+
+
+def test_predict_with_an_onnx_model(tmp_path, subset, chosen, digit_ckpt, capsys):
+    from lenetlab.serve.export import export_onnx
+
+    model = export_onnx(digit_ckpt, tmp_path / "m.onnx")["path"]
+    digits = _write(tmp_path, subset, chosen[:3], "light_on_dark")
+    assert main(["predict", "--onnx", str(model), *map(str, digits), "--json"]) == 0
+    onnx = json.loads(capsys.readouterr().out)
+    assert main(["predict", "--checkpoint", str(digit_ckpt), *map(str, digits), "--json"]) == 0
+    torch_ = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in onnx] == [r["label"] for r in torch_] == ["0", "1", "2"]
+    for a, b in zip(onnx, torch_):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
+
+
+def test_split_inputs_keeps_the_older_checkpoint_first_form(tmp_path):
+    (tmp_path / "run").mkdir()
+    assert split_inputs([str(tmp_path / "run"), "a.png"]) == (str(tmp_path / "run"), ["a.png"])
+    assert split_inputs(["model.pt", "a.png", "b.png"]) == ("model.pt", ["a.png", "b.png"])
+    assert split_inputs(["a.png", "b.png"]) == (None, ["a.png", "b.png"])
+    assert split_inputs(["model.pt"]) == (None, ["model.pt"])  # a lone argument is an image

@@ -12,7 +12,7 @@ thousands of window slices takes about a minute for one batch of 256), so it is 
 backward allocates a zero tensor as large as the whole input, so the cost grows about linearly
 with the batch); such rows are marked ``~`` and the sub-batch is printed.
 
-Like :mod:`lenetlab.ops.compare`, this is application code: it imports :mod:`lenetlab.models`
+Like :mod:`lenetlab.apps.compare`, this is application code: it imports :mod:`lenetlab.models`
 lazily for the whole-network rows.
 """
 
@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from lenetlab.errors import ConfigError
+from lenetlab.models import create
+from lenetlab.models.lenet_scratch import to_loop_reference, torch_to_scratch
 from lenetlab.ops import functional as OF
 from lenetlab.ops import reference as R
 
@@ -142,9 +145,6 @@ def bench_layers(batches=(1, 256), min_run_time: float = 0.2, loop: bool = True,
 def bench_network(batches=(1, 256), min_run_time: float = 0.2, loop: bool = True, loop_sub_fwd: int = 256,
                   loop_sub_bwd: int = 32, seed: int = 0) -> list[Row]:
     """Whole LeNet-5 rows: ``lenet5`` vs ``lenet5-scratch`` vs :class:`LoopLeNet`, same weights."""
-    from lenetlab.models import create
-    from lenetlab.models.lenet_scratch import to_loop_reference, torch_to_scratch
-
     torch.manual_seed(seed)
     ref = create("lenet5")
     scratch = create("lenet5-scratch")
@@ -213,8 +213,6 @@ def run_ops_bench(quick: bool = False, batches=(1, 256), loop: bool = True, thre
     ``quick`` shortens every measurement (noisier) and the loop reference's sub-batches.
     ``threads`` sets ``torch.set_num_threads`` for the run (default: leave torch's setting).
     """
-    from lenetlab.errors import ConfigError
-
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be positive, got {threads}")
     if not batches or min(batches) < 1:

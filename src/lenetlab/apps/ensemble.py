@@ -1,4 +1,4 @@
-"""Ensembles: average the softmax probabilities of several checkpoints (``lenet ensemble``).
+"""``lenet ensemble``: average the softmax probabilities of several trained models.
 
 Each checkpoint keeps its own :class:`InputSpec` (input size, padding or resizing, normalisation,
 channels), so models trained with different recipes can be combined. The ensemble's prediction is
@@ -12,12 +12,15 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 
-from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.data import load
+from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, DataError, LenetlabError
+from lenetlab.inference.predictor import load_predictor
 
-__all__ = ["EnsembleResult", "ensemble_evaluate", "run_ensemble"]
+__all__ = ["EnsembleResult", "ensemble_evaluate", "mean_probabilities", "run_ensemble"]
 
 
 @dataclass
@@ -40,30 +43,23 @@ class EnsembleResult:
         return asdict(self)
 
 
-def _dataset_of(ckpt: dict) -> tuple[str | None, str | None, dict]:
-    """Dataset name, data dir and the loader options the run used (so ``dev`` is the run's dev split)."""
-    cfg = ckpt.get("config") or {}
-    opts = {k: cfg[k] for k in ("val_size", "image_size") if cfg.get(k) is not None}
-    return cfg.get("dataset"), cfg.get("data_dir"), opts
+def _dataset_of(config: dict) -> tuple[str | None, str | None, dict]:
+    """Dataset name, data dir and the loader options a run used (so ``dev`` is the run's dev split)."""
+    opts = {k: config[k] for k in ("val_size", "image_size") if config.get(k) is not None}
+    return config.get("dataset"), config.get("data_dir"), opts
 
 
-def _channels(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``uint8 [N, C, H, W]`` converted to ``c`` channels (gray repeated, or RGB to luma)."""
-    from lenetlab.data.common import to_channels
-
-    return x if x.shape[1] == c else to_channels(x, c)
-
-
-@torch.no_grad()
-def member_probabilities(model: torch.nn.Module, x: torch.Tensor, spec: InputSpec, device: torch.device,
-                         batch_size: int = 1000) -> torch.Tensor:
-    """Softmax probabilities ``float64 [N, K]`` (CPU) of ``model`` on ``uint8 [N, C, H, W]`` images."""
-    x = _channels(x, spec.channels)
-    out = []
-    for start in range(0, x.shape[0], batch_size):
-        xb = prepare(x[start:start + batch_size].to(device), spec)
-        out.append(torch.softmax(model(xb).float(), dim=1).double().cpu())
-    return torch.cat(out)
+def mean_probabilities(predictors: list, x: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, list]:
+    """The ensemble's averaged probabilities ``float64 [N, K]`` on ``uint8 [N, C, H, W]`` images, and each
+    member's own ``[N, K]``. Members must share their class names (a one-line CheckpointError if not)."""
+    if not predictors:
+        raise LenetlabError("an ensemble needs at least one model")
+    for p in predictors[1:]:
+        if p.class_names != predictors[0].class_names:
+            raise CheckpointError(f"{p.source}: its class names differ from {predictors[0].source}'s; "
+                                  "cannot ensemble them")
+    members = [p.predict_proba(x, batch_size) for p in predictors]
+    return sum(members) / len(members), members
 
 
 def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
@@ -74,19 +70,13 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
     ``dataset``/``data_dir`` default to the first checkpoint's training config; ``splits`` (a
     :class:`Splits`) skips loading. All checkpoints must share the same class names.
     """
-    from lenetlab.data import load
-    from lenetlab.models.checkpoint import build_model, load_checkpoint
-
     if not checkpoints:
         raise LenetlabError("ensemble needs at least one checkpoint")
-    device = torch.device(device)
-    ckpts = [load_checkpoint(c, map_location=device) for c in checkpoints]
-    names = [list(map(str, c.get("class_names") or [])) for c in ckpts]
-    for path, cn in zip(checkpoints[1:], names[1:]):
-        if cn != names[0]:
-            raise CheckpointError(f"{path}: its class names differ from {checkpoints[0]}'s; cannot ensemble them")
+    predictors = [load_predictor(c, device=str(device)) for c in checkpoints]
+    names = predictors[0].class_names
     if splits is None:
-        ds, dd, opts = _dataset_of(ckpts[0])
+        ds, dd, opts = _dataset_of(predictors[0].config)
+        ds = ds or predictors[0].dataset
         if dataset and dataset != ds:
             opts = {}
         dataset = dataset or ds
@@ -100,38 +90,28 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
         raise DataError(f"{splits.name}: the {split} split has no labels; cannot measure accuracy")
     if len(part) == 0:
         raise DataError(f"{splits.name}: the {split} split is empty")
-    if names[0] and [str(c) for c in splits.class_names] != names[0]:
-        raise CheckpointError(f"{checkpoints[0]}: its class names {names[0][:5]}... do not match dataset "
+    if names and [str(c) for c in splits.class_names] != names:
+        raise CheckpointError(f"{checkpoints[0]}: its class names {names[:5]}... do not match dataset "
                               f"{splits.name}'s {list(splits.class_names)[:5]}...")
-    y = part.y.cpu()
-    members, total = [], None
-    for path, ckpt in zip(checkpoints, ckpts):
-        model = build_model(ckpt, map_location=device)
-        spec = InputSpec.from_dict(ckpt["input_spec"])
-        probs = member_probabilities(model, part.x, spec, device, batch_size)
-        if probs.shape[1] <= int(y.max()):
-            raise CheckpointError(f"{path}: model has {probs.shape[1]} outputs but the labels go up to {int(y.max())}")
-        total = probs if total is None else total + probs
-        members.append({
-            "checkpoint": str(path),
-            "model": ckpt["model"]["name"],
-            "accuracy": float((probs.argmax(1) == y).double().mean()),
-            "nll": float(-probs.gather(1, y.view(-1, 1)).clamp_min(1e-12).log().mean()),
-        })
-        del model
-    mean = total / len(ckpts)
-    return EnsembleResult(
-        dataset=splits.name, split=split, n=len(part), members=members,
-        accuracy=float((mean.argmax(1) == y).double().mean()),
-        nll=float(-mean.gather(1, y.view(-1, 1)).clamp_min(1e-12).log().mean()),
-    )
+    y = part.y.cpu().numpy()
+    mean, probs = mean_probabilities(predictors, part.x, batch_size)
+    members = []
+    for path, pred, pr in zip(checkpoints, predictors, probs):
+        if pr.shape[1] <= int(y.max()):
+            raise CheckpointError(f"{path}: model has {pr.shape[1]} outputs but the labels go up to {int(y.max())}")
+        members.append({"checkpoint": str(path), "model": pred.name, **_scores(pr, y)})
+    return EnsembleResult(dataset=splits.name, split=split, n=len(part), members=members, **_scores(mean, y))
+
+
+def _scores(probs: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy and mean negative log-likelihood of probabilities ``[N, K]`` against labels ``[N]``."""
+    p_true = probs[np.arange(len(y)), y]
+    return {"accuracy": float((probs.argmax(1) == y).mean()), "nll": float(-np.log(np.clip(p_true, 1e-12, None)).mean())}
 
 
 def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str = "auto", split: str = "test",
                  as_json: bool = False, out=None) -> int:
     """``lenet ensemble``: print each member's and the ensemble's accuracy and error; returns 0."""
-    from lenetlab.device import select_device
-
     out = out or sys.stdout
     res = ensemble_evaluate([os.fspath(c) for c in checkpoints], dataset=dataset, data_dir=data_dir,
                             device=select_device(device), split=split)

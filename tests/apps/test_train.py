@@ -9,11 +9,15 @@ from datetime import timedelta
 import pytest
 import torch
 
+from lenetlab.apps import train as launch
 from lenetlab.cli import build_parser, main
 from lenetlab.errors import ConfigError
-from lenetlab.train import launch
 from lenetlab.train.config import config_overrides
-from lenetlab.train.dist import DistributedContext, SingleProcess, context_from_env, timeout_from_env
+from lenetlab.train.dist import (
+    DistributedContext,
+    SingleProcess,
+    timeout_from_env,
+)
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LENETLAB_DIST_TIMEOUT")
 
@@ -88,13 +92,6 @@ def test_launcher_runs_torchrun_and_propagates_its_status(capsys, monkeypatch, t
     assert "torchrun exited with status 3" in err and f"--resume {tmp_path / 'r'}" in err
 
 
-def test_context_from_env(monkeypatch):
-    assert isinstance(context_from_env(), SingleProcess)
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.setenv("WORLD_SIZE", "1")
-    assert isinstance(context_from_env(), SingleProcess)  # torchrun with one process: no DDP needed
-
-
 def test_timeout_setting(monkeypatch):
     assert timeout_from_env() == timedelta(seconds=1800)
     monkeypatch.setenv("LENETLAB_DIST_TIMEOUT", "45")
@@ -142,8 +139,8 @@ class _Recording(DistributedContext):
 
 @pytest.mark.parametrize("n", [199, 200, 7])
 def test_sharded_evaluation_equals_whole_split(subset, n):
-    from lenetlab.analysis.evaluate import evaluate
     from lenetlab.data.splits import Split
+    from lenetlab.inference.evaluate import evaluate, evaluate_sharded
     from lenetlab.models import create
 
     torch.manual_seed(0)
@@ -151,8 +148,9 @@ def test_sharded_evaluation_equals_whole_split(subset, n):
     split = Split(subset.test.x[:n], subset.test.y[:n])
     whole = evaluate(model, split, subset.input_spec)
     rank1 = _Recording(1)
-    rank1.evaluate(model, split, subset.input_spec, "cpu")
-    got = _Recording(0, rank1.sent).evaluate(model, split, subset.input_spec, "cpu")
+    evaluate_sharded(model, split, subset.input_spec, "cpu", 1, 2, rank1.all_reduce_sum)
+    rank0 = _Recording(0, rank1.sent)
+    got = evaluate_sharded(model, split, subset.input_spec, "cpu", 0, 2, rank0.all_reduce_sum)
     assert got.n == whole.n == n  # 100 + 99 for n=199: no padding, nothing counted twice
     assert (got.accuracy, got.per_class, got.confusion) == (whole.accuracy, whole.per_class, whole.confusion)
     assert got.loss == pytest.approx(whole.loss, rel=1e-6)

@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lenetlab.analysis.ensemble import ensemble_evaluate
-from lenetlab.analysis.evaluate import evaluate
+from lenetlab.apps.ensemble import ensemble_evaluate
 from lenetlab.cli import main
 from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.inference.evaluate import evaluate
 from lenetlab.models import build_model, load_checkpoint, save_checkpoint
 
 

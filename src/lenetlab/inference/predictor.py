@@ -1,10 +1,11 @@
-"""Predictors with one interface: a PyTorch checkpoint or an exported ONNX model.
+"""The one predictor: a trained model (PyTorch checkpoint or exported ONNX file) ready to classify.
 
-Both take MNIST-style ``uint8`` images ``[N, 1, 28, 28]`` (the output of
-:func:`lenetlab.data.images.preprocess_image`), apply the model's own :class:`InputSpec` with
-:func:`lenetlab.data.transforms.prepare` (pad to 32, normalise) and return class probabilities
-``[N, K]``. :class:`OnnxPredictor` reads the spec and class names from the ONNX file's metadata,
-so it needs neither the checkpoint nor the model-building code (``lenetlab.models``).
+Used by ``lenet predict``, ``lenet ensemble``, ``lenet submit`` and ``lenet serve`` alike. Both
+backends take ``uint8`` images ``[N, C, H, W]`` (a person's digit after
+:func:`lenetlab.data.images.preprocess_image`, or a dataset split), convert them to the model's
+channels, apply its own :class:`InputSpec` with :func:`lenetlab.data.transforms.prepare` batch by
+batch and return class probabilities ``[N, K]``. :class:`OnnxPredictor` reads the spec and class
+names from the ONNX file's metadata, so it needs neither the checkpoint nor PyTorch's model code.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lenetlab.data.common import to_channels
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.device import select_device
-from lenetlab.errors import CheckpointError, LenetlabError
+from lenetlab.errors import CheckpointError, LenetlabError, first_line
+from lenetlab.models.checkpoint import build_model, load_checkpoint
 
-#: Metadata keys written by :func:`lenetlab.serve.export.export_onnx` into ``metadata_props``.
+#: Metadata keys that :func:`lenetlab.serve.export.export_onnx` writes into ``metadata_props``.
 META_FORMAT, META_MODEL, META_CLASSES, META_SPEC = (
     "lenetlab.format", "lenetlab.model", "lenetlab.class_names", "lenetlab.input_spec")
 ONNX_FORMAT = "lenetlab-onnx-v1"
@@ -29,7 +32,6 @@ ONNX_FORMAT = "lenetlab-onnx-v1"
 
 def default_checkpoint() -> Path:
     """The small ``lenet5`` trained on full MNIST that ships with the package (99.3% test accuracy)."""
-    # resolved from the top package so that finding the file does not import lenetlab.models
     return Path(str(resources.files("lenetlab").joinpath("models/assets/lenet5_mnist.pt")))
 
 
@@ -40,33 +42,43 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """Common interface: ``name``, ``backend``, ``source``, ``class_names``, ``spec``, :meth:`predict_proba`."""
+    """Common interface: ``name``, ``backend``, ``source``, ``class_names``, ``spec``, ``config``,
+    :meth:`scores`, :meth:`predict_proba`, :meth:`top_k`, :meth:`info`."""
 
     name: str
     backend: str
     source: str
     class_names: list[str]
     spec: InputSpec
-
-    def _check_spec(self) -> None:
-        if self.spec.channels != 1:
-            raise CheckpointError(f"{self.source}: the model expects {self.spec.channels}-channel input; "
-                                  "serving handles single-channel (grayscale digit) models only")
+    config: dict  # the training run's config (empty for ONNX models)
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
         """Raw model scores ``float [N, K]`` for model inputs ``x`` ``float [N, C, size, size]``."""
         raise NotImplementedError
 
-    def predict_proba(self, images: torch.Tensor) -> np.ndarray:
-        """Class probabilities ``float64 [N, K]`` for MNIST-style ``uint8`` images ``[N, 1, 28, 28]``."""
+    def predict_proba(self, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+        """Class probabilities ``float64 [N, K]`` for ``uint8`` images ``[N, C, H, W]`` (any channel count:
+        converted to the model's), prepared with the model's own spec ``batch_size`` images at a time."""
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise LenetlabError(f"predict_proba: expected uint8 [N, 1, H, W] images, got {images.dtype} "
+            raise LenetlabError(f"predict_proba: expected uint8 [N, C, H, W] images, got {images.dtype} "
                                 f"{list(images.shape)}")
-        return _softmax(self.scores(prepare(images, self.spec)).astype(np.float64))
+        if images.shape[1] != self.spec.channels:
+            images = to_channels(images, self.spec.channels)
+        out = [_softmax(self.scores(prepare(images[i:i + batch_size], self.spec)).astype(np.float64))
+               for i in range(0, images.shape[0], batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
+
+    def top_k(self, probs: np.ndarray, k: int) -> list[dict]:
+        """The ``k`` most probable classes of one probability vector ``[K]``: ``{label, index, probability}``
+        dicts, best first."""
+        order = np.argsort(-probs, kind="stable")[:max(1, min(k, probs.shape[0]))]
+        names = self.class_names
+        return [{"label": names[i] if i < len(names) else str(i), "index": int(i), "probability": float(probs[i])}
+                for i in order]
 
     def info(self) -> dict:
-        """A JSON-safe description (served by ``GET /health``)."""
-        return {"model": self.name, "backend": self.backend, "source": self.source,
+        """A JSON-safe description (served by ``GET /health``): the source is a file name, not a path."""
+        return {"model": self.name, "backend": self.backend, "source": Path(self.source).name,
                 "class_names": list(self.class_names), "input_spec": self.spec.to_dict()}
 
 
@@ -76,8 +88,6 @@ class TorchPredictor(Predictor):
     backend = "torch"
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "cpu") -> None:
-        from lenetlab.models.checkpoint import build_model, load_checkpoint  # registers the models
-
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
         ckpt = load_checkpoint(path, map_location=self.device)
@@ -89,10 +99,10 @@ class TorchPredictor(Predictor):
         except LenetlabError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: incomplete or mismatched checkpoint ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+            raise CheckpointError(f"{path}: incomplete or mismatched checkpoint ({first_line(e)})") from None
+        self.config = dict(ckpt.get("config") or {})
+        self.dataset = ckpt.get("dataset")
         self.source = str(path)
-        self._check_spec()
 
     @torch.inference_mode()
     def scores(self, x: torch.Tensor) -> np.ndarray:
@@ -118,8 +128,7 @@ class OnnxPredictor(Predictor):
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise CheckpointError(f"{path}: not a loadable ONNX model ({first[:160]})") from None
+            raise CheckpointError(f"{path}: not a loadable ONNX model ({first_line(e)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get(META_FORMAT) != ONNX_FORMAT:
             raise CheckpointError(f"{path}: no lenetlab metadata in the ONNX file (write it with `lenet export`)")
@@ -130,8 +139,8 @@ class OnnxPredictor(Predictor):
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: malformed lenetlab metadata ({type(e).__name__}: {e})") from None
         self.input_name = self.session.get_inputs()[0].name
+        self.config, self.dataset = {}, None
         self.source = str(path)
-        self._check_spec()
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
         """Model scores ``[N, K]`` (float32 NumPy) for inputs ``x`` ``float [N, C, size, size]``."""
@@ -140,8 +149,8 @@ class OnnxPredictor(Predictor):
 
 def load_predictor(checkpoint: str | os.PathLike | None = None, onnx: str | os.PathLike | None = None,
                    device: str = "cpu") -> Predictor:
-    """An :class:`OnnxPredictor` for ``onnx``, else a :class:`TorchPredictor` for ``checkpoint``
-    (the packaged demo ``lenet5`` when ``None``)."""
+    """An :class:`OnnxPredictor` for ``onnx``, else a :class:`TorchPredictor` for ``checkpoint`` (a
+    ``.pt`` file or a run directory; the packaged ``lenet5`` trained on MNIST when ``None``)."""
     if onnx is not None and checkpoint is not None:
         raise LenetlabError("give either a CHECKPOINT or --onnx MODEL.onnx, not both")
     if onnx is not None:

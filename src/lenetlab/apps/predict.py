@@ -1,8 +1,9 @@
-"""Predict the digit in a person's own images with a trained checkpoint (``lenet predict``).
+"""``lenet predict``: read the digit in a person's own images with a trained model.
 
 Each image goes through :func:`lenetlab.data.images.preprocess_image` (the MNIST-style 28×28
-preprocessing shared with the web service), then the checkpoint's own :class:`InputSpec`, then
-the model; the top-k classes come with softmax probabilities. Blank images are reported, not
+preprocessing shared with the web service), then the model's own :class:`InputSpec`, then the
+model (a checkpoint, a run directory, an exported ONNX file, or by default the ``lenet5`` shipped
+with lenetlab); the top-k classes come with softmax probabilities. Blank images are reported, not
 classified.
 """
 
@@ -15,12 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from lenetlab.data.images import BlankImageError, preprocess_image
-from lenetlab.data.transforms import InputSpec, prepare
-from lenetlab.errors import CheckpointError, ConfigError
+from lenetlab.device import select_device
+from lenetlab.errors import ConfigError
+from lenetlab.inference.predictor import Predictor, load_predictor
 
-__all__ = ["EXIT_BLANK", "ImagePrediction", "Predictor", "predict_images", "run_predict"]
+__all__ = ["EXIT_BLANK", "ImagePrediction", "predict_images", "run_predict", "split_inputs"]
 
 #: Exit status of ``lenet predict`` when at least one image held no digit (the others are printed).
 EXIT_BLANK = 3
@@ -47,43 +50,22 @@ class ImagePrediction:
         return asdict(self)
 
 
-class Predictor:
-    """A checkpoint's model ready to classify user images on one device.
+def split_inputs(inputs: list[str]) -> tuple[str | None, list[str]]:
+    """``lenet predict``'s positional arguments as ``(checkpoint, images)``.
 
-    ``checkpoint``: a ``.pt`` file or a run directory (best.pt, else last.pt).
+    ``lenet predict IMAGE...`` uses the shipped model; the older ``lenet predict CHECKPOINT IMAGE...``
+    still works: a first argument that is a run directory or a ``.pt`` file names the checkpoint.
     """
-
-    def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device = "cpu") -> None:
-        from lenetlab.models.checkpoint import build_model, load_checkpoint
-
-        self.device = torch.device(device)
-        ckpt = load_checkpoint(checkpoint, map_location=self.device)
-        self.spec = InputSpec.from_dict(ckpt["input_spec"])
-        if self.spec.channels != 1:
-            raise CheckpointError(f"{checkpoint}: predict reads single-digit grayscale images, but this model "
-                                  f"expects {self.spec.channels} input channels")
-        self.model = build_model(ckpt, map_location=self.device)
-        self.model_name = ckpt["model"]["name"]
-        self.class_names = [str(c) for c in ckpt.get("class_names") or []]
-
-    @torch.no_grad()
-    def probabilities(self, x28: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``float [N, K]`` (on CPU) for MNIST-style ``uint8 [N, 1, 28, 28]`` images."""
-        xb = prepare(x28.to(self.device), self.spec)
-        scores = self.model(xb).float()
-        return torch.softmax(scores, dim=1).cpu()
-
-    def top_k(self, probs: torch.Tensor, k: int) -> list[dict]:
-        """The ``k`` most probable classes of one probability vector ``[K]``, best first."""
-        p, idx = probs.topk(min(k, probs.numel()))
-        names = self.class_names
-        return [{"label": names[i] if i < len(names) else str(i), "index": int(i), "probability": float(v)}
-                for v, i in zip(p.tolist(), idx.tolist())]
+    first = Path(inputs[0]) if inputs else None
+    if first is not None and len(inputs) > 1 and (first.is_dir() or first.suffix == ".pt"):
+        return inputs[0], inputs[1:]
+    return None, list(inputs)
 
 
-def predict_images(checkpoint: str | os.PathLike, images: list, *, top_k: int = 3, device: str = "cpu",
+def predict_images(predictor: Predictor, images: list, *, top_k: int = 3,
                    show_dir: str | os.PathLike | None = None) -> list[ImagePrediction]:
-    """Classify each image (paths, bytes or arrays) with ``checkpoint``; one result per image, in order.
+    """Classify each image (paths, bytes or arrays) with ``predictor`` (see
+    :func:`lenetlab.inference.predictor.load_predictor`); one result per image, in order.
 
     A blank image gives ``status="blank"``; an unreadable one raises a one-line DataError naming it
     (before anything is classified). ``show_dir`` receives ``<name>.input.png``, the exact 28×28
@@ -98,9 +80,8 @@ def predict_images(checkpoint: str | os.PathLike, images: list, *, top_k: int = 
             prepared.append(preprocess_image(im, name=name))
         except BlankImageError as e:
             prepared.append(str(e))
-    predictor = Predictor(checkpoint, device=device)
     ok = [i for i, p in enumerate(prepared) if isinstance(p, torch.Tensor)]
-    probs = predictor.probabilities(torch.stack([prepared[i] for i in ok])) if ok else None
+    probs = predictor.predict_proba(torch.stack([prepared[i] for i in ok])) if ok else None
     results = []
     for i, (p, name) in enumerate(zip(prepared, names)):
         if not isinstance(p, torch.Tensor):
@@ -110,8 +91,6 @@ def predict_images(checkpoint: str | os.PathLike, images: list, *, top_k: int = 
         results.append(ImagePrediction(name, "ok", label=top[0]["label"], probability=top[0]["probability"],
                                        top_k=top))
     if show_dir is not None:
-        from PIL import Image
-
         show = Path(show_dir)
         show.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
@@ -129,13 +108,13 @@ def predict_images(checkpoint: str | os.PathLike, images: list, *, top_k: int = 
     return results
 
 
-def run_predict(checkpoint, images: list[str], *, top_k: int = 3, device: str = "auto", show_dir=None,
+def run_predict(checkpoint, images: list[str], *, onnx=None, top_k: int = 3, device: str = "auto", show_dir=None,
                 as_json: bool = False, out=None) -> int:
-    """``lenet predict``: print the predictions; returns 0, or :data:`EXIT_BLANK` when an image was blank."""
-    from lenetlab.device import select_device
-
+    """``lenet predict``: print the predictions of ``checkpoint`` (or the ONNX model ``onnx``, or the
+    shipped ``lenet5`` when both are None); returns 0, or :data:`EXIT_BLANK` when an image was blank."""
     out = out or sys.stdout
-    results = predict_images(checkpoint, images, top_k=top_k, device=str(select_device(device)), show_dir=show_dir)
+    predictor = load_predictor(checkpoint, onnx, device=str(select_device(device)))
+    results = predict_images(predictor, images, top_k=top_k, show_dir=show_dir)
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2), file=out)
     else:

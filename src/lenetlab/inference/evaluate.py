@@ -1,4 +1,4 @@
-"""The one evaluation function: used by the runner's dev/test evaluations and by ``lenet eval``.
+"""The one evaluation function: used by the runner's dev/test evaluations, plots and ``lenet eval``.
 
 Loss is the model's own criterion (``model.loss(outputs, targets)``) when it defines one, else plain
 cross-entropy (no label smoothing), averaged over examples, so the runner's test figures and
@@ -14,8 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lenetlab.data.splits import Split
 from lenetlab.data.transforms import InputSpec, prepare
-from lenetlab.errors import DataError, LenetlabError
+from lenetlab.errors import DataError
 
 
 @dataclass
@@ -103,52 +104,37 @@ def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | st
     )
 
 
-def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
-                        device: str = "auto", batch_size: int = 1000) -> EvalResult:
-    """Rebuild a checkpoint's model and :func:`evaluate` it on ``split`` (``test`` or ``dev``) of
-    ``dataset`` (default: the dataset, data folder and dev size it was trained with)."""
-    from lenetlab import data
-    from lenetlab.models.checkpoint import build_model, load_checkpoint
-    from lenetlab.train.device import autocast_dtype, select_device
 
-    dev = select_device(device)
-    ckpt = load_checkpoint(checkpoint, map_location=dev)
-    cfg = ckpt.get("config") or {}
-    name = dataset or cfg.get("dataset") or ckpt.get("dataset")  # the config keeps the path the run was given
-    if not name:
-        raise DataError(f"{checkpoint}: the checkpoint does not name its dataset; pass --dataset")
-    kwargs = {"data_dir": data_dir if data_dir is not None else (cfg.get("data_dir") if dataset is None else None)}
-    for key in ("val_size", "image_size"):  # the split and image size the run was trained on
-        if cfg.get(key) is not None:
-            kwargs[key] = cfg[key]
-    splits = data.load(name, **kwargs)
-    part = getattr(splits, split)
-    if part.y is None:  # a Kaggle test.csv has no labels
-        raise DataError(f"{name}: the {split} split has no labels (an unlabelled test.csv?); evaluate with --split dev")
-    if len(ckpt["class_names"]) != len(splits.class_names):
-        raise DataError(f"{checkpoint}: model has {len(ckpt['class_names'])} classes but {name} has "
-                        f"{len(splits.class_names)}")
-    if [str(c) for c in ckpt["class_names"]] != [str(c) for c in splits.class_names]:
-        # same count, other classes (a digit model on Fashion-MNIST, say): the accuracy would be meaningless
-        raise DataError(f"{checkpoint}: model classes ({_brief(ckpt['class_names'])}) differ from {name}'s "
-                        f"({_brief(splits.class_names)})")
-    model = build_model(ckpt, map_location=dev)
-    spec = InputSpec.from_dict(ckpt["input_spec"])
-    channels_last = bool(cfg.get("channels_last", False))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    try:  # the precision it was trained with, where this device supports it
-        autocast = autocast_dtype(dev, cfg.get("amp", "off"))
-    except LenetlabError:
-        autocast = None
-    return evaluate(model, part, spec, dev, batch_size, class_names=ckpt["class_names"],
-                    autocast=autocast, channels_last=channels_last)
+def evaluate_sharded(model: nn.Module, split, spec: InputSpec, device: torch.device | str, rank: int,
+                     world_size: int, all_reduce_sum, batch_size: int = 1000, **kwargs) -> EvalResult:
+    """Exact sharded evaluation over ``world_size`` processes (DistributedDataParallel).
 
-
-def _brief(names, k: int = 4) -> str:
-    """The first ``k`` class names, comma-separated, for one-line messages."""
-    names = [str(n) for n in names]
-    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
+    This process evaluates ``split[rank::world_size]`` (no padding, no example counted twice) and the
+    confusion matrix, loss sum and count are summed over processes with ``all_reduce_sum`` (a callable
+    summing a tensor in place over processes and returning it), so every process gets the
+    :class:`EvalResult` of the whole split. One process, splits smaller than the world, unlabelled
+    splits and ``keep_predictions=True`` are evaluated whole by :func:`evaluate`.
+    """
+    n, w = len(split), world_size
+    if w == 1 or n < w or split.y is None or kwargs.get("keep_predictions"):
+        return evaluate(model, split, spec, device, batch_size, **kwargs)
+    part = Split(split.x[rank::w], split.y[rank::w])
+    res = evaluate(model, part, spec, device, batch_size, **kwargs)
+    device = torch.device(device)
+    k = len(res.confusion)
+    sizes = torch.zeros(w, dtype=torch.float64, device=device)
+    sizes[rank] = k
+    k_all = int(all_reduce_sum(sizes).max().item())  # shards may see different label ranges
+    conf = torch.zeros(k_all, k_all, dtype=torch.float64)
+    conf[:k, :k] = torch.tensor(res.confusion, dtype=torch.float64)
+    packed = torch.cat([conf.flatten(), torch.tensor([res.loss * res.n, float(res.n)], dtype=torch.float64)])
+    packed = all_reduce_sum(packed.to(device)).cpu()
+    conf = packed[:-2].view(k_all, k_all).round().long()
+    loss_sum, total = float(packed[-2]), int(round(float(packed[-1])))
+    correct, support = conf.diag(), conf.sum(dim=1)
+    return EvalResult(accuracy=int(correct.sum()) / total, loss=loss_sum / total, n=total,
+                      per_class=[(int(c) / int(s)) if int(s) else None for c, s in zip(correct, support)],
+                      confusion=conf.tolist(), class_names=res.class_names)
 
 
 def format_result(res: EvalResult) -> str:
@@ -164,17 +150,3 @@ def format_result(res: EvalResult) -> str:
     for name, row in zip(names, res.confusion):
         lines.append(f"  {name:>{width}}" + " ".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
-
-
-def eval_command(checkpoint, dataset=None, data_dir=None, split="test", device="auto", batch_size=1000,
-                 as_json=False) -> EvalResult:
-    """``lenet eval``: evaluate ``checkpoint`` and print the report (or JSON)."""
-    import json
-
-    res = evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)
-    if as_json:
-        print(json.dumps({"checkpoint": str(checkpoint), "split": split, **res.to_dict()}, indent=2))
-    else:
-        print(f"{checkpoint} on {split}:")
-        print(format_result(res))
-    return res

@@ -1,6 +1,8 @@
-"""``lenet train`` across processes: the ``--nproc N`` launcher and the per-rank entry under torchrun.
+"""``lenet train``: from parsed arguments to a finished run, its summary and its plots.
 
-``lenet train --nproc N ARGS`` runs (on this machine)::
+In one process, :func:`train_command` builds a :class:`~lenetlab.train.Runner`, trains, and draws
+the run's plots from the test evaluation the run already made. ``lenet train --nproc N ARGS`` runs
+(on this machine)::
 
     python -m torch.distributed.run --standalone --nproc_per_node N -m lenetlab.cli train ARGS
 
@@ -22,16 +24,17 @@ from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from lenetlab.analysis.plots import save_run_plots
 from lenetlab.errors import ConfigError, LenetlabError
-from lenetlab.train.config import RunConfig, config_overrides, load_config_file
+from lenetlab.train.config import config_overrides
 from lenetlab.train.dist import DistributedContext, in_torchrun, report_failure
+from lenetlab.train.rundir import RunResult, plan_run, refuse_existing
+from lenetlab.train.runner import Runner
 
 
 def train_entry(args) -> int:
     """What ``lenet train`` runs for parsed ``args``: launch ``args.nproc`` processes with torchrun,
     train as one rank of a torchrun job (``WORLD_SIZE > 1``), or train in this process."""
-    from lenetlab.train.commands import train_command
-
     nproc = int(getattr(args, "nproc", 1))
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1 (got {nproc})")
@@ -52,8 +55,6 @@ def distributed_train(args) -> int:
     User errors keep their type and gain a ``[rank R/W]`` prefix; other exceptions print one line
     naming the rank, then propagate (torchrun's ``record`` writes them into its failure report).
     """
-    from lenetlab.train.commands import train_command
-
     ctx = DistributedContext.from_env()
     try:
         status = train_command(args, dist=ctx)
@@ -95,23 +96,9 @@ def train_argv(args) -> list[str]:
 
 def _precheck(args, nproc: int) -> Path | None:
     """Catch user errors before starting processes; return the run directory when it is known."""
-    overrides = config_overrides(args)
-    if args.resume is not None:
-        if args.config is not None:
-            raise ConfigError("--config and --resume cannot be combined: a resumed run keeps its saved config")
-        run_dir = Path(args.resume)
-        if not (run_dir / "last.pt").is_file():
-            raise ConfigError(f"--resume {run_dir}: no last.pt in it (not a run directory, or it never saved)")
-        from lenetlab.models.checkpoint import load_checkpoint
-
-        cfg = RunConfig.from_dict(load_checkpoint(run_dir / "last.pt")["config"], source=str(run_dir / "last.pt"))
-    else:
-        base = load_config_file(args.config).to_dict() if args.config is not None else {}
-        cfg = RunConfig.from_dict({**base, **overrides}, source=str(args.config or "command line"))
-        run_dir = Path(cfg.out_dir) / cfg.name if cfg.name else None
-        if run_dir is not None and run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
-            raise ConfigError(f"run directory {run_dir} already exists: continue it with --resume {run_dir}, "
-                              "replace it with --overwrite, or choose another --name")
+    cfg, run_dir = plan_run(args.config, args.resume, config_overrides(args))
+    if args.resume is None and run_dir is not None and not args.overwrite:
+        refuse_existing(run_dir)
     if cfg.batch_size % nproc:
         raise ConfigError(f"field 'batch_size': the global batch {cfg.batch_size} is not divisible by --nproc {nproc}")
     return run_dir
@@ -142,3 +129,62 @@ def launch_train(args, nproc: int) -> int:
               f"the failing rank); checkpoints already written are intact: continue with "
               f"lenet train --nproc {nproc} --resume {where}", file=sys.stderr, flush=True)
     return status
+
+
+def make_runner(config_file=None, resume=None, overwrite: bool = False, overrides: dict | None = None,
+                callbacks=(), splits=None, dist=None) -> Runner:
+    """A Runner from an optional config file, field overrides, or a run directory to resume
+    (``dist``: the process-group context, see :mod:`lenetlab.train.dist`)."""
+    overrides = dict(overrides or {})
+    cfg, _ = plan_run(config_file, resume, overrides)
+    if resume is not None:
+        return Runner.resume(resume, callbacks=callbacks, splits=splits, dist=dist, **overrides)
+    return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist)
+
+
+def run_with_plots(runner: Runner) -> RunResult:
+    """``runner.run()``, then (on the main process, when the config asks for them) the run's plots,
+    drawn from the test evaluation the run already made; their paths go into ``result.plots``."""
+    result = runner.run()
+    if runner.dist.is_main and runner.cfg.plots:
+        result.plots = save_run_plots(runner.run_dir, runner.history, runner.model, runner.splits, runner.spec,
+                                      runner.device, test=result.test)
+    return result
+
+
+def format_summary(result: RunResult) -> str:
+    """The lines ``lenet train`` prints at the end of a run."""
+    dev = "n/a" if result.dev_accuracy is None else f"{result.dev_accuracy:.4f}"
+    lines = [f"best dev accuracy {dev} (step {result.best_step})"]
+    if result.test is not None:
+        lines.append(f"test accuracy {result.test.accuracy:.4f}  loss {result.test.loss:.4f}  "
+                     f"(n={result.test.n}, best model)")
+    lines.append(f"trained {result.steps} steps in {result.train_time:.1f} s ({result.time:.1f} s wall)")
+    lines.append(f"best checkpoint: {result.best_path}")
+    lines.append(f"last checkpoint: {result.last_path}")
+    lines.append(f"metrics:         {result.run_dir / 'metrics.jsonl'}")
+    if result.plots:
+        lines.append(f"plots:           {result.run_dir / 'plots'} ({len(result.plots)} PNG files)")
+    return "\n".join(lines)
+
+
+def train_command(args, dist=None) -> int:
+    """Run ``lenet train`` for parsed ``args`` (RunConfig flags, ``config``, ``resume``,
+    ``overwrite``, ``json``); prints progress and the summary (rank 0 only under ``dist``, see
+    :mod:`lenetlab.apps.train`). Returns the exit status."""
+    overrides = config_overrides(args)
+    if args.json and "progress" not in overrides:
+        overrides["progress"] = "none"  # stdout is for the JSON result only
+    runner = make_runner(args.config, args.resume, args.overwrite, overrides, dist=dist)
+    main = runner.dist.is_main
+    if not args.json and main:
+        s = runner.splits
+        what = "resuming" if args.resume else "training"
+        print(f"{what} {runner.cfg.model} on {s.name} ({len(s.train)} train / {len(s.dev)} dev / {len(s.test)} test) "
+              f"on {runner.device}{', autocast ' + str(runner.amp).replace('torch.', '') if runner.amp else ''}: "
+              f"{runner.cfg.epochs} epochs x {runner.steps_per_epoch} steps -> {runner.run_dir}"
+              f"{'' if runner.dist.world_size == 1 else ', ' + runner.dist.describe(runner.device)}", flush=True)
+    result = run_with_plots(runner)
+    if main:
+        print(json.dumps(result.summary(), indent=2) if args.json else format_summary(result))
+    return 0

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from lenetlab.apps.submit import write_submission
 from lenetlab.cli import main
-from lenetlab.train.submit import write_submission
 
 # label strings as Kaggle gives them (spaces, hyphens, underscores), kept verbatim in the submission
 CLASSES = ("red_circle", "green square", "blue-triangle")

@@ -1,4 +1,4 @@
-"""Tests of the inference benchmark (lenetlab.analysis.bench, `lenet bench infer`).
+"""Tests of the inference benchmark (lenetlab.apps.bench_infer, `lenet bench infer`).
 
 Only the shape of the results is checked (timings on a shared machine are noise): every backend
 is measured or listed as skipped, outputs agree with eager PyTorch, percentiles are ordered.
@@ -6,10 +6,9 @@ is measured or listed as skipped, outputs agree with eager PyTorch, percentiles 
 
 from __future__ import annotations
 
-
 import torch
 
-from lenetlab.analysis.bench import latency, run_infer_bench, throughput
+from lenetlab.apps.bench_infer import latency, run_infer_bench, throughput
 from lenetlab.cli import main
 
 

@@ -27,6 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lenetlab import data
+from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.inference.predictor import default_checkpoint
+from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.serve.export import export_onnx
+
 __all__ = ["throughput", "latency", "build_backends", "run_infer_bench"]
 
 
@@ -60,8 +66,6 @@ def latency(fn, images: torch.Tensor, calls: int = 1000, warmup: int = 20) -> di
 def build_backends(checkpoint, example: torch.Tensor, tmp: Path, onnx: bool = True, threads: int = 1):
     """``(backends, skipped)``: ``backends`` maps a name to ``fn(x float [N, C, H, W]) -> scores [N, K]``
     (torch tensor or NumPy array); ``skipped`` maps a name to why it could not be built."""
-    from lenetlab.models.checkpoint import build_model, load_checkpoint
-
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     model = build_model(ckpt, map_location="cpu").eval()
     backends, skipped = {}, {}
@@ -93,7 +97,6 @@ def build_backends(checkpoint, example: torch.Tensor, tmp: Path, onnx: bool = Tr
         try:
             import onnxruntime as ort
 
-            from lenetlab.serve.export import export_onnx
 
             path = export_onnx(checkpoint, tmp / "model.onnx")["path"]
             opts = ort.SessionOptions()
@@ -118,12 +121,7 @@ def run_infer_bench(checkpoint=None, quick: bool = False, threads: int | None = 
     and ONNX Runtime intra-op threads (None: torch's default); ``batch_size``: throughput batch;
     ``calls``: single-image calls for the latency percentiles (default 2000, 300 with ``quick``).
     """
-    from lenetlab import data
-    from lenetlab.data.transforms import InputSpec, prepare
-
     if checkpoint is None:
-        from lenetlab.serve.predictor import default_checkpoint
-
         checkpoint = default_checkpoint()
     if threads:
         torch.set_num_threads(threads)
@@ -131,8 +129,6 @@ def run_infer_bench(checkpoint=None, quick: bool = False, threads: int | None = 
     repeats = 5 if quick else 15
     subset = data.load("mnist-subset")
     with tempfile.TemporaryDirectory(prefix="lenet-infer-") as tmp:
-        from lenetlab.models.checkpoint import load_checkpoint
-
         spec = InputSpec.from_dict(load_checkpoint(checkpoint, map_location="cpu")["input_spec"])
         digits = prepare(subset.test.x, spec)  # real digits, [200, C, size, size]
         batch = digits.repeat(-(-batch_size // len(digits)), 1, 1, 1)[:batch_size].contiguous()

@@ -36,8 +36,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from lenetlab import data
 from lenetlab.errors import LenetlabError
+from lenetlab.inference.evaluate import evaluate
+from lenetlab.models import create
 from lenetlab.train.config import RunConfig
+from lenetlab.train.runner import Runner
 
 __all__ = ["SeedPipelineDataset", "fast_recipe", "baseline_throughput", "runner_throughput",
            "time_to_accuracy", "baseline_accuracy_after", "measure_throughputs", "run_train_bench",
@@ -100,8 +104,6 @@ def _seed_loader(split, batch_size: int, seed: int) -> torch.utils.data.DataLoad
 
 
 def _seed_model(seed: int, lr: float):
-    from lenetlab.models import create
-
     torch.manual_seed(seed)
     model = create("lenet5")
     return model, torch.optim.SGD(model.parameters(), lr=lr)
@@ -145,8 +147,6 @@ def _baseline_rates(splits, steps, batch_size, warmup, seed, window, dataset=Non
 
 
 def _runner(cfg: RunConfig, splits, callbacks, out_dir: str):
-    from lenetlab.train.runner import Runner
-
     cfg = cfg.replace(out_dir=out_dir, name=None, progress="none", plots=False)
     return Runner(cfg, splits=splits, callbacks=callbacks)
 
@@ -205,8 +205,6 @@ def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_ep
     callback; its time and the dev evaluation are excluded from the training time (the Runner's
     clock). Stops at the target or at the end of the schedule.
     """
-    from lenetlab.analysis.evaluate import evaluate
-
     steps_per_epoch = -(-len(splits.train) // cfg.batch_size)
     every = max(1, steps_per_epoch // checks_per_epoch)
     # a train row right before each check brings runner.train_time up to date
@@ -294,8 +292,6 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
     channels-last and bf16 autocast; ``compile`` adds ``torch.compile`` (measured once, after its compilation);
     ``tta`` runs the time-to-accuracy part with :func:`fast_recipe` (``recipe`` overrides fields).
     """
-    from lenetlab import data
-
     if threads is None:
         threads = sorted({1, torch.get_num_threads()})
     threads = [int(t) for t in ([threads] if isinstance(threads, int) else threads)]

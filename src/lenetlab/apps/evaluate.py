@@ -1,0 +1,70 @@
+"""``lenet eval``: rebuild a checkpoint's model and evaluate it on a split of its dataset."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from lenetlab import data
+from lenetlab.data.transforms import InputSpec
+from lenetlab.device import autocast_dtype, select_device
+from lenetlab.errors import DataError, LenetlabError
+from lenetlab.inference.evaluate import EvalResult, evaluate, format_result
+from lenetlab.models.checkpoint import build_model, load_checkpoint
+
+
+def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
+                        device: str = "auto", batch_size: int = 1000) -> EvalResult:
+    """Rebuild a checkpoint's model and :func:`evaluate` it on ``split`` (``test`` or ``dev``) of
+    ``dataset`` (default: the dataset, data folder and dev size it was trained with)."""
+    dev = select_device(device)
+    ckpt = load_checkpoint(checkpoint, map_location=dev)
+    cfg = ckpt.get("config") or {}
+    name = dataset or cfg.get("dataset") or ckpt.get("dataset")  # the config keeps the path the run was given
+    if not name:
+        raise DataError(f"{checkpoint}: the checkpoint does not name its dataset; pass --dataset")
+    kwargs = {"data_dir": data_dir if data_dir is not None else (cfg.get("data_dir") if dataset is None else None)}
+    for key in ("val_size", "image_size"):  # the split and image size the run was trained on
+        if cfg.get(key) is not None:
+            kwargs[key] = cfg[key]
+    splits = data.load(name, **kwargs)
+    part = getattr(splits, split)
+    if part.y is None:  # a Kaggle test.csv has no labels
+        raise DataError(f"{name}: the {split} split has no labels (an unlabelled test.csv?); evaluate with --split dev")
+    if len(ckpt["class_names"]) != len(splits.class_names):
+        raise DataError(f"{checkpoint}: model has {len(ckpt['class_names'])} classes but {name} has "
+                        f"{len(splits.class_names)}")
+    if [str(c) for c in ckpt["class_names"]] != [str(c) for c in splits.class_names]:
+        # same count, other classes (a digit model on Fashion-MNIST, say): the accuracy would be meaningless
+        raise DataError(f"{checkpoint}: model classes ({_brief(ckpt['class_names'])}) differ from {name}'s "
+                        f"({_brief(splits.class_names)})")
+    model = build_model(ckpt, map_location=dev)
+    spec = InputSpec.from_dict(ckpt["input_spec"])
+    channels_last = bool(cfg.get("channels_last", False))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    try:  # the precision it was trained with, where this device supports it
+        autocast = autocast_dtype(dev, cfg.get("amp", "off"))
+    except LenetlabError:
+        autocast = None
+    return evaluate(model, part, spec, dev, batch_size, class_names=ckpt["class_names"],
+                    autocast=autocast, channels_last=channels_last)
+
+
+def _brief(names, k: int = 4) -> str:
+    """The first ``k`` class names, comma-separated, for one-line messages."""
+    names = [str(n) for n in names]
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
+
+
+def eval_command(checkpoint, dataset=None, data_dir=None, split="test", device="auto", batch_size=1000,
+                 as_json=False) -> EvalResult:
+    """``lenet eval``: evaluate ``checkpoint`` and print the report (or JSON)."""
+    res = evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)
+    if as_json:
+        print(json.dumps({"checkpoint": str(checkpoint), "split": split, **res.to_dict()}, indent=2))
+    else:
+        print(f"{checkpoint} on {split}:")
+        print(format_result(res))
+    return res

@@ -1,0 +1,24 @@
+"""Weight initialisation shared by the model builders and the training config's ``init`` field."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from lenetlab.errors import ConfigError
+
+INITS = ("default", "xavier")
+
+
+def init_weights(model: nn.Module, how: str = "xavier") -> nn.Module:
+    """Re-initialise every Conv2d/Linear weight in place and return ``model``.
+
+    ``xavier``: Xavier-uniform, as d2l's ``train_ch6`` does (biases are left as they are);
+    ``default``: keep PyTorch's own initialisation.
+    """
+    if how not in INITS:
+        raise ConfigError(f"field 'init' must be one of {', '.join(INITS)} (got {how!r})")
+    if how == "xavier":
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+    return model
