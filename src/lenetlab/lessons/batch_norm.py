@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from lenetlab.errors import ConfigError
-from lenetlab.lessons.report import Report
+from lenetlab.lessons.report import Report, format_difference
 from lenetlab.ops import BatchNorm2d, batch_norm
 
 TOLERANCE = 1e-5  # float32 results of two implementations that sum in different orders
@@ -64,7 +64,7 @@ def run(report: Report, seed: int = 0, steps: int = 3) -> None:
     grads = {"input": _diff(X_ours.grad, X_theirs.grad), "gamma": _diff(ours.weight.grad, theirs.weight.grad),
              "beta": _diff(ours.bias.grad, theirs.bias.grad)}
     report.record("grad_diffs", grads)
-    report.say("largest gradient difference: " + ", ".join(f"{k} {v:.1e}" for k, v in grads.items()))
+    report.say("largest gradient difference: " + ", ".join(f"{k} {format_difference(v)}" for k, v in grads.items()))
     report.check("grads", f"gradients for input, gamma and beta agree within {TOLERANCE}",
                  max(grads.values()) < TOLERANCE)
 

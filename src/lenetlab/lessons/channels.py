@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lenetlab.lessons.report import Report
+from lenetlab.lessons.report import Report, format_difference
 from lenetlab.ops import conv2d, corr2d
 
 
@@ -74,7 +74,7 @@ def run(report: Report, seed: int = 0) -> None:
     diffs = {"loops (corr2d_multi_in_out)": (by_loops - by_matmul).abs().max().item(), "nn.Linear per pixel": (by_linear - by_matmul).abs().max().item(),
              "ops.conv2d": (by_ops - by_matmul).abs().max().item()}
     report.record("max_diffs", diffs)
-    report.say("largest difference from the matrix multiply: " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
+    report.say("largest difference from the matrix multiply: " + ", ".join(f"{k} {format_difference(v)}" for k, v in diffs.items()))
     report.check("one_by_one", "the 1x1 convolution equals nn.Linear(3, 2) applied at every pixel (within 1e-6)",
                  max(diffs.values()) < 1e-6)
     report.say(f"parameters: 1x1 conv {K.numel()} (c_o x c_i) = nn.Linear(3, 2, bias=False) {fc.weight.numel()}")

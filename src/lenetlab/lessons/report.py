@@ -30,6 +30,13 @@ def plain(value):
     return value
 
 
+def format_difference(v: float) -> str:
+    """A float32 rounding difference as the lessons print it: ``< 1e-05`` below that bound, else ``v``
+    in e-notation. The exact digits of such differences (0 or 2.4e-07, say) depend on which CPU
+    kernels ran, so printing them would make the lesson's text change from machine to machine."""
+    return "< 1e-05" if abs(v) < 1e-5 else f"{v:.1e}"
+
+
 def format_number(v: float, decimals: int = 4, integral: bool = False) -> str:
     """``v`` with ``decimals`` places (as an integer if ``integral``; in e-notation beyond a million)."""
     if integral:
@@ -98,7 +105,7 @@ class Report:
         elif isinstance(value, torch.Tensor):
             self.lines.append(f"{title}: {format_number(float(value), decimals, float(value).is_integer())}")
         elif isinstance(value, float) and 0 < abs(value) < 10 ** -decimals:
-            self.lines.append(f"{title}: {value:.1e}")  # a tiny difference, not "0.0000"
+            self.lines.append(f"{title}: {format_difference(value)}")  # a tiny difference, not "0.0000"
         elif isinstance(value, float):
             self.lines.append(f"{title}: {format_number(value, decimals)}")
         else:
