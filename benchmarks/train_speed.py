@@ -1,6 +1,7 @@
 """Training speed: the seeds' per-sample pipeline vs lenetlab's Runner, and time to 99% test accuracy.
 
-    .venv/bin/python benchmarks/train_speed.py --data-dir /work/shared/data/mnist [--quick] [--threads N]
+    .venv/bin/python benchmarks/train_speed.py --data-dir DIR [--quick] [--threads N]
+    .venv/bin/python benchmarks/train_speed.py --data-dir DIR --compile --results results/train-speed.json
 
 Same as ``lenet bench train``; see :mod:`lenetlab.train.bench` for what is measured and how.
 Prints examples/s for the baseline (PIL per-sample Dataset + shuffling DataLoader, batch 64,
@@ -32,9 +33,22 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (about a minute to compile)")
     p.add_argument("--no-tta", action="store_true", help="skip the time-to-accuracy part")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--results", metavar="FILE", default=None,
+                   help="write the figures and the machine's description to this results file (see results_io.py)")
     a = p.parse_args(argv)
-    run_train_bench(dataset=a.dataset, data_dir=a.data_dir, quick=a.quick, steps=a.steps, threads=a.threads,
-                    target=a.target, levers=not a.no_levers, compile=a.compile, tta=not a.no_tta, as_json=a.json)
+    res = run_train_bench(dataset=a.dataset, data_dir=a.data_dir, quick=a.quick, steps=a.steps, threads=a.threads,
+                          target=a.target, levers=not a.no_levers, compile=a.compile, tta=not a.no_tta,
+                          as_json=a.json)
+    if a.results:
+        import sys
+
+        from results_io import command_line, make_meta, write_results
+
+        args = sys.argv[1:] if argv is None else argv
+        meta = make_meta("bench-train", "Training throughput and time to 99% test accuracy",
+                         command_line(args, "python benchmarks/train_speed.py"),
+                         regenerate=f"python benchmarks/train_speed.py --data-dir DIR --compile --results {a.results}")
+        write_results(a.results, meta, data=res)
     return 0
 
 
