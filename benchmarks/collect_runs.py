@@ -6,7 +6,8 @@
 ``CONFIG-sSEED`` (``lenet train --name CONFIG-sSEED``); its ``metrics.jsonl`` gives the test
 accuracy of the best-on-dev checkpoint (the ``test`` row), the best dev accuracy and the training
 time, its ``config.json`` the dataset, model and thread count. Runs of one config make one row:
-test error mean, min, max and sample standard deviation over the seeds. An ensemble is the pair
+test error mean, min, max and sample standard deviation over the seeds, and the mean of the runs'
+best dev accuracies. An ensemble is the pair
 ``ensemble-NAME.test.json`` / ``ensemble-NAME.dev.json`` written by ``lenet ensemble --json``.
 
 Rows of configs that were not rerun are kept from the existing file, and a rerun row keeps its
@@ -70,6 +71,15 @@ def train_command(config: str, runs: list[dict]) -> str:
     return " ".join(parts)
 
 
+def command_as_run(config: str, runs: list[dict]) -> str:
+    """What ``results_table.sh`` ran for one row (its ``train`` function)."""
+    r = runs[0]
+    threads = f" --num-threads {r['num_threads']}" if r["num_threads"] else ""
+    data = "" if r["dataset"] == "mnist-subset" else " --data-dir DIR"
+    return (f"lenet train --config {config} --seed {_seeds(sorted(x['seed'] for x in runs))} --name {config}-sN "
+            f"--out-dir runs/table{threads} --progress plain --no-plots --overwrite{data}")
+
+
 def machine_line(meta: dict) -> str:
     """A short description of the machine in ``meta`` (CPU, cores, GPU, torch)."""
     hw = meta["hardware"]
@@ -94,10 +104,11 @@ def aggregate(runs: list[dict], source: str, machine: str) -> list[dict]:
             "test_error_pct": {"mean": round(statistics.mean(errs), 2), "min": min(errs), "max": max(errs),
                                "sd": round(statistics.stdev(errs), 2) if len(errs) > 1 else None,
                                "per_seed": errs},
-            "dev_accuracy_best_pct": round(100 * max(devs), 2) if devs else None,
+            "dev_accuracy_pct": round(100 * statistics.mean(devs), 2) if devs else None,
+            "dev_accuracy_pct_per_seed": [round(100 * d, 2) for d in devs],
             "train_time_s": ({"mean": round(statistics.mean(times), 1), "min": round(min(times), 1),
                               "max": round(max(times), 1)} if times else None),
-            "command": cmd, "command_as_run": cmd, "source": source, "machine": machine,
+            "command": cmd, "command_as_run": command_as_run(config, rs), "source": source, "machine": machine,
         })
     return rows
 

@@ -146,7 +146,19 @@ def run_cli_json(argv: list[str]) -> dict:
     if status not in (0, None):
         sys.stdout.write(out)
         raise SystemExit(status)
-    return json.loads(out[out.index("{"):])
+    return strip_repo_paths(json.loads(out[out.index("{"):]))
+
+
+def strip_repo_paths(value):
+    """``value`` with every string path inside the repository made relative to it (recursively)."""
+    prefix = str(REPO) + os.sep
+    if isinstance(value, str):
+        return value[len(prefix):] if value.startswith(prefix) else value
+    if isinstance(value, list):
+        return [strip_repo_paths(v) for v in value]
+    if isinstance(value, dict):
+        return {k: strip_repo_paths(v) for k, v in value.items()}
+    return value
 
 
 def record_cli(path, kind: str, title: str, argv: list[str], prog: str = "lenet", **extra) -> Path:
