@@ -133,20 +133,26 @@ def command_line(argv: list[str], prog: str) -> str:
     return " ".join([prog, *out])
 
 
-def run_cli_json(argv: list[str]) -> dict:
-    """Run ``lenet ARGV`` in this process and parse what it printed as JSON (``--json`` is added)."""
+def run_cli_json(argv: list[str]) -> tuple[dict, int]:
+    """Run ``lenet ARGV`` in this process; return what it printed, parsed as JSON, and its exit status.
+
+    ``--json`` is added. A non-zero status with JSON output is a result too (``lenet compare``
+    exits 1 when a difference is above its tolerance); without JSON output it ends the program.
+    """
     from lenetlab.cli import main
 
     if "--json" not in argv:
         argv = [*argv, "--json"]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        status = main(argv)
+        status = main(argv) or 0
     out = buf.getvalue()
-    if status not in (0, None):
+    try:
+        data = json.loads(out[out.index("{"):])
+    except ValueError:
         sys.stdout.write(out)
-        raise SystemExit(status)
-    return strip_repo_paths(json.loads(out[out.index("{"):]))
+        raise SystemExit(status or 1) from None
+    return strip_repo_paths(data), status
 
 
 def strip_repo_paths(value):
@@ -166,5 +172,5 @@ def record_cli(path, kind: str, title: str, argv: list[str], prog: str = "lenet"
 
     ``extra`` goes into the meta block (e.g. ``regenerate``: the command that rewrites the file).
     """
-    data = run_cli_json(argv)
-    return write_results(path, make_meta(kind, title, command_line(argv, prog), **extra), data=data)
+    data, status = run_cli_json(argv)
+    return write_results(path, make_meta(kind, title, command_line(argv, prog), exit_status=status, **extra), data=data)
