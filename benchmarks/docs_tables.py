@@ -56,6 +56,10 @@ def sci(x) -> str:
     return "n/a" if x is None else f"{x:.1e}"
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
     """A markdown table; ``align`` has one ``l``/``r`` per column (default: all left)."""
     align = align or "l" * len(header)
@@ -93,9 +97,19 @@ def caption(path: str, meta: dict, doc_dir: Path) -> list[str]:
     words = [f"Source: [{path}]({link(path, doc_dir)}), {meta['source']}, on {machine(meta)}, {meta['date']}"]
     if meta.get("load"):
         words[0] += f" ({meta['load']})"
+    elif meta.get("load_average") is not None:
+        words[0] += f" (load average {meta['load_average']} at the start)"
     if meta.get("transcribed"):
-        words.append("the figures were published with that commit and copied here; the runs' outputs were not kept")
-    words.append(f"regenerate: `{meta['regenerate']}`" if meta.get("regenerate") else f"command: `{meta['command']}`")
+        words.append("figures first published in the README at that commit and copied here unchanged; "
+                     "the runs' own outputs were not kept")
+    how = meta.get("regenerate")
+    if how:
+        cmd = how.split()[0] in ("python", "bash", "lenet")
+        words.append(f"regenerate: `{how}`" if cmd else f"to regenerate: {how}")
+        if meta.get("regenerate_note"):
+            words[-1] += f" ({meta['regenerate_note']})"
+    else:
+        words.append(f"command: `{meta['command']}`")
     return ["", "<sub>" + "; ".join(words) + ".</sub>"]
 
 
@@ -134,7 +148,8 @@ def render_mnist_runs(body: dict, view: str | None) -> list[str]:
 def render_ensembles(body: dict, view: str | None) -> list[str]:
     return table(["ensemble", "test error", "dev error", "command"],
                  [[r["label"], f"**{pct(r['test_error_pct'])}**" if i == 0 else pct(r["test_error_pct"]),
-                   pct(r.get("dev_error_pct")), code(r["command"])] for i, r in enumerate(body["rows"])], "lrrl")
+                   pct(r.get("dev_error_pct")) if r.get("dev_error_pct") is not None else "–", code(r["command"])]
+                  for i, r in enumerate(body["rows"])], "lrrl")
 
 
 def render_tries(body: dict, view: str | None) -> list[str]:
@@ -195,7 +210,7 @@ def render_infer(body: dict, view: str | None) -> list[str]:
     out = table(["backend", f"images/s (batch {num(d['batch_size'])})", "p50 latency", "p99 latency", "max abs diff"],
                 [[name, num(b["images_per_sec"]), f"{sig(b['p50_ms'])} ms", f"{sig(b['p99_ms'])} ms", sci(b["max_abs_diff"])]
                  for name, b in d["backends"].items()], "lrrrr")
-    out += ["", f"Model `{d['model']}` from `{d['checkpoint']}`, {d['threads']} thread(s); latency over "
+    out += ["", f"Model `{d['model']}` from `{d['checkpoint']}`, {_threads(d['threads'])}; latency over "
                 f"{num(d['calls'])} single-image calls; max abs diff: scores against eager PyTorch."]
     return out + [f"Skipped: {k} ({v})." for k, v in d.get("skipped", {}).items()]
 
@@ -210,7 +225,7 @@ def render_ops(body: dict, view: str | None) -> list[str]:
              sig(r["loop_ms"]) + (" ~" if r.get("loop_note") else ""), ratio(r["loop_ratio"])] for r in d["rows"]]
     out = table(["layer", "batch", "pass", "PyTorch ms", "im2col ms", "im2col / PyTorch", "loop ms", "loop / PyTorch"],
                 rows, "lrlrrrrr")
-    out += ["", f"{d['threads']} thread(s), float32{', --quick' if d.get('quick') else ''}; "
+    out += ["", f"{_threads(d['threads'])}, float32{', --quick' if d.get('quick') else ''}; "
                 "times are the best of torch.utils.benchmark's timed blocks, the loop reference is timed once; "
                 "~ marks a loop time measured on a sub-batch and scaled to the full batch."]
     return out
