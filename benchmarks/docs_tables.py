@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.S | re.M)
 REGION = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
 
 
@@ -159,7 +160,8 @@ def render_tries(body: dict, view: str | None) -> list[str]:
 
 
 def render_recipes(body: dict, view: str | None) -> list[str]:
-    return table(["recipe", "result"], [[r["label"], r["result"]] for r in body["rows"]])
+    out = table(["recipe", "result", "command"], [[r["label"], r["result"], code(r["command"])] for r in body["rows"]])
+    return out + ([f"", f"Commands: {body['meta']['commands']}."] if body["meta"].get("commands") else [])
 
 
 def _variants(throughput: dict) -> tuple[list[str], list[int]]:
@@ -364,14 +366,23 @@ def render(spec: str, doc_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _outside_code(text: str) -> list[tuple[bool, str]]:
+    """``text`` cut into (is_code, part) pieces: fenced code blocks (whose markers are examples) and the rest."""
+    parts = FENCE.split(text)
+    return [(i % 2 == 1, part) for i, part in enumerate(parts)]
+
+
 def update_text(text: str, doc_path: Path) -> str:
-    """``text`` with every marked region regenerated."""
+    """``text`` with every marked region outside code blocks regenerated."""
     doc_dir = Path(doc_path).resolve().parent
-    return REGION.sub(lambda m: m.group(1) + render(m["spec"].strip(), doc_dir) + m.group(4), text)
+    return "".join(part if code else REGION.sub(lambda m: m.group(1) + render(m["spec"].strip(), doc_dir) + m.group(4),
+                                                part)
+                   for code, part in _outside_code(text))
 
 
 def marked_specs(text: str) -> list[str]:
-    return [m["spec"].strip() for m in REGION.finditer(text)]
+    """The specs of the marked regions outside code blocks."""
+    return [m["spec"].strip() for code, part in _outside_code(text) if not code for m in REGION.finditer(part)]
 
 
 def pages() -> list[Path]:
