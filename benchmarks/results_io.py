@@ -41,11 +41,11 @@ def cpu_model() -> str:
 
 
 def git_commit() -> str | None:
-    """The short commit of the working tree (with ``+dirty`` when it has changes), or None."""
+    """The short commit of the working tree (with ``+dirty`` when files outside ``results/`` changed), or None."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=REPO,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
