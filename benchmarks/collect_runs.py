@@ -24,7 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from results_io import load_results, make_meta, relative_to_repo, write_results
+from results_io import load_results, machine_line, make_meta, relative_to_repo, write_results
 
 RUN_NAME = re.compile(r"^(?P<config>.+)-s(?P<seed>\d+)$")
 KEEP = ("label", "reference", "note")
@@ -80,14 +80,7 @@ def command_as_run(config: str, runs: list[dict]) -> str:
             f"--out-dir runs/table{threads} --progress plain --no-plots --overwrite{data}")
 
 
-def machine_line(meta: dict) -> str:
-    """A short description of the machine in ``meta`` (CPU, cores, GPU, torch)."""
-    hw = meta["hardware"]
-    gpu = f", {hw['gpu']}" if hw.get("gpu") else ", no GPU"
-    return f"{hw['cpu']}, {hw['cores']} cores{gpu}, torch {meta['torch']}"
-
-
-def aggregate(runs: list[dict], source: str, machine: str) -> list[dict]:
+def aggregate(runs: list[dict], source: str, machine: str, date: str | None = None) -> list[dict]:
     """One row per config, in first-seen order."""
     by: dict[str, list[dict]] = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
@@ -109,6 +102,7 @@ def aggregate(runs: list[dict], source: str, machine: str) -> list[dict]:
             "train_time_s": ({"mean": round(statistics.mean(times), 1), "min": round(min(times), 1),
                               "max": round(max(times), 1)} if times else None),
             "command": cmd, "command_as_run": command_as_run(config, rs), "source": source, "machine": machine,
+            "date": date,
         })
     return rows
 
@@ -127,7 +121,7 @@ def merge(old: list[dict], new: list[dict]) -> list[dict]:
     return out + list(fresh.values())
 
 
-def read_ensembles(runs_dir: Path, source: str, machine: str) -> list[dict]:
+def read_ensembles(runs_dir: Path, source: str, machine: str, date: str | None = None) -> list[dict]:
     """Rows from ``ensemble-NAME.test.json`` (and ``.dev.json`` when present)."""
     rows = []
     for test in sorted(runs_dir.glob("ensemble-*.test.json")):
@@ -141,9 +135,19 @@ def read_ensembles(runs_dir: Path, source: str, machine: str) -> list[dict]:
             "member_test_error_pct": [_pct(m["accuracy"]) for m in t["members"]],
             "test_error_pct": _pct(t["accuracy"]), "dev_error_pct": _pct(d["accuracy"]) if d else None,
             "command": "lenet ensemble " + " ".join(members) + " --data-dir DIR",
-            "source": source, "machine": machine,
+            "source": source, "machine": machine, "date": date,
         })
     return rows
+
+
+def merged_meta(old: dict | None, new: dict, rows: list[dict]) -> dict:
+    """``new`` (this machine, now) keeping ``old``'s descriptive fields; a mixed file's source says so."""
+    keep = {k: v for k, v in (old or {}).items() if k in ("title", "split", "selection", "combination")}
+    meta = {**new, **keep}
+    sources = sorted({r.get("source") for r in rows})
+    if len(sources) > 1:
+        meta["source"] = "measured at several commits (each row names its own, with its machine and date)"
+    return meta
 
 
 def collect(runs_dir, results=None, ensembles=None) -> tuple[list[dict], list[dict]]:
@@ -156,16 +160,17 @@ def collect(runs_dir, results=None, ensembles=None) -> tuple[list[dict], list[di
     meta = make_meta("mnist-runs", "MNIST results", "bash benchmarks/results_table.sh DIR",
                      regenerate="bash benchmarks/results_table.sh DIR")
     machine = machine_line(meta)
-    rows = aggregate(runs, meta["source"], machine)
-    ens = read_ensembles(runs_dir, meta["source"], machine)
+    rows = aggregate(runs, meta["source"], machine, meta["date"])
+    ens = read_ensembles(runs_dir, meta["source"], machine, meta["date"])
     if results:
-        old = load_results(results)["rows"] if Path(results).is_file() else []
-        rows = merge(old, rows)
-        write_results(results, meta, rows=rows)
+        old = load_results(results) if Path(results).is_file() else {"meta": None, "rows": []}
+        rows = merge(old["rows"], rows)
+        write_results(results, merged_meta(old["meta"], meta, rows), rows=rows)
     if ensembles and ens:
-        old = load_results(ensembles)["rows"] if Path(ensembles).is_file() else []
-        ens = merge(old, ens)
-        write_results(ensembles, dict(meta, kind="mnist-ensembles", title="MNIST ensembles"), rows=ens)
+        old = load_results(ensembles) if Path(ensembles).is_file() else {"meta": None, "rows": []}
+        ens = merge(old["rows"], ens)
+        new = dict(meta, kind="mnist-ensembles", title="MNIST ensembles")
+        write_results(ensembles, merged_meta(old["meta"], new, ens), rows=ens)
     return rows, ens
 
 

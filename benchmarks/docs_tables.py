@@ -90,19 +90,49 @@ def link(target: str, doc_dir: Path) -> str:
 def machine(meta: dict) -> str:
     hw = meta["hardware"]
     gpu = hw.get("gpu") or "no GPU"
-    return f"{hw['cpu']}, {hw['cores']} cores, {gpu}; Python {meta['python']}, torch {meta['torch']}"
+    return f"{hw['cpu']}, {hw['cores']} cores, {gpu}, Python {meta['python']}, torch {meta['torch']}"
 
 
-def caption(path: str, meta: dict, doc_dir: Path) -> list[str]:
-    """The line under every table: where the figures come from and how to regenerate them."""
-    words = [f"Source: [{path}]({link(path, doc_dir)}), {meta['source']}, on {machine(meta)}, {meta['date']}"]
+TRANSCRIBED = "figures first published in the README at that commit and copied here unchanged; the runs' own " \
+              "outputs were not kept"
+
+
+def _load(meta: dict) -> list[str]:
     if meta.get("load"):
-        words[0] += f" ({meta['load']})"
-    elif meta.get("load_average") is not None:
-        words[0] += f" (load average {meta['load_average']} at the start)"
-    if meta.get("transcribed"):
-        words.append("figures first published in the README at that commit and copied here unchanged; "
-                     "the runs' own outputs were not kept")
+        return [meta["load"]]
+    if meta.get("load_average") is not None:
+        return [f"load average {meta['load_average']} at the start"]
+    return []
+
+
+def _notes(notes: list[str]) -> str:
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def _provenance(body: dict) -> str:
+    """Where the figures come from: the file's one source, or each group of rows with its own."""
+    meta, rows = body["meta"], body.get("rows") or []
+    if not rows or not all(r.get("source") for r in rows):
+        return f"{meta['source']}, on {machine(meta)}, {meta['date']}" + \
+            _notes(_load(meta) + ([TRANSCRIBED] if meta.get("transcribed") else []))
+    groups: dict[tuple, list[str]] = {}
+    for r in rows:
+        key = (r["source"], r.get("machine") or machine(meta), r.get("date") or meta["date"], bool(r.get("transcribed")))
+        groups.setdefault(key, []).append(str(r.get("id") or r.get("backend") or r.get("label")))
+    ordered = sorted(groups.items(), key=lambda kv: len(kv[1]))
+    parts = []
+    for i, ((source, mach, date, transcribed), ids) in enumerate(ordered):
+        who = "" if len(ordered) == 1 else (
+            "the other rows: " if i == len(ordered) - 1 and len(ids) > 2 else ", ".join(f"`{x}`" for x in ids) + ": ")
+        notes = (_load(meta) if source == meta["source"] else []) + ([TRANSCRIBED] if transcribed else [])
+        parts.append(f"{who}{source}, on {mach}, {date}{_notes(notes)}")
+    return "; ".join(parts)
+
+
+def caption(path: str, body: dict, doc_dir: Path) -> list[str]:
+    """The line under every table: where the figures come from and how to regenerate them."""
+    meta = body["meta"]
+    words = [f"Source: [{path}]({link(path, doc_dir)}): {_provenance(body)}"]
     how = meta.get("regenerate")
     if how:
         cmd = how.split()[0] in ("python", "bash", "lenet")
@@ -111,7 +141,7 @@ def caption(path: str, meta: dict, doc_dir: Path) -> list[str]:
             words[-1] += f" ({meta['regenerate_note']})"
     else:
         words.append(f"command: `{meta['command']}`")
-    return ["", "<sub>" + "; ".join(words) + ".</sub>"]
+    return ["", "<sub>" + ". ".join(w[0].upper() + w[1:] for w in words) + ".</sub>"]
 
 
 # ----------------------------------------------------------------------------- renderers
@@ -362,7 +392,7 @@ def render(spec: str, doc_dir: Path) -> str:
     kind = body["meta"]["kind"]
     if kind not in RENDERERS:
         raise ValueError(f"{path}: no renderer for kind {kind!r}")
-    lines = RENDERERS[kind](body, view) + caption(path, body["meta"], doc_dir)
+    lines = RENDERERS[kind](body, view) + caption(path, body, doc_dir)
     return "\n".join(lines) + "\n"
 
 

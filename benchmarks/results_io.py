@@ -70,6 +70,13 @@ def machine_meta() -> dict:
             "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None}
 
 
+def machine_line(meta: dict) -> str:
+    """A short description of the machine in ``meta`` (CPU, cores, GPU, torch), for a row's ``machine``."""
+    hw = meta["hardware"]
+    gpu = f", {hw['gpu']}" if hw.get("gpu") else ", no GPU"
+    return f"{hw['cpu']}, {hw['cores']} cores{gpu}, torch {meta['torch']}"
+
+
 def make_meta(kind: str, title: str, command: str, source: str | None = None, **extra) -> dict:
     """A ``meta`` block for a file measured now on this machine by ``command``."""
     commit = git_commit()

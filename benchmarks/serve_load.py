@@ -184,15 +184,18 @@ def write_load_results(path: str, summary: dict, argv: list[str]) -> None:
     """Replace (or add) this backend's and payload's row in the results file ``path``."""
     from pathlib import Path
 
-    from results_io import command_line, load_results, make_meta, write_results
+    from results_io import command_line, load_results, machine_line, make_meta, write_results
 
     command = command_line(argv, "python benchmarks/serve_load.py")
     meta = make_meta("serve-load", "Serving under load: POST /predict", command,
-                     regenerate=f"python benchmarks/serve_load.py --results {path}, then again with --onnx MODEL.onnx")
+                     regenerate=f"python benchmarks/serve_load.py --results {path}",
+                     regenerate_note="then again with --onnx MODEL.onnx for the onnxruntime row")
     row = {k: v for k, v in summary.items() if k != "url"}
-    row.update(command=command, source=meta["source"], date=meta["date"])
+    row.update(command=command, source=meta["source"], machine=machine_line(meta), date=meta["date"])
     rows = load_results(path)["rows"] if Path(path).is_file() else []
     rows = [r for r in rows if (r.get("backend"), r.get("payload")) != (row["backend"], row["payload"])] + [row]
+    if len({r.get("source") for r in rows}) > 1:
+        meta["source"] = "measured at several commits (each row names its own, with its machine and date)"
     write_results(path, meta, rows=rows)
 
 

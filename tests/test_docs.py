@@ -199,8 +199,12 @@ def test_collect_runs_writes_the_results_files_from_a_runs_folder(tmp_path):
     e = results_io.load_results(ensembles)
     assert e["meta"]["kind"] == "mnist-ensembles"
     assert e["rows"][0]["test_error_pct"] == 0.65 and e["rows"][0]["dev_error_pct"] == 0.5
+    written = results_io.load_results(results)
+    assert written["meta"]["source"].startswith("measured at several commits")  # rows of two origins
+    caption = "\n".join(docs_tables.caption("results/mnist.json", written, REPO / "docs"))
+    assert "`lenet5-1998`: s, on" in caption and "measured" in caption
     # and the docs render what was written
-    table = "\n".join(docs_tables.render_mnist_runs(results_io.load_results(results), None))
+    table = "\n".join(docs_tables.render_mnist_runs(written, None))
     assert "| NNDL LeNet-5 | `lenet5` | **0.77%** | 0.74–0.80%, sd 0.04 | 2 | 99.20% | 95 s (90–100) |" in table
     assert "0.65%" in "\n".join(docs_tables.render_ensembles(e, None))
 
