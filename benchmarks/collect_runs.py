@@ -80,7 +80,8 @@ def command_as_run(config: str, runs: list[dict]) -> str:
             f"--out-dir runs/table{threads} --progress plain --no-plots --overwrite{data}")
 
 
-def aggregate(runs: list[dict], source: str, machine: str, date: str | None = None) -> list[dict]:
+def aggregate(runs: list[dict], source: str, machine: str, date: str | None = None,
+              load_average: float | None = None) -> list[dict]:
     """One row per config, in first-seen order."""
     by: dict[str, list[dict]] = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
@@ -102,7 +103,7 @@ def aggregate(runs: list[dict], source: str, machine: str, date: str | None = No
             "train_time_s": ({"mean": round(statistics.mean(times), 1), "min": round(min(times), 1),
                               "max": round(max(times), 1)} if times else None),
             "command": cmd, "command_as_run": command_as_run(config, rs), "source": source, "machine": machine,
-            "date": date,
+            "date": date, "load_average": load_average,
         })
     return rows
 
@@ -160,7 +161,7 @@ def collect(runs_dir, results=None, ensembles=None) -> tuple[list[dict], list[di
     meta = make_meta("mnist-runs", "MNIST results", "bash benchmarks/results_table.sh DIR",
                      regenerate="bash benchmarks/results_table.sh DIR")
     machine = machine_line(meta)
-    rows = aggregate(runs, meta["source"], machine, meta["date"])
+    rows = aggregate(runs, meta["source"], machine, meta["date"], meta.get("load_average"))
     ens = read_ensembles(runs_dir, meta["source"], machine, meta["date"])
     if results:
         old = load_results(results) if Path(results).is_file() else {"meta": None, "rows": []}

@@ -116,15 +116,20 @@ def _provenance(body: dict) -> str:
         return f"{meta['source']}, on {machine(meta)}, {meta['date']}" + \
             _notes(_load(meta) + ([TRANSCRIBED] if meta.get("transcribed") else []))
     groups: dict[tuple, list[str]] = {}
+    loads: dict[tuple, float] = {}
     for r in rows:
         key = (r["source"], r.get("machine") or machine(meta), r.get("date") or meta["date"], bool(r.get("transcribed")))
         groups.setdefault(key, []).append(str(r.get("id") or r.get("backend") or r.get("label")))
+        if r.get("load_average") is not None:
+            loads[key] = max(loads.get(key, 0.0), r["load_average"])
     ordered = sorted(groups.items(), key=lambda kv: len(kv[1]))
     parts = []
     for i, ((source, mach, date, transcribed), ids) in enumerate(ordered):
         who = "" if len(ordered) == 1 else (
             "the other rows: " if i == len(ordered) - 1 and len(ids) > 2 else ", ".join(f"`{x}`" for x in ids) + ": ")
-        notes = (_load(meta) if source == meta["source"] else []) + ([TRANSCRIBED] if transcribed else [])
+        key = (source, mach, date, transcribed)
+        notes = ([f"load average up to {loads[key]} at the start"] if key in loads else
+                 _load(meta) if source == meta["source"] else []) + ([TRANSCRIBED] if transcribed else [])
         parts.append(f"{who}{source}, on {mach}, {date}{_notes(notes)}")
     return "; ".join(parts)
 
