@@ -9,6 +9,7 @@ against 1 process x 1 thread measured in the same run.
     .venv/bin/python benchmarks/ddp_speed.py                 # real MNIST if ../shared/data/mnist exists
     .venv/bin/python benchmarks/ddp_speed.py --two-threads   # also 1 process x 2 threads
     .venv/bin/python benchmarks/ddp_speed.py --dataset mnist-subset --epochs 10 --rounds 1
+    .venv/bin/python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results results/ddp-speed.json
 
 With 2 CPU cores, 2 processes can at best double the 1-thread throughput and cannot beat one
 process using both cores by much; on GPUs each process drives its own device.
@@ -62,6 +63,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every setting")
     p.add_argument("--two-threads", action="store_true",
                    help="also time 1 process x 2 threads (very slow on a busy 2-core machine: OpenMP spin-waits)")
+    p.add_argument("--results", metavar="FILE", default=None,
+                   help="write the figures and the machine's description to this results file (see results_io.py)")
     args = p.parse_args()
     settings = SETTINGS[:1] + [TWO_THREADS] + SETTINGS[1:] if args.two_threads else SETTINGS
     if args.dataset == "mnist-subset":
@@ -87,6 +90,21 @@ def main() -> int:
         print(f"{name:32s} {statistics.median(v):12.0f} {statistics.median(v) / base:6.2f}x  "
               + ", ".join(f"{x:.0f}" for x in v))
     print(f"load average {os.getloadavg()[0]:.1f} at the end (shared machine: figures are noisy)")
+    if args.results:
+        from results_io import command_line, make_meta, write_results
+
+        meta = make_meta("ddp-speed", "Training throughput: one process vs DDP processes",
+                         command_line(sys.argv[1:], "python benchmarks/ddp_speed.py"),
+                         regenerate=f"python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results {args.results}",
+                         dataset=args.dataset, train_examples=args.n_train, epochs=args.epochs,
+                         global_batch=args.batch_size, model="lenet5", rounds=args.rounds)
+        rows = []
+        for name, nproc, threads in settings:
+            v = [x["examples_per_sec"] for x in results[name]]
+            rows.append({"setting": name, "processes": nproc, "threads_per_process": threads,
+                         "examples_per_sec": statistics.median(v), "rounds": v,
+                         "vs_one_process_one_thread": statistics.median(v) / base})
+        write_results(args.results, meta, rows=rows)
     return 0
 
 

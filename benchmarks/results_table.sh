@@ -1,20 +1,44 @@
 #!/bin/bash
-# Regenerate every run of the README results table, one after the other (CPU; hours on 2 cores).
-#   bash benchmarks/results_table.sh /path/to/mnist [SEEDS]      (SEEDS default "0 1 2")
-# Each run writes runs/table/<config>-s<seed>/ (metrics.jsonl, best.pt, last.pt); the ensemble row
-# averages the lenet5-modern runs. (The published table used 1-4 seeds per row, see its seeds column.) --num-threads 1 was used for the published figures (a shared
-# 2-core machine); drop it on a machine of your own.
+# Rerun the MNIST results table (docs/results.md) and rewrite its results files, results/mnist.json
+# and results/ensembles.json. Run from the repository root; CPU: hours on 2 cores.
+#   bash benchmarks/results_table.sh MNIST_DIR [SEEDS]                  (SEEDS default "0 1 2")
+#   CONFIGS="lenet5 fast-lenet5" bash benchmarks/results_table.sh MNIST_DIR "0 1"    (some rows only)
+# Each run writes runs/table/CONFIG-sSEED/ (config.json, metrics.jsonl, best.pt, last.pt); the
+# ensemble row averages the lenet5-modern runs (test and dev split). benchmarks/collect_runs.py then
+# reads the runs' metrics.jsonl and the ensembles' JSON into the results files: the rows rerun are
+# replaced, the others kept. The published rows used 1-4 seeds each (their "runs" column) and
+# --num-threads 1 (a shared 2-core machine); set THREADS="" to leave torch its own thread count.
+# LENET="python -m lenetlab.cli" and PYTHON=... choose the commands (default: lenet, python).
 set -euo pipefail
 D=${1:?usage: results_table.sh MNIST_DIR [SEEDS]}
 SEEDS=${2:-"0 1 2"}
-train() { lenet train --config "configs/$1.yaml" --seed "$2" --name "$1-s$2" --out-dir runs/table \
-            --num-threads 1 --progress plain --no-plots --overwrite "${@:3}"; }
+SUBSET_CONFIGS="nndl-subset-quirk nndl-subset"   # the embedded 1,000/200/200 subset: no --data-dir
+MNIST_CONFIGS="d2l-lenet lenet5 lenet5-1998 lenet5-1998-b32 lenet5-1998-distort lenet5-1998-distort-b32
+  lenet5-1998-distort-lecun lenet5-modern lenet5-modern-w8 lenet5-modern-w8-long lenet5-modern-long fast-lenet5"
+CONFIGS=${CONFIGS:-"$SUBSET_CONFIGS $MNIST_CONFIGS"}
+THREADS=${THREADS-1}
+LENET=${LENET:-lenet}
+PYTHON=${PYTHON:-python}
+# A config is a file configs/NAME.yaml where the checkout has one, else a name the package ships.
+# (nndl-subset-quirk was configs/nndl-subset-seed000.yaml before the configs moved into the package.)
+config() {
+  if [ -f "configs/$1.yaml" ]; then echo "configs/$1.yaml"
+  elif [ "$1" = nndl-subset-quirk ] && [ -f configs/nndl-subset-seed000.yaml ]; then echo configs/nndl-subset-seed000.yaml
+  else echo "$1"; fi
+}
+train() { $LENET train --config "$(config "$1")" --seed "$2" --name "$1-s$2" --out-dir runs/table \
+            ${THREADS:+--num-threads "$THREADS"} --progress plain --no-plots --overwrite "${@:3}"; }
 for s in $SEEDS; do
-  train nndl-subset-seed000 "$s"
-  train nndl-subset "$s"
-  for c in d2l-lenet lenet5 lenet5-1998 lenet5-1998-b32 lenet5-1998-distort lenet5-1998-distort-b32 lenet5-1998-distort-lecun \
-           lenet5-modern lenet5-modern-w8 lenet5-modern-w8-long lenet5-modern-long fast-lenet5; do
-    train "$c" "$s" --data-dir "$D"
+  for c in $CONFIGS; do
+    case " $SUBSET_CONFIGS " in
+      *" $c "*) train "$c" "$s" ;;
+      *) train "$c" "$s" --data-dir "$D" ;;
+    esac
   done
 done
-lenet ensemble runs/table/lenet5-modern-s[0-9]* --data-dir "$D"
+if compgen -G "runs/table/lenet5-modern-s[0-9]*" >/dev/null; then
+  $LENET ensemble runs/table/lenet5-modern-s[0-9]* --data-dir "$D" --json > runs/table/ensemble-lenet5-modern.test.json
+  $LENET ensemble runs/table/lenet5-modern-s[0-9]* --data-dir "$D" --split dev --json \
+    > runs/table/ensemble-lenet5-modern.dev.json
+fi
+"$PYTHON" benchmarks/collect_runs.py runs/table --results results/mnist.json --ensembles results/ensembles.json

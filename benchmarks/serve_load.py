@@ -10,6 +10,10 @@ for loading other people's servers.
     .venv/bin/python benchmarks/serve_load.py                      # 2,000 requests, 8 at a time
     .venv/bin/python benchmarks/serve_load.py --onnx model.onnx    # through onnxruntime
     .venv/bin/python benchmarks/serve_load.py --payload json       # JSON 28x28 pixels instead of a PNG
+    .venv/bin/python benchmarks/serve_load.py --results results/serve-load.json   # the docs' results file
+
+``--results FILE`` puts this run's figures into FILE as the row of its backend and payload, keeping
+the other rows (one file holds the torch and the onnxruntime rows; see results_io.py).
 """
 
 from __future__ import annotations
@@ -126,6 +130,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--payload", choices=["png", "json"], default="png")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--results", metavar="FILE", default=None,
+                    help="put the figures into this results file, replacing the row of the same backend and payload")
     args = ap.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or args.requests > 100_000:
         ap.error("--requests must be 1..100000 and --concurrency at least 1")
@@ -169,7 +175,34 @@ def main(argv=None) -> int:
               f"  errors: {summary['errors']}  ({summary['cpu_count']} CPUs, shared: timings are noisy)")
     for e in res["errors"][:5]:
         print("  error:", e, file=sys.stderr)
+    if args.results:
+        write_load_results(args.results, summary, sys.argv[1:] if argv is None else argv)
     return 1 if res["errors"] else 0
+
+
+def write_load_results(path: str, summary: dict, argv: list[str]) -> None:
+    """Replace (or add) this backend's and payload's row in the results file ``path``."""
+    from pathlib import Path
+
+    from results_io import (
+        command_line,
+        load_results,
+        machine_line,
+        make_meta,
+        write_results,
+    )
+
+    command = command_line(argv, "python benchmarks/serve_load.py")
+    meta = make_meta("serve-load", "Serving under load: POST /predict", command,
+                     regenerate=f"python benchmarks/serve_load.py --results {path}",
+                     regenerate_note="then again with --onnx MODEL.onnx for the onnxruntime row")
+    row = {k: v for k, v in summary.items() if k != "url"}
+    row.update(command=command, source=meta["source"], machine=machine_line(meta), date=meta["date"])
+    rows = load_results(path)["rows"] if Path(path).is_file() else []
+    rows = [r for r in rows if (r.get("backend"), r.get("payload")) != (row["backend"], row["payload"])] + [row]
+    if len({r.get("source") for r in rows}) > 1:
+        meta["source"] = "measured at several commits (each row names its own, with its machine and date)"
+    write_results(path, meta, rows=rows)
 
 
 if __name__ == "__main__":

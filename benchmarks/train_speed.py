@@ -1,13 +1,26 @@
 """Training speed: a typical tutorial's per-sample PIL pipeline vs lenetlab, and time to 99% test accuracy.
 
-The same as ``lenet bench train``, with the same flags (``lenet bench train --help``); for example
-``python benchmarks/train_speed.py --quick --results results/train.json``. What is measured and how:
-:mod:`lenetlab.apps.bench_train`.
+The same as ``lenet bench train`` with the same flags (``lenet bench train --help``); what is measured
+and how: :mod:`lenetlab.apps.bench_train`. ``--results FILE`` writes the figures, with the machine's
+description, as a results file for the docs (see ``benchmarks/results_io.py``)::
+
+    python benchmarks/train_speed.py --data-dir DIR --compile --results results/train-speed.json
 """
 
+from __future__ import annotations
+
+import argparse
 import sys
 
 from lenetlab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", "train", *sys.argv[1:]]))
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--results", metavar="FILE", default=None)
+    known, rest = p.parse_known_args(sys.argv[1:])
+    if known.results is None:
+        sys.exit(main(["bench", "train", *rest]))
+    from results_io import record_cli
+
+    record_cli(known.results, "bench-train", "Training throughput and time to 99% test accuracy", ["bench", "train", *rest],
+               regenerate=f"python benchmarks/train_speed.py --data-dir DIR --compile --results {known.results}")

@@ -1,8 +1,14 @@
 """Shared pytest fixtures: the real MNIST folder (skipped where absent), the embedded subset, and
-small lenet5 checkpoints trained once per session (a few seconds). Helpers live in helpers.py."""
+small lenet5 checkpoints trained once per session (a few seconds). Helpers live in helpers.py.
+
+Tests that need the real MNIST IDX files read them from the folder named by the environment variable
+``LENETLAB_TEST_MNIST``; without it, from ``../shared/data/mnist`` next to the repository. A relative
+value is taken relative to the repository root.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,15 +20,22 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers.py beside the tests (i
 from helpers import train_small  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+MNIST_ENV = "LENETLAB_TEST_MNIST"
+DEFAULT_MNIST = "../shared/data/mnist"
+
+
+def mnist_test_dir() -> Path:
+    """Where the tests look for real MNIST: ``$LENETLAB_TEST_MNIST``, else ``../shared/data/mnist``."""
+    return (REPO / os.environ.get(MNIST_ENV, DEFAULT_MNIST)).resolve()
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The folder with the four real MNIST IDX files, or skip the test with the reason."""
-    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST not found at {SHARED_MNIST}")
-    return SHARED_MNIST
+    folder = mnist_test_dir()
+    if not (folder / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST not found at {folder} (set {MNIST_ENV} to the folder with the IDX files)")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from lenetlab.apps.compare import run_compare
 from lenetlab.apps.ensemble import run_ensemble
 from lenetlab.apps.evaluate import eval_command
 from lenetlab.apps.predict import run_predict, split_inputs
-from lenetlab.apps.results import write_results
 from lenetlab.data.summary import print_summary
 from lenetlab.data.transforms import NORMALIZE_CHOICES
 from lenetlab.errors import LenetlabError
@@ -271,8 +270,6 @@ def _add_bench(sub) -> None:
 
     def common(q) -> None:
         q.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
-        q.add_argument("--results", default=None, metavar="FILE",
-                       help="also write the figures, with the machine and versions, to this JSON file")
         _json_flag(q)
 
     q = which.add_parser("ops", help="loop reference vs im2col vs PyTorch operators on LeNet-5's layer shapes",
@@ -303,15 +300,16 @@ def _add_bench(sub) -> None:
                    help="checkpoint or run directory (default: the lenet5 shipped with lenetlab)")
     q.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime threads (0: torch's default)")
     q.add_argument("--batch-size", type=int, default=1000, help="batch size for the throughput figure")
+    q.add_argument("--calls", type=int, default=None, help="timed single-image calls (default: 2000, quick 300)")
     q.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
     common(q)
     q.set_defaults(func=_bench_infer)
 
 
 def _bench_ops(args) -> int:
-    figures = run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop, threads=args.threads,
-                            as_json=args.json)
-    return write_results(args.results, "ops", figures)
+    run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop, threads=args.threads,
+                  as_json=args.json)
+    return 0
 
 
 def _bench_train(args) -> int:
@@ -319,18 +317,18 @@ def _bench_train(args) -> int:
         run_train_bench,  # lazily: plots (matplotlib) and the training stack
     )
 
-    figures = run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
-                              threads=args.threads, target=args.target, levers=not args.no_levers,
-                              compile=args.compile, tta=not args.no_tta, as_json=args.json)
-    return write_results(args.results, "train", figures)
+    run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
+                    threads=args.threads, target=args.target, levers=not args.no_levers, compile=args.compile,
+                    tta=not args.no_tta, as_json=args.json)
+    return 0
 
 
 def _bench_infer(args) -> int:
     from lenetlab.apps.bench_infer import run_infer_bench  # lazily: matplotlib, onnx
 
-    figures = run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads,
-                              batch_size=args.batch_size, onnx=not args.no_onnx, as_json=args.json)
-    return write_results(args.results, "infer", figures)
+    run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads or None,
+                    batch_size=args.batch_size, calls=args.calls, onnx=not args.no_onnx, as_json=args.json)
+    return 0
 
 
 # ----------------------------------------------------------------------------- submit

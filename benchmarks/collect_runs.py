@@ -1,0 +1,197 @@
+"""Collect the results-table runs into ``results/mnist.json`` and ``results/ensembles.json``.
+
+    python benchmarks/collect_runs.py runs/table --results results/mnist.json --ensembles results/ensembles.json
+
+``benchmarks/results_table.sh`` calls this after its runs. A run directory is named
+``CONFIG-sSEED`` (``lenet train --name CONFIG-sSEED``); its ``metrics.jsonl`` gives the test
+accuracy of the best-on-dev checkpoint (the ``test`` row), the best dev accuracy and the training
+time, its ``config.json`` the dataset, model and thread count. Runs of one config make one row:
+test error mean, min, max and sample standard deviation over the seeds, and the mean of the runs'
+best dev accuracies. An ensemble is the pair
+``ensemble-NAME.test.json`` / ``ensemble-NAME.dev.json`` written by ``lenet ensemble --json``.
+
+Rows of configs that were not rerun are kept from the existing file, and a rerun row keeps its
+``label``, ``reference`` and ``note`` (the words the docs show), so a partial rerun updates only
+its own rows. Every row records the command, the commit it was measured at and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+from results_io import (
+    load_results,
+    machine_line,
+    make_meta,
+    relative_to_repo,
+    write_results,
+)
+
+RUN_NAME = re.compile(r"^(?P<config>.+)-s(?P<seed>\d+)$")
+KEEP = ("label", "reference", "note")
+
+
+def read_run(run_dir: Path) -> dict:
+    """One run's figures: config id, seed, model, dataset, test accuracy, best dev accuracy, train time."""
+    m = RUN_NAME.match(run_dir.name)
+    if not m:
+        raise ValueError(f"{run_dir}: run directories are named CONFIG-sSEED")
+    cfg = json.loads((run_dir / "config.json").read_text())
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    tests = [r for r in rows if r.get("kind") == "test"]
+    devs = [r["accuracy"] for r in rows if r.get("kind") == "dev"]
+    if not tests:
+        raise ValueError(f"{run_dir}: no test row in metrics.jsonl (did the run finish?)")
+    times = [r["train_time"] for r in rows if "train_time" in r]
+    return {"config": m["config"], "seed": int(m["seed"]), "model": cfg.get("model"), "dataset": cfg.get("dataset"),
+            "num_threads": cfg.get("num_threads"), "test_accuracy": tests[-1]["accuracy"],
+            "dev_accuracy": max(devs) if devs else None, "train_time": max(times) if times else None}
+
+
+def _pct(acc: float) -> float:
+    return round(100.0 * (1.0 - acc), 2)
+
+
+def _seeds(seeds: list[int]) -> str:
+    if len(seeds) == 1:
+        return str(seeds[0])
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"N (N = {seeds[0]}..{seeds[-1]})"
+    return "N (N = " + ", ".join(map(str, seeds)) + ")"
+
+
+def train_command(config: str, runs: list[dict]) -> str:
+    """The ``lenet train`` command of one row, with ``--data-dir DIR`` for real MNIST."""
+    r = runs[0]
+    parts = ["lenet train --config", config]
+    if r["dataset"] != "mnist-subset":
+        parts.append("--data-dir DIR")
+    if r["num_threads"]:
+        parts.append(f"--num-threads {r['num_threads']}")
+    parts.append("--seed " + _seeds(sorted(x["seed"] for x in runs)))
+    return " ".join(parts)
+
+
+def command_as_run(config: str, runs: list[dict]) -> str:
+    """What ``results_table.sh`` ran for one row (its ``train`` function)."""
+    r = runs[0]
+    threads = f" --num-threads {r['num_threads']}" if r["num_threads"] else ""
+    data = "" if r["dataset"] == "mnist-subset" else " --data-dir DIR"
+    return (f"lenet train --config {config} --seed {_seeds(sorted(x['seed'] for x in runs))} --name {config}-sN "
+            f"--out-dir runs/table{threads} --progress plain --no-plots --overwrite{data}")
+
+
+def aggregate(runs: list[dict], source: str, machine: str, date: str | None = None,
+              load_average: float | None = None) -> list[dict]:
+    """One row per config, in first-seen order."""
+    by: dict[str, list[dict]] = {}
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        by.setdefault(r["config"], []).append(r)
+    rows = []
+    for config, rs in by.items():
+        errs = [_pct(r["test_accuracy"]) for r in rs]
+        times = [r["train_time"] for r in rs if r["train_time"] is not None]
+        devs = [r["dev_accuracy"] for r in rs if r["dev_accuracy"] is not None]
+        cmd = train_command(config, rs)
+        rows.append({
+            "id": config, "label": config, "model": rs[0]["model"], "dataset": rs[0]["dataset"],
+            "seeds": [r["seed"] for r in rs],
+            "test_error_pct": {"mean": round(statistics.mean(errs), 2), "min": min(errs), "max": max(errs),
+                               "sd": round(statistics.stdev(errs), 2) if len(errs) > 1 else None,
+                               "per_seed": errs},
+            "dev_accuracy_pct": round(100 * statistics.mean(devs), 2) if devs else None,
+            "dev_accuracy_pct_per_seed": [round(100 * d, 2) for d in devs],
+            "train_time_s": ({"mean": round(statistics.mean(times), 1), "min": round(min(times), 1),
+                              "max": round(max(times), 1)} if times else None),
+            "command": cmd, "command_as_run": command_as_run(config, rs), "source": source, "machine": machine,
+            "date": date, "load_average": load_average,
+        })
+    return rows
+
+
+def merge(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old`` with the rows of the same id replaced by ``new`` (keeping their words); new ids appended."""
+    fresh = {r["id"]: r for r in new}
+    out = []
+    for r in old:
+        if r["id"] in fresh:
+            n = fresh.pop(r["id"])
+            n.update({k: r[k] for k in KEEP if k in r})
+            out.append(n)
+        else:
+            out.append(r)
+    return out + list(fresh.values())
+
+
+def read_ensembles(runs_dir: Path, source: str, machine: str, date: str | None = None) -> list[dict]:
+    """Rows from ``ensemble-NAME.test.json`` (and ``.dev.json`` when present)."""
+    rows = []
+    for test in sorted(runs_dir.glob("ensemble-*.test.json")):
+        name = test.name[len("ensemble-"):-len(".test.json")]
+        t = json.loads(test.read_text())
+        dev_file = test.with_name(f"ensemble-{name}.dev.json")
+        d = json.loads(dev_file.read_text()) if dev_file.is_file() else None
+        members = [relative_to_repo(m["checkpoint"]) for m in t["members"]]
+        rows.append({
+            "id": name, "label": name, "members": members,
+            "member_test_error_pct": [_pct(m["accuracy"]) for m in t["members"]],
+            "test_error_pct": _pct(t["accuracy"]), "dev_error_pct": _pct(d["accuracy"]) if d else None,
+            "command": "lenet ensemble " + " ".join(members) + " --data-dir DIR",
+            "source": source, "machine": machine, "date": date,
+        })
+    return rows
+
+
+def merged_meta(old: dict | None, new: dict, rows: list[dict]) -> dict:
+    """``new`` (this machine, now) keeping ``old``'s descriptive fields; a mixed file's source says so."""
+    keep = {k: v for k, v in (old or {}).items() if k in ("title", "split", "selection", "combination")}
+    meta = {**new, **keep}
+    sources = sorted({r.get("source") for r in rows})
+    if len(sources) > 1:
+        meta["source"] = "measured at several commits (each row names its own, with its machine and date)"
+    return meta
+
+
+def collect(runs_dir, results=None, ensembles=None) -> tuple[list[dict], list[dict]]:
+    """Read every run under ``runs_dir`` and write (merge into) the two results files; return their rows."""
+    runs_dir = Path(runs_dir)
+    runs = [read_run(d) for d in sorted(runs_dir.iterdir())
+            if d.is_dir() and (d / "metrics.jsonl").is_file() and RUN_NAME.match(d.name)]
+    if not runs:
+        raise SystemExit(f"no finished runs (CONFIG-sSEED/metrics.jsonl) under {runs_dir}")
+    meta = make_meta("mnist-runs", "MNIST results", "bash benchmarks/results_table.sh DIR",
+                     regenerate="bash benchmarks/results_table.sh DIR")
+    machine = machine_line(meta)
+    rows = aggregate(runs, meta["source"], machine, meta["date"], meta.get("load_average"))
+    ens = read_ensembles(runs_dir, meta["source"], machine, meta["date"])
+    if results:
+        old = load_results(results) if Path(results).is_file() else {"meta": None, "rows": []}
+        rows = merge(old["rows"], rows)
+        write_results(results, merged_meta(old["meta"], meta, rows), rows=rows)
+    if ensembles and ens:
+        old = load_results(ensembles) if Path(ensembles).is_file() else {"meta": None, "rows": []}
+        ens = merge(old["rows"], ens)
+        new = dict(meta, kind="mnist-ensembles", title="MNIST ensembles")
+        write_results(ensembles, merged_meta(old["meta"], new, ens), rows=ens)
+    return rows, ens
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs_dir", help="folder of CONFIG-sSEED run directories (runs/table)")
+    p.add_argument("--results", default="results/mnist.json", help="results file of the runs table")
+    p.add_argument("--ensembles", default="results/ensembles.json", help="results file of the ensembles")
+    a = p.parse_args(argv)
+    rows, ens = collect(a.runs_dir, a.results, a.ensembles)
+    print(f"{len(rows)} rows in {a.results}; {len(ens)} ensembles", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,449 @@
+"""Render the docs' tables from the results files and rewrite the marked regions of the pages.
+
+    python benchmarks/docs_tables.py            # rewrite every marked table in README.md and docs/*.md
+    python benchmarks/docs_tables.py --check    # change nothing; exit 1 naming the stale tables
+
+A marked region of a page is::
+
+    <!-- table: results/mnist.json -->
+    (generated: the table and a line naming the source, the machine and the command that regenerates it)
+    <!-- end table -->
+
+After ``table:`` comes a results file (relative to the repository root; see ``results_io.py``),
+optionally followed by a view name (``<!-- table: results/train-speed.json time-to-accuracy -->``);
+``<!-- table: glance -->`` is README's at-a-glance table, which quotes several files. The file's
+``meta.kind`` picks the renderer. ``tests/test_docs.py`` renders every region in memory and fails
+when a page disagrees with its results file, so a figure in the docs cannot drift from its file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.S | re.M)
+REGION = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+
+
+# ----------------------------------------------------------------------------- formatting
+def pct(x, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}%"
+
+
+def num(x) -> str:
+    return "n/a" if x is None else f"{x:,.0f}"
+
+
+def sig(x, digits: int = 3) -> str:
+    """``x`` with ``digits`` significant digits, thousands separated (``0.0182``, ``15.2``, ``1,388``)."""
+    if x is None:
+        return "n/a"
+    if x == 0:
+        return "0"
+    if abs(x) >= 10 ** (digits - 1):
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 else f"{x:.1e}"
+
+
+def ratio(x) -> str:
+    return "n/a" if x is None else (f"{x:,.0f}×" if x >= 100 else f"{x:.2f}×")
+
+
+def sci(x) -> str:
+    return "n/a" if x is None else f"{x:.1e}"
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
+def table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
+    """A markdown table; ``align`` has one ``l``/``r`` per column (default: all left)."""
+    align = align or "l" * len(header)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(sep) + "|"] + \
+        ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+
+
+def code(s: str) -> str:
+    return f"`{s}`"
+
+
+# ----------------------------------------------------------------------------- files
+def load(path: str) -> dict:
+    """A results file (``meta`` plus ``data`` or ``rows``), path relative to the repository root."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from results_io import load_results
+
+    return load_results(REPO / path)
+
+
+def link(target: str, doc_dir: Path) -> str:
+    """The relative link from a page in ``doc_dir`` to ``target`` (relative to the repository root)."""
+    return Path(os.path.relpath(REPO / target, doc_dir)).as_posix()
+
+
+def machine(meta: dict) -> str:
+    hw = meta["hardware"]
+    gpu = hw.get("gpu") or "no GPU"
+    return f"{hw['cpu']}, {hw['cores']} cores, {gpu}, Python {meta['python']}, torch {meta['torch']}"
+
+
+TRANSCRIBED = "figures first published in the README at that commit and copied here unchanged; the runs' own " \
+              "outputs were not kept"
+
+
+def _load(meta: dict) -> list[str]:
+    if meta.get("load"):
+        return [meta["load"]]
+    if meta.get("load_average") is not None:
+        return [f"load average {meta['load_average']} at the start"]
+    return []
+
+
+def _notes(notes: list[str]) -> str:
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def _provenance(body: dict) -> str:
+    """Where the figures come from: the file's one source, or each group of rows with its own."""
+    meta, rows = body["meta"], body.get("rows") or []
+    if not rows or not all(r.get("source") for r in rows):
+        return f"{meta['source']}, on {machine(meta)}, {meta['date']}" + \
+            _notes(_load(meta) + ([TRANSCRIBED] if meta.get("transcribed") else []))
+    groups: dict[tuple, list[str]] = {}
+    loads: dict[tuple, float] = {}
+    for r in rows:
+        key = (r["source"], r.get("machine") or machine(meta), r.get("date") or meta["date"], bool(r.get("transcribed")))
+        groups.setdefault(key, []).append(str(r.get("id") or r.get("backend") or r.get("label")))
+        if r.get("load_average") is not None:
+            loads[key] = max(loads.get(key, 0.0), r["load_average"])
+    ordered = sorted(groups.items(), key=lambda kv: len(kv[1]))
+    parts = []
+    for i, ((source, mach, date, transcribed), ids) in enumerate(ordered):
+        who = "" if len(ordered) == 1 else (
+            "the other rows: " if i == len(ordered) - 1 and len(ids) > 2 else ", ".join(f"`{x}`" for x in ids) + ": ")
+        key = (source, mach, date, transcribed)
+        notes = ([f"load average up to {loads[key]} at the start"] if key in loads else
+                 _load(meta) if source == meta["source"] else []) + ([TRANSCRIBED] if transcribed else [])
+        parts.append(f"{who}{source}, on {mach}, {date}{_notes(notes)}")
+    return "; ".join(parts)
+
+
+def caption(path: str, body: dict, doc_dir: Path) -> list[str]:
+    """The line under every table: where the figures come from and how to regenerate them."""
+    meta = body["meta"]
+    words = [f"Source: [{path}]({link(path, doc_dir)}): {_provenance(body)}"]
+    how = meta.get("regenerate")
+    if how:
+        cmd = how.split()[0] in ("python", "bash", "lenet")
+        words.append(f"regenerate: `{how}`" if cmd else f"to regenerate: {how}")
+        if meta.get("regenerate_note"):
+            words[-1] += f" ({meta['regenerate_note']})"
+    else:
+        words.append(f"command: `{meta['command']}`")
+    return ["", "<sub>" + ". ".join(w[0].upper() + w[1:] for w in words) + ".</sub>"]
+
+
+# ----------------------------------------------------------------------------- renderers
+def _spread(e: dict, n: int) -> str:
+    if n < 2:
+        return "one run"
+    sd = f", sd {e['sd']:.2f}" if e.get("sd") is not None else ""
+    return f"{e['min']:.2f}–{e['max']:.2f}%{sd}"
+
+
+def _time(t: dict | None) -> str:
+    if not t or t.get("mean") is None:
+        return "n/a"
+    mean = f"{t['mean']:,.1f}" if t["mean"] < 10 else f"{t['mean']:,.0f}"
+    if t["min"] == t["max"] == t["mean"]:
+        return f"{mean} s"
+    lo = f"{t['min']:,.1f}" if t["min"] < 10 else f"{t['min']:,.0f}"
+    hi = f"{t['max']:,.1f}" if t["max"] < 10 else f"{t['max']:,.0f}"
+    return f"{mean} s ({lo}–{hi})"
+
+
+def render_mnist_runs(body: dict, view: str | None) -> list[str]:
+    rows = body["rows"]
+    if view:
+        rows = [r for r in rows if r["model"] == view]
+    out = table(["run", "model", "test error", "spread (min–max, sd)", "runs", "dev accuracy", "training time per run",
+                 "command"],
+                [[r["label"], code(r["model"]), f"**{pct(r['test_error_pct']['mean'])}**",
+                  _spread(r["test_error_pct"], len(r["seeds"])), str(len(r["seeds"])), pct(r.get("dev_accuracy_pct")),
+                  _time(r.get("train_time_s")), code(r["command"])] for r in rows], "llrlrrrl")
+    notes = [f"- `{r['id']}`: {r['note']}." for r in rows if r.get("note")]
+    return out + ([""] + notes if notes else [])
+
+
+def render_ensembles(body: dict, view: str | None) -> list[str]:
+    return table(["ensemble", "test error", "dev error", "command"],
+                 [[r["label"], f"**{pct(r['test_error_pct'])}**" if i == 0 else pct(r["test_error_pct"]),
+                   pct(r.get("dev_error_pct")) if r.get("dev_error_pct") is not None else "–", code(r["command"])]
+                  for i, r in enumerate(body["rows"])], "lrrl")
+
+
+def render_tries(body: dict, view: str | None) -> list[str]:
+    return table(["setting", "dev accuracy", "test error", "command"],
+                 [[r["label"], pct(r["dev_accuracy_pct"]), pct(r["test_error_pct"]), code(r["command"])]
+                  for r in body["rows"]], "lrrl")
+
+
+def render_recipes(body: dict, view: str | None) -> list[str]:
+    out = table(["recipe", "result", "command"], [[r["label"], r["result"], code(r["command"])] for r in body["rows"]])
+    return out + ([f"", f"Commands: {body['meta']['commands']}."] if body["meta"].get("commands") else [])
+
+
+def _variants(throughput: dict) -> tuple[list[str], list[int]]:
+    names, threads = [], set()
+    for k in throughput:
+        name, t = k.rsplit(" @", 1)
+        threads.add(int(t[:-1]))
+        if name not in names:
+            names.append(name)
+    return names, sorted(threads)
+
+
+def render_train(body: dict, view: str | None) -> list[str]:
+    d = body["data"]
+    if view == "time-to-accuracy":
+        t, b = d["time_to_accuracy"], d.get("baseline_same_budget")
+        state = "reached" if t["reached"] else "NOT reached"
+        out = [f"Target {state}: **{t['test_accuracy']:.2%} test accuracy after {t['train_time']:.1f} s of training** "
+               f"(epoch {t['epoch']:.2f}; {t['wall_time']:.1f} s of wall time including the test evaluations)."]
+        if b:
+            out += ["", f"The baseline recipe (per-sample pipeline, `lenet5`, SGD lr 0.1, batch 64) after the same "
+                        f"{b['train_time']:.1f} s of training: {b['test_accuracy']:.2%} test accuracy ({b['epochs']:.2f} epochs)."]
+        out += ["", *table(["training time", "epoch", "test accuracy"],
+                           [[f"{a:.1f} s", f"{e:.2f}", f"{acc:.2%}"] for a, e, acc in t["curve"]], "rrr")]
+        return out
+    names, threads = _variants(d["throughput"])
+    header = [f"path (batch {d['batch_size']})"]
+    for t in threads:
+        header += [f"{t} thread{'s' if t > 1 else ''}", "ratio"]
+    rows = []
+    for n in names:
+        label = "baseline: a typical tutorial's per-sample PIL pipeline + DataLoader" if n == "baseline" else f"lenetlab {n}"
+        cells = [label]
+        for t in threads:
+            k = f"{n} @{t}t"
+            cells += [f"{num(d['throughput'][k])} ex/s", ratio(d["ratio"][k])] if k in d["throughput"] else ["–", "–"]
+        rows.append(cells)
+    out = table(header, rows, "l" + "rr" * len(threads))
+    best = d["best_ratio_variant"].rsplit(" @", 1)
+    out += ["", f"Best ratio at the same model, batch and thread count: **{ratio(d['best_ratio_same_threads'])}** "
+                f"(lenetlab {best[0]}, {best[1][:-1]} thread{'s' if best[1] != '1t' else ''}); the fastest lenetlab "
+                f"path is {ratio(d['best_vs_best_baseline'])} the fastest baseline."]
+    return out
+
+
+def render_infer(body: dict, view: str | None) -> list[str]:
+    d = body["data"]
+    out = table(["backend", f"images/s (batch {num(d['batch_size'])})", "p50 latency", "p99 latency", "max abs diff"],
+                [[name, num(b["images_per_sec"]), f"{sig(b['p50_ms'])} ms", f"{sig(b['p99_ms'])} ms", sci(b["max_abs_diff"])]
+                 for name, b in d["backends"].items()], "lrrrr")
+    out += ["", f"Model `{d['model']}` from `{d['checkpoint']}`, {_threads(d['threads'])}; latency over "
+                f"{num(d['calls'])} single-image calls; max abs diff: scores against eager PyTorch."]
+    return out + [f"Skipped: {k} ({v})." for k, v in d.get("skipped", {}).items()]
+
+
+def render_ops(body: dict, view: str | None) -> list[str]:
+    d = body["data"]
+    if view == "target":
+        t = d["conv_fwd_bwd_target"]
+        rows = [[code(k), ratio(v)] for k, v in t["per_layer"].items()] + [["all three together", ratio(t["all_conv_layers"])]]
+        return table([f"convolution, forward+backward, batch {t['batch']}", "im2col time / PyTorch time"], rows, "lr")
+    rows = [[r["what"], str(r["batch"]), r["mode"], sig(r["torch_ms"]), sig(r["scratch_ms"]), ratio(r["scratch_ratio"]),
+             sig(r["loop_ms"]) + (" ~" if r.get("loop_note") else ""), ratio(r["loop_ratio"])] for r in d["rows"]]
+    out = table(["layer", "batch", "pass", "PyTorch ms", "im2col ms", "im2col / PyTorch", "loop ms", "loop / PyTorch"],
+                rows, "lrlrrrrr")
+    out += ["", f"{_threads(d['threads'])}, float32{', --quick' if d.get('quick') else ''}; "
+                "times are the best of torch.utils.benchmark's timed blocks, the loop reference is timed once; "
+                "~ marks a loop time measured on a sub-batch and scaled to the full batch."]
+    return out
+
+
+def render_compare(body: dict, view: str | None) -> list[str]:
+    d = body["data"]
+    out = table(["check", "inputs", "n", "max abs difference", "within tolerance"],
+                [[r["check"], r["inputs"], num(r["n"]), sci(r["max_abs_diff"]), "yes" if r["ok"] else "**no**"]
+                 for r in d["rows"]], "llrrl")
+    return out + ["", f"Weights: {d['weights']}; tolerance {d['tolerance']:g}; argmax agreement "
+                      f"{d['argmax_agreement']:.2%}; largest |output| {d['max_abs_output']:.3g}."]
+
+
+def render_eval(body: dict, view: str | None) -> list[str]:
+    d = body["data"]
+    names = d.get("class_names") or [str(i) for i in range(len(d["per_class"]))]
+    out = table(["checkpoint", "split", "images", "accuracy", "loss"],
+                [[code(d["checkpoint"]), d["split"], num(d["n"]), f"**{d['accuracy']:.2%}**", f"{d['loss']:.4f}"]], "llrrr")
+    return out + ["", *table(["class", *names], [["accuracy", *(f"{a:.1%}" for a in d["per_class"])]],
+                             "l" + "r" * len(names))]
+
+
+def render_export(body: dict, view: str | None) -> list[str]:
+    d = body["data"]
+    return table(["model", "exporter", "opset", "dynamic batch", "size", "max abs diff vs PyTorch"],
+                 [[code(d["model"]), d["exporter"], str(d["opset"]), "yes" if d["dynamic_batch"] else "no",
+                   f"{d['bytes'] / 1024:,.0f} KiB", sci(d["max_abs_diff"])]], "llrlrr")
+
+
+def render_ddp(body: dict, view: str | None) -> list[str]:
+    m = body["meta"]
+    out = table(["setting", "examples/s (median)", "rounds", "vs 1 process × 1 thread"],
+                [[r["setting"], num(r["examples_per_sec"]), "; ".join(num(x) for x in r["rounds"]),
+                  ratio(r["vs_one_process_one_thread"])] for r in body["rows"]], "lrrr")
+    return out + ["", f"`{m['model']}` on {m['dataset']} ({num(m['train_examples'])} training images), {m['epochs']} "
+                      f"epoch, global batch {m['global_batch']}; examples/s over the training steps (rank 0's clock; "
+                      f"evaluation and checkpoint writes excluded), median of {m['rounds']} interleaved rounds."]
+
+
+def render_serve(body: dict, view: str | None) -> list[str]:
+    rows = body["rows"]
+    out = table(["backend", "p50", "p90", "p99", "requests/s", "errors", "command"],
+                [[r["backend"], f"{r['p50_ms']:.1f} ms", f"{r['p90_ms']:.1f} ms", f"{r['p99_ms']:.1f} ms",
+                  f"{r['requests_per_s']:.1f}", str(r["errors"]), code(r["command"])] for r in rows], "lrrrrrl")
+    r = rows[0]
+    return out + ["", f"{num(r['requests'])} `POST /predict` of a 280×280 canvas PNG per backend, {r['concurrency']} "
+                      f"concurrent clients; the load generator shares the {r['cpu_count']} cores with the server, so "
+                      "these figures are a floor for a real deployment."]
+
+
+RENDERERS = {
+    "mnist-runs": render_mnist_runs, "mnist-ensembles": render_ensembles, "mnist-tries": render_tries,
+    "recipes-tried": render_recipes, "bench-train": render_train, "bench-infer": render_infer,
+    "bench-ops": render_ops, "lenet-compare": render_compare, "lenet-eval": render_eval,
+    "lenet-export": render_export, "ddp-speed": render_ddp, "serve-load": render_serve,
+}
+
+
+# ----------------------------------------------------------------------------- README at a glance
+def _row(rows: list[dict], id: str) -> dict:
+    return next(r for r in rows if r["id"] == id)
+
+
+def glance_rows() -> list[tuple[str, str, str, str]]:
+    """(what, figure, results file, docs page) for README's table; every figure read from its file."""
+    mnist = load("results/mnist.json")["rows"]
+    l5, old, dist, w8 = (_row(mnist, i) for i in ("lenet5", "lenet5-1998", "lenet5-1998-distort-lecun",
+                                                 "lenet5-modern-w8-long"))
+    ens = _row(load("results/ensembles.json")["rows"], "lenet5-modern")
+    train = load("results/train-speed.json")["data"]
+    tta = train["time_to_accuracy"]
+    cmp_rows = load("results/compare.json")["data"]["rows"]
+    f32 = max(r["max_abs_diff"] for r in cmp_rows if "float64" not in r["check"] and "state dict" not in r["check"])
+    infer = load("results/infer-speed.json")["data"]["backends"]
+    onnx = next((v for k, v in infer.items() if k.startswith("ONNX")), None)
+    serve = load("results/serve-load.json")["rows"]
+    shipped = load("results/shipped-model.json")["data"]
+
+    def runs(r):
+        n = len(r["seeds"])
+        return f"{n} run{'s' if n > 1 else ''}"
+
+    e = l5["test_error_pct"]
+    out = [
+        ("NNDL `lenet5` on MNIST", f"{pct(e['mean'])} ± {e['sd']:.2f} test error ({runs(l5)}, ~{l5['train_time_s']['mean']:.0f} s "
+         "of training each on one CPU thread)", "results/mnist.json", "docs/results.md"),
+        ("`lenet5-1998`, LeCun et al. 1998 (paper: 0.95% without distortions, 0.8% with)",
+         f"{pct(old['test_error_pct']['mean'])} without distortions ({runs(old)}), "
+         f"{pct(dist['test_error_pct']['mean'])} with ({runs(dist)})", "results/mnist.json", "docs/results.md"),
+        ("modernised LeNet-5 at LeNet-5's size (62,786 parameters)",
+         f"{pct(w8['test_error_pct']['mean'])} test error ({runs(w8)})", "results/mnist.json", "docs/results.md"),
+        ("ensemble of 4 `lenet5-modern`", f"{pct(ens['test_error_pct'])} test error", "results/ensembles.json",
+         "docs/results.md"),
+        ("time to 99% MNIST test accuracy", f"{tta['train_time']:.1f} s of training (`--config fast-lenet5`, one CPU thread)",
+         "results/train-speed.json", "docs/speed.md"),
+        ("training throughput against a typical tutorial's per-sample PIL pipeline (same model, batch 64)",
+         ratio(train["best_ratio_same_threads"]), "results/train-speed.json", "docs/speed.md"),
+        ("from-scratch `lenet5-scratch` against PyTorch, same weights",
+         f"max abs difference {sci(f32)} (float32)", "results/compare.json", "docs/operators.md"),
+    ]
+    if onnx:
+        out.append(("inference with ONNX Runtime, shipped model, one thread",
+                    f"{num(onnx['images_per_sec'])} images/s batched, {sig(onnx['p50_ms'])} ms per single image (p50)",
+                    "results/infer-speed.json", "docs/speed.md"))
+    best = max(serve, key=lambda r: r["requests_per_s"])
+    out += [("`lenet serve` under load (8 clients, 2 cores)",
+             f"{best['requests_per_s']:.0f} requests/s, p50 {best['p50_ms']:.0f} ms ({best['backend']})",
+             "results/serve-load.json", "docs/serving.md"),
+            ("the shipped `lenet5`'s MNIST test accuracy", f"{shipped['accuracy']:.2%}", "results/shipped-model.json",
+             "docs/serving.md")]
+    return out
+
+
+def render_glance(doc_dir: Path) -> list[str]:
+    rows = [[what, fig, f"[{Path(page).stem}]({link(page, doc_dir)})"] for what, fig, _, page in glance_rows()]
+    return table(["what", "figure", "details"], rows) + [
+        "", "<sub>Every figure is read from a file in [results/](" + link("results", doc_dir) + ") that names "
+        "the machine, the versions, the date and the command; the linked page shows the full table.</sub>"]
+
+
+# ----------------------------------------------------------------------------- regions
+def render(spec: str, doc_dir: Path) -> str:
+    """The generated text of one marked region (without the markers), ending in a newline."""
+    parts = spec.split()
+    if parts == ["glance"]:
+        return "\n".join(render_glance(doc_dir)) + "\n"
+    if not parts or len(parts) > 2:
+        raise ValueError(f"bad table marker {spec!r}: want 'results/FILE.json [VIEW]' or 'glance'")
+    path, view = parts[0], (parts[1] if len(parts) > 1 else None)
+    body = load(path)
+    kind = body["meta"]["kind"]
+    if kind not in RENDERERS:
+        raise ValueError(f"{path}: no renderer for kind {kind!r}")
+    lines = RENDERERS[kind](body, view) + caption(path, body, doc_dir)
+    return "\n".join(lines) + "\n"
+
+
+def _outside_code(text: str) -> list[tuple[bool, str]]:
+    """``text`` cut into (is_code, part) pieces: fenced code blocks (whose markers are examples) and the rest."""
+    parts = FENCE.split(text)
+    return [(i % 2 == 1, part) for i, part in enumerate(parts)]
+
+
+def update_text(text: str, doc_path: Path) -> str:
+    """``text`` with every marked region outside code blocks regenerated."""
+    doc_dir = Path(doc_path).resolve().parent
+    return "".join(part if code else REGION.sub(lambda m: m.group(1) + render(m["spec"].strip(), doc_dir) + m.group(4),
+                                                part)
+                   for code, part in _outside_code(text))
+
+
+def marked_specs(text: str) -> list[str]:
+    """The specs of the marked regions outside code blocks."""
+    return [m["spec"].strip() for code, part in _outside_code(text) if not code for m in REGION.finditer(part)]
+
+
+def pages() -> list[Path]:
+    """README.md and every page under docs/."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page is stale")
+    p.add_argument("files", nargs="*", type=Path, help="pages to update (default: README.md and docs/*.md)")
+    a = p.parse_args(argv)
+    stale = []
+    for page in a.files or pages():
+        text = page.read_text(encoding="utf-8")
+        new = update_text(text, page)
+        if new != text:
+            stale.append(page)
+            if not a.check:
+                page.write_text(new, encoding="utf-8")
+    verb = "stale" if a.check else "updated"
+    for page in stale:
+        print(f"{verb}: {page.relative_to(REPO) if page.resolve().is_relative_to(REPO) else page}")
+    return 1 if (a.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,183 @@
+"""Results files for the docs: JSON with a ``meta`` block (hardware, versions, date, command, source).
+
+Every table in ``docs/*.md`` is rendered from one file under ``results/`` by
+``benchmarks/docs_tables.py``. A results file is one JSON object::
+
+    {"meta": {"kind": ..., "title": ..., "command": ..., "source": ..., "date": "YYYY-MM-DD",
+              "hardware": {"cpu": ..., "cores": N, "gpu": ...}, "python": ..., "torch": ...},
+     "data": {...}}          # the producing command's own JSON output, or
+     "rows": [{...}, ...]}   # one row per table line; a row may carry its own "command" and "source"
+
+``kind`` names the renderer in ``docs_tables.py``. The benchmark scripts call :func:`write_results`
+(their ``--results FILE`` option); :func:`record_cli` runs any ``lenet ... --json`` command in
+process and keeps its JSON output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    """The short commit of the working tree (with ``+dirty`` when files outside ``results/`` changed), or None."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def machine_meta() -> dict:
+    """Hardware and software of this machine, and today's date (UTC)."""
+    try:
+        import torch
+
+        torch_version, gpu = torch.__version__, (torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    except ImportError:  # pragma: no cover - the package needs torch anyway
+        torch_version, gpu = None, None
+    mem_gb = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+        mem_gb = round(kb / 1024 ** 2, 1)
+    return {"date": _dt.datetime.now(_dt.timezone.utc).date().isoformat(),
+            "hardware": {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gb": mem_gb, "gpu": gpu},
+            "os": platform.platform(terse=True), "python": platform.python_version(), "torch": torch_version,
+            "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None}
+
+
+def machine_line(meta: dict) -> str:
+    """A short description of the machine in ``meta`` (CPU, cores, GPU, torch), for a row's ``machine``."""
+    hw = meta["hardware"]
+    gpu = f", {hw['gpu']}" if hw.get("gpu") else ", no GPU"
+    return f"{hw['cpu']}, {hw['cores']} cores{gpu}, torch {meta['torch']}"
+
+
+def make_meta(kind: str, title: str, command: str, source: str | None = None, **extra) -> dict:
+    """A ``meta`` block for a file measured now on this machine by ``command``."""
+    commit = git_commit()
+    meta = {"kind": kind, "title": title, "command": command,
+            "source": source or (f"measured at commit {commit}" if commit else "measured")}
+    meta.update(machine_meta())
+    meta.update(extra)
+    return meta
+
+
+def write_results(path, meta: dict, *, data=None, rows=None) -> Path:
+    """Write ``{"meta": meta, "data"|"rows": ...}`` to ``path`` (atomically) and return the path."""
+    if (data is None) == (rows is None):
+        raise ValueError("give exactly one of data= and rows=")
+    body = {"meta": meta, **({"data": data} if data is not None else {"rows": rows})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=1, default=float) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    print(f"wrote {path}", file=sys.stderr)
+    return path
+
+
+def load_results(path) -> dict:
+    """Read a results file and check it has a ``meta`` block with the fields every file carries."""
+    body = json.loads(Path(path).read_text(encoding="utf-8"))
+    meta = body.get("meta") or {}
+    missing = [k for k in ("kind", "title", "command", "source", "date", "hardware", "python", "torch")
+               if k not in meta]
+    if missing or ("data" in body) == ("rows" in body):
+        raise ValueError(f"{path}: not a results file (missing meta {missing} or neither/both data and rows)")
+    return body
+
+
+def relative_to_repo(path) -> str:
+    """``path`` relative to the repository root when it lies inside it (no machine paths in results)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(path)
+
+
+def command_line(argv: list[str], prog: str) -> str:
+    """``prog`` followed by ``argv`` as one shell-quoted line, without ``--results FILE`` and with
+    every ``--data-dir`` value written ``DIR`` (results files hold no machine paths)."""
+    out: list[str] = []
+    skip = False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--results":
+            skip = True
+        elif a.startswith("--results="):
+            continue
+        elif i and argv[i - 1] == "--data-dir":
+            out.append("DIR")
+        elif a.startswith("--data-dir="):
+            out.append("--data-dir=DIR")
+        else:
+            out.append(shlex.quote(a))
+    return " ".join([prog, *out])
+
+
+def run_cli_json(argv: list[str]) -> tuple[dict, int]:
+    """Run ``lenet ARGV`` in this process; return what it printed, parsed as JSON, and its exit status.
+
+    ``--json`` is added. A non-zero status with JSON output is a result too (``lenet compare``
+    exits 1 when a difference is above its tolerance); without JSON output it ends the program.
+    """
+    from lenetlab.cli import main
+
+    if "--json" not in argv:
+        argv = [*argv, "--json"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        status = main(argv) or 0
+    out = buf.getvalue()
+    try:
+        data = json.loads(out[out.index("{"):])
+    except ValueError:
+        sys.stdout.write(out)
+        raise SystemExit(status or 1) from None
+    return strip_repo_paths(data), status
+
+
+def strip_repo_paths(value):
+    """``value`` with every string path inside the repository made relative to it (recursively)."""
+    prefix = str(REPO) + os.sep
+    if isinstance(value, str):
+        return value[len(prefix):] if value.startswith(prefix) else value
+    if isinstance(value, list):
+        return [strip_repo_paths(v) for v in value]
+    if isinstance(value, dict):
+        return {k: strip_repo_paths(v) for k, v in value.items()}
+    return value
+
+
+def record_cli(path, kind: str, title: str, argv: list[str], prog: str = "lenet", **extra) -> Path:
+    """Run ``lenet ARGV --json`` and write its output as the ``data`` of the results file ``path``.
+
+    ``extra`` goes into the meta block (e.g. ``regenerate``: the command that rewrites the file).
+    """
+    data, status = run_cli_json(argv)
+    return write_results(path, make_meta(kind, title, command_line(argv, prog), exit_status=status, **extra), data=data)
