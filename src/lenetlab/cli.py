@@ -250,7 +250,8 @@ def _add_compare(sub) -> None:
     p.add_argument("--checkpoint", default=None, help="lenet5/lenet5-scratch checkpoint to take weights from "
                                                       "(default: a seeded random initialisation)")
     p.add_argument("--seed", type=int, default=0, help="seed for the weights and the random inputs")
-    p.add_argument("--tolerance", type=float, default=1e-5, help="largest absolute difference that passes")
+    p.add_argument("--tolerance", type=float, default=1e-5,
+                   help="largest difference that passes, relative to the largest value compared (absolute below 1)")
     _json_flag(p)
     p.set_defaults(func=_run_compare)
 
