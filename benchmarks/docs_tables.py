@@ -270,10 +270,12 @@ def render_ops(body: dict, view: str | None) -> list[str]:
 
 def render_compare(body: dict, view: str | None) -> list[str]:
     d = body["data"]
-    out = table(["check", "inputs", "n", "max abs difference", "within tolerance"],
-                [[r["check"], r["inputs"], num(r["n"]), sci(r["max_abs_diff"]), "yes" if r["ok"] else "**no**"]
-                 for r in d["rows"]], "llrrl")
-    return out + ["", f"Weights: {d['weights']}; tolerance {d['tolerance']:g}; argmax agreement "
+    out = table(["check", "inputs", "n", "max abs difference", "allowed", "within tolerance"],
+                [[r["check"], r["inputs"], num(r["n"]), sci(r["max_abs_diff"]),
+                  sci(r["allowed"]) if "allowed" in r else "", "yes" if r["ok"] else "**no**"]
+                 for r in d["rows"]], "llrrrl")
+    return out + ["", f"Weights: {d['weights']}; tolerance {d['tolerance']:g} relative to the largest value "
+                      f"compared (absolute below 1); argmax agreement "
                       f"{d['argmax_agreement']:.2%}; largest |output| {d['max_abs_output']:.3g}."]
 
 
