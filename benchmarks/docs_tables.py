@@ -316,11 +316,30 @@ def render_serve(body: dict, view: str | None) -> list[str]:
                       "these figures are a floor for a real deployment."]
 
 
+def render_serve_run(body: dict, view: str | None) -> list[str]:
+    d = body["data"]
+    rows = []
+    for name, r in (("mixed PNG/JSON", d["load"]), ("large PNGs", d.get("large_images"))):
+        if r is None:
+            continue
+        what = (f"{num(r['requests'])} requests, {r['clients']} clients" if "clients" in r
+                else f"{r['images']} concurrent {r['megapixels']:g}-megapixel PNGs ({r['body_kb']:.0f} kB each)")
+        rows.append([name, what, f"{r['p50_ms']:.0f} ms", f"{r['p99_ms']:.0f} ms", str(r["dropped"]),
+                     str(r["errors_5xx"]), str(r["errors_4xx"]), f"+{r['server_peak_rss_above_idle_mb']:.0f} MB"])
+    out = table(["load", "requests", "p50", "p99", "dropped", "5xx", "4xx", "server peak memory above idle"], rows,
+                "llrrrrrr")
+    load = d["load"]
+    return out + ["", f"`{d['model']}` on the {d['backend']} backend; every answer compared with the sequential answer "
+                      f"to the same body: {load['mismatched']} differed. The load generator shares the cores with the "
+                      "server, so latency here is mostly queueing: 200 clients over a few requests per second each."]
+
+
 RENDERERS = {
     "mnist-runs": render_mnist_runs, "mnist-ensembles": render_ensembles, "mnist-tries": render_tries,
     "recipes-tried": render_recipes, "bench-train": render_train, "bench-infer": render_infer,
     "bench-ops": render_ops, "lenet-compare": render_compare, "lenet-eval": render_eval,
     "lenet-export": render_export, "ddp-speed": render_ddp, "serve-load": render_serve,
+    "serve-load-run": render_serve_run,
 }
 
 

@@ -102,10 +102,34 @@ def _open(source, label: str, max_pixels: int) -> Image.Image:
         img.load()
         if getattr(img, "n_frames", 1) > 1:
             img.seek(0)
+        img = _reduce_large(img)
         img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
     except Exception as e:
         raise DataError(f"{label}: not a readable image ({first_line(e)})") from None
     return img
+
+
+#: Modes :meth:`PIL.Image.Image.reduce` averages correctly; others are converted first.
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
+
+
+def _reduce_large(img: Image.Image) -> Image.Image:
+    """Box-average a decoded image by the largest integer factor that keeps its longest side at least
+    :data:`WORK_SIDE`, while it is still 8-bit: the float conversion that follows then works on at
+    most ~4x the working resolution instead of on every decoded pixel (memory, for large uploads)."""
+    k = max(img.size) // WORK_SIDE
+    if k < 2:
+        return img
+    if img.mode not in _REDUCIBLE:
+        if img.mode == "1":
+            img = img.convert("L")
+        elif img.mode.startswith("I;16"):
+            img = img.convert("I")
+        elif img.mode in ("P", "PA"):
+            img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+        else:  # CMYK, YCbCr, LAB, HSV: average in RGB
+            img = img.convert("RGB")
+    return img.reduce(k)
 
 
 def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

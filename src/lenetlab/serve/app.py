@@ -12,7 +12,9 @@ Every image, JSON pixels included, goes through :func:`lenetlab.data.images.prep
 (the one preprocessing of ``lenet predict``: polarity, crop, fit 20x20, centre of mass in 28x28),
 then the model's own input spec. Bad input is a 4xx ``{"detail": "...", "code": "..."}``:
 400 unreadable/empty, 413 too many bytes or pixels, 415 unsupported Content-Type, 422 blank
-image (``code: "blank_image"``: "draw a digit") or malformed JSON.
+image (``code: "blank_image"``: "draw a digit") or malformed JSON, 408 a body not received within
+the body timeout, 503 (with ``Retry-After``) when the server is saturated. The limits, the admission
+queue and the timeouts are in :mod:`lenetlab.serve.limits` (and SECURITY.md).
 """
 
 from __future__ import annotations
@@ -20,29 +22,44 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import sys
 import time
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, preprocess_image
 from lenetlab.errors import DataError, LenetlabError
 from lenetlab.inference.predictor import Predictor, load_predictor
+from lenetlab.serve.limits import (
+    MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
+    Busy,
+    ByteBudget,
+    Gate,
+    Held,
+    SecurityHeaders,
+    ServeLimits,
+    h11_protocol,
+    is_loopback,
+    upload_limit_bytes,
+)
 
 log = logging.getLogger("lenetlab.serve")
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-MAX_PIXELS = 25_000_000
 #: Image formats accepted from clients (PIL can read many more; fewer decoders, less attack surface).
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 RAW_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "application/octet-stream")
@@ -92,14 +109,18 @@ class HealthResponse(BaseModel):
 
 
 class ApiError(Exception):
-    """A client error answered as ``{"detail", "code"}`` with ``status``."""
+    """A client error answered as ``{"detail", "code"}`` with ``status`` (and extra response ``headers``)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
-_ERRORS = {s: {"model": ErrorResponse} for s in (400, 413, 415, 422)}
+class ClientGone(Exception):
+    """The client disconnected before its request was answered: nothing to answer, nothing to log as an error."""
+
+
+_ERRORS = {s: {"model": ErrorResponse} for s in (400, 408, 413, 415, 422, 503)}
 
 
 def _request_body_schema() -> dict:
@@ -114,23 +135,68 @@ def _request_body_schema() -> dict:
     }}}
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` bytes without reading it all."""
+async def _receive_chunk(request: Request, deadline: float) -> tuple[bytes, bool]:
+    """The next piece of the request body and whether more follows; :class:`ClientGone` if the client
+    left, ``TimeoutError`` once ``deadline`` (``anyio.current_time()``) has passed."""
+    with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+        message = await request.receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone("client disconnected while sending the request body")
+    return message.get("body", b""), bool(message.get("more_body", False))
+
+
+async def _refuse_too_large(request: Request, limits: ServeLimits, detail: str, read: int, more: bool,
+                            deadline: float) -> None:
+    """Raise the 413 for an oversized body, after reading and discarding the rest of the body (up to
+    ``limits.drain_bytes`` in all, within the body timeout) so that a client still sending it gets
+    the answer rather than a connection reset. A body not read to its end closes the connection."""
+    if read == 0 and request.headers.get("expect", "").lower() == "100-continue":
+        more = True  # the client waits for "100 Continue" before sending: refuse without asking for it
+    else:
+        try:
+            while more and read < limits.drain_bytes:
+                chunk, more = await _receive_chunk(request, deadline)
+                read += len(chunk)
+        except TimeoutError:
+            pass
+    raise ApiError(413, "too_large", detail, headers={"Connection": "close"} if more else None)
+
+
+async def _read_body(request: Request, limits: ServeLimits, held: Held) -> bytes:
+    """The request body, at most ``limits.max_upload_bytes`` (413 beyond, checked from Content-Length
+    before reading and again while reading), within ``limits.body_timeout_s`` (408), its bytes taken
+    from the server's body budget (503 when spent)."""
+    limit = limits.max_upload_bytes
+    deadline = anyio.current_time() + limits.body_timeout_s
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
-            if int(declared) > limit:
-                raise ApiError(413, "too_large", f"request body of {int(declared):,} bytes is over the "
-                                                 f"{limit:,}-byte upload limit")
+            declared = int(declared)
+            if declared < 0:
+                raise ValueError
         except ValueError:
-            raise ApiError(400, "bad_request", "Content-Length is not a number") from None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "too_large", f"request body is over the {limit:,}-byte upload limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise ApiError(400, "bad_request", "Content-Length is not a non-negative number",
+                           headers={"Connection": "close"}) from None
+        if declared > limit:
+            detail = f"request body of {declared:,} bytes is over the {limit:,}-byte upload limit"
+            if declared > limits.drain_bytes:  # not worth reading: answer now and close the connection
+                raise ApiError(413, "too_large", detail, headers={"Connection": "close"})
+            await _refuse_too_large(request, limits, detail, 0, True, deadline)
+        held.take(declared)
+    body, more = bytearray(), True
+    try:
+        while more:
+            chunk, more = await _receive_chunk(request, deadline)
+            if len(body) + len(chunk) > limit:
+                await _refuse_too_large(request, limits, f"request body is over the {limit:,}-byte upload limit",
+                                        len(body) + len(chunk), more, deadline)
+            if declared is None:
+                held.take(len(chunk))
+            body += chunk
+    except TimeoutError:
+        raise ApiError(408, "body_timeout", f"request body not received within {limits.body_timeout_s:g} s "
+                                            f"({len(body):,} bytes arrived)", headers={"Connection": "close"}) from None
+    return bytes(body)
 
 
 async def _form_file(request: Request, body: bytes) -> bytes:
@@ -161,7 +227,8 @@ def _open_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError:
-        raise ApiError(413, "too_many_pixels", "image is too large to decode safely") from None
+        raise ApiError(413, "too_many_pixels", f"image is over the limit of {max_pixels:,} pixels "
+                                               "(too large to decode safely)") from None
     except Exception:  # UnidentifiedImageError, or a decoder choking on a malformed header
         raise ApiError(400, "not_an_image",
                        f"body is not a readable image (accepted formats: {', '.join(FORMATS)})") from None
@@ -227,16 +294,30 @@ def _predict(predictor: Predictor, img: Image.Image, top_k: int, max_pixels: int
 
 
 def create_app(predictor: Predictor | None = None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               max_pixels: int = MAX_PIXELS) -> FastAPI:
-    """Build the FastAPI app serving ``predictor`` (default: the packaged demo ``lenet5`` on the CPU)."""
+               max_pixels: int = MAX_PIXELS, limits: ServeLimits | None = None) -> FastAPI:
+    """Build the FastAPI app serving ``predictor`` (default: the packaged demo ``lenet5`` on the CPU)
+    under ``limits`` (default: :class:`ServeLimits` with ``max_upload_bytes`` and ``max_pixels``)."""
     predictor = predictor if predictor is not None else load_predictor()
+    limits = limits if limits is not None else ServeLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
+    max_upload_bytes, max_pixels = limits.max_upload_bytes, limits.max_pixels
+    gate, budget = Gate(limits.workers, limits.queue), ByteBudget(limits.max_buffered_bytes)
     app = FastAPI(title="lenetlab digit recognition",
                   description=__doc__.split("\n\n", 1)[1], version=_version())
     app.state.predictor = predictor
+    app.state.limits, app.state.gate, app.state.budget = limits, gate, budget
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status)
+        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(ClientGone)
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: Exception) -> Response:
+        client = f"{request.client.host}:{request.client.port}" if request.client else "client"
+        log.debug("%s %s: %s disconnected before the answer (%s)", request.method, request.url.path, client,
+                  exc or type(exc).__name__)
+        return Response(status_code=400, headers={"Connection": "close"})  # nobody is there to read it
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -249,29 +330,43 @@ def create_app(predictor: Predictor | None = None, *, max_upload_bytes: int = MA
 
     @app.get("/health", response_model=HealthResponse, summary="liveness and the model being served")
     async def health() -> dict:
-        return {"status": "ok", **predictor.info()}
+        info = predictor.info()
+        info["source"] = Path(info["source"]).name  # the file's name: where it lives is not the client's business
+        return {"status": "ok", **info}
 
     @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_request_body_schema(),
               summary="classify one digit image (multipart 'file', raw image body, or JSON pixels)")
     async def predict(request: Request,
                       top_k: Annotated[int, Query(ge=1, le=100, description="how many best classes to list")] = 3,
                       ) -> dict:
-        body = await _read_body(request, max_upload_bytes)
-        if not body:
-            raise ApiError(400, "empty_body", "empty request body: send an image (multipart field 'file') "
-                                              "or JSON {\"pixels\": 28x28}")
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype == "multipart/form-data":
-            img = _open_image(await _form_file(request, body), max_pixels)
-        elif ctype == "application/json" or ctype.endswith("+json"):
-            img = _pixels_image(body)
-        elif ctype in RAW_TYPES:
-            img = _open_image(body, max_pixels)
-        else:
-            raise ApiError(415, "unsupported_media_type",
-                           f"unsupported Content-Type {ctype or '(none)'!r}: send multipart/form-data with a "
-                           "'file' field, an image/png or image/jpeg body, or application/json {\"pixels\": ...}")
-        return await run_in_threadpool(_predict, predictor, img, top_k, max_pixels)
+        try:
+            with budget.hold() as held:
+                body = await _read_body(request, limits, held)
+                if not body:
+                    raise ApiError(400, "empty_body", "empty request body: send an image (multipart field 'file') "
+                                                      "or JSON {\"pixels\": 28x28}")
+                ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if ctype == "multipart/form-data":
+                    img = _open_image(await _form_file(request, body), max_pixels)
+                elif ctype == "application/json" or ctype.endswith("+json"):
+                    img = _pixels_image(body)
+                elif ctype in RAW_TYPES:
+                    img = _open_image(body, max_pixels)
+                else:
+                    raise ApiError(415, "unsupported_media_type",
+                                   f"unsupported Content-Type {ctype or '(none)'!r}: send multipart/form-data with "
+                                   "a 'file' field, an image/png or image/jpeg body, or application/json "
+                                   "{\"pixels\": ...}")
+                del body
+                # decoding and inference: at most `workers` at once, a bounded queue, 503 beyond it
+                async with gate.slot():
+                    if await request.is_disconnected():  # gave up while queued: skip the work
+                        raise ClientGone("client disconnected while its request was queued")
+                    return await run_in_threadpool(_predict, predictor, img, top_k, max_pixels)
+        except Busy as e:
+            log.info("503 busy: %s", e)
+            raise ApiError(503, "busy", f"the server is busy ({e}): retry in {limits.retry_after_s} s",
+                           headers={"Retry-After": str(limits.retry_after_s)}) from None
 
     app.mount("/static", StaticFiles(packages=[("lenetlab.serve", "static")]), name="static")
     return app
@@ -305,15 +400,24 @@ def run_server(checkpoint: str | None = None, onnx: str | None = None, *, host: 
     import uvicorn
 
 
+    limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
     if not 0 <= port <= 65535:
         raise LenetlabError(f"--port {port}: must be between 0 and 65535")
-    if max_upload_mb <= 0:
-        raise LenetlabError(f"--max-upload-mb {max_upload_mb}: must be positive")
+    if not is_loopback(host):
+        print(f"warning: --host {host} is not a loopback address: anyone who can reach this machine can use "
+              "the server (no authentication, no TLS; see SECURITY.md)", file=sys.stderr, flush=True)
     _check_can_listen(host, port)
     # one small image per request: parallelism comes from concurrent requests, not intra-op threads
     torch.set_num_threads(1)
     predictor = load_predictor(checkpoint, onnx, device=device)
-    app = create_app(predictor, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+    app = create_app(predictor, limits=limits)
     where = f"http://{host}:{port}/" if port else f"{host} on a free port (uvicorn prints which)"
     print(f"serving {predictor.name} ({predictor.backend}, {predictor.source}) at {where}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                **uvicorn_options(limits))
+
+
+def uvicorn_options(limits: ServeLimits) -> dict:
+    """The uvicorn settings that go with ``limits``: keep-alive (and request-head) timeout, the h11
+    protocol that applies it to new connections too, a bounded graceful shutdown."""
+    return {"timeout_keep_alive": limits.keep_alive_s, "http": h11_protocol(), "timeout_graceful_shutdown": 10}

@@ -1,0 +1,282 @@
+"""What keeps `lenet serve` up under load and hostile clients: its limits, admission and timeouts.
+
+- :class:`ServeLimits`: every limit in one validated place (upload bytes, pixels, concurrent
+  decodes/inferences and their queue, buffered body bytes, body-read and keep-alive timeouts);
+- :class:`Gate`: at most ``workers`` decodes + inferences at once (default: the CPUs this process
+  may use), at most ``queue`` more waiting; beyond that a request is answered 503 with
+  ``Retry-After`` at once instead of piling up memory;
+- :class:`ByteBudget`: the request bodies held in memory at once, all requests together;
+- :class:`SecurityHeaders`: ASGI middleware adding CSP, ``nosniff`` and ``Referrer-Policy``;
+- :func:`h11_protocol`: uvicorn's h11 protocol that also closes connections that do not send a
+  complete request head in time (uvicorn's own keep-alive timer misses new and trickling ones);
+- :func:`is_loopback`: whether ``--host`` keeps the server on this machine.
+
+Nothing here imports torch or uvicorn at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+
+from lenetlab.errors import ConfigError
+
+MB = 1024 * 1024
+#: Largest accepted request body (``--max-upload-mb``).
+MAX_UPLOAD_BYTES = 5 * MB
+#: Largest accepted image, width x height: 4096 x 4096 (a 12-megapixel phone photo or a 300 dpi A4
+#: scan fits; a digit needs far less). Checked from the image header, before decoding.
+MAX_PIXELS = 4096 * 4096
+#: Requests waiting for a decode/inference slot before new ones get 503.
+QUEUE = 256
+#: Request bodies held in memory at once, all requests together, before new ones get 503.
+MAX_BUFFERED_BYTES = 128 * MB
+#: A refused (413) body is read and discarded up to this many bytes in all, so that clients which
+#: send the whole body before reading the answer (httpx, requests) see the 413 instead of a reset.
+DRAIN_BYTES = 64 * MB
+#: Seconds to receive a whole request body; a slower (stalled) upload gets 408.
+BODY_TIMEOUT_S = 30.0
+#: Seconds an idle keep-alive connection (or one that has not sent a complete request head) is kept.
+#: Longer than the idle expiry of common client pools (httpx 5 s, aiohttp 15 s), so that the client
+#: closes an idle connection first: a server closing it at the moment the client reuses it drops
+#: that request with no response.
+KEEP_ALIVE_S = 20
+#: The ``Retry-After`` of a 503, seconds.
+RETRY_AFTER_S = 1
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0) and (not integer or float(value).is_integer())
+    if not ok:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{name} {value!r}: must be {kind} {'>= 0' if allow_zero else '> 0'}")
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """The server's limits; every field is validated (a bad one raises a one-line :class:`ConfigError`)."""
+
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_pixels: int = MAX_PIXELS
+    workers: int = field(default_factory=cpu_count)
+    queue: int = QUEUE
+    #: ``None``: :data:`MAX_BUFFERED_BYTES`, or four uploads if that is more
+    max_buffered_bytes: int | None = None
+    drain_bytes: int = DRAIN_BYTES
+    body_timeout_s: float = BODY_TIMEOUT_S
+    keep_alive_s: int = KEEP_ALIVE_S
+    retry_after_s: int = RETRY_AFTER_S
+
+    def __post_init__(self) -> None:
+        if self.max_buffered_bytes is None and isinstance(self.max_upload_bytes, int):
+            object.__setattr__(self, "max_buffered_bytes", max(MAX_BUFFERED_BYTES, 4 * self.max_upload_bytes))
+        for name in ("max_upload_bytes", "max_pixels", "workers", "max_buffered_bytes", "keep_alive_s",
+                     "retry_after_s"):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("queue", "drain_bytes"):
+            _positive(name, getattr(self, name), integer=True, allow_zero=True)
+        _positive("body_timeout_s", self.body_timeout_s)
+        if self.max_buffered_bytes < self.max_upload_bytes:
+            raise ConfigError(f"max_buffered_bytes {self.max_buffered_bytes:,} must be at least the upload "
+                              f"limit {self.max_upload_bytes:,}")
+
+
+def upload_limit_bytes(max_upload_mb) -> int:
+    """``--max-upload-mb`` in bytes; a one-line :class:`ConfigError` unless it is a finite number in (0, 1024]."""
+    if (not isinstance(max_upload_mb, (int, float)) or isinstance(max_upload_mb, bool)
+            or not math.isfinite(max_upload_mb) or not 0 < max_upload_mb <= 1024):
+        raise ConfigError(f"--max-upload-mb {max_upload_mb}: must be a number of megabytes above 0 and at "
+                          "most 1024")
+    return max(1, int(max_upload_mb * MB))
+
+
+class Busy(Exception):
+    """The server is saturated: answer 503 with ``Retry-After``."""
+
+
+class Gate:
+    """Admission for the expensive part of a request (decode, preprocessing, inference).
+
+    At most ``workers`` holders at once; at most ``queue`` more wait in arrival order; a request
+    arriving when both are full raises :class:`Busy` at once. Used from one event loop only.
+    """
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.workers, self.queue = workers, queue
+        self.active = 0
+        self.waiting = 0
+        self._sem: asyncio.Semaphore | None = None
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the ``workers`` slots for the ``async with`` block (waiting in the queue if needed)."""
+        if self.active + self.waiting >= self.workers + self.queue:
+            raise Busy(f"{self.active} requests running and {self.waiting} waiting")
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.workers)
+        self.waiting += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self.waiting -= 1
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._sem.release()
+
+
+class ByteBudget:
+    """Bytes of request bodies held in memory, all requests together, at most ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> None:
+        """Reserve ``n`` more bytes, or raise :class:`Busy` (reserving nothing) if that would exceed the limit."""
+        if self.used + n > self.limit:
+            raise Busy(f"{self.used:,} bytes of request bodies already buffered")
+        self.used += n
+
+    def give(self, n: int) -> None:
+        """Release ``n`` bytes reserved with :meth:`take`."""
+        self.used -= n
+
+    @contextmanager
+    def hold(self) -> Iterator[Held]:
+        """A :class:`Held` account for one request; whatever it took is given back when the block ends."""
+        held = Held(self)
+        try:
+            yield held
+        finally:
+            self.give(held.n)
+
+
+class Held:
+    """The bytes one request holds in a :class:`ByteBudget` (see :meth:`ByteBudget.hold`)."""
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self.budget, self.n = budget, 0
+
+    def take(self, n: int) -> None:
+        """Reserve ``n`` more bytes for this request, or raise :class:`Busy`."""
+        self.budget.take(n)
+        self.n += n
+
+
+#: CSP of the page and the API: only this origin's own scripts, styles and fetches; the page shows
+#: the model's 28x28 input as a data: URL image. No inline script or style is allowed.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+#: CSP of the interactive API docs: FastAPI's Swagger UI and ReDoc pages load their bundles from
+#: cdn.jsdelivr.net and start them with an inline script.
+DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+            "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+class SecurityHeaders:
+    """ASGI middleware: ``Content-Security-Policy``, ``X-Content-Type-Options: nosniff``,
+    ``Referrer-Policy: no-referrer`` and ``X-Frame-Options: DENY`` on every HTTP response
+    (the relaxed :data:`DOCS_CSP` on :data:`DOCS_PATHS`)."""
+
+    def __init__(self, app, csp: str = CSP, docs_csp: str = DOCS_CSP, docs_paths=DOCS_PATHS) -> None:
+        self.app, self.csp, self.docs_csp, self.docs_paths = app, csp, docs_csp, tuple(docs_paths)
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Pass the request on, adding the headers to the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = self.docs_csp if scope.get("path") in self.docs_paths else self.csp
+        extra = [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
+                 (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message = {**message, "headers": [*message.get("headers", []),
+                                                   *((k, v) for k, v in extra if k not in present)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def h11_protocol():
+    """uvicorn's h11 protocol class, changed so that a connection waiting for a request head (new,
+    or idle between keep-alive requests) is closed if no complete head arrives within
+    ``timeout_keep_alive`` seconds, however slowly its bytes trickle in. uvicorn itself starts that
+    timer only after a response and stops it at the first byte received, so a client that sends
+    nothing, or a few bytes of a head, could hold a connection forever."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _update_head_timer(self) -> None:
+            waiting = (self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE
+                       and not self.transport.is_closing())
+            if waiting and self._head_timer is None:  # a deadline: not pushed back by arriving bytes
+                self._head_timer = self.loop.call_later(self.timeout_keep_alive, self._head_timeout)
+            elif not waiting and self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.timeout_keep_alive_handler()  # closes the connection
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            """A new connection: its first request head is due within the timeout."""
+            super().connection_made(transport)
+            self._update_head_timer()
+
+        def handle_events(self) -> None:
+            """Parse what arrived; start or stop the head deadline as the connection waits or not."""
+            super().handle_events()
+            self._update_head_timer()
+
+        def on_response_complete(self) -> None:
+            """Response sent: the next request head (keep-alive) is due within the timeout."""
+            super().on_response_complete()
+            self._update_head_timer()
+
+        def connection_lost(self, exc) -> None:
+            """Connection gone: drop the deadline."""
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            super().connection_lost(exc)
+
+    return HeadTimeoutH11Protocol
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback name or address (only this machine can connect)."""
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
