@@ -66,8 +66,8 @@ def test_export_of_a_run_directory_records_its_test_accuracy(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["path"] == str(tmp_path / "r" / "pretrained") and info["max_abs_diff"] == 0.0
     config = json.loads((tmp_path / "r" / "pretrained" / "config.json").read_text())
-    test_row = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
-                if json.loads(line)["kind"] == "test"][0]
+    test_row = next(r for r in map(json.loads, (tmp_path / "r" / "metrics.jsonl").read_text().splitlines())
+                    if r["kind"] == "test")
     assert config["test_accuracy"] == test_row["accuracy"] and config["dataset"] == "mnist-subset"
     assert config["train_config"]["epochs"] == 1 and config["step"] == 16
 

@@ -257,6 +257,13 @@ def plot_feature_maps(model: nn.Module, x: torch.Tensor, path: str | os.PathLike
     return _save(fig, path)
 
 
+def _epoch_series(rows: list[dict], kind: str, key: str) -> tuple[list[float], list[float]]:
+    """``(epochs, values)`` of ``key`` in the rows of ``kind`` (as :func:`_series`, against the epoch)."""
+    pts = [(float(r["epoch"]), float(r[key])) for r in rows
+           if r.get("kind") == kind and isinstance(r.get(key), (int, float)) and isinstance(r.get("epoch"), (int, float))]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
 def plot_overlay(runs: list[tuple[str, list[dict]]], path: str | os.PathLike) -> Path:
     """Several runs' curves in one figure, one colour per run and a legend of their names: train loss
     (per log interval, thin) and dev loss (markers) on the left, dev accuracy on the right, against the
@@ -267,16 +274,9 @@ def plot_overlay(runs: list[tuple[str, list[dict]]], path: str | os.PathLike) ->
     drawn = 0
     for i, (name, rows) in enumerate(runs):
         color = f"C{i % 10}"
-
-        def series(kind: str, key: str) -> tuple[list[float], list[float]]:
-            pts = [(float(r["epoch"]), float(r[key])) for r in rows
-                   if r.get("kind") == kind and isinstance(r.get(key), (int, float))
-                   and isinstance(r.get("epoch"), (int, float))]
-            return [p[0] for p in pts], [p[1] for p in pts]
-
-        tx, ty = series("train", "loss")
-        dx, dy = series("dev", "loss")
-        ax, ay = series("dev", "accuracy")
+        tx, ty = _epoch_series(rows, "train", "loss")
+        dx, dy = _epoch_series(rows, "dev", "loss")
+        ax, ay = _epoch_series(rows, "dev", "accuracy")
         if tx:
             ax_loss.plot(tx, ty, color=color, lw=0.9, alpha=0.6, label=f"{name} train")
         if dx:

@@ -119,8 +119,8 @@ def read_run(run_dir: str | os.PathLike, now: float | None = None) -> RunInfo:
         try:
             config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
             if not isinstance(config, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
+                raise TypeError("not a JSON object")
+        except (OSError, ValueError, TypeError) as e:
             problems.append(f"{CONFIG}: not valid JSON ({first_line(e, 80)})")
             config = {}
     else:
