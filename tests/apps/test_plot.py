@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
+import lenetlab
 from lenetlab.apps import plot as plot_app
 from lenetlab.apps import train as train_app
 from lenetlab.cli import main
+from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train.rundir import read_metrics
 
 FAST = ["--num-threads", "1", "--progress", "none", "--no-tensorboard"]
@@ -92,8 +99,6 @@ def test_overlay_legend_and_lines(tmp_path):
 
 
 def test_plot_without_a_loadable_checkpoint_draws_the_curves(interrupted, tmp_path, capsys):
-    import shutil
-
     run = tmp_path / "broken"
     shutil.copytree(interrupted, run)
     shutil.rmtree(run / "plots", ignore_errors=True)
@@ -137,3 +142,27 @@ def test_a_failing_step_still_gets_its_plots(tmp_path, monkeypatch, capsys):
               "--eval-steps", "8", *FAST])
     assert "plots of the run so far" in capsys.readouterr().err
     assert {p.name for p in (tmp_path / "f" / "plots").iterdir()} == ALL  # a best model (step 8) exists
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_with_checkpoint_and_plots(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(lenetlab.__file__).parents[1])}  # this checkout's lenetlab
+    cmd = [sys.executable, "-m", "lenetlab", "train", "--out-dir", str(tmp_path), "--name", "t", "--epochs", "200",
+           "--progress", "plain", *FAST]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(r["kind"] == "dev" for r in read_metrics(tmp_path / "t")):  # a best model exists
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted at step" in err and "plots of the run so far" in err
+    assert {p.name for p in (tmp_path / "t" / "plots").iterdir()} == ALL
+    assert load_checkpoint(tmp_path / "t" / "last.pt")["step"] >= 16
