@@ -8,7 +8,9 @@ last epoch is saved, and the 10,000 test images are only measured, never used to
     .venv/bin/python benchmarks/make_demo_checkpoint.py --data-dir ../shared/data/mnist
 
 writes ``src/lenetlab/models/assets/lenet5_mnist.pt`` (about 250 KB) in the standard checkpoint
-format and prints the test accuracy (the script fails if it is below ``--min-acc``).
+format, the same weights as ``src/lenetlab/models/assets/lenet5_mnist/`` (``model.safetensors`` +
+``config.json``, what ``lenetlab.models.create("lenet5", pretrained=True)`` loads) and prints the test
+accuracy (the script fails if it is below ``--min-acc``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from lenetlab.data.idx import read_images_labels
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.models import create, save_checkpoint
+from lenetlab.serve.export import export_safetensors
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "src" / "lenetlab" / "models" / "assets" / "lenet5_mnist.pt"
@@ -122,6 +125,8 @@ def main(argv=None) -> int:
         "config": config,
     })
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KB); test accuracy {acc:.4f}")
+    info = export_safetensors(args.out, args.out.with_suffix(""))  # the shipped pretrained weights
+    print(f"wrote {info['path']}/ (model.safetensors + config.json)")
     if acc < args.min_acc:
         print(f"test accuracy {acc:.4f} is below --min-acc {args.min_acc}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ from lenetlab.data.summary import print_summary
 from lenetlab.data.transforms import NORMALIZE_CHOICES
 from lenetlab.errors import LenetlabError
 from lenetlab.lessons import LESSONS, print_lesson, print_lessons
+from lenetlab.models.pretrained import print_pretrained
 from lenetlab.models.profile import print_models, print_profile
 from lenetlab.serve.export import run_export
 from lenetlab.train.config import add_config_arguments
@@ -81,11 +82,16 @@ def _run_data(args) -> int:
 def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the registered models (input size, parameters, description)",
                        formatter_class=FORMATTER)
+    p.add_argument("--pretrained", action="store_true",
+                   help="list only the models shipped with trained weights (lenet predict --model NAME uses them)")
     _json_flag(p)
     p.set_defaults(func=_run_models)
 
 
 def _run_models(args) -> int:
+    if args.pretrained:
+        print_pretrained(as_json=args.json)
+        return 0
     print_models(as_json=args.json)
     return 0
 
@@ -116,6 +122,10 @@ def _add_train(sub) -> None:
     p.add_argument("--config", default=None, metavar="FILE", help="JSON or YAML file of run configuration fields")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same --name")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the configuration in seconds: load the data, build the model, train 3 steps, "
+                        "evaluate once on dev, save checkpoints, test and plot, all into a new temporary folder "
+                        "(printed), never the run directory")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="train with DistributedDataParallel in N local processes (launches torchrun --standalone; "
                         "--batch-size stays the global batch; several nodes: run torchrun yourself)")
@@ -130,6 +140,52 @@ def _run_train(args) -> int:
     )
 
     return train_entry(args)
+
+
+# ----------------------------------------------------------------------------- runs
+def _add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="list the runs in a folder: status, epochs, best dev and test accuracy, time",
+                       description="One line per run directory: name, model, dataset, status (finished, running, "
+                                   "interrupted, damaged), epochs done, dev accuracy of the best model, its test "
+                                   "accuracy, training time and examples/s. A damaged run says what is wrong.",
+                       formatter_class=FORMATTER)
+    p.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="folder holding run directories (or one run)")
+    p.add_argument("--sort", default="name", choices=("name", "dev", "test", "time"),
+                   help="order: name (A-Z), dev or test (best accuracy first), time (shortest training first)")
+    p.add_argument("--model", default=None, help="only runs of this model")
+    p.add_argument("--dataset", default=None, help="only runs on this dataset")
+    _json_flag(p)
+    p.set_defaults(func=_run_runs)
+
+
+def _run_runs(args) -> int:
+    from lenetlab.apps.runs import run_runs  # lazily: the training package
+
+    run_runs(args.dir, sort=args.sort, model=args.model, dataset=args.dataset, as_json=args.json)
+    return 0
+
+
+# ----------------------------------------------------------------------------- plot
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="redraw a run's plots from its files, or overlay several runs' curves",
+                       description="One RUN (finished, interrupted or running): its curves from metrics.jsonl and "
+                                   "the confusion matrix, misclassified images, kernels and feature maps of its "
+                                   "best.pt (else last.pt) on the test split, into RUN/plots. Several RUNs: their "
+                                   "loss and dev accuracy curves in one figure with a legend of their names.",
+                       formatter_class=FORMATTER)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or run names inside runs/)")
+    p.add_argument("--out", default=None,
+                   help="one RUN: folder for its PNG files (default RUN/plots); several: the PNG file of the "
+                        "overlay (default compare.png)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    _json_flag(p)
+    p.set_defaults(func=_run_plot)
+
+
+def _run_plot(args) -> int:
+    from lenetlab.apps.plot import run_plot  # lazily: plots (matplotlib) and the training stack
+
+    return run_plot(args.runs, out=args.out, device=args.device, as_json=args.json)
 
 
 # ----------------------------------------------------------------------------- eval
@@ -157,14 +213,16 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="read the digit in your own images (PNG/JPEG, photos and scans too)",
                        description="Classify images of single handwritten digits: grayscale, invert a light "
                                    "background, crop, fit 20x20, centre by mass in 28x28 (as MNIST), then the "
-                                   "model's own normalisation. Without --checkpoint or --onnx it uses the lenet5 "
-                                   "shipped with lenetlab. Exit status 3 when an image held no digit.",
+                                   "model's own normalisation. Without --checkpoint, --onnx or --model it uses the "
+                                   "lenet5 shipped with lenetlab. Exit status 3 when an image held no digit.",
                        formatter_class=FORMATTER)
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files, one digit each (a first argument that is a run directory or a .pt file is "
                         "taken as the checkpoint, as in earlier versions)")
     p.add_argument("--checkpoint", default=None, help="checkpoint file or run directory (best.pt, else last.pt)")
     p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="an ONNX model written by lenet export")
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="a model shipped with trained weights (see lenet models --pretrained)")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to list per image")
     p.add_argument("--show", default=None, metavar="DIR", help="save the exact 28x28 input of each image as DIR/NAME.input.png")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
@@ -174,10 +232,10 @@ def _add_predict(sub) -> None:
 
 def _run_predict(args) -> int:
     checkpoint, images = split_inputs(args.images)
-    if checkpoint is not None and (args.checkpoint or args.onnx):
+    if checkpoint is not None and (args.checkpoint or args.onnx or args.model):
         images, checkpoint = args.images, None
     return run_predict(args.checkpoint or checkpoint, images, onnx=args.onnx, top_k=args.top_k, device=args.device,
-                       show_dir=args.show, as_json=args.json)
+                       show_dir=args.show, as_json=args.json, model=args.model)
 
 
 # ----------------------------------------------------------------------------- ensemble
@@ -200,18 +258,23 @@ def _run_ensemble(args) -> int:
 
 # ----------------------------------------------------------------------------- export
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, spec in the metadata)",
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, spec in the metadata) or to "
+                                      "portable weights (model.safetensors + config.json)",
                        formatter_class=FORMATTER)
     p.add_argument("checkpoint", help="checkpoint file or run directory (best.pt, else last.pt)")
-    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
-    p.add_argument("--out", default=None, help="output file (default: CHECKPOINT with .onnx, or RUN_DIR/model.onnx)")
+    p.add_argument("--format", choices=["onnx", "safetensors"], default="onnx",
+                   help="onnx: one .onnx file; safetensors: a folder with model.safetensors and config.json "
+                        "(the Hugging Face Hub layout, no pickle)")
+    p.add_argument("--out", default=None,
+                   help="onnx: output file (default: CHECKPOINT with .onnx, or RUN_DIR/model.onnx); safetensors: "
+                        "output folder (default: RUN_DIR/pretrained, or CHECKPOINT without .pt)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     _json_flag(p)
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args) -> int:
-    return run_export(args.checkpoint, args.out, opset=args.opset, as_json=args.json)
+    return run_export(args.checkpoint, args.out, opset=args.opset, as_json=args.json, format=args.format)
 
 
 # ----------------------------------------------------------------------------- serve
@@ -400,7 +463,7 @@ def _run_lesson(args) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
-SECTIONS = [_add_data, _add_train, _add_eval, _add_models, _add_profile, _add_predict, _add_ensemble, _add_export,
+SECTIONS = [_add_data, _add_train, _add_runs, _add_plot, _add_eval, _add_models, _add_profile, _add_predict, _add_ensemble, _add_export,
             _add_serve, _add_compare, _add_bench, _add_submit, _add_lesson]
 
 

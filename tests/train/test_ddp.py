@@ -108,7 +108,10 @@ def test_two_processes_match_one_process(ddp_run):
 def test_one_run_directory_one_set_of_checkpoints_loadable_without_ddp(ddp_run):
     runs = ddp_run["root"] / "runs"
     assert [p.name for p in runs.iterdir()] == ["two"]
-    assert sorted(p.name for p in ddp_run["run"].iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.jsonl"]
+    files = sorted(p.name for p in ddp_run["run"].iterdir())
+    events = [f for f in files if f.startswith("events.out.tfevents.")]
+    assert [f for f in files if f not in events] == ["best.pt", "config.json", "last.pt", "metrics.csv", "metrics.jsonl"]
+    assert len(events) == 1  # rank 0 alone writes TensorBoard events (one writer, no plots)
     rows = read_metrics(ddp_run["run"])
     keys = [(r["kind"], r["step"]) for r in rows]
     assert len(keys) == len(set(keys))  # rank 0 alone wrote the metrics

@@ -46,7 +46,8 @@ def test_default_train_reaches_85_percent_and_writes_run_dir(default_run, capsys
     rows = read_metrics(run_dir)
     kinds = {r["kind"] for r in rows}
     assert {"train", "epoch", "dev", "test"} <= kinds
-    for r in rows:
+    assert rows[-1] == {**rows[-1], "kind": "end", "reason": "completed", "step": max(r["step"] for r in rows)}
+    for r in rows[:-1]:
         assert {"kind", "step", "epoch", "loss"} <= r.keys() and math.isfinite(r["loss"])
         if r["kind"] == "train":
             assert {"lr", "examples_per_sec", "time", "accuracy"} <= r.keys()
@@ -137,7 +138,7 @@ def test_callbacks_see_rows_and_can_stop(tmp_path, subset):
             runner.stop = True
 
     res = Runner(_quick(tmp_path, name="cb", log_steps=3, epochs=3), splits=subset, callbacks=[cb]).run()
-    assert res.steps == 6 and ("dev", 6) in seen and seen[-1] == ("test", res.best_step)
+    assert res.steps == 6 and ("dev", 6) in seen and seen[-2:] == [("test", res.best_step), ("end", 6)]
     assert load_checkpoint(tmp_path / "cb" / "last.pt")["step"] == 6
 
 
@@ -177,8 +178,8 @@ def test_resuming_a_finished_run_only_retests(tmp_path, subset):
     before = read_metrics(tmp_path / "done")
     res = Runner.resume(tmp_path / "done", splits=subset).run()
     after = read_metrics(tmp_path / "done")
-    assert res.steps == 16 and len(after) == len(before) and after[-1]["kind"] == "test"
-    assert after[-1]["accuracy"] == before[-1]["accuracy"]
+    assert res.steps == 16 and len(after) == len(before) and [r["kind"] for r in after[-2:]] == ["test", "end"]
+    assert after[-2]["accuracy"] == before[-2]["accuracy"] and after[-1]["reason"] == "completed"
 
 
 def test_recipe_flags_reach_the_optimizer_and_the_criterion(tmp_path, subset, capsys):

@@ -3,7 +3,9 @@ convolution's kernels and one example's feature maps.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (the Agg canvas, no pyplot, no
 GUI, no global backend switch) and written atomically. :func:`save_run_plots` writes them all into
-``RUN_DIR/plots/``; each plot is also a function of its own.
+``RUN_DIR/plots/`` (:func:`save_curve_plots` the curves from the metrics rows,
+:func:`save_model_plots` the ones that need the model); each plot is also a function of its own.
+:func:`plot_overlay` draws several runs' curves in one figure (``lenet plot RUN RUN ...``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ __all__ = [
     "plot_kernels",
     "plot_loss_curves",
     "plot_misclassified",
+    "plot_overlay",
+    "save_curve_plots",
+    "save_model_plots",
     "save_run_plots",
 ]
 
@@ -252,24 +257,69 @@ def plot_feature_maps(model: nn.Module, x: torch.Tensor, path: str | os.PathLike
     return _save(fig, path)
 
 
-def save_run_plots(run_dir: str | os.PathLike, rows: list[dict], model: nn.Module, splits, spec: InputSpec,
-                   device: torch.device | str = "cpu", test: EvalResult | None = None) -> list[Path]:
-    """Write every plot of a run into ``run_dir/plots/`` and return the paths written.
+def _epoch_series(rows: list[dict], kind: str, key: str) -> tuple[list[float], list[float]]:
+    """``(epochs, values)`` of ``key`` in the rows of ``kind`` (as :func:`_series`, against the epoch)."""
+    pts = [(float(r["epoch"]), float(r[key])) for r in rows
+           if r.get("kind") == kind and isinstance(r.get(key), (int, float)) and isinstance(r.get("epoch"), (int, float))]
+    return [p[0] for p in pts], [p[1] for p in pts]
 
-    Curves come from the run's metrics ``rows`` (``metrics.jsonl``); the confusion matrix and
-    misclassified grid from ``test`` (the run's evaluation of ``model`` on the test split, with
-    predictions kept) or, when it is None, from evaluating ``model`` (the best model, already on
-    ``device``) on the test split (the dev split when the test split is unlabelled, e.g. a Kaggle
-    test set); kernels and feature maps from its first convolution on the first image. Plots that
-    cannot apply (no metrics yet, no conv layer) are skipped rather than failing the run.
-    """
-    out = Path(run_dir) / "plots"
+
+def plot_overlay(runs: list[tuple[str, list[dict]]], path: str | os.PathLike) -> Path:
+    """Several runs' curves in one figure, one colour per run and a legend of their names: train loss
+    (per log interval, thin) and dev loss (markers) on the left, dev accuracy on the right, against the
+    epoch (so runs of different batch sizes line up). ``runs`` is ``[(name, metrics rows), ...]``; a
+    run without rows of a kind simply has no line there; no curve at all is a :class:`DataError`."""
+    fig = Figure(figsize=(12, 4.4))
+    ax_loss, ax_acc = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    drawn = 0
+    for i, (name, rows) in enumerate(runs):
+        color = f"C{i % 10}"
+        tx, ty = _epoch_series(rows, "train", "loss")
+        dx, dy = _epoch_series(rows, "dev", "loss")
+        ax, ay = _epoch_series(rows, "dev", "accuracy")
+        if tx:
+            ax_loss.plot(tx, ty, color=color, lw=0.9, alpha=0.6, label=f"{name} train")
+        if dx:
+            ax_loss.plot(dx, dy, "o-", color=color, lw=1.5, ms=3, label=f"{name} dev")
+        if ax:
+            ax_acc.plot(ax, [100 * v for v in ay], "o-", color=color, ms=3, label=name)
+        drawn += bool(tx or dx or ax)
+    if not drawn:
+        raise DataError("none of the runs has train or dev rows to plot")
+    finite = [v for line in ax_loss.get_lines() for v in line.get_ydata() if math.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > 50:
+        ax_loss.set_yscale("log")
+    for ax, title, ylabel in ((ax_loss, "loss", "loss"), (ax_acc, "dev accuracy", "accuracy (%)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def save_curve_plots(out: str | os.PathLike, rows: list[dict]) -> list[Path]:
+    """``loss.png`` and ``accuracy.png`` from metrics ``rows`` into the folder ``out``; a curve with no
+    rows to draw is skipped. Returns the paths written."""
     written: list[Path] = []
     for fn, name in ((plot_loss_curves, "loss.png"), (plot_accuracy_curve, "accuracy.png")):
         try:
-            written.append(fn(rows, out / name))
+            written.append(fn(rows, Path(out) / name))
         except DataError:
             pass
+    return written
+
+
+def save_model_plots(out: str | os.PathLike, model: nn.Module, splits, spec: InputSpec,
+                     device: torch.device | str = "cpu", test: EvalResult | None = None) -> list[Path]:
+    """The plots that need the model, into the folder ``out``: confusion matrix and misclassified grid
+    of ``model`` (already on ``device``) on the test split (the dev split when the test split is
+    unlabelled, e.g. a Kaggle test set; ``test`` when given is that evaluation, predictions kept, and
+    is not recomputed), then the first convolution's kernels and feature maps on the first image
+    (skipped for a model without convolutions). Returns the paths written."""
+    out = Path(out)
+    written: list[Path] = []
     split, which = (splits.test, "test") if splits.test.y is not None and len(splits.test) else (splits.dev, "dev")
     device = torch.device(device)
     model.eval()
@@ -291,3 +341,16 @@ def save_run_plots(run_dir: str | os.PathLike, rows: list[dict], model: nn.Modul
         except LenetlabError:
             pass  # a model without convolutions (an MLP) has no kernels to show
     return written
+
+
+def save_run_plots(run_dir: str | os.PathLike, rows: list[dict], model: nn.Module, splits, spec: InputSpec,
+                   device: torch.device | str = "cpu", test: EvalResult | None = None) -> list[Path]:
+    """Write every plot of a run into ``run_dir/plots/`` and return the paths written.
+
+    Curves come from the run's metrics ``rows`` (``metrics.jsonl``, :func:`save_curve_plots`); the
+    confusion matrix, misclassified grid, kernels and feature maps from ``model`` (the best model,
+    already on ``device``; :func:`save_model_plots`, which uses ``test`` when given). Plots that
+    cannot apply (no metrics yet, no conv layer) are skipped rather than failing the run.
+    """
+    out = Path(run_dir) / "plots"
+    return save_curve_plots(out, rows) + save_model_plots(out, model, splits, spec, device, test=test)

@@ -109,11 +109,12 @@ def predict_images(predictor: Predictor, images: list, *, top_k: int = 3,
 
 
 def run_predict(checkpoint, images: list[str], *, onnx=None, top_k: int = 3, device: str = "auto", show_dir=None,
-                as_json: bool = False, out=None) -> int:
+                as_json: bool = False, out=None, model: str | None = None) -> int:
     """``lenet predict``: print the predictions of ``checkpoint`` (or the ONNX model ``onnx``, or the
-    shipped ``lenet5`` when both are None); returns 0, or :data:`EXIT_BLANK` when an image was blank."""
+    pretrained weights shipped for ``model``, or the shipped ``lenet5`` when all are None); returns 0,
+    or :data:`EXIT_BLANK` when an image was blank."""
     out = out or sys.stdout
-    predictor = load_predictor(checkpoint, onnx, device=str(select_device(device)))
+    predictor = load_predictor(checkpoint, onnx, device=str(select_device(device)), model=model)
     results = predict_images(predictor, images, top_k=top_k, show_dir=show_dir)
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2), file=out)

@@ -1,7 +1,9 @@
 """``lenet train``: from parsed arguments to a finished run, its summary and its plots.
 
 In one process, :func:`train_command` builds a :class:`~lenetlab.train.Runner`, trains, and draws
-the run's plots from the test evaluation the run already made. ``lenet train --nproc N ARGS`` runs
+the run's plots from the test evaluation the run already made (and adds them to its TensorBoard
+logs). A run that stops on Ctrl-C, SIGTERM or a failing step gets the plots its state allows before
+the error goes on. ``lenet train --dry-run`` runs every part for a few steps into a temporary folder. ``lenet train --nproc N ARGS`` runs
 (on this machine)::
 
     python -m torch.distributed.run --standalone --nproc_per_node N -m lenetlab.cli train ARGS
@@ -18,18 +20,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from lenetlab.analysis.plots import save_run_plots
+from lenetlab.analysis.plots import save_curve_plots, save_model_plots, save_run_plots
 from lenetlab.errors import ConfigError, LenetlabError
 from lenetlab.train.config import config_overrides
 from lenetlab.train.dist import DistributedContext, in_torchrun, report_failure
-from lenetlab.train.rundir import RunResult, plan_run, refuse_existing
+from lenetlab.train.rundir import PLOTS, RunResult, plan_run, refuse_existing
 from lenetlab.train.runner import Runner
+from lenetlab.train.setup import load_splits
 
 
 def train_entry(args) -> int:
@@ -38,6 +45,8 @@ def train_entry(args) -> int:
     nproc = int(getattr(args, "nproc", 1))
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1 (got {nproc})")
+    if getattr(args, "dry_run", False) and (nproc > 1 or in_torchrun()):
+        raise ConfigError("--dry-run checks a configuration in one process; drop --nproc (or torchrun)")
     world = int(os.environ.get("WORLD_SIZE", "1")) if in_torchrun() else 1
     if nproc > 1:
         if in_torchrun():
@@ -142,36 +151,131 @@ def make_runner(config_file=None, resume=None, overwrite: bool = False, override
     return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist)
 
 
+#: The plots also added to TensorBoard as images (the curves are there as scalars already).
+TENSORBOARD_FIGURES = ("confusion", "misclassified", "kernels")
+
+
 def run_with_plots(runner: Runner) -> RunResult:
     """``runner.run()``, then (on the main process, when the config asks for them) the run's plots,
-    drawn from the test evaluation the run already made; their paths go into ``result.plots``."""
-    result = runner.run()
+    drawn from the test evaluation the run already made; their paths go into ``result.plots`` and the
+    confusion matrix, misclassified grid and kernels into TensorBoard. When the run stops with an
+    exception (Ctrl-C, SIGTERM, a failing step), the plots its state allows are drawn, then the
+    exception goes on."""
+    try:
+        result = runner.run()
+    except BaseException:
+        if runner.dist.is_main and runner.cfg.plots:
+            plots_of_stopped_run(runner)
+        raise
     if runner.dist.is_main and runner.cfg.plots:
         result.plots = save_run_plots(runner.run_dir, runner.history, runner.model, runner.splits, runner.spec,
                                       runner.device, test=result.test)
+        runner.metrics.add_figures([p for p in result.plots if p.stem in TENSORBOARD_FIGURES])
+        runner.metrics.close()
     return result
 
 
-def format_summary(result: RunResult) -> str:
-    """The lines ``lenet train`` prints at the end of a run."""
+def plots_of_stopped_run(runner: Runner) -> list[Path]:
+    """The plots of a run that stopped early: curves from its rows so far, and (when a dev evaluation
+    chose a best model) that model's confusion matrix, misclassified images, kernels and feature maps.
+    Never raises: a plot that fails is reported in one line, so the run's own error stays the one shown."""
+    out = runner.run_dir / PLOTS
+    written: list[Path] = []
+    try:
+        written = save_curve_plots(out, runner.history)
+        if runner.best_state is not None:  # the current weights may be mid-step or non-finite
+            model = runner.dist.unwrap(runner.model)
+            model.load_state_dict(runner.best_state)
+            written += save_model_plots(out, model, runner.splits, runner.spec, runner.device)
+            runner.metrics.add_figures([p for p in written if p.stem in TENSORBOARD_FIGURES])
+            runner.metrics.close()
+    except Exception as e:  # noqa: BLE001 - the run's own error must stay the one reported
+        print(f"plots of the stopped run: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr, flush=True)
+    if written:
+        print(f"plots of the run so far: {out} ({len(written)} PNG files)", file=sys.stderr, flush=True)
+    return written
+
+
+def format_summary(result: RunResult, monitor: str = "dev_acc", reason: str | None = None) -> str:
+    """The lines ``lenet train`` prints at the end of a run (``monitor`` chose the best model;
+    ``reason`` is why training stopped, when not every epoch ran)."""
     dev = "n/a" if result.dev_accuracy is None else f"{result.dev_accuracy:.4f}"
-    lines = [f"best dev accuracy {dev} (step {result.best_step})"]
+    chosen = "" if monitor == "dev_acc" else ", best model chosen on dev loss"
+    lines = [f"best dev accuracy {dev} (step {result.best_step}{chosen})"]
     if result.test is not None:
         lines.append(f"test accuracy {result.test.accuracy:.4f}  loss {result.test.loss:.4f}  "
                      f"(n={result.test.n}, best model)")
-    lines.append(f"trained {result.steps} steps in {result.train_time:.1f} s ({result.time:.1f} s wall)")
+    stopped = {"early_stop": " (early stop: --patience used up)", "max_steps": " (--max-steps reached)",
+               "stopped": " (stopped early)"}.get(reason or "", "")
+    lines.append(f"trained {result.steps} steps in {result.train_time:.1f} s ({result.time:.1f} s wall){stopped}")
     lines.append(f"best checkpoint: {result.best_path}")
     lines.append(f"last checkpoint: {result.last_path}")
-    lines.append(f"metrics:         {result.run_dir / 'metrics.jsonl'}")
+    lines.append(f"metrics:         {result.run_dir / 'metrics.jsonl'} (also metrics.csv; TensorBoard: "
+                 f"tensorboard --logdir {result.run_dir.parent})")
     if result.plots:
         lines.append(f"plots:           {result.run_dir / 'plots'} ({len(result.plots)} PNG files)")
     return "\n".join(lines)
+
+
+#: What ``--dry-run`` changes: one epoch of at most this many steps, one dev evaluation at the end.
+DRY_RUN_STEPS = 3
+#: ``--dry-run`` evaluates and tests on at most this many dev/test examples.
+DRY_RUN_EXAMPLES = 256
+
+
+def dry_run(args) -> int:
+    """``lenet train --dry-run``: every part of the configured run for a few steps, in seconds.
+
+    Loads the data and builds the model as configured, trains :data:`DRY_RUN_STEPS` steps, evaluates
+    once on (at most :data:`DRY_RUN_EXAMPLES` of) the dev split, saves both checkpoints, tests and
+    draws the plots, all into a new temporary folder (printed; kept for you to look at, never the
+    configured run directory). Prints the files written; returns the exit status."""
+    if args.resume is not None:
+        raise ConfigError("--dry-run checks a new run's configuration; it cannot be combined with --resume")
+    t0 = time.perf_counter()
+    overrides = config_overrides(args)
+    cfg, _ = plan_run(args.config, None, overrides)
+    out = Path(tempfile.mkdtemp(prefix="lenet-dry-run-"))
+    cfg = cfg.replace(out_dir=str(out), name=cfg.name or "dry-run", epochs=1, max_steps=DRY_RUN_STEPS, eval_steps=0,
+                      save_every=0, patience=0, progress="none" if args.json else cfg.progress)
+    try:
+        splits = load_splits(cfg)
+        splits = replace(splits, dev=_head(splits.dev, DRY_RUN_EXAMPLES), test=_head(splits.test, DRY_RUN_EXAMPLES))
+        runner = Runner(cfg, splits=splits)
+    except BaseException:  # a configuration error: nothing worth keeping was written
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    result = run_with_plots(runner)
+    files = sorted(str(p.relative_to(runner.run_dir)) for p in runner.run_dir.rglob("*") if p.is_file())
+    summary = {"dry_run": "ok", "run_dir": str(runner.run_dir), "steps": result.steps,
+               "dev_evaluations": sum(r["kind"] == "dev" for r in runner.history),
+               "test_accuracy": None if result.test is None else result.test.accuracy,
+               "seconds": round(time.perf_counter() - t0, 1), "files": files}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"dry run ok: {cfg.model} on {splits.name}, {result.steps} steps, "
+              f"{summary['dev_evaluations']} dev evaluation ({len(splits.dev)} examples), checkpoints, test "
+              f"({len(splits.test)} examples) and {len(result.plots)} plots in {summary['seconds']:.1f} s")
+        print(f"written to a temporary folder (delete it when done): {runner.run_dir}")
+        print("  " + "\n  ".join(files))
+    return 0
+
+
+def _head(split, n: int):
+    """The first ``n`` examples of ``split`` (the same split when it is smaller)."""
+    if len(split) <= n:
+        return split
+    return replace(split, x=split.x[:n], y=None if split.y is None else split.y[:n],
+                   ids=None if split.ids is None else split.ids[:n])
 
 
 def train_command(args, dist=None) -> int:
     """Run ``lenet train`` for parsed ``args`` (RunConfig flags, ``config``, ``resume``,
     ``overwrite``, ``json``); prints progress and the summary (rank 0 only under ``dist``, see
     :mod:`lenetlab.apps.train`). Returns the exit status."""
+    if getattr(args, "dry_run", False):
+        return dry_run(args)
     overrides = config_overrides(args)
     if args.json and "progress" not in overrides:
         overrides["progress"] = "none"  # stdout is for the JSON result only
@@ -186,5 +290,6 @@ def train_command(args, dist=None) -> int:
               f"{'' if runner.dist.world_size == 1 else ', ' + runner.dist.describe(runner.device)}", flush=True)
     result = run_with_plots(runner)
     if main:
-        print(json.dumps(result.summary(), indent=2) if args.json else format_summary(result))
+        print(json.dumps(result.summary(), indent=2) if args.json else
+              format_summary(result, runner.cfg.monitor, runner.stop_reason()))
     return 0

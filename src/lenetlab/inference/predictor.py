@@ -23,6 +23,7 @@ from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
 from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.models.pretrained import pretrained_dir
 
 #: Metadata keys that :func:`lenetlab.serve.export.export_onnx` writes into ``metadata_props``.
 META_FORMAT, META_MODEL, META_CLASSES, META_SPEC = (
@@ -83,7 +84,8 @@ class Predictor:
 
 
 class TorchPredictor(Predictor):
-    """A lenetlab checkpoint (file or run directory) run with PyTorch in eval mode on ``device``."""
+    """A lenetlab checkpoint (file, run directory or exported model.safetensors + config.json folder) run
+    with PyTorch in eval mode on ``device``."""
 
     backend = "torch"
 
@@ -148,11 +150,19 @@ class OnnxPredictor(Predictor):
 
 
 def load_predictor(checkpoint: str | os.PathLike | None = None, onnx: str | os.PathLike | None = None,
-                   device: str = "cpu") -> Predictor:
+                   device: str = "cpu", model: str | None = None) -> Predictor:
     """An :class:`OnnxPredictor` for ``onnx``, else a :class:`TorchPredictor` for ``checkpoint`` (a
-    ``.pt`` file or a run directory; the packaged ``lenet5`` trained on MNIST when ``None``)."""
-    if onnx is not None and checkpoint is not None:
-        raise LenetlabError("give either a CHECKPOINT or --onnx MODEL.onnx, not both")
+    ``.pt`` file, a run directory or an exported model folder), or for the pretrained weights shipped
+    for registered ``model`` (see ``lenet models --pretrained``); the packaged ``lenet5`` trained on
+    MNIST when all are ``None``."""
+    given = [what for what, value in (("a CHECKPOINT", checkpoint), ("--onnx MODEL.onnx", onnx),
+                                      ("--model NAME", model)) if value is not None]
+    if len(given) == 2:
+        raise LenetlabError(f"give either {given[0]} or {given[1]}, not both")
+    if len(given) > 2:
+        raise LenetlabError(f"give only one of {', '.join(given)}")
     if onnx is not None:
         return OnnxPredictor(onnx)
+    if model is not None:
+        return TorchPredictor(pretrained_dir(model), device=device)
     return TorchPredictor(checkpoint, device=device)

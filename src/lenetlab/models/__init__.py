@@ -12,7 +12,8 @@ from lenetlab.models import (  # noqa: E402,F401
     lenet_variants,
     zoo,
 )
-from lenetlab.models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from lenetlab.models.checkpoint import build_model, load_checkpoint, load_pretrained, save_checkpoint
+from lenetlab.models.pretrained import pretrained_names, save_pretrained
 from lenetlab.models.registry import (
     ModelInfo,
     create,
@@ -27,7 +28,10 @@ __all__ = [
     "create",
     "list_models",
     "load_checkpoint",
+    "load_pretrained",
     "model_info",
+    "pretrained_names",
     "register_model",
     "save_checkpoint",
+    "save_pretrained",
 ]

@@ -11,6 +11,8 @@ A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.loa
 - optional training state for ``last``: ``optimizer``, ``scheduler``, ``rng``, ``epoch``, ``step``...
 
 It lives in ``models`` (not ``train``) so that serving can load a model without training code.
+:func:`load_checkpoint` also reads an exported ``model.safetensors`` + ``config.json`` folder
+(:mod:`lenetlab.models.pretrained`) as the same kind of dict.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch.nn as nn
 
 from lenetlab.errors import CheckpointError, first_line
 from lenetlab.fileio import atomic_path
+from lenetlab.models.pretrained import is_pretrained_dir, read_pretrained
 from lenetlab.models.registry import create
 
 FORMAT = "lenetlab-checkpoint-v1"
@@ -41,13 +44,19 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True`` onto ``map_location``; one-line error if bad."""
+    """Read a checkpoint with ``weights_only=True`` onto ``map_location``; one-line error if bad.
+
+    ``path`` is a ``.pt`` file, a run directory (its ``best.pt``, else ``last.pt``) or an exported
+    ``model.safetensors`` + ``config.json`` folder (read by :func:`read_pretrained`)."""
     path = Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
                 path = path / name
                 break
+        else:
+            if is_pretrained_dir(path):
+                return read_pretrained(path, map_location)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     with open(path, "rb") as f:
@@ -88,3 +97,9 @@ def build_model(ckpt: dict, map_location: str | torch.device = "cpu") -> nn.Modu
         detail = " ".join(str(e).split())[:240]
         raise CheckpointError(f"checkpoint weights do not fit model {spec['name']!r}: {detail}") from None
     return model.to(map_location).eval()
+
+
+def load_pretrained(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model saved in an exported ``model.safetensors`` + ``config.json`` folder, weights loaded, in
+    eval mode on ``map_location`` (``lenetlab.models.create(name, pretrained=True)`` for shipped ones)."""
+    return build_model(read_pretrained(folder, map_location), map_location=map_location)

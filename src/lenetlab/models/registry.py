@@ -3,6 +3,8 @@
 Modelled on timm's ``register_model`` / ``create_model``: each architecture module decorates a
 builder function ``builder(num_classes=10, in_channels=1, **kwargs) -> nn.Module``; registering a
 name twice is an error, and asking for an unknown name is a one-line :class:`LenetlabError`.
+``create(name, pretrained=True)`` loads the trained weights shipped for ``name`` (as timm's
+``create_model(name, pretrained=True)``; see :mod:`lenetlab.models.pretrained`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Callable
 
 import torch.nn as nn
 
-from lenetlab.errors import LenetlabError
+from lenetlab.errors import CheckpointError, LenetlabError
+from lenetlab.models.pretrained import pretrained_dir, read_pretrained
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,33 @@ MODELS = Registry()
 register_model = MODELS.register
 
 
-def create(name: str, num_classes: int = 10, in_channels: int = 1, **kwargs) -> nn.Module:
-    """Build the model registered as ``name`` for ``num_classes`` outputs and ``in_channels`` inputs."""
-    return MODELS.info(name).builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+def create(name: str, num_classes: int | None = None, in_channels: int | None = None, *, pretrained: bool = False,
+           **kwargs) -> nn.Module:
+    """Build the model registered as ``name`` for ``num_classes`` outputs (default 10) and ``in_channels``
+    inputs (default 1).
+
+    ``pretrained=True`` returns it with the trained weights shipped for ``name``, in eval mode (call
+    ``.train()`` to fine-tune); arguments that differ from the ones those weights were trained with
+    are a one-line :class:`LenetlabError`, as is a name without shipped weights.
+    """
+    if not pretrained:
+        return MODELS.info(name).builder(num_classes=10 if num_classes is None else num_classes,
+                                         in_channels=1 if in_channels is None else in_channels, **kwargs)
+    MODELS.info(name)  # an unknown name: the registry's own error
+    ckpt = read_pretrained(pretrained_dir(name))
+    saved = dict(ckpt["model"]["kwargs"])
+    given = {"num_classes": num_classes, "in_channels": in_channels, **kwargs}
+    for key, value in given.items():
+        if value is not None and saved.get(key, value) != value:
+            raise LenetlabError(f"create({name!r}, pretrained=True): the shipped weights have {key}={saved[key]!r}, "
+                                f"not {value!r} (leave {key} out, or train your own with lenet train)")
+    model = MODELS.info(name).builder(**{**saved, **{k: v for k, v in given.items() if v is not None}})
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{pretrained_dir(name)}: weights do not fit model {name!r} "
+                              f"({' '.join(str(e).split())[:200]})") from None
+    return model.eval()
 
 
 def list_models() -> list[ModelInfo]:

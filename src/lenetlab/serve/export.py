@@ -1,4 +1,8 @@
-"""Export a lenetlab checkpoint to ONNX with a dynamic batch dimension and self-describing metadata.
+"""Export a lenetlab checkpoint: to ONNX (below), or to portable weights, ``model.safetensors`` +
+``config.json`` in a folder (:func:`export_safetensors`, the Hugging Face Hub layout, see
+:mod:`lenetlab.models.pretrained`).
+
+ONNX: a dynamic batch dimension and self-describing metadata.
 
 The exporter is chosen explicitly: ``torch.onnx.export(..., dynamo=True)``, the ``torch.export``
 based exporter (the default since torch 2.9 and the one PyTorch maintains; the TorchScript
@@ -24,8 +28,8 @@ import numpy as np
 import torch
 
 from lenetlab.data.transforms import InputSpec
-from lenetlab.errors import CheckpointError, LenetlabError, first_line
-from lenetlab.fileio import atomic_path
+from lenetlab.errors import CheckpointError, DataError, LenetlabError, first_line
+from lenetlab.fileio import atomic_path, read_jsonl
 from lenetlab.inference.predictor import (
     META_CLASSES,
     META_FORMAT,
@@ -33,7 +37,8 @@ from lenetlab.inference.predictor import (
     META_SPEC,
     ONNX_FORMAT,
 )
-from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.models.checkpoint import build_model, load_checkpoint, load_pretrained
+from lenetlab.models.pretrained import CONFIG, WEIGHTS, save_pretrained
 
 EXAMPLE_BATCH = 8
 #: Largest batch the exported graph promises to accept (a bound torch.export needs for the Dim).
@@ -136,9 +141,84 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
             "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": json.loads(meta[META_CLASSES])}
 
 
+def default_safetensors_dir(checkpoint: str | os.PathLike) -> Path:
+    """``RUN_DIR`` → ``RUN_DIR/pretrained``; ``model.pt`` → the folder ``model`` beside it."""
+    p = Path(checkpoint)
+    return p / "pretrained" if p.is_dir() else p.with_suffix("")
+
+
+def _test_accuracy(checkpoint: Path, ckpt: dict) -> float | None:
+    """The test accuracy measured for this checkpoint: its config's (the shipped model) or the test row
+    of its run's ``metrics.jsonl`` (which tests ``best.pt``)."""
+    known = (ckpt.get("config") or {}).get("test_accuracy")
+    if isinstance(known, (int, float)):
+        return float(known)
+    run_dir, name = (checkpoint, "best.pt") if checkpoint.is_dir() else (checkpoint.parent, checkpoint.name)
+    if not (run_dir / "metrics.jsonl").is_file():
+        return None
+    try:
+        rows = read_jsonl(run_dir / "metrics.jsonl")
+    except DataError:
+        return None
+    tests = [r for r in rows if r.get("kind") == "test" and r.get("checkpoint") == name]
+    return tests[-1].get("accuracy") if tests else None
+
+
+def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None) -> dict:
+    """Write ``checkpoint`` (file or run directory) as ``out/model.safetensors`` + ``out/config.json``
+    and check that the model rebuilt from that folder gives the same outputs, bit for bit.
+
+    ``config.json`` holds the model name and arguments, class names, input spec, lenetlab version,
+    dataset and, where known, the step, dev and test accuracy and the training config (see
+    :mod:`lenetlab.models.pretrained`). Returns a summary dict (``path``, ``files``, ``model``,
+    ``bytes``, ``max_abs_diff``).
+    """
+    checkpoint = Path(checkpoint)
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    model = build_model(ckpt, map_location="cpu")
+    out = Path(out) if out is not None else default_safetensors_dir(checkpoint)
+    if out.exists() and not out.is_dir():
+        raise LenetlabError(f"--out {out}: exists and is not a folder (the export is a folder: {WEIGHTS} + {CONFIG})")
+    extra = {k: ckpt[k] for k in ("step", "dev_accuracy") if isinstance(ckpt.get(k), (int, float))}
+    test_accuracy = _test_accuracy(checkpoint, ckpt)
+    if test_accuracy is not None:
+        extra["test_accuracy"] = test_accuracy
+    config = dict(ckpt.get("config") or {})
+    if config:
+        extra["train_config"] = config
+    if ckpt.get("dataset") is None and isinstance(config.get("dataset"), str):
+        extra["dataset"] = config["dataset"]
+    save_pretrained(out, ckpt, **extra)
+    again = load_pretrained(out)
+    spec = InputSpec.from_dict(ckpt["input_spec"])
+    x = torch.randn(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        diff = float((again(x) - model(x)).abs().max())
+    if diff != 0.0:
+        raise LenetlabError(f"{out}: the model rebuilt from the export differs from the checkpoint by {diff:.2e}")
+    files = [out / WEIGHTS, out / CONFIG]
+    return {"path": str(out), "files": [str(f) for f in files], "model": ckpt["model"]["name"],
+            "checkpoint": str(checkpoint), "format": "safetensors", "bytes": sum(f.stat().st_size for f in files),
+            "max_abs_diff": diff, "test_accuracy": test_accuracy}
+
+
 def run_export(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None, *, opset: int | None = None,
-               as_json: bool = False) -> int:
-    """``lenet export``: export ``checkpoint`` to ONNX and print what was written (JSON with ``as_json``)."""
+               as_json: bool = False, format: str = "onnx") -> int:
+    """``lenet export``: export ``checkpoint`` to ONNX (or ``format="safetensors"``: a model.safetensors +
+    config.json folder) and print what was written (JSON with ``as_json``)."""
+    if format == "safetensors":
+        if opset is not None:
+            raise LenetlabError("--opset applies to --format onnx only")
+        info = export_safetensors(checkpoint, out)
+        if as_json:
+            print(json.dumps(info, indent=2))
+        else:
+            print(f"wrote {info['path']}/ ({WEIGHTS} + {CONFIG}, {info['bytes'] / 1024:.0f} KB, {info['model']}); "
+                  f"reloaded outputs identical (max |diff| {info['max_abs_diff']:g}); "
+                  f"load with lenetlab.models.load_pretrained({info['path']!r})")
+        return 0
+    if format != "onnx":
+        raise LenetlabError(f"--format {format}: expected onnx or safetensors")
     info = export_onnx(checkpoint, out, opset=opset)
     if as_json:
         print(json.dumps(info, indent=2))

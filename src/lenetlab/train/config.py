@@ -76,6 +76,11 @@ class RunConfig:
                        minimum=0.0)
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing", minimum=0.0)
     grad_clip: float = _f(0.0, "clip the gradient norm to this value (0: off)", minimum=0.0)
+    max_steps: int = _f(0, "stop after N optimizer steps, even mid-epoch (0: train every epoch)", minimum=0)
+    patience: int = _f(0, "early stopping: stop after N dev evaluations in a row without improving --monitor "
+                       "(0: off)", minimum=0)
+    monitor: str = _f("dev_acc", "dev metric that chooses best.pt and drives --patience: dev accuracy (higher is "
+                      "better) or dev loss (lower is better)", choices=("dev_acc", "dev_loss"))
     # reproducibility and hardware
     seed: int = _f(0, "random seed (init, shuffling, augmentation)")
     deterministic: bool = _f(False, "deterministic algorithms (bit-exact resume on CPU)")
@@ -95,6 +100,8 @@ class RunConfig:
     progress: str = _f("auto", "progress display: bar on a terminal, plain lines otherwise",
                        choices=("auto", "bar", "plain", "none"))
     plots: bool = _f(True, "save PNG plots in RUN_DIR/plots at the end")
+    tensorboard: bool = _f(True, "write TensorBoard event files in the run directory (needs the tensorboard "
+                           "package: pip install lenetlab[tensorboard])")
 
     def to_dict(self) -> dict:
         """A JSON- and checkpoint-safe dict of every field."""

@@ -1,7 +1,8 @@
 """The run directory (``runs/<name>/``), its metrics log and the live progress display.
 
-Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``best.pt``, ``last.pt`` and
-``plots/*.png``. Rows of ``metrics.jsonl``:
+Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``metrics.csv`` and TensorBoard
+``events.out.tfevents.*`` files (the same rows, see :mod:`lenetlab.train.loggers`), ``best.pt``,
+``last.pt`` and ``plots/*.png``. Rows of ``metrics.jsonl``:
 
 - ``{"kind": "train", "step", "epoch", "loss", "accuracy", "lr", "examples_per_sec", "time", "train_time"}``
   every ``log_steps`` steps and at each epoch's last step (loss/accuracy: mean over the window);
@@ -9,7 +10,9 @@ Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``best.pt
   at each epoch end (mean over the epoch);
 - ``{"kind": "dev", "step", "epoch", "loss", "accuracy", "best", "time"}`` at each evaluation;
 - ``{"kind": "test", "step", "epoch", "loss", "accuracy", "n", "per_class", "checkpoint", "time"}``
-  once, with the best model.
+  once, with the best model;
+- ``{"kind": "end", "step", "epoch", "reason", "best_step", "time", "train_time"}`` last, when the run
+  finished (``reason``: ``completed``, ``early_stop``, ``max_steps`` or ``stopped``).
 """
 
 from __future__ import annotations

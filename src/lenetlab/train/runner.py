@@ -28,6 +28,7 @@ from lenetlab.models.init import init_weights
 from lenetlab.train import rundir
 from lenetlab.train.config import RunConfig, save_config
 from lenetlab.train.dist import SingleProcess
+from lenetlab.train.loggers import RunLogs
 from lenetlab.train.optim import build_optimizer, build_scheduler
 from lenetlab.train.rng import rng_state, seed_everything, set_rng_state
 from lenetlab.train.rundir import RunResult
@@ -38,9 +39,12 @@ class Runner:
     """Train one model per :class:`RunConfig`, writing ``runs/<name>/`` (see :mod:`.rundir`).
 
     ``Runner(cfg).run()`` trains, evaluates on dev every ``eval_steps`` (or epoch), keeps the best
-    model on dev accuracy, tests it and returns a :class:`RunResult` (``lenet train`` then draws the plots).
+    model on ``cfg.monitor`` (dev accuracy or dev loss), stops early after ``cfg.patience`` evaluations
+    without improvement or after ``cfg.max_steps`` steps, tests the best model and returns a
+    :class:`RunResult` (``lenet train`` then draws the plots). Rows go to ``metrics.jsonl``,
+    ``metrics.csv`` and TensorBoard through :class:`~lenetlab.train.loggers.RunLogs` (``runner.metrics``).
     ``Runner.resume(run_dir)`` continues a saved run from ``last.pt``. ``callbacks`` are callables
-    ``cb(event, runner, row)`` with ``event`` in ``train|epoch|dev|test`` (``row`` is the metrics row);
+    ``cb(event, runner, row)`` with ``event`` in ``train|epoch|dev|test|end`` (``row`` is the metrics row);
     setting ``runner.stop = True`` from one ends training early (the best model is still tested).
     ``splits`` (a :class:`~lenetlab.data.splits.Splits`) skips loading ``cfg.dataset``; ``dist`` is
     the process-group context (:class:`~lenetlab.train.dist.SingleProcess` by default).
@@ -86,6 +90,8 @@ class Runner:
             raise LenetlabError(f"field 'batch_size': {cfg.batch_size} leaves no training batch "
                                 f"({len(self.splits.train)} examples, drop_last={cfg.drop_last})")
         self.total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         use_scaler = self.amp is torch.float16 and self.device.type == "cuda"
@@ -93,6 +99,9 @@ class Runner:
         # progress counters: `batch` is the position inside `epoch`; `step` counts optimizer steps
         self.epoch = self.batch = self.step = 0
         self.best_accuracy, self.best_step, self.best_state = None, 0, None
+        # early stopping: the best value of cfg.monitor and the evaluations since it last improved
+        self.best_score: float | None = None
+        self.bad_evals = 0
         self.elapsed = self.train_time = 0.0
         self.history: list[dict] = []  # every metrics row, in order (RunnerV3's loss/score lists)
         self.train_step_losses: list[tuple[int, float]] = []  # (step, loss) of every step
@@ -104,12 +113,12 @@ class Runner:
         if _resume_dir is None:
             self.run_dir = Path(self.dist.broadcast_object(
                 str(rundir.new_run_dir(cfg.out_dir, cfg.name, cfg.model, overwrite)) if main else None))
-            self.metrics = rundir.MetricsLog(self.run_dir / rundir.METRICS, enabled=main)
+            self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=cfg.tensorboard)
             if main:
                 save_config(cfg, self.run_dir / rundir.CONFIG)
         else:
             self.run_dir = Path(_resume_dir)
-            self.metrics = rundir.MetricsLog(self.run_dir / rundir.METRICS, enabled=main)
+            self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=cfg.tensorboard)
             self._load_state(load_checkpoint(self.run_dir / rundir.LAST, map_location=self.device))
 
     # ------------------------------------------------------------------ construction helpers
@@ -122,7 +131,8 @@ class Runner:
         """
         run_dir = Path(run_dir)
         cfg = rundir.resume_config(run_dir)
-        safe = {"progress", "plots", "num_threads", "device", "data_dir", "log_steps", "save_every", "download"}
+        safe = {"progress", "plots", "num_threads", "device", "data_dir", "log_steps", "save_every", "download",
+                "tensorboard"}
         for key, value in overrides.items():
             if key not in safe and getattr(cfg, key) != value:
                 raise ConfigError(f"--resume: field {key!r} cannot change when resuming (saved {getattr(cfg, key)!r}, "
@@ -132,9 +142,17 @@ class Runner:
     # ------------------------------------------------------------------ training
     def run(self) -> RunResult:
         """Train (or continue), test the best model; return the :class:`RunResult` (its ``test`` keeps
-        the predictions when the config asks for plots, so they can be drawn without evaluating again)."""
-        self.train()
-        test = self.test()
+        the predictions when the config asks for plots, so they can be drawn without evaluating again).
+        The last metrics row is ``{"kind": "end", "reason": ...}`` (see :meth:`stop_reason`)."""
+        try:
+            self.train()
+            test = self.test()
+            self._emit({"kind": "end", "step": self.step, "epoch": self.step / self.steps_per_epoch,
+                        "reason": self.stop_reason(), "best_step": self.best_step, "time": self.elapsed,
+                        "train_time": self.train_time})
+            self.metrics.end()
+        finally:
+            self.metrics.close()
         return RunResult(self.run_dir, self.run_dir / rundir.BEST, self.run_dir / rundir.LAST, self.best_accuracy,
                          self.best_step, test, self.step, self.elapsed, self.train_time)
 
@@ -143,13 +161,14 @@ class Runner:
         cfg = self.cfg
         self._progress = rundir.Progress(cfg.progress, self.total_steps, self.step, enabled=self.dist.is_main)
         self._interrupted = False
+        self.metrics.open(cfg.to_dict())  # TensorBoard starts with the training (once per Runner)
         restore = self._install_sigint()
         self._t0 = self._tlog = time.perf_counter()
         self._elapsed0, self._excluded = self.elapsed, 0.0  # seconds of eval/saves/callbacks in the window
         try:
             if self._saved_step is None:
                 self.save_last()  # a good checkpoint exists from step 0 on
-            while self.epoch < cfg.epochs and not self.stop:
+            while not self._done():
                 self.loader.set_epoch(self.epoch, start_batch=self.batch)
                 self.train_model.train()
                 for xb, yb in self.loader:
@@ -158,7 +177,8 @@ class Runner:
                     self.step += 1
                     self._progress.update()
                     end = self.batch == self.steps_per_epoch
-                    if self.step % cfg.log_steps == 0 or end:
+                    limit = bool(cfg.max_steps) and self.step >= cfg.max_steps
+                    if self.step % cfg.log_steps == 0 or end or limit:
                         self._log()
                     if end:
                         break
@@ -167,7 +187,7 @@ class Runner:
                         self.save_last()
                     elif cfg.save_every and self.step % cfg.save_every == 0:
                         self.save_last()
-                    if self._interrupted or self.stop:
+                    if self._interrupted or self._done():
                         break
                 if self.batch == self.steps_per_epoch:
                     self._end_epoch()
@@ -179,6 +199,23 @@ class Runner:
         finally:
             self._progress.close()
             restore()
+
+    def _done(self) -> bool:
+        """Whether training is over: every epoch ran, ``max_steps`` reached, ``patience`` used up, or a
+        callback set ``stop``. Read from saved state, so a resumed run that had stopped stays stopped."""
+        cfg = self.cfg
+        return bool(self.stop or self.epoch >= cfg.epochs or (cfg.max_steps and self.step >= cfg.max_steps)
+                    or (cfg.patience and self.bad_evals >= cfg.patience))
+
+    def stop_reason(self) -> str:
+        """Why training ended: ``max_steps``, ``early_stop`` (patience used up), ``completed`` (every
+        epoch) or ``stopped`` (a callback, or not finished yet)."""
+        cfg = self.cfg
+        if cfg.max_steps and self.step >= cfg.max_steps:
+            return "max_steps"
+        if cfg.patience and self.bad_evals >= cfg.patience:
+            return "early_stop"
+        return "completed" if self.epoch >= cfg.epochs else "stopped"
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         cfg = self.cfg
@@ -270,10 +307,15 @@ class Runner:
             return
         res = self._evaluate(model, self.splits.dev)
         self.train_model.train()
-        best = self.best_accuracy is None or res.accuracy > self.best_accuracy
+        score = res.accuracy if self.cfg.monitor == "dev_acc" else res.loss
+        best = self.best_score is None or (score > self.best_score if self.cfg.monitor == "dev_acc"
+                                           else score < self.best_score)
         if best:
+            self.best_score, self.bad_evals = score, 0
             self.best_accuracy, self.best_step, self.best_state = res.accuracy, self.step, _cpu_state(model)
             self._save_best(res.accuracy, res.loss)
+        else:
+            self.bad_evals += 1
         self._excluded += time.perf_counter() - t
         _, self.elapsed = self._times()
         row = {"kind": "dev", "step": self.step, "epoch": self.step / self.steps_per_epoch, "loss": res.loss,
@@ -281,6 +323,10 @@ class Runner:
         self._progress.message(f"[dev] step {self.step} epoch {row['epoch']:.2f} loss {res.loss:.4f} "
                                f"acc {res.accuracy:.4f}" + (" (best)" if best else ""))
         self._emit(row)
+        if self.cfg.patience and self.bad_evals == self.cfg.patience:
+            what = "accuracy" if self.cfg.monitor == "dev_acc" else "loss"
+            self._progress.message(f"[early stop] dev {what} has not improved for {self.bad_evals} evaluations: "
+                                   f"stopping at step {self.step} (best model: step {self.best_step})")
 
     def _evaluate(self, model, split, **kwargs) -> EvalResult:
         """:func:`evaluate_sharded` of ``model`` on ``split`` over this run's processes."""
@@ -309,23 +355,33 @@ class Runner:
         self.metrics.write(row)
         for cb in self.callbacks:
             cb(row["kind"], self, row)
-        if self.callbacks and row["kind"] != "test":
+        if self.callbacks and row["kind"] not in ("test", "end"):
             self.train_model.train()  # a callback may have evaluated the model
         self._excluded += time.perf_counter() - t  # callbacks (a test-set check, say) are not training
 
     # ------------------------------------------------------------------ interrupts
     def _install_sigint(self):
+        """Ctrl-C (and, in a single process, SIGTERM, a scheduler's "stop now") ends training at the next
+        step: ``last.pt`` is saved there and KeyboardInterrupt raised. Under torchrun SIGTERM keeps its
+        default, so a failed job's other ranks stop at once even when blocked in a collective."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
+        signals = [signal.SIGINT] + ([signal.SIGTERM] if self.dist.world_size == 1 else [])
+        previous = {s: signal.getsignal(s) for s in signals}
 
         def handler(signum, frame):
             if self._interrupted:  # a second Ctrl-C: stop at once
                 raise KeyboardInterrupt
             self._interrupted = True
 
-        signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous)
+        for s in signals:
+            signal.signal(s, handler)
+
+        def restore():
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        return restore
 
     def _on_interrupt(self) -> None:
         """Save ``last.pt`` at the current step and raise KeyboardInterrupt with resume advice."""
@@ -361,6 +417,7 @@ class Runner:
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "rng": rng_state(), "epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "best_accuracy": self.best_accuracy, "best_step": self.best_step, "best_state_dict": self.best_state,
+                "best_score": self.best_score, "bad_evals": self.bad_evals,
                 "meters": meters.cpu(), "elapsed": self.elapsed, "train_time": self.train_time,
             })
         self._saved_step = self.step
@@ -376,10 +433,12 @@ class Runner:
         set_rng_state(ck["rng"])
         self.epoch, self.batch, self.step = int(ck["epoch"]), int(ck["batch"]), int(ck["step"])
         self.best_accuracy, self.best_step, self.best_state = ck["best_accuracy"], int(ck["best_step"]), ck["best_state_dict"]
+        # checkpoints written before early stopping existed chose the best model on dev accuracy
+        self.best_score, self.bad_evals = ck.get("best_score", ck["best_accuracy"]), int(ck.get("bad_evals", 0))
         self._meters = ck["meters"].to(self.device) if self.dist.is_main else torch.zeros_like(self._meters)  # summed
         self.elapsed, self.train_time = float(ck["elapsed"]), float(ck["train_time"])
         # rows written after this checkpoint (and a finished run's test row) are written again
-        rows = self.metrics.truncate_after(self.step, drop_kinds=("test",)) if self.dist.is_main else []
+        rows = self.metrics.truncate_after(self.step, drop_kinds=("test", "end")) if self.dist.is_main else []
         self.history = self.dist.broadcast_object(rows)  # every rank needs them (_best_needs_eval)
         self._saved_step = self.step
 

@@ -1,0 +1,113 @@
+"""``lenet plot RUN [RUN ...]``: redraw a run's plots from its files, or overlay several runs' curves.
+
+One run (finished, interrupted or still running): the loss and accuracy curves from its
+``metrics.jsonl``, then the confusion matrix, misclassified grid, kernels and feature maps of its
+``best.pt`` (else ``last.pt``) on the test split of the dataset it was trained on, into
+``RUN/plots/`` (or ``--out DIR``). What cannot be drawn (no metrics yet, an unreadable checkpoint, a
+dataset that is not on this machine) is skipped with a one-line note. Several runs: their curves in
+one figure, against the epoch, with a legend of their names (``--out FILE``, default ``compare.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from lenetlab.analysis.plots import plot_overlay, save_curve_plots, save_model_plots
+from lenetlab.data.transforms import InputSpec
+from lenetlab.device import select_device
+from lenetlab.errors import LenetlabError
+from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.train.config import RunConfig
+from lenetlab.train.rundir import BEST, LAST, PLOTS, read_metrics
+from lenetlab.train.runinfo import looks_like_run
+from lenetlab.train.setup import load_splits
+
+DEFAULT_OVERLAY = "compare.png"
+
+
+def resolve_run(name: str | Path, root: str | Path = "runs") -> Path:
+    """The run directory ``name`` (a path, or a run name inside ``root``); a one-line error if neither."""
+    path = Path(name)
+    for candidate in (path, Path(root) / path):
+        if looks_like_run(candidate):
+            return candidate
+    raise LenetlabError(f"{name}: not a run directory (no config.json, metrics.jsonl or checkpoint in it"
+                        f"{'' if path.is_absolute() else f', nor in {Path(root) / path}'})")
+
+
+def _rows(run_dir: Path, notes: list[str]) -> list[dict]:
+    try:
+        return read_metrics(run_dir)
+    except LenetlabError as e:
+        notes.append(f"curves skipped: {e}")
+        return []
+
+
+def redraw_run(run_dir: str | Path, out: str | Path | None = None, device: str = "auto") -> tuple[list[Path], list[str]]:
+    """Draw every plot of ``run_dir`` that its files allow into ``out`` (default ``RUN/plots``).
+
+    Returns ``(paths written, notes)``: a note says what was skipped and why."""
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / PLOTS
+    notes: list[str] = []
+    written = save_curve_plots(out, _rows(run_dir, notes))
+    ckpt = None
+    for name in (BEST, LAST):
+        if (run_dir / name).is_file():
+            try:
+                ckpt = load_checkpoint(run_dir / name, map_location="cpu")
+                break
+            except LenetlabError as e:
+                notes.append(f"{name} skipped: {e}")
+    if ckpt is None:
+        notes.append("confusion matrix, misclassified images, kernels and feature maps skipped: no loadable checkpoint")
+        return written, notes
+    try:
+        dev = select_device(device)
+        model = build_model(ckpt, map_location=dev)
+        spec = InputSpec.from_dict(ckpt["input_spec"])
+        splits = load_splits(RunConfig.from_dict(ckpt.get("config") or {}, source=f"{run_dir / name} config"))
+        written += save_model_plots(out, model, splits, spec, dev)
+    except LenetlabError as e:
+        notes.append(f"confusion matrix, misclassified images, kernels and feature maps skipped: {e}")
+    return written, notes
+
+
+def overlay_runs(run_dirs: list[str | Path], out: str | Path = DEFAULT_OVERLAY) -> Path:
+    """Several runs' curves in one figure at ``out`` (legend: the run names, or their paths when two
+    runs share a name)."""
+    run_dirs = [Path(p) for p in run_dirs]
+    names = [p.name for p in run_dirs]
+    if len(set(names)) < len(names):
+        names = [str(p) for p in run_dirs]
+    runs = []
+    for name, path in zip(names, run_dirs):
+        runs.append((name, read_metrics(path)))
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise LenetlabError(f"--out {out}: the overlay is a PNG file (name ending in .png)")
+    return plot_overlay(runs, out)
+
+
+def run_plot(runs: list[str], out: str | None = None, device: str = "auto", as_json: bool = False) -> int:
+    """``lenet plot``: redraw one run's plots, or overlay several runs' curves; print what was written."""
+    run_dirs = [resolve_run(r) for r in runs]
+    if len(run_dirs) == 1:
+        written, notes = redraw_run(run_dirs[0], out, device)
+        result = {"run": str(run_dirs[0]), "plots": [str(p) for p in written], "notes": notes}
+    else:
+        path = overlay_runs(run_dirs, out or DEFAULT_OVERLAY)
+        result = {"runs": [str(p) for p in run_dirs], "plots": [str(path)], "notes": []}
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    if len(run_dirs) == 1:
+        where = Path(out) if out is not None else run_dirs[0] / PLOTS
+        print(f"wrote {len(written)} plots to {where}: {', '.join(p.name for p in written) or 'none'}")
+    else:
+        print(f"wrote {result['plots'][0]} ({len(run_dirs)} runs: {', '.join(p.name for p in run_dirs)})")
+    return 0

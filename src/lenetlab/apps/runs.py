@@ -1,0 +1,82 @@
+"""``lenet runs [DIR]``: one line per run directory (name, model, dataset, status, epochs, best dev and
+test accuracy, training time, examples/s), sorted and filtered, or JSON.
+
+The summaries come from :func:`lenetlab.train.runinfo.find_runs`, which reads only the runs' files:
+a damaged run is listed with what is wrong with it, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from lenetlab.errors import ConfigError
+from lenetlab.textfmt import align
+from lenetlab.train.runinfo import RunInfo, find_runs
+
+SORTS = ("name", "dev", "test", "time")
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``12.3s``, ``4m05s`` or ``2h07m``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def select_runs(runs: list[RunInfo], sort: str = "name", model: str | None = None,
+                dataset: str | None = None) -> list[RunInfo]:
+    """``runs`` filtered by ``model``/``dataset`` (exact names) and sorted: ``name`` (A-Z), ``dev`` or
+    ``test`` (best accuracy first), ``time`` (shortest training first); runs without the figure last."""
+    if sort not in SORTS:
+        raise ConfigError(f"--sort {sort}: expected one of {', '.join(SORTS)}")
+    runs = [r for r in runs if (model is None or r.model == model) and (dataset is None or r.dataset == dataset)]
+    if sort == "name":
+        return sorted(runs, key=lambda r: r.name)
+    key = {"dev": lambda r: -r.best_dev if r.best_dev is not None else None,
+           "test": lambda r: -r.test if r.test is not None else None,
+           "time": lambda r: r.train_time}[sort]
+    return sorted(runs, key=lambda r: (key(r) is None, key(r) if key(r) is not None else 0, r.name))
+
+
+def _epochs(r: RunInfo) -> str:
+    done = "-" if r.epochs is None else f"{r.epochs:g}"
+    return f"{done}/{r.max_epochs}" if r.max_epochs is not None else done
+
+
+def _notes(r: RunInfo) -> str:
+    if r.problems:
+        return "; ".join(r.problems)
+    if r.status == "interrupted":
+        return f"continue: lenet train --resume {r.path}"
+    if r.reason and r.reason != "completed":
+        return r.reason.replace("_", " ")
+    return ""
+
+
+def format_runs(runs: list[RunInfo]) -> str:
+    """The table ``lenet runs`` prints (a header and one line per run)."""
+    head = ("run", "model", "dataset", "status", "epochs", "best dev", "test", "train time", "ex/s", "notes")
+    table = [(r.name, r.model or "?", r.dataset or "?", r.status, _epochs(r),
+              "-" if r.best_dev is None else f"{r.best_dev:.4f}", "-" if r.test is None else f"{r.test:.4f}",
+              format_seconds(r.train_time), "-" if r.examples_per_sec is None else f"{r.examples_per_sec:,.0f}",
+              _notes(r)) for r in runs]
+    return "\n".join(align([head, *table], right={4, 5, 6, 7, 8}))
+
+
+def run_runs(root: str = "runs", sort: str = "name", model: str | None = None, dataset: str | None = None,
+             as_json: bool = False, out=None) -> list[RunInfo]:
+    """``lenet runs``: print the runs in ``root`` (see :func:`select_runs`), as a table or JSON; returns them."""
+    out = out or sys.stdout
+    runs = select_runs(find_runs(root), sort, model, dataset)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in runs], indent=2), file=out)
+    elif not runs:
+        print(f"no runs in {root}" + (" matching the filters" if model or dataset else ""), file=out)
+    else:
+        print(format_runs(runs), file=out)
+    return runs

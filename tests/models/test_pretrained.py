@@ -1,0 +1,168 @@
+"""Portable weights: `lenet export --format safetensors` (model.safetensors + config.json), loading
+the folder back with identical outputs, `create(name, pretrained=True)` with the shipped lenet5, and
+`lenet models --pretrained` / `lenet predict --model`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lenetlab.cli import main
+from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.errors import CheckpointError, LenetlabError
+from lenetlab.inference.predictor import default_checkpoint, load_predictor
+from lenetlab.models import build_model, create, load_checkpoint, load_pretrained, pretrained_names
+from lenetlab.models.pretrained import PRETRAINED, pretrained_dir, read_pretrained
+
+
+@pytest.fixture(scope="module")
+def exported(digit_ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "digits"
+    assert main(["export", str(digit_ckpt), "--format", "safetensors", "--out", str(out)]) == 0
+    return out
+
+
+def test_export_writes_the_hub_layout_without_pickle(exported, digit_ckpt):
+    assert sorted(p.name for p in exported.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((exported / "config.json").read_text())
+    ckpt = load_checkpoint(digit_ckpt)
+    assert config["model"] == "lenet5" and config["model_kwargs"] == {"num_classes": 10, "in_channels": 1}
+    assert config["class_names"] == ckpt["class_names"] and config["input_spec"] == ckpt["input_spec"]
+    assert config["lenetlab_version"] and config["format"] == "lenetlab-pretrained-v1"
+    tensors = load_file(str(exported / "model.safetensors"))  # plain safetensors, readable without lenetlab
+    assert tensors.keys() == ckpt["state_dict"].keys()
+    assert all(torch.equal(tensors[k], ckpt["state_dict"][k]) for k in tensors)
+
+
+def test_round_trip_gives_identical_outputs(exported, digit_ckpt, subset):
+    original = build_model(load_checkpoint(digit_ckpt))
+    again = load_pretrained(exported)
+    x = prepare(subset.test.x[:64], InputSpec.from_dict(json.loads((exported / "config.json").read_text())["input_spec"]))
+    with torch.no_grad():
+        assert torch.equal(original(x), again(x))
+    # the folder works wherever a checkpoint does: predictor (lenet predict/serve), lenet eval
+    a = load_predictor(digit_ckpt).predict_proba(subset.test.x[:50])
+    b = load_predictor(exported).predict_proba(subset.test.x[:50])
+    assert np.array_equal(a, b)
+
+
+def test_eval_accepts_the_exported_folder(exported, digit_ckpt, capsys):
+    assert main(["eval", str(digit_ckpt), "--json", "--device", "cpu"]) == 0
+    a = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(exported), "--json", "--device", "cpu", "--dataset", "mnist-subset"]) == 0
+    b = json.loads(capsys.readouterr().out)
+    assert a["accuracy"] == b["accuracy"] and a["loss"] == b["loss"]
+
+
+def test_export_of_a_run_directory_records_its_test_accuracy(tmp_path, capsys):
+    assert main(["train", "--out-dir", str(tmp_path), "--name", "r", "--epochs", "1", "--num-threads", "1",
+                 "--progress", "none", "--no-plots", "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "r"), "--format", "safetensors", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["path"] == str(tmp_path / "r" / "pretrained") and info["max_abs_diff"] == 0.0
+    config = json.loads((tmp_path / "r" / "pretrained" / "config.json").read_text())
+    test_row = next(r for r in map(json.loads, (tmp_path / "r" / "metrics.jsonl").read_text().splitlines())
+                    if r["kind"] == "test")
+    assert config["test_accuracy"] == test_row["accuracy"] and config["dataset"] == "mnist-subset"
+    assert config["train_config"]["epochs"] == 1 and config["step"] == 16
+
+
+def test_export_errors_are_one_line(tmp_path, digit_ckpt, capsys):
+    (tmp_path / "file").write_text("x")
+    for argv, message in [
+        (["export", str(digit_ckpt), "--format", "safetensors", "--out", str(tmp_path / "file")], "is not a folder"),
+        (["export", str(digit_ckpt), "--format", "safetensors", "--opset", "17"], "--opset applies to --format onnx"),
+        (["export", str(tmp_path / "none.pt"), "--format", "safetensors"], "checkpoint file not found"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_damaged_folders_are_one_line_checkpoint_errors(exported, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(exported, bad)
+    (bad / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":1}x")
+    with pytest.raises(CheckpointError, match="model.safetensors: corrupt or unreadable"):
+        load_pretrained(bad)
+    shutil.copy(exported / "model.safetensors", bad)
+    (bad / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="config.json: not valid JSON"):
+        load_pretrained(bad)
+    (bad / "config.json").write_text(json.dumps({"format": "lenetlab-pretrained-v1", "model": "lenet5"}))
+    with pytest.raises(CheckpointError, match="missing field 'model_kwargs'"):
+        read_pretrained(bad)
+    (bad / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="not a lenetlab model config"):
+        read_pretrained(bad)
+    with pytest.raises(CheckpointError, match="not an exported model folder"):
+        read_pretrained(tmp_path / "nowhere")
+
+
+def test_shipped_weights_are_the_shipped_checkpoint(subset):
+    assert pretrained_names() == sorted(PRETRAINED) and "lenet5" in pretrained_names()
+    model = create("lenet5", pretrained=True)
+    ckpt = load_checkpoint(default_checkpoint())
+    assert not model.training
+    assert all(torch.equal(model.state_dict()[k], ckpt["state_dict"][k]) for k in ckpt["state_dict"])
+    config = json.loads((pretrained_dir("lenet5") / "config.json").read_text())
+    assert config["input_spec"] == ckpt["input_spec"] and config["test_accuracy"] == ckpt["config"]["test_accuracy"]
+
+
+def test_pretrained_lenet5_reads_mnist_test_digits(subset):
+    model = create("lenet5", pretrained=True)
+    spec = InputSpec.from_dict(read_pretrained(pretrained_dir("lenet5"))["input_spec"])
+    with torch.no_grad():
+        pred = model(prepare(subset.test.x, spec)).argmax(1)
+    assert int(pred[0]) == int(subset.test.y[0])  # the first MNIST test digit of the embedded subset
+    assert (pred == subset.test.y).float().mean() >= 0.97
+
+
+def test_pretrained_lenet5_reads_the_real_mnist_test_set(mnist_dir):
+    from lenetlab.data import load
+
+    test = load("mnist", data_dir=mnist_dir).test
+    pred = load_predictor(model="lenet5").predict_proba(test.x[:2000]).argmax(1)
+    assert pred[0] == int(test.y[0]) and (pred == test.y[:2000].numpy()).mean() >= 0.98
+
+
+def test_pretrained_argument_errors():
+    with pytest.raises(LenetlabError, match="no pretrained weights for model 'vgg11'.*lenet5"):
+        create("vgg11", pretrained=True)
+    with pytest.raises(LenetlabError, match="shipped weights have num_classes=10, not 5"):
+        create("lenet5", num_classes=5, pretrained=True)
+    with pytest.raises(LenetlabError, match="unknown model 'lenet6'"):
+        create("lenet6", pretrained=True)
+    assert create("lenet5", num_classes=10, in_channels=1, pretrained=True) is not None
+    assert create("lenet5", num_classes=7)(torch.zeros(1, 1, 32, 32)).shape == (1, 7)  # unchanged without it
+
+
+def test_models_pretrained_lists_the_shipped_names(capsys):
+    assert main(["models", "--pretrained"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["model", "trained", "on"]
+    assert lines[1].split()[:3] == ["lenet5", "mnist", "0.9930"] and "pretrained=True" in lines[1]
+    assert main(["models", "--pretrained", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == "lenet5" and row["classes"] == 10
+
+
+def test_predict_with_a_pretrained_model_name(tmp_path, subset, capsys):
+    from PIL import Image
+
+    path = tmp_path / "digit.png"
+    Image.fromarray(subset.test.x[0, 0].numpy()).save(path)
+    assert main(["predict", "--model", "lenet5", str(path), "--json", "--device", "cpu"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["label"] == str(int(subset.test.y[0]))
+    assert main(["predict", "--model", "vgg11", str(path)]) == 2
+    assert "no pretrained weights for model 'vgg11'" in capsys.readouterr().err
+    assert main(["predict", "--model", "lenet5", "--onnx", "x.onnx", str(path)]) == 2
+    assert "give either --onnx MODEL.onnx or --model NAME, not both" in capsys.readouterr().err
