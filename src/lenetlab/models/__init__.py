@@ -12,7 +12,7 @@ from lenetlab.models import (  # noqa: E402,F401
     lenet_variants,
     zoo,
 )
-from lenetlab.models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from lenetlab.models.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
 from lenetlab.models.registry import (
     ModelInfo,
     create,
@@ -27,6 +27,7 @@ __all__ = [
     "create",
     "list_models",
     "load_checkpoint",
+    "load_model",
     "model_info",
     "register_model",
     "save_checkpoint",
