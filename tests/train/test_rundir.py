@@ -19,7 +19,9 @@ FAST = ["--num-threads", "1", "--no-plots", "--progress", "plain", "--device", "
 
 
 def _lenet(*argv: str) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    src = str(Path(__file__).resolve().parents[2] / "src")  # this checkout's code, whatever the cwd
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])]))
     return subprocess.Popen([sys.executable, "-m", "lenetlab.cli", *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -80,7 +82,9 @@ def test_timestamped_names_in_the_same_second_get_their_own_folders(tmp_path):
 def test_lock_of_a_sigkilled_process_does_not_block(tmp_path):
     code = ("import sys, time; from lenetlab.train.rundir import RunLock; l = RunLock(sys.argv[1]).acquire(); "
             "print('locked', flush=True); time.sleep(600)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=src))
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(ConfigError, match=f"PID {proc.pid}"):
