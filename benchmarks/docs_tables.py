@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.S | re.M)
-REGION = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.DOTALL | re.MULTILINE)
+REGION = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL)
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -196,7 +196,7 @@ def render_tries(body: dict, view: str | None) -> list[str]:
 
 def render_recipes(body: dict, view: str | None) -> list[str]:
     out = table(["recipe", "result", "command"], [[r["label"], r["result"], code(r["command"])] for r in body["rows"]])
-    return out + ([f"", f"Commands: {body['meta']['commands']}."] if body["meta"].get("commands") else [])
+    return out + (["", f"Commands: {body['meta']['commands']}."] if body["meta"].get("commands") else [])
 
 
 def _variants(throughput: dict) -> tuple[list[str], list[int]]:

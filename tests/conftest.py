@@ -9,6 +9,7 @@ value is taken relative to the repository root.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,3 +69,39 @@ def second_ckpt(subset, tmp_path_factory) -> Path:
         return train_small(subset, tmp_path_factory.mktemp("ckpt2") / "lenet5b.pt", epochs=4, augment="none", seed=1)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A factory ``tmpfs(size, options="")`` mounting a small tmpfs (``size`` as mount takes it: ``300k``)
+    under ``tmp_path`` and returning its folder, to fill a disk for real; unmounted afterwards. Skips the
+    test with the reason where mounting is not allowed (it needs root)."""
+    mounted = []
+
+    def make(size: str, options: str = "") -> Path:
+        folder = tmp_path / f"tmpfs{len(mounted)}"
+        folder.mkdir()
+        opts = f"size={size}" + (f",{options}" if options else "")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs ({(r.stderr or 'mount failed').strip()}): run as root to test a full disk")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path, tmpfs):
+    """A folder nothing can be written in: mode 0555 for a normal user; for root (whom modes do not
+    stop) a read-only tmpfs. Skips when neither is possible."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "readonly"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    yield tmpfs("64k", "ro")

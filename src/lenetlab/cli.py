@@ -3,7 +3,7 @@
 The heavy applications (training with its plots, the web server, the benchmarks) are imported
 when their command runs, so that ``lenet predict`` or ``lenet --help`` start quickly.
 User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
-exits with 130. Also runnable as ``python -m lenetlab`` (and ``python -m lenetlab.cli``, which is
+exits with 130, SIGTERM during training with 143. Also runnable as ``python -m lenetlab`` (and ``python -m lenetlab.cli``, which is
 what torchrun launches for ``lenet train --nproc N``).
 """
 
@@ -486,9 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     except LenetlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # lenetlab.errors.Terminated (SIGTERM) is one, with exit status 143
+        status = getattr(e, "exit_status", 130)
+        print("terminated" if status == 143 else "interrupted", file=sys.stderr)
+        return status
     except BrokenPipeError:  # `lenet ... | head`: the reader left; end quietly like other Unix tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 141

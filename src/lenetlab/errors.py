@@ -22,6 +22,17 @@ class CheckpointError(LenetlabError):
     """A checkpoint file is missing, corrupt, or not a lenetlab checkpoint."""
 
 
+class DiskFullError(LenetlabError):
+    """A file did not fit on its device (``ENOSPC``/quota); the previous version of the file is intact."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (``SIGTERM``): handled like Ctrl-C, but the exit status is 143
+    (128 + 15, what a shell reports for a process ended by SIGTERM)."""
+
+    exit_status = 143
+
+
 def first_line(exc: BaseException, limit: int = 160) -> str:
     """The first non-empty line of ``exc``'s message (at most ``limit`` characters), or its type name.
 

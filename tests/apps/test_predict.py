@@ -177,3 +177,15 @@ def test_split_inputs_keeps_the_older_checkpoint_first_form(tmp_path):
     assert split_inputs(["model.pt", "a.png", "b.png"]) == ("model.pt", ["a.png", "b.png"])
     assert split_inputs(["a.png", "b.png"]) == (None, ["a.png", "b.png"])
     assert split_inputs(["model.pt"]) == (None, ["model.pt"])  # a lone argument is an image
+
+
+def test_show_into_a_file_or_an_unwritable_folder_is_one_line(tmp_path, subset, chosen, readonly_dir, capsys):
+    digit = _write(tmp_path, subset, chosen[:1], "light_on_dark")[0]
+    blocker = tmp_path / "taken.png"
+    blocker.write_text("a file where --show wants a folder")
+    for show, needle in [(blocker, f"--show {blocker}: is a file, not a folder"),
+                         (readonly_dir / "shown", f"--show {readonly_dir / 'shown'}: cannot write in this folder")]:
+        assert main(["predict", str(digit), "--show", str(show)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
+    assert blocker.read_text().startswith("a file")

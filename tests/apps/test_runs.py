@@ -12,7 +12,7 @@ import pytest
 
 from lenetlab.apps.runs import format_seconds, select_runs
 from lenetlab.cli import main
-from lenetlab.train import runinfo
+from lenetlab.train.rundir import RunLock, lock_holder
 from lenetlab.train.runinfo import find_runs, is_running, read_run
 
 FAST = ["--num-threads", "1", "--progress", "none", "--no-plots", "--no-tensorboard"]
@@ -107,30 +107,23 @@ def test_sort_filter_and_json(runs_root, capsys):
 def test_a_run_being_written_shows_as_running(runs_root, tmp_path):
     live = tmp_path / "live"
     shutil.copytree(runs_root / "stopped", live)
-    _age(live, time.time())
-    assert read_run(live).status == "running"  # just modified, no test row: another process is writing it
-    _age(live)
+    assert read_run(live).status == "interrupted" and not is_running(live)
+    lock = RunLock(live).acquire()  # what a training process holds while it writes the run
+    try:
+        assert is_running(live) and read_run(live).status == "running"
+        assert lock_holder(live) == os.getpid()
+    finally:
+        lock.release()
     assert read_run(live).status == "interrupted"
-    assert is_running(live, finished=False, now=OLD + 10) and not is_running(live, finished=True, now=OLD + 10)
-    (live / "run.lock").write_text(f"{os.getpid()}\n")  # a lock naming a live process
-    assert read_run(live).status == "running"
-    (live / "run.lock").write_text("999999999\n")  # a dead one: the lock is stale
-    assert read_run(live).status == "interrupted"
+    (live / ".lock").write_text("999999999\n")  # a stale lock file left by a killed process
+    assert read_run(live).status == "interrupted" and lock_holder(live) is None
     fresh = tmp_path / "fresh"  # a run that just started: config.json and last.pt, no metrics yet
     fresh.mkdir()
     shutil.copy(runs_root / "fin" / "config.json", fresh)
     shutil.copy(runs_root / "fin" / "last.pt", fresh)
-    info = read_run(fresh)
+    with RunLock(fresh):
+        info = read_run(fresh)
     assert info.status == "running" and info.epochs == 0 and info.problems == []
-
-
-def test_running_window_is_one_setting(runs_root, tmp_path, monkeypatch):
-    live = tmp_path / "live"
-    shutil.copytree(runs_root / "stopped", live)
-    _age(live, time.time() - 30)
-    assert read_run(live).status == "running"
-    monkeypatch.setattr(runinfo, "RECENT_SECONDS", 10.0)
-    assert read_run(live).status == "interrupted"
 
 
 def test_missing_folder_and_bad_sort_are_one_line_errors(tmp_path, capsys):

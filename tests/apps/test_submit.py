@@ -134,3 +134,26 @@ def test_eval_sees_the_data_submit_trained_on(kaggle_folder, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 9 and out["accuracy"] == dev_row["accuracy"]
     assert abs(out["loss"] - dev_row["loss"]) < 1e-5
+
+
+@pytest.mark.parametrize("which", ["--out", "--out-dir", "--out is a folder"])
+def test_unwritable_destinations_are_refused_before_training(kaggle_folder, tmp_path, readonly_dir, capsys, which,
+                                                             monkeypatch):
+    """Checked up front: no run is trained only to find the submission cannot be written."""
+    from lenetlab.apps import submit
+
+    root, _, _ = kaggle_folder
+    monkeypatch.setattr(submit, "run_with_plots", lambda *a, **k: pytest.fail("trained before checking"))
+    out, out_dir = tmp_path / "submission.csv", tmp_path / "runs"
+    if which == "--out":
+        out = readonly_dir / "submission.csv"
+    elif which == "--out-dir":
+        out_dir = readonly_dir / "runs"
+    else:
+        out.mkdir()
+    assert main(["submit", "--data-dir", str(root), "--out", str(out), "--out-dir", str(out_dir), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    needle = {"--out": f"--out folder {readonly_dir}: cannot write in this folder",
+              "--out-dir": f"--out-dir {readonly_dir / 'runs'}: cannot write in this folder",
+              "--out is a folder": f"--out {out}: is a folder"}[which]
+    assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err

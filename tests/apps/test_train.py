@@ -85,11 +85,45 @@ def test_launcher_runs_torchrun_and_propagates_its_status(capsys, monkeypatch, t
     status = main(["train", "--nproc", "2", "--out-dir", str(tmp_path), "--name", "r", "--epochs", "1"])
     assert status == 3
     cmd, env = calls[0]
-    i = cmd.index("torch.distributed.run")
-    assert cmd[i + 1:i + 7] == ["--standalone", "--nproc_per_node", "2", "-m", "lenetlab.cli", "train"]
+    assert cmd[1:3] == ["-c", launch.TORCHRUN] and "from torch.distributed.run import main" in launch.TORCHRUN
+    assert cmd[3:9] == ["--standalone", "--nproc_per_node", "2", "-m", "lenetlab.cli", "train"]
     assert env["OMP_NUM_THREADS"]
     err = capsys.readouterr().err
     assert "torchrun exited with status 3" in err and f"--resume {tmp_path / 'r'}" in err
+
+
+def test_launcher_forwards_sigterm_to_torchrun_and_exits_143(capsys, monkeypatch, tmp_path):
+    """`kill PID` reaches the launcher only: it passes SIGTERM on to torchrun (which passes it to the ranks),
+    waits for it, prints how to continue and exits 143. (The real chain: tests/train/test_ddp.py.)"""
+    import os
+    import signal
+
+    sent = []
+
+    class FakeTorchrun:
+        def __init__(self, cmd, env):
+            pass
+
+        def send_signal(self, sig):
+            sent.append(sig)
+
+        def wait(self):
+            if not sent:
+                os.kill(os.getpid(), signal.SIGTERM)  # the user's kill, while the launcher waits
+            return 143
+
+    monkeypatch.setattr(launch.subprocess, "Popen", FakeTorchrun)
+    assert main(["train", "--nproc", "2", "--out-dir", str(tmp_path), "--name", "r", "--epochs", "1"]) == 143
+    assert sent == [signal.SIGTERM]
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"terminated (SIGTERM): continue with lenet train --nproc 2 --resume {tmp_path / 'r'}")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_unwritable_out_dir_is_one_line(readonly_dir, capsys):
+    assert main(["train", "--out-dir", str(readonly_dir), "--name", "r", "--epochs", "1", "--num-threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {readonly_dir / 'r'}: cannot write (") and err.count("\n") == 1, err
 
 
 def test_timeout_setting(monkeypatch):

@@ -134,3 +134,41 @@ def test_images_are_decoded_exactly(tmp_path):
     Image.fromarray(arr).save(root / "train" / "x" / "0.png")
     s = load(str(root), val_size=0)
     np.testing.assert_array_equal(s.train.x[0].permute(1, 2, 0).numpy(), arr)
+
+
+def _png_header_only(path, width: int, height: int) -> None:
+    """A PNG whose header says ``width`` x ``height`` (grayscale), with no pixel data: what a hostile
+    30000x30000 image looks like to the header reader, without writing 900 MB."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_image_is_one_line_naming_file_and_size(leaves, capsys):
+    _png_header_only(leaves / "images" / "5.jpg", 30000, 30000)
+    assert main(["data", "--dataset", str(leaves)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "images/5.jpg: image of 900,000,000 pixels is larger than Pillow decodes" in err
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere.png", "images/../../x.png", "/etc/hostname"])
+def test_csv_image_paths_outside_the_folder_are_refused(leaves, tmp_path, capsys, name):
+    _img(tmp_path / "elsewhere.png", (1, 2, 3))
+    rows = (leaves / "train.csv").read_text().splitlines()
+    rows[4] = f"{name},acer_rubrum"
+    (leaves / "train.csv").write_text("\n".join(rows) + "\n")
+    assert main(["data", "--dataset", str(leaves)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"train.csv: line 5 names image {name!r}, outside the dataset folder" in err
+
+
+def test_csv_paths_that_stay_inside_are_fine(leaves):
+    rows = (leaves / "train.csv").read_text().splitlines()
+    rows[1] = "images/../images/0.jpg," + rows[1].split(",")[1]
+    (leaves / "train.csv").write_text("\n".join(rows) + "\n")
+    assert len(load(str(leaves)).train) == 27

@@ -155,3 +155,55 @@ def test_fuzz_truncations(tmp_path_factory, dims, cut, extra, gz):
     except DataError:
         return
     assert a.shape == tuple(dims) and a.dtype == np.uint8
+
+
+def _bomb(path, declared_shape, inflated_bytes: int) -> int:
+    """A gzip file of an IDX header for ``declared_shape`` followed by ``inflated_bytes`` zeros, written as a
+    stream (a 200 MB bomb is 0.2 MB on disk). Returns its size on disk."""
+    import struct
+
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(b"\x00\x00\x08" + bytes([len(declared_shape)]) + b"".join(struct.pack(">I", d) for d in declared_shape))
+        chunk = bytes(1 << 20)
+        for _ in range(inflated_bytes >> 20):
+            f.write(chunk)
+    return path.stat().st_size
+
+
+def test_gzip_bomb_stops_at_the_size_the_idx_header_declares(tmp_path):
+    import tracemalloc
+
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    disk = _bomb(p, (10, 28, 28), 200 << 20)
+    assert disk < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as e:
+            read_idx(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(e.value).startswith(f"{p}: gzip data inflates beyond the 7,856 bytes its IDX header declares "
+                                   f"for shape (10, 28, 28)")
+    assert peak < 16 << 20  # stopped after about a megabyte, not after 200 MB
+
+
+def test_idx_header_declaring_more_than_the_cap_is_refused(tmp_path):
+    p = tmp_path / "x.gz"
+    _bomb(p, (2**31, 28, 28), 0)
+    with pytest.raises(DataError, match=r"x.gz: IDX header declares shape \(2147483648, 28, 28\) .* more than the 1.0 GB"):
+        read_idx(p)
+
+
+def test_generic_gzip_is_capped(tmp_path):
+    raw = gzip.compress(bytes(5000))
+    assert decompress(raw, "n.json.gz", limit=5000) == bytes(5000)
+    with pytest.raises(DataError, match=r"n.json.gz: gzip data inflates to more than 4.9 KB"):
+        decompress(raw, "n.json.gz", limit=4999)
+
+
+def test_cli_refuses_a_bomb_given_as_mnist(idx_dir, capsys):
+    _bomb(idx_dir / "train-images-idx3-ubyte.gz", (60, 28, 28), 64 << 20)
+    assert main(["data", "--dataset", str(idx_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train-images-idx3-ubyte.gz: gzip data inflates beyond the 47,056 bytes" in err

@@ -104,7 +104,8 @@ def test_lenet_compare_uses_checkpoint_weights(tmp_path, capsys):
     model = create("lenet5")
     path = tmp_path / "w.pt"
     save_checkpoint(path, {"model": {"name": "lenet5", "kwargs": {}}, "state_dict": model.state_dict(),
-                           "class_names": [str(i) for i in range(10)], "input_spec": {}, "config": {}})
+                           "class_names": [str(i) for i in range(10)], "config": {},
+                           "input_spec": {"channels": 1, "size": 32, "resize": "pad", "mean": [0.5], "std": [0.5]}})
     assert main(["compare", "--checkpoint", str(path), "--limit", "20", "--loop-images", "1"]) == 0
     assert str(path) in capsys.readouterr().out
 

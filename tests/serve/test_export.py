@@ -137,6 +137,36 @@ def test_onnx_without_metadata_is_refused(tmp_path, onnx_model):
         OnnxPredictor(plain)
 
 
+@pytest.mark.parametrize("key, value, needle", [
+    ("lenetlab.input_spec", {"channels": 1, "size": 100_000, "resize": "pad", "mean": [0.5], "std": [0.5]},
+     "field 'lenetlab.input_spec.size' must be an integer from 8 to 512"),
+    ("lenetlab.class_names", ["0", "1", "2"], "lists 3 classes but the model gives 10 outputs"),
+])
+def test_onnx_with_inconsistent_metadata_is_refused_at_load(tmp_path, onnx_model, key, value, needle):
+    """The same limits as for checkpoints: refused when the server starts, not per request."""
+    proto = onnx.load(str(onnx_model[0]))
+    for prop in proto.metadata_props:
+        if prop.key == key:
+            prop.value = json.dumps(value)
+    bad = tmp_path / "bad.onnx"
+    onnx.save(proto, str(bad))
+    with pytest.raises(Exception, match=needle) as e:
+        OnnxPredictor(bad)
+    assert str(e.value).startswith(str(bad)) and "\n" not in str(e.value)
+
+
+def test_failed_verification_keeps_the_previous_export(tmp_path, onnx_model, monkeypatch):
+    """The check runs on the temporary file: a failing one leaves the good export in place, no temporary."""
+    from lenetlab.serve import export
+
+    out = tmp_path / "model.onnx"
+    out.write_bytes(onnx_model[0].read_bytes())
+    monkeypatch.setattr(export, "_max_diff", lambda *a: 0.5)
+    with pytest.raises(Exception, match=r"model.onnx: onnxruntime differs from PyTorch by 5.00e-01 .*nothing written"):
+        export.export_onnx(default_checkpoint(), out)
+    assert out.read_bytes() == onnx_model[0].read_bytes() and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
 PROBE = """
 import json, os, sys, threading, time, urllib.request
 port, onnx_path, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -202,3 +232,9 @@ def test_serve_with_checkpoint_never_imports_training_code():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["200", "[]"], res.stdout
+
+
+def test_export_into_an_unwritable_folder_is_one_line(readonly_dir, capsys):
+    assert main(["export", str(default_checkpoint()), "--out", str(readonly_dir / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {readonly_dir / 'm.onnx'}: cannot write (") and err.count("\n") == 1, err

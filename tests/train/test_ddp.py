@@ -10,6 +10,7 @@ leave last.pt intact; resuming that run with 2 processes ends where the uninterr
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +38,10 @@ ACCURACY_TOL = 0.02  # 4 of the 200 test images
 def _env() -> dict:
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", LENETLAB_DIST_TIMEOUT="60", PYTHONUNBUFFERED="1")
+    # the processes run in tmp_path: a relative PYTHONPATH=src would miss this checkout's code and import
+    # whatever lenetlab the interpreter has installed
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 
@@ -172,3 +177,42 @@ def test_raising_rank_ends_job_with_its_rank_and_message(tmp_path):
     assert "[rank 1/2] failed: RuntimeError: injected failure at step 8" in proc.stderr
     assert "rank      : 1" in proc.stderr  # torchrun's failure report names the root-cause rank
     assert load_checkpoint(tmp_path / "runs" / "boom" / "last.pt")["step"] == 4
+
+
+@pytest.mark.slow
+def test_sigterm_to_lenet_train_nproc_2_saves_on_every_rank_and_resumes_exactly(ddp_run, tmp_path):
+    """`kill -TERM` of `lenet train --nproc 2`: the launcher forwards it to torchrun, torchrun to both ranks;
+    they agree on one step boundary, rank 0 saves last.pt there, every process ends with 143 and the
+    resume command, without a traceback. Resuming with 2 processes ends where the uninterrupted run did."""
+    run = tmp_path / "runs" / "term"
+    cmd = [sys.executable, "-m", "lenetlab.cli", "train", "--nproc", "2", "--out-dir", "runs", "--name", "term", *ARGS]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ck = torch.load(run / "last.pt", weights_only=True)
+            except Exception:  # not written yet
+                ck = None
+            if ck is not None and ck["step"] > 0 and ck["batch"] > 0:  # inside the training loop
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.005)
+        out, err = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    step = load_checkpoint(run / "last.pt", training=True)["step"]
+    assert 0 < step < 32
+    assert (f"terminated (SIGTERM) at step {step}: saved runs/term/last.pt; resume with: "
+            f"lenet train --nproc 2 --resume runs/term") in err
+    assert err.strip().splitlines()[-1] == "terminated (SIGTERM): continue with lenet train --nproc 2 --resume runs/term"
+    assert "Traceback" not in err and "failed" not in err
+    assert not (run / ".lock").exists()
+    proc = subprocess.run([sys.executable, "-m", "lenetlab.cli", "train", "--nproc", "2", "--resume", str(run),
+                           "--num-threads", "1", "--progress", "plain"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _max_diff(_weights(run / "last.pt"), _weights(ddp_run["run"] / "last.pt")) < 1e-6
+    assert [(r["kind"], r["step"]) for r in read_metrics(run)] == [(r["kind"], r["step"]) for r in read_metrics(ddp_run["run"])]

@@ -15,6 +15,7 @@ import torch
 
 from lenetlab.apps import train as commands
 from lenetlab.cli import main
+from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train.rundir import read_metrics
 
 # three epochs of 16 steps; last.pt every 3 steps so a kill always lands between checkpoints
@@ -102,3 +103,131 @@ def test_sigkill_mid_epoch_then_resume_is_exact(reference, tmp_path):
     assert 0 < saved["step"] < 48
     assert main(["train", "--resume", str(run_dir), "--progress", "none"]) == 0
     _same_run(reference, run_dir)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_saves_prints_resume_and_exits_143(reference, tmp_path):
+    """`kill -TERM` behaves as Ctrl-C: last.pt at the next step boundary, the resume command, exit 143;
+    the resumed run ends exactly where the uninterrupted one did."""
+    run_dir = tmp_path / "termed"
+    cmd = [sys.executable, "-m", "lenetlab.cli", "train", "--out-dir", str(tmp_path), "--name", "termed", *ARGS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ck = torch.load(run_dir / "last.pt", weights_only=True)
+            except Exception:  # not written yet
+                ck = None
+            if ck is not None and ck["step"] > 0 and ck["batch"] > 0:  # mid-epoch, inside the training loop
+                seen = ck["step"]
+                os.kill(proc.pid, signal.SIGTERM)
+                break
+            time.sleep(0.005)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-2000:]
+    saved = torch.load(run_dir / "last.pt", weights_only=True)
+    assert seen <= saved["step"] < 48
+    assert f"terminated (SIGTERM) at step {saved['step']}: saved {run_dir / 'last.pt'}; " \
+           f"resume with: lenet train --resume {run_dir}" in err
+    assert err.strip().splitlines()[-1] == "terminated" and "Traceback" not in err
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no lock, no temporary file
+    assert main(["train", "--resume", str(run_dir), "--progress", "none"]) == 0
+    _same_run(reference, run_dir)
+
+
+# ----------------------------------------------------------------------------- last.pt is checked on resume
+def _edit_last(run_dir: Path, dest: Path, **changes) -> Path:
+    """A copy of ``run_dir`` whose last.pt has ``changes`` (``...`` deletes a field), saved with a fresh
+    checksum so that the field checks, not the checksum, must catch it."""
+    import shutil
+
+    from lenetlab.models.checkpoint import save_checkpoint
+
+    shutil.copytree(run_dir, dest)
+    ck = torch.load(dest / "last.pt", weights_only=True)
+    for key, value in changes.items():
+        ck.pop(key) if value is ... else ck.__setitem__(key, value)
+    save_checkpoint(dest / "last.pt", ck)
+    return dest
+
+
+def _bad_last_cases(run: Path, tmp: Path) -> list[tuple[Path, str]]:
+    import shutil
+
+    from lenetlab.models import create
+
+    best_over = tmp / "best_over"
+    shutil.copytree(run, best_over)
+    shutil.copy(best_over / "best.pt", best_over / "last.pt")
+    truncated = tmp / "truncated"
+    shutil.copytree(run, truncated)
+    data = (truncated / "last.pt").read_bytes()
+    (truncated / "last.pt").write_bytes(data[: len(data) // 2])
+    flipped = tmp / "flipped"
+    shutil.copytree(run, flipped)
+    raw = bytearray((flipped / "last.pt").read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    (flipped / "last.pt").write_bytes(bytes(raw))
+    ck = torch.load(run / "last.pt", weights_only=True)
+    other = create("lenet5-mini").state_dict()
+    groups = [dict(g, params=g["params"][:2]) for g in ck["optimizer"]["param_groups"]]
+    return [
+        (best_over, "not a last.pt: no training state"),
+        (truncated, "corrupt or truncated checkpoint"),
+        (flipped, "does not match the contents"),  # or a corrupt archive, wherever the flipped bit lands
+        (_edit_last(run, tmp / "no_opt", optimizer=...), "field 'optimizer' is missing"),
+        (_edit_last(run, tmp / "neg_step", step=-5), "field 'step' must be a non-negative number"),
+        (_edit_last(run, tmp / "float_epoch", epoch=1.5), "field 'epoch' must be int"),
+        (_edit_last(run, tmp / "rng", rng={"python": 1}), "field 'rng' is not a saved RNG state"),
+        (_edit_last(run, tmp / "meters", meters=torch.zeros(3)), "field 'meters' must have shape [2, 3]"),
+        (_edit_last(run, tmp / "weights", state_dict=other), "field 'state_dict' does not fit the run's model 'lenet5'"),
+        (_edit_last(run, tmp / "best_w", best_state_dict=other), "field 'best_state_dict' does not fit"),
+        (_edit_last(run, tmp / "groups", optimizer=dict(ck["optimizer"], param_groups=groups)),
+         "field 'optimizer' cannot be restored"),
+        (_edit_last(run, tmp / "position", step=ck["step"] + 5), "fields 'epoch', 'batch', 'step'"),
+        (_edit_last(run, tmp / "config", config=[1]), "field 'config' must be a dict"),
+    ]
+
+
+def test_resume_checks_last_pt_and_names_the_field(reference, tmp_path, capsys):
+    for run, needle in _bad_last_cases(reference, tmp_path):
+        before = (run / "metrics.jsonl").read_bytes()
+        assert main(["train", "--resume", str(run), "--progress", "none"]) == 2, run.name
+        err = capsys.readouterr().err
+        if run.name == "flipped" and "does not match" not in err:
+            needle = "corrupt or truncated checkpoint"
+        assert err.startswith(f"error: {run / 'last.pt'}: ") and needle in err and err.count("\n") == 1, (run.name, err)
+        assert (run / "metrics.jsonl").read_bytes() == before and not (run / ".lock").exists()
+
+
+# ----------------------------------------------------------------------------- a full disk
+@pytest.mark.parametrize("size, victim", [("300k", "best.pt"), ("600k", "last.pt")])
+def test_full_disk_is_one_line_with_the_resume_command_and_resume_works_after(tmpfs, capsys, size, victim):
+    """A real small tmpfs: 300 KB holds the first last.pt (step 0) but not best.pt beside it; 600 KB holds
+    both but not the bigger last.pt of step 16 (with Adam's moments) next to the old one. Either way one
+    line naming the file, the size it needed and the resume command; the old checkpoint intact, no
+    temporary file; `--resume` on the still-full disk says the same (for best.pt, rewritten first when it
+    exists); after making room it finishes."""
+    import subprocess as sp
+
+    disk = tmpfs(size)
+    run = disk / "r"
+    argv = ["train", "--out-dir", str(disk), "--name", "r", "--epochs", "1", "--no-plots", "--progress", "none",
+            "--num-threads", "1"]
+    for attempt in (argv, ["train", "--resume", str(run), "--progress", "none"]):
+        assert main(attempt) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(f"error: {run / victim}: no space left on device (needs "), err
+        victim = "best.pt" if (run / "best.pt").is_file() else victim  # resumed: best.pt rewritten first
+        assert err.endswith(f"; free some space, then resume with: lenet train --resume {run}"), err
+        assert " KB, " in err and "free)" in err
+        assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporary file, no lock
+        assert load_checkpoint(run / "last.pt", training=True)["step"] == 0  # the old one, intact
+    assert sp.run(["mount", "-o", "remount,size=4m", str(disk)]).returncode == 0
+    assert main(["train", "--resume", str(run), "--progress", "none"]) == 0
+    assert load_checkpoint(run / "last.pt", training=True)["step"] == 16

@@ -30,7 +30,7 @@ import torch
 from lenetlab import data
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.inference.predictor import default_checkpoint
-from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.models.checkpoint import build_model, load_checkpoint, load_model
 from lenetlab.serve.export import export_onnx
 
 __all__ = ["throughput", "latency", "build_backends", "run_infer_bench"]
@@ -66,8 +66,7 @@ def latency(fn, images: torch.Tensor, calls: int = 1000, warmup: int = 20) -> di
 def build_backends(checkpoint, example: torch.Tensor, tmp: Path, onnx: bool = True, threads: int = 1):
     """``(backends, skipped)``: ``backends`` maps a name to ``fn(x float [N, C, H, W]) -> scores [N, K]``
     (torch tensor or NumPy array); ``skipped`` maps a name to why it could not be built."""
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    model = build_model(ckpt, map_location="cpu").eval()
+    model, ckpt = load_model(checkpoint, map_location="cpu")
     backends, skipped = {}, {}
 
     def eager(m, channels_last=False):
@@ -77,7 +76,7 @@ def build_backends(checkpoint, example: torch.Tensor, tmp: Path, onnx: bool = Tr
         return fn
 
     backends["eager PyTorch"] = eager(model)
-    cl = build_model(ckpt, map_location="cpu").eval().to(memory_format=torch.channels_last)
+    cl = build_model(ckpt, map_location="cpu", source=checkpoint).eval().to(memory_format=torch.channels_last)
     backends["eager PyTorch, channels-last"] = eager(cl, True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript is deprecated upstream; measured while it exists
@@ -129,7 +128,7 @@ def run_infer_bench(checkpoint=None, quick: bool = False, threads: int | None = 
     repeats = 5 if quick else 15
     subset = data.load("mnist-subset")
     with tempfile.TemporaryDirectory(prefix="lenet-infer-") as tmp:
-        spec = InputSpec.from_dict(load_checkpoint(checkpoint, map_location="cpu")["input_spec"])
+        spec = InputSpec.from_dict(load_checkpoint(checkpoint, map_location="cpu", need=("input_spec",))["input_spec"])
         digits = prepare(subset.test.x, spec)  # real digits, [200, C, size, size]
         batch = digits.repeat(-(-batch_size // len(digits)), 1, 1, 1)[:batch_size].contiguous()
         model, ckpt, backends, skipped = build_backends(checkpoint, digits, Path(tmp), onnx, torch.get_num_threads())

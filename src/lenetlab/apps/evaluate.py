@@ -11,7 +11,7 @@ from lenetlab.data.transforms import InputSpec
 from lenetlab.device import autocast_dtype, select_device
 from lenetlab.errors import DataError, LenetlabError
 from lenetlab.inference.evaluate import EvalResult, evaluate, format_result
-from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.models.checkpoint import load_model
 
 
 def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
@@ -19,7 +19,7 @@ def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | 
     """Rebuild a checkpoint's model and :func:`evaluate` it on ``split`` (``test`` or ``dev``) of
     ``dataset`` (default: the dataset, data folder and dev size it was trained with)."""
     dev = select_device(device)
-    ckpt = load_checkpoint(checkpoint, map_location=dev)
+    model, ckpt = load_model(checkpoint, map_location=dev)  # refuses damaged or inconsistent checkpoints
     cfg = ckpt.get("config") or {}
     name = dataset or cfg.get("dataset") or ckpt.get("dataset")  # the config keeps the path the run was given
     if not name:
@@ -39,7 +39,6 @@ def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | 
         # same count, other classes (a digit model on Fashion-MNIST, say): the accuracy would be meaningless
         raise DataError(f"{checkpoint}: model classes ({_brief(ckpt['class_names'])}) differ from {name}'s "
                         f"({_brief(splits.class_names)})")
-    model = build_model(ckpt, map_location=dev)
     spec = InputSpec.from_dict(ckpt["input_spec"])
     channels_last = bool(cfg.get("channels_last", False))
     if channels_last:

@@ -21,6 +21,7 @@ from PIL import Image
 from lenetlab.data.images import BlankImageError, preprocess_image
 from lenetlab.device import select_device
 from lenetlab.errors import ConfigError
+from lenetlab.fileio import atomic_path, ensure_writable
 from lenetlab.inference.predictor import Predictor, load_predictor
 
 __all__ = ["EXIT_BLANK", "ImagePrediction", "predict_images", "run_predict", "split_inputs"]
@@ -73,6 +74,8 @@ def predict_images(predictor: Predictor, images: list, *, top_k: int = 3,
     """
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1 (got {top_k})")
+    if show_dir is not None:
+        ensure_writable(show_dir, "--show")  # a file there, or a read-only folder: one line, before any work
     names = [str(im) if isinstance(im, (str, os.PathLike)) else f"image{i}" for i, im in enumerate(images)]
     prepared: list[torch.Tensor | str] = []
     for im, name in zip(images, names):
@@ -92,7 +95,6 @@ def predict_images(predictor: Predictor, images: list, *, top_k: int = 3,
                                        top_k=top))
     if show_dir is not None:
         show = Path(show_dir)
-        show.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
         for r, p in zip(results, prepared):
             if isinstance(p, torch.Tensor):
@@ -103,7 +105,8 @@ def predict_images(predictor: Predictor, images: list, *, top_k: int = 3,
                     stem = f"{base}-{n}"
                 used.add(stem)
                 dest = show / f"{stem}.input.png"
-                Image.fromarray(p[0].numpy(), mode="L").save(dest)
+                with atomic_path(dest, suffix=".png") as tmp:
+                    Image.fromarray(p[0].numpy(), mode="L").save(tmp, format="PNG")
                 r.shown = str(dest)
     return results
 

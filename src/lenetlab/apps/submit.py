@@ -21,8 +21,8 @@ from pathlib import Path
 
 from lenetlab.apps.train import run_with_plots
 from lenetlab.data import load
-from lenetlab.errors import DataError, first_line
-from lenetlab.fileio import atomic_path
+from lenetlab.errors import DataError, LenetlabError, first_line
+from lenetlab.fileio import atomic_path, ensure_writable
 from lenetlab.inference.predictor import load_predictor
 from lenetlab.models import model_info
 from lenetlab.train import RunConfig, Runner
@@ -98,6 +98,11 @@ def kaggle_submit(data_dir: str | os.PathLike, *, out: str | os.PathLike = "subm
     # image_size and the split live in the config, so `lenet eval` and `--resume` load the same data
     cfg = RunConfig.from_dict({"image_size": size, **config, "dataset": str(folder), "model": model, "epochs": epochs,
                                "progress": progress}, source="submit")
+    # before minutes of training: both places must take files
+    if Path(out).is_dir():
+        raise LenetlabError(f"--out {out}: is a folder; give the submission's file name (submission.csv)")
+    ensure_writable(Path(out).parent, "--out folder")
+    ensure_writable(cfg.out_dir, "--out-dir")
     load_kwargs = {"image_size": cfg.image_size}
     if cfg.val_size is not None:
         load_kwargs["val_size"] = cfg.val_size

@@ -8,7 +8,8 @@ the error goes on. ``lenet train --dry-run`` runs every part for a few steps int
 
     python -m torch.distributed.run --standalone --nproc_per_node N -m lenetlab.cli train ARGS
 
-and exits with torchrun's status. Each process started by torchrun (or by a user's own
+and exits with torchrun's status (143 after a SIGTERM, which it forwards to torchrun and so to every
+rank: each saves ``last.pt`` at the same step and ends, see :mod:`lenetlab.train.runner`). Each process started by torchrun (or by a user's own
 ``torchrun ... -m lenetlab.cli train ARGS``, including multi-node rendezvous) sees
 ``WORLD_SIZE > 1`` and trains with a :class:`~lenetlab.train.dist.DistributedContext`
 (DistributedDataParallel, gloo on CPU / NCCL on CUDA). A failure on one rank is printed with its rank
@@ -21,9 +22,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,10 +34,10 @@ from pathlib import Path
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from lenetlab.analysis.plots import save_curve_plots, save_model_plots, save_run_plots
-from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.errors import ConfigError, LenetlabError, Terminated
 from lenetlab.train.config import config_overrides
 from lenetlab.train.dist import DistributedContext, in_torchrun, report_failure
-from lenetlab.train.rundir import PLOTS, RunResult, plan_run, refuse_existing
+from lenetlab.train.rundir import PLOTS, RunResult, check_unlocked, plan_run, refuse_existing
 from lenetlab.train.runner import Runner
 from lenetlab.train.setup import load_splits
 
@@ -52,9 +55,28 @@ def train_entry(args) -> int:
         if in_torchrun():
             raise ConfigError(f"--nproc {nproc}: already running under torchrun (WORLD_SIZE={world}); drop --nproc")
         return launch_train(args, nproc)
-    if world > 1:
-        return distributed_train(args)
-    return train_command(args)
+    # SIGTERM outside the training loop (loading data, testing) ends the command as Ctrl-C does, through
+    # the cleanup (the run's lock, temporary files) to exit 143; inside the loop the Runner defers it
+    # to the next step boundary and saves first.
+    restore = _on_sigterm(_raise_terminated)
+    try:
+        if world > 1:
+            return distributed_train(args)
+        return train_command(args)
+    finally:
+        restore()
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM (main thread only); return the function restoring the previous one."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 @record
@@ -106,6 +128,8 @@ def train_argv(args) -> list[str]:
 def _precheck(args, nproc: int) -> Path | None:
     """Catch user errors before starting processes; return the run directory when it is known."""
     cfg, run_dir = plan_run(args.config, args.resume, config_overrides(args))
+    if run_dir is not None:
+        check_unlocked(run_dir)  # a run in progress there: say so before starting any process
     if args.resume is None and run_dir is not None and not args.overwrite:
         refuse_existing(run_dir)
     if cfg.batch_size % nproc:
@@ -113,26 +137,47 @@ def _precheck(args, nproc: int) -> Path | None:
     return run_dir
 
 
+#: ``python -c`` code running torchrun's ``main`` on ``sys.argv[1:]``: what ``python -m torch.distributed.run``
+#: does, except that the SIGTERM torchrun forwards to the ranks ends it with status 143 instead of its
+#: SignalException traceback (the ranks print what happened and how to resume).
+TORCHRUN = ("import sys\n"
+            "from torch.distributed.elastic.multiprocessing.api import SignalException\n"
+            "from torch.distributed.run import main\n"
+            "try:\n    main(sys.argv[1:])\n"
+            "except SignalException as e:\n    sys.exit(128 + int(e.sigval))\n")
+
+
 def launch_train(args, nproc: int) -> int:
     """Run ``lenet train`` in ``nproc`` local processes with torchrun; return its exit status."""
     run_dir = _precheck(args, nproc)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "lenetlab.cli", "train", *train_argv(args)]
+    torchrun_args = ["--standalone", "--nproc_per_node", str(nproc), "-m", "lenetlab.cli", "train", *train_argv(args)]
+    cmd = [sys.executable, "-c", TORCHRUN, *torchrun_args]
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default for several processes, without its warning
-    print("launching: " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
+    print("launching: -m torch.distributed.run " + " ".join(torchrun_args), file=sys.stderr, flush=True)
     proc = subprocess.Popen(cmd, env=env)
-    interrupted = False
-    while True:
-        try:
-            status = proc.wait()
-            break
-        except KeyboardInterrupt:  # torchrun got the same Ctrl-C and forwards it to the ranks: wait for them
-            interrupted = True
+    interrupted = terminated = False
+
+    def forward(signum, frame):  # `kill PID` reaches this process only: pass it on to torchrun
+        nonlocal terminated
+        terminated = True
+        proc.send_signal(signal.SIGTERM)
+
+    restore = _on_sigterm(forward)
+    try:
+        while True:
+            try:
+                status = proc.wait()
+                break
+            except KeyboardInterrupt:  # torchrun got the same Ctrl-C and forwards it to the ranks: wait for them
+                interrupted = True
+    finally:
+        restore()
     where = str(run_dir) if run_dir is not None else "RUN_DIR (printed at the start)"
-    if interrupted:
-        print(f"interrupted: continue with lenet train --nproc {nproc} --resume {where}", file=sys.stderr, flush=True)
-        return 130
+    if interrupted or terminated:
+        print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: continue with lenet train --nproc {nproc} "
+              f"--resume {where}", file=sys.stderr, flush=True)
+        return 143 if terminated else 130
     if status != 0:
         print(f"error: distributed training failed: torchrun exited with status {status} (its report above names "
               f"the failing rank); checkpoints already written are intact: continue with "

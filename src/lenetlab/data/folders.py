@@ -13,14 +13,16 @@ Layouts recognised by :func:`load_folder` (first match wins):
 
 Images are converted to RGB (3 channels) or grayscale (1), default: RGB unless the first image is
 grayscale, and resized (bilinear) to ``image_size``, default: the first image's size (square).
-Decoding runs in a thread pool (Pillow releases the GIL). A missing or unreadable image raises a
-one-line :class:`DataError` naming the file.
+Decoding runs in a thread pool (Pillow releases the GIL). A missing or unreadable image, or one too
+large to decode safely (Pillow's decompression-bomb limit), raises a one-line :class:`DataError`
+naming the file; so does a CSV row naming an image outside the dataset folder.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,6 +48,11 @@ def _open(path: Path):
             return im.copy()
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
+    except Image.DecompressionBombError as e:  # raised from the header, before anything is decoded
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        raise DataError(f"{path}: image of {size} is larger than Pillow decodes safely "
+                        f"({Image.MAX_IMAGE_PIXELS * 2:,} pixels at most); refused") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DataError(f"{path}: unreadable image ({first_line(e, 120)})") from None
 
@@ -106,6 +113,11 @@ def _csv_images(root: Path, csv_path: Path, rows: list[dict[str, str]]) -> list[
         name = (row.get("image") or "").strip()
         if not name:
             raise DataError(f"{csv_path}: line {i} has no image name")
+        # relative to the folder and inside it (checked on the names, so a symlinked images/ still works)
+        inside = os.path.normpath(os.path.join(root, name))
+        if os.path.isabs(name) or os.path.relpath(inside, os.path.normpath(root)).split(os.sep)[0] == "..":
+            raise DataError(f"{csv_path}: line {i} names image {name!r}, outside the dataset folder {root} "
+                            "(image paths must be relative to it)")
         p = root / name
         if not p.is_file():
             raise DataError(f"{csv_path}: line {i} names image {name!r}, which does not exist in {root}")

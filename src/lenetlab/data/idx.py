@@ -4,43 +4,90 @@ IDX layout: two zero bytes, a type code (``0x08`` = unsigned byte), the number o
 then one big-endian ``int32`` per dimension, then the data in C order. Every malformed input
 (wrong magic, truncated or over-long data, bad gzip stream) raises :class:`DataError` naming
 the file, so callers never see a ``struct``/``zlib``/``numpy`` exception.
+
+Gzip data is inflated as a stream and never beyond what the file can legitimately hold: for IDX,
+the size its header declares (plus :data:`SLACK`); for anything else :data:`MAX_INFLATED`. A 2 MB
+"gzip bomb" given as MNIST is refused after about a megabyte of output, not after 4 GiB.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from lenetlab.errors import DataError, first_line
+from lenetlab.fileio import human_bytes
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Type codes of the IDX spec; MNIST only uses 0x08, the others cost nothing to support.
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+#: The most a gzip file is inflated to (1 GiB: EMNIST's largest IDX file is 0.55 GB; NNDL's JSON less).
+MAX_INFLATED = 1 << 30
+#: Output beyond an IDX header's declared size still read, so that a few trailing bytes get their own message.
+SLACK = 1 << 20
+
+
+def _read_raw(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def read_bytes(path: str | Path) -> bytes:
     """Return the (decompressed, when gzip) bytes of ``path``; DataError if missing or corrupt."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    return decompress(raw, path)
+    return decompress(_read_raw(path), path)
 
 
-def decompress(raw: bytes, name: str | Path = "<bytes>") -> bytes:
-    """Gunzip ``raw`` if it starts with the gzip magic, else return it unchanged."""
+def decompress(raw: bytes, name: str | Path = "<bytes>", limit: int = MAX_INFLATED) -> bytes:
+    """Gunzip ``raw`` if it starts with the gzip magic, else return it unchanged. Inflates as a stream and
+    stops with a one-line DataError once the output passes ``limit`` bytes (a decompression bomb)."""
     if not raw.startswith(GZIP_MAGIC):
         return raw
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            out = f.read(limit + 1)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{name}: corrupt or truncated gzip data ({first_line(e)})") from None
+    if len(out) > limit:
+        raise DataError(f"{name}: gzip data inflates to more than {human_bytes(limit)} "
+                        f"({human_bytes(len(raw))} compressed): a decompression bomb or not the file expected; refused")
+    return out
+
+
+def decompress_idx(raw: bytes, name: str | Path = "<bytes>") -> bytes:
+    """Like :func:`decompress`, for an IDX file: reads the IDX header first and inflates no more than the
+    size it declares plus :data:`SLACK` (at most :data:`MAX_INFLATED`); more output is a one-line DataError."""
+    if not raw.startswith(GZIP_MAGIC):
+        return raw
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            head = f.read(4)
+            if not (len(head) == 4 and head[:2] == b"\0\0" and head[2] in _DTYPES and head[3] > 0):
+                return head  # enough for parse_idx to say what is wrong (magic, no dimensions, too short)
+            head += f.read(4 * head[3])
+            if len(head) < 4 + 4 * head[3]:
+                return head  # a truncated header
+            shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", offset=4))
+            declared = len(head) + int(np.prod(shape, dtype=object)) * np.dtype(_DTYPES[head[2]]).itemsize
+            if declared > MAX_INFLATED:
+                raise DataError(f"{name}: IDX header declares shape {shape} ({human_bytes(declared)}), more "
+                                f"than the {human_bytes(MAX_INFLATED)} lenetlab inflates from a gzip file")
+            data = head + f.read(declared + SLACK - len(head) + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{name}: corrupt or truncated gzip data ({first_line(e)})") from None
+    if len(data) > declared + SLACK:
+        raise DataError(f"{name}: gzip data inflates beyond the {declared:,} bytes its IDX header declares for "
+                        f"shape {shape} ({human_bytes(len(raw))} compressed): a decompression bomb or a corrupt "
+                        f"file; refused")
+    return data
 
 
 def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
@@ -71,7 +118,8 @@ def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
 
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (raw or ``.gz``) into a numpy array; DataError naming ``path`` if bad."""
-    return parse_idx(read_bytes(path), path)
+    path = Path(path)
+    return parse_idx(decompress_idx(_read_raw(path), path), path)
 
 
 def read_images_labels(images: str | Path, labels: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from lenetlab.data.common import to_channels
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
-from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.models.checkpoint import check_input_spec, load_model
 from lenetlab.models.pretrained import pretrained_dir
 
 #: Metadata keys that :func:`lenetlab.serve.export.export_onnx` writes into ``metadata_props``.
@@ -92,9 +92,9 @@ class TorchPredictor(Predictor):
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "cpu") -> None:
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
-        ckpt = load_checkpoint(path, map_location=self.device)
+        # every field checked, the class count against the model's outputs, the checksum
+        self.model, ckpt = load_model(path, map_location=self.device)
         try:
-            self.model = build_model(ckpt, map_location=self.device)
             self.name = str(ckpt["model"]["name"])
             self.class_names = [str(c) for c in ckpt["class_names"]]
             self.spec = InputSpec.from_dict(ckpt["input_spec"])
@@ -137,9 +137,15 @@ class OnnxPredictor(Predictor):
         try:
             self.name = str(json.loads(meta[META_MODEL])["name"])
             self.class_names = [str(c) for c in json.loads(meta[META_CLASSES])]
-            self.spec = InputSpec.from_dict(json.loads(meta[META_SPEC]))
+            # the same limits as a checkpoint's spec: a huge size would allocate gigabytes per request
+            self.spec = InputSpec.from_dict(check_input_spec(json.loads(meta[META_SPEC]), path, META_SPEC))
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: malformed lenetlab metadata ({type(e).__name__}: {e})") from None
+        outputs = self.session.get_outputs()[0].shape
+        if not self.class_names or (len(outputs) == 2 and isinstance(outputs[1], int)
+                                    and outputs[1] != len(self.class_names)):
+            raise CheckpointError(f"{path}: metadata {META_CLASSES} lists {len(self.class_names)} classes but the "
+                                  f"model gives {outputs[-1]} outputs")
         self.input_name = self.session.get_inputs()[0].name
         self.config, self.dataset = {}, None
         self.source = str(path)

@@ -12,7 +12,7 @@ from lenetlab.models import (  # noqa: E402,F401
     lenet_variants,
     zoo,
 )
-from lenetlab.models.checkpoint import build_model, load_checkpoint, load_pretrained, save_checkpoint
+from lenetlab.models.checkpoint import build_model, load_checkpoint, load_model, load_pretrained, save_checkpoint
 from lenetlab.models.pretrained import pretrained_names, save_pretrained
 from lenetlab.models.registry import (
     ModelInfo,
@@ -28,6 +28,7 @@ __all__ = [
     "create",
     "list_models",
     "load_checkpoint",
+    "load_model",
     "load_pretrained",
     "model_info",
     "pretrained_names",

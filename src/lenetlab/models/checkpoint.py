@@ -1,22 +1,35 @@
-"""Self-describing checkpoints: written atomically, loaded without executing code, on any device.
+"""Self-describing checkpoints: written atomically, checksummed, validated, loaded without executing code.
 
 A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.load(weights_only=True)``
 (tensors, numbers, strings, lists and dicts only: no pickled classes). Keys:
 
 - ``format``: :data:`FORMAT`
+- ``checksum``: ``"sha256:<hex>"`` of every other field (tensor bytes, dtypes, shapes and plain values,
+  in order; see :func:`content_checksum`), written by :func:`save_checkpoint` and checked by
+  :func:`load_checkpoint`: a flipped byte in the weights is refused, not served. Files written before
+  the checksum existed have none and still load.
 - ``model``: ``{"name": str, "kwargs": dict}`` — enough for :func:`lenetlab.models.create`
 - ``state_dict``: the (unwrapped) model's weights
 - ``class_names``: list of str; ``input_spec``: :meth:`InputSpec.to_dict` output
 - ``config``: the run's config as a dict (may be empty)
-- optional training state for ``last``: ``optimizer``, ``scheduler``, ``rng``, ``epoch``, ``step``...
+- training state, in ``last.pt`` only (:data:`TRAINING_FIELDS`): ``optimizer``, ``scheduler``, ``rng``,
+  ``epoch``, ``batch``, ``step``...
+
+Every field is checked in one place, :func:`check_fields`, which :func:`load_checkpoint` runs: each
+problem is one :class:`CheckpointError` line naming the file and the field. :func:`build_model`
+then checks what only the built model can tell (the number of outputs against ``class_names``, the
+input size against the architecture); :func:`load_model` does both for the commands that classify.
 
 It lives in ``models`` (not ``train``) so that serving can load a model without training code.
 :func:`load_checkpoint` also reads an exported ``model.safetensors`` + ``config.json`` folder
-(:mod:`lenetlab.models.pretrained`) as the same kind of dict.
+(:mod:`lenetlab.models.pretrained`) as the same kind of dict, with the same field checks.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import math
 import os
 import pickle
 from pathlib import Path
@@ -24,43 +37,237 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from lenetlab.errors import CheckpointError, first_line
+from lenetlab.errors import CheckpointError, LenetlabError, first_line
 from lenetlab.fileio import atomic_path
 from lenetlab.models.pretrained import is_pretrained_dir, read_pretrained
 from lenetlab.models.registry import create
 
 FORMAT = "lenetlab-checkpoint-v1"
+#: Fields a checkpoint needs to classify images (``lenet predict``, ``eval``, ``serve``, ``export``).
+MODEL_FIELDS = ("model", "state_dict", "input_spec", "class_names")
+#: Fields ``last.pt`` needs to continue a run (``lenet train --resume``), with their types.
+TRAINING_FIELDS = {
+    "config": dict, "optimizer": dict, "scheduler": dict, "rng": dict, "meters": torch.Tensor,
+    "epoch": int, "batch": int, "step": int, "best_step": int, "elapsed": (int, float), "train_time": (int, float),
+}
+#: The input sizes and channel counts a checkpoint's ``input_spec`` may ask for. 512 px covers every
+#: registered model (224 for the d2l zoo at full size) with room to spare; a larger value is a broken
+#: or hostile file, and would make each request allocate gigabytes.
+SPEC_SIZES = (8, 512)
+SPEC_CHANNELS = (1, 3)
+SPEC_RESIZE = ("pad", "resize")
 
 
+# ----------------------------------------------------------------------------- checksum
+def _feed(h, value, depth: int = 0) -> None:
+    """Feed ``value`` (a checkpoint field) into hash ``h``: tensors by dtype, shape and bytes, containers
+    element by element in order, other values by their type and ``repr``."""
+    if depth > 64:
+        raise CheckpointError("checkpoint nests containers more than 64 deep")
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            t = t.to("cpu").contiguous().reshape(-1)
+            h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}".encode())
+        for k, v in value.items():
+            _feed(h, k, depth + 1)
+            _feed(h, v, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}".encode())
+        for v in value:
+            _feed(h, v, depth + 1)
+    else:
+        h.update(f"V{type(value).__name__}:{value!r};".encode())
+
+
+def content_checksum(payload: dict) -> str:
+    """``"sha256:<hex>"`` over every field of ``payload`` except ``format`` and ``checksum``, in order:
+    tensors by dtype, shape and raw bytes (so a flipped weight bit changes it), other values by type
+    and ``repr``. Dict order is kept by ``torch.save``/``torch.load``, so the value survives a round trip."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in payload.items() if k not in ("format", "checksum")})
+    return "sha256:" + h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
+    """Write ``payload`` (a dict) with its :func:`content_checksum` to ``path`` atomically (serialised in
+    memory, then a temporary file in the same folder, fsync, rename).
 
-    A crash mid-write leaves the previous file intact. Returns the path written.
+    A crash mid-write leaves the previous file intact; a full disk is a one-line
+    :class:`~lenetlab.errors.DiskFullError` that names the file and the bytes it needed. Returns the path.
     """
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    body = {k: v for k, v in payload.items() if k not in ("format", "checksum")}
+    buf = io.BytesIO()  # in memory first: the size is known, and a full disk is a plain OSError below
+    torch.save({"format": FORMAT, "checksum": content_checksum(body), **body}, buf)
+    data = buf.getbuffer()
+    with atomic_path(path, size=len(data)) as tmp, open(tmp, "wb") as f:
+        f.write(data)
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True`` onto ``map_location``; one-line error if bad.
+# ----------------------------------------------------------------------------- field checks
+def _bad(source, field: str, what: str) -> CheckpointError:
+    return CheckpointError(f"{source}: field {field!r} {what}")
 
-    ``path`` is a ``.pt`` file, a run directory (its ``best.pt``, else ``last.pt``) or an exported
-    ``model.safetensors`` + ``config.json`` folder (read by :func:`read_pretrained`)."""
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_input_spec(spec, source="checkpoint", field: str = "input_spec") -> dict:
+    """Check an input-spec dict (what :meth:`lenetlab.data.transforms.InputSpec.to_dict` writes):
+    ``channels`` 1 or 3, ``size`` in :data:`SPEC_SIZES`, ``resize`` pad|resize, ``mean``/``std`` lists of
+    ``channels`` finite numbers with ``std > 0``. Returns it; a :class:`CheckpointError` naming
+    ``source`` and the field otherwise. (Here rather than in ``data``: models may not import data.)"""
+    if not isinstance(spec, dict):
+        raise _bad(source, field, f"must be a dict, got {type(spec).__name__}")
+    for key in ("channels", "size", "resize", "mean", "std"):
+        if key not in spec:
+            raise _bad(source, f"{field}.{key}", "is missing")
+    ch, size = spec["channels"], spec["size"]
+    if not _is_int(ch) or ch not in SPEC_CHANNELS:
+        raise _bad(source, f"{field}.channels", f"must be 1 or 3, got {ch!r}")
+    lo, hi = SPEC_SIZES
+    if not _is_int(size) or not lo <= size <= hi:
+        raise _bad(source, f"{field}.size", f"must be an integer from {lo} to {hi} pixels, got {size!r}")
+    if spec["resize"] not in SPEC_RESIZE:
+        raise _bad(source, f"{field}.resize", f"must be 'pad' or 'resize', got {spec['resize']!r}")
+    for key in ("mean", "std"):
+        vals = spec[key]
+        if not isinstance(vals, (list, tuple)) or len(vals) != ch:
+            raise _bad(source, f"{field}.{key}", f"must list {ch} number(s), one per channel, got {vals!r}")
+        if not all(_is_number(v) and math.isfinite(v) for v in vals):
+            raise _bad(source, f"{field}.{key}", f"must hold finite numbers, got {vals!r}")
+    if not all(v > 0 for v in spec["std"]):
+        raise _bad(source, f"{field}.std", f"must be positive, got {spec['std']!r}")
+    return spec
+
+
+def _check_model_entry(m, source) -> None:
+    if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not m["name"]:
+        raise _bad(source, "model", "must be {'name': str, 'kwargs': dict}")
+    kwargs = m.get("kwargs", {})
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise _bad(source, "model.kwargs", f"must be a dict of named arguments, got {kwargs!r}")
+    for key in ("num_classes", "in_channels"):
+        if key in kwargs and (not _is_int(kwargs[key]) or kwargs[key] < 1):
+            raise _bad(source, f"model.kwargs.{key}", f"must be a positive integer, got {kwargs[key]!r}")
+
+
+def _check_training(ck: dict, source) -> None:
+    if not any(k in ck for k in ("optimizer", "scheduler", "rng", "meters")):  # best.pt has step and epoch too
+        raise CheckpointError(f"{source}: not a last.pt: no training state (optimizer, rng, step...); "
+                              "a best.pt cannot be resumed, only evaluated")
+    for key, kind in TRAINING_FIELDS.items():
+        if key not in ck:
+            raise _bad(source, key, "is missing (an incomplete last.pt)")
+        v = ck[key]
+        if not isinstance(v, kind) or isinstance(v, bool):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise _bad(source, key, f"must be {names}, got {type(v).__name__}")
+        if _is_number(v) and not (math.isfinite(v) and v >= 0):
+            raise _bad(source, key, f"must be a non-negative number, got {v!r}")
+    opt = ck["optimizer"]
+    if not isinstance(opt.get("state"), dict) or not isinstance(opt.get("param_groups"), list):
+        raise _bad(source, "optimizer", "is not an optimizer state dict (needs 'state' and 'param_groups')")
+    rng = ck["rng"]
+    if not (isinstance(rng.get("python"), (list, tuple)) and len(rng["python"]) == 3
+            and isinstance(rng.get("numpy"), (list, tuple)) and len(rng["numpy"]) == 5
+            and isinstance(rng.get("torch"), torch.Tensor)):
+        raise _bad(source, "rng", "is not a saved RNG state (python, numpy, torch)")
+    if tuple(ck["meters"].shape) != (2, 3):
+        raise _bad(source, "meters", f"must have shape [2, 3], got {list(ck['meters'].shape)}")
+    if ck.get("best_state_dict") is not None:
+        _check_state_dict(ck["best_state_dict"], source, "best_state_dict")
+    if ck.get("best_accuracy") is not None and not _is_number(ck["best_accuracy"]):
+        raise _bad(source, "best_accuracy", f"must be a number or None, got {type(ck['best_accuracy']).__name__}")
+    if ck["step"] < ck["best_step"]:
+        raise _bad(source, "best_step", f"{ck['best_step']} is after the saved step {ck['step']}")
+
+
+def _check_state_dict(sd, source, field: str = "state_dict") -> None:
+    if not isinstance(sd, dict) or not sd:
+        raise _bad(source, field, "must be a non-empty dict of tensors")
+    for k, v in sd.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise _bad(source, field, f"entry {k!r} is not a named tensor")
+
+
+def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), training: bool = False) -> dict:
+    """Check the fields of checkpoint dict ``ck`` (read from ``source``, named in errors); return ``ck``.
+
+    Every field present is checked for its type and range (see the module doc); the fields in ``need``
+    (e.g. :data:`MODEL_FIELDS`) must be present; ``training`` also requires the :data:`TRAINING_FIELDS`
+    of a ``last.pt``. Raises a one-line :class:`CheckpointError` naming ``source`` and the field.
+    What needs the built model (output count, input size) is checked by :func:`build_model`.
+    """
+    for key in need:
+        if key not in ck:
+            raise _bad(source, key, "is missing")
+    if "model" in ck:
+        _check_model_entry(ck["model"], source)
+    if "state_dict" in ck:
+        _check_state_dict(ck["state_dict"], source)
+    if "class_names" in ck:
+        names = ck["class_names"]
+        if not isinstance(names, (list, tuple)) or not names:
+            raise _bad(source, "class_names", "must be a non-empty list of names")
+        if not all(isinstance(c, str) and c.strip() for c in names):
+            raise _bad(source, "class_names", "must hold non-empty strings")
+        if len(set(names)) != len(names):
+            dup = next(c for c in names if list(names).count(c) > 1)
+            raise _bad(source, "class_names", f"names {dup!r} twice")
+    if "input_spec" in ck:
+        check_input_spec(ck["input_spec"], source)
+    for key in ("config",):
+        if key in ck and ck[key] is not None and not isinstance(ck[key], dict):
+            raise _bad(source, key, f"must be a dict, got {type(ck[key]).__name__}")
+    if "dataset" in ck and ck["dataset"] is not None and not isinstance(ck["dataset"], str):
+        raise _bad(source, "dataset", f"must be a name, got {type(ck['dataset']).__name__}")
+    if training:
+        _check_training(ck, source)
+    return ck
+
+
+# ----------------------------------------------------------------------------- reading
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path``, or for a run directory its ``best.pt`` (else ``last.pt``) when there is one."""
     path = Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            if is_pretrained_dir(path):
-                return read_pretrained(path, map_location)
+                return path / name
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+                    need: tuple[str, ...] = (), training: bool = False) -> dict:
+    """Read a checkpoint with ``weights_only=True`` onto ``map_location``, verify its checksum and
+    :func:`check_fields` (``need``: fields that must be present; ``training``: a ``last.pt`` to resume).
+
+    ``path`` may be a run directory (its ``best.pt``, else ``last.pt``) or an exported
+    ``model.safetensors`` + ``config.json`` folder (read by :func:`read_pretrained`). Any problem is a
+    one-line :class:`CheckpointError` naming the file (and the field).
+    """
+    path = checkpoint_file(path)
+    if path.is_dir() and is_pretrained_dir(path):
+        return check_fields(read_pretrained(path, map_location), path, need, training)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (expected best.pt/last.pt written by lenet train)")
     try:
@@ -73,33 +280,89 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(e, 150)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lenetlab checkpoint (expected format {FORMAT!r})")
-    return ckpt
+    if "checksum" in ckpt:
+        if ckpt["checksum"] != content_checksum(ckpt):
+            raise CheckpointError(f"{path}: field 'checksum' does not match the contents: the file was damaged "
+                                  "or edited after it was saved (restore it, or retrain)")
+    return check_fields(ckpt, path, need, training)
 
 
-def build_model(ckpt: dict, map_location: str | torch.device = "cpu") -> nn.Module:
+def _check_shapes(shadow: nn.Module, state: dict, src, name: str) -> None:
+    """Compare ``state``'s keys and shapes with those of ``shadow`` (the model built on the meta device)."""
+    want = {k: tuple(v.shape) for k, v in shadow.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    wrong = [k for k in want if k in got and want[k] != got[k]]
+    if missing or extra or wrong:
+        detail = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra else
+                  f"{wrong[0]} is {list(got[wrong[0]])}, the model needs {list(want[wrong[0]])}")
+        raise CheckpointError(f"{src}: checkpoint weights do not fit model {name!r}: {detail}")
+
+
+def _outputs(model: nn.Module, spec: dict, device) -> tuple[int, ...]:
+    """The output shape of ``model`` for one all-zero input of ``spec``'s shape."""
+    x = torch.zeros(1, spec["channels"], spec["size"], spec["size"], device=device)
+    with torch.inference_mode():
+        return tuple(model(x).shape)
+
+
+def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=None) -> nn.Module:
     """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode.
 
-    A checkpoint that does not describe a registered model, or whose weights do not fit it,
-    raises a one-line :class:`CheckpointError` (an unknown model name: :class:`LenetlabError`).
+    When the checkpoint has an ``input_spec``, the model is run once on a zero input of that shape:
+    an input size the architecture cannot take, or a number of outputs other than ``len(class_names)``,
+    is refused here, at load, rather than on every request. Problems are one-line
+    :class:`CheckpointError` lines naming ``source`` (the file, when the caller knows it).
     """
+    src = source if source is not None else "checkpoint"
     spec = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise CheckpointError("checkpoint has no 'model' entry of the form {'name': str, 'kwargs': dict}")
+        raise CheckpointError(f"{src}: checkpoint has no 'model' entry of the form {{'name': str, 'kwargs': dict}}")
     if "state_dict" not in ckpt:
-        raise CheckpointError(f"checkpoint of model {spec['name']!r} has no 'state_dict'")
+        raise CheckpointError(f"{src}: checkpoint of model {spec['name']!r} has no 'state_dict'")
+    name, kwargs, state = spec["name"], spec.get("kwargs", {}), ckpt["state_dict"]
     try:
-        model = create(spec["name"], **spec.get("kwargs", {}))
-    except TypeError as e:
-        raise CheckpointError(f"checkpoint's model arguments do not fit {spec['name']!r}: {e}") from None
+        # first without memory (meta tensors): kwargs asking for a giant model must not allocate it
+        with torch.device("meta"):
+            shadow = create(name, **kwargs)
+        if isinstance(state, dict):
+            _check_shapes(shadow, state, src, name)
+        model = create(name, **kwargs)
+    except CheckpointError:
+        raise
+    except LenetlabError as e:  # an unknown model name
+        raise LenetlabError(f"{source}: {e}" if source is not None else str(e)) from None
+    except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise CheckpointError(f"{src}: checkpoint's model arguments do not fit {name!r}: {first_line(e)}") from None
     try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
         detail = " ".join(str(e).split())[:240]
-        raise CheckpointError(f"checkpoint weights do not fit model {spec['name']!r}: {detail}") from None
-    return model.to(map_location).eval()
+        raise CheckpointError(f"{src}: checkpoint weights do not fit model {name!r}: {detail}") from None
+    model = model.to(map_location).eval()
+    if isinstance(ckpt.get("input_spec"), dict):
+        shape_in = check_input_spec(ckpt["input_spec"], src)
+        try:
+            out = _outputs(model, shape_in, map_location)
+        except (RuntimeError, ValueError) as e:
+            raise CheckpointError(f"{src}: field 'input_spec': {spec['name']} cannot take {shape_in['channels']}x"
+                                  f"{shape_in['size']}x{shape_in['size']} inputs ({first_line(e, 120)})") from None
+        names = ckpt.get("class_names")
+        if isinstance(names, (list, tuple)) and (len(out) != 2 or out[1] != len(names)):
+            raise CheckpointError(f"{src}: field 'class_names' lists {len(names)} classes but the model gives "
+                                  f"{out[1] if len(out) == 2 else list(out)} outputs")
+    return model
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """The model of checkpoint ``path`` (file or run directory) in eval mode on ``map_location``, and the
+    checkpoint dict: what ``lenet predict``, ``eval``, ``serve`` and ``export`` load. The checkpoint must
+    have :data:`MODEL_FIELDS`; every check of :func:`load_checkpoint` and :func:`build_model` applies."""
+    ckpt = load_checkpoint(path, map_location, need=MODEL_FIELDS)
+    return build_model(ckpt, map_location, source=checkpoint_file(path)), ckpt
 
 
 def load_pretrained(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
     """The model saved in an exported ``model.safetensors`` + ``config.json`` folder, weights loaded, in
     eval mode on ``map_location`` (``lenetlab.models.create(name, pretrained=True)`` for shipped ones)."""
-    return build_model(read_pretrained(folder, map_location), map_location=map_location)
+    return load_model(folder, map_location)[0]

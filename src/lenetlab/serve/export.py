@@ -37,7 +37,7 @@ from lenetlab.inference.predictor import (
     META_SPEC,
     ONNX_FORMAT,
 )
-from lenetlab.models.checkpoint import build_model, load_checkpoint, load_pretrained
+from lenetlab.models.checkpoint import load_model, load_pretrained
 from lenetlab.models.pretrained import CONFIG, WEIGHTS, save_pretrained
 
 EXAMPLE_BATCH = 8
@@ -62,11 +62,8 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     ``tolerance``.
     """
     import onnx
-    import onnxruntime as ort
 
-
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    model = build_model(ckpt, map_location="cpu").eval()
+    model, ckpt = load_model(checkpoint, map_location="cpu")  # every field checked, input_spec included
     try:  # the ONNX metadata needs them: a bare state-dict checkpoint cannot be served
         spec = InputSpec.from_dict(ckpt["input_spec"])
         class_names = [str(c) for c in ckpt["class_names"]]
@@ -121,12 +118,25 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
                         f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(class_names)}]")
     onnx.checker.check_model(proto)
     try:
+        # verified in the temporary file: a failed check leaves a previous good export in place
         with atomic_path(out) as tmp:
             onnx.save(proto, str(tmp))
+            diff = _max_diff(model, tmp, spec, gen)
+            if diff > tolerance:
+                raise LenetlabError(f"{out}: onnxruntime differs from PyTorch by {diff:.2e} (> {tolerance:g}); "
+                                    f"nothing written")
     except OSError as e:
         raise LenetlabError(f"--out {out}: cannot write the ONNX file ({e.strerror or e})") from None
+    return {"path": str(out), "model": ckpt["model"]["name"], "checkpoint": str(checkpoint),
+            "exporter": "torch.onnx.export(dynamo=True)", "opset": opset_used, "dynamic_batch": True,
+            "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": json.loads(meta[META_CLASSES])}
 
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+
+def _max_diff(model: torch.nn.Module, path: Path, spec: InputSpec, gen: torch.Generator) -> float:
+    """Largest |onnxruntime - PyTorch| score difference of the ONNX file ``path`` on random batches of 1 and 9."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     diff = 0.0
     for n in (1, EXAMPLE_BATCH + 1):
         x = torch.randn(n, spec.channels, spec.size, spec.size, generator=gen)
@@ -134,11 +144,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
             ref = model(x).numpy()
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
         diff = max(diff, float(np.abs(got - ref).max()))
-    if diff > tolerance:
-        raise LenetlabError(f"{out}: onnxruntime differs from PyTorch by {diff:.2e} (> {tolerance:g})")
-    return {"path": str(out), "model": ckpt["model"]["name"], "checkpoint": str(checkpoint),
-            "exporter": "torch.onnx.export(dynamo=True)", "opset": opset_used, "dynamic_batch": True,
-            "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": json.loads(meta[META_CLASSES])}
+    return diff
 
 
 def default_safetensors_dir(checkpoint: str | os.PathLike) -> Path:
@@ -174,8 +180,7 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
     ``bytes``, ``max_abs_diff``).
     """
     checkpoint = Path(checkpoint)
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    model = build_model(ckpt, map_location="cpu")
+    model, ckpt = load_model(checkpoint, map_location="cpu")  # every field checked
     out = Path(out) if out is not None else default_safetensors_dir(checkpoint)
     if out.exists() and not out.is_dir():
         raise LenetlabError(f"--out {out}: exists and is not a folder (the export is a folder: {WEIGHTS} + {CONFIG})")

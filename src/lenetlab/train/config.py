@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lenetlab.data.transforms import NORMALIZE_ALIASES, NORMALIZE_CHOICES
 from lenetlab.errors import ConfigError, first_line
+from lenetlab.fileio import atomic_path
 
 
 def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, **kw):
@@ -199,9 +200,11 @@ def load_config_file(path: str | Path) -> RunConfig:
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> Path:
-    """Write ``cfg`` as indented JSON to ``path``."""
+    """Write ``cfg`` as indented JSON to ``path`` (atomically; a full disk is a one-line error)."""
     path = Path(path)
-    path.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    text = json.dumps(cfg.to_dict(), indent=2, sort_keys=False) + "\n"
+    with atomic_path(path, size=len(text)) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

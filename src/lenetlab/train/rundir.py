@@ -2,7 +2,8 @@
 
 Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``metrics.csv`` and TensorBoard
 ``events.out.tfevents.*`` files (the same rows, see :mod:`lenetlab.train.loggers`), ``best.pt``,
-``last.pt`` and ``plots/*.png``. Rows of ``metrics.jsonl``:
+``last.pt`` and ``plots/*.png``; while a process trains in it, ``.lock`` (see :class:`RunLock`). Rows of
+``metrics.jsonl``:
 
 - ``{"kind": "train", "step", "epoch", "loss", "accuracy", "lr", "examples_per_sec", "time", "train_time"}``
   every ``log_steps`` steps and at each epoch's last step (loss/accuracy: mean over the window);
@@ -17,7 +18,9 @@ Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``metrics
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import sys
 import time
@@ -25,27 +28,155 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lenetlab.errors import ConfigError
-from lenetlab.fileio import atomic_path, read_jsonl
+from lenetlab.fileio import append_text, atomic_path, read_jsonl, write_error
 from lenetlab.inference.evaluate import EvalResult
 from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train.config import RunConfig, load_config_file
 
-CONFIG, METRICS, BEST, LAST, PLOTS = "config.json", "metrics.jsonl", "best.pt", "last.pt", "plots"
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the lock only records the PID there
+    fcntl = None
+
+CONFIG, METRICS, BEST, LAST, PLOTS, LOCK = "config.json", "metrics.jsonl", "best.pt", "last.pt", "plots", ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory, so two processes never train into the same files.
+
+    ``RUN_DIR/.lock`` is locked with ``flock`` and holds the holder's PID. The kernel drops a flock
+    when its process ends, however it ends, so a run killed with SIGKILL leaves no lock behind (its
+    stale ``.lock`` file is simply taken over). :meth:`acquire` never waits: a held lock is a
+    one-line :class:`ConfigError` naming the holder's PID. :meth:`release` removes the file (while
+    still holding it; an acquirer that opened the removed file notices and retries on the new one).
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> "RunLock":
+        """Take the lock (creating ``.lock``) or raise ConfigError naming the process that holds it."""
+        if self._fd is not None:
+            return self
+        for _ in range(10):  # retried only when a releasing holder removed the file under us
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                err = write_error(e, self.path)
+                raise (err or ConfigError(f"{self.path}: cannot create the run lock ({e.strerror or e})")) from None
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as e:
+                    pid = _read_pid(fd)
+                    os.close(fd)
+                    if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise ConfigError(f"{self.path}: cannot lock the run directory ({e.strerror or e})") from None
+                    who = f"PID {pid}" if pid else "another process"
+                    raise ConfigError(f"run directory {self.run_dir} is in use by another lenet process ({who}); "
+                                      f"wait for it to end or stop it{f' (kill {pid})' if pid else ''}") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            try:  # the PID is for the message a second process prints; a full disk must not stop the run
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            except OSError:
+                pass
+            self._fd = fd
+            return self
+        raise ConfigError(f"{self.path}: could not take the run lock (the file kept being replaced)")
+
+    def release(self) -> None:
+        """Remove ``.lock`` and drop the lock (nothing when not held)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(fd)  # closing the last descriptor drops the flock
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
+def lock_holder(run_dir: str | Path) -> int | None:
+    """The PID of the process holding ``run_dir``'s :class:`RunLock` (0 when it wrote none yet), or None
+    when no process holds it (no ``.lock``, or a stale one left by a killed process)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if fcntl is None:
+            return _read_pid(fd) or 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return _read_pid(fd) or 0
+            return None
+        return None  # we could lock it: nobody holds it
+    finally:
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+
+
+def check_unlocked(run_dir: str | Path) -> None:
+    """Raise the one-line ConfigError of :meth:`RunLock.acquire` if a process holds ``run_dir``'s lock
+    (takes and drops it at once; no file is left behind). Does nothing for a folder that does not exist."""
+    if Path(run_dir).is_dir():
+        RunLock(run_dir).acquire().release()
+
+
+def _contents(path: Path) -> list[Path]:
+    """The entries of ``path`` other than its lock file."""
+    return [p for p in path.iterdir() if p.name != LOCK]
 
 
 def refuse_existing(path: Path) -> None:
     """A ConfigError if ``path`` is a non-empty folder: a run directory is never reused silently."""
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and _contents(path):
         raise ConfigError(f"run directory {path} already exists: continue it with --resume {path}, "
                           "replace it with --overwrite, or choose another --name")
 
 
 def resume_config(run_dir: str | Path) -> RunConfig:
-    """The saved config of the run in ``run_dir`` (read from its ``last.pt``)."""
+    """The saved config of the run in ``run_dir`` (read from its ``last.pt``, which must hold a
+    complete training state: a ``best.pt`` copied over it or a truncated file is a one-line error)."""
     run_dir = Path(run_dir)
     if not (run_dir / LAST).is_file():
         raise ConfigError(f"--resume {run_dir}: no {LAST} in it (not a run directory, or it never saved)")
-    return RunConfig.from_dict(load_checkpoint(run_dir / LAST)["config"], source=str(run_dir / LAST))
+    return RunConfig.from_dict(load_checkpoint(run_dir / LAST, training=True)["config"], source=str(run_dir / LAST))
 
 
 def plan_run(config_file=None, resume=None, overrides: dict | None = None) -> tuple[RunConfig, Path | None]:
@@ -60,28 +191,46 @@ def plan_run(config_file=None, resume=None, overrides: dict | None = None) -> tu
     return cfg, (Path(cfg.out_dir) / cfg.name if cfg.name else None)
 
 
-def new_run_dir(out_dir: str | Path, name: str | None, model: str, overwrite: bool = False) -> Path:
-    """Create and return ``out_dir/name`` (default name ``MODEL-YYYYmmdd-HHMMSS``).
+def new_run_dir(out_dir: str | Path, name: str | None, model: str, overwrite: bool = False) -> RunLock:
+    """Create ``out_dir/name`` (default name ``MODEL-YYYYmmdd-HHMMSS``) and return the held
+    :class:`RunLock` on it (``lock.run_dir`` is the folder; release it when the run ends).
 
     An existing non-empty run directory is never reused silently: it raises a ConfigError that says
-    to use ``--resume`` or ``--overwrite`` (which deletes it, but only if it looks like a run dir).
+    to use ``--resume`` or ``--overwrite`` (which empties it, but only if it looks like a run dir and
+    no other process holds it). Two processes asking for the same name get one directory each
+    (timestamped names) or one gets the directory and the other a one-line error (``--name``).
     """
     out = Path(out_dir)
-    if name is None:
-        base = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path, i = out / base, 2
-        while path.exists():
-            path, i = out / f"{base}-{i}", i + 1
-    else:
-        path = out / name
-        if path.exists() and any(path.iterdir()):
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if name is None:
+            base = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+            path, i = out / base, 2
+            while True:  # mkdir is atomic: two processes started in the same second get different folders
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    path, i = out / f"{base}-{i}", i + 1
+        else:
+            path = out / name
+            path.mkdir(exist_ok=True)
+    except OSError as e:
+        err = write_error(e, out / (name or model))
+        raise (err or ConfigError(f"--out-dir {out}: cannot create the run directory ({e.strerror or e})")) from None
+    lock = RunLock(path).acquire()  # before looking inside: a run in progress is neither reused nor deleted
+    try:
+        if name is not None and _contents(path):
             if not overwrite:
                 refuse_existing(path)
             if not ((path / CONFIG).exists() or (path / METRICS).exists()):
                 raise ConfigError(f"--overwrite refused: {path} does not look like a lenetlab run directory")
-            shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+            for p in _contents(path):  # everything but the lock this process holds
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 class MetricsLog:
@@ -93,8 +242,7 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         """Append one row (a JSON object)."""
         if self.enabled:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            append_text(self.path, json.dumps(row) + "\n")
 
     def read(self) -> list[dict]:
         """All rows written so far (a torn last line from a crash is skipped)."""

@@ -15,19 +15,13 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lenetlab.errors import LenetlabError, first_line
-from lenetlab.train.rundir import BEST, CONFIG, LAST, METRICS, read_metrics
+from lenetlab.train.rundir import BEST, CONFIG, LAST, METRICS, lock_holder, read_metrics
 
-#: Files that may hold the PID of the process writing a run (the run-directory lock, when present).
-LOCK_FILES = ("run.lock", "run.pid")
-#: Without a lock file: a run whose last.pt or metrics.jsonl changed this recently (and that has not
-#: finished) is taken as running.
-RECENT_SECONDS = 120.0
 MARKERS = (CONFIG, METRICS, LAST, BEST)
 
 
@@ -56,38 +50,10 @@ class RunInfo:
         return {**asdict(self), "path": str(self.path)}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def is_running(run_dir: str | os.PathLike, finished: bool, now: float | None = None) -> bool:
-    """Whether another process is writing ``run_dir`` now.
-
-    A lock file (:data:`LOCK_FILES`) holding a PID answers exactly: running while that process lives.
-    Without one: not ``finished`` and ``last.pt`` or ``metrics.jsonl`` modified within the last
-    :data:`RECENT_SECONDS`. (One small function, meant to be swapped for the run-directory lock.)
-    """
-    run_dir = Path(run_dir)
-    for name in LOCK_FILES:
-        try:
-            text = (run_dir / name).read_text(encoding="utf-8", errors="replace").split()
-        except OSError:
-            continue
-        if text and text[0].isdigit():
-            return _pid_alive(int(text[0]))
-    if finished:
-        return False
-    now = time.time() if now is None else now
-    times = [(run_dir / n).stat().st_mtime for n in (LAST, METRICS) if (run_dir / n).is_file()]
-    return bool(times) and now - max(times) < RECENT_SECONDS
+def is_running(run_dir: str | os.PathLike) -> bool:
+    """Whether a lenet process is training in ``run_dir`` now: it holds the run directory's lock
+    (:func:`lenetlab.train.rundir.lock_holder`; a killed process's stale lock does not count)."""
+    return lock_holder(run_dir) is not None
 
 
 def looks_like_run(path: str | os.PathLike) -> bool:
@@ -143,7 +109,7 @@ def read_run(run_dir: str | os.PathLike, now: float | None = None) -> RunInfo:
         problems.append(f"no {LAST}")
     if finished and not (run_dir / BEST).is_file():
         problems.append(f"no {BEST}")
-    if is_running(run_dir, finished, now):
+    if is_running(run_dir):
         info.status = "running"
         info.problems = [p for p in problems if not p.startswith("no ")]  # files not written yet
         if info.problems:

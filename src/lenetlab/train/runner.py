@@ -4,6 +4,11 @@ Data stay resident on the device as ``uint8`` tensors (:class:`~lenetlab.data.lo
 losses and accuracies accumulate on the device and are read back only at log steps, evaluations and
 checkpoints. The shuffle of epoch ``e`` is seeded by ``(seed, e)`` and ``last.pt`` stores the
 position inside the epoch, so a resumed run continues exactly where the saved one stopped.
+
+Faults (docs/faults.md): Ctrl-C (SIGINT) and SIGTERM save ``last.pt`` at the next step boundary, print
+the resume command and end the process (exit 130, resp. 143), on every rank of a torchrun job at the
+same step; a run directory is locked (:class:`~lenetlab.train.rundir.RunLock`) while a run writes it;
+a full disk is one line naming the file, with the resume command.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch.nn.functional as F
 
 from lenetlab.data.loader import TensorLoader
 from lenetlab.device import autocast_dtype, select_device, set_threads
-from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.errors import CheckpointError, ConfigError, DiskFullError, LenetlabError, Terminated, first_line
 from lenetlab.inference.evaluate import EvalResult, evaluate_sharded
 from lenetlab.models import create
 from lenetlab.models.checkpoint import load_checkpoint, save_checkpoint
@@ -109,17 +114,30 @@ class Runner:
         self._bad = torch.full((), -1, dtype=torch.int64, device=self.device)  # first non-finite step
         self._step_losses: list[torch.Tensor] = []
         self._saved_step = None
+        self._interrupted = 0  # the signal that asked to stop (SIGINT, SIGTERM), 0 for none
         main = self.dist.is_main
-        if _resume_dir is None:
-            self.run_dir = Path(self.dist.broadcast_object(
-                str(rundir.new_run_dir(cfg.out_dir, cfg.name, cfg.model, overwrite)) if main else None))
-            self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=cfg.tensorboard)
-            if main:
-                save_config(cfg, self.run_dir / rundir.CONFIG)
-        else:
-            self.run_dir = Path(_resume_dir)
-            self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=cfg.tensorboard)
-            self._load_state(load_checkpoint(self.run_dir / rundir.LAST, map_location=self.device))
+        self._lock, self.run_dir = None, None  # rank 0 holds the run directory's lock from here to the end of run()
+        try:
+            if _resume_dir is None:
+                if main:
+                    self._lock = rundir.new_run_dir(cfg.out_dir, cfg.name, cfg.model, overwrite)
+                self.run_dir = Path(self.dist.broadcast_object(str(self._lock.run_dir) if main else None))
+                self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=cfg.tensorboard)
+                if main:
+                    save_config(cfg, self.run_dir / rundir.CONFIG)
+            else:
+                self.run_dir = Path(_resume_dir)
+                if main:
+                    self._lock = rundir.RunLock(self.run_dir).acquire()
+                self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=cfg.tensorboard)
+                last = self.run_dir / rundir.LAST
+                self._load_state(load_checkpoint(last, map_location=self.device, training=True), last)
+        except DiskFullError as e:
+            self.close()
+            raise self._with_advice(e) from None
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -143,7 +161,8 @@ class Runner:
     def run(self) -> RunResult:
         """Train (or continue), test the best model; return the :class:`RunResult` (its ``test`` keeps
         the predictions when the config asks for plots, so they can be drawn without evaluating again).
-        The last metrics row is ``{"kind": "end", "reason": ...}`` (see :meth:`stop_reason`)."""
+        The last metrics row is ``{"kind": "end", "reason": ...}`` (see :meth:`stop_reason`).
+        Releases the run directory's lock when it returns or raises."""
         try:
             self.train()
             test = self.test()
@@ -151,18 +170,44 @@ class Runner:
                         "reason": self.stop_reason(), "best_step": self.best_step, "time": self.elapsed,
                         "train_time": self.train_time})
             self.metrics.end()
+        except DiskFullError as e:
+            raise self._with_advice(e) from None
         finally:
-            self.metrics.close()
+            self.close()
         return RunResult(self.run_dir, self.run_dir / rundir.BEST, self.run_dir / rundir.LAST, self.best_accuracy,
                          self.best_step, test, self.step, self.elapsed, self.train_time)
 
+    def close(self) -> None:
+        """Close the logs and release the run directory's lock (idempotent; :meth:`run` calls it).
+        Another process may then resume or overwrite the run."""
+        metrics = getattr(self, "metrics", None)
+        if metrics is not None:
+            metrics.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def _with_advice(self, e: DiskFullError) -> DiskFullError:
+        """``e`` with what to do next: resume from the intact ``last.pt`` once there is space again."""
+        if getattr(self, "run_dir", None) is None:
+            return e
+        last = self.run_dir / rundir.LAST
+        nxt = (f"free some space, then resume with: {self.resume_command()}" if last.is_file()
+               else "free some space and start again")
+        return DiskFullError(f"{e}; {nxt}")
+
+    def resume_command(self) -> str:
+        """The command that continues this run from its ``last.pt`` (with as many processes)."""
+        nproc = f"--nproc {self.dist.world_size} " if self.dist.world_size > 1 else ""
+        return f"lenet train {nproc}--resume {self.run_dir}"
+
     def train(self) -> None:
-        """Run the remaining epochs. Ctrl-C saves ``last.pt`` and re-raises KeyboardInterrupt."""
+        """Run the remaining epochs. Ctrl-C (SIGTERM) saves ``last.pt`` at the next step boundary and raises
+        KeyboardInterrupt (:class:`~lenetlab.errors.Terminated`, a KeyboardInterrupt with exit status 143)."""
         cfg = self.cfg
         self._progress = rundir.Progress(cfg.progress, self.total_steps, self.step, enabled=self.dist.is_main)
-        self._interrupted = False
+        self._interrupted = 0
         self.metrics.open(cfg.to_dict())  # TensorBoard starts with the training (once per Runner)
-        restore = self._install_sigint()
+        restore = self._install_signals()
         self._t0 = self._tlog = time.perf_counter()
         self._elapsed0, self._excluded = self.elapsed, 0.0  # seconds of eval/saves/callbacks in the window
         try:
@@ -187,11 +232,11 @@ class Runner:
                         self.save_last()
                     elif cfg.save_every and self.step % cfg.save_every == 0:
                         self.save_last()
-                    if self._interrupted or self._done():
+                    if self._stop_requested() or self._done():
                         break
                 if self.batch == self.steps_per_epoch:
                     self._end_epoch()
-                if self._interrupted:
+                if self._stop_requested():
                     self._on_interrupt()
             if self._best_needs_eval():
                 self._eval_dev()
@@ -360,37 +405,50 @@ class Runner:
         self._excluded += time.perf_counter() - t  # callbacks (a test-set check, say) are not training
 
     # ------------------------------------------------------------------ interrupts
-    def _install_sigint(self):
-        """Ctrl-C (and, in a single process, SIGTERM, a scheduler's "stop now") ends training at the next
-        step: ``last.pt`` is saved there and KeyboardInterrupt raised. Under torchrun SIGTERM keeps its
-        default, so a failed job's other ranks stop at once even when blocked in a collective."""
+    def _install_signals(self):
+        """Catch Ctrl-C (SIGINT) and SIGTERM: the first one asks to stop at the next step boundary, a
+        second one stops at once. Returns the function restoring the previous handlers."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        signals = [signal.SIGINT] + ([signal.SIGTERM] if self.dist.world_size == 1 else [])
-        previous = {s: signal.getsignal(s) for s in signals}
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
         def handler(signum, frame):
-            if self._interrupted:  # a second Ctrl-C: stop at once
-                raise KeyboardInterrupt
-            self._interrupted = True
+            if self._interrupted:  # a second signal: stop at once
+                raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+            self._interrupted = signum
 
-        for s in signals:
+        for s in previous:
             signal.signal(s, handler)
 
         def restore():
             for s, h in previous.items():
                 signal.signal(s, h)
-
         return restore
 
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked to stop. With several processes every rank must stop at the same step
+        (a rank that stops while the others enter the next step's gradient all-reduce would leave them
+        waiting, and rank 0 could not save): the flags are summed over the ranks at every step boundary,
+        on the CPU (gloo), so the GPU is not synchronised."""
+        if self.dist.world_size == 1:
+            return bool(self._interrupted)
+        flags = torch.tensor([self._interrupted == signal.SIGINT, self._interrupted == signal.SIGTERM],
+                             dtype=torch.int32)
+        sigint, sigterm = self.dist.all_reduce_sum(flags).tolist()
+        if sigterm or sigint:
+            self._interrupted = signal.SIGTERM if sigterm else signal.SIGINT
+        return bool(sigterm or sigint)
+
     def _on_interrupt(self) -> None:
-        """Save ``last.pt`` at the current step and raise KeyboardInterrupt with resume advice."""
-        self.save_last(synced=False)
+        """Save ``last.pt`` at the current step and raise KeyboardInterrupt (SIGINT) or
+        :class:`~lenetlab.errors.Terminated` (SIGTERM) with resume advice."""
+        self.save_last()  # every rank is here at the same step (see _stop_requested)
+        term = self._interrupted == signal.SIGTERM
         if self.dist.is_main:
             self._progress.close()
-            print(f"interrupted at step {self.step}: saved {self.run_dir / rundir.LAST}; "
-                  f"resume with: lenet train --resume {self.run_dir}", file=sys.stderr, flush=True)
-        raise KeyboardInterrupt
+            print(f"{'terminated (SIGTERM)' if term else 'interrupted'} at step {self.step}: saved "
+                  f"{self.run_dir / rundir.LAST}; resume with: {self.resume_command()}", file=sys.stderr, flush=True)
+        raise Terminated if term else KeyboardInterrupt
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, state: dict) -> dict:
@@ -424,13 +482,30 @@ class Runner:
         self._excluded += time.perf_counter() - t
         return path
 
-    def _load_state(self, ck: dict) -> None:
-        self.model.load_state_dict(ck["state_dict"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self.scheduler.load_state_dict(ck["scheduler"])
+    def _load_state(self, ck: dict, path: Path) -> None:
+        """Restore the training state of ``last.pt`` (already checked by ``load_checkpoint(training=True)``);
+        what only this run can tell (the weights fit its model, the position fits its epochs) is a one-line
+        CheckpointError naming the file and the field."""
+        spe, epochs = self.steps_per_epoch, self.cfg.epochs
+        epoch, batch, step = ck["epoch"], ck["batch"], ck["step"]
+        if batch >= spe or step != epoch * spe + batch or epoch > epochs or (epoch == epochs and batch):
+            raise CheckpointError(f"{path}: fields 'epoch', 'batch', 'step' ({epoch}, {batch}, {step}) do not fit "
+                                  f"this run ({epochs} epochs of {spe} steps)")
+        model_state = self.model.state_dict()
+        for field in ("state_dict", "best_state_dict"):
+            state = ck.get(field)
+            if state is None and field == "best_state_dict":
+                continue
+            if {k: tuple(v.shape) for k, v in state.items()} != {k: tuple(v.shape) for k, v in model_state.items()}:
+                raise CheckpointError(f"{path}: field {field!r} does not fit the run's model {self.cfg.model!r}")
+        for field, load in (("state_dict", self.model.load_state_dict), ("optimizer", self.optimizer.load_state_dict),
+                            ("scheduler", self.scheduler.load_state_dict), ("rng", set_rng_state)):
+            try:
+                load(ck[field])
+            except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+                raise CheckpointError(f"{path}: field {field!r} cannot be restored ({first_line(e, 120)})") from None
         if self.scaler is not None and ck.get("scaler"):
             self.scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"])
         self.epoch, self.batch, self.step = int(ck["epoch"]), int(ck["batch"]), int(ck["step"])
         self.best_accuracy, self.best_step, self.best_state = ck["best_accuracy"], int(ck["best_step"]), ck["best_state_dict"]
         # checkpoints written before early stopping existed chose the best model on dev accuracy
