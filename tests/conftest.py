@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers.py beside the tests (importlib mode)
 
-from helpers import train_small  # noqa: E402
+from helpers import train_small, write_digit_recognizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -55,3 +55,11 @@ def second_ckpt(subset, tmp_path_factory) -> Path:
         return train_small(subset, tmp_path_factory.mktemp("ckpt2") / "lenet5b.pt", epochs=4, augment="none", seed=1)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def digitrec(subset, tmp_path_factory) -> Path:
+    """A small Kaggle "Digit Recognizer" folder in its exact format, made from the embedded subset:
+    ``train.csv`` (``label,pixel0..pixel783``, 300 rows) and ``test.csv`` (``pixel0..pixel783``, 100
+    rows); the test labels, for scoring, in ``solution.csv`` (``ImageId,Label``)."""
+    return write_digit_recognizer(tmp_path_factory.mktemp("kaggle") / "digit-recognizer", subset, 300, 100)

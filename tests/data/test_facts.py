@@ -1,0 +1,42 @@
+"""`lenetlab.data.inspect`: a dataset measured from its index and image headers, without decoding it."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from lenetlab.data import inspect
+
+
+def test_image_table_facts(tmp_path):
+    root = tmp_path / "kaggle"
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i in range(30):
+        size = (20 + i, 30 + 2 * i)  # mixed sizes, not square
+        Image.new("RGB", size, (255, 0, 0) if i % 3 else (0, 200, 0)).save(root / "images" / f"{i}.jpg")
+        rows.append(f"images/{i}.jpg,{'a' if i < 20 else 'b'}")
+    (root / "train.csv").write_text("image,label\n" + "\n".join(rows[:26]) + "\n")
+    (root / "test.csv").write_text("image\n" + "".join(f"images/{i}.jpg\n" for i in range(26, 30)))
+    f = inspect(str(root))
+    assert (f.kind, f.n_labelled, f.n_test, f.test_labelled) == ("image-csv", 26, 4, False)
+    assert f.class_names == ["a", "b"] and f.class_counts == [20, 6] and f.imbalance == 20 / 6
+    assert f.channels == 3 and f.mixed_sizes and len(f.sizes) == 30
+    assert "26 labelled images, 4 test (unlabelled), 2 classes (imbalanced 3.3:1), colour" in f.describe()
+
+
+def test_gray_pictures_in_rgb_files_count_as_one_channel(tmp_path):
+    for c in ("x", "y"):
+        for i in range(4):
+            p = tmp_path / "g" / "train" / c / f"{i}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 16), (90 + i, 90 + i, 90 + i)).save(p)
+    f = inspect(str(tmp_path / "g"))
+    assert (f.kind, f.channels, f.n_labelled, f.median_size, f.mixed_sizes) == ("class-folders", 1, 8, (16, 16), False)
+
+
+def test_pixel_table_and_named_facts(digitrec):
+    f = inspect(str(digitrec))
+    assert (f.kind, f.n_labelled, f.n_test, f.channels, f.sizes) == ("pixel-csv", 300, 100, 1, [(28, 28)])
+    assert sum(f.class_counts) == 300 and f.n_classes == 10
+    m = inspect("mnist")
+    assert (m.kind, m.n_labelled, m.n_classes) == ("named", 60000, 10)
