@@ -363,7 +363,7 @@ def _add_submit(sub) -> None:
     _json_flag(p)
     add_config_arguments(p, exclude=("dataset", "data_dir", "download"),
                          title="training (override the recipe; not with --checkpoint, but --device, --num-threads "
-                               "and the column names)")
+                               "and the column names)", recipe_defaults=True)
     p.set_defaults(func=_run_submit)
 
 

@@ -40,3 +40,8 @@ def test_pixel_table_and_named_facts(digitrec):
     assert sum(f.class_counts) == 300 and f.n_classes == 10
     m = inspect("mnist")
     assert (m.kind, m.n_labelled, m.n_classes) == ("named", 60000, 10)
+
+
+def test_idx_folder_facts(idx_dir):
+    f = inspect(str(idx_dir))  # 60 train / 20 test random 28x28 images, labels 0..9
+    assert (f.kind, f.n_labelled, f.n_test, f.sizes, f.n_classes, sum(f.class_counts)) == ("idx", 60, 20, [(28, 28)], 10, 60)

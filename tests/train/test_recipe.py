@@ -9,7 +9,7 @@ import pytest
 from lenetlab.data.facts import DatasetFacts
 from lenetlab.errors import ConfigError
 from lenetlab.train import recipe as rc
-from lenetlab.train.config import RunConfig, parse_budget
+from lenetlab.train.config import RECIPE_FIELDS, RunConfig, parse_budget
 
 
 def _facts(n=1100, classes=20, channels=3, sizes=((40, 60), (96, 80), (24, 24)), kind="image-csv", **kw):
@@ -25,6 +25,7 @@ def test_auto_on_a_small_colour_set_of_mixed_sizes():
     assert "no flips" in c["augment"].why
     assert c["val_size"].value == 110 and c["batch_size"].value == 64
     assert c["epochs"].value == rc.epochs_for(990)
+    assert set(c) <= set(RECIPE_FIELDS)  # `lenet submit --help` says these default to the recipe's choice
 
 
 def test_digits_keep_28_pixels_and_big_sets_get_a_narrower_model_and_fewer_epochs():

@@ -8,15 +8,17 @@ label column. ``lenetlab.data.inspect(name)`` is the public entry point.
 
 from __future__ import annotations
 
+import gzip
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lenetlab.data.csvtable import Columns, column_values, count_rows, label_order, recognise
-from lenetlab.data.download import IDX_DATASETS
-from lenetlab.data.folders import FolderIndex, _index_image_tables, index_folder
+from lenetlab.data.csvtable import Columns, column_values, count_rows, label_order
+from lenetlab.data.download import IDX_DATASETS, find_file
+from lenetlab.data.folders import FolderIndex, index_csv_file, index_folder
+from lenetlab.data.idx import read_idx
 from lenetlab.errors import DataError, first_line
 
 _GRAY_MODES = ("1", "L", "I", "I;16", "F", "LA")
@@ -122,6 +124,17 @@ def _probe_sizes(paths: list[Path], sample: int) -> tuple[list[tuple[int, int]],
     return sizes, 3 if colour else 1
 
 
+def _idx_facts(name: str, paths: list[Path]) -> DatasetFacts:
+    """Facts of four IDX files: the label files are read (small), the image files only for their size."""
+    ytr, yte = read_idx(paths[1]), read_idx(paths[3])
+    with (gzip.open(paths[0]) if paths[0].suffix == ".gz" else open(paths[0], "rb")) as f:
+        head = f.read(16)
+    h, w = (int.from_bytes(head[8:12], "big"), int.from_bytes(head[12:16], "big")) if len(head) == 16 else (0, 0)
+    n = max([int(y.max()) + 1 for y in (ytr, yte) if len(y)] + [2])
+    return DatasetFacts(name, "idx", len(ytr), len(yte), True, [str(i) for i in range(n)],
+                        _counts(ytr.tolist(), n), 1, [(w, h)])
+
+
 def _counts(labels: list[int], n: int) -> list[int]:
     c = Counter(labels)
     return [c.get(i, 0) for i in range(n)]
@@ -132,21 +145,11 @@ def inspect_path(path: Path, columns: Columns = Columns(), *, sample: int = 200)
     if path.is_file() and path.suffix.lower() != ".csv":  # NNDL's MNIST export
         return DatasetFacts(path.name, "nndl", 60000, 10000, True, [str(i) for i in range(10)], [6000] * 10, 1,
                             [(28, 28)])
+    idx = [find_file(path, r.filename) for r in IDX_DATASETS["mnist"].resources] if path.is_dir() else []
     if path.is_file():
-        layout = recognise(path, columns)
-        sibling = path.parent / "test.csv"
-        train, test = (layout, None) if layout.labelled else (None, layout)
-        if train is not None and sibling.is_file() and sibling.resolve() != path.resolve():
-            test = recognise(sibling, columns)
-        found = (train, test) if layout.kind == "pixels" else \
-            _index_image_tables(path.parent, train and train.path, test and test.path, columns, train, test)
-        name = path.parent.name
-    elif (path / "train.csv").is_file() or (path / "test.csv").is_file():
-        found, name = index_folder(path, columns), path.name
-    elif any((path / r.filename).is_file() or (path / r.filename.removesuffix(".gz")).is_file()
-             for r in IDX_DATASETS["mnist"].resources):
-        return DatasetFacts(path.name, "idx", 60000, 10000, True, [str(i) for i in range(10)], [6000] * 10, 1,
-                            [(28, 28)])
+        found, name = index_csv_file(path, columns), path.parent.name
+    elif all(idx) and not ((path / "train.csv").is_file() or (path / "test.csv").is_file()):
+        return _idx_facts(path.name, idx)
     else:
         found, name = index_folder(path, columns), path.name
     if isinstance(found, FolderIndex):

@@ -159,7 +159,7 @@ def _ids(layout: Layout, rows: list[list[str]], default: list[str]) -> list[str]
     return default if layout.id is None else [r[layout.id] if layout.id < len(r) else "" for r in rows]
 
 
-def _index_image_tables(root: Path, train_csv: Path | None, test_csv: Path | None, columns: Columns,
+def index_image_tables(root: Path, train_csv: Path | None, test_csv: Path | None, columns: Columns,
                         train_layout: Layout | None, test_layout: Layout | None) -> FolderIndex:
     """Index the image-file tables ``train_csv`` (labelled) and ``test_csv`` (optional)."""
     idx = FolderIndex(root, "image-csv", [], submission=(columns.id or columns.image, columns.label))
@@ -248,7 +248,7 @@ def index_folder(root: Path, columns: Columns = Columns()) -> FolderIndex | tupl
         kind = (train or test).kind
         if kind == "pixels":
             return train, test
-        return _index_image_tables(root, train and train.path, test and test.path, columns, train, test)
+        return index_image_tables(root, train and train.path, test and test.path, columns, train, test)
     return _index_class_folders(root)
 
 
@@ -328,9 +328,10 @@ def load_pixel_tables(name: str, source: Path, train: Layout | None, test: Layou
     return splits
 
 
-def load_csv_file(path: Path, *, columns: Columns = Columns(), **opts) -> Splits:
-    """One CSV file given directly: a labelled table is the training set (``test.csv`` beside it, if
-    any, the test set); an unlabelled one is a test set alone. Never parsed as anything but CSV."""
+def index_csv_file(path: Path, columns: Columns = Columns()) -> FolderIndex | tuple[Layout | None, Layout | None]:
+    """What one CSV file given directly holds: a labelled table is the training set (``test.csv``
+    beside it, if any and of the same kind, the test set); an unlabelled one is a test set alone.
+    Returns a :class:`FolderIndex` for image tables, the ``(train, test)`` layouts for pixel tables."""
     layout = recognise(path, columns)
     sibling = path.parent / "test.csv"
     if layout.labelled:
@@ -341,10 +342,18 @@ def load_csv_file(path: Path, *, columns: Columns = Columns(), **opts) -> Splits
     else:
         train, test = None, layout
     if layout.kind == "pixels":
-        return load_pixel_tables(path.stem if path.stem not in ("train", "test") else path.parent.name, path.parent,
-                                 train, test, columns=columns, **opts)
-    idx = _index_image_tables(path.parent, train and train.path, test and test.path, columns, train, test)
-    return load_index(idx, name=path.parent.name, **opts)
+        return train, test
+    return index_image_tables(path.parent, train and train.path, test and test.path, columns, train, test)
+
+
+def load_csv_file(path: Path, *, columns: Columns = Columns(), **opts) -> Splits:
+    """One CSV file given directly (see :func:`index_csv_file`) as :class:`Splits`. Never parsed as
+    anything but CSV."""
+    found = index_csv_file(path, columns)
+    if isinstance(found, tuple):
+        name = path.stem if path.stem not in ("train", "test") else path.parent.name
+        return load_pixel_tables(name, path.parent, *found, columns=columns, **opts)
+    return load_index(found, name=path.parent.name, **opts)
 
 
 def load_folder(root: Path, *, val_size=None, seed=0, verify=False, image_size=None, channels=None,

@@ -20,6 +20,11 @@ from lenetlab.data.transforms import NORMALIZE_ALIASES, NORMALIZE_CHOICES
 from lenetlab.errors import ConfigError, first_line
 
 
+#: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
+RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weight_decay", "schedule",
+                 "label_smoothing", "augment", "batch_size", "epochs", "val_size")
+
+
 def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, flag: bool = True, **kw):
     """A dataclass field with its help text, allowed choices and lower bound in the metadata
     (``flag=False``: a record the run writes, not a command-line flag)."""
@@ -255,9 +260,10 @@ def _optional(conv):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (),
-                         title: str = "run configuration (override --config)") -> None:
+                         title: str = "run configuration (override --config)", recipe_defaults: bool = False) -> None:
     """Add one ``--flag`` per RunConfig field (but those in ``exclude``); unset flags stay absent
-    from the namespace.
+    from the namespace. ``recipe_defaults``: the help says a flag's default is the recipe's choice
+    (``lenet submit``) instead of showing the dataclass default.
 
     Defaults use ``argparse.SUPPRESS`` so that :func:`config_overrides` sees only the flags a user
     typed (they override a ``--config`` file); the help text shows the dataclass defaults.
@@ -269,7 +275,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         base, optional = _field_type(RunConfig, f.name)
         default = f.default if f.default is not MISSING else f.default_factory()
         help_text = f.metadata["help"]
-        if "(default:" not in help_text:  # some fields explain what their None default means
+        if recipe_defaults and f.name in RECIPE_FIELDS:
+            help_text = help_text.split(" (default:")[0] + " (default: the recipe's)"
+        elif "(default:" not in help_text:  # some fields explain what their None default means
             help_text += f" (default: {json.dumps(default) if isinstance(default, dict) else default})"
         flag = "--" + f.name.replace("_", "-")
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
