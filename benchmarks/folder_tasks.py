@@ -246,14 +246,20 @@ def make_shapes(root: Path, n: int = 1600, seed: int = 0) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- runs
-#: The best flags found by hand for each task, tuned on its validation split (see docs/own-data.md).
+#: The best flags found by hand for each task, tuned on the validation split of another draw of it
+#: (``seed=1``: other glyphs, other MNIST digits, other shapes; never these test images), starting
+#: from a typical hand-picked set (lenet5-modern, 40 epochs, AdamW 0.01, one-cycle, affine
+#: augmentation) and changing one thing at a time. ``--recipe lenet5`` keeps the automatic recipe
+#: out: every training choice is in the flags. On the tuning draws: glyphs 40 -> 80 -> 120 epochs
+#: 97.7 -> 98.7 -> 98.8% (160: 98.1%; lr 0.02: 97.0%; no label smoothing: 96.8%); shapes: rotations
+#: by any angle 99.2% against 98.1% with 10 degrees; MNIST words: 48 epochs 98.9%, 80 epochs 98.5%,
+#: the typical set 98.4%.
+_COMMON = ["--recipe", "lenet5", "--model", "lenet5-modern", "--optimizer", "adamw", "--lr", "0.01",
+           "--weight-decay", "0.0005", "--label-smoothing", "0.1", "--schedule", "onecycle", "--augment", "affine"]
 HAND_PICKED = {
-    "glyphs": ["--model", "lenet5-modern", "--epochs", "40", "--optimizer", "adamw", "--lr", "0.01",
-               "--schedule", "onecycle", "--augment", "affine"],
-    "mnist-words": ["--model", "lenet5-modern", "--epochs", "40", "--optimizer", "adamw", "--lr", "0.01",
-                    "--schedule", "onecycle", "--augment", "affine"],
-    "shapes": ["--model", "lenet5-modern", "--epochs", "40", "--optimizer", "adamw", "--lr", "0.01",
-               "--schedule", "onecycle", "--augment", "affine"],
+    "glyphs": [*_COMMON, "--epochs", "120"],
+    "mnist-words": [*_COMMON, "--epochs", "48"],
+    "shapes": [*_COMMON, "--epochs", "60", "--augment-kwargs", '{"rotate": 180}'],
 }
 
 BUILDERS = {"glyphs": make_glyphs, "mnist-words": make_mnist_words, "shapes": make_shapes}

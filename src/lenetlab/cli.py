@@ -356,7 +356,8 @@ def _add_submit(sub) -> None:
                         "probabilities, instead of training")
     p.add_argument("--out", default="submission.csv", help="where to write the submission CSV")
     p.add_argument("--ensemble", type=int, default=None, metavar="N",
-                   help="train N runs with consecutive seeds and average their probabilities (default 1)")
+                   help="train N runs with consecutive seeds and average their probabilities (default: the recipe's; "
+                        "more than one only on small sets, where they fit its compute budget)")
     p.add_argument("--tta", choices=("auto", "on", "off"), default="auto",
                    help="test-time augmentation (mean over one-pixel shifts); auto: when it scores better on the "
                         "validation split")

@@ -45,3 +45,36 @@ def test_pixel_table_and_named_facts(digitrec):
 def test_idx_folder_facts(idx_dir):
     f = inspect(str(idx_dir))  # 60 train / 20 test random 28x28 images, labels 0..9
     assert (f.kind, f.n_labelled, f.n_test, f.sizes, f.n_classes, sum(f.class_counts)) == ("idx", 60, 20, [(28, 28)], 10, 60)
+
+
+def test_orientation_anisotropy_tells_upright_sets_from_sets_at_any_angle(subset):
+    import numpy as np
+    import torch
+
+    from lenetlab.data.facts import ISOTROPIC, orientation_anisotropy
+
+    digits = subset.train.x[:256]
+    assert orientation_anisotropy(digits) > 2 * ISOTROPIC  # MNIST digits are upright
+    # the same digits, each turned by its own random angle: no preferred orientation is left
+    rng = np.random.default_rng(0)
+    turned = torch.stack([torch.from_numpy(np.array(Image.fromarray(d[0].numpy()).rotate(
+        float(rng.uniform(0, 360)), resample=Image.BILINEAR))).unsqueeze(0) for d in digits])
+    assert orientation_anisotropy(turned) < ISOTROPIC
+    assert orientation_anisotropy(digits[:0]) == 0.0
+
+
+def test_facts_measure_the_orientation_of_folder_images(tmp_path):
+    from PIL import ImageDraw
+
+    for upright in (True, False):
+        root = tmp_path / ("up" if upright else "any")
+        for i in range(64):
+            im = Image.new("L", (32, 32), 0)
+            ImageDraw.Draw(im).rectangle([8, 4, 12, 28], fill=255)  # a vertical bar
+            if not upright:
+                im = im.rotate(i * 360 / 64 + 3, resample=Image.BILINEAR)
+            p = root / ("a" if i % 2 else "b") / f"{i}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            im.save(p)
+        f = inspect(str(root))
+        assert f.upright is upright and ("no preferred orientation" in f.describe()) is not upright

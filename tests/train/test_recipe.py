@@ -40,6 +40,23 @@ def test_digits_keep_28_pixels_and_big_sets_get_a_narrower_model_and_fewer_epoch
     assert cost <= rc.TRAIN_MACS  # the compute budget holds
 
 
+def test_sets_without_a_preferred_orientation_are_rotated_by_any_angle():
+    upright = rc.auto_choices(_facts(anisotropy=0.13))
+    any_angle = rc.auto_choices(_facts(anisotropy=0.02))
+    assert upright["augment_kwargs"].value == {} and "no flips" in upright["augment"].why
+    assert any_angle["augment_kwargs"].value == {"rotate": 180.0} and "no preferred orientation" in any_angle[
+        "augment_kwargs"].why
+    assert rc.auto_choices(_facts())["augment_kwargs"].value == {}  # not measured: upright, the safe side
+
+
+def test_a_named_augmentation_drops_the_recipe_arguments(digitrec):
+    facts = _facts(anisotropy=0.01, n=300, classes=10)
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "augment": "elastic"}, measure=False, facts=facts)
+    assert (cfg.augment, cfg.augment_kwargs) == ("elastic", {})
+    cfg, _ = rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=facts)
+    assert (cfg.augment, cfg.augment_kwargs) == ("affine", {"rotate": 180.0})
+
+
 def test_fast_is_shorter_and_tiny_sets_keep_two_dev_images_per_class():
     assert rc.auto_choices(_facts(), fast=True)["epochs"].value < rc.auto_choices(_facts())["epochs"].value
     assert rc.auto_choices(_facts(n=60, classes=3))["val_size"].value == 6
@@ -103,3 +120,18 @@ def test_recipe_block_of_saved_notes_round_trips_json(digitrec):
     notes = json.loads(json.dumps(cfg.recipe_notes))
     assert rc.describe_notes(notes) == recipe.describe()
     assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_small_sets_get_an_ensemble_for_submit_within_the_budget(digitrec):
+    facts = _facts(n=1100, classes=20)
+    cfg, one = rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=facts)
+    assert one.members == 1 and cfg.epochs == rc.epochs_for(990)  # lenet train: one run
+    cfg2, many = rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=facts, ensemble=True)
+    assert many.members >= 2 and cfg2.epochs == round(cfg.epochs * rc.MEMBER_SHARE)
+    width = cfg2.model_kwargs["width"]
+    assert many.members * cfg2.epochs * 990 * rc.model_macs(width, 3, 20) <= rc.TRAIN_MACS
+    assert "ensemble" in many.describe() and cfg2.recipe_notes["ensemble"]["members"] == many.members
+    _, given = rc.apply_recipe({"dataset": str(digitrec), "epochs": 5}, measure=False, facts=facts, ensemble=True)
+    assert given.members == 1  # explicit epochs: one run as asked
+    big = _facts(n=42000, classes=10, channels=1, sizes=[(28, 28)], kind="pixel-csv")
+    assert rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=big, ensemble=True)[1].members == 1

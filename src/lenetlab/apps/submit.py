@@ -142,7 +142,7 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
 
     Without ``checkpoints`` it trains: ``config`` holds the explicit :class:`~lenetlab.train.RunConfig`
     fields (``model``, ``epochs``, ``lr``, ``recipe``, ``budget``, ``seed``, ``out_dir``, ``name``...)
-    over the recipe; ``ensemble`` runs with consecutive seeds (default 1). With ``checkpoints`` (run
+    over the recipe; ``ensemble`` runs with consecutive seeds (default: the recipe's). With ``checkpoints`` (run
     directories or ``.pt`` files) it predicts with them, averaged; ``data_dir`` defaults to the first
     run's dataset, and only :data:`PREDICT_FIELDS` may be set. ``tta`` is ``auto``, ``on`` or ``off``.
     ``log(text)`` receives the recipe block and progress lines. Returns a :class:`SubmitResult`.
@@ -176,14 +176,15 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
     else:
         if data_dir is None:
             raise ConfigError("lenet submit needs --data-dir FOLDER (to train) or --checkpoint RUN (to predict)")
-        cfg, plan = apply_recipe({**config, "dataset": str(_folder(data_dir)), "progress": progress}, source="submit")
+        cfg, plan = apply_recipe({**config, "dataset": str(_folder(data_dir)), "progress": progress}, source="submit",
+                                 ensemble=ensemble is None)
         recipe = plan.notes()
         say(describe_notes(recipe))
         splits = load_splits(cfg)
         _check_test(splits)
         if len(splits.dev) == 0:
             raise DataError(f"{splits.source}: the validation split is empty (too few images, or --val-size 0)")
-        results = _train_runs(cfg, splits, ensemble or 1, say)
+        results = _train_runs(cfg, splits, ensemble or plan.members, say)
         predictors = [load_predictor(r.best_path, device=cfg.device) for r in results]
     use_tta, tta_scores, member_acc = _choose_tta(predictors, splits.dev, tta, cfg.eval_batch_size)
     probs, _ = mean_probabilities(predictors, splits.test.x, cfg.eval_batch_size, tta=use_tta)

@@ -165,20 +165,21 @@ def recognise(path: str | Path, columns: Columns = Columns(), *, header: list[st
     return layout
 
 
-def _load_ints(path: Path, usecols=None) -> np.ndarray:
+def _load_ints(path: Path, usecols=None, max_rows: int | None = None) -> np.ndarray:
     """The integer table after the header line of ``path`` (NumPy's C parser), ``[N, columns]``."""
     with open_csv(path) as f:
         f.readline()  # the header
-        return np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2, usecols=usecols)
+        return np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2, usecols=usecols, max_rows=max_rows)
 
 
-def read_pixels(layout: Layout) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
+def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
     """Images ``uint8 [N, side, side]``, the label column as strings (or None) and the id column
-    (or None) of a ``pixels`` table. Pixel values must be integers in 0..255 (a one-line DataError
-    names the file and what NumPy found); labels and ids may be words."""
+    (or None) of a ``pixels`` table (its first ``max_rows`` rows when given). Pixel values must be
+    integers in 0..255 (a one-line DataError names the file and what NumPy found); labels and ids
+    may be words."""
     path, ncol = layout.path, len(layout.header)
     try:  # the usual case, every column a number: one parse of the whole table
-        table = _load_ints(path)
+        table = _load_ints(path, max_rows=max_rows)
         if table.size and table.shape[1] != ncol:
             raise DataError(f"{path}: rows have {table.shape[1]} values but the header names {ncol} columns")
         px = table[:, layout.pixels] if table.size else np.zeros((0, len(layout.pixels)), np.int64)
@@ -188,11 +189,11 @@ def read_pixels(layout: Layout) -> tuple[np.ndarray, list[str] | None, list[str]
         if layout.label is None and layout.id is None:
             raise DataError(f"{path}: not a table of integers ({first_line(e, 120)})") from None
         try:  # a label or id column of words: parse the pixels alone, read those columns as text
-            px = _load_ints(path, usecols=layout.pixels)
+            px = _load_ints(path, usecols=layout.pixels, max_rows=max_rows)
         except ValueError as e2:
             raise DataError(f"{path}: pixel values must be integers ({first_line(e2, 120)})") from None
-        labels = None if layout.label is None else column_values(path, layout.label)
-        ids = None if layout.id is None else column_values(path, layout.id)
+        labels = None if layout.label is None else column_values(path, layout.label)[:len(px)]
+        ids = None if layout.id is None else column_values(path, layout.id)[:len(px)]
     if px.size and (px.min() < 0 or px.max() > 255):
         row = int(np.argwhere((px < 0) | (px > 255))[0, 0]) + 2
         raise DataError(f"{path}: line {row}: pixel values must be integers in 0..255")

@@ -14,14 +14,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from lenetlab.data.csvtable import Columns, column_values, count_rows, label_order
+from lenetlab.data.csvtable import Columns, column_values, count_rows, label_order, read_pixels
 from lenetlab.data.download import IDX_DATASETS, find_file
-from lenetlab.data.folders import FolderIndex, index_csv_file, index_folder
+from lenetlab.data.folders import FolderIndex, decode_images, index_csv_file, index_folder
 from lenetlab.data.idx import read_idx
 from lenetlab.errors import DataError, first_line
 
 _GRAY_MODES = ("1", "L", "I", "I;16", "F", "LA")
+#: Below this :func:`orientation_anisotropy` a dataset counts as having no preferred orientation.
+#: Measured on 256 training images: upright characters on textures 0.13, MNIST digits 0.23, shapes
+#: at any angle 0.03 (sampling noise about 0.01).
+ISOTROPIC = 0.05
+ANISOTROPY_SAMPLE = 256
 
 
 @dataclass
@@ -32,7 +39,9 @@ class DatasetFacts:
     ``class-folders`` or ``idx``. ``n_labelled``: labelled training images (before the dev split
     is carved); ``class_counts``: images per class, in class order; ``channels``: 1 when every
     image sampled is grayscale (also RGB files whose three channels agree), else 3; ``sizes``:
-    ``(width, height)`` of the sampled images; ``dev_given``: the folder has its own dev split.
+    ``(width, height)`` of the sampled images; ``dev_given``: the folder has its own dev split;
+    ``anisotropy``: how much the sampled training images prefer some edge orientations (see
+    :func:`orientation_anisotropy`; None when not measured).
     """
 
     name: str
@@ -45,6 +54,13 @@ class DatasetFacts:
     channels: int
     sizes: list[tuple[int, int]] = field(default_factory=list)
     dev_given: bool = False
+    anisotropy: float | None = None
+
+    @property
+    def upright(self) -> bool:
+        """Whether the images have a preferred orientation (characters, digits, photos: rotating them
+        far changes what they show); False for sets whose objects lie at any angle."""
+        return self.anisotropy is None or self.anisotropy >= ISOTROPIC
 
     @property
     def n_classes(self) -> int:
@@ -80,6 +96,7 @@ class DatasetFacts:
                       "min_side": min(sides, default=0), "max_side": max((max(s) for s in self.sizes), default=0),
                       "mixed": self.mixed_sizes}
         d["imbalance"] = None if self.imbalance == float("inf") else round(self.imbalance, 2)
+        d["anisotropy"] = None if self.anisotropy is None else round(self.anisotropy, 4)
         return d
 
     def describe(self) -> str:
@@ -88,8 +105,9 @@ class DatasetFacts:
         sizes = f"{w}x{h}" + (" median, mixed sizes" if self.mixed_sizes else "")
         balance = "balanced" if self.imbalance <= 1.5 else f"imbalanced {self.imbalance:.1f}:1"
         test = f", {self.n_test:,} test ({'labelled' if self.test_labelled else 'unlabelled'})" if self.n_test else ""
+        angle = "" if self.upright else ", no preferred orientation"
         return (f"{self.n_labelled:,} labelled images{test}, {self.n_classes} classes ({balance}), "
-                f"{'grayscale' if self.channels == 1 else 'colour'}, {sizes}")
+                f"{'grayscale' if self.channels == 1 else 'colour'}, {sizes}{angle}")
 
 
 def named_facts(key: str) -> DatasetFacts:
@@ -135,6 +153,36 @@ def _idx_facts(name: str, paths: list[Path]) -> DatasetFacts:
                         _counts(ytr.tolist(), n), 1, [(w, h)])
 
 
+def orientation_anisotropy(x: torch.Tensor) -> float:
+    """How strongly images ``uint8 [N, C, H, W]`` prefer some edge orientations, in [0, 1].
+
+    Each image's Sobel gradients, weighted by their magnitude, give the mean of ``exp(2i theta)``
+    (one preferred axis) and of ``exp(4i theta)`` (horizontal and vertical edges, as in upright
+    writing); these are averaged over the images and the larger modulus is returned. Upright
+    characters and photos keep their preferred orientations from image to image, so the averages
+    stay large; objects lying at random angles cancel out to about 0.
+    """
+    if len(x) == 0:
+        return 0.0
+    g = x.float().mean(1, keepdim=True)
+    if g.shape[-1] != 32 or g.shape[-2] != 32:
+        g = F.interpolate(g, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
+    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
+    gx, gy = F.conv2d(g, k), F.conv2d(g, k.transpose(2, 3))
+    mag, theta = torch.sqrt(gx ** 2 + gy ** 2), torch.atan2(gy, gx)
+    w = mag / mag.sum(dim=(1, 2, 3), keepdim=True).clamp(min=1e-9)
+    h2 = (w * torch.polar(torch.ones_like(theta), 2 * theta)).sum(dim=(1, 2, 3)).mean()
+    h4 = (w * torch.polar(torch.ones_like(theta), 4 * theta)).sum(dim=(1, 2, 3)).mean()
+    return float(max(h2.abs(), h4.abs()))
+
+
+def _spread(items: list, k: int) -> list:
+    """Up to ``k`` items evenly spread over ``items`` (a class-sorted list gives every class its share)."""
+    if len(items) <= k:
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, k).round()]
+
+
 def _counts(labels: list[int], n: int) -> list[int]:
     c = Counter(labels)
     return [c.get(i, 0) for i in range(n)]
@@ -155,16 +203,22 @@ def inspect_path(path: Path, columns: Columns = Columns(), *, sample: int = 200)
     if isinstance(found, FolderIndex):
         sizes, channels = _probe_sizes(found.all_paths(), sample)
         n_dev = len(found.dev[0]) if found.dev else 0
+        picked = _spread(found.train, ANISOTROPY_SAMPLE)
+        aniso = orientation_anisotropy(decode_images(picked, 32, 1)) if picked else None
         return DatasetFacts(name, found.layout, len(found.train) + n_dev, len(found.test),
                             found.test_y is not None and bool(found.test), list(found.classes),
                             _counts(found.train_y + (found.dev[1] if found.dev else []), len(found.classes)),
-                            channels, sizes, dev_given=found.dev is not None)
+                            channels, sizes, dev_given=found.dev is not None, anisotropy=aniso)
     train, test = found
     labels = column_values(train.path, train.label) if train is not None else []
     classes = label_order(labels)
     index = {c: i for i, c in enumerate(classes)}
     side = (train or test).side
+    aniso = None
+    if train is not None and labels:
+        x = read_pixels(train, max_rows=ANISOTROPY_SAMPLE * 4)[0]
+        aniso = orientation_anisotropy(torch.from_numpy(np.ascontiguousarray(_spread(x, ANISOTROPY_SAMPLE))).unsqueeze(1))
     return DatasetFacts(name, "pixel-csv", len(labels), count_rows(test.path) if test is not None else 0,
                         bool(test is not None and test.labelled), classes, _counts([index[c] for c in labels],
                                                                                     len(classes)),
-                        1, [(side, side)])
+                        1, [(side, side)], anisotropy=aniso)

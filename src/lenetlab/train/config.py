@@ -22,7 +22,7 @@ from lenetlab.errors import ConfigError, first_line
 
 #: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
 RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weight_decay", "schedule",
-                 "label_smoothing", "augment", "batch_size", "epochs", "val_size")
+                 "label_smoothing", "augment", "augment_kwargs", "batch_size", "epochs", "val_size")
 
 
 def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, flag: bool = True, **kw):
