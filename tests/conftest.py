@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers.py beside the tests (importlib mode)
 
-from helpers import train_small  # noqa: E402
+from helpers import train_small, write_digit_recognizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_ENV = "LENETLAB_TEST_MNIST"
@@ -105,3 +105,11 @@ def readonly_dir(tmp_path, tmpfs):
         folder.chmod(0o755)
         return
     yield tmpfs("64k", "ro")
+
+
+@pytest.fixture(scope="session")
+def digitrec(subset, tmp_path_factory) -> Path:
+    """A small Kaggle "Digit Recognizer" folder in its exact format, made from the embedded subset:
+    ``train.csv`` (``label,pixel0..pixel783``, 300 rows) and ``test.csv`` (``pixel0..pixel783``, 100
+    rows); the test labels, for scoring, in ``solution.csv`` (``ImageId,Label``)."""
+    return write_digit_recognizer(tmp_path_factory.mktemp("kaggle") / "digit-recognizer", subset, 300, 100)

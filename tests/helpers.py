@@ -77,3 +77,26 @@ def render_digit(d28: np.ndarray, *, canvas=(240, 300), top=40, left=60, size=16
         paper = 0.5 + 0.35 * xx / w + 0.1 * yy / h
         c = paper * c + 0.12 * (1 - c) + rng.normal(0, 0.04, c.shape)
     return (np.clip(c, 0, 1) * 255).round().astype(np.uint8)
+
+
+def write_digit_recognizer(folder: Path, splits, n_train: int, n_test: int, bom: bool = False) -> Path:
+    """Kaggle's Digit Recognizer layout from ``splits`` (28x28 digits): ``train.csv`` with the first
+    ``n_train`` training images (``label,pixel0..pixel783``), ``test.csv`` with the first ``n_test``
+    test images (``pixel0..pixel783``) and ``solution.csv`` (``ImageId,Label``, ids from 1). ``bom``
+    starts each file with a UTF-8 byte-order mark, as Excel's "CSV UTF-8" does. Returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = ",".join(f"pixel{i}" for i in range(784))
+    start = "\ufeff" if bom else ""
+
+    def rows(x, y=None):
+        flat = x.reshape(len(x), -1).tolist()
+        return "".join((f"{int(y[i])}," if y is not None else "") + ",".join(map(str, r)) + "\n"
+                       for i, r in enumerate(flat))
+
+    xtr, ytr = splits.train.x[:n_train], splits.train.y[:n_train]
+    xte, yte = splits.test.x[:n_test], splits.test.y[:n_test]
+    (folder / "train.csv").write_text(start + "label," + pixels + "\n" + rows(xtr, ytr), encoding="utf-8")
+    (folder / "test.csv").write_text(start + pixels + "\n" + rows(xte), encoding="utf-8")
+    (folder / "solution.csv").write_text("ImageId,Label\n" + "".join(f"{i + 1},{int(v)}\n" for i, v in
+                                                                     enumerate(yte)), encoding="utf-8")
+    return folder

@@ -26,7 +26,7 @@ from lenetlab.lessons import LESSONS, print_lesson, print_lessons
 from lenetlab.models.pretrained import print_pretrained
 from lenetlab.models.profile import print_models, print_profile
 from lenetlab.serve.export import run_export
-from lenetlab.train.config import add_config_arguments
+from lenetlab.train.config import add_config_arguments, config_overrides
 
 DESCRIPTION = """\
 lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
@@ -53,7 +53,7 @@ def _add_data(sub) -> None:
     p = sub.add_parser("data", help="summarise a dataset (sizes, shape, classes, mean/std, files)",
                        formatter_class=FORMATTER)
     p.add_argument("--dataset", default="mnist-subset",
-                   help="mnist-subset, mnist, fashion-mnist, or a path (NNDL .json.gz, image folder)")
+                   help="mnist-subset, mnist, fashion-mnist, or a path (NNDL .json.gz, CSV file, image folder)")
     p.add_argument("--data-dir", default=None,
                    help="data root (None: $LENETLAB_DATA, else ~/.cache/lenetlab); per-dataset sub-folders")
     p.add_argument("--download", action="store_true", help="download missing files from the public mirrors")
@@ -67,6 +67,9 @@ def _add_data(sub) -> None:
     p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="convert to 1 (gray) or 3 (RGB)")
     p.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="default",
                    help="input normalisation, as for lenet train --normalize")
+    p.add_argument("--image-column", default=None, help="CSV datasets: the column of image file names (default: image)")
+    p.add_argument("--label-column", default=None, help="CSV datasets: the column of labels (default: label)")
+    p.add_argument("--id-column", default=None, help="CSV datasets: the column of ids (default: image name or row number)")
     _json_flag(p)
     p.set_defaults(func=_run_data)
 
@@ -74,7 +77,8 @@ def _add_data(sub) -> None:
 def _run_data(args) -> int:
     print_summary(args.dataset, data_dir=args.data_dir, download=args.download, verify=args.verify,
                   as_json=args.json, val_size=args.val_size, seed=args.seed, image_size=args.image_size,
-                  channels=args.channels, normalize=args.normalize, mirrors=args.mirror)
+                  channels=args.channels, normalize=args.normalize, mirrors=args.mirror,
+                  image_column=args.image_column, label_column=args.label_column, id_column=args.id_column)
     return 0
 
 
@@ -195,7 +199,8 @@ def _add_eval(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint file or run directory (best.pt, else last.pt)")
     p.add_argument("--dataset", default=None, help="dataset name or path (default: the one it was trained on)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
-    p.add_argument("--split", default="test", choices=("test", "dev"), help="which split to evaluate")
+    p.add_argument("--split", default=None, choices=("test", "dev"),
+                   help="which split to evaluate (default: test, or dev when the test set is unlabelled, as Kaggle's)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     p.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size")
     _json_flag(p)
@@ -397,31 +402,31 @@ def _bench_infer(args) -> int:
 
 # ----------------------------------------------------------------------------- submit
 def _add_submit(sub) -> None:
-    p = sub.add_parser("submit", help="Kaggle workflow: train on train.csv + images, write submission.csv for test.csv",
-                       description="d2l's Kaggle workflow on a folder with train.csv (image,label), test.csv "
-                                   "(image) and the images: carve a validation split, train (run directory as for "
-                                   "`lenet train`), predict test.csv with the best model and write image,label rows "
-                                   "with the original label strings, atomically.",
+    p = sub.add_parser("submit", help="Kaggle workflow: train on a folder or table (or use trained runs), write a "
+                                      "submission for its test set",
+                       description="d2l's Kaggle workflow. With --data-dir FOLDER (train.csv image,label + test.csv "
+                                   "image + the images; Kaggle's Digit Recognizer train.csv/test.csv; class "
+                                   "sub-folders): choose a recipe from the data (printed first; any flag below "
+                                   "overrides a part of it), train, predict the test images with the best model and "
+                                   "write id,label rows with the original label strings, atomically. With "
+                                   "--checkpoint RUN [RUN ...]: no training, the runs' averaged probabilities.",
                        formatter_class=FORMATTER)
-    p.add_argument("--data-dir", required=True, metavar="FOLDER", help="the Kaggle folder (train.csv, test.csv, images)")
-    p.add_argument("--model", default="lenet5", help="registered model name (see `lenet models`)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs")
+    p.add_argument("--data-dir", default=None, metavar="FOLDER",
+                   help="the dataset: a folder (or a CSV file); with --checkpoint, default: the first run's dataset")
+    p.add_argument("--checkpoint", nargs="+", default=None, metavar="RUN",
+                   help="predict with these trained runs (run directories or .pt files), averaging their "
+                        "probabilities, instead of training")
     p.add_argument("--out", default="submission.csv", help="where to write the submission CSV")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size")
-    p.add_argument("--lr", type=float, default=2e-3, help="(peak) learning rate")
-    p.add_argument("--optimizer", default="adam", choices=("sgd", "adam", "adamw"), help="optimiser")
-    p.add_argument("--schedule", default="none", choices=("none", "step", "cosine", "onecycle"), help="learning-rate schedule")
-    p.add_argument("--augment", default="none", choices=("none", "affine", "elastic", "affine+elastic"),
-                   help="train-time batch augmentation")
-    p.add_argument("--val-size", type=int, default=None, help="images carved from train.csv for validation (default: a tenth)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (init, shuffling, augmentation; the validation split "
-                                                       "is fixed, as for `lenet train`)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
-    p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    p.add_argument("--out-dir", default="runs", help="folder holding run directories")
-    p.add_argument("--name", default=None, help="run name (default: MODEL-TIMESTAMP)")
-    p.add_argument("--progress", default="auto", choices=("auto", "bar", "plain", "none"), help="progress display")
+    p.add_argument("--ensemble", type=int, default=None, metavar="N",
+                   help="train N runs with consecutive seeds and average their probabilities (default: the recipe's; "
+                        "more than one only on small sets, where they fit its compute budget)")
+    p.add_argument("--tta", choices=("auto", "on", "off"), default="auto",
+                   help="test-time augmentation (mean over one-pixel shifts); auto: when it scores better on the "
+                        "validation split")
     _json_flag(p)
+    add_config_arguments(p, exclude=("dataset", "data_dir", "download"),
+                         title="training (override the recipe; not with --checkpoint, but --device, --num-threads "
+                               "and the column names)", recipe_defaults=True)
     p.set_defaults(func=_run_submit)
 
 
@@ -430,10 +435,9 @@ def _run_submit(args) -> int:
         run_submit,  # lazily: plots (matplotlib) and the training stack
     )
 
-    return run_submit(args.data_dir, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, optimizer=args.optimizer, schedule=args.schedule, augment=args.augment,
-                      val_size=args.val_size, seed=args.seed, device=args.device, num_threads=args.num_threads,
-                      out_dir=args.out_dir, name=args.name, progress=args.progress, as_json=args.json)
+    config = {k: v for k, v in config_overrides(args).items() if k != "data_dir"}  # --data-dir is the dataset
+    return run_submit(args.data_dir, checkpoints=args.checkpoint, out=args.out, tta=args.tta,
+                      ensemble=args.ensemble, as_json=args.json, **config)
 
 
 # ----------------------------------------------------------------------------- lesson

@@ -99,12 +99,13 @@ def test_missing_pieces_are_one_line_errors(kaggle_folder, tmp_path, capsys):
     assert main(["submit", "--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "no such folder" in capsys.readouterr().err
     (root / "test.csv").unlink()
-    assert main(["submit", "--data-dir", str(root)]) == 2
+    assert main(["submit", "--data-dir", str(root), "--out-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "test.csv not found" in err and err.count("\n") == 1
+    assert "no test images to predict (a Kaggle folder has test.csv" in err and err.count("\n") == 1
     (root / "test.csv").write_text("name\nimages/0.png\n")
     assert main(["submit", "--data-dir", str(root)]) == 2
-    assert "needs a header with an 'image' column" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "test.csv: not a table lenetlab can read: expected columns image,label" in err and "found name" in err
     (root / "test.csv").write_text("image\nimages/missing.png\n")
     assert main(["submit", "--data-dir", str(root), "--out-dir", str(tmp_path / "r")]) == 2
     assert "missing.png" in capsys.readouterr().err
@@ -157,3 +158,87 @@ def test_unwritable_destinations_are_refused_before_training(kaggle_folder, tmp_
               "--out-dir": f"--out-dir {readonly_dir / 'runs'}: cannot write in this folder",
               "--out is a folder": f"--out {out}: is a folder"}[which]
     assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
+
+
+# ----------------------------------------------------------------------------- the automatic recipe, Kaggle tables
+FAST = ["--epochs", "1", "--num-threads", "1", "--device", "cpu", "--progress", "none", "--no-plots"]
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_digit_recognizer_submission_as_kaggle_wants_it(digitrec, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    assert main(["submit", "--data-dir", str(digitrec), "--out", str(out), "--out-dir", str(tmp_path / "runs"),
+                 "--name", "dr", "--epochs", "3", *FAST[2:]]) == 0
+    text = capsys.readouterr().out
+    # the recipe block comes first, then the run; explicit flags are marked as given
+    assert text.index("recipe auto for digit-recognizer: 300 labelled images") < text.index("submission:")
+    assert "lenet5-modern" in text and "(given)" in text and "no flips" in text
+    rows = _rows(out)
+    assert rows[0] == ["ImageId", "Label"] and [r[0] for r in rows[1:]] == [str(i) for i in range(1, 101)]
+    truth = {r[0]: r[1] for r in _rows(digitrec / "solution.csv")[1:]}
+    assert sum(truth[i] == lab for i, lab in rows[1:]) >= 60  # three epochs on 270 digits: well above chance
+    saved = json.loads((tmp_path / "runs" / "dr" / "config.json").read_text())
+    assert saved["recipe"] == "auto" and saved["model"] == "lenet5-modern" and saved["epochs"] == 3
+    assert saved["recipe_notes"]["choices"]["epochs"]["given"] is True
+    assert saved["recipe_notes"]["facts"]["n_labelled"] == 300
+
+
+def test_submit_from_trained_runs_without_retraining(digitrec, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        assert main(["train", "--dataset", str(digitrec), "--out-dir", str(runs), "--name", f"r{seed}",
+                     "--seed", str(seed), *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "recipe auto for digit-recognizer" in text  # lenet train on a table uses the same default
+    out = tmp_path / "ens.csv"
+    assert main(["submit", "--checkpoint", str(runs / "r0"), str(runs / "r1"), "--out", str(out), "--tta", "off",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["train_time"] == 0 and res["run_dirs"] == [str(runs / "r0"), str(runs / "r1")]
+    assert len(res["member_dev_accuracy"]) == 2 and res["ensemble_dev_accuracy"] is not None
+    # the submission is the argmax of the averaged probabilities, with the label strings
+    from lenetlab.apps.ensemble import mean_probabilities
+    from lenetlab.data import load
+    from lenetlab.inference.predictor import load_predictor
+
+    preds = [load_predictor(runs / r, device="cpu") for r in ("r0", "r1")]
+    probs, _ = mean_probabilities(preds, load(str(digitrec)).test.x)
+    assert [r[1] for r in _rows(out)[1:]] == [preds[0].class_names[i] for i in probs.argmax(1)]
+    # training flags do not apply to trained runs; predicting flags do
+    assert main(["submit", "--checkpoint", str(runs / "r0"), "--epochs", "3", "--out", str(out)]) == 2
+    assert "--epochs does not apply with --checkpoint" in capsys.readouterr().err
+    assert main(["submit", "--checkpoint", str(runs / "r0"), "--device", "cpu", "--tta", "on", "--out", str(out),
+                 "--data-dir", str(digitrec)]) == 0
+    assert "with: used" in capsys.readouterr().out
+
+
+def test_eval_on_a_kaggle_table_scores_the_dev_split(digitrec, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", "--dataset", str(digitrec / "train.csv"), "--out-dir", str(runs), "--name", "e", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(runs / "e")]) == 0
+    out = capsys.readouterr().out
+    assert "on dev (the test split is unlabelled)" in out
+    assert main(["eval", str(runs / "e"), "--split", "test"]) == 2
+    assert "the test split has no labels" in capsys.readouterr().err
+
+
+def test_ensemble_of_seeds_and_tta_choice_are_reported(kaggle_folder, tmp_path, capsys):
+    root, names, _ = kaggle_folder
+    out = tmp_path / "s.csv"
+    assert main(["submit", "--data-dir", str(root), "--ensemble", "2", "--out", str(out), "--out-dir",
+                 str(tmp_path / "runs"), "--name", "ens", "--val-size", "9", *FAST, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [p.split("/")[-1] for p in res["run_dirs"]] == ["ens-m1", "ens-m2"]
+    assert len(res["member_dev_accuracy"]) == 2 and set(res["tta_dev_accuracy"]) == {"off", "on"}
+    assert res["dev_accuracy"] == res["tta_dev_accuracy"]["on" if res["tta"] else "off"]
+    assert [r[0] for r in _rows(out)[1:]] == names
+
+
+def test_submit_needs_a_folder_or_runs(capsys):
+    assert main(["submit"]) == 2
+    assert "needs --data-dir FOLDER (to train) or --checkpoint RUN" in capsys.readouterr().err

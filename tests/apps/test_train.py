@@ -188,3 +188,24 @@ def test_sharded_evaluation_equals_whole_split(subset, n):
     assert got.n == whole.n == n  # 100 + 99 for n=199: no padding, nothing counted twice
     assert (got.accuracy, got.per_class, got.confusion) == (whole.accuracy, whole.per_class, whole.confusion)
     assert got.loss == pytest.approx(whole.loss, rel=1e-6)
+
+
+def test_launcher_checks_the_batch_size_the_recipe_chose(digitrec, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda *a, **k: pytest.fail("must not launch"))
+    assert main(["train", "--nproc", "3", "--dataset", str(digitrec)]) == 2  # auto: batch 64
+    assert "global batch 64 is not divisible by --nproc 3" in capsys.readouterr().err
+    assert main(["train", "--nproc", "3", "--dataset", str(digitrec), "--batch-size", "96", "--recipe", "lenet5",
+                 "--epochs", "0"]) == 2
+    assert "field 'epochs' must be >= 1" in capsys.readouterr().err
+
+
+def test_mnist_keeps_its_recipe_and_prints_no_recipe_block(capsys, tmp_path):
+    assert main(["train", "--epochs", "1", "--out-dir", str(tmp_path), "--name", "s", "--num-threads", "1",
+                 "--device", "cpu", "--progress", "none", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe auto" not in out and out.startswith("training lenet5 on mnist-subset")
+    import json
+
+    saved = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert (saved["model"], saved["optimizer"], saved["recipe_notes"]["used"]) == ("lenet5", "adam", "lenet5")

@@ -155,3 +155,30 @@ def test_on_cuda_same_shapes_and_seeded(batch):
     g1 = build_augment("elastic")(x)
     torch.cuda.manual_seed(1)
     assert torch.equal(g1, build_augment("elastic")(x))
+
+
+def test_tta_views_shift_by_one_pixel_and_repeat_the_edge():
+    from lenetlab.data.augment import TTA_SHIFTS, tta_views
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.uint8).view(2, 3, 4, 5)
+    views = tta_views(x)
+    assert len(views) == len(TTA_SHIFTS) and views[0] is x
+    assert all(v.shape == x.shape and v.dtype == x.dtype for v in views)
+    right, left, down, up = views[1:]
+    assert torch.equal(right[..., 1:], x[..., :-1]) and torch.equal(right[..., 0], x[..., 0])
+    assert torch.equal(left[..., :-1], x[..., 1:]) and torch.equal(left[..., -1], x[..., -1])
+    assert torch.equal(down[..., 1:, :], x[..., :-1, :]) and torch.equal(down[..., 0, :], x[..., 0, :])
+    assert torch.equal(up[..., :-1, :], x[..., 1:, :])
+
+
+def test_predictor_tta_is_the_mean_over_the_views(digit_ckpt, subset):
+    import numpy as np
+
+    from lenetlab.data.augment import tta_views
+    from lenetlab.inference.predictor import load_predictor
+
+    p = load_predictor(digit_ckpt, device="cpu")
+    x = subset.test.x[:50]
+    expected = sum(p.predict_proba(v) for v in tta_views(x)) / 5
+    np.testing.assert_allclose(p.predict_proba(x, batch_size=16, tta=True), expected, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(p.predict_proba(x, tta=True), p.predict_proba(x))

@@ -154,3 +154,37 @@ def test_progress_bar(served, tmp_path, capfd):
     ds, base = served
     download(ds, tmp_path / "c", mirrors=[f"{base}/good/"], progressbar=True)
     assert "B/s" in capfd.readouterr().err  # pooch's tqdm bar
+
+
+#: The gz md5s published with MNIST (torchvision's ``resources`` list in ``torchvision/datasets/mnist.py``).
+PUBLISHED_MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+
+def test_mnist_gz_md5s_are_the_published_ones():
+    from lenetlab.data.download import IDX_DATASETS
+
+    assert {r.filename: r.gz_md5 for r in IDX_DATASETS["mnist"].resources} == PUBLISHED_MNIST_MD5
+
+
+def test_the_real_mnist_files_pass_verification(mnist_dir):
+    """The shared copies were re-compressed (other .gz bytes): accepted by their content md5."""
+    from lenetlab.data.download import IDX_DATASETS
+
+    for res in IDX_DATASETS["mnist"].resources:
+        verify_file(mnist_dir / res.filename, res)
+
+
+def test_torchvision_layout_is_found(make_idx, tmp_path, capsys):
+    """`torchvision.datasets.MNIST(root=ROOT, download=True)` leaves the files in ROOT/MNIST/raw."""
+    make_idx(tmp_path / "tv" / "MNIST" / "raw", n_train=30, n_test=10)
+    s = load("mnist", tmp_path / "tv", val_size=5)
+    assert (len(s.train), len(s.dev), len(s.test)) == (25, 5, 10)
+    assert s.source.endswith("MNIST/raw")
+    assert main(["data", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "tv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'tv'}/FashionMNIST/raw (torchvision's layout)" in err

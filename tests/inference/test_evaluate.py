@@ -47,7 +47,9 @@ def test_unlabelled_test_split_says_use_dev(tmp_path, subset, digit_ckpt, capsys
     (root / "train.csv").write_text("image,label\n" + "\n".join(rows) + "\n")
     (root / "test.csv").write_text("image\n" + "\n".join(r.split(",")[0] for r in rows[:5]) + "\n")
     capsys.readouterr()
-    assert main(["eval", str(digit_ckpt), "--dataset", str(root)]) == 2
+    assert main(["eval", str(digit_ckpt), "--dataset", str(root), "--split", "test"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no labels" in err and "--split dev" in err
     assert main(["eval", str(digit_ckpt), "--dataset", str(root), "--split", "dev"]) == 0
+    assert main(["eval", str(digit_ckpt), "--dataset", str(root)]) == 0  # without --split: dev, and it says so
+    assert "on dev (the test split is unlabelled)" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from lenetlab.apps.evaluate import RUN_DATA_FIELDS
 from lenetlab.data import load
 from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, DataError, LenetlabError
@@ -45,20 +46,22 @@ class EnsembleResult:
 
 def _dataset_of(config: dict) -> tuple[str | None, str | None, dict]:
     """Dataset name, data dir and the loader options a run used (so ``dev`` is the run's dev split)."""
-    opts = {k: config[k] for k in ("val_size", "image_size") if config.get(k) is not None}
+    opts = {k: config[k] for k in RUN_DATA_FIELDS if config.get(k) is not None}
     return config.get("dataset"), config.get("data_dir"), opts
 
 
-def mean_probabilities(predictors: list, x: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, list]:
+def mean_probabilities(predictors: list, x: torch.Tensor, batch_size: int = 1000,
+                       tta: bool = False) -> tuple[np.ndarray, list]:
     """The ensemble's averaged probabilities ``float64 [N, K]`` on ``uint8 [N, C, H, W]`` images, and each
-    member's own ``[N, K]``. Members must share their class names (a one-line CheckpointError if not)."""
+    member's own ``[N, K]`` (``tta``: each averaged over shifted views, see ``Predictor.predict_proba``).
+    Members must share their class names (a one-line CheckpointError if not)."""
     if not predictors:
         raise LenetlabError("an ensemble needs at least one model")
     for p in predictors[1:]:
         if p.class_names != predictors[0].class_names:
             raise CheckpointError(f"{p.source}: its class names differ from {predictors[0].source}'s; "
                                   "cannot ensemble them")
-    members = [p.predict_proba(x, batch_size) for p in predictors]
+    members = [p.predict_proba(x, batch_size, tta=tta) for p in predictors]
     return sum(members) / len(members), members
 
 

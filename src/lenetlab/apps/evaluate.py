@@ -14,10 +14,20 @@ from lenetlab.inference.evaluate import EvalResult, evaluate, format_result
 from lenetlab.models.checkpoint import load_model
 
 
-def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | None = None, split: str = "test",
+#: The loader options a run records, so evaluation sees the same images and the same dev split.
+RUN_DATA_FIELDS = ("val_size", "image_size", "image_column", "label_column", "id_column")
+
+
+def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | None = None, split: str | None = "test",
                         device: str = "auto", batch_size: int = 1000) -> EvalResult:
-    """Rebuild a checkpoint's model and :func:`evaluate` it on ``split`` (``test`` or ``dev``) of
-    ``dataset`` (default: the dataset, data folder and dev size it was trained with)."""
+    """Rebuild a checkpoint's model and :func:`evaluate` it on ``split`` (``test`` or ``dev``; None:
+    test when it is labelled, else dev) of ``dataset`` (default: the dataset, data folder, dev size,
+    image size and CSV columns it was trained with)."""
+    return _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)[0]
+
+
+def _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size) -> tuple[EvalResult, str]:
+    """:func:`evaluate_checkpoint` and the split it used."""
     dev = select_device(device)
     model, ckpt = load_model(checkpoint, map_location=dev)  # refuses damaged or inconsistent checkpoints
     cfg = ckpt.get("config") or {}
@@ -25,13 +35,17 @@ def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | 
     if not name:
         raise DataError(f"{checkpoint}: the checkpoint does not name its dataset; pass --dataset")
     kwargs = {"data_dir": data_dir if data_dir is not None else (cfg.get("data_dir") if dataset is None else None)}
-    for key in ("val_size", "image_size"):  # the split and image size the run was trained on
+    for key in RUN_DATA_FIELDS:  # the split, image size and columns the run was trained on
         if cfg.get(key) is not None:
             kwargs[key] = cfg[key]
     splits = data.load(name, **kwargs)
+    if split is None:  # a Kaggle test.csv has no labels: its dev split is what can be scored
+        split = "test" if splits.test.y is not None and len(splits.test) else "dev"
     part = getattr(splits, split)
     if part.y is None:  # a Kaggle test.csv has no labels
         raise DataError(f"{name}: the {split} split has no labels (an unlabelled test.csv?); evaluate with --split dev")
+    if len(part) == 0:
+        raise DataError(f"{name}: the {split} split is empty")
     if len(ckpt["class_names"]) != len(splits.class_names):
         raise DataError(f"{checkpoint}: model has {len(ckpt['class_names'])} classes but {name} has "
                         f"{len(splits.class_names)}")
@@ -47,8 +61,9 @@ def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | 
         autocast = autocast_dtype(dev, cfg.get("amp", "off"))
     except LenetlabError:
         autocast = None
-    return evaluate(model, part, spec, dev, batch_size, class_names=ckpt["class_names"],
-                    autocast=autocast, channels_last=channels_last)
+    res = evaluate(model, part, spec, dev, batch_size, class_names=ckpt["class_names"],
+                   autocast=autocast, channels_last=channels_last)
+    return res, split
 
 
 def _brief(names, k: int = 4) -> str:
@@ -57,13 +72,15 @@ def _brief(names, k: int = 4) -> str:
     return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
 
 
-def eval_command(checkpoint, dataset=None, data_dir=None, split="test", device="auto", batch_size=1000,
+def eval_command(checkpoint, dataset=None, data_dir=None, split=None, device="auto", batch_size=1000,
                  as_json=False) -> EvalResult:
-    """``lenet eval``: evaluate ``checkpoint`` and print the report (or JSON)."""
-    res = evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)
+    """``lenet eval``: evaluate ``checkpoint`` and print the report (or JSON); ``split`` None: test
+    when it is labelled, else dev (a Kaggle test set)."""
+    res, used = _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)
     if as_json:
-        print(json.dumps({"checkpoint": str(checkpoint), "split": split, **res.to_dict()}, indent=2))
+        print(json.dumps({"checkpoint": str(checkpoint), "split": used, **res.to_dict()}, indent=2))
     else:
-        print(f"{checkpoint} on {split}:")
+        note = " (the test split is unlabelled)" if split is None and used == "dev" else ""
+        print(f"{checkpoint} on {used}{note}:")
         print(format_result(res))
     return res

@@ -1,11 +1,18 @@
-"""``lenet submit``: d2l's Kaggle workflow (classify-leaves): train, predict ``test.csv``, write ``submission.csv``.
+"""``lenet submit``: a Kaggle submission for a folder or table, trained here or by runs you have.
 
-The folder holds ``train.csv`` (``image,label``), ``test.csv`` (``image``) and the images they
-name. :func:`kaggle_submit` loads it (images resized once to the model's input size, a seeded
-validation split carved from ``train.csv``), trains with the :class:`~lenetlab.train.Runner`
-(best model kept on validation accuracy, the run directory as for ``lenet train``), predicts every
-test image with the best checkpoint and writes ``image,label`` rows with the original label strings
-in ``test.csv`` order, atomically (temporary file, then rename).
+d2l's Kaggle workflow (classify-leaves), for any dataset :func:`lenetlab.data.load` reads whose
+test split names its images: ``train.csv`` + ``test.csv`` + images, Kaggle's Digit Recognizer
+tables (``label,pixel0..`` / ``pixel0..``, submission ``ImageId,Label``), class sub-folders.
+
+Training (:func:`kaggle_submit` with a folder): the automatic recipe (:mod:`lenetlab.train.recipe`)
+chooses the model, input size, optimiser, schedule, augmentation, epochs and validation split from
+the data, explicit fields override it; the runs train with the :class:`~lenetlab.train.Runner`
+(best model kept on validation accuracy, run directories as for ``lenet train``), ``ensemble`` of
+them with consecutive seeds. Predicting (``checkpoints=[RUN, ...]``): no training; the runs'
+probabilities are averaged (:func:`lenetlab.apps.ensemble.mean_probabilities`). Either way,
+test-time augmentation (the mean over one-pixel shifts) is used when it scores better on the
+validation split (``tta="auto"``), or as told; the submission has the dataset's header and the
+original label strings, in test order, written atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -19,118 +26,221 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from lenetlab.apps.ensemble import mean_probabilities
 from lenetlab.apps.train import run_with_plots
-from lenetlab.data import load
-from lenetlab.errors import DataError, LenetlabError, first_line
+from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabError
 from lenetlab.fileio import atomic_path, ensure_writable
 from lenetlab.inference.predictor import load_predictor
-from lenetlab.models import model_info
 from lenetlab.train import RunConfig, Runner
+from lenetlab.train.recipe import apply_recipe, describe_notes
+from lenetlab.train.setup import load_splits
 
-__all__ = ["SubmitResult", "kaggle_submit", "run_submit", "write_submission"]
+__all__ = ["PREDICT_FIELDS", "SubmitResult", "kaggle_submit", "run_submit", "write_submission"]
+
+#: Fields that still apply when predicting with trained runs (``checkpoints``): how to read the
+#: test file and where to run; every other training field is refused there.
+PREDICT_FIELDS = ("device", "num_threads", "eval_batch_size", "progress", "image_column", "label_column", "id_column")
 
 
 @dataclass
 class SubmitResult:
-    """What ``lenet submit`` produced: the CSV, its row count, the run and its validation accuracy."""
+    """What ``lenet submit`` produced: the CSV (its header and row count), the runs it used and the
+    validation accuracy of what was submitted (each run's, the ensemble's, with and without
+    test-time augmentation), the time spent training and the recipe (``recipe_notes`` of the first run)."""
 
     submission: str
     rows: int
+    header: list
     run_dir: str
     checkpoint: str
     dev_accuracy: float | None
     train_time: float
+    run_dirs: list = field(default_factory=list)
+    member_dev_accuracy: list = field(default_factory=list)
+    ensemble_dev_accuracy: float | None = None
+    tta: bool = False
+    tta_dev_accuracy: dict = field(default_factory=dict)
+    test_accuracy: float | None = None
     label_counts: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-safe dict."""
         return asdict(self)
 
 
-def _test_names(folder: Path) -> list[str]:
-    """The ``image`` column of ``folder/test.csv``, exactly as written (order kept)."""
-    path = folder / "test.csv"
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "image" not in [c.strip() for c in reader.fieldnames]:
-                raise DataError(f"{path}: needs a header with an 'image' column")
-            key = next(c for c in reader.fieldnames if c.strip() == "image")
-            return [(row.get(key) or "").strip() for row in reader]
-    except FileNotFoundError:
-        raise DataError(f"{path}: test.csv not found (a Kaggle folder has train.csv and test.csv)") from None
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: not a readable CSV ({first_line(e, 120)})") from None
-
-
-def write_submission(path: str | os.PathLike, images: list[str], labels: list[str]) -> Path:
-    """Write ``image,label`` rows to ``path`` atomically (a crash never leaves half a file)."""
+def write_submission(path: str | os.PathLike, images: list[str], labels: list[str],
+                     header: tuple[str, str] = ("image", "label")) -> Path:
+    """Write ``header`` then ``id,label`` rows to ``path`` atomically (a crash never leaves half a file)."""
     if len(images) != len(labels):
         raise ValueError("images and labels differ in length")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["image", "label"])
+    w.writerow(list(header))
     w.writerows(zip(images, labels))
     with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue(), encoding="utf-8", newline="")
     return path
 
 
-def kaggle_submit(data_dir: str | os.PathLike, *, out: str | os.PathLike = "submission.csv", model: str = "lenet5",
-                  epochs: int = 10, progress: str = "auto", **config) -> SubmitResult:
-    """Train ``model`` on a Kaggle CSV + image folder and write the test predictions to ``out``.
+def _accuracy(probs: np.ndarray, y) -> float:
+    return float((probs.argmax(1) == y.cpu().numpy()).mean())
 
-    ``config`` sets further :class:`~lenetlab.train.RunConfig` fields (``lr``, ``batch_size``,
-    ``val_size``, ``seed``, ``device``, ``out_dir``, ``name``, ``augment``...). Images are loaded as
-    ``uint8 [N, C, S, S]`` with ``S`` the model's input size. Returns a :class:`SubmitResult`.
-    """
+
+def _nll(probs: np.ndarray, y) -> float:
+    p = probs[np.arange(len(probs)), y.cpu().numpy()]
+    return float(-np.log(np.clip(p, 1e-12, None)).mean())
+
+
+def _choose_tta(predictors: list, dev, mode: str, batch_size: int) -> tuple[bool, dict, list]:
+    """Whether to use test-time augmentation (``mode`` on/off, or auto: when it scores better on the
+    dev split, accuracy first, then log-loss), the dev accuracy without/with it, and each member's."""
+    if dev is None or dev.y is None or len(dev) == 0:
+        if mode == "auto":
+            return False, {}, []
+        return mode == "on", {}, []
+    mean_off, members = mean_probabilities(predictors, dev.x, batch_size)
+    scores = {"off": _accuracy(mean_off, dev.y)}
+    member_acc = [_accuracy(p, dev.y) for p in members]
+    if mode == "off":
+        return False, scores, member_acc
+    mean_on, _ = mean_probabilities(predictors, dev.x, batch_size, tta=True)
+    scores["on"] = _accuracy(mean_on, dev.y)
+    if mode == "on":
+        return True, scores, member_acc
+    better = (scores["on"], -_nll(mean_on, dev.y)) > (scores["off"], -_nll(mean_off, dev.y))
+    return better, scores, member_acc
+
+
+def _folder(data_dir) -> Path:
     folder = Path(data_dir).expanduser()
-    if not folder.is_dir():
+    if not folder.exists():
         raise DataError(f"{folder}: no such folder")
-    if not (folder / "train.csv").is_file():
-        raise DataError(f"{folder}: no train.csv (the Kaggle layout: train.csv image,label; test.csv image)")
-    names = _test_names(folder)
-    if not names:
-        raise DataError(f"{folder / 'test.csv'}: no rows to predict")
-    size = int(model_info(model).input_size[-1])
-    # image_size and the split live in the config, so `lenet eval` and `--resume` load the same data
-    cfg = RunConfig.from_dict({"image_size": size, **config, "dataset": str(folder), "model": model, "epochs": epochs,
-                               "progress": progress}, source="submit")
-    # before minutes of training: both places must take files
+    return folder
+
+
+def _train_runs(cfg: RunConfig, splits, members: int, say) -> list:
+    """Train ``members`` runs of ``cfg`` (seeds ``seed``, ``seed+1``, ...) on ``splits``."""
+    results = []
+    for i in range(members):
+        run_cfg = cfg if members == 1 else cfg.replace(
+            seed=cfg.seed + i, name=None if cfg.name is None else f"{cfg.name}-m{i + 1}")
+        if members > 1:
+            say(f"ensemble member {i + 1}/{members} (seed {run_cfg.seed})")
+        results.append(run_with_plots(Runner(run_cfg, splits=splits)))
+    return results
+
+
+def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: list | None = None,
+                  out: str | os.PathLike = "submission.csv", tta: str = "auto", ensemble: int | None = None,
+                  progress: str = "auto", log=None, **config) -> SubmitResult:
+    """Write a submission for the test split of ``data_dir`` to ``out`` (see the module doc).
+
+    Without ``checkpoints`` it trains: ``config`` holds the explicit :class:`~lenetlab.train.RunConfig`
+    fields (``model``, ``epochs``, ``lr``, ``recipe``, ``budget``, ``seed``, ``out_dir``, ``name``...)
+    over the recipe; ``ensemble`` runs with consecutive seeds (default: the recipe's). With ``checkpoints`` (run
+    directories or ``.pt`` files) it predicts with them, averaged; ``data_dir`` defaults to the first
+    run's dataset, and only :data:`PREDICT_FIELDS` may be set. ``tta`` is ``auto``, ``on`` or ``off``.
+    ``log(text)`` receives the recipe block and progress lines. Returns a :class:`SubmitResult`.
+    """
+    say = log or (lambda text: None)
+    if tta not in ("auto", "on", "off"):
+        raise ConfigError(f"--tta must be auto, on or off (got {tta!r})")
+    if ensemble is not None and ensemble < 1:
+        raise ConfigError(f"--ensemble must be >= 1 (got {ensemble})")
+    # before minutes of training: the submission's place must take a file
     if Path(out).is_dir():
         raise LenetlabError(f"--out {out}: is a folder; give the submission's file name (submission.csv)")
     ensure_writable(Path(out).parent, "--out folder")
-    ensure_writable(cfg.out_dir, "--out-dir")
-    load_kwargs = {"image_size": cfg.image_size}
-    if cfg.val_size is not None:
-        load_kwargs["val_size"] = cfg.val_size
-    splits = load(str(folder), **load_kwargs)
-    if splits.test.y is not None or len(splits.test) != len(names):
-        raise DataError(f"{folder / 'test.csv'}: expected {len(names)} unlabelled test images, "
-                        f"the loader found {len(splits.test)}")
-    if len(splits.dev) == 0:
-        raise DataError(f"{folder}: the validation split is empty (train.csv too small or --val-size 0)")
-    result = run_with_plots(Runner(cfg, splits=splits))
-    predictor = load_predictor(result.best_path, device=cfg.device)
-    probs = predictor.predict_proba(splits.test.x, cfg.eval_batch_size)
-    labels = [predictor.class_names[i] for i in probs.argmax(1).tolist()]
-    path = write_submission(out, names, labels)
-    return SubmitResult(submission=str(path), rows=len(labels), run_dir=str(result.run_dir),
-                        checkpoint=str(result.best_path), dev_accuracy=result.dev_accuracy,
-                        train_time=round(float(result.train_time), 3), label_counts=dict(Counter(labels)))
+    if checkpoints:
+        extra = sorted(k for k in config if k not in PREDICT_FIELDS)
+        if extra or ensemble is not None:
+            what = "--" + (extra[0].replace("_", "-") if extra else "ensemble")
+            raise ConfigError(f"{what} does not apply with --checkpoint: the runs are trained already "
+                              f"(train again without --checkpoint to change it)")
+        predictors = [load_predictor(c, device=config.get("device", "auto")) for c in checkpoints]
+        run_cfg = dict(predictors[0].config)
+        dataset = str(_folder(data_dir)) if data_dir is not None else run_cfg.get("dataset")
+        if not dataset:
+            raise CheckpointError(f"{checkpoints[0]}: the checkpoint does not name its dataset; pass --data-dir")
+        keep = {k: run_cfg[k] for k in ("val_size", "image_size", "image_column", "label_column", "id_column")
+                if run_cfg.get(k) is not None}
+        cfg = RunConfig.from_dict({**keep, **config, "dataset": dataset, "progress": progress}, source="submit")
+        splits = load_splits(cfg)
+        _check_test(splits)
+        names = predictors[0].class_names
+        if len(splits.train) and [str(c) for c in splits.class_names] != names:
+            raise CheckpointError(f"{checkpoints[0]}: its classes ({', '.join(names[:4])}, ...) differ from "
+                                  f"{splits.name}'s ({', '.join(map(str, splits.class_names[:4]))}, ...)")
+        results, recipe = [], dict(run_cfg.get("recipe_notes") or {})
+    else:
+        if data_dir is None:
+            raise ConfigError("lenet submit needs --data-dir FOLDER (to train) or --checkpoint RUN (to predict)")
+        cfg, plan = apply_recipe({**config, "dataset": str(_folder(data_dir)), "progress": progress}, source="submit",
+                                 ensemble=ensemble is None)
+        recipe = plan.notes()
+        say(describe_notes(recipe))
+        ensure_writable(cfg.out_dir, "--out-dir")
+        splits = load_splits(cfg)
+        _check_test(splits)
+        if len(splits.dev) == 0:
+            raise DataError(f"{splits.source}: the validation split is empty (too few images, or --val-size 0)")
+        results = _train_runs(cfg, splits, ensemble or plan.members, say)
+        predictors = [load_predictor(r.best_path, device=cfg.device) for r in results]
+    use_tta, tta_scores, member_acc = _choose_tta(predictors, splits.dev, tta, cfg.eval_batch_size)
+    probs, _ = mean_probabilities(predictors, splits.test.x, cfg.eval_batch_size, tta=use_tta)
+    names = predictors[0].class_names
+    labels = [names[i] for i in probs.argmax(1).tolist()]
+    ids = splits.test.ids or [str(i) for i in range(1, len(labels) + 1)]
+    path = write_submission(out, ids, labels, splits.submission)
+    runs = [str(r.run_dir) for r in results] or [str(c) for c in checkpoints]
+    best = [str(r.best_path) for r in results] or [p.source for p in predictors]
+    submitted = tta_scores.get("on" if use_tta else "off")
+    if submitted is None and results:
+        submitted = results[0].dev_accuracy
+    return SubmitResult(
+        submission=str(path), rows=len(labels), header=list(splits.submission), run_dir=runs[0], checkpoint=best[0],
+        dev_accuracy=submitted, train_time=round(sum(float(r.train_time) for r in results), 3), run_dirs=runs,
+        member_dev_accuracy=member_acc, ensemble_dev_accuracy=tta_scores.get("off") if len(predictors) > 1 else None,
+        tta=use_tta, tta_dev_accuracy=tta_scores,
+        test_accuracy=None if splits.test.y is None else _accuracy(probs, splits.test.y),
+        label_counts=dict(Counter(labels)), recipe=recipe)
 
 
-def run_submit(data_dir, *, as_json: bool = False, stream=None, **kwargs) -> int:
-    """``lenet submit``: run :func:`kaggle_submit` and print where the submission went; returns 0."""
+def _check_test(splits) -> None:
+    if len(splits.test) == 0:
+        raise DataError(f"{splits.source}: no test images to predict (a Kaggle folder has test.csv; a folder of "
+                        f"class sub-folders needs test/)")
+
+
+def run_submit(data_dir=None, *, as_json: bool = False, stream=None, **kwargs) -> int:
+    """``lenet submit``: print the recipe, train (or load the runs), write the submission and print
+    where it went and how it scored on the validation split; returns 0."""
     stream = stream or sys.stdout
-    res = kaggle_submit(data_dir, **kwargs)
+    if as_json:
+        kwargs.setdefault("progress", "none")  # stdout is for the JSON result only
+    log = None if as_json else (lambda text: print(text, file=stream, flush=True))
+    res = kaggle_submit(data_dir, log=log, **kwargs)
     if as_json:
         print(json.dumps(res.to_dict(), indent=2), file=stream)
         return 0
-    acc = "n/a" if res.dev_accuracy is None else f"{100 * res.dev_accuracy:.2f}%"
-    print(f"validation accuracy (best model): {acc}", file=stream)
-    print(f"run directory:   {res.run_dir}", file=stream)
-    print(f"submission:      {res.submission} ({res.rows} rows, {len(res.label_counts)} distinct labels)", file=stream)
+    pct = lambda a: "n/a" if a is None else f"{100 * a:.2f}%"  # noqa: E731
+    if len(res.run_dirs) > 1:
+        print(f"validation accuracy of each model: {', '.join(pct(a) for a in res.member_dev_accuracy)}; "
+              f"their average: {pct(res.ensemble_dev_accuracy)}", file=stream)
+    if res.tta_dev_accuracy.get("on") is not None:
+        print(f"test-time augmentation (one-pixel shifts): validation {pct(res.tta_dev_accuracy['off'])} without, "
+              f"{pct(res.tta_dev_accuracy['on'])} with: {'used' if res.tta else 'not used'}", file=stream)
+    print(f"validation accuracy (submitted): {pct(res.dev_accuracy)}", file=stream)
+    if res.test_accuracy is not None:
+        print(f"test accuracy:   {pct(res.test_accuracy)} (the test split is labelled)", file=stream)
+    print(f"run directory:   {', '.join(res.run_dirs)}", file=stream)
+    if res.train_time:
+        print(f"training time:   {res.train_time:.1f} s", file=stream)
+    print(f"submission:      {res.submission} ({res.rows} rows, {','.join(res.header)}, "
+          f"{len(res.label_counts)} distinct labels)", file=stream)
     return 0

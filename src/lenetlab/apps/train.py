@@ -36,7 +36,9 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from lenetlab.analysis.plots import save_curve_plots, save_model_plots, save_run_plots
 from lenetlab.errors import ConfigError, LenetlabError, Terminated
 from lenetlab.train.config import config_overrides
+from lenetlab.train.config import RunConfig
 from lenetlab.train.dist import DistributedContext, in_torchrun, report_failure
+from lenetlab.train.recipe import describe_notes, plan_config
 from lenetlab.train.rundir import PLOTS, RunResult, check_unlocked, plan_run, refuse_existing
 from lenetlab.train.runner import Runner
 from lenetlab.train.setup import load_splits
@@ -130,6 +132,8 @@ def _precheck(args, nproc: int) -> Path | None:
     cfg, run_dir = plan_run(args.config, args.resume, config_overrides(args))
     if run_dir is not None:
         check_unlocked(run_dir)  # a run in progress there: say so before starting any process
+    if args.resume is None:
+        cfg, _ = plan_config(args.config, config_overrides(args), measure=False)  # the recipe may set batch_size
     if args.resume is None and run_dir is not None and not args.overwrite:
         refuse_existing(run_dir)
     if cfg.batch_size % nproc:
@@ -187,12 +191,17 @@ def launch_train(args, nproc: int) -> int:
 
 def make_runner(config_file=None, resume=None, overwrite: bool = False, overrides: dict | None = None,
                 callbacks=(), splits=None, dist=None) -> Runner:
-    """A Runner from an optional config file, field overrides, or a run directory to resume
-    (``dist``: the process-group context, see :mod:`lenetlab.train.dist`)."""
+    """A Runner from an optional config file, field overrides (over the recipe they name, see
+    :mod:`lenetlab.train.recipe`), or a run directory to resume (``dist``: the process-group
+    context, see :mod:`lenetlab.train.dist`; its rank 0 plans the recipe for every rank)."""
     overrides = dict(overrides or {})
     cfg, _ = plan_run(config_file, resume, overrides)
     if resume is not None:
         return Runner.resume(resume, callbacks=callbacks, splits=splits, dist=dist, **overrides)
+    if dist is None or dist.is_main:
+        cfg, _ = plan_config(config_file, overrides)
+    if dist is not None and dist.world_size > 1:  # a measured --budget must give every rank the same epochs
+        cfg = RunConfig.from_dict(dist.broadcast_object(cfg.to_dict() if dist.is_main else None), source="rank 0")
     return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist)
 
 
@@ -327,6 +336,9 @@ def train_command(args, dist=None) -> int:
     runner = make_runner(args.config, args.resume, args.overwrite, overrides, dist=dist)
     main = runner.dist.is_main
     if not args.json and main:
+        notes = runner.cfg.recipe_notes
+        if notes.get("choices") and not args.resume:
+            print(describe_notes(notes), flush=True)
         s = runner.splits
         what = "resuming" if args.resume else "training"
         print(f"{what} {runner.cfg.model} on {s.name} ({len(s.train)} train / {len(s.dev)} dev / {len(s.test)} test) "

@@ -238,3 +238,27 @@ def build_augment(name: str | None = "none", **overrides) -> Augmenter | None:
     Returns a callable ``fn(x float [B, C, H, W]) -> float [B, C, H, W]`` for training batches.
     """
     return make_augment(name, seed=None, **overrides)
+
+
+#: Test-time augmentation: the image itself and four one-pixel shifts (right, left, down, up).
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def tta_views(x: torch.Tensor, shifts=TTA_SHIFTS) -> list[torch.Tensor]:
+    """Shifted copies of a batch ``x`` ``[N, C, H, W]`` (any dtype), one per ``(dx, dy)`` in ``shifts``;
+    the pixels uncovered at the border repeat the edge (so the background stays background).
+
+    Averaging a model's probabilities over these views is test-time augmentation: the prediction
+    no longer hinges on where exactly the object sits on the pixel grid.
+    """
+    out = []
+    h, w = x.shape[-2:]
+    for dx, dy in shifts:
+        if dx == 0 and dy == 0:
+            out.append(x)
+            continue
+        px = (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0))  # left, right, top, bottom
+        padded = F.pad(x.float(), px, mode="replicate").to(x.dtype)
+        top, left = max(-dy, 0), max(-dx, 0)
+        out.append(padded[..., top:top + h, left:left + w].contiguous())
+    return out

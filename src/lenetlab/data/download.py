@@ -12,7 +12,9 @@ so no partial, HTML or corrupt file is ever left in the cache. When every mirror
 
 Cache root: the ``data_dir`` argument (``--data-dir``), else ``$LENETLAB_DATA``, else
 ``~/.cache/lenetlab``; each dataset lives in its own sub-folder (``<root>/mnist``) unless the
-given folder already holds the files itself (like ``../shared/data/mnist``).
+given folder already holds the files itself (like ``../shared/data/mnist``). A root that
+torchvision downloaded into is found too: ``ROOT/MNIST/raw`` and ``ROOT/FashionMNIST/raw``
+(``torchvision.datasets.MNIST(root=ROOT, download=True)`` writes the same four files there).
 """
 
 from __future__ import annotations
@@ -40,12 +42,16 @@ class Resource:
 
 @dataclass(frozen=True)
 class IdxDataset:
-    """An IDX dataset: four resources (train images/labels, test images/labels) and its mirrors."""
+    """An IDX dataset: four resources (train images/labels, test images/labels) and its mirrors.
+
+    ``torchvision``: the folder torchvision keeps it in under its root (``MNIST``, files in ``raw/``).
+    """
 
     name: str
     resources: tuple[Resource, Resource, Resource, Resource]
     mirrors: tuple[str, ...]
     class_names: tuple[str, ...]
+    torchvision: str | None = None
 
 
 _MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -59,7 +65,7 @@ _MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 IDX_DATASETS: dict[str, IdxDataset] = {
     "mnist": IdxDataset(
         "mnist",
-        (Resource(_MNIST_FILES[0], "f68b3c2dcbeaceaa9eb4f13b3e1f5b0e", "6bbc9ace898e44ae57da46a324031adb"),
+        (Resource(_MNIST_FILES[0], "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
          Resource(_MNIST_FILES[1], "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
          Resource(_MNIST_FILES[2], "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
          Resource(_MNIST_FILES[3], "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637")),
@@ -67,6 +73,7 @@ IDX_DATASETS: dict[str, IdxDataset] = {
          "https://storage.googleapis.com/cvdf-datasets/mnist/",
          "http://yann.lecun.com/exdb/mnist/"),
         tuple(str(i) for i in range(10)),
+        "MNIST",
     ),
     "fashion-mnist": IdxDataset(
         "fashion-mnist",
@@ -78,6 +85,7 @@ IDX_DATASETS: dict[str, IdxDataset] = {
          "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
          "Ankle boot"),
+        "FashionMNIST",
     ),
 }
 
@@ -100,12 +108,23 @@ def find_file(folder: Path, filename: str) -> Path | None:
     return None
 
 
-def dataset_folder(ds: IdxDataset, data_dir=None) -> Path:
-    """Where ``ds``'s files are (or will be downloaded): the root itself if it holds any of them, else ``root/name``."""
+def candidate_folders(ds: IdxDataset, data_dir=None) -> list[Path]:
+    """The folders ``ds``'s files are looked for in, in order: the root, ``root/<name>`` and
+    torchvision's ``root/<MNIST|FashionMNIST>/raw``."""
     root = cache_root(data_dir)
-    if any(find_file(root, r.filename) for r in ds.resources):
-        return root
-    return root / ds.name
+    out = [root, root / ds.name]
+    if ds.torchvision:
+        out.append(root / ds.torchvision / "raw")
+    return out
+
+
+def dataset_folder(ds: IdxDataset, data_dir=None) -> Path:
+    """Where ``ds``'s files are (or will be downloaded): the first of :func:`candidate_folders` holding
+    any of them, else ``root/name``."""
+    for folder in candidate_folders(ds, data_dir):
+        if any(find_file(folder, r.filename) for r in ds.resources):
+            return folder
+    return cache_root(data_dir) / ds.name
 
 
 def md5_of(data: bytes) -> str:

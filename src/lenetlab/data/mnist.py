@@ -12,6 +12,8 @@ from lenetlab.data.common import carve_val, finish
 from lenetlab.data.download import (
     IDX_DATASETS,
     IdxDataset,
+    cache_root,
+    candidate_folders,
     dataset_folder,
     download,
     find_file,
@@ -28,8 +30,9 @@ def locate(ds: IdxDataset, data_dir=None, *, download_missing: bool = False, mir
            progressbar: bool = True) -> list[Path]:
     """The four local files of ``ds`` (train images, train labels, test images, test labels).
 
-    Looks in the data root and ``root/<name>``; downloads missing ones when ``download_missing``,
-    else raises a one-line DataError naming the missing file and how to get it.
+    Looks in the data root, ``root/<name>`` and torchvision's ``root/MNIST/raw`` (or
+    ``FashionMNIST/raw``); downloads missing ones when ``download_missing``, else raises a one-line
+    DataError naming the missing file, where it looked and how to get it.
     """
     folder = dataset_folder(ds, data_dir)
     found = [find_file(folder, r.filename) for r in ds.resources]
@@ -39,8 +42,11 @@ def locate(ds: IdxDataset, data_dir=None, *, download_missing: bool = False, mir
         return download(ds, folder, mirrors=mirrors, progressbar=progressbar)
     missing = next(r.filename for r, f in zip(ds.resources, found) if f is None)
     mirror = (tuple(mirrors) if mirrors else ds.mirrors)[0]
-    raise DataError(f"{folder / missing}: file not found (run with --download, or fetch it from {mirror} "
-                    f"into {folder})")
+    others = [p for p in candidate_folders(ds, data_dir) if p != folder]
+    tv = f"{cache_root(data_dir)}/{ds.torchvision}/raw"
+    looked = ", ".join(str(p) + (" (torchvision's layout)" if str(p) == tv else "") for p in others)
+    raise DataError(f"{folder / missing}: file not found (also looked in {looked}); run with --download, "
+                    f"or fetch it from {mirror} into {folder}")
 
 
 def read_idx_folder(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

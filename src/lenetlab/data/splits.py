@@ -29,7 +29,8 @@ class Splits:
     """Train/dev/test splits of one dataset as tensors, with class names and default input spec.
 
     ``dev`` is carved from the training set for tuning; ``test`` is for the final report only.
-    ``source`` says where the files were read from.
+    ``source`` says where the files were read from; ``submission`` is the header of a submission
+    file for the test split (its id column, its label column), as the dataset's competition wants it.
     """
 
     name: str
@@ -39,3 +40,4 @@ class Splits:
     class_names: list[str]
     input_spec: InputSpec = field(default_factory=InputSpec)
     source: str = ""
+    submission: tuple[str, str] = ("image", "label")

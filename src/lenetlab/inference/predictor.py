@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lenetlab.data.augment import tta_views
 from lenetlab.data.common import to_channels
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.device import select_device
@@ -57,16 +58,21 @@ class Predictor:
         """Raw model scores ``float [N, K]`` for model inputs ``x`` ``float [N, C, size, size]``."""
         raise NotImplementedError
 
-    def predict_proba(self, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    def predict_proba(self, images: torch.Tensor, batch_size: int = 1000, tta: bool = False) -> np.ndarray:
         """Class probabilities ``float64 [N, K]`` for ``uint8`` images ``[N, C, H, W]`` (any channel count:
-        converted to the model's), prepared with the model's own spec ``batch_size`` images at a time."""
+        converted to the model's), prepared with the model's own spec ``batch_size`` images at a time.
+        ``tta``: the mean over the image and four one-pixel shifts of it
+        (:func:`lenetlab.data.augment.tta_views`)."""
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise LenetlabError(f"predict_proba: expected uint8 [N, C, H, W] images, got {images.dtype} "
                                 f"{list(images.shape)}")
         if images.shape[1] != self.spec.channels:
             images = to_channels(images, self.spec.channels)
-        out = [_softmax(self.scores(prepare(images[i:i + batch_size], self.spec)).astype(np.float64))
-               for i in range(0, images.shape[0], batch_size)]
+        out = []
+        for i in range(0, images.shape[0], batch_size):
+            views = tta_views(images[i:i + batch_size]) if tta else [images[i:i + batch_size]]
+            probs = [_softmax(self.scores(prepare(v, self.spec)).astype(np.float64)) for v in views]
+            out.append(sum(probs) / len(probs))
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
 
     def top_k(self, probs: np.ndarray, k: int) -> list[dict]:

@@ -21,9 +21,15 @@ from lenetlab.errors import ConfigError, first_line
 from lenetlab.fileio import atomic_path
 
 
-def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, **kw):
-    """A dataclass field with its help text, allowed choices and lower bound in the metadata."""
-    meta = {"help": help, "choices": choices, "min": minimum}
+#: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
+RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weight_decay", "schedule",
+                 "label_smoothing", "augment", "augment_kwargs", "batch_size", "epochs", "val_size")
+
+
+def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, flag: bool = True, **kw):
+    """A dataclass field with its help text, allowed choices and lower bound in the metadata
+    (``flag=False``: a record the run writes, not a command-line flag)."""
+    meta = {"help": help, "choices": choices, "min": minimum, "flag": flag}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -44,6 +50,18 @@ class RunConfig:
                                 "(default: their own size; the model's input spec then pads or resizes each batch)",
                                 minimum=1)
     download: bool = _f(False, "download missing dataset files from the public mirrors")
+    image_column: str | None = _f(None, "CSV datasets: the column of image file names (default: image)")
+    label_column: str | None = _f(None, "CSV datasets: the column of labels (default: label)")
+    id_column: str | None = _f(None, "CSV datasets: the column of ids a submission repeats (default: the image "
+                               "name, or the row number from 1 for pixel tables)")
+    recipe: str = _f("auto", "training recipe: auto (image folders and CSV files: model, input size, optimiser, "
+                     "schedule, augmentation, epochs and dev split chosen from the data; named MNIST datasets and "
+                     "NNDL files: lenet5), fast (auto with a quarter of the epochs), lenet5 (the tutorials' recipe: "
+                     "the defaults of these flags); explicit flags override any part of it",
+                     choices=("auto", "fast", "lenet5"))
+    budget: str | None = _f(None, "training time budget, e.g. 90s, 2m, 1.5h: the recipe sets the epochs from a "
+                            "measured step time (an explicit --epochs wins)")
+    recipe_notes: dict = _f({}, "what the recipe chose and why (written by the run)", flag=False)
     model: str = _f("lenet5", "registered model name (see `lenet models`)")
     model_kwargs: dict = _f({}, "extra model arguments as a JSON object, e.g. '{\"dropout\": 0.1}'")
     init: str = _f("default", "weight init: PyTorch's default, or Xavier-uniform on conv/linear weights",
@@ -135,11 +153,26 @@ class RunConfig:
                 raise ConfigError(f"{source}: field {f.name!r} must be one of {', '.join(choices)} (got {value!r})")
             if minimum is not None and value is not None and value < minimum:
                 raise ConfigError(f"{source}: field {f.name!r} must be >= {minimum} (got {value!r})")
+        if self.budget is not None:
+            parse_budget(self.budget, source)
         return self
 
     def replace(self, **changes) -> "RunConfig":
         """A validated copy with some fields changed."""
         return RunConfig.from_dict({**self.to_dict(), **changes})
+
+
+def parse_budget(text: str, source: str = "config") -> float:
+    """Seconds in a time budget: ``90``, ``90s``, ``2m``, ``1.5h`` (a ConfigError naming the field if not)."""
+    t = str(text).strip().lower()
+    unit = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:], None)
+    try:
+        value = float(t[:-1] if unit else t) * (unit or 1.0)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{source}: field 'budget' must be a time such as 90s, 2m or 1.5h (got {text!r})")
+    return value
 
 
 def _field_type(cls, name: str) -> tuple[type, bool]:
@@ -181,8 +214,9 @@ def _coerce(cls, name: str, value, source: str):
     return value
 
 
-def load_config_file(path: str | Path) -> RunConfig:
-    """Read a RunConfig from a JSON or YAML file (by extension; YAML also reads JSON)."""
+def read_config_fields(path: str | Path) -> dict:
+    """The fields a JSON or YAML config file sets (by extension; YAML also reads JSON), unvalidated:
+    the fields it leaves out are not in the dict (a recipe may choose them)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -196,7 +230,15 @@ def load_config_file(path: str | Path) -> RunConfig:
             data = yaml.safe_load(text)
     except Exception as e:  # json and yaml raise their own error types
         raise ConfigError(f"{path}: not valid JSON/YAML ({first_line(e)})") from None
-    return RunConfig.from_dict(data if data is not None else {}, source=str(path))
+    data = data if data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of field names to values, got {type(data).__name__}")
+    return data
+
+
+def load_config_file(path: str | Path) -> RunConfig:
+    """Read a RunConfig from a JSON or YAML file (by extension; YAML also reads JSON)."""
+    return RunConfig.from_dict(read_config_fields(path), source=str(path))
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> Path:
@@ -227,18 +269,25 @@ def _optional(conv):
     return parse
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per RunConfig field; unset flags stay absent from the namespace.
+def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (),
+                         title: str = "run configuration (override --config)", recipe_defaults: bool = False) -> None:
+    """Add one ``--flag`` per RunConfig field (but those in ``exclude``); unset flags stay absent
+    from the namespace. ``recipe_defaults``: the help says a flag's default is the recipe's choice
+    (``lenet submit``) instead of showing the dataclass default.
 
     Defaults use ``argparse.SUPPRESS`` so that :func:`config_overrides` sees only the flags a user
     typed (they override a ``--config`` file); the help text shows the dataclass defaults.
     """
-    group = parser.add_argument_group("run configuration (override --config)")
+    group = parser.add_argument_group(title)
     for f in fields(RunConfig):
+        if not f.metadata.get("flag", True) or f.name in exclude:
+            continue
         base, optional = _field_type(RunConfig, f.name)
         default = f.default if f.default is not MISSING else f.default_factory()
         help_text = f.metadata["help"]
-        if "(default:" not in help_text:  # some fields explain what their None default means
+        if recipe_defaults and f.name in RECIPE_FIELDS:
+            help_text = help_text.split(" (default:")[0] + " (default: the recipe's)"
+        elif "(default:" not in help_text:  # some fields explain what their None default means
             help_text += f" (default: {json.dumps(default) if isinstance(default, dict) else default})"
         flag = "--" + f.name.replace("_", "-")
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}

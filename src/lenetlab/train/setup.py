@@ -20,6 +20,9 @@ def load_splits(cfg, dist=None):
         kwargs["val_size"] = cfg.val_size
     if cfg.image_size is not None:
         kwargs["image_size"] = cfg.image_size
+    for key in ("image_column", "label_column", "id_column"):
+        if getattr(cfg, key) is not None:
+            kwargs[key] = getattr(cfg, key)
     if cfg.download:
         kwargs["download"] = True
     if dist is not None and not dist.is_main:

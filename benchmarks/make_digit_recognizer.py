@@ -1,0 +1,110 @@
+"""Build a full-size Kaggle "Digit Recognizer" folder from the MNIST IDX files, and score submissions.
+
+Kaggle's competition holds all 70,000 MNIST digits: ``train.csv`` with 42,000 labelled rows
+(``label,pixel0..pixel783``) and ``test.csv`` with 28,000 unlabelled rows (``pixel0..pixel783``);
+a submission is ``ImageId,Label`` with ids from 1. This script makes the same from the four IDX files:
+the 70,000 images in a seeded random order (``--seed``), the first 42,000 to ``train.csv``, the
+rest to ``test.csv``, plus ``sample_submission.csv`` (every label 0, as Kaggle's) and the answers in
+``solution.csv`` (``ImageId,Label``; Kaggle keeps those, so ``lenet`` never reads the file). The
+order is derivable: the same IDX files and seed give the same folder, byte for byte.
+
+Build, train and submit with the defaults, then score (2 CPU cores: a few minutes)::
+
+    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir ../shared/data/mnist --out /tmp/digitrec
+    PYTHONPATH=src python -m lenetlab submit --data-dir /tmp/digitrec --out /tmp/digitrec-submission.csv
+    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --out /tmp/digitrec --score /tmp/digitrec-submission.csv
+
+``--train N --test M`` makes a smaller folder of the same format (the test suite's fixture does that
+from the embedded subset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def write_pixels(path: Path, x: np.ndarray, labels: np.ndarray | None) -> None:
+    """Write ``uint8 [N, 28, 28]`` images as Kaggle's CSV (``label,pixel0..`` or ``pixel0..``), fast."""
+    n = len(x)
+    flat = x.reshape(n, -1).astype(np.int64)
+    header = ([] if labels is None else ["label"]) + [f"pixel{i}" for i in range(flat.shape[1])]
+    table = flat if labels is None else np.concatenate([labels.reshape(-1, 1).astype(np.int64), flat], axis=1)
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(",".join(header) + "\n")
+        np.savetxt(f, table, fmt="%d", delimiter=",")
+    tmp.replace(path)
+
+
+def build(data_dir: str, out: Path, n_train: int = 42_000, n_test: int = 28_000, seed: int = 0) -> dict:
+    """Write ``train.csv``, ``test.csv``, ``sample_submission.csv`` and ``solution.csv`` into ``out``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from lenetlab.data.idx import read_images_labels
+    from lenetlab.data.mnist import locate
+    from lenetlab.data.download import IDX_DATASETS
+
+    paths = locate(IDX_DATASETS["mnist"], data_dir)
+    xtr, ytr = read_images_labels(paths[0], paths[1])
+    xte, yte = read_images_labels(paths[2], paths[3])
+    x, y = np.concatenate([xtr, xte]), np.concatenate([ytr, yte]).astype(np.int64)
+    if n_train + n_test > len(x):
+        raise SystemExit(f"--train {n_train} + --test {n_test} exceeds the {len(x):,} images")
+    order = np.random.default_rng(seed).permutation(len(x))[:n_train + n_test]
+    tr, te = order[:n_train], order[n_train:]
+    out.mkdir(parents=True, exist_ok=True)
+    write_pixels(out / "train.csv", x[tr], y[tr])
+    write_pixels(out / "test.csv", x[te], None)
+    ids = np.arange(1, len(te) + 1)
+    for name, labels in (("sample_submission.csv", np.zeros(len(te), np.int64)), ("solution.csv", y[te])):
+        with open(out / name, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["ImageId", "Label"])
+            w.writerows(zip(ids.tolist(), labels.tolist()))
+    return {"train": len(tr), "test": len(te), "folder": str(out)}
+
+
+def score(folder: Path, submission: Path) -> tuple[float, int]:
+    """Accuracy of a Kaggle submission (``ImageId,Label``) against ``folder/solution.csv``."""
+    def read(p: Path) -> dict[int, str]:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+        if not rows or [c.strip() for c in rows[0]] != ["ImageId", "Label"]:
+            raise SystemExit(f"{p}: expected the header ImageId,Label")
+        return {int(r[0]): r[1].strip() for r in rows[1:]}
+
+    truth, sub = read(folder / "solution.csv"), read(submission)
+    missing = len(set(truth) - set(sub))
+    if missing:
+        raise SystemExit(f"{submission}: {missing} of the {len(truth)} ImageIds have no row")
+    return sum(sub[i] == lab for i, lab in truth.items()) / len(truth), len(truth)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the folder, or with ``--score`` print a submission's accuracy."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
+                   help="folder with the four MNIST IDX files")
+    p.add_argument("--out", required=True, type=Path, help="the folder to write (train.csv, test.csv, ...)")
+    p.add_argument("--train", type=int, default=42_000, help="labelled rows in train.csv")
+    p.add_argument("--test", type=int, default=28_000, help="unlabelled rows in test.csv")
+    p.add_argument("--seed", type=int, default=0, help="seed of the order of the 70,000 images")
+    p.add_argument("--score", type=Path, default=None, metavar="SUBMISSION",
+                   help="score this submission against OUT/solution.csv instead of building")
+    args = p.parse_args(argv)
+    if args.score is not None:
+        acc, n = score(args.out, args.score)
+        print(f"{args.score}: accuracy {100 * acc:.2f}% on {n:,} test images ({round((1 - acc) * n)} wrong)")
+        return 0
+    info = build(args.data_dir, args.out, args.train, args.test, args.seed)
+    print(f"wrote {info['folder']}: train.csv {info['train']:,} rows, test.csv {info['test']:,} rows, "
+          f"sample_submission.csv, solution.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

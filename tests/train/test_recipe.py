@@ -1,0 +1,137 @@
+"""The automatic recipe: choices from a dataset's facts, explicit fields over them, budgets, notes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lenetlab.data.facts import DatasetFacts
+from lenetlab.errors import ConfigError
+from lenetlab.train import recipe as rc
+from lenetlab.train.config import RECIPE_FIELDS, RunConfig, parse_budget
+
+
+def _facts(n=1100, classes=20, channels=3, sizes=((40, 60), (96, 80), (24, 24)), kind="image-csv", **kw):
+    return DatasetFacts("kaggle", kind, n, 280, False, [f"c{i}" for i in range(classes)], [n // classes] * classes,
+                        channels, list(sizes), **kw)
+
+
+def test_auto_on_a_small_colour_set_of_mixed_sizes():
+    c = rc.auto_choices(_facts())
+    assert c["image_size"].value == 32 and "mixed" not in c["image_size"].why and "24 to 96 px" in c["image_size"].why
+    assert c["model"].value == "lenet5-modern" and c["model_kwargs"].value == {"width": 32}
+    assert (c["optimizer"].value, c["schedule"].value, c["augment"].value) == ("adamw", "onecycle", "affine")
+    assert "no flips" in c["augment"].why
+    assert c["val_size"].value == 110 and c["batch_size"].value == 64
+    assert c["epochs"].value == rc.epochs_for(990)
+    assert set(c) <= set(RECIPE_FIELDS)  # `lenet submit --help` says these default to the recipe's choice
+
+
+def test_digits_keep_28_pixels_and_big_sets_get_a_narrower_model_and_fewer_epochs():
+    small = rc.auto_choices(_facts(n=1000, classes=10, channels=1, sizes=[(28, 28)], kind="pixel-csv"))
+    big = rc.auto_choices(_facts(n=42000, classes=10, channels=1, sizes=[(28, 28)], kind="pixel-csv"))
+    assert small["image_size"].value is None and "padded" in small["image_size"].why
+    assert big["val_size"].value == 4200 and big["batch_size"].value == 128
+    assert big["epochs"].value < small["epochs"].value
+    assert big["model_kwargs"].value["width"] < small["model_kwargs"].value["width"]
+    n_train = 42000 - 4200
+    cost = n_train * big["epochs"].value * rc.model_macs(big["model_kwargs"].value["width"], 1, 10)
+    assert cost <= rc.TRAIN_MACS  # the compute budget holds
+
+
+def test_sets_without_a_preferred_orientation_are_rotated_by_any_angle():
+    upright = rc.auto_choices(_facts(anisotropy=0.13))
+    any_angle = rc.auto_choices(_facts(anisotropy=0.02))
+    assert upright["augment_kwargs"].value == {} and "no flips" in upright["augment"].why
+    assert any_angle["augment_kwargs"].value == {"rotate": 180.0} and "no preferred orientation" in any_angle[
+        "augment_kwargs"].why
+    assert rc.auto_choices(_facts())["augment_kwargs"].value == {}  # not measured: upright, the safe side
+
+
+def test_a_named_augmentation_drops_the_recipe_arguments(digitrec):
+    facts = _facts(anisotropy=0.01, n=300, classes=10)
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "augment": "elastic"}, measure=False, facts=facts)
+    assert (cfg.augment, cfg.augment_kwargs) == ("elastic", {})
+    cfg, _ = rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=facts)
+    assert (cfg.augment, cfg.augment_kwargs) == ("affine", {"rotate": 180.0})
+
+
+def test_fast_is_shorter_and_tiny_sets_keep_two_dev_images_per_class():
+    assert rc.auto_choices(_facts(), fast=True)["epochs"].value < rc.auto_choices(_facts())["epochs"].value
+    assert rc.auto_choices(_facts(n=60, classes=3))["val_size"].value == 6
+    own_dev = rc.auto_choices(_facts(dev_given=True))["val_size"]
+    assert own_dev.value is None and "own validation split" in own_dev.why
+    with pytest.raises(ConfigError, match="no labelled images"):
+        rc.auto_choices(_facts(n=0))
+
+
+def test_explicit_fields_override_and_a_named_model_drops_the_width(digitrec):
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "lr": 0.003, "model": "lenet5"}, measure=False)
+    assert cfg.lr == 0.003 and recipe.choices["lr"].given and cfg.model == "lenet5"
+    assert cfg.model_kwargs == {} and cfg.optimizer == "adamw" and cfg.augment == "affine"
+    assert cfg.recipe_notes["choices"]["lr"] == {"value": 0.003, "why": "", "given": True}
+    assert cfg.recipe_notes["facts"]["n_labelled"] == 300
+    text = recipe.describe()
+    assert text.startswith("recipe auto for digit-recognizer: 300 labelled images, 100 test (unlabelled)")
+    assert "(given)" in text and "lenet5-modern" not in text
+
+
+def test_named_datasets_and_the_lenet5_recipe_keep_the_defaults(digitrec):
+    cfg, recipe = rc.apply_recipe({"dataset": "mnist-subset"}, measure=False)
+    assert recipe.used == "lenet5" and not recipe.choices
+    assert cfg.replace(recipe_notes={}) == RunConfig()
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "recipe": "lenet5"}, measure=False)
+    assert (cfg.model, cfg.epochs, cfg.optimizer, cfg.lr, cfg.augment) == ("lenet5", 10, "adam", 2e-3, "none")
+
+
+def test_config_file_fields_are_explicit(digitrec, tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(f"dataset: {digitrec}\nepochs: 3\n")
+    cfg, recipe = rc.plan_config(f, {"batch_size": 32}, measure=False)
+    assert (cfg.epochs, cfg.batch_size, cfg.model) == (3, 32, "lenet5-modern")
+    assert recipe.choices["epochs"].given and not recipe.choices["model"].given
+
+
+def test_budget_sets_the_epochs_from_a_measured_step(digitrec, monkeypatch):
+    assert parse_budget("2m") == 120 and parse_budget("90s") == 90 and parse_budget("1.5h") == 5400
+    assert parse_budget("45") == 45
+    for bad in ("2 minutes", "-1m", "0", "inf"):
+        with pytest.raises(ConfigError, match="field 'budget' must be a time"):
+            RunConfig(budget=bad).validate()
+    # 270 training images in batches of 64: 5 steps; 30 dev images: 1 batch at a third of a step
+    assert rc.budget_epochs(60, 0.1, 270, 30, 64) == int(0.95 * 60 // (5 * 0.1 + 0.1 / 3))
+    monkeypatch.setattr(rc, "measure_step", lambda cfg, channels, classes: 0.05)
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "budget": "30s"})
+    assert cfg.epochs == rc.budget_epochs(30, 0.05, 270, 30, cfg.batch_size)
+    assert recipe.step_time == 0.05 and "fill --budget 30s" in recipe.choices["epochs"].why
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "budget": "30s", "epochs": 2})
+    assert cfg.epochs == 2 and "not used: --epochs given" in recipe.choices["epochs"].why
+
+
+def test_measure_step_times_the_real_model():
+    cfg = RunConfig(model="lenet5-modern", model_kwargs={"width": 8}, batch_size=8, augment="affine", device="cpu")
+    t = rc.measure_step(cfg, channels=3, classes=5, steps=2)
+    assert 0 < t < 60
+
+
+def test_recipe_block_of_saved_notes_round_trips_json(digitrec):
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec)}, measure=False)
+    notes = json.loads(json.dumps(cfg.recipe_notes))
+    assert rc.describe_notes(notes) == recipe.describe()
+    assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_small_sets_get_an_ensemble_for_submit_within_the_budget(digitrec):
+    facts = _facts(n=1100, classes=20)
+    cfg, one = rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=facts)
+    assert one.members == 1 and cfg.epochs == rc.epochs_for(990)  # lenet train: one run
+    cfg2, many = rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=facts, ensemble=True)
+    assert many.members >= 2 and cfg2.epochs == round(cfg.epochs * rc.MEMBER_SHARE)
+    width = cfg2.model_kwargs["width"]
+    assert many.members * cfg2.epochs * 990 * rc.model_macs(width, 3, 20) <= rc.TRAIN_MACS
+    assert "ensemble" in many.describe() and cfg2.recipe_notes["ensemble"]["members"] == many.members
+    _, given = rc.apply_recipe({"dataset": str(digitrec), "epochs": 5}, measure=False, facts=facts, ensemble=True)
+    assert given.members == 1  # explicit epochs: one run as asked
+    big = _facts(n=42000, classes=10, channels=1, sizes=[(28, 28)], kind="pixel-csv")
+    assert rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=big, ensemble=True)[1].members == 1
