@@ -334,12 +334,48 @@ def render_serve_run(body: dict, view: str | None) -> list[str]:
                       "server, so latency here is mostly queueing: 200 clients over a few requests per second each."]
 
 
+def _recipe_words(recipe: dict | None) -> str:
+    choices = (recipe or {}).get("choices") or {}
+    val = {k: (c.get("value") if isinstance(c, dict) else c) for k, c in choices.items()}
+    ens = (recipe or {}).get("ensemble") or {}
+    width = (val.get("model_kwargs") or {}).get("width")
+    words = [f"`{val['model']}`" + (f" width {width}" if width else "") if val.get("model") else None,
+             f"{ens['members']} × {ens['epochs']} epochs" if ens.get("members", 1) > 1 else
+             (f"{val['epochs']} epochs" if val.get("epochs") else None),
+             f"augment {val['augment']}" if val.get("augment") else None]
+    return ", ".join(w for w in words if w) or "–"
+
+
+def render_folder_tasks(body: dict, view: str | None) -> list[str]:
+    rows = []
+    for r in body["rows"]:
+        d, h = r["default"], r.get("hand-picked")
+        rows.append([r["task"], f"**{pct(100 * d['accuracy'])}**", f"{d['train_time']:.0f} s", _recipe_words(d.get("recipe")),
+                     pct(100 * h["accuracy"]) if h else "–", f"{h['train_time']:.0f} s" if h else "–",
+                     f"{r['gap_points']:+.2f}" if h else "–", code(" ".join(h["flags"])) if h else "–"])
+    out = table(["task", "default: test accuracy", "training", "what the recipe chose", "hand-picked flags",
+                 "training", "gap (points)", "the hand-picked flags"], rows, "lrrlrrrl")
+    return out + ["", "Test accuracy on each task's held-back images (never seen in tuning); the default is "
+                      "`lenet submit --data-dir FOLDER` with no other flag. A positive gap means the hand-picked "
+                      "flags did better."]
+
+
+def render_digit_recognizer(body: dict, view: str | None) -> list[str]:
+    out = table(["dataset", "held-out accuracy", "validation accuracy", "training time", "what the recipe chose"],
+                [[f"Digit Recognizer ({num(r['train_rows'])} labelled, {num(r['test_rows'])} to predict)",
+                  f"**{pct(100 * r['test_accuracy'])}**", pct(100 * r["dev_accuracy"]) if r.get("dev_accuracy") else "n/a",
+                  f"{r['train_time']:.0f} s", _recipe_words(r.get("recipe"))]
+                 for r in body["rows"]], "lrrrl")
+    return out
+
+
 RENDERERS = {
     "mnist-runs": render_mnist_runs, "mnist-ensembles": render_ensembles, "mnist-tries": render_tries,
     "recipes-tried": render_recipes, "bench-train": render_train, "bench-infer": render_infer,
     "bench-ops": render_ops, "lenet-compare": render_compare, "lenet-eval": render_eval,
     "lenet-export": render_export, "ddp-speed": render_ddp, "serve-load": render_serve,
-    "serve-load-run": render_serve_run,
+    "serve-load-run": render_serve_run, "folder-tasks": render_folder_tasks,
+    "digit-recognizer": render_digit_recognizer,
 }
 
 

@@ -22,7 +22,7 @@ The tasks (``--tasks`` picks some; all by default):
 
 Example (2 CPU cores, one thread, a few minutes per task)::
 
-    PYTHONPATH=src python benchmarks/folder_tasks.py --tasks glyphs --num-threads 1 --results results/folder_tasks.json
+    PYTHONPATH=src python benchmarks/folder_tasks.py --tasks glyphs --num-threads 1 --results results/folder-tasks.json
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
+from results_io import command_line, make_meta, write_results  # noqa: E402
 
 # ----------------------------------------------------------------------------- fonts
 _FALLBACK_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", str(Path.home() / ".fonts"))
@@ -303,10 +306,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", default=None, metavar="DIR", help="build the tasks in DIR and keep them")
     p.add_argument("--results", default=None, metavar="FILE", help="write the figures as JSON with a meta block")
     args = p.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from lenetlab.apps.results import environment
-    from lenetlab.fileio import atomic_path
-
     tmp = tempfile.TemporaryDirectory(prefix="folder-tasks-") if args.keep is None else None
     base = Path(args.keep or tmp.name)
     load1 = os.getloadavg()[0]
@@ -337,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     load2 = os.getloadavg()[0]
     print(f"load average (1 min) before {load1:.2f}, after {load2:.2f} on {os.cpu_count()} cores")
     if args.results:
-        meta = {**environment(), "load_average": [round(load1, 2), round(load2, 2)], "threads": args.num_threads}
-        with atomic_path(Path(args.results)) as t:
-            t.write_text(json.dumps({"bench": "folder_tasks", "meta": meta, "figures": figures}, indent=2) + "\n",
-                         encoding="utf-8")
+        argv_used = sys.argv[1:] if argv is None else argv
+        command = command_line(["--mnist-dir" if a == "--mnist-dir" else a for a in argv_used],
+                               "python benchmarks/folder_tasks.py").replace(args.mnist_dir, "DIR")
+        meta = make_meta("folder-tasks", "The default lenet submit on unseen folder tasks, beside hand-picked flags",
+                         command, load_average=[round(load1, 2), round(load2, 2)], threads=args.num_threads)
+        write_results(args.results, meta, rows=[{"task": t, **row} for t, row in figures.items()])
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -14,6 +14,12 @@ Build, train and submit with the defaults, then score (2 CPU cores: a few minute
     PYTHONPATH=src python -m lenetlab submit --data-dir /tmp/digitrec --out /tmp/digitrec-submission.csv
     PYTHONPATH=src python benchmarks/make_digit_recognizer.py --out /tmp/digitrec --score /tmp/digitrec-submission.csv
 
+Or all three in one go, writing the figures for the docs (``--run``: builds OUT when it has no
+``train.csv``, runs the default ``lenet submit`` in a fresh process and scores it)::
+
+    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir ../shared/data/mnist --out /tmp/digitrec \
+        --run --results results/digit-recognizer.json
+
 ``--train N --test M`` makes a smaller folder of the same format (the test suite's fixture does that
 from the embedded subset).
 """
@@ -22,10 +28,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
+from results_io import make_meta, write_results  # noqa: E402
 
 
 def write_pixels(path: Path, x: np.ndarray, labels: np.ndarray | None) -> None:
@@ -84,6 +96,36 @@ def score(folder: Path, submission: Path) -> tuple[float, int]:
     return sum(sub[i] == lab for i, lab in truth.items()) / len(truth), len(truth)
 
 
+def run_default(args) -> int:
+    """``--run``: build (if needed), submit with lenet's defaults, score, print and record."""
+    if not (args.out / "train.csv").is_file():
+        build(args.data_dir, args.out, args.train, args.test, args.seed)
+    sub = args.out.parent / (args.out.name + "-submission.csv")
+    flags = ["--num-threads", str(args.num_threads)] if args.num_threads else []
+    cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(args.out), "--out", str(sub),
+           "--out-dir", str(args.out.parent / (args.out.name + "-runs")), "--progress", "none", "--no-plots",
+           "--json", *flags]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"lenet submit failed:\n{proc.stderr[-3000:]}")
+    res = json.loads(proc.stdout[proc.stdout.index("{"):])
+    acc, n = score(args.out, sub)
+    print(f"default lenet submit: test accuracy {100 * acc:.2f}% on {n:,} held-out images, validation "
+          f"{100 * (res.get('dev_accuracy') or 0):.2f}%, training {res['train_time']:.1f} s (wall {wall:.1f} s)")
+    if args.results:
+        row = {"task": "digit-recognizer", "train_rows": args.train, "test_rows": args.test,
+               "test_accuracy": acc, "n": n, "dev_accuracy": res.get("dev_accuracy"),
+               "train_time": res.get("train_time"), "wall": round(wall, 1), "tta": res.get("tta"),
+               "members": len(res.get("run_dirs") or []), "recipe": res.get("recipe")}
+        command = ("python benchmarks/make_digit_recognizer.py --data-dir DIR --out FOLDER --run"
+                   + (f" --num-threads {args.num_threads}" if args.num_threads else ""))
+        write_results(args.results, make_meta("digit-recognizer", "The default lenet submit on a full-size "
+                                              "Kaggle Digit Recognizer folder", command), rows=[row])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the folder, or with ``--score`` print a submission's accuracy."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -95,7 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the order of the 70,000 images")
     p.add_argument("--score", type=Path, default=None, metavar="SUBMISSION",
                    help="score this submission against OUT/solution.csv instead of building")
+    p.add_argument("--run", action="store_true",
+                   help="build OUT if needed, run the default lenet submit on it and score the submission")
+    p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads for --run (default: all)")
+    p.add_argument("--results", default=None, metavar="FILE", help="with --run: write the figures as a results file")
     args = p.parse_args(argv)
+    if args.run:
+        return run_default(args)
     if args.score is not None:
         acc, n = score(args.out, args.score)
         print(f"{args.score}: accuracy {100 * acc:.2f}% on {n:,} test images ({round((1 - acc) * n)} wrong)")
