@@ -17,7 +17,7 @@ from PIL import Image
 
 from lenetlab.apps.bench_train import (
     FAST_RECIPE,
-    SeedPipelineDataset,
+    PILPipelineDataset,
     baseline_accuracy_after,
     baseline_throughput,
     fast_recipe,
@@ -38,8 +38,8 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-def test_seed_pipeline_matches_pil_resize_and_normalise(subset):
-    ds = SeedPipelineDataset(subset.train.x, subset.train.y)
+def test_pil_pipeline_matches_pil_resize_and_normalise(subset):
+    ds = PILPipelineDataset(subset.train.x, subset.train.y)
     x, y = ds[3]
     assert x.shape == (1, 32, 32) and x.dtype == torch.float32 and y == int(subset.train.y[3])
     ref = Image.fromarray(subset.train.x[3, 0].numpy(), mode="L").resize((32, 32), Image.BILINEAR)
@@ -47,7 +47,7 @@ def test_seed_pipeline_matches_pil_resize_and_normalise(subset):
     np.testing.assert_allclose(x[0].numpy(), ref, atol=1e-6)
     assert len(ds) == len(subset.train)
     # the seed's quirk, Normalize(127.5, 127.5) on [0, 1] pixels, squeezes inputs into [-1, -0.992]
-    q, _ = SeedPipelineDataset(subset.train.x[:1], subset.train.y[:1], mean=127.5, std=127.5)[0]
+    q, _ = PILPipelineDataset(subset.train.x[:1], subset.train.y[:1], mean=127.5, std=127.5)[0]
     assert q.min() >= -1.0 and q.max() <= -0.992
 
 

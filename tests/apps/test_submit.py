@@ -1,4 +1,4 @@
-"""`lenet submit`: seed 002's Kaggle workflow end to end on a small generated image folder."""
+"""`lenet submit`: a typical tutorial's Kaggle workflow end to end on a small generated image folder."""
 
 from __future__ import annotations
 

@@ -78,4 +78,4 @@ def test_loop_layers_reject_bad_settings():
 def test_loop_lenet_shapes_and_parameter_count():
     net = LoopLeNet()
     assert net(torch.randn(2, 1, 32, 32)).shape == (2, 10)
-    assert sum(p.numel() for p in net.parameters()) == 61706  # seed 000's count
+    assert sum(p.numel() for p in net.parameters()) == 61706  # NNDL's count

@@ -111,6 +111,15 @@ def test_normalize_choices_give_the_input_spec(subset):
     assert build_spec(RunConfig(), subset).mean == (0.5,)
 
 
+def test_old_normalize_names_still_load():
+    """Configs and checkpoints of earlier versions stored other --normalize names; they still load."""
+    from lenetlab.data.transforms import NORMALIZE_ALIASES
+
+    assert NORMALIZE_ALIASES == {"seed000": "nndl-quirk", "seed": "half", "dataset": "stats"}
+    for old, new in NORMALIZE_ALIASES.items():
+        assert RunConfig.from_dict({"normalize": old}).normalize == new
+
+
 def test_lecun1998_normalisation_maps_background_and_ink_as_in_the_paper(subset):
     """LeCun et al. 1998 scale pixels so the background is -0.1 and full ink 1.175."""
     import torch

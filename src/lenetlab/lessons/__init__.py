@@ -98,7 +98,7 @@ LESSONS: dict[str, Lesson] = _catalogue(
     Lesson("shapes", "shapes", "each zoo model's layer-by-layer output shapes for its book input",
            (Option("model", str, None, "a registered model (default: the book's LeNet, AlexNet, VGG-11, NiN, "
                                        "GoogLeNet, ResNet-18)", positional=True),)),
-    Lesson("lenet5-by-hand", "lenet5_by_hand", "seed 000's hand count of LeNet-5's parameters and FLOPs next to "
+    Lesson("lenet5-by-hand", "lenet5_by_hand", "NNDL's hand count of LeNet-5's parameters and FLOPs next to "
                                                "what `lenet profile` counts"),
     Lesson("im2col", "im2col", "how lenetlab.ops.conv2d turns a convolution into one matrix multiply"),
 )

@@ -1,7 +1,7 @@
-"""LeNet-5 variants from the seeds: ``lenet-d2l``, ``lenet5-mini``, ``lenet5-bn``, ``lenet5-modern``.
+"""LeNet-5 variants from d2l and the tutorials: ``lenet-d2l``, ``lenet5-mini``, ``lenet5-bn``, ``lenet5-modern``.
 
 Layer attribute names follow the paper (C1, S2, C3, S4, C5, F6, output) even where C5 is a
-fully connected layer, as in d2l's and seed 003's 28×28 versions.
+fully connected layer, as in d2l's and a typical tutorial's 28×28 versions.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ class LeNetD2L(nn.Module):
 
 
 class LeNetMini(nn.Module):
-    """Seed 003's 28×28 LeNet-5: max pooling, flatten 16×4×4 → 120 → 84 → classes.
+    """A typical tutorial's 28×28 LeNet-5 (Kaggle-style): max pooling, flatten 16×4×4 → 120 → 84 → classes.
 
-    The seed's code has no activation functions at all (only the max pools are non-linear);
+    That tutorial's code has no activation functions at all (only the max pools are non-linear);
     ``activation="relu"`` (default) adds ReLU after every hidden layer as the LeNet figure it
-    cites intends, ``activation="none"`` reproduces the seed's code exactly.
+    cites intends, ``activation="none"`` reproduces its code exactly.
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> None:
@@ -68,9 +68,9 @@ class LeNetMini(nn.Module):
 
 
 class LeNetBN(nn.Module):
-    """d2l's batch-norm LeNet (seed 002): BN before each sigmoid, max pooling; input ``[N, C, 28, 28]``.
+    """d2l's batch-norm LeNet: BN before each sigmoid, max pooling; input ``[N, C, 28, 28]``.
 
-    The seed's ``nn.BatchNorm2d(120)`` on a flat ``[N, 120]`` tensor fails in PyTorch; the fully
+    A typical d2l write-up's ``nn.BatchNorm2d(120)`` on a flat ``[N, 120]`` tensor fails in PyTorch; the fully
     connected layers use ``BatchNorm1d`` as its hand-written ``BatchNorm(num_dims=2)`` means.
     """
 
@@ -144,9 +144,9 @@ def lenet_d2l(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
 
 
 @register_model("lenet5-mini", input_size=(1, 28, 28),
-                description="seed 003's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84")
+                description="a typical tutorial's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84")
 def lenet5_mini(num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> nn.Module:
-    """Build seed 003's 28×28 LeNet-5 (input ``[N, in_channels, 28, 28]``); ``activation`` relu|none."""
+    """Build a typical tutorial's 28×28 LeNet-5 (input ``[N, in_channels, 28, 28]``); ``activation`` relu|none."""
     return LeNetMini(num_classes, in_channels, activation=activation)
 
 

@@ -1,7 +1,7 @@
 """From-scratch operators: loop teaching references and fast im2col versions.
 
 * :mod:`lenetlab.ops.reference` — ``corr2d``, loop ``Conv2D`` (bias ``[C, 1]``) and ``Pool2D``,
-  and ``LoopLeNet`` (the seed's ``Model_LeNet``), written to be read.
+  and ``LoopLeNet`` (NNDL's ``Model_LeNet``), written to be read.
 * :mod:`lenetlab.ops.functional` — ``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``batch_norm`` with
   ``torch.nn.functional`` signatures, built from tensor views and matrix multiplies only.
 * :mod:`lenetlab.ops.modules` — ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, ``BatchNorm2d`` with

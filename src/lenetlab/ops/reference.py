@@ -1,14 +1,14 @@
-"""Teaching references: convolution and pooling written with explicit loops (NNDL, seed 000).
+"""Teaching references: convolution and pooling written with explicit loops (NNDL's LeNet-5 chapter).
 
 Clear over fast: these exist to be read, and to be checked against PyTorch. Every output pixel is
 one small tensor expression inside Python ``for`` loops, so the cost grows with
 ``out_channels * in_channels * Ho * Wo`` interpreter steps (see :mod:`lenetlab.ops.functional` for
 the im2col version that does the same arithmetic in one matrix multiply).
 
-Differences from the seed's code, all fixes: outputs keep the input's dtype and device, the max
-pool takes the maximum per sample and channel (the seed's ``torch.max(x[...])`` without ``dim``
+Differences from NNDL's code, all fixes: outputs keep the input's dtype and device, the max
+pool takes the maximum per sample and channel (NNDL's ``torch.max(x[...])`` without ``dim``
 returned one number for the whole batch), and height/width are no longer swapped for non-square
-inputs. As in the seed, the loop ``Conv2D`` keeps its bias as ``[out_channels, 1]``.
+inputs. As in NNDL, the loop ``Conv2D`` keeps its bias as ``[out_channels, 1]``.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class Conv2D(nn.Module):
     """Loop convolution layer: ``[N, in_channels, H, W] -> [N, out_channels, Ho, Wo]``.
 
     Parameters: ``weight`` ``[out_channels, in_channels, kh, kw]`` and ``bias``
-    ``[out_channels, 1]`` (the seed's shape; torch's ``nn.Conv2d`` uses ``[out_channels]``).
-    Initialised like the seed (weights 1, bias 0) unless ``init="torch"`` (torch's defaults).
+    ``[out_channels, 1]`` (NNDL's shape; torch's ``nn.Conv2d`` uses ``[out_channels]``).
+    Initialised like NNDL's (weights 1, bias 0) unless ``init="torch"`` (torch's defaults).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, init: str = "seed"):
@@ -131,9 +131,9 @@ class Pool2D(nn.Module):
 
 
 class LoopLeNet(nn.Module):
-    """The seed's ``Model_LeNet``: LeNet-5 from the loop layers (slow; for comparisons only).
+    """NNDL's ``Model_LeNet``: LeNet-5 from the loop layers (slow; for comparisons only).
 
-    Attribute names follow the seed: ``conv1, pool2, conv3, pool4, conv5, linear6, linear7``.
+    Attribute names follow NNDL: ``conv1, pool2, conv3, pool4, conv5, linear6, linear7``.
     ``[N, in_channels, 32, 32] -> [N, num_classes]``.
     """
 
