@@ -26,7 +26,7 @@ from lenetlab.lessons import LESSONS, print_lesson, print_lessons
 from lenetlab.models.pretrained import print_pretrained
 from lenetlab.models.profile import print_models, print_profile
 from lenetlab.serve.export import run_export
-from lenetlab.train.config import add_config_arguments, config_overrides
+from lenetlab.train.config import add_config_arguments, config_overrides, shipped_configs
 
 DESCRIPTION = """\
 lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
@@ -123,7 +123,9 @@ def _add_train(sub) -> None:
                        description="Train a model (default: lenet5 on the embedded mnist-subset, offline). "
                                    "Flags override fields of --config; --resume continues a run from its last.pt.",
                        formatter_class=FORMATTER)
-    p.add_argument("--config", default=None, metavar="FILE", help="JSON or YAML file of run configuration fields")
+    p.add_argument("--config", default=None, metavar="FILE|NAME",
+                   help="JSON or YAML file of run configuration fields, or the name of a shipped one: "
+                        f"{', '.join(shipped_configs())}")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same --name")
     p.add_argument("--dry-run", action="store_true",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,6 @@ from lenetlab.apps.bench_train import (
     time_to_accuracy,
 )
 from lenetlab.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -51,11 +48,12 @@ def test_pil_pipeline_matches_pil_resize_and_normalise(subset):
     assert q.min() >= -1.0 and q.max() <= -0.992
 
 
-def test_fast_recipe_matches_config_file():
+def test_fast_recipe_is_the_shipped_config():
     from lenetlab.train.config import load_config_file
 
-    assert load_config_file(REPO / "configs" / "fast-lenet5.yaml") == fast_recipe()
-    assert fast_recipe(epochs=1).epochs == 1 and FAST_RECIPE["epochs"] == fast_recipe().epochs
+    assert load_config_file("fast-lenet5") == fast_recipe()
+    assert FAST_RECIPE["model"] == "lenet5-modern" and FAST_RECIPE["model_kwargs"] == {"width": 8, "dropout": 0.0}
+    assert fast_recipe(epochs=1).epochs == 1 and fast_recipe().epochs == FAST_RECIPE["epochs"] == 2
 
 
 def test_throughputs_are_positive(subset):

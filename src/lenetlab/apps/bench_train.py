@@ -40,29 +40,20 @@ from lenetlab import data
 from lenetlab.errors import LenetlabError
 from lenetlab.inference.evaluate import evaluate
 from lenetlab.models import create
-from lenetlab.train.config import RunConfig
+from lenetlab.train.config import RunConfig, read_config_fields
 from lenetlab.train.runner import Runner
 
 __all__ = ["PILPipelineDataset", "fast_recipe", "baseline_throughput", "runner_throughput",
            "time_to_accuracy", "baseline_accuracy_after", "measure_throughputs", "run_train_bench",
            "TimeToAccuracy", "FAST_RECIPE"]
 
-#: lenetlab's fastest measured recipe to 99.0% test accuracy on a 2-core CPU, for a LeNet-5-sized
-#: model: ``lenet5-modern`` at width 8 (C1 8 / C3 16 maps, batch norm, ReLU, max pooling, no
-#: dropout; 62,786 parameters against lenet5's 61,706), AdamW lr 0.02 with a 2-epoch one-cycle
-#: schedule, batch 256, channels-last, 1 thread. Batch norm is what buys the speed: plain lenet5
-#: with a 2-epoch schedule peaked at 98.97%. Chosen 14:20 UTC among batch 128/256/512, lr 0.01-0.03,
-#: 1- and 2-epoch schedules (1-epoch schedules ended at 98.93-99.00%; batch 512 needed 1.7 epochs).
-#: ``configs/fast-lenet5.yaml`` holds the same fields (a test checks they agree).
-FAST_RECIPE = {
-    "dataset": "mnist", "model": "lenet5-modern", "model_kwargs": {"width": 8, "dropout": 0.0},
-    "optimizer": "adamw", "lr": 0.02, "weight_decay": 0.0001, "schedule": "onecycle", "warmup": 0.25,
-    "batch_size": 256, "epochs": 2, "channels_last": True, "num_threads": 1,
-}
+#: lenetlab's fastest measured recipe to 99.0% test accuracy on a 2-core CPU for a LeNet-5-sized
+#: model: the fields of the shipped config ``fast-lenet5`` (its comments say how it was chosen).
+FAST_RECIPE = read_config_fields("fast-lenet5")
 
 
 def fast_recipe(**overrides) -> RunConfig:
-    """The :data:`FAST_RECIPE` as a :class:`RunConfig` (``overrides`` replace fields)."""
+    """The shipped ``fast-lenet5`` config (:data:`FAST_RECIPE`) as a :class:`RunConfig` (``overrides`` replace fields)."""
     return RunConfig.from_dict({**FAST_RECIPE, **overrides}, source="fast_recipe")
 
 
