@@ -220,7 +220,9 @@ def test_results_table_script_runs_and_collects(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = results_io.load_results(tmp_path / "results" / "mnist.json")["rows"]
     assert [r["id"] for r in rows] == ["nndl-subset"] and rows[0]["seeds"] == [0]
-    assert 0 <= rows[0]["test_error_pct"]["mean"] <= 100
+    metrics = (tmp_path / "runs" / "table" / "nndl-subset-s0" / "metrics.jsonl").read_text().splitlines()
+    (test,) = [r for r in map(json.loads, metrics) if r["kind"] == "test"]
+    assert rows[0]["test_error_pct"]["mean"] == round(100 * (1 - test["accuracy"]), 2)  # the run's own figure
 
 
 def test_tests_find_mnist_through_the_environment(monkeypatch):

@@ -74,7 +74,9 @@ def test_time_to_accuracy_reached_and_not_reached(subset):
 
 def test_baseline_accuracy_after_budget(subset):
     out = baseline_accuracy_after(subset, budget_s=0.3)
-    assert 0.0 <= out["test_accuracy"] <= 1.0 and out["examples"] >= 64 and out["train_time"] >= 0.3
+    assert out["examples"] >= 64 and out["train_time"] >= 0.3 and out["epochs"] == out["examples"] / 1000
+    # the accuracy of the model trained, on the subset's 200 test images: a whole count of them
+    assert out["test_accuracy"] * 200 == pytest.approx(round(out["test_accuracy"] * 200), abs=1e-9)
 
 
 def test_cli_bench_train_json(subset, capsys):
