@@ -39,7 +39,8 @@ class FORMATTER(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each flag's default, unless it is empty (None/False) or the help explains it in words."""
 
     def _get_help_string(self, action):
-        if "(default:" in (action.help or "") or action.default in (None, False, argparse.SUPPRESS):
+        # identity, not ==: a default of 0 is worth showing, and 0 == False
+        if "(default:" in (action.help or "") or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
             return action.help
         return super()._get_help_string(action)
 

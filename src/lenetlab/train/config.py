@@ -307,7 +307,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         help_text = f.metadata["help"]
         if recipe_defaults and f.name in RECIPE_FIELDS:
             help_text = help_text.split(" (default:")[0] + " (default: the recipe's)"
-        elif "(default:" not in help_text:  # some fields explain what their None default means
+        elif "(default:" not in help_text and default is not None and default is not False:
+            # (some fields explain what their None default means; an unset switch needs no default shown)
             help_text += f" (default: {json.dumps(default) if isinstance(default, dict) else default})"
         flag = "--" + f.name.replace("_", "-")
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
