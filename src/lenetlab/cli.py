@@ -1,10 +1,12 @@
 """The ``lenet`` command: argument parsing only; every subcommand calls one application function.
 
-The heavy applications (training with its plots, the web server, the benchmarks) are imported
-when their command runs, so that ``lenet predict`` or ``lenet --help`` start quickly.
+Imported when their command runs, not at the top: the web server (an optional extra,
+``lenetlab[serve]``) and the applications built on the training stack (train, submit, runs, plot,
+bench train), so that ``lenet serve`` and ``lenet predict`` never load training or plotting code
+(tests/serve/test_export.py checks it in a fresh process).
 User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
-exits with 130, SIGTERM during training with 143. Also runnable as ``python -m lenetlab`` (and ``python -m lenetlab.cli``, which is
-what torchrun launches for ``lenet train --nproc N``).
+exits with 130, SIGTERM during training with 143. Also runnable as ``python -m lenetlab`` (and
+``python -m lenetlab.cli``, which is what torchrun launches for ``lenet train --nproc N``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 
 from lenetlab import __version__
+from lenetlab.apps.bench_infer import run_infer_bench
 from lenetlab.apps.bench_ops import run_ops_bench
 from lenetlab.apps.compare import run_compare
 from lenetlab.apps.ensemble import run_ensemble
@@ -142,9 +145,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from lenetlab.apps.train import (
-        train_entry,  # lazily: plots (matplotlib) and the training stack
-    )
+    from lenetlab.apps.train import train_entry  # the training stack: see the module docstring
 
     return train_entry(args)
 
@@ -166,7 +167,7 @@ def _add_runs(sub) -> None:
 
 
 def _run_runs(args) -> int:
-    from lenetlab.apps.runs import run_runs  # lazily: the training package
+    from lenetlab.apps.runs import run_runs  # the training stack: see the module docstring
 
     run_runs(args.dir, sort=args.sort, model=args.model, dataset=args.dataset, as_json=args.json)
     return 0
@@ -190,7 +191,7 @@ def _add_plot(sub) -> None:
 
 
 def _run_plot(args) -> int:
-    from lenetlab.apps.plot import run_plot  # lazily: plots (matplotlib) and the training stack
+    from lenetlab.apps.plot import run_plot  # the training stack: see the module docstring
 
     return run_plot(args.runs, out=args.out, device=args.device, as_json=args.json)
 
@@ -302,7 +303,7 @@ def _add_serve(sub) -> None:
 
 
 def _run_serve(args) -> int:
-    from lenetlab.serve.app import run_server  # lazily: the web stack
+    from lenetlab.serve.app import run_server  # optional extra lenetlab[serve]: fastapi, uvicorn
 
     run_server(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
                max_upload_mb=args.max_upload_mb, log_level=args.log_level)
@@ -385,9 +386,7 @@ def _bench_ops(args) -> int:
 
 
 def _bench_train(args) -> int:
-    from lenetlab.apps.bench_train import (
-        run_train_bench,  # lazily: plots (matplotlib) and the training stack
-    )
+    from lenetlab.apps.bench_train import run_train_bench  # the training stack: see the module docstring
 
     run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
                     threads=args.threads, target=args.target, levers=not args.no_levers, compile=args.compile,
@@ -396,8 +395,6 @@ def _bench_train(args) -> int:
 
 
 def _bench_infer(args) -> int:
-    from lenetlab.apps.bench_infer import run_infer_bench  # lazily: matplotlib, onnx
-
     run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads or None,
                     batch_size=args.batch_size, calls=args.calls, onnx=not args.no_onnx, as_json=args.json)
     return 0
@@ -434,9 +431,7 @@ def _add_submit(sub) -> None:
 
 
 def _run_submit(args) -> int:
-    from lenetlab.apps.submit import (
-        run_submit,  # lazily: plots (matplotlib) and the training stack
-    )
+    from lenetlab.apps.submit import run_submit  # the training stack: see the module docstring
 
     config = {k: v for k, v in config_overrides(args).items() if k != "data_dir"}  # --data-dir is the dataset
     return run_submit(args.data_dir, checkpoints=args.checkpoint, out=args.out, tta=args.tta,

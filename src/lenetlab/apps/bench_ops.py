@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils.benchmark import Timer
 
 from lenetlab.errors import ConfigError
 from lenetlab.models import create
@@ -64,8 +65,6 @@ class Row:
 
 def _timer(fn, min_run_time: float) -> float:
     """Seconds per call of ``fn``: the fastest block of torch.utils.benchmark's ``blocked_autorange``."""
-    from torch.utils.benchmark import Timer
-
     m = Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
     # best block, not the median: on a shared machine other processes only ever add time
     return min(m.times)

@@ -23,7 +23,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import torch
+
 from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.lessons.report import Report
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,6 @@ def run_lesson(name: str, **options):
 
     Returns its :class:`~lenetlab.lessons.report.Report`. Unknown options raise :class:`ConfigError`.
     """
-    import torch
-
-    from lenetlab.lessons.report import Report
-
     lesson = get_lesson(name)
     known = {o.name: o.default for o in lesson.options}
     unknown = sorted(set(options) - set(known))

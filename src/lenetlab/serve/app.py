@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import socket
 import sys
 import time
 from importlib import resources
@@ -30,6 +31,7 @@ from typing import Annotated, Any
 
 import anyio
 import numpy as np
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -379,9 +381,6 @@ def _version() -> str:
 def _check_can_listen(host: str, port: int) -> None:
     """One-line :class:`LenetlabError` if ``host:port`` cannot be bound (in use, not a local address);
     uvicorn would log it and exit with status 1 after the model had loaded."""
-    import socket
-
-
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as s:
@@ -396,9 +395,7 @@ def run_server(checkpoint: str | None = None, onnx: str | None = None, *, host: 
                log_level: str = "info") -> None:
     """Load the model (``onnx`` via onnxruntime, else ``checkpoint``, else the packaged demo
     ``lenet5``) and serve it with uvicorn on ``host:port`` until interrupted."""
-    import torch
-    import uvicorn
-
+    import uvicorn  # optional extra lenetlab[serve]; imported when serving starts
 
     limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
     if not 0 <= port <= 65535:
