@@ -401,7 +401,7 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     with distinct names, the first being the default; default: the packaged demo ``lenet5`` on the
     CPU) under ``limits`` (default: :class:`ServeLimits` with ``max_upload_bytes`` and ``max_pixels``)."""
     models = models if models is not None else load_predictor()
-    served = [ServedModel(models.name, models)] if isinstance(models, Predictor) else list(models)
+    served = list(models) if isinstance(models, (list, tuple)) else [ServedModel(models.name, models)]
     if not served:
         raise LenetlabError("nothing to serve: give at least one model")
     by_name: dict[str, ServedModel] = {}
