@@ -24,6 +24,7 @@
   let drawing = false, drawn = false, last = null;
   let inFlight = false, pending = false, lastSent = 0, timer = null, generation = 0;
   let models = [], current = null;  // GET /models, and the picked entry
+  const NOTE = noteEl.textContent;
 
   function el(tag, className, text) {
     const e = document.createElement(tag);
@@ -139,9 +140,8 @@
     canvas.tabIndex = 0;
     canvas.addEventListener("pointerenter", (ev) => { if (ev.pointerType === "mouse") showZoom(canvas); });
     canvas.addEventListener("pointerleave", (ev) => { if (ev.pointerType === "mouse") hideZoom(); });
-    canvas.addEventListener("click", () => (zoomEl.dataset.for === canvas.dataset.label && !zoomEl.hidden
-      ? hideZoom() : showZoom(canvas)));
-    canvas.addEventListener("focus", () => showZoom(canvas));
+    canvas.addEventListener("click", () => showZoom(canvas));  // a tap on a touch screen
+    canvas.addEventListener("focus", () => showZoom(canvas));  // the keyboard
     canvas.addEventListener("blur", hideZoom);
   }
 
@@ -153,8 +153,20 @@
     zoomCaption.textContent = `${canvas.dataset.label} · ${canvas.dataset.shape} · values ${canvas.dataset.min} … ${canvas.dataset.max}`;
     zoomEl.dataset.for = canvas.dataset.label;
     zoomEl.hidden = false;
+    // beside the map when there is room, else below or above it, always on screen
+    const r = canvas.getBoundingClientRect(), z = zoomEl.getBoundingClientRect();
+    const w = window.innerWidth, h = window.innerHeight, gap = 8;
+    let left = r.right + gap, top = r.top;
+    if (left + z.width > w - gap) {
+      left = Math.max(gap, Math.min(r.left, w - z.width - gap));
+      top = r.bottom + gap + z.height <= h ? r.bottom + gap : r.top - z.height - gap;
+    }
+    zoomEl.style.left = Math.round(left) + "px";
+    zoomEl.style.top = Math.round(Math.max(gap, Math.min(top, h - z.height - gap))) + "px";
   }
   function hideZoom() { zoomEl.hidden = true; zoomEl.dataset.for = ""; }
+  // a tap anywhere else closes the enlarged map
+  document.addEventListener("click", (ev) => { if (!ev.target.classList.contains("zoomable")) hideZoom(); });
 
   function layerBox(title, detail, name, kind) {
     const box = el("div", "layer");
@@ -276,7 +288,7 @@
   // --- models ------------------------------------------------------------------------------
   function describe(m) {
     const acc = m.test_accuracy == null ? "test acc n/a" : `test acc ${(100 * m.test_accuracy).toFixed(2)}%`;
-    return `${m.name} · ${m.model} · ${m.dataset || "dataset ?"} · ${acc}`;
+    return `${m.name} · ${m.model} · ${m.dataset || "dataset ?"} · ${acc}` + (m.explain ? "" : ` · ${m.backend}`);
   }
 
   function pick(name) {
@@ -288,8 +300,8 @@
     layout = "";
     hideZoom();
     noteEl.classList.toggle("warn", !current.explain);
-    if (!current.explain) noteEl.textContent = `${current.name} runs on ${current.backend}: the layer view needs ` +
-      "the torch backend (serve the checkpoint instead of the ONNX file).";
+    noteEl.textContent = current.explain ? NOTE : `${current.name} runs on ${current.backend}: the layer view ` +
+      "needs the torch backend (serve the checkpoint instead of the ONNX file).";
     if (drawn) schedule(true); else showBlank();
   }
 
