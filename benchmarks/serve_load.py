@@ -298,7 +298,7 @@ def main(argv=None) -> int:
     ap.add_argument("--large-mp", type=float, default=25.0, help="megapixels of each large PNG")
     ap.add_argument("--explain", type=int, default=0, metavar="N",
                     help="then send N POST /explain and report the server-side time per request")
-    ap.add_argument("--explain-clients", type=int, default=2, help="concurrent clients for --explain")
+    ap.add_argument("--explain-clients", type=int, default=1, help="concurrent clients for --explain")
     ap.add_argument("--results", default=None, metavar="FILE", help="also write the figures as JSON here")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
