@@ -25,7 +25,7 @@ Loopback addresses only: this is not a tool for loading other people's servers.
     python benchmarks/serve_load.py --clients 200 --requests 2200 --large-images 16 \\
         --results results/serve-load-200.json
     python benchmarks/serve_load.py --onnx model.onnx --payload png  # through onnxruntime
-    python benchmarks/serve_load.py --clients 2 --requests 200 --explain 400 \
+    python benchmarks/serve_load.py --clients 1 --requests 50 --explain 400 \
         --results results/serve-explain.json                     # POST /explain's server-side p50
 """
 
