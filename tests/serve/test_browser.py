@@ -183,6 +183,13 @@ def test_every_layer_live_picker_and_phone_width(driver, three_models, images):
                                                             "net.7", "net.8"]
     assert _maps(driver, "net.0") == 32 and _maps(driver, "net.0.0 kernels") == 32
 
+    # the API docs: rendered by the server, nothing fetched from elsewhere
+    driver.get(three_models + "/docs")
+    assert "POST /explain" in driver.find_element("tag name", "body").text
+    external = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
+                                     ".filter(u => !u.startsWith(location.origin))")
+    assert external == []
+
     # a phone: 375 CSS pixels wide, touch input
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 375, "height": 2300, "deviceScaleFactor": 1, "mobile": True})

@@ -1,6 +1,8 @@
 """The digit-recognition web service: a draw-a-digit page and a small REST API (FastAPI + uvicorn).
 
-Routes: ``GET /`` (the page), ``POST /predict``, ``GET /health``, ``GET /openapi.json``, ``GET /docs``.
+Routes: ``GET /`` (the page), ``POST /predict``, ``POST /explain``, ``GET /models``, ``GET /health``,
+``GET /openapi.json``, ``GET /docs``. One server may serve several models: ``GET /models`` lists them and
+``?model=NAME`` picks one (default: the first; an unknown name is a 404 ``unknown_model``).
 ``POST /predict`` takes one image, in any of these bodies:
 
 - ``multipart/form-data`` with the image in the field ``file`` (``curl -F file=@digit.png``);
@@ -10,8 +12,10 @@ Routes: ``GET /`` (the page), ``POST /predict``, ``GET /health``, ``GET /openapi
 
 Every image, JSON pixels included, goes through :func:`lenetlab.data.images.preprocess_image`
 (the one preprocessing of ``lenet predict``: polarity, crop, fit 20x20, centre of mass in 28x28),
-then the model's own input spec. Bad input is a 4xx ``{"detail": "...", "code": "..."}``:
-400 unreadable/empty, 413 too many bytes or pixels, 415 unsupported Content-Type, 422 blank
+then the model's own input spec. ``POST /explain`` takes the same bodies and adds, from the same forward
+pass, every layer's activations, the first convolution's kernels and the input-gradient saliency map
+(:mod:`lenetlab.serve.explain`; torch models only, 501 ``explain_needs_torch`` for ONNX). Bad input
+is a 4xx ``{"detail": "...", "code": "..."}``: 400 unreadable/empty, 413 too many bytes or pixels, 415 unsupported Content-Type, 422 blank
 image (``code: "blank_image"``: "draw a digit") or malformed JSON, 408 a body not received within
 the body timeout, 503 (with ``Retry-After``) when the server is saturated. The limits, the admission
 queue and the timeouts are in :mod:`lenetlab.serve.limits` (and SECURITY.md).
