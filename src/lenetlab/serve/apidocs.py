@@ -13,6 +13,10 @@ from html import escape
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
+def _anchor(method: str, path: str) -> str:
+    return escape(f"{method}-{path.strip('/').replace('/', '-')}")
+
+
 def _ref_name(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
@@ -80,7 +84,7 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _operation(path: str, method: str, op: dict) -> str:
-    anchor = escape(f"{method}-{path}".replace("/", "-").strip("-"))
+    anchor = _anchor(method, path)
     out = [f'<section class="op" id="{anchor}"><h3><span class="method {method}">{method.upper()}</span> '
            f'<code>{escape(path)}</code></h3>']
     if op.get("summary"):
@@ -123,7 +127,7 @@ def render_api_docs(openapi: dict) -> str:
     info = openapi.get("info", {})
     title = escape(info.get("title", "API"))
     ops = [(path, m, item[m]) for path, item in openapi.get("paths", {}).items() for m in METHODS if m in item]
-    toc = "".join(f'<li><a href="#{escape(f"{m}-{p}".replace("/", "-").strip("-"))}"><code>{m.upper()} '
+    toc = "".join(f'<li><a href="#{_anchor(m, p)}"><code>{m.upper()} '
                   f'{escape(p)}</code></a> {escape(op.get("summary", ""))}</li>' for p, m, op in ops)
     schemas = openapi.get("components", {}).get("schemas", {})
     return (
