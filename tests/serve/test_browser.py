@@ -135,7 +135,7 @@ def _answered(drv, name: str) -> bool:
 
 
 def test_every_layer_live_picker_and_phone_width(driver, three_models, images):
-    driver.set_window_size(1280, 1000)
+    driver.set_window_size(1280, 1320)
     driver.get(three_models + "/")
     _wait(driver, lambda d: len(d.find_elements("css selector", "#picker option")) == 3, what="the model picker")
     options = [o.text for o in driver.find_elements("css selector", "#picker option")]
