@@ -2,7 +2,7 @@
 
 Imported when their command runs, not at the top: the web server (an optional extra,
 ``lenetlab[serve]``) and the applications built on the training stack (train, submit, runs, plot,
-bench train), so that ``lenet serve`` and ``lenet predict`` never load training or plotting code
+bench train), so that ``lenet serve`` and ``lenet predict`` never load the Runner or plotting code
 (tests/serve/test_export.py checks it in a fresh process).
 User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
 exits with 130, SIGTERM during training with 143. Also runnable as ``python -m lenetlab`` (and
@@ -290,9 +290,11 @@ def _run_export(args) -> int:
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="serve the draw-a-digit page and the REST API (FastAPI + uvicorn)",
                        formatter_class=FORMATTER)
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="checkpoint file or run directory (default: the small lenet5 shipped with lenetlab)")
-    p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="serve an exported ONNX model with onnxruntime")
+    p.add_argument("checkpoint", nargs="*", default=[], metavar="RUN_OR_CHECKPOINT",
+                   help="run directories, checkpoint files or exported folders, one model each; the page offers "
+                        "them all (default: the small lenet5 shipped with lenetlab)")
+    p.add_argument("--onnx", action="append", default=[], metavar="MODEL.onnx",
+                   help="also serve an exported ONNX model with onnxruntime (repeatable; /predict only)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="PyTorch device")
@@ -303,11 +305,10 @@ def _add_serve(sub) -> None:
 
 
 def _run_serve(args) -> int:
-    from lenetlab.serve.app import run_server  # optional extra lenetlab[serve]: fastapi, uvicorn
+    from lenetlab.apps.serve import run_serve  # optional extra lenetlab[serve]: fastapi, uvicorn
 
-    run_server(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
-               max_upload_mb=args.max_upload_mb, log_level=args.log_level)
-    return 0
+    return run_serve(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
+                     max_upload_mb=args.max_upload_mb, log_level=args.log_level)
 
 
 # ----------------------------------------------------------------------------- compare

@@ -94,6 +94,10 @@ LESSONS: dict[str, Lesson] = _catalogue(
                                    "connected layer at every pixel",
            (Option("seed", int, 0, "seed of the random 1x1 example"),)),
     Lesson("pooling", "pooling", "max and average pooling, padding and stride, several channels"),
+    Lesson("train-lenet", "train_lenet", "train d2l's sigmoid LeNet, then the ReLU/max-pooling one, on the embedded "
+                                         "subset: curves and accuracies",
+           (Option("epochs", int, 12, "epochs for each network"), Option("batch", int, 64, "minibatch size"),
+            Option("seed", int, 0, "seed of the weights and the batch order"))),
     Lesson("batch-norm", "batch_norm", "batch normalisation from scratch next to nn.BatchNorm2d: training, "
                                        "evaluation, running statistics",
            (Option("seed", int, 0, "seed of the random batches"),
