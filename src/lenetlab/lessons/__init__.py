@@ -86,7 +86,7 @@ LESSONS: dict[str, Lesson] = _catalogue(
             Option("every", int, 2, "print the loss every this many steps"),
             Option("seed", int, 0, "seed of the kernel's random start"),
             Option("impl", str, "im2col", "from-scratch conv layer: im2col (lenetlab.ops.Conv2d) or loop "
-                                          "(lenetlab.ops.Conv2D)", choices=("im2col", "loop")))),
+                                          "(lenetlab.ops.LoopConv2d)", choices=("im2col", "loop")))),
     Lesson("padding-stride", "padding_stride", "the output-shape formula floor((n - k + p + s) / s) on the "
                                                "book's four cases, checked against two conv layers",
            (Option("size", int, 8, "input height and width n"),)),

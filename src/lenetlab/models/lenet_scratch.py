@@ -89,7 +89,7 @@ def to_loop_reference(state: dict) -> dict:
     """A ``lenet5``/``lenet5-scratch`` state dict for :class:`lenetlab.ops.LoopLeNet`.
 
     Renames ``C1 -> conv1``, ..., ``output -> linear7`` and reshapes convolution biases
-    ``[C] -> [C, 1]`` (NNDL's loop ``Conv2D`` shape).
+    ``[C] -> [C, 1]`` (the shape of NNDL's loop convolution, ``LoopConv2d``).
     """
     _check(state, "lenet5 state dict")
     out = {}
