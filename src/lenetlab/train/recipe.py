@@ -196,9 +196,11 @@ def monitor_choice(n_val: int | None) -> Choice:
     """Which model a run keeps as ``best.pt`` (``monitor``), from ``n_val`` validation images (None:
     the folder's own split, not counted). On a small split, one image is a big step of accuracy: the
     score reaches its top (often 100%) and ties there long before the one-cycle schedule has annealed,
-    and the first epoch to reach it is kept. On characters held out for tuning (110 validation
-    images), the final models scored 97.1 to 100% where the kept mid-run ones (epochs 37 to 57 of 70
-    to 100) scored 92.5 to 98.6%. A large split tells epochs apart, and keeps the best one."""
+    and the first epoch to reach it is kept. On two draws of a character set held out for tuning (110
+    validation images), the final model of each of nine runs scored 0 to 5.0 points better than the
+    kept one (96.8 to 100% against 92.5 to 99.6%), never worse; on MNIST digits and on shapes (300 and
+    160 validation images), 0.4 and 1.9 points better. A large split tells epochs apart, and keeps
+    the best one."""
     if n_val is not None and n_val < SMALL_DEV:
         return Choice("last", f"keep the final, annealed model: on {n_val:,} validation images (one is "
                               f"{100 / max(n_val, 1):.1f} points) accuracy ties at its top mid-run")
