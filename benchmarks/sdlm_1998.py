@@ -13,6 +13,8 @@ per 20-pass run on one thread of a 2-core machine.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,8 @@ CONFIGS = {
                                  "LeCun et al. 1998: 0.8% (SDLM, distortions, 20 passes)"),
 }
 RESULTS = "results/lenet5-1998-sdlm.json"
+#: ``RUNS_DIR/LOADS``: the load average when each run started (the results show the largest per config).
+LOADS = "loads.json"
 
 
 def train_argv(config: str, seed: int, data_dir: str, runs_dir: Path) -> list[str]:
@@ -40,11 +44,15 @@ def train_argv(config: str, seed: int, data_dir: str, runs_dir: Path) -> list[st
 def train_all(configs: list[str], seeds: list[int], data_dir: str, runs_dir: Path, jobs: int) -> None:
     """Run every (config, seed), ``jobs`` at a time; each run's output goes to ``RUN.log`` in ``runs_dir``."""
     runs_dir.mkdir(parents=True, exist_ok=True)
+    loads_file = runs_dir / LOADS
+    loads = json.loads(loads_file.read_text()) if loads_file.is_file() else {}
     queue = [(c, s) for c in configs for s in seeds]
     running: list[subprocess.Popen] = []
     while queue or running:
         while queue and len(running) < jobs:
             c, s = queue.pop(0)
+            loads[f"{c}-s{s}"] = round(os.getloadavg()[0], 1)
+            loads_file.write_text(json.dumps(loads, indent=1) + "\n")
             log = open(runs_dir / f"{c}-s{s}.log", "w")  # closed with the process below
             running.append(subprocess.Popen(train_argv(c, s, data_dir, runs_dir), stdout=log,
                                             stderr=subprocess.STDOUT))
@@ -65,8 +73,13 @@ def rows_for(runs_dir: Path, meta: dict) -> list[dict]:
                 runs.append(read_run(d))
             except ValueError as e:  # no test row yet
                 print(f"skipped: {e}", file=sys.stderr)
+    runs.sort(key=lambda r: list(CONFIGS).index(r["config"]))  # rows in the order of CONFIGS
     rows = aggregate(runs, meta["source"], machine_line(meta), meta["date"], meta.get("load_average"))
+    loads = json.loads((runs_dir / LOADS).read_text()) if (runs_dir / LOADS).is_file() else {}
     for r in rows:
+        started = [loads[f"{r['id']}-s{seed}"] for seed in r["seeds"] if f"{r['id']}-s{seed}" in loads]
+        if started:
+            r["load_average"] = max(started)
         label, paper, reference = CONFIGS[r["id"]]
         gap = round(r["test_error_pct"]["mean"] - paper, 2)
         r.update(label=label, reference=reference, paper_test_error_pct=paper, gap_pct=gap,
