@@ -318,6 +318,8 @@ def render_serve(body: dict, view: str | None) -> list[str]:
 
 def render_serve_run(body: dict, view: str | None) -> list[str]:
     d = body["data"]
+    if view == "explain":
+        return render_serve_explain(d)
     rows = []
     for name, r in (("mixed PNG/JSON", d["load"]), ("large PNGs", d.get("large_images"))):
         if r is None:
@@ -332,6 +334,26 @@ def render_serve_run(body: dict, view: str | None) -> list[str]:
     return out + ["", f"`{d['model']}` on the {d['backend']} backend; every answer compared with the sequential answer "
                       f"to the same body: {load['mismatched']} differed. The load generator shares the cores with the "
                       "server, so latency here is mostly queueing: 200 clients over a few requests per second each."]
+
+
+def render_serve_explain(d: dict) -> list[str]:
+    """``POST /explain``'s server-side time per request (``serve_load.py --explain``), split into its parts."""
+    e = d["explain"]
+    parts = e["server_p50_parts_ms"]
+    out = table(["model", "requests", "server-side p50", "p90", "of which: preprocess", "forward", "saliency",
+                 "packaging", "client p50", "answer"],
+                [[f"`{d['model']}` ({d['backend']})", f"{num(e['requests'])}, {e['clients']} client"
+                  + ("s" if e["clients"] != 1 else ""), f"{e['server_p50_ms']:.1f} ms", f"{e['server_p90_ms']:.1f} ms",
+                  f"{parts['preprocess']:.1f} ms", f"{parts['forward']:.1f} ms", f"{parts['saliency']:.1f} ms",
+                  f"{parts['package']:.1f} ms", f"{e['client_p50_ms']:.1f} ms", f"{e['response_kb']:.0f} KB"]],
+                "llrrrrrrrr")
+    verdict = "under" if e["server_p50_ms"] < e["target_p50_ms"] else "over"
+    return out + ["", f"Server-side time = `timing_ms.total` of each answer: the shared preprocessing of the 280×280 "
+                      f"canvas PNG, the one forward pass with every layer recorded, the saliency backward pass and "
+                      f"packaging {len(e['layers'])} layers ({', '.join(e['layers'])}), the kernels and the saliency "
+                      f"map (the parts' p50s leave out building the answer's other fields, such as the input as a PNG). The "
+                      f"p50 is {verdict} the {e['target_p50_ms']} ms target; the client latency adds the "
+                      "HTTP round trip and reading the JSON, on cores shared with the load generator."]
 
 
 def _recipe_words(recipe: dict | None) -> str:

@@ -337,10 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average (1 min) before {load1:.2f}, after {load2:.2f} on {os.cpu_count()} cores")
     if args.results:
         argv_used = sys.argv[1:] if argv is None else argv
-        command = command_line(["--mnist-dir" if a == "--mnist-dir" else a for a in argv_used],
-                               "python benchmarks/folder_tasks.py").replace(args.mnist_dir, "DIR")
+        command = command_line(argv_used, "python benchmarks/folder_tasks.py").replace(args.mnist_dir, "DIR")
+        if args.keep:
+            command = command.replace(str(args.keep), "FOLDER")
         meta = make_meta("folder-tasks", "The default lenet submit on unseen folder tasks, beside hand-picked flags",
-                         command, load_average=[round(load1, 2), round(load2, 2)], threads=args.num_threads)
+                         command, load_average=round(load1, 1), load_average_after=round(load2, 1), threads=args.num_threads)
         write_results(args.results, meta, rows=[{"task": t, **row} for t, row in figures.items()])
     if tmp is not None:
         tmp.cleanup()

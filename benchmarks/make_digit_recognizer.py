@@ -10,14 +10,14 @@ order is derivable: the same IDX files and seed give the same folder, byte for b
 
 Build, train and submit with the defaults, then score (2 CPU cores: a few minutes)::
 
-    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir ../shared/data/mnist --out /tmp/digitrec
+    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir DIR --out /tmp/digitrec
     PYTHONPATH=src python -m lenetlab submit --data-dir /tmp/digitrec --out /tmp/digitrec-submission.csv
     PYTHONPATH=src python benchmarks/make_digit_recognizer.py --out /tmp/digitrec --score /tmp/digitrec-submission.csv
 
 Or all three in one go, writing the figures for the docs (``--run``: builds OUT when it has no
 ``train.csv``, runs the default ``lenet submit`` in a fresh process and scores it)::
 
-    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir ../shared/data/mnist --out /tmp/digitrec \
+    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir DIR --out /tmp/digitrec \
         --run --results results/digit-recognizer.json
 
 ``--train N --test M`` makes a smaller folder of the same format (the test suite's fixture does that

@@ -19,14 +19,8 @@ CONFIGS=${CONFIGS:-"$SUBSET_CONFIGS $MNIST_CONFIGS"}
 THREADS=${THREADS-1}
 LENET=${LENET:-lenet}
 PYTHON=${PYTHON:-python}
-# A config is a file configs/NAME.yaml where the checkout has one, else a name the package ships.
-# (nndl-subset-quirk was configs/nndl-subset-seed000.yaml before the configs moved into the package.)
-config() {
-  if [ -f "configs/$1.yaml" ]; then echo "configs/$1.yaml"
-  elif [ "$1" = nndl-subset-quirk ] && [ -f configs/nndl-subset-seed000.yaml ]; then echo configs/nndl-subset-seed000.yaml
-  else echo "$1"; fi
-}
-train() { $LENET train --config "$(config "$1")" --seed "$2" --name "$1-s$2" --out-dir runs/table \
+# Each CONFIG is the name of a config shipped in the package (src/lenetlab/configs/CONFIG.yaml).
+train() { $LENET train --config "$1" --seed "$2" --name "$1-s$2" --out-dir runs/table \
             ${THREADS:+--num-threads "$THREADS"} --progress plain --no-plots --overwrite "${@:3}"; }
 for s in $SEEDS; do
   for c in $CONFIGS; do

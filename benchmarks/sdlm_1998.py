@@ -3,7 +3,7 @@
     python benchmarks/sdlm_1998.py --data-dir MNIST_DIR                    (train, then collect)
     python benchmarks/sdlm_1998.py --data-dir MNIST_DIR --collect-only     (collect finished runs)
 
-Each config of :data:`CONFIGS` (``configs/NAME.yaml``) is trained once per seed with one CPU thread,
+Each config of :data:`CONFIGS` (shipped: ``src/lenetlab/configs/NAME.yaml``) is trained once per seed with one CPU thread,
 ``--jobs`` runs at a time, into ``RUNS_DIR/NAME-sSEED``; the finished runs are then read by
 ``collect_runs.py`` (test error of the best-on-dev checkpoint per seed, mean, min-max and sd, dev
 accuracy, training time) and written with the paper's figure and the gap to it. CPU: about 20 minutes
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from collect_runs import RUN_NAME, aggregate, read_run
-from results_io import REPO, machine_line, make_meta, write_results
+from results_io import machine_line, make_meta, write_results
 
 #: config -> (label, the paper's test error in %, what the paper did)
 CONFIGS = {
@@ -36,7 +36,7 @@ LOADS = "loads.json"
 
 def train_argv(config: str, seed: int, data_dir: str, runs_dir: Path) -> list[str]:
     """The ``lenet train`` command line of one run."""
-    return [sys.executable, "-m", "lenetlab", "train", "--config", str(REPO / "configs" / f"{config}.yaml"),
+    return [sys.executable, "-m", "lenetlab", "train", "--config", config,
             "--data-dir", data_dir, "--num-threads", "1", "--seed", str(seed), "--name", f"{config}-s{seed}",
             "--out-dir", str(runs_dir), "--progress", "plain", "--no-plots", "--no-tensorboard", "--overwrite"]
 

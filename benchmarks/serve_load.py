@@ -12,7 +12,10 @@ got no HTTP response at all: reset, closed, timed out), answers that differ from
 and, for a server it started, the server's peak RSS above idle (``VmRSS`` of the server process
 sampled every 20 ms from ``/proc/PID/status``, and its ``VmHWM``). ``--large-images N`` then sends N
 concurrent large PNGs (``--large-mp`` megapixels, ~0.1 MB bodies each) to show that decoding memory
-stays bounded. ``--results FILE`` writes everything as JSON with a ``meta`` block (CPU, cores,
+stays bounded. ``--explain N`` then sends N ``POST /explain`` of the canvas PNG from ``--explain-clients``
+threads and reports the server-side time per request (``timing_ms.total`` of each answer: preprocessing,
+the one forward pass, the saliency backward pass, packaging the activations) next to the client's
+latency; the target is a p50 under 20 ms for ``lenet5``. ``--results FILE`` writes everything as JSON with a ``meta`` block (CPU, cores,
 versions, date, command; see ``results_io.py``). Exits 1 on any dropped connection, 5xx or differing answer.
 
 Loopback addresses only: this is not a tool for loading other people's servers.
@@ -22,6 +25,8 @@ Loopback addresses only: this is not a tool for loading other people's servers.
     python benchmarks/serve_load.py --clients 200 --requests 2200 --large-images 16 \\
         --results results/serve-load-200.json
     python benchmarks/serve_load.py --onnx model.onnx --payload png  # through onnxruntime
+    python benchmarks/serve_load.py --clients 1 --requests 50 --explain 400 \
+        --results results/serve-explain.json                     # POST /explain's server-side p50
 """
 
 from __future__ import annotations
@@ -203,6 +208,53 @@ def run_load(url: str, n: int, clients: int, payloads: list[tuple[str, dict]], r
             "samples": samples, "wall": time.perf_counter() - t0}
 
 
+def run_explain(url: str, n: int, clients: int, png: bytes, timeout: float) -> dict:
+    """Send ``n`` ``POST /explain`` of ``png`` from ``clients`` threads; the server-side and client-side
+    time per request (ms) and the answers' layer names and sizes."""
+    server: list[dict] = []
+    client_ms: list[float] = []
+    statuses: collections.Counter = collections.Counter()
+    info: dict = {}
+    lock = threading.Lock()
+    remaining = [n]
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=timeout, limits=httpx.Limits(max_connections=1)) as client:
+            while True:
+                with lock:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                t0 = time.perf_counter()
+                r = client.post("/explain", files={"file": ("seven.png", png, "image/png")})
+                dt = 1e3 * (time.perf_counter() - t0)
+                with lock:
+                    statuses[r.status_code] += 1
+                    if r.status_code == 200:
+                        body = r.json()
+                        server.append(body["timing_ms"])
+                        client_ms.append(dt)
+                        info.update(digit=body["digit"], layers=[layer["name"] for layer in body["layers"]],
+                                    response_kb=round(len(r.content) / 1024, 1))
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    def p(values: list[float], q: float):
+        return round(float(np.percentile(values, q)), 2) if values else None
+
+    parts = {k: p([t[k] for t in server], 50) for k in ("preprocess", "forward", "saliency", "package")}
+    total = [t["total"] for t in server]
+    return {"requests": n, "clients": clients, "ok": statuses.get(200, 0),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "server_p50_ms": p(total, 50), "server_p90_ms": p(total, 90), "server_p99_ms": p(total, 99),
+            "server_p50_parts_ms": parts, "client_p50_ms": p(client_ms, 50), "client_p90_ms": p(client_ms, 90),
+            "target_p50_ms": 20, **info}
+
+
 def summarise(res: dict) -> dict:
     """Percentiles (ms), throughput and error counts of one :func:`run_load` result."""
     lat = np.array(res["latencies"]) * 1e3
@@ -244,11 +296,16 @@ def main(argv=None) -> int:
     ap.add_argument("--large-images", type=int, default=0, metavar="N",
                     help="then send N concurrent large PNGs (memory stays bounded?)")
     ap.add_argument("--large-mp", type=float, default=25.0, help="megapixels of each large PNG")
+    ap.add_argument("--explain", type=int, default=0, metavar="N",
+                    help="then send N POST /explain and report the server-side time per request")
+    ap.add_argument("--explain-clients", type=int, default=1, help="concurrent clients for --explain")
     ap.add_argument("--results", default=None, metavar="FILE", help="also write the figures as JSON here")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
-    if not (1 <= args.requests <= 100_000 and 1 <= args.clients <= 1000 and 0 <= args.large_images <= 64):
-        ap.error("--requests must be 1..100000, --clients 1..1000, --large-images 0..64")
+    if not (1 <= args.requests <= 100_000 and 1 <= args.clients <= 1000 and 0 <= args.large_images <= 64
+            and 0 <= args.explain <= 100_000 and 1 <= args.explain_clients <= 64):
+        ap.error("--requests must be 1..100000, --clients 1..1000, --large-images 0..64, --explain 0..100000, "
+                 "--explain-clients 1..64")
 
     png = seven_png()
     body = json.dumps({"pixels": seven_pixels()}).encode()
@@ -314,6 +371,10 @@ def main(argv=None) -> int:
                               "server_peak_rss_above_idle_mb": round((sampler.peak_kb - idle_kb) / 1024, 1),
                               "server_vmhwm_mb": round(read_rss_kb(proc.pid)[1] / 1024, 1)})
             out["large_images"] = large
+
+        if args.explain:
+            run_explain(url, min(20, args.explain), 1, png, args.timeout)  # warm-up
+            out["explain"] = run_explain(url, args.explain, args.explain_clients, png, args.timeout)
     finally:
         if proc is not None:
             proc.terminate()
@@ -326,14 +387,16 @@ def main(argv=None) -> int:
     failed = load["dropped"] + load["errors_5xx"] + load["mismatched"] + load["errors_4xx"]
     if "large_images" in out:
         failed += out["large_images"]["dropped"] + out["large_images"]["errors_5xx"]
+    if "explain" in out:
+        failed += out["explain"]["requests"] - out["explain"]["ok"]
     out["passed"] = failed == 0
     if args.results:
         from results_io import command_line, make_meta, strip_repo_paths, write_results
 
-        meta = make_meta("serve-load-run", "Serving under load and faults: POST /predict",
-                         command_line(argv, "python benchmarks/serve_load.py"), load_average=load_at_start,
-                         regenerate=f"python benchmarks/serve_load.py --clients 200 --requests 2200 "
-                                    f"--large-images 16 --large-mp 16 --results {args.results}")
+        command = command_line(argv, "python benchmarks/serve_load.py")
+        title = "Serving under load and faults: POST /predict" + (", POST /explain" if args.explain else "")
+        meta = make_meta("serve-load-run", title, command, load_average=load_at_start,
+                         regenerate=f"{command} --results {args.results}")
         write_results(args.results, meta, data=strip_repo_paths({k: v for k, v in out.items() if k != "url"}))
     if args.json:
         print(json.dumps(out, indent=2))
@@ -356,6 +419,11 @@ def main(argv=None) -> int:
             if "server_peak_rss_mb" in lg:
                 print(f"  server RSS: peak {lg['server_peak_rss_mb']} MB "
                       f"(+{lg['server_peak_rss_above_idle_mb']} MB above idle)")
+        if "explain" in out:
+            ex = out["explain"]
+            print(f"{ex['ok']}/{ex['requests']} POST /explain, {ex['clients']} clients: server-side p50 "
+                  f"{ex['server_p50_ms']} ms (p90 {ex['server_p90_ms']} ms; {ex['server_p50_parts_ms']}), client "
+                  f"p50 {ex['client_p50_ms']} ms, {ex.get('response_kb')} KB per answer (target: p50 < 20 ms)")
         print(f"  ({os.cpu_count()} CPUs, shared with the load generator: timings are noisy)")
     for e in load["error_samples"]:
         print("  error:", e, file=sys.stderr)

@@ -32,22 +32,10 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 RESULTS = sorted((REPO / "results").glob("*.json"))
 MACHINE_PATHS = re.compile(r"/work/|\.\./shared")
 INTERNAL_NAMES = re.compile(r"seed ?0[0-9]{2}|the seeds", re.I)
-# docs/lessons.md is written by `python -m lenetlab.lessons.docs` from the lessons' own text in
-# src/lenetlab/lessons/, which still names its sources by their internal numbers; that text is
-# being renamed in the package, after which the page is regenerated and this mark can go.
-GENERATED_ELSEWHERE = {"lessons.md": "docs/lessons.md is generated from src/lenetlab/lessons, whose text still "
-                                     "uses the internal source names"}
 
 
 def _page_id(p: Path) -> str:
     return p.relative_to(REPO).as_posix()
-
-
-def _pages_marked_for_language():
-    for p in PAGES:
-        marks = [pytest.mark.xfail(reason=GENERATED_ELSEWHERE[p.name], strict=False)] \
-            if p.name in GENERATED_ELSEWHERE else []
-        yield pytest.param(p, marks=marks, id=_page_id(p))
 
 
 # ----------------------------------------------------------------------------- README
@@ -115,11 +103,21 @@ def test_glance_figures_come_from_results_files():
 
 
 # ----------------------------------------------------------------------------- words and links
-@pytest.mark.parametrize("page", list(_pages_marked_for_language()))
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
 def test_no_machine_paths_or_internal_names(page):
     text = page.read_text(encoding="utf-8")
     bad = sorted({m.group(0) for rx in (MACHINE_PATHS, INTERNAL_NAMES) for m in rx.finditer(text)})
     assert not bad, f"{_page_id(page)} contains {bad}"
+
+
+def test_package_text_names_sources_as_readers_know_them():
+    """Code, CLI text and shipped configs say NNDL, d2l, LeCun et al. 1998, never the internal numbers."""
+    files = [f for f in sorted((REPO / "src" / "lenetlab").rglob("*"))
+             if f.suffix in {".py", ".yaml", ".txt", ".md", ".html", ".js"}]
+    assert len(files) > 50
+    bad = [f"{_page_id(f)}:{n}: {line.strip()}" for f in files
+           for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1) if INTERNAL_NAMES.search(line)]
+    assert not bad, "\n".join(bad)
 
 
 def _slug(heading: str) -> str:
@@ -213,9 +211,7 @@ def test_collect_runs_writes_the_results_files_from_a_runs_folder(tmp_path):
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_results_table_script_runs_and_collects(tmp_path):
     """benchmarks/results_table.sh for one cheap row (the embedded subset, one seed), end to end."""
-    for folder in ("benchmarks", "configs"):
-        if (REPO / folder).is_dir():
-            shutil.copytree(REPO / folder, tmp_path / folder)
+    shutil.copytree(REPO / "benchmarks", tmp_path / "benchmarks")  # configs come from the package
     env = dict(os.environ, CONFIGS="nndl-subset", LENET=f"{sys.executable} -m lenetlab.cli", PYTHON=sys.executable)
     if (REPO / "src").is_dir():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
@@ -224,7 +220,9 @@ def test_results_table_script_runs_and_collects(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = results_io.load_results(tmp_path / "results" / "mnist.json")["rows"]
     assert [r["id"] for r in rows] == ["nndl-subset"] and rows[0]["seeds"] == [0]
-    assert 0 <= rows[0]["test_error_pct"]["mean"] <= 100
+    metrics = (tmp_path / "runs" / "table" / "nndl-subset-s0" / "metrics.jsonl").read_text().splitlines()
+    (test,) = [r for r in map(json.loads, metrics) if r["kind"] == "test"]
+    assert rows[0]["test_error_pct"]["mean"] == round(100 * (1 - test["accuracy"]), 2)  # the run's own figure
 
 
 def test_tests_find_mnist_through_the_environment(monkeypatch):

@@ -1,10 +1,12 @@
 """The ``lenet`` command: argument parsing only; every subcommand calls one application function.
 
-The heavy applications (training with its plots, the web server, the benchmarks) are imported
-when their command runs, so that ``lenet predict`` or ``lenet --help`` start quickly.
+Imported when their command runs, not at the top: the web server (an optional extra,
+``lenetlab[serve]``) and the applications built on the training stack (train, submit, runs, plot,
+bench train), so that ``lenet serve`` and ``lenet predict`` never load the Runner or plotting code
+(tests/serve/test_export.py checks it in a fresh process).
 User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
-exits with 130, SIGTERM during training with 143. Also runnable as ``python -m lenetlab`` (and ``python -m lenetlab.cli``, which is
-what torchrun launches for ``lenet train --nproc N``).
+exits with 130, SIGTERM during training with 143. Also runnable as ``python -m lenetlab`` (and
+``python -m lenetlab.cli``, which is what torchrun launches for ``lenet train --nproc N``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 
 from lenetlab import __version__
+from lenetlab.apps.bench_infer import run_infer_bench
 from lenetlab.apps.bench_ops import run_ops_bench
 from lenetlab.apps.compare import run_compare
 from lenetlab.apps.ensemble import run_ensemble
@@ -26,7 +29,7 @@ from lenetlab.lessons import LESSONS, print_lesson, print_lessons
 from lenetlab.models.pretrained import print_pretrained
 from lenetlab.models.profile import print_models, print_profile
 from lenetlab.serve.export import run_export
-from lenetlab.train.config import add_config_arguments, config_overrides
+from lenetlab.train.config import add_config_arguments, config_overrides, shipped_configs
 
 DESCRIPTION = """\
 lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
@@ -39,7 +42,8 @@ class FORMATTER(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each flag's default, unless it is empty (None/False) or the help explains it in words."""
 
     def _get_help_string(self, action):
-        if "(default:" in (action.help or "") or action.default in (None, False, argparse.SUPPRESS):
+        # identity, not ==: a default of 0 is worth showing, and 0 == False
+        if "(default:" in (action.help or "") or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
             return action.help
         return super()._get_help_string(action)
 
@@ -123,7 +127,9 @@ def _add_train(sub) -> None:
                        description="Train a model (default: lenet5 on the embedded mnist-subset, offline). "
                                    "Flags override fields of --config; --resume continues a run from its last.pt.",
                        formatter_class=FORMATTER)
-    p.add_argument("--config", default=None, metavar="FILE", help="JSON or YAML file of run configuration fields")
+    p.add_argument("--config", default=None, metavar="FILE|NAME",
+                   help="JSON or YAML file of run configuration fields, or the name of a shipped one: "
+                        f"{', '.join(shipped_configs())}")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same --name")
     p.add_argument("--dry-run", action="store_true",
@@ -139,9 +145,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from lenetlab.apps.train import (
-        train_entry,  # lazily: plots (matplotlib) and the training stack
-    )
+    from lenetlab.apps.train import train_entry  # the training stack: see the module docstring
 
     return train_entry(args)
 
@@ -163,7 +167,7 @@ def _add_runs(sub) -> None:
 
 
 def _run_runs(args) -> int:
-    from lenetlab.apps.runs import run_runs  # lazily: the training package
+    from lenetlab.apps.runs import run_runs  # the training stack: see the module docstring
 
     run_runs(args.dir, sort=args.sort, model=args.model, dataset=args.dataset, as_json=args.json)
     return 0
@@ -187,7 +191,7 @@ def _add_plot(sub) -> None:
 
 
 def _run_plot(args) -> int:
-    from lenetlab.apps.plot import run_plot  # lazily: plots (matplotlib) and the training stack
+    from lenetlab.apps.plot import run_plot  # the training stack: see the module docstring
 
     return run_plot(args.runs, out=args.out, device=args.device, as_json=args.json)
 
@@ -286,9 +290,11 @@ def _run_export(args) -> int:
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="serve the draw-a-digit page and the REST API (FastAPI + uvicorn)",
                        formatter_class=FORMATTER)
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="checkpoint file or run directory (default: the small lenet5 shipped with lenetlab)")
-    p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="serve an exported ONNX model with onnxruntime")
+    p.add_argument("checkpoint", nargs="*", default=[], metavar="RUN_OR_CHECKPOINT",
+                   help="run directories, checkpoint files or exported folders, one model each; the page offers "
+                        "them all (default: the small lenet5 shipped with lenetlab)")
+    p.add_argument("--onnx", action="append", default=[], metavar="MODEL.onnx",
+                   help="also serve an exported ONNX model with onnxruntime (repeatable; /predict only)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="PyTorch device")
@@ -299,11 +305,10 @@ def _add_serve(sub) -> None:
 
 
 def _run_serve(args) -> int:
-    from lenetlab.serve.app import run_server  # lazily: the web stack
+    from lenetlab.apps.serve import run_serve  # optional extra lenetlab[serve]: fastapi, uvicorn
 
-    run_server(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
-               max_upload_mb=args.max_upload_mb, log_level=args.log_level)
-    return 0
+    return run_serve(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
+                     max_upload_mb=args.max_upload_mb, log_level=args.log_level)
 
 
 # ----------------------------------------------------------------------------- compare
@@ -382,9 +387,7 @@ def _bench_ops(args) -> int:
 
 
 def _bench_train(args) -> int:
-    from lenetlab.apps.bench_train import (
-        run_train_bench,  # lazily: plots (matplotlib) and the training stack
-    )
+    from lenetlab.apps.bench_train import run_train_bench  # the training stack: see the module docstring
 
     run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
                     threads=args.threads, target=args.target, levers=not args.no_levers, compile=args.compile,
@@ -393,8 +396,6 @@ def _bench_train(args) -> int:
 
 
 def _bench_infer(args) -> int:
-    from lenetlab.apps.bench_infer import run_infer_bench  # lazily: matplotlib, onnx
-
     run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads or None,
                     batch_size=args.batch_size, calls=args.calls, onnx=not args.no_onnx, as_json=args.json)
     return 0
@@ -431,9 +432,7 @@ def _add_submit(sub) -> None:
 
 
 def _run_submit(args) -> int:
-    from lenetlab.apps.submit import (
-        run_submit,  # lazily: plots (matplotlib) and the training stack
-    )
+    from lenetlab.apps.submit import run_submit  # the training stack: see the module docstring
 
     config = {k: v for k, v in config_overrides(args).items() if k != "data_dir"}  # --data-dir is the dataset
     return run_submit(args.data_dir, checkpoints=args.checkpoint, out=args.out, tta=args.tta,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from PIL import Image
 
 from lenetlab.apps.bench_train import (
     FAST_RECIPE,
-    SeedPipelineDataset,
+    PILPipelineDataset,
     baseline_accuracy_after,
     baseline_throughput,
     fast_recipe,
@@ -26,8 +25,6 @@ from lenetlab.apps.bench_train import (
     time_to_accuracy,
 )
 from lenetlab.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +35,8 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-def test_seed_pipeline_matches_pil_resize_and_normalise(subset):
-    ds = SeedPipelineDataset(subset.train.x, subset.train.y)
+def test_pil_pipeline_matches_pil_resize_and_normalise(subset):
+    ds = PILPipelineDataset(subset.train.x, subset.train.y)
     x, y = ds[3]
     assert x.shape == (1, 32, 32) and x.dtype == torch.float32 and y == int(subset.train.y[3])
     ref = Image.fromarray(subset.train.x[3, 0].numpy(), mode="L").resize((32, 32), Image.BILINEAR)
@@ -47,15 +44,16 @@ def test_seed_pipeline_matches_pil_resize_and_normalise(subset):
     np.testing.assert_allclose(x[0].numpy(), ref, atol=1e-6)
     assert len(ds) == len(subset.train)
     # the seed's quirk, Normalize(127.5, 127.5) on [0, 1] pixels, squeezes inputs into [-1, -0.992]
-    q, _ = SeedPipelineDataset(subset.train.x[:1], subset.train.y[:1], mean=127.5, std=127.5)[0]
+    q, _ = PILPipelineDataset(subset.train.x[:1], subset.train.y[:1], mean=127.5, std=127.5)[0]
     assert q.min() >= -1.0 and q.max() <= -0.992
 
 
-def test_fast_recipe_matches_config_file():
+def test_fast_recipe_is_the_shipped_config():
     from lenetlab.train.config import load_config_file
 
-    assert load_config_file(REPO / "configs" / "fast-lenet5.yaml") == fast_recipe()
-    assert fast_recipe(epochs=1).epochs == 1 and FAST_RECIPE["epochs"] == fast_recipe().epochs
+    assert load_config_file("fast-lenet5") == fast_recipe()
+    assert FAST_RECIPE["model"] == "lenet5-modern" and FAST_RECIPE["model_kwargs"] == {"width": 8, "dropout": 0.0}
+    assert fast_recipe(epochs=1).epochs == 1 and fast_recipe().epochs == FAST_RECIPE["epochs"] == 2
 
 
 def test_throughputs_are_positive(subset):
@@ -76,7 +74,9 @@ def test_time_to_accuracy_reached_and_not_reached(subset):
 
 def test_baseline_accuracy_after_budget(subset):
     out = baseline_accuracy_after(subset, budget_s=0.3)
-    assert 0.0 <= out["test_accuracy"] <= 1.0 and out["examples"] >= 64 and out["train_time"] >= 0.3
+    assert out["examples"] >= 64 and out["train_time"] >= 0.3 and out["epochs"] == out["examples"] / 1000
+    # the accuracy of the model trained, on the subset's 200 test images: a whole count of them
+    assert out["test_accuracy"] * 200 == pytest.approx(round(out["test_accuracy"] * 200), abs=1e-9)
 
 
 def test_cli_bench_train_json(subset, capsys):

@@ -63,7 +63,10 @@ def test_statuses_and_figures(runs_root):
     fin = runs["fin"]
     assert (fin.status, fin.model, fin.dataset, fin.epochs, fin.max_epochs, fin.steps) == \
         ("finished", "lenet5", "mnist-subset", 2, 2, 32)
-    assert 0 < fin.best_dev <= 1 and 0 < fin.test <= 1 and fin.train_time > 0 and fin.examples_per_sec > 0
+    rows = [json.loads(r) for r in (runs_root / "fin" / "metrics.jsonl").read_text().splitlines()]
+    assert fin.best_dev == max(r["accuracy"] for r in rows if r["kind"] == "dev")
+    assert [fin.test] == [r["accuracy"] for r in rows if r["kind"] == "test"] and fin.test > 0.5
+    assert fin.train_time > 0 and fin.examples_per_sec > 0
     assert fin.reason == "completed" and fin.problems == []
     fast = runs["fast"]
     assert (fast.status, fast.model, fast.steps, fast.epochs, fast.reason) == ("finished", "lenet5-bn", 5, 0.31,

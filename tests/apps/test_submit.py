@@ -1,4 +1,4 @@
-"""`lenet submit`: seed 002's Kaggle workflow end to end on a small generated image folder."""
+"""`lenet submit`: a typical tutorial's Kaggle workflow end to end on a small generated image folder."""
 
 from __future__ import annotations
 
@@ -90,7 +90,9 @@ def test_submit_end_to_end(kaggle_folder, tmp_path, capsys):
     assert correct >= 10, rows  # coloured shapes are easy: at least 10 of 12
     run = tmp_path / "runs" / "shapes"
     assert (run / "best.pt").is_file() and (run / "metrics.jsonl").is_file()
-    assert summary["dev_accuracy"] is not None
+    # the reported validation accuracy is the submitted predictions' (with or without TTA): k of the 9 images
+    assert summary["dev_accuracy"] == summary["tta_dev_accuracy"]["on" if summary["tta"] else "off"]
+    assert summary["dev_accuracy"] * 9 == pytest.approx(round(summary["dev_accuracy"] * 9)) and summary["dev_accuracy"] > 0.5
     assert not list(out.parent.glob(".*"))  # no temporary file left
 
 
@@ -199,7 +201,8 @@ def test_submit_from_trained_runs_without_retraining(digitrec, tmp_path, capsys)
                  "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["train_time"] == 0 and res["run_dirs"] == [str(runs / "r0"), str(runs / "r1")]
-    assert len(res["member_dev_accuracy"]) == 2 and res["ensemble_dev_accuracy"] is not None
+    assert len(res["member_dev_accuracy"]) == 2 and res["ensemble_dev_accuracy"] == res["tta_dev_accuracy"]["off"]
+    assert res["dev_accuracy"] == res["ensemble_dev_accuracy"]  # --tta off: the averaged probabilities' accuracy
     # the submission is the argmax of the averaged probabilities, with the label strings
     from lenetlab.apps.ensemble import mean_probabilities
     from lenetlab.data import load

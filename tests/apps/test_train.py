@@ -4,6 +4,8 @@ the collective timeout setting and `--sync-bn`."""
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -87,7 +89,7 @@ def test_launcher_runs_torchrun_and_propagates_its_status(capsys, monkeypatch, t
     cmd, env = calls[0]
     assert cmd[1:3] == ["-c", launch.TORCHRUN] and "from torch.distributed.run import main" in launch.TORCHRUN
     assert cmd[3:9] == ["--standalone", "--nproc_per_node", "2", "-m", "lenetlab.cli", "train"]
-    assert env["OMP_NUM_THREADS"]
+    assert env["OMP_NUM_THREADS"] == os.environ.get("OMP_NUM_THREADS", "1")  # set to 1 unless the user chose
     err = capsys.readouterr().err
     assert "torchrun exited with status 3" in err and f"--resume {tmp_path / 'r'}" in err
 
@@ -205,7 +207,5 @@ def test_mnist_keeps_its_recipe_and_prints_no_recipe_block(capsys, tmp_path):
                  "--device", "cpu", "--progress", "none", "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "recipe auto" not in out and out.startswith("training lenet5 on mnist-subset")
-    import json
-
     saved = json.loads((tmp_path / "s" / "config.json").read_text())
     assert (saved["model"], saved["optimizer"], saved["recipe_notes"]["used"]) == ("lenet5", "adam", "lenet5")

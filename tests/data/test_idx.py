@@ -137,9 +137,14 @@ def _header(dims) -> bytes:
 def test_fuzz_random_bytes(data):
     for blob in (data, gzip.compress(data), b"\x1f\x8b" + data):
         try:
-            parse_idx(decompress(blob))
-        except DataError:
-            pass
+            raw = decompress(blob)
+            a = parse_idx(raw)
+        except DataError as e:
+            assert "\n" not in str(e) and str(e).startswith("<bytes>: ")
+            continue
+        # a blob that parses is a whole IDX file: header dimensions, then exactly their product of items
+        dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=raw[3], offset=4))
+        assert a.shape == dims and len(raw) == 4 + 4 * len(dims) + a.nbytes
 
 
 @settings(max_examples=150, deadline=None)

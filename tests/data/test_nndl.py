@@ -87,23 +87,40 @@ _json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4), max_leaves=30)
 
 
+def _assert_parts(parts) -> None:
+    """What a successful parse must return: train, dev, test as (uint8 [N, 28, 28], int64 [N]) pairs."""
+    assert len(parts) == 3
+    for x, y in parts:
+        assert x.dtype == np.uint8 and x.shape == (len(y), 28, 28)
+        assert y.dtype == np.int64 and y.ndim == 1 and ((0 <= y) & (y <= 999)).all()
+
+
+def _assert_one_line_error(e: DataError) -> None:
+    assert str(e).startswith("<bytes>: ") and "\n" not in str(e)
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_random_bytes(data):
     for blob in (data, gzip.compress(data)):
         try:
-            parse_nndl(blob)
-        except DataError:
-            pass
+            parts = parse_nndl(blob)
+        except DataError as e:
+            _assert_one_line_error(e)
+            continue
+        _assert_parts(parts)  # random bytes that happen to be a valid file must parse into one
 
 
 @settings(max_examples=150, deadline=None)
 @given(_json_values)
 def test_fuzz_random_json(obj):
     try:
-        parse_nndl(json.dumps(obj).encode())
-    except DataError:
-        pass
+        parts = parse_nndl(json.dumps(obj).encode())
+    except DataError as e:
+        _assert_one_line_error(e)
+        return
+    _assert_parts(parts)
+    assert [len(y) for _, y in parts] == [len(pair[1]) for pair in obj]  # every label kept, none invented
 
 
 @settings(max_examples=60, deadline=None)
@@ -114,8 +131,10 @@ def test_fuzz_truncations(cut):
     for blob in (raw[:cut], text[:cut]):
         try:
             parts = parse_nndl(blob)
-        except DataError:
+        except DataError as e:
+            _assert_one_line_error(e)
             continue
+        _assert_parts(parts)
         assert [len(y) for _, y in parts] == [2, 1, 1]
 
 
@@ -134,6 +153,8 @@ def test_fuzz_structured(n, width, cell, pos, labels):
     obj = [[images, labels], [[], []], [[[0.0] * 784], [1]]]
     try:
         parts = parse_nndl(json.dumps(obj).encode())
-    except DataError:
+    except DataError as e:
+        _assert_one_line_error(e)
         return
+    _assert_parts(parts)
     assert len(parts[0][0]) == len(parts[0][1]) == n and (n == 0 or width == 784)

@@ -244,3 +244,20 @@ def test_lessons_leave_the_callers_random_state_alone():
     torch.manual_seed(123)
     run_lesson("padding-stride")  # builds nn.Conv2d layers, which draw from the global generator
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_train_lenet_quick_relu_beats_sigmoid():
+    report = run_lesson("train-lenet", epochs=3, batch=32)
+    assert report.passed, report.text()
+    d = report.data
+    assert len(d["sigmoid"]["loss"]) == len(d["relu"]["test_accuracy"]) == 3
+    assert d["relu"]["test_accuracy"][-1] > d["sigmoid"]["test_accuracy"][-1]
+    assert d["relu"]["loss"][-1] < d["relu"]["loss"][0]  # it learns
+    text = report.text()
+    assert "epoch 1  2  3" in text and "s = sigmoid, r = ReLU" in text
+
+
+@pytest.mark.parametrize("option", [{"epochs": 0}, {"epochs": 51}, {"batch": 0}])
+def test_train_lenet_rejects_bad_sizes(option):
+    with pytest.raises(ConfigError, match="--epochs|--batch"):
+        run_lesson("train-lenet", **option)

@@ -17,7 +17,7 @@ def test_parameter_counts_reconcile():
     assert trainable == 60_000 and frozen == 840
     per_layer = {n: sum(p.numel() for p in getattr(model, n).parameters()) for n in ("C1", "S2", "C3", "S4", "C5", "F6")}
     assert per_layer == {"C1": 156, "S2": 12, "C3": 1516, "S4": 32, "C5": 48120, "F6": 10164}
-    # seed 001's torchsummary figures follow from ours: it misses the 22 coefficients and files
+    # a typical tutorial's torchsummary figures follow from ours: it misses the 22 coefficients and files
     # the 22 subsampling biases and the 840 centres under non-trainable
     assert trainable - 22 - 22 == 59_956 and frozen + 22 == 862 and 59_956 + 862 == 60_818
 

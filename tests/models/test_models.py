@@ -110,3 +110,14 @@ def test_lenet5_mini_seed_exact_form():
     assert not torch.allclose(linear(x), relu(x))
     with pytest.raises(LenetlabError, match="activation"):
         M.create("lenet5-mini", activation="tanh")
+
+
+def test_lenet_d2l_relu_max_pool_form():
+    sigmoid = M.create("lenet-d2l").eval()
+    modern = M.create("lenet-d2l", activation="relu", pool="max").eval()
+    assert isinstance(modern.S2, torch.nn.MaxPool2d) and isinstance(sigmoid.S2, torch.nn.AvgPool2d)
+    modern.load_state_dict(sigmoid.state_dict())  # the same weights: only the functions differ
+    x = torch.rand(2, 1, 28, 28)
+    assert modern(x).shape == (2, 10) and not torch.allclose(modern(x), sigmoid(x))
+    with pytest.raises(LenetlabError, match="activation must be sigmoid or relu"):
+        M.create("lenet-d2l", pool="min")

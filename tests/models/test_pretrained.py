@@ -140,7 +140,9 @@ def test_pretrained_argument_errors():
         create("lenet5", num_classes=5, pretrained=True)
     with pytest.raises(LenetlabError, match="unknown model 'lenet6'"):
         create("lenet6", pretrained=True)
-    assert create("lenet5", num_classes=10, in_channels=1, pretrained=True) is not None
+    explicit, default = create("lenet5", num_classes=10, in_channels=1, pretrained=True), create("lenet5", pretrained=True)
+    assert not explicit.training and explicit.state_dict().keys() == default.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(explicit.state_dict().values(), default.state_dict().values()))
     assert create("lenet5", num_classes=7)(torch.zeros(1, 1, 32, 32)).shape == (1, 7)  # unchanged without it
 
 

@@ -19,7 +19,7 @@ def test_lenet5_macs_against_hand_count():
     # C1 28*28*6*25 + C3 10*10*16*6*25 + C5 120*16*25 + F6 120*84 + output 84*10
     assert p.macs == 117_600 + 240_000 + 48_000 + 10_080 + 840 == 416_520
     assert p.flops == 2 * p.macs
-    assert p.formula_total == 423_344  # seed 000's own formula
+    assert p.formula_total == 423_344  # NNDL's own formula
     rows = {r.name: r for r in p.rows}
     assert rows["C1"].output_shape == [1, 6, 28, 28] and rows["S4"].output_shape == [1, 16, 5, 5]
     assert rows["C1"].formula == 122_304 and rows["S4"].formula == 400

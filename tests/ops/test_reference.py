@@ -1,4 +1,4 @@
-"""The loop teaching references (corr2d, Conv2D with bias [C, 1], Pool2D) against PyTorch."""
+"""The loop teaching references (corr2d, LoopConv2d with bias [C, 1], LoopPool2d) against PyTorch."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lenetlab.ops import Conv2D, LoopLeNet, Pool2D, corr2d
+from lenetlab.ops import LoopConv2d, LoopLeNet, LoopPool2d, corr2d
 
 
 def test_corr2d_matches_the_textbook_example_and_torch():
@@ -27,7 +27,7 @@ def test_corr2d_rejects_bad_shapes():
 @pytest.mark.parametrize("cin, cout, k, stride, padding",
                          [(1, 2, 3, 1, 0), (3, 2, (3, 2), (2, 1), 1), (2, 3, 2, 2, (0, 2))])
 def test_loop_conv_matches_torch_forward_and_backward(cin, cout, k, stride, padding):
-    conv = Conv2D(cin, cout, k, stride, padding, init="torch")
+    conv = LoopConv2d(cin, cout, k, stride, padding, init="torch")
     assert conv.bias.shape == (cout, 1)
     x = torch.randn(2, cin, 7, 6, requires_grad=True)
     ours = conv(x)
@@ -40,7 +40,7 @@ def test_loop_conv_matches_torch_forward_and_backward(cin, cout, k, stride, padd
 
 
 def test_loop_conv_seed_initialisation_and_dtype():
-    conv = Conv2D(2, 3, 3)
+    conv = LoopConv2d(2, 3, 3)
     assert torch.equal(conv.weight, torch.ones(3, 2, 3, 3)) and torch.equal(conv.bias, torch.zeros(3, 1))
     conv = conv.double()
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
@@ -52,7 +52,7 @@ def test_loop_conv_seed_initialisation_and_dtype():
 @pytest.mark.parametrize("size, stride", [((2, 2), 2), ((3, 2), (1, 2)), (2, 1)])
 def test_loop_pool_matches_torch(mode, fn, size, stride):
     x = torch.randn(3, 2, 7, 6, requires_grad=True)
-    ours, theirs = Pool2D(size, mode, stride)(x), fn(x, size, stride)
+    ours, theirs = LoopPool2d(size, mode, stride)(x), fn(x, size, stride)
     torch.testing.assert_close(ours, theirs)
     g = torch.randn_like(theirs)
     torch.testing.assert_close(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(theirs, x, g)[0])
@@ -61,21 +61,21 @@ def test_loop_pool_matches_torch(mode, fn, size, stride):
 def test_loop_pool_is_per_sample_unlike_the_seed_bug():
     x = torch.zeros(2, 1, 2, 2)
     x[0, 0, 0, 0] = 5.0
-    assert Pool2D((2, 2), "max", 2)(x).flatten().tolist() == [5.0, 0.0]
+    assert LoopPool2d((2, 2), "max", 2)(x).flatten().tolist() == [5.0, 0.0]
 
 
 def test_loop_layers_reject_bad_settings():
     with pytest.raises(ValueError, match="mode"):
-        Pool2D(mode="median")
+        LoopPool2d(mode="median")
     with pytest.raises(ValueError, match="stride"):
-        Conv2D(1, 1, 3, stride=0)
+        LoopConv2d(1, 1, 3, stride=0)
     with pytest.raises(ValueError, match="larger than the padded input"):
-        Conv2D(1, 1, 5)(torch.randn(1, 1, 3, 3))
+        LoopConv2d(1, 1, 5)(torch.randn(1, 1, 3, 3))
     with pytest.raises(ValueError, match="expected"):
-        Conv2D(2, 1, 3)(torch.randn(1, 1, 5, 5))
+        LoopConv2d(2, 1, 3)(torch.randn(1, 1, 5, 5))
 
 
 def test_loop_lenet_shapes_and_parameter_count():
     net = LoopLeNet()
     assert net(torch.randn(2, 1, 32, 32)).shape == (2, 10)
-    assert sum(p.numel() for p in net.parameters()) == 61706  # seed 000's count
+    assert sum(p.numel() for p in net.parameters()) == 61706  # NNDL's count

@@ -147,3 +147,29 @@ def images():
 
     return SimpleNamespace(png_bytes=png_bytes, canvas_seven=canvas_seven, blank=make_blank, noise=noise_bytes,
                            start_server=start_server, stop_server=stop_server, artifacts=ARTIFACTS)
+
+
+def _trained(subset, tmp_path_factory, model: str, epochs: int) -> Path:
+    """``model`` trained briefly on the embedded subset (one thread), saved as a checkpoint."""
+    import torch
+    from helpers import train_small
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_small(subset, tmp_path_factory.mktemp(model) / f"{model}.pt", epochs=epochs, augment="none",
+                           model=model)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def lenet1998_ckpt(subset, tmp_path_factory) -> Path:
+    """LeNet-5 as in LeCun et al. 1998 (scaled tanh, C3 table, RBF output), a few epochs on the subset."""
+    return _trained(subset, tmp_path_factory, "lenet5-1998", 4)
+
+
+@pytest.fixture(scope="session")
+def nin_ckpt(subset, tmp_path_factory) -> Path:
+    """The small NiN (one top-level nn.Sequential) after one epoch: a zoo model whose layers are blocks."""
+    return _trained(subset, tmp_path_factory, "nin-small", 1)

@@ -61,7 +61,7 @@ def test_unreadable_config_file(tmp_path, capsys):
     assert main(["train", "--config", str(path)]) == 2
     assert "broken.yaml" in capsys.readouterr().err
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert "missing.yaml: no such config file or shipped config" in capsys.readouterr().err
 
 
 def test_cuda_requested_without_cuda_is_clear_error(tmp_path, capsys):
@@ -111,6 +111,15 @@ def test_normalize_choices_give_the_input_spec(subset):
     assert build_spec(RunConfig(), subset).mean == (0.5,)
 
 
+def test_old_normalize_names_still_load():
+    """Configs and checkpoints of earlier versions stored other --normalize names; they still load."""
+    from lenetlab.data.transforms import NORMALIZE_ALIASES
+
+    assert NORMALIZE_ALIASES == {"seed000": "nndl-quirk", "seed": "half", "dataset": "stats"}
+    for old, new in NORMALIZE_ALIASES.items():
+        assert RunConfig.from_dict({"normalize": old}).normalize == new
+
+
 def test_lecun1998_normalisation_maps_background_and_ink_as_in_the_paper(subset):
     """LeCun et al. 1998 scale pixels so the background is -0.1 and full ink 1.175."""
     import torch
@@ -127,14 +136,39 @@ def test_lecun1998_normalisation_maps_background_and_ink_as_in_the_paper(subset)
     assert torch.allclose(x[0, 0, 0, 0], torch.tensor(-0.1), atol=1e-6)
 
 
-def test_every_shipped_config_file_loads():
-    """The results table's configs/*.yaml are valid RunConfig files (a typo would only show hours in)."""
-    from pathlib import Path
+def test_every_shipped_config_loads_by_name():
+    """The results table's shipped configs are valid RunConfig files (a typo would only show hours in)."""
+    from lenetlab.train.config import SHIPPED_CONFIGS, shipped_configs
 
-    from lenetlab.train.config import load_config_file
+    names = shipped_configs()
+    assert {"lenet5", "fast-lenet5", "nndl-subset", "nndl-subset-quirk", "d2l-lenet", "lenet5-1998",
+            "lenet5-1998-sdlm", "lenet5-1998-sdlm-distort", "fast-lenet5-bf16"} <= set(names)
+    assert len(names) == 17
+    for name in names:
+        cfg = load_config_file(name)
+        assert cfg == load_config_file(SHIPPED_CONFIGS / f"{name}.yaml") == load_config_file(f"{name}.yaml"), name
+        assert cfg.model in ("lenet5", "lenet-d2l", "lenet5-1998", "lenet5-modern") and cfg.epochs >= 2, name
+    assert load_config_file("nndl-subset-quirk").normalize == "nndl-quirk"
 
-    files = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
-    assert len(files) >= 10
-    for f in files:
-        cfg = load_config_file(f)
-        assert cfg.model and cfg.epochs >= 1, f
+
+def test_train_selects_a_shipped_config_by_name_and_a_file_first(tmp_path, monkeypatch, capsys):
+    """``lenet train --config NAME`` trains the shipped config (a flag still overrides a field)."""
+    assert main(["train", "--config", "nndl-subset", "--epochs", "1", "--out-dir", str(tmp_path), "--name", "r",
+                 "--no-plots", "--no-tensorboard", "--progress", "none"]) == 0
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (saved["lr"], saved["batch_size"], saved["normalize"], saved["epochs"]) == (0.1, 64, "half", 1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lenet5").write_text("model: lenet5-bn\nepochs: 1\n")  # a file of that name wins
+    assert load_config_file("lenet5").model == "lenet5-bn"
+
+
+def test_unknown_config_name_lists_the_shipped_ones(tmp_path, capsys):
+    from lenetlab.train.config import shipped_configs
+
+    assert main(["train", "--config", "fast-lenet", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: fast-lenet: no such config file or shipped config")
+    assert f"(shipped: {', '.join(shipped_configs())})" in err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    assert "lenet5, lenet5-1998," in " ".join(capsys.readouterr().out.split())  # --help names them too

@@ -51,8 +51,8 @@ def test_default_train_reaches_85_percent_and_writes_run_dir(default_run, capsys
         assert {"kind", "step", "epoch", "loss"} <= r.keys() and math.isfinite(r["loss"])
         if r["kind"] == "train":
             assert {"lr", "examples_per_sec", "time", "accuracy"} <= r.keys()
-        if r["kind"] in ("dev", "test"):
-            assert 0 <= r["accuracy"] <= 1
+        if r["kind"] in ("dev", "test"):  # whole-split accuracies: a count out of the split's 200 images
+            assert r["accuracy"] * 200 == pytest.approx(round(r["accuracy"] * 200), abs=1e-6)
     test = [r for r in rows if r["kind"] == "test"]
     assert len(test) == 1 and test[0]["accuracy"] >= 0.85
     dev = [r for r in rows if r["kind"] == "dev"]
@@ -111,7 +111,9 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, capsys, subset):
     assert "already exists" in err and "--resume" in err
     assert main(args + ["--overwrite", "--progress", "none", "--no-plots", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["run_dir"] == str(tmp_path / "r") and out["test_accuracy"] is not None
+    assert out["run_dir"] == str(tmp_path / "r")
+    test_rows = [r for r in read_metrics(tmp_path / "r") if r["kind"] == "test"]
+    assert [out["test_accuracy"]] == [r["accuracy"] for r in test_rows]  # the new run's, not the replaced one's
 
 
 def test_non_finite_loss_stops_with_last_good_checkpoint(tmp_path, capsys):
@@ -156,7 +158,10 @@ def test_recipe_options_train(tmp_path, overrides):
         splits.dev = type(splits.dev)(splits.dev.x[:0], splits.dev.y[:0])
     cfg = _quick(tmp_path, name="opt", **{k: v for k, v in overrides.items() if k != "val_size"})
     res = Runner(cfg, splits=splits).run()
-    assert res.test is not None and 0 <= res.test.accuracy <= 1 and res.steps == 16
+    assert res.steps == 16 and res.test.n == 200 and sum(map(sum, res.test.confusion)) == 200
+    correct = sum(res.test.confusion[c][c] for c in range(10))
+    assert res.test.accuracy == pytest.approx(correct / 200)
+    assert [r["accuracy"] for r in read_metrics(tmp_path / "opt") if r["kind"] == "test"] == [res.test.accuracy]
     assert (tmp_path / "opt" / "best.pt").is_file()
 
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils.benchmark import Timer
 
 from lenetlab.errors import ConfigError
 from lenetlab.models import create
@@ -64,8 +65,6 @@ class Row:
 
 def _timer(fn, min_run_time: float) -> float:
     """Seconds per call of ``fn``: the fastest block of torch.utils.benchmark's ``blocked_autorange``."""
-    from torch.utils.benchmark import Timer
-
     m = Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
     # best block, not the median: on a shared machine other processes only ever add time
     return min(m.times)
@@ -96,10 +95,10 @@ def _layer_fns(kind: str, shape, out_ch, batch: int, gen: torch.Generator):
     c, h, w = shape
     x = torch.randn(batch, c, h, w, generator=gen)
     if kind == "conv":
-        conv = R.Conv2D(c, out_ch, 5, init="torch")
+        conv = R.LoopConv2d(c, out_ch, 5, init="torch")
         wt, b = conv.weight.detach().clone(), conv.bias.detach().view(-1).clone()
         return F.conv2d, OF.conv2d, conv, [x, wt, b], conv
-    pool = R.Pool2D((2, 2), "max" if kind == "maxpool" else "avg", stride=2)
+    pool = R.LoopPool2d((2, 2), "max" if kind == "maxpool" else "avg", stride=2)
     tf = (lambda x_: F.max_pool2d(x_, 2)) if kind == "maxpool" else (lambda x_: F.avg_pool2d(x_, 2))
     sf = (lambda x_: OF.max_pool2d(x_, 2)) if kind == "maxpool" else (lambda x_: OF.avg_pool2d(x_, 2))
     return tf, sf, pool, [x], None

@@ -1,16 +1,16 @@
-"""Training-speed benchmark: the seeds' per-sample pipeline against lenetlab's tensor-resident Runner.
+"""Training-speed benchmark: a typical tutorial's per-sample PIL pipeline against lenetlab's tensor-resident Runner.
 
 Everything is measured in one process, in interleaved rounds (every variant once per round) and
 as the median of short timing windows, so the ratios compare like with like even when the absolute
 figures are noisy (a shared machine). Each variant is measured at every requested thread count
 and compared with the baseline at the same thread count. Three measurements:
 
-1. **Baseline** — seed 000's pipeline rebuilt by hand (no torchvision): a
+1. **Baseline** — NNDL's per-sample PIL pipeline (the one most tutorials use) rebuilt by hand (no torchvision): a
    :class:`torch.utils.data.Dataset` that turns each 28×28 image into a PIL image, resizes it to
    32×32 (bilinear, as ``transforms.Resize(32)``), converts it to float in [0, 1] (``ToTensor``) and
    normalises it; a shuffling :class:`~torch.utils.data.DataLoader` with batch 64; NNDL ``lenet5``
    trained with SGD (lr 0.1). Examples/s over ``steps`` steps after a short warm-up. The images are
-   held as Python lists and converted per sample exactly as the seed's ``MNIST_dataset`` does.
+   held as Python lists and converted per sample exactly as NNDL's ``MNIST_dataset`` does.
 2. **lenetlab** — the same model, batch size and optimiser through :class:`~lenetlab.train.Runner`
    (uint8 data resident as tensors, batches gathered and normalised as a whole), plain and with
    the speed levers (channels-last, bf16 autocast, optionally ``torch.compile``). Examples/s from
@@ -40,47 +40,38 @@ from lenetlab import data
 from lenetlab.errors import LenetlabError
 from lenetlab.inference.evaluate import evaluate
 from lenetlab.models import create
-from lenetlab.train.config import RunConfig
+from lenetlab.train.config import RunConfig, read_config_fields
 from lenetlab.train.runner import Runner
 
-__all__ = ["SeedPipelineDataset", "fast_recipe", "baseline_throughput", "runner_throughput",
+__all__ = ["PILPipelineDataset", "fast_recipe", "baseline_throughput", "runner_throughput",
            "time_to_accuracy", "baseline_accuracy_after", "measure_throughputs", "run_train_bench",
            "TimeToAccuracy", "FAST_RECIPE"]
 
-#: lenetlab's fastest measured recipe to 99.0% test accuracy on a 2-core CPU, for a LeNet-5-sized
-#: model: ``lenet5-modern`` at width 8 (C1 8 / C3 16 maps, batch norm, ReLU, max pooling, no
-#: dropout; 62,786 parameters against lenet5's 61,706), AdamW lr 0.02 with a 2-epoch one-cycle
-#: schedule, batch 256, channels-last, 1 thread. Batch norm is what buys the speed: plain lenet5
-#: with a 2-epoch schedule peaked at 98.97%. Chosen 14:20 UTC among batch 128/256/512, lr 0.01-0.03,
-#: 1- and 2-epoch schedules (1-epoch schedules ended at 98.93-99.00%; batch 512 needed 1.7 epochs).
-#: ``configs/fast-lenet5.yaml`` holds the same fields (a test checks they agree).
-FAST_RECIPE = {
-    "dataset": "mnist", "model": "lenet5-modern", "model_kwargs": {"width": 8, "dropout": 0.0},
-    "optimizer": "adamw", "lr": 0.02, "weight_decay": 0.0001, "schedule": "onecycle", "warmup": 0.25,
-    "batch_size": 256, "epochs": 2, "channels_last": True, "num_threads": 1,
-}
+#: lenetlab's fastest measured recipe to 99.0% test accuracy on a 2-core CPU for a LeNet-5-sized
+#: model: the fields of the shipped config ``fast-lenet5`` (its comments say how it was chosen).
+FAST_RECIPE = read_config_fields("fast-lenet5")
 
 
 def fast_recipe(**overrides) -> RunConfig:
-    """The :data:`FAST_RECIPE` as a :class:`RunConfig` (``overrides`` replace fields)."""
+    """The shipped ``fast-lenet5`` config (:data:`FAST_RECIPE`) as a :class:`RunConfig` (``overrides`` replace fields)."""
     return RunConfig.from_dict({**FAST_RECIPE, **overrides}, source="fast_recipe")
 
 
-class SeedPipelineDataset(torch.utils.data.Dataset):
-    """Seed 000's per-sample pipeline, step by step, without torchvision.
+class PILPipelineDataset(torch.utils.data.Dataset):
+    """NNDL's per-sample PIL pipeline, step by step, without torchvision.
 
-    Like the seed's ``MNIST_dataset`` the images are held as Python lists of 784 numbers (what its
-    json loader gives); item ``i`` does what the seed does per image: ``np.array(list)`` →
+    Like NNDL's ``MNIST_dataset`` the images are held as Python lists of 784 numbers (what its
+    json loader gives); item ``i`` does what NNDL does per image: ``np.array(list)`` →
     reshape 28×28 → ``Image.fromarray(uint8, "L")`` → ``Resize(32)`` (PIL bilinear) → ``ToTensor``
     (HWC uint8 → CHW float / 255, as torchvision does it) → ``Normalize(mean, std)``, and returns
     ``(float32 [1, size, size], int)``. ``images`` uint8 ``[N, 28, 28]`` or ``[N, 1, 28, 28]``,
     ``labels`` int64 ``[N]``. ``mean``/``std`` are in [0, 1] pixel units: 0.5/0.5 is the corrected
-    normalisation (the seed's own 127.5/127.5 quirk is replayed by ``normalize=seed000``).
+    normalisation (NNDL's own 127.5/127.5 quirk is replayed by ``normalize=nndl-quirk``).
     """
 
     def __init__(self, images, labels, size: int = 32, mean: float = 0.5, std: float = 0.5) -> None:
         images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-        self.images = images.reshape(len(images), -1).tolist()  # lists of ints, like the seed's json lists
+        self.images = images.reshape(len(images), -1).tolist()  # lists of ints, like NNDL's json lists
         self.labels = (labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)).tolist()
         self.size, self.mean, self.std = size, mean, std
 
@@ -97,19 +88,19 @@ class SeedPipelineDataset(torch.utils.data.Dataset):
         return x.sub_(self.mean).div_(self.std), label
 
 
-def _seed_loader(split, batch_size: int, seed: int) -> torch.utils.data.DataLoader:
+def _pil_loader(split, batch_size: int, seed: int) -> torch.utils.data.DataLoader:
     g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(SeedPipelineDataset(split.x, split.y), batch_size=batch_size,
+    return torch.utils.data.DataLoader(PILPipelineDataset(split.x, split.y), batch_size=batch_size,
                                        shuffle=True, generator=g)
 
 
-def _seed_model(seed: int, lr: float):
+def _baseline_model(seed: int, lr: float):
     torch.manual_seed(seed)
     model = create("lenet5")
     return model, torch.optim.SGD(model.parameters(), lr=lr)
 
 
-def _seed_step(model, opt, x, y) -> None:
+def _baseline_step(model, opt, x, y) -> None:
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad()
     loss.backward()
@@ -118,7 +109,7 @@ def _seed_step(model, opt, x, y) -> None:
 
 def baseline_throughput(splits, steps: int = 200, batch_size: int = 64, warmup: int = 10, seed: int = 0,
                         window: int = 20) -> float:
-    """Training examples/s of the seeds' pipeline (:class:`SeedPipelineDataset`, DataLoader, SGD lr 0.1).
+    """Training examples/s of the per-sample PIL pipeline (:class:`PILPipelineDataset`, DataLoader, SGD lr 0.1).
 
     Times ``steps`` steps (data loading included) after ``warmup`` untimed ones, in windows of
     ``window`` steps, and returns the median window's rate (robust to bursts of load from other
@@ -128,19 +119,19 @@ def baseline_throughput(splits, steps: int = 200, batch_size: int = 64, warmup: 
 
 
 def _baseline_rates(splits, steps, batch_size, warmup, seed, window, dataset=None) -> list:
-    model, opt = _seed_model(seed, 0.1)
+    model, opt = _baseline_model(seed, 0.1)
     model.train()
     g = torch.Generator().manual_seed(seed)
-    ds = dataset if dataset is not None else SeedPipelineDataset(splits.train.x, splits.train.y)
+    ds = dataset if dataset is not None else PILPipelineDataset(splits.train.x, splits.train.y)
     it = iter(torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, generator=g))
     for _ in range(warmup):
-        _seed_step(model, opt, *next(it))
+        _baseline_step(model, opt, *next(it))
     rates = []
     for _ in range(max(1, steps // window)):
         n, t0 = 0, time.perf_counter()
         for _ in range(window):
             x, y = next(it)
-            _seed_step(model, opt, x, y)
+            _baseline_step(model, opt, x, y)
             n += len(y)
         rates.append(n / (time.perf_counter() - t0))
     return rates
@@ -232,21 +223,21 @@ def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_ep
 
 
 def baseline_accuracy_after(splits, budget_s: float, batch_size: int = 64, lr: float = 0.1, seed: int = 0) -> dict:
-    """Train the seeds' recipe (per-sample pipeline, SGD ``lr``, ``batch_size``) for ``budget_s`` seconds
+    """Train the tutorials' recipe (per-sample PIL pipeline, SGD ``lr``, ``batch_size``) for ``budget_s`` seconds
     of training, then its test accuracy ``{"train_time", "examples", "epochs", "test_accuracy"}``."""
-    model, opt = _seed_model(seed, lr)
+    model, opt = _baseline_model(seed, lr)
     model.train()
-    loader = _seed_loader(splits.train, batch_size, seed)
+    loader = _pil_loader(splits.train, batch_size, seed)
     n, t0, done = 0, time.perf_counter(), False
     while not done:
         for x, y in loader:
-            _seed_step(model, opt, x, y)
+            _baseline_step(model, opt, x, y)
             n += len(y)
             if time.perf_counter() - t0 >= budget_s:
                 done = True
                 break
     spent = time.perf_counter() - t0
-    test = SeedPipelineDataset(splits.test.x, splits.test.y)
+    test = PILPipelineDataset(splits.test.x, splits.test.y)
     xs = torch.stack([test[i][0] for i in range(len(test))])
     model.eval()
     with torch.no_grad():
@@ -263,18 +254,18 @@ def measure_throughputs(splits, variants: list, steps: int, rounds: int = 3, win
                         batch_size: int = 64, say=lambda *a: None) -> dict:
     """Examples/s of each variant, measured in interleaved rounds (median over all timing windows).
 
-    ``variants``: ``(name, threads, levers)`` tuples; ``levers`` is None for the seeds' baseline,
+    ``variants``: ``(name, threads, levers)`` tuples; ``levers`` is None for the per-sample PIL baseline,
     else RunConfig fields for the Runner (``{}`` = plain). Each round measures every variant for
     ``steps // rounds`` steps, so slow drifts in the machine's load hit all of them alike.
     """
     per_round = max(2 * window, steps // rounds)
-    seed_ds = SeedPipelineDataset(splits.train.x, splits.train.y)
+    pil_ds = PILPipelineDataset(splits.train.x, splits.train.y)
     rates = {name: [] for name, _, _ in variants}
     for r in range(rounds):
         for name, threads, levers in variants:
             torch.set_num_threads(threads)
             if levers is None:
-                rates[name] += _baseline_rates(splits, per_round, batch_size, 5, r, window, seed_ds)
+                rates[name] += _baseline_rates(splits, per_round, batch_size, 5, r, window, pil_ds)
             else:
                 rates[name] += _runner_rates(splits, per_round, batch_size, window, window, seed=r, **levers)
         say(f"  round {r + 1}/{rounds} done")
@@ -330,7 +321,7 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
         t = int(name.rsplit("@", 1)[1][:-1])
         base = figures[f"baseline @{t}t"]
         res["ratio"][name] = eps / base
-        label = "baseline: seeds' per-sample PIL pipeline + DataLoader" if name.startswith("baseline") else \
+        label = "baseline: a typical tutorial's per-sample PIL pipeline + DataLoader" if name.startswith("baseline") else \
             "lenetlab " + name.rsplit(" @", 1)[0]
         say(f"  {label + f' ({t} thread' + ('s)' if t > 1 else ')'):66s} {_fmt(eps):>9s} ex/s  {eps / base:5.2f}x")
     best = max(figures, key=lambda k: figures[k] if not k.startswith("baseline") else -1)

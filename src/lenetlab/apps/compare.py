@@ -1,8 +1,8 @@
-"""``lenet compare``: same weights, same outputs (seed 000, section 2.4, done properly).
+"""``lenet compare``: same weights, same outputs (NNDL's LeNet-5 chapter, section 2.4, done properly).
 
 Builds ``lenet5`` (torch layers) and ``lenet5-scratch`` (im2col operators), copies the weights
 across with the converters, and reports the largest absolute difference of their outputs on
-random inputs and on real test images (also in float64), of their parameter gradients, and of the seed's loop
+random inputs and on real test images (also in float64), of their parameter gradients, and of NNDL's loop
 network (:class:`lenetlab.ops.LoopLeNet`, bias ``[C, 1]``) on a few images (it is slow).
 
 This module is the application side of :mod:`lenetlab.ops`: unlike the operators, it uses

@@ -41,7 +41,10 @@ import torch
 from lenetlab.data.common import finish
 from lenetlab.data.csvtable import Columns
 from lenetlab.data.facts import DatasetFacts, inspect_path, named_facts
+from lenetlab.data.folders import load_csv_file, load_folder
 from lenetlab.data.loader import TensorLoader, eval_loader
+from lenetlab.data.mnist import load_idx
+from lenetlab.data.nndl import load_nndl
 from lenetlab.data.splits import Split, Splits
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import DataError
@@ -109,19 +112,13 @@ def load(name: str = "mnist-subset", data_dir: str | os.PathLike | None = None, 
     if key == "mnist-subset":
         return _load_subset(**opts)
     if key in ("mnist", "fashion-mnist"):
-        from lenetlab.data.mnist import load_idx
-
         return load_idx(key, data_dir, download=download, verify=verify, val_size=val_size, seed=seed,
                         mirrors=mirrors, progressbar=progressbar, **opts)
     path = _path_of(str(name))
     columns = Columns.of(image_column, label_column, id_column)
-    from lenetlab.data.folders import load_csv_file, load_folder
-
     if path.is_file() and path.suffix.lower() == ".csv":
         return load_csv_file(path, columns=columns, val_size=val_size, seed=seed, **opts)
     if path.is_file():
-        from lenetlab.data.nndl import load_nndl
-
         return load_nndl(path, **opts)
     return load_folder(path, val_size=val_size, seed=seed, verify=verify, columns=columns, **opts)
 

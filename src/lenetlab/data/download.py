@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pooch
+import requests  # pooch's HTTP library: its exceptions name why a download failed
 
 from lenetlab.data.idx import GZIP_MAGIC, decompress
 from lenetlab.errors import DataError, first_line
@@ -161,8 +165,6 @@ def verify_file(path: Path, res: Resource) -> None:
 
 def _download_one(url: str, dest: Path, res: Resource, progressbar: bool, timeout: float) -> None:
     """Download ``url`` to a temp file beside ``dest``, verify it, then rename it into place."""
-    import pooch
-
     with atomic_path(dest, suffix=".part") as tmp:  # the suffix _remove_stale_parts looks for
         pooch.HTTPDownloader(progressbar=progressbar, timeout=timeout)(url, str(tmp), None)
         check_checksum(url, tmp.read_bytes(), res)
@@ -170,8 +172,6 @@ def _download_one(url: str, dest: Path, res: Resource, progressbar: bool, timeou
 
 def _reason(e: Exception) -> str:
     """A short reason for a failed download (the full requests message runs to several clauses)."""
-    import requests
-
     if isinstance(e, requests.HTTPError) and e.response is not None:
         return f"HTTP {e.response.status_code}"
     if isinstance(e, requests.exceptions.SSLError):
@@ -186,8 +186,6 @@ def _reason(e: Exception) -> str:
 
 def _remove_stale_parts(folder: Path, age_s: float = 3600.0) -> None:
     """Delete temp files a killed download left behind (old enough not to be another live download)."""
-    import time
-
     for p in folder.glob(".*.part"):
         try:
             if time.time() - p.stat().st_mtime > age_s:

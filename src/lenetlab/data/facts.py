@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
 from lenetlab.data.csvtable import Columns, column_values, count_rows, label_order, read_pixels
 from lenetlab.data.download import IDX_DATASETS, find_file
@@ -120,8 +121,6 @@ def named_facts(key: str) -> DatasetFacts:
 
 def _probe_sizes(paths: list[Path], sample: int) -> tuple[list[tuple[int, int]], int]:
     """Sizes of up to ``sample`` evenly spread images and 1 if all are grayscale, else 3."""
-    from PIL import Image, UnidentifiedImageError
-
     if not paths:
         return [], 3
     pick = [paths[int(i)] for i in np.unique(np.linspace(0, len(paths) - 1, min(sample, len(paths))).round())]

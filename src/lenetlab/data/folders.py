@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from lenetlab.data.common import carve_val, finish
 from lenetlab.data.csvtable import Columns, Layout, label_order, read_pixels, read_rows, recognise
@@ -57,8 +59,6 @@ _GRAY_MODES = ("1", "L", "I", "I;16", "F", "LA")
 def _open(path: Path, draft: tuple[str, int] | None = None):
     """The decoded image at ``path``; ``draft=(mode, size)`` lets a JPEG decode directly at a reduced
     scale (1/2, 1/4, 1/8) no smaller than ``size`` — much faster for photos resized to 32 pixels."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             if draft is not None and im.format == "JPEG":
@@ -78,8 +78,6 @@ def _open(path: Path, draft: tuple[str, int] | None = None):
 
 def decode_images(paths: list[Path], size: int, channels: int, progress: bool = False) -> torch.Tensor:
     """Decode ``paths`` into ``uint8 [N, channels, size, size]`` (converted and resized), in threads."""
-    from PIL import Image
-
     out = np.empty((len(paths), size, size, channels), dtype=np.uint8)
     mode = "L" if channels == 1 else "RGB"
 
@@ -92,8 +90,6 @@ def decode_images(paths: list[Path], size: int, channels: int, progress: bool = 
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         it = pool.map(one, range(len(paths)))
         if progress and len(paths) > 2000:
-            from tqdm import tqdm
-
             it = tqdm(it, total=len(paths), unit="img", desc="decoding", leave=False)
         for _ in it:
             pass

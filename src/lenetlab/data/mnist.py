@@ -64,7 +64,7 @@ def load_idx(name: str, data_dir=None, *, download: bool = False, verify: bool =
 
     ``dev`` holds ``val_size`` (default 5,000, at most a tenth of the set) training images chosen by ``seed``; ``test`` is the
     official 10,000-image test set. ``verify`` checks every file's md5 (downloads are always
-    verified). Default input spec: pad 28→32, mean = std = 0.5 (the seeds'); ``normalize="dataset"``
+    verified). Default input spec: pad 28→32, mean = std = 0.5 (NNDL's and the tutorials'); ``normalize="dataset"``
     uses the training split's own statistics.
     """
     ds = IDX_DATASETS[name]

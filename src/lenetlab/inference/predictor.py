@@ -37,7 +37,8 @@ def default_checkpoint() -> Path:
     return Path(str(resources.files("lenetlab").joinpath("models/assets/lenet5_mnist.pt")))
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of scores ``[N, K]`` (probabilities ``[N, K]``, each row summing to 1)."""
     z = scores - scores.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -45,7 +46,8 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 class Predictor:
     """Common interface: ``name``, ``backend``, ``source``, ``class_names``, ``spec``, ``config``,
-    :meth:`scores`, :meth:`predict_proba`, :meth:`top_k`, :meth:`info`."""
+    ``dataset`` and ``test_accuracy`` (None when the file does not say), :meth:`scores`,
+    :meth:`predict_proba`, :meth:`top_k`, :meth:`info`."""
 
     name: str
     backend: str
@@ -53,6 +55,8 @@ class Predictor:
     class_names: list[str]
     spec: InputSpec
     config: dict  # the training run's config (empty for ONNX models)
+    dataset: str | None = None
+    test_accuracy: float | None = None  # as recorded in the checkpoint or exported folder
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
         """Raw model scores ``float [N, K]`` for model inputs ``x`` ``float [N, C, size, size]``."""
@@ -71,7 +75,7 @@ class Predictor:
         out = []
         for i in range(0, images.shape[0], batch_size):
             views = tta_views(images[i:i + batch_size]) if tta else [images[i:i + batch_size]]
-            probs = [_softmax(self.scores(prepare(v, self.spec)).astype(np.float64)) for v in views]
+            probs = [softmax(self.scores(prepare(v, self.spec)).astype(np.float64)) for v in views]
             out.append(sum(probs) / len(probs))
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
 
@@ -109,7 +113,12 @@ class TorchPredictor(Predictor):
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{path}: incomplete or mismatched checkpoint ({first_line(e)})") from None
         self.config = dict(ckpt.get("config") or {})
-        self.dataset = ckpt.get("dataset")
+        self.dataset = ckpt.get("dataset") or self.config.get("dataset")
+        # the shipped and exported models record it (config.json, the demo's config); a run directory
+        # keeps it in its metrics.jsonl instead (read by `lenet serve`'s front end)
+        accuracy = (ckpt.get("pretrained") or {}).get("test_accuracy", self.config.get("test_accuracy"))
+        self.test_accuracy = float(accuracy) if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) \
+            else None
         self.source = str(path)
 
     @torch.inference_mode()
@@ -153,7 +162,7 @@ class OnnxPredictor(Predictor):
             raise CheckpointError(f"{path}: metadata {META_CLASSES} lists {len(self.class_names)} classes but the "
                                   f"model gives {outputs[-1]} outputs")
         self.input_name = self.session.get_inputs()[0].name
-        self.config, self.dataset = {}, None
+        self.config = {}
         self.source = str(path)
 
     def scores(self, x: torch.Tensor) -> np.ndarray:

@@ -23,7 +23,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import torch
+
 from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.lessons.report import Report
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ LESSONS: dict[str, Lesson] = _catalogue(
             Option("every", int, 2, "print the loss every this many steps"),
             Option("seed", int, 0, "seed of the kernel's random start"),
             Option("impl", str, "im2col", "from-scratch conv layer: im2col (lenetlab.ops.Conv2d) or loop "
-                                          "(lenetlab.ops.Conv2D)", choices=("im2col", "loop")))),
+                                          "(lenetlab.ops.LoopConv2d)", choices=("im2col", "loop")))),
     Lesson("padding-stride", "padding_stride", "the output-shape formula floor((n - k + p + s) / s) on the "
                                                "book's four cases, checked against two conv layers",
            (Option("size", int, 8, "input height and width n"),)),
@@ -91,6 +94,10 @@ LESSONS: dict[str, Lesson] = _catalogue(
                                    "connected layer at every pixel",
            (Option("seed", int, 0, "seed of the random 1x1 example"),)),
     Lesson("pooling", "pooling", "max and average pooling, padding and stride, several channels"),
+    Lesson("train-lenet", "train_lenet", "train d2l's sigmoid LeNet, then the ReLU/max-pooling one, on the embedded "
+                                         "subset: curves and accuracies",
+           (Option("epochs", int, 12, "epochs for each network"), Option("batch", int, 64, "minibatch size"),
+            Option("seed", int, 0, "seed of the weights and the batch order"))),
     Lesson("batch-norm", "batch_norm", "batch normalisation from scratch next to nn.BatchNorm2d: training, "
                                        "evaluation, running statistics",
            (Option("seed", int, 0, "seed of the random batches"),
@@ -98,7 +105,7 @@ LESSONS: dict[str, Lesson] = _catalogue(
     Lesson("shapes", "shapes", "each zoo model's layer-by-layer output shapes for its book input",
            (Option("model", str, None, "a registered model (default: the book's LeNet, AlexNet, VGG-11, NiN, "
                                        "GoogLeNet, ResNet-18)", positional=True),)),
-    Lesson("lenet5-by-hand", "lenet5_by_hand", "seed 000's hand count of LeNet-5's parameters and FLOPs next to "
+    Lesson("lenet5-by-hand", "lenet5_by_hand", "NNDL's hand count of LeNet-5's parameters and FLOPs next to "
                                                "what `lenet profile` counts"),
     Lesson("im2col", "im2col", "how lenetlab.ops.conv2d turns a convolution into one matrix multiply"),
 )
@@ -124,10 +131,6 @@ def run_lesson(name: str, **options):
 
     Returns its :class:`~lenetlab.lessons.report.Report`. Unknown options raise :class:`ConfigError`.
     """
-    import torch
-
-    from lenetlab.lessons.report import Report
-
     lesson = get_lesson(name)
     known = {o.name: o.default for o in lesson.options}
     unknown = sorted(set(options) - set(known))

@@ -20,7 +20,7 @@ from lenetlab.lessons import (
 
 INTRO = """# Lessons: the CNN chapter, runnable
 
-`lenet lesson` turns the steps of the convolution chapter (d2l, seed 002) and seed 000's hand count
+`lenet lesson` turns the steps of d2l's convolution chapter and NNDL's hand count
 into short lessons that run in seconds on a CPU. Each prints the idea in a few sentences, computes
 what the book shows with lenetlab's own operators (`lenetlab.ops`) and models, and checks its claims
 (`[ok]` lines; the command exits 1 if one fails). Every lesson is one short module under

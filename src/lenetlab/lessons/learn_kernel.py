@@ -23,7 +23,7 @@ from lenetlab.errors import ConfigError
 from lenetlab.lessons.edges import vertical_band
 from lenetlab.lessons.im2col import windows_as_columns
 from lenetlab.lessons.report import Report, format_number, format_table
-from lenetlab.ops import Conv2D, Conv2d, corr2d
+from lenetlab.ops import LoopConv2d, Conv2d, corr2d
 
 TARGET = torch.tensor([[1.0, -1.0]])
 # Largest allowed |learned - target| per entry: from any start in [0, 1)^2 the book's 10 steps at
@@ -38,7 +38,7 @@ def scratch_layer(impl: str, seed: int) -> nn.Module:
     if impl == "im2col":
         layer = Conv2d(1, 1, kernel_size=(1, 2), bias=False)
     elif impl == "loop":
-        layer = Conv2D(1, 1, kernel_size=(1, 2))
+        layer = LoopConv2d(1, 1, kernel_size=(1, 2))
         layer.bias.requires_grad_(False)  # the loop layer always has a bias: keep it at 0, untrained
     else:
         raise ConfigError(f"--impl: expected 'im2col' or 'loop', got {impl!r}")

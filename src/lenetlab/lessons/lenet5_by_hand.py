@@ -4,7 +4,7 @@ A convolution with c_o kernels of c_i x k_h x k_w weights and one bias each has
 c_o x c_i x k_h x k_w + c_o parameters, whatever the image size; a fully connected layer has
 inputs x outputs + outputs. Computation does depend on the image: every one of the
 H_o x W_o x c_o output values of a convolution takes k_h x k_w x c_i multiply-adds, plus one
-addition for its bias. Seed 000 counts LeNet-5 this way on a 32x32 input: 61,706 parameters
+addition for its bias. NNDL's LeNet-5 chapter counts LeNet-5 this way on a 32x32 input: 61,706 parameters
 and 423,344 operations. `lenet profile` measures the same network with PyTorch's flop counter,
 which counts only the multiply-adds (MACs) of convolutions and matrix products; the two differ
 by exactly the bias additions and the average-pooling operations the hand count includes.
@@ -18,14 +18,14 @@ from lenetlab.lessons.report import Report, format_table
 from lenetlab.models import create
 from lenetlab.models.profile import profile_module
 
-SEED_PARAMS, SEED_FLOPS = 61_706, 423_344  # the totals seed 000 states
+NNDL_PARAMS, NNDL_FLOPS = 61_706, 423_344  # the totals NNDL's LeNet-5 chapter states
 
 
 def hand_count(module: nn.Module, shape: list[int]) -> tuple[str, int, str, int]:
-    """Seed 000's count for one layer with output ``shape`` (``[1, C, H, W]`` or ``[1, F]``).
+    """NNDL's hand count for one layer with output ``shape`` (``[1, C, H, W]`` or ``[1, F]``).
 
     Returns ``(params formula, params, operations formula, operations)``; the formulas are text
-    such as ``"6x1x5x5 + 6"``. Max pooling and activations count as nothing, as in the seed.
+    such as ``"6x1x5x5 + 6"``. Max pooling and activations count as nothing, as in NNDL.
     """
     if isinstance(module, nn.Conv2d):
         (kh, kw), c_i, c_o = module.kernel_size, module.in_channels, module.out_channels
@@ -55,7 +55,7 @@ def run(report: Report) -> None:
     hand_params, hand_flops = sum(x["params"] for x in layers), sum(x["operations"] for x in layers)
     rows.append(["total", "", "", f"{hand_params:,}", f"{profile.total_params:,}", "", f"{hand_flops:,}",
                  f"{profile.macs:,}"])
-    report.say("lenet5 on a 1x32x32 input; 'by hand' follows seed 000, 'profile' is `lenet profile lenet5`")
+    report.say("lenet5 on a 1x32x32 input; 'by hand' follows NNDL, 'profile' is `lenet profile lenet5`")
     report.say(format_table(["layer", "output", "parameters by hand", "=", "profile", "operations by hand", "=",
                              "profile MACs"], rows, right={3, 4, 6, 7}))
     report.record("layers", layers)
@@ -63,10 +63,10 @@ def run(report: Report) -> None:
                              "operations": hand_flops, "profile_macs": profile.macs,
                              "profile_flops": profile.flops})
 
-    report.check("params", f"parameters: the hand count, the profile and the seed all say {SEED_PARAMS:,}",
-                 hand_params == profile.total_params == SEED_PARAMS)
-    report.check("operations", f"operations: the hand count and the profile's formula column both give the seed's "
-                               f"{SEED_FLOPS:,}", hand_flops == profile.formula_total == SEED_FLOPS)
+    report.check("params", f"parameters: the hand count, the profile and NNDL all say {NNDL_PARAMS:,}",
+                 hand_params == profile.total_params == NNDL_PARAMS)
+    report.check("operations", f"operations: the hand count and the profile's formula column both give NNDL's "
+                               f"{NNDL_FLOPS:,}", hand_flops == profile.formula_total == NNDL_FLOPS)
     bias_adds = sum(m.out_channels * s[2] * s[3] for m, s in
                     ((modules[r.name], r.output_shape) for r in profile.rows) if isinstance(m, nn.Conv2d))
     pooling = sum(x["operations"] for x, r in zip(layers, profile.rows) if isinstance(modules[r.name], nn.AvgPool2d))
@@ -74,5 +74,5 @@ def run(report: Report) -> None:
                f" = {bias_adds:,} conv bias additions + {pooling:,} S4 average-pool operations")
     report.check("difference", "the hand count exceeds the MACs by exactly the bias additions and S4's operations",
                  hand_flops - profile.macs == bias_adds + pooling)
-    report.say(f"FLOPs = 2 x MACs = {profile.flops:,} (a multiply-add is two floating-point operations; seed 000 "
+    report.say(f"FLOPs = 2 x MACs = {profile.flops:,} (a multiply-add is two floating-point operations; NNDL "
                "wondered whether tools report MACs or FLOPs: thop's 'flops' are MACs)")

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from lenetlab.lessons.report import Report
-from lenetlab.ops import AvgPool2d, MaxPool2d, Pool2D
+from lenetlab.ops import AvgPool2d, MaxPool2d, LoopPool2d
 
 #: The book's padding and stride settings on a 4x4 input: (kernel, padding, stride).
 SETTINGS = (
@@ -34,8 +34,8 @@ def run(report: Report) -> None:
     report.section("2x2 max and average pooling of a 3x3 input (stride 1)")
     X = torch.arange(9.0).reshape(1, 1, 3, 3)  # [N, C, H, W]
     report.show("X3", "X", X[0, 0])
-    Ymax = report.show("max", "max pooling (loop Pool2D)", Pool2D((2, 2), mode="max")(X)[0, 0])
-    Yavg = report.show("avg", "average pooling (loop Pool2D)", Pool2D((2, 2), mode="avg")(X)[0, 0])
+    Ymax = report.show("max", "max pooling (loop LoopPool2d)", LoopPool2d((2, 2), mode="max")(X)[0, 0])
+    Yavg = report.show("avg", "average pooling (loop LoopPool2d)", LoopPool2d((2, 2), mode="avg")(X)[0, 0])
     report.check("book_3x3", "the book's [[4, 5], [7, 8]] and [[2, 3], [5, 6]]",
                  torch.equal(Ymax, torch.tensor([[4.0, 5.0], [7.0, 8.0]]))
                  and torch.equal(Yavg, torch.tensor([[2.0, 3.0], [5.0, 6.0]])))

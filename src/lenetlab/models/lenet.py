@@ -1,4 +1,4 @@
-"""LeNet-5 as in NNDL (seed 000): the ``lenet5`` model.
+"""LeNet-5 as in NNDL's LeNet-5 chapter (Qiu Xipeng, *Neural Networks and Deep Learning*): ``lenet5``.
 
 Differences from LeCun et al. 1998 (see :mod:`lenetlab.models.lenet1998` for the faithful one):
 ReLU instead of the scaled tanh, max pooling in S2 and average pooling in S4 instead of trainable
@@ -21,12 +21,12 @@ class LeNet5(nn.Module):
     Layer attributes follow the paper's names: ``C1, S2, C3, S4, C5, F6, output``.
     """
 
-    # `lenet profile` shows seed 000's hand count (423,344 at 32x32) beside the measured MACs.
-    seed_formula = "seed 000 (NNDL)"
+    # `lenet profile` shows NNDL's hand count (423,344 at 32x32) beside the measured MACs.
+    formula_name = "NNDL hand count"
     profile_notes = (
         "MACs = multiply-accumulates of the conv and linear layers only: C1 117,600 + C3 240,000 "
         "+ C5 48,000 + F6 10,080 + output 840 = 416,520 at 1x32x32.",
-        "seed 000's formula (423,344 at 1x32x32) adds one bias addition per conv output (4,704 + 1,600 + 120) "
+        "NNDL's formula (423,344 at 1x32x32) adds one bias addition per conv output (4,704 + 1,600 + 120) "
         "and one op per S4 average-pool output (400) = +6,824; it leaves out the F6/output bias "
         "additions (94), the S2 max-pool comparisons and the ReLUs. Per conv layer it is what "
         "LeCun 1998 calls connections (C1: 122,304).",
@@ -55,7 +55,7 @@ class LeNet5(nn.Module):
 
 
 @register_model("lenet5", input_size=(1, 32, 32),
-                description="LeNet-5 as in NNDL (seed 000): ReLU, max-pool S2, avg-pool S4, 61,706 params")
+                description="LeNet-5 as in NNDL: ReLU, max-pool S2, avg-pool S4, 61,706 params")
 def lenet5(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build NNDL's LeNet-5 (input ``[N, in_channels, 32, 32]``)."""
     return LeNet5(num_classes=num_classes, in_channels=in_channels)

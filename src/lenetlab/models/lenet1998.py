@@ -1,18 +1,21 @@
-"""LeNet-5 as published: LeCun, Bottou, Bengio & Haffner, Proc. IEEE 86(11), 1998 (seed 001).
+"""LeNet-5 as published: LeCun, Bottou, Bengio & Haffner, Proc. IEEE 86(11), 1998.
+
+The paper's details that its text leaves to figures (table I, the RBF bitmaps) are taken from a typical
+tutorial reproducing the paper in PyTorch, whose torchsummary count is reconciled below.
 
 ``lenet5-1998`` keeps every feature of the paper that changes the model's function:
 
 - the scaled hyperbolic tangent ``f(a) = A·tanh(S·a)`` with A = 1.7159, S = 2/3 (appendix A);
 - trainable subsampling S2/S4: the four inputs of each 2×2 window are *added*, multiplied by one
   trainable coefficient per map, a trainable bias per map is added, and the result is squashed;
-- the C3 partial connection table (table I of the paper, copied from seed 001): C3 maps 0-5 see
+- the C3 partial connection table (table I of the paper): C3 maps 0-5 see
   3 contiguous S2 maps, 6-11 see 4 contiguous, 12-14 see 4 non-contiguous, 15 sees all 6. Only
   the 60 real 5×5 connections exist as weights (1,500 + 16 biases = the paper's 1,516); they are
   scattered into a dense 16×6 kernel with zeros elsewhere and run as one convolution (faster on
   a CPU than grouped convolutions, so the flop counter sees 240,000 C3 MACs, 150,000 of them real);
 - C5 with 120 maps of 5×5 (fully connected to S4 at 32×32, still a convolution), F6 with 84 units;
 - the Euclidean RBF output layer: unit *i* outputs ``y_i = Σ_j (x_j − w_ij)²`` where the centres
-  ``w_i`` are the 7×12 bitmaps of the digits 0-9 drawn as ±1 (seed 001), fixed by hand and never
+  ``w_i`` are the 7×12 bitmaps of the digits 0-9 drawn as ±1, fixed by hand and never
   trained. ``forward`` returns **−y** (negative squared distances) so that ``argmax`` is the
   class with the smallest distance and the rest of lenetlab can treat the outputs as scores;
 - the paper's training criterion for RBF outputs (eq. 9, maximum a posteriori):
@@ -27,7 +30,7 @@ needs lr ≲ 1e-3 (0.02 with momentum diverged in our runs), SDLM needs μ ≈ 2
 
 Parameter count, reconciled (input 1×32×32, 10 classes)::
 
-    layer  trainable                         paper   torchsummary in seed 001
+    layer  trainable                         paper   torchsummary (tutorial)
     C1     6·25 + 6           =    156       156     156
     S2     6 coeff + 6 bias   =     12        12       6  (bias only, listed non-trainable)
     C3     60·25 + 16         =  1,516     1,516   1,516  (16 per-map convs)
@@ -41,7 +44,7 @@ Here the model has exactly 60,000 trainable parameters (the paper's "about 60,00
 840 non-trainable ones (the RBF centres, an ``nn.Parameter`` with ``requires_grad=False`` so that
 they are saved, moved and counted as non-trainable like in torchinfo, but never updated).
 torchsummary reads only attributes literally named ``weight`` and ``bias`` and marks a layer
-trainable from ``weight.requires_grad``: seed 001's subsampling layer names its coefficients
+trainable from ``weight.requires_grad``: the tutorial's subsampling layer names its coefficients
 ``weights``, so the 22 S2/S4 coefficients are missed and the 22 S2/S4 biases (a layer with no
 ``weight``) land in "non-trainable"; the RBF buffer named ``weight`` is counted as 840
 non-trainable. Hence 60,000 − 22 − 22 = 59,956 trainable, 840 + 22 = 862 non-trainable,
@@ -56,7 +59,7 @@ import torch.nn.functional as F
 
 from lenetlab.models.registry import register_model
 
-# Table I of LeCun et al. 1998 (seed 001): row = S2 map, column = C3 map, 1 = connected.
+# Table I of LeCun et al. 1998: row = S2 map, column = C3 map, 1 = connected.
 C3_TABLE = (
     (1, 0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1),
     (1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1),
@@ -66,7 +69,7 @@ C3_TABLE = (
     (0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1),
 )
 
-# The 7×12 RBF centre bitmaps of the digits 0-9 (seed 001), one string per row, '#' = +1, '.' = -1.
+# The 7×12 RBF centre bitmaps of the digits 0-9 (as a typical tutorial reproducing the paper draws them), one string per row, '#' = +1, '.' = -1.
 DIGIT_BITMAPS = {
     0: (".#####.", ".......", "..###..", ".##.##.", "##...##", "##...##",
         "##...##", "##...##", ".##.##.", "..###..", ".......", "......."),
@@ -186,7 +189,7 @@ class LeNet1998(nn.Module):
 
     # `lenet profile` shows the paper's "connections" per layer (multiply-adds, a bias counting as
     # one): C1 122,304, S2 5,880, C3 151,600, S4 2,000, C5 48,120, F6 10,164, RBF 840 = 340,908.
-    seed_formula = "LeCun 1998 connections"
+    formula_name = "LeCun 1998 connections"
 
     @staticmethod
     def layer_formula(module: nn.Module, out_shape) -> int | None:
@@ -212,8 +215,8 @@ class LeNet1998(nn.Module):
         "multiply-add of the real C3 connections, subsampling's 4 inputs, each bias, the RBF).",
         "trainable 60,000 = C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 + F6 10,164: the paper's "
         "'about 60,000'; non-trainable 840 = the fixed RBF centres (10 digit bitmaps x 84).",
-        "seed 001's torchsummary (60,818 total / 59,956 trainable / 862 non-trainable) only reads "
-        "attributes named weight/bias: it misses the 22 S2/S4 coefficients (named 'weights' there), "
+        "a typical tutorial reproducing the paper reports torchsummary's 60,818 total / 59,956 trainable / 862 "
+        "non-trainable; torchsummary only reads attributes named weight/bias: it misses the 22 S2/S4 coefficients (named 'weights' there), "
         "lists the 22 S2/S4 biases as non-trainable (layer without .weight) and counts the 840 RBF "
         "centres: 60,000 - 44 = 59,956; 840 + 22 = 862; 59,956 + 862 = 60,818.",
         "C3 runs as one dense 6->16 convolution with its 36 missing kernels held at zero, so its "

@@ -6,8 +6,8 @@ so weights move between the two unchanged. Convolutions and pooling are the im2c
 the mission is convolution and pooling by hand), and ReLU is ``torch.relu``.
 
 Converters: :func:`torch_to_scratch` / :func:`scratch_to_torch` (``lenet5`` <-> ``lenet5-scratch``,
-checked key by key) and :func:`to_loop_reference` / :func:`from_loop_reference` (to and from the
-seed's loop network :class:`lenetlab.ops.LoopLeNet`, whose convolution biases are ``[C, 1]``).
+checked key by key) and :func:`to_loop_reference` / :func:`from_loop_reference` (to and from
+NNDL's loop network :class:`lenetlab.ops.LoopLeNet`, whose convolution biases are ``[C, 1]``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from lenetlab.ops import AvgPool2d, Conv2d, MaxPool2d
 
 __all__ = ["LeNet5Scratch", "from_loop_reference", "scratch_to_torch", "to_loop_reference", "torch_to_scratch"]
 
-# lenet5 / lenet5-scratch layer -> the seed's Model_LeNet layer (pooling layers have no weights)
+# lenet5 / lenet5-scratch layer -> NNDL's Model_LeNet layer (pooling layers have no weights)
 LOOP_NAMES = {"C1": "conv1", "C3": "conv3", "C5": "conv5", "F6": "linear6", "output": "linear7"}
 CONV_LAYERS = ("C1", "C3", "C5")
 
@@ -89,7 +89,7 @@ def to_loop_reference(state: dict) -> dict:
     """A ``lenet5``/``lenet5-scratch`` state dict for :class:`lenetlab.ops.LoopLeNet`.
 
     Renames ``C1 -> conv1``, ..., ``output -> linear7`` and reshapes convolution biases
-    ``[C] -> [C, 1]`` (the seed's loop ``Conv2D`` shape).
+    ``[C] -> [C, 1]`` (the shape of NNDL's loop convolution, ``LoopConv2d``).
     """
     _check(state, "lenet5 state dict")
     out = {}

@@ -1,7 +1,7 @@
-"""LeNet-5 variants from the seeds: ``lenet-d2l``, ``lenet5-mini``, ``lenet5-bn``, ``lenet5-modern``.
+"""LeNet-5 variants from d2l and the tutorials: ``lenet-d2l``, ``lenet5-mini``, ``lenet5-bn``, ``lenet5-modern``.
 
 Layer attribute names follow the paper (C1, S2, C3, S4, C5, F6, output) even where C5 is a
-fully connected layer, as in d2l's and seed 003's 28×28 versions.
+fully connected layer, as in d2l's and a typical tutorial's 28×28 versions.
 """
 
 from __future__ import annotations
@@ -16,33 +16,43 @@ from lenetlab.models.registry import register_model
 
 
 class LeNetD2L(nn.Module):
-    """d2l's LeNet (seeds 002, 004): sigmoid, C1 padding 2, average pooling; input ``[N, C, 28, 28]``."""
+    """d2l's LeNet (seeds 002, 004): sigmoid, C1 padding 2, average pooling; input ``[N, C, 28, 28]``.
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+    ``activation="relu"`` and ``pool="max"`` give the modernised version d2l's exercises ask for
+    (``lenet lesson train-lenet`` trains both).
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid",
+                 pool: str = "avg") -> None:
         super().__init__()
+        if activation not in ("sigmoid", "relu") or pool not in ("avg", "max"):
+            raise ConfigError(f"lenet-d2l: activation must be sigmoid or relu and pool avg or max, got "
+                              f"{activation!r} and {pool!r}")
+        self.act = torch.sigmoid if activation == "sigmoid" else F.relu
+        pooling = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
         self.C1 = nn.Conv2d(in_channels, 6, 5, padding=2)
-        self.S2 = nn.AvgPool2d(2)
+        self.S2 = pooling(2)
         self.C3 = nn.Conv2d(6, 16, 5)
-        self.S4 = nn.AvgPool2d(2)
+        self.S4 = pooling(2)
         self.C5 = nn.Linear(16 * 5 * 5, 120)
         self.F6 = nn.Linear(120, 84)
         self.output = nn.Linear(84, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
-        x = self.S2(torch.sigmoid(self.C1(x)))  # [N, 6, 14, 14]
-        x = self.S4(torch.sigmoid(self.C3(x)))  # [N, 16, 5, 5]
-        x = torch.sigmoid(self.C5(torch.flatten(x, 1)))  # [N, 120]
-        x = torch.sigmoid(self.F6(x))  # [N, 84]
+        x = self.S2(self.act(self.C1(x)))  # [N, 6, 14, 14]
+        x = self.S4(self.act(self.C3(x)))  # [N, 16, 5, 5]
+        x = self.act(self.C5(torch.flatten(x, 1)))  # [N, 120]
+        x = self.act(self.F6(x))  # [N, 84]
         return self.output(x)  # [N, num_classes]
 
 
 class LeNetMini(nn.Module):
-    """Seed 003's 28×28 LeNet-5: max pooling, flatten 16×4×4 → 120 → 84 → classes.
+    """A typical tutorial's 28×28 LeNet-5 (Kaggle-style): max pooling, flatten 16×4×4 → 120 → 84 → classes.
 
-    The seed's code has no activation functions at all (only the max pools are non-linear);
+    That tutorial's code has no activation functions at all (only the max pools are non-linear);
     ``activation="relu"`` (default) adds ReLU after every hidden layer as the LeNet figure it
-    cites intends, ``activation="none"`` reproduces the seed's code exactly.
+    cites intends, ``activation="none"`` reproduces its code exactly.
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> None:
@@ -68,9 +78,9 @@ class LeNetMini(nn.Module):
 
 
 class LeNetBN(nn.Module):
-    """d2l's batch-norm LeNet (seed 002): BN before each sigmoid, max pooling; input ``[N, C, 28, 28]``.
+    """d2l's batch-norm LeNet: BN before each sigmoid, max pooling; input ``[N, C, 28, 28]``.
 
-    The seed's ``nn.BatchNorm2d(120)`` on a flat ``[N, 120]`` tensor fails in PyTorch; the fully
+    A typical d2l write-up's ``nn.BatchNorm2d(120)`` on a flat ``[N, 120]`` tensor fails in PyTorch; the fully
     connected layers use ``BatchNorm1d`` as its hand-written ``BatchNorm(num_dims=2)`` means.
     """
 
@@ -138,15 +148,16 @@ class LeNetModern(nn.Module):
 
 @register_model("lenet-d2l", input_size=(1, 28, 28),
                 description="d2l LeNet: sigmoid, C1 padding 2, average pooling, Xavier init")
-def lenet_d2l(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """Build d2l's LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised like d2l."""
-    return init_weights(LeNetD2L(num_classes, in_channels))
+def lenet_d2l(num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid", pool: str = "avg") -> nn.Module:
+    """Build d2l's LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised like d2l; ``activation``
+    sigmoid|relu, ``pool`` avg|max."""
+    return init_weights(LeNetD2L(num_classes, in_channels, activation=activation, pool=pool))
 
 
 @register_model("lenet5-mini", input_size=(1, 28, 28),
-                description="seed 003's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84")
+                description="a typical tutorial's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84")
 def lenet5_mini(num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> nn.Module:
-    """Build seed 003's 28×28 LeNet-5 (input ``[N, in_channels, 28, 28]``); ``activation`` relu|none."""
+    """Build a typical tutorial's 28×28 LeNet-5 (input ``[N, in_channels, 28, 28]``); ``activation`` relu|none."""
     return LeNetMini(num_classes, in_channels, activation=activation)
 
 

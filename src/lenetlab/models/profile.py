@@ -64,8 +64,8 @@ class Profile:
         return d
 
 
-def seed000_formula(module: nn.Module, out_shape) -> int | None:
-    """NNDL seed 000's hand count for one layer (``out_shape`` ``[1, C, H, W]`` or ``[1, F]``).
+def nndl_formula(module: nn.Module, out_shape) -> int | None:
+    """NNDL's hand count for one layer (its LeNet-5 chapter) (``out_shape`` ``[1, C, H, W]`` or ``[1, F]``).
 
     Conv: output elements × (C_in/groups·k_h·k_w) multiply-adds **plus one bias addition per output
     element**; average pooling: one operation per output element; Linear: in × out (no bias);
@@ -163,8 +163,8 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
         key = prefix if not n else f"{prefix}.{n}"
         return int(sum(counts.get(key, {}).values()))
 
-    seed_formula = getattr(model, "seed_formula", None)
-    layer_formula = getattr(model, "layer_formula", seed000_formula)
+    formula_name = getattr(model, "formula_name", None)
+    layer_formula = getattr(model, "layer_formula", nndl_formula)
     # Each called module's compute minus that of the called modules nested directly in it
     # (through uncalled containers such as ModuleList), so rows add up to the total.
     order = sorted(calls, key=lambda n: first_call[n])
@@ -187,7 +187,7 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
         numel = sum(p.numel() for p in params)
         flags = {p.requires_grad for p in params}
         trainable = "-" if not params else ("yes" if flags == {True} else "no" if flags == {False} else "partly")
-        formula = layer_formula(m, shapes[n]) if seed_formula and not has_children else None
+        formula = layer_formula(m, shapes[n]) if formula_name and not has_children else None
         rows.append(LayerRow(n, type(m).__name__, shapes[n], numel, trainable, direct, direct // 2,
                              calls[n], formula))
     root_direct = own("") - nested.get("", 0)
@@ -199,14 +199,14 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
     total = sum(p.numel() for p in model.parameters())
     trainable_n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     flops = int(counter.get_total_flops())
-    formula_total = sum(r.formula or 0 for r in rows) if seed_formula else None
+    formula_total = sum(r.formula or 0 for r in rows) if formula_name else None
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     return Profile(
         model=name or prefix, input_size=tuple(input_size), rows=rows, total_params=total,
         trainable_params=trainable_n, non_trainable_params=total - trainable_n,
         buffers=sum(b.numel() for b in model.buffers() if b.is_floating_point()),
         flops=flops, macs=flops // 2, params_mb=round(param_bytes / 2**20, 3),
-        formula_total=formula_total, formula_name=seed_formula,
+        formula_total=formula_total, formula_name=formula_name,
         notes=list(getattr(model, "profile_notes", ())),
     )
 

@@ -1,14 +1,14 @@
-"""Teaching references: convolution and pooling written with explicit loops (NNDL, seed 000).
+"""Teaching references: convolution and pooling written with explicit loops (NNDL's LeNet-5 chapter).
 
 Clear over fast: these exist to be read, and to be checked against PyTorch. Every output pixel is
 one small tensor expression inside Python ``for`` loops, so the cost grows with
 ``out_channels * in_channels * Ho * Wo`` interpreter steps (see :mod:`lenetlab.ops.functional` for
 the im2col version that does the same arithmetic in one matrix multiply).
 
-Differences from the seed's code, all fixes: outputs keep the input's dtype and device, the max
-pool takes the maximum per sample and channel (the seed's ``torch.max(x[...])`` without ``dim``
+Differences from NNDL's code, all fixes: outputs keep the input's dtype and device, the max
+pool takes the maximum per sample and channel (NNDL's ``torch.max(x[...])`` without ``dim``
 returned one number for the whole batch), and height/width are no longer swapped for non-square
-inputs. As in the seed, the loop ``Conv2D`` keeps its bias as ``[out_channels, 1]``.
+inputs. As in NNDL, ``LoopConv2d`` keeps its bias as ``[out_channels, 1]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Conv2D", "LoopLeNet", "Pool2D", "corr2d"]
+__all__ = ["LoopConv2d", "LoopLeNet", "LoopPool2d", "corr2d"]
 
 
 def _pair(v) -> tuple[int, int]:
@@ -44,12 +44,12 @@ def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows)
 
 
-class Conv2D(nn.Module):
+class LoopConv2d(nn.Module):
     """Loop convolution layer: ``[N, in_channels, H, W] -> [N, out_channels, Ho, Wo]``.
 
     Parameters: ``weight`` ``[out_channels, in_channels, kh, kw]`` and ``bias``
-    ``[out_channels, 1]`` (the seed's shape; torch's ``nn.Conv2d`` uses ``[out_channels]``).
-    Initialised like the seed (weights 1, bias 0) unless ``init="torch"`` (torch's defaults).
+    ``[out_channels, 1]`` (NNDL's shape; torch's ``nn.Conv2d`` uses ``[out_channels]``).
+    Initialised like NNDL's (weights 1, bias 0) unless ``init="torch"`` (torch's defaults).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, init: str = "seed"):
@@ -58,7 +58,7 @@ class Conv2D(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.padding = _pair(stride), _pair(padding)
         if min(self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(f"Conv2D: stride must be positive and padding non-negative, got {stride}, {padding}")
+            raise ValueError(f"LoopConv2d: stride must be positive and padding non-negative, got {stride}, {padding}")
         self.weight = nn.Parameter(torch.ones(out_channels, in_channels, kh, kw))
         self.bias = nn.Parameter(torch.zeros(out_channels, 1))
         if init == "torch":
@@ -76,7 +76,7 @@ class Conv2D(nn.Module):
         out_h = (new_X.shape[1] - u) // sh + 1
         out_w = (new_X.shape[2] - v) // sw + 1
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"Conv2D: kernel {(u, v)} is larger than the padded input {tuple(new_X.shape[1:])}")
+            raise ValueError(f"LoopConv2d: kernel {(u, v)} is larger than the padded input {tuple(new_X.shape[1:])}")
         rows = []
         for i in range(out_h):
             row = []
@@ -89,7 +89,7 @@ class Conv2D(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """``[N, in_channels, H, W] -> [N, out_channels, Ho, Wo]``: one feature map per (kernel, bias) pair."""
         if inputs.dim() != 4 or inputs.shape[1] != self.in_channels:
-            raise ValueError(f"Conv2D: expected [N, {self.in_channels}, H, W], got {tuple(inputs.shape)}")
+            raise ValueError(f"LoopConv2d: expected [N, {self.in_channels}, H, W], got {tuple(inputs.shape)}")
         feature_maps = []
         for w, b in zip(self.weight, self.bias):  # each output channel p: kernels w [C, kh, kw], bias b [1]
             multi_outs = [self.single_forward(inputs[:, i], w[i]) for i in range(self.in_channels)]
@@ -97,18 +97,18 @@ class Conv2D(nn.Module):
         return torch.stack(feature_maps, dim=1)
 
 
-class Pool2D(nn.Module):
+class LoopPool2d(nn.Module):
     """Loop pooling layer (``mode="max"`` or ``"avg"``) over ``size`` windows: ``[N, C, H, W] -> [N, C, Ho, Wo]``."""
 
     def __init__(self, size=(2, 2), mode: str = "max", stride=1):
         super().__init__()
         if mode not in ("max", "avg"):
-            raise ValueError(f"Pool2D: mode must be 'max' or 'avg', got {mode!r}")
+            raise ValueError(f"LoopPool2d: mode must be 'max' or 'avg', got {mode!r}")
         self.mode = mode
         self.h, self.w = _pair(size)
         self.stride = _pair(stride)
         if min(self.stride) < 1:
-            raise ValueError(f"Pool2D: stride must be positive, got {stride}")
+            raise ValueError(f"LoopPool2d: stride must be positive, got {stride}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pool each window of each sample and channel; ``Ho = (H - h) // stride + 1``."""
@@ -116,7 +116,7 @@ class Pool2D(nn.Module):
         out_h = (x.shape[2] - self.h) // sh + 1
         out_w = (x.shape[3] - self.w) // sw + 1
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"Pool2D: window {(self.h, self.w)} is larger than the input {tuple(x.shape[2:])}")
+            raise ValueError(f"LoopPool2d: window {(self.h, self.w)} is larger than the input {tuple(x.shape[2:])}")
         rows = []
         for i in range(out_h):
             row = []
@@ -131,19 +131,19 @@ class Pool2D(nn.Module):
 
 
 class LoopLeNet(nn.Module):
-    """The seed's ``Model_LeNet``: LeNet-5 from the loop layers (slow; for comparisons only).
+    """NNDL's ``Model_LeNet``: LeNet-5 from the loop layers (slow; for comparisons only).
 
-    Attribute names follow the seed: ``conv1, pool2, conv3, pool4, conv5, linear6, linear7``.
+    Attribute names follow NNDL: ``conv1, pool2, conv3, pool4, conv5, linear6, linear7``.
     ``[N, in_channels, 32, 32] -> [N, num_classes]``.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10):
         super().__init__()
-        self.conv1 = Conv2D(in_channels, 6, 5, init="torch")
-        self.pool2 = Pool2D((2, 2), mode="max", stride=2)
-        self.conv3 = Conv2D(6, 16, 5, init="torch")
-        self.pool4 = Pool2D((2, 2), mode="avg", stride=2)
-        self.conv5 = Conv2D(16, 120, 5, init="torch")
+        self.conv1 = LoopConv2d(in_channels, 6, 5, init="torch")
+        self.pool2 = LoopPool2d((2, 2), mode="max", stride=2)
+        self.conv3 = LoopConv2d(6, 16, 5, init="torch")
+        self.pool4 = LoopPool2d((2, 2), mode="avg", stride=2)
+        self.conv5 = LoopConv2d(16, 120, 5, init="torch")
         self.linear6 = nn.Linear(120, 84)
         self.linear7 = nn.Linear(84, num_classes)
 

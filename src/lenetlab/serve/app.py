@@ -1,6 +1,8 @@
 """The digit-recognition web service: a draw-a-digit page and a small REST API (FastAPI + uvicorn).
 
-Routes: ``GET /`` (the page), ``POST /predict``, ``GET /health``, ``GET /openapi.json``, ``GET /docs``.
+Routes: ``GET /`` (the page), ``POST /predict``, ``POST /explain``, ``GET /models``, ``GET /health``,
+``GET /openapi.json``, ``GET /docs``. One server may serve several models: ``GET /models`` lists them and
+``?model=NAME`` picks one (default: the first; an unknown name is a 404 ``unknown_model``).
 ``POST /predict`` takes one image, in any of these bodies:
 
 - ``multipart/form-data`` with the image in the field ``file`` (``curl -F file=@digit.png``);
@@ -10,8 +12,10 @@ Routes: ``GET /`` (the page), ``POST /predict``, ``GET /health``, ``GET /openapi
 
 Every image, JSON pixels included, goes through :func:`lenetlab.data.images.preprocess_image`
 (the one preprocessing of ``lenet predict``: polarity, crop, fit 20x20, centre of mass in 28x28),
-then the model's own input spec. Bad input is a 4xx ``{"detail": "...", "code": "..."}``:
-400 unreadable/empty, 413 too many bytes or pixels, 415 unsupported Content-Type, 422 blank
+then the model's own input spec. ``POST /explain`` takes the same bodies and adds, from the same forward
+pass, every layer's activations, the first convolution's kernels and the input-gradient saliency map
+(:mod:`lenetlab.serve.explain`; torch models only, 501 ``explain_needs_torch`` for ONNX). Bad input
+is a 4xx ``{"detail": "...", "code": "..."}``: 400 unreadable/empty, 413 too many bytes or pixels, 415 unsupported Content-Type, 422 blank
 image (``code: "blank_image"``: "draw a digit") or malformed JSON, 408 a body not received within
 the body timeout, 503 (with ``Retry-After``) when the server is saturated. The limits, the admission
 queue and the timeouts are in :mod:`lenetlab.serve.limits` (and SECURITY.md).
@@ -21,18 +25,23 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
+import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 import numpy as np
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
@@ -43,7 +52,9 @@ from starlette.requests import ClientDisconnect
 from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, preprocess_image
 from lenetlab.errors import DataError, LenetlabError
-from lenetlab.inference.predictor import Predictor, load_predictor
+from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
+from lenetlab.serve.apidocs import render_api_docs
+from lenetlab.serve.explain import Explainer
 from lenetlab.serve.limits import (
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
@@ -87,11 +98,51 @@ class PredictResponse(BaseModel):
     probabilities: list[float] = Field(description="one per class, in class_names order, summing to 1")
     class_names: list[str]
     top_k: list[TopK]
-    model: str
+    model: str = Field(description="the architecture (lenet models)")
+    name: str = Field(description="the served model's name (GET /models; ?model=NAME)")
     backend: str
     input_28x28: list[list[int]] = Field(description="the 28x28 uint8 image the model received (before padding)")
     input_png: str = Field(description="the same image as a data:image/png;base64 URL")
     timing_ms: dict[str, float]
+
+
+class Activation(BaseModel):
+    name: str = Field(description="the model's own name for the layer (C1, S2, ..., or a block such as b3)")
+    type: str = Field(description="the layer's class (Conv2d, MaxPool2d, Sequential...)")
+    activation: str | None = Field(description="the element-wise function applied after it, when the model "
+                                               "applies it as a module (ReLU, ScaledTanh...)")
+    kind: Literal["maps", "vector"] = Field(description="maps: [C, H, W] feature maps; vector: [K] units")
+    shape: list[int] = Field(description="[C, H, W] or [K], for the one image")
+    min: float
+    max: float
+    values: list = Field(description="nested lists of that shape, 4 decimals")
+
+
+class Kernels(BaseModel):
+    layer: str = Field(description="the first convolution (C1 for LeNet)")
+    shape: list[int] = Field(description="[out_channels, in_channels, kh, kw]")
+    min: float
+    max: float
+    values: list[list[list[list[float]]]]
+
+
+class ExplainResponse(PredictResponse):
+    layers: list[Activation] = Field(description="every layer's output, in the order the forward pass runs them")
+    kernels: Kernels | None = Field(description="the first convolution's weights (None without a convolution)")
+    saliency: list[list[float]] = Field(description="28x28: |d score of the predicted class / d input pixel|, the "
+                                                    "largest over channels, scaled to 0..1")
+    rbf_distances: list[float] | None = Field(description="RBF output layers (lenet5-1998): squared distance of F6 "
+                                                          "to each class's centre; smallest = the answer")
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(description="the name to pass as ?model=NAME")
+    model: str = Field(description="the architecture (lenet models)")
+    backend: str
+    dataset: str | None
+    test_accuracy: float | None
+    explain: bool = Field(description="whether POST /explain works for it (the torch backend)")
+    class_names: list[str]
 
 
 class ErrorResponse(BaseModel):
@@ -101,11 +152,13 @@ class ErrorResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str
-    model: str
+    model: str = Field(description="the default model's architecture")
+    name: str = Field(description="the default model's served name")
     backend: str
     source: str
     class_names: list[str]
     input_spec: dict[str, Any]
+    models: list[str] = Field(description="every served model's name (GET /models describes them)")
 
 
 class ApiError(Exception):
@@ -120,7 +173,10 @@ class ClientGone(Exception):
     """The client disconnected before its request was answered: nothing to answer, nothing to log as an error."""
 
 
-_ERRORS = {s: {"model": ErrorResponse} for s in (400, 408, 413, 415, 422, 503)}
+TopKQuery = Annotated[int, Query(ge=1, le=100, description="how many best classes to list")]
+ModelQuery = Annotated[str | None, Query(max_length=200, description="a served model's name (GET /models); "
+                                                                     "default: the first")]
+_ERRORS = {s: {"model": ErrorResponse} for s in (400, 404, 408, 413, 415, 422, 503)}
 
 
 def _request_body_schema() -> dict:
@@ -262,11 +318,10 @@ def _png_data_url(x: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _predict(predictor: Predictor, img: Image.Image, top_k: int, max_pixels: int) -> dict:
-    """Preprocess with the shared function, run the model, build the response (runs in a worker thread)."""
-    t0 = time.perf_counter()
+def _preprocess(img: Image.Image, max_pixels: int):
+    """The shared preprocessing (:func:`preprocess_image`): ``uint8 [1, 28, 28]``, or the client's 4xx."""
     try:
-        x = preprocess_image(img, name="image", max_pixels=max_pixels)  # uint8 [1, 28, 28]
+        return preprocess_image(img, name="image", max_pixels=max_pixels)
     except BlankImageError:
         raise ApiError(422, "blank_image", "no digit found in the image: draw a digit") from None
     except ImageTooLargeError as e:
@@ -276,9 +331,12 @@ def _predict(predictor: Predictor, img: Image.Image, top_k: int, max_pixels: int
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # decoders on truncated/corrupt data
         log.info("undecodable upload: %s: %s", type(e).__name__, e)
         raise ApiError(400, "not_an_image", "image data is corrupt or truncated") from None
-    t1 = time.perf_counter()
-    probs = predictor.predict_proba(x.unsqueeze(0))[0]  # [K]
-    t2 = time.perf_counter()
+
+
+def _answer(served: ServedModel, x, probs: np.ndarray, top_k: int) -> dict:
+    """The prediction fields shared by ``/predict`` and ``/explain`` for image ``x`` ``uint8 [1, 28, 28]``
+    and its class probabilities ``[K]``."""
+    predictor = served.predictor
     names = predictor.class_names
     order = np.argsort(-probs, kind="stable")[: min(top_k, len(names))]
     best = int(order[0])
@@ -287,23 +345,85 @@ def _predict(predictor: Predictor, img: Image.Image, top_k: int, max_pixels: int
         "digit": best, "label": names[best], "confidence": float(probs[best]),
         "probabilities": [float(p) for p in probs], "class_names": list(names),
         "top_k": [{"index": int(i), "label": names[i], "probability": float(probs[i])} for i in order],
-        "model": predictor.name, "backend": predictor.backend,
+        "model": predictor.name, "name": served.name, "backend": predictor.backend,
         "input_28x28": x28.astype(int).tolist(), "input_png": _png_data_url(x28),
-        "timing_ms": {"preprocess": round(1e3 * (t1 - t0), 3), "model": round(1e3 * (t2 - t1), 3)},
     }
 
 
-def create_app(predictor: Predictor | None = None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+def _predict(served: ServedModel, img: Image.Image, top_k: int, max_pixels: int) -> dict:
+    """Preprocess with the shared function, run the model, build the response (runs in a worker thread)."""
+    t0 = time.perf_counter()
+    x = _preprocess(img, max_pixels)  # uint8 [1, 28, 28]
+    t1 = time.perf_counter()
+    probs = served.predictor.predict_proba(x.unsqueeze(0))[0]  # [K]
+    t2 = time.perf_counter()
+    return {**_answer(served, x, probs, top_k),
+            "timing_ms": {"preprocess": round(1e3 * (t1 - t0), 3), "model": round(1e3 * (t2 - t1), 3)}}
+
+
+def _explain(served: ServedModel, img: Image.Image, top_k: int, max_pixels: int) -> Response:
+    """``/predict``'s answer and every layer's activations from one forward pass (in a worker thread),
+    already encoded: the activations are thousands of numbers, which FastAPI's response-model
+    validation would take longer to check than the model takes to compute."""
+    t0 = time.perf_counter()
+    x = _preprocess(img, max_pixels)
+    t1 = time.perf_counter()
+    seen = served.explainer.explain(x)
+    body = {**_answer(served, x, seen.pop("probabilities"), top_k), **seen}
+    total = time.perf_counter() - t0
+    body["timing_ms"] = {"preprocess": round(1e3 * (t1 - t0), 3), **seen["timing_ms"], "total": round(1e3 * total, 3)}
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+
+@dataclass
+class ServedModel:
+    """One model of the server: ``name`` (unique; ``?model=NAME``), its predictor, and what the model
+    picker shows (``dataset``, ``test_accuracy``; default: what the checkpoint records)."""
+
+    name: str
+    predictor: Predictor
+    dataset: str | None = None
+    test_accuracy: float | None = None
+    explainer: Explainer | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.dataset = self.dataset or self.predictor.dataset
+        if self.test_accuracy is None:
+            self.test_accuracy = self.predictor.test_accuracy
+        if isinstance(self.predictor, TorchPredictor):
+            self.explainer = Explainer(self.predictor)
+
+    def info(self) -> dict:
+        """What ``GET /models`` lists for this model."""
+        p = self.predictor
+        return {"name": self.name, "model": p.name, "backend": p.backend, "dataset": self.dataset,
+                "test_accuracy": self.test_accuracy, "explain": self.explainer is not None,
+                "class_names": list(p.class_names)}
+
+
+def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                max_pixels: int = MAX_PIXELS, limits: ServeLimits | None = None) -> FastAPI:
-    """Build the FastAPI app serving ``predictor`` (default: the packaged demo ``lenet5`` on the CPU)
-    under ``limits`` (default: :class:`ServeLimits` with ``max_upload_bytes`` and ``max_pixels``)."""
-    predictor = predictor if predictor is not None else load_predictor()
+    """Build the FastAPI app serving ``models`` (a :class:`Predictor`, or several :class:`ServedModel`
+    with distinct names, the first being the default; default: the packaged demo ``lenet5`` on the
+    CPU) under ``limits`` (default: :class:`ServeLimits` with ``max_upload_bytes`` and ``max_pixels``)."""
+    models = models if models is not None else load_predictor()
+    served = list(models) if isinstance(models, (list, tuple)) else [ServedModel(models.name, models)]
+    if not served:
+        raise LenetlabError("nothing to serve: give at least one model")
+    by_name: dict[str, ServedModel] = {}
+    for m in served:
+        if m.name in by_name:
+            raise LenetlabError(f"two served models are named {m.name!r}: give each a distinct name")
+        by_name[m.name] = m
+    default = served[0]
     limits = limits if limits is not None else ServeLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
     max_upload_bytes, max_pixels = limits.max_upload_bytes, limits.max_pixels
     gate, budget = Gate(limits.workers, limits.queue), ByteBudget(limits.max_buffered_bytes)
-    app = FastAPI(title="lenetlab digit recognition",
-                  description=__doc__.split("\n\n", 1)[1], version=_version())
-    app.state.predictor = predictor
+    # no Swagger UI or ReDoc: they load their scripts from a CDN (blank offline) and need an inline
+    # script; /docs is rendered here from the same OpenAPI schema instead
+    app = FastAPI(title="lenetlab digit recognition", description=__doc__.split("\n\n", 1)[1], version=_version(),
+                  docs_url=None, redoc_url=None)
+    app.state.models, app.state.predictor = by_name, default.predictor
     app.state.limits, app.state.gate, app.state.budget = limits, gate, budget
     app.add_middleware(SecurityHeaders)
 
@@ -324,21 +444,16 @@ def create_app(predictor: Predictor | None = None, *, max_upload_bytes: int = MA
         err = _validation_error(list(exc.errors()))
         return JSONResponse({"detail": err.detail, "code": err.code}, status_code=422)
 
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(str(resources.files("lenetlab.serve").joinpath("static/index.html")))
+    def pick(name: str | None) -> ServedModel:
+        if name is None:
+            return default
+        if name not in by_name:
+            raise ApiError(404, "unknown_model", f"unknown model {name!r}; served models: {', '.join(by_name)}")
+        return by_name[name]
 
-    @app.get("/health", response_model=HealthResponse, summary="liveness and the model being served")
-    async def health() -> dict:
-        info = predictor.info()
-        info["source"] = Path(info["source"]).name  # the file's name: where it lives is not the client's business
-        return {"status": "ok", **info}
-
-    @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_request_body_schema(),
-              summary="classify one digit image (multipart 'file', raw image body, or JSON pixels)")
-    async def predict(request: Request,
-                      top_k: Annotated[int, Query(ge=1, le=100, description="how many best classes to list")] = 3,
-                      ) -> dict:
+    async def classify(request: Request, served: ServedModel, work, top_k: int):
+        """Read the request's image (any accepted body), then ``work(served, img, top_k, max_pixels)`` in a
+        worker thread: at most ``workers`` at once, a bounded queue, 503 beyond it."""
         try:
             with budget.hold() as held:
                 body = await _read_body(request, limits, held)
@@ -358,15 +473,53 @@ def create_app(predictor: Predictor | None = None, *, max_upload_bytes: int = MA
                                    "a 'file' field, an image/png or image/jpeg body, or application/json "
                                    "{\"pixels\": ...}")
                 del body
-                # decoding and inference: at most `workers` at once, a bounded queue, 503 beyond it
                 async with gate.slot():
                     if await request.is_disconnected():  # gave up while queued: skip the work
                         raise ClientGone("client disconnected while its request was queued")
-                    return await run_in_threadpool(_predict, predictor, img, top_k, max_pixels)
+                    return await run_in_threadpool(work, served, img, top_k, max_pixels)
         except Busy as e:
             log.info("503 busy: %s", e)
             raise ApiError(503, "busy", f"the server is busy ({e}): retry in {limits.retry_after_s} s",
                            headers={"Retry-After": str(limits.retry_after_s)}) from None
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(str(resources.files("lenetlab.serve").joinpath("static/index.html")))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(render_api_docs(app.openapi()))
+
+    @app.get("/health", response_model=HealthResponse, summary="liveness and the default model")
+    async def health() -> dict:
+        info = default.predictor.info()
+        info["source"] = Path(info["source"]).name  # the file's name: where it lives is not the client's business
+        return {"status": "ok", **info, "name": default.name, "models": list(by_name)}
+
+    @app.get("/models", response_model=list[ModelInfo], summary="the served models, the default first")
+    async def list_served() -> list[dict]:
+        return [m.info() for m in served]
+
+    @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_request_body_schema(),
+              summary="classify one digit image (multipart 'file', raw image body, or JSON pixels)")
+    async def predict(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> dict:
+        return await classify(request, pick(model), _predict, top_k)
+
+    @app.post("/explain", response_model=ExplainResponse, responses={**_ERRORS, 501: {"model": ErrorResponse}},
+              openapi_extra=_request_body_schema(),
+              summary="classify one digit image and show what every layer saw (same bodies as /predict)",
+              description="The answer of `/predict` plus, from the same forward pass, every layer's activations, "
+                          "the first convolution's kernels and the input-gradient saliency map over the 28x28 "
+                          "input; for an RBF output layer (lenet5-1998) the squared distance to each class's "
+                          "centre. Needs the torch backend (501 for an ONNX model).")
+    async def explain(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> Response:
+        served_model = pick(model)
+        if served_model.explainer is None:
+            raise ApiError(501, "explain_needs_torch",
+                           f"model {served_model.name!r} runs on {served_model.predictor.backend}: /explain needs the "
+                           "torch backend (serve the checkpoint or run directory instead of the ONNX file); "
+                           "/predict works")
+        return await classify(request, served_model, _explain, top_k)
 
     app.mount("/static", StaticFiles(packages=[("lenetlab.serve", "static")]), name="static")
     return app
@@ -379,9 +532,6 @@ def _version() -> str:
 def _check_can_listen(host: str, port: int) -> None:
     """One-line :class:`LenetlabError` if ``host:port`` cannot be bound (in use, not a local address);
     uvicorn would log it and exit with status 1 after the model had loaded."""
-    import socket
-
-
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as s:
@@ -391,14 +541,11 @@ def _check_can_listen(host: str, port: int) -> None:
         raise LenetlabError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
 
 
-def run_server(checkpoint: str | None = None, onnx: str | None = None, *, host: str = "127.0.0.1",
-               port: int = 8000, device: str = "cpu", max_upload_mb: float = 5.0,
-               log_level: str = "info") -> None:
-    """Load the model (``onnx`` via onnxruntime, else ``checkpoint``, else the packaged demo
-    ``lenet5``) and serve it with uvicorn on ``host:port`` until interrupted."""
-    import torch
-    import uvicorn
-
+def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = "127.0.0.1", port: int = 8000,
+               max_upload_mb: float = 5.0, log_level: str = "info") -> None:
+    """Check the options, then load the models (``load_models()``: slow, so after the quick checks)
+    and serve them with uvicorn on ``host:port`` until interrupted."""
+    import uvicorn  # optional extra lenetlab[serve]; imported when serving starts
 
     limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
     if not 0 <= port <= 65535:
@@ -409,10 +556,12 @@ def run_server(checkpoint: str | None = None, onnx: str | None = None, *, host: 
     _check_can_listen(host, port)
     # one small image per request: parallelism comes from concurrent requests, not intra-op threads
     torch.set_num_threads(1)
-    predictor = load_predictor(checkpoint, onnx, device=device)
-    app = create_app(predictor, limits=limits)
+    models = list(load_models())
+    app = create_app(models, limits=limits)
     where = f"http://{host}:{port}/" if port else f"{host} on a free port (uvicorn prints which)"
-    print(f"serving {predictor.name} ({predictor.backend}, {predictor.source}) at {where}", flush=True)
+    names = ", ".join(f"{m.name} ({m.predictor.name}, {m.predictor.backend}, {Path(m.predictor.source).name})"
+                      for m in models)
+    print(f"serving {names} at {where}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                 **uvicorn_options(limits))
 

@@ -180,35 +180,23 @@ class Held:
         self.n += n
 
 
-#: CSP of the page and the API: only this origin's own scripts, styles and fetches; the page shows
-#: the model's 28x28 input as a data: URL image. No inline script or style is allowed.
+#: CSP of the page, the API docs and the API: only this origin's own scripts, styles and fetches; the
+#: page shows the model's 28x28 input as a data: URL image. No inline script or style is allowed.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-#: CSP of the interactive API docs: FastAPI's Swagger UI and ReDoc pages load their bundles from
-#: cdn.jsdelivr.net and start them with an inline script.
-DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-            "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-            "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'")
-DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
-
-
 class SecurityHeaders:
     """ASGI middleware: ``Content-Security-Policy``, ``X-Content-Type-Options: nosniff``,
-    ``Referrer-Policy: no-referrer`` and ``X-Frame-Options: DENY`` on every HTTP response
-    (the relaxed :data:`DOCS_CSP` on :data:`DOCS_PATHS`)."""
+    ``Referrer-Policy: no-referrer`` and ``X-Frame-Options: DENY`` on every HTTP response."""
 
-    def __init__(self, app, csp: str = CSP, docs_csp: str = DOCS_CSP, docs_paths=DOCS_PATHS) -> None:
-        self.app, self.csp, self.docs_csp, self.docs_paths = app, csp, docs_csp, tuple(docs_paths)
+    def __init__(self, app, csp: str = CSP) -> None:
+        self.app, self.csp = app, csp
 
     async def __call__(self, scope, receive, send) -> None:
         """Pass the request on, adding the headers to the response start."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = self.docs_csp if scope.get("path") in self.docs_paths else self.csp
-        extra = [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
+        extra = [(b"content-security-policy", self.csp.encode()), (b"x-content-type-options", b"nosniff"),
                  (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
 
         async def send_with_headers(message) -> None:

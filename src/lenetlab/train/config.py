@@ -14,12 +14,18 @@ import json
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from importlib import resources
 from pathlib import Path
+
+import yaml
 
 from lenetlab.data.transforms import NORMALIZE_ALIASES, NORMALIZE_CHOICES
 from lenetlab.errors import ConfigError, first_line
 from lenetlab.fileio import atomic_path
 
+
+#: The folder of recipe files shipped in the package: ``lenet train --config NAME`` (the rows of docs/results.md).
+SHIPPED_CONFIGS = Path(str(resources.files("lenetlab").joinpath("configs")))
 
 #: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
 RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weight_decay", "schedule",
@@ -220,19 +226,33 @@ def _coerce(cls, name: str, value, source: str):
     return value
 
 
+def shipped_configs() -> list[str]:
+    """The names of the config files shipped in the package (``lenetlab/configs/NAME.yaml``), sorted."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """The file ``--config`` means: an existing file, else the shipped config of that name
+    (``fast-lenet5`` or ``fast-lenet5.yaml``); otherwise a one-line ConfigError listing the shipped names."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_CONFIGS / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise ConfigError(f"{name_or_path}: no such config file or shipped config "
+                      f"(shipped: {', '.join(shipped_configs())})")
+
+
 def read_config_fields(path: str | Path) -> dict:
-    """The fields a JSON or YAML config file sets (by extension; YAML also reads JSON), unvalidated:
-    the fields it leaves out are not in the dict (a recipe may choose them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    """The fields a JSON or YAML config file (or shipped config name, see :func:`config_path`) sets,
+    unvalidated: the fields it leaves out are not in the dict (a recipe may choose them)."""
+    path = config_path(path)
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml
-
             data = yaml.safe_load(text)
     except Exception as e:  # json and yaml raise their own error types
         raise ConfigError(f"{path}: not valid JSON/YAML ({first_line(e)})") from None
@@ -243,7 +263,7 @@ def read_config_fields(path: str | Path) -> dict:
 
 
 def load_config_file(path: str | Path) -> RunConfig:
-    """Read a RunConfig from a JSON or YAML file (by extension; YAML also reads JSON)."""
+    """Read a RunConfig from a JSON or YAML file (by extension; YAML also reads JSON) or a shipped config's name."""
     return RunConfig.from_dict(read_config_fields(path), source=str(path))
 
 
@@ -293,7 +313,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         help_text = f.metadata["help"]
         if recipe_defaults and f.name in RECIPE_FIELDS:
             help_text = help_text.split(" (default:")[0] + " (default: the recipe's)"
-        elif "(default:" not in help_text:  # some fields explain what their None default means
+        elif "(default:" not in help_text and default is not None and default is not False:
+            # (some fields explain what their None default means; an unset switch needs no default shown)
             help_text += f" (default: {json.dumps(default) if isinstance(default, dict) else default})"
         flag = "--" + f.name.replace("_", "-")
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}

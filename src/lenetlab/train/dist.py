@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from lenetlab.errors import ConfigError, first_line
 
@@ -119,8 +121,6 @@ class DistributedContext:
         CUDA tensors DDP reduces; gloo for CPU tensors and pickled objects). On CUDA machines the
         process binds to GPU ``LOCAL_RANK``.
         """
-        import torch.distributed as dist
-
         rank, world, local = _env_int("RANK"), _env_int("WORLD_SIZE"), int(os.environ.get("LOCAL_RANK", "0"))
         timeout = timeout or timeout_from_env()
         cuda = torch.cuda.is_available()
@@ -159,8 +159,6 @@ class DistributedContext:
     def wrap_model(self, model: nn.Module, device: torch.device) -> nn.Module:
         """``model`` (already on ``device``) wrapped in DistributedDataParallel; DDP broadcasts rank
         0's parameters and buffers, so every rank starts from the same weights."""
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         device = torch.device(device)
         self._check_device(device)
         if device.type == "cuda":
@@ -185,30 +183,22 @@ class DistributedContext:
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over all ranks in place and return it."""
-        import torch.distributed as dist
-
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
     def broadcast_object(self, obj):
         """Rank 0's ``obj`` (picklable) on every rank."""
-        import torch.distributed as dist
-
         box = [obj if self.rank == 0 else None]
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def barrier(self) -> None:
         """Wait until every rank gets here (or fail after the timeout)."""
-        import torch.distributed as dist
-
         dist.barrier()
 
     def close(self) -> None:
         """Wait for every rank (rank 0 may still be writing plots), then destroy the process group, so
         no rank tears its connections down while a peer still uses them (idempotent)."""
-        import torch.distributed as dist
-
         if dist.is_initialized():
             gc.collect()  # free DDP reducers (reference cycles) while the group still exists
             dist.barrier()

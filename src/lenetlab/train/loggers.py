@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from lenetlab.fileio import atomic_path
 from lenetlab.train.rundir import METRICS, MetricsLog
@@ -152,7 +153,7 @@ class TensorBoardLog:
             return
         self.writer = cls(log_dir=str(self.run_dir), purge_step=step if step > 0 else None, flush_secs=10)
         if step == 0:
-            from torch.utils.tensorboard.summary import hparams
+            from torch.utils.tensorboard.summary import hparams  # optional extra: lenetlab[tensorboard]
 
             text = json.dumps(config, indent=2)
             self.writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)  # a Markdown code block
@@ -193,8 +194,6 @@ class TensorBoardLog:
         (default: the last step logged); opens a writer again if the run's one was closed."""
         if not self.enabled:
             return
-        from PIL import Image
-
         if self.writer is None:
             cls = summary_writer_class()
             if cls is None:
@@ -211,7 +210,7 @@ class TensorBoardLog:
         """Mark the run's HParams session as finished (an interrupted run's stays open)."""
         if self.writer is None:
             return
-        from torch.utils.tensorboard.summary import hparams
+        from torch.utils.tensorboard.summary import hparams  # optional extra: lenetlab[tensorboard]
 
         self.writer.file_writer.add_summary(hparams({}, {})[2])  # session_end_info, status success
         self.writer.flush()

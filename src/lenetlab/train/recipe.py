@@ -23,7 +23,7 @@ channels, image sizes) and chooses:
 
 The choice depends only on the dataset (not on the machine) unless a budget is given, so the same
 command trains the same model everywhere. Named MNIST datasets and NNDL files keep their tuned
-recipes (``auto`` is ``lenet5`` for them: the defaults, and the ``configs/*.yaml`` files).
+recipes (``auto`` is ``lenet5`` for them: the defaults, and the shipped configs in ``lenetlab/configs``).
 Explicit fields (flags, a ``--config`` file) override any part of a recipe. :func:`plan_config`
 returns the final config and the :class:`Recipe`, whose :meth:`Recipe.describe` is the block
 ``lenet train`` and ``lenet submit`` print before training and whose :meth:`Recipe.notes` the run

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from lenetlab.errors import ConfigError
 from lenetlab.fileio import append_text, atomic_path, read_jsonl, write_error
 from lenetlab.inference.evaluate import EvalResult
@@ -280,8 +282,6 @@ class Progress:
         self.mode = mode if enabled else "none"
         self.bar = None
         if self.mode == "bar":
-            from tqdm.auto import tqdm
-
             sized = shutil.get_terminal_size((0, 0)).columns > 0  # a pty may report 0 columns
             self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=sized,
                             ncols=None if sized else 100, nrows=None if sized else 24, file=sys.stdout)

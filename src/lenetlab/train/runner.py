@@ -1,4 +1,4 @@
-"""The training runner: the seeds' RunnerV3 / d2l ``train_ch6``, fast, resumable, self-documenting.
+"""The training runner: NNDL's ``RunnerV3`` / d2l's ``train_ch6``, fast, resumable, self-documenting.
 
 Data stay resident on the device as ``uint8`` tensors (:class:`~lenetlab.data.loader.TensorLoader`);
 losses and accuracies accumulate on the device and are read back only at log steps, evaluations and

@@ -1,4 +1,4 @@
-"""AlexNet as in d2l §8.1 (seed 002): ``alexnet`` (224×224) and ``alexnet-small`` (28×28)."""
+"""AlexNet as in d2l §8.1: ``alexnet`` (224×224) and ``alexnet-small`` (28×28)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GoogLeNet as in d2l §8.4 (seed 002): ``googlenet`` (224×224) and ``googlenet-small`` (28×28)."""
+"""GoogLeNet as in d2l §8.4: ``googlenet`` (224×224) and ``googlenet-small`` (28×28)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Network in Network as in d2l §8.3 (seed 002): ``nin`` (224×224) and ``nin-small`` (28×28)."""
+"""Network in Network as in d2l §8.3: ``nin`` (224×224) and ``nin-small`` (28×28)."""
 
 from __future__ import annotations
 

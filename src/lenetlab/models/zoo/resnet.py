@@ -1,4 +1,4 @@
-"""ResNet-18 as in d2l §8.6 (seed 002): ``resnet18`` (224×224) and ``resnet18-small`` (28×28)."""
+"""ResNet-18 as in d2l §8.6: ``resnet18`` (224×224) and ``resnet18-small`` (28×28)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VGG-11 as in d2l §8.2 (seed 002): ``vgg11`` (224×224) and ``vgg11-small`` (32×32)."""
+"""VGG-11 as in d2l §8.2: ``vgg11`` (224×224) and ``vgg11-small`` (32×32)."""
 
 from __future__ import annotations
 

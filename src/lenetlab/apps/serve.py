@@ -1,0 +1,65 @@
+"""``lenet serve [RUN_OR_CHECKPOINT ...] [--onnx MODEL.onnx ...]``: serve one or several trained models.
+
+Each source becomes one :class:`~lenetlab.serve.app.ServedModel`, named after its run directory (a
+``best.pt``/``last.pt`` inside a run is named after the run), file or folder, so that the page's
+model picker and ``?model=NAME`` can tell them apart; a repeated name gets ``-2``, ``-3``... The
+picker shows the dataset and test accuracy: a run directory's from its own files (``lenet runs``
+reads the same), a checkpoint file's or exported folder's from what it records. No source: the
+small ``lenet5`` shipped with lenetlab.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lenetlab.errors import LenetlabError
+from lenetlab.inference.predictor import load_predictor
+from lenetlab.serve.app import ServedModel, run_server
+from lenetlab.train.runinfo import looks_like_run, read_run
+
+
+def _run_dir(source: Path) -> Path | None:
+    """The run directory ``source`` is, or holds ``source`` as its checkpoint; None otherwise."""
+    if looks_like_run(source):
+        return source
+    if source.is_file() and looks_like_run(source.parent):
+        return source.parent
+    return None
+
+
+def served_model(source: str | None, *, onnx: bool = False, device: str = "cpu") -> ServedModel:
+    """One :class:`ServedModel` for a run directory, checkpoint, exported folder or (``onnx``) ONNX file;
+    ``source=None``: the shipped ``lenet5``, named ``lenet5``."""
+    predictor = load_predictor(onnx=source) if onnx else load_predictor(source, device=device)
+    if source is None:
+        return ServedModel(predictor.name, predictor)
+    path = Path(source)
+    run = _run_dir(path) if not onnx else None
+    if run is None:
+        return ServedModel(path.stem if path.is_file() else path.resolve().name, predictor)
+    info = read_run(run)
+    return ServedModel(run.resolve().name, predictor, dataset=info.dataset, test_accuracy=info.test)
+
+
+def served_models(sources: list[str], onnx: list[str] | None = None, device: str = "cpu") -> list[ServedModel]:
+    """Every source (checkpoints first, then ONNX files) as a :class:`ServedModel` with a distinct name."""
+    models = [served_model(s, device=device) for s in sources] + [served_model(o, onnx=True) for o in onnx or []]
+    if not models:
+        models = [served_model(None, device=device)]
+    seen: dict[str, int] = {}
+    for m in models:
+        base = m.name
+        seen[base] = seen.get(base, 0) + 1
+        if seen[base] > 1:
+            m.name = f"{base}-{seen[base]}"
+    if len({m.name for m in models}) != len(models):  # "a-2" given as a source after two "a"
+        raise LenetlabError("the served models' names clash: " + ", ".join(m.name for m in models))
+    return models
+
+
+def run_serve(sources: list[str], onnx: list[str] | None = None, *, host: str = "127.0.0.1", port: int = 8000,
+              device: str = "cpu", max_upload_mb: float = 5.0, log_level: str = "info") -> int:
+    """``lenet serve``: check the options, load every model, serve until interrupted; returns exit status 0."""
+    run_server(lambda: served_models(sources, onnx, device), host=host, port=port, max_upload_mb=max_upload_mb,
+               log_level=log_level)
+    return 0
