@@ -257,6 +257,15 @@ def make_shapes(root: Path, n: int = 1600, seed: int = 0) -> dict[str, str]:
 #: 97.7 -> 98.7 -> 98.8% (160: 98.1%; lr 0.02: 97.0%; no label smoothing: 96.8%); shapes: rotations
 #: by any angle 99.2% against 98.1% with 10 degrees; MNIST words: 48 epochs 98.9%, 80 epochs 98.5%,
 #: the typical set 98.4%.
+#: The default recipe was then tuned on draws 1 and 2 (``--draw``), never on draw 0's test images.
+#: Glyphs, test accuracy on draw 1 / draw 2 (280 images, 0.36 points each), best.pt as then kept
+#: (the first epoch to tie at 100% on the 110 validation images, mid-run) -> the final model:
+#: 2 x 70 epochs averaged 98.6 -> 98.9 / 96.4 -> 97.5 (with test-time shifts 98.6 -> 99.6 / 97.1 ->
+#: 98.6); one run of 100 epochs 97.1 -> 100.0 / 92.5 -> 97.1; one run of 140 epochs 99.6 -> 99.6 /
+#: 93.6 -> 97.5. Keeping the final model is what helped (the recipe's monitor "last" on small
+#: validation splits); the 2-run ensemble stays (final models, test-time shifts: 99.1% on average
+#: against 98.4 and 98.8% for single runs). Draw 1 of mnist-words: 98.9 -> 99.3%; of shapes: 96.3
+#: -> 98.1% (96.9% with test-time shifts, which the validation split picks).
 _COMMON = ["--recipe", "lenet5", "--model", "lenet5-modern", "--optimizer", "adamw", "--lr", "0.01",
            "--weight-decay", "0.0005", "--label-smoothing", "0.1", "--schedule", "onecycle", "--augment", "affine"]
 HAND_PICKED = {
@@ -300,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mnist-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
                    help="the real MNIST IDX files for mnist-words (else the embedded subset)")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads for every run")
+    p.add_argument("--draw", type=int, default=0, metavar="N",
+                   help="which draw of each task to build (the builders' seed): 0 is the one reported; tune on "
+                        "others (1, 2, ...), never on draw 0's test images")
     p.add_argument("--no-hand", action="store_true", help="run only the default")
     p.add_argument("--default-flags", nargs=argparse.REMAINDER, default=[],
                    help="flags added to the default run (to try a variant; leave empty for the real default)")
@@ -311,9 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     load1 = os.getloadavg()[0]
     figures = {}
     for task in args.tasks:
-        folder = base / task
-        kwargs = {"mnist_dir": args.mnist_dir} if task == "mnist-words" else {}
-        truth_file = base / f"{task}.truth.json"
+        folder = base / (task if args.draw == 0 else f"{task}-draw{args.draw}")
+        kwargs = {"seed": args.draw, **({"mnist_dir": args.mnist_dir} if task == "mnist-words" else {})}
+        truth_file = base / f"{folder.name}.truth.json"
         if truth_file.is_file() and folder.is_dir():
             truth = json.loads(truth_file.read_text())
         else:
@@ -341,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             command = command.replace(str(args.keep), "FOLDER")
         meta = make_meta("folder-tasks", "The default lenet submit on unseen folder tasks, beside hand-picked flags",
-                         command, load_average=round(load1, 1), load_average_after=round(load2, 1), threads=args.num_threads)
+                         command, load_average=round(load1, 1), load_average_after=round(load2, 1), threads=args.num_threads,
+                         draw=args.draw)
         write_results(args.results, meta, rows=[{"task": t, **row} for t, row in figures.items()])
     if tmp is not None:
         tmp.cleanup()

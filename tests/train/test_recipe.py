@@ -135,3 +135,20 @@ def test_small_sets_get_an_ensemble_for_submit_within_the_budget(digitrec):
     assert given.members == 1  # explicit epochs: one run as asked
     big = _facts(n=42000, classes=10, channels=1, sizes=[(28, 28)], kind="pixel-csv")
     assert rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=big, ensemble=True)[1].members == 1
+
+
+def test_small_validation_splits_keep_the_final_model(digitrec):
+    small = rc.auto_choices(_facts())["monitor"]  # 110 validation images
+    assert small.value == "last" and "110 validation images" in small.why
+    big = rc.auto_choices(_facts(n=42000, classes=10, channels=1, sizes=[(28, 28)], kind="pixel-csv"))["monitor"]
+    assert big.value == "dev_acc" and "4,200 validation images" in big.why
+    assert rc.auto_choices(_facts(dev_given=True))["monitor"].value == "dev_acc"  # its size is not counted
+    facts = _facts(n=300, classes=10)
+    cfg, _ = rc.apply_recipe({"dataset": str(digitrec)}, measure=False, facts=facts)
+    assert cfg.monitor == "last"
+    cfg, _ = rc.apply_recipe({"dataset": str(digitrec), "val_size": 2000}, measure=False, facts=facts)
+    assert cfg.monitor == "dev_acc"  # a given validation size decides
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "schedule": "step"}, measure=False, facts=facts)
+    assert cfg.monitor == "dev_acc" and "does not anneal" in recipe.choices["monitor"].why
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "monitor": "dev_loss"}, measure=False, facts=facts)
+    assert cfg.monitor == "dev_loss" and recipe.choices["monitor"].given

@@ -69,6 +69,20 @@ def test_early_stopping_on_dev_loss_chooses_best_on_loss(tmp_path, subset, monke
     assert rows[-1]["reason"] == "early_stop"
 
 
+def test_monitor_last_keeps_the_final_model_and_refuses_patience(tmp_path, subset, monkeypatch, capsys):
+    _script(monkeypatch, accuracy=[0.9, 1.0, 1.0, 0.95])  # the top is reached mid-run, then lost
+    res = Runner(_cfg(tmp_path, epochs=4, monitor="last"), splits=subset).run()
+    rows = read_metrics(tmp_path / "r")
+    assert [r["best"] for r in rows if r["kind"] == "dev"] == [True] * 4
+    assert res.best_step == 4 * SPE and load_checkpoint(tmp_path / "r" / "best.pt")["step"] == 4 * SPE
+    with pytest.raises(Exception, match="field 'patience' needs monitor dev_acc or dev_loss"):
+        RunConfig(monitor="last", patience=2).validate()
+    assert main(["train", "--dataset", "mnist-subset", "--monitor", "last", "--patience", "2", "--progress",
+                 "none"]) != 0
+    err = capsys.readouterr().err
+    assert "field 'patience' needs monitor" in err and "Traceback" not in err
+
+
 def test_without_patience_every_epoch_runs(tmp_path, subset, monkeypatch):
     _script(monkeypatch, accuracy=[0.9, 0.5, 0.5])
     res = Runner(_cfg(tmp_path, epochs=3), splits=subset).run()

@@ -254,7 +254,7 @@ def format_summary(result: RunResult, monitor: str = "dev_acc", reason: str | No
     """The lines ``lenet train`` prints at the end of a run (``monitor`` chose the best model;
     ``reason`` is why training stopped, when not every epoch ran)."""
     dev = "n/a" if result.dev_accuracy is None else f"{result.dev_accuracy:.4f}"
-    chosen = "" if monitor == "dev_acc" else ", best model chosen on dev loss"
+    chosen = {"dev_loss": ", best model chosen on dev loss", "last": ", the final model: --monitor last"}.get(monitor, "")
     lines = [f"best dev accuracy {dev} (step {result.best_step}{chosen})"]
     if result.test is not None:
         lines.append(f"test accuracy {result.test.accuracy:.4f}  loss {result.test.loss:.4f}  "

@@ -29,7 +29,7 @@ SHIPPED_CONFIGS = Path(str(resources.files("lenetlab").joinpath("configs")))
 
 #: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
 RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weight_decay", "schedule",
-                 "label_smoothing", "augment", "augment_kwargs", "batch_size", "epochs", "val_size")
+                 "label_smoothing", "augment", "augment_kwargs", "batch_size", "epochs", "val_size", "monitor")
 
 
 def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, flag: bool = True, **kw):
@@ -111,7 +111,8 @@ class RunConfig:
     patience: int = _f(0, "early stopping: stop after N dev evaluations in a row without improving --monitor "
                        "(0: off)", minimum=0)
     monitor: str = _f("dev_acc", "dev metric that chooses best.pt and drives --patience: dev accuracy (higher is "
-                      "better) or dev loss (lower is better)", choices=("dev_acc", "dev_loss"))
+                      "better), dev loss (lower is better), or last: best.pt is the final model (a schedule that "
+                      "anneals to zero aims at its end; no --patience)", choices=("dev_acc", "dev_loss", "last"))
     # reproducibility and hardware
     seed: int = _f(0, "random seed (init, shuffling, augmentation)")
     deterministic: bool = _f(False, "deterministic algorithms (bit-exact resume on CPU)")
@@ -167,6 +168,9 @@ class RunConfig:
                 raise ConfigError(f"{source}: field {f.name!r} must be >= {minimum} (got {value!r})")
         if self.budget is not None:
             parse_budget(self.budget, source)
+        if self.monitor == "last" and self.patience:
+            raise ConfigError(f"{source}: field 'patience' needs monitor dev_acc or dev_loss (monitor last keeps the "
+                              f"final model: nothing to stop early on)")
         return self
 
     def replace(self, **changes) -> "RunConfig":

@@ -19,7 +19,9 @@ channels, image sizes) and chooses:
   compute budget (:data:`TRAIN_MACS`, about two minutes on a 2-core CPU), or, with
   ``budget="2m"``, as many as a measured step time allows;
 * **validation split**: a tenth of the labelled images (at least two per class, at most 5,000),
-  or the folder's own ``val/`` split.
+  or the folder's own ``val/`` split;
+* **the model kept** (``monitor``): the final one when the validation split is small (under
+  :data:`SMALL_DEV` images), else the best epoch on validation accuracy (see :func:`monitor_choice`).
 
 The choice depends only on the dataset (not on the machine) unless a budget is given, so the same
 command trains the same model everywhere. Named MNIST datasets and NNDL files keep their tuned
@@ -66,6 +68,10 @@ WIDTHS = (32, 24, 16, 8)
 MAX_MEMBERS = 3
 MEMBER_SHARE = 0.7
 MODEL = "lenet5-modern"
+#: Below this many validation images ``auto`` keeps the final model rather than the best epoch on them.
+SMALL_DEV = 1000
+#: Schedules that anneal the learning rate to (almost) zero by the last step: their end is the model to keep.
+ANNEALED = ("onecycle", "cosine")
 
 
 @dataclass
@@ -187,6 +193,22 @@ def image_size_choice(facts: DatasetFacts, side: int = 32) -> Choice:
     return Choice(side, f"resized once, when loading, to the model's {side}x{side} input ({what})")
 
 
+def monitor_choice(n_val: int | None) -> Choice:
+    """Which model a run keeps as ``best.pt`` (``monitor``), from ``n_val`` validation images (None:
+    the folder's own split, not counted). On a small split, one image is a big step of accuracy: the
+    score reaches its top (often 100%) and ties there long before the one-cycle schedule has annealed,
+    and the first epoch to reach it is kept. On two draws of a character set held out for tuning (110
+    validation images), the final model of each of nine runs scored 0 to 5.0 points better than the
+    kept one (96.8 to 100% against 92.5 to 99.6%), never worse; on MNIST digits and on shapes (300 and
+    160 validation images), 0.4 and 1.9 points better. A large split tells epochs apart, and keeps
+    the best one."""
+    if n_val is not None and n_val < SMALL_DEV:
+        return Choice("last", f"keep the final, annealed model: on {n_val:,} validation images (one is "
+                              f"{100 / max(n_val, 1):.1f} points) accuracy ties at its top mid-run")
+    what = "the folder's own validation split" if n_val is None else f"{n_val:,} validation images"
+    return Choice("dev_acc", f"keep the epoch with the best validation accuracy ({what} tell epochs apart)")
+
+
 def train_count(facts: DatasetFacts) -> int:
     """Training images left once the dev split (and, for one flat folder of classes, the test tenth)
     is carved from the labelled ones."""
@@ -233,6 +255,7 @@ def auto_choices(facts: DatasetFacts, fast: bool = False) -> dict[str, Choice]:
         c["val_size"] = Choice(None, "the folder's own validation split")
     else:
         c["val_size"] = Choice(n_val, f"a seeded tenth of the labelled images ({n_val:,}; at least 2 per class)")
+    c["monitor"] = monitor_choice(None if facts.dev_given else n_val)
     return c
 
 
@@ -364,7 +387,14 @@ def apply_recipe(explicit: dict, *, source: str = "command line", measure: bool 
 def _follow_model(recipe: Recipe, explicit: dict) -> None:
     """A model the user names replaces the recipe's: its width argument goes (unless given too) and
     images load at that model's input size. Likewise a named augmentation drops the recipe's
-    augmentation arguments."""
+    augmentation arguments; a validation size given sets the model kept (:func:`monitor_choice`), and a
+    schedule that does not anneal keeps the best epoch, not the last."""
+    mon = recipe.choices.get("monitor")
+    if "val_size" in explicit and mon is not None and not mon.given:
+        recipe.choices["monitor"] = mon = monitor_choice(explicit["val_size"])
+    if explicit.get("schedule", ANNEALED[0]) not in ANNEALED and mon is not None and not mon.given and mon.value == "last":
+        recipe.choices["monitor"] = Choice("dev_acc", f"keep the best epoch: the {explicit['schedule']} schedule does "
+                                                      f"not anneal to the end")
     kw = recipe.choices.get("augment_kwargs")
     if "augment" in explicit and kw is not None and not kw.given and kw.value:
         recipe.choices["augment_kwargs"] = Choice({}, f"the {explicit['augment']} preset as it is")

@@ -45,7 +45,7 @@ class Runner:
     """Train one model per :class:`RunConfig`, writing ``runs/<name>/`` (see :mod:`.rundir`).
 
     ``Runner(cfg).run()`` trains, evaluates on dev every ``eval_steps`` (or epoch), keeps the best
-    model on ``cfg.monitor`` (dev accuracy or dev loss), stops early after ``cfg.patience`` evaluations
+    model on ``cfg.monitor`` (dev accuracy or dev loss; ``last``: the final one), stops early after ``cfg.patience`` evaluations
     without improvement or after ``cfg.max_steps`` steps, tests the best model and returns a
     :class:`RunResult` (``lenet train`` then draws the plots). Rows go to ``metrics.jsonl``,
     ``metrics.csv`` and TensorBoard through :class:`~lenetlab.train.loggers.RunLogs` (``runner.metrics``).
@@ -367,9 +367,11 @@ class Runner:
             return
         res = self._evaluate(model, self.splits.dev)
         self.train_model.train()
-        score = res.accuracy if self.cfg.monitor == "dev_acc" else res.loss
-        best = self.best_score is None or (score > self.best_score if self.cfg.monitor == "dev_acc"
-                                           else score < self.best_score)
+        score = res.loss if self.cfg.monitor == "dev_loss" else res.accuracy
+        if self.cfg.monitor == "last" or self.best_score is None:  # last: every evaluation replaces best.pt
+            best = True
+        else:
+            best = score > self.best_score if self.cfg.monitor == "dev_acc" else score < self.best_score
         if best:
             self.best_score, self.bad_evals = score, 0
             self.best_accuracy, self.best_step, self.best_state = res.accuracy, self.step, _cpu_state(model)
