@@ -91,7 +91,7 @@ class RunConfig:
     optimizer: str = _f("adam", "optimiser: sgd, adam, adamw, or sdlm (stochastic diagonal Levenberg-Marquardt, "
                         "LeCun et al. 1998; its lr and schedule default to the paper's: 5e-4, lecun1998)",
                         choices=("sgd", "adam", "adamw", "sdlm"))
-    lr: float = _f(2e-3, "(peak) learning rate (sdlm: the global eta)", minimum=0.0)
+    lr: float = _f(2e-3, "(peak) learning rate", minimum=0.0)
     momentum: float = _f(0.9, "SGD momentum", minimum=0.0)
     nesterov: bool = _f(False, "Nesterov momentum (SGD)")
     weight_decay: float = _f(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", minimum=0.0)
