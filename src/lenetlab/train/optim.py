@@ -76,15 +76,19 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int)
 
     ``step_size`` and ``warmup`` are in epochs and converted with ``steps_per_epoch``. One-cycle is
     PyTorch's ``OneCycleLR`` with peak ``lr`` (it also cycles momentum / Adam's beta1); its rise
-    is ``warmup`` epochs when given, else 30% of the run.
+    is ``warmup`` epochs when given, else 30% of the run, and each of its two phases at least 2
+    steps (a run of fewer than 4 steps keeps ``lr`` constant).
     """
     total = cfg.epochs * steps_per_epoch
     warmup = int(round(cfg.warmup * steps_per_epoch))
-    if cfg.schedule == "onecycle":
-        pct = min(max(warmup / total, 0.01), 0.99) if warmup else 0.3
+    if cfg.schedule == "onecycle" and total >= 4:
+        # OneCycleLR divides by the length of each phase in steps: keep both at least 2 steps long
+        # (a short run on a small dataset would otherwise stop with a ZeroDivisionError)
+        rise = warmup if warmup else 0.3 * total
+        pct = min(max(rise, 2), total - 2) / total
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
                                                    pct_start=pct)
-    if cfg.schedule not in ("none", "step", "cosine", "lecun1998"):
+    if cfg.schedule not in ("none", "step", "cosine", "lecun1998", "onecycle"):
         raise ConfigError(f"field 'schedule' must be one of none, step, cosine, onecycle, lecun1998 "
                           f"(got {cfg.schedule!r})")
     step_size = steps_per_epoch if cfg.schedule == "lecun1998" else int(round(cfg.step_size * steps_per_epoch))
