@@ -365,6 +365,9 @@ def _add_bench(sub) -> None:
     q.add_argument("--no-levers", action="store_true", help="skip the channels-last / bf16 variants")
     q.add_argument("--compile", action="store_true", help="also measure torch.compile (about a minute to compile)")
     q.add_argument("--no-tta", action="store_true", help="skip the time-to-accuracy part")
+    q.add_argument("--config", default=None, metavar="NAME_OR_FILE",
+                   help="the recipe timed to the target: a shipped config (e.g. fast-lenet5-bf16) or a file "
+                        "(default: fast-lenet5)")
     common(q)
     q.set_defaults(func=_bench_train)
 
@@ -391,7 +394,7 @@ def _bench_train(args) -> int:
 
     run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
                     threads=args.threads, target=args.target, levers=not args.no_levers, compile=args.compile,
-                    tta=not args.no_tta, as_json=args.json)
+                    tta=not args.no_tta, config=args.config, as_json=args.json)
     return 0
 
 

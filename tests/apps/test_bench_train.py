@@ -100,3 +100,18 @@ def test_cli_bench_train_bad_steps_exits_2(capsys):
     assert main(["bench", "train", "--dataset", "mnist-subset", "--steps", "1", "--no-tta"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--steps" in err and "Traceback" not in err
+
+
+def test_cli_bench_train_times_a_shipped_config(subset, capsys):
+    rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--threads", "1", "--no-levers",
+               "--config", "fast-lenet5-bf16", "--target", "0.0", "--json"])
+    assert rc == 0
+    tta = json.loads(capsys.readouterr().out)["time_to_accuracy"]
+    assert tta["config"] == "fast-lenet5-bf16" and tta["reached"]
+    assert tta["recipe"]["amp"] == "bf16" and tta["recipe"]["label_smoothing"] == 0.1
+
+
+def test_cli_bench_train_unknown_config_is_one_line(subset, capsys):
+    rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--no-levers", "--config", "nope"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: nope: no such config") and "Traceback" not in err

@@ -141,8 +141,9 @@ def test_every_shipped_config_loads_by_name():
     from lenetlab.train.config import SHIPPED_CONFIGS, shipped_configs
 
     names = shipped_configs()
-    assert {"lenet5", "fast-lenet5", "nndl-subset", "nndl-subset-quirk", "d2l-lenet", "lenet5-1998"} <= set(names)
-    assert len(names) == 14
+    assert {"lenet5", "fast-lenet5", "nndl-subset", "nndl-subset-quirk", "d2l-lenet", "lenet5-1998",
+            "lenet5-1998-sdlm", "lenet5-1998-sdlm-distort", "fast-lenet5-bf16"} <= set(names)
+    assert len(names) == 17
     for name in names:
         cfg = load_config_file(name)
         assert cfg == load_config_file(SHIPPED_CONFIGS / f"{name}.yaml") == load_config_file(f"{name}.yaml"), name
@@ -170,4 +171,4 @@ def test_unknown_config_name_lists_the_shipped_ones(tmp_path, capsys):
     assert f"(shipped: {', '.join(shipped_configs())})" in err
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
-    assert "fast-lenet5, lenet5," in " ".join(capsys.readouterr().out.split())  # --help names them too
+    assert "lenet5, lenet5-1998," in " ".join(capsys.readouterr().out.split())  # --help names them too

@@ -274,14 +274,16 @@ def measure_throughputs(splits, variants: list, steps: int, rounds: int = 3, win
 
 def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, steps: int | None = None,
                     threads=None, target: float = 0.99, levers: bool = True, compile: bool = False,
-                    tta: bool = True, recipe: dict | None = None, as_json: bool = False) -> dict:
+                    tta: bool = True, recipe: dict | None = None, config: str | None = None,
+                    as_json: bool = False) -> dict:
     """Run the benchmark, print a report (or JSON) and return the figures as a dict.
 
     ``steps`` timed steps per throughput figure (default 300, 120 with ``quick``), spread over
     interleaved rounds; ``threads``: torch CPU thread counts to measure every variant at (ratios
     are taken at equal threads; None: 1 and torch's default); ``levers`` also measures
     channels-last and bf16 autocast; ``compile`` adds ``torch.compile`` (measured once, after its compilation);
-    ``tta`` runs the time-to-accuracy part with :func:`fast_recipe` (``recipe`` overrides fields).
+    ``tta`` runs the time-to-accuracy part with :func:`fast_recipe`, or with the shipped config or
+    file ``config`` (e.g. ``fast-lenet5-bf16``); ``recipe`` overrides fields of either.
     """
     if threads is None:
         threads = sorted({1, torch.get_num_threads()})
@@ -334,10 +336,12 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
     say(f"  best same-thread ratio: {res['ratio'][top]:.2f}x ({top})")
     torch.set_num_threads(threads[0])
     if tta:
-        cfg = fast_recipe(**(recipe or {}))
-        say(f"time to {target:.1%} test accuracy, recipe {_recipe_str(cfg)}:")
+        fields = {**(read_config_fields(config) if config else FAST_RECIPE), **(recipe or {})}
+        cfg = RunConfig.from_dict(fields, source=config or "fast_recipe")
+        say(f"time to {target:.1%} test accuracy, recipe {config or 'fast-lenet5'}: {_recipe_str(cfg, fields)}")
         t = time_to_accuracy(splits, cfg, target)
-        res["time_to_accuracy"] = {"recipe": _recipe_dict(cfg), **t.__dict__}
+        res["time_to_accuracy"] = {"config": config or "fast-lenet5", "recipe": _recipe_dict(cfg, fields),
+                                  **t.__dict__}
         if t.reached:
             say(f"  lenetlab: {t.test_accuracy:.2%} after {t.train_time:.1f} s of training "
                 f"(epoch {t.epoch:.2f}, step {t.step}; wall {t.wall_time:.1f} s with evaluations)")
@@ -356,10 +360,11 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
     return res
 
 
-def _recipe_dict(cfg: RunConfig) -> dict:
-    return {k: getattr(cfg, k) for k in FAST_RECIPE}
+def _recipe_dict(cfg: RunConfig, fields) -> dict:
+    """The values of ``cfg`` for the fields its recipe sets."""
+    return {k: getattr(cfg, k) for k in fields}
 
 
-def _recipe_str(cfg: RunConfig) -> str:
-    d = _recipe_dict(cfg)
+def _recipe_str(cfg: RunConfig, fields) -> str:
+    d = _recipe_dict(cfg, fields)
     return " ".join(f"{k}={v}" for k, v in d.items() if k != "dataset")

@@ -22,9 +22,11 @@ tutorial reproducing the paper in PyTorch, whose torchsummary count is reconcile
   ``E = mean_p( y_{D_p} + log(e^{−j} + Σ_i e^{−y_i}) )``, available as :meth:`LeNet1998.loss`;
 - the weight initialisation of section II-B: uniform in ±2.4/F_i, F_i the unit's fan-in.
 
-Training: the paper used stochastic diagonal Levenberg-Marquardt. The MAP loss sums 84 squared
-errors, so its gradients are far larger than cross-entropy's: plain SGD needs lr ≲ 1e-3 (0.02
-with momentum diverged in our runs), Adam at lr 2e-3 learns the embedded subset quickly.
+Training: the paper used stochastic diagonal Levenberg-Marquardt, ``--optimizer sdlm``
+(:mod:`lenetlab.train.sdlm`; its second-derivative pass knows this model's layers and MAP loss).
+The MAP loss sums 84 squared errors, so its gradients are far larger than cross-entropy's: plain SGD
+needs lr ≲ 1e-3 (0.02 with momentum diverged in our runs), SDLM needs μ ≈ 2 instead of the paper's
+0.02 at batch 32, Adam at lr 2e-3 learns the embedded subset quickly.
 
 Parameter count, reconciled (input 1×32×32, 10 classes)::
 

@@ -88,13 +88,19 @@ class RunConfig:
     batch_size: int = _f(64, "training batch size (global, over all processes)", minimum=1)
     eval_batch_size: int = _f(1000, "batch size for dev/test evaluation", minimum=1)
     drop_last: bool = _f(False, "drop the last incomplete training batch of each epoch")
-    optimizer: str = _f("adam", "optimiser", choices=("sgd", "adam", "adamw"))
+    optimizer: str = _f("adam", "optimiser: sgd, adam, adamw, or sdlm (stochastic diagonal Levenberg-Marquardt, "
+                        "LeCun et al. 1998; its lr and schedule default to the paper's: 5e-4, lecun1998)",
+                        choices=("sgd", "adam", "adamw", "sdlm"))
     lr: float = _f(2e-3, "(peak) learning rate", minimum=0.0)
     momentum: float = _f(0.9, "SGD momentum", minimum=0.0)
     nesterov: bool = _f(False, "Nesterov momentum (SGD)")
     weight_decay: float = _f(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", minimum=0.0)
-    schedule: str = _f("none", "learning-rate schedule, stepped every batch",
-                       choices=("none", "step", "cosine", "onecycle"))
+    sdlm_mu: float = _f(0.02, "sdlm: the damping mu of the step eta / (mu + h_kk)", minimum=0.0)
+    sdlm_samples: int = _f(500, "sdlm: training examples on which h_kk is re-estimated before each epoch",
+                           minimum=1)
+    schedule: str = _f("none", "learning-rate schedule, stepped every batch (lecun1998: the paper's SDLM values "
+                       "per pass, 5e-4 x2, 2e-4 x3, 1e-4 x3, 5e-5 x4, then 1e-5, scaled to peak lr)",
+                       choices=("none", "step", "cosine", "onecycle", "lecun1998"))
     step_size: float = _f(1.0, "step schedule: epochs between decays", minimum=0.0)
     gamma: float = _f(0.1, "step schedule: decay factor", minimum=0.0)
     warmup: float = _f(0.0, "warm-up length in epochs (linear from 0; onecycle: its rise, default 0.3 of the run)",

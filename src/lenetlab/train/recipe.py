@@ -50,6 +50,7 @@ from lenetlab.errors import ConfigError
 from lenetlab.models import create, model_info
 from lenetlab.models.profile import profile_model
 from lenetlab.train.config import RunConfig, parse_budget, read_config_fields
+from lenetlab.train.optim import OPTIMIZER_DEFAULTS
 from lenetlab.textfmt import align
 
 #: The recipes ``--recipe`` names.
@@ -365,6 +366,7 @@ def apply_recipe(explicit: dict, *, source: str = "command line", measure: bool 
         recipe.choices["epochs"] = Choice(e["epochs"], f"each of {e['members']} runs averaged (a single run: "
                                                        f"{recipe.choices['epochs'].value})")
     _follow_model(recipe, explicit)
+    _follow_optimizer(recipe, explicit, base.optimizer)
     cfg = RunConfig.from_dict({**recipe.fields(), **explicit}, source=source)
     if cfg.budget is not None:
         recipe.budget_s = parse_budget(cfg.budget, source)
@@ -405,6 +407,17 @@ def _follow_model(recipe: Recipe, explicit: dict) -> None:
         side = int(model_info(explicit["model"]).input_size[-1])
         recipe.choices["image_size"] = Choice(side, f"resized once, when loading, to {explicit['model']}'s "
                                                     f"{side}x{side} input")
+
+
+def _follow_optimizer(recipe: Recipe, explicit: dict, default: str) -> None:
+    """An optimiser with its own defaults (:data:`OPTIMIZER_DEFAULTS`: sdlm's eta and schedule) sets
+    them over the recipe's choices, unless they are given too (``default``: the optimiser when
+    neither the user nor the recipe names one)."""
+    chosen = recipe.choices.get("optimizer")
+    optimizer = explicit.get("optimizer", chosen.value if chosen is not None else default)
+    for key, value in OPTIMIZER_DEFAULTS.get(optimizer, {}).items():
+        if key not in explicit:
+            recipe.choices[key] = Choice(value, f"{optimizer}'s default (LeCun et al. 1998)")
 
 
 def plan_config(config_file=None, overrides: dict | None = None, *, measure: bool = True) -> tuple[RunConfig, Recipe]:

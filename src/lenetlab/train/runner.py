@@ -37,6 +37,7 @@ from lenetlab.train.loggers import RunLogs
 from lenetlab.train.optim import build_optimizer, build_scheduler
 from lenetlab.train.rng import rng_state, seed_everything, set_rng_state
 from lenetlab.train.rundir import RunResult
+from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
 from lenetlab.train.setup import augment_transform, build_spec, load_splits
 
 
@@ -215,6 +216,8 @@ class Runner:
                 self.save_last()  # a good checkpoint exists from step 0 on
             while not self._done():
                 self.loader.set_epoch(self.epoch, start_batch=self.batch)
+                if self.batch == 0 and isinstance(self.optimizer, SDLM):
+                    self._estimate_curvature()
                 self.train_model.train()
                 for xb, yb in self.loader:
                     self._train_step(xb, yb)
@@ -244,6 +247,18 @@ class Runner:
         finally:
             self._progress.close()
             restore()
+
+    def _estimate_curvature(self) -> None:
+        """SDLM: re-estimate the diagonal Hessian on the first ``sdlm_samples`` examples of this epoch's
+        order (as trained: augmented when the run augments), averaged over the processes so that
+        every rank takes the same steps."""
+        xb, _ = self.loader.batch(self.loader.indices()[:self.cfg.sdlm_samples])
+        h = gauss_newton_diagonal(self.model, xb)
+        if self.dist.world_size > 1:
+            flat = self.dist.all_reduce_sum(torch.cat([v.flatten() for v in h.values()])) / self.dist.world_size
+            h = dict(zip(h, flat.split([v.numel() for v in h.values()])))
+            h = {p: v.view_as(p) for p, v in h.items()}
+        self.optimizer.set_curvature(h)
 
     def _done(self) -> bool:
         """Whether training is over: every epoch ran, ``max_steps`` reached, ``patience`` used up, or a

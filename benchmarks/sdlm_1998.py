@@ -1,0 +1,116 @@
+"""Train ``lenet5-1998`` with SDLM, the optimiser of LeCun et al. 1998, and write results/lenet5-1998-sdlm.json.
+
+    python benchmarks/sdlm_1998.py --data-dir MNIST_DIR                    (train, then collect)
+    python benchmarks/sdlm_1998.py --data-dir MNIST_DIR --collect-only     (collect finished runs)
+
+Each config of :data:`CONFIGS` (shipped: ``src/lenetlab/configs/NAME.yaml``) is trained once per seed with one CPU thread,
+``--jobs`` runs at a time, into ``RUNS_DIR/NAME-sSEED``; the finished runs are then read by
+``collect_runs.py`` (test error of the best-on-dev checkpoint per seed, mean, min-max and sd, dev
+accuracy, training time) and written with the paper's figure and the gap to it. CPU: about 20 minutes
+per 20-pass run on one thread of a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from collect_runs import RUN_NAME, aggregate, read_run
+from results_io import machine_line, make_meta, write_results
+
+#: config -> (label, the paper's test error in %, what the paper did)
+CONFIGS = {
+    "lenet5-1998-sdlm": ("LeNet-5 1998 with SDLM, no distortions (batch 32, mu 2, 20 passes)", 0.95,
+                         "LeCun et al. 1998: 0.95% (SDLM, one example per step, 20 passes)"),
+    "lenet5-1998-sdlm-distort": ("LeNet-5 1998 with SDLM, affine distortions (batch 32, mu 2, 20 passes)", 0.8,
+                                 "LeCun et al. 1998: 0.8% (SDLM, distortions, 20 passes)"),
+}
+RESULTS = "results/lenet5-1998-sdlm.json"
+#: ``RUNS_DIR/LOADS``: the load average when each run started (the results show the largest per config).
+LOADS = "loads.json"
+
+
+def train_argv(config: str, seed: int, data_dir: str, runs_dir: Path) -> list[str]:
+    """The ``lenet train`` command line of one run."""
+    return [sys.executable, "-m", "lenetlab", "train", "--config", config,
+            "--data-dir", data_dir, "--num-threads", "1", "--seed", str(seed), "--name", f"{config}-s{seed}",
+            "--out-dir", str(runs_dir), "--progress", "plain", "--no-plots", "--no-tensorboard", "--overwrite"]
+
+
+def train_all(configs: list[str], seeds: list[int], data_dir: str, runs_dir: Path, jobs: int) -> None:
+    """Run every (config, seed), ``jobs`` at a time; each run's output goes to ``RUN.log`` in ``runs_dir``."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    loads_file = runs_dir / LOADS
+    loads = json.loads(loads_file.read_text()) if loads_file.is_file() else {}
+    queue = [(c, s) for c in configs for s in seeds]
+    running: list[subprocess.Popen] = []
+    while queue or running:
+        while queue and len(running) < jobs:
+            c, s = queue.pop(0)
+            loads[f"{c}-s{s}"] = round(os.getloadavg()[0], 1)
+            loads_file.write_text(json.dumps(loads, indent=1) + "\n")
+            log = open(runs_dir / f"{c}-s{s}.log", "w")  # closed with the process below
+            running.append(subprocess.Popen(train_argv(c, s, data_dir, runs_dir), stdout=log,
+                                            stderr=subprocess.STDOUT))
+        done = running.pop(0)
+        if done.wait() != 0:
+            raise SystemExit(f"a run failed: {' '.join(map(str, done.args))}")
+        done.stdout and done.stdout.close()
+
+
+def rows_for(runs_dir: Path, meta: dict) -> list[dict]:
+    """One row per config of :data:`CONFIGS` with finished runs in ``runs_dir`` (those trained now and
+    earlier): collect_runs' figures plus the paper's and the gap. Unfinished runs are left out."""
+    runs = []
+    for d in sorted(runs_dir.iterdir()):
+        m = RUN_NAME.match(d.name)
+        if d.is_dir() and m and m["config"] in CONFIGS and (d / "metrics.jsonl").is_file():
+            try:
+                runs.append(read_run(d))
+            except ValueError as e:  # no test row yet
+                print(f"skipped: {e}", file=sys.stderr)
+    runs.sort(key=lambda r: list(CONFIGS).index(r["config"]))  # rows in the order of CONFIGS
+    rows = aggregate(runs, meta["source"], machine_line(meta), meta["date"], meta.get("load_average"))
+    loads = json.loads((runs_dir / LOADS).read_text()) if (runs_dir / LOADS).is_file() else {}
+    for r in rows:
+        started = [loads[f"{r['id']}-s{seed}"] for seed in r["seeds"] if f"{r['id']}-s{seed}" in loads]
+        if started:
+            r["load_average"] = max(started)
+        label, paper, reference = CONFIGS[r["id"]]
+        gap = round(r["test_error_pct"]["mean"] - paper, 2)
+        r.update(label=label, reference=reference, paper_test_error_pct=paper, gap_pct=gap,
+                 note=(f"{gap:.2f} points above the paper's {paper}% (mean of {len(r['seeds'])} runs)" if gap > 0
+                       else f"at or below the paper's {paper}% (mean of {len(r['seeds'])} runs)"))
+        r.pop("command_as_run", None)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", required=True, help="folder holding the MNIST files")
+    p.add_argument("--runs-dir", default="runs/sdlm", help="folder of the CONFIG-sSEED run directories")
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
+    p.add_argument("--collect-only", action="store_true", help="only read finished runs")
+    p.add_argument("--results", default=RESULTS)
+    a = p.parse_args(argv)
+    runs_dir = Path(a.runs_dir)
+    if not a.collect_only:
+        train_all(a.configs, a.seeds, a.data_dir, runs_dir, a.jobs)
+    meta = make_meta("mnist-runs", "lenet5-1998 trained with SDLM (LeCun et al. 1998, appendix C)",
+                     "python benchmarks/sdlm_1998.py --data-dir DIR",
+                     regenerate="python benchmarks/sdlm_1998.py --data-dir DIR")
+    rows = rows_for(runs_dir, meta)
+    if not rows:
+        raise SystemExit(f"no finished runs of {', '.join(CONFIGS)} under {runs_dir}")
+    write_results(a.results, meta, rows=rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

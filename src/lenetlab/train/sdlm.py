@@ -1,0 +1,203 @@
+"""Stochastic diagonal Levenberg-Marquardt (SDLM), the optimiser of LeCun et al. 1998, appendix C.
+
+Each parameter ``w_k`` gets its own step size ``eta / (mu + h_kk)``, ``h_kk`` an estimate of the
+diagonal of the Hessian of the per-example loss ``E^p``, re-estimated on a few hundred training
+examples (500 in the paper) before each pass over the data; ``eta`` follows the paper's global
+schedule (:data:`lenetlab.train.optim.LECUN1998_SCHEDULE`) and ``mu = 0.02`` keeps the step bounded
+where the curvature is small.
+
+``h_kk`` is the paper's Gauss-Newton estimate, computed by :func:`gauss_newton_diagonal` with one
+"squared shadow" backward pass (Becker & LeCun 1989), not an empirical Fisher:
+
+- at the input of the output head the second derivative of the loss is exact: for cross-entropy on
+  logits ``s``, ``d2E/ds_i^2 = p_i (1 - p_i)``; for the 1998 model's fixed RBF outputs with the MAP
+  criterion, the exact ``d2E/dx_j^2`` at the F6 outputs ``x`` (:func:`rbf_map_curvature`, never
+  negative);
+- second derivatives are propagated backwards with the squares of the weights and of the
+  derivatives of the squashing function, ``d2E/da_i^2 = f'(a_i)^2 sum_k w_ki^2 d2E/da_k^2``
+  (Gauss-Newton: the ``f''`` term and the off-diagonal terms are dropped);
+- ``h_kk = sum over the connections sharing w_k of x_j^2 d2E/da_i^2``, averaged over the examples.
+
+The pass runs the model once more, with every trainable parameter replaced by its square and every
+squashing function replaced by an autograd function returning the real activation squared (the
+next layer's ``x_j^2``) whose backward multiplies by ``f'(a)^2``: a layer linear in its input and
+in its weights (convolution, linear, partial convolution, trainable subsampling) then back-propagates
+exactly the squared-weight rule above, and its weight gradient is the sum over connections of
+``x_j^2 d2E/da_i^2``. It is exact only for models built from such layers, squashing modules and
+reshapes; :func:`check_supported` refuses the others (max pooling, batch norm, averaging pools).
+
+The paper updated after every example. lenetlab's batches average the loss, so :class:`SDLM` scales
+the step by the batch size: one step on a batch of B moves the weights as far as B per-example
+steps at the same weights would.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call
+
+from lenetlab.errors import ConfigError
+from lenetlab.models.lenet1998 import EuclideanRBF, PartialConv2d, ScaledTanh, Subsampling
+
+#: Layers linear in their input and in their weights: the squared shadow pass is exact through them.
+BILINEAR = (nn.Conv2d, nn.Linear, PartialConv2d, Subsampling)
+#: Elementwise squashing functions and their derivatives ``f'(a)``.
+SQUASH = {
+    ScaledTanh: lambda a: ScaledTanh.A * ScaledTanh.S * (1 - torch.tanh(ScaledTanh.S * a) ** 2),
+    nn.Tanh: lambda a: 1 - torch.tanh(a) ** 2,
+    nn.Sigmoid: lambda a: torch.sigmoid(a) * (1 - torch.sigmoid(a)),
+    nn.ReLU: lambda a: (a > 0).to(a.dtype),
+}
+#: Modules that only reshape (coefficients 0 and 1, so their square is themselves).
+RESHAPE = (nn.Flatten, nn.Identity)
+
+
+class SDLM(torch.optim.Optimizer):
+    """``w -= lr * batch_size / (mu + h) * grad`` per element; ``h`` set by :meth:`set_curvature`.
+
+    ``lr`` is the paper's global ``eta`` (its schedule is a learning-rate schedule), ``mu`` the
+    damping, ``batch_size`` the number of examples the loss averages (the step of the batch mean's
+    gradient is the sum of the per-example steps). ``h`` lives in the optimiser's state (zero until
+    the first estimate), so checkpoints keep it.
+    """
+
+    def __init__(self, params, lr: float = 5e-4, mu: float = 0.02, batch_size: int = 1) -> None:
+        if lr < 0 or mu <= 0 or batch_size < 1:
+            raise ValueError(f"sdlm needs lr >= 0, mu > 0 and batch_size >= 1 (got {lr}, {mu}, {batch_size})")
+        super().__init__(params, {"lr": lr, "mu": mu, "batch_size": batch_size})
+
+    @torch.no_grad()
+    def set_curvature(self, h: dict) -> None:
+        """Store ``h[p]`` (the diagonal Hessian estimate, shaped like ``p``) for every parameter ``p``."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["h"] = h[p].detach().to(p.device, p.dtype).clone()
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient (``closure`` as in torch.optim)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            scale = group["lr"] * group["batch_size"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                h = self.state[p].get("h")
+                denom = group["mu"] + (h if h is not None else torch.zeros_like(p))
+                p.addcdiv_(p.grad, denom, value=-scale)
+        return loss
+
+
+def check_supported(model: nn.Module, name: str = "the model") -> None:
+    """Raise a one-line ConfigError unless every leaf module of ``model`` is one the squared shadow
+    pass handles: :data:`BILINEAR` layers, :data:`SQUASH` functions, :data:`RESHAPE` modules and an
+    :class:`EuclideanRBF` output."""
+    allowed = BILINEAR + tuple(SQUASH) + RESHAPE + (EuclideanRBF,)
+    bad = sorted({type(m).__name__ for m in model.modules()
+                  if not list(m.children()) and not isinstance(m, allowed)})
+    if bad:
+        raise ConfigError(f"field 'optimizer': sdlm's second-derivative pass does not support {name}'s "
+                          f"{', '.join(bad)} (it needs convolution/linear layers, trainable subsampling and "
+                          f"squashing functions, as in lenet5-1998)")
+
+
+def rbf_map_curvature(x: torch.Tensor, centres: torch.Tensor, j: float) -> torch.Tensor:
+    """Exact ``d2E/dx_j^2`` ``[N, F]`` of the MAP criterion of :class:`~lenetlab.models.lenet1998.LeNet1998`
+    at the RBF inputs ``x`` ``[N, F]`` (centres ``[C, F]``).
+
+    With ``y_i = sum_j (x_j - w_ij)^2``, ``E = y_D + log(e^-j + sum_i e^-y_i)``, ``p_i = e^-y_i / Z``
+    and ``q = e^-j / Z``: ``d2E/dx_j^2 = 2 q + 4 (sum_i p_i d_ij^2 - (sum_i p_i d_ij)^2)`` with
+    ``d_ij = x_j - w_ij``. Both terms are non-negative (the second is a variance-like form of the
+    PSD Hessian of the log-sum-exp), and it does not depend on the target class.
+    """
+    d = x.unsqueeze(1) - centres  # [N, C, F]
+    y = d.pow(2).sum(-1)  # [N, C]
+    logits = torch.cat([x.new_full((x.shape[0], 1), -j), -y], 1)
+    probs = torch.softmax(logits, 1)
+    q, p = probs[:, :1], probs[:, 1:].unsqueeze(-1)  # [N, 1], [N, C, 1]
+    m1, m2 = (p * d).sum(1), (p * d * d).sum(1)  # [N, F]
+    return 2 * q + 4 * (m2 - m1 * m1).clamp_min(0)
+
+
+class _Squared(torch.autograd.Function):
+    """Forward: the real activation squared ``f(a)^2`` (the next layer's ``x^2``); backward: the
+    incoming second derivatives times ``f'(a)^2``. ``shadow`` only carries the graph."""
+
+    @staticmethod
+    def forward(ctx, shadow, fa, fprime):
+        ctx.save_for_backward(fprime)
+        return fa * fa
+
+    @staticmethod
+    def backward(ctx, grad):
+        (fprime,) = ctx.saved_tensors
+        return grad * fprime * fprime, None, None
+
+
+def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, output_curvature=None) -> dict:
+    """The Gauss-Newton diagonal Hessian ``{parameter: h}`` of the per-example loss, averaged over
+    the batch ``x`` ``[N, ...]`` (see the module docstring); every ``h`` is shaped like its parameter
+    and non-negative.
+
+    The loss is the model's MAP criterion when its output module is an :class:`EuclideanRBF`, else
+    cross-entropy on its outputs; neither curvature depends on the targets.
+    ``output_curvature(outputs) -> d2E/d(outputs)^2`` (both ``[N, K]``) replaces the loss's (the
+    tests use squared error, where ``h`` is known exactly).
+    """
+    check_supported(model)
+    rbf = [m for m in model.modules() if isinstance(m, EuclideanRBF)]
+    head = rbf[0] if rbf else None
+    acts: list = []
+    head_in: list = []
+
+    def record(module, inputs, output):
+        acts.append((inputs[0].detach(), output.detach()))
+
+    def record_head(module, inputs, output):
+        head_in.append(inputs[0])
+
+    squash = [m for m in model.modules() if type(m) in SQUASH]
+    was_training = model.training
+    model.eval()  # no module here behaves differently, but a caller's hooks may
+    handles = [m.register_forward_hook(record) for m in squash]
+    if head is not None:
+        handles.append(head.register_forward_hook(record_head))
+    try:
+        with torch.no_grad():
+            out = model(x)
+            if output_curvature is not None:
+                head = None
+                d2 = output_curvature(out)
+            elif head is not None:
+                feats = head_in.pop()
+                d2 = rbf_map_curvature(feats, head.weight, float(getattr(model, "j", 0.1)))
+            else:
+                p = torch.softmax(out.float(), 1)
+                d2 = p * (1 - p)
+        for h in handles:
+            h.remove()
+        # the shadow pass: squared parameters, squared inputs, squashing -> _Squared
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        leaves = {n: p.detach().pow(2).requires_grad_() for n, p in trainable.items()}
+        order = iter(acts)
+
+        def shadow(module, inputs, output):
+            a, fa = next(order)
+            return _Squared.apply(inputs[0], fa, SQUASH[type(module)](a))
+
+        handles = [m.register_forward_hook(shadow) for m in squash]
+        if head is not None:
+            handles.append(head.register_forward_hook(record_head))
+        shadow_out = functional_call(model, leaves, (x.detach().pow(2),))
+        end = head_in.pop() if head is not None else shadow_out
+        grads = torch.autograd.grad(end, list(leaves.values()), grad_outputs=d2.to(end.dtype), allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    n = x.shape[0]
+    return {p: (g / n if g is not None else torch.zeros_like(p)) for p, g in zip(trainable.values(), grads)}
