@@ -20,7 +20,7 @@ if __name__ == "__main__":
     known, rest = p.parse_known_args(sys.argv[1:])
     if known.results is None:
         sys.exit(main(["bench", "train", *rest]))
-    from results_io import record_cli
+    from results_io import command_line, record_cli
 
     record_cli(known.results, "bench-train", "Training throughput and time to 99% test accuracy", ["bench", "train", *rest],
-               regenerate=f"python benchmarks/train_speed.py --data-dir DIR --compile --results {known.results}")
+               regenerate=f"{command_line(rest, 'python benchmarks/train_speed.py')} --results {known.results}")
