@@ -147,6 +147,21 @@ def comparable(answer: dict) -> dict:
     return {k: v for k, v in answer.items() if k != "timing_ms"}
 
 
+class Tickets:
+    """``n`` requests shared by client threads: ``take()`` is True while one is left (thread-safe)."""
+
+    def __init__(self, n: int) -> None:
+        self.left, self.lock = n, threading.Lock()
+
+    def take(self) -> bool:
+        """Claim one request; False once all ``n`` are claimed."""
+        with self.lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+
 def run_load(url: str, n: int, clients: int, payloads: list[tuple[str, dict]], reference: dict | None,
              timeout: float) -> dict:
     """Send ``n`` requests from ``clients`` threads; client ``i`` sends ``payloads[i % len(payloads)]``.
@@ -161,7 +176,7 @@ def run_load(url: str, n: int, clients: int, payloads: list[tuple[str, dict]], r
     samples: list[str] = []
     mismatched = 0
     lock = threading.Lock()
-    remaining = [n]
+    tickets = Tickets(n)
     start = threading.Barrier(clients + 1)
 
     def worker(i: int) -> None:
@@ -169,11 +184,7 @@ def run_load(url: str, n: int, clients: int, payloads: list[tuple[str, dict]], r
         name, kwargs = payloads[i % len(payloads)]
         with httpx.Client(base_url=url, timeout=timeout, limits=httpx.Limits(max_connections=1)) as client:
             start.wait()
-            while True:
-                with lock:
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
+            while tickets.take():
                 t0 = time.perf_counter()
                 status, differs, error = None, False, None
                 try:
@@ -216,15 +227,11 @@ def run_explain(url: str, n: int, clients: int, png: bytes, timeout: float) -> d
     statuses: collections.Counter = collections.Counter()
     info: dict = {}
     lock = threading.Lock()
-    remaining = [n]
+    tickets = Tickets(n)
 
     def worker() -> None:
         with httpx.Client(base_url=url, timeout=timeout, limits=httpx.Limits(max_connections=1)) as client:
-            while True:
-                with lock:
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
+            while tickets.take():
                 t0 = time.perf_counter()
                 r = client.post("/explain", files={"file": ("seven.png", png, "image/png")})
                 dt = 1e3 * (time.perf_counter() - t0)
