@@ -219,6 +219,16 @@ def render_train(body: dict, view: str | None) -> list[str]:
         if b:
             out += ["", f"The baseline recipe (per-sample pipeline, `lenet5`, SGD lr 0.1, batch 64) after the same "
                         f"{b['train_time']:.1f} s of training: {b['test_accuracy']:.2%} test accuracy ({b['epochs']:.2f} epochs)."]
+        bt, sp = d.get("baseline_time_to_accuracy"), d.get("speedup_to_target")
+        if bt and sp and sp["ratio"] is not None:
+            if bt["reached"]:
+                out[-1] += (f" It reached {bt['test_accuracy']:.2%} after {bt['train_time']:.1f} s (epoch {bt['epoch']:.2f}): "
+                            f"lenetlab is **{sp['ratio']:.1f}× faster** to the target.")
+            else:
+                best = max(c[2] for c in bt["curve"])
+                out[-1] += (f" Trained on for {sp['budget_multiple']:g}× lenetlab's time ({bt['train_time']:.1f} s, "
+                            f"{bt['epoch']:.2f} epochs) it had not reached the target (best check {best:.2%}): lenetlab is "
+                            f"**more than {sp['ratio']:.1f}× faster** to it.")
         out += ["", *table(["training time", "epoch", "test accuracy"],
                            [[f"{a:.1f} s", f"{e:.2f}", f"{acc:.2%}"] for a, e, acc in t["curve"]], "rrr")]
         return out

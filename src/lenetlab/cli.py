@@ -368,6 +368,8 @@ def _add_bench(sub) -> None:
     q.add_argument("--config", default=None, metavar="NAME_OR_FILE",
                    help="the recipe timed to the target: a shipped config (e.g. fast-lenet5-bf16) or a file "
                         "(default: fast-lenet5)")
+    q.add_argument("--baseline-budget", type=float, default=10.0, metavar="TIMES",
+                   help="train the tutorial recipe for up to this many times lenetlab's time to the target")
     common(q)
     q.set_defaults(func=_bench_train)
 
@@ -394,7 +396,7 @@ def _bench_train(args) -> int:
 
     run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
                     threads=args.threads, target=args.target, levers=not args.no_levers, compile=args.compile,
-                    tta=not args.no_tta, config=args.config, as_json=args.json)
+                    tta=not args.no_tta, config=args.config, baseline_budget=args.baseline_budget, as_json=args.json)
     return 0
 
 

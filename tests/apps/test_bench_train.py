@@ -17,8 +17,8 @@ from PIL import Image
 from lenetlab.apps.bench_train import (
     FAST_RECIPE,
     PILPipelineDataset,
-    baseline_accuracy_after,
     baseline_throughput,
+    baseline_time_to_accuracy,
     fast_recipe,
     measure_throughputs,
     runner_throughput,
@@ -52,8 +52,8 @@ def test_fast_recipe_is_the_shipped_config():
     from lenetlab.train.config import load_config_file
 
     assert load_config_file("fast-lenet5") == fast_recipe()
-    assert FAST_RECIPE["model"] == "lenet5-modern" and FAST_RECIPE["model_kwargs"] == {"width": 8, "dropout": 0.0}
-    assert fast_recipe(epochs=1).epochs == 1 and fast_recipe().epochs == FAST_RECIPE["epochs"] == 2
+    assert FAST_RECIPE["model"] == "lenet5-fast" and FAST_RECIPE["model_kwargs"] == {"c1": 16, "c3": 32}
+    assert fast_recipe(epochs=3).epochs == 3 and fast_recipe().epochs == FAST_RECIPE["epochs"] == 1
 
 
 def test_throughputs_are_positive(subset):
@@ -72,11 +72,16 @@ def test_time_to_accuracy_reached_and_not_reached(subset):
     assert times == sorted(times) and miss.wall_time >= miss.train_time
 
 
-def test_baseline_accuracy_after_budget(subset):
-    out = baseline_accuracy_after(subset, budget_s=0.3)
-    assert out["examples"] >= 64 and out["train_time"] >= 0.3 and out["epochs"] == out["examples"] / 1000
-    # the accuracy of the model trained, on the subset's 200 test images: a whole count of them
-    assert out["test_accuracy"] * 200 == pytest.approx(round(out["test_accuracy"] * 200), abs=1e-9)
+def test_baseline_time_to_accuracy_budget_and_checks(subset):
+    out = baseline_time_to_accuracy(subset, target=1.01, budget_s=0.4, check_every_s=0.1)
+    assert not out.reached and out.train_time >= 0.4 and out.epoch > 0 and out.step > 0
+    times = [c[0] for c in out.curve]
+    assert len(times) >= 4 and times == sorted(times) and times[-1] == pytest.approx(out.train_time, abs=1e-3)
+    assert all(t >= 0.1 * (i + 1) - 1e-3 for i, t in enumerate(times))  # check i after (i + 1) * 0.1 s of training
+    # accuracies of the model trained, on the subset's 200 test images: whole counts of them
+    assert all(acc * 200 == pytest.approx(round(acc * 200), abs=1e-9) for _, _, acc in out.curve)
+    hit = baseline_time_to_accuracy(subset, target=0.0, budget_s=60, check_every_s=0.05)
+    assert hit.reached and len(hit.curve) == 1 and hit.train_time < 1
 
 
 def test_cli_bench_train_json(subset, capsys):
@@ -106,9 +111,19 @@ def test_cli_bench_train_times_a_shipped_config(subset, capsys):
     rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--threads", "1", "--no-levers",
                "--config", "fast-lenet5-bf16", "--target", "0.0", "--json"])
     assert rc == 0
-    tta = json.loads(capsys.readouterr().out)["time_to_accuracy"]
-    assert tta["config"] == "fast-lenet5-bf16" and tta["reached"]
+    res = json.loads(capsys.readouterr().out)
+    tta, base = res["time_to_accuracy"], res["baseline_time_to_accuracy"]
+    assert tta["config"] == "fast-lenet5-bf16" and tta["reached"] and base["reached"]
+    assert res["speedup_to_target"]["ratio"] == pytest.approx(base["train_time"] / tta["train_time"])
+    assert res["speedup_to_target"]["lower_bound"] is False and res["speedup_to_target"]["budget_multiple"] == 10
+    assert res["baseline_same_budget"]["test_accuracy"] == base["curve"][-1][2]
     assert tta["recipe"]["amp"] == "bf16" and tta["recipe"]["label_smoothing"] == 0.1
+
+
+def test_cli_bench_train_bad_baseline_budget_exits_2(capsys):
+    assert main(["bench", "train", "--dataset", "mnist-subset", "--baseline-budget", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --baseline-budget") and "Traceback" not in err
 
 
 def test_cli_bench_train_unknown_config_is_one_line(subset, capsys):
