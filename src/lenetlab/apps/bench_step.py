@@ -167,13 +167,13 @@ def step_profile(splits, steps: int = 300, batch_size: int = 64, threads: int = 
     round after ``warmup`` untimed steps, with ``threads`` torch CPU threads (restored afterwards).
     ``levers``: also the channels-last and channels-last + bf16 paths.
 
-    Returns ``{"batch_size", "threads", "steps", "rounds", "phases", "paths", "target"}``; ``paths`` is a
+    Returns ``{"batch_size", "threads", "steps", "rounds", "warmup", "phases", "paths", "target"}``; ``paths`` is a
     list, baseline first, of ``{"name", "phases_ms": {phase: median ms}, "total_ms"`` (median of the
     per-step totals), ``"phase_sum_ms", "examples_per_sec"`` (``batch_size / total``), ``"model_step_ms"``
     (median forward + backward + optimiser on the fixed batch), ``"vs_baseline"`` (baseline total / this
     total), ``"cap_free_data"}`` (baseline total / this path's model step: the ratio over the baseline
     if this path's data cost nothing). ``target``: the step time :data:`TARGET_RATIO` times the
-    baseline's examples/s needs, and whether any path's model step alone is that fast.
+    baseline's examples/s needs, the lenetlab path with the fastest model step alone and whether it is that fast.
     """
     if steps < 1 or rounds < 1 or warmup < 0:
         raise LenetlabError(f"step profile: steps and rounds must be positive, warmup not negative "

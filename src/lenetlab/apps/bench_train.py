@@ -21,7 +21,8 @@ and compared with the baseline at the same thread count. Three measurements:
    training time); then the baseline recipe trained for the same training-time budget and its
    test accuracy.
 
-Entry point: :func:`run_train_bench` (``lenet bench train``, ``benchmarks/train_speed.py``).
+Entry point: :func:`run_train_bench` (``lenet bench train``, ``benchmarks/train_speed.py``). Where the
+time of one batch-64 step goes, phase by phase: :mod:`lenetlab.apps.bench_step` (``--profile``).
 """
 
 from __future__ import annotations
