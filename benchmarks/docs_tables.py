@@ -252,6 +252,42 @@ def render_train(body: dict, view: str | None) -> list[str]:
     return out
 
 
+STEP_PATHS = {"baseline": "baseline: a typical tutorial's per-sample PIL pipeline + DataLoader",
+              "lenetlab": "lenetlab (tensor-resident batches, as the Runner's)",
+              "lenetlab + channels-last + bf16": "lenetlab + channels-last + bf16 autocast"}
+STEP_PHASES = {"optimizer": "optimiser"}
+
+
+def render_step_profile(body: dict, view: str | None) -> list[str]:
+    """``lenet bench train --profile``: milliseconds per phase of a step for each path, the bound, the top operators."""
+    d = body["data"]
+    phases = d["phases"]
+    rows = [[STEP_PATHS.get(r["name"], r["name"]), *(f"{r['phases_ms'][ph]:.2f}" for ph in phases),
+             f"**{r['total_ms']:.2f}**", num(r["examples_per_sec"]), ratio(r["vs_baseline"]), f"{r['model_step_ms']:.2f}",
+             ratio(r["cap_free_data"])] for r in d["paths"]]
+    out = table([f"path (batch {d['batch_size']}, {_threads(d['threads'])})",
+                 *(f"{STEP_PHASES.get(ph, ph)} ms" for ph in phases), "total ms", "examples/s", "vs baseline",
+                 "model step alone ms", "cap with free data"], rows, "l" + "r" * (len(phases) + 5))
+    t = d["target"]
+    out += ["", f"{d['dataset']} ({num(d['train_examples'])} training images); each phase is the median over "
+                f"{num(d['steps'])} steps in {d['rounds']} interleaved rounds and the total the median of the steps' "
+                "totals, so the phases add up to it only roughly. Model step alone: forward + backward + optimiser "
+                "on one fixed batch; cap with free data: the baseline's total divided by it. "
+                f"{t['ratio']:g}× the baseline needs a whole step of at most **{t['step_ms_needed']:.2f} ms**; the "
+                f"fastest model step alone ({STEP_PATHS.get(t['fastest_model_step'], t['fastest_model_step'])}) takes "
+                f"**{t['fastest_model_step_ms']:.2f} ms**"
+                + ("." if t["reachable"] else ", so no input pipeline reaches it with this model at this batch.")]
+    ops = d.get("ops")
+    if ops:
+        out += ["", *table([(f"top aten operators, {ops['path']} ({ops['profiled_ms_per_step']:.2f} ms of self CPU "
+                             "time recorded per step)"), "self CPU ms per step", "share", "calls per step"],
+                           [[code(o["op"]), f"{o['self_ms_per_step']:.2f}", f"{o['share']:.1%}", f"{o['calls_per_step']:g}"]
+                            for o in ops["ops"]], "lrrr"),
+                "", (f"Recorded with torch.profiler over {ops['steps']} steps; the profiler's own overhead "
+                     "inflates every figure a little.")]
+    return out
+
+
 def render_infer(body: dict, view: str | None) -> list[str]:
     d = body["data"]
     out = table(["backend", f"images/s (batch {num(d['batch_size'])})", "p50 latency", "p99 latency", "max abs diff"],
@@ -403,7 +439,8 @@ def render_digit_recognizer(body: dict, view: str | None) -> list[str]:
 
 RENDERERS = {
     "mnist-runs": render_mnist_runs, "mnist-ensembles": render_ensembles, "mnist-tries": render_tries,
-    "recipes-tried": render_recipes, "bench-train": render_train, "bench-infer": render_infer,
+    "recipes-tried": render_recipes, "bench-train": render_train, "bench-step-profile": render_step_profile,
+    "bench-infer": render_infer,
     "bench-ops": render_ops, "lenet-compare": render_compare, "lenet-eval": render_eval,
     "lenet-export": render_export, "ddp-speed": render_ddp, "serve-load": render_serve,
     "serve-load-run": render_serve_run, "folder-tasks": render_folder_tasks,
@@ -529,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.write_text(new, encoding="utf-8")
     verb = "stale" if a.check else "updated"
     for page in stale:
-        print(f"{verb}: {page.relative_to(REPO) if page.resolve().is_relative_to(REPO) else page}")
+        print(f"{verb}: {page.resolve().relative_to(REPO) if page.resolve().is_relative_to(REPO) else page}")
     return 1 if (a.check and stale) else 0
 
 

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -205,6 +206,60 @@ def test_collect_runs_writes_the_results_files_from_a_runs_folder(tmp_path):
     table = "\n".join(docs_tables.render_mnist_runs(written, None))
     assert "| NNDL LeNet-5 | `lenet5` | **0.77%** | 0.74–0.80%, sd 0.04 | 2 | 99.20% | 95 s (90–100) |" in table
     assert "0.65%" in "\n".join(docs_tables.render_ensembles(e, None))
+
+
+def _step_path(name: str, data: float, model_step: float, base_total: float) -> dict:
+    phases = {"data": data, "forward": 2.0, "backward": 2.5, "optimizer": 0.25}
+    total = sum(phases.values())
+    return {"name": name, "phases_ms": phases, "total_ms": total, "phase_sum_ms": total,
+            "examples_per_sec": 64 / total * 1000, "model_step_ms": model_step, "vs_baseline": base_total / total,
+            "cap_free_data": base_total / model_step}
+
+
+def test_step_profile_renders_the_phases_the_bound_and_the_operators():
+    paths = [_step_path("baseline", 3.25, 5.0, 8.0), _step_path("lenetlab", 0.25, 4.5, 8.0)]
+    data = {"dataset": "mnist", "train_examples": 55000, "batch_size": 64, "threads": 1, "steps": 300, "rounds": 3,
+            "phases": ["data", "forward", "backward", "optimizer"], "paths": paths,
+            "target": {"ratio": 3.0, "step_ms_needed": 8 / 3, "fastest_model_step": "lenetlab",
+                       "fastest_model_step_ms": 4.5, "reachable": False},
+            "ops": {"path": "lenetlab", "steps": 30, "profiled_ms_per_step": 5.0,
+                    "ops": [{"op": "aten::convolution_backward", "self_ms_per_step": 2.0, "share": 0.4,
+                             "calls_per_step": 3.0}]}}
+    text = "\n".join(docs_tables.render_step_profile({"meta": {}, "data": data}, None))
+    assert "| path (batch 64, 1 thread) | data ms | forward ms | backward ms | optimiser ms | total ms |" in text
+    assert ("| baseline: a typical tutorial's per-sample PIL pipeline + DataLoader | 3.25 | 2.00 | 2.50 | 0.25 | "
+            "**8.00** | 8,000 | 1.00× | 5.00 | 1.60× |") in text
+    assert "| lenetlab (tensor-resident batches, as the Runner's) | 0.25 | 2.00 | 2.50 | 0.25 | **5.00** | 12,800 | 1.60× | 4.50 | 1.78× |" in text
+    assert "at most **2.67 ms**" in text and "takes **4.50 ms**, so no input pipeline reaches it" in text
+    assert "| `aten::convolution_backward` | 2.00 | 40.0% | 3 |" in text
+
+
+def _torch_threads(n: int | None = None) -> int:
+    """torch's CPU thread count, set to ``n`` first when given."""
+    import torch
+
+    if n is not None:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def test_train_speed_profile_writes_a_results_file_the_docs_render(tmp_path, monkeypatch):
+    """benchmarks/train_speed.py --profile --results FILE: kind bench-step-profile, the command's JSON as data."""
+    out = tmp_path / "step-profile.json"
+    monkeypatch.setattr(sys, "argv", ["train_speed.py", "--profile", "--dataset", "mnist-subset", "--steps", "3",
+                                      "--no-levers", "--results", str(out)])
+    threads = _torch_threads()
+    try:
+        runpy.run_path(str(BENCH / "train_speed.py"), run_name="__main__")
+    finally:
+        _torch_threads(threads)
+    body = results_io.load_results(out)
+    assert body["meta"]["kind"] == "bench-step-profile" and body["meta"]["exit_status"] == 0
+    assert body["meta"]["command"] == "lenet bench train --profile --dataset mnist-subset --steps 3 --no-levers"
+    assert body["meta"]["regenerate"].startswith("python benchmarks/train_speed.py --profile --dataset mnist-subset")
+    assert [p["name"] for p in body["data"]["paths"]] == ["baseline", "lenetlab"]
+    text = "\n".join(docs_tables.render_step_profile(body, None))
+    assert text.count("\n| ") >= 4 and "top aten operators, lenetlab" in text
 
 
 @pytest.mark.slow

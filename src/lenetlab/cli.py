@@ -370,6 +370,9 @@ def _add_bench(sub) -> None:
                         "(default: fast-lenet5)")
     q.add_argument("--baseline-budget", type=float, default=10.0, metavar="TIMES",
                    help="train the tutorial recipe for up to this many times lenetlab's time to the target")
+    q.add_argument("--profile", action="store_true",
+                   help="instead: where a batch-64 step goes (data, forward, backward, optimiser) for the baseline "
+                        "and each lenetlab path, and the top aten operators; one --threads count (default 1)")
     common(q)
     q.set_defaults(func=_bench_train)
 
@@ -392,11 +395,24 @@ def _bench_ops(args) -> int:
 
 
 def _bench_train(args) -> int:
+    if args.profile:
+        return _bench_step(args)
     from lenetlab.apps.bench_train import run_train_bench  # the training stack: see the module docstring
 
     run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
                     threads=args.threads, target=args.target, levers=not args.no_levers, compile=args.compile,
                     tta=not args.no_tta, config=args.config, baseline_budget=args.baseline_budget, as_json=args.json)
+    return 0
+
+
+def _bench_step(args) -> int:
+    if args.compile or args.config:
+        raise LenetlabError("--profile times the plain, channels-last and bf16 steps of lenet5: "
+                            "not with --compile or --config")
+    from lenetlab.apps.bench_step import run_step_profile  # the training stack: see the module docstring
+
+    run_step_profile(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
+                     threads=args.threads, levers=not args.no_levers, as_json=args.json)
     return 0
 
 

@@ -22,7 +22,8 @@ and compared with the baseline at the same thread count. Three measurements:
    times lenetlab's training time: its accuracy after the same time and the speed-up to the target
    (a lower bound when the baseline never got there).
 
-Entry point: :func:`run_train_bench` (``lenet bench train``, ``benchmarks/train_speed.py``).
+Entry point: :func:`run_train_bench` (``lenet bench train``, ``benchmarks/train_speed.py``). Where the
+time of one batch-64 step goes, phase by phase: :mod:`lenetlab.apps.bench_step` (``--profile``).
 """
 
 from __future__ import annotations
