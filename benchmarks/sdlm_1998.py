@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from collect_runs import RUN_NAME, aggregate, read_run
+from collect_runs import LOADS, RUN_NAME, aggregate, read_run, train_all
 from results_io import machine_line, make_meta, write_results
 
 #: config -> (label, the paper's test error in %, what the paper did)
@@ -30,36 +28,6 @@ CONFIGS = {
                                  "LeCun et al. 1998: 0.8% (SDLM, distortions, 20 passes)"),
 }
 RESULTS = "results/lenet5-1998-sdlm.json"
-#: ``RUNS_DIR/LOADS``: the load average when each run started (the results show the largest per config).
-LOADS = "loads.json"
-
-
-def train_argv(config: str, seed: int, data_dir: str, runs_dir: Path) -> list[str]:
-    """The ``lenet train`` command line of one run."""
-    return [sys.executable, "-m", "lenetlab", "train", "--config", config,
-            "--data-dir", data_dir, "--num-threads", "1", "--seed", str(seed), "--name", f"{config}-s{seed}",
-            "--out-dir", str(runs_dir), "--progress", "plain", "--no-plots", "--no-tensorboard", "--overwrite"]
-
-
-def train_all(configs: list[str], seeds: list[int], data_dir: str, runs_dir: Path, jobs: int) -> None:
-    """Run every (config, seed), ``jobs`` at a time; each run's output goes to ``RUN.log`` in ``runs_dir``."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    loads_file = runs_dir / LOADS
-    loads = json.loads(loads_file.read_text()) if loads_file.is_file() else {}
-    queue = [(c, s) for c in configs for s in seeds]
-    running: list[subprocess.Popen] = []
-    while queue or running:
-        while queue and len(running) < jobs:
-            c, s = queue.pop(0)
-            loads[f"{c}-s{s}"] = round(os.getloadavg()[0], 1)
-            loads_file.write_text(json.dumps(loads, indent=1) + "\n")
-            log = open(runs_dir / f"{c}-s{s}.log", "w")  # closed with the process below
-            running.append(subprocess.Popen(train_argv(c, s, data_dir, runs_dir), stdout=log,
-                                            stderr=subprocess.STDOUT))
-        done = running.pop(0)
-        if done.wait() != 0:
-            raise SystemExit(f"a run failed: {' '.join(map(str, done.args))}")
-        done.stdout and done.stdout.close()
 
 
 def rows_for(runs_dir: Path, meta: dict) -> list[dict]:

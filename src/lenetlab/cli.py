@@ -255,6 +255,8 @@ def _add_ensemble(sub) -> None:
     p.add_argument("--dataset", default=None, help="dataset name or path (default: the first checkpoint's)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
     p.add_argument("--split", default="test", choices=("test", "dev"), help="which split to evaluate")
+    p.add_argument("--select", action="store_true",
+                   help="first choose the members greedily on the dev split (a committee), then evaluate them")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     _json_flag(p)
     p.set_defaults(func=_run_ensemble)
@@ -262,7 +264,7 @@ def _add_ensemble(sub) -> None:
 
 def _run_ensemble(args) -> int:
     return run_ensemble(args.checkpoints, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
-                        split=args.split, as_json=args.json)
+                        split=args.split, select=args.select, as_json=args.json)
 
 
 # ----------------------------------------------------------------------------- export

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
-from lenetlab.apps.ensemble import ensemble_evaluate
+from lenetlab.apps.ensemble import ensemble_evaluate, ensemble_select, select_members
 from lenetlab.cli import main
 from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.errors import LenetlabError
 from lenetlab.inference.evaluate import evaluate
 from lenetlab.models import build_model, load_checkpoint, save_checkpoint
 
@@ -69,3 +71,44 @@ def test_mismatched_classes_and_missing_files_are_one_line_errors(digit_ckpt, tm
     assert "leaves.pt: its class names differ" in err and err.count("\n") == 1
     assert main(["ensemble", str(digit_ckpt), str(tmp_path / "none.pt")]) == 2
     assert "none.pt: checkpoint file not found" in capsys.readouterr().err
+
+
+def _onehot(labels, k=3, p=0.9):
+    out = np.full((len(labels), k), (1 - p) / (k - 1))
+    out[np.arange(len(labels)), labels] = p
+    return out
+
+
+def test_select_members_greedy_on_a_known_case():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    good = _onehot(y)  # right everywhere
+    a = _onehot(np.array([1, 2, 2, 0, 1, 2]))  # each wrong on a different pair of examples
+    b = _onehot(np.array([0, 1, 0, 1, 1, 2]))
+    c = _onehot(np.array([0, 1, 2, 0, 2, 0]))
+    noise = _onehot(np.array([2, 0, 1, 1, 2, 0]))  # never right
+    # the best single model first; nothing improves on a perfect, confident member
+    assert select_members([noise, good, a], y) == [1]
+    # three members that each get 4 of 6 right, but a different 4: together they get all 6; noise left out
+    chosen = select_members([a, noise, b, c], y)
+    assert sorted(chosen) == [0, 2, 3]
+    assert ((a + b + c).argmax(1) == y).all()
+    assert select_members([noise], y) == [0]
+    with pytest.raises(LenetlabError, match="at least one model"):
+        select_members([], y)
+
+
+def test_select_chooses_on_dev_and_reports_test(digit_ckpt, second_ckpt, subset, capsys):
+    dev, test = ensemble_select([digit_ckpt, second_ckpt, digit_ckpt], splits=subset)
+    assert dev.split == "dev" and test.split == "test" and 1 <= len(test.members) <= 3
+    assert [m["checkpoint"] for m in dev.members] == [m["checkpoint"] for m in test.members]
+    best_single = max(m["accuracy"] for m in ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset,
+                                                               split="dev").members)
+    assert dev.accuracy >= best_single  # greedy selection never does worse on the split it chose on
+    assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--select", "--device", "cpu", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["split"] == "test" and data["chosen_on_dev"]["split"] == "dev" and len(data["candidates"]) == 2
+    assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--select", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.startswith("chose ")
+    assert main(["ensemble", str(digit_ckpt), "--select", "--split", "dev", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --select") and "Traceback" not in err

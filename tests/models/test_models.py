@@ -8,12 +8,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import lenetlab.models as M
-from lenetlab.errors import LenetlabError
+from lenetlab.errors import ConfigError, LenetlabError
 
 ALL = [i.name for i in M.list_models()]
 SMALL = [i.name for i in M.list_models() if i.input_size[1] <= 32]
 FULL = [i.name for i in M.list_models() if i.input_size[1] > 32]
-EXPECTED = {"lenet5", "lenet5-1998", "lenet-d2l", "lenet5-mini", "lenet5-bn", "lenet5-modern",
+EXPECTED = {"lenet5", "lenet5-1998", "lenet-d2l", "lenet5-mini", "lenet5-bn", "lenet5-modern", "lenet5-fast",
             "alexnet", "vgg11", "nin", "googlenet", "resnet18",
             "alexnet-small", "vgg11-small", "nin-small", "googlenet-small", "resnet18-small"}
 
@@ -121,3 +121,23 @@ def test_lenet_d2l_relu_max_pool_form():
     assert modern(x).shape == (2, 10) and not torch.allclose(modern(x), sigmoid(x))
     with pytest.raises(LenetlabError, match="activation must be sigmoid or relu"):
         M.create("lenet-d2l", pool="min")
+
+
+def test_lenet5_fast_pools_before_batch_norm_and_relu():
+    """lenet5-fast's layers in order: C1 -> S2 -> BN -> ReLU, so BN sees the pooled 12x12 maps."""
+    m = M.create("lenet5-fast", c1=4, c3=8).eval()
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen[name] = tuple(output.shape)
+        return hook
+
+    for name in ("C1", "S2", "C1_bn", "C3", "S4", "C3_bn", "C5"):
+        getattr(m, name).register_forward_hook(record(name))
+    m(torch.randn(2, 1, 28, 28))
+    assert seen == {"C1": (2, 4, 24, 24), "S2": (2, 4, 12, 12), "C1_bn": (2, 4, 12, 12), "C3": (2, 8, 8, 8),
+                    "S4": (2, 8, 4, 4), "C3_bn": (2, 8, 4, 4), "C5": (2, 120, 1, 1)}
+    assert n_params(M.create("lenet5-fast")) == 86_074
+    with pytest.raises(ConfigError, match="lenet5-fast: c1 and c3 must be positive"):
+        M.create("lenet5-fast", c1=0)

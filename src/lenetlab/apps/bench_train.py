@@ -189,6 +189,7 @@ class TimeToAccuracy:
     epoch: float
     wall_time: float
     curve: list = field(default_factory=list)  # (train_time, epoch, test accuracy) at each check
+    device: str = "cpu"
 
 
 def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_epoch: int = 16) -> TimeToAccuracy:
@@ -196,7 +197,8 @@ def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_ep
 
     The test split is evaluated at every dev evaluation (``checks_per_epoch`` per epoch) by a
     callback; its time and the dev evaluation are excluded from the training time (the Runner's
-    clock). Stops at the target or at the end of the schedule.
+    clock). Stops at the target or at the end of the schedule. Trains on ``cfg.device`` (``auto``: a
+    GPU where there is one, the whole split resident on it), recorded in the result.
     """
     steps_per_epoch = -(-len(splits.train) // cfg.batch_size)
     every = max(1, steps_per_epoch // checks_per_epoch)
@@ -219,7 +221,9 @@ def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_ep
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lenet-tta-") as tmp:
-        _runner(cfg.replace(device="cpu" if cfg.device == "auto" else cfg.device), splits, [cb], tmp).train()
+        runner = _runner(cfg, splits, [cb], tmp)
+        out.device = str(runner.device)
+        runner.train()
     out.wall_time = time.perf_counter() - t0
     return out
 
@@ -370,10 +374,10 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
         res["time_to_accuracy"] = {"config": config or "fast-lenet5", "recipe": _recipe_dict(cfg, fields),
                                   **t.__dict__}
         if t.reached:
-            say(f"  lenetlab: {t.test_accuracy:.2%} after {t.train_time:.1f} s of training "
+            say(f"  lenetlab on {t.device}: {t.test_accuracy:.2%} after {t.train_time:.1f} s of training "
                 f"(epoch {t.epoch:.2f}, step {t.step}; wall {t.wall_time:.1f} s with evaluations)")
         else:
-            say(f"  lenetlab: target NOT reached; {t.test_accuracy:.2%} after {t.train_time:.1f} s "
+            say(f"  lenetlab on {t.device}: target NOT reached; {t.test_accuracy:.2%} after {t.train_time:.1f} s "
                 f"(epoch {t.epoch:.2f})")
         say("  checks (train s, epoch, test acc): " + ", ".join(f"({a:.1f}, {b:.2f}, {c:.4f})" for a, b, c in t.curve))
         torch.set_num_threads(cfg.num_threads or threads[0])  # the baseline gets lenetlab's thread count

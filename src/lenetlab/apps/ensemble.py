@@ -1,5 +1,8 @@
 """``lenet ensemble``: average the softmax probabilities of several trained models.
 
+``--select`` first chooses a committee among them on the dev split (greedy forward selection), so
+the test split stays out of the choice.
+
 Each checkpoint keeps its own :class:`InputSpec` (input size, padding or resizing, normalisation,
 channels), so models trained with different recipes can be combined. The ensemble's prediction is
 the argmax of the mean probability vector.
@@ -21,7 +24,8 @@ from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, DataError, LenetlabError
 from lenetlab.inference.predictor import load_predictor
 
-__all__ = ["EnsembleResult", "ensemble_evaluate", "mean_probabilities", "run_ensemble"]
+__all__ = ["EnsembleResult", "ensemble_evaluate", "ensemble_select", "mean_probabilities", "run_ensemble",
+           "select_members"]
 
 
 @dataclass
@@ -73,19 +77,78 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
     ``dataset``/``data_dir`` default to the first checkpoint's training config; ``splits`` (a
     :class:`Splits`) skips loading. All checkpoints must share the same class names.
     """
+    predictors = _predictors(checkpoints, device)
+    splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
+    return _evaluate(checkpoints, predictors, splits, split, batch_size)
+
+
+def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
+                    device: str | torch.device = "cpu", split: str = "test", batch_size: int = 1000,
+                    splits=None) -> tuple[EnsembleResult, EnsembleResult]:
+    """Choose a committee among ``checkpoints`` on the dev split (:func:`select_members`), then evaluate it.
+
+    Returns ``(dev, result)``: the chosen members' figures on the dev split they were chosen on, and on
+    ``split`` (the test split by default, which plays no part in the choice).
+    """
+    predictors = _predictors(checkpoints, device)
+    splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
+    part = _labelled(splits, "dev")
+    _, probs = mean_probabilities(predictors, part.x, batch_size)
+    chosen = select_members(probs, part.y.cpu().numpy())
+    picked = [checkpoints[i] for i in chosen]
+    predictors = [predictors[i] for i in chosen]
+    return (_evaluate(picked, predictors, splits, "dev", batch_size),
+            _evaluate(picked, predictors, splits, split, batch_size))
+
+
+def select_members(probs: list, y: np.ndarray) -> list[int]:
+    """Greedy forward selection of a committee (Caruana et al. 2004, without replacement).
+
+    ``probs``: each candidate's probabilities ``[N, K]`` on a held-out split with labels ``y`` ``[N]``.
+    Starts from the best single candidate and adds, one at a time, the candidate whose addition gives
+    the averaged probabilities the highest accuracy (then the lowest negative log-likelihood), as long
+    as that improves on the committee so far. Returns the chosen indices in the order they were added.
+    """
+    if not len(probs):
+        raise LenetlabError("an ensemble needs at least one model")
+    chosen: list[int] = []
+    total, best = None, (-1.0, 0.0)
+    while len(chosen) < len(probs):
+        trials = []
+        for i in range(len(probs)):
+            if i not in chosen:
+                mean = (probs[i] if total is None else total + probs[i]) / (len(chosen) + 1)
+                sc = _scores(mean, y)
+                trials.append(((sc["accuracy"], -sc["nll"]), i))
+        score, i = max(trials)
+        if score <= best:
+            break
+        best, total = score, probs[i] if total is None else total + probs[i]
+        chosen.append(i)
+    return chosen
+
+
+def _predictors(checkpoints: list, device) -> list:
     if not checkpoints:
         raise LenetlabError("ensemble needs at least one checkpoint")
-    predictors = [load_predictor(c, device=str(device)) for c in checkpoints]
-    names = predictors[0].class_names
-    if splits is None:
-        ds, dd, opts = _dataset_of(predictors[0].config)
-        ds = ds or predictors[0].dataset
-        if dataset and dataset != ds:
-            opts = {}
-        dataset = dataset or ds
-        if not dataset:
-            raise LenetlabError(f"{checkpoints[0]}: no dataset recorded in the checkpoint; pass --dataset")
-        splits = load(dataset, data_dir=data_dir if data_dir is not None else dd, **opts)
+    return [load_predictor(c, device=str(device)) for c in checkpoints]
+
+
+def _splits_for(predictors: list, checkpoints: list, dataset, data_dir, splits):
+    """The dataset to evaluate on: ``splits`` if given, else ``dataset`` or the first checkpoint's own."""
+    if splits is not None:
+        return splits
+    ds, dd, opts = _dataset_of(predictors[0].config)
+    ds = ds or predictors[0].dataset
+    if dataset and dataset != ds:
+        opts = {}
+    dataset = dataset or ds
+    if not dataset:
+        raise LenetlabError(f"{checkpoints[0]}: no dataset recorded in the checkpoint; pass --dataset")
+    return load(dataset, data_dir=data_dir if data_dir is not None else dd, **opts)
+
+
+def _labelled(splits, split: str):
     if split not in ("test", "dev"):
         raise LenetlabError(f"--split must be test or dev (got {split!r})")
     part = getattr(splits, split)
@@ -93,6 +156,12 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
         raise DataError(f"{splits.name}: the {split} split has no labels; cannot measure accuracy")
     if len(part) == 0:
         raise DataError(f"{splits.name}: the {split} split is empty")
+    return part
+
+
+def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_size: int) -> EnsembleResult:
+    names = predictors[0].class_names
+    part = _labelled(splits, split)
     if names and [str(c) for c in splits.class_names] != names:
         raise CheckpointError(f"{checkpoints[0]}: its class names {names[:5]}... do not match dataset "
                               f"{splits.name}'s {list(splits.class_names)[:5]}...")
@@ -113,14 +182,27 @@ def _scores(probs: np.ndarray, y: np.ndarray) -> dict:
 
 
 def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str = "auto", split: str = "test",
-                 as_json: bool = False, out=None) -> int:
-    """``lenet ensemble``: print each member's and the ensemble's accuracy and error; returns 0."""
+                 select: bool = False, as_json: bool = False, out=None) -> int:
+    """``lenet ensemble``: print each member's and the ensemble's accuracy and error; returns 0.
+
+    ``select``: first choose the members greedily on the dev split (:func:`ensemble_select`), print
+    the committee's dev figures, then evaluate it on ``split``."""
     out = out or sys.stdout
-    res = ensemble_evaluate([os.fspath(c) for c in checkpoints], dataset=dataset, data_dir=data_dir,
-                            device=select_device(device), split=split)
-    if as_json:
-        print(json.dumps(res.to_dict(), indent=2), file=out)
-        return 0
+    paths = [os.fspath(c) for c in checkpoints]
+    if select:
+        if split == "dev":
+            raise LenetlabError("--select chooses the members on the dev split: evaluate them with --split test")
+        dev, res = ensemble_select(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split)
+        if as_json:
+            print(json.dumps({"candidates": paths, "chosen_on_dev": dev.to_dict(), **res.to_dict()}, indent=2), file=out)
+            return 0
+        print(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples): "
+              f"{100 * dev.accuracy:.2f}% dev accuracy", file=out)
+    else:
+        res = ensemble_evaluate(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split)
+        if as_json:
+            print(json.dumps(res.to_dict(), indent=2), file=out)
+            return 0
     print(f"{res.dataset} {res.split} split, {res.n} examples", file=out)
     rows = [(m["checkpoint"], m["model"], m["accuracy"], m["nll"]) for m in res.members]
     rows.append(("ensemble (mean probability)", f"{len(res.members)} models", res.accuracy, res.nll))

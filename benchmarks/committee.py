@@ -1,0 +1,84 @@
+"""A committee of LeNet-5-style networks (Ciresan et al. 2012) chosen on the dev split: results/committee.json.
+
+    python benchmarks/committee.py --data-dir MNIST_DIR                   (train the members, then choose)
+    python benchmarks/committee.py --data-dir MNIST_DIR --collect-only    (choose among finished runs)
+
+Every config of :data:`CONFIGS` (shipped: ``src/lenetlab/configs/NAME.yaml``) is trained once per seed
+on one CPU thread, ``--jobs`` runs at a time, into ``RUNS_DIR/NAME-sSEED``: ``lenet5-modern`` at width
+16 with affine and elastic distortions (Simard et al. 2003), the digit padded to 32×32 in one config
+and resized to 32×32 in the other (differently preprocessed inputs, as Ciresan et al. vary the digit's
+width). ``lenet ensemble --select`` then chooses the committee on the dev split (greedy forward
+selection of the averaged probabilities) and reports its test error; the test split plays no part in
+the choice. The rows: each config's single-network test errors, then the committee.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from collect_runs import RUN_NAME, aggregate, read_run, train_all
+from results_io import machine_line, make_meta, write_results
+
+from lenetlab.apps.ensemble import ensemble_select
+
+CONFIGS = ("lenet5-modern-elastic", "lenet5-modern-elastic-resized")
+RESULTS = "results/committee.json"
+#: Ciresan, Meier & Schmidhuber 2012, "Multi-column deep neural networks for image classification"
+REFERENCE = "Ciresan et al. 2012: 0.23% with 35 columns (7 preprocessings x 5 nets); target 0.25%"
+TARGET_PCT = 0.25
+
+
+def finished_runs(runs_dir: Path) -> list[Path]:
+    """The run directories of :data:`CONFIGS` under ``runs_dir`` that hold a ``best.pt``."""
+    out = []
+    for d in sorted(runs_dir.iterdir()):
+        m = RUN_NAME.match(d.name)
+        if d.is_dir() and m and m["config"] in CONFIGS and (d / "best.pt").is_file():
+            out.append(d)
+    return out
+
+
+def committee_row(runs: list[Path], data_dir: str, meta: dict) -> dict:
+    """Choose the committee among ``runs`` on the dev split and measure it on the test split."""
+    dev, test = ensemble_select([str(r / "best.pt") for r in runs], dataset="mnist", data_dir=data_dir)
+    chosen = [Path(m["checkpoint"]).parent.name for m in test.members]
+    err = round(100 * (1 - test.accuracy), 2)
+    return {"id": "committee", "label": f"committee of {len(chosen)} chosen on dev among {len(runs)}",
+            "candidates": [r.name for r in runs], "chosen": chosen,
+            "test_error_pct": err, "dev_accuracy_pct": round(100 * dev.accuracy, 2),
+            "member_test_error_pct": [round(100 * (1 - m["accuracy"]), 2) for m in test.members],
+            "command": f"lenet ensemble RUNS_DIR/{{{','.join(r.name for r in runs)}}} --select --data-dir DIR",
+            "reference": REFERENCE, "target_pct": TARGET_PCT, "gap_pct": round(err - TARGET_PCT, 2),
+            "source": meta["source"], "machine": machine_line(meta), "date": meta["date"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-dir", required=True, help="folder holding the MNIST files")
+    p.add_argument("--runs-dir", default="runs/committee", help="folder of the CONFIG-sSEED run directories")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
+    p.add_argument("--collect-only", action="store_true", help="only choose among finished runs")
+    p.add_argument("--results", default=RESULTS)
+    a = p.parse_args(argv)
+    runs_dir = Path(a.runs_dir)
+    if not a.collect_only:
+        train_all(list(CONFIGS), a.seeds, a.data_dir, runs_dir, a.jobs)
+    runs = finished_runs(runs_dir) if runs_dir.is_dir() else []
+    if not runs:
+        raise SystemExit(f"no finished runs of {', '.join(CONFIGS)} under {runs_dir}")
+    meta = make_meta("committee", "A committee chosen on the dev split", "python benchmarks/committee.py --data-dir DIR",
+                     regenerate="python benchmarks/committee.py --data-dir DIR", reference=REFERENCE)
+    rows = aggregate([read_run(r) for r in runs], meta["source"], machine_line(meta), meta["date"])
+    row = committee_row(runs, a.data_dir, meta)
+    print(f"committee: {row['test_error_pct']}% test error with {len(row['chosen'])} of {len(runs)} networks "
+          f"({row['dev_accuracy_pct']}% dev accuracy); {REFERENCE}")
+    write_results(a.results, meta, rows=[*rows, row])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
