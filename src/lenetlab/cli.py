@@ -368,7 +368,7 @@ def _add_bench(sub) -> None:
     q.add_argument("--compile", action="store_true", help="also measure torch.compile (about a minute to compile)")
     q.add_argument("--no-tta", action="store_true", help="skip the time-to-accuracy part")
     q.add_argument("--config", default=None, metavar="NAME_OR_FILE",
-                   help="the recipe timed to the target: a shipped config (e.g. fast-lenet5-bf16) or a file "
+                   help="the recipe timed to the target: a shipped config (e.g. lenet5-modern-w8) or a file "
                         "(default: fast-lenet5)")
     q.add_argument("--baseline-budget", type=float, default=10.0, metavar="TIMES",
                    help="train the tutorial recipe for up to this many times lenetlab's time to the target")

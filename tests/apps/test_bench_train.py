@@ -109,15 +109,15 @@ def test_cli_bench_train_bad_steps_exits_2(capsys):
 
 def test_cli_bench_train_times_a_shipped_config(subset, capsys):
     rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--threads", "1", "--no-levers",
-               "--config", "fast-lenet5-bf16", "--target", "0.0", "--json"])
+               "--config", "lenet5-modern-w8", "--target", "0.0", "--json"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     tta, base = res["time_to_accuracy"], res["baseline_time_to_accuracy"]
-    assert tta["config"] == "fast-lenet5-bf16" and tta["reached"] and base["reached"]
+    assert tta["config"] == "lenet5-modern-w8" and tta["reached"] and base["reached"] and tta["device"] == "cpu"
     assert res["speedup_to_target"]["ratio"] == pytest.approx(base["train_time"] / tta["train_time"])
     assert res["speedup_to_target"]["lower_bound"] is False and res["speedup_to_target"]["budget_multiple"] == 10
     assert res["baseline_same_budget"]["test_accuracy"] == base["curve"][-1][2]
-    assert tta["recipe"]["amp"] == "bf16" and tta["recipe"]["label_smoothing"] == 0.1
+    assert tta["recipe"]["model_kwargs"] == {"width": 8, "dropout": 0.1} and tta["recipe"]["label_smoothing"] == 0.1
 
 
 def test_cli_bench_train_bad_baseline_budget_exits_2(capsys):

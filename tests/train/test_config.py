@@ -142,12 +142,14 @@ def test_every_shipped_config_loads_by_name():
 
     names = shipped_configs()
     assert {"lenet5", "fast-lenet5", "nndl-subset", "nndl-subset-quirk", "d2l-lenet", "lenet5-1998",
-            "lenet5-1998-sdlm", "lenet5-1998-sdlm-distort", "fast-lenet5-bf16"} <= set(names)
-    assert len(names) == 17
+            "lenet5-1998-sdlm", "lenet5-1998-sdlm-distort", "lenet5-modern-elastic", "lenet5-modern-elastic-resized"
+            } <= set(names)
+    assert len(names) == 18
     for name in names:
         cfg = load_config_file(name)
         assert cfg == load_config_file(SHIPPED_CONFIGS / f"{name}.yaml") == load_config_file(f"{name}.yaml"), name
-        assert cfg.model in ("lenet5", "lenet-d2l", "lenet5-1998", "lenet5-modern") and cfg.epochs >= 2, name
+        assert cfg.model in ("lenet5", "lenet-d2l", "lenet5-1998", "lenet5-modern", "lenet5-fast"), name
+        assert cfg.epochs >= (1 if name == "fast-lenet5" else 2), name
     assert load_config_file("nndl-subset-quirk").normalize == "nndl-quirk"
 
 

@@ -309,7 +309,7 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
     are taken at equal threads; None: 1 and torch's default); ``levers`` also measures
     channels-last and bf16 autocast; ``compile`` adds ``torch.compile`` (measured once, after its compilation);
     ``tta`` runs the time-to-accuracy part with :func:`fast_recipe`, or with the shipped config or
-    file ``config`` (e.g. ``fast-lenet5-bf16``); ``recipe`` overrides fields of either. The baseline
+    file ``config`` (e.g. ``lenet5-modern-w8``); ``recipe`` overrides fields of either. The baseline
     recipe is then trained for up to ``baseline_budget`` times lenetlab's training time
     (:func:`baseline_time_to_accuracy`): the speed-up to the target is measured, or shown to exceed
     that multiple.
