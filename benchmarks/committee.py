@@ -40,9 +40,9 @@ def finished_runs(runs_dir: Path) -> list[Path]:
     return out
 
 
-def committee_row(runs: list[Path], data_dir: str, meta: dict) -> dict:
-    """Choose the committee among ``runs`` on the dev split and measure it on the test split."""
-    dev, test = ensemble_select([str(r / "best.pt") for r in runs], dataset="mnist", data_dir=data_dir)
+def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: str = "mnist") -> dict:
+    """Choose the committee among ``runs`` on the dev split of ``dataset`` and measure it on the test split."""
+    dev, test = ensemble_select([str(r / "best.pt") for r in runs], dataset=dataset, data_dir=data_dir)
     chosen = [Path(m["checkpoint"]).parent.name for m in test.members]
     err = round(100 * (1 - test.accuracy), 2)
     return {"id": "committee", "label": f"committee of {len(chosen)} chosen on dev among {len(runs)}",

@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         t = r["train_time_s"]
         print(f"{r['reached']}/{len(r['seeds'])} reached  median {t['median']:5.2f} s  max {t['max']:5.2f} s  {r['label']}")
     if args.results:
-        rest = [a for a in (argv if argv is not None else sys.argv[1:])]
-        cmd = command_line(rest, "python benchmarks/fast_recipe_search.py")
+        cmd = command_line(sys.argv[1:] if argv is None else argv, "python benchmarks/fast_recipe_search.py")
         write_results(args.results, make_meta("recipe-search", f"Time to {args.target:.0%} MNIST test accuracy: "
                                               "the variants of fast-lenet5 tried", cmd, regenerate=cmd),
                       rows=rows)

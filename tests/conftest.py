@@ -72,6 +72,15 @@ def second_ckpt(subset, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """Run the test with one torch thread (benchmarks' own figures are per thread count), then restore."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
 def tmpfs(tmp_path):
     """A factory ``tmpfs(size, options="")`` mounting a small tmpfs (``size`` as mount takes it: ``300k``)
     under ``tmp_path`` and returning its folder, to fill a disk for real; unmounted afterwards. Skips the

@@ -16,12 +16,7 @@ from lenetlab.cli import main
 from lenetlab.errors import LenetlabError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_step_profile_times_every_phase_of_every_path(subset):

@@ -27,12 +27,7 @@ from lenetlab.apps.bench_train import (
 from lenetlab.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_pil_pipeline_matches_pil_resize_and_normalise(subset):

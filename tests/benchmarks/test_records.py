@@ -1,0 +1,63 @@
+"""The record benchmarks of issue-sized targets: the time-to-99% recipe search (benchmarks/fast_recipe_search.py)
+and the committee chosen on dev (benchmarks/committee.py), with the docs tables rendered from their rows."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+
+import committee  # noqa: E402  (benchmarks/ is not a package)
+import docs_tables  # noqa: E402
+import fast_recipe_search  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_search_rows_count_seeds_and_times(subset):
+    variants = {"as shipped": {"dataset": "mnist-subset", "num_threads": 1},
+                "batch 500": {"dataset": "mnist-subset", "num_threads": 1, "batch_size": 500}}
+    rows = fast_recipe_search.search(subset, variants, seeds=[0, 1], target=0.0, say=lambda *a: None)
+    assert [r["label"] for r in rows] == ["as shipped", "batch 500"] and all(r["reached"] == 2 for r in rows)
+    t = rows[0]["train_time_s"]
+    assert len(t["per_seed"]) == 2 and t["max"] >= t["median"] > 0 and rows[1]["changes"]["batch_size"] == 500
+    missed = fast_recipe_search.search(subset, {"x": variants["batch 500"]}, seeds=[0], target=1.01, say=lambda *a: None)
+    assert missed[0]["reached"] == 0 and missed[0]["epoch_median"] == 1.0
+    text = "\n".join(docs_tables.render_search({"meta": {}, "rows": rows + missed}, None))
+    assert "| as shipped | 2/2 |" in text and "| x | 0/1 | ≥ " in text
+
+
+def test_every_variant_is_a_valid_recipe():
+    from lenetlab.apps.bench_train import fast_recipe
+
+    for label, changes in fast_recipe_search.VARIANTS.items():
+        assert fast_recipe(**changes).validate(), label
+    assert next(iter(fast_recipe_search.VARIANTS.values())) == {}  # the first row is fast-lenet5 itself
+
+
+def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp_path):
+    for i, ck in enumerate([digit_ckpt, second_ckpt]):
+        d = tmp_path / f"lenet5-modern-elastic-s{i}"
+        d.mkdir()
+        shutil.copy(ck, d / "best.pt")
+    (tmp_path / "other-s0").mkdir()  # not a committee config: ignored
+    (tmp_path / "lenet5-modern-elastic-resized-s0").mkdir()  # unfinished (no best.pt): ignored
+    runs = committee.finished_runs(tmp_path)
+    assert [r.name for r in runs] == ["lenet5-modern-elastic-s0", "lenet5-modern-elastic-s1"]
+    meta = {"source": "measured", "date": "2026-12-02", "hardware": {"cpu": "cpu", "cores": 2}, "torch": "2"}
+    row = committee.committee_row(runs, None, meta, dataset="mnist-subset")
+    assert 1 <= len(row["chosen"]) <= 2 and set(row["chosen"]) <= {r.name for r in runs}
+    assert len(row["member_test_error_pct"]) == len(row["chosen"]) and row["target_pct"] == 0.25
+    assert row["gap_pct"] == pytest.approx(row["test_error_pct"] - 0.25)
+    body = {"meta": meta, "rows": [{"id": "lenet5-modern-elastic", "test_error_pct": {"mean": 0.4, "min": 0.3, "max": 0.5,
+                                                                                      "sd": 0.1}, "seeds": [0, 1],
+                                    "dev_accuracy_pct": 99.5, "train_time_s": None, "command": "lenet train"}, row]}
+    text = "\n".join(docs_tables.render_committee(body, None))
+    assert "`lenet5-modern-elastic`" in text and f"**{row['test_error_pct']:.2f}%**" in text
+    assert ("meets" if row["test_error_pct"] <= 0.25 else "misses by") in text
