@@ -1,7 +1,7 @@
 """Tests of the training-speed benchmark (lenetlab.apps.bench_train, `lenet bench train`) on the embedded subset.
 
 Speed targets are not asserted (shared, noisy machine): only that every figure is produced,
-well-formed, and that the baseline pipeline does what the seed's pipeline does.
+well-formed, and that the baseline pipeline does what NNDL's pipeline does.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_pil_pipeline_matches_pil_resize_and_normalise(subset):
     ref = (np.asarray(ref, dtype=np.float32) / 255 - 0.5) / 0.5
     np.testing.assert_allclose(x[0].numpy(), ref, atol=1e-6)
     assert len(ds) == len(subset.train)
-    # the seed's quirk, Normalize(127.5, 127.5) on [0, 1] pixels, squeezes inputs into [-1, -0.992]
+    # NNDL's quirk, Normalize(127.5, 127.5) on [0, 1] pixels, squeezes inputs into [-1, -0.992]
     q, _ = PILPipelineDataset(subset.train.x[:1], subset.train.y[:1], mean=127.5, std=127.5)[0]
     assert q.min() >= -1.0 and q.max() <= -0.992
 

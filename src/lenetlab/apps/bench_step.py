@@ -52,7 +52,7 @@ __all__ = ["PHASES", "TARGET_RATIO", "format_profile", "op_profile", "run_step_p
 #: The phases of one training step, in order.
 PHASES = ("data", "forward", "backward", "optimizer")
 
-#: The ratio over the per-sample pipeline that issue 19 asked for; the profile reports the step time it needs.
+#: The target ratio over the per-sample pipeline (3×); the profile reports the step time it would need.
 TARGET_RATIO = 3.0
 
 BASELINE_LABEL = "baseline: per-sample PIL pipeline + DataLoader"

@@ -97,7 +97,7 @@ def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str
     chosen = select_members(probs, part.y.cpu().numpy())
     picked = [checkpoints[i] for i in chosen]
     predictors = [predictors[i] for i in chosen]
-    return (_evaluate(picked, predictors, splits, "dev", batch_size),
+    return (_evaluate(picked, predictors, splits, "dev", batch_size, probs=[probs[i] for i in chosen]),
             _evaluate(picked, predictors, splits, split, batch_size))
 
 
@@ -159,14 +159,19 @@ def _labelled(splits, split: str):
     return part
 
 
-def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_size: int) -> EnsembleResult:
+def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_size: int,
+              probs: list | None = None) -> EnsembleResult:
+    """Each model's and the ensemble's figures on ``split``; ``probs``: the models' probabilities there, if known."""
     names = predictors[0].class_names
     part = _labelled(splits, split)
     if names and [str(c) for c in splits.class_names] != names:
         raise CheckpointError(f"{checkpoints[0]}: its class names {names[:5]}... do not match dataset "
                               f"{splits.name}'s {list(splits.class_names)[:5]}...")
     y = part.y.cpu().numpy()
-    mean, probs = mean_probabilities(predictors, part.x, batch_size)
+    if probs is None:
+        mean, probs = mean_probabilities(predictors, part.x, batch_size)
+    else:
+        mean = sum(probs) / len(probs)
     members = []
     for path, pred, pr in zip(checkpoints, predictors, probs):
         if pr.shape[1] <= int(y.max()):

@@ -17,7 +17,7 @@ from lenetlab.models.registry import register_model
 
 
 class LeNetD2L(nn.Module):
-    """d2l's LeNet (seeds 002, 004): sigmoid, C1 padding 2, average pooling; input ``[N, C, 28, 28]``.
+    """d2l's LeNet (its CNN chapter): sigmoid, C1 padding 2, average pooling; input ``[N, C, 28, 28]``.
 
     ``activation="relu"`` and ``pool="max"`` give the modernised version d2l's exercises ask for
     (``lenet lesson train-lenet`` trains both).
