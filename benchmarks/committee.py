@@ -26,7 +26,7 @@ from lenetlab.apps.ensemble import ensemble_select
 CONFIGS = ("lenet5-modern-elastic", "lenet5-modern-elastic-resized")
 RESULTS = "results/committee.json"
 #: Ciresan, Meier & Schmidhuber 2012, "Multi-column deep neural networks for image classification"
-REFERENCE = "Ciresan et al. 2012: 0.23% with 35 columns (7 preprocessings x 5 nets); target 0.25%"
+REFERENCE = "Ciresan et al. 2012 reached 0.23% with 35 networks (7 preprocessings x 5 networks each)"
 TARGET_PCT = 0.25
 
 
@@ -49,7 +49,7 @@ def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: s
             "candidates": [r.name for r in runs], "chosen": chosen,
             "test_error_pct": err, "dev_accuracy_pct": round(100 * dev.accuracy, 2),
             "member_test_error_pct": [round(100 * (1 - m["accuracy"]), 2) for m in test.members],
-            "command": f"lenet ensemble RUNS_DIR/{{{','.join(r.name for r in runs)}}} --select --data-dir DIR",
+            "command": "lenet ensemble RUNS_DIR/lenet5-modern-elastic*-s[0-9] --select --data-dir DIR (the candidates)",
             "reference": REFERENCE, "target_pct": TARGET_PCT, "gap_pct": round(err - TARGET_PCT, 2),
             "source": meta["source"], "machine": machine_line(meta), "date": meta["date"]}
 

@@ -199,7 +199,7 @@ def render_committee(body: dict, view: str | None) -> list[str]:
             rows.append([code(r["id"]), pct(r["test_error_pct"]["mean"]), _spread(r["test_error_pct"], len(r["seeds"])),
                          str(len(r["seeds"])), pct(r.get("dev_accuracy_pct")), _time(r.get("train_time_s")),
                          code(r["command"])])
-    out = table(["networks", "test error", "spread", "networks", "dev accuracy", "training time per network", "command"],
+    out = table(["members", "test error", "spread", "networks", "dev accuracy", "training time per network", "command"],
                 rows, "lrlrrrl")
     c = next(r for r in body["rows"] if r["id"] == "committee")
     verdict = "meets" if c["test_error_pct"] <= c["target_pct"] else f"misses by {c['gap_pct']:.2f} points"
