@@ -66,4 +66,4 @@ def test_installed_wheel_loads_a_shipped_config_by_name(wheel, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     module, line = out.stdout.splitlines()
     assert Path(module).is_relative_to(target)
-    assert line == f"lenet5-modern {target / 'lenetlab' / 'configs' / 'nndl-subset-quirk.yaml'}"
+    assert line == f"lenet5-fast {target / 'lenetlab' / 'configs' / 'nndl-subset-quirk.yaml'}"

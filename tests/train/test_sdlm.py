@@ -143,7 +143,7 @@ def test_sdlm_sets_the_papers_eta_and_schedule_unless_given():
 
 
 def test_lenet5_1998_sdlm_trains_and_resumes(tmp_path, capsys):
-    argv = ["train", "--model", "lenet5-1998", "--optimizer", "sdlm", "--batch-size", "16", "--epochs", "2",
+    argv = ["train", "--model", "lenet5-1998", "--optimizer", "sdlm", "--batch-size", "16", "--epochs", "3",
             "--sdlm-samples", "64", "--sdlm-mu", "1", "--num-threads", "1", "--out-dir", str(tmp_path), "--name", "r",
             "--progress", "none", "--no-plots", "--no-tensorboard"]
     assert main(argv) == 0
@@ -152,7 +152,9 @@ def test_lenet5_1998_sdlm_trains_and_resumes(tmp_path, capsys):
     assert (cfg.optimizer, cfg.schedule, cfg.lr, cfg.sdlm_samples) == ("sdlm", "lecun1998", 5e-4, 64)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     test = [r for r in rows if r["kind"] == "test"]
-    assert test and test[0]["accuracy"] > 0.25  # 2 epochs of 1,000 examples learn (chance: 0.1)
+    # 3 epochs of 1,000 examples learn (chance: 0.1); after 2 the accuracy still depends on the CPU's
+    # kernels (0.22 on one machine, above 0.3 on another)
+    assert test and test[0]["accuracy"] > 0.25
     runner = Runner.resume(run)  # the checkpoint keeps h
     try:
         state = runner.optimizer.state_dict()["state"]
