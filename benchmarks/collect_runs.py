@@ -49,6 +49,16 @@ def train_argv(config: str, seed: int, data_dir: str, runs_dir: Path) -> list[st
             "--out-dir", str(runs_dir), "--progress", "plain", "--no-plots", "--no-tensorboard", "--overwrite"]
 
 
+def add_run_args(p: argparse.ArgumentParser, runs_dir: str, seeds: list[int], results: str) -> None:
+    """The flags of a script that trains shipped configs with :func:`train_all` and then reads the runs."""
+    p.add_argument("--data-dir", required=True, help="folder holding the MNIST files")
+    p.add_argument("--runs-dir", default=runs_dir, help="folder of the CONFIG-sSEED run directories")
+    p.add_argument("--seeds", nargs="+", type=int, default=seeds)
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
+    p.add_argument("--collect-only", action="store_true", help="train nothing: only read the finished runs")
+    p.add_argument("--results", default=results)
+
+
 def train_all(configs: list[str], seeds: list[int], data_dir: str, runs_dir: Path, jobs: int) -> None:
     """Run every (config, seed), ``jobs`` at a time; each run's output goes to ``RUN.log`` in ``runs_dir``,
     the load average when it started to ``RUNS_DIR/LOADS``."""

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from collect_runs import RUN_NAME, aggregate, read_run, train_all
+from collect_runs import RUN_NAME, add_run_args, aggregate, read_run, train_all
 from results_io import machine_line, make_meta, write_results
 
 from lenetlab.apps.ensemble import ensemble_select
@@ -57,12 +57,7 @@ def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-dir", required=True, help="folder holding the MNIST files")
-    p.add_argument("--runs-dir", default="runs/committee", help="folder of the CONFIG-sSEED run directories")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
-    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
-    p.add_argument("--collect-only", action="store_true", help="only choose among finished runs")
-    p.add_argument("--results", default=RESULTS)
+    add_run_args(p, "runs/committee", [0, 1, 2, 3], RESULTS)
     a = p.parse_args(argv)
     runs_dir = Path(a.runs_dir)
     if not a.collect_only:

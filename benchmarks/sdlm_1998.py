@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from collect_runs import LOADS, RUN_NAME, aggregate, read_run, train_all
+from collect_runs import LOADS, RUN_NAME, add_run_args, aggregate, read_run, train_all
 from results_io import machine_line, make_meta, write_results
 
 #: config -> (label, the paper's test error in %, what the paper did)
@@ -59,13 +59,8 @@ def rows_for(runs_dir: Path, meta: dict) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", required=True, help="folder holding the MNIST files")
-    p.add_argument("--runs-dir", default="runs/sdlm", help="folder of the CONFIG-sSEED run directories")
+    add_run_args(p, "runs/sdlm", [0, 1], RESULTS)
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
-    p.add_argument("--collect-only", action="store_true", help="only read finished runs")
-    p.add_argument("--results", default=RESULTS)
     a = p.parse_args(argv)
     runs_dir = Path(a.runs_dir)
     if not a.collect_only:
