@@ -38,11 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from lenetlab import data
-from lenetlab.apps.bench_train import PILPipelineDataset
+from lenetlab.apps.bench_train import baseline_model, pil_loader
 from lenetlab.data.loader import TensorLoader
 from lenetlab.device import autocast_dtype
 from lenetlab.errors import LenetlabError
-from lenetlab.models import create
 from lenetlab.textfmt import align
 from lenetlab.train.config import RunConfig
 from lenetlab.train.setup import augment_transform, build_spec
@@ -74,13 +73,6 @@ class _Path:
     amp: torch.dtype | None = None
 
 
-def _model(seed: int, lr: float = 0.1):
-    torch.manual_seed(seed)
-    model = create("lenet5")
-    model.train()
-    return model, torch.optim.SGD(model.parameters(), lr=lr)
-
-
 def _endless(new_pass: Callable[[int], Iterator]) -> Iterator:
     """Batches of pass 0, 1, 2, ... without end (each pass reshuffles, as a new epoch does)."""
     epoch = 0
@@ -90,11 +82,8 @@ def _endless(new_pass: Callable[[int], Iterator]) -> Iterator:
 
 
 def _baseline_path(splits, batch_size: int, seed: int) -> _Path:
-    g = torch.Generator().manual_seed(seed)
-    # drop_last: every timed step is a full batch
-    dl = torch.utils.data.DataLoader(PILPipelineDataset(splits.train.x, splits.train.y), batch_size=batch_size,
-                                     shuffle=True, generator=g, drop_last=True)
-    return _Path("baseline", *_model(seed), _endless(lambda epoch: iter(dl)))
+    dl = pil_loader(splits.train, batch_size, seed, drop_last=True)  # every timed step is a full batch
+    return _Path("baseline", *baseline_model(seed), _endless(lambda epoch: iter(dl)))
 
 
 def _lenetlab_path(name: str, splits, batch_size: int, seed: int, **levers) -> _Path:
@@ -107,7 +96,7 @@ def _lenetlab_path(name: str, splits, batch_size: int, seed: int, **levers) -> _
         loader.set_epoch(epoch)
         return iter(loader)
 
-    model, opt = _model(seed)
+    model, opt = baseline_model(seed)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return _Path(name, model, opt, _endless(new_pass), cfg.channels_last, autocast_dtype(torch.device("cpu"), cfg.amp))

@@ -47,7 +47,7 @@ from lenetlab.train.runner import Runner
 
 __all__ = ["PILPipelineDataset", "fast_recipe", "baseline_throughput", "runner_throughput",
            "time_to_accuracy", "baseline_time_to_accuracy", "measure_throughputs", "run_train_bench",
-           "TimeToAccuracy", "FAST_RECIPE"]
+           "TimeToAccuracy", "FAST_RECIPE", "baseline_model", "pil_loader"]
 
 #: lenetlab's fastest measured recipe to 99.0% test accuracy on a 2-core CPU for a LeNet-5-sized
 #: model: the fields of the shipped config ``fast-lenet5`` (its comments say how it was chosen).
@@ -90,15 +90,19 @@ class PILPipelineDataset(torch.utils.data.Dataset):
         return x.sub_(self.mean).div_(self.std), label
 
 
-def _pil_loader(split, batch_size: int, seed: int) -> torch.utils.data.DataLoader:
+def pil_loader(split, batch_size: int, seed: int, drop_last: bool = False,
+               dataset: PILPipelineDataset | None = None) -> torch.utils.data.DataLoader:
+    """The tutorials' shuffling DataLoader over :class:`PILPipelineDataset` of ``split`` (or over ``dataset``,
+    already built): batches ``(float32 [B, 1, 32, 32], int64 [B])``, the order seeded by ``seed``."""
     g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(PILPipelineDataset(split.x, split.y), batch_size=batch_size,
-                                       shuffle=True, generator=g)
+    ds = dataset if dataset is not None else PILPipelineDataset(split.x, split.y)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, generator=g, drop_last=drop_last)
 
 
-def _baseline_model(seed: int, lr: float):
+def baseline_model(seed: int, lr: float = 0.1):
+    """NNDL ``lenet5`` seeded by ``seed`` (in train mode) and its plain SGD optimiser at ``lr``: the tutorials' model."""
     torch.manual_seed(seed)
-    model = create("lenet5")
+    model = create("lenet5").train()
     return model, torch.optim.SGD(model.parameters(), lr=lr)
 
 
@@ -121,11 +125,8 @@ def baseline_throughput(splits, steps: int = 200, batch_size: int = 64, warmup: 
 
 
 def _baseline_rates(splits, steps, batch_size, warmup, seed, window, dataset=None) -> list:
-    model, opt = _baseline_model(seed, 0.1)
-    model.train()
-    g = torch.Generator().manual_seed(seed)
-    ds = dataset if dataset is not None else PILPipelineDataset(splits.train.x, splits.train.y)
-    it = iter(torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, generator=g))
+    model, opt = baseline_model(seed, 0.1)
+    it = iter(pil_loader(splits.train, batch_size, seed, dataset=dataset))
     for _ in range(warmup):
         _baseline_step(model, opt, *next(it))
     rates = []
@@ -236,9 +237,8 @@ def baseline_time_to_accuracy(splits, target: float, budget_s: float, check_ever
     The test split (through the same per-sample pipeline, prepared once) is evaluated after every
     ``check_every_s`` seconds of training and at the end; evaluation time is not training time.
     """
-    model, opt = _baseline_model(seed, lr)
-    model.train()
-    loader = _pil_loader(splits.train, batch_size, seed)
+    model, opt = baseline_model(seed, lr)
+    loader = pil_loader(splits.train, batch_size, seed)
     test = PILPipelineDataset(splits.test.x, splits.test.y)
     xs = torch.stack([test[i][0] for i in range(len(test))])  # [N, 1, 32, 32], prepared once
     out = TimeToAccuracy(False, 0.0, 0.0, 0, 0.0, 0.0)
