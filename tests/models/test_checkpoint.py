@@ -150,6 +150,8 @@ BAD_FIELDS = [  # (changes, what the one-line error must name)
     ({"input_spec": dict(SPEC, std=[0.0])}, "field 'input_spec.std' must be positive"),
     ({"input_spec": dict(SPEC, std=[float("nan")])}, "field 'input_spec.std' must hold finite numbers"),
     ({"input_spec": "32x32"}, "field 'input_spec' must be a dict"),
+    ({"input_spec": dict(SPEC, digit_width=-4)}, "field 'input_spec.digit_width' must be 0 (off) or a whole number"),
+    ({"input_spec": dict(SPEC, digit_width="wide")}, "field 'input_spec.digit_width'"),
     ({"input_spec": dict(SPEC, size=8)}, "field 'input_spec': lenet5 cannot take 1x8x8 inputs"),
     ({"class_names": ["0", "1", "2"]}, "field 'class_names' lists 3 classes but the model gives 10 outputs"),
     ({"class_names": []}, "field 'class_names' must be a non-empty list"),

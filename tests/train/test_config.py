@@ -136,6 +136,24 @@ def test_lecun1998_normalisation_maps_background_and_ink_as_in_the_paper(subset)
     assert torch.allclose(x[0, 0, 0, 0], torch.tensor(-0.1), atol=1e-6)
 
 
+def test_digit_width_reaches_the_input_spec_and_a_too_wide_one_is_refused(subset, tmp_path, capsys):
+    from lenetlab.train.setup import build_spec
+
+    assert build_spec(RunConfig(digit_width=14), subset).digit_width == 14
+    assert build_spec(RunConfig(), subset).digit_width == 0
+    with pytest.raises(ConfigError, match="field 'digit_width': 29 pixels is wider than the mnist-subset images"):
+        build_spec(RunConfig(digit_width=29), subset)
+    assert main(["train", "--digit-width", "40", "--epochs", "1", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: field 'digit_width'") and "Traceback" not in err
+    # end to end: the run's checkpoint carries the width, and prediction applies it
+    from lenetlab.inference.predictor import load_predictor
+
+    assert main(["train", "--digit-width", "14", "--epochs", "1", "--out-dir", str(tmp_path), "--name", "w14",
+                 "--no-plots", "--progress", "none"]) == 0
+    assert load_predictor(tmp_path / "w14", device="cpu").spec.digit_width == 14
+
+
 def test_every_shipped_config_loads_by_name():
     """The results table's shipped configs are valid RunConfig files (a typo would only show hours in)."""
     from lenetlab.train.config import SHIPPED_CONFIGS, shipped_configs

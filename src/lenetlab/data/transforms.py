@@ -1,4 +1,4 @@
-"""Tensor preprocessing applied once to whole splits: 28→32 padding or resize, normalisation.
+"""Tensor preprocessing applied to every batch: width normalisation, 28→32 padding or resize, normalisation.
 
 Images are kept as ``uint8`` tensors of shape ``[N, C, H, W]`` until they are fed to a model;
 :func:`prepare` turns a batch into the model's float input as described by an :class:`InputSpec`.
@@ -40,6 +40,9 @@ class InputSpec:
     ``(x / 255 - mean) / std``. NNDL's ``Normalize(127.5, 127.5)`` on 0..255 pixels is
     ``mean = std = 0.5``; its quirk of applying it after ``ToTensor`` is ``mean = std = 127.5``.
     ``resize`` is ``"pad"`` (zero-pad symmetrically, LeNet-5's 28→32) or ``"resize"`` (bilinear).
+    ``digit_width`` (pixels, 0 = off) first stretches or squeezes each image horizontally so that
+    its ink is that wide (:func:`normalize_width`), as Ciresan et al. 2012 preprocess the inputs of
+    their committee's columns.
     """
 
     channels: int = 1
@@ -47,6 +50,7 @@ class InputSpec:
     resize: str = "pad"
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
+    digit_width: int = 0
 
     def to_dict(self) -> dict:
         """A JSON- and checkpoint-safe dict (lists, not tuples)."""
@@ -63,16 +67,54 @@ class InputSpec:
             resize=str(d["resize"]),
             mean=tuple(float(v) for v in d["mean"]),
             std=tuple(float(v) for v in d["std"]),
+            digit_width=int(d.get("digit_width", 0)),  # absent from checkpoints written before it existed
         )
+
+
+#: A pixel counts as ink for :func:`normalize_width` above this fraction of full intensity.
+INK_THRESHOLD = 0.1
+
+
+def normalize_width(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Scale each image of ``x`` ``[N, C, H, W]`` (floats, background 0) horizontally so that its ink
+    spans ``width`` pixels, centred; the height is kept (Ciresan et al. 2012, "width normalisation").
+
+    The ink's extent is the first and last column holding a pixel above :data:`INK_THRESHOLD` in any
+    channel; the image is resampled bilinearly (one affine map per image), so a digit 20 pixels wide
+    normalised to 10 is squeezed to half its width and a narrow "1" is widened. An image without
+    ink is returned unchanged. Returns ``[N, C, H, W]`` in ``x``'s dtype.
+    """
+    n, _, _, w = x.shape
+    if n == 0:
+        return x
+    cols = (x > INK_THRESHOLD).any(2).any(1)  # [N, W]
+    pos = torch.arange(w, device=x.device)
+    has_ink = cols.any(1)
+    first = torch.where(cols, pos, w).amin(1)
+    last = torch.where(cols, pos, -1).amax(1)
+    extent = torch.where(has_ink, last - first + 1, w).to(torch.float32)
+    centre = torch.where(has_ink, (first + last).to(torch.float32) / 2, (w - 1) / 2)
+    scale = torch.where(has_ink, width / extent, torch.ones_like(extent))  # output pixels per input pixel
+    # the output column u (normalised to [-1, 1], align_corners=False) samples the input at
+    # u / scale + the ink's centre in the same coordinates
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=torch.float32)
+    theta[:, 0, 0] = 1 / scale
+    theta[:, 0, 2] = (2 * centre + 1) / w - 1
+    theta[:, 1, 1] = 1
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype)
 
 
 def prepare(x: torch.Tensor, spec: InputSpec, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Turn ``uint8`` images ``[N, C, H, W]`` into the model input ``[N, C, size, size]``.
 
-    Pads (with background 0, before normalising) or resizes to ``spec.size``, scales to ``[0, 1]``
+    Normalises the digit's width when ``spec.digit_width`` asks for it, then pads (with background 0, before normalising) or resizes to ``spec.size``, scales to ``[0, 1]``
     and normalises per channel. Works on any device; returns ``dtype`` (float32 by default).
     """
     x = x.to(dtype) / 255.0
+    if spec.digit_width:
+        x = normalize_width(x, spec.digit_width)
     h, w = x.shape[-2:]
     if (h, w) != (spec.size, spec.size):
         if spec.resize == "pad" and h <= spec.size and w <= spec.size:

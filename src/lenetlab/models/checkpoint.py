@@ -126,7 +126,7 @@ def _is_number(v) -> bool:
 def check_input_spec(spec, source="checkpoint", field: str = "input_spec") -> dict:
     """Check an input-spec dict (what :meth:`lenetlab.data.transforms.InputSpec.to_dict` writes):
     ``channels`` 1 or 3, ``size`` in :data:`SPEC_SIZES`, ``resize`` pad|resize, ``mean``/``std`` lists of
-    ``channels`` finite numbers with ``std > 0``. Returns it; a :class:`CheckpointError` naming
+    ``channels`` finite numbers with ``std > 0``, an optional ``digit_width`` (0 or pixels). Returns it; a :class:`CheckpointError` naming
     ``source`` and the field otherwise. (Here rather than in ``data``: models may not import data.)"""
     if not isinstance(spec, dict):
         raise _bad(source, field, f"must be a dict, got {type(spec).__name__}")
@@ -149,6 +149,9 @@ def check_input_spec(spec, source="checkpoint", field: str = "input_spec") -> di
             raise _bad(source, f"{field}.{key}", f"must hold finite numbers, got {vals!r}")
     if not all(v > 0 for v in spec["std"]):
         raise _bad(source, f"{field}.std", f"must be positive, got {spec['std']!r}")
+    width = spec.get("digit_width", 0)  # optional: checkpoints written before it existed lack it
+    if not _is_int(width) or not 0 <= width <= hi:
+        raise _bad(source, f"{field}.digit_width", f"must be 0 (off) or a whole number of pixels up to {hi}, got {width!r}")
     return spec
 
 

@@ -80,6 +80,9 @@ class RunConfig:
                         choices=NORMALIZE_CHOICES)
     resize: str = _f("auto", "fit images to the model's input size: pad, resize, or auto (pad when the model input is "
                      "at most 8 pixels larger)", choices=("auto", "pad", "resize"))
+    digit_width: int = _f(0, "stretch or squeeze each image horizontally so that its ink is this many pixels wide, "
+                          "before fitting it to the model input (Ciresan et al. 2012 train committee members on "
+                          "MNIST digits normalised to widths 10-20); 0: off", minimum=0)
     augment: str = _f("none", "train-time batch augmentation (lenetlab.data.augment)",
                       choices=("none", "affine", "elastic", "affine+elastic"))
     augment_kwargs: dict = _f({}, "augmentation arguments as a JSON object")

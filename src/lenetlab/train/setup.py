@@ -34,7 +34,8 @@ def load_splits(cfg, dist=None):
 
 
 def build_spec(cfg, splits) -> InputSpec:
-    """The model input spec: the model's registered input size, the config's resize and normalisation.
+    """The model input spec: the model's registered input size, the config's resize, digit width and
+    normalisation.
 
     Channels follow the data; ``resize="auto"`` pads when the image is at most 8 pixels smaller than
     the model's input (28→32 for LeNet-5) and resizes otherwise (the d2l zoo's 224).
@@ -45,7 +46,10 @@ def build_spec(cfg, splits) -> InputSpec:
     resize = cfg.resize
     if resize == "auto":
         resize = "pad" if 0 <= size - h <= 8 else "resize"
-    spec = replace(splits.input_spec, channels=c, size=size, resize=resize)
+    if cfg.digit_width > int(x.shape[-1]):
+        raise ConfigError(f"field 'digit_width': {cfg.digit_width} pixels is wider than the {cfg.dataset} images "
+                          f"({int(x.shape[-1])} pixels)")
+    spec = replace(splits.input_spec, channels=c, size=size, resize=resize, digit_width=cfg.digit_width)
     if cfg.normalize == "default":
         if len(spec.mean) != c:
             spec = replace(spec, mean=(spec.mean[0],) * c, std=(spec.std[0],) * c)
