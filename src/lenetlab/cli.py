@@ -256,7 +256,8 @@ def _add_ensemble(sub) -> None:
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
     p.add_argument("--split", default="test", choices=("test", "dev"), help="which split to evaluate")
     p.add_argument("--select", action="store_true",
-                   help="first choose the members greedily on the dev split (a committee), then evaluate them")
+                   help="first choose a committee on the dev split (greedy forward selection, or all the models "
+                        "when cross-validation on dev favours them), then evaluate it")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     _json_flag(p)
     p.set_defaults(func=_run_ensemble)

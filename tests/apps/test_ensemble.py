@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from lenetlab.apps.ensemble import ensemble_evaluate, ensemble_select, select_members
+from lenetlab.apps.ensemble import (
+    choose_committee,
+    ensemble_evaluate,
+    ensemble_select,
+    select_members,
+)
 from lenetlab.cli import main
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import LenetlabError
@@ -103,12 +108,35 @@ def test_select_chooses_on_dev_and_reports_test(digit_ckpt, second_ckpt, subset,
     assert [m["checkpoint"] for m in dev.members] == [m["checkpoint"] for m in test.members]
     best_single = max(m["accuracy"] for m in ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset,
                                                                split="dev").members)
-    assert dev.accuracy >= best_single  # greedy selection never does worse on the split it chose on
+    assert dev.selection["rule"] in ("greedy", "all") and dev.selection["repeats"] == 20
+    if dev.selection["rule"] == "greedy":
+        assert dev.accuracy >= best_single  # greedy selection never does worse on the split it chose on
     assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--select", "--device", "cpu", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["split"] == "test" and data["chosen_on_dev"]["split"] == "dev" and len(data["candidates"]) == 2
+    assert data["chosen_on_dev"]["selection"]["rule"] in ("greedy", "all")
     assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--select", "--device", "cpu"]) == 0
     assert capsys.readouterr().out.startswith("chose ")
     assert main(["ensemble", str(digit_ckpt), "--select", "--split", "dev", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --select") and "Traceback" not in err
+
+
+def test_choose_committee_keeps_greedy_only_when_it_carries_over_to_held_out_halves():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 400)
+    # one model right everywhere, the others right on a random 60%: greedy picks the perfect one,
+    # and it stays perfect on every unseen half, where the average of all is not
+    good = _onehot(y)
+    weak = [_onehot(np.where(rng.random(400) < 0.6, y, (y + 1) % 3)) for _ in range(4)]
+    chosen, report = choose_committee([*weak, good], y)
+    assert chosen == [4] and report["rule"] == "greedy"
+    assert report["held_out_error"]["greedy"] == 0 < report["held_out_error"]["all"]
+    # equally good models, each wrong on its own random 10%: no choice among them generalises better
+    # than their average, which is right almost everywhere
+    same = [_onehot(np.where(rng.random(400) < 0.9, y, (y + 1) % 3)) for _ in range(7)]
+    chosen, report = choose_committee(same, y)
+    assert report["rule"] == "all" and chosen == list(range(7))
+    assert report["held_out_error"]["all"] < report["held_out_error"]["greedy"]
+    with pytest.raises(LenetlabError, match="at least one model"):
+        choose_committee([], y)

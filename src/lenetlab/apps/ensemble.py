@@ -1,7 +1,8 @@
 """``lenet ensemble``: average the softmax probabilities of several trained models.
 
-``--select`` first chooses a committee among them on the dev split (greedy forward selection), so
-the test split stays out of the choice.
+``--select`` first chooses a committee among them on the dev split, so the test split stays out of
+the choice: greedy forward selection, or all the candidates when cross-validation on the dev split
+says the greedy choice does not carry over to unseen examples (:func:`choose_committee`).
 
 Each checkpoint keeps its own :class:`InputSpec` (input size, padding or resizing, normalisation,
 channels), so models trained with different recipes can be combined. The ensemble's prediction is
@@ -24,8 +25,8 @@ from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, DataError, LenetlabError
 from lenetlab.inference.predictor import load_predictor
 
-__all__ = ["EnsembleResult", "ensemble_evaluate", "ensemble_select", "mean_probabilities", "run_ensemble",
-           "select_members"]
+__all__ = ["EnsembleResult", "choose_committee", "ensemble_evaluate", "ensemble_select", "mean_probabilities",
+           "run_ensemble", "select_members"]
 
 
 @dataclass
@@ -33,7 +34,8 @@ class EnsembleResult:
     """Accuracy of each member and of the ensemble on one labelled split.
 
     ``members``: one dict per checkpoint (``checkpoint``, ``model``, ``accuracy``, ``nll``);
-    ``accuracy``/``nll``: the ensemble's (mean negative log-likelihood of the averaged probabilities).
+    ``accuracy``/``nll``: the ensemble's (mean negative log-likelihood of the averaged probabilities);
+    ``selection``: how a committee was chosen (:func:`choose_committee`'s report), None otherwise.
     """
 
     dataset: str
@@ -42,6 +44,7 @@ class EnsembleResult:
     members: list = field(default_factory=list)
     accuracy: float = 0.0
     nll: float = 0.0
+    selection: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-safe dict."""
@@ -85,20 +88,52 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
 def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
                     device: str | torch.device = "cpu", split: str = "test", batch_size: int = 1000,
                     splits=None) -> tuple[EnsembleResult, EnsembleResult]:
-    """Choose a committee among ``checkpoints`` on the dev split (:func:`select_members`), then evaluate it.
+    """Choose a committee among ``checkpoints`` on the dev split (:func:`choose_committee`), then evaluate it.
 
-    Returns ``(dev, result)``: the chosen members' figures on the dev split they were chosen on, and on
-    ``split`` (the test split by default, which plays no part in the choice).
+    Returns ``(dev, result)``: the chosen members' figures on the dev split they were chosen on (with
+    the choice's report as ``selection``), and on ``split`` (the test split by default, which plays no
+    part in the choice).
     """
     predictors = _predictors(checkpoints, device)
     splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
     part = _labelled(splits, "dev")
     _, probs = mean_probabilities(predictors, part.x, batch_size)
-    chosen = select_members(probs, part.y.cpu().numpy())
+    chosen, report = choose_committee(probs, part.y.cpu().numpy())
     picked = [checkpoints[i] for i in chosen]
     predictors = [predictors[i] for i in chosen]
-    return (_evaluate(picked, predictors, splits, "dev", batch_size, probs=[probs[i] for i in chosen]),
-            _evaluate(picked, predictors, splits, split, batch_size))
+    dev = _evaluate(picked, predictors, splits, "dev", batch_size, probs=[probs[i] for i in chosen])
+    dev.selection = report
+    return dev, _evaluate(picked, predictors, splits, split, batch_size)
+
+
+def choose_committee(probs: list, y: np.ndarray, repeats: int = 20, seed: int = 0) -> tuple[list[int], dict]:
+    """Choose the members of a committee on a held-out split: greedy forward selection
+    (:func:`select_members`) or all the candidates, whichever cross-validation on that split favours.
+
+    ``probs``: each candidate's probabilities ``[N, K]`` on the split, ``y`` its labels ``[N]``. Greedy
+    selection overfits a split of a few thousand examples when the candidates are about equally good
+    (each addition is decided by a handful of examples), so ``repeats`` times the split is cut into two
+    random halves, the greedy choice is made on one half and scored on the other, and so is the plain
+    average of every candidate. Greedy selection on the whole split is kept only when its error on the
+    unseen halves is lower on average; otherwise (ties included) every candidate joins. Returns the
+    chosen indices and a report: ``rule`` (``"greedy"`` or ``"all"``), ``repeats`` and the two
+    held-out errors (fractions).
+    """
+    if not len(probs):
+        raise LenetlabError("an ensemble needs at least one model")
+    rng = np.random.default_rng(seed)
+    held_out = {"greedy": 0.0, "all": 0.0}
+    n = len(y)
+    for _ in range(repeats if n >= 2 else 0):
+        perm = rng.permutation(n)
+        fit, test = perm[:n // 2], perm[n // 2:]
+        chosen = select_members([p[fit] for p in probs], y[fit])
+        held_out["greedy"] += 1 - _scores(sum(probs[i][test] for i in chosen) / len(chosen), y[test])["accuracy"]
+        held_out["all"] += 1 - _scores(sum(p[test] for p in probs) / len(probs), y[test])["accuracy"]
+    held_out = {k: v / max(repeats, 1) for k, v in held_out.items()}
+    rule = "greedy" if held_out["greedy"] < held_out["all"] else "all"
+    chosen = select_members(probs, y) if rule == "greedy" else list(range(len(probs)))
+    return chosen, {"rule": rule, "repeats": repeats, "held_out_error": held_out}
 
 
 def select_members(probs: list, y: np.ndarray) -> list[int]:
@@ -201,7 +236,12 @@ def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str 
         if as_json:
             print(json.dumps({"candidates": paths, "chosen_on_dev": dev.to_dict(), **res.to_dict()}, indent=2), file=out)
             return 0
-        print(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples): "
+        sel = dev.selection
+        how = ("greedy forward selection" if sel["rule"] == "greedy" else "all of them: greedy selection did not "
+               "carry over to held-out halves of dev")
+        print(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples), {how} "
+              f"(error on the held-out halves, {sel['repeats']} cuts: greedy "
+              f"{100 * sel['held_out_error']['greedy']:.2f}%, all {100 * sel['held_out_error']['all']:.2f}%); "
               f"{100 * dev.accuracy:.2f}% dev accuracy", file=out)
     else:
         res = ensemble_evaluate(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split)
