@@ -24,6 +24,7 @@ import re
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from results_io import (
@@ -42,10 +43,26 @@ KEEP = ("label", "reference", "note")
 LOADS = "loads.json"
 
 
-def train_argv(config: str, seed: int, data_dir: str, runs_dir: Path) -> list[str]:
-    """The ``lenet train`` command line of one run: shipped config ``config``, one thread, named ``CONFIG-sSEED``."""
-    return [sys.executable, "-m", "lenetlab", "train", "--config", config,
-            "--data-dir", data_dir, "--num-threads", "1", "--seed", str(seed), "--name", f"{config}-s{seed}",
+@dataclass(frozen=True)
+class Member:
+    """A row of runs: shipped ``config`` trained with the extra ``flags``, its runs named ``NAME-sSEED``."""
+
+    name: str
+    config: str
+    flags: tuple[str, ...] = ()
+
+
+def as_member(m: Member | str) -> Member:
+    """A shipped config's name as a :class:`Member` without extra flags; a Member unchanged."""
+    return m if isinstance(m, Member) else Member(m, m)
+
+
+def train_argv(member: Member | str, seed: int, data_dir: str, runs_dir: Path) -> list[str]:
+    """The ``lenet train`` command line of one run: the member's shipped config and flags, one thread,
+    named ``NAME-sSEED``."""
+    m = as_member(member)
+    return [sys.executable, "-m", "lenetlab", "train", "--config", m.config, *m.flags,
+            "--data-dir", data_dir, "--num-threads", "1", "--seed", str(seed), "--name", f"{m.name}-s{seed}",
             "--out-dir", str(runs_dir), "--progress", "plain", "--no-plots", "--no-tensorboard", "--overwrite"]
 
 
@@ -59,26 +76,36 @@ def add_run_args(p: argparse.ArgumentParser, runs_dir: str, seeds: list[int], re
     p.add_argument("--results", default=results)
 
 
-def train_all(configs: list[str], seeds: list[int], data_dir: str, runs_dir: Path, jobs: int) -> None:
-    """Run every (config, seed), ``jobs`` at a time; each run's output goes to ``RUN.log`` in ``runs_dir``,
-    the load average when it started to ``RUNS_DIR/LOADS``."""
+def train_all(configs: list, seeds: list[int], data_dir: str, runs_dir: Path, jobs: int,
+              skip_finished: bool = False) -> None:
+    """Run every (config or :class:`Member`, seed), ``jobs`` at a time, seed by seed; each run's output goes
+    to ``RUN.log`` in ``runs_dir``, the load average when it started to ``RUNS_DIR/LOADS``.
+    ``skip_finished``: leave out the runs whose directory already holds a finished run (a test row)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     loads_file = runs_dir / LOADS
     loads = json.loads(loads_file.read_text()) if loads_file.is_file() else {}
-    queue = [(c, s) for c in configs for s in seeds]
+    queue = [(as_member(c), s) for s in seeds for c in configs]
+    if skip_finished:
+        queue = [(c, s) for c, s in queue if not finished(runs_dir / f"{c.name}-s{s}")]
     running: list[subprocess.Popen] = []
     while queue or running:
         while queue and len(running) < jobs:
             c, s = queue.pop(0)
-            loads[f"{c}-s{s}"] = round(os.getloadavg()[0], 1)
+            loads[f"{c.name}-s{s}"] = round(os.getloadavg()[0], 1)
             loads_file.write_text(json.dumps(loads, indent=1) + "\n")
-            log = open(runs_dir / f"{c}-s{s}.log", "w")  # closed with the process below
+            log = open(runs_dir / f"{c.name}-s{s}.log", "w")  # closed with the process below
             running.append(subprocess.Popen(train_argv(c, s, data_dir, runs_dir), stdout=log,
                                             stderr=subprocess.STDOUT))
         done = running.pop(0)
         if done.wait() != 0:
             raise SystemExit(f"a run failed: {' '.join(map(str, done.args))}")
         done.stdout and done.stdout.close()
+
+
+def finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run that ran to the end (its metrics end with the test row)."""
+    metrics = run_dir / "metrics.jsonl"
+    return metrics.is_file() and '"kind": "test"' in metrics.read_text()
 
 
 def read_run(run_dir: Path) -> dict:
@@ -110,10 +137,10 @@ def _seeds(seeds: list[int]) -> str:
     return "N (N = " + ", ".join(map(str, seeds)) + ")"
 
 
-def train_command(config: str, runs: list[dict]) -> str:
+def train_command(config: str, runs: list[dict], flags: tuple[str, ...] = ()) -> str:
     """The ``lenet train`` command of one row, with ``--data-dir DIR`` for real MNIST."""
     r = runs[0]
-    parts = ["lenet train --config", config]
+    parts = ["lenet train --config", config, *flags]
     if r["dataset"] != "mnist-subset":
         parts.append("--data-dir DIR")
     if r["num_threads"]:
@@ -122,18 +149,20 @@ def train_command(config: str, runs: list[dict]) -> str:
     return " ".join(parts)
 
 
-def command_as_run(config: str, runs: list[dict]) -> str:
-    """What ``results_table.sh`` ran for one row (its ``train`` function)."""
+def command_as_run(config: str, runs: list[dict], member: Member | None = None) -> str:
+    """What ``results_table.sh`` (or :func:`train_all`, for a ``member``) ran for one row."""
     r = runs[0]
+    m = member or Member(config, config)
     threads = f" --num-threads {r['num_threads']}" if r["num_threads"] else ""
     data = "" if r["dataset"] == "mnist-subset" else " --data-dir DIR"
-    return (f"lenet train --config {config} --seed {_seeds(sorted(x['seed'] for x in runs))} --name {config}-sN "
+    flags = "".join(f" {f}" for f in m.flags)
+    return (f"lenet train --config {m.config}{flags} --seed {_seeds(sorted(x['seed'] for x in runs))} --name {m.name}-sN "
             f"--out-dir runs/table{threads} --progress plain --no-plots --overwrite{data}")
 
 
 def aggregate(runs: list[dict], source: str, machine: str, date: str | None = None,
-              load_average: float | None = None) -> list[dict]:
-    """One row per config, in first-seen order."""
+              load_average: float | None = None, members: dict | None = None) -> list[dict]:
+    """One row per config (or per :class:`Member` of ``members``, ``{name: Member}``), in first-seen order."""
     by: dict[str, list[dict]] = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
         by.setdefault(r["config"], []).append(r)
@@ -142,7 +171,8 @@ def aggregate(runs: list[dict], source: str, machine: str, date: str | None = No
         errs = [_pct(r["test_accuracy"]) for r in rs]
         times = [r["train_time"] for r in rs if r["train_time"] is not None]
         devs = [r["dev_accuracy"] for r in rs if r["dev_accuracy"] is not None]
-        cmd = train_command(config, rs)
+        member = (members or {}).get(config)
+        cmd = train_command(member.config, rs, member.flags) if member else train_command(config, rs)
         rows.append({
             "id": config, "label": config, "model": rs[0]["model"], "dataset": rs[0]["dataset"],
             "seeds": [r["seed"] for r in rs],
@@ -153,7 +183,7 @@ def aggregate(runs: list[dict], source: str, machine: str, date: str | None = No
             "dev_accuracy_pct_per_seed": [round(100 * d, 2) for d in devs],
             "train_time_s": ({"mean": round(statistics.mean(times), 1), "min": round(min(times), 1),
                               "max": round(max(times), 1)} if times else None),
-            "command": cmd, "command_as_run": command_as_run(config, rs), "source": source, "machine": machine,
+            "command": cmd, "command_as_run": command_as_run(config, rs, member), "source": source, "machine": machine,
             "date": date, "load_average": load_average,
         })
     return rows

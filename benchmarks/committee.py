@@ -3,13 +3,15 @@
     python benchmarks/committee.py --data-dir MNIST_DIR                   (train the members, then choose)
     python benchmarks/committee.py --data-dir MNIST_DIR --collect-only    (choose among finished runs)
 
-Every config of :data:`CONFIGS` (shipped: ``src/lenetlab/configs/NAME.yaml``) is trained once per seed
-on one CPU thread, ``--jobs`` runs at a time, into ``RUNS_DIR/NAME-sSEED``: ``lenet5-modern`` at width
-16 with affine and elastic distortions (Simard et al. 2003), the digit padded to 32×32 in one config
-and resized to 32×32 in the other (differently preprocessed inputs, as Ciresan et al. vary the digit's
-width). ``lenet ensemble --select`` then chooses the committee on the dev split (greedy forward
-selection of the averaged probabilities) and reports its test error; the test split plays no part in
-the choice. The rows: each config's single-network test errors, then the committee.
+Every member of :data:`MEMBERS` is trained once per seed on one CPU thread, ``--jobs`` runs at a time,
+seed by seed, into ``RUNS_DIR/NAME-sSEED`` (finished runs are not trained again): ``lenet5-modern`` at
+width 16 with affine and elastic distortions (Simard et al. 2003), the shipped config
+``lenet5-modern-elastic``, on eight differently preprocessed versions of the digits, as Ciresan et al.
+train their columns: padded to 32×32, resized to 32×32 (``lenet5-modern-elastic-resized``), and
+normalised to a width of 10, 12, 14, 16, 18 or 20 pixels before padding (``--digit-width``).
+``lenet ensemble --select`` then chooses the committee on the dev split (greedy forward selection, or
+every network when cross-validation on dev favours that) and reports its test error; the test split
+plays no part in the choice. The rows: each member's single-network test errors, then the committee.
 """
 
 from __future__ import annotations
@@ -18,12 +20,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from collect_runs import RUN_NAME, add_run_args, aggregate, read_run, train_all
+from collect_runs import (
+    RUN_NAME,
+    Member,
+    add_run_args,
+    aggregate,
+    finished,
+    read_run,
+    train_all,
+)
 from results_io import machine_line, make_meta, write_results
 
 from lenetlab.apps.ensemble import ensemble_select
 
-CONFIGS = ("lenet5-modern-elastic", "lenet5-modern-elastic-resized")
+BASE = "lenet5-modern-elastic"
+#: Ciresan et al. 2012 normalise MNIST digits to these widths (pixels), one preprocessing per column group.
+WIDTHS = (10, 12, 14, 16, 18, 20)
+MEMBERS = {m.name: m for m in (Member(BASE, BASE), Member(f"{BASE}-resized", f"{BASE}-resized"),
+                               *(Member(f"{BASE}-w{w}", BASE, ("--digit-width", str(w))) for w in WIDTHS))}
 RESULTS = "results/committee.json"
 #: Ciresan, Meier & Schmidhuber 2012, "Multi-column deep neural networks for image classification"
 REFERENCE = "Ciresan et al. 2012 reached 0.23% with 35 networks (7 preprocessings x 5 networks each)"
@@ -31,11 +45,11 @@ TARGET_PCT = 0.25
 
 
 def finished_runs(runs_dir: Path) -> list[Path]:
-    """The run directories of :data:`CONFIGS` under ``runs_dir`` that hold a ``best.pt``."""
+    """The run directories of :data:`MEMBERS` under ``runs_dir`` whose runs finished."""
     out = []
     for d in sorted(runs_dir.iterdir()):
         m = RUN_NAME.match(d.name)
-        if d.is_dir() and m and m["config"] in CONFIGS and (d / "best.pt").is_file():
+        if d.is_dir() and m and m["config"] in MEMBERS and finished(d):
             out.append(d)
     return out
 
@@ -45,8 +59,11 @@ def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: s
     dev, test = ensemble_select([str(r / "best.pt") for r in runs], dataset=dataset, data_dir=data_dir)
     chosen = [Path(m["checkpoint"]).parent.name for m in test.members]
     err = round(100 * (1 - test.accuracy), 2)
-    return {"id": "committee", "label": f"committee of {len(chosen)} chosen on dev among {len(runs)}",
-            "candidates": [r.name for r in runs], "chosen": chosen,
+    sel = dev.selection
+    how = "greedy forward selection" if sel["rule"] == "greedy" else "all, as cross-validation on dev favoured"
+    return {"id": "committee", "label": f"committee of {len(chosen)} chosen on dev among {len(runs)} ({how})",
+            "candidates": [r.name for r in runs], "chosen": chosen, "rule": sel["rule"],
+            "held_out_dev_error_pct": {k: round(100 * v, 3) for k, v in sel["held_out_error"].items()},
             "test_error_pct": err, "dev_accuracy_pct": round(100 * dev.accuracy, 2),
             "member_test_error_pct": [round(100 * (1 - m["accuracy"]), 2) for m in test.members],
             "command": "lenet ensemble RUNS_DIR/lenet5-modern-elastic*-s[0-9] --select --data-dir DIR (the candidates)",
@@ -57,17 +74,19 @@ def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_run_args(p, "runs/committee", [0, 1, 2, 3], RESULTS)
+    add_run_args(p, "runs/committee", [0, 1, 2], RESULTS)
     a = p.parse_args(argv)
     runs_dir = Path(a.runs_dir)
     if not a.collect_only:
-        train_all(list(CONFIGS), a.seeds, a.data_dir, runs_dir, a.jobs)
+        train_all(list(MEMBERS.values()), a.seeds, a.data_dir, runs_dir, a.jobs, skip_finished=True)
     runs = finished_runs(runs_dir) if runs_dir.is_dir() else []
     if not runs:
-        raise SystemExit(f"no finished runs of {', '.join(CONFIGS)} under {runs_dir}")
+        raise SystemExit(f"no finished runs of {', '.join(MEMBERS)} under {runs_dir}")
     meta = make_meta("committee", "A committee chosen on the dev split", "python benchmarks/committee.py --data-dir DIR",
                      regenerate="python benchmarks/committee.py --data-dir DIR", reference=REFERENCE)
-    rows = aggregate([read_run(r) for r in runs], meta["source"], machine_line(meta), meta["date"])
+    rows = aggregate([read_run(r) for r in runs], meta["source"], machine_line(meta), meta["date"], members=MEMBERS)
+    for r in rows:
+        r.pop("command_as_run", None)  # run by train_all: the command is the run's own
     row = committee_row(runs, a.data_dir, meta)
     print(f"committee: {row['test_error_pct']}% test error with {len(row['chosen'])} of {len(runs)} networks "
           f"({row['dev_accuracy_pct']}% dev accuracy); {REFERENCE}")

@@ -3,6 +3,7 @@ and the committee chosen on dev (benchmarks/committee.py), with the docs tables 
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "benchmarks") not in sys.path:
     sys.path.insert(0, str(REPO / "benchmarks"))
 
-import committee  # noqa: E402  (benchmarks/ is not a package)
+import collect_runs  # noqa: E402  (benchmarks/ is not a package)
+import committee  # noqa: E402
 import docs_tables  # noqa: E402
 import fast_recipe_search  # noqa: E402
 
@@ -41,18 +43,30 @@ def test_every_variant_is_a_valid_recipe():
     assert next(iter(fast_recipe_search.VARIANTS.values())) == {}  # the first row is fast-lenet5 itself
 
 
+def _finished_run(d: Path, ck: Path, test_accuracy: float = 0.99) -> None:
+    d.mkdir()
+    shutil.copy(ck, d / "best.pt")
+    (d / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "mnist", "num_threads": 1}))
+    (d / "metrics.jsonl").write_text(json.dumps({"kind": "dev", "accuracy": 0.99}) + "\n" +
+                                     json.dumps({"kind": "test", "accuracy": test_accuracy, "train_time": 3.0}) + "\n")
+
+
 def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp_path):
-    for i, ck in enumerate([digit_ckpt, second_ckpt]):
-        d = tmp_path / f"lenet5-modern-elastic-s{i}"
-        d.mkdir()
-        shutil.copy(ck, d / "best.pt")
-    (tmp_path / "other-s0").mkdir()  # not a committee config: ignored
-    (tmp_path / "lenet5-modern-elastic-resized-s0").mkdir()  # unfinished (no best.pt): ignored
+    for name, ck in [("lenet5-modern-elastic-s0", digit_ckpt), ("lenet5-modern-elastic-s1", second_ckpt),
+                     ("lenet5-modern-elastic-w12-s0", second_ckpt), ("other-s0", digit_ckpt)]:  # other: not a member
+        _finished_run(tmp_path / name, ck)
+    (tmp_path / "lenet5-modern-elastic-resized-s0").mkdir()  # unfinished (no test row): ignored
+    shutil.copy(digit_ckpt, tmp_path / "lenet5-modern-elastic-resized-s0" / "best.pt")
     runs = committee.finished_runs(tmp_path)
-    assert [r.name for r in runs] == ["lenet5-modern-elastic-s0", "lenet5-modern-elastic-s1"]
+    assert [r.name for r in runs] == ["lenet5-modern-elastic-s0", "lenet5-modern-elastic-s1", "lenet5-modern-elastic-w12-s0"]
+    rows = collect_runs.aggregate([collect_runs.read_run(r) for r in runs], "m", "cpu", members=committee.MEMBERS)
+    assert [r["command"] for r in rows] == [
+        "lenet train --config lenet5-modern-elastic --data-dir DIR --num-threads 1 --seed N (N = 0..1)",
+        "lenet train --config lenet5-modern-elastic --digit-width 12 --data-dir DIR --num-threads 1 --seed 0"]
     meta = {"source": "measured", "date": "2026-12-02", "hardware": {"cpu": "cpu", "cores": 2}, "torch": "2"}
     row = committee.committee_row(runs, None, meta, dataset="mnist-subset")
-    assert 1 <= len(row["chosen"]) <= 2 and set(row["chosen"]) <= {r.name for r in runs}
+    assert 1 <= len(row["chosen"]) <= 3 and set(row["chosen"]) <= {r.name for r in runs}
+    assert row["rule"] in ("greedy", "all") and set(row["held_out_dev_error_pct"]) == {"greedy", "all"}
     assert len(row["member_test_error_pct"]) == len(row["chosen"]) and row["target_pct"] == 0.25
     assert row["gap_pct"] == pytest.approx(row["test_error_pct"] - 0.25)
     body = {"meta": meta, "rows": [{"id": "lenet5-modern-elastic", "test_error_pct": {"mean": 0.4, "min": 0.3, "max": 0.5,
@@ -61,3 +75,14 @@ def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp
     text = "\n".join(docs_tables.render_committee(body, None))
     assert "`lenet5-modern-elastic`" in text and f"**{row['test_error_pct']:.2f}%**" in text
     assert ("meets the 0.25% target" if row["test_error_pct"] <= 0.25 else "misses the 0.25% target by") in text
+
+
+def test_a_member_trains_its_config_with_its_flags_under_its_own_name(tmp_path):
+    m = committee.MEMBERS["lenet5-modern-elastic-w16"]
+    argv = collect_runs.train_argv(m, 3, "DATA", tmp_path)
+    i = argv.index("--config")
+    assert argv[i + 1:i + 4] == ["lenet5-modern-elastic", "--digit-width", "16"]
+    assert argv[argv.index("--name") + 1] == "lenet5-modern-elastic-w16-s3"
+    plain = collect_runs.train_argv("lenet5", 0, "DATA", tmp_path)  # a shipped config's name alone: no flags
+    assert "--digit-width" not in plain and plain[plain.index("--name") + 1] == "lenet5-s0"
+    assert not collect_runs.finished(tmp_path / "none")
