@@ -97,20 +97,22 @@ def normalize_width(x: torch.Tensor, width: int) -> torch.Tensor:
     scale = torch.where(has_ink, width / extent, torch.ones_like(extent))  # output pixels per input pixel
     # the output column u (normalised to [-1, 1], align_corners=False) samples the input at
     # u / scale + the ink's centre in the same coordinates
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=torch.float32)
+    work = x if x.dtype == torch.float64 else x.float()  # float32 unless the caller wants double precision
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=work.dtype)
     theta[:, 0, 0] = 1 / scale
     theta[:, 0, 2] = (2 * centre + 1) / w - 1
     theta[:, 1, 1] = 1
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.to(x.dtype)
 
 
 def prepare(x: torch.Tensor, spec: InputSpec, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Turn ``uint8`` images ``[N, C, H, W]`` into the model input ``[N, C, size, size]``.
 
-    Normalises the digit's width when ``spec.digit_width`` asks for it, then pads (with background 0, before normalising) or resizes to ``spec.size``, scales to ``[0, 1]``
-    and normalises per channel. Works on any device; returns ``dtype`` (float32 by default).
+    Scales to ``[0, 1]``, normalises the digit's width when ``spec.digit_width`` asks for it, pads
+    (with background 0) or resizes to ``spec.size`` and normalises per channel. Works on any device;
+    returns ``dtype`` (float32 by default).
     """
     x = x.to(dtype) / 255.0
     if spec.digit_width:
