@@ -9,9 +9,10 @@ width 16 with affine and elastic distortions (Simard et al. 2003), the shipped c
 ``lenet5-modern-elastic``, on eight differently preprocessed versions of the digits, as Ciresan et al.
 train their columns: padded to 32×32, resized to 32×32 (``lenet5-modern-elastic-resized``), and
 normalised to a width of 10, 12, 14, 16, 18 or 20 pixels before padding (``--digit-width``).
-``lenet ensemble --select`` then chooses the committee on the dev split (greedy forward selection, or
-every network when cross-validation on dev favours that) and reports its test error; the test split
-plays no part in the choice. The rows: each member's single-network test errors, then the committee.
+The candidates are the finished runs of those seeds (0-3 by default: 32 networks). ``lenet ensemble
+--select`` then chooses the committee on the dev split (greedy forward selection, or every network
+when cross-validation on dev favours that) and reports its test error; the test split plays no part
+in the choice. The rows: each member's single-network test errors, then the committee.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ REFERENCE = "Ciresan et al. 2012 reached 0.23% with 35 networks (7 preprocessing
 TARGET_PCT = 0.25
 
 
-def finished_runs(runs_dir: Path) -> list[Path]:
-    """The run directories of :data:`MEMBERS` under ``runs_dir`` whose runs finished."""
+def finished_runs(runs_dir: Path, seeds: list[int] | None = None) -> list[Path]:
+    """The run directories of :data:`MEMBERS` under ``runs_dir`` whose runs finished (of ``seeds`` only, if given)."""
     out = []
     for d in sorted(runs_dir.iterdir()):
         m = RUN_NAME.match(d.name)
-        if d.is_dir() and m and m["config"] in MEMBERS and finished(d):
+        if d.is_dir() and m and m["config"] in MEMBERS and (seeds is None or int(m["seed"]) in seeds) and finished(d):
             out.append(d)
     return out
 
@@ -74,12 +75,12 @@ def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_run_args(p, "runs/committee", [0, 1, 2], RESULTS)
+    add_run_args(p, "runs/committee", [0, 1, 2, 3], RESULTS)
     a = p.parse_args(argv)
     runs_dir = Path(a.runs_dir)
     if not a.collect_only:
         train_all(list(MEMBERS.values()), a.seeds, a.data_dir, runs_dir, a.jobs, skip_finished=True)
-    runs = finished_runs(runs_dir) if runs_dir.is_dir() else []
+    runs = finished_runs(runs_dir, a.seeds) if runs_dir.is_dir() else []
     if not runs:
         raise SystemExit(f"no finished runs of {', '.join(MEMBERS)} under {runs_dir}")
     meta = make_meta("committee", "A committee chosen on the dev split", "python benchmarks/committee.py --data-dir DIR",
