@@ -19,7 +19,7 @@ from lenetlab import __version__
 from lenetlab.apps.bench_infer import run_infer_bench
 from lenetlab.apps.bench_ops import run_ops_bench
 from lenetlab.apps.compare import run_compare
-from lenetlab.apps.ensemble import run_ensemble
+from lenetlab.apps.ensemble import SELECT_RULES, run_ensemble
 from lenetlab.apps.evaluate import eval_command
 from lenetlab.apps.predict import run_predict, split_inputs
 from lenetlab.data.summary import print_summary
@@ -255,9 +255,9 @@ def _add_ensemble(sub) -> None:
     p.add_argument("--dataset", default=None, help="dataset name or path (default: the first checkpoint's)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
     p.add_argument("--split", default="test", choices=("test", "dev"), help="which split to evaluate")
-    p.add_argument("--select", action="store_true",
-                   help="first choose a committee on the dev split (greedy forward selection, or all the models "
-                        "when cross-validation on dev favours them), then evaluate it")
+    p.add_argument("--select", nargs="?", const="auto", default=None, choices=SELECT_RULES, metavar="RULE",
+                   help="first choose a committee on the dev split, then evaluate it. RULE: auto (the default: greedy "
+                        "forward selection, or all the models when cross-validation on dev favours them), greedy, all")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     _json_flag(p)
     p.set_defaults(func=_run_ensemble)

@@ -116,7 +116,13 @@ def test_select_chooses_on_dev_and_reports_test(digit_ckpt, second_ckpt, subset,
     assert data["split"] == "test" and data["chosen_on_dev"]["split"] == "dev" and len(data["candidates"]) == 2
     assert data["chosen_on_dev"]["selection"]["rule"] in ("greedy", "all")
     assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--select", "--device", "cpu"]) == 0
-    assert capsys.readouterr().out.startswith("chose ")
+    out = capsys.readouterr().out
+    assert out.startswith("chose ") and "held-out halves of dev, 20 cuts" in out
+    assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--select", "all", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.startswith("chose 2 of 2 models on the dev split (200 examples) by all of them;")
+    with pytest.raises(SystemExit):
+        main(["ensemble", str(digit_ckpt), "--select", "best"])
+    assert "invalid choice: 'best'" in capsys.readouterr().err
     assert main(["ensemble", str(digit_ckpt), "--select", "--split", "dev", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --select") and "Traceback" not in err
@@ -140,3 +146,9 @@ def test_choose_committee_keeps_greedy_only_when_it_carries_over_to_held_out_hal
     assert report["held_out_error"]["all"] < report["held_out_error"]["greedy"]
     with pytest.raises(LenetlabError, match="at least one model"):
         choose_committee([], y)
+    # a forced rule skips the cross-validation
+    assert choose_committee(same, y, rule="greedy") == (select_members(same, y), {"rule": "greedy", "repeats": 0,
+                                                                                   "held_out_error": None})
+    assert choose_committee([*weak, good], y, rule="all")[0] == [0, 1, 2, 3, 4]
+    with pytest.raises(LenetlabError, match="--select must be one of auto, greedy, all"):
+        choose_committee(same, y, rule="best")

@@ -2,7 +2,8 @@
 
 ``--select`` first chooses a committee among them on the dev split, so the test split stays out of
 the choice: greedy forward selection, or all the candidates when cross-validation on the dev split
-says the greedy choice does not carry over to unseen examples (:func:`choose_committee`).
+says the greedy choice does not carry over to unseen examples (:func:`choose_committee`);
+``--select greedy`` or ``--select all`` forces one rule.
 
 Each checkpoint keeps its own :class:`InputSpec` (input size, padding or resizing, normalisation,
 channels), so models trained with different recipes can be combined. The ensemble's prediction is
@@ -87,8 +88,9 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
 
 def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
                     device: str | torch.device = "cpu", split: str = "test", batch_size: int = 1000,
-                    splits=None) -> tuple[EnsembleResult, EnsembleResult]:
-    """Choose a committee among ``checkpoints`` on the dev split (:func:`choose_committee`), then evaluate it.
+                    splits=None, rule: str = "auto") -> tuple[EnsembleResult, EnsembleResult]:
+    """Choose a committee among ``checkpoints`` on the dev split (:func:`choose_committee` with ``rule``),
+    then evaluate it.
 
     Returns ``(dev, result)``: the chosen members' figures on the dev split they were chosen on (with
     the choice's report as ``selection``), and on ``split`` (the test split by default, which plays no
@@ -98,7 +100,7 @@ def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str
     splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
     part = _labelled(splits, "dev")
     _, probs = mean_probabilities(predictors, part.x, batch_size)
-    chosen, report = choose_committee(probs, part.y.cpu().numpy())
+    chosen, report = choose_committee(probs, part.y.cpu().numpy(), rule=rule)
     picked = [checkpoints[i] for i in chosen]
     predictors = [predictors[i] for i in chosen]
     dev = _evaluate(picked, predictors, splits, "dev", batch_size, probs=[probs[i] for i in chosen])
@@ -106,9 +108,11 @@ def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str
     return dev, _evaluate(picked, predictors, splits, split, batch_size)
 
 
-def choose_committee(probs: list, y: np.ndarray, repeats: int = 20, seed: int = 0) -> tuple[list[int], dict]:
+def choose_committee(probs: list, y: np.ndarray, rule: str = "auto", repeats: int = 20,
+                     seed: int = 0) -> tuple[list[int], dict]:
     """Choose the members of a committee on a held-out split: greedy forward selection
-    (:func:`select_members`) or all the candidates, whichever cross-validation on that split favours.
+    (:func:`select_members`) or all the candidates, whichever cross-validation on that split favours
+    (``rule="auto"``; ``"greedy"`` or ``"all"`` forces one and skips the cross-validation).
 
     ``probs``: each candidate's probabilities ``[N, K]`` on the split, ``y`` its labels ``[N]``. Greedy
     selection overfits a split of a few thousand examples when the candidates are about equally good
@@ -117,10 +121,15 @@ def choose_committee(probs: list, y: np.ndarray, repeats: int = 20, seed: int = 
     average of every candidate. Greedy selection on the whole split is kept only when its error on the
     unseen halves is lower on average; otherwise (ties included) every candidate joins. Returns the
     chosen indices and a report: ``rule`` (``"greedy"`` or ``"all"``), ``repeats`` and the two
-    held-out errors (fractions).
+    held-out errors (fractions; None when the rule was forced).
     """
     if not len(probs):
         raise LenetlabError("an ensemble needs at least one model")
+    if rule not in SELECT_RULES:
+        raise LenetlabError(f"--select must be one of {', '.join(SELECT_RULES)} (got {rule!r})")
+    if rule != "auto":
+        chosen = select_members(probs, y) if rule == "greedy" else list(range(len(probs)))
+        return chosen, {"rule": rule, "repeats": 0, "held_out_error": None}
     rng = np.random.default_rng(seed)
     held_out = {"greedy": 0.0, "all": 0.0}
     n = len(y)
@@ -134,6 +143,10 @@ def choose_committee(probs: list, y: np.ndarray, repeats: int = 20, seed: int = 
     rule = "greedy" if held_out["greedy"] < held_out["all"] else "all"
     chosen = select_members(probs, y) if rule == "greedy" else list(range(len(probs)))
     return chosen, {"rule": rule, "repeats": repeats, "held_out_error": held_out}
+
+
+#: ``--select`` rules: cross-validated choice between the other two, greedy forward selection, every candidate.
+SELECT_RULES = ("auto", "greedy", "all")
 
 
 def select_members(probs: list, y: np.ndarray) -> list[int]:
@@ -222,26 +235,28 @@ def _scores(probs: np.ndarray, y: np.ndarray) -> dict:
 
 
 def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str = "auto", split: str = "test",
-                 select: bool = False, as_json: bool = False, out=None) -> int:
+                 select: str | None = None, as_json: bool = False, out=None) -> int:
     """``lenet ensemble``: print each member's and the ensemble's accuracy and error; returns 0.
 
-    ``select``: first choose the members greedily on the dev split (:func:`ensemble_select`), print
-    the committee's dev figures, then evaluate it on ``split``."""
+    ``select`` (a rule of :data:`SELECT_RULES`): first choose the members on the dev split
+    (:func:`ensemble_select`), print the committee's dev figures, then evaluate it on ``split``."""
     out = out or sys.stdout
     paths = [os.fspath(c) for c in checkpoints]
     if select:
         if split == "dev":
             raise LenetlabError("--select chooses the members on the dev split: evaluate them with --split test")
-        dev, res = ensemble_select(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split)
+        dev, res = ensemble_select(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split,
+                                   rule=select)
         if as_json:
             print(json.dumps({"candidates": paths, "chosen_on_dev": dev.to_dict(), **res.to_dict()}, indent=2), file=out)
             return 0
         sel = dev.selection
-        how = ("greedy forward selection" if sel["rule"] == "greedy" else "all of them: greedy selection did not "
-               "carry over to held-out halves of dev")
-        print(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples), {how} "
-              f"(error on the held-out halves, {sel['repeats']} cuts: greedy "
-              f"{100 * sel['held_out_error']['greedy']:.2f}%, all {100 * sel['held_out_error']['all']:.2f}%); "
+        how = "greedy forward selection" if sel["rule"] == "greedy" else "all of them"
+        if sel["held_out_error"] is not None:
+            err = sel["held_out_error"]
+            how += (f" (error on held-out halves of dev, {sel['repeats']} cuts: greedy {100 * err['greedy']:.2f}%, "
+                    f"all {100 * err['all']:.2f}%)")
+        print(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples) by {how}; "
               f"{100 * dev.accuracy:.2f}% dev accuracy", file=out)
     else:
         res = ensemble_evaluate(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split)
