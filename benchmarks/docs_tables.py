@@ -205,7 +205,12 @@ def render_committee(body: dict, view: str | None) -> list[str]:
     target = f"the {pct(c['target_pct'])} target"
     verdict = f"meets {target}" if c["test_error_pct"] <= c["target_pct"] else \
         f"misses {target} by {c['gap_pct']:.2f} points"
-    return out + ["", f"The committee ({', '.join(code(n) for n in c['chosen'])}) {verdict}; {c['reference']}."]
+    held = c.get("held_out_dev_error_pct")
+    why = (f"; on held-out halves of the dev split greedy selection erred {held['greedy']:.2f}% and all the "
+           f"networks {held['all']:.2f}%" if held else "")
+    who = (f"all {len(c['chosen'])} networks" if c.get("rule") == "all"
+           else ", ".join(code(n) for n in c["chosen"]))
+    return out + ["", f"The committee ({who}{why}) {verdict}; {c['reference']}."]
 
 
 def render_tries(body: dict, view: str | None) -> list[str]:

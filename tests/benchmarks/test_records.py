@@ -76,6 +76,8 @@ def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp
     text = "\n".join(docs_tables.render_committee(body, None))
     assert "`lenet5-modern-elastic`" in text and f"**{row['test_error_pct']:.2f}%**" in text
     assert ("meets the 0.25% target" if row["test_error_pct"] <= 0.25 else "misses the 0.25% target by") in text
+    assert "on held-out halves of the dev split greedy selection erred" in text
+    assert (f"all {len(row['chosen'])} networks" if row["rule"] == "all" else f"`{row['chosen'][0]}`") in text
 
 
 def test_a_member_trains_its_config_with_its_flags_under_its_own_name(tmp_path):
