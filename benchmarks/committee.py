@@ -55,6 +55,17 @@ def finished_runs(runs_dir: Path, seeds: list[int] | None = None) -> list[Path]:
     return out
 
 
+def _seed_glob(runs: list[Path]) -> str:
+    """A shell glob for the seeds of ``runs``: ``[0-3]`` for a run of digits, ``[013]`` for others,
+    ``*`` when a seed has two digits."""
+    seeds = sorted({int(RUN_NAME.match(r.name)["seed"]) for r in runs})
+    if seeds[-1] >= 10:
+        return "*"
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"[{seeds[0]}-{seeds[-1]}]"
+    return "[" + "".join(str(s) for s in seeds) + "]"
+
+
 def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: str = "mnist") -> dict:
     """Choose the committee among ``runs`` on the dev split of ``dataset`` and measure it on the test split."""
     dev, test = ensemble_select([str(r / "best.pt") for r in runs], dataset=dataset, data_dir=data_dir)
@@ -67,7 +78,7 @@ def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: s
             "held_out_dev_error_pct": {k: round(100 * v, 3) for k, v in sel["held_out_error"].items()},
             "test_error_pct": err, "dev_accuracy_pct": round(100 * dev.accuracy, 2),
             "member_test_error_pct": [round(100 * (1 - m["accuracy"]), 2) for m in test.members],
-            "command": "lenet ensemble RUNS_DIR/lenet5-modern-elastic*-s[0-9] --select --data-dir DIR (the candidates)",
+            "command": f"lenet ensemble RUNS_DIR/lenet5-modern-elastic*-s{_seed_glob(runs)} --select --data-dir DIR",
             "reference": REFERENCE, "target_pct": TARGET_PCT, "gap_pct": round(err - TARGET_PCT, 2),
             "source": meta["source"], "machine": machine_line(meta), "date": meta["date"]}
 

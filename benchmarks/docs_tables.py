@@ -192,9 +192,11 @@ def render_committee(body: dict, view: str | None) -> list[str]:
     rows = []
     for r in body["rows"]:
         if r["id"] == "committee":
-            rows.append([r["label"], f"**{pct(r['test_error_pct'])}**", "members: " + ", ".join(
-                f"{pct(e)}" for e in r["member_test_error_pct"]), str(len(r["chosen"])), pct(r["dev_accuracy_pct"]), "–",
-                code(r["command"])])
+            errs = r["member_test_error_pct"]
+            members = ("members: " + ", ".join(pct(e) for e in errs) if len(errs) <= 4
+                       else f"members {pct(min(errs))}–{pct(max(errs))}")
+            rows.append([r["label"], f"**{pct(r['test_error_pct'])}**", members, str(len(r["chosen"])),
+                         pct(r["dev_accuracy_pct"]), "–", code(r["command"])])
         else:
             rows.append([code(r["id"]), pct(r["test_error_pct"]["mean"]), _spread(r["test_error_pct"], len(r["seeds"])),
                          str(len(r["seeds"])), pct(r.get("dev_accuracy_pct")), _time(r.get("train_time_s")),

@@ -68,6 +68,7 @@ def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp
     row = committee.committee_row(runs, None, meta, dataset="mnist-subset")
     assert 1 <= len(row["chosen"]) <= 3 and set(row["chosen"]) <= {r.name for r in runs}
     assert row["rule"] in ("greedy", "all") and set(row["held_out_dev_error_pct"]) == {"greedy", "all"}
+    assert row["command"] == "lenet ensemble RUNS_DIR/lenet5-modern-elastic*-s[0-1] --select --data-dir DIR"
     assert len(row["member_test_error_pct"]) == len(row["chosen"]) and row["target_pct"] == 0.25
     assert row["gap_pct"] == pytest.approx(row["test_error_pct"] - 0.25)
     body = {"meta": meta, "rows": [{"id": "lenet5-modern-elastic", "test_error_pct": {"mean": 0.4, "min": 0.3, "max": 0.5,
