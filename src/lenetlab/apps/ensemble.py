@@ -127,22 +127,22 @@ def choose_committee(probs: list, y: np.ndarray, rule: str = "auto", repeats: in
         raise LenetlabError("an ensemble needs at least one model")
     if rule not in SELECT_RULES:
         raise LenetlabError(f"--select must be one of {', '.join(SELECT_RULES)} (got {rule!r})")
-    if rule != "auto":
-        chosen = select_members(probs, y) if rule == "greedy" else list(range(len(probs)))
-        return chosen, {"rule": rule, "repeats": 0, "held_out_error": None}
-    rng = np.random.default_rng(seed)
-    held_out = {"greedy": 0.0, "all": 0.0}
-    n = len(y)
-    for _ in range(repeats if n >= 2 else 0):
-        perm = rng.permutation(n)
-        fit, test = perm[:n // 2], perm[n // 2:]
-        chosen = select_members([p[fit] for p in probs], y[fit])
-        held_out["greedy"] += 1 - _scores(sum(probs[i][test] for i in chosen) / len(chosen), y[test])["accuracy"]
-        held_out["all"] += 1 - _scores(sum(p[test] for p in probs) / len(probs), y[test])["accuracy"]
-    held_out = {k: v / max(repeats, 1) for k, v in held_out.items()}
-    rule = "greedy" if held_out["greedy"] < held_out["all"] else "all"
+    held_out = None
+    if rule == "auto":
+        rng = np.random.default_rng(seed)
+        held_out = {"greedy": 0.0, "all": 0.0}
+        n = len(y)
+        for _ in range(repeats if n >= 2 else 0):
+            perm = rng.permutation(n)
+            fit, test = perm[:n // 2], perm[n // 2:]
+            chosen = select_members([p[fit] for p in probs], y[fit])
+            held_out["greedy"] += 1 - _scores(sum(probs[i][test] for i in chosen) / len(chosen), y[test])["accuracy"]
+            held_out["all"] += 1 - _scores(sum(p[test] for p in probs) / len(probs), y[test])["accuracy"]
+        held_out = {k: v / max(repeats, 1) for k, v in held_out.items()}
+        rule = "greedy" if held_out["greedy"] < held_out["all"] else "all"
     chosen = select_members(probs, y) if rule == "greedy" else list(range(len(probs)))
-    return chosen, {"rule": rule, "repeats": repeats, "held_out_error": held_out}
+    return chosen, {"rule": rule, "repeats": repeats if held_out is not None else 0,
+                    "held_out_error": held_out}
 
 
 #: ``--select`` rules: cross-validated choice between the other two, greedy forward selection, every candidate.
