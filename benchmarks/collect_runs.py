@@ -149,10 +149,9 @@ def train_command(config: str, runs: list[dict], flags: tuple[str, ...] = ()) ->
     return " ".join(parts)
 
 
-def command_as_run(config: str, runs: list[dict], member: Member | None = None) -> str:
-    """What ``results_table.sh`` (or :func:`train_all`, for a ``member``) ran for one row."""
+def command_as_run(m: Member, runs: list[dict]) -> str:
+    """What ``results_table.sh`` (or :func:`train_all`, for a member with flags) ran for one row."""
     r = runs[0]
-    m = member or Member(config, config)
     threads = f" --num-threads {r['num_threads']}" if r["num_threads"] else ""
     data = "" if r["dataset"] == "mnist-subset" else " --data-dir DIR"
     flags = "".join(f" {f}" for f in m.flags)
@@ -171,8 +170,7 @@ def aggregate(runs: list[dict], source: str, machine: str, date: str | None = No
         errs = [_pct(r["test_accuracy"]) for r in rs]
         times = [r["train_time"] for r in rs if r["train_time"] is not None]
         devs = [r["dev_accuracy"] for r in rs if r["dev_accuracy"] is not None]
-        member = (members or {}).get(config)
-        cmd = train_command(member.config, rs, member.flags) if member else train_command(config, rs)
+        m = (members or {}).get(config) or Member(config, config)
         rows.append({
             "id": config, "label": config, "model": rs[0]["model"], "dataset": rs[0]["dataset"],
             "seeds": [r["seed"] for r in rs],
@@ -183,7 +181,8 @@ def aggregate(runs: list[dict], source: str, machine: str, date: str | None = No
             "dev_accuracy_pct_per_seed": [round(100 * d, 2) for d in devs],
             "train_time_s": ({"mean": round(statistics.mean(times), 1), "min": round(min(times), 1),
                               "max": round(max(times), 1)} if times else None),
-            "command": cmd, "command_as_run": command_as_run(config, rs, member), "source": source, "machine": machine,
+            "command": train_command(m.config, rs, m.flags), "command_as_run": command_as_run(m, rs), "source": source,
+            "machine": machine,
             "date": date, "load_average": load_average,
         })
     return rows

@@ -126,8 +126,8 @@ def _is_number(v) -> bool:
 def check_input_spec(spec, source="checkpoint", field: str = "input_spec") -> dict:
     """Check an input-spec dict (what :meth:`lenetlab.data.transforms.InputSpec.to_dict` writes):
     ``channels`` 1 or 3, ``size`` in :data:`SPEC_SIZES`, ``resize`` pad|resize, ``mean``/``std`` lists of
-    ``channels`` finite numbers with ``std > 0``, an optional ``digit_width`` (0 or pixels). Returns it; a :class:`CheckpointError` naming
-    ``source`` and the field otherwise. (Here rather than in ``data``: models may not import data.)"""
+    ``channels`` finite numbers with ``std > 0``, an optional ``digit_width`` (0 or pixels). Returns it;
+    a :class:`CheckpointError` naming ``source`` and the field otherwise. (Here rather than in ``data``: models may not import data.)"""
     if not isinstance(spec, dict):
         raise _bad(source, field, f"must be a dict, got {type(spec).__name__}")
     for key in ("channels", "size", "resize", "mean", "std"):
