@@ -56,14 +56,24 @@ def finished_runs(runs_dir: Path, seeds: list[int] | None = None) -> list[Path]:
 
 
 def _seed_glob(runs: list[Path]) -> str:
-    """A shell glob for the seeds of ``runs``: ``[0-3]`` for a run of digits, ``[013]`` for others,
-    ``*`` when a seed has two digits."""
+    """A shell pattern for exactly the seeds of ``runs``: ``0`` for one, ``[0-3]`` for a run of digits,
+    ``{0..11}`` for a longer run, ``{0,1,3}`` for others."""
     seeds = sorted({int(RUN_NAME.match(r.name)["seed"]) for r in runs})
-    if seeds[-1] >= 10:
-        return "*"
+    if len(seeds) == 1:
+        return str(seeds[0])
     if seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"[{seeds[0]}-{seeds[-1]}]"
-    return "[" + "".join(str(s) for s in seeds) + "]"
+        return f"[{seeds[0]}-{seeds[-1]}]" if seeds[-1] < 10 else f"{{{seeds[0]}..{seeds[-1]}}}"
+    return "{" + ",".join(str(s) for s in seeds) + "}"
+
+
+def _runs_glob(runs: list[Path]) -> str:
+    """A shell pattern for exactly the members and seeds of ``runs``:
+    ``RUNS_DIR/lenet5-modern-elastic{,-resized}-s[0-3]`` (brace expansion, then a glob)."""
+    present = {RUN_NAME.match(r.name)["config"] for r in runs}
+    names = [n for n in MEMBERS if n in present]
+    suffixes = [n[len(BASE):] for n in names]
+    members = BASE + suffixes[0] if len(names) == 1 else BASE + "{" + ",".join(suffixes) + "}"
+    return f"RUNS_DIR/{members}-s{_seed_glob(runs)}"
 
 
 def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: str = "mnist") -> dict:
@@ -78,7 +88,7 @@ def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: s
             "held_out_dev_error_pct": {k: round(100 * v, 3) for k, v in sel["held_out_error"].items()},
             "test_error_pct": err, "dev_accuracy_pct": round(100 * dev.accuracy, 2),
             "member_test_error_pct": [round(100 * (1 - m["accuracy"]), 2) for m in test.members],
-            "command": f"lenet ensemble RUNS_DIR/lenet5-modern-elastic*-s{_seed_glob(runs)} --select --data-dir DIR",
+            "command": f"lenet ensemble {_runs_glob(runs)} --select --data-dir DIR",
             "reference": REFERENCE, "target_pct": TARGET_PCT, "gap_pct": round(err - TARGET_PCT, 2),
             "source": meta["source"], "machine": machine_line(meta), "date": meta["date"]}
 

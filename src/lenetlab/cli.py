@@ -19,7 +19,7 @@ from lenetlab import __version__
 from lenetlab.apps.bench_infer import run_infer_bench
 from lenetlab.apps.bench_ops import run_ops_bench
 from lenetlab.apps.compare import run_compare
-from lenetlab.apps.ensemble import SELECT_RULES, run_ensemble
+from lenetlab.apps.ensemble import SELECT_RULES, TTA_MODES, run_ensemble
 from lenetlab.apps.evaluate import eval_command
 from lenetlab.apps.predict import run_predict, split_inputs
 from lenetlab.data.summary import print_summary
@@ -258,6 +258,9 @@ def _add_ensemble(sub) -> None:
     p.add_argument("--select", nargs="?", const="auto", default=None, choices=SELECT_RULES, metavar="RULE",
                    help="first choose a committee on the dev split, then evaluate it. RULE: auto (the default: greedy "
                         "forward selection, or all the models when cross-validation on dev favours them), greedy, all")
+    p.add_argument("--tta", default="off", choices=TTA_MODES,
+                   help="test-time augmentation: average each model's probabilities over the image and four one-pixel "
+                        "shifts of it (on), or only when that scores better on the dev split (auto)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     _json_flag(p)
     p.set_defaults(func=_run_ensemble)
@@ -265,7 +268,7 @@ def _add_ensemble(sub) -> None:
 
 def _run_ensemble(args) -> int:
     return run_ensemble(args.checkpoints, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
-                        split=args.split, select=args.select, as_json=args.json)
+                        split=args.split, select=args.select, tta=args.tta, as_json=args.json)
 
 
 # ----------------------------------------------------------------------------- export

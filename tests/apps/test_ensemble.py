@@ -11,6 +11,7 @@ import torch
 
 from lenetlab.apps.ensemble import (
     choose_committee,
+    choose_tta,
     ensemble_evaluate,
     ensemble_select,
     select_members,
@@ -19,6 +20,7 @@ from lenetlab.cli import main
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import LenetlabError
 from lenetlab.inference.evaluate import evaluate
+from lenetlab.inference.predictor import load_predictor
 from lenetlab.models import build_model, load_checkpoint, save_checkpoint
 
 
@@ -152,3 +154,55 @@ def test_choose_committee_keeps_greedy_only_when_it_carries_over_to_held_out_hal
     assert choose_committee([*weak, good], y, rule="all")[0] == [0, 1, 2, 3, 4]
     with pytest.raises(LenetlabError, match="--select must be one of auto, greedy, all"):
         choose_committee(same, y, rule="best")
+
+
+class _Fixed:
+    """A stand-in predictor whose probabilities without and with TTA are given."""
+
+    def __init__(self, off, on):
+        self.class_names = ["a", "b"]
+        self.off, self.on = off, on
+
+    def predict_proba(self, x, batch_size=1000, tta=False):
+        return self.on if tta else self.off
+
+
+def test_choose_tta_decides_on_the_dev_split():
+    y = np.array([0, 1, 1, 0])
+    dev = type("Part", (), {"x": torch.zeros(4, 1, 2, 2), "y": torch.tensor(y), "__len__": lambda self: 4})()
+    right, wrong = _onehot(y), _onehot(1 - y)
+    helps = _Fixed(off=wrong, on=right)
+    use, scores, probs = choose_tta([helps], dev, "auto")
+    assert use and scores == {"off": 0.0, "on": 1.0} and probs[0] is right
+    hurts = _Fixed(off=right, on=wrong)
+    use, scores, probs = choose_tta([hurts], dev, "auto")
+    assert not use and scores == {"off": 1.0, "on": 0.0} and probs[0] is right
+    assert choose_tta([hurts], dev, "on")[0] is True and choose_tta([helps], dev, "off")[:2] == (False, {"off": 0.0})
+    # without a labelled dev split nothing is measured: auto means off
+    assert choose_tta([helps], None, "auto") == (False, {}, []) and choose_tta([helps], None, "on") == (True, {}, [])
+    with pytest.raises(LenetlabError, match="--tta must be one of off, on, auto"):
+        choose_tta([helps], dev, "maybe")
+
+
+def test_tta_through_evaluate_select_and_cli(digit_ckpt, second_ckpt, subset, capsys):
+    res = ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset, tta="on")
+    preds = [load_predictor(p, device="cpu") for p in (digit_ckpt, second_ckpt)]
+    mean = sum(p.predict_proba(subset.test.x, tta=True) for p in preds) / 2
+    assert res.tta and res.tta_dev_accuracy is None
+    assert res.accuracy == pytest.approx(float((mean.argmax(1) == subset.test.y.numpy()).mean()))
+    assert res.accuracy != ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset).accuracy or \
+        res.nll != ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset).nll  # the shifted views were used
+    auto = ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset, tta="auto")
+    use, scores, _ = choose_tta(preds, subset.dev, "auto")
+    assert auto.tta == use and auto.tta_dev_accuracy == scores and set(scores) == {"off", "on"}
+    dev, test = ensemble_select([digit_ckpt, second_ckpt], splits=subset, rule="all", tta="on")
+    assert dev.tta and test.tta and dev.tta_dev_accuracy["on"] == pytest.approx(dev.accuracy)
+    assert test.accuracy == pytest.approx(res.accuracy)  # all members, with shifts: the same figure as above
+    assert main(["ensemble", str(digit_ckpt), str(second_ckpt), "--tta", "auto", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("test-time augmentation (one-pixel shifts): dev accuracy ")
+    assert out[0].endswith(": used" if use else ": not used")
+    assert out[1].startswith("mnist-subset test split, 200 examples")
+    with pytest.raises(SystemExit):
+        main(["ensemble", str(digit_ckpt), "--tta", "maybe"])
+    assert "invalid choice: 'maybe'" in capsys.readouterr().err

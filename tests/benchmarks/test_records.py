@@ -68,7 +68,9 @@ def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp
     row = committee.committee_row(runs, None, meta, dataset="mnist-subset")
     assert 1 <= len(row["chosen"]) <= 3 and set(row["chosen"]) <= {r.name for r in runs}
     assert row["rule"] in ("greedy", "all") and set(row["held_out_dev_error_pct"]) == {"greedy", "all"}
-    assert row["command"] == "lenet ensemble RUNS_DIR/lenet5-modern-elastic*-s[0-1] --select --data-dir DIR"
+    # exactly the candidates' members and seeds (not the other-s0 or the resized run)
+    assert row["command"] == "lenet ensemble RUNS_DIR/lenet5-modern-elastic{,-w12}-s[0-1] --select --data-dir DIR"
+    assert committee._runs_glob(runs[:1]) == "RUNS_DIR/lenet5-modern-elastic-s0"
     assert len(row["member_test_error_pct"]) == len(row["chosen"]) and row["target_pct"] == 0.25
     assert row["gap_pct"] == pytest.approx(row["test_error_pct"] - 0.25)
     body = {"meta": meta, "rows": [{"id": "lenet5-modern-elastic", "test_error_pct": {"mean": 0.4, "min": 0.3, "max": 0.5,
@@ -90,3 +92,9 @@ def test_a_member_trains_its_config_with_its_flags_under_its_own_name(tmp_path):
     plain = collect_runs.train_argv("lenet5", 0, "DATA", tmp_path)  # a shipped config's name alone: no flags
     assert "--digit-width" not in plain and plain[plain.index("--name") + 1] == "lenet5-s0"
     assert not collect_runs.finished(tmp_path / "none")
+
+
+@pytest.mark.parametrize("seeds, pattern", [([2], "2"), ([0, 1, 2, 3], "[0-3]"), ([0, 1, 3], "{0,1,3}"),
+                                            (list(range(12)), "{0..11}"), ([1, 12], "{1,12}")])
+def test_committee_seed_pattern_names_exactly_the_seeds(seeds, pattern):
+    assert committee._seed_glob([Path(f"runs/lenet5-modern-elastic-s{s}") for s in seeds]) == pattern

@@ -3,7 +3,9 @@
 ``--select`` first chooses a committee among them on the dev split, so the test split stays out of
 the choice: greedy forward selection, or all the candidates when cross-validation on the dev split
 says the greedy choice does not carry over to unseen examples (:func:`choose_committee`);
-``--select greedy`` or ``--select all`` forces one rule.
+``--select greedy`` or ``--select all`` forces one rule. ``--tta`` averages each model's probabilities
+over the image and four one-pixel shifts of it (``on``), or does so when that scores better on the dev
+split (``auto``, :func:`choose_tta`).
 
 Each checkpoint keeps its own :class:`InputSpec` (input size, padding or resizing, normalisation,
 channels), so models trained with different recipes can be combined. The ensemble's prediction is
@@ -26,8 +28,11 @@ from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, DataError, LenetlabError
 from lenetlab.inference.predictor import load_predictor
 
-__all__ = ["EnsembleResult", "choose_committee", "ensemble_evaluate", "ensemble_select", "mean_probabilities",
-           "run_ensemble", "select_members"]
+__all__ = ["TTA_MODES", "EnsembleResult", "choose_committee", "choose_tta", "ensemble_evaluate", "ensemble_select",
+           "mean_probabilities", "run_ensemble", "select_members"]
+
+#: ``--tta`` modes: never, always, or when it scores better on the dev split.
+TTA_MODES = ("off", "on", "auto")
 
 
 @dataclass
@@ -36,7 +41,9 @@ class EnsembleResult:
 
     ``members``: one dict per checkpoint (``checkpoint``, ``model``, ``accuracy``, ``nll``);
     ``accuracy``/``nll``: the ensemble's (mean negative log-likelihood of the averaged probabilities);
-    ``selection``: how a committee was chosen (:func:`choose_committee`'s report), None otherwise.
+    ``selection``: how a committee was chosen (:func:`choose_committee`'s report), None otherwise;
+    ``tta``: whether the probabilities are averaged over shifted views; ``tta_dev_accuracy``: the
+    ensemble's dev accuracy without (``off``) and with (``on``) them when ``--tta auto`` measured both.
     """
 
     dataset: str
@@ -46,6 +53,8 @@ class EnsembleResult:
     accuracy: float = 0.0
     nll: float = 0.0
     selection: dict | None = None
+    tta: bool = False
+    tta_dev_accuracy: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-safe dict."""
@@ -73,25 +82,59 @@ def mean_probabilities(predictors: list, x: torch.Tensor, batch_size: int = 1000
     return sum(members) / len(members), members
 
 
+def choose_tta(predictors: list, dev, mode: str = "auto", batch_size: int = 1000) -> tuple[bool, dict, list]:
+    """Whether to use test-time augmentation, decided on the labelled split ``dev`` (``.x`` ``uint8
+    [N, C, H, W]``, ``.y`` ``[N]``): ``on``/``off`` as told, ``auto`` when the averaged probabilities of
+    all ``predictors`` score better with it (accuracy first, then log-loss).
+
+    Returns the decision, the ensemble's dev accuracy per mode measured (``{"off": a}``, plus ``"on"``
+    unless the mode was ``off``) and each member's dev probabilities ``[N, K]`` in the chosen mode;
+    without a labelled, non-empty ``dev``: ``auto`` means off, and nothing is measured.
+    """
+    _check_tta(mode)
+    if dev is None or dev.y is None or len(dev) == 0:
+        return mode == "on", {}, []
+    y = dev.y.cpu().numpy()
+    mean_off, off = mean_probabilities(predictors, dev.x, batch_size)
+    score_off = _scores(mean_off, y)
+    scores = {"off": score_off["accuracy"]}
+    if mode == "off":
+        return False, scores, off
+    mean_on, on = mean_probabilities(predictors, dev.x, batch_size, tta=True)
+    score_on = _scores(mean_on, y)
+    scores["on"] = score_on["accuracy"]
+    use = mode == "on" or (score_on["accuracy"], -score_on["nll"]) > (score_off["accuracy"], -score_off["nll"])
+    return use, scores, on if use else off
+
+
 def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
                       device: str | torch.device = "cpu", split: str = "test", batch_size: int = 1000,
-                      splits=None) -> EnsembleResult:
+                      splits=None, tta: str = "off") -> EnsembleResult:
     """Evaluate each checkpoint and the average of their probabilities on ``split`` of ``dataset``.
 
     ``dataset``/``data_dir`` default to the first checkpoint's training config; ``splits`` (a
-    :class:`Splits`) skips loading. All checkpoints must share the same class names.
+    :class:`Splits`) skips loading. All checkpoints must share the same class names. ``tta``: a mode
+    of :data:`TTA_MODES` (``auto`` decides on the dev split, :func:`choose_tta`).
     """
     predictors = _predictors(checkpoints, device)
     splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
-    return _evaluate(checkpoints, predictors, splits, split, batch_size)
+    _check_tta(tta)
+    use, scores = tta == "on", None
+    if tta == "auto":
+        use, scores, _ = choose_tta(predictors, _labelled(splits, "dev"), tta, batch_size)
+    res = _evaluate(checkpoints, predictors, splits, split, batch_size, tta=use)
+    res.tta_dev_accuracy = scores
+    return res
 
 
 def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
                     device: str | torch.device = "cpu", split: str = "test", batch_size: int = 1000,
-                    splits=None, rule: str = "auto") -> tuple[EnsembleResult, EnsembleResult]:
+                    splits=None, rule: str = "auto", tta: str = "off") -> tuple[EnsembleResult, EnsembleResult]:
     """Choose a committee among ``checkpoints`` on the dev split (:func:`choose_committee` with ``rule``),
     then evaluate it.
 
+    ``tta`` (:data:`TTA_MODES`): ``auto`` first decides on the dev split, with every candidate, whether
+    to average over shifted views; the committee is then chosen on the probabilities of that mode.
     Returns ``(dev, result)``: the chosen members' figures on the dev split they were chosen on (with
     the choice's report as ``selection``), and on ``split`` (the test split by default, which plays no
     part in the choice).
@@ -99,13 +142,15 @@ def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str
     predictors = _predictors(checkpoints, device)
     splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
     part = _labelled(splits, "dev")
-    _, probs = mean_probabilities(predictors, part.x, batch_size)
+    use, scores, probs = choose_tta(predictors, part, tta, batch_size)
     chosen, report = choose_committee(probs, part.y.cpu().numpy(), rule=rule)
     picked = [checkpoints[i] for i in chosen]
     predictors = [predictors[i] for i in chosen]
-    dev = _evaluate(picked, predictors, splits, "dev", batch_size, probs=[probs[i] for i in chosen])
+    dev = _evaluate(picked, predictors, splits, "dev", batch_size, probs=[probs[i] for i in chosen], tta=use)
     dev.selection = report
-    return dev, _evaluate(picked, predictors, splits, split, batch_size)
+    res = _evaluate(picked, predictors, splits, split, batch_size, tta=use)
+    dev.tta_dev_accuracy = res.tta_dev_accuracy = scores if "on" in scores else None
+    return dev, res
 
 
 def choose_committee(probs: list, y: np.ndarray, rule: str = "auto", repeats: int = 20,
@@ -196,6 +241,11 @@ def _splits_for(predictors: list, checkpoints: list, dataset, data_dir, splits):
     return load(dataset, data_dir=data_dir if data_dir is not None else dd, **opts)
 
 
+def _check_tta(mode: str) -> None:
+    if mode not in TTA_MODES:
+        raise LenetlabError(f"--tta must be one of {', '.join(TTA_MODES)} (got {mode!r})")
+
+
 def _labelled(splits, split: str):
     if split not in ("test", "dev"):
         raise LenetlabError(f"--split must be test or dev (got {split!r})")
@@ -208,8 +258,9 @@ def _labelled(splits, split: str):
 
 
 def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_size: int,
-              probs: list | None = None) -> EnsembleResult:
-    """Each model's and the ensemble's figures on ``split``; ``probs``: the models' probabilities there, if known."""
+              probs: list | None = None, tta: bool = False) -> EnsembleResult:
+    """Each model's and the ensemble's figures on ``split``; ``probs``: the models' probabilities there, if
+    known; ``tta``: averaged over shifted views."""
     names = predictors[0].class_names
     part = _labelled(splits, split)
     if names and [str(c) for c in splits.class_names] != names:
@@ -217,7 +268,7 @@ def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_siz
                               f"{splits.name}'s {list(splits.class_names)[:5]}...")
     y = part.y.cpu().numpy()
     if probs is None:
-        mean, probs = mean_probabilities(predictors, part.x, batch_size)
+        mean, probs = mean_probabilities(predictors, part.x, batch_size, tta=tta)
     else:
         mean = sum(probs) / len(probs)
     members = []
@@ -225,7 +276,7 @@ def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_siz
         if pr.shape[1] <= int(y.max()):
             raise CheckpointError(f"{path}: model has {pr.shape[1]} outputs but the labels go up to {int(y.max())}")
         members.append({"checkpoint": str(path), "model": pred.name, **_scores(pr, y)})
-    return EnsembleResult(dataset=splits.name, split=split, n=len(part), members=members, **_scores(mean, y))
+    return EnsembleResult(dataset=splits.name, split=split, n=len(part), members=members, tta=tta, **_scores(mean, y))
 
 
 def _scores(probs: np.ndarray, y: np.ndarray) -> dict:
@@ -235,18 +286,19 @@ def _scores(probs: np.ndarray, y: np.ndarray) -> dict:
 
 
 def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str = "auto", split: str = "test",
-                 select: str | None = None, as_json: bool = False, out=None) -> int:
+                 select: str | None = None, tta: str = "off", as_json: bool = False, out=None) -> int:
     """``lenet ensemble``: print each member's and the ensemble's accuracy and error; returns 0.
 
     ``select`` (a rule of :data:`SELECT_RULES`): first choose the members on the dev split
-    (:func:`ensemble_select`), print the committee's dev figures, then evaluate it on ``split``."""
+    (:func:`ensemble_select`), print the committee's dev figures, then evaluate it on ``split``.
+    ``tta``: a mode of :data:`TTA_MODES`."""
     out = out or sys.stdout
     paths = [os.fspath(c) for c in checkpoints]
     if select:
         if split == "dev":
             raise LenetlabError("--select chooses the members on the dev split: evaluate them with --split test")
         dev, res = ensemble_select(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split,
-                                   rule=select)
+                                   rule=select, tta=tta)
         if as_json:
             print(json.dumps({"candidates": paths, "chosen_on_dev": dev.to_dict(), **res.to_dict()}, indent=2), file=out)
             return 0
@@ -259,11 +311,17 @@ def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str 
         print(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples) by {how}; "
               f"{100 * dev.accuracy:.2f}% dev accuracy", file=out)
     else:
-        res = ensemble_evaluate(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split)
+        res = ensemble_evaluate(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split,
+                                tta=tta)
         if as_json:
             print(json.dumps(res.to_dict(), indent=2), file=out)
             return 0
-    print(f"{res.dataset} {res.split} split, {res.n} examples", file=out)
+    if res.tta_dev_accuracy:
+        acc = res.tta_dev_accuracy
+        print(f"test-time augmentation (one-pixel shifts): dev accuracy {100 * acc['off']:.2f}% without, "
+              f"{100 * acc['on']:.2f}% with: {'used' if res.tta else 'not used'}", file=out)
+    shifts = ", each model's probabilities averaged over one-pixel shifts" if res.tta else ""
+    print(f"{res.dataset} {res.split} split, {res.n} examples{shifts}", file=out)
     rows = [(m["checkpoint"], m["model"], m["accuracy"], m["nll"]) for m in res.members]
     rows.append(("ensemble (mean probability)", f"{len(res.members)} models", res.accuracy, res.nll))
     width = max(len(r[0]) for r in rows)

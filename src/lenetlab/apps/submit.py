@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenetlab.apps.ensemble import mean_probabilities
+from lenetlab.apps.ensemble import TTA_MODES, choose_tta, mean_probabilities
 from lenetlab.apps.train import run_with_plots
 from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabError
 from lenetlab.fileio import atomic_path, ensure_writable
@@ -91,31 +91,6 @@ def _accuracy(probs: np.ndarray, y) -> float:
     return float((probs.argmax(1) == y.cpu().numpy()).mean())
 
 
-def _nll(probs: np.ndarray, y) -> float:
-    p = probs[np.arange(len(probs)), y.cpu().numpy()]
-    return float(-np.log(np.clip(p, 1e-12, None)).mean())
-
-
-def _choose_tta(predictors: list, dev, mode: str, batch_size: int) -> tuple[bool, dict, list]:
-    """Whether to use test-time augmentation (``mode`` on/off, or auto: when it scores better on the
-    dev split, accuracy first, then log-loss), the dev accuracy without/with it, and each member's."""
-    if dev is None or dev.y is None or len(dev) == 0:
-        if mode == "auto":
-            return False, {}, []
-        return mode == "on", {}, []
-    mean_off, members = mean_probabilities(predictors, dev.x, batch_size)
-    scores = {"off": _accuracy(mean_off, dev.y)}
-    member_acc = [_accuracy(p, dev.y) for p in members]
-    if mode == "off":
-        return False, scores, member_acc
-    mean_on, _ = mean_probabilities(predictors, dev.x, batch_size, tta=True)
-    scores["on"] = _accuracy(mean_on, dev.y)
-    if mode == "on":
-        return True, scores, member_acc
-    better = (scores["on"], -_nll(mean_on, dev.y)) > (scores["off"], -_nll(mean_off, dev.y))
-    return better, scores, member_acc
-
-
 def _folder(data_dir) -> Path:
     folder = Path(data_dir).expanduser()
     if not folder.exists():
@@ -148,7 +123,7 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
     ``log(text)`` receives the recipe block and progress lines. Returns a :class:`SubmitResult`.
     """
     say = log or (lambda text: None)
-    if tta not in ("auto", "on", "off"):
+    if tta not in TTA_MODES:  # before minutes of training
         raise ConfigError(f"--tta must be auto, on or off (got {tta!r})")
     if ensemble is not None and ensemble < 1:
         raise ConfigError(f"--ensemble must be >= 1 (got {ensemble})")
@@ -191,7 +166,8 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
             raise DataError(f"{splits.source}: the validation split is empty (too few images, or --val-size 0)")
         results = _train_runs(cfg, splits, ensemble or plan.members, say)
         predictors = [load_predictor(r.best_path, device=cfg.device) for r in results]
-    use_tta, tta_scores, member_acc = _choose_tta(predictors, splits.dev, tta, cfg.eval_batch_size)
+    use_tta, tta_scores, member_probs = choose_tta(predictors, splits.dev, tta, cfg.eval_batch_size)
+    member_acc = [_accuracy(p, splits.dev.y) for p in member_probs]
     probs, _ = mean_probabilities(predictors, splits.test.x, cfg.eval_batch_size, tta=use_tta)
     names = predictors[0].class_names
     labels = [names[i] for i in probs.argmax(1).tolist()]
@@ -205,7 +181,7 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
     return SubmitResult(
         submission=str(path), rows=len(labels), header=list(splits.submission), run_dir=runs[0], checkpoint=best[0],
         dev_accuracy=submitted, train_time=round(sum(float(r.train_time) for r in results), 3), run_dirs=runs,
-        member_dev_accuracy=member_acc, ensemble_dev_accuracy=tta_scores.get("off") if len(predictors) > 1 else None,
+        member_dev_accuracy=member_acc, ensemble_dev_accuracy=tta_scores.get("on" if use_tta else "off") if len(predictors) > 1 else None,
         tta=use_tta, tta_dev_accuracy=tta_scores,
         test_accuracy=None if splits.test.y is None else _accuracy(probs, splits.test.y),
         label_counts=dict(Counter(labels)), recipe=recipe)
