@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from lenetlab.apps.submit import write_submission
+from lenetlab.apps.submit import kaggle_submit, write_submission
 from lenetlab.cli import main
+from lenetlab.errors import ConfigError
 
 # label strings as Kaggle gives them (spaces, hyphens, underscores), kept verbatim in the submission
 CLASSES = ("red_circle", "green square", "blue-triangle")
@@ -245,3 +246,9 @@ def test_ensemble_of_seeds_and_tta_choice_are_reported(kaggle_folder, tmp_path, 
 def test_submit_needs_a_folder_or_runs(capsys):
     assert main(["submit"]) == 2
     assert "needs --data-dir FOLDER (to train) or --checkpoint RUN" in capsys.readouterr().err
+
+
+def test_a_bad_tta_mode_is_refused_before_training(kaggle_folder, tmp_path):
+    with pytest.raises(ConfigError, match="--tta must be one of off, on, auto"):
+        kaggle_submit(kaggle_folder, tta="maybe", out=tmp_path / "submission.csv")
+    assert not (tmp_path / "submission.csv").exists()

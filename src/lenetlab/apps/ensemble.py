@@ -25,11 +25,11 @@ import torch
 from lenetlab.apps.evaluate import RUN_DATA_FIELDS
 from lenetlab.data import load
 from lenetlab.device import select_device
-from lenetlab.errors import CheckpointError, DataError, LenetlabError
+from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabError
 from lenetlab.inference.predictor import load_predictor
 
-__all__ = ["TTA_MODES", "EnsembleResult", "choose_committee", "choose_tta", "ensemble_evaluate", "ensemble_select",
-           "mean_probabilities", "run_ensemble", "select_members"]
+__all__ = ["TTA_MODES", "EnsembleResult", "check_tta_mode", "choose_committee", "choose_tta", "ensemble_evaluate",
+           "ensemble_select", "mean_probabilities", "run_ensemble", "select_members"]
 
 #: ``--tta`` modes: never, always, or when it scores better on the dev split.
 TTA_MODES = ("off", "on", "auto")
@@ -91,7 +91,7 @@ def choose_tta(predictors: list, dev, mode: str = "auto", batch_size: int = 1000
     unless the mode was ``off``) and each member's dev probabilities ``[N, K]`` in the chosen mode;
     without a labelled, non-empty ``dev``: ``auto`` means off, and nothing is measured.
     """
-    _check_tta(mode)
+    check_tta_mode(mode)
     if dev is None or dev.y is None or len(dev) == 0:
         return mode == "on", {}, []
     y = dev.y.cpu().numpy()
@@ -118,7 +118,7 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
     """
     predictors = _predictors(checkpoints, device)
     splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
-    _check_tta(tta)
+    check_tta_mode(tta)
     use, scores = tta == "on", None
     if tta == "auto":
         use, scores, _ = choose_tta(predictors, _labelled(splits, "dev"), tta, batch_size)
@@ -241,9 +241,10 @@ def _splits_for(predictors: list, checkpoints: list, dataset, data_dir, splits):
     return load(dataset, data_dir=data_dir if data_dir is not None else dd, **opts)
 
 
-def _check_tta(mode: str) -> None:
+def check_tta_mode(mode: str) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``mode`` is one of :data:`TTA_MODES`."""
     if mode not in TTA_MODES:
-        raise LenetlabError(f"--tta must be one of {', '.join(TTA_MODES)} (got {mode!r})")
+        raise ConfigError(f"--tta must be one of {', '.join(TTA_MODES)} (got {mode!r})")
 
 
 def _labelled(splits, split: str):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenetlab.apps.ensemble import TTA_MODES, choose_tta, mean_probabilities
+from lenetlab.apps.ensemble import check_tta_mode, choose_tta, mean_probabilities
 from lenetlab.apps.train import run_with_plots
 from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabError
 from lenetlab.fileio import atomic_path, ensure_writable
@@ -123,8 +123,7 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
     ``log(text)`` receives the recipe block and progress lines. Returns a :class:`SubmitResult`.
     """
     say = log or (lambda text: None)
-    if tta not in TTA_MODES:  # before minutes of training
-        raise ConfigError(f"--tta must be auto, on or off (got {tta!r})")
+    check_tta_mode(tta)  # before minutes of training
     if ensemble is not None and ensemble < 1:
         raise ConfigError(f"--ensemble must be >= 1 (got {ensemble})")
     # before minutes of training: the submission's place must take a file
@@ -168,6 +167,7 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
         predictors = [load_predictor(r.best_path, device=cfg.device) for r in results]
     use_tta, tta_scores, member_probs = choose_tta(predictors, splits.dev, tta, cfg.eval_batch_size)
     member_acc = [_accuracy(p, splits.dev.y) for p in member_probs]
+    ensemble_acc = tta_scores.get("on" if use_tta else "off") if len(predictors) > 1 else None
     probs, _ = mean_probabilities(predictors, splits.test.x, cfg.eval_batch_size, tta=use_tta)
     names = predictors[0].class_names
     labels = [names[i] for i in probs.argmax(1).tolist()]
@@ -181,7 +181,7 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
     return SubmitResult(
         submission=str(path), rows=len(labels), header=list(splits.submission), run_dir=runs[0], checkpoint=best[0],
         dev_accuracy=submitted, train_time=round(sum(float(r.train_time) for r in results), 3), run_dirs=runs,
-        member_dev_accuracy=member_acc, ensemble_dev_accuracy=tta_scores.get("on" if use_tta else "off") if len(predictors) > 1 else None,
+        member_dev_accuracy=member_acc, ensemble_dev_accuracy=ensemble_acc,
         tta=use_tta, tta_dev_accuracy=tta_scores,
         test_accuracy=None if splits.test.y is None else _accuracy(probs, splits.test.y),
         label_counts=dict(Counter(labels)), recipe=recipe)
