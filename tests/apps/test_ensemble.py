@@ -18,7 +18,7 @@ from lenetlab.apps.ensemble import (
 )
 from lenetlab.cli import main
 from lenetlab.data.transforms import InputSpec, prepare
-from lenetlab.errors import LenetlabError
+from lenetlab.errors import ConfigError, LenetlabError
 from lenetlab.inference.evaluate import evaluate
 from lenetlab.inference.predictor import load_predictor
 from lenetlab.models import build_model, load_checkpoint, save_checkpoint
@@ -206,3 +206,9 @@ def test_tta_through_evaluate_select_and_cli(digit_ckpt, second_ckpt, subset, ca
     with pytest.raises(SystemExit):
         main(["ensemble", str(digit_ckpt), "--tta", "maybe"])
     assert "invalid choice: 'maybe'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("run", [ensemble_evaluate, ensemble_select])
+def test_a_bad_tta_mode_is_refused_before_loading(run, tmp_path):
+    with pytest.raises(ConfigError, match="--tta must be one of off, on, auto"):
+        run([tmp_path / "missing.pt"], tta="maybe")

@@ -116,9 +116,9 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
     :class:`Splits`) skips loading. All checkpoints must share the same class names. ``tta``: a mode
     of :data:`TTA_MODES` (``auto`` decides on the dev split, :func:`choose_tta`).
     """
+    check_tta_mode(tta)  # before loading the models and the data
     predictors = _predictors(checkpoints, device)
     splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
-    check_tta_mode(tta)
     use, scores = tta == "on", None
     if tta == "auto":
         use, scores, _ = choose_tta(predictors, _labelled(splits, "dev"), tta, batch_size)
@@ -139,6 +139,7 @@ def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str
     the choice's report as ``selection``), and on ``split`` (the test split by default, which plays no
     part in the choice).
     """
+    check_tta_mode(tta)  # before loading the models and the data
     predictors = _predictors(checkpoints, device)
     splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
     part = _labelled(splits, "dev")
