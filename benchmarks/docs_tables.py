@@ -24,49 +24,18 @@ import re
 import sys
 from pathlib import Path
 
+from lenetlab import benchfmt
+from lenetlab.textfmt import Table, num, pct, ratio, sci, sig
+
 REPO = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.DOTALL | re.MULTILINE)
 REGION = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL)
 
 
 # ----------------------------------------------------------------------------- formatting
-def pct(x, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}%"
-
-
-def num(x) -> str:
-    return "n/a" if x is None else f"{x:,.0f}"
-
-
-def sig(x, digits: int = 3) -> str:
-    """``x`` with ``digits`` significant digits, thousands separated (``0.0182``, ``15.2``, ``1,388``)."""
-    if x is None:
-        return "n/a"
-    if x == 0:
-        return "0"
-    if abs(x) >= 10 ** (digits - 1):
-        return f"{x:,.0f}"
-    return f"{x:.{digits}g}" if abs(x) >= 1e-3 else f"{x:.1e}"
-
-
-def ratio(x) -> str:
-    return "n/a" if x is None else (f"{x:,.0f}×" if x >= 100 else f"{x:.2f}×")
-
-
-def sci(x) -> str:
-    return "n/a" if x is None else f"{x:.1e}"
-
-
-def _threads(n: int) -> str:
-    return f"{n} thread{'s' if n != 1 else ''}"
-
-
 def table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
     """A markdown table; ``align`` has one ``l``/``r`` per column (default: all left)."""
-    align = align or "l" * len(header)
-    sep = ["---:" if a == "r" else "---" for a in align]
-    return ["| " + " | ".join(header) + " |", "|" + "|".join(sep) + "|"] + \
-        ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return Table(header, rows, align).markdown()
 
 
 def code(s: str) -> str:
@@ -238,121 +207,6 @@ def render_search(body: dict, view: str | None) -> list[str]:
     return out + ["", "A seed that never reached the target counts with its whole schedule's training time."]
 
 
-def _variants(throughput: dict) -> tuple[list[str], list[int]]:
-    names, threads = [], set()
-    for k in throughput:
-        name, t = k.rsplit(" @", 1)
-        threads.add(int(t[:-1]))
-        if name not in names:
-            names.append(name)
-    return names, sorted(threads)
-
-
-def render_train(body: dict, view: str | None) -> list[str]:
-    d = body["data"]
-    if view == "time-to-accuracy":
-        t, b = d["time_to_accuracy"], d.get("baseline_same_budget")
-        state = "reached" if t["reached"] else "NOT reached"
-        out = [f"Target {state}: **{t['test_accuracy']:.2%} test accuracy after {t['train_time']:.1f} s of training** "
-               f"(epoch {t['epoch']:.2f}; {t['wall_time']:.1f} s of wall time including the test evaluations)."]
-        if b:
-            out += ["", f"The baseline recipe (per-sample pipeline, `lenet5`, SGD lr 0.1, batch 64) after the same "
-                        f"{b['train_time']:.1f} s of training: {b['test_accuracy']:.2%} test accuracy ({b['epochs']:.2f} epochs)."]
-        bt, sp = d.get("baseline_time_to_accuracy"), d.get("speedup_to_target")
-        if bt and sp and sp["ratio"] is not None:
-            if bt["reached"]:
-                out[-1] += (f" It reached {bt['test_accuracy']:.2%} after {bt['train_time']:.1f} s (epoch {bt['epoch']:.2f}): "
-                            f"lenetlab is **{sp['ratio']:.1f}× faster** to the target.")
-            else:
-                best = max(c[2] for c in bt["curve"])
-                out[-1] += (f" Trained on for {sp['budget_multiple']:g}× lenetlab's time ({bt['train_time']:.1f} s, "
-                            f"{bt['epoch']:.2f} epochs) it had not reached the target (best check {best:.2%}): lenetlab is "
-                            f"**more than {sp['ratio']:.1f}× faster** to it.")
-        out += ["", *table(["training time", "epoch", "test accuracy"],
-                           [[f"{a:.1f} s", f"{e:.2f}", f"{acc:.2%}"] for a, e, acc in t["curve"]], "rrr")]
-        return out
-    names, threads = _variants(d["throughput"])
-    header = [f"path (batch {d['batch_size']})"]
-    for t in threads:
-        header += [f"{t} thread{'s' if t > 1 else ''}", "ratio"]
-    rows = []
-    for n in names:
-        label = "baseline: a typical tutorial's per-sample PIL pipeline + DataLoader" if n == "baseline" else f"lenetlab {n}"
-        cells = [label]
-        for t in threads:
-            k = f"{n} @{t}t"
-            cells += [f"{num(d['throughput'][k])} ex/s", ratio(d["ratio"][k])] if k in d["throughput"] else ["–", "–"]
-        rows.append(cells)
-    out = table(header, rows, "l" + "rr" * len(threads))
-    best = d["best_ratio_variant"].rsplit(" @", 1)
-    out += ["", f"Best ratio at the same model, batch and thread count: **{ratio(d['best_ratio_same_threads'])}** "
-                f"(lenetlab {best[0]}, {best[1][:-1]} thread{'s' if best[1] != '1t' else ''}); the fastest lenetlab "
-                f"path is {ratio(d['best_vs_best_baseline'])} the fastest baseline."]
-    return out
-
-
-STEP_PATHS = {"baseline": "baseline: a typical tutorial's per-sample PIL pipeline + DataLoader",
-              "lenetlab": "lenetlab (tensor-resident batches, as the Runner's)",
-              "lenetlab + channels-last + bf16": "lenetlab + channels-last + bf16 autocast"}
-STEP_PHASES = {"optimizer": "optimiser"}
-
-
-def render_step_profile(body: dict, view: str | None) -> list[str]:
-    """``lenet bench train --profile``: milliseconds per phase of a step for each path, the bound, the top operators."""
-    d = body["data"]
-    phases = d["phases"]
-    rows = [[STEP_PATHS.get(r["name"], r["name"]), *(f"{r['phases_ms'][ph]:.2f}" for ph in phases),
-             f"**{r['total_ms']:.2f}**", num(r["examples_per_sec"]), ratio(r["vs_baseline"]), f"{r['model_step_ms']:.2f}",
-             ratio(r["cap_free_data"])] for r in d["paths"]]
-    out = table([f"path (batch {d['batch_size']}, {_threads(d['threads'])})",
-                 *(f"{STEP_PHASES.get(ph, ph)} ms" for ph in phases), "total ms", "examples/s", "vs baseline",
-                 "model step alone ms", "cap with free data"], rows, "l" + "r" * (len(phases) + 5))
-    t = d["target"]
-    out += ["", f"{d['dataset']} ({num(d['train_examples'])} training images); each phase is the median over "
-                f"{num(d['steps'])} steps in {d['rounds']} interleaved rounds and the total the median of the steps' "
-                "totals, so the phases add up to it only roughly. Model step alone: forward + backward + optimiser "
-                "on one fixed batch; cap with free data: the baseline's total divided by it. "
-                f"{t['ratio']:g}× the baseline needs a whole step of at most **{t['step_ms_needed']:.2f} ms**; the "
-                f"fastest model step alone ({STEP_PATHS.get(t['fastest_model_step'], t['fastest_model_step'])}) takes "
-                f"**{t['fastest_model_step_ms']:.2f} ms**"
-                + ("." if t["reachable"] else ", so no input pipeline reaches it with this model at this batch.")]
-    ops = d.get("ops")
-    if ops:
-        out += ["", *table([(f"top aten operators, {ops['path']} ({ops['profiled_ms_per_step']:.2f} ms of self CPU "
-                             "time recorded per step)"), "self CPU ms per step", "share", "calls per step"],
-                           [[code(o["op"]), f"{o['self_ms_per_step']:.2f}", f"{o['share']:.1%}", f"{o['calls_per_step']:g}"]
-                            for o in ops["ops"]], "lrrr"),
-                "", (f"Recorded with torch.profiler over {ops['steps']} steps; the profiler's own overhead "
-                     "inflates every figure a little.")]
-    return out
-
-
-def render_infer(body: dict, view: str | None) -> list[str]:
-    d = body["data"]
-    out = table(["backend", f"images/s (batch {num(d['batch_size'])})", "p50 latency", "p99 latency", "max abs diff"],
-                [[name, num(b["images_per_sec"]), f"{sig(b['p50_ms'])} ms", f"{sig(b['p99_ms'])} ms", sci(b["max_abs_diff"])]
-                 for name, b in d["backends"].items()], "lrrrr")
-    out += ["", f"Model `{d['model']}` from `{d['checkpoint']}`, {_threads(d['threads'])}; latency over "
-                f"{num(d['calls'])} single-image calls; max abs diff: scores against eager PyTorch."]
-    return out + [f"Skipped: {k} ({v})." for k, v in d.get("skipped", {}).items()]
-
-
-def render_ops(body: dict, view: str | None) -> list[str]:
-    d = body["data"]
-    if view == "target":
-        t = d["conv_fwd_bwd_target"]
-        rows = [[code(k), ratio(v)] for k, v in t["per_layer"].items()] + [["all three together", ratio(t["all_conv_layers"])]]
-        return table([f"convolution, forward+backward, batch {t['batch']}", "im2col time / PyTorch time"], rows, "lr")
-    rows = [[r["what"], str(r["batch"]), r["mode"], sig(r["torch_ms"]), sig(r["scratch_ms"]), ratio(r["scratch_ratio"]),
-             sig(r["loop_ms"]) + (" ~" if r.get("loop_note") else ""), ratio(r["loop_ratio"])] for r in d["rows"]]
-    out = table(["layer", "batch", "pass", "PyTorch ms", "im2col ms", "im2col / PyTorch", "loop ms", "loop / PyTorch"],
-                rows, "lrlrrrrr")
-    out += ["", f"{_threads(d['threads'])}, float32{', --quick' if d.get('quick') else ''}; "
-                "times are the best of torch.utils.benchmark's timed blocks, the loop reference is timed once; "
-                "~ marks a loop time measured on a sub-batch and scaled to the full batch."]
-    return out
-
-
 def render_compare(body: dict, view: str | None) -> list[str]:
     d = body["data"]
     out = table(["check", "inputs", "n", "max abs difference", "allowed", "within tolerance"],
@@ -478,9 +332,9 @@ def render_digit_recognizer(body: dict, view: str | None) -> list[str]:
 
 RENDERERS = {
     "mnist-runs": render_mnist_runs, "mnist-ensembles": render_ensembles, "mnist-tries": render_tries,
-    "recipes-tried": render_recipes, "recipe-search": render_search, "committee": render_committee, "bench-train": render_train, "bench-step-profile": render_step_profile,
-    "bench-infer": render_infer,
-    "bench-ops": render_ops, "lenet-compare": render_compare, "lenet-eval": render_eval,
+    "recipes-tried": render_recipes, "recipe-search": render_search, "committee": render_committee,
+    **{kind: (lambda body, view, kind=kind: benchfmt.markdown(kind, body["data"], view)) for kind in benchfmt.REPORTS},
+    "lenet-compare": render_compare, "lenet-eval": render_eval,
     "lenet-export": render_export, "ddp-speed": render_ddp, "serve-load": render_serve,
     "serve-load-run": render_serve_run, "folder-tasks": render_folder_tasks,
     "digit-recognizer": render_digit_recognizer,

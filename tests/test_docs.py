@@ -216,21 +216,19 @@ def _step_path(name: str, data: float, model_step: float, base_total: float) -> 
             "cap_free_data": base_total / model_step}
 
 
-def test_step_profile_renders_the_phases_the_bound_and_the_operators():
+def test_step_profile_renders_the_phases_the_cap_and_the_operators():
     paths = [_step_path("baseline", 3.25, 5.0, 8.0), _step_path("lenetlab", 0.25, 4.5, 8.0)]
     data = {"dataset": "mnist", "train_examples": 55000, "batch_size": 64, "threads": 1, "steps": 300, "rounds": 3,
             "phases": ["data", "forward", "backward", "optimizer"], "paths": paths,
-            "target": {"ratio": 3.0, "step_ms_needed": 8 / 3, "fastest_model_step": "lenetlab",
-                       "fastest_model_step_ms": 4.5, "reachable": False},
             "ops": {"path": "lenetlab", "steps": 30, "profiled_ms_per_step": 5.0,
                     "ops": [{"op": "aten::convolution_backward", "self_ms_per_step": 2.0, "share": 0.4,
                              "calls_per_step": 3.0}]}}
-    text = "\n".join(docs_tables.render_step_profile({"meta": {}, "data": data}, None))
+    text = "\n".join(docs_tables.RENDERERS["bench-step-profile"]({"meta": {}, "data": data}, None))
     assert "| path (batch 64, 1 thread) | data ms | forward ms | backward ms | optimiser ms | total ms |" in text
     assert ("| baseline: a typical tutorial's per-sample PIL pipeline + DataLoader | 3.25 | 2.00 | 2.50 | 0.25 | "
             "**8.00** | 8,000 | 1.00× | 5.00 | 1.60× |") in text
     assert "| lenetlab (tensor-resident batches, as the Runner's) | 0.25 | 2.00 | 2.50 | 0.25 | **5.00** | 12,800 | 1.60× | 4.50 | 1.78× |" in text
-    assert "at most **2.67 ms**" in text and "takes **4.50 ms**, so no input pipeline reaches it" in text
+    assert "cap with free data: the baseline's total divided by it." in text and "target" not in text
     assert "| `aten::convolution_backward` | 2.00 | 40.0% | 3 |" in text
 
 
@@ -258,7 +256,7 @@ def test_train_speed_profile_writes_a_results_file_the_docs_render(tmp_path, mon
     assert body["meta"]["command"] == "lenet bench train --profile --dataset mnist-subset --steps 3 --no-levers"
     assert body["meta"]["regenerate"].startswith("python benchmarks/train_speed.py --profile --dataset mnist-subset")
     assert [p["name"] for p in body["data"]["paths"]] == ["baseline", "lenetlab"]
-    text = "\n".join(docs_tables.render_step_profile(body, None))
+    text = "\n".join(docs_tables.RENDERERS["bench-step-profile"](body, None))
     assert text.count("\n| ") >= 4 and "top aten operators, lenetlab" in text
 
 

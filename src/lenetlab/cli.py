@@ -16,8 +16,6 @@ import os
 import sys
 
 from lenetlab import __version__
-from lenetlab.apps.bench_infer import run_infer_bench
-from lenetlab.apps.bench_ops import run_ops_bench
 from lenetlab.apps.compare import run_compare
 from lenetlab.apps.ensemble import SELECT_RULES, TTA_MODES, run_ensemble
 from lenetlab.apps.evaluate import eval_command
@@ -394,10 +392,19 @@ def _add_bench(sub) -> None:
     q.set_defaults(func=_bench_infer)
 
 
-def _bench_ops(args) -> int:
-    run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop, threads=args.threads,
-                  as_json=args.json)
+def _bench_print(result, args) -> int:
+    """Print a benchmark's result (a :class:`~lenetlab.benchfmt.BenchResult`) as its report or as JSON."""
+    import json
+
+    print(json.dumps(result.to_dict(), indent=2, default=float) if args.json else result.text(), flush=True)
     return 0
+
+
+def _bench_ops(args) -> int:
+    from lenetlab.apps.bench_ops import run_ops_bench
+
+    return _bench_print(run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop,
+                                      threads=args.threads), args)
 
 
 def _bench_train(args) -> int:
@@ -405,10 +412,11 @@ def _bench_train(args) -> int:
         return _bench_step(args)
     from lenetlab.apps.bench_train import run_train_bench  # the training stack: see the module docstring
 
-    run_train_bench(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
-                    threads=args.threads, target=args.target, levers=not args.no_levers, compile=args.compile,
-                    tta=not args.no_tta, config=args.config, baseline_budget=args.baseline_budget, as_json=args.json)
-    return 0
+    return _bench_print(run_train_bench(
+        dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps, threads=args.threads,
+        target=args.target, levers=not args.no_levers, compile=args.compile, tta=not args.no_tta, config=args.config,
+        baseline_budget=args.baseline_budget, progress=None if args.json else lambda line: print(line, flush=True)),
+        args)
 
 
 def _bench_step(args) -> int:
@@ -417,15 +425,15 @@ def _bench_step(args) -> int:
                             "not with --compile or --config")
     from lenetlab.apps.bench_step import run_step_profile  # the training stack: see the module docstring
 
-    run_step_profile(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
-                     threads=args.threads, levers=not args.no_levers, as_json=args.json)
-    return 0
+    return _bench_print(run_step_profile(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick,
+                                         steps=args.steps, threads=args.threads, levers=not args.no_levers), args)
 
 
 def _bench_infer(args) -> int:
-    run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads or None,
-                    batch_size=args.batch_size, calls=args.calls, onnx=not args.no_onnx, as_json=args.json)
-    return 0
+    from lenetlab.apps.bench_infer import run_infer_bench
+
+    return _bench_print(run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads or None,
+                                        batch_size=args.batch_size, calls=args.calls, onnx=not args.no_onnx), args)
 
 
 # ----------------------------------------------------------------------------- submit

@@ -6,26 +6,18 @@ is measured or listed as skipped, outputs agree with eager PyTorch, percentiles 
 
 from __future__ import annotations
 
+import json
+
 import torch
 
-from lenetlab.apps.bench_infer import latency, run_infer_bench, throughput
+from lenetlab.apps.bench_infer import run_infer_bench
 from lenetlab.cli import main
-
-
-def test_throughput_and_latency_helpers():
-    m = torch.nn.Linear(4, 2)
-    x = torch.randn(16, 4)
-    assert throughput(m, x, repeats=3, warmup=1) > 0
-    lat = latency(m, x, calls=50, warmup=2)
-    assert 0 < lat["p50_ms"] <= lat["p99_ms"] and lat["mean_ms"] > 0
 
 
 def test_infer_bench_demo_checkpoint_without_onnx():
     old = torch.get_num_threads()
-    try:
-        res = run_infer_bench(quick=True, calls=30, batch_size=64, onnx=False, as_json=True)
-    finally:
-        torch.set_num_threads(old)
+    res = run_infer_bench(quick=True, calls=30, batch_size=64, onnx=False).to_dict()
+    assert torch.get_num_threads() == old  # restored
     assert res["model"] == "lenet5" and res["threads"] == 1
     assert "eager PyTorch" in res["backends"] and "eager PyTorch, channels-last" in res["backends"]
     assert len(res["backends"]) + len(res["skipped"]) == 4
@@ -38,3 +30,12 @@ def test_cli_bench_infer_missing_checkpoint_exits_2(tmp_path, capsys):
     assert main(["bench", "infer", "--checkpoint", str(tmp_path / "nope.pt"), "--no-onnx"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nope.pt" in err and "Traceback" not in err
+
+
+def test_cli_bench_infer_prints_the_report_or_json(capsys):
+    assert main(["bench", "infer", "--quick", "--calls", "10", "--batch-size", "16", "--no-onnx"]) == 0
+    out = capsys.readouterr().out
+    assert "images/s (batch 16)" in out and "eager PyTorch, channels-last" in out and "Model lenet5 from" in out
+    assert main(["bench", "infer", "--quick", "--calls", "10", "--batch-size", "16", "--no-onnx", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["batch_size"] == 16 and res["calls"] == 10 and "eager PyTorch" in res["backends"]

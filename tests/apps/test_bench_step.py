@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from lenetlab.apps.bench_step import PHASES, TARGET_RATIO, op_profile, step_profile
+from lenetlab.apps.bench_step import PHASES, op_profile, step_profile
 from lenetlab.cli import main
 from lenetlab.errors import LenetlabError
 
@@ -31,9 +31,7 @@ def test_step_profile_times_every_phase_of_every_path(subset):
         assert p["examples_per_sec"] == pytest.approx(64 / p["total_ms"] * 1000)
         assert 0 < p["model_step_ms"] and p["cap_free_data"] == pytest.approx(res["paths"][0]["total_ms"] / p["model_step_ms"])
     assert res["paths"][0]["vs_baseline"] == 1.0
-    t = res["target"]
-    assert t["ratio"] == TARGET_RATIO and t["step_ms_needed"] == pytest.approx(res["paths"][0]["total_ms"] / TARGET_RATIO)
-    assert t["fastest_model_step"] != "baseline" and t["reachable"] == (t["fastest_model_step_ms"] <= t["step_ms_needed"])
+    assert "target" not in res  # targets are the docs' business; the result holds figures
     assert torch.get_num_threads() == 1  # restored
 
 
@@ -61,8 +59,8 @@ def test_cli_bench_train_profile_prints_the_table(subset, capsys):
     assert main(["bench", "train", "--profile", "--dataset", "mnist-subset", "--steps", "3", "--no-levers"]) == 0
     out = capsys.readouterr().out
     assert "data ms  forward ms  backward ms  optimiser ms  total ms" in out
-    assert "baseline: per-sample PIL pipeline + DataLoader" in out and "\nlenetlab " in out
-    assert "3x the baseline needs a whole step of at most" in out and "top aten operators" in out
+    assert "baseline: a typical tutorial's per-sample PIL pipeline + DataLoader" in out and "\nlenetlab " in out
+    assert "model step alone ms  cap with free data" in out and "top aten operators" in out
 
 
 def test_cli_bench_train_profile_json(subset, capsys):

@@ -16,15 +16,13 @@ from PIL import Image
 
 from lenetlab.apps.bench_train import (
     FAST_RECIPE,
-    PILPipelineDataset,
-    baseline_throughput,
     baseline_time_to_accuracy,
     fast_recipe,
     measure_throughputs,
-    runner_throughput,
     time_to_accuracy,
 )
 from lenetlab.cli import main
+from lenetlab.train.baseline import PILPipelineDataset
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -49,12 +47,6 @@ def test_fast_recipe_is_the_shipped_config():
     assert load_config_file("fast-lenet5") == fast_recipe()
     assert FAST_RECIPE["model"] == "lenet5-fast" and FAST_RECIPE["model_kwargs"] == {"c1": 16, "c3": 32}
     assert fast_recipe(epochs=3).epochs == 3 and fast_recipe().epochs == FAST_RECIPE["epochs"] == 1
-
-
-def test_throughputs_are_positive(subset):
-    base = baseline_throughput(subset, steps=6, warmup=2, window=3)
-    runner = runner_throughput(subset, steps=6, warmup=3, window=3, channels_last=True)
-    assert base > 0 and runner > 0 and math.isfinite(base) and math.isfinite(runner)
 
 
 def test_time_to_accuracy_reached_and_not_reached(subset):
@@ -88,6 +80,16 @@ def test_cli_bench_train_json(subset, capsys):
     assert set(res["throughput"]) == {"baseline @1t", "Runner (tensor-resident) @1t"}
     assert res["ratio"]["baseline @1t"] == 1.0 and res["best_ratio_same_threads"] > 0
     assert res["best"] == res["best_ratio_variant"] == "Runner (tensor-resident) @1t"
+
+
+def test_cli_bench_train_prints_the_report(subset, capsys):
+    rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--threads", "1", "--no-levers",
+               "--target", "0.0", "--baseline-budget", "1"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "round 1/3 done" in out and "path (batch 64)" in out and "lenetlab Runner (tensor-resident)" in out
+    assert "Best ratio at the same model, batch and thread count: " in out and "Target reached: " in out
+    assert "training time  epoch  test accuracy" in out and "**" not in out
 
 
 def test_measure_throughputs_interleaves_variants_and_thread_counts(subset):

@@ -133,12 +133,14 @@ def test_bench_ops_json_rows(capsys):
 
 
 def test_bench_loop_reference_on_a_sub_batch():
-    from lenetlab.apps.bench_ops import bench_layers, format_table
+    from lenetlab.apps.bench_ops import bench_layers
+    from lenetlab.benchfmt import text
 
     rows = bench_layers(batches=(4,), min_run_time=0.01, loop=True, loop_sub_fwd=2, loop_sub_bwd=1)
     pools = [r for r in rows if r.what in ("S2", "S4")]
     assert all(r.loop_ms > 0 and "sub-batch" in r.loop_note for r in pools)
-    assert "im2col/torch" in format_table(rows)
+    report = text("bench-ops", {"torch": "x", "threads": 1, "rows": [r.to_dict() for r in rows]})
+    assert "im2col / PyTorch" in report and " ~ " in report
 
 
 def test_benchmark_script_runs():

@@ -10,7 +10,7 @@ when its call returns, so the clock needs no synchronisation):
 - **backward**: ``loss.backward()``;
 - **optimizer**: ``optimizer.step()`` and ``optimizer.zero_grad()``.
 
-The paths: the per-sample PIL pipeline (:class:`~lenetlab.apps.bench_train.PILPipelineDataset`
+The paths: the per-sample PIL pipeline (:class:`~lenetlab.train.baseline.PILPipelineDataset`
 through a shuffling DataLoader), lenetlab's tensor-resident :class:`~lenetlab.data.loader.TensorLoader`
 built as the Runner builds it, and that loader with channels-last, then channels-last + bf16 autocast.
 Every path is also timed on one fixed, pre-made batch ("model step alone": forward + backward +
@@ -28,7 +28,6 @@ Entry point: :func:`run_step_profile` (``lenet bench train --profile``, ``benchm
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,24 +36,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lenetlab import data
-from lenetlab.apps.bench_train import baseline_model, pil_loader
+from lenetlab import data, timing
+from lenetlab.benchfmt import BenchResult
 from lenetlab.data.loader import TensorLoader
 from lenetlab.device import autocast_dtype
 from lenetlab.errors import LenetlabError
-from lenetlab.textfmt import align
+from lenetlab.train.baseline import baseline_model, pil_loader
 from lenetlab.train.config import RunConfig
 from lenetlab.train.setup import augment_transform, build_spec
 
-__all__ = ["PHASES", "TARGET_RATIO", "format_profile", "op_profile", "run_step_profile", "step_profile"]
+__all__ = ["PHASES", "op_profile", "run_step_profile", "step_profile"]
 
 #: The phases of one training step, in order.
 PHASES = ("data", "forward", "backward", "optimizer")
-
-#: The target ratio over the per-sample pipeline (3×); the profile reports the step time it would need.
-TARGET_RATIO = 3.0
-
-BASELINE_LABEL = "baseline: per-sample PIL pipeline + DataLoader"
 
 #: The lenetlab paths: name and the RunConfig levers it sets.
 LENETLAB_PATHS = (("lenetlab", {}), ("lenetlab + channels-last", {"channels_last": True}),
@@ -109,8 +103,9 @@ def _next_batch(p: _Path):
     return x, y
 
 
-def _model_step(p: _Path, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
-    """One forward (with the loss), backward and optimiser step; their durations in seconds."""
+def _step(p: _Path, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+    """One forward (with the loss), backward and optimiser step; their durations in seconds (timed apart,
+    so this step is written out here rather than taken whole from the train package)."""
     t0 = time.perf_counter()
     ctx = torch.autocast("cpu", dtype=p.amp) if p.amp is not None else contextlib.nullcontext()
     with ctx:
@@ -130,7 +125,7 @@ def _timed_steps(p: _Path, n: int) -> list[tuple[float, ...]]:
     for _ in range(n):
         t0 = time.perf_counter()
         x, y = _next_batch(p)
-        out.append((time.perf_counter() - t0, *_model_step(p, x, y)))
+        out.append((time.perf_counter() - t0, *_step(p, x, y)))
     return out
 
 
@@ -156,22 +151,19 @@ def step_profile(splits, steps: int = 300, batch_size: int = 64, threads: int = 
     round after ``warmup`` untimed steps, with ``threads`` torch CPU threads (restored afterwards).
     ``levers``: also the channels-last and channels-last + bf16 paths.
 
-    Returns ``{"batch_size", "threads", "steps", "rounds", "warmup", "phases", "paths", "target"}``; ``paths`` is a
+    Returns ``{"batch_size", "threads", "steps", "rounds", "warmup", "phases", "paths"}``; ``paths`` is a
     list, baseline first, of ``{"name", "phases_ms": {phase: median ms}, "total_ms"`` (median of the
     per-step totals), ``"phase_sum_ms", "examples_per_sec"`` (``batch_size / total``), ``"model_step_ms"``
     (median forward + backward + optimiser on the fixed batch), ``"vs_baseline"`` (baseline total / this
     total), ``"cap_free_data"}`` (baseline total / this path's model step: the ratio over the baseline
-    if this path's data cost nothing). ``target``: the step time :data:`TARGET_RATIO` times the
-    baseline's examples/s needs, the lenetlab path with the fastest model step alone and whether it is that fast.
+    if this path's data cost nothing).
     """
     if steps < 1 or rounds < 1 or warmup < 0:
         raise LenetlabError(f"step profile: steps and rounds must be positive, warmup not negative "
                             f"(got steps={steps}, rounds={rounds}, warmup={warmup})")
     if len(splits.train) < batch_size:
         raise LenetlabError(f"step profile: {len(splits.train)} training examples hold no full batch of {batch_size}")
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with timing.threads(threads):
         paths = _build_paths(splits, batch_size, seed, levers)
         fixed = {p.name: _next_batch(p) for p in paths}
         full = {p.name: [] for p in paths}
@@ -181,9 +173,7 @@ def step_profile(splits, steps: int = 300, batch_size: int = 64, threads: int = 
             for p in paths:
                 _timed_steps(p, warmup)
                 full[p.name] += _timed_steps(p, n)
-                alone[p.name] += [_model_step(p, *fixed[p.name]) for _ in range(n)]
-    finally:
-        torch.set_num_threads(old_threads)
+                alone[p.name] += [_step(p, *fixed[p.name]) for _ in range(n)]
     rows = []
     for p in paths:
         t = np.asarray(full[p.name])
@@ -196,13 +186,8 @@ def step_profile(splits, steps: int = 300, batch_size: int = 64, threads: int = 
     for r in rows:
         r["vs_baseline"] = base / r["total_ms"]
         r["cap_free_data"] = base / r["model_step_ms"]
-    need = base / TARGET_RATIO
-    fastest = min(rows[1:] or rows, key=lambda r: r["model_step_ms"])
     return {"batch_size": batch_size, "threads": threads, "steps": steps, "rounds": rounds, "warmup": warmup,
-            "phases": list(PHASES), "paths": rows,
-            "target": {"ratio": TARGET_RATIO, "step_ms_needed": need, "fastest_model_step": fastest["name"],
-                       "fastest_model_step_ms": fastest["model_step_ms"],
-                       "reachable": fastest["model_step_ms"] <= need}}
+            "phases": list(PHASES), "paths": rows}
 
 
 def op_profile(splits, steps: int = 30, batch_size: int = 64, threads: int = 1, top: int = 6, seed: int = 0,
@@ -218,15 +203,11 @@ def op_profile(splits, steps: int = 30, batch_size: int = 64, threads: int = 1, 
     # imported here: it takes a while and only this function needs it
     from torch.profiler import ProfilerActivity, profile
 
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with timing.threads(threads):
         p = _lenetlab_path("lenetlab", splits, batch_size, seed)
         _timed_steps(p, warmup)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             _timed_steps(p, steps)
-    finally:
-        torch.set_num_threads(old_threads)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)  # microseconds
     aten = sorted((e for e in events if e.key.startswith("aten::")), key=lambda e: -e.self_cpu_time_total)[:top]
@@ -236,64 +217,23 @@ def op_profile(splits, steps: int = 30, batch_size: int = 64, threads: int = 1, 
                     for e in aten]}
 
 
-def format_profile(res: dict) -> list[str]:
-    """The report of :func:`run_step_profile`'s result ``res`` as text lines (tables of the phases and operators)."""
-    head = ["path", *(f"{'optimiser' if ph == 'optimizer' else ph} ms" for ph in res["phases"]), "total ms", "ex/s", "vs baseline", "model step ms",
-            "cap, free data"]
-    rows = [head]
-    for r in res["paths"]:
-        rows.append([BASELINE_LABEL if r["name"] == "baseline" else r["name"],
-                     *(f"{r['phases_ms'][ph]:.2f}" for ph in res["phases"]), f"{r['total_ms']:.2f}",
-                     f"{r['examples_per_sec']:,.0f}", f"{r['vs_baseline']:.2f}x", f"{r['model_step_ms']:.2f}",
-                     f"{r['cap_free_data']:.2f}x"])
-    lines = align(rows, right=frozenset(range(1, len(head))))
-    t = res["target"]
-    lines += [(f"  each phase: the median over {res['steps']} steps; total: the median of the steps' totals; "
-               "model step: forward + backward + optimiser on one fixed batch"),
-              (f"  {t['ratio']:g}x the baseline needs a whole step of at most {t['step_ms_needed']:.2f} ms; the fastest "
-               f"model step alone ({t['fastest_model_step']}) takes {t['fastest_model_step_ms']:.2f} ms"
-               + ("" if t["reachable"] else ", so no input pipeline can reach it with this model and batch"))]
-    ops = res.get("ops")
-    if ops:
-        lines.append(f"top aten operators by self CPU time, {ops['path']}, {ops['steps']} steps under torch.profiler "
-                     f"({ops['profiled_ms_per_step']:.2f} ms of self CPU time recorded per step):")
-        lines += ["  " + s for s in align([["operator", "ms per step", "share", "calls per step"]] +
-                                          [[o["op"], f"{o['self_ms_per_step']:.3f}", f"{o['share']:.1%}",
-                                            f"{o['calls_per_step']:g}"] for o in ops["ops"]], right=frozenset({1, 2, 3}))]
-    return lines
-
-
 def run_step_profile(dataset: str = "mnist", data_dir=None, quick: bool = False, steps: int | None = None,
-                     threads=None, levers: bool = True, ops: bool = True, as_json: bool = False) -> dict:
-    """Load ``dataset``, run :func:`step_profile` (and :func:`op_profile` when ``ops``), print a report (or JSON).
+                     threads=None, levers: bool = True, ops: bool = True) -> BenchResult:
+    """Load ``dataset``, run :func:`step_profile` (and :func:`op_profile` when ``ops``) and return the figures.
 
     ``steps`` timed steps per path (default 300, 100 with ``quick``); ``threads``: one torch CPU
-    thread count, or a list holding one (default 1). Returns the figures as a dict: the result of
-    :func:`step_profile` plus ``dataset``, ``train_examples``, ``torch`` and ``ops``.
+    thread count, or a list holding one (default 1). The figures: the result of :func:`step_profile`
+    plus ``dataset``, ``train_examples``, ``torch`` and ``ops``.
     """
-    if isinstance(threads, (list, tuple)):
-        if len(threads) != 1:
-            raise LenetlabError(f"--profile measures at one thread count; give one --threads (got {list(threads)})")
-        threads = threads[0]
-    threads = 1 if threads is None else int(threads)
-    if threads < 1:
-        raise LenetlabError(f"--threads must be a positive thread count (got {threads})")
+    threads = timing.check_threads(1 if threads is None else threads)
+    if len(threads) != 1:
+        raise LenetlabError(f"--profile measures at one thread count; give one --threads (got {threads})")
     steps = steps or (100 if quick else 300)
     if steps < 3:
         raise LenetlabError(f"--steps must be at least 3 (got {steps})")
     splits = data.load(dataset, data_dir=data_dir)
-    rounds = 3
-    say = (lambda *a: None) if as_json else (lambda *a: print(*a, flush=True))
-    say(f"where a batch-64 training step goes: {splits.name}, {len(splits.train):,} training images, NNDL lenet5, "
-        f"SGD lr 0.1, torch {torch.__version__}, {threads} thread{'s' if threads > 1 else ''}, {steps} timed steps "
-        f"per path in {rounds} interleaved rounds")
     res = {"dataset": splits.name, "train_examples": len(splits.train), "torch": torch.__version__,
-           **step_profile(splits, steps=steps, batch_size=64, threads=threads, rounds=rounds, levers=levers)}
+           **step_profile(splits, steps=steps, batch_size=64, threads=threads[0], rounds=3, levers=levers)}
     if ops:
-        res["ops"] = op_profile(splits, steps=min(30, steps), threads=threads)
-    if as_json:
-        print(json.dumps(res, indent=2, default=float))
-    else:
-        for line in format_profile(res):
-            say(line)
-    return res
+        res["ops"] = op_profile(splits, steps=min(30, steps), threads=threads[0])
+    return BenchResult("bench-step-profile", res)

@@ -5,8 +5,8 @@ as the median of short timing windows, so the ratios compare like with like even
 figures are noisy (a shared machine). Each variant is measured at every requested thread count
 and compared with the baseline at the same thread count. Three measurements:
 
-1. **Baseline** — NNDL's per-sample PIL pipeline (the one most tutorials use) rebuilt by hand (no torchvision): a
-   :class:`torch.utils.data.Dataset` that turns each 28×28 image into a PIL image, resizes it to
+1. **Baseline** (:mod:`lenetlab.train.baseline`) — NNDL's per-sample PIL pipeline (the one most tutorials
+   use) rebuilt by hand (no torchvision): a :class:`torch.utils.data.Dataset` that turns each 28×28 image into a PIL image, resizes it to
    32×32 (bilinear, as ``transforms.Resize(32)``), converts it to float in [0, 1] (``ToTensor``) and
    normalises it; a shuffling :class:`~torch.utils.data.DataLoader` with batch 64; NNDL ``lenet5``
    trained with SGD (lr 0.1). Examples/s over ``steps`` steps after a short warm-up. The images are
@@ -16,7 +16,7 @@ and compared with the baseline at the same thread count. Three measurements:
    the speed levers (channels-last, bf16 autocast, optionally ``torch.compile``). Examples/s from
    the Runner's own training clock (evaluation and checkpoint writes excluded), after its first
    logging window (warm-up).
-3. **Time to accuracy** — :func:`fast_recipe` trained by the Runner until the *test* accuracy
+3. **Time to accuracy** (:func:`time_to_accuracy_part`) — :func:`fast_recipe` trained by the Runner until the *test* accuracy
    first reaches ``target`` (checked by a callback at each dev evaluation; evaluation time is not
    training time); then the baseline recipe trained until it reaches the target too, or for ten
    times lenetlab's training time: its accuracy after the same time and the speed-up to the target
@@ -28,26 +28,25 @@ time of one batch-64 step goes, phase by phase: :mod:`lenetlab.apps.bench_step` 
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from lenetlab import data
+from lenetlab import data, timing
+from lenetlab.benchfmt import BenchResult
 from lenetlab.errors import LenetlabError
 from lenetlab.inference.evaluate import evaluate
-from lenetlab.models import create
+from lenetlab.train.baseline import PILPipelineDataset, baseline_model, pil_loader
 from lenetlab.train.config import RunConfig, read_config_fields
 from lenetlab.train.runner import Runner
 
-__all__ = ["PILPipelineDataset", "fast_recipe", "baseline_throughput", "runner_throughput",
-           "time_to_accuracy", "baseline_time_to_accuracy", "measure_throughputs", "run_train_bench",
-           "TimeToAccuracy", "FAST_RECIPE", "baseline_model", "pil_loader"]
+__all__ = ["fast_recipe", "time_to_accuracy", "baseline_time_to_accuracy", "measure_throughputs", "run_train_bench",
+           "TimeToAccuracy", "FAST_RECIPE"]
 
 #: lenetlab's fastest measured recipe to 99.0% test accuracy on a 2-core CPU for a LeNet-5-sized
 #: model: the fields of the shipped config ``fast-lenet5`` (its comments say how it was chosen).
@@ -59,85 +58,30 @@ def fast_recipe(**overrides) -> RunConfig:
     return RunConfig.from_dict({**FAST_RECIPE, **overrides}, source="fast_recipe")
 
 
-class PILPipelineDataset(torch.utils.data.Dataset):
-    """NNDL's per-sample PIL pipeline, step by step, without torchvision.
-
-    Like NNDL's ``MNIST_dataset`` the images are held as Python lists of 784 numbers (what its
-    json loader gives); item ``i`` does what NNDL does per image: ``np.array(list)`` →
-    reshape 28×28 → ``Image.fromarray(uint8, "L")`` → ``Resize(32)`` (PIL bilinear) → ``ToTensor``
-    (HWC uint8 → CHW float / 255, as torchvision does it) → ``Normalize(mean, std)``, and returns
-    ``(float32 [1, size, size], int)``. ``images`` uint8 ``[N, 28, 28]`` or ``[N, 1, 28, 28]``,
-    ``labels`` int64 ``[N]``. ``mean``/``std`` are in [0, 1] pixel units: 0.5/0.5 is the corrected
-    normalisation (NNDL's own 127.5/127.5 quirk is replayed by ``normalize=nndl-quirk``).
-    """
-
-    def __init__(self, images, labels, size: int = 32, mean: float = 0.5, std: float = 0.5) -> None:
-        images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-        self.images = images.reshape(len(images), -1).tolist()  # lists of ints, like NNDL's json lists
-        self.labels = (labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)).tolist()
-        self.size, self.mean, self.std = size, mean, std
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        image, label = np.array(self.images[i]).astype("float32"), int(self.labels[i])
-        image = np.reshape(image, [28, 28])
-        img = Image.fromarray(image.astype("uint8"), mode="L").resize((self.size, self.size), Image.BILINEAR)
-        # ToTensor: uint8 HWC array -> CHW float in [0, 1]; Normalize: (x - mean) / std
-        x = torch.from_numpy(np.array(img, np.uint8, copy=True)).view(self.size, self.size, 1)
-        x = x.permute(2, 0, 1).contiguous().float().div(255)
-        return x.sub_(self.mean).div_(self.std), label
-
-
-def pil_loader(split, batch_size: int, seed: int, drop_last: bool = False,
-               dataset: PILPipelineDataset | None = None) -> torch.utils.data.DataLoader:
-    """The tutorials' shuffling DataLoader over :class:`PILPipelineDataset` of ``split`` (or over ``dataset``,
-    already built): batches ``(float32 [B, 1, 32, 32], int64 [B])``, the order seeded by ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    ds = dataset if dataset is not None else PILPipelineDataset(split.x, split.y)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, generator=g, drop_last=drop_last)
-
-
-def baseline_model(seed: int, lr: float = 0.1):
-    """NNDL ``lenet5`` seeded by ``seed`` (in train mode) and its plain SGD optimiser at ``lr``: the tutorials' model."""
-    torch.manual_seed(seed)
-    model = create("lenet5").train()
-    return model, torch.optim.SGD(model.parameters(), lr=lr)
-
-
-def _baseline_step(model, opt, x, y) -> None:
+def _step(model, opt, x, y) -> None:
+    """One training step of the baseline recipe (plain float32 SGD, no clipping)."""
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad()
     loss.backward()
     opt.step()
 
 
-def baseline_throughput(splits, steps: int = 200, batch_size: int = 64, warmup: int = 10, seed: int = 0,
-                        window: int = 20) -> float:
-    """Training examples/s of the per-sample PIL pipeline (:class:`PILPipelineDataset`, DataLoader, SGD lr 0.1).
-
-    Times ``steps`` steps (data loading included) after ``warmup`` untimed ones, in windows of
-    ``window`` steps, and returns the median window's rate (robust to bursts of load from other
-    processes on a shared machine).
-    """
-    return float(np.median(_baseline_rates(splits, steps, batch_size, warmup, seed, window)))
-
-
 def _baseline_rates(splits, steps, batch_size, warmup, seed, window, dataset=None) -> list:
+    """Examples/s of the baseline recipe in windows of ``window`` steps (data loading included), after ``warmup``."""
     model, opt = baseline_model(seed, 0.1)
     it = iter(pil_loader(splits.train, batch_size, seed, dataset=dataset))
     for _ in range(warmup):
-        _baseline_step(model, opt, *next(it))
-    rates = []
-    for _ in range(max(1, steps // window)):
-        n, t0 = 0, time.perf_counter()
+        _step(model, opt, *next(it))
+
+    def one_window() -> int:
+        n = 0
         for _ in range(window):
             x, y = next(it)
-            _baseline_step(model, opt, x, y)
+            _step(model, opt, x, y)
             n += len(y)
-        rates.append(n / (time.perf_counter() - t0))
-    return rates
+        return n
+
+    return timing.rates(one_window, max(1, steps // window))
 
 
 def _runner(cfg: RunConfig, splits, callbacks, out_dir: str):
@@ -145,19 +89,9 @@ def _runner(cfg: RunConfig, splits, callbacks, out_dir: str):
     return Runner(cfg, splits=splits, callbacks=callbacks)
 
 
-def runner_throughput(splits, steps: int = 200, batch_size: int = 64, warmup: int = 20, window: int = 20,
-                      **levers) -> float:
-    """Training examples/s of NNDL ``lenet5`` through the :class:`Runner` (SGD lr 0.1, ``batch_size``).
-
-    ``levers`` are RunConfig fields (``channels_last=True``, ``amp="bf16"``, ``compile=True``, ...).
-    The Runner logs every ``window`` steps with the examples/s of that window on its own training
-    clock (checkpoint writes excluded); the windows inside the first ``warmup`` steps are dropped
-    and the median of the others is returned.
-    """
-    return float(np.median(_runner_rates(splits, steps, batch_size, warmup, window, **levers)))
-
-
 def _runner_rates(splits, steps, batch_size, warmup, window, **levers) -> list:
+    """Examples/s of NNDL ``lenet5`` through the :class:`Runner` (SGD lr 0.1) in windows of ``window`` steps on its
+    own training clock (checkpoint writes excluded), after ``warmup`` steps; ``levers`` are RunConfig fields."""
     cfg = RunConfig(model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, batch_size=batch_size,
                     epochs=10_000, log_steps=window, device="cpu", **levers)
     rows = []
@@ -250,7 +184,7 @@ def baseline_time_to_accuracy(splits, target: float, budget_s: float, check_ever
         if batch is None:  # a new epoch, reshuffled
             batches = iter(loader)
             batch = next(batches)
-        _baseline_step(model, opt, *batch)
+        _step(model, opt, *batch)
         spent += time.perf_counter() - t0
         n, out.step = n + len(batch[1]), out.step + 1
         if spent >= next_check or spent >= budget_s:
@@ -272,10 +206,6 @@ def _accuracy(model, xs: torch.Tensor, ys: torch.Tensor) -> float:
     return float((pred == ys).double().mean())
 
 
-def _fmt(v: float) -> str:
-    return f"{v:,.0f}"
-
-
 def measure_throughputs(splits, variants: list, steps: int, rounds: int = 3, window: int = 20,
                         batch_size: int = 64, say=lambda *a: None) -> dict:
     """Examples/s of each variant, measured in interleaved rounds (median over all timing windows).
@@ -289,11 +219,9 @@ def measure_throughputs(splits, variants: list, steps: int, rounds: int = 3, win
     rates = {name: [] for name, _, _ in variants}
     for r in range(rounds):
         for name, threads, levers in variants:
-            torch.set_num_threads(threads)
-            if levers is None:
-                rates[name] += _baseline_rates(splits, per_round, batch_size, 5, r, window, pil_ds)
-            else:
-                rates[name] += _runner_rates(splits, per_round, batch_size, window, window, seed=r, **levers)
+            with timing.threads(threads):
+                rates[name] += (_baseline_rates(splits, per_round, batch_size, 5, r, window, pil_ds) if levers is None
+                                else _runner_rates(splits, per_round, batch_size, window, window, seed=r, **levers))
         say(f"  round {r + 1}/{rounds} done")
     return {name: float(np.median(v)) for name, v in rates.items()}
 
@@ -301,38 +229,24 @@ def measure_throughputs(splits, variants: list, steps: int, rounds: int = 3, win
 def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, steps: int | None = None,
                     threads=None, target: float = 0.99, levers: bool = True, compile: bool = False,
                     tta: bool = True, recipe: dict | None = None, config: str | None = None,
-                    baseline_budget: float = 10.0, as_json: bool = False) -> dict:
-    """Run the benchmark, print a report (or JSON) and return the figures as a dict.
+                    baseline_budget: float = 10.0, progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Run the benchmark and return its figures; ``progress`` (if given) gets a line as each part ends.
 
     ``steps`` timed steps per throughput figure (default 300, 120 with ``quick``), spread over
     interleaved rounds; ``threads``: torch CPU thread counts to measure every variant at (ratios
     are taken at equal threads; None: 1 and torch's default); ``levers`` also measures
     channels-last and bf16 autocast; ``compile`` adds ``torch.compile`` (measured once, after its compilation);
-    ``tta`` runs the time-to-accuracy part with :func:`fast_recipe`, or with the shipped config or
-    file ``config`` (e.g. ``lenet5-modern-w8``); ``recipe`` overrides fields of either. The baseline
-    recipe is then trained for up to ``baseline_budget`` times lenetlab's training time
-    (:func:`baseline_time_to_accuracy`): the speed-up to the target is measured, or shown to exceed
-    that multiple.
+    ``tta`` runs the time-to-accuracy part (:func:`time_to_accuracy_part`).
     """
-    if threads is None:
-        threads = sorted({1, torch.get_num_threads()})
-    threads = [int(t) for t in ([threads] if isinstance(threads, int) else threads)]
-    if any(t < 1 for t in threads):
-        raise LenetlabError(f"--threads must be positive thread counts (got {threads})")
+    threads = timing.check_threads(sorted({1, torch.get_num_threads()}) if threads is None else threads)
     steps = steps or (120 if quick else 300)
     if baseline_budget <= 0:
         raise LenetlabError(f"--baseline-budget must be a positive multiple of lenetlab's time (got {baseline_budget})")
     if steps < 2:
         raise LenetlabError(f"--steps must be at least 2 (got {steps})")
+    say = progress or (lambda line: None)
     window = min(20, max(1, steps // 6))
     splits = data.load(dataset, data_dir=data_dir)
-    say = (lambda *a: None) if as_json else (lambda *a: print(*a, flush=True))
-    res = {"dataset": splits.name, "train_examples": len(splits.train), "threads": threads,
-           "torch": torch.__version__, "batch_size": 64, "steps": steps, "throughput": {}, "ratio": {}}
-    say(f"lenetlab training benchmark: {splits.name}, {len(splits.train):,} training images, NNDL lenet5, batch 64, "
-        f"SGD lr 0.1, torch {torch.__version__}, threads {threads}, {steps} timed steps per figure")
-    say("(all figures measured in this run, interleaved rounds, median of short timing windows; absolute speeds "
-        "on a shared machine are noisy, ratios measured side by side are fairer)")
     lever_sets = [("Runner (tensor-resident)", {})]
     if levers:
         lever_sets += [("Runner + channels-last", {"channels_last": True}),
@@ -343,72 +257,43 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
         variants += [(f"{n} @{t}t", t, kw) for n, kw in lever_sets]
     figures = measure_throughputs(splits, variants, steps, rounds=2 if quick else 3, window=window, say=say)
     if compile:
-        t = threads[-1]
-        torch.set_num_threads(t)
-        name = f"Runner + channels-last + torch.compile @{t}t"
+        name = f"Runner + channels-last + torch.compile @{threads[-1]}t"
         say(f"  compiling for {name} (compilation time excluded) ...")
-        figures[name] = float(np.median(_runner_rates(splits, steps, 64, 3 * window, window, channels_last=True,
-                                                      compile=True)))
-    res["throughput"] = figures
-    for name, eps in figures.items():
-        t = int(name.rsplit("@", 1)[1][:-1])
-        base = figures[f"baseline @{t}t"]
-        res["ratio"][name] = eps / base
-        label = "baseline: a typical tutorial's per-sample PIL pipeline + DataLoader" if name.startswith("baseline") else \
-            "lenetlab " + name.rsplit(" @", 1)[0]
-        say(f"  {label + f' ({t} thread' + ('s)' if t > 1 else ')'):66s} {_fmt(eps):>9s} ex/s  {eps / base:5.2f}x")
+        with timing.threads(threads[-1]):
+            figures[name] = float(np.median(_runner_rates(splits, steps, 64, 3 * window, window, channels_last=True,
+                                                          compile=True)))
+    ratios = {name: eps / figures[f"baseline @{name.rsplit('@', 1)[1]}"] for name, eps in figures.items()}
     best = max(figures, key=lambda k: figures[k] if not k.startswith("baseline") else -1)
     best_base = max((k for k in figures if k.startswith("baseline")), key=figures.get)
-    top = max((k for k in figures if not k.startswith("baseline")), key=res["ratio"].get)
-    res["best"], res["best_vs_best_baseline"] = best, figures[best] / figures[best_base]
-    res["best_ratio_same_threads"], res["best_ratio_variant"] = res["ratio"][top], top
-    say(f"  fastest lenetlab path: {best}, {res['ratio'][best]:.2f}x the baseline at the same threads, "
-        f"{res['best_vs_best_baseline']:.2f}x the fastest baseline ({best_base})")
-    say(f"  best same-thread ratio: {res['ratio'][top]:.2f}x ({top})")
-    torch.set_num_threads(threads[0])
+    top = max((k for k in figures if not k.startswith("baseline")), key=ratios.get)
+    res = {"dataset": splits.name, "train_examples": len(splits.train), "threads": threads,
+           "torch": torch.__version__, "batch_size": 64, "steps": steps, "throughput": figures, "ratio": ratios,
+           "best": best, "best_vs_best_baseline": figures[best] / figures[best_base],
+           "best_ratio_same_threads": ratios[top], "best_ratio_variant": top}
     if tta:
-        fields = {**(read_config_fields(config) if config else FAST_RECIPE), **(recipe or {})}
-        cfg = RunConfig.from_dict(fields, source=config or "fast_recipe")
-        say(f"time to {target:.1%} test accuracy, recipe {config or 'fast-lenet5'}: {_recipe_str(cfg, fields)}")
+        res.update(time_to_accuracy_part(splits, threads[0], target, config, recipe, baseline_budget, say))
+    return BenchResult("bench-train", res)
+
+
+def time_to_accuracy_part(splits, threads: int, target: float, config: str | None, recipe: dict | None,
+                          baseline_budget: float, say) -> dict:
+    """The time-to-accuracy figures: :func:`time_to_accuracy` of :func:`fast_recipe` (or of the shipped config
+    or file ``config``; ``recipe`` overrides fields of either) on ``threads`` threads, then the baseline recipe
+    trained for up to ``baseline_budget`` times lenetlab's training time (:func:`baseline_time_to_accuracy`) on
+    as many threads as lenetlab's recipe: the speed-up to the target is measured, or shown to exceed that multiple."""
+    fields = {**(read_config_fields(config) if config else FAST_RECIPE), **(recipe or {})}
+    cfg = RunConfig.from_dict(fields, source=config or "fast_recipe")
+    with timing.threads(threads):
         t = time_to_accuracy(splits, cfg, target)
-        res["time_to_accuracy"] = {"config": config or "fast-lenet5", "recipe": _recipe_dict(cfg, fields),
-                                  **t.__dict__}
-        if t.reached:
-            say(f"  lenetlab on {t.device}: {t.test_accuracy:.2%} after {t.train_time:.1f} s of training "
-                f"(epoch {t.epoch:.2f}, step {t.step}; wall {t.wall_time:.1f} s with evaluations)")
-        else:
-            say(f"  lenetlab on {t.device}: target NOT reached; {t.test_accuracy:.2%} after {t.train_time:.1f} s "
-                f"(epoch {t.epoch:.2f})")
-        say("  checks (train s, epoch, test acc): " + ", ".join(f"({a:.1f}, {b:.2f}, {c:.4f})" for a, b, c in t.curve))
-        torch.set_num_threads(cfg.num_threads or threads[0])  # the baseline gets lenetlab's thread count
-        budget = baseline_budget * t.train_time
-        say(f"  baseline recipe (per-sample pipeline, lenet5, SGD lr 0.1, batch 64, {torch.get_num_threads()} "
-            f"thread(s)) trained for up to {baseline_budget:g}x that ({budget:.1f} s), checked every {t.train_time / 2:.1f} s ...")
+    budget = baseline_budget * t.train_time
+    say(f"  lenetlab: {t.test_accuracy:.2%} after {t.train_time:.1f} s; baseline recipe trained for up to "
+        f"{budget:.1f} s ...")
+    with timing.threads(cfg.num_threads or threads):
         b = baseline_time_to_accuracy(splits, target, budget, t.train_time / 2)
-        res["baseline_time_to_accuracy"] = b.__dict__
-        same = next((c for c in b.curve if c[0] >= t.train_time), b.curve[-1])
-        res["baseline_same_budget"] = {"train_time": same[0], "epochs": same[1], "test_accuracy": same[2]}
-        say(f"  baseline after the same {same[0]:.1f} s of training: {same[2]:.2%} test accuracy ({same[1]:.2f} epochs)")
-        res["speedup_to_target"] = speedup = {"ratio": b.train_time / t.train_time if t.reached else None,
-                                              "lower_bound": not b.reached, "budget_multiple": baseline_budget}
-        if not t.reached:
-            say("  no speed-up to report: lenetlab did not reach the target")
-        elif b.reached:
-            say(f"  baseline reached {target:.1%} after {b.train_time:.1f} s: lenetlab is {speedup['ratio']:.1f}x faster "
-                f"to {target:.1%}")
-        else:
-            say(f"  baseline had NOT reached {target:.1%} after {b.train_time:.1f} s ({b.test_accuracy:.2%}, epoch "
-                f"{b.epoch:.2f}): lenetlab is more than {speedup['ratio']:.1f}x faster to {target:.1%}")
-    if as_json:
-        print(json.dumps(res, indent=2, default=float))
-    return res
-
-
-def _recipe_dict(cfg: RunConfig, fields) -> dict:
-    """The values of ``cfg`` for the fields its recipe sets."""
-    return {k: getattr(cfg, k) for k in fields}
-
-
-def _recipe_str(cfg: RunConfig, fields) -> str:
-    d = _recipe_dict(cfg, fields)
-    return " ".join(f"{k}={v}" for k, v in d.items() if k != "dataset")
+    same = next((c for c in b.curve if c[0] >= t.train_time), b.curve[-1])
+    return {"time_to_accuracy": {"config": config or "fast-lenet5", "recipe": {k: getattr(cfg, k) for k in fields},
+                                 **t.__dict__},
+            "baseline_time_to_accuracy": b.__dict__,
+            "baseline_same_budget": {"train_time": same[0], "epochs": same[1], "test_accuracy": same[2]},
+            "speedup_to_target": {"ratio": b.train_time / t.train_time if t.reached else None,
+                                  "lower_bound": not b.reached, "budget_multiple": baseline_budget}}
