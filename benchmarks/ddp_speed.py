@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lenetlab import timing
+
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 SETTINGS = [("1 process x 1 thread", 1, 1), ("2 processes x 1 thread (DDP)", 2, 1)]
@@ -42,9 +44,7 @@ def run_once(nproc: int, threads: int, args, out: Path, tag: str) -> dict:
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
-    wall = time.perf_counter() - t
+    proc, wall = timing.timed(lambda: subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO))
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])

@@ -34,11 +34,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from lenetlab import timing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
 from results_io import command_line, make_meta, write_results  # noqa: E402
@@ -293,9 +294,7 @@ def run_submit(folder: Path, out_dir: Path, name: str, extra: list[str], threads
     cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(folder), "--out",
            str(out_dir / f"{name}.csv"), "--out-dir", str(out_dir / "runs"), "--name", name, "--progress", "none",
            "--no-plots", "--json", "--num-threads", str(threads), *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    proc, wall = timing.timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout[proc.stdout.index("{"):])

@@ -31,10 +31,11 @@ import csv
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from lenetlab import timing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
 from results_io import make_meta, write_results  # noqa: E402
@@ -105,9 +106,7 @@ def run_default(args) -> int:
     cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(args.out), "--out", str(sub),
            "--out-dir", str(args.out.parent / (args.out.name + "-runs")), "--progress", "none", "--no-plots",
            "--json", *flags]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    proc, wall = timing.timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
     if proc.returncode != 0:
         raise SystemExit(f"lenet submit failed:\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout[proc.stdout.index("{"):])

@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from lenetlab.apps.ensemble import (
-    choose_committee,
-    choose_tta,
-    ensemble_evaluate,
-    ensemble_select,
-    select_members,
-)
+from lenetlab.apps.ensemble import ensemble_evaluate, ensemble_select
 from lenetlab.cli import main
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.inference.committee import choose_committee, choose_tta, select_members
 from lenetlab.inference.evaluate import evaluate
 from lenetlab.inference.predictor import load_predictor
 from lenetlab.models import build_model, load_checkpoint, save_checkpoint

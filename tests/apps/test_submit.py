@@ -205,7 +205,7 @@ def test_submit_from_trained_runs_without_retraining(digitrec, tmp_path, capsys)
     assert len(res["member_dev_accuracy"]) == 2 and res["ensemble_dev_accuracy"] == res["tta_dev_accuracy"]["off"]
     assert res["dev_accuracy"] == res["ensemble_dev_accuracy"]  # --tta off: the averaged probabilities' accuracy
     # the submission is the argmax of the averaged probabilities, with the label strings
-    from lenetlab.apps.ensemble import mean_probabilities
+    from lenetlab.inference.committee import mean_probabilities
     from lenetlab.data import load
     from lenetlab.inference.predictor import load_predictor
 

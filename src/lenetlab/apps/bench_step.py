@@ -27,7 +27,6 @@ Entry point: :func:`run_step_profile` (``lenet bench train --profile``, ``benchm
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -107,8 +106,7 @@ def _step(p: _Path, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, flo
     """One forward (with the loss), backward and optimiser step; their durations in seconds (timed apart,
     so this step is written out here rather than taken whole from the train package)."""
     t0 = time.perf_counter()
-    ctx = torch.autocast("cpu", dtype=p.amp) if p.amp is not None else contextlib.nullcontext()
-    with ctx:
+    with torch.autocast("cpu", dtype=p.amp, enabled=p.amp is not None):
         loss = F.cross_entropy(p.model(x).float(), y)
     t1 = time.perf_counter()
     loss.backward()

@@ -9,7 +9,7 @@ chooses the model, input size, optimiser, schedule, augmentation, epochs and val
 the data, explicit fields override it; the runs train with the :class:`~lenetlab.train.Runner`
 (best model kept on validation accuracy, run directories as for ``lenet train``), ``ensemble`` of
 them with consecutive seeds. Predicting (``checkpoints=[RUN, ...]``): no training; the runs'
-probabilities are averaged (:func:`lenetlab.apps.ensemble.mean_probabilities`). Either way,
+probabilities are averaged (:func:`lenetlab.inference.committee.mean_probabilities`). Either way,
 test-time augmentation (the mean over one-pixel shifts) is used when it scores better on the
 validation split (``tta="auto"``), or as told; the submission has the dataset's header and the
 original label strings, in test order, written atomically (temporary file, then rename).
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lenetlab.apps.ensemble import check_tta_mode, choose_tta, mean_probabilities
 from lenetlab.apps.train import run_with_plots
 from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabError
 from lenetlab.fileio import atomic_path, ensure_writable
+from lenetlab.inference.committee import check_tta_mode, choose_tta, mean_probabilities
 from lenetlab.inference.predictor import load_predictor
 from lenetlab.train import RunConfig, Runner
 from lenetlab.train.recipe import apply_recipe, describe_notes
