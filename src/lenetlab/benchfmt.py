@@ -8,7 +8,7 @@ A report kind is the ``meta.kind`` of its results file (``bench-ops``, ``bench-t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lenetlab.textfmt import Table, num, ratio, render, sig, sci, threads
 
@@ -149,13 +149,14 @@ def text(kind: str, data: dict) -> str:
 
 @dataclass
 class BenchResult:
-    """What a benchmark returns: its figures (``data``, the ``--json`` output) and the ``kind`` of report showing them."""
+    """What a benchmark returns: its figures (``data``, what ``--json`` prints) and the ``kind`` of report
+    that shows them as :attr:`text`; ``notes`` and ``status`` as every command's result has them."""
 
     kind: str
     data: dict
+    notes: list = field(default_factory=list)
+    status: int = 0
 
-    def to_dict(self) -> dict:
-        return self.data
-
+    @property
     def text(self) -> str:
         return text(self.kind, self.data)

@@ -396,8 +396,8 @@ def _bench_print(result, args) -> int:
     """Print a benchmark's result (a :class:`~lenetlab.benchfmt.BenchResult`) as its report or as JSON."""
     import json
 
-    print(json.dumps(result.to_dict(), indent=2, default=float) if args.json else result.text(), flush=True)
-    return 0
+    print(json.dumps(result.data, indent=2, default=float) if args.json else result.text, flush=True)
+    return result.status
 
 
 def _bench_ops(args) -> int:
@@ -415,7 +415,7 @@ def _bench_train(args) -> int:
     return _bench_print(run_train_bench(
         dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps, threads=args.threads,
         target=args.target, levers=not args.no_levers, compile=args.compile, tta=not args.no_tta, config=args.config,
-        baseline_budget=args.baseline_budget, progress=None if args.json else lambda line: print(line, flush=True)),
+        baseline_budget=args.baseline_budget, say=lambda text, err=False: args.json or print(text, flush=True)),
         args)
 
 

@@ -16,7 +16,7 @@ from lenetlab.cli import main
 
 def test_infer_bench_demo_checkpoint_without_onnx():
     old = torch.get_num_threads()
-    res = run_infer_bench(quick=True, calls=30, batch_size=64, onnx=False).to_dict()
+    res = run_infer_bench(quick=True, calls=30, batch_size=64, onnx=False).data
     assert torch.get_num_threads() == old  # restored
     assert res["model"] == "lenet5" and res["threads"] == 1
     assert "eager PyTorch" in res["backends"] and "eager PyTorch, channels-last" in res["backends"]

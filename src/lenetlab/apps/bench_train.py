@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -229,8 +228,8 @@ def measure_throughputs(splits, variants: list, steps: int, rounds: int = 3, win
 def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, steps: int | None = None,
                     threads=None, target: float = 0.99, levers: bool = True, compile: bool = False,
                     tta: bool = True, recipe: dict | None = None, config: str | None = None,
-                    baseline_budget: float = 10.0, progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Run the benchmark and return its figures; ``progress`` (if given) gets a line as each part ends.
+                    baseline_budget: float = 10.0, say=lambda text, err=False: None) -> BenchResult:
+    """Run the benchmark and return its figures; ``say(text)`` shows a line as each part ends.
 
     ``steps`` timed steps per throughput figure (default 300, 120 with ``quick``), spread over
     interleaved rounds; ``threads``: torch CPU thread counts to measure every variant at (ratios
@@ -244,7 +243,6 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
         raise LenetlabError(f"--baseline-budget must be a positive multiple of lenetlab's time (got {baseline_budget})")
     if steps < 2:
         raise LenetlabError(f"--steps must be at least 2 (got {steps})")
-    say = progress or (lambda line: None)
     window = min(20, max(1, steps // 6))
     splits = data.load(dataset, data_dir=data_dir)
     lever_sets = [("Runner (tensor-resident)", {})]
