@@ -8,7 +8,8 @@ Every table in ``docs/*.md`` is rendered from one file under ``results/`` by
      "data": {...}}          # the producing command's own JSON output, or
      "rows": [{...}, ...]}   # one row per table line; a row may carry its own "command" and "source"
 
-``kind`` names the renderer in ``docs_tables.py``. The benchmark scripts call :func:`write_results`
+``kind`` names the renderer in ``docs_tables.py`` (for ``lenet bench`` results, the report
+:mod:`lenetlab.benchfmt` builds for the command's own text too). The benchmark scripts call :func:`write_results`
 (their ``--results FILE`` option); :func:`record_cli` runs any ``lenet ... --json`` command in
 process and keeps its JSON output.
 """

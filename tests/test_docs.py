@@ -288,3 +288,18 @@ def test_tests_find_mnist_through_the_environment(monkeypatch):
     assert conftest.mnist_test_dir() == Path("/somewhere/mnist").resolve()
     monkeypatch.setenv("LENETLAB_TEST_MNIST", "data/mnist")
     assert conftest.mnist_test_dir() == (REPO / "data" / "mnist").resolve()
+
+
+@pytest.mark.parametrize("name", ["ops-speed", "train-speed", "step-profile", "infer-speed"])
+def test_lenet_bench_prints_the_tables_the_docs_show(name):
+    """One builder per report (lenetlab.benchfmt): the terminal text holds every docs table's header and rows."""
+    from lenetlab import benchfmt
+    from lenetlab.textfmt import plain
+
+    body = results_io.load_results(REPO / "results" / f"{name}.json")
+    text = benchfmt.text(body["meta"]["kind"], body["data"])
+    for view in benchfmt.REPORTS[body["meta"]["kind"]][1]:
+        for line in benchfmt.markdown(body["meta"]["kind"], body["data"], view):
+            if line.startswith("| "):
+                cells = [plain(c.strip()) for c in line.strip("|").split(" | ")]
+                assert all(c in text for c in cells), (view, line)

@@ -24,7 +24,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from lenetlab import data, timing
@@ -73,10 +72,6 @@ def build_backends(checkpoint, model, ckpt: dict, example: torch.Tensor, tmp: Pa
     return backends, skipped
 
 
-def _scores(out) -> torch.Tensor:
-    return out if isinstance(out, torch.Tensor) else torch.from_numpy(np.asarray(out))
-
-
 def run_infer_bench(checkpoint=None, quick: bool = False, threads: int | None = 1, batch_size: int = 1000,
                     calls: int | None = None, onnx: bool = True) -> BenchResult:
     """Measure every backend with ``threads`` torch and ONNX Runtime intra-op threads (None: torch's default).
@@ -101,5 +96,5 @@ def run_infer_bench(checkpoint=None, quick: bool = False, threads: int | None = 
             res["backends"][name] = {
                 "images_per_sec": timing.median_rate(lambda fn=fn: len(fn(batch)), repeats, warmup=2),
                 **timing.latency(fn, singles, calls, warmup=20),
-                "max_abs_diff": float((_scores(fn(digits)) - ref).abs().max())}
+                "max_abs_diff": float((torch.as_tensor(fn(digits)) - ref).abs().max())}
     return BenchResult("bench-infer", res)
