@@ -9,8 +9,9 @@ in one process so the figures compare like with like:
 both timed by :mod:`lenetlab.timing`.
 
 Backends: eager PyTorch (``torch.inference_mode``), eager channels-last, TorchScript (trace +
-freeze), ``torch.export`` (the ExportedProgram's module) and ONNX Runtime's :class:`~lenetlab.inference.predictor.OnnxPredictor` on the file written by
-``lenet export`` (:func:`lenetlab.serve.export.export_onnx`, into a temporary folder). Backends
+freeze), ``torch.export`` (the ExportedProgram's module) and ONNX Runtime through
+:class:`~lenetlab.inference.predictor.OnnxPredictor` on the file written by ``lenet export``
+(:func:`lenetlab.serve.export.export_onnx`, into a temporary folder). Backends
 that fail on this installation are reported as skipped with the reason, not hidden. The inputs
 are real test digits (the embedded MNIST subset) prepared with the checkpoint's input spec; all
 backends are checked to agree with eager PyTorch (max |difference| of the scores).

@@ -5,22 +5,19 @@ as the median of short timing windows, so the ratios compare like with like even
 figures are noisy (a shared machine). Each variant is measured at every requested thread count
 and compared with the baseline at the same thread count. Three measurements:
 
-1. **Baseline** (:mod:`lenetlab.train.baseline`) — NNDL's per-sample PIL pipeline (the one most tutorials
-   use) rebuilt by hand (no torchvision): a :class:`torch.utils.data.Dataset` that turns each 28×28 image into a PIL image, resizes it to
-   32×32 (bilinear, as ``transforms.Resize(32)``), converts it to float in [0, 1] (``ToTensor``) and
-   normalises it; a shuffling :class:`~torch.utils.data.DataLoader` with batch 64; NNDL ``lenet5``
-   trained with SGD (lr 0.1). Examples/s over ``steps`` steps after a short warm-up. The images are
-   held as Python lists and converted per sample exactly as NNDL's ``MNIST_dataset`` does.
+1. **Baseline** — the tutorials' recipe (:mod:`lenetlab.train.baseline`): NNDL's per-sample PIL
+   pipeline through a shuffling DataLoader, batch 64, NNDL ``lenet5`` trained with SGD (lr 0.1).
+   Examples/s over ``steps`` steps (data loading included) after a short warm-up.
 2. **lenetlab** — the same model, batch size and optimiser through :class:`~lenetlab.train.Runner`
    (uint8 data resident as tensors, batches gathered and normalised as a whole), plain and with
    the speed levers (channels-last, bf16 autocast, optionally ``torch.compile``). Examples/s from
    the Runner's own training clock (evaluation and checkpoint writes excluded), after its first
    logging window (warm-up).
-3. **Time to accuracy** (:func:`time_to_accuracy_part`) — :func:`fast_recipe` trained by the Runner until the *test* accuracy
-   first reaches ``target`` (checked by a callback at each dev evaluation; evaluation time is not
-   training time); then the baseline recipe trained until it reaches the target too, or for ten
-   times lenetlab's training time: its accuracy after the same time and the speed-up to the target
-   (a lower bound when the baseline never got there).
+3. **Time to accuracy** (:func:`time_to_accuracy_part`) — :func:`fast_recipe` trained by the Runner
+   until the *test* accuracy first reaches ``target`` (checked by a callback at each dev evaluation;
+   evaluation time is not training time); then the baseline recipe trained until it reaches the
+   target too, or for ten times lenetlab's training time: its accuracy after the same time and the
+   speed-up to the target (a lower bound when the baseline never got there).
 
 Entry point: :func:`run_train_bench` (``lenet bench train``, ``benchmarks/train_speed.py``). Where the
 time of one batch-64 step goes, phase by phase: :mod:`lenetlab.apps.bench_step` (``--profile``).
