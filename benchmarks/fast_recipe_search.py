@@ -21,7 +21,7 @@ import torch
 from results_io import command_line, make_meta, write_results
 
 from lenetlab import data
-from lenetlab.apps.bench_train import fast_recipe, time_to_accuracy
+from lenetlab.apps.bench_train import fast_lenet5, time_to_accuracy
 
 #: label -> the fields changed from fast-lenet5 (the first row is fast-lenet5 itself)
 VARIANTS = {
@@ -45,7 +45,7 @@ def search(splits, variants: dict, seeds: list[int], target: float = 0.99, say=p
     runs = {label: [] for label in variants}
     for seed in seeds:
         for label, changes in variants.items():
-            t = time_to_accuracy(splits, fast_recipe(**changes, seed=seed), target)
+            t = time_to_accuracy(splits, fast_lenet5(**changes, seed=seed), target)
             runs[label].append(t)
             say(f"  seed {seed}  {'reached' if t.reached else 'NOT reached'} {t.train_time:5.2f} s  "
                 f"epoch {t.epoch:.2f}  {label}")

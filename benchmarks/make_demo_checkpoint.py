@@ -1,7 +1,7 @@
 """Regenerate the small trained ``lenet5`` shipped with the package (``lenet serve``'s default model).
 
 Trains NNDL's LeNet-5 on the full real MNIST (60,000 training images; 28x28 zero-padded to 32x32,
-mean = std = 0.5) for 10 epochs with Adam and a cosine schedule, plus light random shifts (+-2 px)
+mean = std = 0.5) for 10 epochs with Adam and a one-cycle schedule, plus light random shifts (+-2 px)
 so the served model tolerates imperfectly centred hand drawings. There is no model selection: the
 last epoch is saved, and the 10,000 test images are only measured, never used to choose anything.
 

@@ -13,7 +13,7 @@ set -euo pipefail
 D=${1:?usage: results_table.sh MNIST_DIR [SEEDS]}
 SEEDS=${2:-"0 1 2"}
 SUBSET_CONFIGS="nndl-subset-quirk nndl-subset"   # the embedded 1,000/200/200 subset: no --data-dir
-MNIST_CONFIGS="d2l-lenet lenet5 lenet5-1998 lenet5-1998-b32 lenet5-1998-distort lenet5-1998-distort-b32
+MNIST_CONFIGS="lenet-d2l lenet5 lenet5-1998 lenet5-1998-b32 lenet5-1998-distort lenet5-1998-distort-b32
   lenet5-1998-distort-lecun lenet5-modern lenet5-modern-w8 lenet5-modern-w8-long lenet5-modern-long fast-lenet5"
 CONFIGS=${CONFIGS:-"$SUBSET_CONFIGS $MNIST_CONFIGS"}
 THREADS=${THREADS-1}

@@ -1,4 +1,4 @@
-"""Helpers for the analysis tests: a quickly trained lenet5 checkpoint and rendered digit images."""
+"""Helpers for the tests: a quickly trained lenet5 checkpoint and rendered digit images."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Every write that fails because the device is full or the folder cannot be writte
 a full disk, with the bytes needed when known), never a C++ or OSError traceback, and the previous
 file is left as it was.
 
-Imports nothing else of lenetlab, so ``data``, ``models``, ``train``, ``analysis`` and ``serve`` can
+Imports nothing else of lenetlab, so ``data``, ``models``, ``train``, ``plots`` and ``serve`` can
 all use it.
 """
 

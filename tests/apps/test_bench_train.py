@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from lenetlab.apps.bench_train import (
-    FAST_RECIPE,
+    FAST_LENET5,
     baseline_time_to_accuracy,
-    fast_recipe,
+    fast_lenet5,
     measure_throughputs,
     time_to_accuracy,
 )
@@ -44,13 +44,13 @@ def test_pil_pipeline_matches_pil_resize_and_normalise(subset):
 def test_fast_recipe_is_the_shipped_config():
     from lenetlab.train.config import load_config_file
 
-    assert load_config_file("fast-lenet5") == fast_recipe()
-    assert FAST_RECIPE["model"] == "lenet5-fast" and FAST_RECIPE["model_kwargs"] == {"c1": 16, "c3": 32}
-    assert fast_recipe(epochs=3).epochs == 3 and fast_recipe().epochs == FAST_RECIPE["epochs"] == 1
+    assert load_config_file("fast-lenet5") == fast_lenet5()
+    assert FAST_LENET5["model"] == "lenet5-fast" and FAST_LENET5["model_kwargs"] == {"c1": 16, "c3": 32}
+    assert fast_lenet5(epochs=3).epochs == 3 and fast_lenet5().epochs == FAST_LENET5["epochs"] == 1
 
 
 def test_time_to_accuracy_reached_and_not_reached(subset):
-    cfg = fast_recipe(dataset="mnist-subset", epochs=1, batch_size=100)
+    cfg = fast_lenet5(dataset="mnist-subset", epochs=1, batch_size=100)
     hit = time_to_accuracy(subset, cfg, target=0.0, checks_per_epoch=2)
     assert hit.reached and hit.step == 5 and hit.train_time > 0 and len(hit.curve) == 1
     miss = time_to_accuracy(subset, cfg, target=1.01, checks_per_epoch=2)

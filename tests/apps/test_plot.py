@@ -87,7 +87,7 @@ def test_plot_overlays_two_runs(interrupted, tmp_path, capsys):
 
 
 def test_overlay_legend_and_lines(tmp_path):
-    from lenetlab.analysis.plots import plot_overlay
+    from lenetlab.plots import plot_overlay
 
     rows_a = [{"kind": "train", "step": 1, "epoch": 0.5, "loss": 2.0}, {"kind": "dev", "step": 2, "epoch": 1.0,
                                                                         "loss": 1.0, "accuracy": 0.6}]

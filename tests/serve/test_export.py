@@ -208,13 +208,13 @@ def _serve_onnx_modules(onnx_path, port, mode, tmp_path) -> list[str]:
     assert out["health"]["backend"] == "onnxruntime"
     assert out["digit"] == 1  # a vertical bar
     assert "lenetlab.serve.app" in out["modules"] and "lenetlab.data.images" in out["modules"]
-    return [m for m in out["modules"] if m.startswith(("lenetlab.train", "lenetlab.analysis", "lenetlab.apps.train"))]
+    return [m for m in out["modules"] if m.startswith(("lenetlab.train", "lenetlab.plots", "lenetlab.apps.train"))]
 
 
 @pytest.mark.slow
 def test_serving_onnx_imports_no_training_code(onnx_model, free_port, tmp_path):
     """run_server(an ONNX model) in a fresh process answers /predict without importing training or plotting
-    code (lenetlab.train, lenetlab.analysis)."""
+    code (lenetlab.train, lenetlab.plots)."""
     forbidden = _serve_onnx_modules(onnx_model[0], free_port(), "lib", tmp_path)
     assert not forbidden, f"serving ONNX imported {forbidden}"
 

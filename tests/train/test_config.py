@@ -159,7 +159,7 @@ def test_every_shipped_config_loads_by_name():
     from lenetlab.train.config import SHIPPED_CONFIGS, shipped_configs
 
     names = shipped_configs()
-    assert {"lenet5", "fast-lenet5", "nndl-subset", "nndl-subset-quirk", "d2l-lenet", "lenet5-1998",
+    assert {"lenet5", "fast-lenet5", "nndl-subset", "nndl-subset-quirk", "lenet-d2l", "lenet5-1998",
             "lenet5-1998-sdlm", "lenet5-1998-sdlm-distort", "lenet5-modern-elastic", "lenet5-modern-elastic-resized"
             } <= set(names)
     assert len(names) == 18

@@ -73,7 +73,7 @@ def test_default_train_reaches_85_percent_and_writes_run_dir(default_run, capsys
     assert {"optimizer", "scheduler", "rng", "step", "batch", "best_accuracy"} <= last.keys()
     best = load_checkpoint(run_dir / "best.pt")
     assert best["step"] == best_dev["step"] and best["dev_accuracy"] == best_dev["accuracy"]
-    if importlib.util.find_spec("lenetlab.analysis.plots") is not None and cfg.plots:
+    if importlib.util.find_spec("lenetlab.plots") is not None and cfg.plots:
         assert list((run_dir / "plots").glob("*.png"))
 
 

@@ -13,7 +13,7 @@ and compared with the baseline at the same thread count. Three measurements:
    the speed levers (channels-last, bf16 autocast, optionally ``torch.compile``). Examples/s from
    the Runner's own training clock (evaluation and checkpoint writes excluded), after its first
    logging window (warm-up).
-3. **Time to accuracy** (:func:`time_to_accuracy_part`) — :func:`fast_recipe` trained by the Runner
+3. **Time to accuracy** (:func:`time_to_accuracy_part`) — :func:`fast_lenet5` trained by the Runner
    until the *test* accuracy first reaches ``target`` (checked by a callback at each dev evaluation;
    evaluation time is not training time); then the baseline recipe trained until it reaches the
    target too, or for ten times lenetlab's training time: its accuracy after the same time and the
@@ -41,17 +41,17 @@ from lenetlab.train.baseline import PILPipelineDataset, baseline_model, pil_load
 from lenetlab.train.config import RunConfig, read_config_fields
 from lenetlab.train.runner import Runner
 
-__all__ = ["fast_recipe", "time_to_accuracy", "baseline_time_to_accuracy", "measure_throughputs", "run_train_bench",
-           "TimeToAccuracy", "FAST_RECIPE"]
+__all__ = ["fast_lenet5", "time_to_accuracy", "baseline_time_to_accuracy", "measure_throughputs", "run_train_bench",
+           "TimeToAccuracy", "FAST_LENET5"]
 
 #: lenetlab's fastest measured recipe to 99.0% test accuracy on a 2-core CPU for a LeNet-5-sized
 #: model: the fields of the shipped config ``fast-lenet5`` (its comments say how it was chosen).
-FAST_RECIPE = read_config_fields("fast-lenet5")
+FAST_LENET5 = read_config_fields("fast-lenet5")
 
 
-def fast_recipe(**overrides) -> RunConfig:
-    """The shipped ``fast-lenet5`` config (:data:`FAST_RECIPE`) as a :class:`RunConfig` (``overrides`` replace fields)."""
-    return RunConfig.from_dict({**FAST_RECIPE, **overrides}, source="fast_recipe")
+def fast_lenet5(**overrides) -> RunConfig:
+    """The shipped ``fast-lenet5`` config (:data:`FAST_LENET5`) as a :class:`RunConfig` (``overrides`` replace fields)."""
+    return RunConfig.from_dict({**FAST_LENET5, **overrides}, source="fast-lenet5")
 
 
 def _step(model, opt, x, y) -> None:
@@ -272,12 +272,12 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
 
 def time_to_accuracy_part(splits, threads: int, target: float, config: str | None, recipe: dict | None,
                           baseline_budget: float, say) -> dict:
-    """The time-to-accuracy figures: :func:`time_to_accuracy` of :func:`fast_recipe` (or of the shipped config
+    """The time-to-accuracy figures: :func:`time_to_accuracy` of :func:`fast_lenet5` (or of the shipped config
     or file ``config``; ``recipe`` overrides fields of either) on ``threads`` threads, then the baseline recipe
     trained for up to ``baseline_budget`` times lenetlab's training time (:func:`baseline_time_to_accuracy`) on
     as many threads as lenetlab's recipe: the speed-up to the target is measured, or shown to exceed that multiple."""
-    fields = {**(read_config_fields(config) if config else FAST_RECIPE), **(recipe or {})}
-    cfg = RunConfig.from_dict(fields, source=config or "fast_recipe")
+    fields = {**(read_config_fields(config) if config else FAST_LENET5), **(recipe or {})}
+    cfg = RunConfig.from_dict(fields, source=config or "fast-lenet5")
     with timing.threads(threads):
         t = time_to_accuracy(splits, cfg, target)
     budget = baseline_budget * t.train_time

@@ -6,8 +6,7 @@ random inputs and on real test images (also in float64), of their parameter grad
 network (:class:`lenetlab.ops.LoopLeNet`, bias ``[C, 1]``) on a few images (it is slow).
 
 This module is the application side of :mod:`lenetlab.ops`: unlike the operators, it uses
-:mod:`lenetlab.models` and :mod:`lenetlab.data`, imported lazily; nothing in ``lenetlab.ops``
-imports it.
+:mod:`lenetlab.models` and :mod:`lenetlab.data`; nothing in ``lenetlab.ops`` imports it.
 """
 
 from __future__ import annotations

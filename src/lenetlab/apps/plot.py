@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from lenetlab.analysis.plots import plot_overlay, save_curve_plots, save_model_plots
+from lenetlab.plots import plot_overlay, save_curve_plots, save_model_plots
 from lenetlab.data.transforms import InputSpec
 from lenetlab.device import select_device
 from lenetlab.errors import LenetlabError

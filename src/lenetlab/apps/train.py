@@ -33,7 +33,7 @@ from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from lenetlab.analysis.plots import save_curve_plots, save_model_plots, save_run_plots
+from lenetlab.plots import save_curve_plots, save_model_plots, save_run_plots
 from lenetlab.errors import ConfigError, LenetlabError, Terminated
 from lenetlab.train.config import config_overrides
 from lenetlab.train.config import RunConfig

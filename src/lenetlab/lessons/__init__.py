@@ -4,7 +4,7 @@ Every lesson is one module in this package with a docstring explaining its idea 
 ``run(report, **options)`` that computes what the book shows with lenetlab's own operators and
 models, prints it through a :class:`~lenetlab.lessons.report.Report` and checks its claims.
 :data:`LESSONS` is the catalogue: name, module, one-line summary and the options a learner can
-change. It imports no lesson (and no torch), so ``lenet --help`` stays fast.
+change. It imports no lesson module: each is imported when it runs.
 
 Python API::
 

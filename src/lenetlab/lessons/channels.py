@@ -29,7 +29,8 @@ def corr2d_multi_in_out(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 
 def corr2d_1x1(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution as one matrix multiply: ``X`` ``[c_i, H, W]``, ``K`` ``[c_o, c_i, 1, 1]`` -> ``[c_o, H, W]``."""
+    """A 1x1 convolution as one matrix multiply: ``X`` ``[c_i, H, W]``, ``K`` ``[c_o, c_i, 1, 1]``
+    -> ``[c_o, H, W]``."""
     c_i, h, w = X.shape
     c_o = K.shape[0]
     return (K.reshape(c_o, c_i) @ X.reshape(c_i, h * w)).reshape(c_o, h, w)

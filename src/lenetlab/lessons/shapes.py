@@ -4,9 +4,9 @@ The book checks each network by pushing one random image through it and printing
 output shape: the quickest way to see how convolutions, pooling and strides trade height and
 width for channels (AlexNet goes from 1x224x224 to 256x5x5), where a network flattens, and that
 the last layer gives one score per class. It also catches the commonest bug in a new network: a
-fully connected layer whose input size is not what the convolutions produce. This lesson does the same through lenetlab's model
-profiler (forward hooks on the registered models), on each network's input from the book:
-28x28 for LeNet, 96x96 for GoogLeNet, 224x224 for the others.
+fully connected layer whose input size is not what the convolutions produce. This lesson does the
+same through lenetlab's model profiler (forward hooks on the registered models), on each network's
+input from the book: 28x28 for LeNet, 96x96 for GoogLeNet, 224x224 for the others.
 """
 
 from __future__ import annotations

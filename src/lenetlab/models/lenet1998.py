@@ -69,7 +69,8 @@ C3_TABLE = (
     (0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1),
 )
 
-# The 7×12 RBF centre bitmaps of the digits 0-9 (as a typical tutorial reproducing the paper draws them), one string per row, '#' = +1, '.' = -1.
+# The 7×12 RBF centre bitmaps of the digits 0-9 (as a typical tutorial reproducing the paper draws them),
+# one string per row, '#' = +1, '.' = -1.
 DIGIT_BITMAPS = {
     0: (".#####.", ".......", "..###..", ".##.##.", "##...##", "##...##",
         "##...##", "##...##", ".##.##.", "..###..", ".......", "......."),
@@ -216,7 +217,8 @@ class LeNet1998(nn.Module):
         "trainable 60,000 = C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 + F6 10,164: the paper's "
         "'about 60,000'; non-trainable 840 = the fixed RBF centres (10 digit bitmaps x 84).",
         "a typical tutorial reproducing the paper reports torchsummary's 60,818 total / 59,956 trainable / 862 "
-        "non-trainable; torchsummary only reads attributes named weight/bias: it misses the 22 S2/S4 coefficients (named 'weights' there), "
+        "non-trainable; torchsummary only reads attributes named weight/bias: it misses the 22 S2/S4 "
+        "coefficients (named 'weights' there), "
         "lists the 22 S2/S4 biases as non-trainable (layer without .weight) and counts the 840 RBF "
         "centres: 60,000 - 44 = 59,956; 840 + 22 = 862; 59,956 + 862 = 60,818.",
         "C3 runs as one dense 6->16 convolution with its 36 missing kernels held at zero, so its "

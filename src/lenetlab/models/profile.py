@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lenetlab.errors import LenetlabError, first_line
 from lenetlab.models.registry import create, list_models, model_info
+from lenetlab.models.trace import trace
 from lenetlab.textfmt import align
 
 
@@ -106,34 +107,23 @@ def _trace(model: nn.Module, input_size, name: str, count_flops: bool = True) ->
     """Run ``model`` once on a seeded random ``[1, *input_size]`` input (eval mode, no grad) with hooks."""
     was_training = model.training
     model.eval()
-    trace = _Trace({}, {}, {}, FlopCounterMode(display=False) if count_flops else None)
-
-    def hook(mod_name):
-        def record(_m, _inp, out):
-            trace.calls[mod_name] = trace.calls.get(mod_name, 0) + 1
-            trace.shapes.setdefault(mod_name, _shape(out))
-        return record
-
-    def pre_hook(mod_name):
-        def record(_m, _inp):
-            trace.first_call.setdefault(mod_name, len(trace.first_call))
-        return record
-
+    counter = FlopCounterMode(display=False) if count_flops else None
     named = [(n, m) for n, m in model.named_modules() if n]
-    handles = [m.register_forward_hook(hook(n)) for n, m in named]
-    handles += [m.register_forward_pre_hook(pre_hook(n)) for n, m in named]
     x = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
     try:
-        with torch.no_grad(), trace.counter or contextlib.nullcontext():
+        with trace(named) as calls, torch.no_grad(), counter or contextlib.nullcontext():
             model(x)
     except (RuntimeError, ValueError) as e:  # torch's layers raise RuntimeError, lenetlab.ops' ValueError
         size = "x".join(map(str, input_size))
         raise LenetlabError(f"{name or type(model).__name__}: cannot run on a {size} input ({first_line(e)})") from None
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
-    return trace
+    result = _Trace({}, {}, {}, counter)
+    for call in calls:
+        result.calls[call.name] = result.calls.get(call.name, 0) + 1
+        result.shapes.setdefault(call.name, _shape(call.output))
+        result.first_call.setdefault(call.name, len(result.first_call))
+    return result
 
 
 def trace_shapes(model: nn.Module, input_size, name: str = "") -> list[tuple[str, str, list]]:

@@ -7,8 +7,8 @@ the im2col version that does the same arithmetic in one matrix multiply).
 
 Differences from NNDL's code, all fixes: outputs keep the input's dtype and device, the max
 pool takes the maximum per sample and channel (NNDL's ``torch.max(x[...])`` without ``dim``
-returned one number for the whole batch), and height/width are no longer swapped for non-square
-inputs. As in NNDL, ``LoopConv2d`` keeps its bias as ``[out_channels, 1]``.
+returned one number for the whole batch), and height and width are not swapped for non-square
+inputs (NNDL's are). As in NNDL, ``LoopConv2d`` keeps its bias as ``[out_channels, 1]``.
 """
 
 from __future__ import annotations

@@ -338,13 +338,13 @@ def _answer(served: ServedModel, x, probs: np.ndarray, top_k: int) -> dict:
     and its class probabilities ``[K]``."""
     predictor = served.predictor
     names = predictor.class_names
-    order = np.argsort(-probs, kind="stable")[: min(top_k, len(names))]
-    best = int(order[0])
+    top = predictor.top_k(probs, top_k)
+    best = top[0]["index"]
     x28 = x[0].numpy()
     return {
         "digit": best, "label": names[best], "confidence": float(probs[best]),
         "probabilities": [float(p) for p in probs], "class_names": list(names),
-        "top_k": [{"index": int(i), "label": names[i], "probability": float(probs[i])} for i in order],
+        "top_k": top,
         "model": predictor.name, "name": served.name, "backend": predictor.backend,
         "input_28x28": x28.astype(int).tolist(), "input_png": _png_data_url(x28),
     }

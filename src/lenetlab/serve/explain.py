@@ -9,9 +9,10 @@ element-wise module (ReLU, sigmoid, the 1998 scaled tanh, dropout), or a module 
 one pass (LeNet-5 1998's shared ``act``), is not a layer of its own: its output replaces the output of
 the layer called just before, shown "after" that activation. ``Flatten`` only reshapes and is left out.
 
-The forward hooks are installed once, when the explainer is built, and record only while the thread
-that installed its recorder runs :meth:`Explainer.explain`: ``/predict`` requests running the same
-model in other threads pass through them untouched.
+The forward hooks (a :class:`~lenetlab.models.trace.Tracer`) are installed once, when the explainer is
+built, and record only in the thread running :meth:`Explainer.explain`: ``/predict`` requests running
+the same model in other threads pass through them untouched. The kernels shown are those of
+:func:`~lenetlab.models.trace.first_conv`, found once at build time on a blank input.
 
 One forward pass gives the prediction and every activation; one backward pass
 (:func:`torch.autograd.grad`, which accumulates nothing into the shared weights' ``.grad``) gives the
@@ -21,7 +22,6 @@ channels, divided by its maximum.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -31,7 +31,9 @@ import torch.nn as nn
 from lenetlab.data.common import to_channels
 from lenetlab.data.transforms import prepare
 from lenetlab.inference.predictor import TorchPredictor, softmax
+from lenetlab.errors import LenetlabError
 from lenetlab.models.lenet1998 import EuclideanRBF, ScaledTanh
+from lenetlab.models.trace import Tracer, first_conv
 
 #: Parameter-free element-wise modules: shown as the activation of the layer before them.
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus,
@@ -50,15 +52,6 @@ def layer_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in top if not isinstance(m, RESHAPE)]
 
 
-def first_kernels(model: nn.Module) -> tuple[str, torch.Tensor] | None:
-    """The name and weights ``[out, in, kh, kw]`` of the model's first convolution (C1's kernels), or None."""
-    for name, m in model.named_modules():
-        w = getattr(m, "weight", None)
-        if isinstance(w, torch.Tensor) and w.dim() == 4:
-            return name, w
-    return None
-
-
 def _values(t: torch.Tensor) -> list:
     # float64 before rounding: float32 0.1234 would print as 0.12340000271797180
     return np.round(t.detach().cpu().double().numpy(), DIGITS).tolist()
@@ -68,10 +61,6 @@ def _rounded(x: float) -> float:
     return round(float(x), DIGITS)
 
 
-class _Recorder(threading.local):
-    records: list | None = None
-
-
 class Explainer:
     """Activations, first-layer kernels and input-gradient saliency of a torch model (see the module docstring)."""
 
@@ -79,17 +68,14 @@ class Explainer:
         self.predictor = predictor
         self.model = predictor.model
         self.layers = layer_modules(self.model)
-        self._local = _Recorder()
         self.rbf = any(isinstance(m, EuclideanRBF) for _, m in self.layers)
-        for name, module in self.layers:
-            module.register_forward_hook(self._hook(name, module))
-
-    def _hook(self, name: str, module: nn.Module):
-        def hook(mod, inputs, output) -> None:
-            records = self._local.records
-            if records is not None and isinstance(output, torch.Tensor):
-                records.append((name, module, output))
-        return hook
+        spec = predictor.spec
+        try:
+            probe = torch.zeros(1, spec.channels, spec.size, spec.size, device=predictor.device)
+            self.first_conv: tuple[str, nn.Module] | None = first_conv(self.model, probe)[:2]
+        except LenetlabError:
+            self.first_conv = None
+        self.tracer = Tracer(self.layers)
 
     def _group(self, records: list) -> list[dict]:
         """Recorded ``(name, module, output)`` in call order -> layers, activations folded into the layer before."""
@@ -117,13 +103,9 @@ class Explainer:
         t0 = time.perf_counter()
         image = to_channels(x.unsqueeze(0), spec.channels).float().requires_grad_()  # [1, C, 28, 28], 0..255
         inputs = prepare(image, spec).to(p.device)
-        self._local.records = []
-        try:
-            with torch.enable_grad():
-                scores = self.model(inputs)  # [1, K]: the one forward pass
-            records = self._local.records
-        finally:
-            self._local.records = None
+        with self.tracer.record() as calls, torch.enable_grad():
+            scores = self.model(inputs)  # [1, K]: the one forward pass
+        records = [(c.name, c.module, c.output) for c in calls if isinstance(c.output, torch.Tensor)]
         t1 = time.perf_counter()
         probs = softmax(scores.detach().float().cpu().numpy().astype(np.float64))[0]
         best = int(np.argmax(probs))
@@ -139,9 +121,8 @@ class Explainer:
             layers.append({**layer, "kind": kind, "shape": list(out.shape), "min": _rounded(out.min()),
                            "max": _rounded(out.max()), "values": _values(out)})
         kernels = None
-        first = first_kernels(self.model)
-        if first is not None:
-            name, w = first[0], first[1].detach()
+        if self.first_conv is not None:
+            name, w = self.first_conv[0], self.first_conv[1].weight.detach()
             kernels = {"layer": name, "shape": list(w.shape), "min": _rounded(w.min()), "max": _rounded(w.max()),
                        "values": _values(w)}
         rbf = _values(-scores.detach()[0]) if self.rbf else None  # forward returns -||x - w_i||²

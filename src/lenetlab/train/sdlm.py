@@ -39,6 +39,7 @@ from torch.func import functional_call
 
 from lenetlab.errors import ConfigError
 from lenetlab.models.lenet1998 import EuclideanRBF, PartialConv2d, ScaledTanh, Subsampling
+from lenetlab.models.trace import trace
 
 #: Layers linear in their input and in their weights: the squared shadow pass is exact through them.
 BILINEAR = (nn.Conv2d, nn.Linear, PartialConv2d, Subsampling)
@@ -151,53 +152,41 @@ def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, output_curvature=No
     check_supported(model)
     rbf = [m for m in model.modules() if isinstance(m, EuclideanRBF)]
     head = rbf[0] if rbf else None
-    acts: list = []
-    head_in: list = []
-
-    def record(module, inputs, output):
-        acts.append((inputs[0].detach(), output.detach()))
-
-    def record_head(module, inputs, output):
-        head_in.append(inputs[0])
-
-    squash = [m for m in model.modules() if type(m) in SQUASH]
+    squash = [(n, m) for n, m in model.named_modules() if type(m) in SQUASH]
     was_training = model.training
     model.eval()  # no module here behaves differently, but a caller's hooks may
-    handles = [m.register_forward_hook(record) for m in squash]
-    if head is not None:
-        handles.append(head.register_forward_hook(record_head))
     try:
-        with torch.no_grad():
+        with trace(squash + ([("head", head)] if head is not None else []), keep_inputs=True) as calls, \
+                torch.no_grad():
             out = model(x)
             if output_curvature is not None:
                 head = None
                 d2 = output_curvature(out)
             elif head is not None:
-                feats = head_in.pop()
+                feats = [c.inputs[0] for c in calls if c.module is head][-1]
                 d2 = rbf_map_curvature(feats, head.weight, float(getattr(model, "j", 0.1)))
             else:
                 p = torch.softmax(out.float(), 1)
                 d2 = p * (1 - p)
-        for h in handles:
-            h.remove()
         # the shadow pass: squared parameters, squared inputs, squashing -> _Squared
+        order = iter([(c.inputs[0].detach(), c.output.detach()) for c in calls if type(c.module) in SQUASH])
         trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
         leaves = {n: p.detach().pow(2).requires_grad_() for n, p in trainable.items()}
-        order = iter(acts)
 
         def shadow(module, inputs, output):
             a, fa = next(order)
             return _Squared.apply(inputs[0], fa, SQUASH[type(module)](a))
 
-        handles = [m.register_forward_hook(shadow) for m in squash]
-        if head is not None:
-            handles.append(head.register_forward_hook(record_head))
-        shadow_out = functional_call(model, leaves, (x.detach().pow(2),))
-        end = head_in.pop() if head is not None else shadow_out
+        handles = [m.register_forward_hook(shadow) for _, m in squash]
+        try:
+            with trace([("head", head)] if head is not None else [], keep_inputs=True) as head_calls:
+                shadow_out = functional_call(model, leaves, (x.detach().pow(2),))
+        finally:
+            for h in handles:
+                h.remove()
+        end = head_calls[-1].inputs[0] if head is not None else shadow_out
         grads = torch.autograd.grad(end, list(leaves.values()), grad_outputs=d2.to(end.dtype), allow_unused=True)
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
     n = x.shape[0]
     return {p: (g / n if g is not None else torch.zeros_like(p)) for p, g in zip(trainable.values(), grads)}

@@ -23,9 +23,9 @@ from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import DataError, LenetlabError
 from lenetlab.fileio import atomic_path
 from lenetlab.inference.evaluate import EvalResult, evaluate
+from lenetlab.models.trace import first_conv
 
 __all__ = [
-    "first_conv",
     "plot_accuracy_curve",
     "plot_confusion",
     "plot_feature_maps",
@@ -175,44 +175,11 @@ def plot_misclassified(x: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tens
     return _save(fig, path)
 
 
-def _has_conv_weight(m: nn.Module) -> bool:
-    w = getattr(m, "weight", None)
-    return isinstance(w, torch.Tensor) and w.dim() == 4
-
-
-def first_conv(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
-    """The first convolution-like module to run on ``x`` and its output ``[N, C_out, H', W']``.
-
-    "Convolution-like" is any module with a 4-D ``weight`` (``nn.Conv2d`` and the from-scratch
-    operators alike), found by execution order with forward hooks, not by attribute order.
-    Raises LenetlabError when the model has none.
-    """
-    found: list = []
-    handles = []
-
-    def hook(module, _inp, out):
-        if not found and isinstance(out, torch.Tensor) and out.dim() == 4:
-            found.append((module, out.detach()))
-
-    for m in model.modules():
-        if _has_conv_weight(m):
-            handles.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    if not found:
-        raise LenetlabError(f"model {type(model).__name__} has no convolution layer to show")
-    return found[0]
-
-
 def plot_kernels(model: nn.Module, x: torch.Tensor, path: str | os.PathLike) -> Path:
     """The first convolution's kernels (``weight [C_out, C_in, kh, kw]``), one tile per output channel;
     ``x`` is one prepared input batch ``[1, C, H, W]`` used to find that layer. Colour for 3 input
     channels, else the mean over input channels, on a symmetric blue-white-red scale."""
-    module, _ = first_conv(model, x)
+    _, module, _ = first_conv(model, x)
     w = module.weight.detach().float().cpu()
     n = min(w.shape[0], 64)
     cols = min(8, n)
@@ -237,7 +204,7 @@ def plot_feature_maps(model: nn.Module, x: torch.Tensor, path: str | os.PathLike
                       caption: str = "") -> Path:
     """The input and the first convolution's output maps for one prepared example ``x`` ``[1, C, H, W]``;
     ``image`` (``[C, H, W]``) is shown as the input when given (else ``x``)."""
-    _, out = first_conv(model, x)
+    _, _, out = first_conv(model, x)
     maps = out[0].float().cpu()
     n = min(maps.shape[0], 32)
     cols = min(8, n + 1)

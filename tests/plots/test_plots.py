@@ -1,4 +1,4 @@
-"""Run plots (lenetlab.analysis.plots): every PNG written, valid, and the first conv found generically."""
+"""Run plots (lenetlab.plots): every PNG written, valid, and the first conv found generically."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from lenetlab.analysis import plots
+from lenetlab import plots
 from lenetlab.data.splits import Split
 from lenetlab.errors import DataError, LenetlabError
 from lenetlab.models import build_model, create, load_checkpoint
+from lenetlab.models.trace import first_conv
 from lenetlab.train.rundir import read_metrics
 
 ALL = {"loss.png", "accuracy.png", "confusion.png", "misclassified.png", "kernels.png", "feature_maps.png"}
@@ -70,7 +71,7 @@ def test_first_conv_found_in_execution_order(name, tmp_path):
     c, h, w = model_info(name).input_size
     model = create(name).eval()
     x = torch.rand(1, c, h, w)
-    module, out = plots.first_conv(model, x)
+    _, module, out = first_conv(model, x)
     assert module.weight.dim() == 4 and out.dim() == 4 and out.shape[1] == module.weight.shape[0]
     _valid_png(plots.plot_kernels(model, x, tmp_path / "k.png"))
     _valid_png(plots.plot_feature_maps(model, x, tmp_path / "f.png"))
@@ -87,10 +88,10 @@ def test_first_conv_by_execution_not_definition_order():
             return self.late(self.early(x)).mean(dim=(2, 3))
 
     net = Net()
-    module, out = plots.first_conv(net, torch.rand(1, 1, 12, 12))
+    _, module, out = first_conv(net, torch.rand(1, 1, 12, 12))
     assert module is net.early and out.shape == (1, 4, 8, 8)
     with pytest.raises(LenetlabError, match="no convolution"):
-        plots.first_conv(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), torch.rand(1, 1, 2, 2))
+        first_conv(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), torch.rand(1, 1, 2, 2))
 
 
 def test_individual_plots(tmp_path, subset):

@@ -1,0 +1,107 @@
+"""Forward-hook tracing: what chosen modules of a model receive and return during a forward pass.
+
+:class:`Tracer` hooks modules and records each call as a :class:`Call`, in the order the calls start
+(a container before the modules inside it). It records only inside :meth:`Tracer.record`, and only in
+the thread that entered it, so hooks that stay installed (the server's explainer) let other threads'
+forward passes through untouched. :func:`trace` is the one-shot form: hooks installed for a ``with``
+block and removed on exit. :func:`first_conv` is the one rule for "the first convolution".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from lenetlab.errors import LenetlabError
+
+
+@dataclass
+class Call:
+    """One call of a traced module: its name, the module, its positional inputs (None unless the
+    tracer keeps them) and its output (None while the call runs or when it raised)."""
+
+    name: str
+    module: nn.Module
+    inputs: tuple | None = None
+    output: Any = None
+
+
+class Tracer:
+    """Forward hooks on ``modules`` (``(name, module)`` pairs), installed at construction.
+
+    ``keep_inputs`` records each call's positional inputs as well as its output. Tensors are kept as
+    the forward pass made them (not detached): a caller may differentiate through them.
+    """
+
+    def __init__(self, modules: Iterable[tuple[str, nn.Module]], keep_inputs: bool = False) -> None:
+        self._local = threading.local()
+        self._handles = []
+        for name, module in modules:
+            self._handles.append(module.register_forward_pre_hook(self._pre(name, keep_inputs)))
+            self._handles.append(module.register_forward_hook(self._post()))
+
+    def _pre(self, name: str, keep_inputs: bool):
+        def hook(module, inputs) -> None:
+            calls = getattr(self._local, "calls", None)
+            if calls is not None:
+                self._local.open.append(len(calls))
+                calls.append(Call(name, module, inputs if keep_inputs else None))
+        return hook
+
+    def _post(self):
+        def hook(module, inputs, output) -> None:
+            calls = getattr(self._local, "calls", None)
+            if calls is not None and self._local.open:
+                calls[self._local.open.pop()].output = output
+        return hook
+
+    @contextmanager
+    def record(self) -> Iterator[list[Call]]:
+        """Record this thread's calls of the hooked modules while the block runs; yields the list."""
+        calls: list[Call] = []
+        self._local.calls, self._local.open = calls, []
+        try:
+            yield calls
+        finally:
+            self._local.calls = None
+
+    def remove(self) -> None:
+        """Uninstall the hooks."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+
+@contextmanager
+def trace(modules: Iterable[tuple[str, nn.Module]], keep_inputs: bool = False) -> Iterator[list[Call]]:
+    """Record the calls of ``modules`` during the ``with`` block (see :class:`Tracer`); the hooks are
+    removed on exit, also when the block raises."""
+    tracer = Tracer(modules, keep_inputs)
+    try:
+        with tracer.record() as calls:
+            yield calls
+    finally:
+        tracer.remove()
+
+
+def first_conv(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module, torch.Tensor]:
+    """The first convolution-like module to run on ``x``: ``(name, module, output [N, C_out, H', W'])``.
+
+    "Convolution-like" is any module with a 4-D ``weight`` (``nn.Conv2d`` and the from-scratch
+    operators alike) returning a 4-D tensor, found by execution order, not by attribute order.
+    Runs one no-grad forward pass; raises LenetlabError when the model has none.
+    """
+    convs = [(n, m) for n, m in model.named_modules()
+             if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 4]
+    with trace(convs) as calls, torch.no_grad():
+        model(x)
+    for call in calls:
+        if isinstance(call.output, torch.Tensor) and call.output.dim() == 4:
+            return call.name, call.module, call.output.detach()
+    raise LenetlabError(f"model {type(model).__name__} has no convolution layer to show")
