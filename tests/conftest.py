@@ -122,3 +122,14 @@ def digitrec(subset, tmp_path_factory) -> Path:
     ``train.csv`` (``label,pixel0..pixel783``, 300 rows) and ``test.csv`` (``pixel0..pixel783``, 100
     rows); the test labels, for scoring, in ``solution.csv`` (``ImageId,Label``)."""
     return write_digit_recognizer(tmp_path_factory.mktemp("kaggle") / "digit-recognizer", subset, 300, 100)
+
+
+def pytest_collection_modifyitems(items):
+    """Run the modules with the most ``slow`` tests first, each module's tests together and in their
+    order: with ``-n auto`` (``--dist loadfile``, pyproject.toml) the longest files start at once and
+    the quick ones fill the workers' ends, instead of one worker finishing the DDP tests alone."""
+    modules: dict = {}
+    for item in items:
+        modules.setdefault(item.module.__name__ if item.module else item.nodeid.split("::")[0], []).append(item)
+    order = sorted(modules.values(), key=lambda tests: -sum(t.get_closest_marker("slow") is not None for t in tests))
+    items[:] = [item for tests in order for item in tests]

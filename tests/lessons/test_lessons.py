@@ -206,6 +206,7 @@ def test_im2col_columns(reports):
     assert d["Y"] == [[19, 25], [37, 43]]
 
 
+@pytest.mark.slow
 def test_docs_page_is_the_real_output(tmp_path):
     # rendered in a fresh process, as `python -m lenetlab.lessons.docs` writes it: the printed float32
     # differences (~1e-7) may depend on kernel choices that earlier tests in this process changed
