@@ -128,8 +128,8 @@ def pytest_collection_modifyitems(items):
     """Run the modules with the most ``slow`` tests first, each module's tests together and in their
     order: with ``-n auto`` (``--dist loadfile``, pyproject.toml) the longest files start at once and
     the quick ones fill the workers' ends, instead of one worker finishing the DDP tests alone."""
-    modules: dict = {}
+    files: dict = {}
     for item in items:
-        modules.setdefault(item.module.__name__ if item.module else item.nodeid.split("::")[0], []).append(item)
-    order = sorted(modules.values(), key=lambda tests: -sum(t.get_closest_marker("slow") is not None for t in tests))
+        files.setdefault(item.path, []).append(item)
+    order = sorted(files.values(), key=lambda tests: -sum(t.get_closest_marker("slow") is not None for t in tests))
     items[:] = [item for tests in order for item in tests]

@@ -23,8 +23,7 @@ from lenetlab.errors import LenetlabError
 
 @dataclass
 class Call:
-    """One call of a traced module: its name, the module, its positional inputs (None unless the
-    tracer keeps them) and its output (None while the call runs or when it raised)."""
+    """One call of a traced module: positional ``inputs`` (None unless kept) and ``output`` (None if it raised)."""
 
     name: str
     module: nn.Module
@@ -33,33 +32,31 @@ class Call:
 
 
 class Tracer:
-    """Forward hooks on ``modules`` (``(name, module)`` pairs), installed at construction.
+    """Forward hooks on ``(name, module)`` pairs, installed at construction until :meth:`remove`.
 
-    ``keep_inputs`` records each call's positional inputs as well as its output. Tensors are kept as
-    the forward pass made them (not detached): a caller may differentiate through them.
+    Records each call's output, and its positional inputs with ``keep_inputs``, as the forward pass
+    made them (not detached: a caller may differentiate through them).
     """
 
     def __init__(self, modules: Iterable[tuple[str, nn.Module]], keep_inputs: bool = False) -> None:
         self._local = threading.local()
         self._handles = []
         for name, module in modules:
-            self._handles.append(module.register_forward_pre_hook(self._pre(name, keep_inputs)))
-            self._handles.append(module.register_forward_hook(self._post()))
+            self._handles += [module.register_forward_pre_hook(self._pre(name, keep_inputs)),
+                              module.register_forward_hook(self._post)]
 
     def _pre(self, name: str, keep_inputs: bool):
         def hook(module, inputs) -> None:
             calls = getattr(self._local, "calls", None)
             if calls is not None:
-                self._local.open.append(len(calls))
+                self._local.open.append(len(calls))  # the index its output goes to: calls nest
                 calls.append(Call(name, module, inputs if keep_inputs else None))
         return hook
 
-    def _post(self):
-        def hook(module, inputs, output) -> None:
-            calls = getattr(self._local, "calls", None)
-            if calls is not None and self._local.open:
-                calls[self._local.open.pop()].output = output
-        return hook
+    def _post(self, module, inputs, output) -> None:
+        calls = getattr(self._local, "calls", None)
+        if calls is not None and self._local.open:
+            calls[self._local.open.pop()].output = output
 
     @contextmanager
     def record(self) -> Iterator[list[Call]]:
@@ -75,7 +72,6 @@ class Tracer:
         """Uninstall the hooks."""
         for h in self._handles:
             h.remove()
-        self._handles = []
 
 
 @contextmanager

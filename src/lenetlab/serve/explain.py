@@ -30,8 +30,8 @@ import torch.nn as nn
 
 from lenetlab.data.common import to_channels
 from lenetlab.data.transforms import prepare
-from lenetlab.inference.predictor import TorchPredictor, softmax
 from lenetlab.errors import LenetlabError
+from lenetlab.inference.predictor import TorchPredictor, softmax
 from lenetlab.models.lenet1998 import EuclideanRBF, ScaledTanh
 from lenetlab.models.trace import Tracer, first_conv
 
