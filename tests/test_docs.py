@@ -99,7 +99,7 @@ def test_every_results_file_has_its_meta_and_is_shown(path):
 
 
 def test_glance_figures_come_from_results_files():
-    for what, figure, source, page in docs_tables.glance_rows():
+    for what, _figure, source, page in docs_tables.glance_rows():
         assert (REPO / source).is_file() and (REPO / page).is_file(), what
 
 
@@ -190,7 +190,8 @@ def test_collect_runs_writes_the_results_files_from_a_runs_folder(tmp_path):
     assert r["label"] == "NNDL LeNet-5" and r["note"] == "a note"  # the words are kept, the figures replaced
     assert r["seeds"] == [0, 1] and r["test_error_pct"]["per_seed"] == [0.8, 0.74]
     assert r["test_error_pct"]["mean"] == 0.77 and r["test_error_pct"]["sd"] == 0.04
-    assert r["dev_accuracy_pct"] == pytest.approx(99.2) and r["train_time_s"] == {"mean": 95.0, "min": 90.0, "max": 100.0}
+    assert r["dev_accuracy_pct"] == pytest.approx(99.2)
+    assert r["train_time_s"] == {"mean": 95.0, "min": 90.0, "max": 100.0}
     assert r["command"] == "lenet train --config lenet5 --data-dir DIR --num-threads 1 --seed N (N = 0..1)"
     assert by["lenet5-1998"]["label"] == "kept"  # not rerun: kept as it was
     assert by["nndl-subset"]["command"] == "lenet train --config nndl-subset --num-threads 1 --seed 0"
@@ -227,7 +228,8 @@ def test_step_profile_renders_the_phases_the_cap_and_the_operators():
     assert "| path (batch 64, 1 thread) | data ms | forward ms | backward ms | optimiser ms | total ms |" in text
     assert ("| baseline: a typical tutorial's per-sample PIL pipeline + DataLoader | 3.25 | 2.00 | 2.50 | 0.25 | "
             "**8.00** | 8,000 | 1.00× | 5.00 | 1.60× |") in text
-    assert "| lenetlab (tensor-resident batches, as the Runner's) | 0.25 | 2.00 | 2.50 | 0.25 | **5.00** | 12,800 | 1.60× | 4.50 | 1.78× |" in text
+    assert ("| lenetlab (tensor-resident batches, as the Runner's) | 0.25 | 2.00 | 2.50 | 0.25 | **5.00** | 12,800 | "
+            "1.60× | 4.50 | 1.78× |") in text
     assert "cap with free data: the baseline's total divided by it." in text and "target" not in text
     assert "| `aten::convolution_backward` | 2.00 | 40.0% | 3 |" in text
 
