@@ -27,7 +27,13 @@ from lenetlab.lessons import LESSONS, print_lesson, print_lessons
 from lenetlab.models.pretrained import print_pretrained
 from lenetlab.models.profile import print_models, print_profile
 from lenetlab.serve.export import run_export
-from lenetlab.train.config import add_config_arguments, config_overrides, shipped_configs
+from lenetlab.train.config import (
+    add_config_arguments,
+    bound_numeric_flags,
+    check_numeric_flags,
+    config_overrides,
+    shipped_configs,
+)
 
 DESCRIPTION = """\
 lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
@@ -513,14 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in SECTIONS:
         add(sub)
-    return parser
+    return bound_numeric_flags(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lenet`` console script; returns the process exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return int(check_numeric_flags(args).func(args) or 0)
     except LenetlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

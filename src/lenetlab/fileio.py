@@ -1,5 +1,12 @@
 """File writes and reads shared by every package: atomic writes (checkpoints, metrics, plots, downloads,
-exports) and the JSON-lines reader (metrics logs).
+exports) and the one reader and writer of the project's own JSON and text files.
+
+Reading: :func:`read_text` (UTF-8 only), :func:`loads` / :func:`read_json` / :func:`read_jsonl` (strict
+JSON: nesting at most :data:`MAX_DEPTH` deep, no ``NaN``/``Infinity``, no integer longer than
+:data:`MAX_INT_DIGITS` digits) and :func:`check_types` (the fields a reader expects, by type). Every
+problem is a one-line :class:`~lenetlab.errors.DataError` (or the ``error`` class the caller names)
+with the file. Writing: :func:`dumps`, strict JSON with non-finite numbers written as ``null``: what
+the CLI prints with ``--json``, results files, configs and metrics use it.
 
 Every write that fails because the device is full or the folder cannot be written becomes a one-line
 :class:`~lenetlab.errors.LenetlabError` naming the file (:class:`~lenetlab.errors.DiskFullError` for
@@ -14,10 +21,12 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -159,29 +168,143 @@ def append_text(path: str | os.PathLike, text: str) -> None:
         raise err from None
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The JSON objects of a JSON-lines file, one per line, in order (blank lines skipped).
+#: The deepest nesting of arrays and objects a project JSON file may have (its own files nest 4 deep).
+MAX_DEPTH = 64
+#: The longest integer literal accepted (int64 has 19 digits): a 400-digit number is damage, not data.
+MAX_INT_DIGITS = 20
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
-    A process killed mid-write leaves a truncated last line: it is ignored. Any other line that is
-    not JSON is a one-line :class:`DataError` naming the file and line; a missing file too.
-    """
+
+def read_text(path: str | os.PathLike, error: type[LenetlabError] = DataError) -> str:
+    """The text of ``path``, which must be UTF-8; a missing file, an unreadable one or other bytes are a
+    one-line ``error`` naming it."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise error(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a file") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+        raise error(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    for m in _TOKENS.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} overflows a float")
+    return value
+
+
+def _decode(text: str):
+    """``json.loads`` under the strict rules: JSONDecodeError for bad syntax, ValueError for the rest."""
+    if _depth(text) > MAX_DEPTH:
+        raise ValueError(f"nested more than {MAX_DEPTH} deep")
+    return json.loads(text, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
+
+
+def loads(text: str, source: str | os.PathLike = "JSON", error: type[LenetlabError] = DataError):
+    """Parse strict JSON ``text`` (from ``source``, named in errors): nesting at most :data:`MAX_DEPTH`
+    deep, finite numbers only, integers of at most :data:`MAX_INT_DIGITS` digits; else a one-line ``error``."""
+    try:
+        return _decode(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{source}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except ValueError as e:
+        raise error(f"{source}: not valid JSON ({e})") from None
+
+
+def check_types(obj, types: Mapping[str, type | tuple[type, ...]], source: str | os.PathLike = "JSON",
+                required: tuple[str, ...] = (), error: type[LenetlabError] = DataError) -> dict:
+    """Check that ``obj`` is a dict whose fields named in ``types`` (when present; those in ``required``
+    must be) have those types (``bool`` is not an ``int`` unless named; ``type(None)`` allows null).
+    Returns ``obj``; a one-line ``error`` naming ``source`` and the field otherwise."""
+    if not isinstance(obj, dict):
+        raise error(f"{source}: expected a JSON object, got {type(obj).__name__}")
+    for key, kind in types.items():
+        if key not in obj:
+            if key in required:
+                raise error(f"{source}: missing field {key!r}")
+            continue
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        value = obj[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise error(f"{source}: field {key!r} must be {names}, got {type(value).__name__}")
+    return obj
+
+
+def read_json(path: str | os.PathLike, types: Mapping[str, type | tuple[type, ...]] | None = None,
+              required: tuple[str, ...] = (), error: type[LenetlabError] = DataError):
+    """The JSON value in ``path`` read by :func:`read_text` and :func:`loads`; with ``types``, an object
+    checked by :func:`check_types`. Every problem is one ``error`` line naming the file."""
+    value = loads(read_text(path, error), path, error)
+    return value if types is None else check_types(value, types, path, required, error)
+
+
+def finite(value):
+    """``value`` (nested dicts/lists/tuples of JSON values) with every non-finite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def dumps(value, indent: int | None = 2, **kw) -> str:
+    """``value`` as strict JSON (``NaN``/``Infinity`` become ``null``; ``allow_nan=False`` refuses any other
+    way in): the one JSON writer of the CLI's ``--json`` output, configs, metrics and results files."""
+    return json.dumps(finite(value), indent=indent, allow_nan=False, **kw)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a JSON-lines file, one per line, in order (blank lines skipped), each parsed by
+    :func:`loads` (strict: bounded depth, finite numbers).
+
+    A process killed mid-write leaves a truncated last line: it is ignored. Any other line that is
+    not strict JSON is a one-line :class:`DataError` naming the file and line; a missing file or
+    bytes that are not UTF-8 too.
+    """
+    path = Path(path)
+    lines = read_text(path).splitlines()
     rows = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = _decode(line)
         except json.JSONDecodeError:
             if i == len(lines):
                 break
             raise DataError(f"{path}:{i}: not a JSON object") from None
+        except ValueError as e:
+            raise DataError(f"{path}:{i}: not valid JSON ({e})") from None
         if isinstance(row, dict):
             rows.append(row)
     return rows

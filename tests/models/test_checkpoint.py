@@ -116,12 +116,14 @@ def test_checksum_is_written_and_a_flipped_weight_byte_is_refused(tmp_path):
     assert str(e.value).startswith(f"{bad}: field 'checksum' does not match") and "\n" not in str(e.value)
 
 
-def test_checkpoints_without_checksum_still_load(tmp_path):
-    """Written before checksums existed (plain torch.save of the same dict): loaded, fields still checked."""
+def test_checkpoints_without_checksum_are_refused(tmp_path):
+    """A plain torch.save of a checkpoint dict, without the checksum: no exemption (issue 31), even with
+    400 flipped weight bytes nothing else could tell."""
     old = tmp_path / "old.pt"
     torch.save({"format": FORMAT, **_full()}, old)
-    model, ck = M.load_model(old)
-    assert "checksum" not in ck and model(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+    with pytest.raises(CheckpointError) as e:
+        M.load_model(old)
+    assert str(e.value).startswith(f"{old}: field 'checksum' is missing") and "\n" not in str(e.value)
 
 
 def test_shipped_model_has_a_checksum():

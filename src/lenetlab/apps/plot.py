@@ -10,7 +10,6 @@ one figure, against the epoch, with a legend of their names (``--out FILE``, def
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from lenetlab.plots import plot_overlay, save_curve_plots, save_model_plots
 from lenetlab.data.transforms import InputSpec
 from lenetlab.device import select_device
 from lenetlab.errors import LenetlabError
+from lenetlab.fileio import dumps
 from lenetlab.models.checkpoint import build_model, load_checkpoint
 from lenetlab.train.config import RunConfig
 from lenetlab.train.rundir import BEST, LAST, PLOTS, read_metrics
@@ -51,6 +51,8 @@ def redraw_run(run_dir: str | Path, out: str | Path | None = None, device: str =
     Returns ``(paths written, notes)``: a note says what was skipped and why."""
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / PLOTS
+    if out.exists() and not out.is_dir():
+        raise LenetlabError(f"--out {out}: is a file, not a folder (one run's plots are several PNG files)")
     notes: list[str] = []
     written = save_curve_plots(out, _rows(run_dir, notes))
     ckpt = None
@@ -86,8 +88,8 @@ def overlay_runs(run_dirs: list[str | Path], out: str | Path = DEFAULT_OVERLAY) 
     for name, path in zip(names, run_dirs):
         runs.append((name, read_metrics(path)))
     out = Path(out)
-    if out.suffix.lower() != ".png":
-        raise LenetlabError(f"--out {out}: the overlay is a PNG file (name ending in .png)")
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise LenetlabError(f"--out {out}: the overlay is a PNG file (name ending in .png, not a folder)")
     return plot_overlay(runs, out)
 
 
@@ -101,7 +103,7 @@ def run_plot(runs: list[str], out: str | None = None, device: str = "auto", as_j
         path = overlay_runs(run_dirs, out or DEFAULT_OVERLAY)
         result = {"runs": [str(p) for p in run_dirs], "plots": [str(path)], "notes": []}
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(dumps(result))
         return 0
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)

@@ -7,10 +7,10 @@ a damaged run is listed with what is wrong with it, never a traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 
 from lenetlab.errors import ConfigError
+from lenetlab.fileio import dumps
 from lenetlab.textfmt import align
 from lenetlab.train.runinfo import RunInfo, find_runs
 
@@ -74,7 +74,7 @@ def run_runs(root: str = "runs", sort: str = "name", model: str | None = None, d
     out = out or sys.stdout
     runs = select_runs(find_runs(root), sort, model, dataset)
     if as_json:
-        print(json.dumps([r.to_dict() for r in runs], indent=2), file=out)
+        print(dumps([r.to_dict() for r in runs]), file=out)
     elif not runs:
         print(f"no runs in {root}" + (" matching the filters" if model or dataset else ""), file=out)
     else:

@@ -38,6 +38,9 @@ def served_model(source: str | None, *, onnx: bool = False, device: str = "cpu")
     if run is None:
         return ServedModel(path.stem if path.is_file() else path.resolve().name, predictor)
     info = read_run(run)
+    bad = next((p for p in info.problems if p.startswith("config.json")), None)
+    if bad:  # what GET /models would show comes from it: refuse now, not with a 500 per request
+        raise LenetlabError(f"{run}: {bad}")
     return ServedModel(run.resolve().name, predictor, dataset=info.dataset, test_accuracy=info.test)
 
 

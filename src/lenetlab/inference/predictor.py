@@ -10,7 +10,6 @@ names from the ONNX file's metadata, so it needs neither the checkpoint nor PyTo
 
 from __future__ import annotations
 
-import json
 import os
 from importlib import resources
 from pathlib import Path
@@ -23,7 +22,8 @@ from lenetlab.data.common import to_channels
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
-from lenetlab.models.checkpoint import check_input_spec, load_model
+from lenetlab.fileio import loads
+from lenetlab.models.checkpoint import check_class_names, check_input_spec, load_model
 from lenetlab.models.pretrained import pretrained_dir
 
 #: Metadata keys that :func:`lenetlab.serve.export.export_onnx` writes into ``metadata_props``.
@@ -149,21 +149,33 @@ class OnnxPredictor(Predictor):
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get(META_FORMAT) != ONNX_FORMAT:
             raise CheckpointError(f"{path}: no lenetlab metadata in the ONNX file (write it with `lenet export`)")
-        try:
-            self.name = str(json.loads(meta[META_MODEL])["name"])
-            self.class_names = [str(c) for c in json.loads(meta[META_CLASSES])]
+        try:  # the same checks as a checkpoint's fields, on the strict JSON of each entry
+            model = loads(meta[META_MODEL], f"{path}: {META_MODEL}", CheckpointError)
+            self.name = str(model["name"])
+            self.class_names = check_class_names(loads(meta[META_CLASSES], f"{path}: {META_CLASSES}",
+                                                       CheckpointError), path, META_CLASSES)
             # the same limits as a checkpoint's spec: a huge size would allocate gigabytes per request
-            self.spec = InputSpec.from_dict(check_input_spec(json.loads(meta[META_SPEC]), path, META_SPEC))
+            self.spec = InputSpec.from_dict(check_input_spec(loads(meta[META_SPEC], f"{path}: {META_SPEC}",
+                                                                   CheckpointError), path, META_SPEC))
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: malformed lenetlab metadata ({type(e).__name__}: {e})") from None
-        outputs = self.session.get_outputs()[0].shape
-        if not self.class_names or (len(outputs) == 2 and isinstance(outputs[1], int)
-                                    and outputs[1] != len(self.class_names)):
-            raise CheckpointError(f"{path}: metadata {META_CLASSES} lists {len(self.class_names)} classes but the "
-                                  f"model gives {outputs[-1]} outputs")
         self.input_name = self.session.get_inputs()[0].name
         self.config = {}
         self.source = str(path)
+        self._check_graph(path)
+
+    def _check_graph(self, path: Path) -> None:
+        """Run one zero batch of the declared input shape at load: a size the graph cannot take, or a
+        number of outputs other than ``len(class_names)``, is refused now rather than on every request."""
+        spec = self.spec
+        try:
+            out = self.scores(torch.zeros(1, spec.channels, spec.size, spec.size))
+        except Exception as e:  # onnxruntime raises its own InvalidArgument/Fail/... types
+            raise CheckpointError(f"{path}: field {META_SPEC!r}: the graph cannot take {spec.channels}x{spec.size}x"
+                                  f"{spec.size} inputs ({first_line(e, 120)})") from None
+        if out.ndim != 2 or out.shape[1] != len(self.class_names):
+            raise CheckpointError(f"{path}: metadata {META_CLASSES} lists {len(self.class_names)} classes but the "
+                                  f"model gives {out.shape[-1] if out.ndim else 0} outputs")
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
         """Model scores ``[N, K]`` (float32 NumPy) for inputs ``x`` ``float [N, C, size, size]``."""

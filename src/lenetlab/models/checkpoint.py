@@ -6,8 +6,8 @@ A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.loa
 - ``format``: :data:`FORMAT`
 - ``checksum``: ``"sha256:<hex>"`` of every other field (tensor bytes, dtypes, shapes and plain values,
   in order; see :func:`content_checksum`), written by :func:`save_checkpoint` and checked by
-  :func:`load_checkpoint`: a flipped byte in the weights is refused, not served. Files written before
-  the checksum existed have none and still load.
+  :func:`load_checkpoint`: a flipped byte in the weights is refused, not served, and so is a file
+  without it (nothing could tell a damaged one from a sound one).
 - ``model``: ``{"name": str, "kwargs": dict}`` — enough for :func:`lenetlab.models.create`
 - ``state_dict``: the (unwrapped) model's weights
 - ``class_names``: list of str; ``input_spec``: :meth:`InputSpec.to_dict` output
@@ -155,6 +155,19 @@ def check_input_spec(spec, source="checkpoint", field: str = "input_spec") -> di
     return spec
 
 
+def check_class_names(names, source="checkpoint", field: str = "class_names") -> list:
+    """Check a list of class names (non-empty strings, each once); returns it, or raises a
+    :class:`CheckpointError` naming ``source`` and ``field``."""
+    if not isinstance(names, (list, tuple)) or not names:
+        raise _bad(source, field, "must be a non-empty list of names")
+    if not all(isinstance(c, str) and c.strip() for c in names):
+        raise _bad(source, field, "must hold non-empty strings")
+    if len(set(names)) != len(names):
+        dup = next(c for c in names if list(names).count(c) > 1)
+        raise _bad(source, field, f"names {dup!r} twice")
+    return list(names)
+
+
 def _check_model_entry(m, source) -> None:
     if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not m["name"]:
         raise _bad(source, "model", "must be {'name': str, 'kwargs': dict}")
@@ -221,14 +234,7 @@ def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), trai
     if "state_dict" in ck:
         _check_state_dict(ck["state_dict"], source)
     if "class_names" in ck:
-        names = ck["class_names"]
-        if not isinstance(names, (list, tuple)) or not names:
-            raise _bad(source, "class_names", "must be a non-empty list of names")
-        if not all(isinstance(c, str) and c.strip() for c in names):
-            raise _bad(source, "class_names", "must hold non-empty strings")
-        if len(set(names)) != len(names):
-            dup = next(c for c in names if list(names).count(c) > 1)
-            raise _bad(source, "class_names", f"names {dup!r} twice")
+        check_class_names(ck["class_names"], source)
     if "input_spec" in ck:
         check_input_spec(ck["input_spec"], source)
     for key in ("config",):
@@ -283,10 +289,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(e, 150)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lenetlab checkpoint (expected format {FORMAT!r})")
-    if "checksum" in ckpt:
-        if ckpt["checksum"] != content_checksum(ckpt):
-            raise CheckpointError(f"{path}: field 'checksum' does not match the contents: the file was damaged "
-                                  "or edited after it was saved (restore it, or retrain)")
+    if "checksum" not in ckpt:
+        raise CheckpointError(f"{path}: field 'checksum' is missing: the weights cannot be verified (every "
+                              "checkpoint lenet train writes has one; restore the file, or retrain)")
+    if ckpt["checksum"] != content_checksum(ckpt):
+        raise CheckpointError(f"{path}: field 'checksum' does not match the contents: the file was damaged "
+                              "or edited after it was saved (restore it, or retrain)")
     return check_fields(ckpt, path, need, training)
 
 

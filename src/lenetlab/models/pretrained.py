@@ -7,7 +7,11 @@ pickle, readable from any language); ``config.json`` says how to rebuild the mod
     {"format": "lenetlab-pretrained-v1", "model_type": "lenetlab", "model": "lenet5",
      "model_kwargs": {"num_classes": 10, "in_channels": 1}, "class_names": ["0", ..., "9"],
      "input_spec": {"channels": 1, "size": 32, "resize": "pad", "mean": [0.5], "std": [0.5]},
-     "lenetlab_version": "0.1.0", "dataset": "mnist", "test_accuracy": 0.993, ...}
+     "lenetlab_version": "0.1.0", "dataset": "mnist", "test_accuracy": 0.993,
+     "checksum": "sha256:<hex of model.safetensors>", ...}
+
+Reading checks every field's type (:data:`CONFIG_TYPES`) and the checksum of ``model.safetensors``: a
+damaged or edited weights file is a one-line :class:`CheckpointError`, never a silently worse model.
 
 ``lenet export RUN --format safetensors`` writes such a folder; :func:`read_pretrained` reads it back
 as a checkpoint-like dict, so :func:`lenetlab.models.load_checkpoint` (and with it ``lenet predict``,
@@ -18,23 +22,27 @@ as a checkpoint-like dict, so :func:`lenetlab.models.load_checkpoint` (and with 
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 from importlib import resources
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
 
 from lenetlab import __version__
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
-from lenetlab.fileio import atomic_path
+from lenetlab.fileio import atomic_path, check_types, dumps, read_json
 from lenetlab.textfmt import align
 
 FORMAT = "lenetlab-pretrained-v1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+#: The fields of ``config.json`` and their JSON types (the first five are required; the others optional).
+CONFIG_TYPES = {"model": str, "model_kwargs": dict, "class_names": list, "input_spec": dict, "checksum": str,
+                "dataset": (str, type(None)), "test_accuracy": (int, float, type(None)), "dev_accuracy": (int, float),
+                "step": int, "train_config": dict, "lenetlab_version": str, "model_type": str}
 
 #: Registered model name -> folder (under ``lenetlab/models/``) holding its shipped trained weights.
 PRETRAINED: dict[str, str] = {
@@ -86,39 +94,50 @@ def save_pretrained(folder: str | os.PathLike, checkpoint: dict, **extra) -> dic
     if checkpoint.get("dataset") is not None:
         config["dataset"] = checkpoint["dataset"]
     config.update(extra)
+    weights = safetensors_bytes(state, metadata={"format": "pt"})
+    config["checksum"] = weights_checksum(weights)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / WEIGHTS) as tmp:
-            tmp.write_bytes(safetensors_bytes(state, metadata={"format": "pt"}))
+        with atomic_path(folder / WEIGHTS, size=len(weights)) as tmp:
+            tmp.write_bytes(weights)
         with atomic_path(folder / CONFIG) as tmp:
-            tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            tmp.write_text(dumps(config) + "\n", encoding="utf-8")
     except OSError as e:
         raise LenetlabError(f"{folder}: cannot write the exported model ({e.strerror or e})") from None
     return config
 
 
+def weights_checksum(data: bytes) -> str:
+    """``"sha256:<hex>"`` of the bytes of a ``model.safetensors`` file."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def read_pretrained(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a ``model.safetensors`` + ``config.json`` folder as a checkpoint-like dict: ``model``
     (``{"name", "kwargs"}``), ``state_dict``, ``class_names``, ``input_spec``, ``dataset``, ``config``
-    (empty: no training state) and ``pretrained`` (the ``config.json`` itself). One-line
-    :class:`CheckpointError` for a missing, malformed or unreadable file."""
+    (empty: no training state) and ``pretrained`` (the ``config.json`` itself). ``config.json`` is read
+    by :func:`lenetlab.fileio.read_json` and its fields checked against :data:`CONFIG_TYPES`; the weights
+    must match its ``checksum``. One-line :class:`CheckpointError` for a missing, malformed, damaged or
+    unreadable file."""
     folder = Path(folder)
     if not is_pretrained_dir(folder):
         raise CheckpointError(f"{folder}: not an exported model folder (needs {WEIGHTS} and {CONFIG})")
-    try:
-        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{folder / CONFIG}: not valid JSON ({first_line(e)})") from None
+    config = read_json(folder / CONFIG, error=CheckpointError)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{folder / CONFIG}: not a lenetlab model config (expected format {FORMAT!r})")
-    missing = [k for k in ("model", "model_kwargs", "class_names", "input_spec") if k not in config]
-    if missing:
-        raise CheckpointError(f"{folder / CONFIG}: missing field {missing[0]!r}")
-    device = str(map_location) if isinstance(map_location, torch.device) else map_location
+    check_types(config, CONFIG_TYPES, folder / CONFIG, required=tuple(CONFIG_TYPES)[:5], error=CheckpointError)
     try:
-        state = load_file(str(folder / WEIGHTS), device=device)
+        data = (folder / WEIGHTS).read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{folder / WEIGHTS}: cannot read ({e.strerror or type(e).__name__})") from None
+    try:
+        state = safetensors_load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{folder / WEIGHTS}: corrupt or unreadable safetensors file ({first_line(e)})") from None
+    if weights_checksum(data) != config["checksum"]:
+        raise CheckpointError(f"{folder / WEIGHTS}: does not match the checksum in {CONFIG}: the file was damaged or "
+                              "edited after it was exported (export it again)")
+    state = {k: v.to(map_location) for k, v in state.items()}
     return {"model": {"name": config["model"], "kwargs": dict(config["model_kwargs"])}, "state_dict": state,
             "class_names": list(config["class_names"]), "input_spec": dict(config["input_spec"]),
             "dataset": config.get("dataset"), "config": {}, "pretrained": config}
@@ -140,7 +159,7 @@ def print_pretrained(as_json: bool = False) -> list[dict]:
     """Print the models that ship with trained weights (``lenet models --pretrained``); returns the rows."""
     rows = describe_pretrained()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(dumps(rows))
         return rows
     table = [(r["name"], r["dataset"] or "?", "?" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
               r["classes"], f"create({r['name']!r}, pretrained=True)") for r in rows]

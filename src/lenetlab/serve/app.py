@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 import socket
 import sys
@@ -52,6 +51,7 @@ from starlette.requests import ClientDisconnect
 from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, preprocess_image
 from lenetlab.errors import DataError, LenetlabError
+from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
 from lenetlab.serve.apidocs import render_api_docs
 from lenetlab.serve.explain import Explainer
@@ -372,7 +372,15 @@ def _explain(served: ServedModel, img: Image.Image, top_k: int, max_pixels: int)
     body = {**_answer(served, x, seen.pop("probabilities"), top_k), **seen}
     total = time.perf_counter() - t0
     body["timing_ms"] = {"preprocess": round(1e3 * (t1 - t0), 3), **seen["timing_ms"], "total": round(1e3 * total, 3)}
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    return StrictJSONResponse(body)
+
+
+class StrictJSONResponse(JSONResponse):
+    """Every JSON answer of the server: strict JSON, a non-finite number (an overflowing activation)
+    written as ``null`` (:func:`lenetlab.fileio.dumps`), which every browser's ``JSON.parse`` reads."""
+
+    def render(self, content) -> bytes:
+        return dumps(content, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass
@@ -422,14 +430,14 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     # no Swagger UI or ReDoc: they load their scripts from a CDN (blank offline) and need an inline
     # script; /docs is rendered here from the same OpenAPI schema instead
     app = FastAPI(title="lenetlab digit recognition", description=__doc__.split("\n\n", 1)[1], version=_version(),
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, default_response_class=StrictJSONResponse)
     app.state.models, app.state.predictor = by_name, default.predictor
     app.state.limits, app.state.gate, app.state.budget = limits, gate, budget
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status, headers=exc.headers)
+        return StrictJSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(ClientGone)
     @app.exception_handler(ClientDisconnect)
@@ -442,7 +450,7 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         err = _validation_error(list(exc.errors()))
-        return JSONResponse({"detail": err.detail, "code": err.code}, status_code=422)
+        return StrictJSONResponse({"detail": err.detail, "code": err.code}, status_code=422)
 
     def pick(name: str | None) -> ServedModel:
         if name is None:

@@ -17,7 +17,6 @@ with onnxruntime against PyTorch (batches 1 and 8).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import warnings
@@ -29,7 +28,7 @@ import torch
 
 from lenetlab.data.transforms import InputSpec
 from lenetlab.errors import CheckpointError, DataError, LenetlabError, first_line
-from lenetlab.fileio import atomic_path, read_jsonl
+from lenetlab.fileio import atomic_path, dumps, loads, read_jsonl
 from lenetlab.inference.predictor import (
     META_CLASSES,
     META_FORMAT,
@@ -38,7 +37,7 @@ from lenetlab.inference.predictor import (
     ONNX_FORMAT,
 )
 from lenetlab.models.checkpoint import load_model, load_pretrained
-from lenetlab.models.pretrained import CONFIG, WEIGHTS, save_pretrained
+from lenetlab.models.pretrained import CONFIG, FORMAT, WEIGHTS, save_pretrained
 
 EXAMPLE_BATCH = 8
 #: Largest batch the exported graph promises to accept (a bound torch.export needs for the Dim).
@@ -73,6 +72,8 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     out = Path(out) if out is not None else default_onnx_path(checkpoint)
     if out.suffix.lower() != ".onnx":
         raise LenetlabError(f"--out {out}: the ONNX file name must end in .onnx")
+    if out.is_file() and not _exported_onnx(out):
+        raise LenetlabError(f"--out {out}: exists and was not written by lenet export; choose another --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -107,9 +108,9 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
                             f"{opset} (it produced opset {opset_used}); leave --opset out for the exporter's default")
     meta = {
         META_FORMAT: ONNX_FORMAT,
-        META_MODEL: json.dumps(ckpt["model"]),
-        META_CLASSES: json.dumps(class_names),
-        META_SPEC: json.dumps(spec.to_dict()),
+        META_MODEL: dumps(ckpt["model"], indent=None),
+        META_CLASSES: dumps(class_names, indent=None),
+        META_SPEC: dumps(spec.to_dict(), indent=None),
     }
     del proto.metadata_props[:]
     for k, v in meta.items():
@@ -129,7 +130,31 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
         raise LenetlabError(f"--out {out}: cannot write the ONNX file ({e.strerror or e})") from None
     return {"path": str(out), "model": ckpt["model"]["name"], "checkpoint": str(checkpoint),
             "exporter": "torch.onnx.export(dynamo=True)", "opset": opset_used, "dynamic_batch": True,
-            "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": json.loads(meta[META_CLASSES])}
+            "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": class_names}
+
+
+def _exported_onnx(path: Path) -> bool:
+    """Whether ``path`` is an ONNX file that ``lenet export`` wrote (its lenetlab metadata), which a new
+    export may replace."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # onnx raises DecodeError and others for a file that is not ONNX
+        return False
+    return any(p.key == META_FORMAT and p.value == ONNX_FORMAT for p in proto.metadata_props)
+
+
+def _exported_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing an export would replace but a previous export's files: no
+    ``config.json`` or ``model.safetensors``, or a ``config.json`` of format :data:`FORMAT`."""
+    config, weights = folder / CONFIG, folder / WEIGHTS
+    if not config.exists():
+        return not weights.exists()
+    try:
+        return config.is_file() and loads(config.read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, UnicodeError, LenetlabError, AttributeError):
+        return False
 
 
 def _max_diff(model: torch.nn.Module, path: Path, spec: InputSpec, gen: torch.Generator) -> float:
@@ -184,6 +209,9 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
     out = Path(out) if out is not None else default_safetensors_dir(checkpoint)
     if out.exists() and not out.is_dir():
         raise LenetlabError(f"--out {out}: exists and is not a folder (the export is a folder: {WEIGHTS} + {CONFIG})")
+    if out.is_dir() and not _exported_folder(out):
+        raise LenetlabError(f"--out {out}: holds a {CONFIG} or {WEIGHTS} that lenet export did not write (a run's "
+                            "own config?); choose another --out")
     extra = {k: ckpt[k] for k in ("step", "dev_accuracy") if isinstance(ckpt.get(k), (int, float))}
     test_accuracy = _test_accuracy(checkpoint, ckpt)
     if test_accuracy is not None:
@@ -216,7 +244,7 @@ def run_export(checkpoint: str | os.PathLike, out: str | os.PathLike | None = No
             raise LenetlabError("--opset applies to --format onnx only")
         info = export_safetensors(checkpoint, out)
         if as_json:
-            print(json.dumps(info, indent=2))
+            print(dumps(info))
         else:
             print(f"wrote {info['path']}/ ({WEIGHTS} + {CONFIG}, {info['bytes'] / 1024:.0f} KB, {info['model']}); "
                   f"reloaded outputs identical (max |diff| {info['max_abs_diff']:g}); "
@@ -226,7 +254,7 @@ def run_export(checkpoint: str | os.PathLike, out: str | os.PathLike | None = No
         raise LenetlabError(f"--format {format}: expected onnx or safetensors")
     info = export_onnx(checkpoint, out, opset=opset)
     if as_json:
-        print(json.dumps(info, indent=2))
+        print(dumps(info))
     else:
         print(f"wrote {info['path']} ({info['bytes'] / 1024:.0f} KB, {info['model']}, opset {info['opset']}, "
               f"dynamic batch; onnxruntime vs PyTorch max |diff| {info['max_abs_diff']:.1e})")

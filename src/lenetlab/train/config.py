@@ -11,17 +11,20 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
+import torch
 import yaml
 
 from lenetlab.data.transforms import NORMALIZE_ALIASES, NORMALIZE_CHOICES
-from lenetlab.errors import ConfigError, first_line
-from lenetlab.fileio import atomic_path
+from lenetlab.errors import ConfigError, LenetlabError, first_line
+from lenetlab.fileio import atomic_path, dumps, loads, read_text
+from lenetlab.models import create, model_info
 
 
 #: The folder of recipe files shipped in the package: ``lenet train --config NAME`` (the rows of docs/results.md).
@@ -32,10 +35,11 @@ RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weig
                  "label_smoothing", "augment", "augment_kwargs", "batch_size", "epochs", "val_size", "monitor")
 
 
-def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None, flag: bool = True, **kw):
-    """A dataclass field with its help text, allowed choices and lower bound in the metadata
-    (``flag=False``: a record the run writes, not a command-line flag)."""
-    meta = {"help": help, "choices": choices, "min": minimum, "flag": flag}
+def _f(default, help: str, choices: tuple | None = None, range: tuple[float, float] | None = None,
+       flag: bool = True, **kw):
+    """A dataclass field with its help text, allowed choices and, for a number, its range ``(lo, hi)``
+    (both included) in the metadata (``flag=False``: a record the run writes, not a command-line flag)."""
+    meta = {"help": help, "choices": choices, "range": range, "flag": flag}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -51,10 +55,10 @@ class RunConfig:
     dataset: str = _f("mnist-subset", "dataset name or path (see `lenet data`)")
     data_dir: str | None = _f(None, "folder holding the dataset files (default: cache dir)")
     val_size: int | None = _f(None, "examples carved from train for the dev split (default: the dataset's)",
-                              minimum=0)
+                              range=(0, 10**8))
     image_size: int | None = _f(None, "image folders: resize the images to this size once, when loading "
                                 "(default: their own size; the model's input spec then pads or resizes each batch)",
-                                minimum=1)
+                                range=(1, 512))
     download: bool = _f(False, "download missing dataset files from the public mirrors")
     image_column: str | None = _f(None, "CSV datasets: the column of image file names (default: image)")
     label_column: str | None = _f(None, "CSV datasets: the column of labels (default: label)")
@@ -82,42 +86,42 @@ class RunConfig:
                      "at most 8 pixels larger)", choices=("auto", "pad", "resize"))
     digit_width: int = _f(0, "stretch or squeeze each image horizontally so that its ink is this many pixels wide, "
                           "before fitting it to the model input (Ciresan et al. 2012 train committee members on "
-                          "MNIST digits normalised to widths 10-20); 0: off", minimum=0)
+                          "MNIST digits normalised to widths 10-20); 0: off", range=(0, 512))
     augment: str = _f("none", "train-time batch augmentation (lenetlab.data.augment)",
                       choices=("none", "affine", "elastic", "affine+elastic"))
     augment_kwargs: dict = _f({}, "augmentation arguments as a JSON object")
     # optimisation
-    epochs: int = _f(10, "training epochs", minimum=1)
-    batch_size: int = _f(64, "training batch size (global, over all processes)", minimum=1)
-    eval_batch_size: int = _f(1000, "batch size for dev/test evaluation", minimum=1)
+    epochs: int = _f(10, "training epochs", range=(1, 100_000))
+    batch_size: int = _f(64, "training batch size (global, over all processes)", range=(1, 10**6))
+    eval_batch_size: int = _f(1000, "batch size for dev/test evaluation", range=(1, 10**6))
     drop_last: bool = _f(False, "drop the last incomplete training batch of each epoch")
     optimizer: str = _f("adam", "optimiser: sgd, adam, adamw, or sdlm (stochastic diagonal Levenberg-Marquardt, "
                         "LeCun et al. 1998; its lr and schedule default to the paper's: 5e-4, lecun1998)",
                         choices=("sgd", "adam", "adamw", "sdlm"))
-    lr: float = _f(2e-3, "(peak) learning rate", minimum=0.0)
-    momentum: float = _f(0.9, "SGD momentum", minimum=0.0)
+    lr: float = _f(2e-3, "(peak) learning rate", range=(0.0, 100.0))
+    momentum: float = _f(0.9, "SGD momentum", range=(0.0, 1.0))
     nesterov: bool = _f(False, "Nesterov momentum (SGD)")
-    weight_decay: float = _f(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", minimum=0.0)
-    sdlm_mu: float = _f(0.02, "sdlm: the damping mu of the step eta / (mu + h_kk)", minimum=0.0)
+    weight_decay: float = _f(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", range=(0.0, 10.0))
+    sdlm_mu: float = _f(0.02, "sdlm: the damping mu of the step eta / (mu + h_kk)", range=(0.0, 1000.0))
     sdlm_samples: int = _f(500, "sdlm: training examples on which h_kk is re-estimated before each epoch",
-                           minimum=1)
+                           range=(1, 10**7))
     schedule: str = _f("none", "learning-rate schedule, stepped every batch (lecun1998: the paper's SDLM values "
                        "per pass, 5e-4 x2, 2e-4 x3, 1e-4 x3, 5e-5 x4, then 1e-5, scaled to peak lr)",
                        choices=("none", "step", "cosine", "onecycle", "lecun1998"))
-    step_size: float = _f(1.0, "step schedule: epochs between decays", minimum=0.0)
-    gamma: float = _f(0.1, "step schedule: decay factor", minimum=0.0)
+    step_size: float = _f(1.0, "step schedule: epochs between decays", range=(0.0, 100_000.0))
+    gamma: float = _f(0.1, "step schedule: decay factor", range=(0.0, 1.0))
     warmup: float = _f(0.0, "warm-up length in epochs (linear from 0; onecycle: its rise, default 0.3 of the run)",
-                       minimum=0.0)
-    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", minimum=0.0)
-    grad_clip: float = _f(0.0, "clip the gradient norm to this value (0: off)", minimum=0.0)
-    max_steps: int = _f(0, "stop after N optimizer steps, even mid-epoch (0: train every epoch)", minimum=0)
+                       range=(0.0, 100_000.0))
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", range=(0.0, 1.0))
+    grad_clip: float = _f(0.0, "clip the gradient norm to this value (0: off)", range=(0.0, 10**6))
+    max_steps: int = _f(0, "stop after N optimizer steps, even mid-epoch (0: train every epoch)", range=(0, 10**9))
     patience: int = _f(0, "early stopping: stop after N dev evaluations in a row without improving --monitor "
-                       "(0: off)", minimum=0)
+                       "(0: off)", range=(0, 10**6))
     monitor: str = _f("dev_acc", "dev metric that chooses best.pt and drives --patience: dev accuracy (higher is "
                       "better), dev loss (lower is better), or last: best.pt is the final model (a schedule that "
                       "anneals to zero aims at its end; no --patience)", choices=("dev_acc", "dev_loss", "last"))
     # reproducibility and hardware
-    seed: int = _f(0, "random seed (init, shuffling, augmentation)")
+    seed: int = _f(0, "random seed (init, shuffling, augmentation)", range=(0, 2**32 - 1))
     deterministic: bool = _f(False, "deterministic algorithms (bit-exact resume on CPU)")
     device: str = _f("auto", "device", choices=("auto", "cpu", "cuda", "mps"))
     amp: str = _f("auto", "mixed precision autocast: auto (bf16/fp16 on CUDA, off on CPU/MPS), off, bf16, fp16",
@@ -127,11 +131,11 @@ class RunConfig:
     sync_bn: bool = _f(False, "under several processes (torchrun, --nproc): convert BatchNorm layers to SyncBatchNorm "
                        "(CUDA only)")
     num_threads: int = _f(0, "CPU threads for torch (0: torch's default, one per core); 1 can be faster when "
-                          "other jobs share the CPU", minimum=0)
+                          "other jobs share the CPU", range=(0, 1024))
     # feedback and checkpoints
-    log_steps: int = _f(50, "write a train metrics row every N steps", minimum=1)
-    eval_steps: int = _f(0, "evaluate on dev every N steps (0: at the end of every epoch)", minimum=0)
-    save_every: int = _f(0, "also save last.pt every N steps (0: at evals and epoch ends only)", minimum=0)
+    log_steps: int = _f(50, "write a train metrics row every N steps", range=(1, 10**9))
+    eval_steps: int = _f(0, "evaluate on dev every N steps (0: at the end of every epoch)", range=(0, 10**9))
+    save_every: int = _f(0, "also save last.pt every N steps (0: at evals and epoch ends only)", range=(0, 10**9))
     progress: str = _f("auto", "progress display: bar on a terminal, plain lines otherwise",
                        choices=("auto", "bar", "plain", "none"))
     plots: bool = _f(True, "save PNG plots in RUN_DIR/plots at the end")
@@ -164,13 +168,14 @@ class RunConfig:
         for f in fields(self):
             value = _coerce(type(self), f.name, getattr(self, f.name), source)
             setattr(self, f.name, value)
-            choices, minimum = f.metadata.get("choices"), f.metadata.get("min")
+            choices, bounds = f.metadata.get("choices"), f.metadata.get("range")
             if choices and value not in choices:
                 raise ConfigError(f"{source}: field {f.name!r} must be one of {', '.join(choices)} (got {value!r})")
-            if minimum is not None and value is not None and value < minimum:
-                raise ConfigError(f"{source}: field {f.name!r} must be >= {minimum} (got {value!r})")
+            if bounds is not None and value is not None:
+                check_number(value, f"field {f.name!r}", bounds, isinstance(value, int), source)
         if self.budget is not None:
             parse_budget(self.budget, source)
+        check_model_size(self, source)
         if self.monitor == "last" and self.patience:
             raise ConfigError(f"{source}: field 'patience' needs monitor dev_acc or dev_loss (monitor last keeps the "
                               f"final model: nothing to stop early on)")
@@ -216,14 +221,13 @@ def _coerce(cls, name: str, value, source: str):
         if isinstance(value, bool):
             return value
         raise bad
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise bad
-        return int(value)
-    if base is float:
+    if base in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
-        return float(value)
+        bounds = _field_range(cls, name)
+        if bounds is not None:
+            check_number(value, f"field {name!r}", bounds, base is int, source)
+        return base(value)
     if base is dict:
         if not isinstance(value, dict):
             raise bad
@@ -231,6 +235,74 @@ def _coerce(cls, name: str, value, source: str):
     if not isinstance(value, str):
         raise bad
     return value
+
+
+def _field_range(cls, name: str) -> tuple[float, float] | None:
+    return next((f.metadata.get("range") for f in fields(cls) if f.name == name), None)
+
+
+def number_problem(value, bounds: tuple[float, float], integer: bool = False) -> str | None:
+    """The one rule for every number a user gives (flags, config files, exported and resumed configs):
+    None when ``value`` is finite, whole when ``integer``, and within ``bounds`` (both included); else
+    what it must be instead: ``"a whole number from LO to HI"``, ``">= LO"`` or ``"<= HI"``."""
+    lo, hi = bounds
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (integer and value != int(value))):
+        return f"{'a whole' if integer else 'a finite'} number from {lo} to {hi}"
+    return f">= {lo}" if value < lo else f"<= {hi}" if value > hi else None
+
+
+def check_number(value, name: str, bounds: tuple[float, float], integer: bool = False, source: str = "config"):
+    """``value`` when :func:`number_problem` allows it; else a one-line ConfigError
+    ``SOURCE: NAME must be >= LO (got VALUE; allowed: LO to HI)``."""
+    problem = number_problem(value, bounds, integer)
+    if problem:
+        allowed = "" if problem.endswith(f"from {bounds[0]} to {bounds[1]}") else f"; allowed: {bounds[0]} to {bounds[1]}"
+        raise ConfigError(f"{source}: {name} must be {problem} (got {value!r}{allowed})")
+    return value
+
+
+#: The most memory one model may ask for before anything is allocated: its parameters plus the
+#: activations of one example, in float32 (a typo such as ``{"width": 100000}`` asks for terabytes).
+MAX_MODEL_BYTES = 8 * 2**30
+
+
+def check_model_size(cfg: "RunConfig", source: str = "config") -> None:
+    """Refuse a model (``model`` with ``model_kwargs``, fed its registered input size) that needs more than
+    :data:`MAX_MODEL_BYTES` for its parameters and one example's activations, counted on the meta device
+    (no memory used). Unknown models and arguments the model rejects are left to the model's own errors."""
+    try:
+        channels, size = model_info(cfg.model).input_size[0], model_info(cfg.model).input_size[-1]
+        with torch.device("meta"):
+            model = create(cfg.model, **cfg.model_kwargs)
+    except Exception:  # an unknown name or bad arguments: reported where the model is built
+        return
+    acts = [sum(p.numel() for p in model.parameters())]
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o.numel() if isinstance(o, torch.Tensor) else 0))
+             for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, channels, size, size, device="meta"))
+    except Exception:  # a size the model cannot take: reported where the model first runs
+        pass
+    finally:
+        for h in hooks:
+            h.remove()
+    need = 4 * sum(acts)
+    if need > MAX_MODEL_BYTES:
+        raise ConfigError(f"{source}: model {cfg.model!r} with model_kwargs {dumps(cfg.model_kwargs, indent=None)} "
+                          f"needs about {need / 2**30:.0f} GB for its weights and one image's activations "
+                          f"(at most {MAX_MODEL_BYTES / 2**30:.0f} GB)")
+
+
+def config_types() -> dict[str, tuple[type, ...]]:
+    """The JSON type(s) of each RunConfig field (a float field also takes an integer; an optional one
+    null): the schema :func:`lenetlab.fileio.check_types` applies to a run's ``config.json``."""
+    out = {}
+    for f in fields(RunConfig):
+        base, optional = _field_type(RunConfig, f.name)
+        out[f.name] = ((int, float) if base is float else (base,)) + ((type(None),) if optional else ())
+    return out
 
 
 def shipped_configs() -> list[str]:
@@ -255,14 +327,14 @@ def read_config_fields(path: str | Path) -> dict:
     """The fields a JSON or YAML config file (or shipped config name, see :func:`config_path`) sets,
     unvalidated: the fields it leaves out are not in the dict (a recipe may choose them)."""
     path = config_path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
+    text = read_text(path, ConfigError)
+    if path.suffix.lower() == ".json":
+        data = loads(text, path, ConfigError)
+    else:
+        try:
             data = yaml.safe_load(text)
-    except Exception as e:  # json and yaml raise their own error types
-        raise ConfigError(f"{path}: not valid JSON/YAML ({first_line(e)})") from None
+        except Exception as e:  # yaml raises its own error types (RecursionError for deep nesting)
+            raise ConfigError(f"{path}: not valid JSON/YAML ({first_line(e)})") from None
     data = data if data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of field names to values, got {type(data).__name__}")
@@ -277,7 +349,7 @@ def load_config_file(path: str | Path) -> RunConfig:
 def save_config(cfg: RunConfig, path: str | Path) -> Path:
     """Write ``cfg`` as indented JSON to ``path`` (atomically; a full disk is a one-line error)."""
     path = Path(path)
-    text = json.dumps(cfg.to_dict(), indent=2, sort_keys=False) + "\n"
+    text = dumps(cfg.to_dict()) + "\n"
     with atomic_path(path, size=len(text)) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
@@ -286,12 +358,24 @@ def save_config(cfg: RunConfig, path: str | Path) -> Path:
 # ----------------------------------------------------------------------------- CLI flags
 def _json_object(text: str) -> dict:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = loads(text)
+    except LenetlabError:
         raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
     return value
+
+
+def _number(text: str) -> int | float:
+    """A flag's number as typed (``3``, ``1e-3``, ``nan``): :meth:`RunConfig.validate` then applies the
+    field's range, so a flag and a config file get the same one-line error."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def _optional(conv):
@@ -328,7 +412,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         if base is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
-        conv = {int: int, float: float, dict: _json_object}.get(base, str)
+        conv = {int: _number, float: _number, dict: _json_object}.get(base, str)
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if not f.metadata.get("choices"):
@@ -340,3 +424,81 @@ def config_overrides(args: argparse.Namespace) -> dict:
     """The RunConfig fields given explicitly on the command line, as a dict."""
     names = {f.name for f in fields(RunConfig)}
     return {k: v for k, v in vars(args).items() if k in names}
+
+
+#: The ranges of the numeric flags of other commands (by destination name; a flag named like a RunConfig
+#: field, ``--seed`` or ``--batch-size``, takes that field's range). ``None``: the command checks it.
+FLAG_RANGES: dict[str, tuple[float, float] | None] = {
+    "nproc": None,  # lenet train's launcher: one line naming the global batch and the devices
+    "channels": (1, 3), "input_size": (1, 512), "num_classes": (1, 100_000), "top_k": (1, 100_000),
+    "opset": (1, 100), "port": (0, 65535), "max_upload_mb": (0.001, 1024.0), "batch": (1, 10**6),
+    "limit": (1, 10**8), "loop_images": (0, 10**4), "tolerance": (0.0, 1e6), "batches": (1, 10**6),
+    "threads": (0, 1024), "steps": (1, 10**9), "target": (0.0, 1.0), "baseline_budget": (0.0, 1e6),
+    "calls": (1, 10**9), "ensemble": (1, 100), "every": (1, 10**9), "size": (1, 512),
+}
+
+
+def flag_range(dest: str) -> tuple[float, float] | None:
+    """The range of a numeric flag stored as ``dest``: :data:`FLAG_RANGES`, else the RunConfig field's;
+    a KeyError for a numeric flag nobody bounded."""
+    if dest in FLAG_RANGES:
+        return FLAG_RANGES[dest]
+    bounds = _field_range(RunConfig, dest)
+    if bounds is None:
+        raise KeyError(f"numeric flag {dest!r} has no range: add it to FLAG_RANGES")
+    return bounds
+
+
+class _Refused:
+    """A numeric flag's value that :func:`number_problem` refused, kept until :func:`check_numeric_flags`
+    reports it (argparse would print its usage and exit; this way the error is one line, exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def bounded(conv, bounds: tuple[float, float], option: str):
+    """An argparse ``type`` for ``option`` that converts with ``conv`` (int or float; ``1e3`` is a whole
+    number) and marks a value :func:`number_problem` refuses, for :func:`check_numeric_flags`."""
+    def parse(text: str):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        problem = number_problem(value, bounds, conv is int)
+        if problem is None:
+            return conv(value)
+        if problem.startswith(">="):
+            return _Refused(f"{option} must be at least {bounds[0]} (got {text})")
+        if problem.startswith("<="):
+            return _Refused(f"{option} must be at most {bounds[1]} (got {text})")
+        return _Refused(f"{option} {text}: must be {problem}")
+
+    parse.__name__ = conv.__name__
+    return parse
+
+
+def bound_numeric_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every plain ``int``/``float`` flag of ``parser`` and its sub-parsers the range of
+    :func:`flag_range` (the RunConfig flags are checked by :meth:`RunConfig.validate`). Returns it;
+    call :func:`check_numeric_flags` on what it parses."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                bound_numeric_flags(sub)
+        elif action.type in (int, float):
+            bounds = flag_range(action.dest)
+            if bounds is not None:
+                option = action.option_strings[0] if action.option_strings else action.dest.upper()
+                action.type = bounded(action.type, bounds, option)
+    return parser
+
+
+def check_numeric_flags(args: argparse.Namespace) -> argparse.Namespace:
+    """Raise the one-line ConfigError of the first numeric flag in ``args`` that :func:`bounded` refused
+    (``--top-k must be at least 1 (got 0)``); returns ``args``."""
+    for value in vars(args).values():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, _Refused):
+                raise ConfigError(v.message)
+    return args

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from lenetlab.fileio import atomic_path
+from lenetlab.errors import first_line
+from lenetlab.fileio import atomic_path, dumps
 from lenetlab.train.rundir import METRICS, MetricsLog
 
 CSV = "metrics.csv"
@@ -111,13 +111,16 @@ class CsvLog:
 
 def summary_writer_class():
     """``torch.utils.tensorboard.SummaryWriter``, or None (after printing one line, once per process)
-    when the tensorboard package is missing."""
+    when the tensorboard package is missing or its import fails in any other way."""
     global _warned
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional extra: lenetlab[tensorboard]
-    except ImportError:
+        from torch.utils.tensorboard.summary import hparams  # noqa: F401  (used by TensorBoardLog)
+    except Exception as e:  # missing, or an install broken in any other way: training goes on without it
         if not _warned:
-            print(MISSING_TENSORBOARD, file=sys.stderr, flush=True)
+            print(MISSING_TENSORBOARD if isinstance(e, ImportError) else
+                  f"TensorBoard logs skipped: importing tensorboard failed ({type(e).__name__}: {first_line(e, 100)}); "
+                  "metrics.jsonl and metrics.csv are written as usual", file=sys.stderr, flush=True)
             _warned = True
         return None
     return SummaryWriter
@@ -127,7 +130,7 @@ def _hparam_value(value):
     """A config value as TensorBoard's HParams tab accepts it (numbers, strings and booleans)."""
     if isinstance(value, (bool, int, float, str)):
         return value
-    return json.dumps(value)
+    return dumps(value, indent=None)
 
 
 class TensorBoardLog:
@@ -155,7 +158,7 @@ class TensorBoardLog:
         if step == 0:
             from torch.utils.tensorboard.summary import hparams  # optional extra: lenetlab[tensorboard]
 
-            text = json.dumps(config, indent=2)
+            text = dumps(config)
             self.writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)  # a Markdown code block
             exp, ssi, _ = hparams({k: _hparam_value(v) for k, v in config.items()}, dict.fromkeys(HPARAM_METRICS, 0.0))
             self.writer.file_writer.add_summary(exp)

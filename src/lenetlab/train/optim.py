@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn as nn
 
-from lenetlab.errors import ConfigError
+from lenetlab.errors import CheckpointError, ConfigError
 from lenetlab.train.sdlm import SDLM, check_supported
 
 #: The global learning rate of LeCun et al. 1998 (appendix C) per pass over the data: (passes, eta);
@@ -94,3 +94,37 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int)
     step_size = steps_per_epoch if cfg.schedule == "lecun1998" else int(round(cfg.step_size * steps_per_epoch))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, _Multiplier(cfg.schedule, total, warmup, step_size,
                                                                     cfg.gamma))
+
+
+def check_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer, source) -> dict:
+    """Check a saved ``optimizer.state_dict()`` (``last.pt``'s ``optimizer``) against the run's
+    ``optimizer`` before loading it: the same groups with the same number of parameters, finite
+    hyper-parameters, and every per-parameter state tensor finite and, unless a scalar (``step``), of
+    its parameter's shape. Returns ``saved``; a one-line CheckpointError naming ``source`` otherwise."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{source}: field 'optimizer' cannot be restored ({what})")
+
+    groups, state = saved.get("param_groups"), saved.get("state")
+    if not isinstance(groups, list) or not isinstance(state, dict) or len(groups) != len(optimizer.param_groups):
+        raise bad(f"does not have the run's {len(optimizer.param_groups)} parameter group(s)")
+    shapes = {}
+    for i, (group, live) in enumerate(zip(groups, optimizer.param_groups)):
+        if not isinstance(group, dict) or not isinstance(group.get("params"), list) \
+                or len(group["params"]) != len(live["params"]):
+            raise bad(f"group {i} does not hold the run's {len(live['params'])} parameters")
+        for key, value in group.items():
+            numbers = value if isinstance(value, (list, tuple)) and key != "params" else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise bad(f"group {i}: {key!r} is {value!r}, not a finite number")
+        shapes.update(zip(group["params"], (tuple(p.shape) for p in live["params"])))
+    for pid, entries in state.items():
+        if pid not in shapes or not isinstance(entries, dict):
+            raise bad(f"holds state for parameter {pid!r}, which the run's model does not have")
+        for key, t in entries.items():
+            if not isinstance(t, torch.Tensor):
+                continue
+            if t.dim() and tuple(t.shape) != shapes[pid]:
+                raise bad(f"state {key!r} of parameter {pid} is {list(t.shape)}, the parameter is {list(shapes[pid])}")
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise bad(f"state {key!r} of parameter {pid} holds NaN or infinite values")
+    return saved

@@ -19,7 +19,6 @@ Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``metrics
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from lenetlab.errors import ConfigError
-from lenetlab.fileio import append_text, atomic_path, read_jsonl, write_error
+from lenetlab.fileio import append_text, atomic_path, dumps, read_jsonl, write_error
 from lenetlab.inference.evaluate import EvalResult
 from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train.config import RunConfig, load_config_file
@@ -244,7 +243,7 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         """Append one row (a JSON object)."""
         if self.enabled:
-            append_text(self.path, json.dumps(row) + "\n")
+            append_text(self.path, dumps(row, indent=None) + "\n")
 
     def read(self) -> list[dict]:
         """All rows written so far (a torn last line from a crash is skipped)."""
@@ -256,7 +255,7 @@ class MetricsLog:
         rows = [r for r in self.read() if r.get("step", 0) <= step and r.get("kind") not in drop_kinds]
         if self.enabled:
             with atomic_path(self.path) as tmp:
-                tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+                tmp.write_text("".join(dumps(r, indent=None) + "\n" for r in rows), encoding="utf-8")
         return rows
 
 

@@ -12,7 +12,6 @@ goes into :attr:`RunInfo.problems` and the status ``damaged``. Status:
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import zipfile
@@ -20,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lenetlab.errors import LenetlabError, first_line
+from lenetlab.fileio import read_json
+from lenetlab.train.config import config_types
 from lenetlab.train.rundir import BEST, CONFIG, LAST, METRICS, lock_holder, read_metrics
 
 MARKERS = (CONFIG, METRICS, LAST, BEST)
@@ -83,11 +84,9 @@ def read_run(run_dir: str | os.PathLike, now: float | None = None) -> RunInfo:
     config: dict = {}
     if (run_dir / CONFIG).is_file():
         try:
-            config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
-            if not isinstance(config, dict):
-                raise TypeError("not a JSON object")
-        except (OSError, ValueError, TypeError) as e:
-            problems.append(f"{CONFIG}: not valid JSON ({first_line(e, 80)})")
+            config = read_json(run_dir / CONFIG, config_types())
+        except LenetlabError as e:
+            problems.append(str(e).replace(str(run_dir / CONFIG), CONFIG))
             config = {}
     else:
         problems.append(f"no {CONFIG}")

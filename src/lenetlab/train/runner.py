@@ -34,7 +34,7 @@ from lenetlab.train import rundir
 from lenetlab.train.config import RunConfig, save_config
 from lenetlab.train.dist import SingleProcess
 from lenetlab.train.loggers import RunLogs
-from lenetlab.train.optim import build_optimizer, build_scheduler
+from lenetlab.train.optim import build_optimizer, build_scheduler, check_optimizer_state
 from lenetlab.train.rng import rng_state, seed_everything, set_rng_state
 from lenetlab.train.rundir import RunResult
 from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
@@ -515,6 +515,7 @@ class Runner:
                 continue
             if {k: tuple(v.shape) for k, v in state.items()} != {k: tuple(v.shape) for k, v in model_state.items()}:
                 raise CheckpointError(f"{path}: field {field!r} does not fit the run's model {self.cfg.model!r}")
+        check_optimizer_state(ck["optimizer"], self.optimizer, path)
         for field, load in (("state_dict", self.model.load_state_dict), ("optimizer", self.optimizer.load_state_dict),
                             ("scheduler", self.scheduler.load_state_dict), ("rng", set_rng_state)):
             try:
