@@ -6,6 +6,7 @@ correct result; a property-based test drives every numeric flag of the CLI with 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -323,10 +324,15 @@ NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(
                     st.sampled_from(["nan", "inf", "-inf", "1e23", "1e-320", "0", "-0", "00", "1_000"]))
 
 
+@functools.lru_cache(maxsize=1)
+def _parser():
+    return build_parser()
+
+
 def _outcome(argv: list[str]) -> int:
     """The exit status parsing and validating ``argv`` gives (0: it would run), without running it."""
     try:
-        args = build_parser().parse_args(argv)
+        args = _parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code)
     try:
@@ -344,7 +350,7 @@ def test_numeric_flags_are_found():
     assert len(NUMERIC_FLAGS) > 50
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flag=st.sampled_from(NUMERIC_FLAGS), value=NUMBERS, data=st.data())
 def test_any_number_in_any_numeric_flag_exits_0_or_2_without_traceback(flag, value, data):
     path, option, dest = flag
@@ -355,14 +361,14 @@ def test_any_number_in_any_numeric_flag_exits_0_or_2_without_traceback(flag, val
             *([] if count == 1 else values)]
     status = _outcome(argv)
     assert status in (0, 2), argv
-    if status == 0 and action.type.__name__ != "_number":  # the value passed: it is within its range
-        parsed = getattr(build_parser().parse_args(argv), dest)
+    if status == 0:  # the value passed: it is a finite number (within its range)
+        parsed = getattr(_parser().parse_args(argv), dest)
         for v in parsed if isinstance(parsed, list) else [parsed]:
             assert isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def _flag_actions(path):
-    parser = build_parser()
+    parser = _parser()
     for name in path:
         sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
         parser = sub.choices[name]
@@ -377,3 +383,11 @@ def test_the_rule_itself():
     assert number_problem(2.5, (1, 10), True) == "a whole number from 1 to 10"
     with pytest.raises(ConfigError, match="x: field 'lr' must be a finite number from 0.0 to 100.0 \\(got nan\\)"):
         RunConfig.from_dict({"lr": float("nan")}, source="x")
+
+
+def test_checkpoint_config_with_a_non_string_dataset_is_refused(digit_ckpt, tmp_path):
+    ck = load_checkpoint(digit_ckpt)
+    body = {k: v for k, v in ck.items() if k not in ("format", "checksum")}
+    bad = save_checkpoint(tmp_path / "bad.pt", {**body, "config": {**(ck.get("config") or {}), "dataset": [1, 2]}})
+    with pytest.raises(CheckpointError, match="field 'config.dataset' must be a name, got list"):
+        load_checkpoint(bad)

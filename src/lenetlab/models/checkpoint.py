@@ -237,9 +237,12 @@ def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), trai
         check_class_names(ck["class_names"], source)
     if "input_spec" in ck:
         check_input_spec(ck["input_spec"], source)
-    for key in ("config",):
-        if key in ck and ck[key] is not None and not isinstance(ck[key], dict):
-            raise _bad(source, key, f"must be a dict, got {type(ck[key]).__name__}")
+    config = ck.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise _bad(source, "config", f"must be a dict, got {type(config).__name__}")
+    for key in ("model", "dataset"):  # what serving shows of a model: a name, never another type
+        if config and config.get(key) is not None and not isinstance(config[key], str):
+            raise _bad(source, f"config.{key}", f"must be a name, got {type(config[key]).__name__}")
     if "dataset" in ck and ck["dataset"] is not None and not isinstance(ck["dataset"], str):
         raise _bad(source, "dataset", f"must be a name, got {type(ck['dataset']).__name__}")
     if training:

@@ -28,7 +28,7 @@ import torch
 
 from lenetlab.data.transforms import InputSpec
 from lenetlab.errors import CheckpointError, DataError, LenetlabError, first_line
-from lenetlab.fileio import atomic_path, dumps, loads, read_jsonl
+from lenetlab.fileio import atomic_path, dumps, read_json, read_jsonl
 from lenetlab.inference.predictor import (
     META_CLASSES,
     META_FORMAT,
@@ -152,8 +152,8 @@ def _exported_folder(folder: Path) -> bool:
     if not config.exists():
         return not weights.exists()
     try:
-        return config.is_file() and loads(config.read_text(encoding="utf-8")).get("format") == FORMAT
-    except (OSError, UnicodeError, LenetlabError, AttributeError):
+        return read_json(config).get("format") == FORMAT
+    except (LenetlabError, AttributeError):  # unreadable, not strict JSON, or not an object: not ours
         return False
 
 

@@ -269,26 +269,22 @@ MAX_MODEL_BYTES = 8 * 2**30
 
 def check_model_size(cfg: "RunConfig", source: str = "config") -> None:
     """Refuse a model (``model`` with ``model_kwargs``, fed its registered input size) that needs more than
-    :data:`MAX_MODEL_BYTES` for its parameters and one example's activations, counted on the meta device
-    (no memory used). Unknown models and arguments the model rejects are left to the model's own errors."""
+    :data:`MAX_MODEL_BYTES` for its parameters (counted on the meta device: no memory used) and one
+    example's activations (bounded above by every layer's outputs at the full input size). Unknown
+    models and arguments the model rejects are left to the model's own errors; a model without
+    ``model_kwargs`` is registered at a sane size and not counted."""
+    if not cfg.model_kwargs:
+        return
     try:
-        channels, size = model_info(cfg.model).input_size[0], model_info(cfg.model).input_size[-1]
+        size = model_info(cfg.model).input_size[-1]
         with torch.device("meta"):
             model = create(cfg.model, **cfg.model_kwargs)
     except Exception:  # an unknown name or bad arguments: reported where the model is built
         return
-    acts = [sum(p.numel() for p in model.parameters())]
-    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o.numel() if isinstance(o, torch.Tensor) else 0))
-             for m in model.modules()]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, channels, size, size, device="meta"))
-    except Exception:  # a size the model cannot take: reported where the model first runs
-        pass
-    finally:
-        for h in hooks:
-            h.remove()
-    need = 4 * sum(acts)
+    numbers = sum(p.numel() for p in model.parameters())
+    for m in model.modules():
+        numbers += getattr(m, "out_channels", 0) * size * size + getattr(m, "out_features", 0)
+    need = 4 * numbers
     if need > MAX_MODEL_BYTES:
         raise ConfigError(f"{source}: model {cfg.model!r} with model_kwargs {dumps(cfg.model_kwargs, indent=None)} "
                           f"needs about {need / 2**30:.0f} GB for its weights and one image's activations "
