@@ -72,10 +72,10 @@ def test_train_numbers_out_of_range_are_one_line(argv, field, capsys, tmp_path, 
 @pytest.mark.parametrize("argv, option", [
     (["eval", "x.pt", "--batch-size", "0"], "--batch-size"), (["eval", "x.pt", "--batch-size", "-5"], "--batch-size"),
     (["predict", "x.png", "--top-k", "nan"], "--top-k"), (["serve", "--port", "70000"], "--port"),
-    (["serve", "--max-upload-mb", "inf"], "--max-upload-mb"), (["data", "--seed", "-1"], "--seed"),
+    (["serve", "--max-upload-mb", "inf"], "--max-upload-mb"), (["data", "--seed", "1e30"], "--seed"),
     (["data", "--image-size", "100000"], "--image-size"), (["compare", "--limit", "1e30"], "--limit"),
     (["bench", "infer", "--calls", "0"], "--calls"), (["bench", "ops", "--batches", "1", "1e9"], "--batches"),
-    (["profile", "lenet5", "--input-size", "1", "100000", "32"], "--input-size"),
+    (["profile", "lenet5", "--input-size", "1", "1e7", "32"], "--input-size"),
 ])
 def test_other_commands_numbers_go_through_the_same_rule(argv, option, capsys):
     assert main(argv) == 2
@@ -381,7 +381,7 @@ def test_the_rule_itself():
     for bad in (float("nan"), float("inf"), True, "3", None):
         assert number_problem(bad, (1, 10)) == "a finite number from 1 to 10"
     assert number_problem(2.5, (1, 10), True) == "a whole number from 1 to 10"
-    with pytest.raises(ConfigError, match="x: field 'lr' must be a finite number from 0.0 to 100.0 \\(got nan\\)"):
+    with pytest.raises(ConfigError, match="x: field 'lr' must be a finite number from 0.0 to 1000000.0 \\(got nan\\)"):
         RunConfig.from_dict({"lr": float("nan")}, source="x")
 
 
