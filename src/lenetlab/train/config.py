@@ -424,11 +424,12 @@ def config_overrides(args: argparse.Namespace) -> dict:
 #: field, ``--seed`` or ``--batch-size``, takes that field's range). ``None``: the command checks it.
 FLAG_RANGES: dict[str, tuple[float, float] | None] = {
     "nproc": None,  # lenet train's launcher: one line naming the global batch and the devices
+    # (--threads below 1: lenetlab.timing.check_threads answers, in the words of every bench command)
     "channels": (1, 3), "input_size": (1, 10**6),  # lenet profile then refuses what does not fit in memory
     "num_classes": (1, 100_000), "top_k": (1, 100_000),
     "opset": (1, 100), "port": (0, 65535), "max_upload_mb": (0.001, 1024.0), "batch": (1, 10**6),
     "limit": (1, 10**8), "loop_images": (0, 10**4), "tolerance": (0.0, 1e6), "batches": (1, 10**6),
-    "threads": (0, 1024), "steps": (1, 10**9), "target": (0.0, 1.0), "baseline_budget": (0.0, 1e6),
+    "threads": (-1024, 1024), "steps": (1, 10**9), "target": (0.0, 1.0), "baseline_budget": (0.0, 1e6),
     "calls": (1, 10**9), "ensemble": (1, 100), "every": (1, 10**9), "size": (1, 512),
 }
 
