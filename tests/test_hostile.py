@@ -152,8 +152,11 @@ def test_read_json_checks_utf8_and_types(tmp_path):
 
 
 def test_dumps_writes_strict_json():
+    import numpy as np
+
     text = dumps({"a": float("inf"), "b": [float("nan"), 1.5, {"c": -float("inf")}], "d": "NaN"})
     assert _strict(text) == {"a": None, "b": [None, 1.5, {"c": None}], "d": "NaN"}
+    assert _strict(dumps({"x": np.float32("nan"), "y": np.float32(2.5)}, default=float)) == {"x": None, "y": 2.5}
 
 
 def test_damaged_metrics_and_configs_list_as_damaged_and_never_stop_lenet_runs(run_dir, tmp_path, capsys):

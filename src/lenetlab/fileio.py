@@ -278,8 +278,12 @@ def finite(value):
 
 
 def dumps(value, indent: int | None = 2, **kw) -> str:
-    """``value`` as strict JSON (``NaN``/``Infinity`` become ``null``; ``allow_nan=False`` refuses any other
-    way in): the one JSON writer of the CLI's ``--json`` output, configs, metrics and results files."""
+    """``value`` as strict JSON (``NaN``/``Infinity`` become ``null``, also where a ``default=`` converter
+    makes them; ``allow_nan=False`` refuses any other way in): the one JSON writer of the CLI's ``--json``
+    output, configs, metrics, exported configs and results files. ``kw``: :func:`json.dumps`'s options."""
+    if kw.get("default") is not None:
+        convert = kw["default"]
+        kw["default"] = lambda obj: finite(convert(obj))
     return json.dumps(finite(value), indent=indent, allow_nan=False, **kw)
 
 
