@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from lenetlab.cli import build_parser, main
 from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabError
-from lenetlab.fileio import MAX_DEPTH, dumps, loads, read_json, read_jsonl
+from lenetlab.fileio import MAX_DEPTH, dumps, loads, read_json
 from lenetlab.models import load_checkpoint, load_pretrained, save_checkpoint
 from lenetlab.train.config import RunConfig, check_numeric_flags, config_overrides, number_problem
 

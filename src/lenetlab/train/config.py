@@ -26,7 +26,6 @@ from lenetlab.errors import ConfigError, LenetlabError, first_line
 from lenetlab.fileio import atomic_path, dumps, loads, read_text
 from lenetlab.models import create, model_info
 
-
 #: The folder of recipe files shipped in the package: ``lenet train --config NAME`` (the rows of docs/results.md).
 SHIPPED_CONFIGS = Path(str(resources.files("lenetlab").joinpath("configs")))
 
@@ -255,7 +254,8 @@ def check_number(value, name: str, bounds: tuple[float, float], integer: bool = 
     ``SOURCE: NAME must be >= LO (got VALUE; allowed: LO to HI)``."""
     problem = number_problem(value, bounds, integer)
     if problem:
-        allowed = "" if problem.endswith(f"from {bounds[0]} to {bounds[1]}") else f"; allowed: {bounds[0]} to {bounds[1]}"
+        span = f"{bounds[0]} to {bounds[1]}"
+        allowed = "" if problem.endswith(f"from {span}") else f"; allowed: {span}"
         raise ConfigError(f"{source}: {name} must be {problem} (got {value!r}{allowed})")
     return value
 
@@ -265,7 +265,7 @@ def check_number(value, name: str, bounds: tuple[float, float], integer: bool = 
 MAX_MODEL_BYTES = 8 * 2**30
 
 
-def check_model_size(cfg: "RunConfig", source: str = "config") -> None:
+def check_model_size(cfg: RunConfig, source: str = "config") -> None:
     """Refuse a model (``model`` with ``model_kwargs``, fed its registered input size) that needs more than
     :data:`MAX_MODEL_BYTES` for its parameters (counted on the meta device: no memory used) and one
     example's activations (bounded above by every layer's outputs at the full input size). Unknown
