@@ -1,9 +1,10 @@
-"""The ``lenet`` command: argument parsing only; every subcommand calls one application function.
+"""The ``lenet`` command: argument parsing and printing; every subcommand calls one function of
+``lenetlab.apps.<verb>``, which returns an :class:`~lenetlab.textfmt.Output` that :func:`emit` prints
+as text, or as JSON with ``--json``. Lines shown while a command runs go through :func:`sayer`.
 
-Imported when their command runs, not at the top: the web server (an optional extra,
-``lenetlab[serve]``) and the applications built on the training stack (train, submit, runs, plot,
-bench train), so that ``lenet serve`` and ``lenet predict`` never load the Runner or plotting code
-(tests/serve/test_export.py checks it in a fresh process).
+Each application is imported when its command runs, so ``lenet --help``, ``lenet --version``,
+``lenet COMMAND --help`` and ``lenet lesson`` import no torch (tests/test_cli.py checks it), and
+``lenet serve`` and ``lenet predict`` never load the Runner or plotting code (tests/serve/test_export.py).
 User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
 exits with 130, SIGTERM during training with 143. Also runnable as ``python -m lenetlab`` (and
 ``python -m lenetlab.cli``, which is what torchrun launches for ``lenet train --nproc N``).
@@ -16,17 +17,10 @@ import os
 import sys
 
 from lenetlab import __version__
-from lenetlab.apps.compare import run_compare
-from lenetlab.apps.ensemble import SELECT_RULES, TTA_MODES, run_ensemble
-from lenetlab.apps.evaluate import eval_command
-from lenetlab.apps.predict import run_predict, split_inputs
-from lenetlab.data.summary import print_summary
-from lenetlab.data.transforms import NORMALIZE_CHOICES
+from lenetlab.choices import NORMALIZE_CHOICES, SELECT_RULES, TTA_MODES
 from lenetlab.errors import LenetlabError
-from lenetlab.lessons import LESSONS, print_lesson, print_lessons
-from lenetlab.models.pretrained import print_pretrained
-from lenetlab.models.profile import print_models, print_profile
-from lenetlab.serve.export import run_export
+from lenetlab.fileio import dumps
+from lenetlab.lessons import LESSONS
 from lenetlab.train.config import (
     add_config_arguments,
     bound_numeric_flags,
@@ -50,6 +44,48 @@ class FORMATTER(argparse.ArgumentDefaultsHelpFormatter):
         if "(default:" in (action.help or "") or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
             return action.help
         return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose options may come anywhere among variadic positional arguments
+    (``lenet predict a.png --json b.png``); sub-parsers are of this class too."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing or not any(a.nargs in ("+", "*") for a in self._get_positional_actions()):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # parse_known_intermixed_args calls parse_known_args itself
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def emit(result, as_json: bool = False) -> int:
+    """Print a command's :class:`~lenetlab.textfmt.Output` or :class:`~lenetlab.benchfmt.BenchResult`
+    (its data as JSON with ``as_json``, else its text; its notes on stderr) and return its exit status.
+    An int is an exit status with nothing to print (``lenet train --nproc``: its processes printed)."""
+    if result is None or isinstance(result, int):
+        return result or 0
+    if as_json:
+        print(dumps(result.data, default=float))  # default: numpy numbers in bench figures
+    elif result.text is not None:
+        print(result.text)
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    return result.status
+
+
+def sayer(as_json: bool = False):
+    """The ``say(text, err=False)`` a command shows lines with while it runs: on stdout (flushed), or
+    on stderr with ``err``; with ``as_json`` only the stderr lines, as stdout is the result's."""
+
+    def say(text: str, err: bool = False) -> None:
+        if err or not as_json:
+            print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+    return say
 
 
 def _json_flag(p: argparse.ArgumentParser) -> None:
@@ -82,12 +118,13 @@ def _add_data(sub) -> None:
     p.set_defaults(func=_run_data)
 
 
-def _run_data(args) -> int:
-    print_summary(args.dataset, data_dir=args.data_dir, download=args.download, verify=args.verify,
-                  as_json=args.json, val_size=args.val_size, seed=args.seed, image_size=args.image_size,
-                  channels=args.channels, normalize=args.normalize, mirrors=args.mirror,
-                  image_column=args.image_column, label_column=args.label_column, id_column=args.id_column)
-    return 0
+def _run_data(args):
+    from lenetlab.apps.data import run_data
+
+    return run_data(args.dataset, data_dir=args.data_dir, download=args.download, verify=args.verify,
+                    val_size=args.val_size, seed=args.seed, image_size=args.image_size, channels=args.channels,
+                    normalize=args.normalize, mirrors=args.mirror, image_column=args.image_column,
+                    label_column=args.label_column, id_column=args.id_column)
 
 
 # ----------------------------------------------------------------------------- models
@@ -100,12 +137,10 @@ def _add_models(sub) -> None:
     p.set_defaults(func=_run_models)
 
 
-def _run_models(args) -> int:
-    if args.pretrained:
-        print_pretrained(as_json=args.json)
-        return 0
-    print_models(as_json=args.json)
-    return 0
+def _run_models(args):
+    from lenetlab.apps.models import run_models
+
+    return run_models(pretrained=args.pretrained)
 
 
 # ----------------------------------------------------------------------------- profile
@@ -120,9 +155,10 @@ def _add_profile(sub) -> None:
     p.set_defaults(func=_run_profile)
 
 
-def _run_profile(args) -> int:
-    print_profile(args.model, input_size=args.input_size, num_classes=args.num_classes, as_json=args.json)
-    return 0
+def _run_profile(args):
+    from lenetlab.apps.profile import run_profile
+
+    return run_profile(args.model, input_size=args.input_size, num_classes=args.num_classes)
 
 
 # ----------------------------------------------------------------------------- train
@@ -148,10 +184,12 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_run_train)
 
 
-def _run_train(args) -> int:
-    from lenetlab.apps.train import train_entry  # the training stack: see the module docstring
+def _run_train(args):
+    from lenetlab.apps.train import train_entry
 
-    return train_entry(args)
+    if args.json and "progress" not in vars(args):
+        args.progress = "none"  # stdout is for the JSON result only
+    return train_entry(args, sayer(args.json))
 
 
 # ----------------------------------------------------------------------------- runs
@@ -170,11 +208,10 @@ def _add_runs(sub) -> None:
     p.set_defaults(func=_run_runs)
 
 
-def _run_runs(args) -> int:
-    from lenetlab.apps.runs import run_runs  # the training stack: see the module docstring
+def _run_runs(args):
+    from lenetlab.apps.runs import run_runs
 
-    run_runs(args.dir, sort=args.sort, model=args.model, dataset=args.dataset, as_json=args.json)
-    return 0
+    return run_runs(args.dir, sort=args.sort, model=args.model, dataset=args.dataset)
 
 
 # ----------------------------------------------------------------------------- plot
@@ -194,10 +231,10 @@ def _add_plot(sub) -> None:
     p.set_defaults(func=_run_plot)
 
 
-def _run_plot(args) -> int:
-    from lenetlab.apps.plot import run_plot  # the training stack: see the module docstring
+def _run_plot(args):
+    from lenetlab.apps.plot import run_plot
 
-    return run_plot(args.runs, out=args.out, device=args.device, as_json=args.json)
+    return run_plot(args.runs, out=args.out, device=args.device)
 
 
 # ----------------------------------------------------------------------------- eval
@@ -215,10 +252,11 @@ def _add_eval(sub) -> None:
     p.set_defaults(func=_run_eval)
 
 
-def _run_eval(args) -> int:
-    eval_command(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
-                 device=args.device, batch_size=args.batch_size, as_json=args.json)
-    return 0
+def _run_eval(args):
+    from lenetlab.apps.evaluate import eval_command
+
+    return eval_command(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
+                        device=args.device, batch_size=args.batch_size)
 
 
 # ----------------------------------------------------------------------------- predict
@@ -243,12 +281,11 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=_run_predict)
 
 
-def _run_predict(args) -> int:
-    checkpoint, images = split_inputs(args.images)
-    if checkpoint is not None and (args.checkpoint or args.onnx or args.model):
-        images, checkpoint = args.images, None
-    return run_predict(args.checkpoint or checkpoint, images, onnx=args.onnx, top_k=args.top_k, device=args.device,
-                       show_dir=args.show, as_json=args.json, model=args.model)
+def _run_predict(args):
+    from lenetlab.apps.predict import run_predict
+
+    return run_predict(args.checkpoint, args.images, onnx=args.onnx, top_k=args.top_k, device=args.device,
+                       show_dir=args.show, model=args.model)
 
 
 # ----------------------------------------------------------------------------- ensemble
@@ -270,9 +307,11 @@ def _add_ensemble(sub) -> None:
     p.set_defaults(func=_run_ensemble)
 
 
-def _run_ensemble(args) -> int:
+def _run_ensemble(args):
+    from lenetlab.apps.ensemble import run_ensemble
+
     return run_ensemble(args.checkpoints, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
-                        split=args.split, select=args.select, tta=args.tta, as_json=args.json)
+                        split=args.split, select=args.select, tta=args.tta)
 
 
 # ----------------------------------------------------------------------------- export
@@ -292,8 +331,10 @@ def _add_export(sub) -> None:
     p.set_defaults(func=_run_export)
 
 
-def _run_export(args) -> int:
-    return run_export(args.checkpoint, args.out, opset=args.opset, as_json=args.json, format=args.format)
+def _run_export(args):
+    from lenetlab.apps.export import run_export
+
+    return run_export(args.checkpoint, args.out, opset=args.opset, format=args.format)
 
 
 # ----------------------------------------------------------------------------- serve
@@ -314,11 +355,11 @@ def _add_serve(sub) -> None:
     p.set_defaults(func=_run_serve)
 
 
-def _run_serve(args) -> int:
+def _run_serve(args):
     from lenetlab.apps.serve import run_serve  # optional extra lenetlab[serve]: fastapi, uvicorn
 
     return run_serve(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
-                     max_upload_mb=args.max_upload_mb, log_level=args.log_level)
+                     max_upload_mb=args.max_upload_mb, log_level=args.log_level, say=sayer())
 
 
 # ----------------------------------------------------------------------------- compare
@@ -339,10 +380,12 @@ def _add_compare(sub) -> None:
     p.set_defaults(func=_run_compare)
 
 
-def _run_compare(args) -> int:
+def _run_compare(args):
+    from lenetlab.apps.compare import run_compare
+
     return run_compare(batch=args.batch, dataset=args.dataset, data_dir=args.data_dir, limit=args.limit,
                        loop_images=args.loop_images, checkpoint=args.checkpoint, seed=args.seed,
-                       tolerance=args.tolerance, as_json=args.json)
+                       tolerance=args.tolerance)
 
 
 # ----------------------------------------------------------------------------- bench
@@ -398,19 +441,10 @@ def _add_bench(sub) -> None:
     q.set_defaults(func=_bench_infer)
 
 
-def _bench_print(result, args) -> int:
-    """Print a benchmark's result (a :class:`~lenetlab.benchfmt.BenchResult`) as its report or as JSON."""
-    import json
-
-    print(json.dumps(result.data, indent=2, default=float) if args.json else result.text, flush=True)
-    return result.status
-
-
 def _bench_ops(args) -> int:
     from lenetlab.apps.bench_ops import run_ops_bench
 
-    return _bench_print(run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop,
-                                      threads=args.threads), args)
+    return run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop, threads=args.threads)
 
 
 def _bench_train(args) -> int:
@@ -418,11 +452,10 @@ def _bench_train(args) -> int:
         return _bench_step(args)
     from lenetlab.apps.bench_train import run_train_bench  # the training stack: see the module docstring
 
-    return _bench_print(run_train_bench(
+    return run_train_bench(
         dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps, threads=args.threads,
         target=args.target, levers=not args.no_levers, compile=args.compile, tta=not args.no_tta, config=args.config,
-        baseline_budget=args.baseline_budget, say=lambda text, err=False: args.json or print(text, flush=True)),
-        args)
+        baseline_budget=args.baseline_budget, say=sayer(args.json))
 
 
 def _bench_step(args) -> int:
@@ -431,15 +464,15 @@ def _bench_step(args) -> int:
                             "not with --compile or --config")
     from lenetlab.apps.bench_step import run_step_profile  # the training stack: see the module docstring
 
-    return _bench_print(run_step_profile(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick,
-                                         steps=args.steps, threads=args.threads, levers=not args.no_levers), args)
+    return run_step_profile(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
+                            threads=args.threads, levers=not args.no_levers)
 
 
 def _bench_infer(args) -> int:
     from lenetlab.apps.bench_infer import run_infer_bench
 
-    return _bench_print(run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads or None,
-                                        batch_size=args.batch_size, calls=args.calls, onnx=not args.no_onnx), args)
+    return run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads or None,
+                           batch_size=args.batch_size, calls=args.calls, onnx=not args.no_onnx)
 
 
 # ----------------------------------------------------------------------------- submit
@@ -472,12 +505,14 @@ def _add_submit(sub) -> None:
     p.set_defaults(func=_run_submit)
 
 
-def _run_submit(args) -> int:
-    from lenetlab.apps.submit import run_submit  # the training stack: see the module docstring
+def _run_submit(args):
+    from lenetlab.apps.submit import run_submit
 
     config = {k: v for k, v in config_overrides(args).items() if k != "data_dir"}  # --data-dir is the dataset
+    if args.json:
+        config.setdefault("progress", "none")  # stdout is for the JSON result only
     return run_submit(args.data_dir, checkpoints=args.checkpoint, out=args.out, tta=args.tta,
-                      ensemble=args.ensemble, as_json=args.json, **config)
+                      ensemble=args.ensemble, say=sayer(args.json), **config)
 
 
 # ----------------------------------------------------------------------------- lesson
@@ -499,11 +534,13 @@ def _add_lesson(sub) -> None:
     p.set_defaults(func=_run_lesson)
 
 
-def _run_lesson(args) -> int:
+def _run_lesson(args):
+    from lenetlab.apps.lesson import run_lessons
+
     if args.lesson is None:
-        return print_lessons(as_json=args.json)
+        return run_lessons()
     options = {o.name: getattr(args, o.name) for o in LESSONS[args.lesson].options}
-    return print_lesson(args.lesson, as_json=args.json, source=args.source, **options)
+    return run_lessons(args.lesson, source=args.source, **options)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -513,8 +550,7 @@ SECTIONS = [_add_data, _add_train, _add_runs, _add_plot, _add_eval, _add_models,
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``lenet`` argument parser with one sub-parser per command."""
-    parser = argparse.ArgumentParser(prog="lenet", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="lenet", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lenetlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in SECTIONS:
@@ -526,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lenet`` console script; returns the process exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return int(check_numeric_flags(args).func(args) or 0)
+        return emit(check_numeric_flags(args).func(args), getattr(args, "json", False))
     except LenetlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

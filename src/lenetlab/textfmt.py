@@ -1,7 +1,29 @@
-"""Text tables and number formats for the command line and the docs, shared by every package (imports nothing
-of lenetlab)."""
+"""Text tables and number formats for the command line and the docs, and :class:`Output`, the result
+every ``lenet`` command returns to the CLI; shared by every package (imports nothing of lenetlab)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Output:
+    """A command's result as ``lenet`` shows it; only :mod:`lenetlab.cli` prints it.
+
+    ``data`` is what ``--json`` prints (JSON-safe), ``text`` what is printed otherwise (None:
+    nothing), ``notes`` lines for stderr (in both modes), ``status`` the command's exit status.
+    """
+
+    data: Any
+    text: str | None = None
+    notes: list[str] = field(default_factory=list)
+    status: int = 0
+
+
+def quiet(text: str, err: bool = False) -> None:
+    """The ``say`` of a caller that shows no progress: commands take ``say(text, err=False)``, which
+    the CLI gives them to show lines while they run (on stderr with ``err``)."""
 
 
 def align(rows: list[list], right=frozenset()) -> list[str]:

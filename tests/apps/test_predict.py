@@ -157,6 +157,13 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path, subset, c
     assert json.loads(capsys.readouterr().out)[0]["label"] == "3"
 
 
+def test_options_may_come_between_the_images(tmp_path, subset, chosen, capsys):
+    first, second = _write(tmp_path, subset, chosen[3:5], "light_on_dark")
+    assert main(["predict", str(first), "--json", str(second), "--top-k", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["image"] for d in data] == [str(first), str(second)] and all(len(d["top_k"]) == 1 for d in data)
+
+
 def test_predict_with_an_onnx_model(tmp_path, subset, chosen, digit_ckpt, capsys):
     from lenetlab.serve.export import export_onnx
 

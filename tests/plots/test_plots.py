@@ -124,7 +124,7 @@ def test_given_test_evaluation_is_used_not_recomputed(run_dir, digit_ckpt, subse
 def test_runner_writes_the_plots_at_the_end_of_a_run(tmp_path, subset, capsys):
     """A real (one-epoch) run through `lenet train`'s application ends with all six plots, and
     its run directory works with `lenet predict` and `lenet ensemble`."""
-    from lenetlab.apps.train import run_with_plots
+    from lenetlab.plots.runplots import run_with_plots
     from lenetlab.train import RunConfig, Runner
 
     threads = torch.get_num_threads()

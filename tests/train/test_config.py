@@ -113,7 +113,7 @@ def test_normalize_choices_give_the_input_spec(subset):
 
 def test_old_normalize_names_still_load():
     """Configs and checkpoints of earlier versions stored other --normalize names; they still load."""
-    from lenetlab.data.transforms import NORMALIZE_ALIASES
+    from lenetlab.choices import NORMALIZE_ALIASES
 
     assert NORMALIZE_ALIASES == {"seed000": "nndl-quirk", "seed": "half", "dataset": "stats"}
     for old, new in NORMALIZE_ALIASES.items():

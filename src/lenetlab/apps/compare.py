@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 
 import torch
 
@@ -28,12 +27,42 @@ from lenetlab.models.lenet_scratch import (
     torch_to_scratch,
 )
 from lenetlab.ops.reference import LoopLeNet
+from lenetlab.textfmt import Output
 
 TOLERANCE = 1e-5
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.detach() - b.detach()).abs().max())
+
+
+def _trained_lenet5(checkpoint: str, spec):
+    """``checkpoint``'s weights (lenet5 or lenet5-scratch) as torch's ``lenet5``, and ``spec`` with the
+    checkpoint's normalisation."""
+    ckpt = load_checkpoint(checkpoint)
+    described = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else {}
+    if described.get("name") not in ("lenet5", "lenet5-scratch"):
+        raise ConfigError(f"{checkpoint}: model {described.get('name')!r} is not lenet5 or lenet5-scratch")
+    try:  # both share one state dict: rebuild it as torch's lenet5 (one-line error if it does not fit)
+        ref = build_model({**ckpt, "model": {**described, "name": "lenet5"}})
+    except CheckpointError as e:
+        raise CheckpointError(f"{checkpoint}: {e}") from None
+    saved = ckpt.get("input_spec") or {}
+    if "mean" in saved and "std" in saved:  # the checkpoint's normalisation, at LeNet's 32x32
+        spec = dataclasses.replace(spec, mean=tuple(saved["mean"]), std=tuple(saved["std"]))
+    return ref, spec
+
+
+def _grad_diff(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Largest difference between the two models' cross-entropy parameter gradients on ``x``, and the
+    largest gradient of ``a``."""
+    grads = []
+    for model in (a, b):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), labels).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    diff = max(_max_diff(grads[0][n], grads[1][n]) for n in grads[0])
+    return diff, max(float(g.abs().max()) for g in grads[0].values())
 
 
 def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str | None = None, limit: int = 1000,
@@ -60,19 +89,8 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     torch.manual_seed(seed)
     ref = create("lenet5", num_classes=classes, in_channels=channels)
     if checkpoint is not None:
-        ckpt = load_checkpoint(checkpoint)
-        described = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else {}
-        if described.get("name") not in ("lenet5", "lenet5-scratch"):
-            raise ConfigError(f"{checkpoint}: model {described.get('name')!r} is not lenet5 or lenet5-scratch")
-        try:  # both share one state dict: rebuild it as torch's lenet5 (one-line error if it does not fit)
-            ref = build_model({**ckpt, "model": {**described, "name": "lenet5"}})
-        except CheckpointError as e:
-            raise CheckpointError(f"{checkpoint}: {e}") from None
-        classes = ref.output.out_features
-        channels = ref.C1.in_channels
-        saved = ckpt.get("input_spec") or {}
-        if "mean" in saved and "std" in saved:  # the checkpoint's normalisation, at LeNet's 32x32
-            spec = dataclasses.replace(spec, mean=tuple(saved["mean"]), std=tuple(saved["std"]))
+        ref, spec = _trained_lenet5(checkpoint, spec)
+        classes, channels = ref.output.out_features, ref.C1.in_channels
     if channels != spec.channels:
         raise ConfigError(f"{checkpoint}: expects {channels} input channels but {dataset} has {spec.channels}")
     if classes != len(splits.class_names):
@@ -110,14 +128,8 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
             k = min(loop_images, len(x_real))
             compare("lenet5 vs loop reference", f"{dataset} test", ref(x_real[:k]), loop(x_real[:k]))
     if labels is not None:
-        grads = []
-        for model in (ref, scratch):
-            model.zero_grad()
-            torch.nn.functional.cross_entropy(model(x_real), labels).backward()
-            grads.append({n: p.grad for n, p in model.named_parameters()})
-        diff = max(_max_diff(grads[0][n], grads[1][n]) for n in grads[0])
-        largest_grad = max(float(g.abs().max()) for g in grads[0].values())
-        row("parameter gradients (cross-entropy)", f"{dataset} test", len(x_real), diff, largest_grad)
+        diff, largest = _grad_diff(ref, scratch, x_real, labels)
+        row("parameter gradients (cross-entropy)", f"{dataset} test", len(x_real), diff, largest)
     back = scratch_to_torch(from_loop_reference(to_loop_reference(scratch.state_dict())))
     exact = all(torch.equal(back[k], v) for k, v in ref.state_dict().items())
     row("state dict round trip torch -> loop -> scratch -> torch", "weights", len(back), 0.0 if exact else float("inf"))
@@ -125,19 +137,14 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
             "argmax_agreement": agree, "max_abs_output": scale, "rows": rows, "ok": all(r["ok"] for r in rows)}
 
 
-def run_compare(as_json: bool = False, **kwargs) -> int:
-    """Run :func:`compare_lenet`, print a table (or JSON), and return 0 if every check passes, else 1."""
+def run_compare(**kwargs) -> Output:
+    """:func:`compare_lenet` as a table; status 0 if every check passes, else 1."""
     result = compare_lenet(**kwargs)
-    if as_json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"weights: {result['weights']}; tolerance {result['tolerance']:.0e} x max(1, largest |value| compared)")
-        width = max(len(r["check"]) for r in result["rows"])
-        for r in result["rows"]:
-            status = "ok" if r["ok"] else "FAIL"
-            print(f"{r['check']:<{width}}  {r['inputs']:<22} n={r['n']:<5} "
-                  f"max|diff| = {r['max_abs_diff']:.3e} (allowed {r['allowed']:.1e})  {status}")
-        print(f"argmax agreement lenet5 vs lenet5-scratch: {result['argmax_agreement']:.2%}; largest |output| "
-              f"{result['max_abs_output']:.3g} (float32 rounding grows with it)")
-        print("PASS" if result["ok"] else "FAIL: a difference is above what float32 rounding allows")
-    return 0 if result["ok"] else 1
+    width = max(len(r["check"]) for r in result["rows"])
+    lines = [f"weights: {result['weights']}; tolerance {result['tolerance']:.0e} x max(1, largest |value| compared)"]
+    lines += [f"{r['check']:<{width}}  {r['inputs']:<22} n={r['n']:<5} max|diff| = {r['max_abs_diff']:.3e} "
+              f"(allowed {r['allowed']:.1e})  {'ok' if r['ok'] else 'FAIL'}" for r in result["rows"]]
+    lines.append(f"argmax agreement lenet5 vs lenet5-scratch: {result['argmax_agreement']:.2%}; largest |output| "
+                 f"{result['max_abs_output']:.3g} (float32 rounding grows with it)")
+    lines.append("PASS" if result["ok"] else "FAIL: a difference is above what float32 rounding allows")
+    return Output(result, "\n".join(lines), status=0 if result["ok"] else 1)

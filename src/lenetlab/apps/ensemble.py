@@ -14,20 +14,15 @@ the argmax of the mean probability vector.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from lenetlab.apps.evaluate import RUN_DATA_FIELDS
 from lenetlab.data import load
 from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, DataError, LenetlabError
 from lenetlab.inference.committee import (
-    SELECT_RULES,
-    TTA_MODES,
     accuracy_nll,
     check_tta_mode,
     choose_committee,
@@ -35,9 +30,11 @@ from lenetlab.inference.committee import (
     mean_probabilities,
 )
 from lenetlab.inference.predictor import load_predictor
+from lenetlab.textfmt import Output
+from lenetlab.train.config import RUN_DATA_FIELDS
 
-# SELECT_RULES and TTA_MODES are re-exported for the command line's choices
-__all__ = ["SELECT_RULES", "TTA_MODES", "EnsembleResult", "ensemble_evaluate", "ensemble_select", "run_ensemble"]
+__all__ = ["EnsembleResult", "ensemble_evaluate", "ensemble_select", "run_ensemble"]
+
 
 @dataclass
 class EnsembleResult:
@@ -168,51 +165,47 @@ def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_siz
         if pr.shape[1] <= int(y.max()):
             raise CheckpointError(f"{path}: model has {pr.shape[1]} outputs but the labels go up to {int(y.max())}")
         members.append({"checkpoint": str(path), "model": pred.name, **accuracy_nll(pr, y)})
-    return EnsembleResult(dataset=splits.name, split=split, n=len(part), members=members, tta=tta, **accuracy_nll(mean, y))
+    return EnsembleResult(dataset=splits.name, split=split, n=len(part), members=members, tta=tta,
+                          **accuracy_nll(mean, y))
 
 
 def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str = "auto", split: str = "test",
-                 select: str | None = None, tta: str = "off", as_json: bool = False, out=None) -> int:
-    """``lenet ensemble``: print each member's and the ensemble's accuracy and error; returns 0.
+                 select: str | None = None, tta: str = "off") -> Output:
+    """``lenet ensemble``: each member's and the ensemble's accuracy and error.
 
     ``select`` (a rule of :data:`SELECT_RULES`): first choose the members on the dev split
-    (:func:`ensemble_select`), print the committee's dev figures, then evaluate it on ``split``.
+    (:func:`ensemble_select`), report the committee's dev figures, then evaluate it on ``split``.
     ``tta``: a mode of :data:`TTA_MODES`."""
-    out = out or sys.stdout
     paths = [os.fspath(c) for c in checkpoints]
+    lines = []
     if select:
         if split == "dev":
             raise LenetlabError("--select chooses the members on the dev split: evaluate them with --split test")
         dev, res = ensemble_select(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split,
                                    rule=select, tta=tta)
-        if as_json:
-            print(json.dumps({"candidates": paths, "chosen_on_dev": dev.to_dict(), **res.to_dict()}, indent=2), file=out)
-            return 0
+        data = {"candidates": paths, "chosen_on_dev": dev.to_dict(), **res.to_dict()}
         sel = dev.selection
         how = "greedy forward selection" if sel["rule"] == "greedy" else "all of them"
         if sel["held_out_error"] is not None:
             err = sel["held_out_error"]
             how += (f" (error on held-out halves of dev, {sel['repeats']} cuts: greedy {100 * err['greedy']:.2f}%, "
                     f"all {100 * err['all']:.2f}%)")
-        print(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples) by {how}; "
-              f"{100 * dev.accuracy:.2f}% dev accuracy", file=out)
+        lines.append(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples) by {how}; "
+                     f"{100 * dev.accuracy:.2f}% dev accuracy")
     else:
         res = ensemble_evaluate(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split,
                                 tta=tta)
-        if as_json:
-            print(json.dumps(res.to_dict(), indent=2), file=out)
-            return 0
+        data = res.to_dict()
     if res.tta_dev_accuracy:
         acc = res.tta_dev_accuracy
-        print(f"test-time augmentation (one-pixel shifts): dev accuracy {100 * acc['off']:.2f}% without, "
-              f"{100 * acc['on']:.2f}% with: {'used' if res.tta else 'not used'}", file=out)
+        lines.append(f"test-time augmentation (one-pixel shifts): dev accuracy {100 * acc['off']:.2f}% without, "
+                     f"{100 * acc['on']:.2f}% with: {'used' if res.tta else 'not used'}")
     shifts = ", each model's probabilities averaged over one-pixel shifts" if res.tta else ""
-    print(f"{res.dataset} {res.split} split, {res.n} examples{shifts}", file=out)
+    lines.append(f"{res.dataset} {res.split} split, {res.n} examples{shifts}")
     rows = [(m["checkpoint"], m["model"], m["accuracy"], m["nll"]) for m in res.members]
     rows.append(("ensemble (mean probability)", f"{len(res.members)} models", res.accuracy, res.nll))
     width = max(len(r[0]) for r in rows)
     mw = max(len(r[1]) for r in rows)
-    for name, model, acc, nll in rows:
-        print(f"  {name:<{width}}  {model:<{mw}}  accuracy {100 * acc:6.2f}%  error {100 * (1 - acc):5.2f}%  "
-              f"nll {nll:.4f}", file=out)
-    return 0
+    lines += [f"  {name:<{width}}  {model:<{mw}}  accuracy {100 * acc:6.2f}%  error {100 * (1 - acc):5.2f}%  "
+              f"nll {nll:.4f}" for name, model, acc, nll in rows]
+    return Output(data, "\n".join(lines))

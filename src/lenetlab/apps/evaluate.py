@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import torch
 
 from lenetlab import data
@@ -12,10 +10,8 @@ from lenetlab.device import autocast_dtype, select_device
 from lenetlab.errors import DataError, LenetlabError
 from lenetlab.inference.evaluate import EvalResult, evaluate, format_result
 from lenetlab.models.checkpoint import load_model
-
-
-#: The loader options a run records, so evaluation sees the same images and the same dev split.
-RUN_DATA_FIELDS = ("val_size", "image_size", "image_column", "label_column", "id_column")
+from lenetlab.textfmt import Output
+from lenetlab.train.config import RUN_DATA_FIELDS
 
 
 def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | None = None, split: str | None = "test",
@@ -72,15 +68,10 @@ def _brief(names, k: int = 4) -> str:
     return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
 
 
-def eval_command(checkpoint, dataset=None, data_dir=None, split=None, device="auto", batch_size=1000,
-                 as_json=False) -> EvalResult:
-    """``lenet eval``: evaluate ``checkpoint`` and print the report (or JSON); ``split`` None: test
-    when it is labelled, else dev (a Kaggle test set)."""
+def eval_command(checkpoint, dataset=None, data_dir=None, split=None, device="auto", batch_size=1000) -> Output:
+    """``lenet eval``: evaluate ``checkpoint``; ``split`` None: test when it is labelled, else dev (a
+    Kaggle test set)."""
     res, used = _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)
-    if as_json:
-        print(json.dumps({"checkpoint": str(checkpoint), "split": used, **res.to_dict()}, indent=2))
-    else:
-        note = " (the test split is unlabelled)" if split is None and used == "dev" else ""
-        print(f"{checkpoint} on {used}{note}:")
-        print(format_result(res))
-    return res
+    note = " (the test split is unlabelled)" if split is None and used == "dev" else ""
+    return Output({"checkpoint": str(checkpoint), "split": used, **res.to_dict()},
+                  f"{checkpoint} on {used}{note}:\n{format_result(res)}")

@@ -10,15 +10,14 @@ one figure, against the epoch, with a legend of their names (``--out FILE``, def
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from lenetlab.plots import plot_overlay, save_curve_plots, save_model_plots
 from lenetlab.data.transforms import InputSpec
 from lenetlab.device import select_device
 from lenetlab.errors import LenetlabError
-from lenetlab.fileio import dumps
 from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.plots import plot_overlay, save_curve_plots, save_model_plots
+from lenetlab.textfmt import Output
 from lenetlab.train.config import RunConfig
 from lenetlab.train.rundir import BEST, LAST, PLOTS, read_metrics
 from lenetlab.train.runinfo import looks_like_run
@@ -93,23 +92,15 @@ def overlay_runs(run_dirs: list[str | Path], out: str | Path = DEFAULT_OVERLAY) 
     return plot_overlay(runs, out)
 
 
-def run_plot(runs: list[str], out: str | None = None, device: str = "auto", as_json: bool = False) -> int:
-    """``lenet plot``: redraw one run's plots, or overlay several runs' curves; print what was written."""
+def run_plot(runs: list[str], out: str | None = None, device: str = "auto") -> Output:
+    """``lenet plot``: redraw one run's plots, or overlay several runs' curves; says what was written."""
     run_dirs = [resolve_run(r) for r in runs]
-    if len(run_dirs) == 1:
-        written, notes = redraw_run(run_dirs[0], out, device)
-        result = {"run": str(run_dirs[0]), "plots": [str(p) for p in written], "notes": notes}
-    else:
+    if len(run_dirs) > 1:
         path = overlay_runs(run_dirs, out or DEFAULT_OVERLAY)
-        result = {"runs": [str(p) for p in run_dirs], "plots": [str(path)], "notes": []}
-    if as_json:
-        print(dumps(result))
-        return 0
-    for note in result["notes"]:
-        print(f"note: {note}", file=sys.stderr)
-    if len(run_dirs) == 1:
-        where = Path(out) if out is not None else run_dirs[0] / PLOTS
-        print(f"wrote {len(written)} plots to {where}: {', '.join(p.name for p in written) or 'none'}")
-    else:
-        print(f"wrote {result['plots'][0]} ({len(run_dirs)} runs: {', '.join(p.name for p in run_dirs)})")
-    return 0
+        return Output({"runs": [str(p) for p in run_dirs], "plots": [str(path)], "notes": []},
+                      f"wrote {path} ({len(run_dirs)} runs: {', '.join(p.name for p in run_dirs)})")
+    written, notes = redraw_run(run_dirs[0], out, device)
+    where = Path(out) if out is not None else run_dirs[0] / PLOTS
+    return Output({"run": str(run_dirs[0]), "plots": [str(p) for p in written], "notes": notes},
+                  f"wrote {len(written)} plots to {where}: {', '.join(p.name for p in written) or 'none'}",
+                  [f"note: {n}" for n in notes])

@@ -9,9 +9,7 @@ classified.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from lenetlab.device import select_device
 from lenetlab.errors import ConfigError
 from lenetlab.fileio import atomic_path, ensure_writable
 from lenetlab.inference.predictor import Predictor, load_predictor
+from lenetlab.textfmt import Output
 
 __all__ = ["EXIT_BLANK", "ImagePrediction", "predict_images", "run_predict", "split_inputs"]
 
@@ -111,24 +110,23 @@ def predict_images(predictor: Predictor, images: list, *, top_k: int = 3,
     return results
 
 
+def _line(r: ImagePrediction) -> str:
+    if r.status == "blank":
+        return f"{r.image}: no digit found (blank image) - write or draw a digit"
+    alts = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r.top_k)
+    return (f"{r.image}: {r.label} ({100 * r.probability:.1f}%)   top-{len(r.top_k)}: {alts}"
+            + (f"   input: {r.shown}" if r.shown else ""))
+
+
 def run_predict(checkpoint, images: list[str], *, onnx=None, top_k: int = 3, device: str = "auto", show_dir=None,
-                as_json: bool = False, out=None, model: str | None = None) -> int:
-    """``lenet predict``: print the predictions of ``checkpoint`` (or the ONNX model ``onnx``, or the
-    pretrained weights shipped for ``model``, or the shipped ``lenet5`` when all are None); returns 0,
-    or :data:`EXIT_BLANK` when an image was blank."""
-    out = out or sys.stdout
+                model: str | None = None) -> Output:
+    """``lenet predict``: the predictions of ``checkpoint`` (or the ONNX model ``onnx``, or the
+    pretrained weights shipped for ``model``, or the shipped ``lenet5`` when all are None, where a
+    first image that is a checkpoint is taken as one: :func:`split_inputs`), one line per image;
+    status :data:`EXIT_BLANK` when an image was blank."""
+    if checkpoint is None and onnx is None and model is None:
+        checkpoint, images = split_inputs(images)
     predictor = load_predictor(checkpoint, onnx, device=str(select_device(device)), model=model)
     results = predict_images(predictor, images, top_k=top_k, show_dir=show_dir)
-    if as_json:
-        print(json.dumps([r.to_dict() for r in results], indent=2), file=out)
-    else:
-        for r in results:
-            if r.status == "blank":
-                print(f"{r.image}: no digit found (blank image) - write or draw a digit", file=out)
-                continue
-            alts = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r.top_k)
-            line = f"{r.image}: {r.label} ({100 * r.probability:.1f}%)   top-{len(r.top_k)}: {alts}"
-            if r.shown:
-                line += f"   input: {r.shown}"
-            print(line, file=out)
-    return EXIT_BLANK if any(r.status == "blank" for r in results) else 0
+    return Output([r.to_dict() for r in results], "\n".join(map(_line, results)),
+                  status=EXIT_BLANK if any(r.status == "blank" for r in results) else 0)

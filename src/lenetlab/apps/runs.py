@@ -7,11 +7,8 @@ a damaged run is listed with what is wrong with it, never a traceback.
 
 from __future__ import annotations
 
-import sys
-
 from lenetlab.errors import ConfigError
-from lenetlab.fileio import dumps
-from lenetlab.textfmt import align
+from lenetlab.textfmt import Output, align
 from lenetlab.train.runinfo import RunInfo, find_runs
 
 SORTS = ("name", "dev", "test", "time")
@@ -68,15 +65,8 @@ def format_runs(runs: list[RunInfo]) -> str:
     return "\n".join(align([head, *table], right={4, 5, 6, 7, 8}))
 
 
-def run_runs(root: str = "runs", sort: str = "name", model: str | None = None, dataset: str | None = None,
-             as_json: bool = False, out=None) -> list[RunInfo]:
-    """``lenet runs``: print the runs in ``root`` (see :func:`select_runs`), as a table or JSON; returns them."""
-    out = out or sys.stdout
+def run_runs(root: str = "runs", sort: str = "name", model: str | None = None, dataset: str | None = None) -> Output:
+    """``lenet runs``: the runs in ``root`` (see :func:`select_runs`) as a table."""
     runs = select_runs(find_runs(root), sort, model, dataset)
-    if as_json:
-        print(dumps([r.to_dict() for r in runs]), file=out)
-    elif not runs:
-        print(f"no runs in {root}" + (" matching the filters" if model or dataset else ""), file=out)
-    else:
-        print(format_runs(runs), file=out)
-    return runs
+    empty = f"no runs in {root}" + (" matching the filters" if model or dataset else "")
+    return Output([r.to_dict() for r in runs], format_runs(runs) if runs else empty)

@@ -15,6 +15,7 @@ from pathlib import Path
 from lenetlab.errors import LenetlabError
 from lenetlab.inference.predictor import load_predictor
 from lenetlab.serve.app import ServedModel, run_server
+from lenetlab.textfmt import quiet
 from lenetlab.train.runinfo import looks_like_run, read_run
 
 
@@ -61,8 +62,9 @@ def served_models(sources: list[str], onnx: list[str] | None = None, device: str
 
 
 def run_serve(sources: list[str], onnx: list[str] | None = None, *, host: str = "127.0.0.1", port: int = 8000,
-              device: str = "cpu", max_upload_mb: float = 5.0, log_level: str = "info") -> int:
-    """``lenet serve``: check the options, load every model, serve until interrupted; returns exit status 0."""
+              device: str = "cpu", max_upload_mb: float = 5.0, log_level: str = "info", say=quiet) -> int:
+    """``lenet serve``: check the options, load every model, serve until interrupted (``say`` shows
+    where); returns exit status 0."""
     run_server(lambda: served_models(sources, onnx, device), host=host, port=port, max_upload_mb=max_upload_mb,
-               log_level=log_level)
+               log_level=log_level, say=say)
     return 0

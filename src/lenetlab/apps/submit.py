@@ -19,21 +19,21 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lenetlab.apps.train import run_with_plots
 from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabError
 from lenetlab.fileio import atomic_path, ensure_writable
 from lenetlab.inference.committee import check_tta_mode, choose_tta, mean_probabilities
 from lenetlab.inference.predictor import load_predictor
+from lenetlab.plots.runplots import run_with_plots
+from lenetlab.textfmt import Output, quiet
 from lenetlab.train import RunConfig, Runner
+from lenetlab.train.config import RUN_DATA_FIELDS
 from lenetlab.train.recipe import apply_recipe, describe_notes
 from lenetlab.train.setup import load_splits
 
@@ -106,13 +106,13 @@ def _train_runs(cfg: RunConfig, splits, members: int, say) -> list:
             seed=cfg.seed + i, name=None if cfg.name is None else f"{cfg.name}-m{i + 1}")
         if members > 1:
             say(f"ensemble member {i + 1}/{members} (seed {run_cfg.seed})")
-        results.append(run_with_plots(Runner(run_cfg, splits=splits)))
+        results.append(run_with_plots(Runner(run_cfg, splits=splits), say))
     return results
 
 
 def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: list | None = None,
                   out: str | os.PathLike = "submission.csv", tta: str = "auto", ensemble: int | None = None,
-                  progress: str = "auto", log=None, **config) -> SubmitResult:
+                  progress: str = "auto", say=quiet, **config) -> SubmitResult:
     """Write a submission for the test split of ``data_dir`` to ``out`` (see the module doc).
 
     Without ``checkpoints`` it trains: ``config`` holds the explicit :class:`~lenetlab.train.RunConfig`
@@ -120,9 +120,8 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
     over the recipe; ``ensemble`` runs with consecutive seeds (default: the recipe's). With ``checkpoints`` (run
     directories or ``.pt`` files) it predicts with them, averaged; ``data_dir`` defaults to the first
     run's dataset, and only :data:`PREDICT_FIELDS` may be set. ``tta`` is ``auto``, ``on`` or ``off``.
-    ``log(text)`` receives the recipe block and progress lines. Returns a :class:`SubmitResult`.
+    ``say(text, err=False)`` receives the recipe block and progress lines. Returns a :class:`SubmitResult`.
     """
-    say = log or (lambda text: None)
     check_tta_mode(tta)  # before minutes of training
     if ensemble is not None and ensemble < 1:
         raise ConfigError(f"--ensemble must be >= 1 (got {ensemble})")
@@ -141,8 +140,7 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
         dataset = str(_folder(data_dir)) if data_dir is not None else run_cfg.get("dataset")
         if not dataset:
             raise CheckpointError(f"{checkpoints[0]}: the checkpoint does not name its dataset; pass --data-dir")
-        keep = {k: run_cfg[k] for k in ("val_size", "image_size", "image_column", "label_column", "id_column")
-                if run_cfg.get(k) is not None}
+        keep = {k: run_cfg[k] for k in RUN_DATA_FIELDS if run_cfg.get(k) is not None}
         cfg = RunConfig.from_dict({**keep, **config, "dataset": dataset, "progress": progress}, source="submit")
         splits = load_splits(cfg)
         _check_test(splits)
@@ -193,30 +191,24 @@ def _check_test(splits) -> None:
                         f"class sub-folders needs test/)")
 
 
-def run_submit(data_dir=None, *, as_json: bool = False, stream=None, **kwargs) -> int:
-    """``lenet submit``: print the recipe, train (or load the runs), write the submission and print
-    where it went and how it scored on the validation split; returns 0."""
-    stream = stream or sys.stdout
-    if as_json:
-        kwargs.setdefault("progress", "none")  # stdout is for the JSON result only
-    log = None if as_json else (lambda text: print(text, file=stream, flush=True))
-    res = kaggle_submit(data_dir, log=log, **kwargs)
-    if as_json:
-        print(json.dumps(res.to_dict(), indent=2), file=stream)
-        return 0
-    pct = lambda a: "n/a" if a is None else f"{100 * a:.2f}%"  # noqa: E731
+def run_submit(data_dir=None, **kwargs) -> Output:
+    """``lenet submit``: :func:`kaggle_submit`, then where the submission went and how it scored on
+    the validation split."""
+    res = kaggle_submit(data_dir, **kwargs)
+    pct = lambda a: "n/a" if a is None else f"{100 * a:.2f}%"
+    lines = []
     if len(res.run_dirs) > 1:
-        print(f"validation accuracy of each model: {', '.join(pct(a) for a in res.member_dev_accuracy)}; "
-              f"their average: {pct(res.ensemble_dev_accuracy)}", file=stream)
+        lines.append(f"validation accuracy of each model: {', '.join(pct(a) for a in res.member_dev_accuracy)}; "
+                     f"their average: {pct(res.ensemble_dev_accuracy)}")
     if res.tta_dev_accuracy.get("on") is not None:
-        print(f"test-time augmentation (one-pixel shifts): validation {pct(res.tta_dev_accuracy['off'])} without, "
-              f"{pct(res.tta_dev_accuracy['on'])} with: {'used' if res.tta else 'not used'}", file=stream)
-    print(f"validation accuracy (submitted): {pct(res.dev_accuracy)}", file=stream)
+        lines.append(f"test-time augmentation (one-pixel shifts): validation {pct(res.tta_dev_accuracy['off'])} "
+                     f"without, {pct(res.tta_dev_accuracy['on'])} with: {'used' if res.tta else 'not used'}")
+    lines.append(f"validation accuracy (submitted): {pct(res.dev_accuracy)}")
     if res.test_accuracy is not None:
-        print(f"test accuracy:   {pct(res.test_accuracy)} (the test split is labelled)", file=stream)
-    print(f"run directory:   {', '.join(res.run_dirs)}", file=stream)
+        lines.append(f"test accuracy:   {pct(res.test_accuracy)} (the test split is labelled)")
+    lines.append(f"run directory:   {', '.join(res.run_dirs)}")
     if res.train_time:
-        print(f"training time:   {res.train_time:.1f} s", file=stream)
-    print(f"submission:      {res.submission} ({res.rows} rows, {','.join(res.header)}, "
-          f"{len(res.label_counts)} distinct labels)", file=stream)
-    return 0
+        lines.append(f"training time:   {res.train_time:.1f} s")
+    lines.append(f"submission:      {res.submission} ({res.rows} rows, {','.join(res.header)}, "
+                 f"{len(res.label_counts)} distinct labels)")
+    return Output(res.to_dict(), "\n".join(lines))

@@ -33,20 +33,21 @@ from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from lenetlab.plots import save_curve_plots, save_model_plots, save_run_plots
 from lenetlab.errors import ConfigError, LenetlabError, Terminated
-from lenetlab.train.config import config_overrides
-from lenetlab.train.config import RunConfig
-from lenetlab.train.dist import DistributedContext, in_torchrun, report_failure
+from lenetlab.plots.runplots import run_with_plots
+from lenetlab.textfmt import Output, quiet
+from lenetlab.train.config import RunConfig, config_overrides
+from lenetlab.train.dist import DistributedContext, failure_line, in_torchrun
 from lenetlab.train.recipe import describe_notes, plan_config
-from lenetlab.train.rundir import PLOTS, RunResult, check_unlocked, plan_run, refuse_existing
+from lenetlab.train.rundir import RunResult, check_unlocked, plan_run, refuse_existing
 from lenetlab.train.runner import Runner
 from lenetlab.train.setup import load_splits
 
 
-def train_entry(args) -> int:
-    """What ``lenet train`` runs for parsed ``args``: launch ``args.nproc`` processes with torchrun,
-    train as one rank of a torchrun job (``WORLD_SIZE > 1``), or train in this process."""
+def train_entry(args, say=quiet) -> Output | int:
+    """What ``lenet train`` runs for parsed ``args``: launch ``args.nproc`` processes with torchrun
+    (returns their exit status; they print), train as one rank of a torchrun job (``WORLD_SIZE > 1``),
+    or train in this process. ``say(text, err=False)`` shows progress lines (stderr with ``err``)."""
     nproc = int(getattr(args, "nproc", 1))
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1 (got {nproc})")
@@ -56,15 +57,15 @@ def train_entry(args) -> int:
     if nproc > 1:
         if in_torchrun():
             raise ConfigError(f"--nproc {nproc}: already running under torchrun (WORLD_SIZE={world}); drop --nproc")
-        return launch_train(args, nproc)
+        return launch_train(args, nproc, say)
     # SIGTERM outside the training loop (loading data, testing) ends the command as Ctrl-C does, through
     # the cleanup (the run's lock, temporary files) to exit 143; inside the loop the Runner defers it
     # to the next step boundary and saves first.
     restore = _on_sigterm(_raise_terminated)
     try:
         if world > 1:
-            return distributed_train(args)
-        return train_command(args)
+            return distributed_train(args, say)
+        return train_command(args, say=say)
     finally:
         restore()
 
@@ -82,7 +83,7 @@ def _on_sigterm(handler):
 
 
 @record
-def distributed_train(args) -> int:
+def distributed_train(args, say=quiet) -> Output | int:
     """Train as one rank of a torchrun job: join the process group, train, leave it.
 
     User errors keep their type and gain a ``[rank R/W]`` prefix; other exceptions print one line
@@ -90,14 +91,14 @@ def distributed_train(args) -> int:
     """
     ctx = DistributedContext.from_env()
     try:
-        status = train_command(args, dist=ctx)
+        status = train_command(args, dist=ctx, say=say)
     except LenetlabError as e:
         e.args = (f"[rank {ctx.rank}/{ctx.world_size}] {e}",)
         raise
     except KeyboardInterrupt:
         raise
     except BaseException as e:
-        report_failure(ctx, e)
+        say(failure_line(ctx, e), err=True)
         raise
     ctx.close()
     return status
@@ -151,14 +152,14 @@ TORCHRUN = ("import sys\n"
             "except SignalException as e:\n    sys.exit(128 + int(e.sigval))\n")
 
 
-def launch_train(args, nproc: int) -> int:
+def launch_train(args, nproc: int, say=quiet) -> int:
     """Run ``lenet train`` in ``nproc`` local processes with torchrun; return its exit status."""
     run_dir = _precheck(args, nproc)
     torchrun_args = ["--standalone", "--nproc_per_node", str(nproc), "-m", "lenetlab.cli", "train", *train_argv(args)]
     cmd = [sys.executable, "-c", TORCHRUN, *torchrun_args]
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default for several processes, without its warning
-    print("launching: -m torch.distributed.run " + " ".join(torchrun_args), file=sys.stderr, flush=True)
+    say("launching: -m torch.distributed.run " + " ".join(torchrun_args), err=True)
     proc = subprocess.Popen(cmd, env=env)
     interrupted = terminated = False
 
@@ -179,13 +180,13 @@ def launch_train(args, nproc: int) -> int:
         restore()
     where = str(run_dir) if run_dir is not None else "RUN_DIR (printed at the start)"
     if interrupted or terminated:
-        print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: continue with lenet train --nproc {nproc} "
-              f"--resume {where}", file=sys.stderr, flush=True)
+        say(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: continue with lenet train --nproc {nproc} "
+            f"--resume {where}", err=True)
         return 143 if terminated else 130
     if status != 0:
-        print(f"error: distributed training failed: torchrun exited with status {status} (its report above names "
-              f"the failing rank); checkpoints already written are intact: continue with "
-              f"lenet train --nproc {nproc} --resume {where}", file=sys.stderr, flush=True)
+        say(f"error: distributed training failed: torchrun exited with status {status} (its report above names "
+            f"the failing rank); checkpoints already written are intact: continue with "
+            f"lenet train --nproc {nproc} --resume {where}", err=True)
     return status
 
 
@@ -203,51 +204,6 @@ def make_runner(config_file=None, resume=None, overwrite: bool = False, override
     if dist is not None and dist.world_size > 1:  # a measured --budget must give every rank the same epochs
         cfg = RunConfig.from_dict(dist.broadcast_object(cfg.to_dict() if dist.is_main else None), source="rank 0")
     return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist)
-
-
-#: The plots also added to TensorBoard as images (the curves are there as scalars already).
-TENSORBOARD_FIGURES = ("confusion", "misclassified", "kernels")
-
-
-def run_with_plots(runner: Runner) -> RunResult:
-    """``runner.run()``, then (on the main process, when the config asks for them) the run's plots,
-    drawn from the test evaluation the run already made; their paths go into ``result.plots`` and the
-    confusion matrix, misclassified grid and kernels into TensorBoard. When the run stops with an
-    exception (Ctrl-C, SIGTERM, a failing step), the plots its state allows are drawn, then the
-    exception goes on."""
-    try:
-        result = runner.run()
-    except BaseException:
-        if runner.dist.is_main and runner.cfg.plots:
-            plots_of_stopped_run(runner)
-        raise
-    if runner.dist.is_main and runner.cfg.plots:
-        result.plots = save_run_plots(runner.run_dir, runner.history, runner.model, runner.splits, runner.spec,
-                                      runner.device, test=result.test)
-        runner.metrics.add_figures([p for p in result.plots if p.stem in TENSORBOARD_FIGURES])
-        runner.metrics.close()
-    return result
-
-
-def plots_of_stopped_run(runner: Runner) -> list[Path]:
-    """The plots of a run that stopped early: curves from its rows so far, and (when a dev evaluation
-    chose a best model) that model's confusion matrix, misclassified images, kernels and feature maps.
-    Never raises: a plot that fails is reported in one line, so the run's own error stays the one shown."""
-    out = runner.run_dir / PLOTS
-    written: list[Path] = []
-    try:
-        written = save_curve_plots(out, runner.history)
-        if runner.best_state is not None:  # the current weights may be mid-step or non-finite
-            model = runner.dist.unwrap(runner.model)
-            model.load_state_dict(runner.best_state)
-            written += save_model_plots(out, model, runner.splits, runner.spec, runner.device)
-            runner.metrics.add_figures([p for p in written if p.stem in TENSORBOARD_FIGURES])
-            runner.metrics.close()
-    except Exception as e:  # noqa: BLE001 - the run's own error must stay the one reported
-        print(f"plots of the stopped run: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr, flush=True)
-    if written:
-        print(f"plots of the run so far: {out} ({len(written)} PNG files)", file=sys.stderr, flush=True)
-    return written
 
 
 def format_summary(result: RunResult, monitor: str = "dev_acc", reason: str | None = None) -> str:
@@ -277,13 +233,13 @@ DRY_RUN_STEPS = 3
 DRY_RUN_EXAMPLES = 256
 
 
-def dry_run(args) -> int:
+def dry_run(args, say=quiet) -> Output:
     """``lenet train --dry-run``: every part of the configured run for a few steps, in seconds.
 
     Loads the data and builds the model as configured, trains :data:`DRY_RUN_STEPS` steps, evaluates
     once on (at most :data:`DRY_RUN_EXAMPLES` of) the dev split, saves both checkpoints, tests and
     draws the plots, all into a new temporary folder (printed; kept for you to look at, never the
-    configured run directory). Prints the files written; returns the exit status."""
+    configured run directory). The result lists the files written."""
     if args.resume is not None:
         raise ConfigError("--dry-run checks a new run's configuration; it cannot be combined with --resume")
     t0 = time.perf_counter()
@@ -291,7 +247,7 @@ def dry_run(args) -> int:
     cfg, _ = plan_run(args.config, None, overrides)
     out = Path(tempfile.mkdtemp(prefix="lenet-dry-run-"))
     cfg = cfg.replace(out_dir=str(out), name=cfg.name or "dry-run", epochs=1, max_steps=DRY_RUN_STEPS, eval_steps=0,
-                      save_every=0, patience=0, progress="none" if args.json else cfg.progress)
+                      save_every=0, patience=0)
     try:
         splits = load_splits(cfg)
         splits = replace(splits, dev=_head(splits.dev, DRY_RUN_EXAMPLES), test=_head(splits.test, DRY_RUN_EXAMPLES))
@@ -299,21 +255,17 @@ def dry_run(args) -> int:
     except BaseException:  # a configuration error: nothing worth keeping was written
         shutil.rmtree(out, ignore_errors=True)
         raise
-    result = run_with_plots(runner)
+    result = run_with_plots(runner, say)
     files = sorted(str(p.relative_to(runner.run_dir)) for p in runner.run_dir.rglob("*") if p.is_file())
     summary = {"dry_run": "ok", "run_dir": str(runner.run_dir), "steps": result.steps,
                "dev_evaluations": sum(r["kind"] == "dev" for r in runner.history),
                "test_accuracy": None if result.test is None else result.test.accuracy,
                "seconds": round(time.perf_counter() - t0, 1), "files": files}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(f"dry run ok: {cfg.model} on {splits.name}, {result.steps} steps, "
-              f"{summary['dev_evaluations']} dev evaluation ({len(splits.dev)} examples), checkpoints, test "
-              f"({len(splits.test)} examples) and {len(result.plots)} plots in {summary['seconds']:.1f} s")
-        print(f"written to a temporary folder (delete it when done): {runner.run_dir}")
-        print("  " + "\n  ".join(files))
-    return 0
+    return Output(summary, f"dry run ok: {cfg.model} on {splits.name}, {result.steps} steps, "
+                           f"{summary['dev_evaluations']} dev evaluation ({len(splits.dev)} examples), checkpoints, "
+                           f"test ({len(splits.test)} examples) and {len(result.plots)} plots in "
+                           f"{summary['seconds']:.1f} s\nwritten to a temporary folder (delete it when done): "
+                           f"{runner.run_dir}\n  " + "\n  ".join(files))
 
 
 def _head(split, n: int):
@@ -324,29 +276,25 @@ def _head(split, n: int):
                    ids=None if split.ids is None else split.ids[:n])
 
 
-def train_command(args, dist=None) -> int:
+def train_command(args, dist=None, say=quiet) -> Output | int:
     """Run ``lenet train`` for parsed ``args`` (RunConfig flags, ``config``, ``resume``,
-    ``overwrite``, ``json``); prints progress and the summary (rank 0 only under ``dist``, see
-    :mod:`lenetlab.apps.train`). Returns the exit status."""
+    ``overwrite``); ``say`` shows the recipe and the start line. Returns the run's summary, or
+    exit status 0 on the other ranks under ``dist`` (see :mod:`lenetlab.apps.train`)."""
     if getattr(args, "dry_run", False):
-        return dry_run(args)
-    overrides = config_overrides(args)
-    if args.json and "progress" not in overrides:
-        overrides["progress"] = "none"  # stdout is for the JSON result only
-    runner = make_runner(args.config, args.resume, args.overwrite, overrides, dist=dist)
+        return dry_run(args, say)
+    runner = make_runner(args.config, args.resume, args.overwrite, config_overrides(args), dist=dist)
     main = runner.dist.is_main
-    if not args.json and main:
+    if main:
         notes = runner.cfg.recipe_notes
         if notes.get("choices") and not args.resume:
-            print(describe_notes(notes), flush=True)
+            say(describe_notes(notes))
         s = runner.splits
         what = "resuming" if args.resume else "training"
-        print(f"{what} {runner.cfg.model} on {s.name} ({len(s.train)} train / {len(s.dev)} dev / {len(s.test)} test) "
-              f"on {runner.device}{', autocast ' + str(runner.amp).replace('torch.', '') if runner.amp else ''}: "
-              f"{runner.cfg.epochs} epochs x {runner.steps_per_epoch} steps -> {runner.run_dir}"
-              f"{'' if runner.dist.world_size == 1 else ', ' + runner.dist.describe(runner.device)}", flush=True)
-    result = run_with_plots(runner)
-    if main:
-        print(json.dumps(result.summary(), indent=2) if args.json else
-              format_summary(result, runner.cfg.monitor, runner.stop_reason()))
-    return 0
+        say(f"{what} {runner.cfg.model} on {s.name} ({len(s.train)} train / {len(s.dev)} dev / {len(s.test)} test) "
+            f"on {runner.device}{', autocast ' + str(runner.amp).replace('torch.', '') if runner.amp else ''}: "
+            f"{runner.cfg.epochs} epochs x {runner.steps_per_epoch} steps -> {runner.run_dir}"
+            f"{'' if runner.dist.world_size == 1 else ', ' + runner.dist.describe(runner.device)}")
+    result = run_with_plots(runner, say)
+    if not main:
+        return 0
+    return Output(result.summary(), format_summary(result, runner.cfg.monitor, runner.stop_reason()))

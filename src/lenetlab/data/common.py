@@ -6,12 +6,8 @@ import numpy as np
 import torch
 
 from lenetlab.data.splits import Split, Splits
-from lenetlab.data.transforms import (
-    FIXED_NORMS,
-    NORMALIZE_ALIASES,
-    NORMALIZE_CHOICES,
-    InputSpec,
-)
+from lenetlab.choices import FIXED_NORMS, NORMALIZE_ALIASES, NORMALIZE_CHOICES
+from lenetlab.data.transforms import InputSpec
 from lenetlab.errors import DataError
 
 

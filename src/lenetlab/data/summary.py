@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from lenetlab.data import load
 from lenetlab.data.common import pixel_stats
 
@@ -58,10 +56,3 @@ def format_summary(d: dict) -> str:
     ]
     return "\n".join(lines)
 
-
-def print_summary(name: str = "mnist-subset", data_dir=None, *, download: bool = False, verify: bool = False,
-                  as_json: bool = False, **load_kwargs) -> dict:
-    """Print :func:`summarize` as text (or JSON with ``as_json``) and return the dict."""
-    d = summarize(name, data_dir, download=download, verify=verify, **load_kwargs)
-    print(json.dumps(d, indent=2) if as_json else format_summary(d))
-    return d

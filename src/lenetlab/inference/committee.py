@@ -9,14 +9,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lenetlab.choices import SELECT_RULES, TTA_MODES
 from lenetlab.errors import CheckpointError, ConfigError, LenetlabError
 
 if TYPE_CHECKING:
     import torch
-
-#: ``--tta`` modes: never, always, or when it scores better on the dev split.
-TTA_MODES = ("off", "on", "auto")
-
 
 def mean_probabilities(predictors: list, x: torch.Tensor, batch_size: int = 1000,
                        tta: bool = False) -> tuple[np.ndarray, list]:
@@ -93,10 +90,6 @@ def choose_committee(probs: list, y: np.ndarray, rule: str = "auto", repeats: in
     chosen = select_members(probs, y) if rule == "greedy" else list(range(len(probs)))
     return chosen, {"rule": rule, "repeats": repeats if held_out is not None else 0,
                     "held_out_error": held_out}
-
-
-#: ``--select`` rules: cross-validated choice between the other two, greedy forward selection, every candidate.
-SELECT_RULES = ("auto", "greedy", "all")
 
 
 def select_members(probs: list, y: np.ndarray) -> list[int]:

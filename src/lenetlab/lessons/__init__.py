@@ -18,15 +18,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import json
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import torch
-
 from lenetlab.errors import ConfigError, LenetlabError
-from lenetlab.lessons.report import Report
 
 
 @dataclass(frozen=True)
@@ -137,6 +132,10 @@ def run_lesson(name: str, **options):
     if unknown:
         offered = ", ".join(known) if known else "none"
         raise ConfigError(f"lesson {name}: unknown option {unknown[0]!r} (options: {offered})")
+    import torch  # here, not at the top: the catalogue alone (``lenet --help``, ``lenet lesson``) needs no torch
+
+    from lenetlab.lessons.report import Report
+
     report = Report(name)
     module = lesson.load()
     threads = torch.get_num_threads()
@@ -164,37 +163,4 @@ def format_listing() -> str:
     return "\n".join(f"{x.name:<{width}}  {x.summary}" for x in list_lessons())
 
 
-def print_lessons(as_json: bool = False) -> int:
-    """Print the catalogue, one line per lesson (or JSON with ``as_json``); returns exit status 0."""
-    rows = [{"name": x.name, "summary": x.summary, "options": [o.name for o in x.options]} for x in list_lessons()]
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(format_listing())
-    print("\nrun one with `lenet lesson NAME`; `lenet lesson NAME --help` shows what you can change")
-    return 0
-
-
-def print_lesson(name: str, as_json: bool = False, source: bool = False, **options) -> int:
-    """Run lesson ``name`` and print its idea and results (JSON with ``as_json``; its code with ``source``).
-
-    Returns the exit status: 0 when every check of the lesson held, 1 otherwise.
-    """
-    lesson = get_lesson(name)
-    if source:
-        print(lesson.source(), end="")
-        return 0
-    report = run_lesson(name, **options)
-    if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(lesson_text(lesson, report))
-        print(f"\ncode: lenetlab/lessons/{lesson.module}.py (`lenet lesson {name} --source` prints it)")
-    failed = [k for k, ok in report.checks.items() if not ok]
-    if failed:
-        print(f"lesson {name}: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-__all__ = ["LESSONS", "Lesson", "Option", "format_listing", "get_lesson", "lesson_text", "list_lessons",
-           "print_lesson", "print_lessons", "run_lesson"]
+__all__ = ["LESSONS", "Lesson", "Option", "format_listing", "get_lesson", "lesson_text", "list_lessons", "run_lesson"]

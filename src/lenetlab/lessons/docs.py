@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     text = render_markdown()
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    print(f"wrote {path} ({len(text.splitlines())} lines)")
     return 0
 
 

@@ -35,7 +35,6 @@ from safetensors.torch import save as safetensors_bytes
 from lenetlab import __version__
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
 from lenetlab.fileio import atomic_path, check_types, dumps, read_json
-from lenetlab.textfmt import align
 
 FORMAT = "lenetlab-pretrained-v1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -154,14 +153,3 @@ def describe_pretrained() -> list[dict]:
                      "classes": len(config["class_names"]), "input_spec": config["input_spec"], "path": str(folder)})
     return rows
 
-
-def print_pretrained(as_json: bool = False) -> list[dict]:
-    """Print the models that ship with trained weights (``lenet models --pretrained``); returns the rows."""
-    rows = describe_pretrained()
-    if as_json:
-        print(dumps(rows))
-        return rows
-    table = [(r["name"], r["dataset"] or "?", "?" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
-              r["classes"], f"create({r['name']!r}, pretrained=True)") for r in rows]
-    print("\n".join(align([("model", "trained on", "test acc", "classes", "python"), *table], right={2, 3})))
-    return rows

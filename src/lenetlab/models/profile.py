@@ -11,7 +11,6 @@ counted, so MACs = FLOPs / 2 exactly.
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -265,13 +264,6 @@ def format_profile(p: Profile) -> str:
     return "\n".join(out)
 
 
-def print_profile(name: str, input_size=None, num_classes: int = 10, as_json: bool = False) -> Profile:
-    """Profile model ``name`` and print the table (or JSON with ``as_json``); returns the profile."""
-    p = profile_model(name, input_size=input_size, num_classes=num_classes)
-    print(json.dumps(p.to_dict(), indent=2) if as_json else format_profile(p))
-    return p
-
-
 def _count_params(name: str, input_size) -> int:
     # Build on the meta device: no memory or init time even for VGG-11's 129M parameters.
     try:
@@ -287,13 +279,3 @@ def describe_models() -> list[dict]:
     return [{"name": i.name, "input_size": list(i.input_size), "params": _count_params(i.name, i.input_size),
              "description": i.description} for i in list_models()]
 
-
-def print_models(as_json: bool = False) -> list[dict]:
-    """Print the registered models as a table (or JSON with ``as_json``); returns the rows."""
-    rows = describe_models()
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return rows
-    table = [(r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}", r["description"]) for r in rows]
-    print("\n".join(align([("model", "input", "params", "description"), *table], right={2})))
-    return rows

@@ -27,7 +27,6 @@ import base64
 import io
 import logging
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +67,7 @@ from lenetlab.serve.limits import (
     is_loopback,
     upload_limit_bytes,
 )
+from lenetlab.textfmt import quiet
 
 log = logging.getLogger("lenetlab.serve")
 
@@ -550,17 +550,18 @@ def _check_can_listen(host: str, port: int) -> None:
 
 
 def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = "127.0.0.1", port: int = 8000,
-               max_upload_mb: float = 5.0, log_level: str = "info") -> None:
+               max_upload_mb: float = 5.0, log_level: str = "info", say=quiet) -> None:
     """Check the options, then load the models (``load_models()``: slow, so after the quick checks)
-    and serve them with uvicorn on ``host:port`` until interrupted."""
+    and serve them with uvicorn on ``host:port`` until interrupted; ``say(text, err=False)`` shows
+    a warning and the address."""
     import uvicorn  # optional extra lenetlab[serve]; imported when serving starts
 
     limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
     if not 0 <= port <= 65535:
         raise LenetlabError(f"--port {port}: must be between 0 and 65535")
     if not is_loopback(host):
-        print(f"warning: --host {host} is not a loopback address: anyone who can reach this machine can use "
-              "the server (no authentication, no TLS; see SECURITY.md)", file=sys.stderr, flush=True)
+        say(f"warning: --host {host} is not a loopback address: anyone who can reach this machine can use "
+            "the server (no authentication, no TLS; see SECURITY.md)", err=True)
     _check_can_listen(host, port)
     # one small image per request: parallelism comes from concurrent requests, not intra-op threads
     torch.set_num_threads(1)
@@ -569,7 +570,7 @@ def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = 
     where = f"http://{host}:{port}/" if port else f"{host} on a free port (uvicorn prints which)"
     names = ", ".join(f"{m.name} ({m.predictor.name}, {m.predictor.backend}, {Path(m.predictor.source).name})"
                       for m in models)
-    print(f"serving {names} at {where}", flush=True)
+    say(f"serving {names} at {where}")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                 **uvicorn_options(limits))
 

@@ -81,42 +81,16 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
 
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=gen)
-    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    kwargs = {} if opset is None else {"opset_version": opset}
-    # onnxscript logs a full traceback when its version converter cannot reach --opset
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    # the exporter narrates its steps and warns that torchvision's ops are absent: noise for users
-    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-        try:
-            program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
-                                        input_names=["input"], output_names=["scores"],
-                                        external_data=False, verbose=False, **kwargs)
-        except Exception as e:  # the exporter's errors are long; keep the first line
-            raise LenetlabError(f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed "
-                                f"({first_line(e, 200)})") from None
-        finally:
-            for lg, lv in zip(loggers, levels):
-                lg.setLevel(lv)
-    proto = program.model_proto
+    try:
+        proto = _quiet_export(model, example, opset)
+    except Exception as e:  # the exporter's errors are long; keep the first line
+        raise LenetlabError(f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed "
+                            f"({first_line(e, 200)})") from None
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and opset_used != opset:  # the exporter falls back silently to its own opset
         raise LenetlabError(f"--opset {opset}: the exporter cannot convert {ckpt['model']['name']!r} to opset "
                             f"{opset} (it produced opset {opset_used}); leave --opset out for the exporter's default")
-    meta = {
-        META_FORMAT: ONNX_FORMAT,
-        META_MODEL: dumps(ckpt["model"], indent=None),
-        META_CLASSES: dumps(class_names, indent=None),
-        META_SPEC: dumps(spec.to_dict(), indent=None),
-    }
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        proto.metadata_props.add(key=k, value=v)
-    proto.doc_string = (f"lenetlab {ckpt['model']['name']}: input float32 [batch, {spec.channels}, {spec.size}, "
-                        f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(class_names)}]")
+    _describe(proto, ckpt["model"], class_names, spec)
     onnx.checker.check_model(proto)
     try:
         # verified in the temporary file: a failed check leaves a previous good export in place
@@ -155,6 +129,39 @@ def _exported_folder(folder: Path) -> bool:
         return read_json(config).get("format") == FORMAT
     except (LenetlabError, AttributeError):  # unreadable, not strict JSON, or not an object: not ours
         return False
+
+
+def _describe(proto, model: dict, class_names: list[str], spec: InputSpec) -> None:
+    """Write what serving needs into the ONNX ``proto``'s metadata (model, classes, input spec) and doc string."""
+    meta = {META_FORMAT: ONNX_FORMAT, META_MODEL: dumps(model, indent=None),
+            META_CLASSES: dumps(class_names, indent=None), META_SPEC: dumps(spec.to_dict(), indent=None)}
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    proto.doc_string = (f"lenetlab {model['name']}: input float32 [batch, {spec.channels}, {spec.size}, "
+                        f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(class_names)}]")
+
+
+def _quiet_export(model: torch.nn.Module, example: torch.Tensor, opset: int | None):
+    """``torch.onnx.export(dynamo=True)`` of ``model`` on ``example`` with a dynamic batch dimension, its
+    narration, warnings and logged tracebacks silenced; returns the ONNX ModelProto."""
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    kwargs = {} if opset is None else {"opset_version": opset}
+    # onnxscript logs a full traceback when its version converter cannot reach --opset
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    # the exporter narrates its steps and warns that torchvision's ops are absent: noise for users
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            return torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
+                                     input_names=["input"], output_names=["scores"],
+                                     external_data=False, verbose=False, **kwargs).model_proto
+        finally:
+            for lg, lv in zip(loggers, levels):
+                lg.setLevel(lv)
 
 
 def _max_diff(model: torch.nn.Module, path: Path, spec: InputSpec, gen: torch.Generator) -> float:
@@ -234,28 +241,3 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
             "checkpoint": str(checkpoint), "format": "safetensors", "bytes": sum(f.stat().st_size for f in files),
             "max_abs_diff": diff, "test_accuracy": test_accuracy}
 
-
-def run_export(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None, *, opset: int | None = None,
-               as_json: bool = False, format: str = "onnx") -> int:
-    """``lenet export``: export ``checkpoint`` to ONNX (or ``format="safetensors"``: a model.safetensors +
-    config.json folder) and print what was written (JSON with ``as_json``)."""
-    if format == "safetensors":
-        if opset is not None:
-            raise LenetlabError("--opset applies to --format onnx only")
-        info = export_safetensors(checkpoint, out)
-        if as_json:
-            print(dumps(info))
-        else:
-            print(f"wrote {info['path']}/ ({WEIGHTS} + {CONFIG}, {info['bytes'] / 1024:.0f} KB, {info['model']}); "
-                  f"reloaded outputs identical (max |diff| {info['max_abs_diff']:g}); "
-                  f"load with lenetlab.models.load_pretrained({info['path']!r})")
-        return 0
-    if format != "onnx":
-        raise LenetlabError(f"--format {format}: expected onnx or safetensors")
-    info = export_onnx(checkpoint, out, opset=opset)
-    if as_json:
-        print(dumps(info))
-    else:
-        print(f"wrote {info['path']} ({info['bytes'] / 1024:.0f} KB, {info['model']}, opset {info['opset']}, "
-              f"dynamic batch; onnxruntime vs PyTorch max |diff| {info['max_abs_diff']:.1e})")
-    return 0

@@ -18,16 +18,17 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
-import torch
 import yaml
 
-from lenetlab.data.transforms import NORMALIZE_ALIASES, NORMALIZE_CHOICES
+from lenetlab.choices import NORMALIZE_ALIASES, NORMALIZE_CHOICES
 from lenetlab.errors import ConfigError, LenetlabError, first_line
 from lenetlab.fileio import atomic_path, dumps, loads, read_text
-from lenetlab.models import create, model_info
 
 #: The folder of recipe files shipped in the package: ``lenet train --config NAME`` (the rows of docs/results.md).
 SHIPPED_CONFIGS = Path(str(resources.files("lenetlab").joinpath("configs")))
+
+#: The loader options a run records, so evaluation and prediction see the same images and the same dev split.
+RUN_DATA_FIELDS = ("val_size", "image_size", "image_column", "label_column", "id_column")
 
 #: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
 RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weight_decay", "schedule",
@@ -273,6 +274,10 @@ def check_model_size(cfg: RunConfig, source: str = "config") -> None:
     ``model_kwargs`` is registered at a sane size and not counted."""
     if not cfg.model_kwargs:
         return
+    import torch  # here, not at the top: `lenet --help` builds its flags from this module without torch
+
+    from lenetlab.models import create, model_info
+
     try:
         size = model_info(cfg.model).input_size[-1]
         with torch.device("meta"):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -210,11 +209,9 @@ def in_torchrun() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
-def report_failure(ctx, exc: BaseException) -> None:
-    """Print one line naming the failing rank (stderr), so a torchrun log says who failed and why."""
-    if getattr(ctx, "world_size", 1) > 1:
-        msg = first_line(exc, 300)
-        peer = any(s in msg for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe"))
-        hint = " [probably because another rank failed first: see its message and torchrun's report]" if peer else ""
-        print(f"[rank {ctx.rank}/{ctx.world_size}] failed: {type(exc).__name__}: {msg}{hint}", file=sys.stderr,
-              flush=True)
+def failure_line(ctx, exc: BaseException) -> str:
+    """One line naming the failing rank of ``ctx``, so a torchrun log says who failed and why."""
+    msg = first_line(exc, 300)
+    peer = any(s in msg for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe"))
+    hint = " [probably because another rank failed first: see its message and torchrun's report]" if peer else ""
+    return f"[rank {ctx.rank}/{ctx.world_size}] failed: {type(exc).__name__}: {msg}{hint}"

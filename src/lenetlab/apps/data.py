@@ -1,0 +1,12 @@
+"""``lenet data``: a dataset's split sizes, image shape, classes, pixel statistics and files."""
+
+from __future__ import annotations
+
+from lenetlab.data.summary import format_summary, summarize
+from lenetlab.textfmt import Output
+
+
+def run_data(name: str = "mnist-subset", data_dir=None, **kwargs) -> Output:
+    """:func:`~lenetlab.data.summary.summarize` ``name`` (``kwargs``: its options and the loader's)."""
+    d = summarize(name, data_dir, **kwargs)
+    return Output(d, format_summary(d))

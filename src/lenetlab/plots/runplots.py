@@ -1,0 +1,57 @@
+"""A training run with its plots: drawn when the run ends, or from what a stopped run left.
+
+The Runner is taken as it is given (this package never imports ``lenetlab.train``): ``run()``, its
+config, history, best weights, model, splits, input spec, device, metrics writer and process group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lenetlab.plots import save_curve_plots, save_model_plots, save_run_plots
+from lenetlab.textfmt import quiet
+
+#: The plots also added to TensorBoard as images (the curves are there as scalars already).
+TENSORBOARD_FIGURES = ("confusion", "misclassified", "kernels")
+
+
+def run_with_plots(runner, say=quiet):
+    """``runner.run()`` (a :class:`lenetlab.train.Runner`; returns its RunResult), then (on the main
+    process, when the config asks for them) the run's plots, drawn from the test evaluation the run
+    already made; their paths go into ``result.plots`` and the
+    confusion matrix, misclassified grid and kernels into TensorBoard. When the run stops with an
+    exception (Ctrl-C, SIGTERM, a failing step), the plots its state allows are drawn, then the
+    exception goes on."""
+    try:
+        result = runner.run()
+    except BaseException:
+        if runner.dist.is_main and runner.cfg.plots:
+            plots_of_stopped_run(runner, say)
+        raise
+    if runner.dist.is_main and runner.cfg.plots:
+        result.plots = save_run_plots(runner.run_dir, runner.history, runner.model, runner.splits, runner.spec,
+                                      runner.device, test=result.test)
+        runner.metrics.add_figures([p for p in result.plots if p.stem in TENSORBOARD_FIGURES])
+        runner.metrics.close()
+    return result
+
+
+def plots_of_stopped_run(runner, say=quiet) -> list[Path]:
+    """The plots of a run that stopped early: curves from its rows so far, and (when a dev evaluation
+    chose a best model) that model's confusion matrix, misclassified images, kernels and feature maps.
+    Never raises: a plot that fails is reported in one line, so the run's own error stays the one shown."""
+    out = Path(runner.run_dir) / "plots"
+    written: list[Path] = []
+    try:
+        written = save_curve_plots(out, runner.history)
+        if runner.best_state is not None:  # the current weights may be mid-step or non-finite
+            model = runner.dist.unwrap(runner.model)
+            model.load_state_dict(runner.best_state)
+            written += save_model_plots(out, model, runner.splits, runner.spec, runner.device)
+            runner.metrics.add_figures([p for p in written if p.stem in TENSORBOARD_FIGURES])
+            runner.metrics.close()
+    except Exception as e:
+        say(f"plots of the stopped run: {type(e).__name__}: {e}".splitlines()[0], err=True)
+    if written:
+        say(f"plots of the run so far: {out} ({len(written)} PNG files)", err=True)
+    return written
