@@ -11,7 +11,9 @@ from PIL import Image
 
 from lenetlab.data.augment import make_augment
 from lenetlab.data.transforms import prepare
+from lenetlab.inference.evaluate import model_loss
 from lenetlab.models import create, save_checkpoint
+from lenetlab.train.step import make_scaler, train_step
 
 
 def train_small(splits, path: Path, *, epochs: int = 12, seed: int = 0, augment: str = "affine",
@@ -25,6 +27,7 @@ def train_small(splits, path: Path, *, epochs: int = 12, seed: int = 0, augment:
     net = create(model, num_classes=len(splits.class_names), in_channels=spec.channels)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     aug = make_augment(augment, seed=seed)
+    loss_fn, scaler = model_loss(net), make_scaler(torch.device("cpu"), None)
     x, y = splits.train.x, splits.train.y
     g = torch.Generator().manual_seed(seed)
     rows, step = [], 0
@@ -36,10 +39,7 @@ def train_small(splits, path: Path, *, epochs: int = 12, seed: int = 0, augment:
             xb = prepare(x[idx], spec)
             if aug is not None:
                 xb = aug(xb)
-            loss = torch.nn.functional.cross_entropy(net(xb), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss, _ = train_step(net, opt, xb, y[idx], loss_fn, scaler)
             step += 1
             rows.append({"kind": "train", "step": step, "epoch": epoch + start / len(x), "loss": loss.item(), "lr": 3e-3})
         net.eval()

@@ -6,7 +6,7 @@ Each application is imported when its command runs, so ``lenet --help``, ``lenet
 ``lenet COMMAND --help`` and ``lenet lesson`` import no torch (tests/test_cli.py checks it), and
 ``lenet serve`` and ``lenet predict`` never load the Runner or plotting code (tests/serve/test_export.py).
 User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
-exits with 130, SIGTERM during training with 143. Also runnable as ``python -m lenetlab`` (and
+exits with 130, SIGTERM with 143 (one line ``terminated``; :mod:`lenetlab.signals`). Also runnable as ``python -m lenetlab`` (and
 ``python -m lenetlab.cli``, which is what torchrun launches for ``lenet train --nproc N``).
 """
 
@@ -21,6 +21,7 @@ from lenetlab.choices import NORMALIZE_CHOICES, SELECT_RULES, TTA_MODES
 from lenetlab.errors import LenetlabError
 from lenetlab.fileio import dumps
 from lenetlab.lessons import LESSONS
+from lenetlab.signals import terminate_on_sigterm
 from lenetlab.train.config import (
     add_config_arguments,
     bound_numeric_flags,
@@ -562,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lenet`` console script; returns the process exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return emit(check_numeric_flags(args).func(args), getattr(args, "json", False))
+        with terminate_on_sigterm():
+            return emit(check_numeric_flags(args).func(args), getattr(args, "json", False))
     except LenetlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

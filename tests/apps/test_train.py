@@ -209,3 +209,49 @@ def test_mnist_keeps_its_recipe_and_prints_no_recipe_block(capsys, tmp_path):
     assert "recipe auto" not in out and out.startswith("training lenet5 on mnist-subset")
     saved = json.loads((tmp_path / "s" / "config.json").read_text())
     assert (saved["model"], saved["optimizer"], saved["recipe_notes"]["used"]) == ("lenet5", "adam", "lenet5")
+
+
+def test_a_training_part_of_64k_plus_1_images_trains_with_batch_norm(subset, tmp_path, capsys):
+    """The auto recipe picks a batch-norm model in batches of 64; 285 rows leave 257 = 4 x 64 + 1 for
+    training, and the lone image joins the last batch instead of stopping epoch 1."""
+    from helpers import write_digit_recognizer
+
+    folder = write_digit_recognizer(tmp_path / "dr", subset, 285, 20)
+    argv = ["train", "--dataset", str(folder), "--epochs", "1", "--out-dir", str(tmp_path), "--name", "r",
+            "--no-plots", "--progress", "none", "--num-threads", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "(257 train / 28 dev" in out and "lenet5-modern" in out and "1 epochs x 4 steps" in out
+
+
+def test_batch_norm_with_a_batch_one_short_of_the_training_split(tmp_path, capsys):
+    argv = ["train", "--model", "lenet5-bn", "--batch-size", "999", "--epochs", "1", "--out-dir", str(tmp_path),
+            "--name", "r", "--no-plots", "--progress", "none", "--num-threads", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "1 epochs x 1 steps" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_budget_is_timed_on_the_batch_the_run_takes_in_bounded_memory(tmp_path):
+    """`--budget` with a batch far larger than the dataset times a step on the 200 images (clamped), not
+    on 100,000 random ones (23.8 GB before)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        cls = tmp_path / "data" / f"c{i % 4}"
+        cls.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(cls / f"{i}.png")
+    code = ("import resource, sys\nfrom lenetlab.cli import main\nstatus = main(sys.argv[1:])\n"
+            "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(status)\n")
+    argv = ["train", "--dataset", str(tmp_path / "data"), "--budget", "10s", "--batch-size", "100000",
+            "--out-dir", str(tmp_path / "runs"), "--name", "b", "--no-plots", "--progress", "none", "--num-threads", "1"]
+    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    maxrss_gb = int(res.stdout.split("maxrss_kb")[-1]) / 2**20  # Linux reports kilobytes
+    assert maxrss_gb < 2.0, f"peak RSS {maxrss_gb:.2f} GB"
+    assert "fill --budget 10s" in res.stdout  # the epochs came from the measured step

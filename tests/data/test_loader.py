@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lenetlab.data import InputSpec, TensorLoader, eval_loader, prepare
+from lenetlab.data.loader import batch_count
 
 
 def _data(n=103):
@@ -113,3 +114,17 @@ def test_empty_split():
     x = torch.zeros(0, 1, 28, 28, dtype=torch.uint8)
     loader = TensorLoader(x, torch.zeros(0, dtype=torch.long), 4, world_size=2, rank=1)
     assert len(loader) == 0 and list(loader) == []
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_a_final_batch_of_one_joins_the_one_before(world):
+    """Batch norm cannot train on one example: 64k+1 images in batches of 64 give k batches, the last of 65."""
+    n = 64 * 3 * world + world
+    x, y = torch.zeros(n, 1, 28, 28, dtype=torch.uint8), torch.arange(n)
+    loaders = [TensorLoader(x, y, 64, seed=1, rank=r, world_size=world) for r in range(world)]
+    for ld in loaders:
+        sizes = [len(xb) for xb, _ in ld]
+        assert sizes == [64, 64, 65] and len(ld) == 3
+    assert sorted(i for ld in loaders for i in _ids(ld)) == list(range(len(x)))  # every example, once
+    assert batch_count(1000, 999) == 1 and batch_count(1001, 999) == 2 and batch_count(1, 64) == 1
+    assert batch_count(65, 64, drop_last=True) == 1 and batch_count(130, 64) == 3

@@ -4,6 +4,7 @@ same rows as metrics.jsonl, kept consistent across a resume, and a run without t
 from __future__ import annotations
 
 import csv
+import signal
 import sys
 
 import pytest
@@ -93,7 +94,7 @@ def test_resume_keeps_csv_and_tensorboard_consistent_with_the_jsonl(tmp_path, su
         if stop.startswith("crash") and event == "train" and row["step"] == 20:
             raise RuntimeError("simulated crash")  # the rows of steps 19-20 come after the checkpoint at 18
         if stop.startswith("ctrl-c") and event == "dev":
-            runner._interrupted = True  # what the SIGINT handler does: last.pt at step 16, its rows kept
+            runner.interrupt(signal.SIGINT, None)  # what the SIGINT handler does: last.pt at step 16, its rows kept
 
     with pytest.raises((RuntimeError, KeyboardInterrupt)):
         Runner(cfg, splits=subset, callbacks=[cb]).run()

@@ -101,7 +101,7 @@ def test_budget_sets_the_epochs_from_a_measured_step(digitrec, monkeypatch):
             RunConfig(budget=bad).validate()
     # 270 training images in batches of 64: 5 steps; 30 dev images: 1 batch at a third of a step
     assert rc.budget_epochs(60, 0.1, 270, 30, 64) == int(0.95 * 60 // (5 * 0.1 + 0.1 / 3))
-    monkeypatch.setattr(rc, "measure_step", lambda cfg, channels, classes: 0.05)
+    monkeypatch.setattr(rc, "measure_step", lambda cfg, splits: 0.05)
     cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "budget": "30s"})
     assert cfg.epochs == rc.budget_epochs(30, 0.05, 270, 30, cfg.batch_size)
     assert recipe.step_time == 0.05 and "fill --budget 30s" in recipe.choices["epochs"].why
@@ -110,8 +110,15 @@ def test_budget_sets_the_epochs_from_a_measured_step(digitrec, monkeypatch):
 
 
 def test_measure_step_times_the_real_model():
+    import torch
+
+    from lenetlab.data.splits import Split, Splits
+
     cfg = RunConfig(model="lenet5-modern", model_kwargs={"width": 8}, batch_size=8, augment="affine", device="cpu")
-    t = rc.measure_step(cfg, channels=3, classes=5, steps=2)
+    g = torch.Generator().manual_seed(0)
+    train = Split(torch.randint(0, 256, (20, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(20) % 5)
+    empty = Split(train.x[:0], train.y[:0])
+    t = rc.measure_step(cfg, Splits("random", train, empty, empty, [str(c) for c in range(5)]), steps=2)
     assert 0 < t < 60
 
 

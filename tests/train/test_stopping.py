@@ -4,6 +4,7 @@ counter across a resume, --max-steps, and `lenet train --dry-run`."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def test_early_stopping_counter_survives_a_resume_bit_exactly(tmp_path, subset, 
 
     def interrupt(event, runner, row):  # what Ctrl-C does, after the evaluation of epoch 3
         if event == "dev" and row["step"] == 3 * SPE:
-            runner._interrupted = True
+            runner.interrupt(signal.SIGINT, None)
 
     with pytest.raises(KeyboardInterrupt):
         Runner(_cfg(tmp_path, epochs=6, patience=3), splits=subset, callbacks=[interrupt]).run()

@@ -157,7 +157,7 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
         recipe = plan.notes()
         say(describe_notes(recipe))
         ensure_writable(cfg.out_dir, "--out-dir")
-        splits = load_splits(cfg)
+        splits = plan.splits if plan.splits is not None else load_splits(cfg)  # loaded once for --budget
         _check_test(splits)
         if len(splits.dev) == 0:
             raise DataError(f"{splits.source}: the validation split is empty (too few images, or --val-size 0)")

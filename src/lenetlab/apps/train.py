@@ -26,15 +26,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from lenetlab.errors import ConfigError, LenetlabError, Terminated
+from lenetlab.errors import ConfigError, LenetlabError
 from lenetlab.plots.runplots import run_with_plots
+from lenetlab.signals import handling
 from lenetlab.textfmt import Output, quiet
 from lenetlab.train.config import RunConfig, config_overrides
 from lenetlab.train.dist import DistributedContext, failure_line, in_torchrun
@@ -58,28 +58,12 @@ def train_entry(args, say=quiet) -> Output | int:
         if in_torchrun():
             raise ConfigError(f"--nproc {nproc}: already running under torchrun (WORLD_SIZE={world}); drop --nproc")
         return launch_train(args, nproc, say)
-    # SIGTERM outside the training loop (loading data, testing) ends the command as Ctrl-C does, through
-    # the cleanup (the run's lock, temporary files) to exit 143; inside the loop the Runner defers it
-    # to the next step boundary and saves first.
-    restore = _on_sigterm(_raise_terminated)
-    try:
-        if world > 1:
-            return distributed_train(args, say)
-        return train_command(args, say=say)
-    finally:
-        restore()
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated
-
-
-def _on_sigterm(handler):
-    """Install ``handler`` for SIGTERM (main thread only); return the function restoring the previous one."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    # SIGTERM outside the training loop (loading data, testing) ends the command as Ctrl-C does
+    # (lenetlab.signals, held by the CLI); inside the loop the Runner defers it to the next step boundary
+    # and saves first.
+    if world > 1:
+        return distributed_train(args, say)
+    return train_command(args, say=say)
 
 
 @record
@@ -168,16 +152,13 @@ def launch_train(args, nproc: int, say=quiet) -> int:
         terminated = True
         proc.send_signal(signal.SIGTERM)
 
-    restore = _on_sigterm(forward)
-    try:
+    with handling(forward):
         while True:
             try:
                 status = proc.wait()
                 break
             except KeyboardInterrupt:  # torchrun got the same Ctrl-C and forwards it to the ranks: wait for them
                 interrupted = True
-    finally:
-        restore()
     where = str(run_dir) if run_dir is not None else "RUN_DIR (printed at the start)"
     if interrupted or terminated:
         say(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: continue with lenet train --nproc {nproc} "
@@ -199,10 +180,13 @@ def make_runner(config_file=None, resume=None, overwrite: bool = False, override
     cfg, _ = plan_run(config_file, resume, overrides)
     if resume is not None:
         return Runner.resume(resume, callbacks=callbacks, splits=splits, dist=dist, **overrides)
+    recipe = None
     if dist is None or dist.is_main:
-        cfg, _ = plan_config(config_file, overrides)
+        cfg, recipe = plan_config(config_file, overrides)
     if dist is not None and dist.world_size > 1:  # a measured --budget must give every rank the same epochs
         cfg = RunConfig.from_dict(dist.broadcast_object(cfg.to_dict() if dist.is_main else None), source="rank 0")
+    elif splits is None:
+        splits = recipe.splits  # loaded by the recipe to time a step for --budget, else None
     return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist)
 
 

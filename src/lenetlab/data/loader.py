@@ -2,7 +2,8 @@
 
 Airbench-style: no Dataset, no worker processes, no per-sample Python work. Each epoch draws one
 permutation from a generator seeded by ``(seed, epoch)``, so any epoch is reproducible on its own
-(resume needs only the epoch number and the batch index). With ``world_size > 1`` the permutation
+(resume needs only the epoch number and the batch index). A final batch of one example is merged into
+the batch before it (:func:`batch_count`): batch norm cannot train on one example. With ``world_size > 1`` the permutation
 is sharded like :class:`torch.utils.data.DistributedSampler`: every rank sees the same permutation,
 padded by wrapping to a multiple of ``world_size`` (``pad=True``, training) and takes every
 ``world_size``-th index from ``rank``; ``pad=False`` gives an exact, non-overlapping partition
@@ -31,12 +32,22 @@ from lenetlab.data.transforms import InputSpec, prepare
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
 
+def batch_count(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """Batches in an epoch of ``n`` examples: ``drop_last`` drops a partial final batch; otherwise a
+    final batch of a single example joins the batch before it (batch norm cannot normalise one
+    example: "Expected more than 1 value per channel"), so no batch but a lone whole epoch has one."""
+    if drop_last:
+        return n // batch_size
+    return n // batch_size if n % batch_size == 1 and n > batch_size else -(-n // batch_size)
+
+
 class TensorLoader:
     """Yield ``(x, y)`` batches gathered from device-resident tensors.
 
     ``x`` is ``uint8 [N, C, H, W]`` (kept uint8 on ``device``; each batch is converted by
     :func:`prepare` with ``spec``, or returned as uint8 when ``spec`` is None); ``y`` is
-    ``int64 [N]`` or None (unlabelled test sets yield ``y = None``). ``transform(x_float) -> x_float``
+    ``int64 [N]`` or None (unlabelled test sets yield ``y = None``). Batches hold ``batch_size``
+    examples; the last one may hold fewer, or one more (see :func:`batch_count`). ``transform(x_float) -> x_float``
     is an optional per-batch hook (augmentation) applied after ``prepare`` and only when
     :attr:`training` is True (the default when ``shuffle``). ``len(loader)`` is the number of
     batches per epoch for this rank; :meth:`set_epoch` chooses the epoch, ``start_batch`` the
@@ -76,8 +87,7 @@ class TensorLoader:
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (all ranks agree when ``pad`` is True)."""
-        m = self.num_samples()
-        return m // self.batch_size if self.drop_last else -(-m // self.batch_size)
+        return batch_count(self.num_samples(), self.batch_size, self.drop_last)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch (it seeds the permutation) and skip its first ``start_batch`` batches."""
@@ -112,7 +122,8 @@ class TensorLoader:
         nb, bs = len(self), self.batch_size
         start, self.start_batch = self.start_batch, 0  # the skip applies to one pass only
         for b in range(start, nb):
-            yield self.batch(idx[b * bs:(b + 1) * bs])
+            last = b == nb - 1 and not self.drop_last  # takes the rest: a single leftover example joins it
+            yield self.batch(idx[b * bs:None if last else (b + 1) * bs])
 
 
 def eval_loader(split, batch_size: int = 1000, *, spec: InputSpec | None = None, device="cpu",

@@ -43,13 +43,16 @@ class EvalResult:
         return d
 
 
-def default_loss(model: nn.Module):
-    """The criterion used for reporting: ``model.loss`` if the model defines one, else cross-entropy.
+def model_loss(model: nn.Module, label_smoothing: float = 0.0):
+    """The loss of ``model``: its own ``model.loss`` when it defines one (LeNet-5 1998's RBF criterion),
+    else cross-entropy with ``label_smoothing`` (training uses the run's; reports use none).
 
     Returns a callable ``(outputs [N, K], targets [N]) -> scalar mean loss``.
     """
     own = getattr(model, "loss", None)
-    return own if callable(own) else F.cross_entropy
+    if callable(own):
+        return own
+    return lambda out, y: F.cross_entropy(out, y, label_smoothing=label_smoothing)
 
 
 @torch.no_grad()
@@ -69,7 +72,7 @@ def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | st
     n = len(split)
     if n == 0:
         raise DataError("cannot evaluate on an empty split")
-    loss_fn = loss_fn or default_loss(model)
+    loss_fn = loss_fn or model_loss(model)
     model.eval()
     x_all, y_all = split.x.to(device), split.y.to(device)
     num_classes = None

@@ -44,9 +44,9 @@ def plots_of_stopped_run(runner, say=quiet) -> list[Path]:
     written: list[Path] = []
     try:
         written = save_curve_plots(out, runner.history)
-        if runner.best_state is not None:  # the current weights may be mid-step or non-finite
+        if runner.state.best_state is not None:  # the current weights may be mid-step or non-finite
             model = runner.dist.unwrap(runner.model)
-            model.load_state_dict(runner.best_state)
+            model.load_state_dict(runner.state.best_state)
             written += save_model_plots(out, model, runner.splits, runner.spec, runner.device)
             runner.metrics.add_figures([p for p in written if p.stem in TENSORBOARD_FIGURES])
             runner.metrics.close()

@@ -39,18 +39,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from lenetlab import data
-from lenetlab.data.augment import build_augment
 from lenetlab.data.facts import ISOTROPIC, DatasetFacts
-from lenetlab.data.transforms import InputSpec, prepare
-from lenetlab.device import select_device, set_threads
+from lenetlab.data.loader import TensorLoader, batch_count
+from lenetlab.device import autocast_dtype, select_device, set_threads
 from lenetlab.errors import ConfigError
-from lenetlab.models import create, model_info
+from lenetlab.inference.evaluate import model_loss
+from lenetlab.models import model_info
 from lenetlab.models.profile import profile_model
 from lenetlab.train.config import RunConfig, parse_budget, read_config_fields
-from lenetlab.train.optim import OPTIMIZER_DEFAULTS
+from lenetlab.train.optim import OPTIMIZER_DEFAULTS, build_optimizer
+from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
+from lenetlab.train.setup import augment_transform, build_model, build_spec, load_splits
+from lenetlab.train.step import make_scaler, train_step
 from lenetlab.textfmt import align
 
 #: The recipes ``--recipe`` names.
@@ -95,6 +97,8 @@ class Recipe:
     step_time: float | None = None
     budget_s: float | None = None
     ensemble: dict = field(default_factory=dict)
+    #: The run's data when the recipe loaded them (to time a step for ``--budget``), for the run to reuse.
+    splits: Any = field(default=None, repr=False, compare=False)
 
     @property
     def members(self) -> int:
@@ -248,7 +252,7 @@ def auto_choices(facts: DatasetFacts, fast: bool = False) -> dict[str, Choice]:
                                                         f"orientation (anisotropy {facts.anisotropy:.2f} < "
                                                         f"{ISOTROPIC}), so a turned image is another view of its class")
     bs = 64 if n_train < 8000 else 128
-    c["batch_size"] = Choice(bs, f"{-(-n_train // bs)} steps per epoch over {n_train:,} training images")
+    c["batch_size"] = Choice(bs, f"{batch_count(n_train, bs)} steps per epoch over {n_train:,} training images")
     c["epochs"] = Choice(epochs, ("a quarter of auto's passes: a first look" if fast else
                                   f"15,400 / {n_train:,}^0.73 passes, 6 to 100") + f" ({epochs * n_train:,} images seen)")
     if facts.dev_given:
@@ -281,30 +285,30 @@ def ensemble_plan(facts: DatasetFacts, choices: dict[str, Choice], fast: bool = 
 
 
 # ----------------------------------------------------------------------------- budget
-def measure_step(cfg: RunConfig, channels: int, classes: int, steps: int = 12) -> float:
-    """Seconds per training step of ``cfg`` (its model, batch size, augmentation, device, threads) on
-    random 32x32 images with ``channels`` channels and ``classes`` classes, after two warm-up steps."""
+def measure_step(cfg: RunConfig, splits, steps: int = 12) -> float:
+    """Seconds per training step of ``cfg`` on the training images of ``splits`` (a
+    :class:`~lenetlab.data.splits.Splits`), as the run will take it: its model, loss, optimiser, mixed
+    precision, augmentation, device and threads, and its first batch (``cfg.batch_size`` images at
+    most, the whole training split when it is smaller, so memory stays what training needs); the
+    median of ``steps`` steps after two warm-up steps."""
     set_threads(cfg.num_threads)
     device = select_device(cfg.device)
-    size = int(model_info(cfg.model).input_size[-1])
-    model = create(cfg.model, num_classes=max(classes, 2), in_channels=channels, **cfg.model_kwargs).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    spec = InputSpec(channels=channels, size=size, resize="resize", mean=(0.5,) * channels, std=(0.5,) * channels)
-    aug = build_augment(cfg.augment, **cfg.augment_kwargs) if cfg.augment != "none" else None
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (cfg.batch_size, channels, size, size), generator=g, dtype=torch.uint8).to(device)
-    y = torch.randint(0, max(classes, 2), (cfg.batch_size,), generator=g).to(device)
+    amp = autocast_dtype(device, cfg.amp)
+    spec = build_spec(cfg, splits)
+    model = build_model(cfg, splits, spec)[0].to(device)
+    opt, loss_fn, scaler = build_optimizer(model, cfg), model_loss(model, cfg.label_smoothing), make_scaler(device, amp)
+    loader = TensorLoader(splits.train.x, splits.train.y, cfg.batch_size, seed=cfg.seed, device=device,
+                          transform=augment_transform(cfg), spec=spec)
+    n = len(splits.train)
+    idx = loader.indices()[:n if batch_count(n, cfg.batch_size) == 1 else cfg.batch_size]  # the run's first batch
     model.train()
+    if isinstance(opt, SDLM):
+        opt.set_curvature(gauss_newton_diagonal(model, loader.batch(idx)[0]))
     times = []
     for i in range(steps + 2):
         t = time.perf_counter()
-        xb = prepare(x, spec)
-        if aug is not None:
-            xb = aug(xb)
-        loss = F.cross_entropy(model(xb), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        xb, yb = loader.batch(idx)
+        train_step(model, opt, xb, yb, loss_fn, scaler, amp=amp, grad_clip=cfg.grad_clip)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if i >= 2:
@@ -316,7 +320,7 @@ def measure_step(cfg: RunConfig, channels: int, classes: int, steps: int = 12) -
 def budget_epochs(budget_s: float, step_time: float, n_train: int, n_dev: int, batch_size: int) -> int:
     """Epochs that fit ``budget_s`` seconds at ``step_time`` seconds per step (an evaluation of the dev
     split each epoch costs about a third of a training step per batch; 5% is kept for checkpoints)."""
-    steps = -(-n_train // batch_size)
+    steps = batch_count(n_train, batch_size)
     per_epoch = steps * step_time + (-(-n_dev // batch_size)) * step_time / 3
     return int(max(1, min(1000, (0.95 * budget_s) // per_epoch)))
 
@@ -373,11 +377,10 @@ def apply_recipe(explicit: dict, *, source: str = "command line", measure: bool 
         if "epochs" in explicit:
             recipe.choices["epochs"] = Choice(cfg.epochs, f"--budget {cfg.budget} not used: --epochs given", given=True)
         elif measure:
-            facts = recipe.facts or _facts(cfg)
-            n_val = cfg.val_size if cfg.val_size is not None else val_size_for(facts)
-            n_train = max(1, facts.n_labelled - n_val)
-            recipe.step_time = measure_step(cfg, facts.channels, facts.n_classes)
-            epochs = budget_epochs(recipe.budget_s, recipe.step_time, n_train, n_val, cfg.batch_size)
+            recipe.splits = splits = load_splits(cfg)  # the run trains on them: loaded once
+            recipe.step_time = measure_step(cfg, splits)
+            epochs = budget_epochs(recipe.budget_s, recipe.step_time, len(splits.train), len(splits.dev),
+                                   cfg.batch_size)
             recipe.choices["epochs"] = Choice(epochs, f"fill --budget {cfg.budget}: a measured {recipe.step_time * 1e3:.0f} ms "
                                                       f"per step of {cfg.batch_size}")
             cfg = cfg.replace(epochs=epochs)

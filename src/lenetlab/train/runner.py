@@ -13,23 +13,18 @@ a full disk is one line naming the file, with the resume command.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
-import threading
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from lenetlab.data.loader import TensorLoader
 from lenetlab.device import autocast_dtype, select_device, set_threads
-from lenetlab.errors import CheckpointError, ConfigError, DiskFullError, LenetlabError, Terminated, first_line
-from lenetlab.inference.evaluate import EvalResult, evaluate_sharded
-from lenetlab.models import create
+from lenetlab.errors import CheckpointError, ConfigError, DiskFullError, LenetlabError, first_line
+from lenetlab.inference.evaluate import EvalResult, evaluate_sharded, model_loss
 from lenetlab.models.checkpoint import load_checkpoint, save_checkpoint
-from lenetlab.models.init import init_weights
+from lenetlab.signals import StopRequest
 from lenetlab.train import rundir
 from lenetlab.train.config import RunConfig, save_config
 from lenetlab.train.dist import SingleProcess
@@ -38,7 +33,9 @@ from lenetlab.train.optim import build_optimizer, build_scheduler, check_optimiz
 from lenetlab.train.rng import rng_state, seed_everything, set_rng_state
 from lenetlab.train.rundir import RunResult
 from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
-from lenetlab.train.setup import augment_transform, build_spec, load_splits
+from lenetlab.train.setup import augment_transform, build_model, build_spec, load_splits
+from lenetlab.train.state import Clock, TrainState
+from lenetlab.train.step import make_scaler, train_step
 
 
 class Runner:
@@ -54,7 +51,14 @@ class Runner:
     setting ``runner.stop = True`` from one ends training early (the best model is still tested).
     ``splits`` (a :class:`~lenetlab.data.splits.Splits`) skips loading ``cfg.dataset``; ``dist`` is
     the process-group context (:class:`~lenetlab.train.dist.SingleProcess` by default).
+
+    Its parts: :attr:`state` (a :class:`~lenetlab.train.state.TrainState`: position, best model, early
+    stopping), :attr:`clock` (a :class:`~lenetlab.train.state.Clock`), the loop (:meth:`train`, one
+    :func:`~lenetlab.train.step.train_step` per batch), :attr:`interrupt` (a
+    :class:`~lenetlab.signals.StopRequest`: Ctrl-C and SIGTERM stop at the next step boundary) and the
+    checkpoints (:meth:`save_last`, resumed by :meth:`resume`).
     """
+
 
     def __init__(self, config: RunConfig, *, splits=None, callbacks=(), dist=None, overwrite: bool = False,
                  _resume_dir: Path | None = None) -> None:
@@ -62,19 +66,32 @@ class Runner:
         self.dist = dist or SingleProcess()
         self.callbacks = list(callbacks)
         self.stop = False
+        self.interrupt = StopRequest()
         set_threads(cfg.num_threads)
         self.device = select_device(cfg.device)
         self.amp = autocast_dtype(self.device, cfg.amp)
         self.splits = splits if splits is not None else load_splits(cfg, self.dist)
         self.spec = build_spec(cfg, self.splits)
         seed_everything(cfg.seed, cfg.deterministic)
-        self.model_kwargs = {"num_classes": len(self.splits.class_names), "in_channels": self.spec.channels,
-                             **cfg.model_kwargs}
-        try:
-            model = create(cfg.model, **self.model_kwargs)
-        except TypeError as e:
-            raise LenetlabError(f"field 'model_kwargs': {cfg.model} does not accept {cfg.model_kwargs} ({e})") from None
-        self.model = init_weights(model, cfg.init).to(self.device)
+        self._build_model()
+        self._build_loader()
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        self.scaler = make_scaler(self.device, self.amp)
+        self.state, self.clock = TrainState(), Clock(self.device)
+        self.history: list[dict] = []  # every metrics row, in order (RunnerV3's loss/score lists)
+        self._meters = torch.zeros(2, 3, dtype=torch.float64, device=self.device)  # window/epoch: loss, correct, n
+        self._bad = torch.full((), -1, dtype=torch.int64, device=self.device)  # first non-finite step
+        self._saved_step = None
+        self._lock = self.run_dir = self.metrics = None  # rank 0 holds the run directory's lock until run() ends
+        self._open_run_dir(overwrite, _resume_dir)
+
+    # ------------------------------------------------------------------ construction
+    def _build_model(self) -> None:
+        """The model (initialised, on the device), its training wrapper (DDP, compiled) and its loss."""
+        cfg = self.cfg
+        model, self.model_kwargs = build_model(cfg, self.splits, self.spec)
+        self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and self.dist.world_size > 1:  # BatchNorm statistics over the global batch
@@ -82,15 +99,17 @@ class Runner:
         self.train_model = self.dist.wrap_model(self.model, self.device)
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
-        own_loss = getattr(self.model, "loss", None)
-        self.criterion = own_loss if callable(own_loss) else (
-            lambda out, y: F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing))
-        if cfg.batch_size % self.dist.world_size:
-            raise LenetlabError(f"field 'batch_size': {cfg.batch_size} is not divisible by {self.dist.world_size} processes")
-        self.loader = TensorLoader(self.splits.train.x, self.splits.train.y, cfg.batch_size // self.dist.world_size,
+        self.criterion = model_loss(self.model, cfg.label_smoothing)
+
+    def _build_loader(self) -> None:
+        """This rank's shuffled training loader and the number of steps it makes."""
+        cfg, world = self.cfg, self.dist.world_size
+        if cfg.batch_size % world:
+            raise LenetlabError(f"field 'batch_size': {cfg.batch_size} is not divisible by {world} processes")
+        self.loader = TensorLoader(self.splits.train.x, self.splits.train.y, cfg.batch_size // world,
                                    shuffle=True, seed=cfg.seed, drop_last=cfg.drop_last, device=self.device,
-                                   rank=self.dist.rank, world_size=self.dist.world_size,
-                                   transform=augment_transform(cfg), spec=self.spec)
+                                   rank=self.dist.rank, world_size=world, transform=augment_transform(cfg),
+                                   spec=self.spec)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
             raise LenetlabError(f"field 'batch_size': {cfg.batch_size} leaves no training batch "
@@ -98,41 +117,25 @@ class Runner:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
-        use_scaler = self.amp is torch.float16 and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-        # progress counters: `batch` is the position inside `epoch`; `step` counts optimizer steps
-        self.epoch = self.batch = self.step = 0
-        self.best_accuracy, self.best_step, self.best_state = None, 0, None
-        # early stopping: the best value of cfg.monitor and the evaluations since it last improved
-        self.best_score: float | None = None
-        self.bad_evals = 0
-        self.elapsed = self.train_time = 0.0
-        self.history: list[dict] = []  # every metrics row, in order (RunnerV3's loss/score lists)
-        self.train_step_losses: list[tuple[int, float]] = []  # (step, loss) of every step
-        self._meters = torch.zeros(2, 3, dtype=torch.float64, device=self.device)  # window/epoch: loss, correct, n
-        self._bad = torch.full((), -1, dtype=torch.int64, device=self.device)  # first non-finite step
-        self._step_losses: list[torch.Tensor] = []
-        self._saved_step = None
-        self._interrupted = 0  # the signal that asked to stop (SIGINT, SIGTERM), 0 for none
+
+    def _open_run_dir(self, overwrite: bool, resume_dir: Path | None) -> None:
+        """Create (or, resuming, lock and restore) the run directory; its logs. A failure releases the lock."""
         main = self.dist.is_main
-        self._lock, self.run_dir = None, None  # rank 0 holds the run directory's lock from here to the end of run()
         try:
-            if _resume_dir is None:
+            if resume_dir is None:
                 if main:
-                    self._lock = rundir.new_run_dir(cfg.out_dir, cfg.name, cfg.model, overwrite)
+                    self._lock = rundir.new_run_dir(self.cfg.out_dir, self.cfg.name, self.cfg.model, overwrite)
                 self.run_dir = Path(self.dist.broadcast_object(str(self._lock.run_dir) if main else None))
-                self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=cfg.tensorboard)
-                if main:
-                    save_config(cfg, self.run_dir / rundir.CONFIG)
             else:
-                self.run_dir = Path(_resume_dir)
+                self.run_dir = Path(resume_dir)
                 if main:
                     self._lock = rundir.RunLock(self.run_dir).acquire()
-                self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=cfg.tensorboard)
+            self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=self.cfg.tensorboard)
+            if resume_dir is None and main:
+                save_config(self.cfg, self.run_dir / rundir.CONFIG)
+            elif resume_dir is not None:
                 last = self.run_dir / rundir.LAST
-                self._load_state(load_checkpoint(last, map_location=self.device, training=True), last)
+                self._load_resume(load_checkpoint(last, map_location=self.device, training=True), last)
         except DiskFullError as e:
             self.close()
             raise self._with_advice(e) from None
@@ -140,7 +143,6 @@ class Runner:
             self.close()
             raise
 
-    # ------------------------------------------------------------------ construction helpers
     @classmethod
     def resume(cls, run_dir: str | Path, *, splits=None, callbacks=(), dist=None, **overrides) -> "Runner":
         """A Runner continuing ``run_dir`` from its ``last.pt`` with the saved config.
@@ -158,38 +160,48 @@ class Runner:
                                   f"given {value!r})")
         return cls(cfg.replace(**overrides), splits=splits, callbacks=callbacks, dist=dist, _resume_dir=run_dir)
 
-    # ------------------------------------------------------------------ training
+    @property
+    def step(self) -> int:
+        """Optimiser steps taken so far."""
+        return self.state.step
+
+    @property
+    def train_time(self) -> float:
+        """Seconds of training so far (see :class:`~lenetlab.train.state.Clock`)."""
+        return self.clock.train_time
+
+    # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
         """Train (or continue), test the best model; return the :class:`RunResult` (its ``test`` keeps
         the predictions when the config asks for plots, so they can be drawn without evaluating again).
         The last metrics row is ``{"kind": "end", "reason": ...}`` (see :meth:`stop_reason`).
         Releases the run directory's lock when it returns or raises."""
+        st, clock = self.state, self.clock
         try:
             self.train()
             test = self.test()
-            self._emit({"kind": "end", "step": self.step, "epoch": self.step / self.steps_per_epoch,
-                        "reason": self.stop_reason(), "best_step": self.best_step, "time": self.elapsed,
-                        "train_time": self.train_time})
+            self._emit({"kind": "end", "step": st.step, "epoch": st.step / self.steps_per_epoch,
+                        "reason": self.stop_reason(), "best_step": st.best_step, "time": clock.elapsed,
+                        "train_time": clock.train_time})
             self.metrics.end()
         except DiskFullError as e:
             raise self._with_advice(e) from None
         finally:
             self.close()
-        return RunResult(self.run_dir, self.run_dir / rundir.BEST, self.run_dir / rundir.LAST, self.best_accuracy,
-                         self.best_step, test, self.step, self.elapsed, self.train_time)
+        return RunResult(self.run_dir, self.run_dir / rundir.BEST, self.run_dir / rundir.LAST, st.best_accuracy,
+                         st.best_step, test, st.step, clock.elapsed, clock.train_time)
 
     def close(self) -> None:
         """Close the logs and release the run directory's lock (idempotent; :meth:`run` calls it).
         Another process may then resume or overwrite the run."""
-        metrics = getattr(self, "metrics", None)
-        if metrics is not None:
-            metrics.close()
+        if self.metrics is not None:
+            self.metrics.close()
         if self._lock is not None:
             self._lock.release()
 
     def _with_advice(self, e: DiskFullError) -> DiskFullError:
         """``e`` with what to do next: resume from the intact ``last.pt`` once there is space again."""
-        if getattr(self, "run_dir", None) is None:
+        if self.run_dir is None:
             return e
         last = self.run_dir / rundir.LAST
         nxt = (f"free some space, then resume with: {self.resume_command()}" if last.is_file()
@@ -201,52 +213,79 @@ class Runner:
         nproc = f"--nproc {self.dist.world_size} " if self.dist.world_size > 1 else ""
         return f"lenet train {nproc}--resume {self.run_dir}"
 
+    def stop_reason(self) -> str:
+        """Why training ended: ``max_steps``, ``early_stop`` (patience used up), ``completed`` (every
+        epoch) or ``stopped`` (a callback, or not finished yet)."""
+        return self.state.stop_reason(self.cfg) or "stopped"
+
+    def _done(self) -> bool:
+        """Whether training is over: every epoch ran, ``max_steps`` reached, ``patience`` used up, or a
+        callback set ``stop``. Read from saved state, so a resumed run that had stopped stays stopped."""
+        return self.stop or self.state.stop_reason(self.cfg) is not None
+
+    # ------------------------------------------------------------------ the loop
     def train(self) -> None:
         """Run the remaining epochs. Ctrl-C (SIGTERM) saves ``last.pt`` at the next step boundary and raises
         KeyboardInterrupt (:class:`~lenetlab.errors.Terminated`, a KeyboardInterrupt with exit status 143)."""
-        cfg = self.cfg
-        self._progress = rundir.Progress(cfg.progress, self.total_steps, self.step, enabled=self.dist.is_main)
-        self._interrupted = 0
-        self.metrics.open(cfg.to_dict())  # TensorBoard starts with the training (once per Runner)
-        restore = self._install_signals()
-        self._t0 = self._tlog = time.perf_counter()
-        self._elapsed0, self._excluded = self.elapsed, 0.0  # seconds of eval/saves/callbacks in the window
+        self._progress = rundir.Progress(self.cfg.progress, self.total_steps, self.state.step,
+                                         enabled=self.dist.is_main)
+        self.interrupt.signum = 0
+        self.metrics.open(self.cfg.to_dict())  # TensorBoard starts with the training (once per Runner)
+        self.clock.start()
         try:
-            if self._saved_step is None:
-                self.save_last()  # a good checkpoint exists from step 0 on
-            while not self._done():
-                self.loader.set_epoch(self.epoch, start_batch=self.batch)
-                if self.batch == 0 and isinstance(self.optimizer, SDLM):
-                    self._estimate_curvature()
-                self.train_model.train()
-                for xb, yb in self.loader:
-                    self._train_step(xb, yb)
-                    self.batch += 1
-                    self.step += 1
-                    self._progress.update()
-                    end = self.batch == self.steps_per_epoch
-                    limit = bool(cfg.max_steps) and self.step >= cfg.max_steps
-                    if self.step % cfg.log_steps == 0 or end or limit:
-                        self._log()
-                    if end:
-                        break
-                    if cfg.eval_steps and self.step % cfg.eval_steps == 0:
-                        self._eval_dev()
-                        self.save_last()
-                    elif cfg.save_every and self.step % cfg.save_every == 0:
-                        self.save_last()
-                    if self._stop_requested() or self._done():
-                        break
-                if self.batch == self.steps_per_epoch:
-                    self._end_epoch()
-                if self._stop_requested():
-                    self._on_interrupt()
-            if self._best_needs_eval():
-                self._eval_dev()
-                self.save_last()
+            with self.interrupt.installed():
+                if self._saved_step is None:
+                    self.save_last()  # a good checkpoint exists from step 0 on
+                while not self._done():
+                    self._train_epoch()
+                    if self._stop_requested():
+                        self._on_interrupt()
+                if self._best_needs_eval():
+                    self._eval_dev()
+                    self.save_last()
         finally:
             self._progress.close()
-            restore()
+
+    def _train_epoch(self) -> None:
+        """Train from the current position to the end of its epoch, or to an earlier stop (a signal,
+        ``max_steps``, patience, a callback); evaluating, logging and saving as the config asks."""
+        cfg, st = self.cfg, self.state
+        self.loader.set_epoch(st.epoch, start_batch=st.batch)
+        if st.batch == 0 and isinstance(self.optimizer, SDLM):
+            self._estimate_curvature()
+        self.train_model.train()
+        for xb, yb in self.loader:
+            self._train_step(xb, yb)
+            st.batch += 1
+            st.step += 1
+            self._progress.update()
+            end = st.batch == self.steps_per_epoch
+            if st.step % cfg.log_steps == 0 or end or (cfg.max_steps and st.step >= cfg.max_steps):
+                self._log()
+            if end:
+                break
+            if cfg.eval_steps and st.step % cfg.eval_steps == 0:
+                self._eval_dev()
+                self.save_last()
+            elif cfg.save_every and st.step % cfg.save_every == 0:
+                self.save_last()
+            if self._stop_requested() or self._done():
+                break
+        if st.batch == self.steps_per_epoch:
+            self._end_epoch()
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        """One :func:`~lenetlab.train.step.train_step` and the scheduler's step; the loss and accuracy are
+        added to the meters on the device (no host synchronisation)."""
+        if self.cfg.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        loss, out = train_step(self.train_model, self.optimizer, xb, yb, self.criterion, self.scaler, amp=self.amp,
+                               grad_clip=self.cfg.grad_clip)
+        self.scheduler.step()
+        loss, n = loss.double(), yb.shape[0]
+        correct = (out.argmax(dim=1) == yb).sum().double()
+        self._meters += torch.stack((loss * n, correct, torch.full_like(loss, n)))
+        self._bad.masked_fill_(~torch.isfinite(loss) & (self._bad < 0), self.state.step + 1)
 
     def _estimate_curvature(self) -> None:
         """SDLM: re-estimate the diagonal Hessian on the first ``sdlm_samples`` examples of this epoch's
@@ -260,53 +299,6 @@ class Runner:
             h = {p: v.view_as(p) for p, v in h.items()}
         self.optimizer.set_curvature(h)
 
-    def _done(self) -> bool:
-        """Whether training is over: every epoch ran, ``max_steps`` reached, ``patience`` used up, or a
-        callback set ``stop``. Read from saved state, so a resumed run that had stopped stays stopped."""
-        cfg = self.cfg
-        return bool(self.stop or self.epoch >= cfg.epochs or (cfg.max_steps and self.step >= cfg.max_steps)
-                    or (cfg.patience and self.bad_evals >= cfg.patience))
-
-    def stop_reason(self) -> str:
-        """Why training ended: ``max_steps``, ``early_stop`` (patience used up), ``completed`` (every
-        epoch) or ``stopped`` (a callback, or not finished yet)."""
-        cfg = self.cfg
-        if cfg.max_steps and self.step >= cfg.max_steps:
-            return "max_steps"
-        if cfg.patience and self.bad_evals >= cfg.patience:
-            return "early_stop"
-        return "completed" if self.epoch >= cfg.epochs else "stopped"
-
-    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
-        cfg = self.cfg
-        if cfg.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(self.device.type, dtype=self.amp) if self.amp is not None else contextlib.nullcontext()
-        with ctx:
-            out = self.train_model(xb)
-            loss = self.criterion(out.float(), yb)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-        self.scheduler.step()
-        # bookkeeping stays on the device: no host sync here
-        loss = loss.detach().double()
-        n = yb.shape[0]
-        correct = (out.detach().argmax(dim=1) == yb).sum().double()
-        self._meters += torch.stack((loss * n, correct, torch.full_like(loss, n)))
-        self._bad.masked_fill_(~torch.isfinite(loss) & (self._bad < 0), self.step + 1)
-        self._step_losses.append(loss)
-
     def _check_finite(self) -> None:
         bad = int(self._bad.item())
         if bad >= 0:
@@ -315,80 +307,63 @@ class Runner:
                                 f"run stopped; try a lower --lr (now {self.cfg.lr:g}) or --grad-clip; "
                                 f"last good checkpoint: {last}")
 
-    def _times(self) -> tuple[float, float]:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        now = time.perf_counter()
-        return now, self._elapsed0 + (now - self._t0)
-
     def _log(self) -> None:
         self._check_finite()
-        first = self.step - len(self._step_losses) + 1
-        losses = torch.stack(self._step_losses).tolist() if self._step_losses else []
-        self.train_step_losses.extend(zip(range(first, self.step + 1), losses))
-        self._step_losses = []
         win = self.dist.all_reduce_sum(self._meters[0].clone()).tolist()
         self._meters[0].zero_()
-        now, self.elapsed = self._times()
-        window = max(now - self._tlog - self._excluded, 1e-9)
-        self.train_time += window
-        self._tlog, self._excluded = now, 0.0
-        row = {"kind": "train", "step": self.step, "epoch": self.step / self.steps_per_epoch,
+        window = self.clock.lap()
+        st, clock = self.state, self.clock
+        row = {"kind": "train", "step": st.step, "epoch": st.step / self.steps_per_epoch,
                "loss": win[0] / max(win[2], 1), "accuracy": win[1] / max(win[2], 1),
                "lr": self.scheduler.get_last_lr()[0], "examples_per_sec": win[2] / window,
-               "time": self.elapsed, "train_time": self.train_time}
+               "time": clock.elapsed, "train_time": clock.train_time}
         self._progress.train_row(row, self.cfg.epochs)
         self._emit(row)
 
     def _end_epoch(self) -> None:
+        st = self.state
         ep = self.dist.all_reduce_sum(self._meters[1].clone()).tolist()
         self._meters[1].zero_()
-        row = {"kind": "epoch", "step": self.step, "epoch": self.epoch + 1, "loss": ep[0] / max(ep[2], 1),
-               "accuracy": ep[1] / max(ep[2], 1), "time": self.elapsed, "train_time": self.train_time}
+        row = {"kind": "epoch", "step": st.step, "epoch": st.epoch + 1, "loss": ep[0] / max(ep[2], 1),
+               "accuracy": ep[1] / max(ep[2], 1), "time": self.clock.elapsed, "train_time": self.clock.train_time}
         self._emit(row)
-        if not self.cfg.eval_steps or self.epoch + 1 == self.cfg.epochs:
+        if not self.cfg.eval_steps or st.epoch + 1 == self.cfg.epochs:
             self._eval_dev()
-        self.epoch, self.batch = self.epoch + 1, 0
+        st.epoch, st.batch = st.epoch + 1, 0
         self.save_last()
 
+    # ------------------------------------------------------------------ evaluation
     def _best_needs_eval(self) -> bool:
         """After an early stop the last weights have not been evaluated on dev yet."""
         last_dev = next((r for r in reversed(self.history) if r["kind"] == "dev"), None)
-        return self.step > 0 and (last_dev is None or last_dev["step"] != self.step)
+        return self.state.step > 0 and (last_dev is None or last_dev["step"] != self.state.step)
 
     def _eval_dev(self) -> None:
+        """Evaluate on dev, keep the best model (``best.pt``) and count evaluations without improvement."""
         self._check_finite()
-        t, _ = self._times()
-        model = self.dist.unwrap(self.model)
-        if len(self.splits.dev) == 0:  # no dev split: the last model is the best one
-            self.best_step, self.best_state = self.step, _cpu_state(model)
-            self._save_best(None, None)
-            self._excluded += time.perf_counter() - t
-            return
-        res = self._evaluate(model, self.splits.dev)
-        self.train_model.train()
-        score = res.loss if self.cfg.monitor == "dev_loss" else res.accuracy
-        if self.cfg.monitor == "last" or self.best_score is None:  # last: every evaluation replaces best.pt
-            best = True
-        else:
-            best = score > self.best_score if self.cfg.monitor == "dev_acc" else score < self.best_score
-        if best:
-            self.best_score, self.bad_evals = score, 0
-            self.best_accuracy, self.best_step, self.best_state = res.accuracy, self.step, _cpu_state(model)
-            self._save_best(res.accuracy, res.loss)
-        else:
-            self.bad_evals += 1
-        self._excluded += time.perf_counter() - t
-        _, self.elapsed = self._times()
-        row = {"kind": "dev", "step": self.step, "epoch": self.step / self.steps_per_epoch, "loss": res.loss,
-               "accuracy": res.accuracy, "best": best, "time": self.elapsed}
-        self._progress.message(f"[dev] step {self.step} epoch {row['epoch']:.2f} loss {res.loss:.4f} "
+        st, monitor = self.state, self.cfg.monitor
+        with self.clock.paused():
+            model = self.dist.unwrap(self.model)
+            if len(self.splits.dev) == 0:  # no dev split: the last model is the best one
+                st.best_step, st.best_state = st.step, _cpu_state(model)
+                self._save_best(None, None)
+                return
+            res = self._evaluate(model, self.splits.dev)
+            self.train_model.train()
+            best = st.judge(res.loss if monitor == "dev_loss" else res.accuracy, monitor)
+            if best:
+                st.best_accuracy, st.best_step, st.best_state = res.accuracy, st.step, _cpu_state(model)
+                self._save_best(res.accuracy, res.loss)
+        self.clock.tick()
+        row = {"kind": "dev", "step": st.step, "epoch": st.step / self.steps_per_epoch, "loss": res.loss,
+               "accuracy": res.accuracy, "best": best, "time": self.clock.elapsed}
+        self._progress.message(f"[dev] step {st.step} epoch {row['epoch']:.2f} loss {res.loss:.4f} "
                                f"acc {res.accuracy:.4f}" + (" (best)" if best else ""))
         self._emit(row)
-        if self.cfg.patience and self.bad_evals == self.cfg.patience:
-            what = "accuracy" if self.cfg.monitor == "dev_acc" else "loss"
-            self._progress.message(f"[early stop] dev {what} has not improved for {self.bad_evals} evaluations: "
-                                   f"stopping at step {self.step} (best model: step {self.best_step})")
+        if self.cfg.patience and st.bad_evals == self.cfg.patience:
+            what = "accuracy" if monitor == "dev_acc" else "loss"
+            self._progress.message(f"[early stop] dev {what} has not improved for {st.bad_evals} evaluations: "
+                                   f"stopping at step {st.step} (best model: step {st.best_step})")
 
     def _evaluate(self, model, split, **kwargs) -> EvalResult:
         """:func:`evaluate_sharded` of ``model`` on ``split`` over this run's processes."""
@@ -399,73 +374,53 @@ class Runner:
     def test(self) -> EvalResult | None:
         """Evaluate the best model (on dev) on the test split; writes the ``test`` row. Leaves the
         best weights in ``self.model``."""
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+        st = self.state
+        if st.best_state is not None:
+            self.model.load_state_dict(st.best_state)
         if len(self.splits.test) == 0 or self.splits.test.y is None:
             return None
         res = self._evaluate(self.model, self.splits.test, class_names=self.splits.class_names,
                              keep_predictions=self.cfg.plots)
-        row = {"kind": "test", "step": self.best_step, "epoch": self.best_step / self.steps_per_epoch,
+        row = {"kind": "test", "step": st.best_step, "epoch": st.best_step / self.steps_per_epoch,
                "loss": res.loss, "accuracy": res.accuracy, "n": res.n, "per_class": res.per_class,
-               "checkpoint": rundir.BEST, "time": self.elapsed}
+               "checkpoint": rundir.BEST, "time": self.clock.elapsed}
         self._emit(row)
         return res
 
     def _emit(self, row: dict) -> None:
-        t = time.perf_counter()
-        self.history.append(row)
-        self.metrics.write(row)
-        for cb in self.callbacks:
-            cb(row["kind"], self, row)
-        if self.callbacks and row["kind"] not in ("test", "end"):
-            self.train_model.train()  # a callback may have evaluated the model
-        self._excluded += time.perf_counter() - t  # callbacks (a test-set check, say) are not training
+        with self.clock.paused():  # callbacks (a test-set check, say) are not training
+            self.history.append(row)
+            self.metrics.write(row)
+            for cb in self.callbacks:
+                cb(row["kind"], self, row)
+            if self.callbacks and row["kind"] not in ("test", "end"):
+                self.train_model.train()  # a callback may have evaluated the model
 
     # ------------------------------------------------------------------ interrupts
-    def _install_signals(self):
-        """Catch Ctrl-C (SIGINT) and SIGTERM: the first one asks to stop at the next step boundary, a
-        second one stops at once. Returns the function restoring the previous handlers."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum, frame):
-            if self._interrupted:  # a second signal: stop at once
-                raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-            self._interrupted = signum
-
-        for s in previous:
-            signal.signal(s, handler)
-
-        def restore():
-            for s, h in previous.items():
-                signal.signal(s, h)
-        return restore
-
     def _stop_requested(self) -> bool:
-        """Whether a signal asked to stop. With several processes every rank must stop at the same step
-        (a rank that stops while the others enter the next step's gradient all-reduce would leave them
-        waiting, and rank 0 could not save): the flags are summed over the ranks at every step boundary,
-        on the CPU (gloo), so the GPU is not synchronised."""
+        """Whether a signal asked to stop (:attr:`interrupt`). With several processes every rank must stop
+        at the same step (a rank that stops while the others enter the next step's gradient all-reduce
+        would leave them waiting, and rank 0 could not save): the requests are summed over the ranks at
+        every step boundary, on the CPU (gloo), so the GPU is not synchronised."""
+        signum = self.interrupt.signum
         if self.dist.world_size == 1:
-            return bool(self._interrupted)
-        flags = torch.tensor([self._interrupted == signal.SIGINT, self._interrupted == signal.SIGTERM],
-                             dtype=torch.int32)
+            return bool(signum)
+        flags = torch.tensor([signum == signal.SIGINT, signum == signal.SIGTERM], dtype=torch.int32)
         sigint, sigterm = self.dist.all_reduce_sum(flags).tolist()
         if sigterm or sigint:
-            self._interrupted = signal.SIGTERM if sigterm else signal.SIGINT
+            self.interrupt.signum = signal.SIGTERM if sigterm else signal.SIGINT
         return bool(sigterm or sigint)
 
     def _on_interrupt(self) -> None:
         """Save ``last.pt`` at the current step and raise KeyboardInterrupt (SIGINT) or
         :class:`~lenetlab.errors.Terminated` (SIGTERM) with resume advice."""
         self.save_last()  # every rank is here at the same step (see _stop_requested)
-        term = self._interrupted == signal.SIGTERM
         if self.dist.is_main:
             self._progress.close()
-            print(f"{'terminated (SIGTERM)' if term else 'interrupted'} at step {self.step}: saved "
-                  f"{self.run_dir / rundir.LAST}; resume with: {self.resume_command()}", file=sys.stderr, flush=True)
-        raise Terminated if term else KeyboardInterrupt
+            print(f"{'terminated (SIGTERM)' if self.interrupt.terminated else 'interrupted'} at step "
+                  f"{self.state.step}: saved {self.run_dir / rundir.LAST}; resume with: {self.resume_command()}",
+                  file=sys.stderr, flush=True)
+        self.interrupt.raise_()
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, state: dict) -> dict:
@@ -474,46 +429,36 @@ class Runner:
                 "config": self.cfg.to_dict(), "dataset": self.splits.name}
 
     def _save_best(self, accuracy, loss) -> None:
+        st = self.state
         if self.dist.is_main:
-            save_checkpoint(self.run_dir / rundir.BEST, {**self._payload(self.best_state), "step": self.step,
-                                                         "epoch": self.step / self.steps_per_epoch,
+            save_checkpoint(self.run_dir / rundir.BEST, {**self._payload(st.best_state), "step": st.step,
+                                                         "epoch": st.step / self.steps_per_epoch,
                                                          "dev_accuracy": accuracy, "dev_loss": loss})
 
-    def save_last(self, synced: bool = True) -> Path:
-        """Write ``last.pt``: everything needed to continue exactly from here (``synced``: sum meters over ranks)."""
+    def save_last(self) -> Path:
+        """Write ``last.pt``: everything needed to continue exactly from here (the meters summed over ranks)."""
         self._check_finite()
-        t, self.elapsed = self._times()
         path = self.run_dir / rundir.LAST
-        meters = self.dist.all_reduce_sum(self._meters.clone()) if synced else self._meters
-        if self.dist.is_main:
-            save_checkpoint(path, {
-                **self._payload(_cpu_state(self.dist.unwrap(self.model))),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                "rng": rng_state(), "epoch": self.epoch, "batch": self.batch, "step": self.step,
-                "best_accuracy": self.best_accuracy, "best_step": self.best_step, "best_state_dict": self.best_state,
-                "best_score": self.best_score, "bad_evals": self.bad_evals,
-                "meters": meters.cpu(), "elapsed": self.elapsed, "train_time": self.train_time,
-            })
-        self._saved_step = self.step
-        self._excluded += time.perf_counter() - t
+        with self.clock.paused():
+            meters = self.dist.all_reduce_sum(self._meters.clone())
+            if self.dist.is_main:
+                save_checkpoint(path, {
+                    **self._payload(_cpu_state(self.dist.unwrap(self.model))), **self.state.to_checkpoint(),
+                    "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None, "rng": rng_state(),
+                    "meters": meters.cpu(), "elapsed": self.clock.elapsed, "train_time": self.clock.train_time})
+            self._saved_step = self.state.step
         return path
 
-    def _load_state(self, ck: dict, path: Path) -> None:
+    def _load_resume(self, ck: dict, path: Path) -> None:
         """Restore the training state of ``last.pt`` (already checked by ``load_checkpoint(training=True)``);
         what only this run can tell (the weights fit its model, the position fits its epochs) is a one-line
         CheckpointError naming the file and the field."""
-        spe, epochs = self.steps_per_epoch, self.cfg.epochs
-        epoch, batch, step = ck["epoch"], ck["batch"], ck["step"]
-        if batch >= spe or step != epoch * spe + batch or epoch > epochs or (epoch == epochs and batch):
-            raise CheckpointError(f"{path}: fields 'epoch', 'batch', 'step' ({epoch}, {batch}, {step}) do not fit "
-                                  f"this run ({epochs} epochs of {spe} steps)")
-        model_state = self.model.state_dict()
+        self.state = TrainState.from_checkpoint(ck, path, self.steps_per_epoch, self.cfg.epochs)
+        shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
         for field in ("state_dict", "best_state_dict"):
             state = ck.get(field)
-            if state is None and field == "best_state_dict":
-                continue
-            if {k: tuple(v.shape) for k, v in state.items()} != {k: tuple(v.shape) for k, v in model_state.items()}:
+            if (state is not None or field == "state_dict") and {k: tuple(v.shape) for k, v in state.items()} != shapes:
                 raise CheckpointError(f"{path}: field {field!r} does not fit the run's model {self.cfg.model!r}")
         check_optimizer_state(ck["optimizer"], self.optimizer, path)
         for field, load in (("state_dict", self.model.load_state_dict), ("optimizer", self.optimizer.load_state_dict),
@@ -522,18 +467,14 @@ class Runner:
                 load(ck[field])
             except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
                 raise CheckpointError(f"{path}: field {field!r} cannot be restored ({first_line(e, 120)})") from None
-        if self.scaler is not None and ck.get("scaler"):
+        if self.scaler.is_enabled() and ck.get("scaler"):
             self.scaler.load_state_dict(ck["scaler"])
-        self.epoch, self.batch, self.step = int(ck["epoch"]), int(ck["batch"]), int(ck["step"])
-        self.best_accuracy, self.best_step, self.best_state = ck["best_accuracy"], int(ck["best_step"]), ck["best_state_dict"]
-        # checkpoints written before early stopping existed chose the best model on dev accuracy
-        self.best_score, self.bad_evals = ck.get("best_score", ck["best_accuracy"]), int(ck.get("bad_evals", 0))
         self._meters = ck["meters"].to(self.device) if self.dist.is_main else torch.zeros_like(self._meters)  # summed
-        self.elapsed, self.train_time = float(ck["elapsed"]), float(ck["train_time"])
+        self.clock = Clock(self.device, ck["elapsed"], ck["train_time"])
         # rows written after this checkpoint (and a finished run's test row) are written again
-        rows = self.metrics.truncate_after(self.step, drop_kinds=("test", "end")) if self.dist.is_main else []
+        rows = self.metrics.truncate_after(self.state.step, drop_kinds=("test", "end")) if self.dist.is_main else []
         self.history = self.dist.broadcast_object(rows)  # every rank needs them (_best_needs_eval)
-        self._saved_step = self.step
+        self._saved_step = self.state.step
 
 
 def _cpu_state(model) -> dict:

@@ -8,8 +8,9 @@ from lenetlab import data
 from lenetlab.data.augment import build_augment
 from lenetlab.data.common import normalization
 from lenetlab.data.transforms import InputSpec
-from lenetlab.errors import ConfigError
-from lenetlab.models import model_info
+from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.models import create, model_info
+from lenetlab.models.init import init_weights
 
 
 def load_splits(cfg, dist=None):
@@ -56,6 +57,17 @@ def build_spec(cfg, splits) -> InputSpec:
         return spec
     mean, std = normalization(cfg.normalize, x)
     return replace(spec, mean=mean, std=std)
+
+
+def build_model(cfg, splits, spec: InputSpec):
+    """``cfg.model`` for the classes of ``splits`` and the channels of ``spec``, initialised by ``cfg.init``
+    (on the CPU); returns ``(model, kwargs)``, the kwargs a checkpoint records."""
+    kwargs = {"num_classes": len(splits.class_names), "in_channels": spec.channels, **cfg.model_kwargs}
+    try:
+        model = create(cfg.model, **kwargs)
+    except TypeError as e:
+        raise LenetlabError(f"field 'model_kwargs': {cfg.model} does not accept {cfg.model_kwargs} ({e})") from None
+    return init_weights(model, cfg.init), kwargs
 
 
 def augment_transform(cfg):

@@ -1,0 +1,74 @@
+"""One signal policy for every long-running command (docs/faults.md).
+
+SIGTERM ends a command the way Ctrl-C does: :func:`terminate_on_sigterm` (which ``lenet``'s ``main``
+holds around every command) turns it into :class:`~lenetlab.errors.Terminated`, a KeyboardInterrupt
+whose exit status is 143, so ``finally`` blocks and context managers release locks and remove
+temporary files on the way out (files are written atomically: :mod:`lenetlab.fileio`), and ``lenet``
+prints one line, ``terminated``. Code that must finish a unit of work first (the training loop saves
+``last.pt`` at the next step boundary) installs a :class:`StopRequest` for the while.
+
+Python delivers signals to the main thread only; elsewhere (a server's worker thread, a test runner's
+thread) these change nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Callable, Iterator
+
+from lenetlab.errors import Terminated
+
+
+@contextlib.contextmanager
+def handling(handler: Callable, signals: tuple = (signal.SIGTERM,)) -> Iterator[None]:
+    """Within the block ``handler(signum, frame)`` handles ``signals``; the previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def raise_terminated(signum, frame):
+    """A signal handler raising :class:`~lenetlab.errors.Terminated`."""
+    raise Terminated
+
+
+def terminate_on_sigterm():
+    """Within the block SIGTERM raises :class:`~lenetlab.errors.Terminated` (exit status 143)."""
+    return handling(raise_terminated)
+
+
+class StopRequest:
+    """A handler for Ctrl-C (SIGINT) and SIGTERM that asks to stop at the next safe point: the first
+    signal is recorded in :attr:`signum`, a second one stops at once (:meth:`raise_`).
+
+    Use ``with stop.installed(): ...`` and test ``stop.signum`` (0: none) where stopping is safe."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def __call__(self, signum, frame) -> None:
+        if self.signum:  # a second signal: stop at once
+            self.signum = signum
+            self.raise_()
+        self.signum = signum
+
+    def installed(self):
+        """The block within which this request handles SIGINT and SIGTERM."""
+        return handling(self, (signal.SIGINT, signal.SIGTERM))
+
+    @property
+    def terminated(self) -> bool:
+        """Whether the signal was SIGTERM (exit 143) rather than Ctrl-C (exit 130)."""
+        return self.signum == signal.SIGTERM
+
+    def raise_(self):
+        """Raise what the recorded signal means: Terminated for SIGTERM, KeyboardInterrupt for SIGINT."""
+        raise Terminated if self.terminated else KeyboardInterrupt
