@@ -78,6 +78,17 @@ def test_sigterm_while_data_downloads(tmp_path):
     assert [p for p in (tmp_path / "d").rglob("*") if p.is_file()] == []  # no partial download left
 
 
+def test_sigterm_stops_the_server_after_its_graceful_shutdown(tmp_path):
+    pytest.importorskip("uvicorn")
+    proc = _lenet(tmp_path, "serve", "--port", "0")
+    assert proc.stdout.readline().startswith("serving "), proc.communicate(timeout=60)
+    err = proc.stderr.readline()
+    while "Uvicorn running" not in err and err:  # its log, on stderr
+        err = proc.stderr.readline()
+    err = _terminate(proc)
+    assert "Application shutdown complete" in err and err.endswith("\nterminated\n")
+
+
 def test_terminate_on_sigterm_restores_the_previous_handler():
     previous = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated), terminate_on_sigterm():

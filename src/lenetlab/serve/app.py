@@ -49,7 +49,7 @@ from starlette.requests import ClientDisconnect
 
 from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, preprocess_image
-from lenetlab.errors import DataError, LenetlabError
+from lenetlab.errors import DataError, LenetlabError, Terminated
 from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
 from lenetlab.serve.apidocs import render_api_docs
@@ -67,6 +67,7 @@ from lenetlab.serve.limits import (
     is_loopback,
     upload_limit_bytes,
 )
+from lenetlab.signals import handling
 from lenetlab.textfmt import quiet
 
 log = logging.getLogger("lenetlab.serve")
@@ -571,8 +572,14 @@ def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = 
     names = ", ".join(f"{m.name} ({m.predictor.name}, {m.predictor.backend}, {Path(m.predictor.source).name})"
                       for m in models)
     say(f"serving {names} at {where}")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
-                **uvicorn_options(limits))
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again, and swallows what a handler raises:
+    # note it, and end as every command ends on SIGTERM (lenetlab.signals)
+    terminated = []
+    with handling(lambda signum, frame: terminated.append(signum)):
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                    **uvicorn_options(limits))
+    if terminated:
+        raise Terminated
 
 
 def uvicorn_options(limits: ServeLimits) -> dict:
