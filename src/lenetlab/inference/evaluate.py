@@ -7,7 +7,6 @@ cross-entropy (no label smoothing), averaged over examples, so the runner's test
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -57,7 +56,7 @@ def model_loss(model: nn.Module, label_smoothing: float = 0.0):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | str = "cpu",
-             batch_size: int = 1000, loss_fn=None, class_names: list | None = None,
+             batch_size: int = 1000, class_names: list | None = None,
              autocast: torch.dtype | None = None, channels_last: bool = False,
              keep_predictions: bool = False) -> EvalResult:
     """Accuracy, mean loss, per-class accuracy and confusion matrix of ``model`` on ``split``.
@@ -72,7 +71,7 @@ def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | st
     n = len(split)
     if n == 0:
         raise DataError("cannot evaluate on an empty split")
-    loss_fn = loss_fn or model_loss(model)
+    loss_fn = model_loss(model)
     model.eval()
     x_all, y_all = split.x.to(device), split.y.to(device)
     num_classes = None
@@ -83,8 +82,7 @@ def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | st
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         yb = y_all[start:start + batch_size]
-        ctx = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
-        with ctx:
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             out = model(xb)
         out = out.float()
         num_classes = out.shape[1]
@@ -105,7 +103,6 @@ def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | st
         class_names=list(class_names) if class_names is not None else None,
         predictions=pred.cpu() if keep_predictions else None,
     )
-
 
 
 def evaluate_sharded(model: nn.Module, split, spec: InputSpec, device: torch.device | str, rank: int,
