@@ -255,3 +255,12 @@ def test_a_budget_is_timed_on_the_batch_the_run_takes_in_bounded_memory(tmp_path
     maxrss_gb = int(res.stdout.split("maxrss_kb")[-1]) / 2**20  # Linux reports kilobytes
     assert maxrss_gb < 2.0, f"peak RSS {maxrss_gb:.2f} GB"
     assert "fill --budget 10s" in res.stdout  # the epochs came from the measured step
+
+
+def test_batch_norm_with_batches_of_one_is_one_line(tmp_path, capsys):
+    argv = ["train", "--model", "lenet5-bn", "--batch-size", "1", "--max-steps", "2", "--out-dir", str(tmp_path),
+            "--name", "r", "--no-plots", "--progress", "none", "--num-threads", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: field 'batch_size': a batch of one example cannot train this model (Expected more")
+    assert err.count("\n") == 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from lenetlab.errors import ConfigError, first_line
+
 
 def make_scaler(device: torch.device, amp: torch.dtype | None) -> torch.amp.GradScaler:
     """The loss scaler of a run: enabled only for float16 autocast on CUDA (bfloat16 and float32 need none)."""
@@ -21,11 +23,19 @@ def train_step(model, optimizer, xb: torch.Tensor, yb: torch.Tensor, loss_fn, sc
     with targets ``yb`` (int64 ``[B]``): ``loss_fn(outputs.float(), yb)`` under autocast to ``amp`` (None:
     full precision), backward through ``scaler``, gradients clipped to norm ``grad_clip`` (0: no clipping).
 
-    Returns ``(loss, outputs)``, both detached and still on the device (no host synchronisation).
+    Returns ``(loss, outputs)``, both detached and still on the device (no host synchronisation). A
+    batch of one example that the model's batch norm cannot take is a one-line ConfigError (the loader
+    never makes one unless the batch size or the training split is one).
     """
-    with torch.autocast(xb.device.type, dtype=amp, enabled=amp is not None):
-        out = model(xb)
-        loss = loss_fn(out.float(), yb)
+    try:
+        with torch.autocast(xb.device.type, dtype=amp, enabled=amp is not None):
+            out = model(xb)
+            loss = loss_fn(out.float(), yb)
+    except ValueError as e:
+        if xb.shape[0] != 1:
+            raise
+        raise ConfigError(f"field 'batch_size': a batch of one example cannot train this model ({first_line(e, 100)}); "
+                          f"train in batches of 2 or more, on 2 or more images") from None
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if grad_clip:
