@@ -2,10 +2,10 @@
 
 Airbench-style: no Dataset, no worker processes, no per-sample Python work. Each epoch draws one
 permutation from a generator seeded by ``(seed, epoch)``, so any epoch is reproducible on its own
-(resume needs only the epoch number and the batch index). A final batch of one example is merged into
-the batch before it (:func:`batch_count`): batch norm cannot train on one example. With ``world_size > 1`` the permutation
-is sharded like :class:`torch.utils.data.DistributedSampler`: every rank sees the same permutation,
-padded by wrapping to a multiple of ``world_size`` (``pad=True``, training) and takes every
+(resume needs only the epoch number and the batch index); a final batch of one example joins the
+batch before it (:func:`batch_count`). With ``world_size > 1`` the permutation is sharded like
+:class:`torch.utils.data.DistributedSampler`: every rank sees the same permutation, padded by
+wrapping to a multiple of ``world_size`` (``pad=True``, training) and takes every
 ``world_size``-th index from ``rank``; ``pad=False`` gives an exact, non-overlapping partition
 for evaluation (ranks may then differ by one example).
 
@@ -35,7 +35,7 @@ Batch = tuple[torch.Tensor, torch.Tensor | None]
 def batch_count(n: int, batch_size: int, drop_last: bool = False) -> int:
     """Batches in an epoch of ``n`` examples: ``drop_last`` drops a partial final batch; otherwise a
     final batch of a single example joins the batch before it (batch norm cannot normalise one
-    example: "Expected more than 1 value per channel"), so no batch but a lone whole epoch has one."""
+    example: "Expected more than 1 value per channel"); only an epoch of one example is a batch of one."""
     if drop_last:
         return n // batch_size
     return n // batch_size if n % batch_size == 1 and n > batch_size else -(-n // batch_size)
@@ -47,11 +47,11 @@ class TensorLoader:
     ``x`` is ``uint8 [N, C, H, W]`` (kept uint8 on ``device``; each batch is converted by
     :func:`prepare` with ``spec``, or returned as uint8 when ``spec`` is None); ``y`` is
     ``int64 [N]`` or None (unlabelled test sets yield ``y = None``). Batches hold ``batch_size``
-    examples; the last one may hold fewer, or one more (see :func:`batch_count`). ``transform(x_float) -> x_float``
-    is an optional per-batch hook (augmentation) applied after ``prepare`` and only when
-    :attr:`training` is True (the default when ``shuffle``). ``len(loader)`` is the number of
-    batches per epoch for this rank; :meth:`set_epoch` chooses the epoch, ``start_batch`` the
-    first batch to yield (exact mid-epoch resume).
+    examples; the last one may hold fewer, or one more (see :func:`batch_count`).
+    ``transform(x_float) -> x_float`` is an optional per-batch hook (augmentation) applied after
+    ``prepare`` and only when :attr:`training` is True (the default when ``shuffle``).
+    ``len(loader)`` is the number of batches per epoch for this rank; :meth:`set_epoch` chooses the
+    epoch, ``start_batch`` the first batch to yield (exact mid-epoch resume).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, shuffle: bool = True,

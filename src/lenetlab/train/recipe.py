@@ -51,7 +51,7 @@ from lenetlab.models.profile import profile_model
 from lenetlab.train.config import RunConfig, parse_budget, read_config_fields
 from lenetlab.train.optim import OPTIMIZER_DEFAULTS, build_optimizer
 from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
-from lenetlab.train.setup import augment_transform, build_model, build_spec, load_splits
+from lenetlab.train.setup import augment_transform, build_spec, init_model, load_splits
 from lenetlab.train.step import make_scaler, train_step
 from lenetlab.textfmt import align
 
@@ -295,7 +295,7 @@ def measure_step(cfg: RunConfig, splits, steps: int = 12) -> float:
     device = select_device(cfg.device)
     amp = autocast_dtype(device, cfg.amp)
     spec = build_spec(cfg, splits)
-    model = build_model(cfg, splits, spec)[0].to(device)
+    model = init_model(cfg, splits, spec)[0].to(device)
     opt, loss_fn, scaler = build_optimizer(model, cfg), model_loss(model, cfg.label_smoothing), make_scaler(device, amp)
     loader = TensorLoader(splits.train.x, splits.train.y, cfg.batch_size, seed=cfg.seed, device=device,
                           transform=augment_transform(cfg), spec=spec)

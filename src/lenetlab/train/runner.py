@@ -33,7 +33,7 @@ from lenetlab.train.optim import build_optimizer, build_scheduler, check_optimiz
 from lenetlab.train.rng import rng_state, seed_everything, set_rng_state
 from lenetlab.train.rundir import RunResult
 from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
-from lenetlab.train.setup import augment_transform, build_model, build_spec, load_splits
+from lenetlab.train.setup import augment_transform, build_spec, init_model, load_splits
 from lenetlab.train.state import Clock, TrainState
 from lenetlab.train.step import make_scaler, train_step
 
@@ -90,7 +90,7 @@ class Runner:
     def _build_model(self) -> None:
         """The model (initialised, on the device), its training wrapper (DDP, compiled) and its loss."""
         cfg = self.cfg
-        model, self.model_kwargs = build_model(cfg, self.splits, self.spec)
+        model, self.model_kwargs = init_model(cfg, self.splits, self.spec)
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -59,7 +59,7 @@ def build_spec(cfg, splits) -> InputSpec:
     return replace(spec, mean=mean, std=std)
 
 
-def build_model(cfg, splits, spec: InputSpec):
+def init_model(cfg, splits, spec: InputSpec):
     """``cfg.model`` for the classes of ``splits`` and the channels of ``spec``, initialised by ``cfg.init``
     (on the CPU); returns ``(model, kwargs)``, the kwargs a checkpoint records."""
     kwargs = {"num_classes": len(splits.class_names), "in_channels": spec.channels, **cfg.model_kwargs}
