@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -69,6 +70,7 @@ def test_sigterm_while_data_downloads(tmp_path):
         proc = _lenet(tmp_path, "data", "--dataset", "mnist", "--data-dir", str(tmp_path / "d"), "--download",
                       "--mirror", f"http://127.0.0.1:{server.server_address[1]}/")
         assert _Stall.started.wait(60), proc.communicate(timeout=60)
+        time.sleep(0.5)  # the download's progress bar is up
         err = _terminate(proc)
     finally:
         server.stop.set()

@@ -570,11 +570,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:  # lenetlab.errors.Terminated (SIGTERM) is one, with exit status 143
         status = getattr(e, "exit_status", 130)
-        print("terminated" if status == 143 else "interrupted", file=sys.stderr)
-        return status
     except BrokenPipeError:  # `lenet ... | head`: the reader left; end quietly like other Unix tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 141
+    # once the exception is gone, with what it held (a progress bar draws itself as it closes): the last line
+    print("terminated" if status == 143 else "interrupted", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":
