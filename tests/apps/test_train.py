@@ -249,7 +249,8 @@ def test_a_budget_is_timed_on_the_batch_the_run_takes_in_bounded_memory(tmp_path
     code = ("import resource, sys\nfrom lenetlab.cli import main\nstatus = main(sys.argv[1:])\n"
             "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(status)\n")
     argv = ["train", "--dataset", str(tmp_path / "data"), "--budget", "10s", "--batch-size", "100000",
-            "--out-dir", str(tmp_path / "runs"), "--name", "b", "--no-plots", "--progress", "none", "--num-threads", "1"]
+            "--out-dir", str(tmp_path / "runs"), "--name", "b", "--no-plots", "--progress", "none",
+            "--num-threads", "1"]
     res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     maxrss_gb = int(res.stdout.split("maxrss_kb")[-1]) / 2**20  # Linux reports kilobytes

@@ -48,12 +48,12 @@ from lenetlab.errors import ConfigError
 from lenetlab.inference.evaluate import model_loss
 from lenetlab.models import model_info
 from lenetlab.models.profile import profile_model
+from lenetlab.textfmt import align
 from lenetlab.train.config import RunConfig, parse_budget, read_config_fields
 from lenetlab.train.optim import OPTIMIZER_DEFAULTS, build_optimizer
 from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
 from lenetlab.train.setup import augment_transform, build_spec, init_model, load_splits
 from lenetlab.train.step import make_scaler, train_step
-from lenetlab.textfmt import align
 
 #: The recipes ``--recipe`` names.
 RECIPES = ("auto", "fast", "lenet5")

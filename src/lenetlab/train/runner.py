@@ -144,7 +144,7 @@ class Runner:
             raise
 
     @classmethod
-    def resume(cls, run_dir: str | Path, *, splits=None, callbacks=(), dist=None, **overrides) -> "Runner":
+    def resume(cls, run_dir: str | Path, *, splits=None, callbacks=(), dist=None, **overrides) -> Runner:
         """A Runner continuing ``run_dir`` from its ``last.pt`` with the saved config.
 
         ``overrides`` may change only fields that do not alter the trajectory (progress, plots,

@@ -37,7 +37,7 @@ class TrainState:
                 "bad_evals": self.bad_evals}
 
     @classmethod
-    def from_checkpoint(cls, ck: dict, path: Path, steps_per_epoch: int, epochs: int) -> "TrainState":
+    def from_checkpoint(cls, ck: dict, path: Path, steps_per_epoch: int, epochs: int) -> TrainState:
         """The state saved in ``ck`` (a ``last.pt`` read from ``path``); a position that does not fit a run of
         ``epochs`` epochs of ``steps_per_epoch`` steps, or a missing field, is a one-line CheckpointError."""
         try:
