@@ -40,6 +40,7 @@ from lenetlab.inference.evaluate import evaluate
 from lenetlab.train.baseline import PILPipelineDataset, baseline_model, pil_loader
 from lenetlab.train.config import RunConfig, read_config_fields
 from lenetlab.train.runner import Runner
+from lenetlab.train.step import make_scaler, train_step
 
 __all__ = ["fast_lenet5", "time_to_accuracy", "baseline_time_to_accuracy", "measure_throughputs", "run_train_bench",
            "TimeToAccuracy", "FAST_LENET5"]
@@ -54,12 +55,12 @@ def fast_lenet5(**overrides) -> RunConfig:
     return RunConfig.from_dict({**FAST_LENET5, **overrides}, source="fast-lenet5")
 
 
+_NO_SCALER = make_scaler(torch.device("cpu"), None)
+
+
 def _step(model, opt, x, y) -> None:
-    """One training step of the baseline recipe (plain float32 SGD, no clipping)."""
-    loss = F.cross_entropy(model(x), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
+    """One training step of the baseline recipe (plain float32 SGD, no clipping), through the one step."""
+    train_step(model, opt, x, y, F.cross_entropy, _NO_SCALER)
 
 
 def _baseline_rates(splits, steps, batch_size, warmup, seed, window, dataset=None) -> list:
