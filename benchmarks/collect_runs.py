@@ -27,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lenetlab.inference.run import Run
 from results_io import (
     load_results,
     machine_line,
@@ -103,26 +104,24 @@ def train_all(configs: list, seeds: list[int], data_dir: str, runs_dir: Path, jo
 
 
 def finished(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a run that ran to the end (its metrics end with the test row)."""
-    metrics = run_dir / "metrics.jsonl"
-    return metrics.is_file() and '"kind": "test"' in metrics.read_text()
+    """Whether ``run_dir`` holds a run that ran to the end (its metrics hold the test row)."""
+    return Run(run_dir).test_accuracy() is not None
 
 
-def read_run(run_dir: Path) -> dict:
-    """One run's figures: config id, seed, model, dataset, test accuracy, best dev accuracy, train time."""
+def run_record(run_dir: Path) -> dict:
+    """One run's figures, read through :class:`Run`: config id, seed (from the name ``CONFIG-sSEED``),
+    model, dataset, thread count, test accuracy, best dev accuracy (the dev row marked best, the one
+    that saved ``best.pt``) and training time."""
     m = RUN_NAME.match(run_dir.name)
     if not m:
         raise ValueError(f"{run_dir}: run directories are named CONFIG-sSEED")
-    cfg = json.loads((run_dir / "config.json").read_text())
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    tests = [r for r in rows if r.get("kind") == "test"]
-    devs = [r["accuracy"] for r in rows if r.get("kind") == "dev"]
-    if not tests:
+    run = Run(run_dir)
+    info = run.info()
+    if info.test is None:
         raise ValueError(f"{run_dir}: no test row in metrics.jsonl (did the run finish?)")
-    times = [r["train_time"] for r in rows if "train_time" in r]
-    return {"config": m["config"], "seed": int(m["seed"]), "model": cfg.get("model"), "dataset": cfg.get("dataset"),
-            "num_threads": cfg.get("num_threads"), "test_accuracy": tests[-1]["accuracy"],
-            "dev_accuracy": max(devs) if devs else None, "train_time": max(times) if times else None}
+    return {"config": m["config"], "seed": int(m["seed"]), "model": info.model, "dataset": info.dataset,
+            "num_threads": run.config.get("num_threads"), "test_accuracy": info.test,
+            "dev_accuracy": info.best_dev, "train_time": info.train_time}
 
 
 def _pct(acc: float) -> float:
@@ -234,7 +233,7 @@ def merged_meta(old: dict | None, new: dict, rows: list[dict]) -> dict:
 def collect(runs_dir, results=None, ensembles=None) -> tuple[list[dict], list[dict]]:
     """Read every run under ``runs_dir`` and write (merge into) the two results files; return their rows."""
     runs_dir = Path(runs_dir)
-    runs = [read_run(d) for d in sorted(runs_dir.iterdir())
+    runs = [run_record(d) for d in sorted(runs_dir.iterdir())
             if d.is_dir() and (d / "metrics.jsonl").is_file() and RUN_NAME.match(d.name)]
     if not runs:
         raise SystemExit(f"no finished runs (CONFIG-sSEED/metrics.jsonl) under {runs_dir}")

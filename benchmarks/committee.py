@@ -27,7 +27,7 @@ from collect_runs import (
     add_run_args,
     aggregate,
     finished,
-    read_run,
+    run_record,
     train_all,
 )
 from results_io import machine_line, make_meta, write_results
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no finished runs of {', '.join(MEMBERS)} under {runs_dir}")
     meta = make_meta("committee", "A committee chosen on the dev split", "python benchmarks/committee.py --data-dir DIR",
                      regenerate="python benchmarks/committee.py --data-dir DIR", reference=REFERENCE)
-    rows = aggregate([read_run(r) for r in runs], meta["source"], machine_line(meta), meta["date"], members=MEMBERS)
+    rows = aggregate([run_record(r) for r in runs], meta["source"], machine_line(meta), meta["date"], members=MEMBERS)
     for r in rows:
         r.pop("command_as_run", None)  # run by train_all: the command is the run's own
     row = committee_row(runs, a.data_dir, meta)

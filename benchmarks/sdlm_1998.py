@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from collect_runs import LOADS, RUN_NAME, add_run_args, aggregate, read_run, train_all
+from collect_runs import LOADS, RUN_NAME, add_run_args, aggregate, run_record, train_all
 from results_io import machine_line, make_meta, write_results
 
 #: config -> (label, the paper's test error in %, what the paper did)
@@ -38,7 +38,7 @@ def rows_for(runs_dir: Path, meta: dict) -> list[dict]:
         m = RUN_NAME.match(d.name)
         if d.is_dir() and m and m["config"] in CONFIGS and (d / "metrics.jsonl").is_file():
             try:
-                runs.append(read_run(d))
+                runs.append(run_record(d))
             except ValueError as e:  # no test row yet
                 print(f"skipped: {e}", file=sys.stderr)
     runs.sort(key=lambda r: list(CONFIGS).index(r["config"]))  # rows in the order of CONFIGS

@@ -13,7 +13,7 @@ import pytest
 from lenetlab.apps.runs import format_seconds, select_runs
 from lenetlab.cli import main
 from lenetlab.train.rundir import RunLock, lock_holder
-from lenetlab.train.runinfo import find_runs, is_running, read_run
+from lenetlab.inference.run import Run
 
 FAST = ["--num-threads", "1", "--progress", "none", "--no-plots", "--no-tensorboard"]
 OLD = time.time() - 3600  # an hour ago: not being written any more
@@ -58,7 +58,7 @@ def runs_root(tmp_path_factory):
 
 
 def test_statuses_and_figures(runs_root):
-    runs = {r.name: r for r in find_runs(runs_root)}
+    runs = {r.name: r for r in [r.info() for r in Run.all(runs_root)]}
     assert set(runs) == {"fin", "fast", "stopped", "badjson", "badckpt", "noconfig"}
     fin = runs["fin"]
     assert (fin.status, fin.model, fin.dataset, fin.epochs, fin.max_epochs, fin.steps) == \
@@ -98,7 +98,7 @@ def test_sort_filter_and_json(runs_root, capsys):
     assert only["name"] == "fast" and only["status"] == "finished" and only["path"] == str(runs_root / "fast")
     assert main(["runs", str(runs_root), "--dataset", "fashion-mnist"]) == 0
     assert "no runs in" in capsys.readouterr().out
-    runs = find_runs(runs_root)
+    runs = [r.info() for r in Run.all(runs_root)]
     by_test = [r.name for r in select_runs(runs, "test")]
     with_test = sorted((r for r in runs if r.test is not None), key=lambda r: -r.test)
     assert by_test[:len(with_test)] == [r.name for r in with_test] and by_test[-1] in ("stopped", "noconfig")
@@ -110,22 +110,22 @@ def test_sort_filter_and_json(runs_root, capsys):
 def test_a_run_being_written_shows_as_running(runs_root, tmp_path):
     live = tmp_path / "live"
     shutil.copytree(runs_root / "stopped", live)
-    assert read_run(live).status == "interrupted" and not is_running(live)
+    assert Run(live).info().status == "interrupted" and not Run(live).running
     lock = RunLock(live).acquire()  # what a training process holds while it writes the run
     try:
-        assert is_running(live) and read_run(live).status == "running"
+        assert Run(live).running and Run(live).info().status == "running"
         assert lock_holder(live) == os.getpid()
     finally:
         lock.release()
-    assert read_run(live).status == "interrupted"
+    assert Run(live).info().status == "interrupted"
     (live / ".lock").write_text("999999999\n")  # a stale lock file left by a killed process
-    assert read_run(live).status == "interrupted" and lock_holder(live) is None
+    assert Run(live).info().status == "interrupted" and lock_holder(live) is None
     fresh = tmp_path / "fresh"  # a run that just started: config.json and last.pt, no metrics yet
     fresh.mkdir()
     shutil.copy(runs_root / "fin" / "config.json", fresh)
     shutil.copy(runs_root / "fin" / "last.pt", fresh)
     with RunLock(fresh):
-        info = read_run(fresh)
+        info = Run(fresh).info()
     assert info.status == "running" and info.epochs == 0 and info.problems == []
 
 

@@ -60,7 +60,7 @@ def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp
     runs = committee.finished_runs(tmp_path)
     assert [r.name for r in runs] == ["lenet5-modern-elastic-s0", "lenet5-modern-elastic-s1", "lenet5-modern-elastic-w12-s0"]
     assert [r.name for r in committee.finished_runs(tmp_path, [1])] == ["lenet5-modern-elastic-s1"]
-    rows = collect_runs.aggregate([collect_runs.read_run(r) for r in runs], "m", "cpu", members=committee.MEMBERS)
+    rows = collect_runs.aggregate([collect_runs.run_record(r) for r in runs], "m", "cpu", members=committee.MEMBERS)
     assert [r["command"] for r in rows] == [
         "lenet train --config lenet5-modern-elastic --data-dir DIR --num-threads 1 --seed N (N = 0..1)",
         "lenet train --config lenet5-modern-elastic --digit-width 12 --data-dir DIR --num-threads 1 --seed 0"]

@@ -18,6 +18,7 @@ import torch
 
 from lenetlab.data import load, prepare
 from lenetlab.errors import CheckpointError, ConfigError
+from lenetlab.inference.run import checkpoint_path
 from lenetlab.models import create
 from lenetlab.models.checkpoint import build_model, load_checkpoint
 from lenetlab.models.lenet_scratch import (
@@ -39,7 +40,7 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def _trained_lenet5(checkpoint: str, spec):
     """``checkpoint``'s weights (lenet5 or lenet5-scratch) as torch's ``lenet5``, and ``spec`` with the
     checkpoint's normalisation."""
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint_path(checkpoint))
     described = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else {}
     if described.get("name") not in ("lenet5", "lenet5-scratch"):
         raise ConfigError(f"{checkpoint}: model {described.get('name')!r} is not lenet5 or lenet5-scratch")

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from lenetlab.data import load
 from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, DataError, LenetlabError
 from lenetlab.inference.committee import (
@@ -30,8 +29,8 @@ from lenetlab.inference.committee import (
     mean_probabilities,
 )
 from lenetlab.inference.predictor import load_predictor
+from lenetlab.inference.run import load_data
 from lenetlab.textfmt import Output
-from lenetlab.train.config import RUN_DATA_FIELDS
 
 __all__ = ["EnsembleResult", "ensemble_evaluate", "ensemble_select", "run_ensemble"]
 
@@ -60,12 +59,6 @@ class EnsembleResult:
     def to_dict(self) -> dict:
         """JSON-safe dict."""
         return asdict(self)
-
-
-def _dataset_of(config: dict) -> tuple[str | None, str | None, dict]:
-    """Dataset name, data dir and the loader options a run used (so ``dev`` is the run's dev split)."""
-    opts = {k: config[k] for k in RUN_DATA_FIELDS if config.get(k) is not None}
-    return config.get("dataset"), config.get("data_dir"), opts
 
 
 def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
@@ -125,14 +118,9 @@ def _splits_for(predictors: list, checkpoints: list, dataset, data_dir, splits):
     """The dataset to evaluate on: ``splits`` if given, else ``dataset`` or the first checkpoint's own."""
     if splits is not None:
         return splits
-    ds, dd, opts = _dataset_of(predictors[0].config)
-    ds = ds or predictors[0].dataset
-    if dataset and dataset != ds:
-        opts = {}
-    dataset = dataset or ds
-    if not dataset:
+    if not (dataset or predictors[0].data.get("dataset")):
         raise LenetlabError(f"{checkpoints[0]}: no dataset recorded in the checkpoint; pass --dataset")
-    return load(dataset, data_dir=data_dir if data_dir is not None else dd, **opts)
+    return load_data(predictors[0].data, dataset, data_dir)
 
 
 def _labelled(splits, split: str):

@@ -4,37 +4,29 @@ from __future__ import annotations
 
 import torch
 
-from lenetlab import data
 from lenetlab.data.transforms import InputSpec
 from lenetlab.device import autocast_dtype, select_device
 from lenetlab.errors import DataError, LenetlabError
 from lenetlab.inference.evaluate import EvalResult, evaluate, format_result
-from lenetlab.models.checkpoint import load_model
+from lenetlab.inference.run import checkpoint_path, load_data
+from lenetlab.models.checkpoint import checkpoint_data, load_model
 from lenetlab.textfmt import Output
-from lenetlab.train.config import RUN_DATA_FIELDS
-
-
-def evaluate_checkpoint(checkpoint, dataset: str | None = None, data_dir: str | None = None, split: str | None = "test",
-                        device: str = "auto", batch_size: int = 1000) -> EvalResult:
-    """Rebuild a checkpoint's model and :func:`evaluate` it on ``split`` (``test`` or ``dev``; None:
-    test when it is labelled, else dev) of ``dataset`` (default: the dataset, data folder, dev size,
-    image size and CSV columns it was trained with)."""
-    return _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)[0]
 
 
 def _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size) -> tuple[EvalResult, str]:
-    """:func:`evaluate_checkpoint` and the split it used."""
+    """Rebuild ``checkpoint``'s model (a file, or a run directory's :attr:`Run.checkpoint`) and evaluate
+    it on ``split`` (``test`` or ``dev``; None: test when it is labelled, else dev) of the data it was
+    trained on (:func:`load_data`: the same dataset, data folder, dev split, image size and CSV
+    columns) or of ``dataset``/``data_dir``; returns the result and the split it used."""
     dev = select_device(device)
-    model, ckpt = load_model(checkpoint, map_location=dev)  # refuses damaged or inconsistent checkpoints
+    # refuses damaged or inconsistent checkpoints
+    model, ckpt = load_model(checkpoint_path(checkpoint), map_location=dev)
     cfg = ckpt.get("config") or {}
-    name = dataset or cfg.get("dataset") or ckpt.get("dataset")  # the config keeps the path the run was given
+    described = checkpoint_data(ckpt)
+    name = dataset or described.get("dataset")  # the path the run was given, for a folder or file
     if not name:
         raise DataError(f"{checkpoint}: the checkpoint does not name its dataset; pass --dataset")
-    kwargs = {"data_dir": data_dir if data_dir is not None else (cfg.get("data_dir") if dataset is None else None)}
-    for key in RUN_DATA_FIELDS:  # the split, image size and columns the run was trained on
-        if cfg.get(key) is not None:
-            kwargs[key] = cfg[key]
-    splits = data.load(name, **kwargs)
+    splits = load_data(described, dataset, data_dir)
     if split is None:  # a Kaggle test.csv has no labels: its dev split is what can be scored
         split = "test" if splits.test.y is not None and len(splits.test) else "dev"
     part = getattr(splits, split)

@@ -15,30 +15,17 @@ from pathlib import Path
 from lenetlab.data.transforms import InputSpec
 from lenetlab.device import select_device
 from lenetlab.errors import LenetlabError
-from lenetlab.models.checkpoint import build_model, load_checkpoint
+from lenetlab.inference.run import PLOTS, Run, load_data
+from lenetlab.models.checkpoint import build_model, checkpoint_data, load_checkpoint
 from lenetlab.plots import plot_overlay, save_curve_plots, save_model_plots
 from lenetlab.textfmt import Output
-from lenetlab.train.config import RunConfig
-from lenetlab.train.rundir import BEST, LAST, PLOTS, read_metrics
-from lenetlab.train.runinfo import looks_like_run
-from lenetlab.train.setup import load_splits
 
 DEFAULT_OVERLAY = "compare.png"
 
 
-def resolve_run(name: str | Path, root: str | Path = "runs") -> Path:
-    """The run directory ``name`` (a path, or a run name inside ``root``); a one-line error if neither."""
-    path = Path(name)
-    for candidate in (path, Path(root) / path):
-        if looks_like_run(candidate):
-            return candidate
-    raise LenetlabError(f"{name}: not a run directory (no config.json, metrics.jsonl or checkpoint in it"
-                        f"{'' if path.is_absolute() else f', nor in {Path(root) / path}'})")
-
-
-def _rows(run_dir: Path, notes: list[str]) -> list[dict]:
+def _rows(run: Run, notes: list[str]) -> list[dict]:
     try:
-        return read_metrics(run_dir)
+        return run.rows
     except LenetlabError as e:
         notes.append(f"curves skipped: {e}")
         return []
@@ -48,20 +35,19 @@ def redraw_run(run_dir: str | Path, out: str | Path | None = None, device: str =
     """Draw every plot of ``run_dir`` that its files allow into ``out`` (default ``RUN/plots``).
 
     Returns ``(paths written, notes)``: a note says what was skipped and why."""
-    run_dir = Path(run_dir)
-    out = Path(out) if out is not None else run_dir / PLOTS
+    run = Run(run_dir)
+    out = Path(out) if out is not None else run.path / PLOTS
     if out.exists() and not out.is_dir():
         raise LenetlabError(f"--out {out}: is a file, not a folder (one run's plots are several PNG files)")
     notes: list[str] = []
-    written = save_curve_plots(out, _rows(run_dir, notes))
+    written = save_curve_plots(out, _rows(run, notes))
     ckpt = None
-    for name in (BEST, LAST):
-        if (run_dir / name).is_file():
-            try:
-                ckpt = load_checkpoint(run_dir / name, map_location="cpu")
-                break
-            except LenetlabError as e:
-                notes.append(f"{name} skipped: {e}")
+    for path in run.checkpoints:  # best.pt, else last.pt; an unreadable one is skipped
+        try:
+            ckpt = load_checkpoint(path, map_location="cpu")
+            break
+        except LenetlabError as e:
+            notes.append(f"{path.name} skipped: {e}")
     if ckpt is None:
         notes.append("confusion matrix, misclassified images, kernels and feature maps skipped: no loadable checkpoint")
         return written, notes
@@ -69,7 +55,7 @@ def redraw_run(run_dir: str | Path, out: str | Path | None = None, device: str =
         dev = select_device(device)
         model = build_model(ckpt, map_location=dev)
         spec = InputSpec.from_dict(ckpt["input_spec"])
-        splits = load_splits(RunConfig.from_dict(ckpt.get("config") or {}, source=f"{run_dir / name} config"))
+        splits = load_data(checkpoint_data(ckpt))
         written += save_model_plots(out, model, splits, spec, dev)
     except LenetlabError as e:
         notes.append(f"confusion matrix, misclassified images, kernels and feature maps skipped: {e}")
@@ -85,7 +71,7 @@ def overlay_runs(run_dirs: list[str | Path], out: str | Path = DEFAULT_OVERLAY) 
         names = [str(p) for p in run_dirs]
     runs = []
     for name, path in zip(names, run_dirs):
-        runs.append((name, read_metrics(path)))
+        runs.append((name, Run(path).rows))
     out = Path(out)
     if out.suffix.lower() != ".png" or out.is_dir():
         raise LenetlabError(f"--out {out}: the overlay is a PNG file (name ending in .png, not a folder)")
@@ -94,7 +80,7 @@ def overlay_runs(run_dirs: list[str | Path], out: str | Path = DEFAULT_OVERLAY) 
 
 def run_plot(runs: list[str], out: str | None = None, device: str = "auto") -> Output:
     """``lenet plot``: redraw one run's plots, or overlay several runs' curves; says what was written."""
-    run_dirs = [resolve_run(r) for r in runs]
+    run_dirs = [Run.find(r).path for r in runs]
     if len(run_dirs) > 1:
         path = overlay_runs(run_dirs, out or DEFAULT_OVERLAY)
         return Output({"runs": [str(p) for p in run_dirs], "plots": [str(path)], "notes": []},

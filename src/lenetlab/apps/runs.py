@@ -1,15 +1,15 @@
 """``lenet runs [DIR]``: one line per run directory (name, model, dataset, status, epochs, best dev and
 test accuracy, training time, examples/s), sorted and filtered, or JSON.
 
-The summaries come from :func:`lenetlab.train.runinfo.find_runs`, which reads only the runs' files:
+The summaries come from :meth:`lenetlab.inference.run.Run.info`, which reads only the runs' files:
 a damaged run is listed with what is wrong with it, never a traceback.
 """
 
 from __future__ import annotations
 
 from lenetlab.errors import ConfigError
+from lenetlab.inference.run import Run, RunInfo
 from lenetlab.textfmt import Output, align
-from lenetlab.train.runinfo import RunInfo, find_runs
 
 SORTS = ("name", "dev", "test", "time")
 
@@ -67,6 +67,6 @@ def format_runs(runs: list[RunInfo]) -> str:
 
 def run_runs(root: str = "runs", sort: str = "name", model: str | None = None, dataset: str | None = None) -> Output:
     """``lenet runs``: the runs in ``root`` (see :func:`select_runs`) as a table."""
-    runs = select_runs(find_runs(root), sort, model, dataset)
+    runs = select_runs([r.info() for r in Run.all(root)], sort, model, dataset)
     empty = f"no runs in {root}" + (" matching the filters" if model or dataset else "")
     return Output([r.to_dict() for r in runs], format_runs(runs) if runs else empty)

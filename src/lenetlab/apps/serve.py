@@ -3,9 +3,9 @@
 Each source becomes one :class:`~lenetlab.serve.app.ServedModel`, named after its run directory (a
 ``best.pt``/``last.pt`` inside a run is named after the run), file or folder, so that the page's
 model picker and ``?model=NAME`` can tell them apart; a repeated name gets ``-2``, ``-3``... The
-picker shows the dataset and test accuracy: a run directory's from its own files (``lenet runs``
-reads the same), a checkpoint file's or exported folder's from what it records. No source: the
-small ``lenet5`` shipped with lenetlab.
+picker shows the dataset and test accuracy: a run's from its own files (:class:`~lenetlab.inference.run.Run`,
+as ``lenet runs`` reads them), an exported folder's from what it records. No source: the small
+``lenet5`` shipped with lenetlab (itself a run).
 """
 
 from __future__ import annotations
@@ -14,18 +14,9 @@ from pathlib import Path
 
 from lenetlab.errors import LenetlabError
 from lenetlab.inference.predictor import load_predictor
+from lenetlab.inference.run import Run
 from lenetlab.serve.app import ServedModel, run_server
 from lenetlab.textfmt import quiet
-from lenetlab.train.runinfo import looks_like_run, read_run
-
-
-def _run_dir(source: Path) -> Path | None:
-    """The run directory ``source`` is, or holds ``source`` as its checkpoint; None otherwise."""
-    if looks_like_run(source):
-        return source
-    if source.is_file() and looks_like_run(source.parent):
-        return source.parent
-    return None
 
 
 def served_model(source: str | None, *, onnx: bool = False, device: str = "cpu") -> ServedModel:
@@ -35,14 +26,14 @@ def served_model(source: str | None, *, onnx: bool = False, device: str = "cpu")
     if source is None:
         return ServedModel(predictor.name, predictor)
     path = Path(source)
-    run = _run_dir(path) if not onnx else None
+    run = Run.of(path) if not onnx else None
     if run is None:
         return ServedModel(path.stem if path.is_file() else path.resolve().name, predictor)
-    info = read_run(run)
-    bad = next((p for p in info.problems if p.startswith("config.json")), None)
-    if bad:  # what GET /models would show comes from it: refuse now, not with a 500 per request
-        raise LenetlabError(f"{run}: {bad}")
-    return ServedModel(run.resolve().name, predictor, dataset=info.dataset, test_accuracy=info.test)
+    bad = run.read_config()[1]
+    if bad and bad.startswith("config.json"):  # what GET /models shows comes from it: refuse now, not per request
+        raise LenetlabError(f"{run.path}: {bad}")
+    return ServedModel(run.path.resolve().name, predictor, dataset=run.data["dataset"],
+                       test_accuracy=run.test_accuracy())
 
 
 def served_models(sources: list[str], onnx: list[str] | None = None, device: str = "cpu") -> list[ServedModel]:

@@ -30,10 +30,10 @@ from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabErr
 from lenetlab.fileio import atomic_path, ensure_writable
 from lenetlab.inference.committee import check_tta_mode, choose_tta, mean_probabilities
 from lenetlab.inference.predictor import load_predictor
+from lenetlab.inference.run import load_data
 from lenetlab.plots.runplots import run_with_plots
 from lenetlab.textfmt import Output, quiet
 from lenetlab.train import RunConfig, Runner
-from lenetlab.train.config import RUN_DATA_FIELDS
 from lenetlab.train.recipe import apply_recipe, describe_notes
 from lenetlab.train.setup import load_splits
 
@@ -137,12 +137,14 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
                               f"(train again without --checkpoint to change it)")
         predictors = [load_predictor(c, device=config.get("device", "auto")) for c in checkpoints]
         run_cfg = dict(predictors[0].config)
-        dataset = str(_folder(data_dir)) if data_dir is not None else run_cfg.get("dataset")
+        # the first run's data (its dev split: the one the runs were chosen on), the test file's columns as told
+        described = {**predictors[0].data, **{k: config[k] for k in PREDICT_FIELDS if k.endswith("_column")
+                                              and config.get(k) is not None}}
+        dataset = str(_folder(data_dir)) if data_dir is not None else described.get("dataset")
         if not dataset:
             raise CheckpointError(f"{checkpoints[0]}: the checkpoint does not name its dataset; pass --data-dir")
-        keep = {k: run_cfg[k] for k in RUN_DATA_FIELDS if run_cfg.get(k) is not None}
-        cfg = RunConfig.from_dict({**keep, **config, "dataset": dataset, "progress": progress}, source="submit")
-        splits = load_splits(cfg)
+        cfg = RunConfig.from_dict({**config, "dataset": dataset, "progress": progress}, source="submit")
+        splits = load_data(described, dataset)
         _check_test(splits)
         names = predictors[0].class_names
         if len(splits.train) and [str(c) for c in splits.class_names] != names:

@@ -23,7 +23,8 @@ from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
 from lenetlab.fileio import loads
-from lenetlab.models.checkpoint import check_class_names, check_input_spec, load_model
+from lenetlab.inference.run import checkpoint_path, measured_test_accuracy
+from lenetlab.models.checkpoint import check_class_names, check_input_spec, checkpoint_data, load_model
 from lenetlab.models.pretrained import pretrained_dir
 
 #: Metadata keys that :func:`lenetlab.serve.export.export_onnx` writes into ``metadata_props``.
@@ -33,7 +34,8 @@ ONNX_FORMAT = "lenetlab-onnx-v1"
 
 
 def default_checkpoint() -> Path:
-    """The small ``lenet5`` trained on full MNIST that ships with the package (99.3% test accuracy)."""
+    """The small ``lenet5`` trained on full MNIST that ships with the package: the ``best.pt`` of the run
+    ``lenet train --config shipped-lenet5`` shipped as ``models/assets/lenet5_mnist/`` with its metrics."""
     return Path(str(resources.files("lenetlab").joinpath("models/assets/lenet5_mnist.pt")))
 
 
@@ -46,7 +48,8 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 class Predictor:
     """Common interface: ``name``, ``backend``, ``source``, ``class_names``, ``spec``, ``config``,
-    ``dataset`` and ``test_accuracy`` (None when the file does not say), :meth:`scores`,
+    ``data`` (the data description, :func:`lenetlab.models.checkpoint.checkpoint_data`), ``dataset``
+    and ``test_accuracy`` (None when unknown), :meth:`scores`,
     :meth:`predict_proba`, :meth:`top_k`, :meth:`info`."""
 
     name: str
@@ -55,8 +58,9 @@ class Predictor:
     class_names: list[str]
     spec: InputSpec
     config: dict  # the training run's config (empty for ONNX models)
+    data: dict  # what it was trained on (empty for ONNX models)
     dataset: str | None = None
-    test_accuracy: float | None = None  # as recorded in the checkpoint or exported folder
+    test_accuracy: float | None = None  # its run's (Run.test_accuracy), or as an exported folder records it
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
         """Raw model scores ``float [N, K]`` for model inputs ``x`` ``float [N, C, size, size]``."""
@@ -101,7 +105,7 @@ class TorchPredictor(Predictor):
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "cpu") -> None:
         self.device = select_device(device)
-        path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+        path = checkpoint_path(checkpoint) if checkpoint is not None else default_checkpoint()
         # every field checked, the class count against the model's outputs, the checksum
         self.model, ckpt = load_model(path, map_location=self.device)
         try:
@@ -113,12 +117,9 @@ class TorchPredictor(Predictor):
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{path}: incomplete or mismatched checkpoint ({first_line(e)})") from None
         self.config = dict(ckpt.get("config") or {})
-        self.dataset = ckpt.get("dataset") or self.config.get("dataset")
-        # the shipped and exported models record it (config.json, the demo's config); a run directory
-        # keeps it in its metrics.jsonl instead (read by `lenet serve`'s front end)
-        accuracy = (ckpt.get("pretrained") or {}).get("test_accuracy", self.config.get("test_accuracy"))
-        self.test_accuracy = float(accuracy) if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) \
-            else None
+        self.data = checkpoint_data(ckpt)
+        self.dataset = self.data.get("dataset")
+        self.test_accuracy = measured_test_accuracy(path, ckpt)
         self.source = str(path)
 
     @torch.inference_mode()
@@ -160,7 +161,7 @@ class OnnxPredictor(Predictor):
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: malformed lenetlab metadata ({type(e).__name__}: {e})") from None
         self.input_name = self.session.get_inputs()[0].name
-        self.config = {}
+        self.config, self.data = {}, {}
         self.source = str(path)
         self._check_graph(path)
 

@@ -12,6 +12,8 @@ A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.loa
 - ``state_dict``: the (unwrapped) model's weights
 - ``class_names``: list of str; ``input_spec``: :meth:`InputSpec.to_dict` output
 - ``config``: the run's config as a dict (may be empty)
+- ``data``: the data it was trained on (:func:`data_description`; derived from ``config`` by
+  :func:`checkpoint_data` for files written before it existed)
 - training state, in ``last.pt`` only (:data:`TRAINING_FIELDS`): ``optimizer``, ``scheduler``, ``rng``,
   ``epoch``, ``batch``, ``step``...
 
@@ -102,6 +104,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     """
     path = Path(path)
     body = {k: v for k, v in payload.items() if k not in ("format", "checksum")}
+    if "data" not in body and isinstance(body.get("config"), dict) and body["config"]:
+        body["data"] = data_description(body["config"], body.get("dataset"))
     buf = io.BytesIO()  # in memory first: the size is known, and a full disk is a plain OSError below
     torch.save({"format": FORMAT, "checksum": content_checksum(body), **body}, buf)
     data = buf.getbuffer()
@@ -237,9 +241,10 @@ def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), trai
         check_class_names(ck["class_names"], source)
     if "input_spec" in ck:
         check_input_spec(ck["input_spec"], source)
+    for key in ("config", "data"):
+        if key in ck and ck[key] is not None and not isinstance(ck[key], dict):
+            raise _bad(source, key, f"must be a dict, got {type(ck[key]).__name__}")
     config = ck.get("config")
-    if config is not None and not isinstance(config, dict):
-        raise _bad(source, "config", f"must be a dict, got {type(config).__name__}")
     for key in ("model", "dataset"):  # what serving shows of a model: a name, never another type
         if config and config.get(key) is not None and not isinstance(config[key], str):
             raise _bad(source, f"config.{key}", f"must be a name, got {type(config[key]).__name__}")
@@ -250,27 +255,55 @@ def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), trai
     return ck
 
 
+# ----------------------------------------------------------------------------- data description
+#: The names :func:`lenetlab.data.load` knows (any other dataset is a path).
+NAMED_DATASETS = ("mnist-subset", "mnist", "fashion-mnist")
+#: Datasets that come with their own dev split (``dev_size`` and ``split_seed`` do not apply).
+FIXED_SPLIT = ("mnist-subset", "nndl-file")
+
+
+def data_description(config: dict, dataset: str | None = None) -> dict:
+    """What a run was trained on, from its config dict (a :class:`RunConfig` as a dict): the small dict
+    written into every checkpoint as ``data`` and read back by every command that needs the same splits
+    (``lenetlab.inference.run.load_data`` builds them from it).
+
+    Keys: ``dataset`` (a name or the path the run was given; ``dataset`` when the config has none),
+    ``data_dir``, ``kind`` (``named``, ``csv``, ``nndl-file`` or ``folder``), ``split`` (``fixed``: the
+    dataset's own dev split; ``carved``: ``dev_size`` training examples, None for the dataset's default,
+    drawn with ``split_seed``), ``image_size``, the CSV columns, ``normalize``, ``resize`` and
+    ``digit_width`` (the preprocessing; the exact numbers are the checkpoint's ``input_spec``)."""
+    name = config.get("dataset") or dataset
+    key = str(name or "").strip().lower()
+    kind = ("named" if key in NAMED_DATASETS else "csv" if key.endswith(".csv")
+            else "nndl-file" if key.endswith((".gz", ".json")) else "folder")
+    return {"dataset": name, "data_dir": config.get("data_dir"), "kind": kind,
+            "split": "fixed" if key in FIXED_SPLIT or kind in FIXED_SPLIT else "carved",
+            "dev_size": config.get("val_size"), "split_seed": 0, "image_size": config.get("image_size"),
+            **{k: config.get(k) for k in ("image_column", "label_column", "id_column")},
+            **{k: config[k] for k in ("normalize", "resize", "digit_width") if k in config}}
+
+
+def checkpoint_data(ckpt: dict) -> dict:
+    """The data description of checkpoint dict ``ckpt``: its ``data`` field, else (a checkpoint written
+    before that field, or an exported folder) derived from its ``config`` and ``dataset``."""
+    if isinstance(ckpt.get("data"), dict):
+        return ckpt["data"]
+    dataset = ckpt.get("dataset")
+    return data_description(ckpt.get("config") or {}, dataset if isinstance(dataset, str) else None)
+
+
 # ----------------------------------------------------------------------------- reading
-def checkpoint_file(path: str | os.PathLike) -> Path:
-    """``path``, or for a run directory its ``best.pt`` (else ``last.pt``) when there is one."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-    return path
-
-
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
                     need: tuple[str, ...] = (), training: bool = False) -> dict:
     """Read a checkpoint with ``weights_only=True`` onto ``map_location``, verify its checksum and
     :func:`check_fields` (``need``: fields that must be present; ``training``: a ``last.pt`` to resume).
 
-    ``path`` may be a run directory (its ``best.pt``, else ``last.pt``) or an exported
-    ``model.safetensors`` + ``config.json`` folder (read by :func:`read_pretrained`). Any problem is a
-    one-line :class:`CheckpointError` naming the file (and the field).
+    ``path`` may be an exported ``model.safetensors`` + ``config.json`` folder (read by
+    :func:`read_pretrained`); for a run directory, name its checkpoint with
+    ``lenetlab.inference.run.checkpoint_path``. Any problem is a one-line :class:`CheckpointError`
+    naming the file (and the field).
     """
-    path = checkpoint_file(path)
+    path = Path(path)
     if path.is_dir() and is_pretrained_dir(path):
         return check_fields(read_pretrained(path, map_location), path, need, training)
     if not path.is_file():
@@ -369,11 +402,11 @@ def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=Non
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The model of checkpoint ``path`` (file or run directory) in eval mode on ``map_location``, and the
+    """The model of checkpoint ``path`` (file or exported folder) in eval mode on ``map_location``, and the
     checkpoint dict: what ``lenet predict``, ``eval``, ``serve`` and ``export`` load. The checkpoint must
     have :data:`MODEL_FIELDS`; every check of :func:`load_checkpoint` and :func:`build_model` applies."""
     ckpt = load_checkpoint(path, map_location, need=MODEL_FIELDS)
-    return build_model(ckpt, map_location, source=checkpoint_file(path)), ckpt
+    return build_model(ckpt, map_location, source=Path(path)), ckpt
 
 
 def load_pretrained(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:

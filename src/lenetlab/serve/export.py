@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from lenetlab.data.transforms import InputSpec
-from lenetlab.errors import CheckpointError, DataError, LenetlabError, first_line
-from lenetlab.fileio import atomic_path, dumps, read_json, read_jsonl
+from lenetlab.errors import CheckpointError, LenetlabError, first_line
+from lenetlab.fileio import atomic_path, dumps, read_json
 from lenetlab.inference.predictor import (
     META_CLASSES,
     META_FORMAT,
@@ -36,7 +36,8 @@ from lenetlab.inference.predictor import (
     META_SPEC,
     ONNX_FORMAT,
 )
-from lenetlab.models.checkpoint import load_model, load_pretrained
+from lenetlab.inference.run import checkpoint_path, measured_test_accuracy
+from lenetlab.models.checkpoint import checkpoint_data, load_model, load_pretrained
 from lenetlab.models.pretrained import CONFIG, FORMAT, WEIGHTS, save_pretrained
 
 EXAMPLE_BATCH = 8
@@ -62,7 +63,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     """
     import onnx
 
-    model, ckpt = load_model(checkpoint, map_location="cpu")  # every field checked, input_spec included
+    model, ckpt = load_model(checkpoint_path(checkpoint), map_location="cpu")  # every field checked, input_spec too
     try:  # the ONNX metadata needs them: a bare state-dict checkpoint cannot be served
         spec = InputSpec.from_dict(ckpt["input_spec"])
         class_names = [str(c) for c in ckpt["class_names"]]
@@ -185,23 +186,6 @@ def default_safetensors_dir(checkpoint: str | os.PathLike) -> Path:
     return p / "pretrained" if p.is_dir() else p.with_suffix("")
 
 
-def _test_accuracy(checkpoint: Path, ckpt: dict) -> float | None:
-    """The test accuracy measured for this checkpoint: its config's (the shipped model) or the test row
-    of its run's ``metrics.jsonl`` (which tests ``best.pt``)."""
-    known = (ckpt.get("config") or {}).get("test_accuracy")
-    if isinstance(known, (int, float)):
-        return float(known)
-    run_dir, name = (checkpoint, "best.pt") if checkpoint.is_dir() else (checkpoint.parent, checkpoint.name)
-    if not (run_dir / "metrics.jsonl").is_file():
-        return None
-    try:
-        rows = read_jsonl(run_dir / "metrics.jsonl")
-    except DataError:
-        return None
-    tests = [r for r in rows if r.get("kind") == "test" and r.get("checkpoint") == name]
-    return tests[-1].get("accuracy") if tests else None
-
-
 def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None) -> dict:
     """Write ``checkpoint`` (file or run directory) as ``out/model.safetensors`` + ``out/config.json``
     and check that the model rebuilt from that folder gives the same outputs, bit for bit.
@@ -212,7 +196,8 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
     ``bytes``, ``max_abs_diff``).
     """
     checkpoint = Path(checkpoint)
-    model, ckpt = load_model(checkpoint, map_location="cpu")  # every field checked
+    path = checkpoint_path(checkpoint)
+    model, ckpt = load_model(path, map_location="cpu")  # every field checked
     out = Path(out) if out is not None else default_safetensors_dir(checkpoint)
     if out.exists() and not out.is_dir():
         raise LenetlabError(f"--out {out}: exists and is not a folder (the export is a folder: {WEIGHTS} + {CONFIG})")
@@ -220,14 +205,14 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
         raise LenetlabError(f"--out {out}: holds a {CONFIG} or {WEIGHTS} that lenet export did not write (a run's "
                             "own config?); choose another --out")
     extra = {k: ckpt[k] for k in ("step", "dev_accuracy") if isinstance(ckpt.get(k), (int, float))}
-    test_accuracy = _test_accuracy(checkpoint, ckpt)
+    test_accuracy = measured_test_accuracy(path, ckpt)
     if test_accuracy is not None:
         extra["test_accuracy"] = test_accuracy
     config = dict(ckpt.get("config") or {})
     if config:
         extra["train_config"] = config
-    if ckpt.get("dataset") is None and isinstance(config.get("dataset"), str):
-        extra["dataset"] = config["dataset"]
+    if ckpt.get("dataset") is None and isinstance(checkpoint_data(ckpt).get("dataset"), str):
+        extra["dataset"] = checkpoint_data(ckpt)["dataset"]
     save_pretrained(out, ckpt, **extra)
     again = load_pretrained(out)
     spec = InputSpec.from_dict(ckpt["input_spec"])

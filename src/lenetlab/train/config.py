@@ -27,8 +27,6 @@ from lenetlab.fileio import atomic_path, dumps, loads, read_text
 #: The folder of recipe files shipped in the package: ``lenet train --config NAME`` (the rows of docs/results.md).
 SHIPPED_CONFIGS = Path(str(resources.files("lenetlab").joinpath("configs")))
 
-#: The loader options a run records, so evaluation and prediction see the same images and the same dev split.
-RUN_DATA_FIELDS = ("val_size", "image_size", "image_column", "label_column", "id_column")
 
 #: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
 RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weight_decay", "schedule",

@@ -1,4 +1,5 @@
-"""The run directory (``runs/<name>/``), its metrics log and the live progress display.
+"""Writing a run directory (``runs/<name>/``): its lock, its metrics log and the live progress display
+(:class:`lenetlab.inference.run.Run` reads it, and owns the file names).
 
 Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``metrics.csv`` and TensorBoard
 ``events.out.tfevents.*`` files (the same rows, see :mod:`lenetlab.train.loggers`), ``best.pt``,
@@ -29,8 +30,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from lenetlab.errors import ConfigError
-from lenetlab.fileio import append_text, atomic_path, dumps, read_jsonl, write_error
+from lenetlab.fileio import append_text, atomic_path, dumps, write_error
 from lenetlab.inference.evaluate import EvalResult
+from lenetlab.inference.run import BEST, CONFIG, LAST, LOCK, METRICS, PLOTS, lock_holder, read_metrics, read_pid
 from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train.config import RunConfig, load_config_file
 
@@ -39,7 +41,8 @@ try:
 except ImportError:  # Windows: no flock; the lock only records the PID there
     fcntl = None
 
-CONFIG, METRICS, BEST, LAST, PLOTS, LOCK = "config.json", "metrics.jsonl", "best.pt", "last.pt", "plots", ".lock"
+__all__ = ["BEST", "CONFIG", "LAST", "LOCK", "METRICS", "PLOTS", "MetricsLog", "Progress", "RunLock", "RunResult",
+           "check_unlocked", "lock_holder", "new_run_dir", "plan_run", "read_metrics", "refuse_existing"]
 
 
 class RunLock:
@@ -76,7 +79,7 @@ class RunLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as e:
-                    pid = _read_pid(fd)
+                    pid = read_pid(fd)
                     os.close(fd)
                     if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise ConfigError(f"{self.path}: cannot lock the run directory ({e.strerror or e})") from None
@@ -121,35 +124,6 @@ class RunLock:
             self.release()
         except Exception:
             pass
-
-
-def lock_holder(run_dir: str | Path) -> int | None:
-    """The PID of the process holding ``run_dir``'s :class:`RunLock` (0 when it wrote none yet), or None
-    when no process holds it (no ``.lock``, or a stale one left by a killed process)."""
-    try:
-        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        if fcntl is None:
-            return _read_pid(fd) or 0
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return _read_pid(fd) or 0
-            return None
-        return None  # we could lock it: nobody holds it
-    finally:
-        os.close(fd)
-
-
-def _read_pid(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        return int(text) if text.isdigit() else None
-    except OSError:
-        return None
 
 
 def check_unlocked(run_dir: str | Path) -> None:
@@ -257,15 +231,6 @@ class MetricsLog:
             with atomic_path(self.path) as tmp:
                 tmp.write_text("".join(dumps(r, indent=None) + "\n" for r in rows), encoding="utf-8")
         return rows
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``); ``[]`` when there is none yet.
-    A torn last line (a crash mid-write) is skipped."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / METRICS
-    return read_jsonl(path) if path.is_file() else []
 
 
 class Progress:

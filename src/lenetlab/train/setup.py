@@ -4,31 +4,23 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lenetlab import data
 from lenetlab.data.augment import build_augment
 from lenetlab.data.common import normalization
 from lenetlab.data.transforms import InputSpec
 from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.inference.run import load_data
 from lenetlab.models import create, model_info
+from lenetlab.models.checkpoint import data_description
 from lenetlab.models.init import init_weights
 
 
 def load_splits(cfg, dist=None):
-    """``lenetlab.data.load`` for the config's dataset; under several processes rank 0 loads first
-    (and downloads if asked) while the others wait at a barrier."""
-    kwargs = {"data_dir": cfg.data_dir}
-    if cfg.val_size is not None:
-        kwargs["val_size"] = cfg.val_size
-    if cfg.image_size is not None:
-        kwargs["image_size"] = cfg.image_size
-    for key in ("image_column", "label_column", "id_column"):
-        if getattr(cfg, key) is not None:
-            kwargs[key] = getattr(cfg, key)
-    if cfg.download:
-        kwargs["download"] = True
+    """The splits of the config's data (:func:`lenetlab.inference.run.load_data` on its data description,
+    the one rule every command that re-reads a run's data uses); under several processes rank 0 loads
+    first (and downloads if asked) while the others wait at a barrier."""
     if dist is not None and not dist.is_main:
         dist.barrier()
-    splits = data.load(cfg.dataset, **kwargs)
+    splits = load_data(data_description(cfg.to_dict()), download=cfg.download)
     if dist is not None and dist.is_main:
         dist.barrier()
     return splits
