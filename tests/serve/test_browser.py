@@ -139,7 +139,11 @@ def test_every_layer_live_picker_and_phone_width(driver, three_models, images):
     driver.get(three_models + "/")
     _wait(driver, lambda d: len(d.find_elements("css selector", "#picker option")) == 3, what="the model picker")
     options = [o.text for o in driver.find_elements("css selector", "#picker option")]
-    assert options[0].startswith("lenet5_mnist · lenet5 · mnist · test acc 99.30%"), options
+    from lenetlab.inference.predictor import default_checkpoint
+    from lenetlab.inference.run import Run
+
+    shipped = Run(default_checkpoint().parent).test_accuracy()
+    assert options[0].startswith(f"lenet5_mnist · lenet5 · mnist · test acc {100 * shipped:.2f}%"), options
     assert options[1].startswith("lenet5-1998 · lenet5-1998 · mnist-subset"), options
     canvas = driver.find_element("id", "pad")
     _stroke(driver, canvas, [(80, 70), (200, 70), (130, 225)])  # a '7'

@@ -327,7 +327,7 @@ def test_no_cors_by_default(client):
 
 def test_health_shows_the_checkpoint_file_name_not_its_path(client):
     source = client.get("/health").json()["source"]
-    assert source == "lenet5_mnist.pt"
+    assert source == "best.pt"  # the shipped run's checkpoint
 
 
 def test_stalled_upload_gets_408_and_the_connection_closes(predictor):

@@ -39,7 +39,7 @@ def test_live_server_predicts_and_survives_bad_input(live_server, seven_png, ima
 
 
 def test_packaged_lenet5_reaches_985_on_real_mnist(mnist_dir):
-    """The shipped demo checkpoint (benchmarks/make_demo_checkpoint.py) on the 10,000 MNIST test images."""
+    """The shipped lenet5 (a run of the shipped config shipped-lenet5) on the 10,000 MNIST test images."""
     from lenetlab.data import load
 
     test = load("mnist", data_dir=mnist_dir).test

@@ -160,9 +160,9 @@ def test_every_shipped_config_loads_by_name():
 
     names = shipped_configs()
     assert {"lenet5", "fast-lenet5", "nndl-subset", "nndl-subset-quirk", "lenet-d2l", "lenet5-1998",
-            "lenet5-1998-sdlm", "lenet5-1998-sdlm-distort", "lenet5-modern-elastic", "lenet5-modern-elastic-resized"
-            } <= set(names)
-    assert len(names) == 18
+            "lenet5-1998-sdlm", "lenet5-1998-sdlm-distort", "lenet5-modern-elastic", "lenet5-modern-elastic-resized",
+            "shipped-lenet5"} <= set(names)
+    assert len(names) == 19
     for name in names:
         cfg = load_config_file(name)
         assert cfg == load_config_file(SHIPPED_CONFIGS / f"{name}.yaml") == load_config_file(f"{name}.yaml"), name

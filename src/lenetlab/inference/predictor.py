@@ -36,7 +36,7 @@ ONNX_FORMAT = "lenetlab-onnx-v1"
 def default_checkpoint() -> Path:
     """The small ``lenet5`` trained on full MNIST that ships with the package: the ``best.pt`` of the run
     ``lenet train --config shipped-lenet5`` shipped as ``models/assets/lenet5_mnist/`` with its metrics."""
-    return Path(str(resources.files("lenetlab").joinpath("models/assets/lenet5_mnist.pt")))
+    return Path(str(resources.files("lenetlab").joinpath("models/assets/lenet5_mnist/best.pt")))
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -118,7 +118,7 @@ class TorchPredictor(Predictor):
             raise CheckpointError(f"{path}: incomplete or mismatched checkpoint ({first_line(e)})") from None
         self.config = dict(ckpt.get("config") or {})
         self.data = checkpoint_data(ckpt)
-        self.dataset = self.data.get("dataset")
+        self.dataset = ckpt.get("dataset") or self.data.get("dataset")  # the dataset's name, not a path
         self.test_accuracy = measured_test_accuracy(path, ckpt)
         self.source = str(path)
 

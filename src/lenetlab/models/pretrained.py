@@ -7,7 +7,7 @@ pickle, readable from any language); ``config.json`` says how to rebuild the mod
     {"format": "lenetlab-pretrained-v1", "model_type": "lenetlab", "model": "lenet5",
      "model_kwargs": {"num_classes": 10, "in_channels": 1}, "class_names": ["0", ..., "9"],
      "input_spec": {"channels": 1, "size": 32, "resize": "pad", "mean": [0.5], "std": [0.5]},
-     "lenetlab_version": "0.1.0", "dataset": "mnist", "test_accuracy": 0.993,
+     "lenetlab_version": "0.1.0", "dataset": "mnist", "test_accuracy": 0.9939,
      "checksum": "sha256:<hex of model.safetensors>", ...}
 
 Reading checks every field's type (:data:`CONFIG_TYPES`) and the checksum of ``model.safetensors``: a
@@ -45,7 +45,7 @@ CONFIG_TYPES = {"model": str, "model_kwargs": dict, "class_names": list, "input_
 
 #: Registered model name -> folder (under ``lenetlab/models/``) holding its shipped trained weights.
 PRETRAINED: dict[str, str] = {
-    "lenet5": "assets/lenet5_mnist",  # the package's lenet5_mnist.pt as safetensors (see benchmarks/make_demo_checkpoint.py)
+    "lenet5": "assets/lenet5_mnist/pretrained",  # the shipped run's best.pt (see benchmarks/make_demo_checkpoint.py)
 }
 
 
