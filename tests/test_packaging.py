@@ -41,7 +41,8 @@ def test_wheel_ships_configs_subset_licences_and_metadata(wheel):
     assert configs == shipped and {"fast-lenet5", "lenet5", "nndl-subset-quirk"} <= configs
     assert {"lenetlab/data/assets/mnist_subset.npz", "lenetlab/data/assets/MNIST-SUBSET-LICENSE.txt",
             "lenetlab/models/assets/lenet5_mnist/best.pt", "lenetlab/models/assets/lenet5_mnist/metrics.jsonl",
-            "lenetlab/models/assets/lenet5_mnist/pretrained/model.safetensors", "lenetlab/serve/static/index.html"} <= names
+            "lenetlab/models/assets/lenet5_mnist/pretrained/model.safetensors",
+            "lenetlab/serve/static/index.html"} <= names
     subset_licence = zipfile.ZipFile(wheel).read("lenetlab/data/assets/MNIST-SUBSET-LICENSE.txt").decode()
     assert "CC BY-SA 3.0" in subset_licence and "Yann LeCun" in subset_licence and "Corinna Cortes" in subset_licence
     (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
