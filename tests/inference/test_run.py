@@ -83,6 +83,11 @@ def test_a_data_field_that_is_not_a_dict_is_refused(tmp_path, digit_ckpt):
     bad = save_checkpoint(tmp_path / "bad.pt", {**load_checkpoint(digit_ckpt), "data": "mnist"})
     with pytest.raises(CheckpointError, match="field 'data'"):
         load_checkpoint(bad)
+    seed = save_checkpoint(tmp_path / "seed.pt", {**load_checkpoint(digit_ckpt), "data": {"split_seed": "x"}})
+    with pytest.raises(CheckpointError, match="field 'data': field 'split_seed' must be int"):
+        load_checkpoint(seed)
+    with pytest.raises(CheckpointError, match="field 'dev_size' must be int or null"):
+        checkpoint_data({"config": {"dataset": "mnist", "val_size": "5"}})
 
 
 def test_eval_of_a_run_directory_uses_its_best_checkpoint_and_its_data(tmp_path, digit_ckpt, capsys):

@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
-from lenetlab.fileio import atomic_path
+from lenetlab.fileio import atomic_path, check_types
 from lenetlab.models.pretrained import is_pretrained_dir, read_pretrained
 from lenetlab.models.registry import create
 
@@ -244,6 +244,8 @@ def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), trai
     for key in ("config", "data"):
         if key in ck and ck[key] is not None and not isinstance(ck[key], dict):
             raise _bad(source, key, f"must be a dict, got {type(ck[key]).__name__}")
+    if isinstance(ck.get("data"), dict):
+        check_types(ck["data"], DATA_TYPES, f"{source}: field 'data'", error=CheckpointError)
     config = ck.get("config")
     for key in ("model", "dataset"):  # what serving shows of a model: a name, never another type
         if config and config.get(key) is not None and not isinstance(config[key], str):
@@ -260,6 +262,11 @@ def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), trai
 NAMED_DATASETS = ("mnist-subset", "mnist", "fashion-mnist")
 #: Datasets that come with their own dev split (``dev_size`` and ``split_seed`` do not apply).
 FIXED_SPLIT = ("mnist-subset", "nndl-file")
+_NAME, _COUNT = (str, type(None)), (int, type(None))
+#: The JSON types of a data description's fields (what loading the splits again reads).
+DATA_TYPES = {"dataset": _NAME, "data_dir": _NAME, "kind": (str,), "split": (str,), "dev_size": _COUNT,
+              "split_seed": (int,), "image_size": _COUNT, "image_column": _NAME, "label_column": _NAME,
+              "id_column": _NAME}
 
 
 def data_description(config: dict, dataset: str | None = None) -> dict:
@@ -289,7 +296,8 @@ def checkpoint_data(ckpt: dict) -> dict:
     if isinstance(ckpt.get("data"), dict):
         return ckpt["data"]
     dataset = ckpt.get("dataset")
-    return data_description(ckpt.get("config") or {}, dataset if isinstance(dataset, str) else None)
+    described = data_description(ckpt.get("config") or {}, dataset if isinstance(dataset, str) else None)
+    return check_types(described, DATA_TYPES, "checkpoint: field 'config'", error=CheckpointError)
 
 
 # ----------------------------------------------------------------------------- reading
