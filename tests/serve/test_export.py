@@ -223,9 +223,9 @@ def test_serving_onnx_imports_no_training_code(onnx_model, free_port, tmp_path):
 def test_lenet_serve_onnx_cli_imports_no_training_code(onnx_model, free_port, tmp_path):
     forbidden = _serve_onnx_modules(onnx_model[0], free_port(), "cli", tmp_path)
     # The CLI builds every sub-parser, so it reads the RunConfig fields that define `lenet train`'s
-    # flags: a plain dataclass module (no Runner), which is allowed, as is the run-directory module
-    # (`lenet serve` itself reads runs with lenetlab.inference.run).
-    allowed = ("lenetlab.train", "lenetlab.train.config", "lenetlab.train.runinfo", "lenetlab.train.rundir")
+    # flags: a plain dataclass module (no Runner), which is allowed (`lenet serve` reads runs with
+    # lenetlab.inference.run).
+    allowed = ("lenetlab.train", "lenetlab.train.config")
     forbidden = [m for m in forbidden if m not in allowed]
     assert not forbidden, f"`lenet serve --onnx` imported {forbidden}"
 
