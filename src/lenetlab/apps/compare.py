@@ -66,6 +66,26 @@ def _grad_diff(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor, labels: 
     return diff, max(float(g.abs().max()) for g in grads[0].values())
 
 
+def _same_weights(checkpoint: str | None, spec, dataset: str, classes: int, seed: int):
+    """``lenet5`` (seeded random, or the trained weights of ``checkpoint``), ``lenet5-scratch`` and the loop
+    reference holding the same weights, in eval mode, with the input spec to use."""
+    channels = spec.channels
+    torch.manual_seed(seed)
+    ref = create("lenet5", num_classes=classes, in_channels=channels)
+    if checkpoint is not None:
+        ref, spec = _trained_lenet5(checkpoint, spec)
+        if ref.C1.in_channels != channels:
+            raise ConfigError(f"{checkpoint}: expects {ref.C1.in_channels} input channels but {dataset} has {channels}")
+        if ref.output.out_features != classes:
+            raise ConfigError(f"{checkpoint}: has {ref.output.out_features} output classes but {dataset} has {classes}")
+    scratch = create("lenet5-scratch", num_classes=classes, in_channels=channels)
+    scratch.load_state_dict(torch_to_scratch(ref.state_dict()))
+    loop = LoopLeNet(in_channels=channels, num_classes=classes)
+    loop.load_state_dict(to_loop_reference(ref.state_dict()))
+    ref.eval(), scratch.eval(), loop.eval()
+    return ref, scratch, loop, spec
+
+
 def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str | None = None, limit: int = 1000,
                   loop_images: int = 4, checkpoint: str | None = None, seed: int = 0,
                   tolerance: float = TOLERANCE) -> dict:
@@ -85,22 +105,8 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     spec = dataclasses.replace(splits.input_spec, size=32)
     images = splits.test.x[:limit]
     labels = splits.test.y[:limit] if splits.test.y is not None else None
-    channels, classes = spec.channels, len(splits.class_names)
 
-    torch.manual_seed(seed)
-    ref = create("lenet5", num_classes=classes, in_channels=channels)
-    if checkpoint is not None:
-        ref, spec = _trained_lenet5(checkpoint, spec)
-        classes, channels = ref.output.out_features, ref.C1.in_channels
-    if channels != spec.channels:
-        raise ConfigError(f"{checkpoint}: expects {channels} input channels but {dataset} has {spec.channels}")
-    if classes != len(splits.class_names):
-        raise ConfigError(f"{checkpoint}: has {classes} output classes but {dataset} has {len(splits.class_names)}")
-    scratch = create("lenet5-scratch", num_classes=classes, in_channels=channels)
-    scratch.load_state_dict(torch_to_scratch(ref.state_dict()))
-    loop = LoopLeNet(in_channels=channels, num_classes=classes)
-    loop.load_state_dict(to_loop_reference(ref.state_dict()))
-    ref.eval(), scratch.eval(), loop.eval()
+    ref, scratch, loop, spec = _same_weights(checkpoint, spec, dataset, len(splits.class_names), seed)
 
     rows = []
 
@@ -114,7 +120,7 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     def compare(name: str, what: str, a: torch.Tensor, b: torch.Tensor) -> None:
         row(name, what, a.shape[0], _max_diff(a, b), float(a.detach().abs().max()))
 
-    x_rand = torch.randn(batch, channels, 32, 32, generator=torch.Generator().manual_seed(seed))
+    x_rand = torch.randn(batch, spec.channels, 32, 32, generator=torch.Generator().manual_seed(seed))
     x_real = prepare(images, spec)
     with torch.no_grad():
         compare("lenet5 vs lenet5-scratch", "random N(0,1)", ref(x_rand), scratch(x_rand))
