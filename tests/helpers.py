@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lenetlab.data.augment import make_augment
+from lenetlab.data.augment import build_augment
 from lenetlab.data.transforms import prepare
 from lenetlab.inference.evaluate import model_loss
 from lenetlab.models import create, save_checkpoint
@@ -26,7 +27,7 @@ def train_small(splits, path: Path, *, epochs: int = 12, seed: int = 0, augment:
     spec = splits.input_spec
     net = create(model, num_classes=len(splits.class_names), in_channels=spec.channels)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    aug = make_augment(augment, seed=seed)
+    aug = build_augment(augment)
     loss_fn, scaler = model_loss(net), make_scaler(torch.device("cpu"), None)
     x, y = splits.train.x, splits.train.y
     g = torch.Generator().manual_seed(seed)
@@ -100,3 +101,14 @@ def write_digit_recognizer(folder: Path, splits, n_train: int, n_test: int, bom:
     (folder / "solution.csv").write_text("ImageId,Label\n" + "".join(f"{i + 1},{int(v)}\n" for i, v in
                                                                      enumerate(yte)), encoding="utf-8")
     return folder
+
+
+def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> Path:
+    """Write a ``uint8`` array as IDX (gzip when ``compress`` or the name ends in ``.gz``)."""
+    path = Path(path)
+    a = np.ascontiguousarray(array, dtype=np.uint8)
+    data = bytes([0, 0, 0x08, a.ndim]) + np.asarray(a.shape, dtype=">u4").tobytes() + a.tobytes()
+    if compress if compress is not None else path.suffix == ".gz":
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    path.write_bytes(data)
+    return path

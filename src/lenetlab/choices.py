@@ -14,11 +14,6 @@ FIXED_NORMS = {
 #: Every ``--normalize`` value, on every command: the dataset's default, the train split's statistics,
 #: or one of :data:`FIXED_NORMS`.
 NORMALIZE_CHOICES = ("default", "stats", *FIXED_NORMS)
-#: Names used by earlier versions, still read from old configs and checkpoints (a resumed or plotted
-#: run reads the config its checkpoint holds). NNDL's quirk was named after the internal number of
-#: its source; the key is assembled, not spelled out, so the product's text keeps one vocabulary
-#: (tests/test_docs.py rejects those numbers in src/) while such checkpoints still load.
-NORMALIZE_ALIASES = {"seed" + "000": "nndl-quirk", "seed": "half", "dataset": "stats"}
 
 
 #: ``--select`` rules: cross-validated choice between the other two, greedy forward selection, every candidate.

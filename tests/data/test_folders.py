@@ -74,7 +74,7 @@ def test_unreadable_image(leaves, capsys):
     (leaves / "images" / "3.jpg").write_bytes(b"this is not a jpeg")
     assert main(["data", "--dataset", str(leaves)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "images/3.jpg: unreadable image" in err
+    assert err.count("\n") == 1 and "images/3.jpg: not a readable image" in err
 
 
 def test_csv_missing_column(leaves):

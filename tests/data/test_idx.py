@@ -16,9 +16,10 @@ from lenetlab.data.idx import (
     parse_idx,
     read_idx,
     read_images_labels,
-    write_idx,
 )
 from lenetlab.errors import DataError
+
+from helpers import write_idx  # noqa: E402
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])

@@ -23,7 +23,7 @@ def test_subset_default(subset):
 
 
 def test_subset_options():
-    s = load("mnist-subset", channels=3, image_size=64, normalize="dataset")
+    s = load("mnist-subset", channels=3, image_size=64, normalize="stats")
     assert s.train.x.shape[1:] == (3, 28, 28) and s.input_spec.channels == 3
     assert s.input_spec.size == 64 and s.input_spec.resize == "resize"
     assert 0.1 < s.input_spec.mean[0] < 0.16 and 0.28 < s.input_spec.std[0] < 0.33

@@ -197,9 +197,8 @@ def test_a_huge_model_in_the_kwargs_is_refused_before_it_is_allocated(tmp_path):
         M.build_model(ck, source="x.pt")
 
 
-def test_check_input_spec_accepts_what_input_spec_writes():
+def test_input_spec_from_dict_accepts_what_to_dict_writes():
     from lenetlab.data.transforms import InputSpec
-    from lenetlab.models.checkpoint import check_input_spec
 
     for spec in (InputSpec(), InputSpec(channels=3, size=224, resize="resize", mean=(0.1, 0.2, 0.3), std=(1, 2, 3))):
-        assert check_input_spec(spec.to_dict()) == spec.to_dict()
+        assert InputSpec.from_dict(spec.to_dict()).to_dict() == spec.to_dict()

@@ -111,13 +111,11 @@ def test_normalize_choices_give_the_input_spec(subset):
     assert build_spec(RunConfig(), subset).mean == (0.5,)
 
 
-def test_old_normalize_names_still_load():
-    """Configs and checkpoints of earlier versions stored other --normalize names; they still load."""
-    from lenetlab.choices import NORMALIZE_ALIASES
-
-    assert NORMALIZE_ALIASES == {"seed000": "nndl-quirk", "seed": "half", "dataset": "stats"}
-    for old, new in NORMALIZE_ALIASES.items():
-        assert RunConfig.from_dict({"normalize": old}).normalize == new
+def test_unreleased_normalize_names_are_refused():
+    """Names --normalize had only during development are not read: a one-line ConfigError names the field."""
+    for old in ("seed000", "seed", "dataset"):
+        with pytest.raises(ConfigError, match="normalize"):
+            RunConfig.from_dict({"normalize": old})
 
 
 def test_lecun1998_normalisation_maps_background_and_ink_as_in_the_paper(subset):

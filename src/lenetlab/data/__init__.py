@@ -33,31 +33,28 @@ from __future__ import annotations
 
 import os
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from lenetlab.data.common import finish
 from lenetlab.data.csvtable import Columns
-from lenetlab.data.facts import DatasetFacts, inspect_path, named_facts
-from lenetlab.data.folders import load_csv_file, load_folder
-from lenetlab.data.loader import TensorLoader, eval_loader
-from lenetlab.data.mnist import load_idx
+from lenetlab.data.facts import DatasetFacts, source_facts
+from lenetlab.data.folders import NAMED, dataset_source, load_index, load_pixel_tables
+from lenetlab.data.loader import TensorLoader
+from lenetlab.data.mnist import from_idx_files, load_idx
 from lenetlab.data.nndl import load_nndl
 from lenetlab.data.splits import Split, Splits
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import DataError
 
-__all__ = ["Columns", "DatasetFacts", "InputSpec", "Split", "Splits", "TensorLoader", "eval_loader", "inspect",
+__all__ = ["Columns", "DatasetFacts", "InputSpec", "Split", "Splits", "TensorLoader", "inspect",
            "known_datasets", "load", "prepare"]
-
-_NAMED = ("mnist-subset", "mnist", "fashion-mnist")
 
 
 def known_datasets() -> list[str]:
     """The dataset names :func:`load` accepts besides paths."""
-    return list(_NAMED)
+    return list(NAMED)
 
 
 def _load_subset(**opts) -> Splits:
@@ -73,22 +70,6 @@ def _load_subset(**opts) -> Splits:
                   default_norm="half", **opts)
 
 
-def _looks_like_path(name: str) -> bool:
-    return (os.path.exists(name) or "/" in name or os.sep in name
-            or name.endswith((".gz", ".json", ".csv")) or name.startswith((".", "~")))
-
-
-def _path_of(name: str) -> Path:
-    """``name`` as an existing path, or a one-line DataError (unknown name, or no such file)."""
-    if not _looks_like_path(name):
-        raise DataError(f"unknown dataset {name!r} (known: {', '.join(_NAMED)}; or a path to an NNDL "
-                        f"mnist.json.gz file, a CSV file or an image folder)")
-    path = Path(name).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    return path
-
-
 def load(name: str = "mnist-subset", data_dir: str | os.PathLike | None = None, *, download: bool = False,
          verify: bool = False, val_size: int | None = None, seed: int = 0, image_size: int | None = None,
          channels: int | None = None, normalize: str | None = None, mirrors=None,
@@ -97,8 +78,8 @@ def load(name: str = "mnist-subset", data_dir: str | os.PathLike | None = None, 
     """Load dataset ``name`` (a known name or a path, see the module doc) as :class:`Splits`.
 
     Images are ``uint8 [N, C, H, W]``, labels ``int64 [N]`` (``None`` for an unlabelled test set,
-    whose ``ids`` then name the images). ``val_size`` (default 5,000 for MNIST/Fashion-MNIST, a
-    tenth of the training images for folders) is carved from the training set with ``seed``;
+    whose ``ids`` then name the images). ``val_size`` (default :func:`lenetlab.data.splits.dev_size`:
+    a tenth of the training images, at most 5,000) is carved from the training set with ``seed``;
     the embedded subset and NNDL files keep their own dev split. ``image_size`` sets the model
     input size (``spec.size``; image folders are also resized to it when loaded), ``channels``
     converts to 1 (gray) or 3 (RGB). ``normalize`` is one of
@@ -108,19 +89,24 @@ def load(name: str = "mnist-subset", data_dir: str | os.PathLike | None = None, 
     bad input raises a one-line :class:`DataError`.
     """
     opts = dict(channels=channels, image_size=image_size, normalize=normalize)
-    key = str(name).strip().lower()
-    if key == "mnist-subset":
-        return _load_subset(**opts)
-    if key in ("mnist", "fashion-mnist"):
-        return load_idx(key, data_dir, download=download, verify=verify, val_size=val_size, seed=seed,
-                        mirrors=mirrors, progressbar=progressbar, **opts)
-    path = _path_of(str(name))
     columns = Columns.of(image_column, label_column, id_column)
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return load_csv_file(path, columns=columns, val_size=val_size, seed=seed, **opts)
-    if path.is_file():
-        return load_nndl(path, **opts)
-    return load_folder(path, val_size=val_size, seed=seed, verify=verify, columns=columns, **opts)
+    src = dataset_source(name, columns)
+    if src.kind == "named":
+        if src.name == "mnist-subset":
+            return _load_subset(**opts)
+        return load_idx(src.name, data_dir, download=download, verify=verify, val_size=val_size, seed=seed,
+                        mirrors=mirrors, progressbar=progressbar, **opts)
+    if src.kind == "nndl":
+        return load_nndl(src.path, **opts)
+    if src.kind == "idx":
+        if verify:
+            raise DataError(f"{src.path}: checksums are known only for named datasets; use --dataset mnist "
+                            f"(or fashion-mnist) --data-dir {src.path} --verify")
+        return from_idx_files(src.name, src.idx, None, val_size=val_size, seed=seed, **opts)
+    if src.kind == "pixel-csv":
+        return load_pixel_tables(src.name, src.path, *src.tables, columns=columns, val_size=val_size, seed=seed,
+                                 **opts)
+    return load_index(src.index, name=src.name, val_size=val_size, seed=seed, **opts)
 
 
 def inspect(name: str = "mnist-subset", *, image_column: str | None = None, label_column: str | None = None,
@@ -129,10 +115,6 @@ def inspect(name: str = "mnist-subset", *, image_column: str | None = None, labe
     (image counts, classes and their balance, channels, image sizes from up to ``sample`` files).
 
     Named datasets and NNDL files are described from what is known of them; tables and folders are
-    read as :func:`load` would read them (same errors).
+    told apart by the same :func:`~lenetlab.data.folders.dataset_source` as :func:`load` (same errors).
     """
-    key = str(name).strip().lower()
-    if key in _NAMED:
-        return named_facts(key)
-    path = _path_of(str(name))
-    return inspect_path(path, Columns.of(image_column, label_column, id_column), sample=sample)
+    return source_facts(dataset_source(name, Columns.of(image_column, label_column, id_column)), sample=sample)

@@ -5,10 +5,8 @@ plus rotation, and the elastic distortions of Simard, Steinkraus & Platt (2003):
 displacement field (uniform in [-1, 1] per pixel) smoothed by a Gaussian of ``elastic_sigma``
 pixels and scaled by ``elastic_alpha`` pixels. Everything is one ``affine_grid`` + one
 ``grid_sample`` on the prepared float batch ``[N, C, H, W]``, on whatever device it lives, with
-random numbers from torch's global generator of the batch's device (``seed=None``, what the
-runner uses: its RNG states are in ``last.pt``, so a resumed run draws the same distortions) or
-from the augmenter's own seeded :class:`torch.Generator` (``seed=N``, see
-:meth:`Augmenter.state_dict`).
+random numbers from torch's global generator of the batch's device (the runner's RNG states are in
+``last.pt``, so a resumed run draws the same distortions).
 
 Pixels brought in from outside the image replicate the border (``padding_mode="border"``): the
 border of a padded digit is background, whatever the normalisation made of background's value.
@@ -22,14 +20,14 @@ Usage (what the runner does; off by default, train batches only)::
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
 
 from lenetlab.errors import ConfigError
 
-__all__ = ["PRESETS", "Augment", "Augmenter", "build_augment", "make_augment"]
+__all__ = ["PRESETS", "Augment", "Augmenter", "build_augment"]
 
 
 @dataclass(frozen=True)
@@ -67,10 +65,6 @@ class Augment:
         """Whether this config changes anything."""
         return self.p > 0 and (self.affine or self.elastic)
 
-    def to_dict(self) -> dict:
-        """Plain dict of the fields."""
-        return asdict(self)
-
 
 #: Named presets for ``RunConfig.augment``; ``augment_kwargs`` override single fields.
 #: The affine ranges follow the 1998 paper's spirit (a few pixels, ~10 %); elastic is Simard's
@@ -92,53 +86,20 @@ def _gaussian_kernel(sigma: float, device, dtype) -> torch.Tensor:
 
 
 class Augmenter:
-    """Callable applying :class:`Augment` distortions to float batches ``[N, C, H, W]``.
+    """Callable applying :class:`Augment` distortions to float batches ``[N, C, H, W]``, with random
+    numbers from torch's global generator of the batch's device (the runner saves its state in
+    ``last.pt``, so a resumed run draws the same distortions)."""
 
-    With ``seed=None`` it draws from torch's global generator of the batch's device; with an
-    integer it holds its own generator (created on the batch's device at first use), so the
-    distortions are reproducible and independent of the model's random stream.
-    """
-
-    def __init__(self, config: Augment, seed: int | None = None) -> None:
+    def __init__(self, config: Augment) -> None:
         self.config = config
-        self.seed = None if seed is None else int(seed)
-        self._gen: torch.Generator | None = None
-        self._pending_state: torch.Tensor | None = None
 
     def __repr__(self) -> str:
-        return f"Augmenter({self.config}, seed={self.seed})"
+        return f"Augmenter({self.config})"
 
-    def _generator(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        if self._gen is None or self._gen.device.type != device.type:
-            self._gen = torch.Generator(device=device)
-            self._gen.manual_seed(self.seed)
-            if self._pending_state is not None:
-                self._gen.set_state(self._pending_state)
-                self._pending_state = None
-        return self._gen
-
-    def state_dict(self) -> dict:
-        """Checkpoint-safe state: the seed and the generator state (a uint8 tensor on CPU)."""
-        state = self._gen.get_state().cpu() if self._gen is not None else self._pending_state
-        return {"seed": self.seed, "config": self.config.to_dict(), "generator": state}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` output (the generator resumes where it was)."""
-        seed = state.get("seed", self.seed)
-        self.seed = None if seed is None else int(seed)
-        gen = state.get("generator")
-        self._gen = None
-        self._pending_state = gen.cpu() if isinstance(gen, torch.Tensor) else None
-
-    def _uniform(self, n: int, g: torch.Generator, device, dtype, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
-        return torch.rand(n, generator=g, device=device, dtype=dtype) * (hi - lo) + lo
-
-    def _theta(self, n: int, h: int, w: int, g, device, dtype) -> torch.Tensor:
+    def _theta(self, n: int, h: int, w: int, device, dtype) -> torch.Tensor:
         """Per-image affine maps ``[n, 2, 3]`` from output to input in normalised coordinates."""
         c = self.config
-        u = lambda: self._uniform(n, g, device, dtype)  # noqa: E731 - one draw of n values
+        u = lambda: torch.rand(n, device=device, dtype=dtype) * 2 - 1  # noqa: E731 - one draw of n values in [-1, 1]
         ang = torch.deg2rad(u() * c.rotate)
         shear = torch.tan(torch.deg2rad(u() * c.shear))
         s = 1.0 + u() * c.scale
@@ -159,10 +120,10 @@ class Augmenter:
         theta[:, 1, 2] = -u() * c.shift * 2.0
         return theta
 
-    def _elastic(self, n: int, h: int, w: int, g, device, dtype) -> torch.Tensor:
+    def _elastic(self, n: int, h: int, w: int, device, dtype) -> torch.Tensor:
         """Smoothed displacement field ``[n, h, w, 2]`` in normalised units (Simard et al. 2003)."""
         c = self.config
-        field = torch.rand(n, 2, h, w, generator=g, device=device, dtype=dtype) * 2 - 1
+        field = torch.rand(n, 2, h, w, device=device, dtype=dtype) * 2 - 1
         k = _gaussian_kernel(c.elastic_sigma, device, dtype)
         r = k.numel() // 2
         field = field.reshape(n * 2, 1, h, w)
@@ -184,14 +145,13 @@ class Augmenter:
             raise ValueError(f"augmentation expects a float batch [N, C, H, W], got {x.dtype} {list(x.shape)}")
         n, _, h, w = x.shape
         dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-        g = self._generator(x.device)
-        theta = self._theta(n, h, w, g, x.device, dtype) if c.affine else \
+        theta = self._theta(n, h, w, x.device, dtype) if c.affine else \
             torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3)
         grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
         if c.elastic:
-            grid = grid + self._elastic(n, h, w, g, x.device, dtype)
+            grid = grid + self._elastic(n, h, w, x.device, dtype)
         if c.p < 1.0:
-            keep = torch.rand(n, generator=g, device=x.device, dtype=dtype) >= c.p
+            keep = torch.rand(n, device=x.device, dtype=dtype) >= c.p
             ident = F.affine_grid(torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3), [n, 1, h, w],
                                   align_corners=False)
             grid = torch.where(keep.view(n, 1, 1, 1), ident, grid)
@@ -200,13 +160,13 @@ class Augmenter:
         return out.to(x.dtype)
 
 
-def make_augment(name: str | Augment | None = "none", seed: int | None = None, **overrides) -> Augmenter | None:
-    """Build the train-time augmenter for ``RunConfig.augment``/``augment_kwargs``; None when off.
+def build_augment(name: str | Augment | None = "none", **overrides) -> Augmenter | None:
+    """The train-time augmenter for ``RunConfig.augment``/``augment_kwargs``; None when it changes nothing.
 
     ``name`` is a preset (``none``, ``affine``, ``elastic``, ``affine+elastic``) or an
     :class:`Augment`; ``overrides`` set single fields (``rotate=15``, ``elastic_alpha=20``...).
-    ``seed=None`` draws from torch's global RNG (resumable through the runner's RNG state).
-    Unknown presets or fields, and negative or out-of-range values, raise a one-line ConfigError.
+    Returns a callable ``fn(x float [B, C, H, W]) -> float [B, C, H, W]`` drawing from torch's global
+    RNG. Unknown presets or fields, and negative or out-of-range values, raise a one-line ConfigError.
     """
     if name is None:
         name = "none"
@@ -229,15 +189,7 @@ def make_augment(name: str | Augment | None = "none", seed: int | None = None, *
         raise ConfigError("field 'augment_kwargs': 'scale' and 'squeeze' must be below 1")
     if cfg.elastic and cfg.elastic_sigma <= 0:
         raise ConfigError("field 'augment_kwargs': 'elastic_sigma' must be > 0")
-    return Augmenter(cfg, seed=seed) if cfg.enabled else None
-
-
-def build_augment(name: str | None = "none", **overrides) -> Augmenter | None:
-    """The runner's hook: :func:`make_augment` on torch's global RNG; None when ``name`` is ``none``.
-
-    Returns a callable ``fn(x float [B, C, H, W]) -> float [B, C, H, W]`` for training batches.
-    """
-    return make_augment(name, seed=None, **overrides)
+    return Augmenter(cfg) if cfg.enabled else None
 
 
 #: Test-time augmentation: the image itself and four one-pixel shifts (right, left, down, up).

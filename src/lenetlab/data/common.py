@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from lenetlab.data.splits import Split, Splits
-from lenetlab.choices import FIXED_NORMS, NORMALIZE_ALIASES, NORMALIZE_CHOICES
-from lenetlab.data.transforms import InputSpec
+from lenetlab.choices import FIXED_NORMS, NORMALIZE_CHOICES
+from lenetlab.data.transforms import InputSpec, pad_or_resize
 from lenetlab.errors import DataError
 
 
@@ -63,7 +63,6 @@ def normalization(name: str, train_x: torch.Tensor) -> tuple[tuple[float, ...], 
     """Per-channel ``(mean, std)`` in [0, 1] units for normalisation ``name`` on ``train_x [N, C, H, W]``:
     ``stats`` measures the train split (exactly, via histograms), the others are :data:`FIXED_NORMS`."""
     c = int(train_x.shape[1])
-    name = NORMALIZE_ALIASES.get(name, name)
     if name == "stats":
         mean, std = pixel_stats(train_x.cpu())
         return mean, tuple(max(s, 1e-3) for s in std)  # a constant image set must not divide by zero
@@ -74,8 +73,7 @@ def normalization(name: str, train_x: torch.Tensor) -> tuple[tuple[float, ...], 
 
 
 def finish(name: str, train: Split, dev: Split, test: Split, class_names: list[str], source: str, *,
-           channels: int | None, image_size: int | None, normalize: str | None, default_norm: str,
-           native_size: int | None = None) -> Splits:
+           channels: int | None, image_size: int | None, normalize: str | None, default_norm: str) -> Splits:
     """Apply channel conversion and build the default InputSpec, returning the :class:`Splits`.
 
     ``image_size`` (default 32 for 28×28 digits, else the images' own size) becomes ``spec.size``;
@@ -84,13 +82,12 @@ def finish(name: str, train: Split, dev: Split, test: Split, class_names: list[s
     for s in (train, dev, test):
         s.x = to_channels(s.x, channels)
     h = int(train.x.shape[-1]) if len(train) else int(test.x.shape[-1])
-    size = image_size or native_size or (32 if h == 28 else h)
-    resize = "pad" if size >= h and size - h <= 8 else "resize"
+    size = image_size or (32 if h == 28 else h)
     if normalize in (None, "default"):
         normalize = default_norm
     mean, std = normalization(normalize, train.x if len(train) else test.x)
-    spec = InputSpec(channels=int(train.x.shape[1] if len(train) else test.x.shape[1]), size=size, resize=resize,
-                     mean=mean, std=std)
+    spec = InputSpec(channels=int(train.x.shape[1] if len(train) else test.x.shape[1]), size=size,
+                     resize=pad_or_resize(h, size), mean=mean, std=std)
     return Splits(name, train, dev, test, list(class_names), spec, source)
 
 

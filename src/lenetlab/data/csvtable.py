@@ -22,6 +22,7 @@ import csv
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -138,15 +139,14 @@ def _pixel_columns(header: list[str]) -> tuple[list[int], int]:
     return [i for _, i in found], side
 
 
-def recognise(path: str | Path, columns: Columns = Columns(), *, header: list[str] | None = None,
-              need_label: bool = False) -> Layout:
+def recognise(path: str | Path, columns: Columns = Columns(), *, need_label: bool = False) -> Layout:
     """Recognise ``path``'s table by its header (see the module doc) and return its :class:`Layout`.
 
     ``need_label``: the table is a training file and must have the label column. Raises one short
     DataError otherwise, naming the columns expected and the first few found.
     """
     path = Path(path)
-    header = read_header(path) if header is None else header
+    header = read_header(path)
     img, lab, idc = (find_column(header, n) for n in (columns.image, columns.label, columns.id))
     if columns.id and idc is None and not need_label:
         raise DataError(f"{path}: no id column {columns.id!r} (found {brief(header)})")
@@ -165,23 +165,48 @@ def recognise(path: str | Path, columns: Columns = Columns(), *, header: list[st
     return layout
 
 
-def _load_ints(path: Path, usecols=None, max_rows: int | None = None) -> np.ndarray:
-    """The integer table after the header line of ``path`` (NumPy's C parser), ``[N, columns]``."""
-    with open_csv(path) as f:
+#: Characters allowed per value when a pixel table's line is read: a line longer than this many per
+#: header column is refused before it is parsed.
+MAX_VALUE_CHARS = 32
+
+
+def _rows(f, layout: Layout):
+    """Yield ``(line number, line)`` for the data rows of open table ``f`` (its header already read),
+    blank lines skipped. Each line is read up to a bound set by the header's width, and a row with more
+    or fewer values than the header has columns is a one-line DataError naming the file and line."""
+    ncol = len(layout.header)
+    limit = MAX_VALUE_CHARS * ncol + 64
+    n = 1
+    while line := f.readline(limit + 1):
+        n += 1
+        if len(line) > limit:
+            raise DataError(f"{layout.path}: line {n} is longer than {limit:,} characters, more than the header's "
+                            f"{ncol} columns can hold; refused")
+        if not line.strip():
+            continue
+        k = line.count(",") + 1 if '"' not in line else len(next(csv.reader([line])))
+        if k != ncol:
+            raise DataError(f"{layout.path}: line {n} has {k} values but the header names {ncol} columns")
+        yield n, line
+
+
+def _load_ints(layout: Layout, usecols=None, max_rows: int | None = None) -> np.ndarray:
+    """The integer table after the header line (NumPy's C parser), ``[N, columns]``, its rows first
+    checked against the header's width by :func:`_rows`."""
+    with open_csv(layout.path) as f:
         f.readline()  # the header
-        return np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2, usecols=usecols, max_rows=max_rows)
+        lines = islice((line for _, line in _rows(f, layout)), max_rows)
+        return np.loadtxt(lines, delimiter=",", dtype=np.int64, ndmin=2, usecols=usecols)
 
 
 def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
     """Images ``uint8 [N, side, side]``, the label column as strings (or None) and the id column
-    (or None) of a ``pixels`` table (its first ``max_rows`` rows when given). Pixel values must be
-    integers in 0..255 (a one-line DataError names the file and what NumPy found); labels and ids
-    may be words."""
-    path, ncol = layout.path, len(layout.header)
+    (or None) of a ``pixels`` table (its first ``max_rows`` rows when given). Every row must hold as
+    many values as the header names, pixel values integers in 0..255 (a one-line DataError names the
+    file, the line and what NumPy found); labels and ids may be words."""
+    path = layout.path
     try:  # the usual case, every column a number: one parse of the whole table
-        table = _load_ints(path, max_rows=max_rows)
-        if table.size and table.shape[1] != ncol:
-            raise DataError(f"{path}: rows have {table.shape[1]} values but the header names {ncol} columns")
+        table = _load_ints(layout, max_rows=max_rows)
         px = table[:, layout.pixels] if table.size else np.zeros((0, len(layout.pixels)), np.int64)
         labels = None if layout.label is None else [str(v) for v in table[:, layout.label].tolist()]
         ids = None if layout.id is None else [str(v) for v in table[:, layout.id].tolist()]
@@ -189,11 +214,11 @@ def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray
         if layout.label is None and layout.id is None:
             raise DataError(f"{path}: not a table of integers ({first_line(e, 120)})") from None
         try:  # a label or id column of words: parse the pixels alone, read those columns as text
-            px = _load_ints(path, usecols=layout.pixels, max_rows=max_rows)
+            px = _load_ints(layout, usecols=layout.pixels, max_rows=max_rows)
         except ValueError as e2:
             raise DataError(f"{path}: pixel values must be integers ({first_line(e2, 120)})") from None
-        labels = None if layout.label is None else column_values(path, layout.label)[:len(px)]
-        ids = None if layout.id is None else column_values(path, layout.id)[:len(px)]
+        labels = None if layout.label is None else column_values(layout, layout.label)[:len(px)]
+        ids = None if layout.id is None else column_values(layout, layout.id)[:len(px)]
     if px.size and (px.min() < 0 or px.max() > 255):
         row = int(np.argwhere((px < 0) | (px > 255))[0, 0]) + 2
         raise DataError(f"{path}: line {row}: pixel values must be integers in 0..255")
@@ -209,26 +234,21 @@ def label_order(labels: list[str]) -> list[str]:
     return sorted(distinct)
 
 
-def count_rows(path: str | Path) -> int:
-    """Data rows of ``path`` (non-blank lines after the header), without parsing the values."""
-    n = 0
-    with open_csv(path) as f:
+def count_rows(layout: Layout) -> int:
+    """Data rows of a table (non-blank lines after the header, each checked by :func:`_rows`)."""
+    with open_csv(layout.path) as f:
         f.readline()
-        for line in f:
-            n += bool(line.strip())
-    return n
+        return sum(1 for _ in _rows(f, layout))
 
 
-def column_values(path: str | Path, index: int) -> list[str]:
-    """The stripped values of column ``index`` of ``path`` (data rows, blank lines skipped). The first
-    column of a plain table is cut from each line without full CSV parsing, so the labels of a
-    42,000-row pixel table take a fraction of a second."""
+def column_values(layout: Layout, index: int) -> list[str]:
+    """The stripped values of column ``index`` of a table (data rows, blank lines skipped, each checked
+    by :func:`_rows`). The first column of a plain table is cut from each line without full CSV
+    parsing, so the labels of a 42,000-row pixel table take a fraction of a second."""
     out = []
-    with open_csv(path) as f:
+    with open_csv(layout.path) as f:
         f.readline()
-        for line in f:
-            if not line.strip():
-                continue
+        for _, line in _rows(f, layout):
             if index == 0 and not line.startswith('"'):
                 out.append(line.split(",", 1)[0].strip())
             else:

@@ -28,7 +28,7 @@ from pathlib import Path
 import pooch
 import requests  # pooch's HTTP library: its exceptions name why a download failed
 
-from lenetlab.data.idx import GZIP_MAGIC, decompress
+from lenetlab.data.idx import GZIP_MAGIC, decompress, read_raw
 from lenetlab.errors import DataError, first_line
 from lenetlab.fileio import atomic_path
 
@@ -156,11 +156,7 @@ def check_checksum(path: Path | str, raw: bytes, res: Resource) -> None:
 
 def verify_file(path: Path, res: Resource) -> None:
     """Read ``path`` and check it against ``res``'s checksums; DataError naming the file if bad."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    check_checksum(path, raw, res)
+    check_checksum(path, read_raw(path), res)
 
 
 def _download_one(url: str, dest: Path, res: Resource, progressbar: bool, timeout: float) -> None:

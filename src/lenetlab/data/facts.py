@@ -1,6 +1,6 @@
 """What a dataset holds, measured without decoding it: the facts a training recipe is chosen from.
 
-:func:`inspect_path` reads a folder's or table's index (file names, labels) and the headers of up to
+:func:`source_facts` reads a folder's or table's index (file names, labels) and the headers of up to
 ``sample`` images (Pillow reads a header without decoding the pixels), so it takes a fraction of a
 second even for thousands of photos; a Digit Recognizer table is measured from its header and its
 label column. ``lenetlab.data.inspect(name)`` is the public entry point.
@@ -8,7 +8,6 @@ label column. ``lenetlab.data.inspect(name)`` is the public entry point.
 
 from __future__ import annotations
 
-import gzip
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,15 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 
-from lenetlab.data.csvtable import Columns, column_values, count_rows, label_order, read_pixels
-from lenetlab.data.download import IDX_DATASETS, find_file
-from lenetlab.data.folders import FolderIndex, decode_images, index_csv_file, index_folder
-from lenetlab.data.idx import read_idx
-from lenetlab.errors import DataError, first_line
-
-_GRAY_MODES = ("1", "L", "I", "I;16", "F", "LA")
+from lenetlab.data.csvtable import Layout, column_values, count_rows, label_order, read_pixels
+from lenetlab.data.download import IDX_DATASETS
+from lenetlab.data.folders import GRAY_MODES, Source, decode_images
+from lenetlab.data.idx import idx_shape, read_idx
+from lenetlab.data.images import open_image
+from lenetlab.data.mnist import IDX_CLASSES, check_labels
 #: Below this :func:`orientation_anisotropy` a dataset counts as having no preferred orientation.
 #: Measured on 256 training images: upright characters on textures 0.13, MNIST digits 0.23, shapes
 #: at any angle 0.03 (sampling noise about 0.01).
@@ -123,33 +120,27 @@ def _probe_sizes(paths: list[Path], sample: int) -> tuple[list[tuple[int, int]],
     """Sizes of up to ``sample`` evenly spread images and 1 if all are grayscale, else 3."""
     if not paths:
         return [], 3
-    pick = [paths[int(i)] for i in np.unique(np.linspace(0, len(paths) - 1, min(sample, len(paths))).round())]
     sizes, colour = [], False
-    for k, p in enumerate(pick):
-        try:
-            with Image.open(p) as im:
-                sizes.append(im.size)
-                if im.mode not in _GRAY_MODES and not colour and k < 48:
-                    # an RGB file may hold a gray picture: look at a thumbnail (JPEG decodes it at 1/8 scale)
-                    im.draft("RGB", (16, 16))
-                    a = np.asarray(im.convert("RGB"), dtype=np.int16)
-                    colour = bool(np.abs(a - a.mean(axis=2, keepdims=True)).mean() > 3)
-        except FileNotFoundError:
-            raise DataError(f"{p}: image file not found") from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-            raise DataError(f"{p}: unreadable image ({first_line(e, 120)})") from None
+    for k, p in enumerate(_spread(paths, sample)):
+        with open_image(p, decode=False) as im:
+            sizes.append(im.size)
+            mode = im.mode
+        if mode not in GRAY_MODES and not colour and k < 48:
+            # an RGB file may hold a gray picture: look at a thumbnail (JPEG decodes it at 1/8 scale)
+            a = np.asarray(open_image(p, draft=("RGB", 16)).convert("RGB"), dtype=np.int16)
+            colour = bool(np.abs(a - a.mean(axis=2, keepdims=True)).mean() > 3)
     return sizes, 3 if colour else 1
 
 
 def _idx_facts(name: str, paths: list[Path]) -> DatasetFacts:
-    """Facts of four IDX files: the label files are read (small), the image files only for their size."""
+    """Facts of four IDX files: the label files are read (small) and checked as loading checks them,
+    the image files only for the shape their header declares."""
     ytr, yte = read_idx(paths[1]), read_idx(paths[3])
-    with (gzip.open(paths[0]) if paths[0].suffix == ".gz" else open(paths[0], "rb")) as f:
-        head = f.read(16)
-    h, w = (int.from_bytes(head[8:12], "big"), int.from_bytes(head[12:16], "big")) if len(head) == 16 else (0, 0)
-    n = max([int(y.max()) + 1 for y in (ytr, yte) if len(y)] + [2])
-    return DatasetFacts(name, "idx", len(ytr), len(yte), True, [str(i) for i in range(n)],
-                        _counts(ytr.tolist(), n), 1, [(w, h)])
+    check_labels([(paths[1], ytr), (paths[3], yte)], len(IDX_CLASSES))
+    shape = idx_shape(paths[0])
+    h, w = shape[-2:] if len(shape) >= 2 else (0, 0)
+    return DatasetFacts(name, "idx", len(ytr), len(yte), True, list(IDX_CLASSES),
+                        _counts(ytr.tolist(), len(IDX_CLASSES)), 1, [(w, h)])
 
 
 def orientation_anisotropy(x: torch.Tensor) -> float:
@@ -187,29 +178,30 @@ def _counts(labels: list[int], n: int) -> list[int]:
     return [c.get(i, 0) for i in range(n)]
 
 
-def inspect_path(path: Path, columns: Columns = Columns(), *, sample: int = 200) -> DatasetFacts:
-    """:class:`DatasetFacts` of a CSV file, NNDL file or folder (see :func:`lenetlab.data.inspect`)."""
-    if path.is_file() and path.suffix.lower() != ".csv":  # NNDL's MNIST export
-        return DatasetFacts(path.name, "nndl", 60000, 10000, True, [str(i) for i in range(10)], [6000] * 10, 1,
-                            [(28, 28)])
-    idx = [find_file(path, r.filename) for r in IDX_DATASETS["mnist"].resources] if path.is_dir() else []
-    if path.is_file():
-        found, name = index_csv_file(path, columns), path.parent.name
-    elif all(idx) and not ((path / "train.csv").is_file() or (path / "test.csv").is_file()):
-        return _idx_facts(path.name, idx)
-    else:
-        found, name = index_folder(path, columns), path.name
-    if isinstance(found, FolderIndex):
-        sizes, channels = _probe_sizes(found.all_paths(), sample)
-        n_dev = len(found.dev[0]) if found.dev else 0
-        picked = _spread(found.train, ANISOTROPY_SAMPLE)
-        aniso = orientation_anisotropy(decode_images(picked, 32, 1)) if picked else None
-        return DatasetFacts(name, found.layout, len(found.train) + n_dev, len(found.test),
-                            found.test_y is not None and bool(found.test), list(found.classes),
-                            _counts(found.train_y + (found.dev[1] if found.dev else []), len(found.classes)),
-                            channels, sizes, dev_given=found.dev is not None, anisotropy=aniso)
-    train, test = found
-    labels = column_values(train.path, train.label) if train is not None else []
+def source_facts(src: Source, *, sample: int = 200) -> DatasetFacts:
+    """:class:`DatasetFacts` of a dataset as :func:`~lenetlab.data.folders.dataset_source` found it."""
+    if src.kind == "named":
+        return named_facts(src.name)
+    if src.kind == "nndl":  # NNDL's MNIST export
+        return DatasetFacts(src.name, "nndl", 60000, 10000, True, list(IDX_CLASSES), [6000] * 10, 1, [(28, 28)])
+    if src.kind == "idx":
+        return _idx_facts(src.name, src.idx)
+    if src.kind == "pixel-csv":
+        return _pixel_facts(src.name, *src.tables)
+    found = src.index
+    sizes, channels = _probe_sizes(found.all_paths(), sample)
+    n_dev = len(found.dev[0]) if found.dev else 0
+    picked = _spread(found.train, ANISOTROPY_SAMPLE)
+    aniso = orientation_anisotropy(decode_images(picked, 32, 1)) if picked else None
+    return DatasetFacts(src.name, found.layout, len(found.train) + n_dev, len(found.test),
+                        found.test_y is not None and bool(found.test), list(found.classes),
+                        _counts(found.train_y + (found.dev[1] if found.dev else []), len(found.classes)),
+                        channels, sizes, dev_given=found.dev is not None, anisotropy=aniso)
+
+
+def _pixel_facts(name: str, train: Layout | None, test: Layout | None) -> DatasetFacts:
+    """Facts of pixel tables, from the label column and a sample of rows."""
+    labels = column_values(train, train.label) if train is not None else []
     classes = label_order(labels)
     index = {c: i for i, c in enumerate(classes)}
     side = (train or test).side
@@ -217,7 +209,6 @@ def inspect_path(path: Path, columns: Columns = Columns(), *, sample: int = 200)
     if train is not None and labels:
         x = read_pixels(train, max_rows=ANISOTROPY_SAMPLE * 4)[0]
         aniso = orientation_anisotropy(torch.from_numpy(np.ascontiguousarray(_spread(x, ANISOTROPY_SAMPLE))).unsqueeze(1))
-    return DatasetFacts(name, "pixel-csv", len(labels), count_rows(test.path) if test is not None else 0,
-                        bool(test is not None and test.labelled), classes, _counts([index[c] for c in labels],
-                                                                                    len(classes)),
-                        1, [(side, side)], anisotropy=aniso)
+    return DatasetFacts(name, "pixel-csv", len(labels), count_rows(test) if test is not None else 0,
+                        bool(test is not None and test.labelled), classes,
+                        _counts([index[c] for c in labels], len(classes)), 1, [(side, side)], anisotropy=aniso)

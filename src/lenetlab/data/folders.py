@@ -1,6 +1,7 @@
-"""Folder and CSV datasets, decoded once into ``uint8 [N, C, S, S]`` tensors.
+"""What a dataset name or path is (:func:`dataset_source`, the one dispatch of loading and inspection),
+and folder and CSV datasets decoded once into ``uint8 [N, C, S, S]`` tensors.
 
-Layouts recognised by :func:`load_folder` (first match wins):
+Layouts recognised in a folder (first match wins):
 
 * **a table** ``train.csv`` and optional ``test.csv`` (read by :mod:`lenetlab.data.csvtable`,
   recognised by their header):
@@ -14,66 +15,44 @@ Layouts recognised by :func:`load_folder` (first match wins):
   seeded dev split is carved from train; the test split is unlabelled (``y=None``) unless
   ``test.csv`` has the label column, with ``ids`` = the image names as written (or the id column).
   A folder with only ``test.csv`` has just that test split (for predicting with a trained model).
-* **four IDX files** (``train-images-idx3-ubyte[.gz]`` ...): read like MNIST, classes ``0..max``.
+* **four IDX files** (``train-images-idx3-ubyte[.gz]`` ...): read like MNIST, classes ``0..9``.
 * **class per sub-folder**: ``train/<class>/*`` and optional ``test/<class>/*`` (and ``val/``,
   ``valid/`` or ``dev/`` as the dev split), or ``<class>/*`` directly under the root, in which case
   dev and test are each a seeded tenth of the images.
 
-:func:`load_csv_file` reads one CSV file given directly (a labelled file is the training set, with
-``test.csv`` beside it as the test set; an unlabelled one is a test set alone).
+One CSV file given directly is a table too: a labelled file is the training set, with ``test.csv``
+beside it as the test set; an unlabelled one is a test set alone.
 
 Images are converted to RGB (3 channels) or grayscale (1), default: RGB unless the first image is
 grayscale, and resized (bilinear) to ``image_size``, default: the first image's size (square).
-Decoding runs in a thread pool (Pillow releases the GIL). A missing or unreadable image, or one too
-large to decode safely (Pillow's decompression-bomb limit), raises a one-line :class:`DataError`
-naming the file; so does a CSV row naming an image outside the dataset folder. :func:`index_folder`
-lists a folder's images and labels without decoding them (what :func:`lenetlab.data.inspect`
-measures a dataset from).
+Decoding runs in a thread pool (Pillow releases the GIL). Every image is opened by
+:func:`lenetlab.data.images.open_image`: a missing, unreadable or too large image raises a one-line
+:class:`DataError` naming the file; so does a CSV row naming an image outside the dataset folder.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from lenetlab.data.common import carve_val, finish
 from lenetlab.data.csvtable import Columns, Layout, label_order, read_pixels, read_rows, recognise
 from lenetlab.data.download import IDX_DATASETS, find_file
-from lenetlab.data.mnist import from_idx_files
-from lenetlab.data.splits import Split, Splits
-from lenetlab.errors import DataError, first_line
+from lenetlab.data.images import open_image
+from lenetlab.data.splits import Split, Splits, dev_size
+from lenetlab.errors import DataError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 _DEV_DIRS = ("val", "valid", "dev")
-_GRAY_MODES = ("1", "L", "I", "I;16", "F", "LA")
-
-
-def _open(path: Path, draft: tuple[str, int] | None = None):
-    """The decoded image at ``path``; ``draft=(mode, size)`` lets a JPEG decode directly at a reduced
-    scale (1/2, 1/4, 1/8) no smaller than ``size`` — much faster for photos resized to 32 pixels."""
-    try:
-        with Image.open(path) as im:
-            if draft is not None and im.format == "JPEG":
-                im.draft(draft[0], (draft[1], draft[1]))
-            im.load()
-            return im.copy()
-    except FileNotFoundError:
-        raise DataError(f"{path}: image file not found") from None
-    except Image.DecompressionBombError as e:  # raised from the header, before anything is decoded
-        pixels = re.search(r"\((\d+) pixels\)", str(e))
-        size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
-        raise DataError(f"{path}: image of {size} is larger than Pillow decodes safely "
-                        f"({Image.MAX_IMAGE_PIXELS * 2:,} pixels at most); refused") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"{path}: unreadable image ({first_line(e, 120)})") from None
+#: Pillow modes that hold one channel of intensity (with alpha for ``LA``).
+GRAY_MODES = ("1", "L", "I", "I;16", "F", "LA")
 
 
 def decode_images(paths: list[Path], size: int, channels: int, progress: bool = False) -> torch.Tensor:
@@ -82,7 +61,7 @@ def decode_images(paths: list[Path], size: int, channels: int, progress: bool = 
     mode = "L" if channels == 1 else "RGB"
 
     def one(i: int) -> None:
-        im = _open(paths[i], draft=(mode, size)).convert(mode)
+        im = open_image(paths[i], draft=(mode, size)).convert(mode)
         if im.size != (size, size):
             im = im.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
         out[i] = np.asarray(im).reshape(size, size, channels)
@@ -97,10 +76,10 @@ def decode_images(paths: list[Path], size: int, channels: int, progress: bool = 
 
 
 def _probe(first: Path, image_size, channels) -> tuple[int, int]:
-    im = _open(first)
-    size = int(image_size) if image_size else int(im.size[0])
-    if channels is None:
-        channels = 1 if im.mode in _GRAY_MODES else 3
+    with open_image(first, decode=False) as im:
+        size = int(image_size) if image_size else int(im.size[0])
+        if channels is None:
+            channels = 1 if im.mode in GRAY_MODES else 3
     if channels not in (1, 3):
         raise DataError(f"channels={channels} must be 1 (grayscale) or 3 (RGB)")
     return size, int(channels)
@@ -249,18 +228,6 @@ def _tables(root: Path, columns: Columns) -> tuple[Layout | None, Layout | None]
     return train, test
 
 
-def index_folder(root: Path, columns: Columns = Columns()) -> FolderIndex | tuple[Layout | None, Layout | None]:
-    """The :class:`FolderIndex` of an image-file table or class-folder layout at ``root``; for pixel
-    tables, their ``(train, test)`` layouts (their images are in the tables themselves)."""
-    if (root / "train.csv").is_file() or (root / "test.csv").is_file():
-        train, test = _tables(root, columns)
-        kind = (train or test).kind
-        if kind == "pixels":
-            return train, test
-        return index_image_tables(root, train and train.path, test and test.path, columns, train, test)
-    return _index_class_folders(root)
-
-
 # ----------------------------------------------------------------------------- loading
 def load_index(idx: FolderIndex, *, val_size=None, seed=0, image_size=None, channels=None, normalize=None,
                name: str | None = None) -> Splits:
@@ -276,11 +243,10 @@ def load_index(idx: FolderIndex, *, val_size=None, seed=0, image_size=None, chan
 
     full = make(idx.train, idx.train_y, idx.train_ids)
     where = str(idx.root / "train.csv" if idx.layout == "image-csv" else idx.root)
-    n_val = len(full) // 10 if val_size is None else int(val_size)
     if idx.dev is not None:
         train, dev = full, make(*idx.dev)
     elif len(full):
-        train, dev = carve_val(full.x, full.y, n_val, seed, where, ids=full.ids)
+        train, dev = carve_val(full.x, full.y, dev_size(len(full), val_size), seed, where, ids=full.ids)
     else:
         train, dev = full, make([], [], [])
     if idx.carve_test:
@@ -322,8 +288,7 @@ def load_pixel_tables(name: str, source: Path, train: Layout | None, test: Layou
 
     full = split(xtr, ytr_s, train and train.path)
     if len(full):
-        n_val = min(5000, len(full) // 10) if val_size is None else int(val_size)
-        tr, dev = carve_val(full.x, full.y, n_val, seed, str(train.path))
+        tr, dev = carve_val(full.x, full.y, dev_size(len(full), val_size), seed, str(train.path))
     else:
         tr, dev = full, full
     te = split(xte, yte_s, test and test.path, ids if ids is not None else
@@ -337,53 +302,77 @@ def load_pixel_tables(name: str, source: Path, train: Layout | None, test: Layou
     return splits
 
 
-def index_csv_file(path: Path, columns: Columns = Columns()) -> FolderIndex | tuple[Layout | None, Layout | None]:
-    """What one CSV file given directly holds: a labelled table is the training set (``test.csv``
-    beside it, if any and of the same kind, the test set); an unlabelled one is a test set alone.
-    Returns a :class:`FolderIndex` for image tables, the ``(train, test)`` layouts for pixel tables."""
+# ----------------------------------------------------------------------------- what a name is
+#: The dataset names :func:`lenetlab.data.load` knows besides paths.
+NAMED = ("mnist-subset", "mnist", "fashion-mnist")
+
+
+@dataclass
+class Source:
+    """What a dataset name or path holds, decided once for loading and for inspection.
+
+    ``kind``: ``named`` (``name`` one of :data:`NAMED`), ``nndl`` (a JSON file at ``path``), ``idx``
+    (``idx``: the four files), ``pixel-csv`` (``tables``: the train and test layouts, either may be
+    None), ``image-csv`` or ``class-folders`` (``index``: the images and their labels).
+    """
+
+    kind: str
+    name: str
+    path: Path | None = None
+    idx: list[Path] = field(default_factory=list)
+    tables: tuple[Layout | None, Layout | None] = (None, None)
+    index: FolderIndex | None = None
+
+
+def _path_of(name: str) -> Path:
+    """``name`` as an existing path, or a one-line DataError (unknown name, or no such file)."""
+    looks = (os.path.exists(name) or "/" in name or os.sep in name or name.endswith((".gz", ".json", ".csv"))
+             or name.startswith((".", "~")))
+    if not looks:
+        raise DataError(f"unknown dataset {name!r} (known: {', '.join(NAMED)}; or a path to an NNDL "
+                        f"mnist.json.gz file, a CSV file or an image folder)")
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    return path
+
+
+def _csv_file_tables(path: Path, columns: Columns) -> tuple[Layout | None, Layout | None]:
+    """One CSV file given directly: a labelled table is the training set (``test.csv`` beside it, if
+    any and of the same kind, the test set); an unlabelled one is a test set alone."""
     layout = recognise(path, columns)
+    if not layout.labelled:
+        return None, layout
     sibling = path.parent / "test.csv"
-    if layout.labelled:
-        train = layout
-        test = recognise(sibling, columns) if sibling.is_file() and sibling.resolve() != path.resolve() else None
-        if test is not None and test.kind != train.kind:
-            test = None  # a test.csv of another kind belongs to something else
+    test = recognise(sibling, columns) if sibling.is_file() and sibling.resolve() != path.resolve() else None
+    return layout, test if test is not None and test.kind == layout.kind else None
+
+
+def dataset_source(name: str, columns: Columns = Columns()) -> Source:
+    """Decide what dataset ``name`` is (first match wins, see :mod:`lenetlab.data`): a known name, an
+    NNDL file, a CSV file, a folder with ``train.csv``/``test.csv``, a folder of the four IDX files, a
+    folder of class sub-folders. Tables and folders are indexed (no image decoded). One-line DataError
+    for an unknown name, a missing path, partial IDX files or an unreadable table."""
+    key = str(name).strip().lower()
+    if key in NAMED:
+        return Source("named", key)
+    path = _path_of(str(name))
+    if path.is_file() and path.suffix.lower() != ".csv":
+        return Source("nndl", path.name, path)
+    if path.is_file():
+        (train, test), root = _csv_file_tables(path, columns), path.parent
+        label = path.stem if path.stem not in ("train", "test") else root.name
+    elif (path / "train.csv").is_file() or (path / "test.csv").is_file():
+        (train, test), root, label = _tables(path, columns), path, path.name
     else:
-        train, test = None, layout
-    if layout.kind == "pixels":
-        return train, test
-    return index_image_tables(path.parent, train and train.path, test and test.path, columns, train, test)
-
-
-def load_csv_file(path: Path, *, columns: Columns = Columns(), **opts) -> Splits:
-    """One CSV file given directly (see :func:`index_csv_file`) as :class:`Splits`. Never parsed as
-    anything but CSV."""
-    found = index_csv_file(path, columns)
-    if isinstance(found, tuple):
-        name = path.stem if path.stem not in ("train", "test") else path.parent.name
-        return load_pixel_tables(name, path.parent, *found, columns=columns, **opts)
-    return load_index(found, name=path.parent.name, **opts)
-
-
-def load_folder(root: Path, *, val_size=None, seed=0, verify=False, image_size=None, channels=None,
-                normalize=None, columns: Columns = Columns()) -> Splits:
-    """Detect the layout of folder ``root`` (see the module doc) and load it as :class:`Splits`."""
-    opts = dict(val_size=val_size, seed=seed, image_size=image_size, channels=channels, normalize=normalize)
-    if (root / "train.csv").is_file() or (root / "test.csv").is_file():
-        found = index_folder(root, columns)
-        if isinstance(found, tuple):
-            return load_pixel_tables(root.name, root, *found, columns=columns, **opts)
-        return load_index(found, val_size=val_size, seed=seed, image_size=image_size, channels=channels,
-                          normalize=normalize)
-    idx = [find_file(root, r.filename) for r in IDX_DATASETS["mnist"].resources]
-    if any(idx) and not all(idx):
-        missing = next(r.filename for r, f in zip(IDX_DATASETS["mnist"].resources, idx) if f is None)
-        raise DataError(f"{root / missing}: file not found (the folder holds only some of the four IDX files)")
-    if all(idx):
-        if verify:
-            raise DataError(f"{root}: checksums are known only for named datasets; use --dataset mnist "
-                            f"(or fashion-mnist) --data-dir {root} --verify")
-
-        return from_idx_files(root.name, idx, None, **opts)
-    return load_index(_index_class_folders(root), val_size=val_size, seed=seed, image_size=image_size,
-                      channels=channels, normalize=normalize)
+        idx = [find_file(path, r.filename) for r in IDX_DATASETS["mnist"].resources]
+        if any(idx) and not all(idx):
+            missing = next(r.filename for r, f in zip(IDX_DATASETS["mnist"].resources, idx) if f is None)
+            raise DataError(f"{path / missing}: file not found (the folder holds only some of the four IDX files)")
+        if all(idx):
+            return Source("idx", path.name, path, idx=idx)
+        return Source("class-folders", path.name, path, index=_index_class_folders(path))
+    if (train or test).kind == "pixels":
+        return Source("pixel-csv", label, root, tables=(train, test))
+    return Source("image-csv", root.name, root,
+                  index=index_image_tables(root, train and train.path, test and test.path, columns, train, test))

@@ -31,19 +31,14 @@ MAX_INFLATED = 1 << 30
 SLACK = 1 << 20
 
 
-def _read_raw(path: Path) -> bytes:
+def read_raw(path: Path) -> bytes:
+    """The bytes of ``path`` as stored; a missing or unreadable file is a one-line DataError naming it."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-
-
-def read_bytes(path: str | Path) -> bytes:
-    """Return the (decompressed, when gzip) bytes of ``path``; DataError if missing or corrupt."""
-    path = Path(path)
-    return decompress(_read_raw(path), path)
 
 
 def decompress(raw: bytes, name: str | Path = "<bytes>", limit: int = MAX_INFLATED) -> bytes:
@@ -90,12 +85,8 @@ def decompress_idx(raw: bytes, name: str | Path = "<bytes>") -> bytes:
     return data
 
 
-def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
-    """Parse decompressed IDX bytes into a read-only numpy array of the header's shape.
-
-    ``data`` is the whole file; returns e.g. ``uint8 [N, 28, 28]`` for images, ``uint8 [N]`` for
-    labels. Raises DataError for a wrong magic number, a truncated header/body or trailing bytes.
-    """
+def _header(data: bytes, name) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The shape, dtype and header length an IDX file's first bytes ``data`` declare; DataError if bad."""
     if len(data) < 4:
         raise DataError(f"{name}: truncated IDX file ({len(data)} bytes, no header)")
     if data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
@@ -107,7 +98,16 @@ def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{name}: truncated IDX header ({len(data)} of {header} bytes)")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_DTYPES[data[2]])
+    return dims, np.dtype(_DTYPES[data[2]]), header
+
+
+def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
+    """Parse decompressed IDX bytes into a read-only numpy array of the header's shape.
+
+    ``data`` is the whole file; returns e.g. ``uint8 [N, 28, 28]`` for images, ``uint8 [N]`` for
+    labels. Raises DataError for a wrong magic number, a truncated header/body or trailing bytes.
+    """
+    dims, dtype, header = _header(data, name)
     expected = header + int(np.prod(dims, dtype=object)) * dtype.itemsize
     if len(data) < expected:
         raise DataError(f"{name}: truncated IDX data ({len(data):,} of {expected:,} bytes for shape {dims})")
@@ -116,10 +116,28 @@ def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
 
 
+def idx_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape IDX file ``path`` (raw or gzip) declares, from its header alone; DataError naming it if bad."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            with (gzip.GzipFile(fileobj=raw) if gz else raw) as f:
+                head = f.read(4)
+                if len(head) == 4:
+                    head += f.read(4 * head[3])
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({first_line(e)})") from None
+    return _header(head, path)[0]
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (raw or ``.gz``) into a numpy array; DataError naming ``path`` if bad."""
     path = Path(path)
-    return parse_idx(decompress_idx(_read_raw(path), path), path)
+    return parse_idx(decompress_idx(read_raw(path), path), path)
 
 
 def read_images_labels(images: str | Path, labels: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -135,14 +153,3 @@ def read_images_labels(images: str | Path, labels: str | Path) -> tuple[np.ndarr
     if x.shape[0] != y.shape[0]:
         raise DataError(f"{labels}: {y.shape[0]:,} labels but {Path(images).name} holds {x.shape[0]:,} images")
     return x, y
-
-
-def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write a ``uint8`` array as IDX (gzip when ``compress`` or the name ends in ``.gz``); for tests/tools."""
-    path = Path(path)
-    a = np.ascontiguousarray(array, dtype=np.uint8)
-    data = bytes([0, 0, 0x08, a.ndim]) + np.asarray(a.shape, dtype=">u4").tobytes() + a.tobytes()
-    if compress if compress is not None else path.suffix == ".gz":
-        data = gzip.compress(data, compresslevel=6, mtime=0)
-    path.write_bytes(data)
-    return path

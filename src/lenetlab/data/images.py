@@ -20,26 +20,35 @@ paper), and returns the 28×28 image a model trained on MNIST expects:
 An image with no digit raises :class:`BlankImageError`, so callers say "draw a digit" instead of
 guessing; an unreadable file raises a one-line :class:`DataError` naming it. Only PIL, NumPy and
 torch are imported, so the web service stays light.
+
+:func:`open_image` is the one way lenetlab opens an image file (dataset folders, the recipe's
+inspection, this preprocessing, the server's uploads, plots): one pixel limit, :data:`MAX_PIXELS`
+(the server passes a stricter one), checked from the header before any pixel is decoded.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from lenetlab.errors import DataError, first_line
 
-__all__ = ["BlankImageError", "ImageTooLargeError", "load_gray", "preprocess_image", "preprocess_images"]
+__all__ = ["BlankImageError", "ImageTooLargeError", "load_gray", "open_image", "preprocess_image", "preprocess_images"]
 
 #: Longest side of the working resolution: large photos are reduced (antialiased) before analysis.
 WORK_SIDE = 512
-#: Default limit on decoded pixels (width × height); callers such as the web service pass less.
-MAX_PIXELS = 100_000_000
+#: The one limit on an image's pixels (width × height) wherever lenetlab opens one: Pillow's own
+#: decompression-bomb threshold, so no image within it trips Pillow's warning. Serving passes less.
+MAX_PIXELS = 89_478_485
+_OPENING = threading.Lock()
 #: MNIST's mean centre of mass, in pixel-index coordinates of the 28×28 field.
 CENTRE = 14.0
 #: Minimum ink contrast (in [0, 1] pixel units) for an image to count as holding a digit.
@@ -64,36 +73,76 @@ def _label(source, name: str | None) -> str:
     return f"<{type(source).__name__} image>"
 
 
-def _open(source, label: str, max_pixels: int) -> Image.Image:
-    """Open ``source`` (path, bytes, file object or PIL image) as a PIL image, with size checks."""
-    if isinstance(source, Image.Image):
-        img = source
+def _too_large(label: str, pixels: int, limit: int, size: tuple[int, int] | None = None) -> ImageTooLargeError:
+    wh = f" ({size[0]}x{size[1]})" if size else ""
+    return ImageTooLargeError(f"{label}: image of {pixels:,} pixels{wh} is larger than Pillow decodes safely "
+                              f"(the limit here is {limit:,} pixels); refused")
+
+
+def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS, formats: tuple[str, ...] | None = None,
+               decode: bool = True, draft: tuple[str, int] | None = None) -> Image.Image:
+    """The one way lenetlab opens an image file: ``source`` is a path, bytes or a binary file object.
+
+    The header is read first and an image of more than ``max_pixels`` pixels is refused before any
+    pixel is decoded (:class:`ImageTooLargeError`; Pillow's own ``DecompressionBombError`` and
+    ``DecompressionBombWarning`` become the same error). A missing, unidentified (not in ``formats``,
+    when given), truncated or otherwise corrupt file is a one-line :class:`DataError` naming it
+    (``name``, default the path). ``decode=False`` returns the lazily opened image (header only; close
+    it, or use it in a ``with``); otherwise the first frame is decoded and returned detached from the file,
+    a JPEG at a reduced scale no smaller than ``draft=(mode, side)`` when given."""
+    label = _label(source, name)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"{label}: " + ("is a folder, not an image file" if path.is_dir() else "image file not found"))
+        fp = path
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise DataError(f"{label}: empty image data")
+        fp = io.BytesIO(bytes(source))
+    elif hasattr(source, "read"):
+        fp = source
     else:
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.is_file():
-                raise DataError(f"{label}: " + ("is a folder, not an image file" if path.is_dir() else "image file not found"))
-            fp = path
-        elif isinstance(source, (bytes, bytearray, memoryview)):
-            if len(source) == 0:
-                raise DataError(f"{label}: empty image data")
-            fp = io.BytesIO(bytes(source))
-        elif hasattr(source, "read"):
-            fp = source
-        else:
-            raise DataError(f"{label}: unsupported image type {type(source).__name__}")
-        try:
-            img = Image.open(fp)
-        except Image.DecompressionBombError:
-            raise ImageTooLargeError(f"{label}: image too large to decode safely") from None
-        except Image.UnidentifiedImageError:
-            raise DataError(f"{label}: not a readable image (unrecognised format)") from None
-        except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
-            raise DataError(f"{label}: not a readable image ({first_line(e)})") from None
+        raise DataError(f"{label}: unsupported image type {type(source).__name__}")
+    try:
+        with _OPENING, warnings.catch_warnings():  # the warnings filter is process-wide: one opener at a time
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp, formats=formats)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # from the header alone
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        raise _too_large(label, int(pixels.group(1)) if pixels else max_pixels + 1, max_pixels) from None
+    except FileNotFoundError:
+        raise DataError(f"{label}: image file not found") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{label}: not a readable image (unrecognised format)") from None
+    except Exception as e:  # OSError, SyntaxError, ValueError... from a plugin reading a malformed header
+        raise DataError(f"{label}: not a readable image ({first_line(e, 120)})") from None
     w, h = img.size
     if w * h > max_pixels:
-        raise ImageTooLargeError(f"{label}: image has {w}x{h} = {w * h:,} pixels, "
-                                 f"more than the limit of {max_pixels:,}")
+        img.close()
+        raise _too_large(label, w * h, max_pixels, (w, h))
+    if w < 1 or h < 1:
+        img.close()
+        raise DataError(f"{label}: image has no pixels")
+    if not decode:
+        return img
+    with img:
+        try:
+            if draft is not None and img.format == "JPEG":
+                img.draft(draft[0], (draft[1], draft[1]))
+            img.load()
+            return img.copy()
+        except Exception as e:  # truncated or corrupt pixel data
+            raise DataError(f"{label}: not a readable image ({first_line(e, 120)})") from None
+
+
+def _open(source, label: str, max_pixels: int) -> Image.Image:
+    """``source`` (as :func:`open_image` takes it, or a PIL image) decoded, reduced and upright."""
+    img = source if isinstance(source, Image.Image) else \
+        open_image(source, name=label, max_pixels=max_pixels, decode=False)
+    w, h = img.size
+    if w * h > max_pixels:
+        raise _too_large(label, w * h, max_pixels, (w, h))
     if w < 1 or h < 1:
         raise DataError(f"{label}: image has no pixels")
     try:

@@ -125,9 +125,3 @@ class TensorLoader:
             last = b == nb - 1 and not self.drop_last  # takes the rest: a single leftover example joins it
             yield self.batch(idx[b * bs:None if last else (b + 1) * bs])
 
-
-def eval_loader(split, batch_size: int = 1000, *, spec: InputSpec | None = None, device="cpu",
-                rank: int = 0, world_size: int = 1) -> TensorLoader:
-    """An in-order, non-padded loader over a :class:`~lenetlab.data.splits.Split` for evaluation."""
-    return TensorLoader(split.x, split.y, batch_size, shuffle=False, device=device, spec=spec, rank=rank,
-                        world_size=world_size, pad=False)

@@ -20,10 +20,8 @@ from lenetlab.data.download import (
     verify_file,
 )
 from lenetlab.data.idx import read_images_labels
-from lenetlab.data.splits import Split, Splits
+from lenetlab.data.splits import Split, Splits, dev_size
 from lenetlab.errors import DataError
-
-DEFAULT_VAL = 5000
 
 
 def locate(ds: IdxDataset, data_dir=None, *, download_missing: bool = False, mirrors=None,
@@ -62,9 +60,9 @@ def load_idx(name: str, data_dir=None, *, download: bool = False, verify: bool =
              normalize: str | None = None, mirrors=None, progressbar: bool = True) -> Splits:
     """Load MNIST or Fashion-MNIST as :class:`Splits` of ``uint8 [N, 1, 28, 28]`` and int64 labels.
 
-    ``dev`` holds ``val_size`` (default 5,000, at most a tenth of the set) training images chosen by ``seed``; ``test`` is the
+    ``dev`` holds ``val_size`` (default :func:`~lenetlab.data.splits.dev_size`) training images chosen by ``seed``; ``test`` is the
     official 10,000-image test set. ``verify`` checks every file's md5 (downloads are always
-    verified). Default input spec: pad 28→32, mean = std = 0.5 (NNDL's and the tutorials'); ``normalize="dataset"``
+    verified). Default input spec: pad 28→32, mean = std = 0.5 (NNDL's and the tutorials'); ``normalize="stats"``
     uses the training split's own statistics.
     """
     ds = IDX_DATASETS[name]
@@ -76,24 +74,29 @@ def load_idx(name: str, data_dir=None, *, download: bool = False, verify: bool =
                           image_size=image_size, normalize=normalize)
 
 
+#: The classes of an IDX folder given as a path: MNIST-style digits.
+IDX_CLASSES = [str(i) for i in range(10)]
+
+
+def check_labels(files: list[tuple[Path, np.ndarray]], n_classes: int) -> None:
+    """Refuse IDX labels outside ``0 .. n_classes - 1``: a one-line DataError naming the label file."""
+    for path, y in files:
+        if len(y) and int(y.max()) >= n_classes:
+            raise DataError(f"{path}: label {int(y.max())} out of range for {n_classes} classes")
+
+
 def from_idx_files(name: str, paths: list[Path], class_names: list[str] | None, *, val_size: int | None = None,
                    seed: int = 0, channels=None, image_size=None, normalize=None) -> Splits:
     """Build :class:`Splits` from four IDX paths (train images/labels, test images/labels).
 
-    ``class_names`` None means ``"0" .. str(max label)``. Labels beyond the class list raise DataError.
+    ``class_names`` None means the ten digits (:data:`IDX_CLASSES`). Labels beyond the class list raise DataError.
     """
     xtr, ytr, xte, yte = read_idx_folder(paths)
-    if class_names is None:
-        top = max([int(y.max()) for y in (ytr, yte) if len(y)], default=9)
-        class_names = [str(i) for i in range(max(top + 1, 2))]
-    for lab_path, y in ((paths[1], ytr), (paths[3], yte)):
-        if len(y) and int(y.max()) >= len(class_names):
-            raise DataError(f"{lab_path}: label {int(y.max())} out of range for {len(class_names)} classes")
+    class_names = class_names or IDX_CLASSES
+    check_labels([(paths[1], ytr), (paths[3], yte)], len(class_names))
     x = torch.from_numpy(xtr.copy()).unsqueeze(1)
     y = torch.from_numpy(ytr.astype(np.int64))
-    if val_size is None:  # 5,000 for the real sets; a tenth of a small (generated) training set
-        val_size = min(DEFAULT_VAL, len(x) // 10)
-    train, dev = carve_val(x, y, int(val_size), seed, name)
+    train, dev = carve_val(x, y, dev_size(len(x), val_size), seed, name)
     test = Split(torch.from_numpy(xte.copy()).unsqueeze(1), torch.from_numpy(yte.astype(np.int64)))
     return finish(name, train, dev, test, class_names, str(paths[0].parent.resolve()), channels=channels,
                   image_size=image_size, normalize=normalize, default_norm="half")

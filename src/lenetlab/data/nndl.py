@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lenetlab.data.common import finish
-from lenetlab.data.idx import decompress, read_bytes
+from lenetlab.data.idx import decompress, read_raw
 from lenetlab.data.splits import Split, Splits
 from lenetlab.errors import DataError, first_line
 
@@ -71,7 +71,7 @@ def parse_nndl(raw: bytes, path: str | Path = "<bytes>") -> list[tuple[np.ndarra
 def load_nndl(path: str | Path, *, channels=None, image_size=None, normalize=None) -> Splits:
     """Load an NNDL ``mnist.json.gz`` as :class:`Splits` (uint8 ``[N, 1, 28, 28]``, its own dev split)."""
     path = Path(path)
-    parts = parse_nndl(read_bytes(path), path)
+    parts = parse_nndl(read_raw(path), path)
     n_classes = max(10, max((int(y.max()) + 1 for _, y in parts if len(y)), default=10))
     train, dev, test = (Split(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)) for x, y in parts)
     return finish(path.name, train, dev, test, [str(i) for i in range(n_classes)], str(path.resolve()),

@@ -8,6 +8,15 @@ import torch
 
 from lenetlab.data.transforms import InputSpec
 
+#: The most images :func:`dev_size` carves for the dev split by default.
+DEV_MAX = 5000
+
+
+def dev_size(n_train: int, val_size: int | None = None) -> int:
+    """The dev split carved from ``n_train`` labelled training images: ``val_size`` when given, else a
+    tenth of them, at most :data:`DEV_MAX` (5,000 of MNIST's 60,000). The one rule of every loader."""
+    return min(DEV_MAX, n_train // 10) if val_size is None else int(val_size)
+
 
 @dataclass
 class Split:

@@ -7,49 +7,20 @@ The spec travels inside every checkpoint, so prediction and serving apply exactl
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 
+from lenetlab.inputspec import InputSpec
 
-@dataclass(frozen=True)
-class InputSpec:
-    """How raw ``uint8`` images become a model's input.
 
-    ``mean`` and ``std`` are per channel in ``[0, 1]`` pixel units: the float input is
-    ``(x / 255 - mean) / std``. NNDL's ``Normalize(127.5, 127.5)`` on 0..255 pixels is
-    ``mean = std = 0.5``; its quirk of applying it after ``ToTensor`` is ``mean = std = 127.5``.
-    ``resize`` is ``"pad"`` (zero-pad symmetrically, LeNet-5's 28→32) or ``"resize"`` (bilinear).
-    ``digit_width`` (pixels, 0 = off) first stretches or squeezes each image horizontally so that
-    its ink is that wide (:func:`normalize_width`), as Ciresan et al. 2012 preprocess the inputs of
-    their committee's columns.
-    """
+#: The most pixels :func:`pad_or_resize` pads by: LeNet-5's 28→32 is 4.
+MAX_PAD = 8
 
-    channels: int = 1
-    size: int = 32
-    resize: str = "pad"
-    mean: tuple[float, ...] = (0.5,)
-    std: tuple[float, ...] = (0.5,)
-    digit_width: int = 0
 
-    def to_dict(self) -> dict:
-        """A JSON- and checkpoint-safe dict (lists, not tuples)."""
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "InputSpec":
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(
-            channels=int(d["channels"]),
-            size=int(d["size"]),
-            resize=str(d["resize"]),
-            mean=tuple(float(v) for v in d["mean"]),
-            std=tuple(float(v) for v in d["std"]),
-            digit_width=int(d.get("digit_width", 0)),  # absent from checkpoints written before it existed
-        )
+def pad_or_resize(side: int, size: int) -> str:
+    """How images of ``side`` pixels reach a model input of ``size``: ``"pad"`` when they are smaller by
+    at most :data:`MAX_PAD` pixels (or equal), else ``"resize"`` (the d2l zoo's 224)."""
+    return "pad" if 0 <= size - side <= MAX_PAD else "resize"
 
 
 #: A pixel counts as ink for :func:`normalize_width` above this fraction of full intensity.

@@ -24,7 +24,7 @@ from lenetlab.device import select_device
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
 from lenetlab.fileio import loads
 from lenetlab.inference.run import checkpoint_path, measured_test_accuracy
-from lenetlab.models.checkpoint import check_class_names, check_input_spec, checkpoint_data, load_model
+from lenetlab.models.checkpoint import check_class_names, checkpoint_data, load_model
 from lenetlab.models.pretrained import pretrained_dir
 
 #: Metadata keys that :func:`lenetlab.serve.export.export_onnx` writes into ``metadata_props``.
@@ -156,8 +156,8 @@ class OnnxPredictor(Predictor):
             self.class_names = check_class_names(loads(meta[META_CLASSES], f"{path}: {META_CLASSES}",
                                                        CheckpointError), path, META_CLASSES)
             # the same limits as a checkpoint's spec: a huge size would allocate gigabytes per request
-            self.spec = InputSpec.from_dict(check_input_spec(loads(meta[META_SPEC], f"{path}: {META_SPEC}",
-                                                                   CheckpointError), path, META_SPEC))
+            self.spec = InputSpec.from_dict(loads(meta[META_SPEC], f"{path}: {META_SPEC}", CheckpointError), path,
+                                            META_SPEC)
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: malformed lenetlab metadata ({type(e).__name__}: {e})") from None
         self.input_name = self.session.get_inputs()[0].name

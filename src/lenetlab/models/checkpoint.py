@@ -10,7 +10,8 @@ A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.loa
   without it (nothing could tell a damaged one from a sound one).
 - ``model``: ``{"name": str, "kwargs": dict}`` — enough for :func:`lenetlab.models.create`
 - ``state_dict``: the (unwrapped) model's weights
-- ``class_names``: list of str; ``input_spec``: :meth:`InputSpec.to_dict` output
+- ``class_names``: list of str; ``input_spec``: :meth:`InputSpec.to_dict` output, checked by
+  :meth:`InputSpec.from_dict`
 - ``config``: the run's config as a dict (may be empty)
 - ``data``: the data it was trained on (:func:`data_description`; derived from ``config`` by
   :func:`checkpoint_data` for files written before it existed)
@@ -41,6 +42,7 @@ import torch.nn as nn
 
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
 from lenetlab.fileio import atomic_path, check_types
+from lenetlab.inputspec import InputSpec
 from lenetlab.models.pretrained import is_pretrained_dir, read_pretrained
 from lenetlab.models.registry import create
 
@@ -52,13 +54,6 @@ TRAINING_FIELDS = {
     "config": dict, "optimizer": dict, "scheduler": dict, "rng": dict, "meters": torch.Tensor,
     "epoch": int, "batch": int, "step": int, "best_step": int, "elapsed": (int, float), "train_time": (int, float),
 }
-#: The input sizes and channel counts a checkpoint's ``input_spec`` may ask for. 512 px covers every
-#: registered model (224 for the d2l zoo at full size) with room to spare; a larger value is a broken
-#: or hostile file, and would make each request allocate gigabytes.
-SPEC_SIZES = (8, 512)
-SPEC_CHANNELS = (1, 3)
-SPEC_RESIZE = ("pad", "resize")
-
 
 # ----------------------------------------------------------------------------- checksum
 def _feed(h, value, depth: int = 0) -> None:
@@ -125,38 +120,6 @@ def _is_int(v) -> bool:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def check_input_spec(spec, source="checkpoint", field: str = "input_spec") -> dict:
-    """Check an input-spec dict (what :meth:`lenetlab.data.transforms.InputSpec.to_dict` writes):
-    ``channels`` 1 or 3, ``size`` in :data:`SPEC_SIZES`, ``resize`` pad|resize, ``mean``/``std`` lists of
-    ``channels`` finite numbers with ``std > 0``, an optional ``digit_width`` (0 or pixels). Returns it;
-    a :class:`CheckpointError` naming ``source`` and the field otherwise. (Here rather than in ``data``: models may not import data.)"""
-    if not isinstance(spec, dict):
-        raise _bad(source, field, f"must be a dict, got {type(spec).__name__}")
-    for key in ("channels", "size", "resize", "mean", "std"):
-        if key not in spec:
-            raise _bad(source, f"{field}.{key}", "is missing")
-    ch, size = spec["channels"], spec["size"]
-    if not _is_int(ch) or ch not in SPEC_CHANNELS:
-        raise _bad(source, f"{field}.channels", f"must be 1 or 3, got {ch!r}")
-    lo, hi = SPEC_SIZES
-    if not _is_int(size) or not lo <= size <= hi:
-        raise _bad(source, f"{field}.size", f"must be an integer from {lo} to {hi} pixels, got {size!r}")
-    if spec["resize"] not in SPEC_RESIZE:
-        raise _bad(source, f"{field}.resize", f"must be 'pad' or 'resize', got {spec['resize']!r}")
-    for key in ("mean", "std"):
-        vals = spec[key]
-        if not isinstance(vals, (list, tuple)) or len(vals) != ch:
-            raise _bad(source, f"{field}.{key}", f"must list {ch} number(s), one per channel, got {vals!r}")
-        if not all(_is_number(v) and math.isfinite(v) for v in vals):
-            raise _bad(source, f"{field}.{key}", f"must hold finite numbers, got {vals!r}")
-    if not all(v > 0 for v in spec["std"]):
-        raise _bad(source, f"{field}.std", f"must be positive, got {spec['std']!r}")
-    width = spec.get("digit_width", 0)  # optional: checkpoints written before it existed lack it
-    if not _is_int(width) or not 0 <= width <= hi:
-        raise _bad(source, f"{field}.digit_width", f"must be 0 (off) or a whole number of pixels up to {hi}, got {width!r}")
-    return spec
 
 
 def check_class_names(names, source="checkpoint", field: str = "class_names") -> list:
@@ -240,7 +203,7 @@ def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), trai
     if "class_names" in ck:
         check_class_names(ck["class_names"], source)
     if "input_spec" in ck:
-        check_input_spec(ck["input_spec"], source)
+        InputSpec.from_dict(ck["input_spec"], source)
     for key in ("config", "data"):
         if key in ck and ck[key] is not None and not isinstance(ck[key], dict):
             raise _bad(source, key, f"must be a dict, got {type(ck[key]).__name__}")
@@ -354,9 +317,9 @@ def _check_shapes(shadow: nn.Module, state: dict, src, name: str) -> None:
         raise CheckpointError(f"{src}: checkpoint weights do not fit model {name!r}: {detail}")
 
 
-def _outputs(model: nn.Module, spec: dict, device) -> tuple[int, ...]:
+def _outputs(model: nn.Module, spec: InputSpec, device) -> tuple[int, ...]:
     """The output shape of ``model`` for one all-zero input of ``spec``'s shape."""
-    x = torch.zeros(1, spec["channels"], spec["size"], spec["size"], device=device)
+    x = torch.zeros(1, spec.channels, spec.size, spec.size, device=device)
     with torch.inference_mode():
         return tuple(model(x).shape)
 
@@ -396,12 +359,12 @@ def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=Non
         raise CheckpointError(f"{src}: checkpoint weights do not fit model {name!r}: {detail}") from None
     model = model.to(map_location).eval()
     if isinstance(ckpt.get("input_spec"), dict):
-        shape_in = check_input_spec(ckpt["input_spec"], src)
+        shape_in = InputSpec.from_dict(ckpt["input_spec"], src)
         try:
             out = _outputs(model, shape_in, map_location)
         except (RuntimeError, ValueError) as e:
-            raise CheckpointError(f"{src}: field 'input_spec': {spec['name']} cannot take {shape_in['channels']}x"
-                                  f"{shape_in['size']}x{shape_in['size']} inputs ({first_line(e, 120)})") from None
+            raise CheckpointError(f"{src}: field 'input_spec': {spec['name']} cannot take {shape_in.channels}x"
+                                  f"{shape_in.size}x{shape_in.size} inputs ({first_line(e, 120)})") from None
         names = ckpt.get("class_names")
         if isinstance(names, (list, tuple)) and (len(out) != 2 or out[1] != len(names)):
             raise CheckpointError(f"{src}: field 'class_names' lists {len(names)} classes but the model gives "

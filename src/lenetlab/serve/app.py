@@ -48,7 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from lenetlab import __version__
-from lenetlab.data.images import BlankImageError, ImageTooLargeError, preprocess_image
+from lenetlab.data.images import BlankImageError, ImageTooLargeError, open_image, preprocess_image
 from lenetlab.errors import DataError, LenetlabError, Terminated
 from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
@@ -282,18 +282,12 @@ async def _form_file(request: Request, body: bytes) -> bytes:
 def _open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Open (lazily: header only) an uploaded image, refusing other formats and oversize images."""
     try:
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError:
-        raise ApiError(413, "too_many_pixels", f"image is over the limit of {max_pixels:,} pixels "
-                                               "(too large to decode safely)") from None
-    except Exception:  # UnidentifiedImageError, or a decoder choking on a malformed header
+        return open_image(data, name="image", max_pixels=max_pixels, formats=FORMATS, decode=False)
+    except ImageTooLargeError as e:  # from the header, before decoding any pixel data
+        raise ApiError(413, "too_many_pixels", str(e)) from None
+    except DataError:
         raise ApiError(400, "not_an_image",
                        f"body is not a readable image (accepted formats: {', '.join(FORMATS)})") from None
-    w, h = img.size
-    if w * h > max_pixels:  # checked from the header, before decoding any pixel data
-        raise ApiError(413, "too_many_pixels",
-                       f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}")
-    return img
 
 
 def _pixels_image(body: bytes) -> Image.Image:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from lenetlab.choices import NORMALIZE_ALIASES, NORMALIZE_CHOICES
+from lenetlab.choices import NORMALIZE_CHOICES
 from lenetlab.errors import ConfigError, LenetlabError, first_line
 from lenetlab.fileio import atomic_path, dumps, loads, read_text
 
@@ -155,8 +155,6 @@ class RunConfig:
                 close = difflib.get_close_matches(str(key), names, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ConfigError(f"{source}: unknown field {key!r}{hint}")
-        if d.get("normalize") in NORMALIZE_ALIASES:  # a config or checkpoint of an earlier version
-            d = {**d, "normalize": NORMALIZE_ALIASES[d["normalize"]]}
         cfg = cls(**{k: _coerce(cls, k, v, source) for k, v in d.items()})
         cfg.validate(source)
         return cfg

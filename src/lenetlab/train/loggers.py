@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from lenetlab.data.images import open_image
 from lenetlab.errors import first_line
 from lenetlab.fileio import atomic_path, dumps
 from lenetlab.train.rundir import METRICS, MetricsLog
@@ -203,8 +203,7 @@ class TensorBoardLog:
                 return
             self.writer = cls(log_dir=str(self.run_dir), flush_secs=10)
         for path in paths:
-            with Image.open(path) as im:
-                pixels = np.asarray(im.convert("RGB"))
+            pixels = np.asarray(open_image(path).convert("RGB"))
             self.writer.add_image(f"plots/{Path(path).stem}", pixels, self.last_step if step is None else step,
                                   dataformats="HWC")
         self.writer.flush()

@@ -43,6 +43,7 @@ import torch
 from lenetlab import data
 from lenetlab.data.facts import ISOTROPIC, DatasetFacts
 from lenetlab.data.loader import TensorLoader, batch_count
+from lenetlab.data.splits import DEV_MAX, dev_size
 from lenetlab.device import autocast_dtype, select_device, set_threads
 from lenetlab.errors import ConfigError
 from lenetlab.inference.evaluate import model_loss
@@ -162,10 +163,10 @@ def epochs_for(n_train: int) -> int:
 
 
 def val_size_for(facts: DatasetFacts) -> int:
-    """Validation images: a tenth of the labelled ones, at least two per class, at most 5,000 (and at
-    most a fifth)."""
+    """Validation images: the loaders' rule (:func:`lenetlab.data.splits.dev_size`: a tenth, at most
+    5,000), raised to two per class on a small set (at most a fifth of it)."""
     n = facts.n_labelled
-    return int(min(5000, max(n // 10, min(n // 5, 2 * facts.n_classes))))
+    return max(dev_size(n), min(n // 5, 2 * facts.n_classes, DEV_MAX))
 
 
 def model_macs(width: int, channels: int, classes: int) -> int:

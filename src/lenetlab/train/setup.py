@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from lenetlab.data.augment import build_augment
 from lenetlab.data.common import normalization
-from lenetlab.data.transforms import InputSpec
+from lenetlab.data.transforms import InputSpec, pad_or_resize
 from lenetlab.errors import ConfigError, LenetlabError
 from lenetlab.inference.run import load_data
 from lenetlab.models import create, model_info
@@ -38,7 +38,7 @@ def build_spec(cfg, splits) -> InputSpec:
     c, h = int(x.shape[1]), int(x.shape[-1])
     resize = cfg.resize
     if resize == "auto":
-        resize = "pad" if 0 <= size - h <= 8 else "resize"
+        resize = pad_or_resize(h, size)
     if cfg.digit_width > int(x.shape[-1]):
         raise ConfigError(f"field 'digit_width': {cfg.digit_width} pixels is wider than the {cfg.dataset} images "
                           f"({int(x.shape[-1])} pixels)")
