@@ -14,7 +14,6 @@ from lenetlab.data.images import (
     BlankImageError,
     ImageTooLargeError,
     preprocess_image,
-    preprocess_images,
 )
 from lenetlab.errors import DataError
 
@@ -75,7 +74,7 @@ def test_inputs_path_bytes_pil_file_and_tensor_agree(subset, tmp_path):
     assert torch.equal(ref, preprocess_image(img.astype(np.float32) / 255))
     rgb = np.stack([img] * 3, axis=-1)
     assert torch.equal(ref, preprocess_image(Image.fromarray(rgb)))
-    batch = preprocess_images([path, img])
+    batch = torch.stack([preprocess_image(p) for p in (path, img)])
     assert batch.shape == (2, 1, 28, 28) and torch.equal(batch[0], ref[0][None])
 
 

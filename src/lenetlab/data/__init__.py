@@ -12,7 +12,8 @@ Example::
         for xb, yb in loader:                                   # float [128, 1, 32, 32], int64 [128]
             ...
 
-How ``name`` is read (first match wins):
+How ``name`` is read (first match wins; :func:`lenetlab.data.folders.dataset_source` decides it, for
+:func:`load` and :func:`inspect` alike):
 
 1. a known name, case-insensitive: ``mnist-subset`` (embedded, the default), ``mnist``,
    ``fashion-mnist`` (files in ``data_dir``, ``$LENETLAB_DATA`` or ``~/.cache/lenetlab``;

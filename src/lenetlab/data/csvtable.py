@@ -73,11 +73,12 @@ class Layout:
 
 
 @contextmanager
-def open_csv(path: str | Path):
-    """Open ``path`` for reading as CSV text (``utf-8-sig``); a missing file is a one-line DataError."""
+def open_csv(path: str | Path, binary: bool = False):
+    """Open ``path`` for reading as CSV text (``utf-8-sig``), or as bytes; a missing file, undecodable text
+    or malformed CSV met while it is open is a one-line DataError naming it."""
     path = Path(path)
     try:
-        f = open(path, newline="", encoding=ENCODING)
+        f = open(path, "rb") if binary else open(path, newline="", encoding=ENCODING)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as e:
@@ -171,11 +172,12 @@ MAX_VALUE_CHARS = 32
 
 
 def _rows(f, layout: Layout):
-    """Yield ``(line number, line)`` for the data rows of open table ``f`` (its header already read),
+    """Yield the data rows (bytes) of table ``f`` opened as bytes (:func:`open_csv`), after its header;
     blank lines skipped. Each line is read up to a bound set by the header's width, and a row with more
     or fewer values than the header has columns is a one-line DataError naming the file and line."""
     ncol = len(layout.header)
     limit = MAX_VALUE_CHARS * ncol + 64
+    f.readline()  # the header
     n = 1
     while line := f.readline(limit + 1):
         n += 1
@@ -184,19 +186,21 @@ def _rows(f, layout: Layout):
                             f"{ncol} columns can hold; refused")
         if not line.strip():
             continue
-        k = line.count(",") + 1 if '"' not in line else len(next(csv.reader([line])))
+        k = line.count(b",") + 1 if b'"' not in line else len(next(csv.reader([line.decode(ENCODING)])))
         if k != ncol:
             raise DataError(f"{layout.path}: line {n} has {k} values but the header names {ncol} columns")
-        yield n, line
+        yield line
 
 
 def _load_ints(layout: Layout, usecols=None, max_rows: int | None = None) -> np.ndarray:
-    """The integer table after the header line (NumPy's C parser), ``[N, columns]``, its rows first
-    checked against the header's width by :func:`_rows`."""
+    """The integer table after the header line (NumPy's C parser), ``[N, columns]``; its rows are first
+    checked against the header's width by :func:`_rows`, without parsing them."""
+    with open_csv(layout.path, binary=True) as f:
+        for _ in islice(_rows(f, layout), max_rows):
+            pass
     with open_csv(layout.path) as f:
         f.readline()  # the header
-        lines = islice((line for _, line in _rows(f, layout)), max_rows)
-        return np.loadtxt(lines, delimiter=",", dtype=np.int64, ndmin=2, usecols=usecols)
+        return np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2, usecols=usecols, max_rows=max_rows)
 
 
 def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
@@ -236,8 +240,7 @@ def label_order(labels: list[str]) -> list[str]:
 
 def count_rows(layout: Layout) -> int:
     """Data rows of a table (non-blank lines after the header, each checked by :func:`_rows`)."""
-    with open_csv(layout.path) as f:
-        f.readline()
+    with open_csv(layout.path, binary=True) as f:
         return sum(1 for _ in _rows(f, layout))
 
 
@@ -246,12 +249,11 @@ def column_values(layout: Layout, index: int) -> list[str]:
     by :func:`_rows`). The first column of a plain table is cut from each line without full CSV
     parsing, so the labels of a 42,000-row pixel table take a fraction of a second."""
     out = []
-    with open_csv(layout.path) as f:
-        f.readline()
-        for _, line in _rows(f, layout):
-            if index == 0 and not line.startswith('"'):
-                out.append(line.split(",", 1)[0].strip())
+    with open_csv(layout.path, binary=True) as f:
+        for line in _rows(f, layout):
+            if index == 0 and not line.startswith(b'"'):
+                out.append(line.split(b",", 1)[0].decode(ENCODING).strip())
             else:
-                row = next(csv.reader([line]))
+                row = next(csv.reader([line.decode(ENCODING)]))
                 out.append(row[index].strip() if index < len(row) else "")
     return out

@@ -41,7 +41,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from lenetlab.errors import DataError, first_line
 
-__all__ = ["BlankImageError", "ImageTooLargeError", "load_gray", "open_image", "preprocess_image", "preprocess_images"]
+__all__ = ["BlankImageError", "ImageTooLargeError", "load_gray", "open_image", "preprocess_image"]
 
 #: Longest side of the working resolution: large photos are reduced (antialiased) before analysis.
 WORK_SIDE = 512
@@ -79,8 +79,9 @@ def _too_large(label: str, pixels: int, limit: int, size: tuple[int, int] | None
                               f"(the limit here is {limit:,} pixels); refused")
 
 
-def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS, formats: tuple[str, ...] | None = None,
-               decode: bool = True, draft: tuple[str, int] | None = None) -> Image.Image:
+def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
+               formats: tuple[str, ...] | None = None, decode: bool = True,
+               draft: tuple[str, int] | None = None) -> Image.Image:
     """The one way lenetlab opens an image file: ``source`` is a path, bytes or a binary file object.
 
     The header is read first and an image of more than ``max_pixels`` pixels is refused before any
@@ -94,7 +95,8 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise DataError(f"{label}: " + ("is a folder, not an image file" if path.is_dir() else "image file not found"))
+            what = "is a folder, not an image file" if path.is_dir() else "image file not found"
+            raise DataError(f"{label}: {what}")
         fp = path
     elif isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
@@ -409,9 +411,3 @@ def preprocess_image(image, *, name: str | None = None, max_pixels: int = MAX_PI
     out = np.zeros((28, 28), dtype=np.float64)
     out[oy:oy + nh, ox:ox + nw] = small
     return torch.from_numpy(np.round(out * 255.0).astype(np.uint8)).unsqueeze(0)
-
-
-def preprocess_images(images, *, names: list[str] | None = None, **kwargs) -> torch.Tensor:
-    """Apply :func:`preprocess_image` to each image; returns ``uint8 [N, 1, 28, 28]``."""
-    names = names or [None] * len(images)
-    return torch.stack([preprocess_image(im, name=n, **kwargs) for im, n in zip(images, names)])

@@ -124,4 +124,3 @@ class TensorLoader:
         for b in range(start, nb):
             last = b == nb - 1 and not self.drop_last  # takes the rest: a single leftover example joins it
             yield self.batch(idx[b * bs:None if last else (b + 1) * bs])
-
