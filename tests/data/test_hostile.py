@@ -125,6 +125,16 @@ def test_an_idx_label_out_of_range_is_refused_whatever_the_path(idx_dir, tmp_pat
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_an_nndl_label_out_of_range_is_refused(tmp_path, capsys):
+    import gzip
+    import json
+
+    p = tmp_path / "mnist.json.gz"
+    p.write_bytes(gzip.compress(json.dumps([[[[0.5] * 784], [200]], [[], []], [[], []]]).encode()))
+    assert main(["data", "--dataset", str(p)]) == 2
+    _one_line_error(capsys, f"{p}: label 200 out of range for 10 classes")
+
+
 def test_idx_folders_have_the_ten_digit_classes(idx_dir):
     write_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", np.zeros(20, np.uint8))  # no 9 anywhere in test
     write_idx(idx_dir / "train-labels-idx1-ubyte.gz", np.arange(60) % 4)  # only 0..3 in train

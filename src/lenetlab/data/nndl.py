@@ -2,7 +2,7 @@
 
 Format: gzip-compressed (or plain) JSON ``[[train_images, train_labels], [dev_images, dev_labels],
 [test_images, test_labels]]``; every image is a list of 784 floats in [0, 1] (row-major 28×28),
-every label an integer class. Pixels stored as k/256 (the original ``mnist.pkl.gz`` export) and
+every label a digit 0..9. Pixels stored as k/256 (the original ``mnist.pkl.gz`` export) and
 as k/255 are both mapped back to the exact byte ``k`` (see :func:`pixel_scale`). The file carries its own dev split (50,000/10,000/10,000 in the
 original). Any malformed input raises a one-line :class:`DataError` naming the file.
 """
@@ -17,6 +17,7 @@ import torch
 
 from lenetlab.data.common import finish
 from lenetlab.data.idx import decompress, read_raw
+from lenetlab.data.mnist import IDX_CLASSES, check_labels
 from lenetlab.data.splits import Split, Splits
 from lenetlab.errors import DataError, first_line
 
@@ -72,7 +73,7 @@ def load_nndl(path: str | Path, *, channels=None, image_size=None, normalize=Non
     """Load an NNDL ``mnist.json.gz`` as :class:`Splits` (uint8 ``[N, 1, 28, 28]``, its own dev split)."""
     path = Path(path)
     parts = parse_nndl(read_raw(path), path)
-    n_classes = max(10, max((int(y.max()) + 1 for _, y in parts if len(y)), default=10))
+    check_labels([(path, y) for _, y in parts], len(IDX_CLASSES))  # MNIST's digits, as the IDX folders
     train, dev, test = (Split(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)) for x, y in parts)
-    return finish(path.name, train, dev, test, [str(i) for i in range(n_classes)], str(path.resolve()),
+    return finish(path.name, train, dev, test, list(IDX_CLASSES), str(path.resolve()),
                   channels=channels, image_size=image_size, normalize=normalize, default_norm="half")
