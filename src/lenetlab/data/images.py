@@ -84,14 +84,14 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
                draft: tuple[str, int] | None = None) -> Image.Image:
     """The one way lenetlab opens an image file: ``source`` is a path, bytes or a binary file object.
 
-    The header is read first and an image of more than ``max_pixels`` pixels is refused before any
-    pixel is decoded (:class:`ImageTooLargeError`; Pillow's own ``DecompressionBombError`` and
-    ``DecompressionBombWarning`` become the same error). A missing, unidentified (not in ``formats``,
-    when given), truncated or otherwise corrupt file is a one-line :class:`DataError` naming it
-    (``name``, default the path). ``decode=False`` returns the lazily opened image (header only; close
-    it, or use it in a ``with``); otherwise the first frame is decoded and returned detached from the file,
-    a JPEG at a reduced scale no smaller than ``draft=(mode, side)`` when given."""
-    label = _label(source, name)
+    The header is read first and an image of more than ``max_pixels`` pixels (at most :data:`MAX_PIXELS`)
+    is refused before any pixel is decoded (:class:`ImageTooLargeError`; Pillow's own
+    ``DecompressionBombError`` and ``DecompressionBombWarning`` become the same error). A missing,
+    unidentified (not in ``formats``, when given), truncated or otherwise corrupt file is a one-line
+    :class:`DataError` naming it (``name``, default the path). ``decode=False`` returns the lazily
+    opened image (header only; close it, or use it in a ``with``); otherwise the first frame is decoded
+    and returned detached from the file, a JPEG at a reduced scale no smaller than ``draft=(mode, side)``."""
+    label, max_pixels = _label(source, name), min(max_pixels, MAX_PIXELS)  # a caller may only be stricter
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():

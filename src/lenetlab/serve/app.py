@@ -282,7 +282,7 @@ async def _form_file(request: Request, body: bytes) -> bytes:
 def _open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Open (lazily: header only) an uploaded image, refusing other formats and oversize images."""
     try:
-        return open_image(data, name="image", max_pixels=max_pixels, formats=FORMATS, decode=False)
+        return open_image(data, name="upload", max_pixels=max_pixels, formats=FORMATS, decode=False)
     except ImageTooLargeError as e:  # from the header, before decoding any pixel data
         raise ApiError(413, "too_many_pixels", str(e)) from None
     except DataError:
