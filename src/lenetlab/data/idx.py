@@ -64,14 +64,9 @@ def decompress_idx(raw: bytes, name: str | Path = "<bytes>") -> bytes:
         return raw
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
-            head = f.read(4)
-            if not (len(head) == 4 and head[:2] == b"\0\0" and head[2] in _DTYPES and head[3] > 0):
-                return head  # enough for parse_idx to say what is wrong (magic, no dimensions, too short)
-            head += f.read(4 * head[3])
-            if len(head) < 4 + 4 * head[3]:
-                return head  # a truncated header
-            shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", offset=4))
-            declared = len(head) + int(np.prod(shape, dtype=object)) * np.dtype(_DTYPES[head[2]]).itemsize
+            head = _read_head(f)
+            shape, dtype, _ = _header(head, name)
+            declared = len(head) + int(np.prod(shape, dtype=object)) * dtype.itemsize
             if declared > MAX_INFLATED:
                 raise DataError(f"{name}: IDX header declares shape {shape} ({human_bytes(declared)}), more "
                                 f"than the {human_bytes(MAX_INFLATED)} lenetlab inflates from a gzip file")
@@ -83,6 +78,14 @@ def decompress_idx(raw: bytes, name: str | Path = "<bytes>") -> bytes:
                         f"shape {shape} ({human_bytes(len(raw))} compressed): a decompression bomb or a corrupt "
                         f"file; refused")
     return data
+
+
+def _read_head(f) -> bytes:
+    """An IDX header's bytes read from stream ``f`` (just the first 4 when they are not an IDX magic)."""
+    head = f.read(4)
+    if len(head) == 4 and head[:2] == b"\0\0" and head[2] in _DTYPES:
+        head += f.read(4 * head[3])
+    return head
 
 
 def _header(data: bytes, name) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -124,9 +127,7 @@ def idx_shape(path: str | Path) -> tuple[int, ...]:
             gz = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             with (gzip.GzipFile(fileobj=raw) if gz else raw) as f:
-                head = f.read(4)
-                if len(head) == 4:
-                    head += f.read(4 * head[3])
+                head = _read_head(f)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, EOFError, zlib.error) as e:
