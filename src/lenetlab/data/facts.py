@@ -22,6 +22,7 @@ from lenetlab.data.folders import GRAY_MODES, Source, decode_images
 from lenetlab.data.idx import idx_shape, read_idx
 from lenetlab.data.images import open_image
 from lenetlab.data.mnist import IDX_CLASSES, check_labels
+
 #: Below this :func:`orientation_anisotropy` a dataset counts as having no preferred orientation.
 #: Measured on 256 training images: upright characters on textures 0.13, MNIST digits 0.23, shapes
 #: at any angle 0.03 (sampling noise about 0.01).
