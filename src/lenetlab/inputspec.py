@@ -52,7 +52,7 @@ class InputSpec:
         return d
 
     @classmethod
-    def from_dict(cls, spec, source="checkpoint", field: str = "input_spec") -> "InputSpec":
+    def from_dict(cls, spec, source="checkpoint", field: str = "input_spec") -> InputSpec:
         """Rebuild from :meth:`to_dict` output, checked: ``channels`` 1 or 3, ``size`` in :data:`SIZES`,
         ``resize`` pad|resize, ``mean``/``std`` lists of ``channels`` finite numbers with ``std > 0``, an
         optional ``digit_width`` (0 or pixels; the shipped model's spec has none). Anything else is a

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import write_idx
 from lenetlab.cli import main
 from lenetlab.data import inspect, load
 from lenetlab.data.images import MAX_PIXELS, ImageTooLargeError, open_image
 from lenetlab.errors import DataError
-
-from helpers import write_idx  # noqa: E402
 
 
 def _png_header_only(path: Path, width: int, height: int) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import write_idx
 from lenetlab.cli import main
 from lenetlab.data import load
 from lenetlab.data.idx import (
@@ -18,8 +19,6 @@ from lenetlab.data.idx import (
     read_images_labels,
 )
 from lenetlab.errors import DataError
-
-from helpers import write_idx  # noqa: E402
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])

@@ -78,7 +78,7 @@ def open_csv(path: str | Path, binary: bool = False):
     or malformed CSV met while it is open is a one-line DataError naming it."""
     path = Path(path)
     try:
-        f = open(path, "rb") if binary else open(path, newline="", encoding=ENCODING)
+        f = open(path, "rb") if binary else open(path, newline="", encoding=ENCODING)  # noqa: SIM115 (closed below)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as e:

@@ -61,9 +61,9 @@ def load_idx(name: str, data_dir=None, *, download: bool = False, verify: bool =
     """Load MNIST or Fashion-MNIST as :class:`Splits` of ``uint8 [N, 1, 28, 28]`` and int64 labels.
 
     ``dev`` holds ``val_size`` (default :func:`~lenetlab.data.splits.dev_size`) training images chosen
-    by ``seed``; ``test`` is the official 10,000-image test set. ``verify`` checks every file's md5 (downloads are always
-    verified). Default input spec: pad 28→32, mean = std = 0.5 (NNDL's and the tutorials'); ``normalize="stats"``
-    uses the training split's own statistics.
+    by ``seed``; ``test`` is the official 10,000-image test set. ``verify`` checks every file's md5
+    (downloads are always verified). Default input spec: pad 28→32, mean = std = 0.5 (NNDL's and the
+    tutorials'); ``normalize="stats"`` uses the training split's own statistics.
     """
     ds = IDX_DATASETS[name]
     paths = locate(ds, data_dir, download_missing=download, mirrors=mirrors, progressbar=progressbar)
