@@ -106,7 +106,7 @@ def _add_data(sub) -> None:
     p.add_argument("--mirror", action="append", default=None, metavar="URL",
                    help="base URL to download from instead of the public mirrors (repeatable, tried in order)")
     p.add_argument("--val-size", type=int, default=None,
-                   help="dev examples carved from train (default: 5000 for mnist/fashion-mnist, a tenth for folders)")
+                   help="dev examples carved from train (default: a tenth of the training images, at most 5000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/dev split")
     p.add_argument("--image-size", type=int, default=None, help="model input size (image folders: resize to it)")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="convert to 1 (gray) or 3 (RGB)")
