@@ -530,6 +530,8 @@ def _add_lesson(sub) -> None:
             q.add_argument(name, nargs="?" if o.positional else None, type=o.type, default=o.default,
                            choices=o.choices, help=o.help)
         q.add_argument("--source", action="store_true", help="print the lesson's Python code instead of running it")
+        q.add_argument("--notebook", metavar="OUT.ipynb", help="write the lesson as a Jupyter notebook instead of "
+                                                               "running it")
         # SUPPRESS: an unset --json here must not undo `lenet lesson --json NAME`
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
     p.set_defaults(func=_run_lesson)
@@ -541,7 +543,7 @@ def _run_lesson(args):
     if args.lesson is None:
         return run_lessons()
     options = {o.name: getattr(args, o.name) for o in LESSONS[args.lesson].options}
-    return run_lessons(args.lesson, source=args.source, **options)
+    return run_lessons(args.lesson, source=args.source, notebook=args.notebook, **options)
 
 
 # ----------------------------------------------------------------------------- parser

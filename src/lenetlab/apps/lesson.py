@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
+from lenetlab.fileio import atomic_path, dumps
 from lenetlab.lessons import format_listing, get_lesson, lesson_text, list_lessons, run_lesson
+from lenetlab.lessons.notebook import lesson_notebook
 from lenetlab.textfmt import Output
 
 
-def run_lessons(name: str | None = None, source: bool = False, **options) -> Output:
+def run_lessons(name: str | None = None, source: bool = False, notebook: str | os.PathLike | None = None,
+                **options) -> Output:
     """Without ``name``, the catalogue: one line per lesson (JSON: name, summary and option names of
     each). With it, run that lesson with ``options``: its idea and results (JSON: its report; status 1
-    when a check failed), or with ``source`` its module's code."""
+    when a check failed), with ``source`` its module's code, or with ``notebook`` write it as a Jupyter
+    notebook at that path (:func:`lenetlab.lessons.notebook.lesson_notebook`) instead of running it."""
+    if name is not None and notebook is not None:
+        text = dumps(lesson_notebook(name, **options), indent=1) + "\n"
+        with atomic_path(notebook, suffix=".ipynb") as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        return Output({"lesson": name, "notebook": str(notebook)}, f"wrote {notebook}")
     if name is not None:
         return _lesson(name, source, **options)
     rows = [{"name": x.name, "summary": x.summary, "options": [o.name for o in x.options]} for x in list_lessons()]

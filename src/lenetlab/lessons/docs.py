@@ -25,7 +25,8 @@ into short lessons that run in seconds on a CPU. Each prints the idea in a few s
 what the book shows with lenetlab's own operators (`lenetlab.ops`) and models, and checks its claims
 (`[ok]` lines; the command exits 1 if one fails). Every lesson is one short module under
 `src/lenetlab/lessons/`: read it with `lenet lesson NAME --source`, change an option on the command
-line (`lenet lesson NAME --help`), or copy it and change anything. `--json` prints the numbers.
+line (`lenet lesson NAME --help`), or copy it and change anything. `--json` prints the numbers;
+`lenet lesson NAME --notebook OUT.ipynb` writes the lesson as a Jupyter notebook to run and change.
 
 ```console
 $ lenet lesson
