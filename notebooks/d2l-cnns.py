@@ -28,7 +28,7 @@ try:
     import lenetlab
 except ImportError:  # a fresh kernel without lenetlab (a hosted notebook): install it from this clone
     # %pip install -q -e ..
-    import lenetlab
+    import lenetlab  # noqa: F401
 
 # %%
 # %matplotlib inline
@@ -45,8 +45,19 @@ work = tempfile.mkdtemp(prefix="lenetlab-d2l-")
 
 def train(model: str, epochs: int = 1, **model_kwargs):
     """Train ``model`` on the subset; return its RunResult."""
-    cfg = RunConfig(model=model, model_kwargs=model_kwargs, epochs=epochs, batch_size=32, lr=2e-3, seed=0,
-                    num_threads=1, out_dir=work, progress="none", tensorboard=False, plots=False)
+    cfg = RunConfig(
+        model=model,
+        model_kwargs=model_kwargs,
+        epochs=epochs,
+        batch_size=32,
+        lr=2e-3,
+        seed=0,
+        num_threads=1,
+        out_dir=work,
+        progress="none",
+        tensorboard=False,
+        plots=False,
+    )
     return Runner(cfg).run()
 
 
@@ -58,8 +69,10 @@ def train(model: str, epochs: int = 1, **model_kwargs):
 # flat ends of the sigmoid, and in three epochs the difference is plain.
 
 # %%
-lenet = {activation: train("lenet-d2l", epochs=3, activation=activation, pool=pool)
-         for activation, pool in (("sigmoid", "avg"), ("relu", "max"))}
+lenet = {
+    activation: train("lenet-d2l", epochs=3, activation=activation, pool=pool)
+    for activation, pool in (("sigmoid", "avg"), ("relu", "max"))
+}
 for activation, result in lenet.items():
     print(f"lenet-d2l {activation:8} test accuracy {result.test.accuracy:.3f}")
 
@@ -72,13 +85,13 @@ for activation, result in lenet.items():
 print(format_profile(profile_model("nin-small")))
 
 # %%
-models = ["lenet-d2l", "alexnet-small", "vgg11-small", "nin-small", "googlenet-small", "lenet5-bn",
-          "resnet18-small"]
+models = ["lenet-d2l", "alexnet-small", "vgg11-small", "nin-small", "googlenet-small", "lenet5-bn", "resnet18-small"]
 profiles = {name: profile_model(name) for name in models}
 print(f"{'model':16} {'input':>8} {'parameters':>11} {'MFLOPs':>8} {'layers':>6}")
 for name, p in profiles.items():
-    print(f"{name:16} {'x'.join(map(str, p.input_size)):>8} {p.trainable_params:11,} {p.flops / 1e6:8.1f} "
-          f"{len(p.rows):6}")
+    print(
+        f"{name:16} {'x'.join(map(str, p.input_size)):>8} {p.trainable_params:11,} {p.flops / 1e6:8.1f} {len(p.rows):6}"
+    )
 
 # %% [markdown]
 # ## One epoch each
@@ -108,10 +121,18 @@ plt.show()
 # ## What this notebook showed, checked
 
 # %%
-expected = {"lenet-d2l": 61_706, "alexnet-small": 428_682, "vgg11-small": 910_666, "nin-small": 145_414,
-            "googlenet-small": 376_566, "lenet5-bn": 44_878, "resnet18-small": 701_930}
+expected = {
+    "lenet-d2l": 61_706,
+    "alexnet-small": 428_682,
+    "vgg11-small": 910_666,
+    "nin-small": 145_414,
+    "googlenet-small": 376_566,
+    "lenet5-bn": 44_878,
+    "resnet18-small": 701_930,
+}
 counts = {name: p.total_params for name, p in profiles.items()}
 assert counts == expected, counts
-assert lenet["relu"].test.accuracy > lenet["sigmoid"].test.accuracy + 0.2, {k: r.test.accuracy for k, r in lenet.items()}
+accuracy = {activation: result.test.accuracy for activation, result in lenet.items()}
+assert accuracy["relu"] > accuracy["sigmoid"] + 0.2, accuracy
 assert profiles["resnet18-small"].flops > profiles["lenet-d2l"].flops * 50
 print("all checks passed")

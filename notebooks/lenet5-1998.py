@@ -27,7 +27,7 @@ try:
     import lenetlab
 except ImportError:  # a fresh kernel without lenetlab (a hosted notebook): install it from this clone
     # %pip install -q -e ..
-    import lenetlab
+    import lenetlab  # noqa: F401
 
 # %%
 # %matplotlib inline
@@ -87,14 +87,22 @@ plt.show()
 
 # %%
 profile = profile_model("lenet5-1998")
-paper = {"C1": (156, 122_304), "S2": (12, 5_880), "C3": (1_516, 151_600), "S4": (32, 2_000),
-         "C5": (48_120, 48_120), "F6": (10_164, 10_164)}
+paper = {
+    "C1": (156, 122_304),
+    "S2": (12, 5_880),
+    "C3": (1_516, 151_600),
+    "S4": (32, 2_000),
+    "C5": (48_120, 48_120),
+    "F6": (10_164, 10_164),
+}
 print(f"{'layer':6} {'params':>8} {'paper':>8} {'connections':>12} {'paper':>8}")
 for row in profile.rows:
     if row.name in paper:
         print(f"{row.name:6} {row.params:8,} {paper[row.name][0]:8,} {row.formula:12,} {paper[row.name][1]:8,}")
-print(f"trainable parameters {profile.trainable_params:,} (paper: 60,000); "
-      f"connections {profile.formula_total:,} (paper: 340,908)")
+print(
+    f"trainable parameters {profile.trainable_params:,} (paper: 60,000); "
+    f"connections {profile.formula_total:,} (paper: 340,908)"
+)
 
 # %% [markdown]
 # ## A short training run
@@ -103,8 +111,19 @@ print(f"trainable parameters {profile.trainable_params:,} (paper: 60,000); "
 # diagonal Levenberg-Marquardt: `--optimizer sdlm`, much slower per step).
 
 # %%
-cfg = RunConfig(model="lenet5-1998", epochs=2, batch_size=32, lr=2e-3, seed=0, num_threads=1,
-                out_dir=str(work), name="lenet5-1998", progress="none", tensorboard=False, plots=False)
+cfg = RunConfig(
+    model="lenet5-1998",
+    epochs=2,
+    batch_size=32,
+    lr=2e-3,
+    seed=0,
+    num_threads=1,
+    out_dir=str(work),
+    name="lenet5-1998",
+    progress="none",
+    tensorboard=False,
+    plots=False,
+)
 result = Runner(cfg).run()
 print(f"subset: best dev accuracy {result.dev_accuracy:.3f}, test accuracy {result.test.accuracy:.3f}")
 
@@ -122,14 +141,25 @@ else:
 # full MNIST, read from the repository's `results/` files (each row names its command and machine).
 
 # %%
-paper_errors = {"LeNet-5, no distortions": 0.95, "LeNet-5, with distortions": 0.80,
-                "LeNet-5, huge distortions": 0.70, "LeNet-4": 1.1, "LeNet-1": 1.7}
+paper_errors = {
+    "LeNet-5, no distortions": 0.95,
+    "LeNet-5, with distortions": 0.80,
+    "LeNet-5, huge distortions": 0.70,
+    "LeNet-4": 1.1,
+    "LeNet-1": 1.7,
+}
 for name, error in paper_errors.items():
     print(f"paper     {error:5.2f}%  {name}")
 results = Path.cwd().parent / "results"
-measured = [row for f in sorted(results.glob("*.json")) for row in json.loads(f.read_text()).get("rows", [])
-            if isinstance(row, dict) and row.get("model") == "lenet5-1998" and row.get("dataset") == "mnist"
-            and "test_error_pct" in row]
+measured = [
+    row
+    for f in sorted(results.glob("*.json"))
+    for row in json.loads(f.read_text()).get("rows", [])
+    if isinstance(row, dict)
+    and row.get("model") == "lenet5-1998"
+    and row.get("dataset") == "mnist"
+    and "test_error_pct" in row
+]
 for row in measured:
     print(f"lenetlab  {row['test_error_pct']['mean']:5.2f}%  {row['label']}")
 

@@ -27,7 +27,7 @@ try:
     import lenetlab
 except ImportError:  # a fresh kernel without lenetlab (a hosted notebook): install it from this clone
     # %pip install -q -e ..
-    import lenetlab
+    import lenetlab  # noqa: F401
 
 # %%
 # %matplotlib inline
@@ -116,9 +116,11 @@ def best_ms(fn, repeats=3):
     return min(times)
 
 
-speed = {"loop": best_ms(lambda: c1_loop(batch), repeats=1),
-         "im2col": best_ms(lambda: ops.conv2d(batch, kernels)),
-         "torch": best_ms(lambda: F.conv2d(batch, kernels))}
+speed = {
+    "loop": best_ms(lambda: c1_loop(batch), repeats=1),
+    "im2col": best_ms(lambda: ops.conv2d(batch, kernels)),
+    "torch": best_ms(lambda: F.conv2d(batch, kernels)),
+}
 for name, ms in speed.items():
     print(f"{name:7} {ms:9.3f} ms   {ms / speed['torch']:8.1f}x torch")
 plt.figure(figsize=(5, 2.5))

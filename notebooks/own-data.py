@@ -27,7 +27,7 @@ try:
     import lenetlab
 except ImportError:  # a fresh kernel without lenetlab (a hosted notebook): install it from this clone
     # %pip install -q -e ..
-    import lenetlab
+    import lenetlab  # noqa: F401
 
 # %%
 # %matplotlib inline
@@ -87,9 +87,19 @@ plt.show()
 # number of epochs (and train one model instead of the recipe's ensemble), to stay quick.
 
 # %%
-submitted = kaggle_submit(folder, out=work / "submission.csv", epochs=3, ensemble=1, seed=0, num_threads=1,
-                          out_dir=str(work / "runs"), progress="none", tensorboard=False, plots=False,
-                          say=lambda text, err=False: print(text))
+submitted = kaggle_submit(
+    folder,
+    out=work / "submission.csv",
+    epochs=3,
+    ensemble=1,
+    seed=0,
+    num_threads=1,
+    out_dir=str(work / "runs"),
+    progress="none",
+    tensorboard=False,
+    plots=False,
+    say=lambda text, err=False: print(text),
+)
 
 # %%
 print((work / "submission.csv").read_text().splitlines()[:4])

@@ -26,7 +26,7 @@ try:
     import lenetlab
 except ImportError:  # a fresh kernel without lenetlab (a hosted notebook): install it from this clone
     # %pip install -q -e "..[serve]" httpx
-    import lenetlab
+    import lenetlab  # noqa: F401
 
 # %%
 # %matplotlib inline
@@ -54,8 +54,11 @@ from lenetlab.data import load
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-server = subprocess.Popen([sys.executable, "-m", "lenetlab.cli", "serve", "--port", str(port), "--log-level",
-                           "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+server = subprocess.Popen(
+    [sys.executable, "-m", "lenetlab.cli", "serve", "--port", str(port), "--log-level", "warning"],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
 atexit.register(server.terminate)  # stopped with the kernel even if a cell below fails
 url = f"http://127.0.0.1:{port}"
 for _ in range(300):  # up to a minute: the first start imports torch and FastAPI
@@ -85,8 +88,7 @@ print("top 3:", [(t["label"], round(t["probability"], 3)) for t in predicted["to
 
 explained = httpx.post(f"{url}/explain", files=files, timeout=30).json()
 for layer in explained["layers"]:
-    print(f"{layer['name']:7} {layer['type']:10} after {str(layer['activation']):5} {layer['kind']:6} "
-          f"{layer['shape']}")
+    print(f"{layer['name']:7} {layer['type']:10} after {layer['activation']!s:5} {layer['kind']:6} {layer['shape']}")
 
 # %% [markdown]
 # ## Draw what every layer saw

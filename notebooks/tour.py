@@ -26,7 +26,7 @@ try:
     import lenetlab
 except ImportError:  # a fresh kernel without lenetlab (a hosted notebook): install it from this clone
     # %pip install -q -e ..
-    import lenetlab
+    import lenetlab  # noqa: F401
 
 # %%
 # %matplotlib inline
@@ -56,8 +56,19 @@ work = Path(tempfile.mkdtemp(prefix="lenetlab-tour-"))
 # on the subset, one CPU thread: enough for LeNet-5 to get most test digits right.
 
 # %%
-cfg = RunConfig(model="lenet5", dataset="mnist-subset", epochs=3, batch_size=32, lr=5e-3, seed=0,
-                num_threads=1, out_dir=str(work), name="tour", progress="none", tensorboard=False)
+cfg = RunConfig(
+    model="lenet5",
+    dataset="mnist-subset",
+    epochs=3,
+    batch_size=32,
+    lr=5e-3,
+    seed=0,
+    num_threads=1,
+    out_dir=str(work),
+    name="tour",
+    progress="none",
+    tensorboard=False,
+)
 runner = Runner(cfg)
 result = runner.run()
 print(f"best dev accuracy {result.dev_accuracy:.3f}, test accuracy {result.test.accuracy:.3f}")
@@ -137,7 +148,9 @@ print(f"{png.name}: {answer.label} ({answer.probability:.0%}); the true label is
 
 # %%
 exported = export_onnx(result.best_path, work / "lenet5.onnx")
-print(f"{Path(exported['path']).name}: {exported['bytes']:,} bytes, max |onnx - torch| = {exported['max_abs_diff']:.1e}")
+print(
+    f"{Path(exported['path']).name}: {exported['bytes']:,} bytes, max |onnx - torch| = {exported['max_abs_diff']:.1e}"
+)
 
 # %% [markdown]
 # ## What this tour showed, checked
