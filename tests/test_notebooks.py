@@ -92,3 +92,13 @@ def test_lesson_notebook_keeps_the_options_given():
 
     cells = lesson_notebook("edge-detection", kernel="1;-1")["cells"]
     assert "run(report, kernel='1;-1')" in cells[-1]["source"]
+
+
+def test_lesson_notebook_bad_destination_is_one_line(tmp_path: Path, capsys):
+    from lenetlab.cli import main
+
+    (tmp_path / "file").write_text("x")
+    for out, message in ((tmp_path, "is a folder"), (tmp_path / "file" / "x.ipynb", "is a file, not a folder")):
+        assert main(["lesson", "edge-detection", "--notebook", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --notebook") and message in err and len(err.splitlines()) == 1, err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from lenetlab.fileio import atomic_path, dumps
+from lenetlab.errors import LenetlabError
+from lenetlab.fileio import atomic_path, dumps, ensure_writable
 from lenetlab.lessons import format_listing, get_lesson, lesson_text, list_lessons, run_lesson
 from lenetlab.lessons.notebook import lesson_notebook
 from lenetlab.textfmt import Output
@@ -18,6 +20,9 @@ def run_lessons(name: str | None = None, source: bool = False, notebook: str | o
     notebook at that path (:func:`lenetlab.lessons.notebook.lesson_notebook`) instead of running it."""
     if name is not None and notebook is not None:
         text = dumps(lesson_notebook(name, **options), indent=1) + "\n"
+        if Path(notebook).is_dir():
+            raise LenetlabError(f"--notebook {notebook}: is a folder; give the notebook's file name (lesson.ipynb)")
+        ensure_writable(Path(notebook).parent, "--notebook folder")
         with atomic_path(notebook, suffix=".ipynb") as tmp:
             tmp.write_text(text, encoding="utf-8")
         return Output({"lesson": name, "notebook": str(notebook)}, f"wrote {notebook}")
