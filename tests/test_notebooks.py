@@ -66,8 +66,9 @@ def test_every_notebook_teaches_and_checks():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
-def test_notebook_runs(source: Path, tmp_path: Path):
+def test_notebook_runs(source: Path, record_property):
     _, seconds = execute(source.with_suffix(".ipynb"), NOTEBOOKS)
+    record_property("seconds", round(seconds, 1))  # in --junitxml reports; -s prints it too
     print(f"{source.stem}: {seconds:.1f} s")
 
 
