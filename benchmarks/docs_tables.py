@@ -409,10 +409,12 @@ def glance_rows() -> list[tuple[str, str, str, str]]:
 
 
 def render_glance(doc_dir: Path) -> list[str]:
-    rows = [[what, fig, f"[{Path(page).stem}]({link(page, doc_dir)})"] for what, fig, _, page in glance_rows()]
+    """README's table. Pages are named, not linked: README is also the package index page, where a
+    link relative to the repository would break."""
+    rows = [[what, fig, f"`{page}`"] for what, fig, _, page in glance_rows()]
     return table(["what", "figure", "details"], rows) + [
-        "", "<sub>Every figure is read from a file in [results/](" + link("results", doc_dir) + ") that names "
-        "the machine, the versions, the date and the command; the linked page shows the full table.</sub>"]
+        "", "<sub>Every figure is read from a file in `results/` of the repository that names "
+        "the machine, the versions, the date and the command; the page named shows the full table.</sub>"]
 
 
 # ----------------------------------------------------------------------------- regions

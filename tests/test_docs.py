@@ -57,7 +57,7 @@ def test_readme_shows_the_ci_test_command_and_where_tests_find_mnist():
 def test_licence_files():
     text = (REPO / "LICENSE").read_text()
     assert text.startswith("MIT License") and "lenetlab developers" in text
-    assert 'license = { text = "MIT" }' in (REPO / "pyproject.toml").read_text()
+    assert 'license = "MIT AND CC-BY-SA-3.0"' in (REPO / "pyproject.toml").read_text()
     assert (REPO / "src/lenetlab/data/assets/MNIST-SUBSET-LICENSE.txt").is_file()
     assert "src/lenetlab/data/assets/MNIST-SUBSET-LICENSE.txt" in (REPO / "README.md").read_text(encoding="utf-8")
 
