@@ -5,6 +5,8 @@ one line that names the file or field and what is wrong. The CLI prints it as ``
 exits with status 2, without a traceback. Anything else escaping is a bug and keeps its traceback.
 """
 
+import importlib
+
 
 class LenetlabError(Exception):
     """A user-facing error with a one-line message naming the file or field at fault."""
@@ -24,6 +26,29 @@ class CheckpointError(LenetlabError):
 
 class DiskFullError(LenetlabError):
     """A file did not fit on its device (``ENOSPC``/quota); the previous version of the file is intact."""
+
+
+class MissingExtra(LenetlabError, ImportError):
+    """An optional part of lenetlab needs an extra that is not installed (also an ``ImportError``, so
+    code that treats a missing package as optional keeps doing so)."""
+
+
+def missing_extra(exc: ImportError, extra: str, what: str) -> MissingExtra:
+    """The one-line error for ``what`` (a command or a feature) when importing one of the ``extra``'s
+    packages failed with ``exc``."""
+    missing = getattr(exc, "name", None) or first_line(exc, 60)
+    return MissingExtra(f'{what} needs the {extra} extra: pip install "lenetlab[{extra}]" ({missing} is not installed)')
+
+
+def require(modules: str | tuple[str, ...], extra: str, what: str):
+    """Import ``modules`` (one name or several) and return the first; raise :class:`MissingExtra` naming
+    ``extra`` and its install command when one of them, or a package it needs, cannot be imported."""
+    names = (modules,) if isinstance(modules, str) else modules
+    try:
+        loaded = [importlib.import_module(name) for name in names]
+    except ImportError as e:
+        raise missing_extra(e, extra, what) from None
+    return loaded[0]
 
 
 class Terminated(KeyboardInterrupt):

@@ -116,7 +116,7 @@ def test_without_tensorboard_one_line_says_so_and_the_run_goes_on(tmp_path, monk
     for name in ("a", "b"):
         assert main(["train", "--out-dir", str(tmp_path), "--name", name, "--epochs", "1", "--no-plots", *FAST]) == 0
     err = capsys.readouterr().err
-    assert err.count("pip install lenetlab[tensorboard]") == 1 and "Traceback" not in err
+    assert err.count('pip install "lenetlab[tensorboard]"') == 1 and "Traceback" not in err
     assert (tmp_path / "a" / "metrics.csv").is_file() and not list((tmp_path / "a").glob("events.*"))
 
 

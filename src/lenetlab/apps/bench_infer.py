@@ -30,10 +30,11 @@ import torch
 from lenetlab import data, timing
 from lenetlab.benchfmt import BenchResult
 from lenetlab.data.transforms import InputSpec, prepare
+from lenetlab.errors import require
 from lenetlab.inference.predictor import OnnxPredictor, default_checkpoint
 from lenetlab.inference.run import checkpoint_path
 from lenetlab.models.checkpoint import build_model, load_model
-from lenetlab.serve.export import export_onnx
+from lenetlab.serve.export import ONNX_MODULES, export_onnx
 
 __all__ = ["build_backends", "run_infer_bench"]
 
@@ -81,6 +82,8 @@ def run_infer_bench(checkpoint=None, quick: bool = False, threads: int | None = 
     ``checkpoint``: file or run directory (None: the packaged demo ``lenet5``); ``batch_size``: throughput
     batch; ``calls``: single-image calls for the latency percentiles (default 2000, 300 with ``quick``).
     """
+    if onnx:
+        require(ONNX_MODULES, "serve", "lenet bench infer's ONNX Runtime row (--no-onnx skips it)")
     checkpoint = default_checkpoint() if checkpoint is None else checkpoint_path(checkpoint)
     calls = calls or (300 if quick else 2000)
     repeats = 5 if quick else 15

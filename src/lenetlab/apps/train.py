@@ -204,8 +204,9 @@ def format_summary(result: RunResult, monitor: str = "dev_acc", reason: str | No
     lines.append(f"trained {result.steps} steps in {result.train_time:.1f} s ({result.time:.1f} s wall){stopped}")
     lines.append(f"best checkpoint: {result.best_path}")
     lines.append(f"last checkpoint: {result.last_path}")
-    lines.append(f"metrics:         {result.run_dir / 'metrics.jsonl'} (also metrics.csv; TensorBoard: "
-                 f"tensorboard --logdir {result.run_dir.parent})")
+    tensorboard = (f"; TensorBoard: tensorboard --logdir {result.run_dir.parent}"
+                   if any(result.run_dir.glob("events.out.tfevents.*")) else "")  # none written: not installed, or off
+    lines.append(f"metrics:         {result.run_dir / 'metrics.jsonl'} (also metrics.csv{tensorboard})")
     if result.plots:
         lines.append(f"plots:           {result.run_dir / 'plots'} ({len(result.plots)} PNG files)")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from lenetlab.data.augment import tta_views
 from lenetlab.data.common import to_channels
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.device import select_device
-from lenetlab.errors import CheckpointError, LenetlabError, first_line
+from lenetlab.errors import CheckpointError, LenetlabError, first_line, require
 from lenetlab.fileio import loads
 from lenetlab.inference.run import checkpoint_path, measured_test_accuracy
 from lenetlab.models.checkpoint import check_class_names, checkpoint_data, load_model
@@ -134,8 +134,7 @@ class OnnxPredictor(Predictor):
     backend = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, threads: int = 1) -> None:
-        import onnxruntime as ort
-
+        ort = require("onnxruntime", "serve", "running an ONNX model (--onnx)")
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: ONNX model file not found")

@@ -34,22 +34,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import anyio
 import numpy as np
 import torch
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from pydantic import BaseModel, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, open_image, preprocess_image
-from lenetlab.errors import DataError, LenetlabError, Terminated
+from lenetlab.errors import DataError, LenetlabError, Terminated, missing_extra, require
 from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
 from lenetlab.serve.apidocs import render_api_docs
@@ -69,6 +60,19 @@ from lenetlab.serve.limits import (
 )
 from lenetlab.signals import handling
 from lenetlab.textfmt import quiet
+
+try:
+    import anyio
+    from fastapi import FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from pydantic import BaseModel, Field, ValidationError
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
+except ImportError as e:  # one line naming the extra, for `lenet serve` and `import lenetlab.serve.app` alike
+    raise missing_extra(e, "serve", "lenet serve") from None
 
 log = logging.getLogger("lenetlab.serve")
 
@@ -549,7 +553,7 @@ def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = 
     """Check the options, then load the models (``load_models()``: slow, so after the quick checks)
     and serve them with uvicorn on ``host:port`` until interrupted; ``say(text, err=False)`` shows
     a warning and the address."""
-    import uvicorn  # optional extra lenetlab[serve]; imported when serving starts
+    uvicorn = require(("uvicorn", "python_multipart"), "serve", "lenet serve")  # multipart: uploads
 
     limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
     if not 0 <= port <= 65535:

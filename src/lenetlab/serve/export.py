@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from lenetlab.data.transforms import InputSpec
-from lenetlab.errors import CheckpointError, LenetlabError, first_line
+from lenetlab.errors import CheckpointError, LenetlabError, first_line, require
 from lenetlab.fileio import atomic_path, dumps, read_json
 from lenetlab.inference.predictor import (
     META_CLASSES,
@@ -40,6 +40,8 @@ from lenetlab.inference.run import checkpoint_path, measured_test_accuracy
 from lenetlab.models.checkpoint import checkpoint_data, load_model, load_pretrained
 from lenetlab.models.pretrained import CONFIG, FORMAT, WEIGHTS, save_pretrained
 
+#: What ONNX export and ONNX Runtime need: the ``serve`` extra.
+ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")
 EXAMPLE_BATCH = 8
 #: Largest batch the exported graph promises to accept (a bound torch.export needs for the Dim).
 MAX_BATCH = 65536
@@ -61,8 +63,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     (onnxruntime vs PyTorch). Raises :class:`LenetlabError` when the outputs differ by more than
     ``tolerance``.
     """
-    import onnx
-
+    onnx = require(ONNX_MODULES, "serve", "ONNX export (lenet export --format onnx)")
     model, ckpt = load_model(checkpoint_path(checkpoint), map_location="cpu")  # every field checked, input_spec too
     try:  # the ONNX metadata needs them: a bare state-dict checkpoint cannot be served
         spec = InputSpec.from_dict(ckpt["input_spec"])
@@ -111,8 +112,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
 def _exported_onnx(path: Path) -> bool:
     """Whether ``path`` is an ONNX file that ``lenet export`` wrote (its lenetlab metadata), which a new
     export may replace."""
-    import onnx
-
+    onnx = require(ONNX_MODULES, "serve", "ONNX export (lenet export --format onnx)")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception:  # onnx raises DecodeError and others for a file that is not ONNX
@@ -167,8 +167,7 @@ def _quiet_export(model: torch.nn.Module, example: torch.Tensor, opset: int | No
 
 def _max_diff(model: torch.nn.Module, path: Path, spec: InputSpec, gen: torch.Generator) -> float:
     """Largest |onnxruntime - PyTorch| score difference of the ONNX file ``path`` on random batches of 1 and 9."""
-    import onnxruntime as ort
-
+    ort = require("onnxruntime", "serve", "ONNX export (lenet export --format onnx)")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     diff = 0.0
     for n in (1, EXAMPLE_BATCH + 1):

@@ -138,7 +138,7 @@ class RunConfig:
                        choices=("auto", "bar", "plain", "none"))
     plots: bool = _f(True, "save PNG plots in RUN_DIR/plots at the end")
     tensorboard: bool = _f(True, "write TensorBoard event files in the run directory (needs the tensorboard "
-                           "package: pip install lenetlab[tensorboard])")
+                           "package: pip install 'lenetlab[tensorboard]')")
 
     def to_dict(self) -> dict:
         """A JSON- and checkpoint-safe dict of every field."""

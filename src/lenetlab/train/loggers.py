@@ -14,7 +14,7 @@ and TensorBoard event files, so the three always agree.
   for the HParams tab with ``test/accuracy``, ``test/loss`` and ``dev/best_accuracy`` as its metrics;
   the run's plots as images at the end (:meth:`RunLogs.add_figures`). A resumed run opens its writer
   with ``purge_step`` at the checkpoint's step, so TensorBoard hides the events written after it.
-  TensorBoard is optional (``pip install lenetlab[tensorboard]``): without it one line says so and the
+  TensorBoard is optional (``pip install "lenetlab[tensorboard]"``): without it one line says so and the
   run continues with the other logs.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lenetlab.data.images import open_image
-from lenetlab.errors import first_line
+from lenetlab.errors import first_line, missing_extra
 from lenetlab.fileio import atomic_path, dumps
 from lenetlab.train.rundir import METRICS, MetricsLog
 
@@ -43,8 +43,6 @@ SCALARS = {
 }
 #: The metrics of TensorBoard's HParams tab (scalar tags written by this module).
 HPARAM_METRICS = ("test/accuracy", "test/loss", "dev/best_accuracy")
-MISSING_TENSORBOARD = ("TensorBoard logs skipped: the tensorboard package is not installed "
-                       "(pip install lenetlab[tensorboard]); metrics.jsonl and metrics.csv are written as usual")
 _warned = False
 
 
@@ -118,9 +116,10 @@ def summary_writer_class():
         from torch.utils.tensorboard.summary import hparams  # noqa: F401  (used by TensorBoardLog)
     except Exception as e:  # missing, or an install broken in any other way: training goes on without it
         if not _warned:
-            print(MISSING_TENSORBOARD if isinstance(e, ImportError) else
-                  f"TensorBoard logs skipped: importing tensorboard failed ({type(e).__name__}: {first_line(e, 100)}); "
-                  "metrics.jsonl and metrics.csv are written as usual", file=sys.stderr, flush=True)
+            why = (missing_extra(e, "tensorboard", "writing them") if isinstance(e, ImportError) else
+                   f"importing tensorboard failed ({type(e).__name__}: {first_line(e, 100)})")
+            print(f"TensorBoard logs skipped: {why}; metrics.jsonl and metrics.csv are written as usual",
+                  file=sys.stderr, flush=True)
             _warned = True
         return None
     return SummaryWriter
