@@ -138,8 +138,8 @@ def test_pretrained_lenet5_reads_the_real_mnist_test_set(mnist_dir):
 def test_pretrained_argument_errors():
     with pytest.raises(LenetlabError, match="no pretrained weights for model 'vgg11'.*lenet5"):
         create("vgg11", pretrained=True)
-    with pytest.raises(LenetlabError, match="shipped weights have num_classes=10, not 5"):
-        create("lenet5", num_classes=5, pretrained=True)
+    with pytest.warns(UserWarning, match="num_classes=5.*output: new"):  # fine-tuning: a new head (test_finetune.py)
+        assert create("lenet5", num_classes=5, pretrained=True)(torch.zeros(1, 1, 32, 32)).shape == (1, 5)
     with pytest.raises(LenetlabError, match="unknown model 'lenet6'"):
         create("lenet6", pretrained=True)
     explicit, default = create("lenet5", num_classes=10, in_channels=1, pretrained=True), create("lenet5", pretrained=True)
