@@ -265,3 +265,14 @@ def test_batch_norm_with_batches_of_one_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: field 'batch_size': a batch of one example cannot train this model (Expected more")
     assert err.count("\n") == 1
+
+
+def test_the_summary_sets_the_training_time_against_the_budget(tmp_path):
+    from lenetlab.apps.train import format_summary
+    from lenetlab.train.rundir import RunResult
+
+    result = RunResult(tmp_path, tmp_path / "best.pt", tmp_path / "last.pt", 0.9, 10, None, 10, 31.4, 29.1)
+    lines = format_summary(result, budget_s=30.0).splitlines()
+    assert "trained 10 steps in 29.1 s (31.4 s wall; budget 30 s)" in lines
+    assert "trained 10 steps in 29.1 s (31.4 s wall)" in format_summary(result).splitlines()
+    assert "TensorBoard" not in format_summary(result)  # no event files in the run: nothing to point at

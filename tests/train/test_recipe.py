@@ -159,3 +159,29 @@ def test_small_validation_splits_keep_the_final_model(digitrec):
     assert cfg.monitor == "dev_acc" and "does not anneal" in recipe.choices["monitor"].why
     cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "monitor": "dev_loss"}, measure=False, facts=facts)
     assert cfg.monitor == "dev_loss" and recipe.choices["monitor"].given
+
+
+def _step_by_width(times: dict):
+    """A stand-in for measure_step: the seconds per step of each lenet5-modern width."""
+    return lambda cfg, splits: times[cfg.model_kwargs["width"]]
+
+
+def test_budget_chooses_the_width_again_and_refuses_a_budget_below_one_epoch(digitrec, monkeypatch):
+    # 270 training images in batches of 64 and 30 dev images: an epoch is 5 + 1/3 steps; the recipe wants 100 epochs
+    monkeypatch.setattr(rc, "measure_step", _step_by_width({32: 0.5, 24: 0.3, 16: 0.1, 8: 0.05}))
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "budget": "30s"})
+    assert cfg.model_kwargs["width"] == 8 and cfg.epochs == rc.budget_epochs(30, 0.05, 270, 30, 64) >= 100
+    assert "the widest whose 100 epochs fit --budget 30s" in recipe.choices["model_kwargs"].why
+    assert recipe.step_time == 0.05 and cfg.recipe_notes["choices"]["model_kwargs"]["value"] == {"width": 8}
+    cfg, recipe = rc.apply_recipe({"dataset": str(digitrec), "budget": "10s"})
+    assert cfg.model_kwargs["width"] == 8 and cfg.epochs == rc.budget_epochs(10, 0.05, 270, 30, 64) < 100
+    assert f"the narrowest; {cfg.epochs} epochs fit --budget 10s" in recipe.choices["model_kwargs"].why
+    cfg, _ = rc.apply_recipe({"dataset": str(digitrec), "budget": "5m"})
+    assert cfg.model_kwargs["width"] == 32 and cfg.epochs == rc.budget_epochs(300, 0.5, 270, 30, 64)
+    too_short = (r"field 'budget': 0\.2s is too short for one epoch of the smallest model "
+                 r"\(lenet5-modern width 8: 0\.3 s measured here\); give at least --budget 1s")
+    with pytest.raises(ConfigError, match=too_short):
+        rc.apply_recipe({"dataset": str(digitrec), "budget": "0.2s"})
+    # a width the user gave stays; only the epochs follow the budget
+    cfg, _ = rc.apply_recipe({"dataset": str(digitrec), "budget": "30s", "model_kwargs": {"width": 16}})
+    assert cfg.model_kwargs["width"] == 16 and cfg.epochs == rc.budget_epochs(30, 0.1, 270, 30, 64)

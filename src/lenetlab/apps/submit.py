@@ -210,7 +210,8 @@ def run_submit(data_dir=None, **kwargs) -> Output:
         lines.append(f"test accuracy:   {pct(res.test_accuracy)} (the test split is labelled)")
     lines.append(f"run directory:   {', '.join(res.run_dirs)}")
     if res.train_time:
-        lines.append(f"training time:   {res.train_time:.1f} s")
+        budget = res.recipe.get("budget_s")
+        lines.append(f"training time:   {res.train_time:.1f} s" + (f" (budget {budget:g} s)" if budget else ""))
     lines.append(f"submission:      {res.submission} ({res.rows} rows, {','.join(res.header)}, "
                  f"{len(res.label_counts)} distinct labels)")
     return Output(res.to_dict(), "\n".join(lines))

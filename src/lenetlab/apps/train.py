@@ -190,9 +190,11 @@ def make_runner(config_file=None, resume=None, overwrite: bool = False, override
     return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist)
 
 
-def format_summary(result: RunResult, monitor: str = "dev_acc", reason: str | None = None) -> str:
+def format_summary(result: RunResult, monitor: str = "dev_acc", reason: str | None = None,
+                   budget_s: float | None = None) -> str:
     """The lines ``lenet train`` prints at the end of a run (``monitor`` chose the best model;
-    ``reason`` is why training stopped, when not every epoch ran)."""
+    ``reason`` is why training stopped, when not every epoch ran; ``budget_s``: the ``--budget`` the
+    training time is set against)."""
     dev = "n/a" if result.dev_accuracy is None else f"{result.dev_accuracy:.4f}"
     chosen = {"dev_loss": ", best model chosen on dev loss", "last": ", the final model: --monitor last"}.get(monitor, "")
     lines = [f"best dev accuracy {dev} (step {result.best_step}{chosen})"]
@@ -201,7 +203,9 @@ def format_summary(result: RunResult, monitor: str = "dev_acc", reason: str | No
                      f"(n={result.test.n}, best model)")
     stopped = {"early_stop": " (early stop: --patience used up)", "max_steps": " (--max-steps reached)",
                "stopped": " (stopped early)"}.get(reason or "", "")
-    lines.append(f"trained {result.steps} steps in {result.train_time:.1f} s ({result.time:.1f} s wall){stopped}")
+    budget = f"; budget {budget_s:g} s" if budget_s else ""
+    lines.append(f"trained {result.steps} steps in {result.train_time:.1f} s "
+                 f"({result.time:.1f} s wall{budget}){stopped}")
     lines.append(f"best checkpoint: {result.best_path}")
     lines.append(f"last checkpoint: {result.last_path}")
     tensorboard = (f"; TensorBoard: tensorboard --logdir {result.run_dir.parent}"
@@ -282,4 +286,5 @@ def train_command(args, dist=None, say=quiet) -> Output | int:
     result = run_with_plots(runner, say)
     if not main:
         return 0
-    return Output(result.summary(), format_summary(result, runner.cfg.monitor, runner.stop_reason()))
+    budget_s = (runner.cfg.recipe_notes or {}).get("budget_s")
+    return Output(result.summary(), format_summary(result, runner.cfg.monitor, runner.stop_reason(), budget_s))

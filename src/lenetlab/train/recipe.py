@@ -17,7 +17,8 @@ channels, image sizes) and chooses:
   angle: :func:`lenetlab.data.facts.orientation_anisotropy` below :data:`ISOTROPIC`);
 * **epochs**: more passes for smaller sets (``15,400 / n^0.73``, 6 to 100), within a fixed
   compute budget (:data:`TRAIN_MACS`, about two minutes on a 2-core CPU), or, with
-  ``budget="2m"``, as many as a measured step time allows;
+  ``budget="2m"``, as many as measured steps allow, the width chosen again for the budget (the widest
+  whose epochs fit, else the narrowest with fewer: :func:`fit_budget`);
 * **validation split**: a tenth of the labelled images (at least two per class, at most 5,000),
   or the folder's own ``val/`` split;
 * **the model kept** (``monitor``): the final one when the validation split is small (under
@@ -34,6 +35,7 @@ saves in its config (``recipe_notes``).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -318,12 +320,50 @@ def measure_step(cfg: RunConfig, splits, steps: int = 12) -> float:
     return float(times[len(times) // 2])  # the median: robust to a neighbour's burst on a shared machine
 
 
+def epoch_seconds(step_time: float, n_train: int, n_dev: int, batch_size: int) -> float:
+    """Seconds of one epoch at ``step_time`` seconds per training step (an evaluation of the dev split
+    costs about a third of a training step per batch)."""
+    return batch_count(n_train, batch_size) * step_time + (-(-n_dev // batch_size)) * step_time / 3
+
+
 def budget_epochs(budget_s: float, step_time: float, n_train: int, n_dev: int, batch_size: int) -> int:
-    """Epochs that fit ``budget_s`` seconds at ``step_time`` seconds per step (an evaluation of the dev
-    split each epoch costs about a third of a training step per batch; 5% is kept for checkpoints)."""
-    steps = batch_count(n_train, batch_size)
-    per_epoch = steps * step_time + (-(-n_dev // batch_size)) * step_time / 3
+    """Epochs that fit ``budget_s`` seconds at ``step_time`` seconds per step (5% is kept for checkpoints)."""
+    per_epoch = epoch_seconds(step_time, n_train, n_dev, batch_size)
     return int(max(1, min(1000, (0.95 * budget_s) // per_epoch)))
+
+
+def fit_budget(cfg: RunConfig, recipe: Recipe, splits, explicit: dict) -> RunConfig:
+    """``cfg`` with the width and epochs that fill ``recipe.budget_s`` seconds of training on ``splits``,
+    from measured steps: the widest of :data:`WIDTHS` (at most the recipe's) whose recipe epochs fit,
+    else the narrowest with the epochs that fit; the width stays when the user chose the model or its
+    arguments. A budget shorter than one epoch of the narrowest is a one-line :class:`ConfigError`
+    naming the minimum."""
+    wanted = recipe.choices["epochs"].value if "epochs" in recipe.choices else cfg.epochs
+    width = (cfg.model_kwargs or {}).get("width")
+    rechoose = cfg.model == MODEL and width is not None and not set(explicit) & {"model", "model_kwargs"}
+    widths = [w for w in WIDTHS if w <= width] if rechoose else [width]
+    n_train, n_dev = len(splits.train), len(splits.dev)
+    for w in widths:
+        trial = cfg.replace(model_kwargs={**cfg.model_kwargs, "width": w}) if rechoose else cfg
+        step = measure_step(trial, splits)
+        per_epoch = epoch_seconds(step, n_train, n_dev, cfg.batch_size)
+        if 0.95 * recipe.budget_s >= wanted * per_epoch:
+            break
+    if per_epoch > recipe.budget_s:
+        smallest = f"{cfg.model} width {w}" if rechoose else cfg.model
+        raise ConfigError(f"field 'budget': {cfg.budget} is too short for one epoch of the smallest model "
+                          f"({smallest}: {per_epoch:.1f} s measured here); give at least --budget "
+                          f"{math.ceil(per_epoch / 0.95)}s")
+    recipe.step_time = step
+    epochs = budget_epochs(recipe.budget_s, step, n_train, n_dev, cfg.batch_size)
+    recipe.choices["epochs"] = Choice(epochs, f"fill --budget {cfg.budget}: a measured {step * 1e3:.0f} ms "
+                                              f"per step of {cfg.batch_size}")
+    if rechoose:
+        fits = f"the widest whose {wanted} epochs fit" if epochs >= wanted else f"the narrowest; {epochs} epochs fit"
+        recipe.choices["model_kwargs"] = Choice({**cfg.model_kwargs, "width": w},
+                                                f"C1/C3 maps {w}/{2 * w}: {fits} --budget {cfg.budget}")
+        cfg = cfg.replace(model_kwargs={**cfg.model_kwargs, "width": w})
+    return cfg.replace(epochs=epochs)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -379,12 +419,7 @@ def apply_recipe(explicit: dict, *, source: str = "command line", measure: bool 
             recipe.choices["epochs"] = Choice(cfg.epochs, f"--budget {cfg.budget} not used: --epochs given", given=True)
         elif measure:
             recipe.splits = splits = load_splits(cfg)  # the run trains on them: loaded once
-            recipe.step_time = measure_step(cfg, splits)
-            epochs = budget_epochs(recipe.budget_s, recipe.step_time, len(splits.train), len(splits.dev),
-                                   cfg.batch_size)
-            recipe.choices["epochs"] = Choice(epochs, f"fill --budget {cfg.budget}: a measured {recipe.step_time * 1e3:.0f} ms "
-                                                      f"per step of {cfg.batch_size}")
-            cfg = cfg.replace(epochs=epochs)
+            cfg = fit_budget(cfg, recipe, splits, explicit)
     return cfg.replace(recipe_notes=recipe.notes()), recipe
 
 
