@@ -32,7 +32,7 @@ from lenetlab.inference.committee import check_tta_mode, choose_tta, mean_probab
 from lenetlab.inference.predictor import load_predictor
 from lenetlab.inference.run import load_data
 from lenetlab.plots.runplots import run_with_plots
-from lenetlab.textfmt import Output, quiet
+from lenetlab.textfmt import Output, pct, quiet
 from lenetlab.train import RunConfig, Runner
 from lenetlab.train.recipe import apply_recipe, describe_notes
 from lenetlab.train.setup import load_splits
@@ -110,6 +110,49 @@ def _train_runs(cfg: RunConfig, splits, members: int, say) -> list:
     return results
 
 
+def _from_checkpoints(checkpoints: list, data_dir, config: dict, progress: str, ensemble: int | None):
+    """The runs of ``checkpoints`` ready to predict: ``(cfg, splits, predictors, recipe)``, the splits
+    rebuilt from the first run's data description (its dev split: the one the runs were chosen on)."""
+    extra = sorted(k for k in config if k not in PREDICT_FIELDS)
+    if extra or ensemble is not None:
+        what = "--" + (extra[0].replace("_", "-") if extra else "ensemble")
+        raise ConfigError(f"{what} does not apply with --checkpoint: the runs are trained already "
+                          f"(train again without --checkpoint to change it)")
+    predictors = [load_predictor(c, device=config.get("device", "auto")) for c in checkpoints]
+    run_cfg = dict(predictors[0].config)
+    # the test file's columns as told
+    described = {**predictors[0].data, **{k: config[k] for k in PREDICT_FIELDS if k.endswith("_column")
+                                          and config.get(k) is not None}}
+    dataset = str(_folder(data_dir)) if data_dir is not None else described.get("dataset")
+    if not dataset:
+        raise CheckpointError(f"{checkpoints[0]}: the checkpoint does not name its dataset; pass --data-dir")
+    cfg = RunConfig.from_dict({**config, "dataset": dataset, "progress": progress}, source="submit")
+    splits = load_data(described, dataset)
+    _check_test(splits)
+    names = predictors[0].class_names
+    if len(splits.train) and [str(c) for c in splits.class_names] != names:
+        raise CheckpointError(f"{checkpoints[0]}: its classes ({', '.join(names[:4])}, ...) differ from "
+                              f"{splits.name}'s ({', '.join(map(str, splits.class_names[:4]))}, ...)")
+    return cfg, splits, predictors, dict(run_cfg.get("recipe_notes") or {})
+
+
+def _train_for_submission(data_dir, config: dict, progress: str, ensemble: int | None, say):
+    """Train with the automatic recipe on ``data_dir``: ``(cfg, splits, results, recipe)``."""
+    if data_dir is None:
+        raise ConfigError("lenet submit needs --data-dir FOLDER (to train) or --checkpoint RUN (to predict)")
+    cfg, plan = apply_recipe({**config, "dataset": str(_folder(data_dir)), "progress": progress}, source="submit",
+                             ensemble=ensemble is None)
+    recipe = plan.notes()
+    say(describe_notes(recipe))
+    ensure_writable(cfg.out_dir, "--out-dir")
+    splits = plan.splits if plan.splits is not None else load_splits(cfg)  # loaded once for --budget
+    _check_test(splits)
+    if len(splits.dev) == 0:
+        raise DataError(f"{splits.source}: the validation split is empty (too few images, or --val-size 0)")
+    results = _train_runs(cfg, splits, ensemble or plan.members, say)
+    return cfg, splits, results, recipe
+
+
 def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: list | None = None,
                   out: str | os.PathLike = "submission.csv", tta: str = "auto", ensemble: int | None = None,
                   progress: str = "auto", say=quiet, **config) -> SubmitResult:
@@ -130,40 +173,10 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
         raise LenetlabError(f"--out {out}: is a folder; give the submission's file name (submission.csv)")
     ensure_writable(Path(out).parent, "--out folder")
     if checkpoints:
-        extra = sorted(k for k in config if k not in PREDICT_FIELDS)
-        if extra or ensemble is not None:
-            what = "--" + (extra[0].replace("_", "-") if extra else "ensemble")
-            raise ConfigError(f"{what} does not apply with --checkpoint: the runs are trained already "
-                              f"(train again without --checkpoint to change it)")
-        predictors = [load_predictor(c, device=config.get("device", "auto")) for c in checkpoints]
-        run_cfg = dict(predictors[0].config)
-        # the first run's data (its dev split: the one the runs were chosen on), the test file's columns as told
-        described = {**predictors[0].data, **{k: config[k] for k in PREDICT_FIELDS if k.endswith("_column")
-                                              and config.get(k) is not None}}
-        dataset = str(_folder(data_dir)) if data_dir is not None else described.get("dataset")
-        if not dataset:
-            raise CheckpointError(f"{checkpoints[0]}: the checkpoint does not name its dataset; pass --data-dir")
-        cfg = RunConfig.from_dict({**config, "dataset": dataset, "progress": progress}, source="submit")
-        splits = load_data(described, dataset)
-        _check_test(splits)
-        names = predictors[0].class_names
-        if len(splits.train) and [str(c) for c in splits.class_names] != names:
-            raise CheckpointError(f"{checkpoints[0]}: its classes ({', '.join(names[:4])}, ...) differ from "
-                                  f"{splits.name}'s ({', '.join(map(str, splits.class_names[:4]))}, ...)")
-        results, recipe = [], dict(run_cfg.get("recipe_notes") or {})
+        cfg, splits, predictors, recipe = _from_checkpoints(checkpoints, data_dir, config, progress, ensemble)
+        results = []
     else:
-        if data_dir is None:
-            raise ConfigError("lenet submit needs --data-dir FOLDER (to train) or --checkpoint RUN (to predict)")
-        cfg, plan = apply_recipe({**config, "dataset": str(_folder(data_dir)), "progress": progress}, source="submit",
-                                 ensemble=ensemble is None)
-        recipe = plan.notes()
-        say(describe_notes(recipe))
-        ensure_writable(cfg.out_dir, "--out-dir")
-        splits = plan.splits if plan.splits is not None else load_splits(cfg)  # loaded once for --budget
-        _check_test(splits)
-        if len(splits.dev) == 0:
-            raise DataError(f"{splits.source}: the validation split is empty (too few images, or --val-size 0)")
-        results = _train_runs(cfg, splits, ensemble or plan.members, say)
+        cfg, splits, results, recipe = _train_for_submission(data_dir, config, progress, ensemble, say)
         predictors = [load_predictor(r.best_path, device=cfg.device) for r in results]
     use_tta, tta_scores, member_probs = choose_tta(predictors, splits.dev, tta, cfg.eval_batch_size)
     member_acc = [_accuracy(p, splits.dev.y) for p in member_probs]
@@ -187,6 +200,11 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
         label_counts=dict(Counter(labels)), recipe=recipe)
 
 
+def _pct(fraction) -> str:
+    """A fraction as a percentage with two decimals (``99.30%``); ``n/a`` for None."""
+    return pct(None if fraction is None else 100 * fraction)
+
+
 def _check_test(splits) -> None:
     if len(splits.test) == 0:
         raise DataError(f"{splits.source}: no test images to predict (a Kaggle folder has test.csv; a folder of "
@@ -197,17 +215,16 @@ def run_submit(data_dir=None, **kwargs) -> Output:
     """``lenet submit``: :func:`kaggle_submit`, then where the submission went and how it scored on
     the validation split."""
     res = kaggle_submit(data_dir, **kwargs)
-    pct = lambda a: "n/a" if a is None else f"{100 * a:.2f}%"
     lines = []
     if len(res.run_dirs) > 1:
-        lines.append(f"validation accuracy of each model: {', '.join(pct(a) for a in res.member_dev_accuracy)}; "
-                     f"their average: {pct(res.ensemble_dev_accuracy)}")
+        lines.append(f"validation accuracy of each model: {', '.join(_pct(a) for a in res.member_dev_accuracy)}; "
+                     f"their average: {_pct(res.ensemble_dev_accuracy)}")
     if res.tta_dev_accuracy.get("on") is not None:
-        lines.append(f"test-time augmentation (one-pixel shifts): validation {pct(res.tta_dev_accuracy['off'])} "
-                     f"without, {pct(res.tta_dev_accuracy['on'])} with: {'used' if res.tta else 'not used'}")
-    lines.append(f"validation accuracy (submitted): {pct(res.dev_accuracy)}")
+        lines.append(f"test-time augmentation (one-pixel shifts): validation {_pct(res.tta_dev_accuracy['off'])} "
+                     f"without, {_pct(res.tta_dev_accuracy['on'])} with: {'used' if res.tta else 'not used'}")
+    lines.append(f"validation accuracy (submitted): {_pct(res.dev_accuracy)}")
     if res.test_accuracy is not None:
-        lines.append(f"test accuracy:   {pct(res.test_accuracy)} (the test split is labelled)")
+        lines.append(f"test accuracy:   {_pct(res.test_accuracy)} (the test split is labelled)")
     lines.append(f"run directory:   {', '.join(res.run_dirs)}")
     if res.train_time:
         budget = res.recipe.get("budget_s")
