@@ -94,7 +94,7 @@ def train_all(configs: list, seeds: list[int], data_dir: str, runs_dir: Path, jo
             c, s = queue.pop(0)
             loads[f"{c.name}-s{s}"] = round(os.getloadavg()[0], 1)
             loads_file.write_text(json.dumps(loads, indent=1) + "\n")
-            log = open(runs_dir / f"{c.name}-s{s}.log", "w")  # closed with the process below
+            log = open(runs_dir / f"{c.name}-s{s}.log", "w")  # noqa: SIM115 (closed with the process below)
             running.append(subprocess.Popen(train_argv(c, s, data_dir, runs_dir), stdout=log,
                                             stderr=subprocess.STDOUT))
         done = running.pop(0)

@@ -74,14 +74,16 @@ def main() -> int:
 
     args.n_train = len(load(args.dataset, data_dir=args.data_dir).train)
     print(f"{args.dataset}: {args.n_train} train examples x {args.epochs} epoch(s), global batch {args.batch_size}, "
-          f"lenet5, CPU; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start; {time.strftime('%H:%M UTC', time.gmtime())}")
+          f"lenet5, CPU; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start; "
+          f"{time.strftime('%H:%M UTC', time.gmtime())}")
     results: dict[str, list[dict]] = {name: [] for name, _, _ in settings}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for i, (name, nproc, threads) in enumerate(settings):
                 res = run_once(nproc, threads, args, Path(tmp), f"r{r}-s{i}")
                 results[name].append(res)
-                print(f"  round {r + 1} {name:30s} {res['examples_per_sec']:8.0f} ex/s  (train {res['train_time']:.1f} s, "
+                rate = res["examples_per_sec"]
+                print(f"  round {r + 1} {name:30s} {rate:8.0f} ex/s  (train {res['train_time']:.1f} s, "
                       f"wall {res['wall']:.1f} s, test acc {res['test_accuracy']:.4f})", flush=True)
     base = statistics.median(x["examples_per_sec"] for x in results[SETTINGS[0][0]])
     print(f"\n{'setting':32s} {'median ex/s':>12s} {'vs 1x1':>7s}  all rounds")

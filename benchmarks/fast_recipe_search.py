@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = search(splits, chosen, args.seeds, args.target, say=lambda *a: print(*a, flush=True))
     for r in rows:
         t = r["train_time_s"]
-        print(f"{r['reached']}/{len(r['seeds'])} reached  median {t['median']:5.2f} s  max {t['max']:5.2f} s  {r['label']}")
+        reached = f"{r['reached']}/{len(r['seeds'])} reached"
+        print(f"{reached}  median {t['median']:5.2f} s  max {t['max']:5.2f} s  {r['label']}")
     if args.results:
         cmd = command_line(sys.argv[1:] if argv is None else argv, "python benchmarks/fast_recipe_search.py")
         write_results(args.results, make_meta("recipe-search", f"Time to {args.target:.0%} MNIST test accuracy: "

@@ -1,8 +1,10 @@
 """Run one ``lenet ... --json`` command and keep its output as a results file for the docs.
 
     python benchmarks/record.py results/compare.json -- compare
-    python benchmarks/record.py results/compare-mnist.json -- compare --checkpoint src/lenetlab/models/assets/lenet5_mnist --dataset mnist --data-dir DIR --limit 10000 --batch 256
-    python benchmarks/record.py results/shipped-model.json -- eval src/lenetlab/models/assets/lenet5_mnist --data-dir DIR
+    python benchmarks/record.py results/compare-mnist.json -- compare \
+        --checkpoint src/lenetlab/models/assets/lenet5_mnist --dataset mnist --data-dir DIR --limit 10000 --batch 256
+    python benchmarks/record.py results/shipped-model.json -- \
+        eval src/lenetlab/models/assets/lenet5_mnist --data-dir DIR
 
 The file gets the command's JSON as ``data`` and a ``meta`` block with this machine's hardware,
 the Python and torch versions, the date, the command and the commit (see ``results_io.py``); its

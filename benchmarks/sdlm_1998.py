@@ -3,7 +3,8 @@
     python benchmarks/sdlm_1998.py --data-dir MNIST_DIR                    (train, then collect)
     python benchmarks/sdlm_1998.py --data-dir MNIST_DIR --collect-only     (collect finished runs)
 
-Each config of :data:`CONFIGS` (shipped: ``src/lenetlab/configs/NAME.yaml``) is trained once per seed with one CPU thread,
+Each config of :data:`CONFIGS` (shipped: ``src/lenetlab/configs/NAME.yaml``) is trained once per seed with one CPU
+thread,
 ``--jobs`` runs at a time, into ``RUNS_DIR/NAME-sSEED``; the finished runs are then read by
 ``collect_runs.py`` (test error of the best-on-dev checkpoint per seed, mean, min-max and sd, dev
 accuracy, training time) and written with the paper's figure and the gap to it. CPU: about 20 minutes

@@ -15,7 +15,8 @@ concurrent large PNGs (``--large-mp`` megapixels, ~0.1 MB bodies each) to show t
 stays bounded. ``--explain N`` then sends N ``POST /explain`` of the canvas PNG from ``--explain-clients``
 threads and reports the server-side time per request (``timing_ms.total`` of each answer: preprocessing,
 the one forward pass, the saliency backward pass, packaging the activations) next to the client's
-latency; the target is a p50 under 20 ms for ``lenet5``. ``--results FILE`` writes everything as JSON with a ``meta`` block (CPU, cores,
+latency; the target is a p50 under 20 ms for ``lenet5``. ``--results FILE`` writes everything as JSON with a
+``meta`` block (CPU, cores,
 versions, date, command; see ``results_io.py``). Exits 1 on any dropped connection, 5xx or differing answer.
 
 Loopback addresses only: this is not a tool for loading other people's servers.

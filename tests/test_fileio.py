@@ -87,7 +87,7 @@ def test_injected_enospc_anywhere_in_the_write_is_a_disk_full_error(tmp_path, mo
 def test_other_errors_keep_their_type(tmp_path):
     with pytest.raises(ZeroDivisionError):
         with atomic_path(tmp_path / "a.txt"):
-            1 / 0
+            _ = 1 / 0
     with pytest.raises(IsADirectoryError):  # not a full disk nor a permission problem: a bug, kept
         (tmp_path / "d").mkdir()
         with atomic_path(tmp_path / "d") as tmp:

@@ -6,7 +6,8 @@ Each application is imported when its command runs, so ``lenet --help``, ``lenet
 ``lenet COMMAND --help`` and ``lenet lesson`` import no torch (tests/test_cli.py checks it), and
 ``lenet serve`` and ``lenet predict`` never load the Runner or plotting code (tests/serve/test_export.py).
 User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
-exits with 130, SIGTERM with 143 (one line ``terminated``; :mod:`lenetlab.signals`). Also runnable as ``python -m lenetlab`` (and
+exits with 130, SIGTERM with 143 (one line ``terminated``; :mod:`lenetlab.signals`). Also runnable as ``python -m
+lenetlab`` (and
 ``python -m lenetlab.cli``, which is what torchrun launches for ``lenet train --nproc N``).
 """
 

@@ -59,7 +59,7 @@ def test_digit_recognizer_folder_round_trip_and_score(mnist_dir, tmp_path):
     assert (info["train"], info["test"]) == (50, 30)
     splits = load(str(tmp_path / "dr"), val_size=5)
     assert len(splits.train) + len(splits.dev) == 50 and len(splits.test) == 30 and splits.test.y is None
-    solution = list(csv.reader(open(tmp_path / "dr" / "solution.csv")))
+    solution = list(csv.reader((tmp_path / "dr" / "solution.csv").read_text().splitlines()))
     assert solution[0] == ["ImageId", "Label"] and [r[0] for r in solution[1:]] == [str(i) for i in range(1, 31)]
     perfect = _write(tmp_path / "perfect.csv", solution)
     assert make_digit_recognizer.score(tmp_path / "dr", perfect) == (1.0, 30)

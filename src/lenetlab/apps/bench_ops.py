@@ -112,7 +112,8 @@ def bench_layers(batches=(1, 256), min_run_time: float = 0.2, loop: bool = True,
             args = [a.requires_grad_() for a in args]
             grad_out = torch.randn_like(tf(*args).detach())
             for mode in ("fwd", "fwd+bwd"):
-                def loop_run(n, mode=mode):
+                # the loop variables bound as defaults: _row calls loop_run at once, and this makes it explicit
+                def loop_run(n, mode=mode, args=args, conv=conv, loop_mod=loop_mod, grad_out=grad_out):
                     x = args[0].detach()[:n].clone().requires_grad_()
                     wrt = [x] + ([conv.weight, conv.bias] if conv is not None else [])
                     return _run(loop_mod, [x], wrt, grad_out[:n], mode)
@@ -136,7 +137,7 @@ def bench_network(batches=(1, 256), min_run_time: float = 0.2, loop: bool = True
         x = torch.randn(batch, 1, 32, 32, generator=gen)
         grad_out = torch.randn(batch, 10, generator=gen)
         for mode in ("fwd", "fwd+bwd"):
-            def loop_run(n, mode=mode):
+            def loop_run(n, mode=mode, x=x, grad_out=grad_out):
                 return _run(loop_net, [x[:n]], list(loop_net.parameters()), grad_out[:n], mode)
             times = [timing.best_block(_run(m, [x], list(m.parameters()), grad_out, mode), min_run_time)
                      for m in (ref, scratch)]

@@ -51,7 +51,8 @@ FAST_LENET5 = read_config_fields("fast-lenet5")
 
 
 def fast_lenet5(**overrides) -> RunConfig:
-    """The shipped ``fast-lenet5`` config (:data:`FAST_LENET5`) as a :class:`RunConfig` (``overrides`` replace fields)."""
+    """The shipped ``fast-lenet5`` config (:data:`FAST_LENET5`) as a :class:`RunConfig`; ``overrides`` replace
+    fields."""
     return RunConfig.from_dict({**FAST_LENET5, **overrides}, source="fast-lenet5")
 
 

@@ -3,13 +3,15 @@
 In one process, :func:`train_command` builds a :class:`~lenetlab.train.Runner`, trains, and draws
 the run's plots from the test evaluation the run already made (and adds them to its TensorBoard
 logs). A run that stops on Ctrl-C, SIGTERM or a failing step gets the plots its state allows before
-the error goes on. ``lenet train --dry-run`` runs every part for a few steps into a temporary folder. ``lenet train --nproc N ARGS`` runs
+the error goes on. ``lenet train --dry-run`` runs every part for a few steps into a temporary folder. ``lenet train
+--nproc N ARGS`` runs
 (on this machine)::
 
     python -m torch.distributed.run --standalone --nproc_per_node N -m lenetlab.cli train ARGS
 
 and exits with torchrun's status (143 after a SIGTERM, which it forwards to torchrun and so to every
-rank: each saves ``last.pt`` at the same step and ends, see :mod:`lenetlab.train.runner`). Each process started by torchrun (or by a user's own
+rank: each saves ``last.pt`` at the same step and ends, see :mod:`lenetlab.train.runner`). Each process started by
+torchrun (or by a user's own
 ``torchrun ... -m lenetlab.cli train ARGS``, including multi-node rendezvous) sees
 ``WORLD_SIZE > 1`` and trains with a :class:`~lenetlab.train.dist.DistributedContext`
 (DistributedDataParallel, gloo on CPU / NCCL on CUDA). A failure on one rank is printed with its rank

@@ -85,7 +85,8 @@ def load(name: str = "mnist-subset", data_dir: str | os.PathLike | None = None, 
     input size (``spec.size``; image folders are also resized to it when loaded), ``channels``
     converts to 1 (gray) or 3 (RGB). ``normalize`` is one of
     :data:`lenetlab.choices.NORMALIZE_CHOICES`: ``default`` is ``half`` (mean = std = 0.5)
-    for digits and ``stats`` (the training split's per-channel statistics) for image folders. ``mirrors`` overrides the download mirrors (base URLs). ``image_column``,
+    for digits and ``stats`` (the training split's per-channel statistics) for image folders. ``mirrors`` overrides
+    the download mirrors (base URLs). ``image_column``,
     ``label_column`` and ``id_column`` name a CSV's columns (defaults ``image``, ``label``, none). Every
     bad input raises a one-line :class:`DataError`.
     """

@@ -335,9 +335,9 @@ def _bbox(mask_mass: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, in
         hi = int(np.searchsorted(c, 1 - trim, side="left")) + 1
         return lo, max(hi, lo + 1)
 
-    t, b = span(mask_mass.sum(axis=1))
-    l, r = span(mask_mass.sum(axis=0))
-    return t, b, l, r
+    top, bottom = span(mask_mass.sum(axis=1))
+    left, right = span(mask_mass.sum(axis=0))
+    return top, bottom, left, right
 
 
 def _thicken(crop: np.ndarray) -> np.ndarray:
@@ -390,8 +390,8 @@ def preprocess_image(image, *, name: str | None = None, max_pixels: int = MAX_PI
     v = np.clip((ink - thr) / (peak - thr), 0.0, 1.0)
     if (v > 0.5).sum() < max(4, 2e-4 * v.size):
         raise BlankImageError(f"{label}: no digit found (only a few faint specks)")
-    t, b, l, r = _bbox(v)
-    crop = v[t:b, l:r]
+    top, bottom, left, right = _bbox(v)
+    crop = v[top:bottom, left:right]
     if thicken:
         crop = _thicken(crop)
     h, w = crop.shape

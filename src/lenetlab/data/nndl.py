@@ -3,7 +3,8 @@
 Format: gzip-compressed (or plain) JSON ``[[train_images, train_labels], [dev_images, dev_labels],
 [test_images, test_labels]]``; every image is a list of 784 floats in [0, 1] (row-major 28×28),
 every label a digit 0..9. Pixels stored as k/256 (the original ``mnist.pkl.gz`` export) and
-as k/255 are both mapped back to the exact byte ``k`` (see :func:`pixel_scale`). The file carries its own dev split (50,000/10,000/10,000 in the
+as k/255 are both mapped back to the exact byte ``k`` (see :func:`pixel_scale`). The file carries its own dev split
+(50,000/10,000/10,000 in the
 original). Any malformed input raises a one-line :class:`DataError` naming the file.
 """
 

@@ -53,7 +53,8 @@ def pil_loader(split, batch_size: int, seed: int, drop_last: bool = False,
 
 
 def baseline_model(seed: int, lr: float = 0.1):
-    """NNDL ``lenet5`` seeded by ``seed`` (in train mode) and its plain SGD optimiser at ``lr``: the tutorials' model."""
+    """NNDL ``lenet5`` seeded by ``seed`` (in train mode) and its plain SGD optimiser at ``lr``: the tutorials'
+    model."""
     torch.manual_seed(seed)
     model = create("lenet5").train()
     return model, torch.optim.SGD(model.parameters(), lr=lr)

@@ -42,7 +42,8 @@ class Runner:
     """Train one model per :class:`RunConfig`, writing ``runs/<name>/`` (see :mod:`.rundir`).
 
     ``Runner(cfg).run()`` trains, evaluates on dev every ``eval_steps`` (or epoch), keeps the best
-    model on ``cfg.monitor`` (dev accuracy or dev loss; ``last``: the final one), stops early after ``cfg.patience`` evaluations
+    model on ``cfg.monitor`` (dev accuracy or dev loss; ``last``: the final one), stops early after ``cfg.patience``
+    evaluations
     without improvement or after ``cfg.max_steps`` steps, tests the best model and returns a
     :class:`RunResult` (``lenet train`` then draws the plots). Rows go to ``metrics.jsonl``,
     ``metrics.csv`` and TensorBoard through :class:`~lenetlab.train.loggers.RunLogs` (``runner.metrics``).
