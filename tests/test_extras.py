@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from lenetlab.errors import LenetlabError, MissingExtra, require
 
 SERVE = ("anyio", "fastapi", "pydantic", "starlette", "uvicorn", "python_multipart", "multipart", "onnx",
-         "onnxruntime", "onnxscript")
+         "onnxruntime", "onnxscript", "prometheus_client")
 SERVE_LINE = 'needs the serve extra: pip install "lenetlab[serve]"'
 
 # A meta-path finder that makes importing the hidden top-level packages fail as if they were not installed.

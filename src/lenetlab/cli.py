@@ -354,6 +354,10 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=5.0, help="largest accepted request body, MB")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (debug also logs every request)")
+    p.add_argument("--max-batch", type=int, default=64, metavar="N",
+                   help="gather up to N concurrent requests for one model into one forward pass (1: no batching)")
+    p.add_argument("--batch-wait-ms", type=float, default=2.0, metavar="T",
+                   help="wait at most T ms for more requests to fill a batch")
     p.set_defaults(func=_run_serve)
 
 
@@ -361,7 +365,8 @@ def _run_serve(args):
     from lenetlab.apps.serve import run_serve  # optional extra lenetlab[serve]: fastapi, uvicorn
 
     return run_serve(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
-                     max_upload_mb=args.max_upload_mb, log_level=args.log_level, say=sayer())
+                     max_upload_mb=args.max_upload_mb, log_level=args.log_level, max_batch=args.max_batch,
+                     batch_wait_ms=args.batch_wait_ms, say=sayer())
 
 
 # ----------------------------------------------------------------------------- compare

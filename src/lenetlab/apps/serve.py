@@ -16,6 +16,7 @@ from lenetlab.errors import LenetlabError
 from lenetlab.inference.predictor import load_predictor
 from lenetlab.inference.run import Run
 from lenetlab.serve.app import ServedModel, run_server
+from lenetlab.serve.batching import MAX_BATCH, WAIT_MS
 from lenetlab.textfmt import quiet
 
 
@@ -53,9 +54,11 @@ def served_models(sources: list[str], onnx: list[str] | None = None, device: str
 
 
 def run_serve(sources: list[str], onnx: list[str] | None = None, *, host: str = "127.0.0.1", port: int = 8000,
-              device: str = "cpu", max_upload_mb: float = 5.0, log_level: str = "info", say=quiet) -> int:
+              device: str = "cpu", max_upload_mb: float = 5.0, log_level: str = "info",
+              max_batch: int = MAX_BATCH, batch_wait_ms: float = WAIT_MS, say=quiet) -> int:
     """``lenet serve``: check the options, load every model, serve until interrupted (``say`` shows
-    where); returns exit status 0."""
+    where), gathering up to ``max_batch`` concurrent requests for ``batch_wait_ms`` into one forward
+    pass (1: no batching); returns exit status 0."""
     run_server(lambda: served_models(sources, onnx, device), host=host, port=port, max_upload_mb=max_upload_mb,
-               log_level=log_level, say=say)
+               log_level=log_level, max_batch=max_batch, batch_wait_ms=batch_wait_ms, say=say)
     return 0

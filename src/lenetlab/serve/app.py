@@ -1,7 +1,8 @@
 """The digit-recognition web service: a draw-a-digit page and a small REST API (FastAPI + uvicorn).
 
 Routes: ``GET /`` (the page), ``POST /predict``, ``POST /explain``, ``GET /models``, ``GET /health``,
-``GET /openapi.json``, ``GET /docs``. One server may serve several models: ``GET /models`` lists them and
+``GET /openapi.json``, ``GET /docs``, ``GET /metrics`` (Prometheus: :mod:`lenetlab.serve.metrics`).
+One server may serve several models: ``GET /models`` lists them and
 ``?model=NAME`` picks one (default: the first; an unknown name is a 404 ``unknown_model``).
 ``POST /predict`` takes one image, in any of these bodies:
 
@@ -24,6 +25,7 @@ queue and the timeouts are in :mod:`lenetlab.serve.limits` (and SECURITY.md).
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import logging
 import socket
@@ -44,6 +46,7 @@ from lenetlab.errors import DataError, LenetlabError, Terminated, missing_extra,
 from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
 from lenetlab.serve.apidocs import render_api_docs
+from lenetlab.serve.batching import MAX_BATCH, WAIT_MS, Batcher, BatchOptions, pad_rows
 from lenetlab.serve.explain import Explainer
 from lenetlab.serve.limits import (
     MAX_PIXELS,
@@ -58,6 +61,8 @@ from lenetlab.serve.limits import (
     is_loopback,
     upload_limit_bytes,
 )
+from lenetlab.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from lenetlab.serve.metrics import Metrics, MetricsMiddleware
 from lenetlab.signals import handling
 from lenetlab.textfmt import quiet
 
@@ -283,6 +288,24 @@ async def _form_file(request: Request, body: bytes) -> bytes:
     return data
 
 
+async def _read_image(request: Request, limits: ServeLimits, held: Held) -> Image.Image:
+    """The request's image from any accepted body (opened lazily: header checked, pixels not decoded)."""
+    body = await _read_body(request, limits, held)
+    if not body:
+        raise ApiError(400, "empty_body", "empty request body: send an image (multipart field 'file') "
+                                          "or JSON {\"pixels\": 28x28}")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        return _open_image(await _form_file(request, body), limits.max_pixels)
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return _pixels_image(body)
+    if ctype in RAW_TYPES:
+        return _open_image(body, limits.max_pixels)
+    raise ApiError(415, "unsupported_media_type",
+                   f"unsupported Content-Type {ctype or '(none)'!r}: send multipart/form-data with a 'file' "
+                   "field, an image/png or image/jpeg body, or application/json {\"pixels\": ...}")
+
+
 def _open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Open (lazily: header only) an uploaded image, refusing other formats and oversize images."""
     try:
@@ -349,29 +372,50 @@ def _answer(served: ServedModel, x, probs: np.ndarray, top_k: int) -> dict:
     }
 
 
-def _predict(served: ServedModel, img: Image.Image, top_k: int, max_pixels: int) -> dict:
-    """Preprocess with the shared function, run the model, build the response (runs in a worker thread)."""
+def _timed_preprocess(img: Image.Image, max_pixels: int) -> tuple[torch.Tensor, float]:
+    """:func:`_preprocess` and the milliseconds it took (runs in a worker thread)."""
     t0 = time.perf_counter()
     x = _preprocess(img, max_pixels)  # uint8 [1, 28, 28]
+    return x, round(1e3 * (time.perf_counter() - t0), 3)
+
+
+def _predict_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, float]]) -> list[dict]:
+    """``/predict``'s answers for ``(image uint8 [1, 28, 28], top_k, preprocess ms)`` items from one
+    forward pass (:func:`~lenetlab.serve.batching.pad_rows`: the same answer as alone)."""
     t1 = time.perf_counter()
-    probs = served.predictor.predict_proba(x.unsqueeze(0))[0]  # [K]
-    t2 = time.perf_counter()
-    return {**_answer(served, x, probs, top_k),
-            "timing_ms": {"preprocess": round(1e3 * (t1 - t0), 3), "model": round(1e3 * (t2 - t1), 3)}}
+    x = pad_rows([x for x, _, _ in items])
+    probs = served.predictor.predict_proba(x)  # [M, K]
+    model_ms = round(1e3 * (time.perf_counter() - t1), 3)
+    return [{**_answer(served, x, probs[i], top_k), "timing_ms": {"preprocess": pre_ms, "model": model_ms}}
+            for i, (x, top_k, pre_ms) in enumerate(items)]
 
 
-def _explain(served: ServedModel, img: Image.Image, top_k: int, max_pixels: int) -> Response:
-    """``/predict``'s answer and every layer's activations from one forward pass (in a worker thread),
-    already encoded: the activations are thousands of numbers, which FastAPI's response-model
-    validation would take longer to check than the model takes to compute."""
+def _explain_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, float]]) -> list[Response]:
+    """``/explain``'s answers for ``(image, top_k, preprocess ms)`` items, already encoded: the activations
+    are thousands of numbers, which FastAPI's response-model validation would take longer to check
+    than the model takes to compute."""
     t0 = time.perf_counter()
-    x = _preprocess(img, max_pixels)
-    t1 = time.perf_counter()
-    seen = served.explainer.explain(x)
-    body = {**_answer(served, x, seen.pop("probabilities"), top_k), **seen}
-    total = time.perf_counter() - t0
-    body["timing_ms"] = {"preprocess": round(1e3 * (t1 - t0), 3), **seen["timing_ms"], "total": round(1e3 * total, 3)}
-    return StrictJSONResponse(body)
+    answers = []
+    for (x, top_k, pre_ms), seen in zip(items, served.explainer.explain_batch([x for x, _, _ in items])):
+        body = {**_answer(served, x, seen.pop("probabilities"), top_k), **seen}
+        total = pre_ms + 1e3 * (time.perf_counter() - t0)
+        body["timing_ms"] = {"preprocess": pre_ms, **seen["timing_ms"], "total": round(total, 3)}
+        answers.append(StrictJSONResponse(body))
+    return answers
+
+
+_ROUTES = {"predict": _predict_batch, "explain": _explain_batch}
+
+
+def _batchers(served: Sequence[ServedModel], options: BatchOptions, limits: ServeLimits,
+              metrics: Metrics) -> dict[tuple[str, str], Batcher] | None:
+    """A :class:`Batcher` per served model and route, each holding at most ``queue + max_batch``
+    images and telling ``metrics`` its batch sizes; None without batching."""
+    if not options.on:
+        return None
+    return {(m.name, route): Batcher(functools.partial(run, m), options, limits.queue + options.max_batch,
+                                     observe=metrics.batch_observer(m.name, route))
+            for m in served for route, run in _ROUTES.items()}
 
 
 class StrictJSONResponse(JSONResponse):
@@ -409,10 +453,12 @@ class ServedModel:
 
 
 def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               max_pixels: int = MAX_PIXELS, limits: ServeLimits | None = None) -> FastAPI:
+               max_pixels: int = MAX_PIXELS, limits: ServeLimits | None = None,
+               batching: BatchOptions | None = None) -> FastAPI:
     """Build the FastAPI app serving ``models`` (a :class:`Predictor`, or several :class:`ServedModel`
     with distinct names, the first being the default; default: the packaged demo ``lenet5`` on the
-    CPU) under ``limits`` (default: :class:`ServeLimits` with ``max_upload_bytes`` and ``max_pixels``)."""
+    CPU) under ``limits`` (default: :class:`ServeLimits` with ``max_upload_bytes`` and ``max_pixels``),
+    gathering concurrent requests into batches as ``batching`` says (default: no batching)."""
     models = models if models is not None else load_predictor()
     served = list(models) if isinstance(models, (list, tuple)) else [ServedModel(models.name, models)]
     if not served:
@@ -424,7 +470,6 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
         by_name[m.name] = m
     default = served[0]
     limits = limits if limits is not None else ServeLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
-    max_upload_bytes, max_pixels = limits.max_upload_bytes, limits.max_pixels
     gate, budget = Gate(limits.workers, limits.queue), ByteBudget(limits.max_buffered_bytes)
     # no Swagger UI or ReDoc: they load their scripts from a CDN (blank offline) and need an inline
     # script; /docs is rendered here from the same OpenAPI schema instead
@@ -432,7 +477,11 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
                   docs_url=None, redoc_url=None, default_response_class=StrictJSONResponse)
     app.state.models, app.state.predictor = by_name, default.predictor
     app.state.limits, app.state.gate, app.state.budget = limits, gate, budget
+    metrics = Metrics(lambda: {"admission": gate.waiting, "batch": sum(b.depth for b in (batchers or {}).values())})
+    app.state.batchers = batchers = _batchers(served, batching or BatchOptions(), limits, metrics)
+    app.state.metrics = metrics
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -458,32 +507,22 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
             raise ApiError(404, "unknown_model", f"unknown model {name!r}; served models: {', '.join(by_name)}")
         return by_name[name]
 
-    async def classify(request: Request, served: ServedModel, work, top_k: int):
-        """Read the request's image (any accepted body), then ``work(served, img, top_k, max_pixels)`` in a
-        worker thread: at most ``workers`` at once, a bounded queue, 503 beyond it."""
+    async def classify(request: Request, served: ServedModel, route: str, top_k: int):
+        """Read the request's image (any accepted body) and preprocess it in a worker thread (at most
+        ``workers`` at once, a bounded queue, 503 beyond it), then answer it: in the same slot, or
+        gathered with other requests by the model's batcher (its own bounded queue)."""
         try:
             with budget.hold() as held:
-                body = await _read_body(request, limits, held)
-                if not body:
-                    raise ApiError(400, "empty_body", "empty request body: send an image (multipart field 'file') "
-                                                      "or JSON {\"pixels\": 28x28}")
-                ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-                if ctype == "multipart/form-data":
-                    img = _open_image(await _form_file(request, body), max_pixels)
-                elif ctype == "application/json" or ctype.endswith("+json"):
-                    img = _pixels_image(body)
-                elif ctype in RAW_TYPES:
-                    img = _open_image(body, max_pixels)
-                else:
-                    raise ApiError(415, "unsupported_media_type",
-                                   f"unsupported Content-Type {ctype or '(none)'!r}: send multipart/form-data with "
-                                   "a 'file' field, an image/png or image/jpeg body, or application/json "
-                                   "{\"pixels\": ...}")
-                del body
+                img = await _read_image(request, limits, held)
                 async with gate.slot():
                     if await request.is_disconnected():  # gave up while queued: skip the work
                         raise ClientGone("client disconnected while its request was queued")
-                    return await run_in_threadpool(work, served, img, top_k, max_pixels)
+                    x, pre_ms = await run_in_threadpool(_timed_preprocess, img, limits.max_pixels)
+                    del img
+                    if batchers is None:
+                        metrics.batch_observer(served.name, route)(1)
+                        return (await run_in_threadpool(_ROUTES[route], served, [(x, top_k, pre_ms)]))[0]
+            return await batchers[served.name, route].submit((x, top_k, pre_ms))
         except Busy as e:
             log.info("503 busy: %s", e)
             raise ApiError(503, "busy", f"the server is busy ({e}): retry in {limits.retry_after_s} s",
@@ -503,6 +542,10 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
         info["source"] = Path(info["source"]).name  # the file's name: where it lives is not the client's business
         return {"status": "ok", **info, "name": default.name, "models": list(by_name)}
 
+    @app.get("/metrics", include_in_schema=False)
+    async def scrape() -> Response:
+        return Response(metrics.scrape(), media_type=METRICS_CONTENT_TYPE)
+
     @app.get("/models", response_model=list[ModelInfo], summary="the served models, the default first")
     async def list_served() -> list[dict]:
         return [m.info() for m in served]
@@ -510,7 +553,7 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_request_body_schema(),
               summary="classify one digit image (multipart 'file', raw image body, or JSON pixels)")
     async def predict(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> dict:
-        return await classify(request, pick(model), _predict, top_k)
+        return await classify(request, pick(model), "predict", top_k)
 
     @app.post("/explain", response_model=ExplainResponse, responses={**_ERRORS, 501: {"model": ErrorResponse}},
               openapi_extra=_request_body_schema(),
@@ -526,7 +569,7 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
                            f"model {served_model.name!r} runs on {served_model.predictor.backend}: /explain needs the "
                            "torch backend (serve the checkpoint or run directory instead of the ONNX file); "
                            "/predict works")
-        return await classify(request, served_model, _explain, top_k)
+        return await classify(request, served_model, "explain", top_k)
 
     app.mount("/static", StaticFiles(packages=[("lenetlab.serve", "static")]), name="static")
     return app
@@ -549,13 +592,15 @@ def _check_can_listen(host: str, port: int) -> None:
 
 
 def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = "127.0.0.1", port: int = 8000,
-               max_upload_mb: float = 5.0, log_level: str = "info", say=quiet) -> None:
+               max_upload_mb: float = 5.0, log_level: str = "info", max_batch: int = MAX_BATCH,
+               batch_wait_ms: float = WAIT_MS, say=quiet) -> None:
     """Check the options, then load the models (``load_models()``: slow, so after the quick checks)
-    and serve them with uvicorn on ``host:port`` until interrupted; ``say(text, err=False)`` shows
-    a warning and the address."""
+    and serve them with uvicorn on ``host:port`` until interrupted, batching up to ``max_batch``
+    concurrent requests per forward pass; ``say(text, err=False)`` shows a warning and the address."""
     uvicorn = require(("uvicorn", "python_multipart"), "serve", "lenet serve")  # multipart: uploads
 
     limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
+    batching = BatchOptions(max_batch, batch_wait_ms)
     if not 0 <= port <= 65535:
         raise LenetlabError(f"--port {port}: must be between 0 and 65535")
     if not is_loopback(host):
@@ -565,7 +610,7 @@ def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = 
     # one small image per request: parallelism comes from concurrent requests, not intra-op threads
     torch.set_num_threads(1)
     models = list(load_models())
-    app = create_app(models, limits=limits)
+    app = create_app(models, limits=limits, batching=batching)
     where = f"http://{host}:{port}/" if port else f"{host} on a free port (uvicorn prints which)"
     names = ", ".join(f"{m.name} ({m.predictor.name}, {m.predictor.backend}, {Path(m.predictor.source).name})"
                       for m in models)
