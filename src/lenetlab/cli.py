@@ -358,6 +358,8 @@ def _add_serve(sub) -> None:
                    help="gather up to N concurrent requests for one model into one forward pass (1: no batching)")
     p.add_argument("--batch-wait-ms", type=float, default=2.0, metavar="T",
                    help="wait at most T ms for more requests to fill a batch")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes sharing the port, each with its own models and limits")
     p.set_defaults(func=_run_serve)
 
 
@@ -366,7 +368,7 @@ def _run_serve(args):
 
     return run_serve(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
                      max_upload_mb=args.max_upload_mb, log_level=args.log_level, max_batch=args.max_batch,
-                     batch_wait_ms=args.batch_wait_ms, say=sayer())
+                     batch_wait_ms=args.batch_wait_ms, workers=args.workers, say=sayer())
 
 
 # ----------------------------------------------------------------------------- compare

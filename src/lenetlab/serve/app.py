@@ -28,6 +28,8 @@ import base64
 import functools
 import io
 import logging
+import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -42,13 +44,14 @@ from PIL import Image
 
 from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, open_image, preprocess_image
-from lenetlab.errors import DataError, LenetlabError, Terminated, missing_extra, require
+from lenetlab.errors import ConfigError, DataError, LenetlabError, Terminated, missing_extra, require
 from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
 from lenetlab.serve.apidocs import render_api_docs
 from lenetlab.serve.batching import MAX_BATCH, WAIT_MS, Batcher, BatchOptions, pad_rows
 from lenetlab.serve.explain import Explainer
 from lenetlab.serve.limits import (
+    H11_PROTOCOL,
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
     Busy,
@@ -57,12 +60,11 @@ from lenetlab.serve.limits import (
     Held,
     SecurityHeaders,
     ServeLimits,
-    h11_protocol,
     is_loopback,
     upload_limit_bytes,
 )
 from lenetlab.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from lenetlab.serve.metrics import Metrics, MetricsMiddleware
+from lenetlab.serve.metrics import Metrics, MetricsMiddleware, multiprocess_metrics
 from lenetlab.signals import handling
 from lenetlab.textfmt import quiet
 
@@ -169,6 +171,7 @@ class HealthResponse(BaseModel):
     class_names: list[str]
     input_spec: dict[str, Any]
     models: list[str] = Field(description="every served model's name (GET /models describes them)")
+    worker: int = Field(description="the process id of the server process that answered (lenet serve --workers N)")
 
 
 class ApiError(Exception):
@@ -540,7 +543,7 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     async def health() -> dict:
         info = default.predictor.info()
         info["source"] = Path(info["source"]).name  # the file's name: where it lives is not the client's business
-        return {"status": "ok", **info, "name": default.name, "models": list(by_name)}
+        return {"status": "ok", **info, "name": default.name, "models": list(by_name), "worker": os.getpid()}
 
     @app.get("/metrics", include_in_schema=False)
     async def scrape() -> Response:
@@ -591,41 +594,87 @@ def _check_can_listen(host: str, port: int) -> None:
         raise LenetlabError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
 
 
+def serving_app(models: Sequence[ServedModel], *, max_upload_mb: float = 5.0, max_batch: int = MAX_BATCH,
+                batch_wait_ms: float = WAIT_MS) -> FastAPI:
+    """The app ``lenet serve`` runs (in each process with ``--workers``): ``models`` under the limits of
+    ``--max-upload-mb``, batched as ``--max-batch`` and ``--batch-wait-ms`` say."""
+    # one small batch at a time per model: parallelism comes from concurrent requests, not intra-op threads
+    torch.set_num_threads(1)
+    return create_app(list(models), limits=ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb)),
+                      batching=BatchOptions(max_batch, batch_wait_ms))
+
+
 def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = "127.0.0.1", port: int = 8000,
                max_upload_mb: float = 5.0, log_level: str = "info", max_batch: int = MAX_BATCH,
-               batch_wait_ms: float = WAIT_MS, say=quiet) -> None:
+               batch_wait_ms: float = WAIT_MS, workers: int = 1, worker_factory: str | None = None,
+               say=quiet) -> None:
     """Check the options, then load the models (``load_models()``: slow, so after the quick checks)
     and serve them with uvicorn on ``host:port`` until interrupted, batching up to ``max_batch``
-    concurrent requests per forward pass; ``say(text, err=False)`` shows a warning and the address."""
+    concurrent requests per forward pass; ``say(text, err=False)`` shows a warning and the address.
+    ``workers`` > 1: that many processes share the port (uvicorn's own supervisor), each building its
+    app with ``worker_factory`` (an import string ``module:function``); the models are loaded here
+    too, once, so that a bad one is refused in one line before any worker starts."""
     uvicorn = require(("uvicorn", "python_multipart"), "serve", "lenet serve")  # multipart: uploads
 
     limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
-    batching = BatchOptions(max_batch, batch_wait_ms)
+    BatchOptions(max_batch, batch_wait_ms)
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ConfigError(f"--workers {workers!r}: must be a whole number from 1 to 64")
+    if workers > 1 and worker_factory is None:
+        raise LenetlabError("run_server: workers > 1 needs a worker_factory")
     if not 0 <= port <= 65535:
         raise LenetlabError(f"--port {port}: must be between 0 and 65535")
     if not is_loopback(host):
         say(f"warning: --host {host} is not a loopback address: anyone who can reach this machine can use "
             "the server (no authentication, no TLS; see SECURITY.md)", err=True)
     _check_can_listen(host, port)
-    # one small image per request: parallelism comes from concurrent requests, not intra-op threads
-    torch.set_num_threads(1)
     models = list(load_models())
-    app = create_app(models, limits=limits, batching=batching)
     where = f"http://{host}:{port}/" if port else f"{host} on a free port (uvicorn prints which)"
     names = ", ".join(f"{m.name} ({m.predictor.name}, {m.predictor.backend}, {Path(m.predictor.source).name})"
                       for m in models)
-    say(f"serving {names} at {where}")
+    say(f"serving {names} at {where}" + (f" with {workers} worker processes" if workers > 1 else ""))
+    opts = {"host": host, "port": port, "log_level": log_level, "access_log": log_level == "debug",
+            **uvicorn_options(limits)}
     # uvicorn shuts down gracefully on SIGTERM, then raises it again, and swallows what a handler raises:
     # note it, and end as every command ends on SIGTERM (lenetlab.signals)
     terminated = []
     with handling(lambda signum, frame: terminated.append(signum)):
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
-                    **uvicorn_options(limits))
+        if workers == 1:
+            uvicorn.run(serving_app(models, max_upload_mb=max_upload_mb, max_batch=max_batch,
+                                    batch_wait_ms=batch_wait_ms), **opts)
+        else:
+            del models  # each worker loads its own
+            terminated += _supervise(worker_factory, workers, opts)
     if terminated:
         raise Terminated
+
+
+def _supervise(factory: str, workers: int, opts: dict) -> list[int]:
+    """Run ``workers`` uvicorn processes of the app factory ``factory`` (an import string) on one
+    socket under uvicorn's own supervisor, as ``uvicorn.run(..., workers=N)`` does, until a signal
+    stops them all; returns ``[SIGTERM]`` if that signal was SIGTERM (the supervisor keeps it)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        terminated = False
+
+        def handle_term(self) -> None:
+            self.terminated = True
+            super().handle_term()
+
+    config = uvicorn.Config(factory, factory=True, workers=workers, **opts)
+    with multiprocess_metrics():
+        sock = config.bind_socket()
+        try:
+            supervisor = Supervisor(config, sockets=[sock])
+            supervisor.run()
+        finally:
+            sock.close()
+    return [signal.SIGTERM] if supervisor.terminated else []
 
 
 def uvicorn_options(limits: ServeLimits) -> dict:
     """The uvicorn settings that go with ``limits``: keep-alive (and request-head) timeout, the h11
     protocol that applies it to new connections too, a bounded graceful shutdown."""
-    return {"timeout_keep_alive": limits.keep_alive_s, "http": h11_protocol(), "timeout_graceful_shutdown": 10}
+    return {"timeout_keep_alive": limits.keep_alive_s, "http": H11_PROTOCOL, "timeout_graceful_shutdown": 10}

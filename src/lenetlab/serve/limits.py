@@ -17,6 +17,7 @@ Nothing here imports torch or uvicorn at import time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import math
 import os
@@ -209,6 +210,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+#: :func:`h11_protocol` as the import string uvicorn takes (a worker process resolves it itself).
+H11_PROTOCOL = "lenetlab.serve.limits:HeadTimeoutH11Protocol"
+
+
+def __getattr__(name: str):
+    if name == "HeadTimeoutH11Protocol":  # built on first use: importing this module imports no uvicorn
+        return h11_protocol()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
 def h11_protocol():
     """uvicorn's h11 protocol class, changed so that a connection waiting for a request head (new,
     or idle between keep-alive requests) is closed if no complete head arrives within

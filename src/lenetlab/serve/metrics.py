@@ -15,8 +15,11 @@ worker sums them all (prometheus-client's multi-process mode); otherwise each ap
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from lenetlab.errors import missing_extra
 
@@ -30,6 +33,7 @@ ROUTES = ("/", "/predict", "/explain", "/models", "/health", "/metrics", "/docs"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def route_label(path: str) -> str:
@@ -39,12 +43,29 @@ def route_label(path: str) -> str:
     return "/static" if path.startswith("/static/") else "other"
 
 
+@contextmanager
+def multiprocess_metrics() -> Iterator[str]:
+    """A fresh temporary ``PROMETHEUS_MULTIPROC_DIR`` for the worker processes started in the block
+    (they inherit the environment); removed afterwards."""
+    folder = tempfile.mkdtemp(prefix="lenetlab-metrics-")
+    before = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class Metrics:
     """The server's metrics; ``depths()`` gives the current ``{stage: waiting requests}``."""
 
     def __init__(self, depths: Callable[[], dict[str, int]]) -> None:
         self.depths = depths
-        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         # multi-process mode: values go to the directory's files, a scrape collects them all
         reg = None if self.multiprocess else CollectorRegistry()
         self.registry = reg

@@ -432,7 +432,7 @@ FLAG_RANGES: dict[str, tuple[float, float] | None] = {
     "limit": (1, 10**8), "loop_images": (0, 10**4), "tolerance": (0.0, 1e6), "batches": (1, 10**6),
     "threads": (-1024, 1024), "steps": (1, 10**9), "target": (0.0, 1.0), "baseline_budget": (0.0, 1e6),
     "calls": (1, 10**9), "ensemble": (1, 100), "every": (1, 10**9), "size": (1, 512),
-    "max_batch": (1, 1024), "batch_wait_ms": (0.0, 1000.0),  # lenet serve (lenetlab.serve.batching)
+    "max_batch": (1, 1024), "batch_wait_ms": (0.0, 1000.0), "workers": (1, 64),  # lenet serve
 }
 
 
