@@ -396,10 +396,12 @@ def _predict_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, flo
 def _explain_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, float]]) -> list[Response]:
     """``/explain``'s answers for ``(image, top_k, preprocess ms)`` items, already encoded: the activations
     are thousands of numbers, which FastAPI's response-model validation would take longer to check
-    than the model takes to compute."""
-    t0 = time.perf_counter()
+    than the model takes to compute. Each image has its own forward and backward pass, a batch of one:
+    the activations shown are those of the model run on that image alone, to the last bit."""
     answers = []
-    for (x, top_k, pre_ms), seen in zip(items, served.explainer.explain_batch([x for x, _, _ in items])):
+    for x, top_k, pre_ms in items:
+        t0 = time.perf_counter()
+        seen = served.explainer.explain(x)
         body = {**_answer(served, x, seen.pop("probabilities"), top_k), **seen}
         total = pre_ms + 1e3 * (time.perf_counter() - t0)
         body["timing_ms"] = {"preprocess": pre_ms, **seen["timing_ms"], "total": round(total, 3)}

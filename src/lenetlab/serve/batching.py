@@ -7,7 +7,7 @@ resolves each request's future with its own answer. A batch function that raises
 image, so one failing image fails only its own request. The queue holds at most ``capacity`` images;
 beyond that :class:`~lenetlab.serve.limits.Busy` (503 with ``Retry-After``).
 
-Every forward pass, batched or not, runs on :func:`pad_rows`'s fixed row counts: BLAS and oneDNN pick
+Every ``/predict`` forward pass, batched or not, runs on :func:`pad_rows`'s fixed row counts: BLAS and oneDNN pick
 their summation order by batch size, so without it an image's probabilities would differ in the last
 bits with the number of requests that happened to share its batch.
 """

@@ -34,7 +34,6 @@ from lenetlab.errors import LenetlabError
 from lenetlab.inference.predictor import TorchPredictor, softmax
 from lenetlab.models.lenet1998 import EuclideanRBF, ScaledTanh
 from lenetlab.models.trace import Tracer, first_conv
-from lenetlab.serve.batching import pad_rows
 
 #: Parameter-free element-wise modules: shown as the activation of the layer before them.
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus,
@@ -100,51 +99,35 @@ class Explainer:
         ``{name, type, activation, kind: "maps" | "vector", shape, min, max, values}`` with ``shape``
         ``[C, H, W]`` (maps) or ``[K]`` (vector) for the one image and ``values`` nested lists of that shape.
         """
-        return self.explain_batch([x])[0]
-
-    def explain_batch(self, xs: list[torch.Tensor]) -> list[dict]:
-        """:meth:`explain` for several images ``uint8 [1, 28, 28]`` from one forward and one backward pass
-        (on :func:`~lenetlab.serve.batching.pad_rows`' fixed row counts: each image's answer is the one
-        it gets alone); the forward and saliency times are the batch's."""
-        p, spec, n = self.predictor, self.predictor.spec, len(xs)
+        p, spec = self.predictor, self.predictor.spec
         t0 = time.perf_counter()
-        image = to_channels(pad_rows(xs), spec.channels).float().requires_grad_()  # [M, C, 28, 28], 0..255
+        image = to_channels(x.unsqueeze(0), spec.channels).float().requires_grad_()  # [1, C, 28, 28], 0..255
         inputs = prepare(image, spec).to(p.device)
         with self.tracer.record() as calls, torch.enable_grad():
-            scores = self.model(inputs)  # [M, K]: the one forward pass
+            scores = self.model(inputs)  # [1, K]: the one forward pass
         records = [(c.name, c.module, c.output) for c in calls if isinstance(c.output, torch.Tensor)]
         t1 = time.perf_counter()
-        probs = softmax(scores.detach().float().cpu().numpy().astype(np.float64))[:n]
-        best = torch.from_numpy(np.argmax(probs, axis=1))
-        # rows are independent: the gradient of the sum is each image's own gradient
-        (grad,) = torch.autograd.grad(scores[torch.arange(n), best].sum(), image)  # [M, C, 28, 28]
-        t2 = time.perf_counter()
-        layers = self._group(records)
-        answers = [self._package(i, layers, grad[i], scores.detach()[i]) for i in range(n)]
-        timing = {"forward": round(1e3 * (t1 - t0), 3), "saliency": round(1e3 * (t2 - t1), 3)}
-        for a, pr in zip(answers, probs):
-            a["probabilities"] = pr
-            a["timing_ms"] = {**timing, "package": a["timing_ms"]["package"]}
-        return answers
-
-    def _package(self, i: int, layers: list[dict], grad: torch.Tensor, scores: torch.Tensor) -> dict:
-        """Row ``i``'s activations, the kernels, its saliency from ``grad`` ``[C, 28, 28]`` and RBF
-        distances from ``scores`` ``[K]``, as JSON-ready values."""
-        t0 = time.perf_counter()
-        sal = grad.abs().amax(0)  # [28, 28]
+        probs = softmax(scores.detach().float().cpu().numpy().astype(np.float64))[0]
+        best = int(np.argmax(probs))
+        (grad,) = torch.autograd.grad(scores[0, best], image)  # [1, C, 28, 28]
+        sal = grad[0].abs().amax(0)  # [28, 28]
         sal = sal / sal.max() if float(sal.max()) > 0 else sal
-        shown = []
-        for layer in layers:
-            out = layer["out"].detach()[i]
+        t2 = time.perf_counter()
+        layers = []
+        for layer in self._group(records):
+            out = layer.pop("out").detach()[0]
             kind = "maps" if out.dim() == 3 else "vector"
             out = out if kind == "maps" else out.reshape(-1)
-            shown.append({**{k: v for k, v in layer.items() if k != "out"}, "kind": kind, "shape": list(out.shape),
-                          "min": _rounded(out.min()), "max": _rounded(out.max()), "values": _values(out)})
+            layers.append({**layer, "kind": kind, "shape": list(out.shape), "min": _rounded(out.min()),
+                           "max": _rounded(out.max()), "values": _values(out)})
         kernels = None
         if self.first_conv is not None:
             name, w = self.first_conv[0], self.first_conv[1].weight.detach()
             kernels = {"layer": name, "shape": list(w.shape), "min": _rounded(w.min()), "max": _rounded(w.max()),
                        "values": _values(w)}
-        rbf = _values(-scores) if self.rbf else None  # forward returns -||x - w_i||²
-        return {"layers": shown, "kernels": kernels, "saliency": _values(sal), "rbf_distances": rbf,
-                "timing_ms": {"package": round(1e3 * (time.perf_counter() - t0), 3)}}
+        rbf = _values(-scores.detach()[0]) if self.rbf else None  # forward returns -||x - w_i||²
+        t3 = time.perf_counter()
+        return {"probabilities": probs, "layers": layers, "kernels": kernels, "saliency": _values(sal),
+                "rbf_distances": rbf,
+                "timing_ms": {"forward": round(1e3 * (t1 - t0), 3), "saliency": round(1e3 * (t2 - t1), 3),
+                              "package": round(1e3 * (t3 - t2), 3)}}
