@@ -412,14 +412,16 @@ def _explain_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, flo
 _ROUTES = {"predict": _predict_batch, "explain": _explain_batch}
 
 
-def _batchers(served: Sequence[ServedModel], options: BatchOptions, limits: ServeLimits,
-              metrics: Metrics) -> dict[tuple[str, str], Batcher] | None:
+def _batchers(served: Sequence[ServedModel], options: BatchOptions, limits: ServeLimits, metrics: Metrics,
+              gate: Gate) -> dict[tuple[str, str], Batcher] | None:
     """A :class:`Batcher` per served model and route, each holding at most ``queue + max_batch``
-    images and telling ``metrics`` its batch sizes; None without batching."""
+    images, telling ``metrics`` its batch sizes and waiting for more only while ``gate`` has requests
+    being preprocessed; None without batching."""
     if not options.on:
         return None
     return {(m.name, route): Batcher(functools.partial(run, m), options, limits.queue + options.max_batch,
-                                     observe=metrics.batch_observer(m.name, route))
+                                     observe=metrics.batch_observer(m.name, route),
+                                     more_coming=lambda: gate.active > 0)
             for m in served for route, run in _ROUTES.items()}
 
 
@@ -483,7 +485,7 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     app.state.models, app.state.predictor = by_name, default.predictor
     app.state.limits, app.state.gate, app.state.budget = limits, gate, budget
     metrics = Metrics(lambda: {"admission": gate.waiting, "batch": sum(b.depth for b in (batchers or {}).values())})
-    app.state.batchers = batchers = _batchers(served, batching or BatchOptions(), limits, metrics)
+    app.state.batchers = batchers = _batchers(served, batching or BatchOptions(), limits, metrics, gate)
     app.state.metrics = metrics
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

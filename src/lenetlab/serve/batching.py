@@ -67,11 +67,15 @@ def pad_rows(images: list[torch.Tensor]) -> torch.Tensor:
 class Batcher:
     """Gathers concurrent :meth:`submit` calls into calls of ``run_batch(items) -> results`` (one
     result per item, in order; an exception instance as a result fails only its item).
-    ``observe(n)``, if given, is told each batch's size."""
+    ``observe(n)``, if given, is told each batch's size; ``more_coming()``, if given, says whether
+    other requests may join soon (are being preprocessed): when it says no, a batch runs at once
+    instead of waiting ``wait_ms`` for nobody."""
 
     def __init__(self, run_batch: Callable[[list], list], options: BatchOptions, capacity: int,
-                 observe: Callable[[int], None] | None = None) -> None:
+                 observe: Callable[[int], None] | None = None,
+                 more_coming: Callable[[], bool] | None = None) -> None:
         self.run_batch, self.options, self.capacity, self.observe = run_batch, options, capacity, observe
+        self.more_coming = more_coming
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
@@ -102,7 +106,7 @@ class Batcher:
                 batch.append(queue.get_nowait())
                 continue
             left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
+            if left <= 0 or (self.more_coming is not None and not self.more_coming()):
                 break
             try:
                 batch.append(await asyncio.wait_for(queue.get(), left))
