@@ -236,13 +236,14 @@ class MetricsLog:
 class Progress:
     """Live feedback: a tqdm bar on a terminal, plain lines in a log file, or nothing.
 
-    ``mode`` is ``auto`` (bar when stdout is a TTY, else plain), ``bar``, ``plain`` or ``none``.
-    Plain mode prints one line per log row, so a log file never fills with bar redraws.
+    ``mode`` is ``auto`` (bar on a terminal or in a Jupyter kernel, else plain), ``bar``, ``plain`` or
+    ``none``. Plain mode prints one line per log row, so a log file never fills with bar redraws. In a
+    notebook the bar is tqdm's widget where ipywidgets is installed (``lenetlab[notebook]``).
     """
 
     def __init__(self, mode: str, total: int, initial: int = 0, enabled: bool = True) -> None:
         if mode == "auto":
-            mode = "bar" if sys.stdout.isatty() else "plain"
+            mode = "bar" if sys.stdout.isatty() or "ipykernel" in sys.modules else "plain"
         self.mode = mode if enabled else "none"
         self.bar = None
         if self.mode == "bar":
