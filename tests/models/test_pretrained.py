@@ -124,6 +124,8 @@ def test_the_shipped_folder_is_what_export_writes_now():
     assert (folder / "README.md").is_file()
     config = read_pretrained(folder)["pretrained"]  # checksum checked
     assert config["train_config"]["data_dir"] is None and config["train_config"]["out_dir"] is None
+    assert not [s for s in _strings(config) if s.startswith(("/", "~"))]
+    assert "/" not in (folder / "README.md").read_text().split("```python")[0].replace("https://", "")
 
 
 def test_commands_take_a_shipped_model_name(tmp_path, capsys):
@@ -135,6 +137,9 @@ def test_commands_take_a_shipped_model_name(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["members"][0]["accuracy"] == by_name["accuracy"]
     assert main(["export", "lenet5", "--format", "hub", "--out", str(tmp_path / "x"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "lenet5"
+    from lenetlab.apps.serve import served_model
+
+    assert served_model("lenet5").name == "lenet5"  # lenet serve lenet5
     # a name that is neither a file nor a shipped model is still a missing checkpoint
     assert main(["eval", "lenet6", "--dataset", "mnist-subset"]) == 2
     assert "lenet6: checkpoint file not found" in capsys.readouterr().err
