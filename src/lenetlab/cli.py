@@ -31,6 +31,10 @@ from lenetlab.train.config import (
     shipped_configs,
 )
 
+#: What every command that takes one checkpoint accepts (inference.run.checkpoint_path resolves it).
+CHECKPOINT_HELP = ("checkpoint file, run directory (best.pt, else last.pt), exported model folder, or the name of a "
+                   "model shipped with trained weights (see lenet models --pretrained)")
+
 DESCRIPTION = """\
 lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
 Train and evaluate (on the MNIST subset built in, offline, or full MNIST and your own image folders),
@@ -243,7 +247,7 @@ def _run_plot(args):
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, loss, per-class accuracy, confusion matrix",
                        formatter_class=FORMATTER)
-    p.add_argument("checkpoint", help="checkpoint file or run directory (best.pt, else last.pt)")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--dataset", default=None, help="dataset name or path (default: the one it was trained on)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
     p.add_argument("--split", default=None, choices=("test", "dev"),
@@ -272,7 +276,7 @@ def _add_predict(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files, one digit each (a first argument that is a run directory or a .pt file is "
                         "taken as the checkpoint, as in earlier versions)")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file or run directory (best.pt, else last.pt)")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="an ONNX model written by lenet export")
     p.add_argument("--model", default=None, metavar="NAME",
                    help="a model shipped with trained weights (see lenet models --pretrained)")
@@ -294,7 +298,8 @@ def _run_predict(args):
 def _add_ensemble(sub) -> None:
     p = sub.add_parser("ensemble", help="accuracy of several checkpoints and of their averaged probabilities",
                        formatter_class=FORMATTER)
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint files or run directories")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                   help="checkpoint files, run directories, exported folders or shipped model names")
     p.add_argument("--dataset", default=None, help="dataset name or path (default: the first checkpoint's)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
     p.add_argument("--split", default="test", choices=("test", "dev"), help="which split to evaluate")
@@ -321,10 +326,10 @@ def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, spec in the metadata) or to "
                                       "portable weights (model.safetensors + config.json)",
                        formatter_class=FORMATTER)
-    p.add_argument("checkpoint", help="checkpoint file or run directory (best.pt, else last.pt)")
-    p.add_argument("--format", choices=["onnx", "safetensors"], default="onnx",
-                   help="onnx: one .onnx file; safetensors: a folder with model.safetensors and config.json "
-                        "(the Hugging Face Hub layout, no pickle)")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument("--format", choices=["onnx", "safetensors", "hub"], default="onnx",
+                   help="onnx: one .onnx file; safetensors (or hub): a folder with model.safetensors, config.json "
+                        "and a README.md model card (the Hugging Face Hub layout, no pickle)")
     p.add_argument("--out", default=None,
                    help="onnx: output file (default: CHECKPOINT with .onnx, or RUN_DIR/model.onnx); safetensors: "
                         "output folder (default: RUN_DIR/pretrained, or CHECKPOINT without .pt)")
@@ -344,7 +349,8 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="serve the draw-a-digit page and the REST API (FastAPI + uvicorn)",
                        formatter_class=FORMATTER)
     p.add_argument("checkpoint", nargs="*", default=[], metavar="RUN_OR_CHECKPOINT",
-                   help="run directories, checkpoint files or exported folders, one model each; the page offers "
+                   help="run directories, checkpoint files, exported folders or shipped model names, one model "
+                        "each; the page offers "
                         "them all (default: the small lenet5 shipped with lenetlab)")
     p.add_argument("--onnx", action="append", default=[], metavar="MODEL.onnx",
                    help="also serve an exported ONNX model with onnxruntime (repeatable; /predict only)")
@@ -380,7 +386,8 @@ def _add_compare(sub) -> None:
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: cache dir)")
     p.add_argument("--limit", type=int, default=1000, help="at most this many test images")
     p.add_argument("--loop-images", type=int, default=4, help="test images for the (slow) loop reference")
-    p.add_argument("--checkpoint", default=None, help="lenet5/lenet5-scratch checkpoint to take weights from "
+    p.add_argument("--checkpoint", default=None, help="lenet5/lenet5-scratch checkpoint (or shipped model name) "
+                                                      "to take weights from "
                                                       "(default: a seeded random initialisation)")
     p.add_argument("--seed", type=int, default=0, help="seed for the weights and the random inputs")
     p.add_argument("--tolerance", type=float, default=1e-5,
@@ -498,7 +505,8 @@ def _add_submit(sub) -> None:
     p.add_argument("--data-dir", default=None, metavar="FOLDER",
                    help="the dataset: a folder (or a CSV file); with --checkpoint, default: the first run's dataset")
     p.add_argument("--checkpoint", nargs="+", default=None, metavar="RUN",
-                   help="predict with these trained runs (run directories or .pt files), averaging their "
+                   help="predict with these trained runs (run directories, .pt files or shipped model names), "
+                        "averaging their "
                         "probabilities, instead of training")
     p.add_argument("--out", default="submission.csv", help="where to write the submission CSV")
     p.add_argument("--ensemble", type=int, default=None, metavar="N",

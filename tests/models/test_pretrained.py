@@ -1,10 +1,11 @@
-"""Portable weights: `lenet export --format safetensors` (model.safetensors + config.json), loading
+"""Portable weights: `lenet export --format safetensors|hub` (model.safetensors + config.json + README.md), loading
 the folder back with identical outputs, `create(name, pretrained=True)` with the shipped lenet5, and
 `lenet models --pretrained` / `lenet predict --model`."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def exported(digit_ckpt, tmp_path_factory):
 
 
 def test_export_writes_the_hub_layout_without_pickle(exported, digit_ckpt):
-    assert sorted(p.name for p in exported.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in exported.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((exported / "config.json").read_text())
     ckpt = load_checkpoint(digit_ckpt)
     assert config["model"] == "lenet5" and config["model_kwargs"] == {"num_classes": 10, "in_channels": 1}
@@ -71,6 +72,77 @@ def test_export_of_a_run_directory_records_its_test_accuracy(tmp_path, capsys):
                     if r["kind"] == "test")
     assert config["test_accuracy"] == test_row["accuracy"] and config["dataset"] == "mnist-subset"
     assert config["train_config"]["epochs"] == 1 and config["step"] == 16
+
+
+def _strings(value):
+    """Every string inside a JSON value."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_hub_export_is_portable_and_round_trips(tmp_path, subset, capsys):
+    from lenetlab.apps.serve import served_model
+    from lenetlab.models import from_pretrained
+
+    assert main(["train", "--out-dir", str(tmp_path), "--name", "r", "--epochs", "1", "--num-threads", "1",
+                 "--progress", "none", "--no-plots", "--no-tensorboard"]) == 0
+    out = tmp_path / "hub" / "my-digits"
+    assert main(["export", str(tmp_path / "r"), "--format", "hub", "--out", str(out)]) == 0
+    assert "README.md" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    # nothing names the training machine: no temporary folder, home or any absolute path
+    texts = [(out / name).read_text() for name in ("config.json", "README.md")]
+    for text in texts + [(out / "model.safetensors").read_bytes().decode("latin-1")]:
+        assert str(tmp_path) not in text and str(Path.home()) not in text
+    config = json.loads(texts[0])
+    assert not [s for s in _strings(config) if s.startswith(("/", "~")) or ":\\" in s]
+    assert config["train_config"]["data_dir"] is None and config["train_config"]["out_dir"] is None
+    card = texts[1]
+    front = card.split("---\n")[1]
+    for line in ("license: cc-by-sa-3.0", "library_name: lenetlab", "tags:", "datasets:\n- mnist-subset",
+                 "metrics:\n- accuracy", "split: test", f"value: {config['test_accuracy']}"):
+        assert line in front
+    for section in ("## Architecture", "## Data and training", "## Evaluation", "## Intended use and limitations",
+                    "## Licence", "epochs 1"):
+        assert section in card
+    # the same logits from the folder as from the run's checkpoint
+    original = build_model(load_checkpoint(tmp_path / "r" / "best.pt"))
+    x = prepare(subset.test.x[:32], InputSpec.from_dict(config["input_spec"]))
+    with torch.no_grad():
+        assert torch.equal(original(x), from_pretrained(out)(x))
+    # served under the name its config gives, not the folder's
+    served = served_model(str(out))
+    assert served.name == "lenet5" and served.dataset == "mnist-subset"
+    assert served.test_accuracy == config["test_accuracy"]
+
+
+def test_the_shipped_folder_is_what_export_writes_now():
+    folder = pretrained_dir("lenet5")
+    assert (folder / "README.md").is_file()
+    config = read_pretrained(folder)["pretrained"]  # checksum checked
+    assert config["train_config"]["data_dir"] is None and config["train_config"]["out_dir"] is None
+    assert not [s for s in _strings(config) if s.startswith(("/", "~"))]
+    assert "/" not in (folder / "README.md").read_text().split("```python")[0].replace("https://", "")
+
+
+def test_commands_take_a_shipped_model_name(tmp_path, capsys):
+    assert main(["eval", "lenet5", "--dataset", "mnist-subset", "--json", "--device", "cpu"]) == 0
+    by_name = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(pretrained_dir("lenet5")), "--dataset", "mnist-subset", "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == by_name["accuracy"] > 0.95
+    assert main(["ensemble", "lenet5", "--dataset", "mnist-subset", "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["members"][0]["accuracy"] == by_name["accuracy"]
+    assert main(["export", "lenet5", "--format", "hub", "--out", str(tmp_path / "x"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "lenet5"
+    from lenetlab.apps.serve import served_model
+
+    assert served_model("lenet5").name == "lenet5"  # lenet serve lenet5
+    # a name that is neither a file nor a shipped model is still a missing checkpoint
+    assert main(["eval", "lenet6", "--dataset", "mnist-subset"]) == 2
+    assert "lenet6: checkpoint file not found" in capsys.readouterr().err
 
 
 def test_export_errors_are_one_line(tmp_path, digit_ckpt, capsys):

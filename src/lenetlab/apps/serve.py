@@ -1,7 +1,8 @@
 """``lenet serve [RUN_OR_CHECKPOINT ...] [--onnx MODEL.onnx ...]``: serve one or several trained models.
 
 Each source becomes one :class:`~lenetlab.serve.app.ServedModel`, named after its run directory (a
-``best.pt``/``last.pt`` inside a run is named after the run), file or folder, so that the page's
+``best.pt``/``last.pt`` inside a run is named after the run), file, or for an exported folder the model
+its ``config.json`` names, so that the page's
 model picker and ``?model=NAME`` can tell them apart; a repeated name gets ``-2``, ``-3``... The
 picker shows the dataset and test accuracy: a run's from its own files (:class:`~lenetlab.inference.run.Run`,
 as ``lenet runs`` reads them), an exported folder's from what it records. No source: the small
@@ -17,6 +18,7 @@ from pathlib import Path
 from lenetlab.errors import LenetlabError
 from lenetlab.inference.predictor import load_predictor
 from lenetlab.inference.run import Run
+from lenetlab.models.pretrained import is_pretrained_dir
 from lenetlab.serve.app import ServedModel, run_server, serving_app
 from lenetlab.serve.batching import MAX_BATCH, WAIT_MS
 from lenetlab.textfmt import quiet
@@ -29,9 +31,9 @@ def served_model(source: str | None, *, onnx: bool = False, device: str = "cpu")
     """One :class:`ServedModel` for a run directory, checkpoint, exported folder or (``onnx``) ONNX file;
     ``source=None``: the shipped ``lenet5``, named ``lenet5``."""
     predictor = load_predictor(onnx=source) if onnx else load_predictor(source, device=device)
-    if source is None:
+    path = Path(source or ".")
+    if source is None or is_pretrained_dir(path):  # an exported folder is named by its config.json, not the folder
         return ServedModel(predictor.name, predictor)
-    path = Path(source)
     run = Run.of(path) if not onnx else None
     if run is None:
         return ServedModel(path.stem if path.is_file() else path.resolve().name, predictor)

@@ -33,6 +33,7 @@ from lenetlab import data
 from lenetlab.errors import LenetlabError, first_line
 from lenetlab.fileio import read_json, read_jsonl
 from lenetlab.models.checkpoint import data_description
+from lenetlab.models.pretrained import PRETRAINED, pretrained_dir
 
 try:
     import fcntl
@@ -91,8 +92,11 @@ def lock_holder(run_dir: str | os.PathLike) -> int | None:
 
 def checkpoint_path(source: str | os.PathLike) -> Path:
     """The checkpoint file ``source`` names: for a run directory its :attr:`Run.checkpoint` (``best.pt``,
-    else ``last.pt``), otherwise ``source`` itself (a file or an exported model folder)."""
+    else ``last.pt``); for a registered name with shipped weights and no such file here (``lenet5``) the
+    folder of those weights; otherwise ``source`` itself (a file or an exported model folder)."""
     source = Path(source)
+    if not source.exists() and str(source) in PRETRAINED:
+        return pretrained_dir(str(source))
     found = Run(source).checkpoint if Run.is_run(source) else None
     return found or source
 

@@ -22,10 +22,14 @@ from lenetlab.models.registry import (
     register_model,
 )
 
+#: The Hugging Face name of :func:`load_pretrained`: the model of an exported folder, weights loaded.
+from_pretrained = load_pretrained
+
 __all__ = [
     "ModelInfo",
     "build_model",
     "create",
+    "from_pretrained",
     "list_models",
     "load_checkpoint",
     "load_model",

@@ -1,6 +1,6 @@
 """Export a lenetlab checkpoint: to ONNX (below), or to portable weights, ``model.safetensors`` +
-``config.json`` in a folder (:func:`export_safetensors`, the Hugging Face Hub layout, see
-:mod:`lenetlab.models.pretrained`).
+``config.json`` + a ``README.md`` model card in a folder (:func:`export_safetensors`, the Hugging Face
+Hub layout, see :mod:`lenetlab.models.pretrained`).
 
 ONNX: a dynamic batch dimension and self-describing metadata.
 
@@ -45,6 +45,10 @@ ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")
 EXAMPLE_BATCH = 8
 #: Largest batch the exported graph promises to accept (a bound torch.export needs for the Dim).
 MAX_BATCH = 65536
+#: The model card of an exported folder, as the Hugging Face Hub names it.
+MODEL_CARD = "README.md"
+#: The licence (a Hugging Face Hub identifier) of models trained on each named dataset.
+DATA_LICENCES = {"mnist": "cc-by-sa-3.0", "mnist-subset": "cc-by-sa-3.0", "fashion-mnist": "mit"}
 
 
 def default_onnx_path(checkpoint: str | os.PathLike) -> Path:
@@ -122,10 +126,10 @@ def _exported_onnx(path: Path) -> bool:
 
 def _exported_folder(folder: Path) -> bool:
     """Whether ``folder`` holds nothing an export would replace but a previous export's files: no
-    ``config.json`` or ``model.safetensors``, or a ``config.json`` of format :data:`FORMAT`."""
+    ``config.json``, ``model.safetensors`` or ``README.md``, or a ``config.json`` of format :data:`FORMAT`."""
     config, weights = folder / CONFIG, folder / WEIGHTS
     if not config.exists():
-        return not weights.exists()
+        return not weights.exists() and not (folder / MODEL_CARD).exists()
     try:
         return read_json(config).get("format") == FORMAT
     except (LenetlabError, AttributeError):  # unreadable, not strict JSON, or not an object: not ours
@@ -186,13 +190,15 @@ def default_safetensors_dir(checkpoint: str | os.PathLike) -> Path:
 
 
 def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None) -> dict:
-    """Write ``checkpoint`` (file or run directory) as ``out/model.safetensors`` + ``out/config.json``
-    and check that the model rebuilt from that folder gives the same outputs, bit for bit.
+    """Write ``checkpoint`` (file, run directory or shipped model name) as a Hugging Face Hub style
+    folder: ``out/model.safetensors``, ``out/config.json`` and a ``out/README.md`` model card, and check
+    that the model rebuilt from that folder gives the same outputs, bit for bit.
 
     ``config.json`` holds the model name and arguments, class names, input spec, lenetlab version,
     dataset and, where known, the step, dev and test accuracy and the training config (see
-    :mod:`lenetlab.models.pretrained`). Returns a summary dict (``path``, ``files``, ``model``,
-    ``bytes``, ``max_abs_diff``).
+    :mod:`lenetlab.models.pretrained`), with nothing that names the training machine (no data or run
+    folder; a dataset given as a path keeps its last part). Returns a summary dict (``path``, ``files``,
+    ``model``, ``bytes``, ``max_abs_diff``).
     """
     checkpoint = Path(checkpoint)
     path = checkpoint_path(checkpoint)
@@ -207,12 +213,15 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
     test_accuracy = measured_test_accuracy(path, ckpt)
     if test_accuracy is not None:
         extra["test_accuracy"] = test_accuracy
-    config = dict(ckpt.get("config") or {})
-    if config:
-        extra["train_config"] = config
-    if ckpt.get("dataset") is None and isinstance(checkpoint_data(ckpt).get("dataset"), str):
-        extra["dataset"] = checkpoint_data(ckpt)["dataset"]
-    save_pretrained(out, ckpt, **extra)
+    train_config = dict(ckpt.get("config") or (ckpt.get("pretrained") or {}).get("train_config") or {})
+    if train_config:
+        # where the data and runs lived on the training machine means nothing anywhere else
+        extra["train_config"] = {**train_config, "data_dir": None, "out_dir": None,
+                                 "dataset": _portable_name(train_config.get("dataset"))}
+    dataset = ckpt.get("dataset") or checkpoint_data(ckpt).get("dataset")
+    if isinstance(dataset, str):
+        extra["dataset"] = _portable_name(dataset)
+    config = save_pretrained(out, ckpt, **extra)
     again = load_pretrained(out)
     spec = InputSpec.from_dict(ckpt["input_spec"])
     x = torch.randn(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
@@ -220,8 +229,95 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
         diff = float((again(x) - model(x)).abs().max())
     if diff != 0.0:
         raise LenetlabError(f"{out}: the model rebuilt from the export differs from the checkpoint by {diff:.2e}")
-    files = [out / WEIGHTS, out / CONFIG]
+    card = out / MODEL_CARD
+    try:
+        with atomic_path(card) as tmp:
+            tmp.write_text(model_card(config, sum(p.numel() for p in model.parameters())), encoding="utf-8")
+    except OSError as e:
+        raise LenetlabError(f"--out {out}: cannot write {MODEL_CARD} ({e.strerror or e})") from None
+    files = [out / WEIGHTS, out / CONFIG, card]
     return {"path": str(out), "files": [str(f) for f in files], "model": ckpt["model"]["name"],
             "checkpoint": str(checkpoint), "format": "safetensors", "bytes": sum(f.stat().st_size for f in files),
             "max_abs_diff": diff, "test_accuracy": test_accuracy}
 
+
+def _portable_name(dataset):
+    """A dataset name as it means something on another machine: a path keeps only its last part."""
+    return Path(dataset).name if isinstance(dataset, str) and ("/" in dataset or "\\" in dataset) else dataset
+
+
+#: The body of the model card (after its front matter); :func:`model_card` fills the fields.
+CARD = """
+# {name} ({dataset})
+
+A lenetlab `{name}` classifier ({parameters:,} parameters, arguments `{kwargs}`) for {classes} classes
+({class_names}), exported by `lenet export --format hub` with lenetlab {version}.
+
+## Architecture
+
+`{name}` from lenetlab's model registry (`lenet models`). Input: float32 `[batch, {channels}, {size}, {size}]`,
+resized by `{resize}` and normalised with mean {mean} and std {std} (`input_spec` in `config.json`);
+output: one score per class.
+
+## Data and training
+
+Trained on `{dataset}`. Recipe: {recipe}.{dev} The whole training config is `train_config` in `config.json`.
+
+## Evaluation
+
+{evaluation}
+
+## Use
+
+```python
+import lenetlab.models
+
+model = lenetlab.models.from_pretrained("THIS_FOLDER")
+```
+
+or `lenet predict --checkpoint THIS_FOLDER digit.png`, `lenet eval THIS_FOLDER`, `lenet serve THIS_FOLDER`.
+`model.safetensors` must match the `checksum` in `config.json`.
+
+## Intended use and limitations
+
+For teaching and experiments: single centred characters of the classes above, in images like the training
+data. Not for documents, several characters per image, other scripts, or any decision about people; accuracy
+drops on inputs unlike the training set, and the scores are not calibrated probabilities.
+
+## Licence
+
+{licence_text}
+"""
+
+
+def model_card(config: dict, parameters: int) -> str:
+    """The ``README.md`` model card of an exported folder whose ``config.json`` is ``config``: YAML front
+    matter as the Hugging Face Hub reads it (``license``, ``library_name``, ``tags``, ``datasets``,
+    ``metrics``, ``model-index`` with the test accuracy and its split), then :data:`CARD`."""
+    name, dataset, acc = config["model"], config.get("dataset") or "unknown", config.get("test_accuracy")
+    licence = DATA_LICENCES.get(dataset, "other")
+    train, spec = config.get("train_config") or {}, config["input_spec"]
+    front = ["---", f"license: {licence}", "library_name: lenetlab", "pipeline_tag: image-classification", "tags:",
+             "- image-classification", "- lenet", "- pytorch", "- safetensors", "datasets:", f"- {dataset}",
+             "metrics:", "- accuracy"]
+    if acc is not None:
+        front += ["model-index:", f"- name: {name}", "  results:", "  - task:", "      type: image-classification",
+                  "    dataset:", f"      name: {dataset}", f"      type: {dataset}", "      split: test",
+                  "    metrics:", "    - type: accuracy", f"      value: {acc}"]
+    keys = ("epochs", "batch_size", "optimizer", "lr", "schedule", "augment", "seed")
+    recipe = ", ".join(f"{k} {train[k]}" for k in keys if train.get(k) is not None) or "not recorded"
+    dev = (f" Best dev accuracy {config['dev_accuracy']} at step {config.get('step')}."
+           if "dev_accuracy" in config else "")
+    evaluation = (f"Accuracy {acc} on the test split of `{dataset}`, as its run measured it." if acc is not None
+                  else "No test accuracy was measured for this checkpoint.")
+    licence_text = ("The licence of the training data applies." if licence == "other" else
+                    f"The weights are derived from `{dataset}` and shared under its licence, `{licence}`"
+                    + (" (Creative Commons Attribution-Share Alike 3.0, as the MNIST database)."
+                       if licence == "cc-by-sa-3.0" else "."))
+    body = CARD.format(name=name, dataset=dataset, parameters=parameters, classes=len(config["class_names"]),
+                       kwargs=dumps(config["model_kwargs"], indent=None),
+                       class_names=", ".join(config["class_names"][:10]),
+                       version=config.get("lenetlab_version", "?"), channels=spec["channels"], size=spec["size"],
+                       resize=spec.get("resize"), mean=spec.get("mean"), std=spec.get("std"), recipe=recipe, dev=dev,
+                       evaluation=evaluation, licence_text=licence_text)
+    return "\n".join(front + ["---"]) + "\n" + body
