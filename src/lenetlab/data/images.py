@@ -309,8 +309,8 @@ def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
         resid = v - design @ coef
         sigma = max(1.4826 * float(np.median(np.abs(resid[keep] - np.median(resid[keep])))), 1 / 255)
         keep = np.abs(resid) < 2.5 * sigma
-    gy, gx = np.mgrid[0:h, 0:w]
-    X, Y = gx / max(w - 1, 1), gy / max(h - 1, 1)
+    # a row and a column broadcast: the same float64 operations per pixel as full grids, without them
+    X, Y = np.arange(w)[None, :] / max(w - 1, 1), np.arange(h)[:, None] / max(h - 1, 1)
     bg = coef[0] + coef[1] * X + coef[2] * Y + coef[3] * X * X + coef[4] * X * Y + coef[5] * Y * Y
     return bg, sigma
 
@@ -355,7 +355,24 @@ def _thicken(crop: np.ndarray) -> np.ndarray:
     k = min(k | 1, 2 * (side // 8) + 1)  # odd filter size, bounded
     if k < 3:
         return crop
-    return _rank_filter(np.pad(crop, k // 2), ImageFilter.MaxFilter(k))
+    return _max_filter(np.pad(crop, k // 2), k)
+
+
+def _max_filter(a: np.ndarray, k: int) -> np.ndarray:
+    """PIL's ``MaxFilter(k)`` of ``a`` ``[H, W]`` in [0, 1] through 8 bits, as two 1-D running maxima (a
+    square's maximum is separable; PIL repeats the edge pixels, which a clipped window already holds)."""
+    q = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    h, w = q.shape
+    r = k // 2
+    tall = np.pad(q, ((r, r), (0, 0)))
+    rows = tall[:h].copy()
+    for i in range(1, k):
+        np.maximum(rows, tall[i:i + h], out=rows)
+    wide = np.pad(rows, ((0, 0), (r, r)))
+    both = wide[:, :w].copy()
+    for i in range(1, k):
+        np.maximum(both, wide[:, i:i + w], out=both)
+    return both.astype(np.float64) / 255.0
 
 
 def preprocess_image(image, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
