@@ -2,15 +2,20 @@
 sends) and a 28x28 JSON pixel body, through the server's own functions.
 
     python benchmarks/preprocess_speed.py [--repeat 200] [--out results/preprocess-speed.json]
+
+Times the straightforward reference first (the test's), then the current code, in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -45,39 +50,50 @@ def median_ms(fn, repeat: int) -> float:
 
 
 def stages(png: bytes, body: bytes, repeat: int) -> dict:
-    def decode():
-        img = app._open_image(png, images.MAX_PIXELS)
-        return images.load_gray(img)
-
-    gray = decode()
+    """Median ms of each stage of the server's path for the drawn PNG and the JSON body."""
+    gray = images.load_gray(app._open_image(png, images.MAX_PIXELS))
+    limit = images.MAX_PIXELS
     return {
-        "png_open_decode_gray": median_ms(decode, repeat),
+        "png_open_decode_gray": median_ms(lambda: images.load_gray(app._open_image(png, limit)), repeat),
         "png_normalise": median_ms(lambda: images.preprocess_image(gray), repeat),
-        "png_total": median_ms(lambda: app._preprocess(app._open_image(png, images.MAX_PIXELS),
-                                                      images.MAX_PIXELS), repeat),
+        "png_total": median_ms(lambda: app._preprocess(app._open_image(png, limit), limit), repeat),
         "json_parse_validate": median_ms(lambda: app._pixels_image(body), repeat),
-        "json_normalise": median_ms(lambda: app._preprocess(app._pixels_image(body), images.MAX_PIXELS),
-                                    repeat) - median_ms(lambda: app._pixels_image(body), repeat),
-        "json_total": median_ms(lambda: app._preprocess(app._pixels_image(body), images.MAX_PIXELS), repeat),
+        "json_total": median_ms(lambda: app._preprocess(app._pixels_image(body), limit), repeat),
     }
+
+
+@contextlib.contextmanager
+def reference():
+    """The straightforward implementation (kept as the reference in tests/data/test_fast_preprocess.py)."""
+    root = Path(__file__).resolve().parents[1] / "tests"
+    sys.path[:0] = [str(root), str(root / "data")]
+    from test_fast_preprocess import _reference_background, _reference_max_filter
+
+    saved = images._fit_background, images._max_filter
+    images._fit_background, images._max_filter = _reference_background, _reference_max_filter
+    try:
+        yield
+    finally:
+        images._fit_background, images._max_filter = saved
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=200)
-    p.add_argument("--label", default="current")
-    p.add_argument("--out", default=None, help="merge the figures under LABEL into this JSON file")
+    p.add_argument("--out", default=None, help="write the figures to this JSON file")
     args = p.parse_args()
     png = drawn_png()
     body = pixels_body(png)
-    result = {"stages_ms": stages(png, body, args.repeat), "loadavg": os.getloadavg()[0],
-              "repeat": args.repeat}
-    print(json.dumps({args.label: result}, indent=1))
+    result = {"loadavg_1min_before": os.getloadavg()[0], "repeat": args.repeat}
+    with reference():
+        result["reference_ms"] = stages(png, body, args.repeat)
+    result["current_ms"] = stages(png, body, args.repeat)
+    result["loadavg_1min_after"] = os.getloadavg()[0]
+    print(json.dumps(result, indent=1))
     if args.out:
-        data = json.load(open(args.out)) if os.path.exists(args.out) else {}
-        data[args.label] = result
         with open(args.out, "w") as f:
-            json.dump(data, f, indent=1)
+            json.dump(result, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ inspection, this preprocessing, the server's uploads, plots): one pixel limit, :
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -280,6 +281,19 @@ def _frame(h: int, w: int) -> np.ndarray:
     return m
 
 
+@functools.lru_cache(maxsize=8)
+def _design(h: int, w: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The quadratic's design matrix ``[n, 6]`` at every ``step``-th pixel of an ``h``×``w`` image, and the
+    border-frame mask ``[n]`` of those pixels (cached per shape: the same for every request's canvas)."""
+    sh, sw = len(range(0, h, step)), len(range(0, w, step))
+    yy, xx = np.mgrid[0:sh, 0:sw]
+    ys, xs = yy.ravel() * step / max(h - 1, 1), xx.ravel() * step / max(w - 1, 1)
+    design = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
+    keep = _frame(sh, sw).ravel()
+    design.flags.writeable = keep.flags.writeable = False
+    return design, keep
+
+
 def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
     """Fit a smooth quadratic background to ``a`` ``[H, W]``, ignoring the ink as outliers.
 
@@ -292,11 +306,8 @@ def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
     h, w = a.shape
     step = max(1, max(h, w) // 64)
     small = a[::step, ::step]
-    yy, xx = np.mgrid[0:small.shape[0], 0:small.shape[1]]
-    ys, xs = yy.ravel() * step / max(h - 1, 1), xx.ravel() * step / max(w - 1, 1)
-    design = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
+    design, keep = _design(h, w, step)
     v = small.ravel()
-    keep = _frame(*small.shape).ravel()
     coef = np.zeros(6)
     coef[0] = float(np.median(v[keep]))
     sigma = 1 / 255
@@ -307,8 +318,11 @@ def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
         # 6×6 normal equations (a small ridge keeps a border-only start well posed)
         coef = np.linalg.solve(d.T @ d + 1e-6 * np.eye(6), d.T @ v[keep])
         resid = v - design @ coef
-        sigma = max(1.4826 * float(np.median(np.abs(resid[keep] - np.median(resid[keep])))), 1 / 255)
-        keep = np.abs(resid) < 2.5 * sigma
+        kept = resid[keep]
+        sigma = max(1.4826 * float(np.median(np.abs(kept - np.median(kept)))), 1 / 255)
+        keep, was = np.abs(resid) < 2.5 * sigma, keep
+        if np.array_equal(keep, was):  # converged: the remaining rounds would repeat this one exactly
+            break
     # a row and a column broadcast: the same float64 operations per pixel as full grids, without them
     X, Y = np.arange(w)[None, :] / max(w - 1, 1), np.arange(h)[:, None] / max(h - 1, 1)
     bg = coef[0] + coef[1] * X + coef[2] * Y + coef[3] * X * X + coef[4] * X * Y + coef[5] * Y * Y
@@ -391,9 +405,9 @@ def preprocess_image(image, *, name: str | None = None, max_pixels: int = MAX_PI
     bg, sigma = _fit_background(gray)
     resid = gray - bg
     # polarity: the ink is the heavier tail beyond the noise, darker (paper) or lighter (MNIST)
-    dark = float(np.clip(-resid - 3 * sigma, 0, None).sum())
-    light = float(np.clip(resid - 3 * sigma, 0, None).sum())
-    ink = np.clip(-resid if dark > light else resid, 0.0, None)
+    dark = float(np.maximum(-resid - 3 * sigma, 0).sum())  # np.clip(x, 0, None) is np.maximum(x, 0)
+    light = float(np.maximum(resid - 3 * sigma, 0).sum())
+    ink = np.maximum(-resid if dark > light else resid, 0.0)
     if sigma > 0.02 and min(ink.shape) >= 32:
         ink = _median3(ink)
         sigma = sigma / 1.5  # a 3×3 median reduces Gaussian noise roughly by this much
