@@ -1,5 +1,6 @@
 """The fast preprocessing gives bit-identical tensors (or the same one-line error) as the straightforward
-reference it replaced: PIL's square MaxFilter for thickening and full coordinate grids for the background."""
+reference it replaced: PIL's square MaxFilter for thickening, and a background fit that always runs six rounds
+with full coordinate grids and an uncached design matrix."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import io
 
 import numpy as np
 import pytest
-from helpers import render_digit
 from PIL import Image, ImageDraw, ImageFilter
 
+from helpers import render_digit
 from lenetlab.data import images
 from lenetlab.data.images import preprocess_image
 from lenetlab.errors import DataError
