@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lenetlab.serve.apidocs import render_api_docs, schema_type
+from lenetlab.serve.apidocs import prose, render_api_docs, schema_type
 
 
 def test_schema_types():
@@ -25,3 +25,19 @@ def test_every_string_of_the_schema_is_escaped():
     page = render_api_docs(spec)
     assert "<script" not in page and page.count("&lt;script&gt;") >= 6
     assert '<a href="#post-x">' in page and 'id="schema-S"' in page
+
+
+def test_prose_turns_rest_markup_into_code():
+    assert prose("``GET /`` calls :func:`lenetlab.x.f` & :class:`~a.B`") == (
+        "<code>GET /</code> calls <code>lenetlab.x.f</code> &amp; <code>B</code>")
+
+
+def test_served_docs_page_shows_no_rest_markup():
+    from fastapi.testclient import TestClient
+
+    from lenetlab.serve.app import create_app
+
+    page = TestClient(create_app()).get("/docs").text
+    for markup in ("``", ":func:", ":mod:", ":class:", ":data:", ":meth:"):
+        assert markup not in page, markup
+    assert "<code>" in page

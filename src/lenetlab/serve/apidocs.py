@@ -8,6 +8,7 @@ with the network unplugged under the same strict CSP as the rest of the server.
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -15,6 +16,17 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 def _anchor(method: str, path: str) -> str:
     return escape(f"{method}-{path.strip('/').replace('/', '-')}")
+
+
+_ROLE = re.compile(r":(?:[a-z]+:)?[a-z]+:`(~?)([^`]+)`")  # :func:`x`, :py:class:`~a.B` (shown as B)
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def prose(text: str | None) -> str:
+    """A docstring's text as escaped HTML without reST markup: ``x`` and :func:`x` become <code>x</code>."""
+    html = escape(text or "")
+    html = _ROLE.sub(lambda m: f"<code>{m[2].rsplit('.', 1)[-1] if m[1] else m[2]}</code>", html)
+    return _LITERAL.sub(r"<code>\1</code>", html)
 
 
 def _ref_name(ref: str) -> str:
@@ -72,7 +84,7 @@ def _type_cell(schema: dict | None) -> str:
 def _paragraphs(text: str | None) -> str:
     if not text:
         return ""
-    return "".join(f"<p>{escape(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
+    return "".join(f"<p>{prose(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -88,11 +100,11 @@ def _operation(path: str, method: str, op: dict) -> str:
     out = [f'<section class="op" id="{anchor}"><h3><span class="method {method}">{method.upper()}</span> '
            f'<code>{escape(path)}</code></h3>']
     if op.get("summary"):
-        out.append(f'<p class="summary">{escape(op["summary"])}</p>')
+        out.append(f'<p class="summary">{prose(op["summary"])}</p>')
     out.append(_paragraphs(op.get("description")))
     params = [[f"<code>{escape(p['name'])}</code>", escape(p.get("in", "")), _type_cell(p.get("schema")),
                "yes" if p.get("required") else "no",
-               escape(" ".join(x for x in (p.get("description") or p.get("schema", {}).get("description", ""),
+               prose(" ".join(x for x in (p.get("description") or p.get("schema", {}).get("description", ""),
                                            _limits(p.get("schema", {}))) if x))]
               for p in op.get("parameters", [])]
     if params:
@@ -105,7 +117,7 @@ def _operation(path: str, method: str, op: dict) -> str:
     for status, r in op.get("responses", {}).items():
         content = r.get("content", {})
         schema = next(iter(content.values()), {}).get("schema") if content else None
-        rows.append([f"<code>{escape(str(status))}</code>", escape(r.get("description", "")),
+        rows.append([f"<code>{escape(str(status))}</code>", prose(r.get("description", "")),
                      _type_cell(schema) if schema else ""])
     out.append("<h4>Responses</h4>" + _table(["status", "meaning", "body"], rows))
     out.append("</section>")
@@ -115,7 +127,7 @@ def _operation(path: str, method: str, op: dict) -> str:
 def _schema(name: str, schema: dict) -> str:
     required = set(schema.get("required", []))
     rows = [[f"<code>{escape(prop)}</code>", _type_cell(s), "yes" if prop in required else "no",
-             escape(" ".join(x for x in (s.get("description", ""), _limits(s)) if x))]
+             prose(" ".join(x for x in (s.get("description", ""), _limits(s)) if x))]
             for prop, s in schema.get("properties", {}).items()]
     table = _table(["field", "type", "required", "description"], rows) or f"<p>{_type_cell(schema)}</p>"
     return (f'<section class="schema" id="schema-{escape(name)}"><h3>{escape(name)}</h3>'
@@ -128,7 +140,7 @@ def render_api_docs(openapi: dict) -> str:
     title = escape(info.get("title", "API"))
     ops = [(path, m, item[m]) for path, item in openapi.get("paths", {}).items() for m in METHODS if m in item]
     toc = "".join(f'<li><a href="#{_anchor(m, p)}"><code>{m.upper()} '
-                  f'{escape(p)}</code></a> {escape(op.get("summary", ""))}</li>' for p, m, op in ops)
+                  f'{escape(p)}</code></a> {prose(op.get("summary", ""))}</li>' for p, m, op in ops)
     schemas = openapi.get("components", {}).get("schemas", {})
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
