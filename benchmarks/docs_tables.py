@@ -227,6 +227,17 @@ def render_eval(body: dict, view: str | None) -> list[str]:
                              "l" + "r" * len(names))]
 
 
+def render_preprocess(body: dict, view: str | None) -> list[str]:
+    """Median ms per stage of preparing one request's image, the straightforward reference beside the current code."""
+    d = body["data"]
+    labels = {"png_open_decode_gray": "280×280 drawn PNG: open, decode, grayscale",
+              "png_normalise": "280×280 drawn PNG: normalise", "png_total": "280×280 drawn PNG: total",
+              "json_parse_validate": "28×28 JSON pixels: parse and validate", "json_total": "28×28 JSON pixels: total"}
+    rows = [[label, f"{d['reference_ms'][k]:.3g}", f"{d['current_ms'][k]:.3g}"] for k, label in labels.items()]
+    load = f"load average {d['loadavg_1min_before']:.1f} at the start, {d['loadavg_1min_after']:.1f} at the end"
+    return table(["stage (median ms)", "before (reference)", "after"], rows, "lrr") + ["", f"{d['repeat']} calls each; {load}."]
+
+
 def render_export(body: dict, view: str | None) -> list[str]:
     d = body["data"]
     return table(["model", "exporter", "opset", "dynamic batch", "size", "max abs diff vs PyTorch"],
@@ -337,7 +348,7 @@ RENDERERS = {
     "lenet-compare": render_compare, "lenet-eval": render_eval,
     "lenet-export": render_export, "ddp-speed": render_ddp, "serve-load": render_serve,
     "serve-load-run": render_serve_run, "folder-tasks": render_folder_tasks,
-    "digit-recognizer": render_digit_recognizer,
+    "digit-recognizer": render_digit_recognizer, "preprocess-speed": render_preprocess,
 }
 
 

@@ -14,14 +14,16 @@ import io
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
+from lenetlab import timing
 from lenetlab.data import images
 from lenetlab.serve import app
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
+from results_io import command_line, make_meta, write_results  # noqa: E402
 
 
 def drawn_png(ink: int = 255, paper: int = 0) -> bytes:
@@ -41,12 +43,8 @@ def pixels_body(png: bytes) -> bytes:
 
 
 def median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return round(1e3 * float(np.median(times)), 4)
+    """Median milliseconds of ``repeat`` calls of ``fn()`` (lenetlab.timing's latency clock)."""
+    return round(timing.latency(lambda _: fn(), [None], repeat, warmup=3)["p50_ms"], 4)
 
 
 def stages(png: bytes, body: bytes, repeat: int) -> dict:
@@ -80,7 +78,7 @@ def reference():
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=200)
-    p.add_argument("--out", default=None, help="write the figures to this JSON file")
+    p.add_argument("--out", default=None, help="write the figures to this results file (docs/serving.md's table)")
     args = p.parse_args()
     png = drawn_png()
     body = pixels_body(png)
@@ -91,9 +89,8 @@ def main() -> None:
     result["loadavg_1min_after"] = os.getloadavg()[0]
     print(json.dumps(result, indent=1))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+        command = command_line(sys.argv[1:], "python benchmarks/preprocess_speed.py")
+        write_results(args.out, make_meta("preprocess-speed", "Preparing one request's image", command), data=result)
 
 
 if __name__ == "__main__":
