@@ -286,6 +286,35 @@ def render_serve_run(body: dict, view: str | None) -> list[str]:
                       "server, so latency here is mostly queueing: 200 clients over a few requests per second each."]
 
 
+def render_serve_async(body: dict, view: str | None) -> list[str]:
+    """``serve_load.py``'s two servers under the same asyncio load (and the overload run, if any)."""
+    d = body["data"]
+    what = {"baseline": "baseline (`--max-batch 1 --workers 1`)", "default": "default (batching on)",
+            "target": "the server at `--url`"}
+    rows = [[what[name], f"{r['requests_per_s']:.1f}", f"{r['p50_ms']:.0f} ms", f"{r['p90_ms']:.0f} ms",
+             f"{r['p99_ms']:.0f} ms", str(r["dropped"]), str(r["errors_5xx"]), str(r["mismatched"]),
+             f"{r['server_cpu_ms_per_request']:.1f} ms" if "server_cpu_ms_per_request" in r else "",
+             f"{r['server_peak_rss_mb']:.0f} MB" if "server_peak_rss_mb" in r else ""]
+            for name, r in d["runs"].items()]
+    out = table(["server", "requests/s", "p50", "p90", "p99", "dropped", "5xx", "mismatched", "server CPU/request",
+                 "peak RSS"], rows, "lrrrrrrrrr")
+    out += ["", f"{num(d['requests'])} `POST {d['route']}` per server ({d['body']} bodies: the "
+                f"{d['distinct_bodies']} test digits of `mnist-subset`), {d['clients']} concurrent asyncio clients in "
+                f"{d['client_procs']} client process{'es' if d['client_procs'] != 1 else ''}; every answer compared "
+                "with the baseline's sequential answer to the same body."
+                + (f" Default / baseline requests/s: {d['speedup']}x." if "speedup" in d else "")]
+    o = d["runs"].get("default", {}).get("overload")
+    if o:
+        statuses = ", ".join(f"{num(v)} × {k}" for k, v in o["statuses"].items())
+        out += ["", f"Overload: {num(o['clients'])} concurrent clients, {num(o['requests'])} requests: {statuses}; "
+                    f"{o['no_retry_after']} 503s without `Retry-After`, {o['dropped']} dropped connections, "
+                    f"p99 {o['p99_ms'] / 1000:.1f} s, server peak RSS {o['server_peak_rss_mb']:.0f} MB."]
+    la = d["load_average"]
+    return out + ["", f"The client runs in its own process(es) but on the same {d['cpu_count']} cores, shared with "
+                      f"other work (load average {la['start']} at the start, {la['end']} at the end): the figures "
+                      "are noisy."]
+
+
 def render_serve_explain(d: dict) -> list[str]:
     """``POST /explain``'s server-side time per request (``serve_load.py --explain``), split into its parts."""
     e = d["explain"]
@@ -347,7 +376,7 @@ RENDERERS = {
     **{kind: (lambda body, view, kind=kind: benchfmt.markdown(kind, body["data"], view)) for kind in benchfmt.REPORTS},
     "lenet-compare": render_compare, "lenet-eval": render_eval,
     "lenet-export": render_export, "ddp-speed": render_ddp, "serve-load": render_serve,
-    "serve-load-run": render_serve_run, "folder-tasks": render_folder_tasks,
+    "serve-load-run": render_serve_run, "serve-load-async": render_serve_async, "folder-tasks": render_folder_tasks,
     "digit-recognizer": render_digit_recognizer, "preprocess-speed": render_preprocess,
 }
 
