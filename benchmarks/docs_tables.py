@@ -306,9 +306,13 @@ def render_serve_async(body: dict, view: str | None) -> list[str]:
     o = d["runs"].get("default", {}).get("overload")
     if o:
         statuses = ", ".join(f"{num(v)} × {k}" for k, v in o["statuses"].items())
+        how = ", ".join(f"{v} {k}" for k, v in o["dropped_by_error"].items())
+        verdict = ("acceptable" if o["acceptable"] else
+                   "not acceptable (only 200 and 503 with Retry-After, and no dropped connection, are)")
         out += ["", f"Overload: {num(o['clients'])} concurrent clients, {num(o['requests'])} requests: {statuses}; "
-                    f"{o['no_retry_after']} 503s without `Retry-After`, {o['dropped']} dropped connections, "
-                    f"p99 {o['p99_ms'] / 1000:.1f} s, server peak RSS {o['server_peak_rss_mb']:.0f} MB."]
+                    f"{o['no_retry_after']} 503s without `Retry-After`, {o['dropped']} dropped connections"
+                    + (f" ({how})" if how else "") + f"; p99 {o['p99_ms'] / 1000:.1f} s, server peak RSS "
+                    f"{o['server_peak_rss_mb']:.0f} MB: {verdict}."]
     la = d["load_average"]
     return out + ["", f"The client runs in its own process(es) but on the same {d['cpu_count']} cores, shared with "
                       f"other work (load average {la['start']} at the start, {la['end']} at the end): the figures "
