@@ -62,9 +62,30 @@ def train_argv(member: Member | str, seed: int, data_dir: str, runs_dir: Path) -
     """The ``lenet train`` command line of one run: the member's shipped config and flags, one thread,
     named ``NAME-sSEED``."""
     m = as_member(member)
-    return [sys.executable, "-m", "lenetlab", "train", "--config", m.config, *m.flags,
-            "--data-dir", data_dir, "--num-threads", "1", "--seed", str(seed), "--name", f"{m.name}-s{seed}",
-            "--out-dir", str(runs_dir), "--progress", "plain", "--no-plots", "--no-tensorboard", "--overwrite"]
+    return [
+        sys.executable,
+        "-m",
+        "lenetlab",
+        "train",
+        "--config",
+        m.config,
+        *m.flags,
+        "--data-dir",
+        data_dir,
+        "--num-threads",
+        "1",
+        "--seed",
+        str(seed),
+        "--name",
+        f"{m.name}-s{seed}",
+        "--out-dir",
+        str(runs_dir),
+        "--progress",
+        "plain",
+        "--no-plots",
+        "--no-tensorboard",
+        "--overwrite",
+    ]
 
 
 def add_run_args(p: argparse.ArgumentParser, runs_dir: str, seeds: list[int], results: str) -> None:
@@ -77,8 +98,9 @@ def add_run_args(p: argparse.ArgumentParser, runs_dir: str, seeds: list[int], re
     p.add_argument("--results", default=results)
 
 
-def train_all(configs: list, seeds: list[int], data_dir: str, runs_dir: Path, jobs: int,
-              skip_finished: bool = False) -> None:
+def train_all(
+    configs: list, seeds: list[int], data_dir: str, runs_dir: Path, jobs: int, skip_finished: bool = False
+) -> None:
     """Run every (config or :class:`Member`, seed), ``jobs`` at a time, seed by seed; each run's output goes
     to ``RUN.log`` in ``runs_dir``, the load average when it started to ``RUNS_DIR/LOADS``.
     ``skip_finished``: leave out the runs whose directory already holds a finished run (a test row)."""
@@ -95,8 +117,7 @@ def train_all(configs: list, seeds: list[int], data_dir: str, runs_dir: Path, jo
             loads[f"{c.name}-s{s}"] = round(os.getloadavg()[0], 1)
             loads_file.write_text(json.dumps(loads, indent=1) + "\n")
             log = open(runs_dir / f"{c.name}-s{s}.log", "w")  # noqa: SIM115 (closed with the process below)
-            running.append(subprocess.Popen(train_argv(c, s, data_dir, runs_dir), stdout=log,
-                                            stderr=subprocess.STDOUT))
+            running.append(subprocess.Popen(train_argv(c, s, data_dir, runs_dir), stdout=log, stderr=subprocess.STDOUT))
         done = running.pop(0)
         if done.wait() != 0:
             raise SystemExit(f"a run failed: {' '.join(map(str, done.args))}")
@@ -119,9 +140,16 @@ def run_record(run_dir: Path) -> dict:
     info = run.info()
     if info.test is None:
         raise ValueError(f"{run_dir}: no test row in metrics.jsonl (did the run finish?)")
-    return {"config": m["config"], "seed": int(m["seed"]), "model": info.model, "dataset": info.dataset,
-            "num_threads": run.config.get("num_threads"), "test_accuracy": info.test,
-            "dev_accuracy": info.best_dev, "train_time": info.train_time}
+    return {
+        "config": m["config"],
+        "seed": int(m["seed"]),
+        "model": info.model,
+        "dataset": info.dataset,
+        "num_threads": run.config.get("num_threads"),
+        "test_accuracy": info.test,
+        "dev_accuracy": info.best_dev,
+        "train_time": info.train_time,
+    }
 
 
 def _pct(acc: float) -> float:
@@ -154,12 +182,20 @@ def command_as_run(m: Member, runs: list[dict]) -> str:
     threads = f" --num-threads {r['num_threads']}" if r["num_threads"] else ""
     data = "" if r["dataset"] == "mnist-subset" else " --data-dir DIR"
     flags = "".join(f" {f}" for f in m.flags)
-    return (f"lenet train --config {m.config}{flags} --seed {_seeds(sorted(x['seed'] for x in runs))} --name {m.name}-sN "
-            f"--out-dir runs/table{threads} --progress plain --no-plots --overwrite{data}")
+    return (
+        f"lenet train --config {m.config}{flags} --seed {_seeds(sorted(x['seed'] for x in runs))} --name {m.name}-sN "
+        f"--out-dir runs/table{threads} --progress plain --no-plots --overwrite{data}"
+    )
 
 
-def aggregate(runs: list[dict], source: str, machine: str, date: str | None = None,
-              load_average: float | None = None, members: dict | None = None) -> list[dict]:
+def aggregate(
+    runs: list[dict],
+    source: str,
+    machine: str,
+    date: str | None = None,
+    load_average: float | None = None,
+    members: dict | None = None,
+) -> list[dict]:
     """One row per config (or per :class:`Member` of ``members``, ``{name: Member}``), in first-seen order."""
     by: dict[str, list[dict]] = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
@@ -170,20 +206,35 @@ def aggregate(runs: list[dict], source: str, machine: str, date: str | None = No
         times = [r["train_time"] for r in rs if r["train_time"] is not None]
         devs = [r["dev_accuracy"] for r in rs if r["dev_accuracy"] is not None]
         m = (members or {}).get(config) or Member(config, config)
-        rows.append({
-            "id": config, "label": config, "model": rs[0]["model"], "dataset": rs[0]["dataset"],
-            "seeds": [r["seed"] for r in rs],
-            "test_error_pct": {"mean": round(statistics.mean(errs), 2), "min": min(errs), "max": max(errs),
-                               "sd": round(statistics.stdev(errs), 2) if len(errs) > 1 else None,
-                               "per_seed": errs},
-            "dev_accuracy_pct": round(100 * statistics.mean(devs), 2) if devs else None,
-            "dev_accuracy_pct_per_seed": [round(100 * d, 2) for d in devs],
-            "train_time_s": ({"mean": round(statistics.mean(times), 1), "min": round(min(times), 1),
-                              "max": round(max(times), 1)} if times else None),
-            "command": train_command(m.config, rs, m.flags), "command_as_run": command_as_run(m, rs), "source": source,
-            "machine": machine,
-            "date": date, "load_average": load_average,
-        })
+        rows.append(
+            {
+                "id": config,
+                "label": config,
+                "model": rs[0]["model"],
+                "dataset": rs[0]["dataset"],
+                "seeds": [r["seed"] for r in rs],
+                "test_error_pct": {
+                    "mean": round(statistics.mean(errs), 2),
+                    "min": min(errs),
+                    "max": max(errs),
+                    "sd": round(statistics.stdev(errs), 2) if len(errs) > 1 else None,
+                    "per_seed": errs,
+                },
+                "dev_accuracy_pct": round(100 * statistics.mean(devs), 2) if devs else None,
+                "dev_accuracy_pct_per_seed": [round(100 * d, 2) for d in devs],
+                "train_time_s": (
+                    {"mean": round(statistics.mean(times), 1), "min": round(min(times), 1), "max": round(max(times), 1)}
+                    if times
+                    else None
+                ),
+                "command": train_command(m.config, rs, m.flags),
+                "command_as_run": command_as_run(m, rs),
+                "source": source,
+                "machine": machine,
+                "date": date,
+                "load_average": load_average,
+            }
+        )
     return rows
 
 
@@ -205,18 +256,25 @@ def read_ensembles(runs_dir: Path, source: str, machine: str, date: str | None =
     """Rows from ``ensemble-NAME.test.json`` (and ``.dev.json`` when present)."""
     rows = []
     for test in sorted(runs_dir.glob("ensemble-*.test.json")):
-        name = test.name[len("ensemble-"):-len(".test.json")]
+        name = test.name[len("ensemble-") : -len(".test.json")]
         t = json.loads(test.read_text())
         dev_file = test.with_name(f"ensemble-{name}.dev.json")
         d = json.loads(dev_file.read_text()) if dev_file.is_file() else None
         members = [relative_to_repo(m["checkpoint"]) for m in t["members"]]
-        rows.append({
-            "id": name, "label": name, "members": members,
-            "member_test_error_pct": [_pct(m["accuracy"]) for m in t["members"]],
-            "test_error_pct": _pct(t["accuracy"]), "dev_error_pct": _pct(d["accuracy"]) if d else None,
-            "command": "lenet ensemble " + " ".join(members) + " --data-dir DIR",
-            "source": source, "machine": machine, "date": date,
-        })
+        rows.append(
+            {
+                "id": name,
+                "label": name,
+                "members": members,
+                "member_test_error_pct": [_pct(m["accuracy"]) for m in t["members"]],
+                "test_error_pct": _pct(t["accuracy"]),
+                "dev_error_pct": _pct(d["accuracy"]) if d else None,
+                "command": "lenet ensemble " + " ".join(members) + " --data-dir DIR",
+                "source": source,
+                "machine": machine,
+                "date": date,
+            }
+        )
     return rows
 
 
@@ -233,12 +291,19 @@ def merged_meta(old: dict | None, new: dict, rows: list[dict]) -> dict:
 def collect(runs_dir, results=None, ensembles=None) -> tuple[list[dict], list[dict]]:
     """Read every run under ``runs_dir`` and write (merge into) the two results files; return their rows."""
     runs_dir = Path(runs_dir)
-    runs = [run_record(d) for d in sorted(runs_dir.iterdir())
-            if d.is_dir() and (d / "metrics.jsonl").is_file() and RUN_NAME.match(d.name)]
+    runs = [
+        run_record(d)
+        for d in sorted(runs_dir.iterdir())
+        if d.is_dir() and (d / "metrics.jsonl").is_file() and RUN_NAME.match(d.name)
+    ]
     if not runs:
         raise SystemExit(f"no finished runs (CONFIG-sSEED/metrics.jsonl) under {runs_dir}")
-    meta = make_meta("mnist-runs", "MNIST results", "bash benchmarks/results_table.sh DIR",
-                     regenerate="bash benchmarks/results_table.sh DIR")
+    meta = make_meta(
+        "mnist-runs",
+        "MNIST results",
+        "bash benchmarks/results_table.sh DIR",
+        regenerate="bash benchmarks/results_table.sh DIR",
+    )
     machine = machine_line(meta)
     rows = aggregate(runs, meta["source"], machine, meta["date"], meta.get("load_average"))
     ens = read_ensembles(runs_dir, meta["source"], machine, meta["date"])
@@ -267,4 +332,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

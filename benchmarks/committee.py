@@ -30,15 +30,20 @@ from collect_runs import (
     run_record,
     train_all,
 )
-from results_io import machine_line, make_meta, write_results
-
 from lenetlab.apps.ensemble import ensemble_select
+from results_io import machine_line, make_meta, write_results
 
 BASE = "lenet5-modern-elastic"
 #: Ciresan et al. 2012 normalise MNIST digits to these widths (pixels), one preprocessing per column group.
 WIDTHS = (10, 12, 14, 16, 18, 20)
-MEMBERS = {m.name: m for m in (Member(BASE, BASE), Member(f"{BASE}-resized", f"{BASE}-resized"),
-                               *(Member(f"{BASE}-w{w}", BASE, ("--digit-width", str(w))) for w in WIDTHS))}
+MEMBERS = {
+    m.name: m
+    for m in (
+        Member(BASE, BASE),
+        Member(f"{BASE}-resized", f"{BASE}-resized"),
+        *(Member(f"{BASE}-w{w}", BASE, ("--digit-width", str(w))) for w in WIDTHS),
+    )
+}
 RESULTS = "results/committee.json"
 #: Ciresan, Meier & Schmidhuber 2012, "Multi-column deep neural networks for image classification"
 REFERENCE = "Ciresan et al. 2012 reached 0.23% with 35 networks (7 preprocessings x 5 networks each)"
@@ -71,7 +76,7 @@ def _runs_glob(runs: list[Path]) -> str:
     ``RUNS_DIR/lenet5-modern-elastic{,-resized}-s[0-3]`` (brace expansion, then a glob)."""
     present = {RUN_NAME.match(r.name)["config"] for r in runs}
     names = [n for n in MEMBERS if n in present]
-    suffixes = [n[len(BASE):] for n in names]
+    suffixes = [n[len(BASE) :] for n in names]
     members = BASE + suffixes[0] if len(names) == 1 else BASE + "{" + ",".join(suffixes) + "}"
     return f"RUNS_DIR/{members}-s{_seed_glob(runs)}"
 
@@ -83,19 +88,30 @@ def committee_row(runs: list[Path], data_dir: str | None, meta: dict, dataset: s
     err = round(100 * (1 - test.accuracy), 2)
     sel = dev.selection
     how = "greedy forward selection" if sel["rule"] == "greedy" else "all, as cross-validation on dev favoured"
-    return {"id": "committee", "label": f"committee of {len(chosen)} chosen on dev among {len(runs)} ({how})",
-            "candidates": [r.name for r in runs], "chosen": chosen, "rule": sel["rule"],
-            "held_out_dev_error_pct": {k: round(100 * v, 3) for k, v in sel["held_out_error"].items()},
-            "test_error_pct": err, "dev_accuracy_pct": round(100 * dev.accuracy, 2),
-            "member_test_error_pct": [round(100 * (1 - m["accuracy"]), 2) for m in test.members],
-            "command": f"lenet ensemble {_runs_glob(runs)} --select --data-dir DIR",
-            "reference": REFERENCE, "target_pct": TARGET_PCT, "gap_pct": round(err - TARGET_PCT, 2),
-            "source": meta["source"], "machine": machine_line(meta), "date": meta["date"]}
+    return {
+        "id": "committee",
+        "label": f"committee of {len(chosen)} chosen on dev among {len(runs)} ({how})",
+        "candidates": [r.name for r in runs],
+        "chosen": chosen,
+        "rule": sel["rule"],
+        "held_out_dev_error_pct": {k: round(100 * v, 3) for k, v in sel["held_out_error"].items()},
+        "test_error_pct": err,
+        "dev_accuracy_pct": round(100 * dev.accuracy, 2),
+        "member_test_error_pct": [round(100 * (1 - m["accuracy"]), 2) for m in test.members],
+        "command": f"lenet ensemble {_runs_glob(runs)} --select --data-dir DIR",
+        "reference": REFERENCE,
+        "target_pct": TARGET_PCT,
+        "gap_pct": round(err - TARGET_PCT, 2),
+        "source": meta["source"],
+        "machine": machine_line(meta),
+        "date": meta["date"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     add_run_args(p, "runs/committee", [0, 1, 2, 3], RESULTS)
     a = p.parse_args(argv)
     runs_dir = Path(a.runs_dir)
@@ -104,14 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     runs = finished_runs(runs_dir, a.seeds) if runs_dir.is_dir() else []
     if not runs:
         raise SystemExit(f"no finished runs of {', '.join(MEMBERS)} under {runs_dir}")
-    meta = make_meta("committee", "A committee chosen on the dev split", "python benchmarks/committee.py --data-dir DIR",
-                     regenerate="python benchmarks/committee.py --data-dir DIR", reference=REFERENCE)
+    meta = make_meta(
+        "committee",
+        "A committee chosen on the dev split",
+        "python benchmarks/committee.py --data-dir DIR",
+        regenerate="python benchmarks/committee.py --data-dir DIR",
+        reference=REFERENCE,
+    )
     rows = aggregate([run_record(r) for r in runs], meta["source"], machine_line(meta), meta["date"], members=MEMBERS)
     for r in rows:
         r.pop("command_as_run", None)  # run by train_all: the command is the run's own
     row = committee_row(runs, a.data_dir, meta)
-    print(f"committee: {row['test_error_pct']}% test error with {len(row['chosen'])} of {len(runs)} networks "
-          f"({row['dev_accuracy_pct']}% dev accuracy); {REFERENCE}")
+    print(
+        f"committee: {row['test_error_pct']}% test error with {len(row['chosen'])} of {len(runs)} networks "
+        f"({row['dev_accuracy_pct']}% dev accuracy); {REFERENCE}"
+    )
     write_results(a.results, meta, rows=[*rows, row])
     return 0
 

@@ -37,34 +37,71 @@ TWO_THREADS = ("1 process x 2 threads", 1, 2)
 
 def run_once(nproc: int, threads: int, args, out: Path, tag: str) -> dict:
     """One ``lenet train`` run; returns its JSON summary plus examples/sec."""
-    cmd = [sys.executable, "-m", "lenetlab.cli", "train", "--nproc", str(nproc), "--num-threads", str(threads),
-           "--dataset", args.dataset, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-           "--device", "cpu", "--no-plots", "--progress", "none", "--log-steps", "1000000", "--json",
-           "--out-dir", str(out), "--name", tag]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lenetlab.cli",
+        "train",
+        "--nproc",
+        str(nproc),
+        "--num-threads",
+        str(threads),
+        "--dataset",
+        args.dataset,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--device",
+        "cpu",
+        "--no-plots",
+        "--progress",
+        "none",
+        "--log-steps",
+        "1000000",
+        "--json",
+        "--out-dir",
+        str(out),
+        "--name",
+        tag,
+    ]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc, wall = timing.timed(lambda: subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO))
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
     rows = [json.loads(line) for line in (out / tag / "metrics.jsonl").read_text().splitlines()]
     examples = args.n_train * sum(r["kind"] == "epoch" for r in rows)
-    return {"examples_per_sec": examples / summary["train_time"], "train_time": summary["train_time"],
-            "wall": wall, "test_accuracy": summary["test_accuracy"]}
+    return {
+        "examples_per_sec": examples / summary["train_time"],
+        "train_time": summary["train_time"],
+        "wall": wall,
+        "test_accuracy": summary["test_accuracy"],
+    }
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--dataset", default="mnist" if (MNIST / "train-images-idx3-ubyte.gz").is_file() else "mnist-subset")
     p.add_argument("--data-dir", default=str(MNIST) if MNIST.is_dir() else None)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=256, help="global batch (128 per process with 2 processes)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every setting")
-    p.add_argument("--two-threads", action="store_true",
-                   help="also time 1 process x 2 threads (very slow on a busy 2-core machine: OpenMP spin-waits)")
-    p.add_argument("--results", metavar="FILE", default=None,
-                   help="write the figures and the machine's description to this results file (see results_io.py)")
+    p.add_argument(
+        "--two-threads",
+        action="store_true",
+        help="also time 1 process x 2 threads (very slow on a busy 2-core machine: OpenMP spin-waits)",
+    )
+    p.add_argument(
+        "--results",
+        metavar="FILE",
+        default=None,
+        help="write the figures and the machine's description to this results file (see results_io.py)",
+    )
     args = p.parse_args()
     settings = SETTINGS[:1] + [TWO_THREADS] + SETTINGS[1:] if args.two_threads else SETTINGS
     if args.dataset == "mnist-subset":
@@ -73,9 +110,11 @@ def main() -> int:
     from lenetlab.data import load
 
     args.n_train = len(load(args.dataset, data_dir=args.data_dir).train)
-    print(f"{args.dataset}: {args.n_train} train examples x {args.epochs} epoch(s), global batch {args.batch_size}, "
-          f"lenet5, CPU; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start; "
-          f"{time.strftime('%H:%M UTC', time.gmtime())}")
+    print(
+        f"{args.dataset}: {args.n_train} train examples x {args.epochs} epoch(s), global batch {args.batch_size}, "
+        f"lenet5, CPU; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start; "
+        f"{time.strftime('%H:%M UTC', time.gmtime())}"
+    )
     results: dict[str, list[dict]] = {name: [] for name, _, _ in settings}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
@@ -83,29 +122,48 @@ def main() -> int:
                 res = run_once(nproc, threads, args, Path(tmp), f"r{r}-s{i}")
                 results[name].append(res)
                 rate = res["examples_per_sec"]
-                print(f"  round {r + 1} {name:30s} {rate:8.0f} ex/s  (train {res['train_time']:.1f} s, "
-                      f"wall {res['wall']:.1f} s, test acc {res['test_accuracy']:.4f})", flush=True)
+                print(
+                    f"  round {r + 1} {name:30s} {rate:8.0f} ex/s  (train {res['train_time']:.1f} s, "
+                    f"wall {res['wall']:.1f} s, test acc {res['test_accuracy']:.4f})",
+                    flush=True,
+                )
     base = statistics.median(x["examples_per_sec"] for x in results[SETTINGS[0][0]])
     print(f"\n{'setting':32s} {'median ex/s':>12s} {'vs 1x1':>7s}  all rounds")
     for name, _, _ in settings:
         v = [x["examples_per_sec"] for x in results[name]]
-        print(f"{name:32s} {statistics.median(v):12.0f} {statistics.median(v) / base:6.2f}x  "
-              + ", ".join(f"{x:.0f}" for x in v))
+        print(
+            f"{name:32s} {statistics.median(v):12.0f} {statistics.median(v) / base:6.2f}x  "
+            + ", ".join(f"{x:.0f}" for x in v)
+        )
     print(f"load average {os.getloadavg()[0]:.1f} at the end (shared machine: figures are noisy)")
     if args.results:
         from results_io import command_line, make_meta, write_results
 
-        meta = make_meta("ddp-speed", "Training throughput: one process vs DDP processes",
-                         command_line(sys.argv[1:], "python benchmarks/ddp_speed.py"),
-                         regenerate=f"python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results {args.results}",
-                         dataset=args.dataset, train_examples=args.n_train, epochs=args.epochs,
-                         global_batch=args.batch_size, model="lenet5", rounds=args.rounds)
+        meta = make_meta(
+            "ddp-speed",
+            "Training throughput: one process vs DDP processes",
+            command_line(sys.argv[1:], "python benchmarks/ddp_speed.py"),
+            regenerate=f"python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results {args.results}",
+            dataset=args.dataset,
+            train_examples=args.n_train,
+            epochs=args.epochs,
+            global_batch=args.batch_size,
+            model="lenet5",
+            rounds=args.rounds,
+        )
         rows = []
         for name, nproc, threads in settings:
             v = [x["examples_per_sec"] for x in results[name]]
-            rows.append({"setting": name, "processes": nproc, "threads_per_process": threads,
-                         "examples_per_sec": statistics.median(v), "rounds": v,
-                         "vs_one_process_one_thread": statistics.median(v) / base})
+            rows.append(
+                {
+                    "setting": name,
+                    "processes": nproc,
+                    "threads_per_process": threads,
+                    "examples_per_sec": statistics.median(v),
+                    "rounds": v,
+                    "vs_one_process_one_thread": statistics.median(v) / base,
+                }
+            )
         write_results(args.results, meta, rows=rows)
     return 0
 

@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from lenetlab import timing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
-from results_io import command_line, make_meta, write_results  # noqa: E402
+from results_io import command_line, make_meta, write_results
 
 # ----------------------------------------------------------------------------- fonts
 _FALLBACK_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", str(Path.home() / ".fonts"))
@@ -70,9 +70,28 @@ def installed_fonts() -> list[str]:
 # ----------------------------------------------------------------------------- glyphs
 #: 20 classes: the label string Kaggle would give, and the character drawn. b/d and p/q are mirror
 #: images of each other, which is why the automatic recipe never flips characters.
-GLYPHS = {"A": "A", "E": "E", "G": "G", "K": "K", "M": "M", "R": "R", "S": "S", "Z": "Z",
-          "b": "b", "d": "d", "p": "p", "q": "q", "ampersand": "&", "at sign": "@", "hash": "#",
-          "percent": "%", "question-mark": "?", "dollar": "$", "omega": "Ω", "lambda": "λ"}
+GLYPHS = {
+    "A": "A",
+    "E": "E",
+    "G": "G",
+    "K": "K",
+    "M": "M",
+    "R": "R",
+    "S": "S",
+    "Z": "Z",
+    "b": "b",
+    "d": "d",
+    "p": "p",
+    "q": "q",
+    "ampersand": "&",
+    "at sign": "@",
+    "hash": "#",
+    "percent": "%",
+    "question-mark": "?",
+    "dollar": "$",
+    "omega": "Ω",
+    "lambda": "λ",
+}
 
 
 def _texture(rng: np.random.Generator, w: int, h: int) -> Image.Image:
@@ -83,7 +102,7 @@ def _texture(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     kind = rng.integers(3)
     if kind == 0:  # gradient
         a = rng.uniform(0, 2 * np.pi)
-        t = (np.cos(a) * xx + np.sin(a) * yy)
+        t = np.cos(a) * xx + np.sin(a) * yy
         t = (t - t.min()) / max(np.ptp(t), 1e-6)
     elif kind == 1:  # stripes at any angle
         a, f = rng.uniform(0, np.pi), rng.uniform(3, 9)
@@ -166,8 +185,9 @@ def _mnist_images(mnist_dir: str | None, n: int, seed: int) -> tuple[np.ndarray,
     return x[idx], y[idx]
 
 
-def make_mnist_words(root: Path, n_train: int = 3000, n_test: int = 1000, seed: int = 0,
-                     mnist_dir: str | None = None) -> dict[str, str]:
+def make_mnist_words(
+    root: Path, n_train: int = 3000, n_test: int = 1000, seed: int = 0, mnist_dir: str | None = None
+) -> dict[str, str]:
     """``train/<word>/*.png`` and ``test/<word>/*.png``; returns ``{test image id: label}``."""
     x, y = _mnist_images(mnist_dir, n_train + n_test, seed)
     truth = {}
@@ -194,16 +214,32 @@ def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tu
     elif kind == "hexagon":
         pts = [(np.cos(a), np.sin(a)) for a in np.arange(6) * np.pi / 3]
     elif kind == "star":
-        pts = [((1.0 if k % 2 == 0 else 0.42) * np.cos(a), (1.0 if k % 2 == 0 else 0.42) * np.sin(a))
-               for k, a in enumerate(np.arange(10) * np.pi / 5 - np.pi / 2)]
+        pts = [
+            ((1.0 if k % 2 == 0 else 0.42) * np.cos(a), (1.0 if k % 2 == 0 else 0.42) * np.sin(a))
+            for k, a in enumerate(np.arange(10) * np.pi / 5 - np.pi / 2)
+        ]
     elif kind == "cross":
         t = 0.33
-        pts = [(-t, -1), (t, -1), (t, -t), (1, -t), (1, t), (t, t), (t, 1), (-t, 1), (-t, t), (-1, t), (-1, -t),
-               (-t, -t)]
+        pts = [
+            (-t, -1),
+            (t, -1),
+            (t, -t),
+            (1, -t),
+            (1, t),
+            (t, t),
+            (t, 1),
+            (-t, 1),
+            (-t, t),
+            (-1, t),
+            (-1, -t),
+            (-t, -t),
+        ]
     else:  # heart
         ts = np.linspace(0, 2 * np.pi, 40)
-        pts = [(16 * np.sin(t) ** 3 / 17, -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) / 17)
-               for t in ts]
+        pts = [
+            (16 * np.sin(t) ** 3 / 17, -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) / 17)
+            for t in ts
+        ]
     ca, sa = np.cos(angle), np.sin(angle)
     return [(cx + r * (ca * x - sa * y), cy + r * (sa * x + ca * y)) for x, y in pts]
 
@@ -214,9 +250,11 @@ def draw_shape(kind: str, rng: np.random.Generator) -> Image.Image:
     bg = np.full((s, s, 3), rng.integers(0, 256, 3), dtype=np.float64) + rng.normal(0, 20, (s, s, 3))
     im = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
     d = ImageDraw.Draw(im)
-    colour = tuple(int(v) for v in (255 - np.asarray(im).reshape(-1, 3).mean(0) + rng.integers(-60, 60, 3)).clip(0, 255))
+    colour = tuple(
+        int(v) for v in (255 - np.asarray(im).reshape(-1, 3).mean(0) + rng.integers(-60, 60, 3)).clip(0, 255)
+    )
     r = s * rng.uniform(0.22, 0.42)
-    cx, cy = (s / 2 + rng.uniform(-1, 1, 2) * (s / 2 - r - 1))
+    cx, cy = s / 2 + rng.uniform(-1, 1, 2) * (s / 2 - r - 1)
     width = int(max(1, r * rng.uniform(0.12, 0.25)))
     filled = rng.random() < 0.5
     if kind in ("circle", "ring"):
@@ -225,7 +263,9 @@ def draw_shape(kind: str, rng: np.random.Generator) -> Image.Image:
             d.ellipse(box, fill=colour if filled else None, outline=colour, width=width)
         else:
             d.ellipse(box, outline=colour, width=max(2, int(r * 0.3)))
-            d.ellipse([cx - r * 0.35, cy - r * 0.35, cx + r * 0.35, cy + r * 0.35], outline=colour, width=max(1, width // 2))
+            d.ellipse(
+                [cx - r * 0.35, cy - r * 0.35, cx + r * 0.35, cy + r * 0.35], outline=colour, width=max(1, width // 2)
+            )
     else:
         pts = _polygon(kind, cx, cy, r, rng.uniform(0, 2 * np.pi))
         if filled:
@@ -268,8 +308,26 @@ def make_shapes(root: Path, n: int = 1600, seed: int = 0) -> dict[str, str]:
 #: against 98.4 and 98.8% for single runs). Draw 1 of mnist-words: 98.9 -> 99.3%; of shapes: 96.3
 #: -> 98.1% (96.9% with test-time shifts, which the validation split picks). The hand-picked flags
 #: keep the final model too (``--monitor last``), for the same reason, so both sides are compared alike.
-_COMMON = ["--recipe", "lenet5", "--monitor", "last", "--model", "lenet5-modern", "--optimizer", "adamw", "--lr", "0.01",
-           "--weight-decay", "0.0005", "--label-smoothing", "0.1", "--schedule", "onecycle", "--augment", "affine"]
+_COMMON = [
+    "--recipe",
+    "lenet5",
+    "--monitor",
+    "last",
+    "--model",
+    "lenet5-modern",
+    "--optimizer",
+    "adamw",
+    "--lr",
+    "0.01",
+    "--weight-decay",
+    "0.0005",
+    "--label-smoothing",
+    "0.1",
+    "--schedule",
+    "onecycle",
+    "--augment",
+    "affine",
+]
 HAND_PICKED = {
     "glyphs": [*_COMMON, "--epochs", "120"],
     "mnist-words": [*_COMMON, "--epochs", "48"],
@@ -291,13 +349,31 @@ def score(submission: Path, truth: dict[str, str]) -> tuple[float, int]:
 
 def run_submit(folder: Path, out_dir: Path, name: str, extra: list[str], threads: int) -> dict:
     """Run ``lenet submit`` on ``folder`` in a fresh process; returns its JSON result and wall time."""
-    cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(folder), "--out",
-           str(out_dir / f"{name}.csv"), "--out-dir", str(out_dir / "runs"), "--name", name, "--progress", "none",
-           "--no-plots", "--json", "--num-threads", str(threads), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lenetlab",
+        "submit",
+        "--data-dir",
+        str(folder),
+        "--out",
+        str(out_dir / f"{name}.csv"),
+        "--out-dir",
+        str(out_dir / "runs"),
+        "--name",
+        name,
+        "--progress",
+        "none",
+        "--no-plots",
+        "--json",
+        "--num-threads",
+        str(threads),
+        *extra,
+    ]
     proc, wall = timing.timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    out = json.loads(proc.stdout[proc.stdout.index("{") :])
     out["wall"] = round(wall, 1)
     return out
 
@@ -306,15 +382,27 @@ def main(argv: list[str] | None = None) -> int:
     """Build the tasks, run the default and the hand-picked ``lenet submit`` on each, print and save."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", choices=list(BUILDERS), default=list(BUILDERS))
-    p.add_argument("--mnist-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
-                   help="the real MNIST IDX files for mnist-words (else the embedded subset)")
+    p.add_argument(
+        "--mnist-dir",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
+        help="the real MNIST IDX files for mnist-words (else the embedded subset)",
+    )
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads for every run")
-    p.add_argument("--draw", type=int, default=0, metavar="N",
-                   help="which draw of each task to build (the builders' seed): 0 is the one reported; tune on "
-                        "others (1, 2, ...), never on draw 0's test images")
+    p.add_argument(
+        "--draw",
+        type=int,
+        default=0,
+        metavar="N",
+        help="which draw of each task to build (the builders' seed): 0 is the one reported; tune on "
+        "others (1, 2, ...), never on draw 0's test images",
+    )
     p.add_argument("--no-hand", action="store_true", help="run only the default")
-    p.add_argument("--default-flags", nargs=argparse.REMAINDER, default=[],
-                   help="flags added to the default run (to try a variant; leave empty for the real default)")
+    p.add_argument(
+        "--default-flags",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="flags added to the default run (to try a variant; leave empty for the real default)",
+    )
     p.add_argument("--keep", default=None, metavar="DIR", help="build the tasks in DIR and keep them")
     p.add_argument("--results", default=None, metavar="FILE", help="write the figures as JSON with a meta block")
     args = p.parse_args(argv)
@@ -336,12 +424,21 @@ def main(argv: list[str] | None = None) -> int:
         for label, flags in variants:
             res = run_submit(folder, base / "out", f"{task}-{label}", flags, args.num_threads)
             acc, n = score(Path(res["submission"]), truth)
-            row[label] = {"accuracy": acc, "n": n, "dev_accuracy": res.get("dev_accuracy"),
-                          "train_time": res.get("train_time"), "wall": res["wall"], "flags": flags,
-                          "recipe": res.get("recipe")}
-            print(f"{task:12s} {label:12s} test accuracy {100 * acc:6.2f}% (n={n})  dev "
-                  f"{100 * (res.get('dev_accuracy') or 0):6.2f}%  train {res.get('train_time', 0):6.1f} s  "
-                  f"wall {res['wall']:6.1f} s", flush=True)
+            row[label] = {
+                "accuracy": acc,
+                "n": n,
+                "dev_accuracy": res.get("dev_accuracy"),
+                "train_time": res.get("train_time"),
+                "wall": res["wall"],
+                "flags": flags,
+                "recipe": res.get("recipe"),
+            }
+            print(
+                f"{task:12s} {label:12s} test accuracy {100 * acc:6.2f}% (n={n})  dev "
+                f"{100 * (res.get('dev_accuracy') or 0):6.2f}%  train {res.get('train_time', 0):6.1f} s  "
+                f"wall {res['wall']:6.1f} s",
+                flush=True,
+            )
         if "hand-picked" in row:
             row["gap_points"] = round(100 * (row["hand-picked"]["accuracy"] - row["default"]["accuracy"]), 2)
         figures[task] = row
@@ -352,9 +449,15 @@ def main(argv: list[str] | None = None) -> int:
         command = command_line(argv_used, "python benchmarks/folder_tasks.py").replace(args.mnist_dir, "DIR")
         if args.keep:
             command = command.replace(str(args.keep), "FOLDER")
-        meta = make_meta("folder-tasks", "The default lenet submit on unseen folder tasks, beside hand-picked flags",
-                         command, load_average=round(load1, 1), load_average_after=round(load2, 1), threads=args.num_threads,
-                         draw=args.draw)
+        meta = make_meta(
+            "folder-tasks",
+            "The default lenet submit on unseen folder tasks, beside hand-picked flags",
+            command,
+            load_average=round(load1, 1),
+            load_average_after=round(load2, 1),
+            threads=args.num_threads,
+            draw=args.draw,
+        )
         write_results(args.results, meta, rows=[{"task": t, **row} for t, row in figures.items()])
     if tmp is not None:
         tmp.cleanup()

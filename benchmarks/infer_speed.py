@@ -22,5 +22,10 @@ if __name__ == "__main__":
         sys.exit(main(["bench", "infer", *rest]))
     from results_io import record_cli
 
-    record_cli(known.results, "bench-infer", "Inference: batch throughput and single-image latency", ["bench", "infer", *rest],
-               regenerate=f"python benchmarks/infer_speed.py --results {known.results}")
+    record_cli(
+        known.results,
+        "bench-infer",
+        "Inference: batch throughput and single-image latency",
+        ["bench", "infer", *rest],
+        regenerate=f"python benchmarks/infer_speed.py --results {known.results}",
+    )

@@ -38,7 +38,7 @@ import numpy as np
 from lenetlab import timing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
-from results_io import make_meta, write_results  # noqa: E402
+from results_io import make_meta, write_results
 
 
 def write_pixels(path: Path, x: np.ndarray, labels: np.ndarray | None) -> None:
@@ -57,9 +57,9 @@ def write_pixels(path: Path, x: np.ndarray, labels: np.ndarray | None) -> None:
 def build(data_dir: str, out: Path, n_train: int = 42_000, n_test: int = 28_000, seed: int = 0) -> dict:
     """Write ``train.csv``, ``test.csv``, ``sample_submission.csv`` and ``solution.csv`` into ``out``."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from lenetlab.data.download import IDX_DATASETS
     from lenetlab.data.idx import read_images_labels
     from lenetlab.data.mnist import locate
-    from lenetlab.data.download import IDX_DATASETS
 
     paths = locate(IDX_DATASETS["mnist"], data_dir)
     xtr, ytr = read_images_labels(paths[0], paths[1])
@@ -67,7 +67,7 @@ def build(data_dir: str, out: Path, n_train: int = 42_000, n_test: int = 28_000,
     x, y = np.concatenate([xtr, xte]), np.concatenate([ytr, yte]).astype(np.int64)
     if n_train + n_test > len(x):
         raise SystemExit(f"--train {n_train} + --test {n_test} exceeds the {len(x):,} images")
-    order = np.random.default_rng(seed).permutation(len(x))[:n_train + n_test]
+    order = np.random.default_rng(seed).permutation(len(x))[: n_train + n_test]
     tr, te = order[:n_train], order[n_train:]
     out.mkdir(parents=True, exist_ok=True)
     write_pixels(out / "train.csv", x[tr], y[tr])
@@ -83,6 +83,7 @@ def build(data_dir: str, out: Path, n_train: int = 42_000, n_test: int = 28_000,
 
 def score(folder: Path, submission: Path) -> tuple[float, int]:
     """Accuracy of a Kaggle submission (``ImageId,Label``) against ``folder/solution.csv``."""
+
     def read(p: Path) -> dict[int, str]:
         with open(p, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -103,41 +104,83 @@ def run_default(args) -> int:
         build(args.data_dir, args.out, args.train, args.test, args.seed)
     sub = args.out.parent / (args.out.name + "-submission.csv")
     flags = ["--num-threads", str(args.num_threads)] if args.num_threads else []
-    cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(args.out), "--out", str(sub),
-           "--out-dir", str(args.out.parent / (args.out.name + "-runs")), "--progress", "none", "--no-plots",
-           "--json", *flags]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lenetlab",
+        "submit",
+        "--data-dir",
+        str(args.out),
+        "--out",
+        str(sub),
+        "--out-dir",
+        str(args.out.parent / (args.out.name + "-runs")),
+        "--progress",
+        "none",
+        "--no-plots",
+        "--json",
+        *flags,
+    ]
     proc, wall = timing.timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
     if proc.returncode != 0:
         raise SystemExit(f"lenet submit failed:\n{proc.stderr[-3000:]}")
-    res = json.loads(proc.stdout[proc.stdout.index("{"):])
+    res = json.loads(proc.stdout[proc.stdout.index("{") :])
     acc, n = score(args.out, sub)
-    print(f"default lenet submit: test accuracy {100 * acc:.2f}% on {n:,} held-out images, validation "
-          f"{100 * (res.get('dev_accuracy') or 0):.2f}%, training {res['train_time']:.1f} s (wall {wall:.1f} s)")
+    print(
+        f"default lenet submit: test accuracy {100 * acc:.2f}% on {n:,} held-out images, validation "
+        f"{100 * (res.get('dev_accuracy') or 0):.2f}%, training {res['train_time']:.1f} s (wall {wall:.1f} s)"
+    )
     if args.results:
-        row = {"task": "digit-recognizer", "train_rows": args.train, "test_rows": args.test,
-               "test_accuracy": acc, "n": n, "dev_accuracy": res.get("dev_accuracy"),
-               "train_time": res.get("train_time"), "wall": round(wall, 1), "tta": res.get("tta"),
-               "members": len(res.get("run_dirs") or []), "recipe": res.get("recipe")}
-        command = ("python benchmarks/make_digit_recognizer.py --data-dir DIR --out FOLDER --run"
-                   + (f" --num-threads {args.num_threads}" if args.num_threads else ""))
-        write_results(args.results, make_meta("digit-recognizer", "The default lenet submit on a full-size "
-                                              "Kaggle Digit Recognizer folder", command), rows=[row])
+        row = {
+            "task": "digit-recognizer",
+            "train_rows": args.train,
+            "test_rows": args.test,
+            "test_accuracy": acc,
+            "n": n,
+            "dev_accuracy": res.get("dev_accuracy"),
+            "train_time": res.get("train_time"),
+            "wall": round(wall, 1),
+            "tta": res.get("tta"),
+            "members": len(res.get("run_dirs") or []),
+            "recipe": res.get("recipe"),
+        }
+        command = "python benchmarks/make_digit_recognizer.py --data-dir DIR --out FOLDER --run" + (
+            f" --num-threads {args.num_threads}" if args.num_threads else ""
+        )
+        write_results(
+            args.results,
+            make_meta(
+                "digit-recognizer", "The default lenet submit on a full-size Kaggle Digit Recognizer folder", command
+            ),
+            rows=[row],
+        )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build the folder, or with ``--score`` print a submission's accuracy."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
-                   help="folder with the four MNIST IDX files")
+    p.add_argument(
+        "--data-dir",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
+        help="folder with the four MNIST IDX files",
+    )
     p.add_argument("--out", required=True, type=Path, help="the folder to write (train.csv, test.csv, ...)")
     p.add_argument("--train", type=int, default=42_000, help="labelled rows in train.csv")
     p.add_argument("--test", type=int, default=28_000, help="unlabelled rows in test.csv")
     p.add_argument("--seed", type=int, default=0, help="seed of the order of the 70,000 images")
-    p.add_argument("--score", type=Path, default=None, metavar="SUBMISSION",
-                   help="score this submission against OUT/solution.csv instead of building")
-    p.add_argument("--run", action="store_true",
-                   help="build OUT if needed, run the default lenet submit on it and score the submission")
+    p.add_argument(
+        "--score",
+        type=Path,
+        default=None,
+        metavar="SUBMISSION",
+        help="score this submission against OUT/solution.csv instead of building",
+    )
+    p.add_argument(
+        "--run",
+        action="store_true",
+        help="build OUT if needed, run the default lenet submit on it and score the submission",
+    )
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads for --run (default: all)")
     p.add_argument("--results", default=None, metavar="FILE", help="with --run: write the figures as a results file")
     args = p.parse_args(argv)
@@ -148,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.score}: accuracy {100 * acc:.2f}% on {n:,} test images ({round((1 - acc) * n)} wrong)")
         return 0
     info = build(args.data_dir, args.out, args.train, args.test, args.seed)
-    print(f"wrote {info['folder']}: train.csv {info['train']:,} rows, test.csv {info['test']:,} rows, "
-          f"sample_submission.csv, solution.csv")
+    print(
+        f"wrote {info['folder']}: train.csv {info['train']:,} rows, test.csv {info['test']:,} rows, "
+        f"sample_submission.csv, solution.csv"
+    )
     return 0
 
 

@@ -22,5 +22,10 @@ if __name__ == "__main__":
         sys.exit(main(["bench", "ops", *rest]))
     from results_io import record_cli
 
-    record_cli(known.results, "bench-ops", "Operators: loop reference vs im2col vs PyTorch",
-               ["bench", "ops", *rest], regenerate=f"python benchmarks/ops_speed.py --results {known.results}")
+    record_cli(
+        known.results,
+        "bench-ops",
+        "Operators: loop reference vs im2col vs PyTorch",
+        ["bench", "ops", *rest],
+        regenerate=f"python benchmarks/ops_speed.py --results {known.results}",
+    )

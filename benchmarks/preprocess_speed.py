@@ -23,7 +23,7 @@ from lenetlab.data import images
 from lenetlab.serve import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
-from results_io import command_line, make_meta, write_results  # noqa: E402
+from results_io import command_line, make_meta, write_results
 
 
 def drawn_png(ink: int = 255, paper: int = 0) -> bytes:

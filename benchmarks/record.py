@@ -35,14 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file", help="results file to write, e.g. results/compare.json")
     p.add_argument("--title", default=None, help="the table's title (default: by command)")
     a = p.parse_args(argv[:cut])
-    lenet_args = argv[cut + 1:]
+    lenet_args = argv[cut + 1 :]
     if not lenet_args:
         raise SystemExit("record.py: no lenet command after --")
     data, status = run_cli_json(lenet_args)
     recorded = [x for x in lenet_args if x != "--json"]
-    meta = make_meta(f"lenet-{lenet_args[0]}", a.title or TITLES.get(lenet_args[0], f"lenet {lenet_args[0]}"),
-                     command_line(recorded, "lenet"), exit_status=status,
-                     regenerate=command_line([a.file, "--", *recorded], "python benchmarks/record.py"))
+    meta = make_meta(
+        f"lenet-{lenet_args[0]}",
+        a.title or TITLES.get(lenet_args[0], f"lenet {lenet_args[0]}"),
+        command_line(recorded, "lenet"),
+        exit_status=status,
+        regenerate=command_line([a.file, "--", *recorded], "python benchmarks/record.py"),
+    )
     write_results(a.file, meta, data=data)
     if status:
         print(f"note: lenet {lenet_args[0]} exited with status {status}; recorded as exit_status", file=sys.stderr)

@@ -44,10 +44,16 @@ def cpu_model() -> str:
 def git_commit() -> str | None:
     """The short commit of the working tree (with ``+dirty`` when files outside ``results/`` changed), or None."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
@@ -64,11 +70,15 @@ def machine_meta() -> dict:
     mem_gb = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
-        mem_gb = round(kb / 1024 ** 2, 1)
-    return {"date": _dt.datetime.now(_dt.timezone.utc).date().isoformat(),
-            "hardware": {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gb": mem_gb, "gpu": gpu},
-            "os": platform.platform(terse=True), "python": platform.python_version(), "torch": torch_version,
-            "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None}
+        mem_gb = round(kb / 1024**2, 1)
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).date().isoformat(),
+        "hardware": {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gb": mem_gb, "gpu": gpu},
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
+    }
 
 
 def machine_line(meta: dict) -> str:
@@ -81,8 +91,12 @@ def machine_line(meta: dict) -> str:
 def make_meta(kind: str, title: str, command: str, source: str | None = None, **extra) -> dict:
     """A ``meta`` block for a file measured now on this machine by ``command``."""
     commit = git_commit()
-    meta = {"kind": kind, "title": title, "command": command,
-            "source": source or (f"measured at commit {commit}" if commit else "measured")}
+    meta = {
+        "kind": kind,
+        "title": title,
+        "command": command,
+        "source": source or (f"measured at commit {commit}" if commit else "measured"),
+    }
     meta.update(machine_meta())
     meta.update(extra)
     return meta
@@ -106,8 +120,9 @@ def load_results(path) -> dict:
     """Read a results file and check it has a ``meta`` block with the fields every file carries."""
     body = json.loads(Path(path).read_text(encoding="utf-8"))
     meta = body.get("meta") or {}
-    missing = [k for k in ("kind", "title", "command", "source", "date", "hardware", "python", "torch")
-               if k not in meta]
+    missing = [
+        k for k in ("kind", "title", "command", "source", "date", "hardware", "python", "torch") if k not in meta
+    ]
     if missing or ("data" in body) == ("rows" in body):
         raise ValueError(f"{path}: not a results file (missing meta {missing} or neither/both data and rows)")
     return body
@@ -156,7 +171,7 @@ def run_cli_json(argv: list[str]) -> tuple[dict, int]:
         status = main(argv) or 0
     out = buf.getvalue()
     try:
-        data = json.loads(out[out.index("{"):])
+        data = json.loads(out[out.index("{") :])
     except ValueError:
         sys.stdout.write(out)
         raise SystemExit(status or 1) from None
@@ -167,7 +182,7 @@ def strip_repo_paths(value):
     """``value`` with every string path inside the repository made relative to it (recursively)."""
     prefix = str(REPO) + os.sep
     if isinstance(value, str):
-        return value[len(prefix):] if value.startswith(prefix) else value
+        return value[len(prefix) :] if value.startswith(prefix) else value
     if isinstance(value, list):
         return [strip_repo_paths(v) for v in value]
     if isinstance(value, dict):

@@ -23,10 +23,16 @@ from results_io import machine_line, make_meta, write_results
 
 #: config -> (label, the paper's test error in %, what the paper did)
 CONFIGS = {
-    "lenet5-1998-sdlm": ("LeNet-5 1998 with SDLM, no distortions (batch 32, mu 2, 20 passes)", 0.95,
-                         "LeCun et al. 1998: 0.95% (SDLM, one example per step, 20 passes)"),
-    "lenet5-1998-sdlm-distort": ("LeNet-5 1998 with SDLM, affine distortions (batch 32, mu 2, 20 passes)", 0.8,
-                                 "LeCun et al. 1998: 0.8% (SDLM, distortions, 20 passes)"),
+    "lenet5-1998-sdlm": (
+        "LeNet-5 1998 with SDLM, no distortions (batch 32, mu 2, 20 passes)",
+        0.95,
+        "LeCun et al. 1998: 0.95% (SDLM, one example per step, 20 passes)",
+    ),
+    "lenet5-1998-sdlm-distort": (
+        "LeNet-5 1998 with SDLM, affine distortions (batch 32, mu 2, 20 passes)",
+        0.8,
+        "LeCun et al. 1998: 0.8% (SDLM, distortions, 20 passes)",
+    ),
 }
 RESULTS = "results/lenet5-1998-sdlm.json"
 
@@ -51,9 +57,17 @@ def rows_for(runs_dir: Path, meta: dict) -> list[dict]:
             r["load_average"] = max(started)
         label, paper, reference = CONFIGS[r["id"]]
         gap = round(r["test_error_pct"]["mean"] - paper, 2)
-        r.update(label=label, reference=reference, paper_test_error_pct=paper, gap_pct=gap,
-                 note=(f"{gap:.2f} points above the paper's {paper}% (mean of {len(r['seeds'])} runs)" if gap > 0
-                       else f"at or below the paper's {paper}% (mean of {len(r['seeds'])} runs)"))
+        r.update(
+            label=label,
+            reference=reference,
+            paper_test_error_pct=paper,
+            gap_pct=gap,
+            note=(
+                f"{gap:.2f} points above the paper's {paper}% (mean of {len(r['seeds'])} runs)"
+                if gap > 0
+                else f"at or below the paper's {paper}% (mean of {len(r['seeds'])} runs)"
+            ),
+        )
         r.pop("command_as_run", None)
     return rows
 
@@ -66,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = Path(a.runs_dir)
     if not a.collect_only:
         train_all(a.configs, a.seeds, a.data_dir, runs_dir, a.jobs)
-    meta = make_meta("mnist-runs", "lenet5-1998 trained with SDLM (LeCun et al. 1998, appendix C)",
-                     "python benchmarks/sdlm_1998.py --data-dir DIR",
-                     regenerate="python benchmarks/sdlm_1998.py --data-dir DIR")
+    meta = make_meta(
+        "mnist-runs",
+        "lenet5-1998 trained with SDLM (LeCun et al. 1998, appendix C)",
+        "python benchmarks/sdlm_1998.py --data-dir DIR",
+        regenerate="python benchmarks/sdlm_1998.py --data-dir DIR",
+    )
     rows = rows_for(runs_dir, meta)
     if not rows:
         raise SystemExit(f"no finished runs of {', '.join(CONFIGS)} under {runs_dir}")

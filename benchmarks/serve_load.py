@@ -70,8 +70,14 @@ def digit_bodies(kind: str) -> list[dict]:
             Image.fromarray(img).resize((280, 280), Image.Resampling.BILINEAR).save(buf, format="PNG")
             bodies.append({"label": int(y), "kind": "png", "content": buf.getvalue(), "content_type": "image/png"})
         else:
-            bodies.append({"label": int(y), "kind": "json", "content_type": "application/json",
-                           "content": json.dumps({"pixels": img.tolist()}).encode()})
+            bodies.append(
+                {
+                    "label": int(y),
+                    "kind": "json",
+                    "content_type": "application/json",
+                    "content": json.dumps({"pixels": img.tolist()}).encode(),
+                }
+            )
     return bodies
 
 
@@ -98,8 +104,19 @@ def start_server(serve_args: list[str], timeout: float = 120.0) -> tuple[subproc
     """Start ``lenet serve SERVE_ARGS`` on a free loopback port; returns the process and its base URL
     once ``/health`` answers 200."""
     port = free_port()
-    cmd = [sys.executable, "-m", "lenetlab.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning", *serve_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lenetlab.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *serve_args,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -160,7 +177,7 @@ class RssSampler:
                     rss += p.memory_info().rss
                 except psutil.Error:
                     pass
-            self.peak_mb = max(self.peak_mb, rss / 2 ** 20)
+            self.peak_mb = max(self.peak_mb, rss / 2**20)
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -172,18 +189,26 @@ class RssSampler:
         self._thread.join()
 
 
-async def async_load(url: str, route: str, bodies: list[dict], n: int, clients: int, reference: list | None,
-                     timeout: float) -> dict:
+async def async_load(
+    url: str, route: str, bodies: list[dict], n: int, clients: int, reference: list | None, timeout: float
+) -> dict:
     """Send ``n`` requests to ``url + route`` from ``clients`` coroutines sharing one AsyncClient; request
     ``i`` sends ``bodies[i % len(bodies)]``. Returns latencies (s), status counts, dropped connections
     by exception type, 503s without ``Retry-After``, answers differing from ``reference`` (one comparable
     answer per body, or None) and a few error samples."""
-    out = {"latencies": [], "statuses": collections.Counter(), "dropped": collections.Counter(),
-           "mismatched": 0, "no_retry_after": 0, "samples": []}
+    out = {
+        "latencies": [],
+        "statuses": collections.Counter(),
+        "dropped": collections.Counter(),
+        "mismatched": 0,
+        "no_retry_after": 0,
+        "samples": [],
+    }
     next_i = 0
     kwargs = [request_kwargs(b) for b in bodies]
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+
         async def one_client() -> None:
             nonlocal next_i
             while next_i < n:
@@ -215,8 +240,9 @@ def _client_proc(args: tuple, barrier, results) -> None:
     results.put(asyncio.run(async_load(*args)))
 
 
-def run_load(url: str, route: str, bodies: list[dict], n: int, clients: int, procs: int,
-             reference: list | None, timeout: float) -> dict:
+def run_load(
+    url: str, route: str, bodies: list[dict], n: int, clients: int, procs: int, reference: list | None, timeout: float
+) -> dict:
     """:func:`async_load` split over ``procs`` client processes (``n`` and ``clients`` shared out);
     the merged counts and the wall time from the moment all processes are ready."""
     ctx = multiprocessing.get_context("spawn")
@@ -224,9 +250,13 @@ def run_load(url: str, route: str, bodies: list[dict], n: int, clients: int, pro
     workers = []
     for k in range(procs):
         share = (n // procs + (k < n % procs), max(1, clients // procs + (k < clients % procs)))
-        workers.append(ctx.Process(target=_client_proc, daemon=True,
-                                   args=((url, route, bodies, share[0], share[1], reference, timeout),
-                                         barrier, results)))
+        workers.append(
+            ctx.Process(
+                target=_client_proc,
+                daemon=True,
+                args=((url, route, bodies, share[0], share[1], reference, timeout), barrier, results),
+            )
+        )
     for w in workers:
         w.start()
     barrier.wait()
@@ -235,8 +265,14 @@ def run_load(url: str, route: str, bodies: list[dict], n: int, clients: int, pro
     wall = time.perf_counter() - t0
     for w in workers:
         w.join()
-    merged = {"latencies": [], "statuses": collections.Counter(), "dropped": collections.Counter(),
-              "mismatched": 0, "no_retry_after": 0, "samples": []}
+    merged = {
+        "latencies": [],
+        "statuses": collections.Counter(),
+        "dropped": collections.Counter(),
+        "mismatched": 0,
+        "no_retry_after": 0,
+        "samples": [],
+    }
     for p in parts:
         for k, v in p.items():
             merged[k] = merged[k] + v
@@ -249,14 +285,24 @@ def summarise(res: dict, n: int, clients: int) -> dict:
     lat = np.array(res["latencies"] or [0.0]) * 1000
     p50, p90, p99 = (round(float(v), 1) for v in np.percentile(lat, [50, 90, 99]))
     statuses = {str(k): v for k, v in sorted(res["statuses"].items())}
-    return {"requests": n, "clients": clients, "wall_s": round(res["wall"], 2),
-            "requests_per_s": round(len(res["latencies"]) / res["wall"], 1), "p50_ms": p50, "p90_ms": p90,
-            "p99_ms": p99, "max_ms": round(float(lat.max()), 1), "statuses": statuses,
-            "errors_5xx": sum(v for k, v in res["statuses"].items() if k >= 500),
-            "errors_4xx": sum(v for k, v in res["statuses"].items() if 400 <= k < 500),
-            "dropped": sum(res["dropped"].values()), "dropped_by_error": dict(res["dropped"]),
-            "mismatched": res["mismatched"], "no_retry_after": res["no_retry_after"],
-            "error_samples": res["samples"]}
+    return {
+        "requests": n,
+        "clients": clients,
+        "wall_s": round(res["wall"], 2),
+        "requests_per_s": round(len(res["latencies"]) / res["wall"], 1),
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "max_ms": round(float(lat.max()), 1),
+        "statuses": statuses,
+        "errors_5xx": sum(v for k, v in res["statuses"].items() if k >= 500),
+        "errors_4xx": sum(v for k, v in res["statuses"].items() if 400 <= k < 500),
+        "dropped": sum(res["dropped"].values()),
+        "dropped_by_error": dict(res["dropped"]),
+        "mismatched": res["mismatched"],
+        "no_retry_after": res["no_retry_after"],
+        "error_samples": res["samples"],
+    }
 
 
 def sequential_answers(url: str, route: str, bodies: list[dict], timeout: float) -> list[dict]:
@@ -266,14 +312,16 @@ def sequential_answers(url: str, route: str, bodies: list[dict], timeout: float)
         for b in bodies:
             r = client.post(route, **request_kwargs(b))
             if r.status_code != 200:
-                raise SystemExit(f"the reference request for a {b['kind']} body got HTTP {r.status_code}: "
-                                 f"{r.text[:200]}")
+                raise SystemExit(
+                    f"the reference request for a {b['kind']} body got HTTP {r.status_code}: {r.text[:200]}"
+                )
             answers.append(comparable(r.json()))
     return answers
 
 
-def measure_server(serve_args: list[str], args, bodies: list[dict], reference: list | None,
-                   overload: int = 0) -> tuple[dict, list]:
+def measure_server(
+    serve_args: list[str], args, bodies: list[dict], reference: list | None, overload: int = 0
+) -> tuple[dict, list]:
     """Start a server with ``serve_args``, warm it up, run the load (and the overload), stop it.
     Returns its figures and the reference answers (this server's sequential ones when none were given)."""
     proc, url = start_server(serve_args)
@@ -284,20 +332,23 @@ def measure_server(serve_args: list[str], args, bodies: list[dict], reference: l
         run_load(url, args.route, bodies, args.warmup, min(args.clients, args.warmup), 1, None, args.timeout)
         cpu0 = cpu_seconds(proc.pid)
         with RssSampler(proc.pid) as rss:
-            res = run_load(url, args.route, bodies, args.requests, args.clients, args.client_procs, reference,
-                           args.timeout)
+            res = run_load(
+                url, args.route, bodies, args.requests, args.clients, args.client_procs, reference, args.timeout
+            )
         cpu = cpu_seconds(proc.pid) - cpu0
-        out = {"serve_args": serve_args, "server_processes": processes, **summarise(res, args.requests, args.clients),
-               "server_cpu_ms_per_request": round(1000 * cpu / max(1, len(res["latencies"])), 2),
-               "server_peak_rss_mb": round(rss.peak_mb, 1)}
+        out = {
+            "serve_args": serve_args,
+            "server_processes": processes,
+            **summarise(res, args.requests, args.clients),
+            "server_cpu_ms_per_request": round(1000 * cpu / max(1, len(res["latencies"])), 2),
+            "server_peak_rss_mb": round(rss.peak_mb, 1),
+        }
         if overload:
             with RssSampler(proc.pid) as rss:
-                res = run_load(url, args.route, bodies, 2 * overload, overload, args.client_procs, None,
-                               args.timeout)
+                res = run_load(url, args.route, bodies, 2 * overload, overload, args.client_procs, None, args.timeout)
             o = summarise(res, 2 * overload, overload)
             o["server_peak_rss_mb"] = round(rss.peak_mb, 1)
-            o["acceptable"] = (set(o["statuses"]) <= {"200", "503"} and o["no_retry_after"] == 0
-                               and o["dropped"] == 0)
+            o["acceptable"] = set(o["statuses"]) <= {"200", "503"} and o["no_retry_after"] == 0 and o["dropped"] == 0
             out["overload"] = o
     finally:
         stop_server(proc)
@@ -306,37 +357,70 @@ def measure_server(serve_args: list[str], args, bodies: list[dict], reference: l
 
 def passed(run: dict) -> bool:
     """No dropped connection, 5xx or mismatched answer (and an acceptable overload, if any)."""
-    return (run["dropped"] == 0 and run["errors_5xx"] == 0 and run["mismatched"] == 0
-            and run.get("overload", {}).get("acceptable", True))
+    return (
+        run["dropped"] == 0
+        and run["errors_5xx"] == 0
+        and run["mismatched"] == 0
+        and run.get("overload", {}).get("acceptable", True)
+    )
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     ap.add_argument("--url", default=None, help="target a running local server instead of starting two")
     ap.add_argument("--checkpoint", default=None, help="checkpoint to serve (default: the packaged lenet5)")
     ap.add_argument("--onnx", default=None, help="also serve this ONNX model through onnxruntime")
-    ap.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
-                    help="extra argument for both `lenet serve`s (repeatable)")
+    ap.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for both `lenet serve`s (repeatable)",
+    )
     ap.add_argument("--workers", type=int, default=None, help="--workers of the default server (default: its own)")
     ap.add_argument("--route", choices=["predict", "explain"], default="predict")
-    ap.add_argument("--body", "--payload", dest="body", choices=["mixed", "png", "json"], default="mixed",
-                    help="280x280 PNGs, 28x28 JSON pixels, or half each")
+    ap.add_argument(
+        "--body",
+        "--payload",
+        dest="body",
+        choices=["mixed", "png", "json"],
+        default="mixed",
+        help="280x280 PNGs, 28x28 JSON pixels, or half each",
+    )
     ap.add_argument("--requests", type=int, default=2000, help="requests in each measured run")
-    ap.add_argument("--clients", "--concurrency", dest="clients", type=int, default=8,
-                    help="concurrent clients (coroutines, shared out over --client-procs)")
+    ap.add_argument(
+        "--clients",
+        "--concurrency",
+        dest="clients",
+        type=int,
+        default=8,
+        help="concurrent clients (coroutines, shared out over --client-procs)",
+    )
     ap.add_argument("--client-procs", type=int, default=1, help="client processes, one event loop each")
     ap.add_argument("--warmup", type=int, default=50, help="requests before each measured run")
-    ap.add_argument("--overload", type=int, default=0, metavar="N",
-                    help="then N concurrent clients, two requests each, against the default server")
+    ap.add_argument(
+        "--overload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then N concurrent clients, two requests each, against the default server",
+    )
     ap.add_argument("--timeout", type=float, default=60.0, help="per-request client timeout, s")
     ap.add_argument("--results", default=None, metavar="FILE", help="also write the figures as JSON here")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
-    if not (1 <= args.requests <= 100_000 and 1 <= args.clients <= 2000 and 0 <= args.overload <= 2000
-            and 1 <= args.client_procs <= 16 and args.warmup >= 1):
-        ap.error("--requests must be 1..100000, --clients 1..2000, --overload 0..2000, --client-procs 1..16, "
-                 "--warmup >= 1")
+    if not (
+        1 <= args.requests <= 100_000
+        and 1 <= args.clients <= 2000
+        and 0 <= args.overload <= 2000
+        and 1 <= args.client_procs <= 16
+        and args.warmup >= 1
+    ):
+        ap.error(
+            "--requests must be 1..100000, --clients 1..2000, --overload 0..2000, --client-procs 1..16, --warmup >= 1"
+        )
     if args.url and urlparse(args.url).hostname not in LOOPBACK:
         ap.error(f"--url {args.url}: only loopback addresses (this is not a tool for loading other servers)")
     args.route = "/" + args.route
@@ -344,17 +428,27 @@ def parse_args(argv):
 
 
 def show(name: str, r: dict) -> None:
-    print(f"{name}: {r['requests']} requests, {r['clients']} clients -> {r['requests_per_s']} requests/s   "
-          f"p50 {r['p50_ms']} ms   p90 {r['p90_ms']} ms   p99 {r['p99_ms']} ms   max {r['max_ms']} ms")
-    extra = (f"   server CPU {r['server_cpu_ms_per_request']} ms/request   peak RSS {r['server_peak_rss_mb']} MB"
-             f" ({r['server_processes']} server processes)" if "server_peak_rss_mb" in r else "")
-    print(f"  statuses {r['statuses']}   5xx {r['errors_5xx']}   dropped {r['dropped']} "
-          f"{r['dropped_by_error'] or ''}  mismatched {r['mismatched']}{extra}")
+    print(
+        f"{name}: {r['requests']} requests, {r['clients']} clients -> {r['requests_per_s']} requests/s   "
+        f"p50 {r['p50_ms']} ms   p90 {r['p90_ms']} ms   p99 {r['p99_ms']} ms   max {r['max_ms']} ms"
+    )
+    extra = (
+        f"   server CPU {r['server_cpu_ms_per_request']} ms/request   peak RSS {r['server_peak_rss_mb']} MB"
+        f" ({r['server_processes']} server processes)"
+        if "server_peak_rss_mb" in r
+        else ""
+    )
+    print(
+        f"  statuses {r['statuses']}   5xx {r['errors_5xx']}   dropped {r['dropped']} "
+        f"{r['dropped_by_error'] or ''}  mismatched {r['mismatched']}{extra}"
+    )
     if "overload" in r:
         o = r["overload"]
-        print(f"  overload, {o['clients']} concurrent clients: statuses {o['statuses']}, 503 without Retry-After "
-              f"{o['no_retry_after']}, dropped {o['dropped']} {o['dropped_by_error'] or ''}, p99 {o['p99_ms']} ms, "
-              f"peak RSS {o['server_peak_rss_mb']} MB -> {'acceptable' if o['acceptable'] else 'NOT acceptable'}")
+        print(
+            f"  overload, {o['clients']} concurrent clients: statuses {o['statuses']}, 503 without Retry-After "
+            f"{o['no_retry_after']}, dropped {o['dropped']} {o['dropped_by_error'] or ''}, p99 {o['p99_ms']} ms, "
+            f"peak RSS {o['server_peak_rss_mb']} MB -> {'acceptable' if o['acceptable'] else 'NOT acceptable'}"
+        )
     for e in r["error_samples"] + r.get("overload", {}).get("error_samples", []):
         print("  error:", e, file=sys.stderr)
 
@@ -364,14 +458,25 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     load_at_start = round(os.getloadavg()[0], 2)
     bodies = digit_bodies(args.body)
-    common = [*args.serve_arg, *([args.checkpoint] if args.checkpoint else []),
-              *(["--onnx", args.onnx] if args.onnx else [])]
-    out = {"route": args.route, "body": args.body, "clients": args.clients, "requests": args.requests,
-           "client_procs": args.client_procs, "distinct_bodies": len(bodies), "cpu_count": os.cpu_count()}
+    common = [
+        *args.serve_arg,
+        *([args.checkpoint] if args.checkpoint else []),
+        *(["--onnx", args.onnx] if args.onnx else []),
+    ]
+    out = {
+        "route": args.route,
+        "body": args.body,
+        "clients": args.clients,
+        "requests": args.requests,
+        "client_procs": args.client_procs,
+        "distinct_bodies": len(bodies),
+        "cpu_count": os.cpu_count(),
+    }
     if args.url:
         reference = sequential_answers(args.url, args.route, bodies, args.timeout)
-        res = run_load(args.url, args.route, bodies, args.requests, args.clients, args.client_procs, reference,
-                       args.timeout)
+        res = run_load(
+            args.url, args.route, bodies, args.requests, args.clients, args.client_procs, reference, args.timeout
+        )
         out["runs"] = {"target": summarise(res, args.requests, args.clients)}
     else:
         baseline, reference = measure_server([*BASELINE_ARGS, *common], args, bodies, None)
@@ -385,8 +490,13 @@ def main(argv=None) -> int:
         from results_io import command_line, make_meta, write_results
 
         command = command_line(argv, "python benchmarks/serve_load.py")
-        meta = make_meta("serve-load-async", f"Serving under load: POST {args.route}, batching off vs on", command,
-                         load_average=load_at_start, regenerate=f"{command} --results {args.results}")
+        meta = make_meta(
+            "serve-load-async",
+            f"Serving under load: POST {args.route}, batching off vs on",
+            command,
+            load_average=load_at_start,
+            regenerate=f"{command} --results {args.results}",
+        )
         write_results(args.results, meta, data=out)
     if args.json:
         print(json.dumps(out, indent=2))
@@ -395,8 +505,10 @@ def main(argv=None) -> int:
             show(name, r)
         if "speedup" in out:
             print(f"default / baseline requests/s: {out['speedup']}x")
-        print(f"({os.cpu_count()} CPUs; load average {load_at_start} at the start, {out['load_average']['end']} at "
-              "the end: on a shared machine the figures are noisy)")
+        print(
+            f"({os.cpu_count()} CPUs; load average {load_at_start} at the start, {out['load_average']['end']} at "
+            "the end: on a shared machine the figures are noisy)"
+        )
     return 0 if out["passed"] else 1
 
 

@@ -17,8 +17,10 @@ import sys
 from lenetlab.cli import main
 
 #: results kind and table title, without and with --profile
-KINDS = {False: ("bench-train", "Training throughput and time to 99% test accuracy"),
-         True: ("bench-step-profile", "Where a batch-64 training step goes: data, forward, backward, optimiser")}
+KINDS = {
+    False: ("bench-train", "Training throughput and time to 99% test accuracy"),
+    True: ("bench-step-profile", "Where a batch-64 training step goes: data, forward, backward, optimiser"),
+}
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(add_help=False)
@@ -29,5 +31,10 @@ if __name__ == "__main__":
     from results_io import command_line, record_cli
 
     kind, title = KINDS["--profile" in rest]
-    record_cli(known.results, kind, title, ["bench", "train", *rest],
-               regenerate=f"{command_line(rest, 'python benchmarks/train_speed.py')} --results {known.results}")
+    record_cli(
+        known.results,
+        kind,
+        title,
+        ["bench", "train", *rest],
+        regenerate=f"{command_line(rest, 'python benchmarks/train_speed.py')} --results {known.results}",
+    )

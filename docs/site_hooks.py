@@ -26,8 +26,11 @@ def _outside_target(page_uri: str, target: str, docs: Path, repo: Path) -> str |
 
 def on_files(files, config):
     docs, repo = Path(config.docs_dir).resolve(), Path(config.config_file_path).resolve().parent
-    uris = {_outside_target(page.src_uri, target, docs, repo) for page in files.documentation_pages()
-            for target in LINK.findall(Path(page.abs_src_path).read_text(encoding="utf-8"))}
+    uris = {
+        _outside_target(page.src_uri, target, docs, repo)
+        for page in files.documentation_pages()
+        for target in LINK.findall(Path(page.abs_src_path).read_text(encoding="utf-8"))
+    }
     files.append(File.generated(config, "index.md", abs_src_path=str(repo / "README.md")))
     for uri in sorted(uris - {None}):
         files.append(File.generated(config, uri, abs_src_path=str(repo / uri.removeprefix("repo/"))))

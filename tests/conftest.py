@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers.py beside the tests (importlib mode)
 
-from helpers import train_small, write_digit_recognizer  # noqa: E402
+from helpers import train_small, write_digit_recognizer
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_ENV = "LENETLAB_TEST_MNIST"
@@ -54,8 +54,7 @@ def digit_ckpt(subset, tmp_path_factory) -> Path:
     torch.set_num_threads(1)  # on 2 shared cores one thread is several times faster than two
     try:
         path = tmp_path_factory.mktemp("ckpt") / "lenet5.pt"
-        return train_small(subset, path, epochs=12, augment="affine", seed=0,
-                           metrics=path.parent / "metrics.jsonl")
+        return train_small(subset, path, epochs=12, augment="affine", seed=0, metrics=path.parent / "metrics.jsonl")
     finally:
         torch.set_num_threads(threads)
 
@@ -93,7 +92,9 @@ def tmpfs(tmp_path):
         opts = f"size={size}" + (f",{options}" if options else "")
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True, text=True)
         if r.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs ({(r.stderr or 'mount failed').strip()}): run as root to test a full disk")
+            pytest.skip(
+                f"cannot mount a tmpfs ({(r.stderr or 'mount failed').strip()}): run as root to test a full disk"
+            )
         mounted.append(folder)
         return folder
 

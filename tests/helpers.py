@@ -17,8 +17,16 @@ from lenetlab.models import create, save_checkpoint
 from lenetlab.train.step import make_scaler, train_step
 
 
-def train_small(splits, path: Path, *, epochs: int = 12, seed: int = 0, augment: str = "affine",
-                model: str = "lenet5", metrics: Path | None = None) -> Path:
+def train_small(
+    splits,
+    path: Path,
+    *,
+    epochs: int = 12,
+    seed: int = 0,
+    augment: str = "affine",
+    model: str = "lenet5",
+    metrics: Path | None = None,
+) -> Path:
     """Train ``model`` on ``splits.train`` with Adam (a few seconds on CPU) and save a checkpoint.
 
     Writes ``metrics`` (a run-style metrics.jsonl) when given. Returns the checkpoint path.
@@ -36,31 +44,46 @@ def train_small(splits, path: Path, *, epochs: int = 12, seed: int = 0, augment:
         net.train()
         perm = torch.randperm(len(x), generator=g)
         for start in range(0, len(x), 64):
-            idx = perm[start:start + 64]
+            idx = perm[start : start + 64]
             xb = prepare(x[idx], spec)
             if aug is not None:
                 xb = aug(xb)
             loss, _ = train_step(net, opt, xb, y[idx], loss_fn, scaler)
             step += 1
-            rows.append({"kind": "train", "step": step, "epoch": epoch + start / len(x), "loss": loss.item(), "lr": 3e-3})
+            rows.append(
+                {"kind": "train", "step": step, "epoch": epoch + start / len(x), "loss": loss.item(), "lr": 3e-3}
+            )
         net.eval()
         with torch.no_grad():
             out = net(prepare(splits.dev.x, spec))
-            rows.append({"kind": "dev", "step": step, "epoch": epoch + 1.0,
-                         "loss": float(torch.nn.functional.cross_entropy(out, splits.dev.y)),
-                         "accuracy": float((out.argmax(1) == splits.dev.y).float().mean())})
+            rows.append(
+                {
+                    "kind": "dev",
+                    "step": step,
+                    "epoch": epoch + 1.0,
+                    "loss": float(torch.nn.functional.cross_entropy(out, splits.dev.y)),
+                    "accuracy": float((out.argmax(1) == splits.dev.y).float().mean()),
+                }
+            )
     if metrics is not None:
         metrics.parent.mkdir(parents=True, exist_ok=True)
         metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    save_checkpoint(path, {"model": {"name": model, "kwargs": {"num_classes": len(splits.class_names),
-                                                                "in_channels": spec.channels}},
-                           "state_dict": net.state_dict(), "class_names": list(splits.class_names),
-                           "input_spec": spec.to_dict(), "config": {"dataset": splits.name}})
+    save_checkpoint(
+        path,
+        {
+            "model": {"name": model, "kwargs": {"num_classes": len(splits.class_names), "in_channels": spec.channels}},
+            "state_dict": net.state_dict(),
+            "class_names": list(splits.class_names),
+            "input_spec": spec.to_dict(),
+            "config": {"dataset": splits.name},
+        },
+    )
     return path
 
 
-def render_digit(d28: np.ndarray, *, canvas=(240, 300), top=40, left=60, size=160, dark_on_light=False,
-                 photo=False, seed=0) -> np.ndarray:
+def render_digit(
+    d28: np.ndarray, *, canvas=(240, 300), top=40, left=60, size=160, dark_on_light=False, photo=False, seed=0
+) -> np.ndarray:
     """Upscale an MNIST digit ``uint8 [28, 28]`` to ``size`` pixels, placed off-centre in a larger canvas.
 
     ``dark_on_light`` gives black ink on white; ``photo`` gives dark ink on grey paper with a lighting
@@ -70,7 +93,7 @@ def render_digit(d28: np.ndarray, *, canvas=(240, 300), top=40, left=60, size=16
     h, w = canvas
     big = np.asarray(Image.fromarray(d28).resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64) / 255
     c = np.zeros((h, w))
-    c[top:top + size, left:left + size] = big
+    c[top : top + size, left : left + size] = big
     if dark_on_light or photo:
         c = 1 - c
     if photo:
@@ -91,15 +114,17 @@ def write_digit_recognizer(folder: Path, splits, n_train: int, n_test: int, bom:
 
     def rows(x, y=None):
         flat = x.reshape(len(x), -1).tolist()
-        return "".join((f"{int(y[i])}," if y is not None else "") + ",".join(map(str, r)) + "\n"
-                       for i, r in enumerate(flat))
+        return "".join(
+            (f"{int(y[i])}," if y is not None else "") + ",".join(map(str, r)) + "\n" for i, r in enumerate(flat)
+        )
 
     xtr, ytr = splits.train.x[:n_train], splits.train.y[:n_train]
     xte, yte = splits.test.x[:n_test], splits.test.y[:n_test]
     (folder / "train.csv").write_text(start + "label," + pixels + "\n" + rows(xtr, ytr), encoding="utf-8")
     (folder / "test.csv").write_text(start + pixels + "\n" + rows(xte), encoding="utf-8")
-    (folder / "solution.csv").write_text("ImageId,Label\n" + "".join(f"{i + 1},{int(v)}\n" for i, v in
-                                                                     enumerate(yte)), encoding="utf-8")
+    (folder / "solution.csv").write_text(
+        "ImageId,Label\n" + "".join(f"{i + 1},{int(v)}\n" for i, v in enumerate(yte)), encoding="utf-8"
+    )
     return folder
 
 

@@ -43,9 +43,11 @@ def test_no_help_text_shows_an_empty_default():
 
 
 #: Runs ``lenet ARGS`` in this process and fails (exit 9) if torch got imported by the time it ends.
-NO_TORCH = ("import sys\nfrom lenetlab.cli import main\n"
-            "try:\n    status = main(sys.argv[1:])\nexcept SystemExit as e:\n    status = e.code\n"
-            "sys.exit(9 if 'torch' in sys.modules else status)\n")
+NO_TORCH = (
+    "import sys\nfrom lenetlab.cli import main\n"
+    "try:\n    status = main(sys.argv[1:])\nexcept SystemExit as e:\n    status = e.code\n"
+    "sys.exit(9 if 'torch' in sys.modules else status)\n"
+)
 
 
 def test_importing_the_cli_loads_no_torch():
@@ -54,8 +56,18 @@ def test_importing_the_cli_loads_no_torch():
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"], ["predict", "--help"], ["lesson"],
-                                  ["lesson", "--json"], ["lesson", "pooling", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--version"],
+        ["train", "--help"],
+        ["predict", "--help"],
+        ["lesson"],
+        ["lesson", "--json"],
+        ["lesson", "pooling", "--help"],
+    ],
+)
 def test_help_version_and_the_lesson_list_load_no_torch(argv):
     proc = subprocess.run([sys.executable, "-c", NO_TORCH, *argv], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"lenet {' '.join(argv)}: exit {proc.returncode} (9: torch imported) {proc.stderr}"

@@ -68,8 +68,11 @@ def test_every_marked_table_matches_its_results_file(page):
     text = page.read_text(encoding="utf-8")
     expected = docs_tables.update_text(text, page)
     if expected != text:
-        diff = "\n".join(list(difflib.unified_diff(text.splitlines(), expected.splitlines(), "page", "from results",
-                                                   lineterm=""))[:40])
+        diff = "\n".join(
+            list(difflib.unified_diff(text.splitlines(), expected.splitlines(), "page", "from results", lineterm=""))[
+                :40
+            ]
+        )
         pytest.fail(f"{_page_id(page)} disagrees with its results files; run python benchmarks/docs_tables.py\n{diff}")
 
 
@@ -113,11 +116,18 @@ def test_no_machine_paths_or_internal_names(page):
 
 def test_package_text_names_sources_as_readers_know_them():
     """Code, CLI text and shipped configs say NNDL, d2l, LeCun et al. 1998, never the internal numbers."""
-    files = [f for f in sorted((REPO / "src" / "lenetlab").rglob("*"))
-             if f.suffix in {".py", ".yaml", ".txt", ".md", ".html", ".js"}]
+    files = [
+        f
+        for f in sorted((REPO / "src" / "lenetlab").rglob("*"))
+        if f.suffix in {".py", ".yaml", ".txt", ".md", ".html", ".js"}
+    ]
     assert len(files) > 50
-    bad = [f"{_page_id(f)}:{n}: {line.strip()}" for f in files
-           for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1) if INTERNAL_NAMES.search(line)]
+    bad = [
+        f"{_page_id(f)}:{n}: {line.strip()}"
+        for f in files
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
+        if INTERNAL_NAMES.search(line)
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -157,8 +167,9 @@ def test_command_line_hides_machine_paths():
 
 def _fake_run(folder: Path, name: str, dataset: str, test_acc: float, devs: list[float], train_time: float) -> None:
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"name": name, "dataset": dataset, "model": "lenet5",
-                                                    "num_threads": 1, "seed": 0}))
+    (folder / "config.json").write_text(
+        json.dumps({"name": name, "dataset": dataset, "model": "lenet5", "num_threads": 1, "seed": 0})
+    )
     rows = [{"kind": "train", "step": 1, "loss": 1.0, "train_time": train_time / 2}]
     rows += [{"kind": "dev", "step": i, "accuracy": a, "best": True} for i, a in enumerate(devs)]
     rows += [{"kind": "epoch", "step": 2, "train_time": train_time}, {"kind": "test", "accuracy": test_acc, "n": 10000}]
@@ -171,15 +182,32 @@ def test_collect_runs_writes_the_results_files_from_a_runs_folder(tmp_path):
     _fake_run(runs / "lenet5-s1", "lenet5-s1", "mnist", 0.9926, [0.9925], 100.0)
     _fake_run(runs / "nndl-subset-s0", "nndl-subset-s0", "mnist-subset", 0.80, [0.79], 1.0)
     (runs / "lenet5-s2").mkdir()  # an unfinished run: no metrics.jsonl, ignored
-    members = [{"checkpoint": str(runs / f"lenet5-s{i}"), "model": "lenet5", "accuracy": a}
-               for i, a in enumerate((0.9920, 0.9926))]
+    members = [
+        {"checkpoint": str(runs / f"lenet5-s{i}"), "model": "lenet5", "accuracy": a}
+        for i, a in enumerate((0.9920, 0.9926))
+    ]
     (runs / "ensemble-lenet5.test.json").write_text(json.dumps({"members": members, "accuracy": 0.9935}))
     (runs / "ensemble-lenet5.dev.json").write_text(json.dumps({"members": members, "accuracy": 0.9950}))
     results, ensembles = tmp_path / "mnist.json", tmp_path / "ensembles.json"
-    old_row = {"id": "lenet5-1998", "label": "kept", "model": "lenet5-1998", "seeds": [0],
-               "test_error_pct": {"mean": 1.07, "min": 1.07, "max": 1.07, "sd": None}, "command": "c", "source": "s"}
-    words = {"id": "lenet5", "label": "NNDL LeNet-5", "note": "a note", "model": "lenet5", "seeds": [9],
-             "test_error_pct": {"mean": 9.0, "min": 9.0, "max": 9.0, "sd": None}, "command": "c", "source": "s"}
+    old_row = {
+        "id": "lenet5-1998",
+        "label": "kept",
+        "model": "lenet5-1998",
+        "seeds": [0],
+        "test_error_pct": {"mean": 1.07, "min": 1.07, "max": 1.07, "sd": None},
+        "command": "c",
+        "source": "s",
+    }
+    words = {
+        "id": "lenet5",
+        "label": "NNDL LeNet-5",
+        "note": "a note",
+        "model": "lenet5",
+        "seeds": [9],
+        "test_error_pct": {"mean": 9.0, "min": 9.0, "max": 9.0, "sd": None},
+        "command": "c",
+        "source": "s",
+    }
     results_io.write_results(results, results_io.make_meta("mnist-runs", "t", "c"), rows=[words, old_row])
 
     rows, ens = collect_runs.collect(runs, results, ensembles)
@@ -212,24 +240,46 @@ def test_collect_runs_writes_the_results_files_from_a_runs_folder(tmp_path):
 def _step_path(name: str, data: float, model_step: float, base_total: float) -> dict:
     phases = {"data": data, "forward": 2.0, "backward": 2.5, "optimizer": 0.25}
     total = sum(phases.values())
-    return {"name": name, "phases_ms": phases, "total_ms": total, "phase_sum_ms": total,
-            "examples_per_sec": 64 / total * 1000, "model_step_ms": model_step, "vs_baseline": base_total / total,
-            "cap_free_data": base_total / model_step}
+    return {
+        "name": name,
+        "phases_ms": phases,
+        "total_ms": total,
+        "phase_sum_ms": total,
+        "examples_per_sec": 64 / total * 1000,
+        "model_step_ms": model_step,
+        "vs_baseline": base_total / total,
+        "cap_free_data": base_total / model_step,
+    }
 
 
 def test_step_profile_renders_the_phases_the_cap_and_the_operators():
     paths = [_step_path("baseline", 3.25, 5.0, 8.0), _step_path("lenetlab", 0.25, 4.5, 8.0)]
-    data = {"dataset": "mnist", "train_examples": 55000, "batch_size": 64, "threads": 1, "steps": 300, "rounds": 3,
-            "phases": ["data", "forward", "backward", "optimizer"], "paths": paths,
-            "ops": {"path": "lenetlab", "steps": 30, "profiled_ms_per_step": 5.0,
-                    "ops": [{"op": "aten::convolution_backward", "self_ms_per_step": 2.0, "share": 0.4,
-                             "calls_per_step": 3.0}]}}
+    data = {
+        "dataset": "mnist",
+        "train_examples": 55000,
+        "batch_size": 64,
+        "threads": 1,
+        "steps": 300,
+        "rounds": 3,
+        "phases": ["data", "forward", "backward", "optimizer"],
+        "paths": paths,
+        "ops": {
+            "path": "lenetlab",
+            "steps": 30,
+            "profiled_ms_per_step": 5.0,
+            "ops": [{"op": "aten::convolution_backward", "self_ms_per_step": 2.0, "share": 0.4, "calls_per_step": 3.0}],
+        },
+    }
     text = "\n".join(docs_tables.RENDERERS["bench-step-profile"]({"meta": {}, "data": data}, None))
     assert "| path (batch 64, 1 thread) | data ms | forward ms | backward ms | optimiser ms | total ms |" in text
-    assert ("| baseline: a typical tutorial's per-sample PIL pipeline + DataLoader | 3.25 | 2.00 | 2.50 | 0.25 | "
-            "**8.00** | 8,000 | 1.00× | 5.00 | 1.60× |") in text
-    assert ("| lenetlab (tensor-resident batches, as the Runner's) | 0.25 | 2.00 | 2.50 | 0.25 | **5.00** | 12,800 | "
-            "1.60× | 4.50 | 1.78× |") in text
+    assert (
+        "| baseline: a typical tutorial's per-sample PIL pipeline + DataLoader | 3.25 | 2.00 | 2.50 | 0.25 | "
+        "**8.00** | 8,000 | 1.00× | 5.00 | 1.60× |"
+    ) in text
+    assert (
+        "| lenetlab (tensor-resident batches, as the Runner's) | 0.25 | 2.00 | 2.50 | 0.25 | **5.00** | 12,800 | "
+        "1.60× | 4.50 | 1.78× |"
+    ) in text
     assert "cap with free data: the baseline's total divided by it." in text and "target" not in text
     assert "| `aten::convolution_backward` | 2.00 | 40.0% | 3 |" in text
 
@@ -246,8 +296,21 @@ def _torch_threads(n: int | None = None) -> int:
 def test_train_speed_profile_writes_a_results_file_the_docs_render(tmp_path, monkeypatch):
     """benchmarks/train_speed.py --profile --results FILE: kind bench-step-profile, the command's JSON as data."""
     out = tmp_path / "step-profile.json"
-    monkeypatch.setattr(sys, "argv", ["train_speed.py", "--profile", "--dataset", "mnist-subset", "--steps", "3",
-                                      "--no-levers", "--results", str(out)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "train_speed.py",
+            "--profile",
+            "--dataset",
+            "mnist-subset",
+            "--steps",
+            "3",
+            "--no-levers",
+            "--results",
+            str(out),
+        ],
+    )
     threads = _torch_threads()
     try:
         runpy.run_path(str(BENCH / "train_speed.py"), run_name="__main__")
@@ -270,8 +333,14 @@ def test_results_table_script_runs_and_collects(tmp_path):
     env = dict(os.environ, CONFIGS="nndl-subset", LENET=f"{sys.executable} -m lenetlab.cli", PYTHON=sys.executable)
     if (REPO / "src").is_dir():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
-    proc = subprocess.run(["bash", "benchmarks/results_table.sh", str(tmp_path / "no-mnist-needed"), "0"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        ["bash", "benchmarks/results_table.sh", str(tmp_path / "no-mnist-needed"), "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = results_io.load_results(tmp_path / "results" / "mnist.json")["rows"]
     assert [r["id"] for r in rows] == ["nndl-subset"] and rows[0]["seeds"] == [0]

@@ -42,8 +42,26 @@ def _one_line_error(capsys, *needles: str) -> str:
 def run_dir(tmp_path_factory):
     """A real run of 2 steps (config.json, metrics.jsonl, best.pt, last.pt), made once."""
     out = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--out-dir", str(out), "--name", "good", "--max-steps", "2", "--num-threads", "1",
-                 "--no-plots", "--progress", "none", "--no-tensorboard"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out-dir",
+                str(out),
+                "--name",
+                "good",
+                "--max-steps",
+                "2",
+                "--num-threads",
+                "1",
+                "--no-plots",
+                "--progress",
+                "none",
+                "--no-tensorboard",
+            ]
+        )
+        == 0
+    )
     return out / "good"
 
 
@@ -55,13 +73,22 @@ def _copy_run(run_dir, dest):
 
 
 # ----------------------------------------------------------------------------- one rule for numbers
-@pytest.mark.parametrize("argv, field", [
-    (["--lr", "nan"], "'lr'"), (["--momentum", "nan"], "'momentum'"), (["--sdlm-mu", "nan"], "'sdlm_mu'"),
-    (["--gamma", "nan"], "'gamma'"), (["--label-smoothing", "2"], "'label_smoothing'"),
-    (["--seed", "1e23"], "'seed'"), (["--num-threads", "100000"], "'num_threads'"),
-    (["--image-size", "100000"], "'image_size'"), (["--epochs", "inf"], "'epochs'"), (["--lr=-1e-3"], "'lr'"),
-    (["--model", "lenet5-modern", "--model-kwargs", '{"width": 100000}'], "GB"),
-])
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["--lr", "nan"], "'lr'"),
+        (["--momentum", "nan"], "'momentum'"),
+        (["--sdlm-mu", "nan"], "'sdlm_mu'"),
+        (["--gamma", "nan"], "'gamma'"),
+        (["--label-smoothing", "2"], "'label_smoothing'"),
+        (["--seed", "1e23"], "'seed'"),
+        (["--num-threads", "100000"], "'num_threads'"),
+        (["--image-size", "100000"], "'image_size'"),
+        (["--epochs", "inf"], "'epochs'"),
+        (["--lr=-1e-3"], "'lr'"),
+        (["--model", "lenet5-modern", "--model-kwargs", '{"width": 100000}'], "GB"),
+    ],
+)
 def test_train_numbers_out_of_range_are_one_line(argv, field, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", *argv]) == 2
@@ -69,14 +96,22 @@ def test_train_numbers_out_of_range_are_one_line(argv, field, capsys, tmp_path, 
     assert not (tmp_path / "runs").exists()  # refused before anything was created
 
 
-@pytest.mark.parametrize("argv, option", [
-    (["eval", "x.pt", "--batch-size", "0"], "--batch-size"), (["eval", "x.pt", "--batch-size", "-5"], "--batch-size"),
-    (["predict", "x.png", "--top-k", "nan"], "--top-k"), (["serve", "--port", "70000"], "--port"),
-    (["serve", "--max-upload-mb", "inf"], "--max-upload-mb"), (["data", "--seed", "1e30"], "--seed"),
-    (["data", "--image-size", "100000"], "--image-size"), (["compare", "--limit", "1e30"], "--limit"),
-    (["bench", "infer", "--calls", "0"], "--calls"), (["bench", "ops", "--batches", "1", "1e9"], "--batches"),
-    (["profile", "lenet5", "--input-size", "1", "1e7", "32"], "--input-size"),
-])
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["eval", "x.pt", "--batch-size", "0"], "--batch-size"),
+        (["eval", "x.pt", "--batch-size", "-5"], "--batch-size"),
+        (["predict", "x.png", "--top-k", "nan"], "--top-k"),
+        (["serve", "--port", "70000"], "--port"),
+        (["serve", "--max-upload-mb", "inf"], "--max-upload-mb"),
+        (["data", "--seed", "1e30"], "--seed"),
+        (["data", "--image-size", "100000"], "--image-size"),
+        (["compare", "--limit", "1e30"], "--limit"),
+        (["bench", "infer", "--calls", "0"], "--calls"),
+        (["bench", "ops", "--batches", "1", "1e9"], "--batches"),
+        (["profile", "lenet5", "--input-size", "1", "1e7", "32"], "--input-size"),
+    ],
+)
 def test_other_commands_numbers_go_through_the_same_rule(argv, option, capsys):
     assert main(argv) == 2
     _one_line_error(capsys, option)
@@ -128,10 +163,17 @@ def test_resume_refuses_a_nan_lr_and_optimizer_state_of_the_wrong_shape(run_dir,
 
 
 # ----------------------------------------------------------------------------- one reader for the project's JSON
-@pytest.mark.parametrize("text, needle", [
-    (DEEP, "nested more than"), ('{"step": Infinity}', "Infinity"), ('{"train_time": NaN}', "NaN"),
-    ('{"step": ' + "9" * 400 + "}", "400 digits"), ('{"loss": 1e400}', "overflows"), ("[1, 2", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        (DEEP, "nested more than"),
+        ('{"step": Infinity}', "Infinity"),
+        ('{"train_time": NaN}', "NaN"),
+        ('{"step": ' + "9" * 400 + "}", "400 digits"),
+        ('{"loss": 1e400}', "overflows"),
+        ("[1, 2", "not valid JSON"),
+    ],
+)
 def test_loads_refuses_what_is_not_strict_json_in_one_line(text, needle):
     with pytest.raises(DataError) as e:
         loads(text, "f.json")
@@ -162,11 +204,15 @@ def test_dumps_writes_strict_json():
 def test_damaged_metrics_and_configs_list_as_damaged_and_never_stop_lenet_runs(run_dir, tmp_path, capsys):
     root = tmp_path / "runs"
     _copy_run(run_dir, root / "good")
-    damage = {"deep": ("metrics.jsonl", DEEP + "\n{}\n"), "inf": ("metrics.jsonl", '{"step": Infinity}\n{}\n'),
-              "nan": ("metrics.jsonl", '{"kind": "train", "train_time": NaN}\n{}\n'),
-              "digits": ("metrics.jsonl", '{"step": ' + "9" * 400 + "}\n{}\n"),
-              "deepconfig": ("config.json", DEEP), "badtype": ("config.json", '{"model": 5}'),
-              "latin1": ("config.json", b'{"model": "caf\xe9"}')}
+    damage = {
+        "deep": ("metrics.jsonl", DEEP + "\n{}\n"),
+        "inf": ("metrics.jsonl", '{"step": Infinity}\n{}\n'),
+        "nan": ("metrics.jsonl", '{"kind": "train", "train_time": NaN}\n{}\n'),
+        "digits": ("metrics.jsonl", '{"step": ' + "9" * 400 + "}\n{}\n"),
+        "deepconfig": ("config.json", DEEP),
+        "badtype": ("config.json", '{"model": 5}'),
+        "latin1": ("config.json", b'{"model": "caf\xe9"}'),
+    }
     for name, (file, text) in damage.items():
         run = _copy_run(run_dir, root / name)
         (run / file).write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -236,13 +282,16 @@ def test_exported_folder_carries_a_checksum_that_loading_verifies(exported, tmp_
     assert "does not match the checksum" in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("change, needle", [
-    ({"model_kwargs": [1, 2]}, "field 'model_kwargs' must be dict, got list"),
-    ({"input_spec": "32x32"}, "field 'input_spec' must be dict, got str"),
-    ({"class_names": "0123456789"}, "field 'class_names' must be list, got str"),
-    ({"checksum": None}, "field 'checksum' must be str"),
-    ({"test_accuracy": "high"}, "field 'test_accuracy'"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"model_kwargs": [1, 2]}, "field 'model_kwargs' must be dict, got list"),
+        ({"input_spec": "32x32"}, "field 'input_spec' must be dict, got str"),
+        ({"class_names": "0123456789"}, "field 'class_names' must be list, got str"),
+        ({"checksum": None}, "field 'checksum' must be str"),
+        ({"test_accuracy": "high"}, "field 'test_accuracy'"),
+    ],
+)
 def test_exported_config_of_the_wrong_types_is_one_line(exported, tmp_path, change, needle):
     import shutil
 
@@ -311,8 +360,11 @@ def _numeric_flags() -> list[tuple[tuple[str, ...], str, bool]]:
             if action.__class__.__name__ == "_SubParsersAction":
                 for name, sub in action.choices.items():
                     walk(sub, (*path, name))
-            elif action.option_strings and action.type is not None \
-                    and getattr(action.type, "__name__", "") in ("int", "float", "_number"):
+            elif (
+                action.option_strings
+                and action.type is not None
+                and getattr(action.type, "__name__", "") in ("int", "float", "_number")
+            ):
                 found.append((path, action.option_strings[0], action.dest))
 
     walk(build_parser(), ())
@@ -321,10 +373,20 @@ def _numeric_flags() -> list[tuple[tuple[str, ...], str, bool]]:
 
 NUMERIC_FLAGS = _numeric_flags()
 #: positional arguments some commands need before their flags parse
-POSITIONAL = {"eval": ["x.pt"], "predict": ["x.png"], "ensemble": ["x.pt"], "export": ["x.pt"], "plot": ["r"],
-              "profile": ["lenet5"], "lesson": []}
-NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**30, 10**30),
-                    st.sampled_from(["nan", "inf", "-inf", "1e23", "1e-320", "0", "-0", "00", "1_000"]))
+POSITIONAL = {
+    "eval": ["x.pt"],
+    "predict": ["x.png"],
+    "ensemble": ["x.pt"],
+    "export": ["x.pt"],
+    "plot": ["r"],
+    "profile": ["lenet5"],
+    "lesson": [],
+}
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**30), 10**30),
+    st.sampled_from(["nan", "inf", "-inf", "1e23", "1e-320", "0", "-0", "00", "1_000"]),
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -360,8 +422,12 @@ def test_any_number_in_any_numeric_flag_exits_0_or_2_without_traceback(flag, val
     action = next(a for a in _flag_actions(path) if a.dest == dest)
     count = action.nargs if isinstance(action.nargs, int) else 1
     values = [str(value)] + [str(data.draw(NUMBERS)) for _ in range(count - 1)]
-    argv = [*path, *POSITIONAL.get(path[0], []), f"{option}={values[0]}" if count == 1 else option,
-            *([] if count == 1 else values)]
+    argv = [
+        *path,
+        *POSITIONAL.get(path[0], []),
+        f"{option}={values[0]}" if count == 1 else option,
+        *([] if count == 1 else values),
+    ]
     status = _outcome(argv)
     assert status in (0, 2), argv
     if status == 0:  # the value passed: it is a finite number (within its range)

@@ -33,8 +33,9 @@ def execute(path: Path, cwd: Path):
     A cell that raises fails with the cell's traceback (nbclient's CellExecutionError)."""
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    client = nbclient.NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(cwd)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
     client.execute(env={**os.environ, "OMP_NUM_THREADS": "1"})
     return nb, time.perf_counter() - start
 
@@ -49,8 +50,9 @@ def test_every_notebook_has_its_ipynb():
 def test_ipynb_in_sync_with_its_source(source: Path):
     ipynb = source.with_suffix(".ipynb")
     assert ipynb.is_file(), f"{ipynb.name} missing: run jupytext --sync notebooks/{source.name}"
-    assert cells(nbformat.read(ipynb, as_version=4)) == cells(jupytext.read(source)), \
+    assert cells(nbformat.read(ipynb, as_version=4)) == cells(jupytext.read(source)), (
         f"{ipynb.name} differs from {source.name}: run jupytext --sync notebooks/{source.name}"
+    )
 
 
 def test_every_notebook_teaches_and_checks():

@@ -47,9 +47,25 @@ def wheel(tmp_path_factory) -> Path:
     """A wheel built from a copy of the sources (the build leaves build/ and *.egg-info behind)."""
     tmp = tmp_path_factory.mktemp("wheel")
     tree = _copy_tree(tmp / "tree")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
-                           "--no-index", "-q", "-w", str(tmp / "dist")], cwd=tree, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            ".",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+        ],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (whl,) = (tmp / "dist").glob("lenetlab-*.whl")
     return whl
@@ -58,14 +74,19 @@ def wheel(tmp_path_factory) -> Path:
 @pytest.mark.timeout(30)
 def test_wheel_ships_configs_subset_licences_and_metadata(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    configs = {n.removeprefix("lenetlab/configs/").removesuffix(".yaml") for n in names
-               if n.startswith("lenetlab/configs/")}
+    configs = {
+        n.removeprefix("lenetlab/configs/").removesuffix(".yaml") for n in names if n.startswith("lenetlab/configs/")
+    }
     shipped = {p.stem for p in (REPO / "src" / "lenetlab" / "configs").glob("*.yaml")}
     assert configs == shipped and {"fast-lenet5", "lenet5", "nndl-subset-quirk"} <= configs
-    assert {"lenetlab/data/assets/mnist_subset.npz", "lenetlab/data/assets/MNIST-SUBSET-LICENSE.txt",
-            "lenetlab/models/assets/lenet5_mnist/best.pt", "lenetlab/models/assets/lenet5_mnist/metrics.jsonl",
-            "lenetlab/models/assets/lenet5_mnist/pretrained/model.safetensors",
-            "lenetlab/serve/static/index.html"} <= names
+    assert {
+        "lenetlab/data/assets/mnist_subset.npz",
+        "lenetlab/data/assets/MNIST-SUBSET-LICENSE.txt",
+        "lenetlab/models/assets/lenet5_mnist/best.pt",
+        "lenetlab/models/assets/lenet5_mnist/metrics.jsonl",
+        "lenetlab/models/assets/lenet5_mnist/pretrained/model.safetensors",
+        "lenetlab/serve/static/index.html",
+    } <= names
     subset_licence = zipfile.ZipFile(wheel).read("lenetlab/data/assets/MNIST-SUBSET-LICENSE.txt").decode()
     assert "CC BY-SA 3.0" in subset_licence and "Yann LeCun" in subset_licence and "Corinna Cortes" in subset_licence
     (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
@@ -82,14 +103,21 @@ def test_wheel_ships_configs_subset_licences_and_metadata(wheel):
 def test_installed_wheel_loads_a_shipped_config_by_name(wheel, tmp_path):
     """After a non-editable install, ``--config NAME`` finds the config inside the installed package."""
     target = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
-                           str(target), str(wheel)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    code = ("import lenetlab, lenetlab.train.config as c; print(lenetlab.__file__); "
-            "print(c.load_config_file('fast-lenet5').model, c.config_path('nndl-subset-quirk'))")
+    code = (
+        "import lenetlab, lenetlab.train.config as c; print(lenetlab.__file__); "
+        "print(c.load_config_file('fast-lenet5').model, c.config_path('nndl-subset-quirk'))"
+    )
     env = dict(os.environ, PYTHONPATH=str(target))
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     module, line = out.stdout.splitlines()
     assert Path(module).is_relative_to(target)
@@ -124,24 +152,41 @@ def test_the_wheel_installed_in_a_fresh_venv_trains_predicts_exports_and_serves(
     venv.create(env_dir, with_pip=False, symlinks=True)
     bin_dir = env_dir / "bin"
     python = bin_dir / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     here = [p for p in sys.path if p.endswith("site-packages")]
     (site / "zz-lenetlab-test-deps.pth").write_text("\n".join(here) + "\n")  # after the venv's own packages
-    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                           "--no-index", "-q", str(wheel)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
 
     def lenet(*args: str) -> str:
-        out = subprocess.run([bin_dir / "lenet", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=90)
+        out = subprocess.run(
+            [bin_dir / "lenet", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90
+        )
         assert out.returncode == 0, (args, out.stderr[-2000:])
         return out.stdout
 
-    where = subprocess.run([python, "-c", "import lenetlab; print(lenetlab.__file__)"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [python, "-c", "import lenetlab; print(lenetlab.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(where).is_relative_to(site), where
     assert lenet("--version").strip() == f"lenetlab {_version()}"
     lenet("train", "--epochs", "1", "--name", "w", "--no-plots", "--no-tensorboard")
@@ -152,8 +197,14 @@ def test_the_wheel_installed_in_a_fresh_venv_trains_predicts_exports_and_serves(
     lenet("export", "runs/w", "--format", "safetensors", "--out", "exported")
     assert (tmp_path / "exported" / "model.safetensors").is_file()
     port = _free_port()
-    server = subprocess.Popen([bin_dir / "lenet", "serve", "exported", "--port", str(port)], cwd=tmp_path,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [bin_dir / "lenet", "serve", "exported", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert _health(port, server)["status"] == "ok"
     finally:
@@ -167,14 +218,19 @@ def test_python_m_build_makes_an_sdist_and_a_wheel_that_twine_check_passes(tmp_p
     pytest.importorskip("build")
     pytest.importorskip("twine")
     tree = _copy_tree(tmp_path / "tree")
-    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "-o", str(tmp_path / "dist"), str(tree)],
-                          capture_output=True, text=True, timeout=110)
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "-o", str(tmp_path / "dist"), str(tree)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     built = sorted(p.name for p in (tmp_path / "dist").iterdir())
     assert built == [f"lenetlab-{_version()}-py3-none-any.whl", f"lenetlab-{_version()}.tar.gz"]
     dists = [str(p) for p in (tmp_path / "dist").iterdir()]
-    check = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *dists], capture_output=True,
-                           text=True, timeout=60)
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *dists], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 

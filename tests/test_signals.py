@@ -19,8 +19,13 @@ LENET = "import sys\nfrom lenetlab.cli import main\nsys.exit(main(sys.argv[1:]))
 
 
 def _lenet(tmp_path, *argv, before: str = "") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", before + LENET, *argv], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", before + LENET, *argv],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _terminate(proc: subprocess.Popen) -> str:
@@ -33,11 +38,14 @@ def _terminate(proc: subprocess.Popen) -> str:
 
 def test_sigterm_while_submit_inspects_the_data(tmp_path):
     (tmp_path / "data").mkdir()
-    slow = ("import time\nimport lenetlab.data\n"
-            "def inspect(*args, **kwargs):\n    print('inspecting', flush=True)\n    time.sleep(120)\n"
-            "lenetlab.data.inspect = inspect\n")
-    proc = _lenet(tmp_path, "submit", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "s.csv"),
-                  before=slow)
+    slow = (
+        "import time\nimport lenetlab.data\n"
+        "def inspect(*args, **kwargs):\n    print('inspecting', flush=True)\n    time.sleep(120)\n"
+        "lenetlab.data.inspect = inspect\n"
+    )
+    proc = _lenet(
+        tmp_path, "submit", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "s.csv"), before=slow
+    )
     assert proc.stdout.readline() == "inspecting\n"
     assert _terminate(proc) == "terminated\n"
     assert not (tmp_path / "s.csv").exists()
@@ -67,8 +75,17 @@ def test_sigterm_while_data_downloads(tmp_path):
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     _Stall.started.clear()
     try:
-        proc = _lenet(tmp_path, "data", "--dataset", "mnist", "--data-dir", str(tmp_path / "d"), "--download",
-                      "--mirror", f"http://127.0.0.1:{server.server_address[1]}/")
+        proc = _lenet(
+            tmp_path,
+            "data",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--download",
+            "--mirror",
+            f"http://127.0.0.1:{server.server_address[1]}/",
+        )
         assert _Stall.started.wait(60), proc.communicate(timeout=60)
         time.sleep(0.5)  # the download's progress bar is up
         err = _terminate(proc)

@@ -18,8 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 def test_site_builds_strict_offline(tmp_path):
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     pages = {p: p.read_text(encoding="utf-8") for p in site.rglob("*.html")}
     assert not [p for p, text in pages.items() if "fonts.googleapis" in text]  # nothing fetched when read

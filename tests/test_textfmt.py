@@ -27,6 +27,11 @@ def test_number_formats():
     from lenetlab.textfmt import num, pct, ratio, sci, sig, threads
 
     assert [sig(0.018234), sig(15.23), sig(1388.2), sig(0), sig(None)] == ["0.0182", "15.2", "1,388", "0", "n/a"]
-    assert [ratio(1.684), ratio(1065.2), pct(0.771), num(55000), sci(4.8e-6)] == ["1.68×", "1,065×", "0.77%",
-                                                                                   "55,000", "4.8e-06"]
+    assert [ratio(1.684), ratio(1065.2), pct(0.771), num(55000), sci(4.8e-6)] == [
+        "1.68×",
+        "1,065×",
+        "0.77%",
+        "55,000",
+        "4.8e-06",
+    ]
     assert threads(1) == "1 thread" and threads(2) == "2 threads"

@@ -33,6 +33,6 @@ def test_clocks():
     x = torch.randn(16, 4)
     assert timing.median_rate(lambda: len(m(x)), repeats=3, warmup=1) > 0
     assert len(timing.rates(lambda: 1, repeats=4)) == 4
-    lat = timing.latency(m, [x[i:i + 1] for i in range(16)], calls=50, warmup=2)
+    lat = timing.latency(m, [x[i : i + 1] for i in range(16)], calls=50, warmup=2)
     assert 0 < lat["p50_ms"] <= lat["p99_ms"] and lat["mean_ms"] > 0
     assert 0 < timing.best_block(lambda: m(x), 0.01) < timing.seconds(lambda: [m(x) for _ in range(200)])

@@ -32,8 +32,10 @@ from lenetlab.train.config import (
 )
 
 #: What every command that takes one checkpoint accepts (inference.run.checkpoint_path resolves it).
-CHECKPOINT_HELP = ("checkpoint file, run directory (best.pt, else last.pt), exported model folder, or the name of a "
-                   "model shipped with trained weights (see lenet models --pretrained)")
+CHECKPOINT_HELP = (
+    "checkpoint file, run directory (best.pt, else last.pt), exported model folder, or the name of a "
+    "model shipped with trained weights (see lenet models --pretrained)"
+)
 
 DESCRIPTION = """\
 lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
@@ -100,26 +102,48 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- data
 def _add_data(sub) -> None:
-    p = sub.add_parser("data", help="summarise a dataset (sizes, shape, classes, mean/std, files)",
-                       formatter_class=FORMATTER)
-    p.add_argument("--dataset", default="mnist-subset",
-                   help="mnist-subset, mnist, fashion-mnist, or a path (NNDL .json.gz, CSV file, image folder)")
-    p.add_argument("--data-dir", default=None,
-                   help="data root (None: $LENETLAB_DATA, else ~/.cache/lenetlab); per-dataset sub-folders")
+    p = sub.add_parser(
+        "data", help="summarise a dataset (sizes, shape, classes, mean/std, files)", formatter_class=FORMATTER
+    )
+    p.add_argument(
+        "--dataset",
+        default="mnist-subset",
+        help="mnist-subset, mnist, fashion-mnist, or a path (NNDL .json.gz, CSV file, image folder)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="data root (None: $LENETLAB_DATA, else ~/.cache/lenetlab); per-dataset sub-folders",
+    )
     p.add_argument("--download", action="store_true", help="download missing files from the public mirrors")
     p.add_argument("--verify", action="store_true", help="verify the files' content checksums")
-    p.add_argument("--mirror", action="append", default=None, metavar="URL",
-                   help="base URL to download from instead of the public mirrors (repeatable, tried in order)")
-    p.add_argument("--val-size", type=int, default=None,
-                   help="dev examples carved from train (default: a tenth of the training images, at most 5000)")
+    p.add_argument(
+        "--mirror",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="base URL to download from instead of the public mirrors (repeatable, tried in order)",
+    )
+    p.add_argument(
+        "--val-size",
+        type=int,
+        default=None,
+        help="dev examples carved from train (default: a tenth of the training images, at most 5000)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the train/dev split")
     p.add_argument("--image-size", type=int, default=None, help="model input size (image folders: resize to it)")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="convert to 1 (gray) or 3 (RGB)")
-    p.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="default",
-                   help="input normalisation, as for lenet train --normalize")
+    p.add_argument(
+        "--normalize",
+        choices=NORMALIZE_CHOICES,
+        default="default",
+        help="input normalisation, as for lenet train --normalize",
+    )
     p.add_argument("--image-column", default=None, help="CSV datasets: the column of image file names (default: image)")
     p.add_argument("--label-column", default=None, help="CSV datasets: the column of labels (default: label)")
-    p.add_argument("--id-column", default=None, help="CSV datasets: the column of ids (default: image name or row number)")
+    p.add_argument(
+        "--id-column", default=None, help="CSV datasets: the column of ids (default: image name or row number)"
+    )
     _json_flag(p)
     p.set_defaults(func=_run_data)
 
@@ -127,18 +151,33 @@ def _add_data(sub) -> None:
 def _run_data(args):
     from lenetlab.apps.data import run_data
 
-    return run_data(args.dataset, data_dir=args.data_dir, download=args.download, verify=args.verify,
-                    val_size=args.val_size, seed=args.seed, image_size=args.image_size, channels=args.channels,
-                    normalize=args.normalize, mirrors=args.mirror, image_column=args.image_column,
-                    label_column=args.label_column, id_column=args.id_column)
+    return run_data(
+        args.dataset,
+        data_dir=args.data_dir,
+        download=args.download,
+        verify=args.verify,
+        val_size=args.val_size,
+        seed=args.seed,
+        image_size=args.image_size,
+        channels=args.channels,
+        normalize=args.normalize,
+        mirrors=args.mirror,
+        image_column=args.image_column,
+        label_column=args.label_column,
+        id_column=args.id_column,
+    )
 
 
 # ----------------------------------------------------------------------------- models
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="list the registered models (input size, parameters, description)",
-                       formatter_class=FORMATTER)
-    p.add_argument("--pretrained", action="store_true",
-                   help="list only the models shipped with trained weights (lenet predict --model NAME uses them)")
+    p = sub.add_parser(
+        "models", help="list the registered models (input size, parameters, description)", formatter_class=FORMATTER
+    )
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="list only the models shipped with trained weights (lenet predict --model NAME uses them)",
+    )
     _json_flag(p)
     p.set_defaults(func=_run_models)
 
@@ -151,11 +190,18 @@ def _run_models(args):
 
 # ----------------------------------------------------------------------------- profile
 def _add_profile(sub) -> None:
-    p = sub.add_parser("profile", help="per-layer output shapes, parameters, MACs and FLOPs of a model",
-                       formatter_class=FORMATTER)
+    p = sub.add_parser(
+        "profile", help="per-layer output shapes, parameters, MACs and FLOPs of a model", formatter_class=FORMATTER
+    )
     p.add_argument("model", help="registered model name (see `lenet models`)")
-    p.add_argument("--input-size", nargs=3, type=int, metavar=("C", "H", "W"), default=None,
-                   help="input channels, height, width; None = the model's registered input size")
+    p.add_argument(
+        "--input-size",
+        nargs=3,
+        type=int,
+        metavar=("C", "H", "W"),
+        default=None,
+        help="input channels, height, width; None = the model's registered input size",
+    )
     p.add_argument("--num-classes", type=int, default=10, help="number of output classes")
     _json_flag(p)
     p.set_defaults(func=_run_profile)
@@ -169,22 +215,37 @@ def _run_profile(args):
 
 # ----------------------------------------------------------------------------- train
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model; writes runs/NAME/ (config, metrics, best.pt, last.pt, plots)",
-                       description="Train a model (default: lenet5 on the embedded mnist-subset, offline). "
-                                   "Flags override fields of --config; --resume continues a run from its last.pt.",
-                       formatter_class=FORMATTER)
-    p.add_argument("--config", default=None, metavar="FILE|NAME",
-                   help="JSON or YAML file of run configuration fields, or the name of a shipped one: "
-                        f"{', '.join(shipped_configs())}")
+    p = sub.add_parser(
+        "train",
+        help="train a model; writes runs/NAME/ (config, metrics, best.pt, last.pt, plots)",
+        description="Train a model (default: lenet5 on the embedded mnist-subset, offline). "
+        "Flags override fields of --config; --resume continues a run from its last.pt.",
+        formatter_class=FORMATTER,
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE|NAME",
+        help="JSON or YAML file of run configuration fields, or the name of a shipped one: "
+        f"{', '.join(shipped_configs())}",
+    )
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of the same --name")
-    p.add_argument("--dry-run", action="store_true",
-                   help="check the configuration in seconds: load the data, build the model, train 3 steps, "
-                        "evaluate once on dev, save checkpoints, test and plot, all into a new temporary folder "
-                        "(printed), never the run directory")
-    p.add_argument("--nproc", type=int, default=1, metavar="N",
-                   help="train with DistributedDataParallel in N local processes (launches torchrun --standalone; "
-                        "--batch-size stays the global batch; several nodes: run torchrun yourself)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the configuration in seconds: load the data, build the model, train 3 steps, "
+        "evaluate once on dev, save checkpoints, test and plot, all into a new temporary folder "
+        "(printed), never the run directory",
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train with DistributedDataParallel in N local processes (launches torchrun --standalone; "
+        "--batch-size stays the global batch; several nodes: run torchrun yourself)",
+    )
     _json_flag(p)
     add_config_arguments(p)
     p.set_defaults(func=_run_train)
@@ -200,14 +261,21 @@ def _run_train(args):
 
 # ----------------------------------------------------------------------------- runs
 def _add_runs(sub) -> None:
-    p = sub.add_parser("runs", help="list the runs in a folder: status, epochs, best dev and test accuracy, time",
-                       description="One line per run directory: name, model, dataset, status (finished, running, "
-                                   "interrupted, damaged), epochs done, dev accuracy of the best model, its test "
-                                   "accuracy, training time and examples/s. A damaged run says what is wrong.",
-                       formatter_class=FORMATTER)
+    p = sub.add_parser(
+        "runs",
+        help="list the runs in a folder: status, epochs, best dev and test accuracy, time",
+        description="One line per run directory: name, model, dataset, status (finished, running, "
+        "interrupted, damaged), epochs done, dev accuracy of the best model, its test "
+        "accuracy, training time and examples/s. A damaged run says what is wrong.",
+        formatter_class=FORMATTER,
+    )
     p.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="folder holding run directories (or one run)")
-    p.add_argument("--sort", default="name", choices=("name", "dev", "test", "time"),
-                   help="order: name (A-Z), dev or test (best accuracy first), time (shortest training first)")
+    p.add_argument(
+        "--sort",
+        default="name",
+        choices=("name", "dev", "test", "time"),
+        help="order: name (A-Z), dev or test (best accuracy first), time (shortest training first)",
+    )
     p.add_argument("--model", default=None, help="only runs of this model")
     p.add_argument("--dataset", default=None, help="only runs on this dataset")
     _json_flag(p)
@@ -222,16 +290,22 @@ def _run_runs(args):
 
 # ----------------------------------------------------------------------------- plot
 def _add_plot(sub) -> None:
-    p = sub.add_parser("plot", help="redraw a run's plots from its files, or overlay several runs' curves",
-                       description="One RUN (finished, interrupted or running): its curves from metrics.jsonl and "
-                                   "the confusion matrix, misclassified images, kernels and feature maps of its "
-                                   "best.pt (else last.pt) on the test split, into RUN/plots. Several RUNs: their "
-                                   "loss and dev accuracy curves in one figure with a legend of their names.",
-                       formatter_class=FORMATTER)
+    p = sub.add_parser(
+        "plot",
+        help="redraw a run's plots from its files, or overlay several runs' curves",
+        description="One RUN (finished, interrupted or running): its curves from metrics.jsonl and "
+        "the confusion matrix, misclassified images, kernels and feature maps of its "
+        "best.pt (else last.pt) on the test split, into RUN/plots. Several RUNs: their "
+        "loss and dev accuracy curves in one figure with a legend of their names.",
+        formatter_class=FORMATTER,
+    )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or run names inside runs/)")
-    p.add_argument("--out", default=None,
-                   help="one RUN: folder for its PNG files (default RUN/plots); several: the PNG file of the "
-                        "overlay (default compare.png)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="one RUN: folder for its PNG files (default RUN/plots); several: the PNG file of the "
+        "overlay (default compare.png)",
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     _json_flag(p)
     p.set_defaults(func=_run_plot)
@@ -245,13 +319,20 @@ def _run_plot(args):
 
 # ----------------------------------------------------------------------------- eval
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, loss, per-class accuracy, confusion matrix",
-                       formatter_class=FORMATTER)
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint: accuracy, loss, per-class accuracy, confusion matrix",
+        formatter_class=FORMATTER,
+    )
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--dataset", default=None, help="dataset name or path (default: the one it was trained on)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
-    p.add_argument("--split", default=None, choices=("test", "dev"),
-                   help="which split to evaluate (default: test, or dev when the test set is unlabelled, as Kaggle's)")
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=("test", "dev"),
+        help="which split to evaluate (default: test, or dev when the test set is unlabelled, as Kaggle's)",
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     p.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size")
     _json_flag(p)
@@ -261,27 +342,46 @@ def _add_eval(sub) -> None:
 def _run_eval(args):
     from lenetlab.apps.evaluate import eval_command
 
-    return eval_command(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
-                        device=args.device, batch_size=args.batch_size)
+    return eval_command(
+        args.checkpoint,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
 
 
 # ----------------------------------------------------------------------------- predict
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="read the digit in your own images (PNG/JPEG, photos and scans too)",
-                       description="Classify images of single handwritten digits: grayscale, invert a light "
-                                   "background, crop, fit 20x20, centre by mass in 28x28 (as MNIST), then the "
-                                   "model's own normalisation. Without --checkpoint, --onnx or --model it uses the "
-                                   "lenet5 shipped with lenetlab. Exit status 3 when an image held no digit.",
-                       formatter_class=FORMATTER)
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="image files, one digit each (a first argument that is a run directory or a .pt file is "
-                        "taken as the checkpoint, as in earlier versions)")
+    p = sub.add_parser(
+        "predict",
+        help="read the digit in your own images (PNG/JPEG, photos and scans too)",
+        description="Classify images of single handwritten digits: grayscale, invert a light "
+        "background, crop, fit 20x20, centre by mass in 28x28 (as MNIST), then the "
+        "model's own normalisation. Without --checkpoint, --onnx or --model it uses the "
+        "lenet5 shipped with lenetlab. Exit status 3 when an image held no digit.",
+        formatter_class=FORMATTER,
+    )
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files, one digit each (a first argument that is a run directory or a .pt file is "
+        "taken as the checkpoint, as in earlier versions)",
+    )
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--onnx", default=None, metavar="MODEL.onnx", help="an ONNX model written by lenet export")
-    p.add_argument("--model", default=None, metavar="NAME",
-                   help="a model shipped with trained weights (see lenet models --pretrained)")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="a model shipped with trained weights (see lenet models --pretrained)",
+    )
     p.add_argument("--top-k", type=int, default=3, help="how many classes to list per image")
-    p.add_argument("--show", default=None, metavar="DIR", help="save the exact 28x28 input of each image as DIR/NAME.input.png")
+    p.add_argument(
+        "--show", default=None, metavar="DIR", help="save the exact 28x28 input of each image as DIR/NAME.input.png"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     _json_flag(p)
     p.set_defaults(func=_run_predict)
@@ -290,25 +390,50 @@ def _add_predict(sub) -> None:
 def _run_predict(args):
     from lenetlab.apps.predict import run_predict
 
-    return run_predict(args.checkpoint, args.images, onnx=args.onnx, top_k=args.top_k, device=args.device,
-                       show_dir=args.show, model=args.model)
+    return run_predict(
+        args.checkpoint,
+        args.images,
+        onnx=args.onnx,
+        top_k=args.top_k,
+        device=args.device,
+        show_dir=args.show,
+        model=args.model,
+    )
 
 
 # ----------------------------------------------------------------------------- ensemble
 def _add_ensemble(sub) -> None:
-    p = sub.add_parser("ensemble", help="accuracy of several checkpoints and of their averaged probabilities",
-                       formatter_class=FORMATTER)
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
-                   help="checkpoint files, run directories, exported folders or shipped model names")
+    p = sub.add_parser(
+        "ensemble",
+        help="accuracy of several checkpoints and of their averaged probabilities",
+        formatter_class=FORMATTER,
+    )
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="CHECKPOINT",
+        help="checkpoint files, run directories, exported folders or shipped model names",
+    )
     p.add_argument("--dataset", default=None, help="dataset name or path (default: the first checkpoint's)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
     p.add_argument("--split", default="test", choices=("test", "dev"), help="which split to evaluate")
-    p.add_argument("--select", nargs="?", const="auto", default=None, choices=SELECT_RULES, metavar="RULE",
-                   help="first choose a committee on the dev split, then evaluate it. RULE: auto (the default: greedy "
-                        "forward selection, or all the models when cross-validation on dev favours them), greedy, all")
-    p.add_argument("--tta", default="off", choices=TTA_MODES,
-                   help="test-time augmentation: average each model's probabilities over the image and four one-pixel "
-                        "shifts of it (on), or only when that scores better on the dev split (auto)")
+    p.add_argument(
+        "--select",
+        nargs="?",
+        const="auto",
+        default=None,
+        choices=SELECT_RULES,
+        metavar="RULE",
+        help="first choose a committee on the dev split, then evaluate it. RULE: auto (the default: greedy "
+        "forward selection, or all the models when cross-validation on dev favours them), greedy, all",
+    )
+    p.add_argument(
+        "--tta",
+        default="off",
+        choices=TTA_MODES,
+        help="test-time augmentation: average each model's probabilities over the image and four one-pixel "
+        "shifts of it (on), or only when that scores better on the dev split (auto)",
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
     _json_flag(p)
     p.set_defaults(func=_run_ensemble)
@@ -317,22 +442,39 @@ def _add_ensemble(sub) -> None:
 def _run_ensemble(args):
     from lenetlab.apps.ensemble import run_ensemble
 
-    return run_ensemble(args.checkpoints, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
-                        split=args.split, select=args.select, tta=args.tta)
+    return run_ensemble(
+        args.checkpoints,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        device=args.device,
+        split=args.split,
+        select=args.select,
+        tta=args.tta,
+    )
 
 
 # ----------------------------------------------------------------------------- export
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, spec in the metadata) or to "
-                                      "portable weights (model.safetensors + config.json)",
-                       formatter_class=FORMATTER)
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX (dynamic batch, spec in the metadata) or to "
+        "portable weights (model.safetensors + config.json)",
+        formatter_class=FORMATTER,
+    )
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
-    p.add_argument("--format", choices=["onnx", "safetensors", "hub"], default="onnx",
-                   help="onnx: one .onnx file; safetensors (or hub): a folder with model.safetensors, config.json "
-                        "and a README.md model card (the Hugging Face Hub layout, no pickle)")
-    p.add_argument("--out", default=None,
-                   help="onnx: output file (default: CHECKPOINT with .onnx, or RUN_DIR/model.onnx); safetensors: "
-                        "output folder (default: RUN_DIR/pretrained, or CHECKPOINT without .pt)")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "safetensors", "hub"],
+        default="onnx",
+        help="onnx: one .onnx file; safetensors (or hub): a folder with model.safetensors, config.json "
+        "and a README.md model card (the Hugging Face Hub layout, no pickle)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="onnx: output file (default: CHECKPOINT with .onnx, or RUN_DIR/model.onnx); safetensors: "
+        "output folder (default: RUN_DIR/pretrained, or CHECKPOINT without .pt)",
+    )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     _json_flag(p)
     p.set_defaults(func=_run_export)
@@ -346,52 +488,101 @@ def _run_export(args):
 
 # ----------------------------------------------------------------------------- serve
 def _add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="serve the draw-a-digit page and the REST API (FastAPI + uvicorn)",
-                       formatter_class=FORMATTER)
-    p.add_argument("checkpoint", nargs="*", default=[], metavar="RUN_OR_CHECKPOINT",
-                   help="run directories, checkpoint files, exported folders or shipped model names, one model "
-                        "each; the page offers "
-                        "them all (default: the small lenet5 shipped with lenetlab)")
-    p.add_argument("--onnx", action="append", default=[], metavar="MODEL.onnx",
-                   help="also serve an exported ONNX model with onnxruntime (repeatable; /predict only)")
+    p = sub.add_parser(
+        "serve", help="serve the draw-a-digit page and the REST API (FastAPI + uvicorn)", formatter_class=FORMATTER
+    )
+    p.add_argument(
+        "checkpoint",
+        nargs="*",
+        default=[],
+        metavar="RUN_OR_CHECKPOINT",
+        help="run directories, checkpoint files, exported folders or shipped model names, one model "
+        "each; the page offers "
+        "them all (default: the small lenet5 shipped with lenetlab)",
+    )
+    p.add_argument(
+        "--onnx",
+        action="append",
+        default=[],
+        metavar="MODEL.onnx",
+        help="also serve an exported ONNX model with onnxruntime (repeatable; /predict only)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="PyTorch device")
     p.add_argument("--max-upload-mb", type=float, default=5.0, help="largest accepted request body, MB")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
-                   help="uvicorn log level (debug also logs every request)")
-    p.add_argument("--max-batch", type=int, default=64, metavar="N",
-                   help="gather up to N concurrent requests for one model into one forward pass (1: no batching)")
-    p.add_argument("--batch-wait-ms", type=float, default=2.0, metavar="T",
-                   help="wait at most T ms for more requests to fill a batch")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="server processes sharing the port, each with its own models and limits")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn log level (debug also logs every request)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=64,
+        metavar="N",
+        help="gather up to N concurrent requests for one model into one forward pass (1: no batching)",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=2.0,
+        metavar="T",
+        help="wait at most T ms for more requests to fill a batch",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port, each with its own models and limits",
+    )
     p.set_defaults(func=_run_serve)
 
 
 def _run_serve(args):
     from lenetlab.apps.serve import run_serve  # optional extra lenetlab[serve]: fastapi, uvicorn
 
-    return run_serve(args.checkpoint, args.onnx, host=args.host, port=args.port, device=args.device,
-                     max_upload_mb=args.max_upload_mb, log_level=args.log_level, max_batch=args.max_batch,
-                     batch_wait_ms=args.batch_wait_ms, workers=args.workers, say=sayer())
+    return run_serve(
+        args.checkpoint,
+        args.onnx,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        max_upload_mb=args.max_upload_mb,
+        log_level=args.log_level,
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+        workers=args.workers,
+        say=sayer(),
+    )
 
 
 # ----------------------------------------------------------------------------- compare
 def _add_compare(sub) -> None:
-    p = sub.add_parser("compare", help="lenet5 vs lenet5-scratch vs the loop reference on the same weights",
-                       formatter_class=FORMATTER)
+    p = sub.add_parser(
+        "compare", help="lenet5 vs lenet5-scratch vs the loop reference on the same weights", formatter_class=FORMATTER
+    )
     p.add_argument("--batch", type=int, default=64, help="number of random N(0,1) inputs")
     p.add_argument("--dataset", default="mnist-subset", help="dataset whose test images are compared")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: cache dir)")
     p.add_argument("--limit", type=int, default=1000, help="at most this many test images")
     p.add_argument("--loop-images", type=int, default=4, help="test images for the (slow) loop reference")
-    p.add_argument("--checkpoint", default=None, help="lenet5/lenet5-scratch checkpoint (or shipped model name) "
-                                                      "to take weights from "
-                                                      "(default: a seeded random initialisation)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="lenet5/lenet5-scratch checkpoint (or shipped model name) "
+        "to take weights from "
+        "(default: a seeded random initialisation)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for the weights and the random inputs")
-    p.add_argument("--tolerance", type=float, default=1e-5,
-                   help="largest difference that passes, relative to the largest value compared (absolute below 1)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-5,
+        help="largest difference that passes, relative to the largest value compared (absolute below 1)",
+    )
     _json_flag(p)
     p.set_defaults(func=_run_compare)
 
@@ -399,56 +590,87 @@ def _add_compare(sub) -> None:
 def _run_compare(args):
     from lenetlab.apps.compare import run_compare
 
-    return run_compare(batch=args.batch, dataset=args.dataset, data_dir=args.data_dir, limit=args.limit,
-                       loop_images=args.loop_images, checkpoint=args.checkpoint, seed=args.seed,
-                       tolerance=args.tolerance)
+    return run_compare(
+        batch=args.batch,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        loop_images=args.loop_images,
+        checkpoint=args.checkpoint,
+        seed=args.seed,
+        tolerance=args.tolerance,
+    )
 
 
 # ----------------------------------------------------------------------------- bench
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="measured benchmarks: ops, train or infer (see lenet bench WHICH --help)",
-                       description="Benchmarks that print their figures as ratios against a baseline measured in "
-                                   "the same run.", formatter_class=FORMATTER)
+    p = sub.add_parser(
+        "bench",
+        help="measured benchmarks: ops, train or infer (see lenet bench WHICH --help)",
+        description="Benchmarks that print their figures as ratios against a baseline measured in the same run.",
+        formatter_class=FORMATTER,
+    )
     which = p.add_subparsers(dest="which", metavar="WHICH", required=True)
 
     def common(q) -> None:
         q.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
         _json_flag(q)
 
-    q = which.add_parser("ops", help="loop reference vs im2col vs PyTorch operators on LeNet-5's layer shapes",
-                         formatter_class=FORMATTER)
+    q = which.add_parser(
+        "ops", help="loop reference vs im2col vs PyTorch operators on LeNet-5's layer shapes", formatter_class=FORMATTER
+    )
     q.add_argument("--batches", type=int, nargs="+", default=[1, 256], help="batch sizes")
     q.add_argument("--no-loop", action="store_true", help="skip the slow loop reference")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own setting)")
     common(q)
     q.set_defaults(func=_bench_ops)
 
-    q = which.add_parser("train", help="a typical tutorial's per-sample pipeline vs lenetlab; time to 99%%",
-                         formatter_class=FORMATTER)
+    q = which.add_parser(
+        "train", help="a typical tutorial's per-sample pipeline vs lenetlab; time to 99%%", formatter_class=FORMATTER
+    )
     q.add_argument("--dataset", default="mnist", help="dataset name or path")
     q.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     q.add_argument("--steps", type=int, default=None, help="timed steps per throughput figure (default 300, quick 100)")
-    q.add_argument("--threads", type=int, nargs="+", default=None,
-                   help="torch CPU thread counts to measure every variant at (default: 1 and torch's own count)")
+    q.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="torch CPU thread counts to measure every variant at (default: 1 and torch's own count)",
+    )
     q.add_argument("--target", type=float, default=0.99, help="test accuracy for the time-to-accuracy run")
     q.add_argument("--no-levers", action="store_true", help="skip the channels-last / bf16 variants")
     q.add_argument("--compile", action="store_true", help="also measure torch.compile (about a minute to compile)")
     q.add_argument("--no-tta", action="store_true", help="skip the time-to-accuracy part")
-    q.add_argument("--config", default=None, metavar="NAME_OR_FILE",
-                   help="the recipe timed to the target: a shipped config (e.g. lenet5-modern-w8) or a file "
-                        "(default: fast-lenet5)")
-    q.add_argument("--baseline-budget", type=float, default=10.0, metavar="TIMES",
-                   help="train the tutorial recipe for up to this many times lenetlab's time to the target")
-    q.add_argument("--profile", action="store_true",
-                   help="instead: where a batch-64 step goes (data, forward, backward, optimiser) for the baseline "
-                        "and each lenetlab path, and the top aten operators; one --threads count (default 1)")
+    q.add_argument(
+        "--config",
+        default=None,
+        metavar="NAME_OR_FILE",
+        help="the recipe timed to the target: a shipped config (e.g. lenet5-modern-w8) or a file "
+        "(default: fast-lenet5)",
+    )
+    q.add_argument(
+        "--baseline-budget",
+        type=float,
+        default=10.0,
+        metavar="TIMES",
+        help="train the tutorial recipe for up to this many times lenetlab's time to the target",
+    )
+    q.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: where a batch-64 step goes (data, forward, backward, optimiser) for the baseline "
+        "and each lenetlab path, and the top aten operators; one --threads count (default 1)",
+    )
     common(q)
     q.set_defaults(func=_bench_train)
 
-    q = which.add_parser("infer", help="inference throughput and single-image latency, eager and exported",
-                         formatter_class=FORMATTER)
-    q.add_argument("--checkpoint", default=None,
-                   help="checkpoint or run directory (default: the lenet5 shipped with lenetlab)")
+    q = which.add_parser(
+        "infer", help="inference throughput and single-image latency, eager and exported", formatter_class=FORMATTER
+    )
+    q.add_argument(
+        "--checkpoint", default=None, help="checkpoint or run directory (default: the lenet5 shipped with lenetlab)"
+    )
     q.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime threads (0: torch's default)")
     q.add_argument("--batch-size", type=int, default=1000, help="batch size for the throughput figure")
     q.add_argument("--calls", type=int, default=None, help="timed single-image calls (default: 2000, quick 300)")
@@ -469,56 +691,101 @@ def _bench_train(args) -> int:
     from lenetlab.apps.bench_train import run_train_bench  # the training stack: see the module docstring
 
     return run_train_bench(
-        dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps, threads=args.threads,
-        target=args.target, levers=not args.no_levers, compile=args.compile, tta=not args.no_tta, config=args.config,
-        baseline_budget=args.baseline_budget, say=sayer(args.json))
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        quick=args.quick,
+        steps=args.steps,
+        threads=args.threads,
+        target=args.target,
+        levers=not args.no_levers,
+        compile=args.compile,
+        tta=not args.no_tta,
+        config=args.config,
+        baseline_budget=args.baseline_budget,
+        say=sayer(args.json),
+    )
 
 
 def _bench_step(args) -> int:
     if args.compile or args.config:
-        raise LenetlabError("--profile times the plain, channels-last and bf16 steps of lenet5: "
-                            "not with --compile or --config")
+        raise LenetlabError(
+            "--profile times the plain, channels-last and bf16 steps of lenet5: not with --compile or --config"
+        )
     from lenetlab.apps.bench_step import run_step_profile  # the training stack: see the module docstring
 
-    return run_step_profile(dataset=args.dataset, data_dir=args.data_dir, quick=args.quick, steps=args.steps,
-                            threads=args.threads, levers=not args.no_levers)
+    return run_step_profile(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        quick=args.quick,
+        steps=args.steps,
+        threads=args.threads,
+        levers=not args.no_levers,
+    )
 
 
 def _bench_infer(args) -> int:
     from lenetlab.apps.bench_infer import run_infer_bench
 
-    return run_infer_bench(checkpoint=args.checkpoint, quick=args.quick, threads=args.threads or None,
-                           batch_size=args.batch_size, calls=args.calls, onnx=not args.no_onnx)
+    return run_infer_bench(
+        checkpoint=args.checkpoint,
+        quick=args.quick,
+        threads=args.threads or None,
+        batch_size=args.batch_size,
+        calls=args.calls,
+        onnx=not args.no_onnx,
+    )
 
 
 # ----------------------------------------------------------------------------- submit
 def _add_submit(sub) -> None:
-    p = sub.add_parser("submit", help="Kaggle workflow: train on a folder or table (or use trained runs), write a "
-                                      "submission for its test set",
-                       description="d2l's Kaggle workflow. With --data-dir FOLDER (train.csv image,label + test.csv "
-                                   "image + the images; Kaggle's Digit Recognizer train.csv/test.csv; class "
-                                   "sub-folders): choose a recipe from the data (printed first; any flag below "
-                                   "overrides a part of it), train, predict the test images with the best model and "
-                                   "write id,label rows with the original label strings, atomically. With "
-                                   "--checkpoint RUN [RUN ...]: no training, the runs' averaged probabilities.",
-                       formatter_class=FORMATTER)
-    p.add_argument("--data-dir", default=None, metavar="FOLDER",
-                   help="the dataset: a folder (or a CSV file); with --checkpoint, default: the first run's dataset")
-    p.add_argument("--checkpoint", nargs="+", default=None, metavar="RUN",
-                   help="predict with these trained runs (run directories, .pt files or shipped model names), "
-                        "averaging their "
-                        "probabilities, instead of training")
+    p = sub.add_parser(
+        "submit",
+        help="Kaggle workflow: train on a folder or table (or use trained runs), write a submission for its test set",
+        description="d2l's Kaggle workflow. With --data-dir FOLDER (train.csv image,label + test.csv "
+        "image + the images; Kaggle's Digit Recognizer train.csv/test.csv; class "
+        "sub-folders): choose a recipe from the data (printed first; any flag below "
+        "overrides a part of it), train, predict the test images with the best model and "
+        "write id,label rows with the original label strings, atomically. With "
+        "--checkpoint RUN [RUN ...]: no training, the runs' averaged probabilities.",
+        formatter_class=FORMATTER,
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="FOLDER",
+        help="the dataset: a folder (or a CSV file); with --checkpoint, default: the first run's dataset",
+    )
+    p.add_argument(
+        "--checkpoint",
+        nargs="+",
+        default=None,
+        metavar="RUN",
+        help="predict with these trained runs (run directories, .pt files or shipped model names), "
+        "averaging their "
+        "probabilities, instead of training",
+    )
     p.add_argument("--out", default="submission.csv", help="where to write the submission CSV")
-    p.add_argument("--ensemble", type=int, default=None, metavar="N",
-                   help="train N runs with consecutive seeds and average their probabilities (default: the recipe's; "
-                        "more than one only on small sets, where they fit its compute budget)")
-    p.add_argument("--tta", choices=("auto", "on", "off"), default="auto",
-                   help="test-time augmentation (mean over one-pixel shifts); auto: when it scores better on the "
-                        "validation split")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train N runs with consecutive seeds and average their probabilities (default: the recipe's; "
+        "more than one only on small sets, where they fit its compute budget)",
+    )
+    p.add_argument(
+        "--tta",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="test-time augmentation (mean over one-pixel shifts); auto: when it scores better on the validation split",
+    )
     _json_flag(p)
-    add_config_arguments(p, exclude=("dataset", "data_dir", "download"),
-                         title="training (override the recipe; not with --checkpoint, but --device, --num-threads "
-                               "and the column names)", recipe_defaults=True)
+    add_config_arguments(
+        p,
+        exclude=("dataset", "data_dir", "download"),
+        title="training (override the recipe; not with --checkpoint, but --device, --num-threads and the column names)",
+        recipe_defaults=True,
+    )
     p.set_defaults(func=_run_submit)
 
 
@@ -528,26 +795,44 @@ def _run_submit(args):
     config = {k: v for k, v in config_overrides(args).items() if k != "data_dir"}  # --data-dir is the dataset
     if args.json:
         config.setdefault("progress", "none")  # stdout is for the JSON result only
-    return run_submit(args.data_dir, checkpoints=args.checkpoint, out=args.out, tta=args.tta,
-                      ensemble=args.ensemble, say=sayer(args.json), **config)
+    return run_submit(
+        args.data_dir,
+        checkpoints=args.checkpoint,
+        out=args.out,
+        tta=args.tta,
+        ensemble=args.ensemble,
+        say=sayer(args.json),
+        **config,
+    )
 
 
 # ----------------------------------------------------------------------------- lesson
 def _add_lesson(sub) -> None:
-    p = sub.add_parser("lesson", help="the CNN chapter as runnable lessons (without NAME: list them)",
-                       description="Run one step of the CNN chapter and print what the book shows; every lesson "
-                                   "checks its own claims and exits 1 if one fails.", formatter_class=FORMATTER)
+    p = sub.add_parser(
+        "lesson",
+        help="the CNN chapter as runnable lessons (without NAME: list them)",
+        description="Run one step of the CNN chapter and print what the book shows; every lesson "
+        "checks its own claims and exits 1 if one fails.",
+        formatter_class=FORMATTER,
+    )
     _json_flag(p)
     names = p.add_subparsers(dest="lesson", metavar="NAME")
     for lesson in LESSONS.values():
         q = names.add_parser(lesson.name, help=lesson.summary, description=lesson.summary, formatter_class=FORMATTER)
         for o in lesson.options:
             name = o.name if o.positional else f"--{o.name}"
-            q.add_argument(name, nargs="?" if o.positional else None, type=o.type, default=o.default,
-                           choices=o.choices, help=o.help)
+            q.add_argument(
+                name,
+                nargs="?" if o.positional else None,
+                type=o.type,
+                default=o.default,
+                choices=o.choices,
+                help=o.help,
+            )
         q.add_argument("--source", action="store_true", help="print the lesson's Python code instead of running it")
-        q.add_argument("--notebook", metavar="OUT.ipynb", help="write the lesson as a Jupyter notebook instead of "
-                                                               "running it")
+        q.add_argument(
+            "--notebook", metavar="OUT.ipynb", help="write the lesson as a Jupyter notebook instead of running it"
+        )
         # SUPPRESS: an unset --json here must not undo `lenet lesson --json NAME`
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
     p.set_defaults(func=_run_lesson)
@@ -563,8 +848,23 @@ def _run_lesson(args):
 
 
 # ----------------------------------------------------------------------------- parser
-SECTIONS = [_add_data, _add_train, _add_runs, _add_plot, _add_eval, _add_models, _add_profile, _add_predict, _add_ensemble, _add_export,
-            _add_serve, _add_compare, _add_bench, _add_submit, _add_lesson]
+SECTIONS = [
+    _add_data,
+    _add_train,
+    _add_runs,
+    _add_plot,
+    _add_eval,
+    _add_models,
+    _add_profile,
+    _add_predict,
+    _add_ensemble,
+    _add_export,
+    _add_serve,
+    _add_compare,
+    _add_bench,
+    _add_submit,
+    _add_lesson,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

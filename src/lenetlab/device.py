@@ -16,8 +16,10 @@ def select_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but no CUDA device is available "
-                          f"(torch {torch.__version__}); use --device cpu or auto")
+        raise ConfigError(
+            "device: cuda requested but no CUDA device is available "
+            f"(torch {torch.__version__}); use --device cpu or auto"
+        )
     if name == "mps" and not mps_ok:
         raise ConfigError("device: mps requested but Apple MPS is not available; use --device cpu or auto")
     if name not in ("cpu", "cuda", "mps"):

@@ -77,8 +77,9 @@ def write_error(exc: BaseException, path: str | os.PathLike, size: int | None = 
         need = f"needs {human_bytes(size)}, " if size is not None else ""
         return DiskFullError(f"{path}: no space left on device ({need}{free})")
     if err.errno in DENIED_ERRNOS:
-        return LenetlabError(f"{path}: cannot write ({err.strerror or os.strerror(err.errno)}: "
-                             f"{err.filename or path.parent})")
+        return LenetlabError(
+            f"{path}: cannot write ({err.strerror or os.strerror(err.errno)}: {err.filename or path.parent})"
+        )
     return None
 
 
@@ -238,8 +239,13 @@ def loads(text: str, source: str | os.PathLike = "JSON", error: type[LenetlabErr
         raise error(f"{source}: not valid JSON ({e})") from None
 
 
-def check_types(obj, types: Mapping[str, type | tuple[type, ...]], source: str | os.PathLike = "JSON",
-                required: tuple[str, ...] = (), error: type[LenetlabError] = DataError) -> dict:
+def check_types(
+    obj,
+    types: Mapping[str, type | tuple[type, ...]],
+    source: str | os.PathLike = "JSON",
+    required: tuple[str, ...] = (),
+    error: type[LenetlabError] = DataError,
+) -> dict:
     """Check that ``obj`` is a dict whose fields named in ``types`` (when present; those in ``required``
     must be) have those types (``bool`` is not an ``int`` unless named; ``type(None)`` allows null).
     Returns ``obj``; a one-line ``error`` naming ``source`` and the field otherwise."""
@@ -258,8 +264,12 @@ def check_types(obj, types: Mapping[str, type | tuple[type, ...]], source: str |
     return obj
 
 
-def read_json(path: str | os.PathLike, types: Mapping[str, type | tuple[type, ...]] | None = None,
-              required: tuple[str, ...] = (), error: type[LenetlabError] = DataError):
+def read_json(
+    path: str | os.PathLike,
+    types: Mapping[str, type | tuple[type, ...]] | None = None,
+    required: tuple[str, ...] = (),
+    error: type[LenetlabError] = DataError,
+):
     """The JSON value in ``path`` read by :func:`read_text` and :func:`loads`; with ``types``, an object
     checked by :func:`check_types`. Every problem is one ``error`` line naming the file."""
     value = loads(read_text(path, error), path, error)

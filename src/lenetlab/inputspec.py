@@ -84,5 +84,11 @@ class InputSpec:
             raise bad("std", f"must be positive, got {spec['std']!r}")
         if not _is_int(width) or not 0 <= width <= hi:
             raise bad("digit_width", f"must be 0 (off) or a whole number of pixels up to {hi}, got {width!r}")
-        return cls(channels=ch, size=size, resize=spec["resize"], mean=tuple(float(v) for v in spec["mean"]),
-                   std=tuple(float(v) for v in spec["std"]), digit_width=width)
+        return cls(
+            channels=ch,
+            size=size,
+            resize=spec["resize"],
+            mean=tuple(float(v) for v in spec["mean"]),
+            std=tuple(float(v) for v in spec["std"]),
+            digit_width=width,
+        )

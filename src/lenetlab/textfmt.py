@@ -34,8 +34,10 @@ def align(rows: list[list], right=frozenset()) -> list[str]:
     """
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(max(map(len, cells), default=0))]
-    return ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-            for row in cells]
+    return [
+        "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in cells
+    ]
 
 
 def plain(s: str) -> str:
@@ -55,13 +57,16 @@ class Table:
     def markdown(self) -> list[str]:
         """The table as markdown lines (``|`` inside a cell escaped)."""
         sep = ["---:" if a == "r" else "---" for a in self.align]
-        return ["| " + " | ".join(self.header) + " |", "|" + "|".join(sep) + "|"] + \
-            ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in self.rows]
+        return ["| " + " | ".join(self.header) + " |", "|" + "|".join(sep) + "|"] + [
+            "| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in self.rows
+        ]
 
     def text(self) -> list[str]:
         """The table as aligned text lines under a rule."""
-        lines = align([[plain(str(c)) for c in r] for r in [self.header, *self.rows]],
-                      right={i for i, a in enumerate(self.align) if a == "r"})
+        lines = align(
+            [[plain(str(c)) for c in r] for r in [self.header, *self.rows]],
+            right={i for i, a in enumerate(self.align) if a == "r"},
+        )
         return [lines[0], "-" * max(map(len, lines)), *lines[1:]]
 
 
@@ -70,7 +75,8 @@ def render(blocks: list, markdown: bool) -> list[str]:
     out: list[str] = []
     for b in blocks:
         out += ([""] if out else []) + (
-            (b.markdown() if markdown else b.text()) if isinstance(b, Table) else [b if markdown else plain(b)])
+            (b.markdown() if markdown else b.text()) if isinstance(b, Table) else [b if markdown else plain(b)]
+        )
     return out
 
 

@@ -78,5 +78,8 @@ def latency(fn: Callable[[object], object], inputs: list, calls: int, warmup: in
     for i in range(warmup):
         fn(inputs[i % len(inputs)])
     times = np.array([seconds(lambda i=i: fn(inputs[i % len(inputs)])) for i in range(calls)])
-    return {"p50_ms": float(np.percentile(times, 50) * 1e3), "p99_ms": float(np.percentile(times, 99) * 1e3),
-            "mean_ms": float(times.mean() * 1e3)}
+    return {
+        "p50_ms": float(np.percentile(times, 50) * 1e3),
+        "p99_ms": float(np.percentile(times, 99) * 1e3),
+        "mean_ms": float(times.mean() * 1e3),
+    }

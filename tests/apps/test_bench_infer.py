@@ -42,9 +42,14 @@ def test_cli_bench_infer_prints_the_report_or_json(capsys):
     assert res["batch_size"] == 16 and res["calls"] == 10 and "eager PyTorch" in res["backends"]
 
 
-@pytest.mark.parametrize("argv", [["bench", "infer", "--threads", "-1", "--no-onnx"],
-                                  ["bench", "train", "--threads", "0", "--dataset", "mnist-subset"],
-                                  ["bench", "train", "--profile", "--threads", "0", "--dataset", "mnist-subset"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "infer", "--threads", "-1", "--no-onnx"],
+        ["bench", "train", "--threads", "0", "--dataset", "mnist-subset"],
+        ["bench", "train", "--profile", "--threads", "0", "--dataset", "mnist-subset"],
+    ],
+)
 def test_cli_bench_bad_thread_count_is_one_line_and_leaves_torch_alone(argv, capsys):
     old = torch.get_num_threads()
     assert main(argv) == 2 and torch.get_num_threads() == old

@@ -15,7 +15,6 @@ from lenetlab.apps.bench_step import PHASES, op_profile, step_profile
 from lenetlab.cli import main
 from lenetlab.errors import LenetlabError
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -29,7 +28,9 @@ def test_step_profile_times_every_phase_of_every_path(subset):
         assert p["phase_sum_ms"] == pytest.approx(sum(p["phases_ms"].values()))
         assert p["total_ms"] > 0  # medians of phases and of totals differ by noise: not compared (shared CPU)
         assert p["examples_per_sec"] == pytest.approx(64 / p["total_ms"] * 1000)
-        assert 0 < p["model_step_ms"] and p["cap_free_data"] == pytest.approx(res["paths"][0]["total_ms"] / p["model_step_ms"])
+        assert p["model_step_ms"] > 0 and p["cap_free_data"] == pytest.approx(
+            res["paths"][0]["total_ms"] / p["model_step_ms"]
+        )
     assert res["paths"][0]["vs_baseline"] == 1.0
     assert "target" not in res  # targets are the docs' business; the result holds figures
     assert torch.get_num_threads() == 1  # restored
@@ -64,17 +65,38 @@ def test_cli_bench_train_profile_prints_the_table(subset, capsys):
 
 
 def test_cli_bench_train_profile_json(subset, capsys):
-    assert main(["bench", "train", "--profile", "--dataset", "mnist-subset", "--steps", "3", "--threads", "1",
-                 "--no-levers", "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "train",
+                "--profile",
+                "--dataset",
+                "mnist-subset",
+                "--steps",
+                "3",
+                "--threads",
+                "1",
+                "--no-levers",
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res["dataset"] == "mnist-subset" and res["threads"] == 1 and res["steps"] == 3
     assert [p["name"] for p in res["paths"]] == ["baseline", "lenetlab"] and res["ops"]["ops"]
     assert "time_to_accuracy" not in res and "throughput" not in res  # only the profile runs
 
 
-@pytest.mark.parametrize("flags, words", [(["--threads", "1", "2"], "one thread count"),
-                                          (["--compile"], "not with --compile"),
-                                          (["--steps", "2"], "--steps must be at least 3")])
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--threads", "1", "2"], "one thread count"),
+        (["--compile"], "not with --compile"),
+        (["--steps", "2"], "--steps must be at least 3"),
+    ],
+)
 def test_cli_bench_train_profile_bad_flags_are_one_line(flags, words, capsys):
     assert main(["bench", "train", "--profile", "--dataset", "mnist-subset", *flags]) == 2
     err = capsys.readouterr().err

@@ -24,7 +24,6 @@ from lenetlab.apps.bench_train import (
 from lenetlab.cli import main
 from lenetlab.train.baseline import PILPipelineDataset
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -72,8 +71,21 @@ def test_baseline_time_to_accuracy_budget_and_checks(subset):
 
 
 def test_cli_bench_train_json(subset, capsys):
-    rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--threads", "1", "--no-tta",
-               "--no-levers", "--json"])
+    rc = main(
+        [
+            "bench",
+            "train",
+            "--dataset",
+            "mnist-subset",
+            "--steps",
+            "6",
+            "--threads",
+            "1",
+            "--no-tta",
+            "--no-levers",
+            "--json",
+        ]
+    )
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert res["dataset"] == "mnist-subset" and res["threads"] == [1]
@@ -83,8 +95,23 @@ def test_cli_bench_train_json(subset, capsys):
 
 
 def test_cli_bench_train_prints_the_report(subset, capsys):
-    rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--threads", "1", "--no-levers",
-               "--target", "0.0", "--baseline-budget", "1"])
+    rc = main(
+        [
+            "bench",
+            "train",
+            "--dataset",
+            "mnist-subset",
+            "--steps",
+            "6",
+            "--threads",
+            "1",
+            "--no-levers",
+            "--target",
+            "0.0",
+            "--baseline-budget",
+            "1",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "round 1/3 done" in out and "path (batch 64)" in out and "lenetlab Runner (tensor-resident)" in out
@@ -105,8 +132,24 @@ def test_cli_bench_train_bad_steps_exits_2(capsys):
 
 
 def test_cli_bench_train_times_a_shipped_config(subset, capsys):
-    rc = main(["bench", "train", "--dataset", "mnist-subset", "--steps", "6", "--threads", "1", "--no-levers",
-               "--config", "lenet5-modern-w8", "--target", "0.0", "--json"])
+    rc = main(
+        [
+            "bench",
+            "train",
+            "--dataset",
+            "mnist-subset",
+            "--steps",
+            "6",
+            "--threads",
+            "1",
+            "--no-levers",
+            "--config",
+            "lenet5-modern-w8",
+            "--target",
+            "0.0",
+            "--json",
+        ]
+    )
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     tta, base = res["time_to_accuracy"], res["baseline_time_to_accuracy"]

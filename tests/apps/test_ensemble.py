@@ -103,8 +103,9 @@ def test_select_chooses_on_dev_and_reports_test(digit_ckpt, second_ckpt, subset,
     dev, test = ensemble_select([digit_ckpt, second_ckpt, digit_ckpt], splits=subset)
     assert dev.split == "dev" and test.split == "test" and 1 <= len(test.members) <= 3
     assert [m["checkpoint"] for m in dev.members] == [m["checkpoint"] for m in test.members]
-    best_single = max(m["accuracy"] for m in ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset,
-                                                               split="dev").members)
+    best_single = max(
+        m["accuracy"] for m in ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset, split="dev").members
+    )
     assert dev.selection["rule"] in ("greedy", "all") and dev.selection["repeats"] == 20
     if dev.selection["rule"] == "greedy":
         assert dev.accuracy >= best_single  # greedy selection never does worse on the split it chose on
@@ -144,8 +145,10 @@ def test_choose_committee_keeps_greedy_only_when_it_carries_over_to_held_out_hal
     with pytest.raises(LenetlabError, match="at least one model"):
         choose_committee([], y)
     # a forced rule skips the cross-validation
-    assert choose_committee(same, y, rule="greedy") == (select_members(same, y), {"rule": "greedy", "repeats": 0,
-                                                                                   "held_out_error": None})
+    assert choose_committee(same, y, rule="greedy") == (
+        select_members(same, y),
+        {"rule": "greedy", "repeats": 0, "held_out_error": None},
+    )
     assert choose_committee([*weak, good], y, rule="all")[0] == [0, 1, 2, 3, 4]
     with pytest.raises(LenetlabError, match="--select must be one of auto, greedy, all"):
         choose_committee(same, y, rule="best")
@@ -185,8 +188,10 @@ def test_tta_through_evaluate_select_and_cli(digit_ckpt, second_ckpt, subset, ca
     mean = sum(p.predict_proba(subset.test.x, tta=True) for p in preds) / 2
     assert res.tta and res.tta_dev_accuracy is None
     assert res.accuracy == pytest.approx(float((mean.argmax(1) == subset.test.y.numpy()).mean()))
-    assert res.accuracy != ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset).accuracy or \
-        res.nll != ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset).nll  # the shifted views were used
+    assert (
+        res.accuracy != ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset).accuracy
+        or res.nll != ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset).nll
+    )  # the shifted views were used
     auto = ensemble_evaluate([digit_ckpt, second_ckpt], splits=subset, tta="auto")
     use, scores, _ = choose_tta(preds, subset.dev, "auto")
     assert auto.tta == use and auto.tta_dev_accuracy == scores and set(scores) == {"off", "on"}

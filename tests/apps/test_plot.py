@@ -45,8 +45,24 @@ def interrupted(tmp_path_factory):
     real = train_app.make_runner
     train_app.make_runner = lambda *a, **k: real(*a, **{**k, "callbacks": [interrupt]})
     try:
-        assert main(["train", "--out-dir", str(out), "--name", "stopped", "--epochs", "3", "--log-steps", "4",
-                     "--no-plots", *FAST]) == 130
+        assert (
+            main(
+                [
+                    "train",
+                    "--out-dir",
+                    str(out),
+                    "--name",
+                    "stopped",
+                    "--epochs",
+                    "3",
+                    "--log-steps",
+                    "4",
+                    "--no-plots",
+                    *FAST,
+                ]
+            )
+            == 130
+        )
     finally:
         train_app.make_runner = real
     assert not (out / "stopped" / "plots").exists()
@@ -70,8 +86,24 @@ def test_plot_into_another_folder_and_as_json(interrupted, tmp_path, capsys):
 
 
 def test_plot_overlays_two_runs(interrupted, tmp_path, capsys):
-    assert main(["train", "--out-dir", str(tmp_path), "--name", "other", "--epochs", "1", "--lr", "0.01",
-                 "--no-plots", *FAST]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "other",
+                "--epochs",
+                "1",
+                "--lr",
+                "0.01",
+                "--no-plots",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     calls = []
     real = plot_app.plot_overlay
@@ -89,8 +121,10 @@ def test_plot_overlays_two_runs(interrupted, tmp_path, capsys):
 def test_overlay_legend_and_lines(tmp_path):
     from lenetlab.plots import plot_overlay
 
-    rows_a = [{"kind": "train", "step": 1, "epoch": 0.5, "loss": 2.0}, {"kind": "dev", "step": 2, "epoch": 1.0,
-                                                                        "loss": 1.0, "accuracy": 0.6}]
+    rows_a = [
+        {"kind": "train", "step": 1, "epoch": 0.5, "loss": 2.0},
+        {"kind": "dev", "step": 2, "epoch": 1.0, "loss": 1.0, "accuracy": 0.6},
+    ]
     rows_b = [{"kind": "dev", "step": 4, "epoch": 1.0, "loss": 0.8, "accuracy": 0.7}]
     path = plot_overlay([("a", rows_a), ("b", rows_b)], tmp_path / "o.png")
     _png(path)
@@ -138,8 +172,22 @@ def test_a_failing_step_still_gets_its_plots(tmp_path, monkeypatch, capsys):
     real = train_app.make_runner
     monkeypatch.setattr(train_app, "make_runner", lambda *a, **k: real(*a, **{**k, "callbacks": [fail]}))
     with pytest.raises(RuntimeError, match="a failing step"):  # the run's own error goes on
-        main(["train", "--out-dir", str(tmp_path), "--name", "f", "--epochs", "2", "--log-steps", "4",
-              "--eval-steps", "8", *FAST])
+        main(
+            [
+                "train",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "f",
+                "--epochs",
+                "2",
+                "--log-steps",
+                "4",
+                "--eval-steps",
+                "8",
+                *FAST,
+            ]
+        )
     assert "plots of the run so far" in capsys.readouterr().err
     assert {p.name for p in (tmp_path / "f" / "plots").iterdir()} == ALL  # a best model (step 8) exists
 
@@ -147,8 +195,21 @@ def test_a_failing_step_still_gets_its_plots(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c_with_checkpoint_and_plots(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(lenetlab.__file__).parents[1])}  # this checkout's lenetlab
-    cmd = [sys.executable, "-m", "lenetlab", "train", "--out-dir", str(tmp_path), "--name", "t", "--epochs", "200",
-           "--progress", "plain", *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lenetlab",
+        "train",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "t",
+        "--epochs",
+        "200",
+        "--progress",
+        "plain",
+        *FAST,
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

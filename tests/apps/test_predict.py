@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import render_digit
 from PIL import Image
 
+from helpers import render_digit
 from lenetlab.apps.predict import EXIT_BLANK, predict_images, split_inputs
 from lenetlab.cli import main
 from lenetlab.data.images import preprocess_image
@@ -34,8 +34,16 @@ def chosen(subset, digit_ckpt):
 def _write(tmp_path, subset, chosen, style):
     paths = []
     for k, i in enumerate(chosen):
-        img = render_digit(subset.test.x[i, 0].numpy(), canvas=(240, 280), top=5 + 5 * k, left=15 + 9 * k,
-                           size=120 + 6 * k, dark_on_light=style == "dark_on_light", photo=style == "photo", seed=k)
+        img = render_digit(
+            subset.test.x[i, 0].numpy(),
+            canvas=(240, 280),
+            top=5 + 5 * k,
+            left=15 + 9 * k,
+            size=120 + 6 * k,
+            dark_on_light=style == "dark_on_light",
+            photo=style == "photo",
+            seed=k,
+        )
         p = tmp_path / f"{style}_{k}.png"
         Image.fromarray(img).save(p)
         paths.append(p)
@@ -60,8 +68,10 @@ def test_generated_digits_are_read_correctly(tmp_path, subset, digit_ckpt, chose
 def test_cli_text_and_json_and_show(tmp_path, subset, digit_ckpt, chosen, capsys):
     paths = _write(tmp_path, subset, chosen[:3], "dark_on_light")
     show = tmp_path / "shown"
-    assert main(["predict", str(digit_ckpt), *map(str, paths), "--top-k", "2", "--device", "cpu",
-                 "--show", str(show)]) == 0
+    assert (
+        main(["predict", str(digit_ckpt), *map(str, paths), "--top-k", "2", "--device", "cpu", "--show", str(show)])
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3
     for line, p in zip(lines, paths):
@@ -130,8 +140,12 @@ def test_predict_subprocess_end_to_end(tmp_path, digit_ckpt, subset):
     Image.fromarray(render_digit(subset.test.x[0, 0].numpy(), dark_on_light=True)).save(img)
     lenet = Path(sys.executable).with_name("lenet")
     cmd = [str(lenet)] if lenet.exists() else [sys.executable, "-m", "lenetlab.cli"]
-    r = subprocess.run([*cmd, "predict", str(digit_ckpt), str(img), "--json", "--device", "cpu"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [*cmd, "predict", str(digit_ckpt), str(img), "--json", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["label"] == str(int(subset.test.y[0]))
 
@@ -142,9 +156,16 @@ def test_colour_model_reads_the_digit_as_grey_rgb(tmp_path, digit_ckpt, subset, 
     ck = load_checkpoint(digit_ckpt)
     rgb = create("lenet5", in_channels=3)
     spec = dict(ck["input_spec"], channels=3, mean=[0.5] * 3, std=[0.5] * 3)
-    p = save_checkpoint(tmp_path / "rgb.pt", {"model": {"name": "lenet5", "kwargs": {"in_channels": 3}},
-                                               "state_dict": rgb.state_dict(), "class_names": ck["class_names"],
-                                               "input_spec": spec, "config": {}})
+    p = save_checkpoint(
+        tmp_path / "rgb.pt",
+        {
+            "model": {"name": "lenet5", "kwargs": {"in_channels": 3}},
+            "state_dict": rgb.state_dict(),
+            "class_names": ck["class_names"],
+            "input_spec": spec,
+            "config": {},
+        },
+    )
     img = tmp_path / "d.png"
     Image.fromarray(subset.test.x[0, 0].numpy()).save(img)
     assert main(["predict", str(p), str(img), "--json"]) == 0  # the grey digit is given to it as RGB
@@ -190,8 +211,10 @@ def test_show_into_a_file_or_an_unwritable_folder_is_one_line(tmp_path, subset, 
     digit = _write(tmp_path, subset, chosen[:1], "light_on_dark")[0]
     blocker = tmp_path / "taken.png"
     blocker.write_text("a file where --show wants a folder")
-    for show, needle in [(blocker, f"--show {blocker}: is a file, not a folder"),
-                         (readonly_dir / "shown", f"--show {readonly_dir / 'shown'}: cannot write in this folder")]:
+    for show, needle in [
+        (blocker, f"--show {blocker}: is a file, not a folder"),
+        (readonly_dir / "shown", f"--show {readonly_dir / 'shown'}: cannot write in this folder"),
+    ]:
         assert main(["predict", str(digit), "--show", str(show)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err

@@ -35,8 +35,25 @@ def runs_root(tmp_path_factory):
     """A folder with a finished run, an interrupted one, three damaged ones and a non-run folder."""
     root = tmp_path_factory.mktemp("runs")
     assert main(["train", "--out-dir", str(root), "--name", "fin", "--epochs", "2", *FAST]) == 0
-    assert main(["train", "--out-dir", str(root), "--name", "fast", "--epochs", "1", "--model", "lenet5-bn",
-                 "--max-steps", "5", *FAST]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out-dir",
+                str(root),
+                "--name",
+                "fast",
+                "--epochs",
+                "1",
+                "--model",
+                "lenet5-bn",
+                "--max-steps",
+                "5",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     shutil.copytree(root / "fin", root / "stopped")  # killed during epoch 2: no test/end rows
     _drop_rows(root / "stopped", {"test", "end"})
     shutil.copytree(root / "fin", root / "badjson")
@@ -61,16 +78,27 @@ def test_statuses_and_figures(runs_root):
     runs = {r.name: r for r in [r.info() for r in Run.all(runs_root)]}
     assert set(runs) == {"fin", "fast", "stopped", "badjson", "badckpt", "noconfig"}
     fin = runs["fin"]
-    assert (fin.status, fin.model, fin.dataset, fin.epochs, fin.max_epochs, fin.steps) == \
-        ("finished", "lenet5", "mnist-subset", 2, 2, 32)
+    assert (fin.status, fin.model, fin.dataset, fin.epochs, fin.max_epochs, fin.steps) == (
+        "finished",
+        "lenet5",
+        "mnist-subset",
+        2,
+        2,
+        32,
+    )
     rows = [json.loads(r) for r in (runs_root / "fin" / "metrics.jsonl").read_text().splitlines()]
     assert fin.best_dev == max(r["accuracy"] for r in rows if r["kind"] == "dev")
     assert [fin.test] == [r["accuracy"] for r in rows if r["kind"] == "test"] and fin.test > 0.5
     assert fin.train_time > 0 and fin.examples_per_sec > 0
     assert fin.reason == "completed" and fin.problems == []
     fast = runs["fast"]
-    assert (fast.status, fast.model, fast.steps, fast.epochs, fast.reason) == ("finished", "lenet5-bn", 5, 0.31,
-                                                                              "max_steps")
+    assert (fast.status, fast.model, fast.steps, fast.epochs, fast.reason) == (
+        "finished",
+        "lenet5-bn",
+        5,
+        0.31,
+        "max_steps",
+    )
     stopped = runs["stopped"]
     assert stopped.status == "interrupted" and stopped.test is None and stopped.best_dev == fin.best_dev
     assert runs["badjson"].status == "damaged" and runs["badjson"].problems == ["metrics.jsonl:2: not a JSON object"]
@@ -101,7 +129,7 @@ def test_sort_filter_and_json(runs_root, capsys):
     runs = [r.info() for r in Run.all(runs_root)]
     by_test = [r.name for r in select_runs(runs, "test")]
     with_test = sorted((r for r in runs if r.test is not None), key=lambda r: -r.test)
-    assert by_test[:len(with_test)] == [r.name for r in with_test] and by_test[-1] in ("stopped", "noconfig")
+    assert by_test[: len(with_test)] == [r.name for r in with_test] and by_test[-1] in ("stopped", "noconfig")
     by_time = select_runs(runs, "time")
     assert by_time[0].name == "fast"  # 5 steps train for the shortest time
     assert main(["runs", str(runs_root), "--sort", "dev"]) == 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
-
 from lenetlab.apps.serve import served_models
 from lenetlab.cli import main
 from lenetlab.inference.predictor import default_checkpoint

@@ -74,9 +74,34 @@ def test_submit_end_to_end(kaggle_folder, tmp_path, capsys):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        code = main(["submit", "--data-dir", str(root), "--epochs", "25", "--batch-size", "16", "--lr", "0.005",
-                     "--val-size", "9", "--num-threads", "1", "--out", str(out), "--out-dir", str(tmp_path / "runs"),
-                     "--name", "shapes", "--device", "cpu", "--progress", "none", "--json"])
+        code = main(
+            [
+                "submit",
+                "--data-dir",
+                str(root),
+                "--epochs",
+                "25",
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.005",
+                "--val-size",
+                "9",
+                "--num-threads",
+                "1",
+                "--out",
+                str(out),
+                "--out-dir",
+                str(tmp_path / "runs"),
+                "--name",
+                "shapes",
+                "--device",
+                "cpu",
+                "--progress",
+                "none",
+                "--json",
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0
@@ -93,7 +118,10 @@ def test_submit_end_to_end(kaggle_folder, tmp_path, capsys):
     assert (run / "best.pt").is_file() and (run / "metrics.jsonl").is_file()
     # the reported validation accuracy is the submitted predictions' (with or without TTA): k of the 9 images
     assert summary["dev_accuracy"] == summary["tta_dev_accuracy"]["on" if summary["tta"] else "off"]
-    assert summary["dev_accuracy"] * 9 == pytest.approx(round(summary["dev_accuracy"] * 9)) and summary["dev_accuracy"] > 0.5
+    assert (
+        summary["dev_accuracy"] * 9 == pytest.approx(round(summary["dev_accuracy"] * 9))
+        and summary["dev_accuracy"] > 0.5
+    )
     assert not list(out.parent.glob(".*"))  # no temporary file left
 
 
@@ -128,12 +156,43 @@ def test_eval_sees_the_data_submit_trained_on(kaggle_folder, tmp_path, capsys):
     for p in (root / "images").glob("*.png"):
         Image.open(p).resize((24, 24)).save(p)  # 24 -> 32 would be padded by default
     runs = tmp_path / "runs"
-    assert main(["submit", "--data-dir", str(root), "--epochs", "2", "--batch-size", "16", "--val-size", "9",
-                 "--seed", "3", "--num-threads", "1", "--out", str(tmp_path / "s.csv"), "--out-dir", str(runs),
-                 "--name", "small", "--device", "cpu", "--progress", "none", "--json"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                "--data-dir",
+                str(root),
+                "--epochs",
+                "2",
+                "--batch-size",
+                "16",
+                "--val-size",
+                "9",
+                "--seed",
+                "3",
+                "--num-threads",
+                "1",
+                "--out",
+                str(tmp_path / "s.csv"),
+                "--out-dir",
+                str(runs),
+                "--name",
+                "small",
+                "--device",
+                "cpu",
+                "--progress",
+                "none",
+                "--json",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    dev_row = [r for r in map(json.loads, (runs / "small" / "metrics.jsonl").read_text().splitlines())
-               if r["kind"] == "dev" and r["best"]][-1]
+    dev_row = [
+        r
+        for r in map(json.loads, (runs / "small" / "metrics.jsonl").read_text().splitlines())
+        if r["kind"] == "dev" and r["best"]
+    ][-1]
     assert main(["eval", str(runs / "small"), "--split", "dev", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 9 and out["accuracy"] == dev_row["accuracy"]
@@ -141,8 +200,9 @@ def test_eval_sees_the_data_submit_trained_on(kaggle_folder, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("which", ["--out", "--out-dir", "--out is a folder"])
-def test_unwritable_destinations_are_refused_before_training(kaggle_folder, tmp_path, readonly_dir, capsys, which,
-                                                             monkeypatch):
+def test_unwritable_destinations_are_refused_before_training(
+    kaggle_folder, tmp_path, readonly_dir, capsys, which, monkeypatch
+):
     """Checked up front: no run is trained only to find the submission cannot be written."""
     from lenetlab.apps import submit
 
@@ -157,9 +217,11 @@ def test_unwritable_destinations_are_refused_before_training(kaggle_folder, tmp_
         out.mkdir()
     assert main(["submit", "--data-dir", str(root), "--out", str(out), "--out-dir", str(out_dir), "--epochs", "1"]) == 2
     err = capsys.readouterr().err
-    needle = {"--out": f"--out folder {readonly_dir}: cannot write in this folder",
-              "--out-dir": f"--out-dir {readonly_dir / 'runs'}: cannot write in this folder",
-              "--out is a folder": f"--out {out}: is a folder"}[which]
+    needle = {
+        "--out": f"--out folder {readonly_dir}: cannot write in this folder",
+        "--out-dir": f"--out-dir {readonly_dir / 'runs'}: cannot write in this folder",
+        "--out is a folder": f"--out {out}: is a folder",
+    }[which]
     assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
 
 
@@ -174,8 +236,25 @@ def _rows(path):
 
 def test_digit_recognizer_submission_as_kaggle_wants_it(digitrec, tmp_path, capsys):
     out = tmp_path / "submission.csv"
-    assert main(["submit", "--data-dir", str(digitrec), "--out", str(out), "--out-dir", str(tmp_path / "runs"),
-                 "--name", "dr", "--epochs", "3", *FAST[2:]]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                "--data-dir",
+                str(digitrec),
+                "--out",
+                str(out),
+                "--out-dir",
+                str(tmp_path / "runs"),
+                "--name",
+                "dr",
+                "--epochs",
+                "3",
+                *FAST[2:],
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     # the recipe block comes first, then the run; explicit flags are marked as given
     assert text.index("recipe auto for digit-recognizer: 300 labelled images") < text.index("submission:")
@@ -193,20 +272,39 @@ def test_digit_recognizer_submission_as_kaggle_wants_it(digitrec, tmp_path, caps
 def test_submit_from_trained_runs_without_retraining(digitrec, tmp_path, capsys):
     runs = tmp_path / "runs"
     for seed in (0, 1):
-        assert main(["train", "--dataset", str(digitrec), "--out-dir", str(runs), "--name", f"r{seed}",
-                     "--seed", str(seed), *FAST]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--dataset",
+                    str(digitrec),
+                    "--out-dir",
+                    str(runs),
+                    "--name",
+                    f"r{seed}",
+                    "--seed",
+                    str(seed),
+                    *FAST,
+                ]
+            )
+            == 0
+        )
     text = capsys.readouterr().out
     assert "recipe auto for digit-recognizer" in text  # lenet train on a table uses the same default
     out = tmp_path / "ens.csv"
-    assert main(["submit", "--checkpoint", str(runs / "r0"), str(runs / "r1"), "--out", str(out), "--tta", "off",
-                 "--json"]) == 0
+    assert (
+        main(
+            ["submit", "--checkpoint", str(runs / "r0"), str(runs / "r1"), "--out", str(out), "--tta", "off", "--json"]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res["train_time"] == 0 and res["run_dirs"] == [str(runs / "r0"), str(runs / "r1")]
     assert len(res["member_dev_accuracy"]) == 2 and res["ensemble_dev_accuracy"] == res["tta_dev_accuracy"]["off"]
     assert res["dev_accuracy"] == res["ensemble_dev_accuracy"]  # --tta off: the averaged probabilities' accuracy
     # the submission is the argmax of the averaged probabilities, with the label strings
-    from lenetlab.inference.committee import mean_probabilities
     from lenetlab.data import load
+    from lenetlab.inference.committee import mean_probabilities
     from lenetlab.inference.predictor import load_predictor
 
     preds = [load_predictor(runs / r, device="cpu") for r in ("r0", "r1")]
@@ -215,8 +313,24 @@ def test_submit_from_trained_runs_without_retraining(digitrec, tmp_path, capsys)
     # training flags do not apply to trained runs; predicting flags do
     assert main(["submit", "--checkpoint", str(runs / "r0"), "--epochs", "3", "--out", str(out)]) == 2
     assert "--epochs does not apply with --checkpoint" in capsys.readouterr().err
-    assert main(["submit", "--checkpoint", str(runs / "r0"), "--device", "cpu", "--tta", "on", "--out", str(out),
-                 "--data-dir", str(digitrec)]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                "--checkpoint",
+                str(runs / "r0"),
+                "--device",
+                "cpu",
+                "--tta",
+                "on",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(digitrec),
+            ]
+        )
+        == 0
+    )
     assert "with: used" in capsys.readouterr().out
 
 
@@ -234,8 +348,28 @@ def test_eval_on_a_kaggle_table_scores_the_dev_split(digitrec, tmp_path, capsys)
 def test_ensemble_of_seeds_and_tta_choice_are_reported(kaggle_folder, tmp_path, capsys):
     root, names, _ = kaggle_folder
     out = tmp_path / "s.csv"
-    assert main(["submit", "--data-dir", str(root), "--ensemble", "2", "--out", str(out), "--out-dir",
-                 str(tmp_path / "runs"), "--name", "ens", "--val-size", "9", *FAST, "--json"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                "--data-dir",
+                str(root),
+                "--ensemble",
+                "2",
+                "--out",
+                str(out),
+                "--out-dir",
+                str(tmp_path / "runs"),
+                "--name",
+                "ens",
+                "--val-size",
+                "9",
+                *FAST,
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert [p.split("/")[-1] for p in res["run_dirs"]] == ["ens-m1", "ens-m2"]
     assert len(res["member_dev_accuracy"]) == 2 and set(res["tta_dev_accuracy"]) == {"off", "on"}

@@ -35,8 +35,24 @@ def _parse(*argv: str):
 
 
 def test_train_argv_round_trips_every_kind_of_flag():
-    args = _parse("--nproc", "2", "--epochs", "3", "--lr", "0.0015", "--no-plots", "--deterministic",
-                  "--model-kwargs", '{"dropout": 0.1}', "--val-size", "none", "--name", "x", "--json", "--overwrite")
+    args = _parse(
+        "--nproc",
+        "2",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.0015",
+        "--no-plots",
+        "--deterministic",
+        "--model-kwargs",
+        '{"dropout": 0.1}',
+        "--val-size",
+        "none",
+        "--name",
+        "x",
+        "--json",
+        "--overwrite",
+    )
     argv = launch.train_argv(args)
     assert "--nproc" not in argv
     again = _parse(*argv)
@@ -44,12 +60,15 @@ def test_train_argv_round_trips_every_kind_of_flag():
     assert (again.json, again.overwrite, again.resume, again.config) == (True, True, None, None)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--nproc", "3"], "global batch 64 is not divisible by --nproc 3"),
-    (["--nproc", "0"], "--nproc must be >= 1"),
-    (["--nproc", "2", "--epochs", "0"], "field 'epochs' must be >= 1"),
-    (["--nproc", "2", "--resume", "nowhere"], "--resume nowhere: no last.pt"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--nproc", "3"], "global batch 64 is not divisible by --nproc 3"),
+        (["--nproc", "0"], "--nproc must be >= 1"),
+        (["--nproc", "2", "--epochs", "0"], "field 'epochs' must be >= 1"),
+        (["--nproc", "2", "--resume", "nowhere"], "--resume nowhere: no last.pt"),
+    ],
+)
 def test_launcher_user_errors_before_starting_processes(argv, message, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(launch.subprocess, "Popen", lambda *a, **k: pytest.fail("must not launch"))
@@ -118,7 +137,8 @@ def test_launcher_forwards_sigterm_to_torchrun_and_exits_143(capsys, monkeypatch
     assert main(["train", "--nproc", "2", "--out-dir", str(tmp_path), "--name", "r", "--epochs", "1"]) == 143
     assert sent == [signal.SIGTERM]
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"terminated (SIGTERM): continue with lenet train --nproc 2 --resume {tmp_path / 'r'}")
+        f"terminated (SIGTERM): continue with lenet train --nproc 2 --resume {tmp_path / 'r'}"
+    )
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
 
 
@@ -153,8 +173,28 @@ def test_sync_bn_needs_cuda_and_keeps_plain_checkpoint_keys():
 
 def test_sync_bn_flag_single_process_trains(tmp_path):
     # one process: plain BatchNorm is already global, --sync-bn changes nothing and is accepted
-    assert main(["train", "--sync-bn", "--model", "lenet5-bn", "--epochs", "1", "--no-plots", "--progress", "none",
-                 "--num-threads", "1", "--out-dir", str(tmp_path), "--name", "bn"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--sync-bn",
+                "--model",
+                "lenet5-bn",
+                "--epochs",
+                "1",
+                "--no-plots",
+                "--progress",
+                "none",
+                "--num-threads",
+                "1",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "bn",
+            ]
+        )
+        == 0
+    )
 
 
 class _Recording(DistributedContext):
@@ -197,14 +237,49 @@ def test_launcher_checks_the_batch_size_the_recipe_chose(digitrec, capsys, monke
     monkeypatch.setattr(launch.subprocess, "Popen", lambda *a, **k: pytest.fail("must not launch"))
     assert main(["train", "--nproc", "3", "--dataset", str(digitrec)]) == 2  # auto: batch 64
     assert "global batch 64 is not divisible by --nproc 3" in capsys.readouterr().err
-    assert main(["train", "--nproc", "3", "--dataset", str(digitrec), "--batch-size", "96", "--recipe", "lenet5",
-                 "--epochs", "0"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--nproc",
+                "3",
+                "--dataset",
+                str(digitrec),
+                "--batch-size",
+                "96",
+                "--recipe",
+                "lenet5",
+                "--epochs",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "field 'epochs' must be >= 1" in capsys.readouterr().err
 
 
 def test_mnist_keeps_its_recipe_and_prints_no_recipe_block(capsys, tmp_path):
-    assert main(["train", "--epochs", "1", "--out-dir", str(tmp_path), "--name", "s", "--num-threads", "1",
-                 "--device", "cpu", "--progress", "none", "--no-plots"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "1",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "s",
+                "--num-threads",
+                "1",
+                "--device",
+                "cpu",
+                "--progress",
+                "none",
+                "--no-plots",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "recipe auto" not in out and out.startswith("training lenet5 on mnist-subset")
     saved = json.loads((tmp_path / "s" / "config.json").read_text())
@@ -217,16 +292,46 @@ def test_a_training_part_of_64k_plus_1_images_trains_with_batch_norm(subset, tmp
     from helpers import write_digit_recognizer
 
     folder = write_digit_recognizer(tmp_path / "dr", subset, 285, 20)
-    argv = ["train", "--dataset", str(folder), "--epochs", "1", "--out-dir", str(tmp_path), "--name", "r",
-            "--no-plots", "--progress", "none", "--num-threads", "1"]
+    argv = [
+        "train",
+        "--dataset",
+        str(folder),
+        "--epochs",
+        "1",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+        "--no-plots",
+        "--progress",
+        "none",
+        "--num-threads",
+        "1",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "(257 train / 28 dev" in out and "lenet5-modern" in out and "1 epochs x 4 steps" in out
 
 
 def test_batch_norm_with_a_batch_one_short_of_the_training_split(tmp_path, capsys):
-    argv = ["train", "--model", "lenet5-bn", "--batch-size", "999", "--epochs", "1", "--out-dir", str(tmp_path),
-            "--name", "r", "--no-plots", "--progress", "none", "--num-threads", "1"]
+    argv = [
+        "train",
+        "--model",
+        "lenet5-bn",
+        "--batch-size",
+        "999",
+        "--epochs",
+        "1",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+        "--no-plots",
+        "--progress",
+        "none",
+        "--num-threads",
+        "1",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     assert "1 epochs x 1 steps" in capsys.readouterr().out
 
@@ -246,11 +351,28 @@ def test_a_budget_is_timed_on_the_batch_the_run_takes_in_bounded_memory(tmp_path
         cls = tmp_path / "data" / f"c{i % 4}"
         cls.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(cls / f"{i}.png")
-    code = ("import resource, sys\nfrom lenetlab.cli import main\nstatus = main(sys.argv[1:])\n"
-            "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(status)\n")
-    argv = ["train", "--dataset", str(tmp_path / "data"), "--budget", "10s", "--batch-size", "100000",
-            "--out-dir", str(tmp_path / "runs"), "--name", "b", "--no-plots", "--progress", "none",
-            "--num-threads", "1"]
+    code = (
+        "import resource, sys\nfrom lenetlab.cli import main\nstatus = main(sys.argv[1:])\n"
+        "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(status)\n"
+    )
+    argv = [
+        "train",
+        "--dataset",
+        str(tmp_path / "data"),
+        "--budget",
+        "10s",
+        "--batch-size",
+        "100000",
+        "--out-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "b",
+        "--no-plots",
+        "--progress",
+        "none",
+        "--num-threads",
+        "1",
+    ]
     res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     maxrss_gb = int(res.stdout.split("maxrss_kb")[-1]) / 2**20  # Linux reports kilobytes
@@ -259,8 +381,24 @@ def test_a_budget_is_timed_on_the_batch_the_run_takes_in_bounded_memory(tmp_path
 
 
 def test_batch_norm_with_batches_of_one_is_one_line(tmp_path, capsys):
-    argv = ["train", "--model", "lenet5-bn", "--batch-size", "1", "--max-steps", "2", "--out-dir", str(tmp_path),
-            "--name", "r", "--no-plots", "--progress", "none", "--num-threads", "1"]
+    argv = [
+        "train",
+        "--model",
+        "lenet5-bn",
+        "--batch-size",
+        "1",
+        "--max-steps",
+        "2",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+        "--no-plots",
+        "--progress",
+        "none",
+        "--num-threads",
+        "1",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: field 'batch_size': a batch of one example cannot train this model (Expected more")

@@ -23,13 +23,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_search_rows_count_seeds_and_times(subset):
-    variants = {"as shipped": {"dataset": "mnist-subset", "num_threads": 1},
-                "batch 500": {"dataset": "mnist-subset", "num_threads": 1, "batch_size": 500}}
+    variants = {
+        "as shipped": {"dataset": "mnist-subset", "num_threads": 1},
+        "batch 500": {"dataset": "mnist-subset", "num_threads": 1, "batch_size": 500},
+    }
     rows = fast_recipe_search.search(subset, variants, seeds=[0, 1], target=0.0, say=lambda *a: None)
     assert [r["label"] for r in rows] == ["as shipped", "batch 500"] and all(r["reached"] == 2 for r in rows)
     t = rows[0]["train_time_s"]
     assert len(t["per_seed"]) == 2 and t["max"] >= t["median"] > 0 and rows[1]["changes"]["batch_size"] == 500
-    missed = fast_recipe_search.search(subset, {"x": variants["batch 500"]}, seeds=[0], target=1.01, say=lambda *a: None)
+    missed = fast_recipe_search.search(
+        subset, {"x": variants["batch 500"]}, seeds=[0], target=1.01, say=lambda *a: None
+    )
     assert missed[0]["reached"] == 0 and missed[0]["epoch_median"] == 1.0
     text = "\n".join(docs_tables.render_search({"meta": {}, "rows": rows + missed}, None))
     assert "| as shipped | 2/2 |" in text and "| x | 0/1 | ≥ " in text
@@ -47,23 +51,36 @@ def _finished_run(d: Path, ck: Path, test_accuracy: float = 0.99) -> None:
     d.mkdir()
     shutil.copy(ck, d / "best.pt")
     (d / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "mnist", "num_threads": 1}))
-    (d / "metrics.jsonl").write_text(json.dumps({"kind": "dev", "accuracy": 0.99}) + "\n" +
-                                     json.dumps({"kind": "test", "accuracy": test_accuracy, "train_time": 3.0}) + "\n")
+    (d / "metrics.jsonl").write_text(
+        json.dumps({"kind": "dev", "accuracy": 0.99})
+        + "\n"
+        + json.dumps({"kind": "test", "accuracy": test_accuracy, "train_time": 3.0})
+        + "\n"
+    )
 
 
 def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp_path):
-    for name, ck in [("lenet5-modern-elastic-s0", digit_ckpt), ("lenet5-modern-elastic-s1", second_ckpt),
-                     ("lenet5-modern-elastic-w12-s0", second_ckpt), ("other-s0", digit_ckpt)]:  # other: not a member
+    for name, ck in [
+        ("lenet5-modern-elastic-s0", digit_ckpt),
+        ("lenet5-modern-elastic-s1", second_ckpt),
+        ("lenet5-modern-elastic-w12-s0", second_ckpt),
+        ("other-s0", digit_ckpt),
+    ]:  # other: not a member
         _finished_run(tmp_path / name, ck)
     (tmp_path / "lenet5-modern-elastic-resized-s0").mkdir()  # unfinished (no test row): ignored
     shutil.copy(digit_ckpt, tmp_path / "lenet5-modern-elastic-resized-s0" / "best.pt")
     runs = committee.finished_runs(tmp_path)
-    assert [r.name for r in runs] == ["lenet5-modern-elastic-s0", "lenet5-modern-elastic-s1", "lenet5-modern-elastic-w12-s0"]
+    assert [r.name for r in runs] == [
+        "lenet5-modern-elastic-s0",
+        "lenet5-modern-elastic-s1",
+        "lenet5-modern-elastic-w12-s0",
+    ]
     assert [r.name for r in committee.finished_runs(tmp_path, [1])] == ["lenet5-modern-elastic-s1"]
     rows = collect_runs.aggregate([collect_runs.run_record(r) for r in runs], "m", "cpu", members=committee.MEMBERS)
     assert [r["command"] for r in rows] == [
         "lenet train --config lenet5-modern-elastic --data-dir DIR --num-threads 1 --seed N (N = 0..1)",
-        "lenet train --config lenet5-modern-elastic --digit-width 12 --data-dir DIR --num-threads 1 --seed 0"]
+        "lenet train --config lenet5-modern-elastic --digit-width 12 --data-dir DIR --num-threads 1 --seed 0",
+    ]
     meta = {"source": "measured", "date": "2026-12-02", "hardware": {"cpu": "cpu", "cores": 2}, "torch": "2"}
     row = committee.committee_row(runs, None, meta, dataset="mnist-subset")
     assert 1 <= len(row["chosen"]) <= 3 and set(row["chosen"]) <= {r.name for r in runs}
@@ -73,9 +90,20 @@ def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp
     assert committee._runs_glob(runs[:1]) == "RUNS_DIR/lenet5-modern-elastic-s0"
     assert len(row["member_test_error_pct"]) == len(row["chosen"]) and row["target_pct"] == 0.25
     assert row["gap_pct"] == pytest.approx(row["test_error_pct"] - 0.25)
-    body = {"meta": meta, "rows": [{"id": "lenet5-modern-elastic", "test_error_pct": {"mean": 0.4, "min": 0.3, "max": 0.5,
-                                                                                      "sd": 0.1}, "seeds": [0, 1],
-                                    "dev_accuracy_pct": 99.5, "train_time_s": None, "command": "lenet train"}, row]}
+    body = {
+        "meta": meta,
+        "rows": [
+            {
+                "id": "lenet5-modern-elastic",
+                "test_error_pct": {"mean": 0.4, "min": 0.3, "max": 0.5, "sd": 0.1},
+                "seeds": [0, 1],
+                "dev_accuracy_pct": 99.5,
+                "train_time_s": None,
+                "command": "lenet train",
+            },
+            row,
+        ],
+    }
     text = "\n".join(docs_tables.render_committee(body, None))
     assert "`lenet5-modern-elastic`" in text and f"**{row['test_error_pct']:.2f}%**" in text
     assert ("meets the 0.25% target" if row["test_error_pct"] <= 0.25 else "misses the 0.25% target by") in text
@@ -87,14 +115,16 @@ def test_a_member_trains_its_config_with_its_flags_under_its_own_name(tmp_path):
     m = committee.MEMBERS["lenet5-modern-elastic-w16"]
     argv = collect_runs.train_argv(m, 3, "DATA", tmp_path)
     i = argv.index("--config")
-    assert argv[i + 1:i + 4] == ["lenet5-modern-elastic", "--digit-width", "16"]
+    assert argv[i + 1 : i + 4] == ["lenet5-modern-elastic", "--digit-width", "16"]
     assert argv[argv.index("--name") + 1] == "lenet5-modern-elastic-w16-s3"
     plain = collect_runs.train_argv("lenet5", 0, "DATA", tmp_path)  # a shipped config's name alone: no flags
     assert "--digit-width" not in plain and plain[plain.index("--name") + 1] == "lenet5-s0"
     assert not collect_runs.finished(tmp_path / "none")
 
 
-@pytest.mark.parametrize("seeds, pattern", [([2], "2"), ([0, 1, 2, 3], "[0-3]"), ([0, 1, 3], "{0,1,3}"),
-                                            (list(range(12)), "{0..11}"), ([1, 12], "{1,12}")])
+@pytest.mark.parametrize(
+    "seeds, pattern",
+    [([2], "2"), ([0, 1, 2, 3], "[0-3]"), ([0, 1, 3], "{0,1,3}"), (list(range(12)), "{0..11}"), ([1, 12], "{1,12}")],
+)
 def test_committee_seed_pattern_names_exactly_the_seeds(seeds, pattern):
     assert committee._seed_glob([Path(f"runs/lenet5-modern-elastic-s{s}") for s in seeds]) == pattern

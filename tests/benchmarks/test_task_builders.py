@@ -36,9 +36,11 @@ def _write(path: Path, rows: list[list[str]]) -> Path:
 
 @pytest.mark.parametrize("task", ["mnist-words", "shapes", "glyphs"])
 def test_each_task_is_a_dataset_lenet_reads_with_its_truth(task, tmp_path):
-    build = {"mnist-words": lambda r: folder_tasks.make_mnist_words(r, 60, 20, mnist_dir=None),
-             "shapes": lambda r: folder_tasks.make_shapes(r, 80),
-             "glyphs": lambda r: folder_tasks.make_glyphs(r, 60, 20)}[task]
+    build = {
+        "mnist-words": lambda r: folder_tasks.make_mnist_words(r, 60, 20, mnist_dir=None),
+        "shapes": lambda r: folder_tasks.make_shapes(r, 80),
+        "glyphs": lambda r: folder_tasks.make_glyphs(r, 60, 20),
+    }[task]
     if task == "glyphs" and not folder_tasks.installed_fonts():
         pytest.skip("no TrueType fonts installed to draw glyphs with")
     truth = build(tmp_path / task)

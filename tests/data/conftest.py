@@ -19,8 +19,12 @@ def make_idx_dir(folder: Path, n_train: int = 60, n_test: int = 20, gz: bool = T
     """Write four small MNIST-like IDX files (random 28×28 images, labels 0..9) into ``folder``."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = (rng.integers(0, 256, (n_train, 28, 28)), np.arange(n_train) % 10,
-              rng.integers(0, 256, (n_test, 28, 28)), np.arange(n_test) % 10)
+    arrays = (
+        rng.integers(0, 256, (n_train, 28, 28)),
+        np.arange(n_train) % 10,
+        rng.integers(0, 256, (n_test, 28, 28)),
+        np.arange(n_test) % 10,
+    )
     for name, a in zip(NAMES, arrays):
         write_idx(folder / (name + (".gz" if gz else "")), a)
     return folder

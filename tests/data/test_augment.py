@@ -131,14 +131,17 @@ def test_pure_shift_moves_the_image(batch):
     assert (com_in != com_out).any()
 
 
-@pytest.mark.parametrize("kw, pattern", [
-    ({"name": "warp"}, "field 'augment' must be one of"),
-    ({"rotation": 5}, "unknown key 'rotation'"),
-    ({"rotate": -5}, "non-negative"),
-    ({"rotate": "5"}, "non-negative"),
-    ({"p": 2}, "'p' must be in"),
-    ({"scale": 1.5}, "below 1"),
-])
+@pytest.mark.parametrize(
+    "kw, pattern",
+    [
+        ({"name": "warp"}, "field 'augment' must be one of"),
+        ({"rotation": 5}, "unknown key 'rotation'"),
+        ({"rotate": -5}, "non-negative"),
+        ({"rotate": "5"}, "non-negative"),
+        ({"p": 2}, "'p' must be in"),
+        ({"scale": 1.5}, "below 1"),
+    ],
+)
 def test_bad_settings_raise_config_error(kw, pattern):
     name = kw.pop("name", "affine")
     with pytest.raises(ConfigError, match=pattern):

@@ -17,7 +17,7 @@ from lenetlab.data.csvtable import Columns, label_order, read_header, recognise
 from lenetlab.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import write_digit_recognizer  # noqa: E402
+from helpers import write_digit_recognizer
 
 PIXELS = ",".join(f"pixel{i}" for i in range(784))
 
@@ -32,11 +32,14 @@ def _leaves(root: Path, header=("image", "label"), test_header=("image",), bom=F
         rows.append([f"images/{i}.png", "oak" if i % 2 else "elm", f"id{i}"])
     start = "\ufeff" if bom else ""
     full = list(header) + (["ref"] if len(header) == 2 else [])
-    (root / "train.csv").write_text(start + ",".join(full) + "\n" + "".join(",".join(r[:len(full)]) + "\n" for r in rows),
-                                    encoding="utf-8")
+    (root / "train.csv").write_text(
+        start + ",".join(full) + "\n" + "".join(",".join(r[: len(full)]) + "\n" for r in rows), encoding="utf-8"
+    )
     test = [[f"images/{i}.png", f"t{i}"] for i in range(n, n + 4)]
-    (root / "test.csv").write_text(start + ",".join(test_header) + "\n"
-                                   + "".join(",".join(r[:len(test_header)]) + "\n" for r in test), encoding="utf-8")
+    (root / "test.csv").write_text(
+        start + ",".join(test_header) + "\n" + "".join(",".join(r[: len(test_header)]) + "\n" for r in test),
+        encoding="utf-8",
+    )
     return root
 
 
@@ -106,8 +109,12 @@ def test_a_csv_is_never_parsed_as_json(tmp_path):
 
 def test_pixel_tables_of_other_numbering_and_bad_values(tmp_path):
     t = tmp_path / "fashion.csv"  # Kaggle's Fashion-MNIST numbers pixel1..pixel784
-    t.write_text("label," + ",".join(f"pixel{i}" for i in range(1, 785)) + "\n"
-                 + "".join(f"{k % 3}," + ",".join([str(k)] * 784) + "\n" for k in range(20)))
+    t.write_text(
+        "label,"
+        + ",".join(f"pixel{i}" for i in range(1, 785))
+        + "\n"
+        + "".join(f"{k % 3}," + ",".join([str(k)] * 784) + "\n" for k in range(20))
+    )
     s = load(str(t), val_size=2)
     assert s.class_names == ["0", "1", "2"] and s.train.x.shape[1:] == (1, 28, 28)
     t.write_text("label," + PIXELS + "\n3," + ",".join(["300"] * 784) + "\n")
@@ -123,8 +130,12 @@ def test_pixel_tables_of_other_numbering_and_bad_values(tmp_path):
 
 def test_word_labels_in_a_pixel_table(tmp_path):
     t = tmp_path / "train.csv"
-    t.write_text("label," + PIXELS + "\n" + "".join(f"{'seven' if k % 2 else 'one'}," + ",".join([str(k)] * 784)
-                                                   + "\n" for k in range(10)))
+    t.write_text(
+        "label,"
+        + PIXELS
+        + "\n"
+        + "".join(f"{'seven' if k % 2 else 'one'}," + ",".join([str(k)] * 784) + "\n" for k in range(10))
+    )
     s = load(str(t), val_size=0)
     assert s.class_names == ["one", "seven"] and s.train.y.tolist() == [k % 2 for k in range(10)]
 

@@ -19,8 +19,12 @@ from lenetlab.data.download import (
 )
 from lenetlab.errors import DataError
 
-NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-         "t10k-labels-idx1-ubyte.gz")
+NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def _md5(b: bytes) -> str:
@@ -53,8 +57,14 @@ def _cache_files(folder):
 
 def test_fallback_over_bad_mirrors(served, tmp_path):
     ds, base = served
-    mirrors = ["http://127.0.0.1:1/", f"{base}/forbidden/", f"{base}/missing/", f"{base}/html/",
-               f"{base}/corrupt/", f"{base}/good/"]
+    mirrors = [
+        "http://127.0.0.1:1/",
+        f"{base}/forbidden/",
+        f"{base}/missing/",
+        f"{base}/html/",
+        f"{base}/corrupt/",
+        f"{base}/good/",
+    ]
     folder = tmp_path / "cache" / "toy"
     paths = download(ds, folder, mirrors=mirrors, progressbar=False, timeout=5)
     assert [p.name for p in paths] == list(NAMES)
@@ -77,8 +87,7 @@ def test_all_mirrors_fail_one_line_manual_hint(served, tmp_path):
     assert _cache_files(folder) == []
 
 
-@pytest.mark.parametrize("kind, why", [("corrupt", "checksum mismatch"), ("html", "HTML page"),
-                                       ("missing", "404")])
+@pytest.mark.parametrize("kind, why", [("corrupt", "checksum mismatch"), ("html", "HTML page"), ("missing", "404")])
 def test_each_bad_mirror_is_refused(served, tmp_path, kind, why):
     ds, base = served
     folder = tmp_path / "c"
@@ -140,8 +149,18 @@ def test_load_mnist_downloads_into_cache(http_root, mnist_dir, tmp_path, monkeyp
 
 def test_cli_download_failure_is_one_line(http_root, tmp_path, capsys):
     _, base = http_root
-    argv = ["data", "--dataset", "mnist", "--data-dir", str(tmp_path / "d"), "--download",
-            "--mirror", f"{base}/missing/", "--mirror", f"{base}/html/"]
+    argv = [
+        "data",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--download",
+        "--mirror",
+        f"{base}/missing/",
+        "--mirror",
+        f"{base}/html/",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.rstrip("\n").rsplit("\n", 1)[-1]  # above it: the progress bar of the HTML page
     assert err.startswith("error: mnist: could not download") and "Traceback" not in err

@@ -44,7 +44,14 @@ def test_pixel_table_and_named_facts(digitrec):
 
 def test_idx_folder_facts(idx_dir):
     f = inspect(str(idx_dir))  # 60 train / 20 test random 28x28 images, labels 0..9
-    assert (f.kind, f.n_labelled, f.n_test, f.sizes, f.n_classes, sum(f.class_counts)) == ("idx", 60, 20, [(28, 28)], 10, 60)
+    assert (f.kind, f.n_labelled, f.n_test, f.sizes, f.n_classes, sum(f.class_counts)) == (
+        "idx",
+        60,
+        20,
+        [(28, 28)],
+        10,
+        60,
+    )
 
 
 def test_orientation_anisotropy_tells_upright_sets_from_sets_at_any_angle(subset):
@@ -57,8 +64,14 @@ def test_orientation_anisotropy_tells_upright_sets_from_sets_at_any_angle(subset
     assert orientation_anisotropy(digits) > 2 * ISOTROPIC  # MNIST digits are upright
     # the same digits, each turned by its own random angle: no preferred orientation is left
     rng = np.random.default_rng(0)
-    turned = torch.stack([torch.from_numpy(np.array(Image.fromarray(d[0].numpy()).rotate(
-        float(rng.uniform(0, 360)), resample=Image.BILINEAR))).unsqueeze(0) for d in digits])
+    turned = torch.stack(
+        [
+            torch.from_numpy(
+                np.array(Image.fromarray(d[0].numpy()).rotate(float(rng.uniform(0, 360)), resample=Image.BILINEAR))
+            ).unsqueeze(0)
+            for d in digits
+        ]
+    )
     assert orientation_anisotropy(turned) < ISOTROPIC
     assert orientation_anisotropy(digits[:0]) == 0.0
 

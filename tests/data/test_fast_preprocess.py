@@ -20,7 +20,7 @@ def _reference_background(a: np.ndarray) -> tuple[np.ndarray, float]:
     h, w = a.shape
     step = max(1, max(h, w) // 64)
     small = a[::step, ::step]
-    yy, xx = np.mgrid[0:small.shape[0], 0:small.shape[1]]
+    yy, xx = np.mgrid[0 : small.shape[0], 0 : small.shape[1]]
     ys, xs = yy.ravel() * step / max(h - 1, 1), xx.ravel() * step / max(w - 1, 1)
     design = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
     v = small.ravel()
@@ -82,11 +82,16 @@ def _hostile() -> dict:
     palette = _drawn("RGB", (255, 255, 255), (0, 0, 0), 18).convert("P")
     sixteen = Image.fromarray(np.asarray(_drawn("L", 255, 0, 18), dtype=np.uint16) * 257)  # mode I;16
     return {
-        "1x1": Image.new("L", (1, 1), 255), "1x5000": Image.new("L", (5000, 1), 255),
+        "1x1": Image.new("L", (1, 1), 255),
+        "1x5000": Image.new("L", (5000, 1), 255),
         "5000x1 stroke": np.pad(np.full((1, 40), 255, np.uint8), ((0, 0), (2000, 2960))),
-        "all black": Image.new("L", (280, 280), 0), "all white": Image.new("L", (280, 280), 255),
-        "3000x3000 sparse": sparse, "RGBA canvas": _drawn("RGBA", (0, 0, 0, 255), (0, 0, 0, 0), 18),
-        "palette": palette, "16-bit": sixteen, "thin pen": _drawn("L", 0, 255, 2, 400),
+        "all black": Image.new("L", (280, 280), 0),
+        "all white": Image.new("L", (280, 280), 255),
+        "3000x3000 sparse": sparse,
+        "RGBA canvas": _drawn("RGBA", (0, 0, 0, 255), (0, 0, 0, 0), 18),
+        "palette": palette,
+        "16-bit": sixteen,
+        "thin pen": _drawn("L", 0, 255, 2, 400),
         "drawn png white on black": _png(_drawn("RGBA", (255, 255, 255, 255), (0, 0, 0, 255), 18)),
         "drawn png black on white": _png(_drawn("L", 0, 255, 12)),
     }
@@ -106,8 +111,9 @@ def test_hostile_and_drawn_images_match_the_reference(case, monkeypatch):
 
 def test_subset_digits_and_renderings_match_the_reference(subset, monkeypatch):
     xs = subset.test.x[:30, 0].numpy()
-    cases = list(xs) + [render_digit(d, dark_on_light=i % 2 == 1, photo=i % 3 == 2, size=60 + 20 * i)
-                        for i, d in enumerate(xs[:8])]
+    cases = list(xs) + [
+        render_digit(d, dark_on_light=i % 2 == 1, photo=i % 3 == 2, size=60 + 20 * i) for i, d in enumerate(xs[:8])
+    ]
     for x in cases:
         fast, ref = _both(x, monkeypatch)
         assert type(fast) is type(ref) and np.array_equal(fast, ref)

@@ -79,8 +79,11 @@ def test_unreadable_image(leaves, capsys):
 
 def test_csv_missing_column(leaves):
     (leaves / "train.csv").write_text("file,label\nimages/0.jpg,x\n")
-    with pytest.raises(DataError, match=r"train.csv: not a table lenetlab can read: expected columns image,label "
-                                        r".* found file,label"):
+    with pytest.raises(
+        DataError,
+        match=r"train.csv: not a table lenetlab can read: expected columns image,label "
+        r".* found file,label",
+    ):
         load(str(leaves))
 
 

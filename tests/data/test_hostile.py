@@ -21,6 +21,7 @@ from lenetlab.errors import DataError
 
 def _png_header_only(path: Path, width: int, height: int) -> None:
     """A PNG whose header says ``width`` x ``height``, with no pixel data (a decompression bomb's header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -55,8 +56,20 @@ def test_a_decompression_bomb_stops_train_and_submit_at_the_inspection(kaggle_fo
     needle = f"images/3.png: image of {side * side:,} pixels"
     assert main(["train", "--dataset", str(kaggle_folder), "--out-dir", str(tmp_path / "runs")]) == 2
     _one_line_error(capsys, needle, "larger than Pillow decodes safely")
-    assert main(["submit", "--data-dir", str(kaggle_folder), "--out-dir", str(tmp_path / "runs"),
-                 "--out", str(tmp_path / "sub.csv")]) == 2
+    assert (
+        main(
+            [
+                "submit",
+                "--data-dir",
+                str(kaggle_folder),
+                "--out-dir",
+                str(tmp_path / "runs"),
+                "--out",
+                str(tmp_path / "sub.csv"),
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, needle)
     assert main(["data", "--dataset", str(kaggle_folder)]) == 2
     _one_line_error(capsys, needle)
@@ -67,7 +80,7 @@ def test_truncated_and_unidentified_images_are_one_line_errors(kaggle_folder, ca
     full = (kaggle_folder / "images" / "5.png").read_bytes()
     Image.new("RGB", (64, 64), (1, 2, 3)).save(kaggle_folder / "images" / "5.png")
     data = (kaggle_folder / "images" / "5.png").read_bytes()
-    (kaggle_folder / "images" / "5.png").write_bytes(data[:len(data) // 2])  # a valid header, half the pixels
+    (kaggle_folder / "images" / "5.png").write_bytes(data[: len(data) // 2])  # a valid header, half the pixels
     with pytest.raises(DataError, match=r"images/5.png: not a readable image") as e:
         load(str(kaggle_folder))
     assert "\n" not in str(e.value)
@@ -114,8 +127,10 @@ def test_an_idx_label_out_of_range_is_refused_whatever_the_path(idx_dir, tmp_pat
     labels[7] = 200  # would have made a 201-class model
     write_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", labels)
     needle = "t10k-labels-idx1-ubyte.gz: label 200 out of range for 10 classes"
-    for argv in (["train", "--dataset", str(idx_dir), "--out-dir", str(tmp_path / "runs")],
-                 ["data", "--dataset", str(idx_dir)]):
+    for argv in (
+        ["train", "--dataset", str(idx_dir), "--out-dir", str(tmp_path / "runs")],
+        ["data", "--dataset", str(idx_dir)],
+    ):
         assert main(argv) == 2, argv
         _one_line_error(capsys, needle)
     for read in (inspect, load):
@@ -148,11 +163,14 @@ def _pixel_table(path: Path, rows: int = 30) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("change, needle", [
-    (lambda row: row + ",9", "line 6 has 18 values but the header names 17 columns"),
-    (lambda row: row.rsplit(",", 1)[0], "line 6 has 16 values but the header names 17 columns"),
-    (lambda row: row + ",0" * 2_000_000, "line 6 is longer than"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda row: row + ",9", "line 6 has 18 values but the header names 17 columns"),
+        (lambda row: row.rsplit(",", 1)[0], "line 6 has 16 values but the header names 17 columns"),
+        (lambda row: row + ",0" * 2_000_000, "line 6 is longer than"),
+    ],
+)
 def test_pixel_table_rows_must_match_the_header(tmp_path, capsys, change, needle):
     table = tmp_path / "digits.csv"
     lines = _pixel_table(table)

@@ -44,7 +44,7 @@ def test_wrong_magic(tmp_path):
 
 
 def test_truncated_data_and_header(tmp_path):
-    good = (tmp_path / "g")
+    good = tmp_path / "g"
     write_idx(good, np.zeros((4, 28, 28)))
     raw = good.read_bytes()
     (tmp_path / "t").write_bytes(raw[:-10])
@@ -148,13 +148,19 @@ def test_fuzz_random_bytes(data):
 
 
 @settings(max_examples=150, deadline=None)
-@given(dims=st.lists(st.integers(0, 6), min_size=1, max_size=4), cut=st.integers(0, 400),
-       extra=st.binary(max_size=8), gz=st.booleans())
+@given(
+    dims=st.lists(st.integers(0, 6), min_size=1, max_size=4),
+    cut=st.integers(0, 400),
+    extra=st.binary(max_size=8),
+    gz=st.booleans(),
+)
 def test_fuzz_truncations(tmp_path_factory, dims, cut, extra, gz):
     body = bytes(int(np.prod(dims)))
     data = (_header(dims) + body + extra)[:cut] if cut < 400 else _header(dims) + body + extra
     path = tmp_path_factory.mktemp("fz") / ("f.gz" if gz else "f")
-    path.write_bytes(gzip.compress(data)[: max(cut, 1)] if gz and cut % 3 == 0 else (gzip.compress(data) if gz else data))
+    path.write_bytes(
+        gzip.compress(data)[: max(cut, 1)] if gz and cut % 3 == 0 else (gzip.compress(data) if gz else data)
+    )
     try:
         a = read_idx(path)
     except DataError:
@@ -188,15 +194,18 @@ def test_gzip_bomb_stops_at_the_size_the_idx_header_declares(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert str(e.value).startswith(f"{p}: gzip data inflates beyond the 7,856 bytes its IDX header declares "
-                                   f"for shape (10, 28, 28)")
+    assert str(e.value).startswith(
+        f"{p}: gzip data inflates beyond the 7,856 bytes its IDX header declares for shape (10, 28, 28)"
+    )
     assert peak < 16 << 20  # stopped after about a megabyte, not after 200 MB
 
 
 def test_idx_header_declaring_more_than_the_cap_is_refused(tmp_path):
     p = tmp_path / "x.gz"
     _bomb(p, (2**31, 28, 28), 0)
-    with pytest.raises(DataError, match=r"x.gz: IDX header declares shape \(2147483648, 28, 28\) .* more than the 1.0 GB"):
+    with pytest.raises(
+        DataError, match=r"x.gz: IDX header declares shape \(2147483648, 28, 28\) .* more than the 1.0 GB"
+    ):
         read_idx(p)
 
 

@@ -7,9 +7,9 @@ import io
 import numpy as np
 import pytest
 import torch
-from helpers import render_digit
 from PIL import Image, ImageDraw
 
+from helpers import render_digit
 from lenetlab.data.images import (
     BlankImageError,
     ImageTooLargeError,
@@ -39,8 +39,7 @@ def test_mnist_digits_come_back_nearly_unchanged(subset):
 @pytest.mark.parametrize("style", ["light_on_dark", "dark_on_light", "photo"])
 def test_upscaled_offcentre_digit_is_cropped_scaled_and_centred(subset, style):
     d = subset.test.x[0, 0].numpy()
-    img = render_digit(d, top=15, left=110, size=170, dark_on_light=style == "dark_on_light",
-                       photo=style == "photo")
+    img = render_digit(d, top=15, left=110, size=170, dark_on_light=style == "dark_on_light", photo=style == "photo")
     out = preprocess_image(img)
     assert out.shape == (1, 28, 28) and out.dtype == torch.uint8
     a = out[0].numpy()
@@ -141,11 +140,16 @@ def test_blank_error_is_a_data_error_naming_the_image():
 def test_unreadable_inputs_raise_one_line_data_errors(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
-    for src, pattern in [(bad, "notes.png: not a readable image"), (tmp_path / "missing.png", "missing.png: image file not found"),
-                         (tmp_path, "is a folder, not an image file"),
-                         (b"", "empty image data"), (b"\x89PNG\r\n\x1a\n garbage", "not a readable image"),
-                         (np.array([["a", "b"]]), "must hold numbers"), (np.zeros((2, 3, 4, 5)), "must be"),
-                         (object(), "unsupported image type")]:
+    for src, pattern in [
+        (bad, "notes.png: not a readable image"),
+        (tmp_path / "missing.png", "missing.png: image file not found"),
+        (tmp_path, "is a folder, not an image file"),
+        (b"", "empty image data"),
+        (b"\x89PNG\r\n\x1a\n garbage", "not a readable image"),
+        (np.array([["a", "b"]]), "must hold numbers"),
+        (np.zeros((2, 3, 4, 5)), "must be"),
+        (object(), "unsupported image type"),
+    ]:
         with pytest.raises(DataError, match=pattern) as e:
             preprocess_image(src)
         assert "\n" not in str(e.value)
@@ -173,8 +177,11 @@ def test_vignetted_photo_with_a_soft_shadow(subset):
         d = subset.test.x[i, 0].numpy()
         ink = np.zeros((h, w))
         ink[60:240, 110:290] = np.asarray(Image.fromarray(d).resize((180, 180), Image.Resampling.BILINEAR)) / 255
-        paper = 0.85 - 0.25 * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w / 2) ** 2 \
+        paper = (
+            0.85
+            - 0.25 * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w / 2) ** 2
             - 0.2 / (1 + np.exp(-(xx + yy - 380) / 25))
+        )
         img = paper * (1 - ink) + 0.15 * ink + rng.normal(0, 0.03, (h, w))
         out = preprocess_image((np.clip(img, 0, 1) * 255).astype(np.uint8))
         assert _corr(out[0], preprocess_image(d)[0]) > 0.8

@@ -121,8 +121,12 @@ def test_subprocess_exit_2_without_traceback(tmp_path):
     import sys
 
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03")  # one of the four files only
-    r = subprocess.run([sys.executable, "-m", "lenetlab.cli", "data", "--dataset", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "lenetlab.cli", "data", "--dataset", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
     assert r.stderr.startswith("error: ") and "train-labels-idx1-ubyte.gz: file not found" in r.stderr
 
@@ -133,8 +137,9 @@ def test_closed_stdout_pipe_ends_quietly():
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "lenetlab.cli", "data"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lenetlab.cli", "data"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     proc.stdout.close()  # gone before lenet prints anything (it needs a second or more to import torch)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141

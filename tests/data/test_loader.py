@@ -84,8 +84,7 @@ def test_ddp_padded_shards(world):
 @pytest.mark.parametrize("world", [2, 3, 5])
 def test_ddp_exact_eval_partition(world):
     x, y = _data(103)
-    shards = [_ids(TensorLoader(x, y, 10, shuffle=False, rank=r, world_size=world, pad=False))
-              for r in range(world)]
+    shards = [_ids(TensorLoader(x, y, 10, shuffle=False, rank=r, world_size=world, pad=False)) for r in range(world)]
     flat = sorted(i for s in shards for i in s)
     assert flat == list(range(103))  # each example exactly once: exact metrics under DDP
 

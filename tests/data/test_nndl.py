@@ -43,15 +43,18 @@ def test_load_generated(tmp_path, gz):
     assert s.dev.y.tolist() == [0, 1, 2] and s.input_spec.size == 32
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda o: o[:2], r"expected a JSON list \[train, dev, test\]"),
-    (lambda o: [o[0], [o[1][0]], o[2]], "the dev entry must be a pair"),
-    (lambda o: [o[0], o[1], [o[2][0], o[2][1][:1]]], "test has 2 images but 1 labels"),
-    (lambda o: [[[r[:700] for r in o[0][0]], o[0][1]], o[1], o[2]], "train images have 700 values, expected 784"),
-    (lambda o: [[[[2.0] * 784] * 6, o[0][1]], o[1], o[2]], r"pixel values must lie in \[0, 1\]"),
-    (lambda o: [o[0], [o[1][0], [0.5, 1, 2]], o[2]], "dev labels must be integers in 0..999"),
-    (lambda o: [o[0], [o[1][0], ["a", 1, 2]], o[2]], "dev images must be equal-length lists"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda o: o[:2], r"expected a JSON list \[train, dev, test\]"),
+        (lambda o: [o[0], [o[1][0]], o[2]], "the dev entry must be a pair"),
+        (lambda o: [o[0], o[1], [o[2][0], o[2][1][:1]]], "test has 2 images but 1 labels"),
+        (lambda o: [[[r[:700] for r in o[0][0]], o[0][1]], o[1], o[2]], "train images have 700 values, expected 784"),
+        (lambda o: [[[[2.0] * 784] * 6, o[0][1]], o[1], o[2]], r"pixel values must lie in \[0, 1\]"),
+        (lambda o: [o[0], [o[1][0], [0.5, 1, 2]], o[2]], "dev labels must be integers in 0..999"),
+        (lambda o: [o[0], [o[1][0], ["a", 1, 2]], o[2]], "dev images must be equal-length lists"),
+    ],
+)
 def test_malformed(tmp_path, mutate, message):
     p = _write(tmp_path / "bad.json.gz", mutate(_nndl()))
     with pytest.raises(DataError, match=message):
@@ -84,7 +87,9 @@ def test_cli_truncated_gzip(tmp_path, capsys):
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 300) | st.floats(-1, 2) | st.text(max_size=3),
-    lambda inner: st.lists(inner, max_size=4), max_leaves=30)
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=30,
+)
 
 
 def _assert_parts(parts) -> None:
@@ -92,7 +97,7 @@ def _assert_parts(parts) -> None:
     assert len(parts) == 3
     for x, y in parts:
         assert x.dtype == np.uint8 and x.shape == (len(y), 28, 28)
-        assert y.dtype == np.int64 and y.ndim == 1 and ((0 <= y) & (y <= 999)).all()
+        assert y.dtype == np.int64 and y.ndim == 1 and ((y >= 0) & (y <= 999)).all()
 
 
 def _assert_one_line_error(e: DataError) -> None:
@@ -142,9 +147,13 @@ _cell = st.none() | st.booleans() | st.integers(-2, 3) | st.floats(allow_nan=Tru
 
 
 @settings(max_examples=100, deadline=None)
-@given(n=st.integers(0, 3), width=st.sampled_from([783, 784, 785]), cell=_cell, pos=st.integers(0, 783),
-       labels=st.lists(st.integers(-1, 1001) | st.floats(-1, 12) | st.lists(st.integers(0, 9), max_size=2),
-                       max_size=4))
+@given(
+    n=st.integers(0, 3),
+    width=st.sampled_from([783, 784, 785]),
+    cell=_cell,
+    pos=st.integers(0, 783),
+    labels=st.lists(st.integers(-1, 1001) | st.floats(-1, 12) | st.lists(st.integers(0, 9), max_size=2), max_size=4),
+)
 def test_fuzz_structured(n, width, cell, pos, labels):
     """Near-valid files: wrong widths, one odd pixel, odd labels; load or DataError, never anything else."""
     images = [[0.5] * width for _ in range(n)]

@@ -20,7 +20,7 @@ def _ink_columns(x: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor,
 def _bar(width: int, left: int, size: int = 28) -> torch.Tensor:
     """A white bar ``width`` columns wide starting at column ``left``, rows 4-23, as ``[1, 1, size, size]``."""
     x = torch.zeros(1, 1, size, size)
-    x[..., 4:24, left:left + width] = 1.0
+    x[..., 4:24, left : left + width] = 1.0
     return x
 
 
@@ -38,7 +38,9 @@ def test_normalize_width_treats_each_image_on_its_own_and_keeps_blank_ones():
     batch = torch.cat([_bar(4, 2), torch.zeros(1, 1, 28, 28), _bar(20, 4)])
     out = normalize_width(batch, 12)
     assert torch.equal(out[1], batch[1])  # nothing to measure: unchanged
-    assert torch.allclose(out[0], normalize_width(batch[:1], 12)[0]) and torch.allclose(out[2], normalize_width(batch[2:], 12)[0])
+    assert torch.allclose(out[0], normalize_width(batch[:1], 12)[0]) and torch.allclose(
+        out[2], normalize_width(batch[2:], 12)[0]
+    )
     first, last = _ink_columns(out[[0, 2]])
     assert ((last - first + 1 - 12).abs() <= 1).all()
     assert normalize_width(torch.zeros(0, 1, 28, 28), 12).shape == (0, 1, 28, 28)
@@ -53,4 +55,7 @@ def test_prepare_normalises_the_width_before_padding_and_the_spec_round_trips():
     old = spec.to_dict()
     del old["digit_width"]  # a checkpoint written before the field existed
     assert InputSpec.from_dict(old).digit_width == 0
-    assert torch.equal(prepare(img, InputSpec(mean=(0.0,), std=(1.0,))), prepare(img, InputSpec(mean=(0.0,), std=(1.0,), digit_width=0)))
+    assert torch.equal(
+        prepare(img, InputSpec(mean=(0.0,), std=(1.0,))),
+        prepare(img, InputSpec(mean=(0.0,), std=(1.0,), digit_width=0)),
+    )

@@ -23,7 +23,9 @@ def test_other_class_names_are_refused(tmp_path, subset, digit_ckpt, capsys):
     rng = np.random.default_rng(0)
     for name in "abcdefghij":  # ten classes, like the digit model, but other ones
         (tmp_path / "letters" / "train" / name).mkdir(parents=True)
-        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(tmp_path / "letters" / "train" / name / "0.png")
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(
+            tmp_path / "letters" / "train" / name / "0.png"
+        )
     capsys.readouterr()
     assert main(["eval", str(digit_ckpt), "--dataset", str(tmp_path / "letters"), "--split", "dev"]) == 2
     err = capsys.readouterr().err

@@ -16,7 +16,7 @@ from lenetlab.inference.run import BEST, LAST, Run, checkpoint_path, load_data
 from lenetlab.models.checkpoint import checkpoint_data, data_description, load_checkpoint, save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import collect_runs  # noqa: E402
+import collect_runs
 
 
 def _rows(path: Path, rows: list[dict]) -> None:
@@ -39,10 +39,14 @@ def test_best_dev_is_the_row_marked_best_for_runs_and_benchmarks(tmp_path):
     run = tmp_path / "cfg-s0"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "mnist", "num_threads": 1}))
-    _rows(run / "metrics.jsonl", [
-        {"kind": "dev", "step": 1, "epoch": 1.0, "accuracy": 0.97, "loss": 0.05, "best": True},
-        {"kind": "dev", "step": 2, "epoch": 2.0, "accuracy": 0.98, "loss": 0.07, "best": False},
-        {"kind": "test", "step": 1, "epoch": 1.0, "accuracy": 0.96, "checkpoint": "best.pt", "train_time": 2.0}])
+    _rows(
+        run / "metrics.jsonl",
+        [
+            {"kind": "dev", "step": 1, "epoch": 1.0, "accuracy": 0.97, "loss": 0.05, "best": True},
+            {"kind": "dev", "step": 2, "epoch": 2.0, "accuracy": 0.98, "loss": 0.07, "best": False},
+            {"kind": "test", "step": 1, "epoch": 1.0, "accuracy": 0.96, "checkpoint": "best.pt", "train_time": 2.0},
+        ],
+    )
     assert Run(run).best_dev() == 0.97 and Run(run).info().best_dev == 0.97
     record = collect_runs.run_record(run)
     assert record["dev_accuracy"] == 0.97 and record["test_accuracy"] == 0.96 and record["seed"] == 0
@@ -59,8 +63,16 @@ def test_a_damaged_metrics_file_never_raises(tmp_path):
 
 
 def test_data_description_is_written_and_derived_for_older_checkpoints(tmp_path, digit_ckpt):
-    config = {"dataset": "some/folder", "data_dir": None, "val_size": 40, "image_size": 28, "label_column": "y",
-              "normalize": "stats", "resize": "pad", "digit_width": 0}
+    config = {
+        "dataset": "some/folder",
+        "data_dir": None,
+        "val_size": 40,
+        "image_size": 28,
+        "label_column": "y",
+        "normalize": "stats",
+        "resize": "pad",
+        "digit_width": 0,
+    }
     ck = {k: v for k, v in load_checkpoint(digit_ckpt).items() if k != "data"}
     new = save_checkpoint(tmp_path / "new.pt", {**ck, "config": config})
     written = load_checkpoint(new)["data"]

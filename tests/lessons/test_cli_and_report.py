@@ -49,12 +49,15 @@ def test_cli_failed_check_exits_1(capsys):
     assert err.strip() == "lesson learn-kernel: 1 check(s) failed: learned"
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["lesson", "edge-detection", "--kernel", "1,a"], "--kernel"),
-    (["lesson", "learn-kernel", "--steps", "0"], "--steps"),
-    (["lesson", "padding-stride", "--size", "100000"], "--size"),
-    (["lesson", "shapes", "nosuchnet"], "unknown model 'nosuchnet'"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["lesson", "edge-detection", "--kernel", "1,a"], "--kernel"),
+        (["lesson", "learn-kernel", "--steps", "0"], "--steps"),
+        (["lesson", "padding-stride", "--size", "100000"], "--size"),
+        (["lesson", "shapes", "nosuchnet"], "unknown model 'nosuchnet'"),
+    ],
+)
 def test_cli_user_errors_exit_2_with_one_line(argv, needle, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -35,7 +35,9 @@ def test_every_lesson_passes_its_checks_and_explains_itself(name, reports):
     assert report.text().strip()
     json.dumps(report.to_dict())  # --json needs plain data
     idea = LESSONS[name].idea
-    assert len(re.findall(r"\.(?:\s|$)", idea)) >= 4, f"{name}: the docstring should explain the idea in a few sentences"
+    assert len(re.findall(r"\.(?:\s|$)", idea)) >= 4, (
+        f"{name}: the docstring should explain the idea in a few sentences"
+    )
     assert "def run(" in LESSONS[name].source()
 
 
@@ -75,8 +77,9 @@ def test_learn_kernel_recovers_one_minus_one(reports):
 def test_learn_kernel_loop_layer_learns_the_same_kernel(reports):
     loop = run_lesson("learn-kernel", impl="loop")
     assert loop.passed
-    assert torch.allclose(torch.tensor(loop.data["kernel"]), torch.tensor(reports["learn-kernel"].data["kernel"]),
-                          atol=1e-6)
+    assert torch.allclose(
+        torch.tensor(loop.data["kernel"]), torch.tensor(reports["learn-kernel"].data["kernel"]), atol=1e-6
+    )
 
 
 def test_learn_kernel_too_large_a_step_fails_its_check():
@@ -86,9 +89,16 @@ def test_learn_kernel_too_large_a_step_fails_its_check():
     assert report.data["losses"][-1] > report.data["losses"][0]
 
 
-@pytest.mark.parametrize("options, field", [({"lr": -1.0}, "--lr"), ({"lr": float("nan")}, "--lr"),
-                                            ({"steps": 0}, "--steps"), ({"every": 0}, "--every"),
-                                            ({"impl": "fft"}, "--impl")])
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"lr": -1.0}, "--lr"),
+        ({"lr": float("nan")}, "--lr"),
+        ({"steps": 0}, "--steps"),
+        ({"every": 0}, "--every"),
+        ({"impl": "fft"}, "--impl"),
+    ],
+)
 def test_learn_kernel_rejects_bad_options(options, field):
     with pytest.raises(ConfigError, match=field):
         run_lesson("learn-kernel", **options)
@@ -152,15 +162,47 @@ def test_batch_norm_matches_torch(reports):
 FC = [[1, 4096]] * 6
 BOOK_SHAPES = {
     "lenet-d2l": [[1, 6, 28, 28], [1, 6, 14, 14], [1, 16, 10, 10], [1, 16, 5, 5], [1, 120], [1, 84], [1, 10]],
-    "alexnet": [[1, 96, 54, 54], [1, 96, 54, 54], [1, 96, 26, 26], [1, 256, 26, 26], [1, 256, 26, 26],
-                [1, 256, 12, 12], [1, 384, 12, 12], [1, 384, 12, 12], [1, 384, 12, 12], [1, 384, 12, 12],
-                [1, 256, 12, 12], [1, 256, 12, 12], [1, 256, 5, 5], *FC, [1, 10]],
+    "alexnet": [
+        [1, 96, 54, 54],
+        [1, 96, 54, 54],
+        [1, 96, 26, 26],
+        [1, 256, 26, 26],
+        [1, 256, 26, 26],
+        [1, 256, 12, 12],
+        [1, 384, 12, 12],
+        [1, 384, 12, 12],
+        [1, 384, 12, 12],
+        [1, 384, 12, 12],
+        [1, 256, 12, 12],
+        [1, 256, 12, 12],
+        [1, 256, 5, 5],
+        *FC,
+        [1, 10],
+    ],
     "vgg11": [[1, 64, 112, 112], [1, 128, 56, 56], [1, 256, 28, 28], [1, 512, 14, 14], [1, 512, 7, 7], *FC, [1, 10]],
-    "nin": [[1, 96, 54, 54], [1, 96, 26, 26], [1, 256, 26, 26], [1, 256, 12, 12], [1, 384, 12, 12], [1, 384, 5, 5],
-            [1, 384, 5, 5], [1, 10, 5, 5], [1, 10, 1, 1], [1, 10]],
+    "nin": [
+        [1, 96, 54, 54],
+        [1, 96, 26, 26],
+        [1, 256, 26, 26],
+        [1, 256, 12, 12],
+        [1, 384, 12, 12],
+        [1, 384, 5, 5],
+        [1, 384, 5, 5],
+        [1, 10, 5, 5],
+        [1, 10, 1, 1],
+        [1, 10],
+    ],
     "googlenet": [[1, 64, 24, 24], [1, 192, 12, 12], [1, 480, 6, 6], [1, 832, 3, 3], [1, 1024], [1, 10]],
-    "resnet18": [[1, 64, 56, 56], [1, 64, 56, 56], [1, 128, 28, 28], [1, 256, 14, 14], [1, 512, 7, 7],
-                 [1, 512, 1, 1], [1, 512], [1, 10]],
+    "resnet18": [
+        [1, 64, 56, 56],
+        [1, 64, 56, 56],
+        [1, 128, 28, 28],
+        [1, 256, 14, 14],
+        [1, 512, 7, 7],
+        [1, 512, 1, 1],
+        [1, 512],
+        [1, 10],
+    ],
 }
 BOOK_INPUTS = {"lenet-d2l": 28, "alexnet": 224, "vgg11": 224, "nin": 224, "googlenet": 96, "resnet18": 224}
 
@@ -196,8 +238,13 @@ def test_lenet5_by_hand_counts(reports):
     assert [x["params"] for x in d["layers"]] == [156, 0, 2416, 0, 48120, 10164, 850]
     assert [x["operations"] for x in d["layers"]] == [122304, 0, 241600, 400, 48120, 10080, 840]
     assert [x["operations"] for x in d["layers"]] == [x["profile_formula"] for x in d["layers"]]
-    assert d["totals"] == {"params": 61706, "profile_params": 61706, "operations": 423344, "profile_macs": 416520,
-                           "profile_flops": 833040}
+    assert d["totals"] == {
+        "params": 61706,
+        "profile_params": 61706,
+        "operations": 423344,
+        "profile_macs": 416520,
+        "profile_flops": 833040,
+    }
 
 
 def test_im2col_columns(reports):
@@ -213,8 +260,9 @@ def test_docs_page_is_the_real_output(tmp_path):
     fresh = tmp_path / "lessons.md"
     subprocess.run([sys.executable, "-m", "lenetlab.lessons.docs", str(fresh)], check=True, capture_output=True)
     page = REPO / "docs" / "lessons.md"
-    assert page.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), \
+    assert page.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
         "docs/lessons.md is stale: run `python -m lenetlab.lessons.docs`"
+    )
 
 
 def test_catalogue_refuses_duplicates_and_unknown_names():

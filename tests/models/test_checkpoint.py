@@ -19,8 +19,9 @@ def test_round_trip_every_small_model(tmp_path):
         if info.input_size[1] > 32:
             continue
         model = M.create(info.name).eval()
-        path = M.save_checkpoint(tmp_path / f"{info.name}.pt", {"model": {"name": info.name, "kwargs": {}},
-                                                               "state_dict": model.state_dict()})
+        path = M.save_checkpoint(
+            tmp_path / f"{info.name}.pt", {"model": {"name": info.name, "kwargs": {}}, "state_dict": model.state_dict()}
+        )
         back = M.build_model(M.load_checkpoint(path))
         x = torch.randn(2, *info.input_size)
         torch.testing.assert_close(back(x), model(x), msg=info.name)
@@ -31,14 +32,24 @@ def test_kwargs_are_kept(tmp_path):
     assert M.build_model(M.load_checkpoint(path)).C1.out_channels == 8
 
 
-@pytest.mark.parametrize("ckpt, needle, kind", [
-    ({"state_dict": {}}, "no 'model' entry", CheckpointError),
-    ({"model": {"name": "lenet5"}}, "no 'state_dict'", CheckpointError),
-    ({"model": {"name": "lenet5", "kwargs": {"depth": 3}}, "state_dict": {}}, "arguments do not fit", CheckpointError),
-    ({"model": {"name": "lenet5-mini", "kwargs": {}}, "state_dict": _ckpt("lenet5")["state_dict"]},
-     "weights do not fit model 'lenet5-mini'", CheckpointError),
-    ({"model": {"name": "lenet9"}, "state_dict": {}}, "unknown model 'lenet9'", LenetlabError),
-])
+@pytest.mark.parametrize(
+    "ckpt, needle, kind",
+    [
+        ({"state_dict": {}}, "no 'model' entry", CheckpointError),
+        ({"model": {"name": "lenet5"}}, "no 'state_dict'", CheckpointError),
+        (
+            {"model": {"name": "lenet5", "kwargs": {"depth": 3}}, "state_dict": {}},
+            "arguments do not fit",
+            CheckpointError,
+        ),
+        (
+            {"model": {"name": "lenet5-mini", "kwargs": {}}, "state_dict": _ckpt("lenet5")["state_dict"]},
+            "weights do not fit model 'lenet5-mini'",
+            CheckpointError,
+        ),
+        ({"model": {"name": "lenet9"}, "state_dict": {}}, "unknown model 'lenet9'", LenetlabError),
+    ],
+)
 def test_bad_checkpoints_raise_one_line(ckpt, needle, kind):
     with pytest.raises(kind) as e:
         M.build_model(ckpt)
@@ -74,8 +85,11 @@ def test_unreadable_checkpoint_files_name_the_problem(tmp_path, capsys):
     good = save_checkpoint(tmp_path / "good.pt", {"x": torch.zeros(1000)})
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[:2000])
-    for path, needle in [(not_torch, "not a PyTorch checkpoint"), (unsafe, "cannot be loaded safely"),
-                         (truncated, "corrupt or truncated")]:
+    for path, needle in [
+        (not_torch, "not a PyTorch checkpoint"),
+        (unsafe, "cannot be loaded safely"),
+        (truncated, "corrupt or truncated"),
+    ]:
         assert main(["eval", str(path)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: {path}") and needle in err and "\n" not in err
@@ -88,8 +102,13 @@ SPEC = {"channels": 1, "size": 32, "resize": "pad", "mean": [0.5], "std": [0.5]}
 def _full(**changes):
     """A complete lenet5 checkpoint payload (as lenet train writes best.pt), with ``changes`` applied
     (a value of ``...`` removes the field)."""
-    ck = {"model": {"name": "lenet5", "kwargs": {}}, "state_dict": M.create("lenet5").state_dict(),
-          "class_names": [str(i) for i in range(10)], "input_spec": dict(SPEC), "config": {}}
+    ck = {
+        "model": {"name": "lenet5", "kwargs": {}},
+        "state_dict": M.create("lenet5").state_dict(),
+        "class_names": [str(i) for i in range(10)],
+        "input_spec": dict(SPEC),
+        "config": {},
+    }
     for key, value in changes.items():
         if value is ...:
             ck.pop(key)
@@ -134,8 +153,11 @@ def test_shipped_model_has_a_checksum():
 
 
 def test_checksum_survives_round_trip_of_every_field_type(tmp_path):
-    payload = _full(extra={"a": [1, 2.5, None, True, "x", (3, 4)], "t": torch.tensor([True, False])},
-                    step=7, dev_accuracy=float("nan"))
+    payload = _full(
+        extra={"a": [1, 2.5, None, True, "x", (3, 4)], "t": torch.tensor([True, False])},
+        step=7,
+        dev_accuracy=float("nan"),
+    )
     path = M.save_checkpoint(tmp_path / "c.pt", payload)
     assert M.load_checkpoint(path)["step"] == 7
     payload2 = dict(payload, class_names=[str(i) for i in range(9)] + ["ten"])
@@ -159,7 +181,10 @@ BAD_FIELDS = [  # (changes, what the one-line error must name)
     ({"class_names": []}, "field 'class_names' must be a non-empty list"),
     ({"class_names": list(range(10))}, "field 'class_names' must hold non-empty strings"),
     ({"class_names": ["7"] * 10}, "field 'class_names' names '7' twice"),
-    ({"model": {"name": "lenet5", "kwargs": {"num_classes": -3}}}, "field 'model.kwargs.num_classes' must be a positive"),
+    (
+        {"model": {"name": "lenet5", "kwargs": {"num_classes": -3}}},
+        "field 'model.kwargs.num_classes' must be a positive",
+    ),
     ({"model": {"name": "lenet5", "kwargs": {"num_classes": 10**12}}}, "weights do not fit model 'lenet5'"),
     ({"model": "lenet5"}, "field 'model' must be {'name': str"),
     ({"model": ...}, "field 'model' is missing"),
@@ -179,9 +204,12 @@ def test_malformed_fields_are_refused_at_load_by_eval_predict_export(tmp_path, c
     path = M.save_checkpoint(tmp_path / "bad.pt", _full(**changes))
     img = tmp_path / "digit.png"
     Image.new("L", (28, 28), 0).save(img)
-    for argv in (["eval", str(path), "--device", "cpu"], ["predict", str(path), str(img), "--device", "cpu"],
-                 ["export", str(path), "--out", str(tmp_path / "m.onnx")],
-                 ["serve", str(path), "--port", "0", "--host", "127.0.0.1"]):  # refused before it listens
+    for argv in (
+        ["eval", str(path), "--device", "cpu"],
+        ["predict", str(path), str(img), "--device", "cpu"],
+        ["export", str(path), "--out", str(tmp_path / "m.onnx")],
+        ["serve", str(path), "--port", "0", "--host", "127.0.0.1"],
+    ):  # refused before it listens
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith(f"error: {path}: ") and needle in err and err.count("\n") == 1, (argv, err)
@@ -191,8 +219,9 @@ def test_malformed_fields_are_refused_at_load_by_eval_predict_export(tmp_path, c
 def test_a_huge_model_in_the_kwargs_is_refused_before_it_is_allocated(tmp_path):
     """lenet5-modern's width sizes every layer: 10**6 would be terabytes. The meta-device check refuses it
     from the weights' shapes without allocating anything."""
-    ck = _full(model={"name": "lenet5-modern", "kwargs": {"width": 10**6}},
-               state_dict=M.create("lenet5-modern").state_dict())
+    ck = _full(
+        model={"name": "lenet5-modern", "kwargs": {"width": 10**6}}, state_dict=M.create("lenet5-modern").state_dict()
+    )
     with pytest.raises(CheckpointError, match="weights do not fit model 'lenet5-modern': "):
         M.build_model(ck, source="x.pt")
 

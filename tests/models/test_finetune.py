@@ -64,4 +64,5 @@ def test_torch_hub_loads_the_pretrained_model_from_the_repository():
         assert type(built) is type(create(name)) and built(torch.zeros(2, 1, 32, 32)).shape == (2, 4)
     with pytest.warns(UserWarning, match="output: new"):
         assert torch.hub.load(str(REPO), "lenet5", source="local", pretrained=True, num_classes=3)(
-            torch.zeros(1, 1, 32, 32)).shape == (1, 3)
+            torch.zeros(1, 1, 32, 32)
+        ).shape == (1, 3)

@@ -15,7 +15,9 @@ def test_parameter_counts_reconcile():
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     assert trainable == 60_000 and frozen == 840
-    per_layer = {n: sum(p.numel() for p in getattr(model, n).parameters()) for n in ("C1", "S2", "C3", "S4", "C5", "F6")}
+    per_layer = {
+        n: sum(p.numel() for p in getattr(model, n).parameters()) for n in ("C1", "S2", "C3", "S4", "C5", "F6")
+    }
     assert per_layer == {"C1": 156, "S2": 12, "C3": 1516, "S4": 32, "C5": 48120, "F6": 10164}
     # a typical tutorial's torchsummary figures follow from ours: it misses the 22 coefficients and files
     # the 22 subsampling biases and the 840 centres under non-trainable
@@ -81,8 +83,9 @@ def test_map_loss_trains_on_real_digits(subset):
 
 def test_checkpoint_round_trip_keeps_frozen_centres(tmp_path):
     model = M.create("lenet5-1998")
-    path = M.save_checkpoint(tmp_path / "best.pt", {"model": {"name": "lenet5-1998", "kwargs": {}},
-                                                   "state_dict": model.state_dict()})
+    path = M.save_checkpoint(
+        tmp_path / "best.pt", {"model": {"name": "lenet5-1998", "kwargs": {}}, "state_dict": model.state_dict()}
+    )
     back = M.build_model(M.load_checkpoint(path))
     assert not back.output.weight.requires_grad
     x = torch.randn(2, 1, 32, 32)

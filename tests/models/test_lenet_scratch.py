@@ -77,8 +77,11 @@ def test_lenet_compare_json(capsys):
     assert main(["compare", "--batch", "4", "--limit", "20", "--loop-images", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["ok"] and all(r["max_abs_diff"] <= 1e-5 for r in result["rows"])
-    assert {r["check"] for r in result["rows"]} >= {"lenet5 vs lenet5-scratch", "lenet5 vs loop reference",
-                                                    "lenet5 vs lenet5-scratch, float64"}
+    assert {r["check"] for r in result["rows"]} >= {
+        "lenet5 vs lenet5-scratch",
+        "lenet5 vs loop reference",
+        "lenet5 vs lenet5-scratch, float64",
+    }
     f64 = next(r for r in result["rows"] if r["check"].endswith("float64"))
     assert f64["max_abs_diff"] < 1e-12  # no rounding to hide behind: the arithmetic is the same
 
@@ -103,21 +106,31 @@ def test_lenet_compare_uses_checkpoint_weights(tmp_path, capsys):
 
     model = create("lenet5")
     path = tmp_path / "w.pt"
-    save_checkpoint(path, {"model": {"name": "lenet5", "kwargs": {}}, "state_dict": model.state_dict(),
-                           "class_names": [str(i) for i in range(10)], "config": {},
-                           "input_spec": {"channels": 1, "size": 32, "resize": "pad", "mean": [0.5], "std": [0.5]}})
+    save_checkpoint(
+        path,
+        {
+            "model": {"name": "lenet5", "kwargs": {}},
+            "state_dict": model.state_dict(),
+            "class_names": [str(i) for i in range(10)],
+            "config": {},
+            "input_spec": {"channels": 1, "size": 32, "resize": "pad", "mean": [0.5], "std": [0.5]},
+        },
+    )
     assert main(["compare", "--checkpoint", str(path), "--limit", "20", "--loop-images", "1"]) == 0
     assert str(path) in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["compare", "--batch", "0"], "--batch"),
-    (["compare", "--tolerance", "-1"], "--tolerance"),
-    (["compare", "--dataset", "no-such-dataset"], "no-such-dataset"),
-    (["compare", "--checkpoint", "/nonexistent/ckpt.pt"], "not found"),
-    (["bench", "ops", "--batches", "0"], "--batches"),
-    (["bench", "ops", "--threads", "0"], "--threads"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["compare", "--batch", "0"], "--batch"),
+        (["compare", "--tolerance", "-1"], "--tolerance"),
+        (["compare", "--dataset", "no-such-dataset"], "no-such-dataset"),
+        (["compare", "--checkpoint", "/nonexistent/ckpt.pt"], "not found"),
+        (["bench", "ops", "--batches", "0"], "--batches"),
+        (["bench", "ops", "--threads", "0"], "--threads"),
+    ],
+)
 def test_cli_user_errors_exit_2(argv, match, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -144,24 +157,37 @@ def test_bench_loop_reference_on_a_sub_batch():
 
 
 def test_benchmark_script_runs():
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ops_speed.py"), "--help"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "ops_speed.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and "--quick" in proc.stdout
 
 
-@pytest.mark.parametrize("name, kwargs, weights_of, match", [
-    ("lenet5-mini", {}, "lenet5-mini", "is not lenet5 or lenet5-scratch"),
-    ("lenet5", {}, "lenet5-mini", "weights do not fit model 'lenet5'"),
-    ("lenet5", {"num_classes": 5}, None, "has 5 output classes but mnist-subset has 10"),
-    ("lenet5", {"in_channels": 3}, None, "expects 3 input channels"),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, weights_of, match",
+    [
+        ("lenet5-mini", {}, "lenet5-mini", "is not lenet5 or lenet5-scratch"),
+        ("lenet5", {}, "lenet5-mini", "weights do not fit model 'lenet5'"),
+        ("lenet5", {"num_classes": 5}, None, "has 5 output classes but mnist-subset has 10"),
+        ("lenet5", {"in_channels": 3}, None, "expects 3 input channels"),
+    ],
+)
 def test_compare_checkpoint_that_does_not_fit_is_a_one_line_error(tmp_path, capsys, name, kwargs, weights_of, match):
     from lenetlab.models.checkpoint import save_checkpoint
 
     path = tmp_path / "other.pt"
     state = create(weights_of or name, **kwargs).state_dict()
-    save_checkpoint(path, {"model": {"name": name, "kwargs": kwargs}, "state_dict": state,
-                           "class_names": [str(i) for i in range(kwargs.get("num_classes", 10))]})
+    save_checkpoint(
+        path,
+        {
+            "model": {"name": name, "kwargs": kwargs},
+            "state_dict": state,
+            "class_names": [str(i) for i in range(kwargs.get("num_classes", 10))],
+        },
+    )
     assert main(["compare", "--checkpoint", str(path), "--limit", "20", "--loop-images", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and match in err and str(path) in err and err.count("\n") == 1

@@ -43,7 +43,9 @@ def test_export_writes_the_hub_layout_without_pickle(exported, digit_ckpt):
 def test_round_trip_gives_identical_outputs(exported, digit_ckpt, subset):
     original = build_model(load_checkpoint(digit_ckpt))
     again = load_pretrained(exported)
-    x = prepare(subset.test.x[:64], InputSpec.from_dict(json.loads((exported / "config.json").read_text())["input_spec"]))
+    x = prepare(
+        subset.test.x[:64], InputSpec.from_dict(json.loads((exported / "config.json").read_text())["input_spec"])
+    )
     with torch.no_grad():
         assert torch.equal(original(x), again(x))
     # the folder works wherever a checkpoint does: predictor (lenet predict/serve), lenet eval
@@ -61,15 +63,34 @@ def test_eval_accepts_the_exported_folder(exported, digit_ckpt, capsys):
 
 
 def test_export_of_a_run_directory_records_its_test_accuracy(tmp_path, capsys):
-    assert main(["train", "--out-dir", str(tmp_path), "--name", "r", "--epochs", "1", "--num-threads", "1",
-                 "--progress", "none", "--no-plots", "--no-tensorboard"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "r",
+                "--epochs",
+                "1",
+                "--num-threads",
+                "1",
+                "--progress",
+                "none",
+                "--no-plots",
+                "--no-tensorboard",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["export", str(tmp_path / "r"), "--format", "safetensors", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["path"] == str(tmp_path / "r" / "pretrained") and info["max_abs_diff"] == 0.0
     config = json.loads((tmp_path / "r" / "pretrained" / "config.json").read_text())
-    test_row = next(r for r in map(json.loads, (tmp_path / "r" / "metrics.jsonl").read_text().splitlines())
-                    if r["kind"] == "test")
+    test_row = next(
+        r for r in map(json.loads, (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "test"
+    )
     assert config["test_accuracy"] == test_row["accuracy"] and config["dataset"] == "mnist-subset"
     assert config["train_config"]["epochs"] == 1 and config["step"] == 16
 
@@ -87,8 +108,26 @@ def test_hub_export_is_portable_and_round_trips(tmp_path, subset, capsys):
     from lenetlab.apps.serve import served_model
     from lenetlab.models import from_pretrained
 
-    assert main(["train", "--out-dir", str(tmp_path), "--name", "r", "--epochs", "1", "--num-threads", "1",
-                 "--progress", "none", "--no-plots", "--no-tensorboard"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "r",
+                "--epochs",
+                "1",
+                "--num-threads",
+                "1",
+                "--progress",
+                "none",
+                "--no-plots",
+                "--no-tensorboard",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "hub" / "my-digits"
     assert main(["export", str(tmp_path / "r"), "--format", "hub", "--out", str(out)]) == 0
     assert "README.md" in capsys.readouterr().out
@@ -102,11 +141,24 @@ def test_hub_export_is_portable_and_round_trips(tmp_path, subset, capsys):
     assert config["train_config"]["data_dir"] is None and config["train_config"]["out_dir"] is None
     card = texts[1]
     front = card.split("---\n")[1]
-    for line in ("license: cc-by-sa-3.0", "library_name: lenetlab", "tags:", "datasets:\n- mnist-subset",
-                 "metrics:\n- accuracy", "split: test", f"value: {config['test_accuracy']}"):
+    for line in (
+        "license: cc-by-sa-3.0",
+        "library_name: lenetlab",
+        "tags:",
+        "datasets:\n- mnist-subset",
+        "metrics:\n- accuracy",
+        "split: test",
+        f"value: {config['test_accuracy']}",
+    ):
         assert line in front
-    for section in ("## Architecture", "## Data and training", "## Evaluation", "## Intended use and limitations",
-                    "## Licence", "epochs 1"):
+    for section in (
+        "## Architecture",
+        "## Data and training",
+        "## Evaluation",
+        "## Intended use and limitations",
+        "## Licence",
+        "epochs 1",
+    ):
         assert section in card
     # the same logits from the folder as from the run's checkpoint
     original = build_model(load_checkpoint(tmp_path / "r" / "best.pt"))
@@ -162,7 +214,7 @@ def test_damaged_folders_are_one_line_checkpoint_errors(exported, tmp_path):
 
     bad = tmp_path / "bad"
     shutil.copytree(exported, bad)
-    (bad / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":1}x")
+    (bad / "model.safetensors").write_bytes(b'\x08\x00\x00\x00\x00\x00\x00\x00{"a":1}x')
     with pytest.raises(CheckpointError, match="model.safetensors: corrupt or unreadable"):
         load_pretrained(bad)
     shutil.copy(exported / "model.safetensors", bad)
@@ -214,7 +266,10 @@ def test_pretrained_argument_errors():
         assert create("lenet5", num_classes=5, pretrained=True)(torch.zeros(1, 1, 32, 32)).shape == (1, 5)
     with pytest.raises(LenetlabError, match="unknown model 'lenet6'"):
         create("lenet6", pretrained=True)
-    explicit, default = create("lenet5", num_classes=10, in_channels=1, pretrained=True), create("lenet5", pretrained=True)
+    explicit, default = (
+        create("lenet5", num_classes=10, in_channels=1, pretrained=True),
+        create("lenet5", pretrained=True),
+    )
     assert not explicit.training and explicit.state_dict().keys() == default.state_dict().keys()
     assert all(torch.equal(a, b) for a, b in zip(explicit.state_dict().values(), default.state_dict().values()))
     assert create("lenet5", num_classes=7)(torch.zeros(1, 1, 32, 32)).shape == (1, 7)  # unchanged without it

@@ -79,14 +79,17 @@ def test_cli_models_lists_everything(capsys):
     assert "lenet5-1998" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["profile", "lenet6"], "unknown model 'lenet6'"),
-    (["profile", "lenet5", "--input-size", "1", "8", "8"], "cannot run on a 1x8x8 input"),
-    (["profile", "lenet5-scratch", "--input-size", "1", "28", "28"], "cannot run on a 1x28x28 input"),
-    (["profile", "lenet5", "--input-size", "0", "32", "32"], "--input-size"),
-    (["profile", "vgg11", "--input-size", "3", "100000", "100000"], "too large to profile"),
-    (["profile", "lenet5", "--num-classes", "0"], "--num-classes"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["profile", "lenet6"], "unknown model 'lenet6'"),
+        (["profile", "lenet5", "--input-size", "1", "8", "8"], "cannot run on a 1x8x8 input"),
+        (["profile", "lenet5-scratch", "--input-size", "1", "28", "28"], "cannot run on a 1x28x28 input"),
+        (["profile", "lenet5", "--input-size", "0", "32", "32"], "--input-size"),
+        (["profile", "vgg11", "--input-size", "3", "100000", "100000"], "too large to profile"),
+        (["profile", "lenet5", "--num-classes", "0"], "--num-classes"),
+    ],
+)
 def test_cli_user_errors_exit_2_with_one_line(argv, needle, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

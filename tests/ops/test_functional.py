@@ -45,9 +45,20 @@ def conv_cases(draw):
     # smallest input the (dilated) kernel fits in, then a few more pixels
     h = max(1, dh * (kh - 1) + 1 - 2 * ph) + draw(st.integers(0, 5))
     w = max(1, dw * (kw - 1) + 1 - 2 * pw) + draw(st.integers(0, 5))
-    return dict(n=draw(st.integers(1, 3)), c=cg * groups, o=og * groups, h=h, w=w, k=(kh, kw), stride=stride,
-                padding=padding, dilation=(dh, dw), groups=groups, bias=draw(st.booleans()),
-                seed=draw(st.integers(0, 2**31 - 1)))
+    return dict(
+        n=draw(st.integers(1, 3)),
+        c=cg * groups,
+        o=og * groups,
+        h=h,
+        w=w,
+        k=(kh, kw),
+        stride=stride,
+        padding=padding,
+        dilation=(dh, dw),
+        groups=groups,
+        bias=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
 
 
 @settings(**SETTINGS)
@@ -79,9 +90,15 @@ def pool_cases(draw, dilation: bool):
     h = max(1, dh * (kh - 1) + 1 - 2 * ph) + draw(st.integers(0, 5))
     w = max(1, dw * (kw - 1) + 1 - 2 * pw) + draw(st.integers(0, 5))
     kernel = kh if kh == kw and draw(st.booleans()) else (kh, kw)
-    return dict(shape=(draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w), kernel=kernel, stride=stride,
-                padding=padding, dilation=(dh, dw), ceil_mode=draw(st.booleans()),
-                seed=draw(st.integers(0, 2**31 - 1)))
+    return dict(
+        shape=(draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w),
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=(dh, dw),
+        ceil_mode=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
 
 
 @settings(**SETTINGS)
@@ -105,8 +122,13 @@ def test_max_pool2d_matches_torch(case):
 def test_avg_pool2d_matches_torch(case, count_include_pad, divisor_override):
     gen = torch.Generator().manual_seed(case["seed"])
     x = _randn(gen, *case["shape"])
-    kw = dict(stride=case["stride"], padding=case["padding"], ceil_mode=case["ceil_mode"],
-              count_include_pad=count_include_pad, divisor_override=divisor_override)
+    kw = dict(
+        stride=case["stride"],
+        padding=case["padding"],
+        ceil_mode=case["ceil_mode"],
+        count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
+    )
     ours, theirs = avg_pool2d(x, case["kernel"], **kw), F.avg_pool2d(x, case["kernel"], **kw)
     torch.testing.assert_close(ours, theirs, **TOL)
     grad_out = torch.randn(theirs.shape, generator=gen)
@@ -114,8 +136,16 @@ def test_avg_pool2d_matches_torch(case, count_include_pad, divisor_override):
 
 
 @settings(**SETTINGS)
-@given(st.integers(1, 4), st.integers(1, 4), st.sampled_from([(), (3,), (2, 3)]), st.booleans(), st.booleans(),
-       st.floats(0.0, 1.0), st.sampled_from([1e-5, 1e-3]), st.integers(0, 2**31 - 1))
+@given(
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.sampled_from([(), (3,), (2, 3)]),
+    st.booleans(),
+    st.booleans(),
+    st.floats(0.0, 1.0),
+    st.sampled_from([1e-5, 1e-3]),
+    st.integers(0, 2**31 - 1),
+)
 def test_batch_norm_matches_torch(n, c, spatial, training, affine, momentum, eps, seed):
     if training and n * math.prod(spatial) < 2:
         n = 2
@@ -164,22 +194,36 @@ def _d(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).requires_grad_()
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1), dict(stride=(1, 2), padding=(2, 0), dilation=2),
-                                    dict(groups=2, padding="same")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(stride=2, padding=1),
+        dict(stride=(1, 2), padding=(2, 0), dilation=2),
+        dict(groups=2, padding="same"),
+    ],
+)
 def test_conv2d_gradcheck(kwargs):
     groups = kwargs.get("groups", 1)
     x, w, b = _d(2, 2, 6, 5), _d(2, 2 // groups, 3, 2, seed=1), _d(2, seed=2)
     assert torch.autograd.gradcheck(lambda *t: conv2d(*t, **kwargs), (x, w, b), fast_mode=True)
 
 
-@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
-                                    dict(kernel_size=(2, 3), dilation=2, padding=(1, 0))])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+        dict(kernel_size=(2, 3), dilation=2, padding=(1, 0)),
+    ],
+)
 def test_max_pool2d_gradcheck(kwargs):
     assert torch.autograd.gradcheck(lambda t: max_pool2d(t, **kwargs), (_d(1, 2, 7, 6),), fast_mode=True)
 
 
-@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
-                                                                count_include_pad=False)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)]
+)
 def test_avg_pool2d_gradcheck(kwargs):
     assert torch.autograd.gradcheck(lambda t: avg_pool2d(t, **kwargs), (_d(1, 2, 7, 6),), fast_mode=True)
 
@@ -199,36 +243,39 @@ def test_double_backward_through_conv_is_refused_not_wrong():
 
 
 # ----------------------------------------------------------------------------- invalid settings
-@pytest.mark.parametrize("call, match", [
-    (lambda x, w: conv2d(x, torch.randn(2, 3, 9, 9)), "larger than the padded input"),
-    (lambda x, w: conv2d(x, torch.randn(2, 3, 11, 11), padding=1), "larger than the padded input"),
-    (lambda x, w: conv2d(x, torch.randn(2, 3, 5, 5), dilation=2), "larger than the padded input"),
-    (lambda x, w: conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 1, 3, 3), groups=2), "divisible by groups"),
-    (lambda x, w: conv2d(torch.randn(1, 4, 8, 8), torch.randn(3, 2, 3, 3), groups=2), "divisible by groups"),
-    (lambda x, w: conv2d(x, w, stride=0), "stride must be positive"),
-    (lambda x, w: conv2d(x, w, stride=(1, -1)), "stride must be positive"),
-    (lambda x, w: conv2d(x, w, dilation=0), "dilation must be positive"),
-    (lambda x, w: conv2d(x, w, padding=-1), "non-negative"),
-    (lambda x, w: conv2d(x, w, padding="full"), "padding must be"),
-    (lambda x, w: conv2d(x, w, stride=2, padding="same"), "'same'"),
-    (lambda x, w: conv2d(x, w, groups=0), "groups must be a positive int"),
-    (lambda x, w: conv2d(x, torch.randn(2, 2, 3, 3)), "expects 2"),
-    (lambda x, w: conv2d(x, w[0]), "4-D"),
-    (lambda x, w: conv2d(x[0, 0], w), r"\[N, C, H, W\]"),
-    (lambda x, w: conv2d(x, w, torch.randn(3)), "bias must have shape"),
-    (lambda x, w: conv2d(x.double(), w), "share a dtype"),
-    (lambda x, w: conv2d(x, w, stride=(1, 2, 3)), "pair of ints"),
-    (lambda x, w: max_pool2d(x, 9), "larger than the padded input"),
-    (lambda x, w: max_pool2d(x, 2, stride=0), "stride must be positive"),
-    (lambda x, w: max_pool2d(x, 0), "kernel_size must be positive"),
-    (lambda x, w: max_pool2d(x, 2, padding=2), "at most half"),
-    (lambda x, w: avg_pool2d(x, 9), "larger than the padded input"),
-    (lambda x, w: avg_pool2d(x, 3, stride=-1), "stride must be positive"),
-    (lambda x, w: avg_pool2d(x, 2, divisor_override=0), "divisor_override"),
-    (lambda x, w: batch_norm(torch.randn(1, 3), None, None, training=True), "more than 1 value"),
-    (lambda x, w: batch_norm(x, torch.zeros(2), torch.ones(3)), "running_mean must have 3"),
-    (lambda x, w: batch_norm(x, None, None, training=False), "required"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda x, w: conv2d(x, torch.randn(2, 3, 9, 9)), "larger than the padded input"),
+        (lambda x, w: conv2d(x, torch.randn(2, 3, 11, 11), padding=1), "larger than the padded input"),
+        (lambda x, w: conv2d(x, torch.randn(2, 3, 5, 5), dilation=2), "larger than the padded input"),
+        (lambda x, w: conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 1, 3, 3), groups=2), "divisible by groups"),
+        (lambda x, w: conv2d(torch.randn(1, 4, 8, 8), torch.randn(3, 2, 3, 3), groups=2), "divisible by groups"),
+        (lambda x, w: conv2d(x, w, stride=0), "stride must be positive"),
+        (lambda x, w: conv2d(x, w, stride=(1, -1)), "stride must be positive"),
+        (lambda x, w: conv2d(x, w, dilation=0), "dilation must be positive"),
+        (lambda x, w: conv2d(x, w, padding=-1), "non-negative"),
+        (lambda x, w: conv2d(x, w, padding="full"), "padding must be"),
+        (lambda x, w: conv2d(x, w, stride=2, padding="same"), "'same'"),
+        (lambda x, w: conv2d(x, w, groups=0), "groups must be a positive int"),
+        (lambda x, w: conv2d(x, torch.randn(2, 2, 3, 3)), "expects 2"),
+        (lambda x, w: conv2d(x, w[0]), "4-D"),
+        (lambda x, w: conv2d(x[0, 0], w), r"\[N, C, H, W\]"),
+        (lambda x, w: conv2d(x, w, torch.randn(3)), "bias must have shape"),
+        (lambda x, w: conv2d(x.double(), w), "share a dtype"),
+        (lambda x, w: conv2d(x, w, stride=(1, 2, 3)), "pair of ints"),
+        (lambda x, w: max_pool2d(x, 9), "larger than the padded input"),
+        (lambda x, w: max_pool2d(x, 2, stride=0), "stride must be positive"),
+        (lambda x, w: max_pool2d(x, 0), "kernel_size must be positive"),
+        (lambda x, w: max_pool2d(x, 2, padding=2), "at most half"),
+        (lambda x, w: avg_pool2d(x, 9), "larger than the padded input"),
+        (lambda x, w: avg_pool2d(x, 3, stride=-1), "stride must be positive"),
+        (lambda x, w: avg_pool2d(x, 2, divisor_override=0), "divisor_override"),
+        (lambda x, w: batch_norm(torch.randn(1, 3), None, None, training=True), "more than 1 value"),
+        (lambda x, w: batch_norm(x, torch.zeros(2), torch.ones(3)), "running_mean must have 3"),
+        (lambda x, w: batch_norm(x, None, None, training=False), "required"),
+    ],
+)
 def test_invalid_settings_raise_value_error(call, match):
     x, w = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 3, 3)
     with pytest.raises(ValueError, match=match):
@@ -252,7 +299,7 @@ def test_max_pool2d_ties_and_nans_route_gradients_like_torch():
         theirs, t_idx = F.max_pool2d(x, return_indices=True, **kwargs)
         torch.testing.assert_close(ours, theirs, equal_nan=True)
         assert torch.equal(o_idx, t_idx)
-        gg = g[..., :theirs.shape[-2], :theirs.shape[-1]]
+        gg = g[..., : theirs.shape[-2], : theirs.shape[-1]]
         torch.testing.assert_close(torch.autograd.grad(ours, x, gg)[0], torch.autograd.grad(theirs, x, gg)[0])
 
 

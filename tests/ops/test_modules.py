@@ -9,11 +9,17 @@ import torch.nn as nn
 from lenetlab import ops
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    (lambda: ops.Conv2d(4, 6, 3, 2, 1, groups=2), lambda: nn.Conv2d(4, 6, 3, 2, 1, groups=2)),
-    (lambda: ops.Conv2d(4, 6, (3, 2), bias=False, dilation=2), lambda: nn.Conv2d(4, 6, (3, 2), bias=False, dilation=2)),
-    (lambda: ops.Conv2d(4, 4, 3, padding="same"), lambda: nn.Conv2d(4, 4, 3, padding="same")),
-])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (lambda: ops.Conv2d(4, 6, 3, 2, 1, groups=2), lambda: nn.Conv2d(4, 6, 3, 2, 1, groups=2)),
+        (
+            lambda: ops.Conv2d(4, 6, (3, 2), bias=False, dilation=2),
+            lambda: nn.Conv2d(4, 6, (3, 2), bias=False, dilation=2),
+        ),
+        (lambda: ops.Conv2d(4, 4, 3, padding="same"), lambda: nn.Conv2d(4, 4, 3, padding="same")),
+    ],
+)
 def test_conv2d_state_dicts_interchange(ours, theirs):
     a, b = ours(), theirs()
     assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
@@ -42,8 +48,9 @@ def test_pool_modules_match_torch():
     x = torch.randn(2, 3, 9, 8)
     torch.testing.assert_close(ops.MaxPool2d(3, 2, 1, ceil_mode=True)(x), nn.MaxPool2d(3, 2, 1, ceil_mode=True)(x))
     torch.testing.assert_close(ops.AvgPool2d(2)(x), nn.AvgPool2d(2)(x))
-    torch.testing.assert_close(ops.AvgPool2d(3, 2, 1, count_include_pad=False)(x),
-                               nn.AvgPool2d(3, 2, 1, count_include_pad=False)(x))
+    torch.testing.assert_close(
+        ops.AvgPool2d(3, 2, 1, count_include_pad=False)(x), nn.AvgPool2d(3, 2, 1, count_include_pad=False)(x)
+    )
     out, idx = ops.MaxPool2d(2, return_indices=True)(x)
     ref, ref_idx = nn.MaxPool2d(2, return_indices=True)(x)
     assert torch.equal(out, ref) and torch.equal(idx, ref_idx)
@@ -68,8 +75,10 @@ def test_batchnorm2d_tracks_like_torch(momentum):
 
 
 def test_batchnorm2d_without_running_stats():
-    a, b = ops.BatchNorm2d(2, track_running_stats=False, affine=False), nn.BatchNorm2d(2, track_running_stats=False,
-                                                                                         affine=False)
+    a, b = (
+        ops.BatchNorm2d(2, track_running_stats=False, affine=False),
+        nn.BatchNorm2d(2, track_running_stats=False, affine=False),
+    )
     a.eval(), b.eval()
     x = torch.randn(3, 2, 4, 4)
     torch.testing.assert_close(a(x), b(x), atol=1e-5, rtol=1e-5)

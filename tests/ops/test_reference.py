@@ -24,8 +24,9 @@ def test_corr2d_rejects_bad_shapes():
         corr2d(torch.randn(1, 2, 2), torch.randn(1, 1))
 
 
-@pytest.mark.parametrize("cin, cout, k, stride, padding",
-                         [(1, 2, 3, 1, 0), (3, 2, (3, 2), (2, 1), 1), (2, 3, 2, 2, (0, 2))])
+@pytest.mark.parametrize(
+    "cin, cout, k, stride, padding", [(1, 2, 3, 1, 0), (3, 2, (3, 2), (2, 1), 1), (2, 3, 2, 2, (0, 2))]
+)
 def test_loop_conv_matches_torch_forward_and_backward(cin, cout, k, stride, padding):
     conv = LoopConv2d(cin, cout, k, stride, padding, init="torch")
     assert conv.bias.shape == (cout, 1)
@@ -34,8 +35,10 @@ def test_loop_conv_matches_torch_forward_and_backward(cin, cout, k, stride, padd
     theirs = F.conv2d(x, conv.weight, conv.bias.view(-1), stride, padding)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     g = torch.randn_like(theirs)
-    for a, b in zip(torch.autograd.grad(ours, (x, conv.weight, conv.bias), g),
-                    torch.autograd.grad(theirs, (x, conv.weight, conv.bias), g)):
+    for a, b in zip(
+        torch.autograd.grad(ours, (x, conv.weight, conv.bias), g),
+        torch.autograd.grad(theirs, (x, conv.weight, conv.bias), g),
+    ):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 

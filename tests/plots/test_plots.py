@@ -96,7 +96,9 @@ def test_first_conv_by_execution_not_definition_order():
 
 def test_individual_plots(tmp_path, subset):
     rows = [{"kind": "train", "step": s, "epoch": s / 10, "loss": 2.0 / s} for s in range(1, 30)]
-    rows += [{"kind": "dev", "step": s, "epoch": s / 10, "loss": 1.5 / s, "accuracy": 1 - 0.5 / s} for s in (10, 20, 29)]
+    rows += [
+        {"kind": "dev", "step": s, "epoch": s / 10, "loss": 1.5 / s, "accuracy": 1 - 0.5 / s} for s in (10, 20, 29)
+    ]
     _valid_png(plots.plot_loss_curves(rows, tmp_path / "l.png"))
     _valid_png(plots.plot_accuracy_curve(rows, tmp_path / "a.png"))
     with pytest.raises(DataError):
@@ -106,8 +108,11 @@ def test_individual_plots(tmp_path, subset):
     y = subset.test.y[:10]
     _valid_png(plots.plot_misclassified(subset.test.x[:10], y, y, subset.class_names, tmp_path / "none_wrong.png"))
     rgb = torch.randint(0, 255, (6, 3, 16, 16), dtype=torch.uint8)
-    _valid_png(plots.plot_misclassified(rgb, torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.long),
-                                        ["a", "b"], tmp_path / "rgb.png"))
+    _valid_png(
+        plots.plot_misclassified(
+            rgb, torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.long), ["a", "b"], tmp_path / "rgb.png"
+        )
+    )
 
 
 def test_given_test_evaluation_is_used_not_recomputed(run_dir, digit_ckpt, subset, monkeypatch):

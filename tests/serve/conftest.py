@@ -80,9 +80,25 @@ def free_port():
 def start_server(args: list[str], port: int, timeout: float = 60.0):
     """Start `lenet serve ARGS --port PORT` on 127.0.0.1 and wait until /health answers."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lenetlab.cli", "serve", *args, "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lenetlab.cli",
+            "serve",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -145,20 +161,29 @@ def images():
     """Image helpers for the tests (test modules cannot import conftest under --import-mode=importlib)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(png_bytes=png_bytes, canvas_seven=canvas_seven, blank=make_blank, noise=noise_bytes,
-                           start_server=start_server, stop_server=stop_server, artifacts=ARTIFACTS)
+    return SimpleNamespace(
+        png_bytes=png_bytes,
+        canvas_seven=canvas_seven,
+        blank=make_blank,
+        noise=noise_bytes,
+        start_server=start_server,
+        stop_server=stop_server,
+        artifacts=ARTIFACTS,
+    )
 
 
 def _trained(subset, tmp_path_factory, model: str, epochs: int) -> Path:
     """``model`` trained briefly on the embedded subset (one thread), saved as a checkpoint."""
     import torch
+
     from helpers import train_small
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return train_small(subset, tmp_path_factory.mktemp(model) / f"{model}.pt", epochs=epochs, augment="none",
-                           model=model)
+        return train_small(
+            subset, tmp_path_factory.mktemp(model) / f"{model}.pt", epochs=epochs, augment="none", model=model
+        )
     finally:
         torch.set_num_threads(threads)
 

@@ -67,8 +67,7 @@ def test_predict_canvas_seven_multipart(client, seven_png):
 def test_predict_dark_on_light_jpeg_raw_body(client, images):
     """A 'scan': dark ink on white paper, JPEG, sent as a raw image/jpeg body."""
     scan = ImageOps.invert(images.canvas_seven(560, 24)).convert("RGB")
-    r = client.post("/predict?top_k=5", content=images.png_bytes(scan, "JPEG"),
-                    headers={"content-type": "image/jpeg"})
+    r = client.post("/predict?top_k=5", content=images.png_bytes(scan, "JPEG"), headers={"content-type": "image/jpeg"})
     assert r.status_code == 200, r.text
     _check_prediction(r.json(), k=5)
     assert r.json()["digit"] == 7
@@ -99,6 +98,7 @@ def test_top_k_bounds(client, seven_png):
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height pixels, with almost no pixel data (a 'bomb')."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -118,20 +118,34 @@ def _form(data: bytes, name: str = "file", filename: str = "upload.png", ctype: 
 
 BAD_INPUTS = {
     # name: (request kwargs builder, expected status, expected code)
-    "not an image (text file)": (lambda f: _form(b"hello, this is not a picture\n", filename="a.txt",
-                                                 ctype="text/plain"), 400, "not_an_image"),
-    "random bytes as image/png": (lambda f: {"content": f.noise(), "headers": {"content-type": "image/png"}},
-                                  400, "not_an_image"),
-    "truncated PNG": (lambda f: {"content": f.png_bytes(f.canvas_seven())[:300],
-                                 "headers": {"content-type": "image/png"}}, 400, "not_an_image"),
+    "not an image (text file)": (
+        lambda f: _form(b"hello, this is not a picture\n", filename="a.txt", ctype="text/plain"),
+        400,
+        "not_an_image",
+    ),
+    "random bytes as image/png": (
+        lambda f: {"content": f.noise(), "headers": {"content-type": "image/png"}},
+        400,
+        "not_an_image",
+    ),
+    "truncated PNG": (
+        lambda f: {"content": f.png_bytes(f.canvas_seven())[:300], "headers": {"content-type": "image/png"}},
+        400,
+        "not_an_image",
+    ),
     "empty body": (lambda f: {"content": b"", "headers": {"content-type": "image/png"}}, 400, "empty_body"),
     "empty multipart file": (lambda f: _form(b""), 400, "empty_file"),
     "multipart without 'file'": (lambda f: _form(f.blank(), name="image"), 422, "missing_file"),
-    "unsupported content type": (lambda f: {"content": b"7", "headers": {"content-type": "text/plain"}},
-                                 415, "unsupported_media_type"),
-    "header claims 400 megapixels (bomb)": (lambda f: {"content": _png_header_only(20000, 20000),
-                                                       "headers": {"content-type": "image/png"}},
-                                            413, "too_many_pixels"),
+    "unsupported content type": (
+        lambda f: {"content": b"7", "headers": {"content-type": "text/plain"}},
+        415,
+        "unsupported_media_type",
+    ),
+    "header claims 400 megapixels (bomb)": (
+        lambda f: {"content": _png_header_only(20000, 20000), "headers": {"content-type": "image/png"}},
+        413,
+        "too_many_pixels",
+    ),
     "upload over the size limit": (lambda f: _form(b"\x89PNG" + bytes(6 * 1024 * 1024)), 413, "too_large"),
     "JSON 27 rows": (lambda f: {"json": {"pixels": [[0] * 28] * 27}}, 422, "invalid_request"),
     "JSON 29 columns": (lambda f: {"json": {"pixels": [[0] * 29] * 28}}, 422, "invalid_request"),
@@ -142,10 +156,19 @@ BAD_INPUTS = {
     "JSON booleans": (lambda f: {"json": {"pixels": [[True] * 28] * 28}}, 422, "invalid_request"),
     "JSON above 255": (lambda f: {"json": {"pixels": [[300] * 28] * 28}}, 422, "invalid_request"),
     "JSON negative": (lambda f: {"json": {"pixels": [[-1] * 28] * 28}}, 422, "invalid_request"),
-    "JSON NaN": (lambda f: {"content": json.dumps({"pixels": [[float("nan")] * 28] * 28}),
-                            "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
-    "JSON syntax error": (lambda f: {"content": b'{"pixels": [[1, 2', "headers": {"content-type": "application/json"}},
-                          422, "invalid_request"),
+    "JSON NaN": (
+        lambda f: {
+            "content": json.dumps({"pixels": [[float("nan")] * 28] * 28}),
+            "headers": {"content-type": "application/json"},
+        },
+        422,
+        "invalid_request",
+    ),
+    "JSON syntax error": (
+        lambda f: {"content": b'{"pixels": [[1, 2', "headers": {"content-type": "application/json"}},
+        422,
+        "invalid_request",
+    ),
     "JSON without pixels": (lambda f: {"json": {"image": 1}}, 422, "invalid_request"),
     "blank black canvas": (lambda f: _form(f.blank()), 422, "blank_image"),
     "blank white paper": (lambda f: _form(f.blank(value=255)), 422, "blank_image"),
@@ -192,8 +215,21 @@ def test_same_answer_as_lenet_predict(client, images, tmp_path, capsys):
     scan = ImageOps.invert(images.canvas_seven(400, 30))  # dark on light, another size
     path = tmp_path / "seven.png"
     scan.save(path)
-    assert main(["predict", str(default_checkpoint()), str(path), "--json", "--device", "cpu",
-                 "--show", str(tmp_path / "show")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(default_checkpoint()),
+                str(path),
+                "--json",
+                "--device",
+                "cpu",
+                "--show",
+                str(tmp_path / "show"),
+            ]
+        )
+        == 0
+    )
     cli = json.loads(capsys.readouterr().out)[0]
     api = client.post("/predict", files={"file": ("seven.png", path.read_bytes(), "image/png")}).json()
     assert [t["index"] for t in api["top_k"]] == [t["index"] for t in cli["top_k"]]

@@ -17,11 +17,19 @@ def test_schema_types():
 
 def test_every_string_of_the_schema_is_escaped():
     evil = "<script>alert(1)</script>"
-    spec = {"info": {"title": evil, "version": "1", "description": evil},
-            "paths": {"/x": {"post": {"summary": evil, "parameters": [{"name": evil, "in": "query",
-                                                                        "schema": {"type": "integer"}}],
-                                      "responses": {"200": {"description": evil}}}}},
-            "components": {"schemas": {"S": {"properties": {"a": {"type": "string", "description": evil}}}}}}
+    spec = {
+        "info": {"title": evil, "version": "1", "description": evil},
+        "paths": {
+            "/x": {
+                "post": {
+                    "summary": evil,
+                    "parameters": [{"name": evil, "in": "query", "schema": {"type": "integer"}}],
+                    "responses": {"200": {"description": evil}},
+                }
+            }
+        },
+        "components": {"schemas": {"S": {"properties": {"a": {"type": "string", "description": evil}}}}},
+    }
     page = render_api_docs(spec)
     assert "<script" not in page and page.count("&lt;script&gt;") >= 6
     assert '<a href="#post-x">' in page and 'id="schema-S"' in page
@@ -29,7 +37,8 @@ def test_every_string_of_the_schema_is_escaped():
 
 def test_prose_turns_rest_markup_into_code():
     assert prose("``GET /`` calls :func:`lenetlab.x.f` & :class:`~a.B`") == (
-        "<code>GET /</code> calls <code>lenetlab.x.f</code> &amp; <code>B</code>")
+        "<code>GET /</code> calls <code>lenetlab.x.f</code> &amp; <code>B</code>"
+    )
 
 
 def test_served_docs_page_shows_no_rest_markup():

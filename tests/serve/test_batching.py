@@ -18,8 +18,9 @@ def _app(predictor, onnx_path, batching: BatchOptions):
     from lenetlab.inference.predictor import OnnxPredictor
     from lenetlab.serve.app import ServedModel, create_app
 
-    return create_app([ServedModel("torch", predictor), ServedModel("onnx", OnnxPredictor(onnx_path))],
-                      batching=batching)
+    return create_app(
+        [ServedModel("torch", predictor), ServedModel("onnx", OnnxPredictor(onnx_path))], batching=batching
+    )
 
 
 def _requests(subset_test, images) -> list[dict]:
@@ -36,10 +37,18 @@ def _requests(subset_test, images) -> list[dict]:
         else:
             body = {"files": {"file": ("d.png", images.png_bytes(images.canvas_seven(200 + 10 * i, 10 + i)))}}
         out.append({"url": f"/{route}", "params": params, **body})
-    out.insert(7, {"url": "/predict", "params": {"model": "torch"}, "content": images.blank(),
-                   "headers": {"content-type": "image/png"}})
-    out.insert(19, {"url": "/explain", "params": {}, "content": images.noise(),
-                    "headers": {"content-type": "image/png"}})
+    out.insert(
+        7,
+        {
+            "url": "/predict",
+            "params": {"model": "torch"},
+            "content": images.blank(),
+            "headers": {"content-type": "image/png"},
+        },
+    )
+    out.insert(
+        19, {"url": "/explain", "params": {}, "content": images.noise(), "headers": {"content-type": "image/png"}}
+    )
     return out
 
 
@@ -99,8 +108,9 @@ def test_a_full_batch_queue_is_busy():
     assert all(isinstance(r, Busy) for r in results[2:])  # refused at once
 
 
-@pytest.mark.parametrize("bad", [{"max_batch": 0}, {"max_batch": 2.5}, {"max_batch": 5000}, {"wait_ms": -1},
-                                 {"wait_ms": float("nan")}])
+@pytest.mark.parametrize(
+    "bad", [{"max_batch": 0}, {"max_batch": 2.5}, {"max_batch": 5000}, {"wait_ms": -1}, {"wait_ms": float("nan")}]
+)
 def test_batch_options_are_validated(bad):
     with pytest.raises(ConfigError) as e:
         BatchOptions(**bad)

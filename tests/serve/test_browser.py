@@ -17,17 +17,29 @@ CHROMEDRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def driver():
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("headless browser test needs Debian's chromium and chromium-driver "
-                    "(apt-get install chromium chromium-driver); not found on PATH")
+        pytest.skip(
+            "headless browser test needs Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver); not found on PATH"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     profile = tempfile.mkdtemp(prefix="lenetlab-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=900,800", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=900,800",
+        f"--user-data-dir={profile}",
+    ):
         opts.add_argument(flag)
     drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     drv.set_page_load_timeout(30)
@@ -43,8 +55,9 @@ def _wait(drv, predicate, timeout=20.0, what="condition"):
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; status: "
-                         f"{drv.find_element('id', 'status').text!r}")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what}; status: {drv.find_element('id', 'status').text!r}"
+    )
 
 
 def _stroke(drv, canvas, points):
@@ -65,8 +78,10 @@ def _stroke(drv, canvas, points):
 
 
 def _bars(drv) -> dict[str, float]:
-    return {el.get_attribute("data-label"): float(el.get_attribute("data-p"))
-            for el in drv.find_elements("css selector", "#bars .bar-fill")}
+    return {
+        el.get_attribute("data-label"): float(el.get_attribute("data-p"))
+        for el in drv.find_elements("css selector", "#bars .bar-fill")
+    }
 
 
 def test_draw_a_seven_and_see_7(driver, live_server, images):
@@ -78,8 +93,7 @@ def test_draw_a_seven_and_see_7(driver, live_server, images):
     assert canvas.value_of_css_property("touch-action") == "none"
 
     _stroke(driver, canvas, [(80, 70), (200, 70), (130, 225)])  # a '7': top bar, then the diagonal
-    _wait(driver, lambda d: d.find_element("id", "status").get_attribute("data-state") == "ok",
-          what="a prediction")
+    _wait(driver, lambda d: d.find_element("id", "status").get_attribute("data-state") == "ok", what="a prediction")
     time.sleep(0.5)  # let the final (post-release) request land
     _wait(driver, lambda d: d.find_element("id", "status").get_attribute("data-state") == "ok", what="a prediction")
     digit = driver.find_element("id", "digit").text
@@ -130,8 +144,11 @@ def _pick(drv, name: str) -> None:
 def _answered(drv, name: str) -> bool:
     """The status shows an answer from model ``name`` and the layer view is fresh."""
     status = drv.find_element("id", "status")
-    return (status.get_attribute("data-state") == "ok" and status.text.endswith(name)
-            and "stale" not in (drv.find_element("id", "layers").get_attribute("class") or ""))
+    return (
+        status.get_attribute("data-state") == "ok"
+        and status.text.endswith(name)
+        and "stale" not in (drv.find_element("id", "layers").get_attribute("class") or "")
+    )
 
 
 def test_every_layer_live_picker_and_phone_width(driver, three_models, images):
@@ -159,7 +176,8 @@ def test_every_layer_live_picker_and_phone_width(driver, three_models, images):
     assert sal.is_displayed() and sal.get_attribute("data-state") == "shown"
     red = driver.execute_script(  # the overlay is drawn: some pixels are clearly red
         "const c = document.getElementById('saliency').getContext('2d').getImageData(0, 0, 28, 28).data;"
-        "let n = 0; for (let i = 0; i < c.length; i += 4) if (c[i] > c[i + 1] + 80) n++; return n;")
+        "let n = 0; for (let i = 0; i < c.length; i += 4) if (c[i] > c[i + 1] + 80) n++; return n;"
+    )
     assert red > 10
     from selenium.webdriver.common.action_chains import ActionChains
 
@@ -175,28 +193,41 @@ def test_every_layer_live_picker_and_phone_width(driver, three_models, images):
 
     lenet5_layers = _layer_names(driver)
     _pick(driver, "lenet5-1998")
-    _wait(driver, lambda d: _answered(d, "lenet5-1998") and "RBF distances" in _layer_names(d),
-          what="the layers of lenet5-1998")
+    _wait(
+        driver,
+        lambda d: _answered(d, "lenet5-1998") and "RBF distances" in _layer_names(d),
+        what="the layers of lenet5-1998",
+    )
     assert _layer_names(driver) == lenet5_layers + ["RBF distances"]
     assert "ScaledTanh" in driver.find_element("css selector", '.layer[data-name="C1"] .layer-detail').text
     driver.save_screenshot(str(images.artifacts / "explain_lenet1998.png"))
     _pick(driver, "nin-small")
     _wait(driver, lambda d: _answered(d, "nin-small") and "net.0" in _layer_names(d), what="the layers of nin-small")
     names = _layer_names(driver)
-    assert names[0] == "net.0.0 kernels" and names[1:] == ["net.0", "net.1", "net.2", "net.3", "net.4", "net.5",
-                                                            "net.7", "net.8"]
+    assert names[0] == "net.0.0 kernels" and names[1:] == [
+        "net.0",
+        "net.1",
+        "net.2",
+        "net.3",
+        "net.4",
+        "net.5",
+        "net.7",
+        "net.8",
+    ]
     assert _maps(driver, "net.0") == 32 and _maps(driver, "net.0.0 kernels") == 32
 
     # the API docs: rendered by the server, nothing fetched from elsewhere
     driver.get(three_models + "/docs")
     assert "POST /explain" in driver.find_element("tag name", "body").text
-    external = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
-                                     ".filter(u => !u.startsWith(location.origin))")
+    external = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(location.origin))"
+    )
     assert external == []
 
     # a phone: 375 CSS pixels wide, touch input
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 375, "height": 2300, "deviceScaleFactor": 1, "mobile": True})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 375, "height": 2300, "deviceScaleFactor": 1, "mobile": True}
+    )
     driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
     try:
         driver.get(three_models + "/")
@@ -234,7 +265,8 @@ def _touch_stroke(drv, canvas, points):
         steps = max(1, int(max(abs(xb - xa), abs(yb - ya)) // 10))
         for i in range(1, steps + 1):
             t = i / steps
-            actions.pointer_action.move_to_location(int(rect["x"] + (xa + t * (xb - xa)) * scale),
-                                                    int(rect["y"] + (ya + t * (yb - ya)) * scale))
+            actions.pointer_action.move_to_location(
+                int(rect["x"] + (xa + t * (xb - xa)) * scale), int(rect["y"] + (ya + t * (yb - ya)) * scale)
+            )
     actions.pointer_action.pointer_up()
     actions.perform()

@@ -31,8 +31,11 @@ LAYERS = {
 @pytest.fixture(scope="module")
 def three(lenet1998_ckpt, nin_ckpt, predictor):
     """The three models served together: the shipped lenet5 (default), lenet5-1998 and nin-small."""
-    return [ServedModel("lenet5", predictor), ServedModel("lenet5-1998", TorchPredictor(lenet1998_ckpt)),
-            ServedModel("nin-small", TorchPredictor(nin_ckpt))]
+    return [
+        ServedModel("lenet5", predictor),
+        ServedModel("lenet5-1998", TorchPredictor(lenet1998_ckpt)),
+        ServedModel("nin-small", TorchPredictor(nin_ckpt)),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +69,11 @@ def test_explain_matches_the_models_own_hooks(name, three, multi, seven_png):
     assert [layer["name"] for layer in body["layers"]] == LAYERS[name]
     x = preprocess_image(Image.open(io.BytesIO(seven_png)))  # uint8 [1, 28, 28]
     model = served.predictor.model
-    seen, scores = _hooked(model, [n for n in LAYERS[name] if n != "net.5"] + (["net.6"] if name == "nin-small" else []),
-                           prepare(x.unsqueeze(0), served.predictor.spec))
+    seen, scores = _hooked(
+        model,
+        [n for n in LAYERS[name] if n != "net.5"] + (["net.6"] if name == "nin-small" else []),
+        prepare(x.unsqueeze(0), served.predictor.spec),
+    )
     for layer in body["layers"]:
         out = seen["net.6" if layer["name"] == "net.5" else layer["name"]][0]
         if name == "lenet5-1998" and layer["name"] != "output":
@@ -142,8 +148,15 @@ def test_several_models_and_the_model_query(multi, seven_png):
     listed = multi.get("/models").json()
     assert [m["name"] for m in listed] == ["lenet5", "lenet5-1998", "nin-small"]
     shipped = Run(default_checkpoint().parent).test_accuracy()  # the shipped run's own metrics
-    assert shipped > 0.99 and listed[0] == {"name": "lenet5", "model": "lenet5", "backend": "torch", "dataset": "mnist",
-                         "test_accuracy": shipped, "explain": True, "class_names": [str(i) for i in range(10)]}
+    assert shipped > 0.99 and listed[0] == {
+        "name": "lenet5",
+        "model": "lenet5",
+        "backend": "torch",
+        "dataset": "mnist",
+        "test_accuracy": shipped,
+        "explain": True,
+        "class_names": [str(i) for i in range(10)],
+    }
     assert listed[1]["dataset"] == "mnist-subset" and listed[1]["test_accuracy"] is None
     health = multi.get("/health").json()
     assert health["name"] == "lenet5" and health["models"] == ["lenet5", "lenet5-1998", "nin-small"]
@@ -154,7 +167,9 @@ def test_several_models_and_the_model_query(multi, seven_png):
     for path in ("/predict", "/explain"):
         r = multi.post(f"{path}?model=lenet6", files=files)
         assert r.status_code == 404 and r.json() == {
-            "code": "unknown_model", "detail": "unknown model 'lenet6'; served models: lenet5, lenet5-1998, nin-small"}
+            "code": "unknown_model",
+            "detail": "unknown model 'lenet6'; served models: lenet5, lenet5-1998, nin-small",
+        }
 
 
 def test_served_names_must_differ(predictor):

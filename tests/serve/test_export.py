@@ -82,8 +82,9 @@ def test_cli_export_checkpoint_and_output_errors(tmp_path, capsys):
     """No traceback for a bare checkpoint (no input spec), an unwritable --out, or an opset it cannot reach."""
     from lenetlab.models import create, save_checkpoint
 
-    bare = save_checkpoint(tmp_path / "bare.pt", {"model": {"name": "lenet5", "kwargs": {}},
-                                                  "state_dict": create("lenet5").state_dict()})
+    bare = save_checkpoint(
+        tmp_path / "bare.pt", {"model": {"name": "lenet5", "kwargs": {}}, "state_dict": create("lenet5").state_dict()}
+    )
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
     (tmp_path / "dir.onnx").mkdir()
@@ -139,11 +140,17 @@ def test_onnx_without_metadata_is_refused(tmp_path, onnx_model):
         OnnxPredictor(plain)
 
 
-@pytest.mark.parametrize("key, value, needle", [
-    ("lenetlab.input_spec", {"channels": 1, "size": 100_000, "resize": "pad", "mean": [0.5], "std": [0.5]},
-     "field 'lenetlab.input_spec.size' must be an integer from 8 to 512"),
-    ("lenetlab.class_names", ["0", "1", "2"], "lists 3 classes but the model gives 10 outputs"),
-])
+@pytest.mark.parametrize(
+    "key, value, needle",
+    [
+        (
+            "lenetlab.input_spec",
+            {"channels": 1, "size": 100_000, "resize": "pad", "mean": [0.5], "std": [0.5]},
+            "field 'lenetlab.input_spec.size' must be an integer from 8 to 512",
+        ),
+        ("lenetlab.class_names", ["0", "1", "2"], "lists 3 classes but the model gives 10 outputs"),
+    ],
+)
 def test_onnx_with_inconsistent_metadata_is_refused_at_load(tmp_path, onnx_model, key, value, needle):
     """The same limits as for checkpoints: refused when the server starts, not per request."""
     proto = onnx.load(str(onnx_model[0]))
@@ -201,8 +208,9 @@ os._exit(0)
 def _serve_onnx_modules(onnx_path, port, mode, tmp_path) -> list[str]:
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
-    res = subprocess.run([sys.executable, str(script), str(port), str(onnx_path), mode],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, str(script), str(port), str(onnx_path), mode], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["health"]["backend"] == "onnxruntime"
@@ -231,10 +239,12 @@ def test_lenet_serve_onnx_cli_imports_no_training_code(onnx_model, free_port, tm
 
 
 def test_serve_with_checkpoint_never_imports_training_code():
-    code = ("import sys; from fastapi.testclient import TestClient; from lenetlab.serve.app import create_app; "
-            "import lenetlab.serve.export; "
-            "c = TestClient(create_app()); r = c.post('/predict', json={'pixels': [[0]*12 + [255]*4 + [0]*12]*28}); "
-            "print(r.status_code, sorted(m for m in sys.modules if m.startswith('lenetlab.train')))")
+    code = (
+        "import sys; from fastapi.testclient import TestClient; from lenetlab.serve.app import create_app; "
+        "import lenetlab.serve.export; "
+        "c = TestClient(create_app()); r = c.post('/predict', json={'pixels': [[0]*12 + [255]*4 + [0]*12]*28}); "
+        "print(r.status_code, sorted(m for m in sys.modules if m.startswith('lenetlab.train')))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["200", "[]"], res.stdout

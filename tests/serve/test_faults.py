@@ -37,8 +37,11 @@ def serve_in_thread(app, **config):
     import uvicorn
 
     opts = {**uvicorn_options(app.state.limits), **config}
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, log_level="info",
-                                           access_log=False, lifespan="off", **opts))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, log_level="info", access_log=False, lifespan="off", **opts
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -99,8 +102,10 @@ def _json_body(raw: bytes) -> dict:
 
 
 def _head(content_length: int, ctype: str = "image/png") -> bytes:
-    return (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {content_length}\r\n\r\n").encode()
+    return (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {content_length}\r\n\r\n"
+    ).encode()
 
 
 def _comparable(answer: dict) -> dict:
@@ -128,8 +133,10 @@ def test_client_disconnecting_mid_body_logs_no_traceback(predictor, seven_png, c
             if i % 2:  # half of them reset the connection instead of closing it
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
-        _wait_for(lambda: sum("disconnected" in r.getMessage() for r in caplog.records) >= n,
-                  "the server to see every disconnect")
+        _wait_for(
+            lambda: sum("disconnected" in r.getMessage() for r in caplog.records) >= n,
+            "the server to see every disconnect",
+        )
         r = httpx.post(url + "/predict", files={"file": ("d.png", seven_png, "image/png")}, timeout=30)
         assert r.status_code == 200 and r.json()["digit"] == 7
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
@@ -161,8 +168,13 @@ def test_50mb_body_gets_413_json_not_a_reset(live_server, seven_png, framing, co
     headers = {"Content-Type": "image/png", "Connection": connection}
     try:
         if framing == "chunked":  # no Content-Length
-            conn.request("POST", "/predict", body=_chunks(50 * 1024 * 1024), encode_chunked=True,
-                         headers={**headers, "Transfer-Encoding": "chunked"})
+            conn.request(
+                "POST",
+                "/predict",
+                body=_chunks(50 * 1024 * 1024),
+                encode_chunked=True,
+                headers={**headers, "Transfer-Encoding": "chunked"},
+            )
         else:
             conn.request("POST", "/predict", body=bytes(50 * 1024 * 1024), headers=headers)
         r = conn.getresponse()
@@ -273,8 +285,13 @@ def test_buffered_body_budget_gives_503(predictor, seven_png):
     app = create_app(slow, limits=limits)
     with serve_in_thread(app) as url, cf.ThreadPoolExecutor(1) as pool:
         try:
-            first = pool.submit(httpx.post, url + "/predict", content=seven_png + bytes(90_000 - len(seven_png)),
-                                headers={"content-type": "image/png"}, timeout=120)
+            first = pool.submit(
+                httpx.post,
+                url + "/predict",
+                content=seven_png + bytes(90_000 - len(seven_png)),
+                headers={"content-type": "image/png"},
+                timeout=120,
+            )
             assert slow.started.acquire(timeout=60)  # holds 90,000 of the 100,000 bytes
             r = httpx.post(url + "/predict", content=bytes(20_000), headers={"content-type": "image/png"}, timeout=60)
             assert r.status_code == 503 and r.json()["code"] == "busy" and r.headers["retry-after"] == "1"
@@ -287,9 +304,12 @@ def test_buffered_body_budget_gives_503(predictor, seven_png):
 # --------------------------------------------------------------------- item 10: hardening
 def test_security_headers_on_page_api_and_errors(client):
     responses = {
-        "page": client.get("/"), "script": client.get("/static/app.js"), "health": client.get("/health"),
+        "page": client.get("/"),
+        "script": client.get("/static/app.js"),
+        "health": client.get("/health"),
         "api error": client.post("/predict", content=b"", headers={"content-type": "image/png"}),
-        "not found": client.get("/nope"), "schema": client.get("/openapi.json"),
+        "not found": client.get("/nope"),
+        "schema": client.get("/openapi.json"),
     }
     for name, r in responses.items():
         h = r.headers
@@ -309,7 +329,7 @@ def test_page_works_under_its_csp(client):
     for url in re.findall(r'(?:src|href)="([^"]+)"', html):
         assert url.startswith("/") and not url.startswith("//"), url
     js = client.get("/static/app.js").text
-    assert "eval(" not in js and "innerHTML" not in js and "setAttribute(\"style\"" not in js
+    assert "eval(" not in js and "innerHTML" not in js and 'setAttribute("style"' not in js
     assert not re.search(r"fetch\(\s*[\"']https?:", js)
     docs = client.get("/docs").text
     assert "<script" not in docs and "<style" not in docs and not re.search(r"\sstyle=", docs)
@@ -320,8 +340,9 @@ def test_page_works_under_its_csp(client):
 def test_no_cors_by_default(client):
     r = client.get("/health", headers={"Origin": "https://elsewhere.example"})
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
-    pre = client.options("/predict", headers={"Origin": "https://elsewhere.example",
-                                              "Access-Control-Request-Method": "POST"})
+    pre = client.options(
+        "/predict", headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    )
     assert "access-control-allow-origin" not in pre.headers
 
 
@@ -419,8 +440,13 @@ def test_bad_max_upload_mb_is_a_one_line_error(value, capsys):
 
 
 def test_bad_max_upload_mb_exits_2_from_the_shell():
-    p = subprocess.run([sys.executable, "-m", "lenetlab.cli", "serve", "--max-upload-mb", "nan"],
-                       capture_output=True, text=True, timeout=120, check=False)
+    p = subprocess.run(
+        [sys.executable, "-m", "lenetlab.cli", "serve", "--max-upload-mb", "nan"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert p.returncode == 2 and p.stdout == ""
     assert len(p.stderr.splitlines()) == 1 and p.stderr.startswith("error: --max-upload-mb nan"), p.stderr
 
@@ -444,8 +470,16 @@ def test_non_loopback_host_warns_on_stderr(monkeypatch, capsys):
     assert is_loopback("127.0.0.2") and is_loopback("[::1]") and not is_loopback("example.org")
 
 
-@pytest.mark.parametrize("bad", [{"workers": 0}, {"queue": -1}, {"body_timeout_s": float("nan")},
-                                 {"max_pixels": 1.5}, {"max_buffered_bytes": 10, "max_upload_bytes": 100}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"workers": 0},
+        {"queue": -1},
+        {"body_timeout_s": float("nan")},
+        {"max_pixels": 1.5},
+        {"max_buffered_bytes": 10, "max_upload_bytes": 100},
+    ],
+)
 def test_limits_are_validated(bad):
     with pytest.raises(ConfigError):
         ServeLimits(**bad)

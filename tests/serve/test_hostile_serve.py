@@ -62,9 +62,13 @@ def test_onnx_duplicate_class_names_are_refused(onnx_model, tmp_path):
     assert str(e.value).startswith(bad) and "names '1' twice" in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("value, needle", [
-    ("0123456789", "must be a non-empty list"), ({"a": 1}, "must be a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "value, needle",
+    [
+        ("0123456789", "must be a non-empty list"),
+        ({"a": 1}, "must be a non-empty list"),
+    ],
+)
 def test_onnx_class_names_of_the_wrong_type_are_refused(onnx_model, tmp_path, value, needle):
     with pytest.raises(CheckpointError, match=needle):
         OnnxPredictor(_edited(onnx_model, tmp_path, "lenetlab.class_names", value))

@@ -31,9 +31,16 @@ def test_live_server_predicts_and_survives_bad_input(live_server, seven_png, ima
             assert isinstance(r.json()["detail"], str)
         # still serving, also under a little concurrency
         with cf.ThreadPoolExecutor(4) as pool:
-            codes = list(pool.map(lambda _: httpx.post(f"{live_server}/predict", timeout=30,
-                                                       files={"file": ("d.png", seven_png, "image/png")}).status_code,
-                                  range(8)))
+            codes = list(
+                pool.map(
+                    lambda _: (
+                        httpx.post(
+                            f"{live_server}/predict", timeout=30, files={"file": ("d.png", seven_png, "image/png")}
+                        ).status_code
+                    ),
+                    range(8),
+                )
+            )
         assert codes == [200] * 8
         assert c.get("/health").json()["status"] == "ok"
 
@@ -46,6 +53,8 @@ def test_packaged_lenet5_reaches_985_on_real_mnist(mnist_dir):
     p = TorchPredictor(default_checkpoint())
     correct = 0
     for i in range(0, len(test.x), 2500):
-        correct += int((torch.from_numpy(p.predict_proba(test.x[i:i + 2500]).argmax(1)) == test.y[i:i + 2500]).sum())
+        correct += int(
+            (torch.from_numpy(p.predict_proba(test.x[i : i + 2500]).argmax(1)) == test.y[i : i + 2500]).sum()
+        )
     assert correct / len(test.x) >= 0.985
     assert default_checkpoint().stat().st_size < 1_000_000

@@ -23,8 +23,11 @@ def seven_pixels(images):
 
 def _samples(text: str) -> dict[tuple[str, tuple], float]:
     """{(sample name, sorted labels): value} of a scrape."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_metrics_parse_and_count_requests_batches_and_refusals(predictor, seven_pixels, images):
@@ -36,8 +39,7 @@ def test_metrics_parse_and_count_requests_batches_and_refusals(predictor, seven_
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as client:
             before = await client.get("/metrics")
-            answers = await asyncio.gather(*(client.post("/predict", json={"pixels": seven_pixels})
-                                             for _ in range(6)))
+            answers = await asyncio.gather(*(client.post("/predict", json={"pixels": seven_pixels}) for _ in range(6)))
             bad = await client.post("/predict", content=images.noise(), headers={"content-type": "image/png"})
             app.state.gate.queue, app.state.gate.workers = 0, 0  # saturated: the next one is refused
             busy = await client.post("/predict", json={"pixels": seven_pixels})
@@ -65,6 +67,10 @@ def test_unknown_paths_share_one_label(client):
     client.get("/no/such/path")
     client.get("/another-one")
     text = client.get("/metrics").text
-    routes = {s.labels["route"] for f in text_string_to_metric_families(text) for s in f.samples
-              if s.name == "lenet_requests_total"}
+    routes = {
+        s.labels["route"]
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "lenet_requests_total"
+    }
     assert "other" in routes and not any(r.startswith("/no") or r.startswith("/another") for r in routes)

@@ -32,8 +32,12 @@ def test_two_workers_share_the_port_and_stop_on_sigterm(free_port, images, seven
             ok = sum(pool.map(lambda _: _predict_ok(url, seven_png), range(24)))
         assert ok == 24
         scrape = httpx.get(url + "/metrics", timeout=30).text
-        counts = {s.labels["route"]: s.value for f in text_string_to_metric_families(scrape) for s in f.samples
-                  if s.name == "lenet_requests_total" and s.labels["status"] == "200"}
+        counts = {
+            s.labels["route"]: s.value
+            for f in text_string_to_metric_families(scrape)
+            for s in f.samples
+            if s.name == "lenet_requests_total" and s.labels["status"] == "200"
+        }
         assert counts["/predict"] == 24 and counts["/health"] >= 20  # every worker's requests, whoever scraped
     finally:
         proc.send_signal(signal.SIGTERM)

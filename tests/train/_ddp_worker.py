@@ -36,7 +36,7 @@ def main() -> int:
     p.add_argument("--fail-step", type=int, default=0)
     p.add_argument("--fail-how", choices=("raise", "kill"), default="raise")
     opts = p.parse_args(argv[:split])
-    train_args = argv[split + 1:]
+    train_args = argv[split + 1 :]
     rank = int(os.environ.get("RANK", "0"))
 
     def hook(event, runner, row):

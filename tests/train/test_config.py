@@ -25,21 +25,25 @@ def test_config_file_and_flag_override(tmp_path, suffix):
     path.write_text(json.dumps(data) if suffix == ".json" else "epochs: 3\nlr: 0.01\noptimizer: sgd\n")
     cfg = load_config_file(path)
     assert (cfg.epochs, cfg.lr, cfg.optimizer) == (3, 0.01, "sgd")
-    args = build_parser().parse_args(["train", "--config", str(path), "--lr", "0.05", "--no-plots",
-                                      "--model-kwargs", "{}"])
+    args = build_parser().parse_args(
+        ["train", "--config", str(path), "--lr", "0.05", "--no-plots", "--model-kwargs", "{}"]
+    )
     over = config_overrides(args)
     assert over == {"lr": 0.05, "plots": False, "model_kwargs": {}}  # only what was typed
     merged = RunConfig.from_dict({**cfg.to_dict(), **over})
     assert (merged.epochs, merged.lr, merged.optimizer, merged.plots) == (3, 0.05, "sgd", False)
 
 
-@pytest.mark.parametrize("content, field", [
-    ('{"lrr": 0.1}', "lrr"),                    # unknown field (with a suggestion)
-    ('{"optimizer": "rmsprop"}', "optimizer"),  # not one of the choices
-    ('{"epochs": "ten"}', "epochs"),            # wrong type
-    ('{"epochs": 0}', "epochs"),                # below the minimum
-    ('{"deterministic": 1}', "deterministic"),  # not a bool
-])
+@pytest.mark.parametrize(
+    "content, field",
+    [
+        ('{"lrr": 0.1}', "lrr"),  # unknown field (with a suggestion)
+        ('{"optimizer": "rmsprop"}', "optimizer"),  # not one of the choices
+        ('{"epochs": "ten"}', "epochs"),  # wrong type
+        ('{"epochs": 0}', "epochs"),  # below the minimum
+        ('{"deterministic": 1}', "deterministic"),  # not a bool
+    ],
+)
 def test_bad_config_file_is_one_line_error(tmp_path, capsys, content, field):
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -147,8 +151,25 @@ def test_digit_width_reaches_the_input_spec_and_a_too_wide_one_is_refused(subset
     # end to end: the run's checkpoint carries the width, and prediction applies it
     from lenetlab.inference.predictor import load_predictor
 
-    assert main(["train", "--digit-width", "14", "--epochs", "1", "--out-dir", str(tmp_path), "--name", "w14",
-                 "--no-plots", "--progress", "none"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--digit-width",
+                "14",
+                "--epochs",
+                "1",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "w14",
+                "--no-plots",
+                "--progress",
+                "none",
+            ]
+        )
+        == 0
+    )
     assert load_predictor(tmp_path / "w14", device="cpu").spec.digit_width == 14
 
 
@@ -157,9 +178,19 @@ def test_every_shipped_config_loads_by_name():
     from lenetlab.train.config import SHIPPED_CONFIGS, shipped_configs
 
     names = shipped_configs()
-    assert {"lenet5", "fast-lenet5", "nndl-subset", "nndl-subset-quirk", "lenet-d2l", "lenet5-1998",
-            "lenet5-1998-sdlm", "lenet5-1998-sdlm-distort", "lenet5-modern-elastic", "lenet5-modern-elastic-resized",
-            "shipped-lenet5"} <= set(names)
+    assert {
+        "lenet5",
+        "fast-lenet5",
+        "nndl-subset",
+        "nndl-subset-quirk",
+        "lenet-d2l",
+        "lenet5-1998",
+        "lenet5-1998-sdlm",
+        "lenet5-1998-sdlm-distort",
+        "lenet5-modern-elastic",
+        "lenet5-modern-elastic-resized",
+        "shipped-lenet5",
+    } <= set(names)
     assert len(names) == 19
     for name in names:
         cfg = load_config_file(name)
@@ -171,8 +202,26 @@ def test_every_shipped_config_loads_by_name():
 
 def test_train_selects_a_shipped_config_by_name_and_a_file_first(tmp_path, monkeypatch, capsys):
     """``lenet train --config NAME`` trains the shipped config (a flag still overrides a field)."""
-    assert main(["train", "--config", "nndl-subset", "--epochs", "1", "--out-dir", str(tmp_path), "--name", "r",
-                 "--no-plots", "--no-tensorboard", "--progress", "none"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "nndl-subset",
+                "--epochs",
+                "1",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "r",
+                "--no-plots",
+                "--no-tensorboard",
+                "--progress",
+                "none",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert (saved["lr"], saved["batch_size"], saved["normalize"], saved["epochs"]) == (0.1, 64, "half", 1)
     monkeypatch.chdir(tmp_path)

@@ -25,8 +25,24 @@ from lenetlab.train.rundir import read_metrics
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 # 2 epochs x 16 steps of 64 (32 per rank); last.pt every 4 steps; deterministic CPU kernels
-ARGS = ["--epochs", "2", "--batch-size", "64", "--deterministic", "--save-every", "4", "--log-steps", "4",
-        "--progress", "plain", "--no-plots", "--num-threads", "1", "--device", "cpu"]
+ARGS = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--deterministic",
+    "--save-every",
+    "4",
+    "--log-steps",
+    "4",
+    "--progress",
+    "plain",
+    "--no-plots",
+    "--num-threads",
+    "1",
+    "--device",
+    "cpu",
+]
 # Tolerances against one process with the same global batch. The two runs see the same global
 # batches (the rank shards of batch b are exactly examples [64b, 64b+64) of the epoch's permutation)
 # and DDP averages the two per-rank mean gradients, so only float summation order differs:
@@ -46,8 +62,16 @@ def _env() -> dict:
 
 
 def _torchrun(cwd: Path, *worker_and_args: str, timeout: float = 150) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(WORKER), *worker_and_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+        *worker_and_args,
+    ]
     return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -71,8 +95,14 @@ def ddp_run(tmp_path_factory):
     seconds = time.perf_counter() - t
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert main(["train", "--out-dir", str(root / "single"), "--name", "one", *ARGS]) == 0
-    return {"root": root, "run": root / "runs" / "two", "single": root / "single" / "one", "proc": proc,
-            "hashes": hashes, "seconds": seconds}
+    return {
+        "root": root,
+        "run": root / "runs" / "two",
+        "single": root / "single" / "one",
+        "proc": proc,
+        "hashes": hashes,
+        "seconds": seconds,
+    }
 
 
 @pytest.mark.slow
@@ -115,7 +145,13 @@ def test_one_run_directory_one_set_of_checkpoints_loadable_without_ddp(ddp_run):
     assert [p.name for p in runs.iterdir()] == ["two"]
     files = sorted(p.name for p in ddp_run["run"].iterdir())
     events = [f for f in files if f.startswith("events.out.tfevents.")]
-    assert [f for f in files if f not in events] == ["best.pt", "config.json", "last.pt", "metrics.csv", "metrics.jsonl"]
+    assert [f for f in files if f not in events] == [
+        "best.pt",
+        "config.json",
+        "last.pt",
+        "metrics.csv",
+        "metrics.jsonl",
+    ]
     assert len(events) == 1  # rank 0 alone writes TensorBoard events (one writer, no plots)
     rows = read_metrics(ddp_run["run"])
     keys = [(r["kind"], r["step"]) for r in rows]
@@ -148,8 +184,21 @@ def test_sharded_evaluation_is_exact(ddp_run, subset):
 @pytest.mark.slow
 def test_killed_rank_ends_job_and_resume_with_two_processes(ddp_run, tmp_path):
     t = time.perf_counter()
-    proc = _torchrun(tmp_path, "--fail-rank", "1", "--fail-step", "26", "--fail-how", "kill", "--",
-                     "--out-dir", "runs", "--name", "cut", *ARGS)
+    proc = _torchrun(
+        tmp_path,
+        "--fail-rank",
+        "1",
+        "--fail-step",
+        "26",
+        "--fail-how",
+        "kill",
+        "--",
+        "--out-dir",
+        "runs",
+        "--name",
+        "cut",
+        *ARGS,
+    )
     assert time.perf_counter() - t < 120
     assert proc.returncode != 0
     assert "rank      : 1" in proc.stderr and "SIGKILL" in proc.stderr
@@ -157,9 +206,27 @@ def test_killed_rank_ends_job_and_resume_with_two_processes(ddp_run, tmp_path):
     last = load_checkpoint(run / "last.pt")  # intact and loadable
     assert last["step"] == 24  # the save_every checkpoint before the kill at step 28
     # resume with `lenet train --nproc 2` (the launcher runs torchrun -m lenetlab.cli train)
-    proc = subprocess.run([sys.executable, "-m", "lenetlab.cli", "train", "--nproc", "2", "--resume", str(run),
-                           "--num-threads", "1", "--progress", "plain"], cwd=tmp_path, env=_env(),
-                          capture_output=True, text=True, timeout=150)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lenetlab.cli",
+            "train",
+            "--nproc",
+            "2",
+            "--resume",
+            str(run),
+            "--num-threads",
+            "1",
+            "--progress",
+            "plain",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resuming lenet5" in proc.stdout and "launching:" in proc.stderr
     assert _max_diff(_weights(run / "last.pt"), _weights(ddp_run["run"] / "last.pt")) < 1e-6
@@ -170,8 +237,21 @@ def test_killed_rank_ends_job_and_resume_with_two_processes(ddp_run, tmp_path):
 @pytest.mark.slow
 def test_raising_rank_ends_job_with_its_rank_and_message(tmp_path):
     t = time.perf_counter()
-    proc = _torchrun(tmp_path, "--fail-rank", "1", "--fail-step", "6", "--fail-how", "raise", "--",
-                     "--out-dir", "runs", "--name", "boom", *ARGS)
+    proc = _torchrun(
+        tmp_path,
+        "--fail-rank",
+        "1",
+        "--fail-step",
+        "6",
+        "--fail-how",
+        "raise",
+        "--",
+        "--out-dir",
+        "runs",
+        "--name",
+        "boom",
+        *ARGS,
+    )
     assert time.perf_counter() - t < 120  # rank 0 did not wait forever
     assert proc.returncode != 0
     assert "[rank 1/2] failed: RuntimeError: injected failure at step 8" in proc.stderr
@@ -205,14 +285,38 @@ def test_sigterm_to_lenet_train_nproc_2_saves_on_every_rank_and_resumes_exactly(
     assert proc.returncode == 143, err[-3000:]
     step = load_checkpoint(run / "last.pt", training=True)["step"]
     assert 0 < step < 32
-    assert (f"terminated (SIGTERM) at step {step}: saved runs/term/last.pt; resume with: "
-            f"lenet train --nproc 2 --resume runs/term") in err
-    assert err.strip().splitlines()[-1] == "terminated (SIGTERM): continue with lenet train --nproc 2 --resume runs/term"
+    assert (
+        f"terminated (SIGTERM) at step {step}: saved runs/term/last.pt; resume with: "
+        f"lenet train --nproc 2 --resume runs/term"
+    ) in err
+    assert (
+        err.strip().splitlines()[-1] == "terminated (SIGTERM): continue with lenet train --nproc 2 --resume runs/term"
+    )
     assert "Traceback" not in err and "failed" not in err
     assert not (run / ".lock").exists()
-    proc = subprocess.run([sys.executable, "-m", "lenetlab.cli", "train", "--nproc", "2", "--resume", str(run),
-                           "--num-threads", "1", "--progress", "plain"], cwd=tmp_path, env=_env(),
-                          capture_output=True, text=True, timeout=150)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lenetlab.cli",
+            "train",
+            "--nproc",
+            "2",
+            "--resume",
+            str(run),
+            "--num-threads",
+            "1",
+            "--progress",
+            "plain",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _max_diff(_weights(run / "last.pt"), _weights(ddp_run["run"] / "last.pt")) < 1e-6
-    assert [(r["kind"], r["step"]) for r in read_metrics(run)] == [(r["kind"], r["step"]) for r in read_metrics(ddp_run["run"])]
+    assert [(r["kind"], r["step"]) for r in read_metrics(run)] == [
+        (r["kind"], r["step"]) for r in read_metrics(ddp_run["run"])
+    ]

@@ -16,8 +16,19 @@ from lenetlab.train.loggers import CsvLog, csv_text, flatten
 from lenetlab.train.rundir import read_metrics
 
 FAST = ["--num-threads", "1", "--progress", "none"]
-SCALARS = {"train/loss", "train/accuracy", "train/lr", "train/examples_per_sec", "epoch/train_loss",
-           "epoch/train_accuracy", "dev/loss", "dev/accuracy", "dev/best_accuracy", "test/loss", "test/accuracy"}
+SCALARS = {
+    "train/loss",
+    "train/accuracy",
+    "train/lr",
+    "train/examples_per_sec",
+    "epoch/train_loss",
+    "epoch/train_accuracy",
+    "dev/loss",
+    "dev/accuracy",
+    "dev/best_accuracy",
+    "test/loss",
+    "test/accuracy",
+}
 
 
 def _events(run_dir) -> EventAccumulator:
@@ -79,16 +90,31 @@ def test_csv_log_widens_its_header_when_a_new_column_appears(tmp_path):
     log.write({"kind": "train", "step": 2, "loss": 1.5})
     assert (tmp_path / "m.csv").read_text().splitlines() == ["kind,step,loss", "train,1,2.0", "train,2,1.5"]
     log.write({"kind": "test", "step": 2, "per_class": [0.5, None], "extra": {"a": 1}})
-    assert _csv_rows(tmp_path / "m.csv")[-1] == {"kind": "test", "step": "2", "loss": "", "per_class.0": "0.5",
-                                                "per_class.1": "", "extra.a": "1"}
+    assert _csv_rows(tmp_path / "m.csv")[-1] == {
+        "kind": "test",
+        "step": "2",
+        "loss": "",
+        "per_class.0": "0.5",
+        "per_class.1": "",
+        "extra.a": "1",
+    }
     assert flatten({"a": {"b": [1, 2]}}) == {"a.b.0": 1, "a.b.1": 2}
     assert csv_text([{"x": 1}, {"y": 2}]) == "x,y\n1,\n,2\n"
 
 
 @pytest.mark.parametrize("stop", ["crash at step 20", "ctrl-c at the end of epoch 1"])
 def test_resume_keeps_csv_and_tensorboard_consistent_with_the_jsonl(tmp_path, subset, stop):
-    cfg = RunConfig(out_dir=str(tmp_path), name="r", epochs=3, log_steps=4, save_every=3, progress="none",
-                    plots=False, num_threads=1, deterministic=True)
+    cfg = RunConfig(
+        out_dir=str(tmp_path),
+        name="r",
+        epochs=3,
+        log_steps=4,
+        save_every=3,
+        progress="none",
+        plots=False,
+        num_threads=1,
+        deterministic=True,
+    )
 
     def cb(event, runner, row):
         if stop.startswith("crash") and event == "train" and row["step"] == 20:
@@ -121,6 +147,21 @@ def test_without_tensorboard_one_line_says_so_and_the_run_goes_on(tmp_path, monk
 
 
 def test_no_tensorboard_flag_writes_no_event_files(tmp_path):
-    assert main(["train", "--out-dir", str(tmp_path), "--name", "quiet", "--epochs", "1", "--no-plots",
-                 "--no-tensorboard", *FAST]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "quiet",
+                "--epochs",
+                "1",
+                "--no-plots",
+                "--no-tensorboard",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert not list((tmp_path / "quiet").glob("events.*")) and (tmp_path / "quiet" / "metrics.csv").is_file()

@@ -97,8 +97,9 @@ def test_rng_state_round_trip_is_checkpoint_safe():
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == a
 
 
-@pytest.mark.parametrize("epochs, steps_per_epoch, warmup", [(2, 4, 0.25), (1, 4, 0.0), (1, 3, 0.0), (1, 1, 0.0),
-                                                             (2, 2, 1.0)])
+@pytest.mark.parametrize(
+    "epochs, steps_per_epoch, warmup", [(2, 4, 0.25), (1, 4, 0.0), (1, 3, 0.0), (1, 1, 0.0), (2, 2, 1.0)]
+)
 def test_onecycle_on_a_few_steps_runs_to_the_end(epochs, steps_per_epoch, warmup):
     # fast-lenet5 (batch 256, 2 epochs, warm-up 0.25) on a 1,000-image set is 8 steps: each phase
     # of the one-cycle must still span steps, and the rate stays finite and positive to the end

@@ -13,8 +13,18 @@ from lenetlab.train.config import RECIPE_FIELDS, RunConfig, parse_budget
 
 
 def _facts(n=1100, classes=20, channels=3, sizes=((40, 60), (96, 80), (24, 24)), kind="image-csv", **kw):
-    return DatasetFacts("kaggle", kind, n, 280, False, [f"c{i}" for i in range(classes)], [n // classes] * classes,
-                        channels, list(sizes), **kw)
+    return DatasetFacts(
+        "kaggle",
+        kind,
+        n,
+        280,
+        False,
+        [f"c{i}" for i in range(classes)],
+        [n // classes] * classes,
+        channels,
+        list(sizes),
+        **kw,
+    )
 
 
 def test_auto_on_a_small_colour_set_of_mixed_sizes():
@@ -44,8 +54,10 @@ def test_sets_without_a_preferred_orientation_are_rotated_by_any_angle():
     upright = rc.auto_choices(_facts(anisotropy=0.13))
     any_angle = rc.auto_choices(_facts(anisotropy=0.02))
     assert upright["augment_kwargs"].value == {} and "no flips" in upright["augment"].why
-    assert any_angle["augment_kwargs"].value == {"rotate": 180.0} and "no preferred orientation" in any_angle[
-        "augment_kwargs"].why
+    assert (
+        any_angle["augment_kwargs"].value == {"rotate": 180.0}
+        and "no preferred orientation" in any_angle["augment_kwargs"].why
+    )
     assert rc.auto_choices(_facts())["augment_kwargs"].value == {}  # not measured: upright, the safe side
 
 
@@ -178,8 +190,10 @@ def test_budget_chooses_the_width_again_and_refuses_a_budget_below_one_epoch(dig
     assert f"the narrowest; {cfg.epochs} epochs fit --budget 10s" in recipe.choices["model_kwargs"].why
     cfg, _ = rc.apply_recipe({"dataset": str(digitrec), "budget": "5m"})
     assert cfg.model_kwargs["width"] == 32 and cfg.epochs == rc.budget_epochs(300, 0.5, 270, 30, 64)
-    too_short = (r"field 'budget': 0\.2s is too short for one epoch of the smallest model "
-                 r"\(lenet5-modern width 8: 0\.3 s measured here\); give at least --budget 1s")
+    too_short = (
+        r"field 'budget': 0\.2s is too short for one epoch of the smallest model "
+        r"\(lenet5-modern width 8: 0\.3 s measured here\); give at least --budget 1s"
+    )
     with pytest.raises(ConfigError, match=too_short):
         rc.apply_recipe({"dataset": str(digitrec), "budget": "0.2s"})
     # a width the user gave stays; only the epochs follow the budget

@@ -19,8 +19,20 @@ from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train.rundir import read_metrics
 
 # three epochs of 16 steps; last.pt every 3 steps so a kill always lands between checkpoints
-ARGS = ["--epochs", "3", "--deterministic", "--save-every", "3", "--log-steps", "4", "--progress", "plain",
-        "--no-plots", "--num-threads", "1"]
+ARGS = [
+    "--epochs",
+    "3",
+    "--deterministic",
+    "--save-every",
+    "3",
+    "--log-steps",
+    "4",
+    "--progress",
+    "plain",
+    "--no-plots",
+    "--num-threads",
+    "1",
+]
 VOLATILE = {"time", "train_time", "examples_per_sec"}
 
 
@@ -132,8 +144,10 @@ def test_sigterm_mid_epoch_saves_prints_resume_and_exits_143(reference, tmp_path
     assert proc.returncode == 143, err[-2000:]
     saved = torch.load(run_dir / "last.pt", weights_only=True)
     assert seen <= saved["step"] < 48
-    assert f"terminated (SIGTERM) at step {saved['step']}: saved {run_dir / 'last.pt'}; " \
-           f"resume with: lenet train --resume {run_dir}" in err
+    assert (
+        f"terminated (SIGTERM) at step {saved['step']}: saved {run_dir / 'last.pt'}; "
+        f"resume with: lenet train --resume {run_dir}" in err
+    )
     assert err.strip().splitlines()[-1] == "terminated" and "Traceback" not in err
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no lock, no temporary file
     assert main(["train", "--resume", str(run_dir), "--progress", "none"]) == 0
@@ -185,10 +199,15 @@ def _bad_last_cases(run: Path, tmp: Path) -> list[tuple[Path, str]]:
         (_edit_last(run, tmp / "float_epoch", epoch=1.5), "field 'epoch' must be int"),
         (_edit_last(run, tmp / "rng", rng={"python": 1}), "field 'rng' is not a saved RNG state"),
         (_edit_last(run, tmp / "meters", meters=torch.zeros(3)), "field 'meters' must have shape [2, 3]"),
-        (_edit_last(run, tmp / "weights", state_dict=other), "field 'state_dict' does not fit the run's model 'lenet5'"),
+        (
+            _edit_last(run, tmp / "weights", state_dict=other),
+            "field 'state_dict' does not fit the run's model 'lenet5'",
+        ),
         (_edit_last(run, tmp / "best_w", best_state_dict=other), "field 'best_state_dict' does not fit"),
-        (_edit_last(run, tmp / "groups", optimizer=dict(ck["optimizer"], param_groups=groups)),
-         "field 'optimizer' cannot be restored"),
+        (
+            _edit_last(run, tmp / "groups", optimizer=dict(ck["optimizer"], param_groups=groups)),
+            "field 'optimizer' cannot be restored",
+        ),
         (_edit_last(run, tmp / "position", step=ck["step"] + 5), "fields 'epoch', 'batch', 'step'"),
         (_edit_last(run, tmp / "config", config=[1]), "field 'config' must be a dict"),
     ]
@@ -217,8 +236,20 @@ def test_full_disk_is_one_line_with_the_resume_command_and_resume_works_after(tm
 
     disk = tmpfs(size)
     run = disk / "r"
-    argv = ["train", "--out-dir", str(disk), "--name", "r", "--epochs", "1", "--no-plots", "--progress", "none",
-            "--num-threads", "1"]
+    argv = [
+        "train",
+        "--out-dir",
+        str(disk),
+        "--name",
+        "r",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--progress",
+        "none",
+        "--num-threads",
+        "1",
+    ]
     for attempt in (argv, ["train", "--resume", str(run), "--progress", "none"]):
         assert main(attempt) == 2
         err = capsys.readouterr().err.strip()

@@ -20,10 +20,19 @@ FAST = ["--num-threads", "1", "--no-plots", "--progress", "plain", "--device", "
 
 def _lenet(*argv: str) -> subprocess.Popen:
     src = str(Path(__file__).resolve().parents[2] / "src")  # this checkout's code, whatever the cwd
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])]))
-    return subprocess.Popen([sys.executable, "-m", "lenetlab.cli", *argv], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "lenetlab.cli", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 180) -> None:
@@ -51,8 +60,10 @@ def test_second_holder_in_one_process_is_refused_with_the_pid(tmp_path):
     with pytest.raises(ConfigError) as e:
         RunLock(tmp_path).acquire()
     msg = str(e.value)
-    assert msg == (f"run directory {tmp_path} is in use by another lenet process (PID {os.getpid()}); "
-                   f"wait for it to end or stop it (kill {os.getpid()})")
+    assert msg == (
+        f"run directory {tmp_path} is in use by another lenet process (PID {os.getpid()}); "
+        f"wait for it to end or stop it (kill {os.getpid()})"
+    )
     with pytest.raises(ConfigError, match="in use"):
         check_unlocked(tmp_path)
     first.release()
@@ -80,11 +91,17 @@ def test_timestamped_names_in_the_same_second_get_their_own_folders(tmp_path):
 
 
 def test_lock_of_a_sigkilled_process_does_not_block(tmp_path):
-    code = ("import sys, time; from lenetlab.train.rundir import RunLock; l = RunLock(sys.argv[1]).acquire(); "
-            "print('locked', flush=True); time.sleep(600)")
+    code = (
+        "import sys, time; from lenetlab.train.rundir import RunLock; l = RunLock(sys.argv[1]).acquire(); "
+        "print('locked', flush=True); time.sleep(600)"
+    )
     src = str(Path(__file__).resolve().parents[2] / "src")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=src))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=src),
+    )
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(ConfigError, match=f"PID {proc.pid}"):
@@ -108,15 +125,19 @@ def test_two_trainings_on_one_run_directory(tmp_path):
     a = _lenet("train", "--out-dir", str(out), "--name", "x", "--epochs", "200", "--log-steps", "4", *FAST)
     try:
         _wait_for(lambda: _pid_in_lock(run) == a.pid and (run / "last.pt").is_file(), a, "A to lock and save")
-        others = [_lenet("train", "--out-dir", str(out), "--name", "x", "--epochs", "1", *FAST),
-                  _lenet("train", "--resume", str(run), *FAST),
-                  _lenet("train", "--out-dir", str(out), "--name", "x", "--overwrite", "--epochs", "1", *FAST),
-                  _lenet("train", "--nproc", "2", "--resume", str(run), *FAST)]
+        others = [
+            _lenet("train", "--out-dir", str(out), "--name", "x", "--epochs", "1", *FAST),
+            _lenet("train", "--resume", str(run), *FAST),
+            _lenet("train", "--out-dir", str(out), "--name", "x", "--overwrite", "--epochs", "1", *FAST),
+            _lenet("train", "--nproc", "2", "--resume", str(run), *FAST),
+        ]
         for p in others:
             _, err = p.communicate(timeout=180)
             assert p.returncode == 2, err
-            assert err.strip().splitlines()[-1] == (f"error: run directory {run} is in use by another lenet process "
-                                                    f"(PID {a.pid}); wait for it to end or stop it (kill {a.pid})")
+            assert err.strip().splitlines()[-1] == (
+                f"error: run directory {run} is in use by another lenet process "
+                f"(PID {a.pid}); wait for it to end or stop it (kill {a.pid})"
+            )
         assert a.poll() is None  # A still trains, undisturbed
         _wait_for(lambda: any(r["kind"] == "epoch" for r in read_metrics(run)), a, "A's first epoch")
     finally:

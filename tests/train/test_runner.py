@@ -117,8 +117,27 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, capsys, subset):
 
 
 def test_non_finite_loss_stops_with_last_good_checkpoint(tmp_path, capsys):
-    args = ["train", "--out-dir", str(tmp_path), "--name", "nan", "--optimizer", "sgd", "--lr", "1e6",
-            "--epochs", "2", "--log-steps", "4", "--save-every", "2", "--progress", "plain", "--no-plots", *FAST]
+    args = [
+        "train",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "nan",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e6",
+        "--epochs",
+        "2",
+        "--log-steps",
+        "4",
+        "--save-every",
+        "2",
+        "--progress",
+        "plain",
+        "--no-plots",
+        *FAST,
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: non-finite training loss at step") and "\n" not in err
@@ -144,12 +163,32 @@ def test_callbacks_see_rows_and_can_stop(tmp_path, subset):
     assert load_checkpoint(tmp_path / "cb" / "last.pt")["step"] == 6
 
 
-@pytest.mark.parametrize("overrides", [
-    {"optimizer": "sgd", "lr": 0.05, "nesterov": True, "schedule": "cosine", "warmup": 0.2, "init": "xavier",
-     "label_smoothing": 0.1, "grad_clip": 1.0, "channels_last": True, "eval_steps": 5, "augment": "affine+elastic"},
-    {"optimizer": "adamw", "weight_decay": 0.01, "schedule": "onecycle", "normalize": "nndl-quirk",
-     "amp": "bf16", "val_size": 0},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "nesterov": True,
+            "schedule": "cosine",
+            "warmup": 0.2,
+            "init": "xavier",
+            "label_smoothing": 0.1,
+            "grad_clip": 1.0,
+            "channels_last": True,
+            "eval_steps": 5,
+            "augment": "affine+elastic",
+        },
+        {
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "schedule": "onecycle",
+            "normalize": "nndl-quirk",
+            "amp": "bf16",
+            "val_size": 0,
+        },
+    ],
+)
 def test_recipe_options_train(tmp_path, overrides):
     from lenetlab.data import load
 
@@ -194,8 +233,25 @@ def test_recipe_flags_reach_the_optimizer_and_the_criterion(tmp_path, subset, ca
     from lenetlab.apps.train import make_runner
     from lenetlab.train.config import config_overrides
 
-    args = ["--out-dir", str(tmp_path), "--name", "flags", "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.8",
-            "--nesterov", "--weight-decay", "0.01", "--label-smoothing", "0.2", "--grad-clip", "0.001"]
+    args = [
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "flags",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--momentum",
+        "0.8",
+        "--nesterov",
+        "--weight-decay",
+        "0.01",
+        "--label-smoothing",
+        "0.2",
+        "--grad-clip",
+        "0.001",
+    ]
     from lenetlab.cli import build_parser
 
     ns = build_parser().parse_args(["train", *args])

@@ -96,8 +96,10 @@ def test_rbf_map_curvature_is_the_exact_second_derivative():
     target = torch.randint(0, 10, (5,))
     exact = torch.zeros(5, 84)
     for i in range(5):
+
         def loss(v, i=i):
-            return model.loss(model.output(v.view(1, -1)), target[i:i + 1])
+            return model.loss(model.output(v.view(1, -1)), target[i : i + 1])
+
         exact[i] = torch.autograd.functional.hessian(loss, x[i]).diagonal()
     torch.testing.assert_close(rbf_map_curvature(x, model.output.weight, model.j), exact, rtol=1e-4, atol=1e-5)
 
@@ -135,17 +137,40 @@ def test_lecun1998_schedule_is_the_papers_per_pass():
 def test_sdlm_sets_the_papers_eta_and_schedule_unless_given():
     cfg, _ = plan_config(None, {"optimizer": "sdlm", "model": "lenet5-1998"}, measure=False)
     assert (cfg.lr, cfg.schedule) == (5e-4, "lecun1998")
-    cfg, _ = plan_config(None, {"optimizer": "sdlm", "model": "lenet5-1998", "lr": 1e-3, "schedule": "none"},
-                         measure=False)
+    cfg, _ = plan_config(
+        None, {"optimizer": "sdlm", "model": "lenet5-1998", "lr": 1e-3, "schedule": "none"}, measure=False
+    )
     assert (cfg.lr, cfg.schedule) == (1e-3, "none")
     cfg, _ = plan_config(None, {"model": "lenet5-1998"}, measure=False)
     assert cfg.schedule == "none" and cfg.lr == 2e-3
 
 
 def test_lenet5_1998_sdlm_trains_and_resumes(tmp_path, capsys):
-    argv = ["train", "--model", "lenet5-1998", "--optimizer", "sdlm", "--batch-size", "16", "--epochs", "3",
-            "--sdlm-samples", "64", "--sdlm-mu", "1", "--num-threads", "1", "--out-dir", str(tmp_path), "--name", "r",
-            "--progress", "none", "--no-plots", "--no-tensorboard"]
+    argv = [
+        "train",
+        "--model",
+        "lenet5-1998",
+        "--optimizer",
+        "sdlm",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "3",
+        "--sdlm-samples",
+        "64",
+        "--sdlm-mu",
+        "1",
+        "--num-threads",
+        "1",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+        "--progress",
+        "none",
+        "--no-plots",
+        "--no-tensorboard",
+    ]
     assert main(argv) == 0
     run = tmp_path / "r"
     cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text()))

@@ -20,8 +20,16 @@ SPE = 16  # steps per epoch: 1,000 subset images, batch 64
 
 
 def _cfg(tmp_path, **kw) -> RunConfig:
-    base = {"out_dir": str(tmp_path), "name": "r", "progress": "none", "plots": False, "num_threads": 1,
-            "tensorboard": False, "deterministic": True, "log_steps": 8}
+    base = {
+        "out_dir": str(tmp_path),
+        "name": "r",
+        "progress": "none",
+        "plots": False,
+        "num_threads": 1,
+        "tensorboard": False,
+        "deterministic": True,
+        "log_steps": 8,
+    }
     return RunConfig(**{**base, **kw})
 
 
@@ -34,8 +42,9 @@ def _script(monkeypatch, accuracy=None, loss=None):
         res = real(self, model, split, **kwargs)
         if split is self.splits.dev:
             e = self.step // self.steps_per_epoch - 1
-            res = EvalResult(accuracy[e] if accuracy else 0.5, loss[e] if loss else 1.0, res.n, res.per_class,
-                             res.confusion)
+            res = EvalResult(
+                accuracy[e] if accuracy else 0.5, loss[e] if loss else 1.0, res.n, res.per_class, res.confusion
+            )
         return res
 
     monkeypatch.setattr(Runner, "_evaluate", fake)
@@ -58,7 +67,9 @@ def test_early_stopping_on_dev_accuracy_stops_at_the_right_epoch(tmp_path, subse
     assert load_checkpoint(tmp_path / "r" / "best.pt")["step"] == 2 * SPE
     last = load_checkpoint(tmp_path / "r" / "last.pt")
     assert (last["step"], last["bad_evals"], last["best_score"]) == (4 * SPE, 2, 0.60)
-    assert "[early stop] dev accuracy has not improved for 2 evaluations: stopping at step 64" in capsys.readouterr().out
+    assert (
+        "[early stop] dev accuracy has not improved for 2 evaluations: stopping at step 64" in capsys.readouterr().out
+    )
 
 
 def test_early_stopping_on_dev_loss_chooses_best_on_loss(tmp_path, subset, monkeypatch):
@@ -78,8 +89,9 @@ def test_monitor_last_keeps_the_final_model_and_refuses_patience(tmp_path, subse
     assert res.best_step == 4 * SPE and load_checkpoint(tmp_path / "r" / "best.pt")["step"] == 4 * SPE
     with pytest.raises(Exception, match="field 'patience' needs monitor dev_acc or dev_loss"):
         RunConfig(monitor="last", patience=2).validate()
-    assert main(["train", "--dataset", "mnist-subset", "--monitor", "last", "--patience", "2", "--progress",
-                 "none"]) != 0
+    assert (
+        main(["train", "--dataset", "mnist-subset", "--monitor", "last", "--patience", "2", "--progress", "none"]) != 0
+    )
     err = capsys.readouterr().err
     assert "field 'patience' needs monitor" in err and "Traceback" not in err
 
@@ -124,8 +136,26 @@ def test_max_steps_stops_mid_epoch_with_a_row_evaluation_and_checkpoint(tmp_path
 
 
 def test_max_steps_flag(tmp_path, capsys):
-    assert main(["train", "--out-dir", str(tmp_path), "--name", "m", "--max-steps", "5", "--num-threads", "1",
-                 "--no-plots", "--progress", "none", "--no-tensorboard"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out-dir",
+                str(tmp_path),
+                "--name",
+                "m",
+                "--max-steps",
+                "5",
+                "--num-threads",
+                "1",
+                "--no-plots",
+                "--progress",
+                "none",
+                "--no-tensorboard",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "trained 5 steps" in out and "(--max-steps reached)" in out
     assert main(["train", "--max-steps", "-1"]) == 2
@@ -144,8 +174,15 @@ def test_dry_run_finishes_and_writes_what_it_says(tmp_path, monkeypatch, capsys)
     assert run_dir.parent.parent == tmp_path / "tmp" and not (tmp_path / "runs").exists()
     assert summary["steps"] == 3 and summary["dev_evaluations"] == 1 and summary["dry_run"] == "ok"
     files = set(summary["files"])
-    assert {"config.json", "metrics.jsonl", "metrics.csv", "best.pt", "last.pt", "plots/loss.png",
-            "plots/confusion.png"} <= files and any(f.startswith("events.out.tfevents") for f in files)
+    assert {
+        "config.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "best.pt",
+        "last.pt",
+        "plots/loss.png",
+        "plots/confusion.png",
+    } <= files and any(f.startswith("events.out.tfevents") for f in files)
     assert files == {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
     assert read_metrics(run_dir)[-1]["reason"] == "max_steps"
     assert main(["train", "--dry-run", "--model", "lenet5-bn", "--num-threads", "1"]) == 0

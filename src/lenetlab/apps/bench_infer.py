@@ -39,8 +39,9 @@ from lenetlab.serve.export import ONNX_MODULES, export_onnx
 __all__ = ["build_backends", "run_infer_bench"]
 
 
-def build_backends(checkpoint, model, ckpt: dict, example: torch.Tensor, tmp: Path, onnx: bool = True,
-                   threads: int = 1) -> tuple[dict, dict]:
+def build_backends(
+    checkpoint, model, ckpt: dict, example: torch.Tensor, tmp: Path, onnx: bool = True, threads: int = 1
+) -> tuple[dict, dict]:
     """``(backends, skipped)`` for the loaded ``model`` of ``checkpoint`` (its dict ``ckpt``): ``backends`` maps a
     name to ``fn(x float [N, C, H, W]) -> scores [N, K]`` (torch tensor or NumPy array), ``skipped`` a name to
     why it could not be built. ``example`` ``[N, C, H, W]`` traces the graphs; the ONNX file goes into ``tmp``."""
@@ -50,6 +51,7 @@ def build_backends(checkpoint, model, ckpt: dict, example: torch.Tensor, tmp: Pa
         def fn(x):
             with torch.inference_mode():
                 return m(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+
         return fn
 
     def attempt(name, build):
@@ -64,19 +66,31 @@ def build_backends(checkpoint, model, ckpt: dict, example: torch.Tensor, tmp: Pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript is deprecated upstream; measured while it exists
         with torch.no_grad():
-            attempt("TorchScript (trace + freeze)", lambda: eager(
-                torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example[:8])))))
+            attempt(
+                "TorchScript (trace + freeze)",
+                lambda: eager(torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example[:8])))),
+            )
         batch = torch.export.Dim("batch", min=1, max=65536)
-        attempt("torch.export (ExportedProgram.module)", lambda: eager(
-            torch.export.export(model, (example[:8],), dynamic_shapes=({0: batch},)).module()))
+        attempt(
+            "torch.export (ExportedProgram.module)",
+            lambda: eager(torch.export.export(model, (example[:8],), dynamic_shapes=({0: batch},)).module()),
+        )
     if onnx:  # the file `lenet export` writes, run by the predictor `lenet predict --onnx` uses
-        attempt("ONNX Runtime (lenet export)",
-                lambda: OnnxPredictor(export_onnx(checkpoint, tmp / "model.onnx")["path"], threads).scores)
+        attempt(
+            "ONNX Runtime (lenet export)",
+            lambda: OnnxPredictor(export_onnx(checkpoint, tmp / "model.onnx")["path"], threads).scores,
+        )
     return backends, skipped
 
 
-def run_infer_bench(checkpoint=None, quick: bool = False, threads: int | None = 1, batch_size: int = 1000,
-                    calls: int | None = None, onnx: bool = True) -> BenchResult:
+def run_infer_bench(
+    checkpoint=None,
+    quick: bool = False,
+    threads: int | None = 1,
+    batch_size: int = 1000,
+    calls: int | None = None,
+    onnx: bool = True,
+) -> BenchResult:
     """Measure every backend with ``threads`` torch and ONNX Runtime intra-op threads (None: torch's default).
 
     ``checkpoint``: file or run directory (None: the packaged demo ``lenet5``); ``batch_size``: throughput
@@ -92,14 +106,23 @@ def run_infer_bench(checkpoint=None, quick: bool = False, threads: int | None = 
         model, ckpt = load_model(checkpoint, map_location="cpu")
         digits = prepare(subset.test.x, InputSpec.from_dict(ckpt["input_spec"]))  # real digits, [200, C, size, size]
         batch = digits.repeat(-(-batch_size // len(digits)), 1, 1, 1)[:batch_size].contiguous()
-        singles = [digits[i:i + 1] for i in range(len(digits))]
+        singles = [digits[i : i + 1] for i in range(len(digits))]
         backends, skipped = build_backends(checkpoint, model, ckpt, digits, Path(tmp), onnx, n)
         ref = backends["eager PyTorch"](digits)
-        res = {"checkpoint": str(checkpoint), "model": ckpt["model"]["name"], "threads": n, "torch": torch.__version__,
-               "batch_size": batch_size, "calls": calls, "backends": {}, "skipped": skipped}
+        res = {
+            "checkpoint": str(checkpoint),
+            "model": ckpt["model"]["name"],
+            "threads": n,
+            "torch": torch.__version__,
+            "batch_size": batch_size,
+            "calls": calls,
+            "backends": {},
+            "skipped": skipped,
+        }
         for name, fn in backends.items():
             res["backends"][name] = {
                 "images_per_sec": timing.median_rate(lambda fn=fn: len(fn(batch)), repeats, warmup=2),
                 **timing.latency(fn, singles, calls, warmup=20),
-                "max_abs_diff": float((torch.as_tensor(fn(digits)) - ref).abs().max())}
+                "max_abs_diff": float((torch.as_tensor(fn(digits)) - ref).abs().max()),
+            }
     return BenchResult("bench-infer", res)

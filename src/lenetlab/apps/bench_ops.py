@@ -67,12 +67,15 @@ class Row:
 def _run(f, args, wrt, grad_out, mode: str):
     """A call of ``f(*args)``: under ``no_grad`` (``mode`` "fwd"), or with the gradients of ``wrt`` for ``grad_out``."""
     if mode == "fwd":
+
         def run():
             with torch.no_grad():
                 f(*args)
     else:
+
         def run():
             torch.autograd.grad(f(*args), wrt, grad_out)
+
     return run
 
 
@@ -101,8 +104,14 @@ def _row(what: str, batch: int, mode: str, times: list, make_loop_run, loop: boo
     return Row(what, batch, mode, times[0] * 1e3, times[1] * 1e3, loop_ms, note)
 
 
-def bench_layers(batches=(1, 256), min_run_time: float = 0.2, loop: bool = True, loop_sub_fwd: int = 256,
-                 loop_sub_bwd: int = 32, seed: int = 0) -> list[Row]:
+def bench_layers(
+    batches=(1, 256),
+    min_run_time: float = 0.2,
+    loop: bool = True,
+    loop_sub_fwd: int = 256,
+    loop_sub_bwd: int = 32,
+    seed: int = 0,
+) -> list[Row]:
     """Per-layer rows (C1, S2, C3, S4, C5) for every batch size in ``batches``."""
     rows = []
     gen = torch.Generator().manual_seed(seed)
@@ -117,13 +126,20 @@ def bench_layers(batches=(1, 256), min_run_time: float = 0.2, loop: bool = True,
                     x = args[0].detach()[:n].clone().requires_grad_()
                     wrt = [x] + ([conv.weight, conv.bias] if conv is not None else [])
                     return _run(loop_mod, [x], wrt, grad_out[:n], mode)
+
                 times = [timing.best_block(_run(f, args, args, grad_out, mode), min_run_time) for f in (tf, sf)]
                 rows.append(_row(name, batch, mode, times, loop_run, loop, (loop_sub_fwd, loop_sub_bwd)))
     return rows
 
 
-def bench_network(batches=(1, 256), min_run_time: float = 0.2, loop: bool = True, loop_sub_fwd: int = 256,
-                  loop_sub_bwd: int = 32, seed: int = 0) -> list[Row]:
+def bench_network(
+    batches=(1, 256),
+    min_run_time: float = 0.2,
+    loop: bool = True,
+    loop_sub_fwd: int = 256,
+    loop_sub_bwd: int = 32,
+    seed: int = 0,
+) -> list[Row]:
     """Whole LeNet-5 rows: ``lenet5`` vs ``lenet5-scratch`` vs :class:`LoopLeNet`, same weights."""
     torch.manual_seed(seed)
     ref = create("lenet5")
@@ -137,27 +153,45 @@ def bench_network(batches=(1, 256), min_run_time: float = 0.2, loop: bool = True
         x = torch.randn(batch, 1, 32, 32, generator=gen)
         grad_out = torch.randn(batch, 10, generator=gen)
         for mode in ("fwd", "fwd+bwd"):
+
             def loop_run(n, mode=mode, x=x, grad_out=grad_out):
                 return _run(loop_net, [x[:n]], list(loop_net.parameters()), grad_out[:n], mode)
-            times = [timing.best_block(_run(m, [x], list(m.parameters()), grad_out, mode), min_run_time)
-                     for m in (ref, scratch)]
+
+            times = [
+                timing.best_block(_run(m, [x], list(m.parameters()), grad_out, mode), min_run_time)
+                for m in (ref, scratch)
+            ]
             rows.append(_row("LeNet-5", batch, mode, times, loop_run, loop, (loop_sub_fwd, loop_sub_bwd)))
     return rows
 
 
-def run_ops_bench(quick: bool = False, batches=(1, 256), loop: bool = True, threads: int | None = None,
-                  seed: int = 0) -> BenchResult:
+def run_ops_bench(
+    quick: bool = False, batches=(1, 256), loop: bool = True, threads: int | None = None, seed: int = 0
+) -> BenchResult:
     """Run the layer and network benchmarks with ``threads`` torch CPU threads (None: torch's setting).
 
     ``quick`` shortens every measurement (noisier) and the loop reference's sub-batches.
     """
     if not batches or min(batches) < 1:
         raise ConfigError(f"--batches must be positive integers, got {list(batches)}")
-    opts = dict(batches=tuple(batches), min_run_time=0.05 if quick else 0.2, loop=loop,
-                loop_sub_fwd=32 if quick else 256, loop_sub_bwd=8 if quick else 32, seed=seed)
+    opts = dict(
+        batches=tuple(batches),
+        min_run_time=0.05 if quick else 0.2,
+        loop=loop,
+        loop_sub_fwd=32 if quick else 256,
+        loop_sub_bwd=8 if quick else 32,
+        seed=seed,
+    )
     with timing.threads(threads) as n:
         start = time.perf_counter()
         rows = bench_layers(**opts) + bench_network(**opts)
-        return BenchResult("bench-ops", {
-            "torch": torch.__version__, "threads": n, "quick": quick, "seconds": round(time.perf_counter() - start, 1),
-            "rows": [r.to_dict() for r in rows]})
+        return BenchResult(
+            "bench-ops",
+            {
+                "torch": torch.__version__,
+                "threads": n,
+                "quick": quick,
+                "seconds": round(time.perf_counter() - start, 1),
+                "rows": [r.to_dict() for r in rows],
+            },
+        )

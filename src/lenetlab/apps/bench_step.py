@@ -50,8 +50,11 @@ __all__ = ["PHASES", "op_profile", "run_step_profile", "step_profile"]
 PHASES = ("data", "forward", "backward", "optimizer")
 
 #: The lenetlab paths: name and the RunConfig levers it sets.
-LENETLAB_PATHS = (("lenetlab", {}), ("lenetlab + channels-last", {"channels_last": True}),
-                  ("lenetlab + channels-last + bf16", {"channels_last": True, "amp": "bf16"}))
+LENETLAB_PATHS = (
+    ("lenetlab", {}),
+    ("lenetlab + channels-last", {"channels_last": True}),
+    ("lenetlab + channels-last + bf16", {"channels_last": True, "amp": "bf16"}),
+)
 
 
 @dataclass
@@ -80,10 +83,19 @@ def _baseline_path(splits, batch_size: int, seed: int) -> _Path:
 
 
 def _lenetlab_path(name: str, splits, batch_size: int, seed: int, **levers) -> _Path:
-    cfg = RunConfig(model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, batch_size=batch_size, device="cpu",
-                    seed=seed, **levers)
-    loader = TensorLoader(splits.train.x, splits.train.y, batch_size, shuffle=True, seed=seed, drop_last=True,
-                          transform=augment_transform(cfg), spec=build_spec(cfg, splits))
+    cfg = RunConfig(
+        model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, batch_size=batch_size, device="cpu", seed=seed, **levers
+    )
+    loader = TensorLoader(
+        splits.train.x,
+        splits.train.y,
+        batch_size,
+        shuffle=True,
+        seed=seed,
+        drop_last=True,
+        transform=augment_transform(cfg),
+        spec=build_spec(cfg, splits),
+    )
 
     def new_pass(epoch: int):
         loader.set_epoch(epoch)
@@ -129,7 +141,7 @@ def _timed_steps(p: _Path, n: int) -> list[tuple[float, ...]]:
 
 def _build_paths(splits, batch_size: int, seed: int, levers: bool) -> list[_Path]:
     paths = [_baseline_path(splits, batch_size, seed)]
-    for name, kw in LENETLAB_PATHS[:None if levers else 1]:
+    for name, kw in LENETLAB_PATHS[: None if levers else 1]:
         paths.append(_lenetlab_path(name, splits, batch_size, seed, **kw))
     return paths
 
@@ -138,8 +150,16 @@ def _ms(values) -> float:
     return float(np.median(values)) * 1000.0
 
 
-def step_profile(splits, steps: int = 300, batch_size: int = 64, threads: int = 1, warmup: int = 10,
-                 rounds: int = 3, seed: int = 0, levers: bool = True) -> dict:
+def step_profile(
+    splits,
+    steps: int = 300,
+    batch_size: int = 64,
+    threads: int = 1,
+    warmup: int = 10,
+    rounds: int = 3,
+    seed: int = 0,
+    levers: bool = True,
+) -> dict:
     """Median milliseconds of each phase of a training step, for the baseline and the lenetlab paths.
 
     ``splits``: a :class:`~lenetlab.data.splits.Splits` whose train split (uint8 ``[N, 1, 28, 28]``,
@@ -157,8 +177,10 @@ def step_profile(splits, steps: int = 300, batch_size: int = 64, threads: int = 
     if this path's data cost nothing).
     """
     if steps < 1 or rounds < 1 or warmup < 0:
-        raise LenetlabError(f"step profile: steps and rounds must be positive, warmup not negative "
-                            f"(got steps={steps}, rounds={rounds}, warmup={warmup})")
+        raise LenetlabError(
+            f"step profile: steps and rounds must be positive, warmup not negative "
+            f"(got steps={steps}, rounds={rounds}, warmup={warmup})"
+        )
     if len(splits.train) < batch_size:
         raise LenetlabError(f"step profile: {len(splits.train)} training examples hold no full batch of {batch_size}")
     with timing.threads(threads):
@@ -177,19 +199,34 @@ def step_profile(splits, steps: int = 300, batch_size: int = 64, threads: int = 
         t = np.asarray(full[p.name])
         phases = {ph: _ms(t[:, i]) for i, ph in enumerate(PHASES)}
         total = _ms(t.sum(axis=1))
-        rows.append({"name": p.name, "phases_ms": phases, "total_ms": total, "phase_sum_ms": sum(phases.values()),
-                     "examples_per_sec": batch_size / total * 1000.0,
-                     "model_step_ms": _ms(np.asarray(alone[p.name]).sum(axis=1))})
+        rows.append(
+            {
+                "name": p.name,
+                "phases_ms": phases,
+                "total_ms": total,
+                "phase_sum_ms": sum(phases.values()),
+                "examples_per_sec": batch_size / total * 1000.0,
+                "model_step_ms": _ms(np.asarray(alone[p.name]).sum(axis=1)),
+            }
+        )
     base = rows[0]["total_ms"]
     for r in rows:
         r["vs_baseline"] = base / r["total_ms"]
         r["cap_free_data"] = base / r["model_step_ms"]
-    return {"batch_size": batch_size, "threads": threads, "steps": steps, "rounds": rounds, "warmup": warmup,
-            "phases": list(PHASES), "paths": rows}
+    return {
+        "batch_size": batch_size,
+        "threads": threads,
+        "steps": steps,
+        "rounds": rounds,
+        "warmup": warmup,
+        "phases": list(PHASES),
+        "paths": rows,
+    }
 
 
-def op_profile(splits, steps: int = 30, batch_size: int = 64, threads: int = 1, top: int = 6, seed: int = 0,
-               warmup: int = 5) -> dict:
+def op_profile(
+    splits, steps: int = 30, batch_size: int = 64, threads: int = 1, top: int = 6, seed: int = 0, warmup: int = 5
+) -> dict:
     """The ``top`` aten operators by self CPU time in ``steps`` full steps of the plain lenetlab path.
 
     Recorded with :mod:`torch.profiler` (CPU activity) after ``warmup`` unrecorded steps; the
@@ -209,14 +246,31 @@ def op_profile(splits, steps: int = 30, batch_size: int = 64, threads: int = 1, 
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)  # microseconds
     aten = sorted((e for e in events if e.key.startswith("aten::")), key=lambda e: -e.self_cpu_time_total)[:top]
-    return {"path": p.name, "steps": steps, "profiled_ms_per_step": total / steps / 1000.0,
-            "ops": [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / steps / 1000.0,
-                     "share": e.self_cpu_time_total / total if total else 0.0, "calls_per_step": e.count / steps}
-                    for e in aten]}
+    return {
+        "path": p.name,
+        "steps": steps,
+        "profiled_ms_per_step": total / steps / 1000.0,
+        "ops": [
+            {
+                "op": e.key,
+                "self_ms_per_step": e.self_cpu_time_total / steps / 1000.0,
+                "share": e.self_cpu_time_total / total if total else 0.0,
+                "calls_per_step": e.count / steps,
+            }
+            for e in aten
+        ],
+    }
 
 
-def run_step_profile(dataset: str = "mnist", data_dir=None, quick: bool = False, steps: int | None = None,
-                     threads=None, levers: bool = True, ops: bool = True) -> BenchResult:
+def run_step_profile(
+    dataset: str = "mnist",
+    data_dir=None,
+    quick: bool = False,
+    steps: int | None = None,
+    threads=None,
+    levers: bool = True,
+    ops: bool = True,
+) -> BenchResult:
     """Load ``dataset``, run :func:`step_profile` (and :func:`op_profile` when ``ops``) and return the figures.
 
     ``steps`` timed steps per path (default 300, 100 with ``quick``); ``threads``: one torch CPU
@@ -230,8 +284,12 @@ def run_step_profile(dataset: str = "mnist", data_dir=None, quick: bool = False,
     if steps < 3:
         raise LenetlabError(f"--steps must be at least 3 (got {steps})")
     splits = data.load(dataset, data_dir=data_dir)
-    res = {"dataset": splits.name, "train_examples": len(splits.train), "torch": torch.__version__,
-           **step_profile(splits, steps=steps, batch_size=64, threads=threads[0], rounds=3, levers=levers)}
+    res = {
+        "dataset": splits.name,
+        "train_examples": len(splits.train),
+        "torch": torch.__version__,
+        **step_profile(splits, steps=steps, batch_size=64, threads=threads[0], rounds=3, levers=levers),
+    }
     if ops:
         res["ops"] = op_profile(splits, steps=min(30, steps), threads=threads[0])
     return BenchResult("bench-step-profile", res)

@@ -42,8 +42,15 @@ from lenetlab.train.config import RunConfig, read_config_fields
 from lenetlab.train.runner import Runner
 from lenetlab.train.step import make_scaler, train_step
 
-__all__ = ["fast_lenet5", "time_to_accuracy", "baseline_time_to_accuracy", "measure_throughputs", "run_train_bench",
-           "TimeToAccuracy", "FAST_LENET5"]
+__all__ = [
+    "FAST_LENET5",
+    "TimeToAccuracy",
+    "baseline_time_to_accuracy",
+    "fast_lenet5",
+    "measure_throughputs",
+    "run_train_bench",
+    "time_to_accuracy",
+]
 
 #: lenetlab's fastest measured recipe to 99.0% test accuracy on a 2-core CPU for a LeNet-5-sized
 #: model: the fields of the shipped config ``fast-lenet5`` (its comments say how it was chosen).
@@ -90,8 +97,17 @@ def _runner(cfg: RunConfig, splits, callbacks, out_dir: str):
 def _runner_rates(splits, steps, batch_size, warmup, window, **levers) -> list:
     """Examples/s of NNDL ``lenet5`` through the :class:`Runner` (SGD lr 0.1) in windows of ``window`` steps on its
     own training clock (checkpoint writes excluded), after ``warmup`` steps; ``levers`` are RunConfig fields."""
-    cfg = RunConfig(model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, batch_size=batch_size,
-                    epochs=10_000, log_steps=window, device="cpu", **levers)
+    cfg = RunConfig(
+        model="lenet5",
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.0,
+        batch_size=batch_size,
+        epochs=10_000,
+        log_steps=window,
+        device="cpu",
+        **levers,
+    )
     rows = []
 
     def cb(event, runner, row):
@@ -103,11 +119,16 @@ def _runner_rates(splits, steps, batch_size, warmup, window, **levers) -> list:
     with tempfile.TemporaryDirectory(prefix="lenet-bench-") as tmp:
         r = _runner(cfg, splits, [cb], tmp)
         r.train()
-    rates = [row["examples_per_sec"] for prev, row in zip(rows, rows[1:])
-             if prev["step"] >= warmup and row["step"] - prev["step"] == window]
+    rates = [
+        row["examples_per_sec"]
+        for prev, row in zip(rows, rows[1:])
+        if prev["step"] >= warmup and row["step"] - prev["step"] == window
+    ]
     if not rates:
-        raise LenetlabError(f"bench: {steps} steps of batch {batch_size} leave no full timing window of {window} "
-                            f"steps after the warm-up (the epoch has {r.steps_per_epoch} steps); use more --steps")
+        raise LenetlabError(
+            f"bench: {steps} steps of batch {batch_size} leave no full timing window of {window} "
+            f"steps after the warm-up (the epoch has {r.steps_per_epoch} steps); use more --steps"
+        )
     return rates
 
 
@@ -143,8 +164,15 @@ def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_ep
         if event != "dev" or runner.step == out.step:
             return
         train_time = runner.train_time
-        res = evaluate(runner.model, runner.splits.test, runner.spec, runner.device, 1000, autocast=runner.amp,
-                       channels_last=runner.cfg.channels_last)
+        res = evaluate(
+            runner.model,
+            runner.splits.test,
+            runner.spec,
+            runner.device,
+            1000,
+            autocast=runner.amp,
+            channels_last=runner.cfg.channels_last,
+        )
         out.curve.append((round(train_time, 3), round(runner.step / runner.steps_per_epoch, 3), res.accuracy))
         out.train_time, out.test_accuracy, out.step = train_time, res.accuracy, runner.step
         out.epoch = runner.step / runner.steps_per_epoch
@@ -161,8 +189,9 @@ def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_ep
     return out
 
 
-def baseline_time_to_accuracy(splits, target: float, budget_s: float, check_every_s: float, batch_size: int = 64,
-                              lr: float = 0.1, seed: int = 0) -> TimeToAccuracy:
+def baseline_time_to_accuracy(
+    splits, target: float, budget_s: float, check_every_s: float, batch_size: int = 64, lr: float = 0.1, seed: int = 0
+) -> TimeToAccuracy:
     """Train the tutorials' recipe (per-sample PIL pipeline, NNDL ``lenet5``, SGD ``lr``, ``batch_size``) until
     its TEST accuracy first reaches ``target`` or ``budget_s`` seconds of training are spent.
 
@@ -199,13 +228,14 @@ def _accuracy(model, xs: torch.Tensor, ys: torch.Tensor) -> float:
     """Accuracy of ``model`` on images ``xs`` ``[N, C, H, W]`` with labels ``ys`` ``[N]`` (leaves it in train mode)."""
     model.eval()
     with torch.no_grad():
-        pred = torch.cat([model(xs[i:i + 1000]).argmax(1) for i in range(0, len(xs), 1000)])
+        pred = torch.cat([model(xs[i : i + 1000]).argmax(1) for i in range(0, len(xs), 1000)])
     model.train()
     return float((pred == ys).double().mean())
 
 
-def measure_throughputs(splits, variants: list, steps: int, rounds: int = 3, window: int = 20,
-                        batch_size: int = 64, say=lambda *a: None) -> dict:
+def measure_throughputs(
+    splits, variants: list, steps: int, rounds: int = 3, window: int = 20, batch_size: int = 64, say=lambda *a: None
+) -> dict:
     """Examples/s of each variant, measured in interleaved rounds (median over all timing windows).
 
     ``variants``: ``(name, threads, levers)`` tuples; ``levers`` is None for the per-sample PIL baseline,
@@ -218,16 +248,30 @@ def measure_throughputs(splits, variants: list, steps: int, rounds: int = 3, win
     for r in range(rounds):
         for name, threads, levers in variants:
             with timing.threads(threads):
-                rates[name] += (_baseline_rates(splits, per_round, batch_size, 5, r, window, pil_ds) if levers is None
-                                else _runner_rates(splits, per_round, batch_size, window, window, seed=r, **levers))
+                rates[name] += (
+                    _baseline_rates(splits, per_round, batch_size, 5, r, window, pil_ds)
+                    if levers is None
+                    else _runner_rates(splits, per_round, batch_size, window, window, seed=r, **levers)
+                )
         say(f"  round {r + 1}/{rounds} done")
     return {name: float(np.median(v)) for name, v in rates.items()}
 
 
-def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, steps: int | None = None,
-                    threads=None, target: float = 0.99, levers: bool = True, compile: bool = False,
-                    tta: bool = True, recipe: dict | None = None, config: str | None = None,
-                    baseline_budget: float = 10.0, say=lambda text, err=False: None) -> BenchResult:
+def run_train_bench(
+    dataset: str = "mnist",
+    data_dir=None,
+    quick: bool = False,
+    steps: int | None = None,
+    threads=None,
+    target: float = 0.99,
+    levers: bool = True,
+    compile: bool = False,
+    tta: bool = True,
+    recipe: dict | None = None,
+    config: str | None = None,
+    baseline_budget: float = 10.0,
+    say=lambda text, err=False: None,
+) -> BenchResult:
     """Run the benchmark and return its figures; ``say(text)`` shows a line as each part ends.
 
     ``steps`` timed steps per throughput figure (default 300, 120 with ``quick``), spread over
@@ -246,8 +290,10 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
     splits = data.load(dataset, data_dir=data_dir)
     lever_sets = [("Runner (tensor-resident)", {})]
     if levers:
-        lever_sets += [("Runner + channels-last", {"channels_last": True}),
-                       ("Runner + channels-last + bf16 autocast", {"channels_last": True, "amp": "bf16"})]
+        lever_sets += [
+            ("Runner + channels-last", {"channels_last": True}),
+            ("Runner + channels-last + bf16 autocast", {"channels_last": True, "amp": "bf16"}),
+        ]
     variants = []
     for t in threads:
         variants.append((f"baseline @{t}t", t, None))
@@ -257,23 +303,35 @@ def run_train_bench(dataset: str = "mnist", data_dir=None, quick: bool = False, 
         name = f"Runner + channels-last + torch.compile @{threads[-1]}t"
         say(f"  compiling for {name} (compilation time excluded) ...")
         with timing.threads(threads[-1]):
-            figures[name] = float(np.median(_runner_rates(splits, steps, 64, 3 * window, window, channels_last=True,
-                                                          compile=True)))
+            figures[name] = float(
+                np.median(_runner_rates(splits, steps, 64, 3 * window, window, channels_last=True, compile=True))
+            )
     ratios = {name: eps / figures[f"baseline @{name.rsplit('@', 1)[1]}"] for name, eps in figures.items()}
     best = max(figures, key=lambda k: figures[k] if not k.startswith("baseline") else -1)
     best_base = max((k for k in figures if k.startswith("baseline")), key=figures.get)
     top = max((k for k in figures if not k.startswith("baseline")), key=ratios.get)
-    res = {"dataset": splits.name, "train_examples": len(splits.train), "threads": threads,
-           "torch": torch.__version__, "batch_size": 64, "steps": steps, "throughput": figures, "ratio": ratios,
-           "best": best, "best_vs_best_baseline": figures[best] / figures[best_base],
-           "best_ratio_same_threads": ratios[top], "best_ratio_variant": top}
+    res = {
+        "dataset": splits.name,
+        "train_examples": len(splits.train),
+        "threads": threads,
+        "torch": torch.__version__,
+        "batch_size": 64,
+        "steps": steps,
+        "throughput": figures,
+        "ratio": ratios,
+        "best": best,
+        "best_vs_best_baseline": figures[best] / figures[best_base],
+        "best_ratio_same_threads": ratios[top],
+        "best_ratio_variant": top,
+    }
     if tta:
         res.update(time_to_accuracy_part(splits, threads[0], target, config, recipe, baseline_budget, say))
     return BenchResult("bench-train", res)
 
 
-def time_to_accuracy_part(splits, threads: int, target: float, config: str | None, recipe: dict | None,
-                          baseline_budget: float, say) -> dict:
+def time_to_accuracy_part(
+    splits, threads: int, target: float, config: str | None, recipe: dict | None, baseline_budget: float, say
+) -> dict:
     """The time-to-accuracy figures: :func:`time_to_accuracy` of :func:`fast_lenet5` (or of the shipped config
     or file ``config``; ``recipe`` overrides fields of either) on ``threads`` threads, then the baseline recipe
     trained for up to ``baseline_budget`` times lenetlab's training time (:func:`baseline_time_to_accuracy`) on
@@ -283,14 +341,24 @@ def time_to_accuracy_part(splits, threads: int, target: float, config: str | Non
     with timing.threads(threads):
         t = time_to_accuracy(splits, cfg, target)
     budget = baseline_budget * t.train_time
-    say(f"  lenetlab: {t.test_accuracy:.2%} after {t.train_time:.1f} s; baseline recipe trained for up to "
-        f"{budget:.1f} s ...")
+    say(
+        f"  lenetlab: {t.test_accuracy:.2%} after {t.train_time:.1f} s; baseline recipe trained for up to "
+        f"{budget:.1f} s ..."
+    )
     with timing.threads(cfg.num_threads or threads):
         b = baseline_time_to_accuracy(splits, target, budget, t.train_time / 2)
     same = next((c for c in b.curve if c[0] >= t.train_time), b.curve[-1])
-    return {"time_to_accuracy": {"config": config or "fast-lenet5", "recipe": {k: getattr(cfg, k) for k in fields},
-                                 **t.__dict__},
-            "baseline_time_to_accuracy": b.__dict__,
-            "baseline_same_budget": {"train_time": same[0], "epochs": same[1], "test_accuracy": same[2]},
-            "speedup_to_target": {"ratio": b.train_time / t.train_time if t.reached else None,
-                                  "lower_bound": not b.reached, "budget_multiple": baseline_budget}}
+    return {
+        "time_to_accuracy": {
+            "config": config or "fast-lenet5",
+            "recipe": {k: getattr(cfg, k) for k in fields},
+            **t.__dict__,
+        },
+        "baseline_time_to_accuracy": b.__dict__,
+        "baseline_same_budget": {"train_time": same[0], "epochs": same[1], "test_accuracy": same[2]},
+        "speedup_to_target": {
+            "ratio": b.train_time / t.train_time if t.reached else None,
+            "lower_bound": not b.reached,
+            "budget_multiple": baseline_budget,
+        },
+    }

@@ -86,9 +86,16 @@ def _same_weights(checkpoint: str | None, spec, dataset: str, classes: int, seed
     return ref, scratch, loop, spec
 
 
-def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str | None = None, limit: int = 1000,
-                  loop_images: int = 4, checkpoint: str | None = None, seed: int = 0,
-                  tolerance: float = TOLERANCE) -> dict:
+def compare_lenet(
+    batch: int = 64,
+    dataset: str = "mnist-subset",
+    data_dir: str | None = None,
+    limit: int = 1000,
+    loop_images: int = 4,
+    checkpoint: str | None = None,
+    seed: int = 0,
+    tolerance: float = TOLERANCE,
+) -> dict:
     """Compare ``lenet5``, ``lenet5-scratch`` and the loop reference on the same weights.
 
     Random inputs are ``[batch, C, 32, 32]`` standard normal; real inputs are the first ``limit``
@@ -99,8 +106,9 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     if not tolerance >= 0:
         raise ConfigError(f"--tolerance must be non-negative, got {tolerance}")
     if batch < 1 or limit < 1 or loop_images < 0:
-        raise ConfigError(f"--batch ({batch}) and --limit ({limit}) must be positive, --loop-images ({loop_images}) "
-                          f"non-negative")
+        raise ConfigError(
+            f"--batch ({batch}) and --limit ({limit}) must be positive, --loop-images ({loop_images}) non-negative"
+        )
     splits = load(dataset, data_dir)
     spec = dataclasses.replace(splits.input_spec, size=32)
     images = splits.test.x[:limit]
@@ -114,8 +122,9 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
         # float32 rounding grows with the size of the values compared: the tolerance is relative to
         # the largest of them (absolute below 1)
         allowed = tolerance * max(1.0, scale)
-        rows.append({"check": name, "inputs": what, "n": n, "max_abs_diff": diff, "allowed": allowed,
-                     "ok": diff <= allowed})
+        rows.append(
+            {"check": name, "inputs": what, "n": n, "max_abs_diff": diff, "allowed": allowed, "ok": diff <= allowed}
+        )
 
     def compare(name: str, what: str, a: torch.Tensor, b: torch.Tensor) -> None:
         row(name, what, a.shape[0], _max_diff(a, b), float(a.detach().abs().max()))
@@ -140,8 +149,14 @@ def compare_lenet(batch: int = 64, dataset: str = "mnist-subset", data_dir: str 
     back = scratch_to_torch(from_loop_reference(to_loop_reference(scratch.state_dict())))
     exact = all(torch.equal(back[k], v) for k, v in ref.state_dict().items())
     row("state dict round trip torch -> loop -> scratch -> torch", "weights", len(back), 0.0 if exact else float("inf"))
-    return {"tolerance": tolerance, "weights": checkpoint or f"random init (seed {seed})",
-            "argmax_agreement": agree, "max_abs_output": scale, "rows": rows, "ok": all(r["ok"] for r in rows)}
+    return {
+        "tolerance": tolerance,
+        "weights": checkpoint or f"random init (seed {seed})",
+        "argmax_agreement": agree,
+        "max_abs_output": scale,
+        "rows": rows,
+        "ok": all(r["ok"] for r in rows),
+    }
 
 
 def run_compare(**kwargs) -> Output:
@@ -149,9 +164,14 @@ def run_compare(**kwargs) -> Output:
     result = compare_lenet(**kwargs)
     width = max(len(r["check"]) for r in result["rows"])
     lines = [f"weights: {result['weights']}; tolerance {result['tolerance']:.0e} x max(1, largest |value| compared)"]
-    lines += [f"{r['check']:<{width}}  {r['inputs']:<22} n={r['n']:<5} max|diff| = {r['max_abs_diff']:.3e} "
-              f"(allowed {r['allowed']:.1e})  {'ok' if r['ok'] else 'FAIL'}" for r in result["rows"]]
-    lines.append(f"argmax agreement lenet5 vs lenet5-scratch: {result['argmax_agreement']:.2%}; largest |output| "
-                 f"{result['max_abs_output']:.3g} (float32 rounding grows with it)")
+    lines += [
+        f"{r['check']:<{width}}  {r['inputs']:<22} n={r['n']:<5} max|diff| = {r['max_abs_diff']:.3e} "
+        f"(allowed {r['allowed']:.1e})  {'ok' if r['ok'] else 'FAIL'}"
+        for r in result["rows"]
+    ]
+    lines.append(
+        f"argmax agreement lenet5 vs lenet5-scratch: {result['argmax_agreement']:.2%}; largest |output| "
+        f"{result['max_abs_output']:.3g} (float32 rounding grows with it)"
+    )
     lines.append("PASS" if result["ok"] else "FAIL: a difference is above what float32 rounding allows")
     return Output(result, "\n".join(lines), status=0 if result["ok"] else 1)

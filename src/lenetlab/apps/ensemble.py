@@ -61,9 +61,16 @@ class EnsembleResult:
         return asdict(self)
 
 
-def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
-                      device: str | torch.device = "cpu", split: str = "test", batch_size: int = 1000,
-                      splits=None, tta: str = "off") -> EnsembleResult:
+def ensemble_evaluate(
+    checkpoints: list,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    device: str | torch.device = "cpu",
+    split: str = "test",
+    batch_size: int = 1000,
+    splits=None,
+    tta: str = "off",
+) -> EnsembleResult:
     """Evaluate each checkpoint and the average of their probabilities on ``split`` of ``dataset``.
 
     ``dataset``/``data_dir`` default to the first checkpoint's training config; ``splits`` (a
@@ -81,9 +88,17 @@ def ensemble_evaluate(checkpoints: list, dataset: str | None = None, data_dir: s
     return res
 
 
-def ensemble_select(checkpoints: list, dataset: str | None = None, data_dir: str | None = None,
-                    device: str | torch.device = "cpu", split: str = "test", batch_size: int = 1000,
-                    splits=None, rule: str = "auto", tta: str = "off") -> tuple[EnsembleResult, EnsembleResult]:
+def ensemble_select(
+    checkpoints: list,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    device: str | torch.device = "cpu",
+    split: str = "test",
+    batch_size: int = 1000,
+    splits=None,
+    rule: str = "auto",
+    tta: str = "off",
+) -> tuple[EnsembleResult, EnsembleResult]:
     """Choose a committee among ``checkpoints`` on the dev split (:func:`choose_committee` with ``rule``),
     then evaluate it.
 
@@ -134,15 +149,24 @@ def _labelled(splits, split: str):
     return part
 
 
-def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_size: int,
-              probs: list | None = None, tta: bool = False) -> EnsembleResult:
+def _evaluate(
+    checkpoints: list,
+    predictors: list,
+    splits,
+    split: str,
+    batch_size: int,
+    probs: list | None = None,
+    tta: bool = False,
+) -> EnsembleResult:
     """Each model's and the ensemble's figures on ``split``; ``probs``: the models' probabilities there, if
     known; ``tta``: averaged over shifted views."""
     names = predictors[0].class_names
     part = _labelled(splits, split)
     if names and [str(c) for c in splits.class_names] != names:
-        raise CheckpointError(f"{checkpoints[0]}: its class names {names[:5]}... do not match dataset "
-                              f"{splits.name}'s {list(splits.class_names)[:5]}...")
+        raise CheckpointError(
+            f"{checkpoints[0]}: its class names {names[:5]}... do not match dataset "
+            f"{splits.name}'s {list(splits.class_names)[:5]}..."
+        )
     y = part.y.cpu().numpy()
     if probs is None:
         mean, probs = mean_probabilities(predictors, part.x, batch_size, tta=tta)
@@ -153,12 +177,21 @@ def _evaluate(checkpoints: list, predictors: list, splits, split: str, batch_siz
         if pr.shape[1] <= int(y.max()):
             raise CheckpointError(f"{path}: model has {pr.shape[1]} outputs but the labels go up to {int(y.max())}")
         members.append({"checkpoint": str(path), "model": pred.name, **accuracy_nll(pr, y)})
-    return EnsembleResult(dataset=splits.name, split=split, n=len(part), members=members, tta=tta,
-                          **accuracy_nll(mean, y))
+    return EnsembleResult(
+        dataset=splits.name, split=split, n=len(part), members=members, tta=tta, **accuracy_nll(mean, y)
+    )
 
 
-def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str = "auto", split: str = "test",
-                 select: str | None = None, tta: str = "off") -> Output:
+def run_ensemble(
+    checkpoints: list,
+    *,
+    dataset=None,
+    data_dir=None,
+    device: str = "auto",
+    split: str = "test",
+    select: str | None = None,
+    tta: str = "off",
+) -> Output:
     """``lenet ensemble``: each member's and the ensemble's accuracy and error.
 
     ``select`` (a rule of :data:`SELECT_RULES`): first choose the members on the dev split
@@ -169,31 +202,41 @@ def run_ensemble(checkpoints: list, *, dataset=None, data_dir=None, device: str 
     if select:
         if split == "dev":
             raise LenetlabError("--select chooses the members on the dev split: evaluate them with --split test")
-        dev, res = ensemble_select(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split,
-                                   rule=select, tta=tta)
+        dev, res = ensemble_select(
+            paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split, rule=select, tta=tta
+        )
         data = {"candidates": paths, "chosen_on_dev": dev.to_dict(), **res.to_dict()}
         sel = dev.selection
         how = "greedy forward selection" if sel["rule"] == "greedy" else "all of them"
         if sel["held_out_error"] is not None:
             err = sel["held_out_error"]
-            how += (f" (error on held-out halves of dev, {sel['repeats']} cuts: greedy {100 * err['greedy']:.2f}%, "
-                    f"all {100 * err['all']:.2f}%)")
-        lines.append(f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples) by {how}; "
-                     f"{100 * dev.accuracy:.2f}% dev accuracy")
+            how += (
+                f" (error on held-out halves of dev, {sel['repeats']} cuts: greedy {100 * err['greedy']:.2f}%, "
+                f"all {100 * err['all']:.2f}%)"
+            )
+        lines.append(
+            f"chose {len(res.members)} of {len(paths)} models on the dev split ({dev.n} examples) by {how}; "
+            f"{100 * dev.accuracy:.2f}% dev accuracy"
+        )
     else:
-        res = ensemble_evaluate(paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split,
-                                tta=tta)
+        res = ensemble_evaluate(
+            paths, dataset=dataset, data_dir=data_dir, device=select_device(device), split=split, tta=tta
+        )
         data = res.to_dict()
     if res.tta_dev_accuracy:
         acc = res.tta_dev_accuracy
-        lines.append(f"test-time augmentation (one-pixel shifts): dev accuracy {100 * acc['off']:.2f}% without, "
-                     f"{100 * acc['on']:.2f}% with: {'used' if res.tta else 'not used'}")
+        lines.append(
+            f"test-time augmentation (one-pixel shifts): dev accuracy {100 * acc['off']:.2f}% without, "
+            f"{100 * acc['on']:.2f}% with: {'used' if res.tta else 'not used'}"
+        )
     shifts = ", each model's probabilities averaged over one-pixel shifts" if res.tta else ""
     lines.append(f"{res.dataset} {res.split} split, {res.n} examples{shifts}")
     rows = [(m["checkpoint"], m["model"], m["accuracy"], m["nll"]) for m in res.members]
     rows.append(("ensemble (mean probability)", f"{len(res.members)} models", res.accuracy, res.nll))
     width = max(len(r[0]) for r in rows)
     mw = max(len(r[1]) for r in rows)
-    lines += [f"  {name:<{width}}  {model:<{mw}}  accuracy {100 * acc:6.2f}%  error {100 * (1 - acc):5.2f}%  "
-              f"nll {nll:.4f}" for name, model, acc, nll in rows]
+    lines += [
+        f"  {name:<{width}}  {model:<{mw}}  accuracy {100 * acc:6.2f}%  error {100 * (1 - acc):5.2f}%  nll {nll:.4f}"
+        for name, model, acc, nll in rows
+    ]
     return Output(data, "\n".join(lines))

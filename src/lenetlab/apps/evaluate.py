@@ -35,12 +35,15 @@ def _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_siz
     if len(part) == 0:
         raise DataError(f"{name}: the {split} split is empty")
     if len(ckpt["class_names"]) != len(splits.class_names):
-        raise DataError(f"{checkpoint}: model has {len(ckpt['class_names'])} classes but {name} has "
-                        f"{len(splits.class_names)}")
+        raise DataError(
+            f"{checkpoint}: model has {len(ckpt['class_names'])} classes but {name} has {len(splits.class_names)}"
+        )
     if [str(c) for c in ckpt["class_names"]] != [str(c) for c in splits.class_names]:
         # same count, other classes (a digit model on Fashion-MNIST, say): the accuracy would be meaningless
-        raise DataError(f"{checkpoint}: model classes ({_brief(ckpt['class_names'])}) differ from {name}'s "
-                        f"({_brief(splits.class_names)})")
+        raise DataError(
+            f"{checkpoint}: model classes ({_brief(ckpt['class_names'])}) differ from {name}'s "
+            f"({_brief(splits.class_names)})"
+        )
     spec = InputSpec.from_dict(ckpt["input_spec"])
     channels_last = bool(cfg.get("channels_last", False))
     if channels_last:
@@ -49,8 +52,16 @@ def _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_siz
         autocast = autocast_dtype(dev, cfg.get("amp", "off"))
     except LenetlabError:
         autocast = None
-    res = evaluate(model, part, spec, dev, batch_size, class_names=ckpt["class_names"],
-                   autocast=autocast, channels_last=channels_last)
+    res = evaluate(
+        model,
+        part,
+        spec,
+        dev,
+        batch_size,
+        class_names=ckpt["class_names"],
+        autocast=autocast,
+        channels_last=channels_last,
+    )
     return res, split
 
 
@@ -65,5 +76,7 @@ def eval_command(checkpoint, dataset=None, data_dir=None, split=None, device="au
     Kaggle test set)."""
     res, used = _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)
     note = " (the test split is unlabelled)" if split is None and used == "dev" else ""
-    return Output({"checkpoint": str(checkpoint), "split": used, **res.to_dict()},
-                  f"{checkpoint} on {used}{note}:\n{format_result(res)}")
+    return Output(
+        {"checkpoint": str(checkpoint), "split": used, **res.to_dict()},
+        f"{checkpoint} on {used}{note}:\n{format_result(res)}",
+    )

@@ -12,8 +12,9 @@ from lenetlab.lessons.notebook import lesson_notebook
 from lenetlab.textfmt import Output
 
 
-def run_lessons(name: str | None = None, source: bool = False, notebook: str | os.PathLike | None = None,
-                **options) -> Output:
+def run_lessons(
+    name: str | None = None, source: bool = False, notebook: str | os.PathLike | None = None, **options
+) -> Output:
     """Without ``name``, the catalogue: one line per lesson (JSON: name, summary and option names of
     each). With it, run that lesson with ``options``: its idea and results (JSON: its report; status 1
     when a check failed), with ``source`` its module's code, or with ``notebook`` write it as a Jupyter
@@ -29,8 +30,10 @@ def run_lessons(name: str | None = None, source: bool = False, notebook: str | o
     if name is not None:
         return _lesson(name, source, **options)
     rows = [{"name": x.name, "summary": x.summary, "options": [o.name for o in x.options]} for x in list_lessons()]
-    return Output(rows, format_listing() + "\n\nrun one with `lenet lesson NAME`; `lenet lesson NAME --help` "
-                                           "shows what you can change")
+    return Output(
+        rows,
+        format_listing() + "\n\nrun one with `lenet lesson NAME`; `lenet lesson NAME --help` shows what you can change",
+    )
 
 
 def _lesson(name: str, source: bool, **options) -> Output:
@@ -39,8 +42,10 @@ def _lesson(name: str, source: bool, **options) -> Output:
         code = lesson.source()
         return Output({"lesson": name, "source": code}, code.removesuffix("\n"))
     report = run_lesson(name, **options)
-    text = (f"{lesson_text(lesson, report)}\n\ncode: lenetlab/lessons/{lesson.module}.py "
-            f"(`lenet lesson {name} --source` prints it)")
+    text = (
+        f"{lesson_text(lesson, report)}\n\ncode: lenetlab/lessons/{lesson.module}.py "
+        f"(`lenet lesson {name} --source` prints it)"
+    )
     failed = [k for k, ok in report.checks.items() if not ok]
     notes = [f"lesson {name}: {len(failed)} check(s) failed: {', '.join(failed)}"] if failed else []
     return Output(report.to_dict(), text, notes, status=1 if failed else 0)

@@ -13,8 +13,16 @@ def run_models(pretrained: bool = False) -> Output:
     if pretrained:
         rows = describe_pretrained()
         head = ("model", "trained on", "test acc", "classes", "python")
-        table = [(r["name"], r["dataset"] or "?", "?" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
-                  r["classes"], f"create({r['name']!r}, pretrained=True)") for r in rows]
+        table = [
+            (
+                r["name"],
+                r["dataset"] or "?",
+                "?" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
+                r["classes"],
+                f"create({r['name']!r}, pretrained=True)",
+            )
+            for r in rows
+        ]
         return Output(rows, "\n".join(align([head, *table], right={2, 3})))
     rows = describe_models()
     table = [(r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}", r["description"]) for r in rows]

@@ -31,7 +31,9 @@ def _rows(run: Run, notes: list[str]) -> list[dict]:
         return []
 
 
-def redraw_run(run_dir: str | Path, out: str | Path | None = None, device: str = "auto") -> tuple[list[Path], list[str]]:
+def redraw_run(
+    run_dir: str | Path, out: str | Path | None = None, device: str = "auto"
+) -> tuple[list[Path], list[str]]:
     """Draw every plot of ``run_dir`` that its files allow into ``out`` (default ``RUN/plots``).
 
     Returns ``(paths written, notes)``: a note says what was skipped and why."""
@@ -83,10 +85,14 @@ def run_plot(runs: list[str], out: str | None = None, device: str = "auto") -> O
     run_dirs = [Run.find(r).path for r in runs]
     if len(run_dirs) > 1:
         path = overlay_runs(run_dirs, out or DEFAULT_OVERLAY)
-        return Output({"runs": [str(p) for p in run_dirs], "plots": [str(path)], "notes": []},
-                      f"wrote {path} ({len(run_dirs)} runs: {', '.join(p.name for p in run_dirs)})")
+        return Output(
+            {"runs": [str(p) for p in run_dirs], "plots": [str(path)], "notes": []},
+            f"wrote {path} ({len(run_dirs)} runs: {', '.join(p.name for p in run_dirs)})",
+        )
     written, notes = redraw_run(run_dirs[0], out, device)
     where = Path(out) if out is not None else run_dirs[0] / PLOTS
-    return Output({"run": str(run_dirs[0]), "plots": [str(p) for p in written], "notes": notes},
-                  f"wrote {len(written)} plots to {where}: {', '.join(p.name for p in written) or 'none'}",
-                  [f"note: {n}" for n in notes])
+    return Output(
+        {"run": str(run_dirs[0]), "plots": [str(p) for p in written], "notes": notes},
+        f"wrote {len(written)} plots to {where}: {', '.join(p.name for p in written) or 'none'}",
+        [f"note: {n}" for n in notes],
+    )

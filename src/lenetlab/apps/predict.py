@@ -62,8 +62,9 @@ def split_inputs(inputs: list[str]) -> tuple[str | None, list[str]]:
     return None, list(inputs)
 
 
-def predict_images(predictor: Predictor, images: list, *, top_k: int = 3,
-                   show_dir: str | os.PathLike | None = None) -> list[ImagePrediction]:
+def predict_images(
+    predictor: Predictor, images: list, *, top_k: int = 3, show_dir: str | os.PathLike | None = None
+) -> list[ImagePrediction]:
     """Classify each image (paths, bytes or arrays) with ``predictor`` (see
     :func:`lenetlab.inference.predictor.load_predictor`); one result per image, in order.
 
@@ -90,8 +91,7 @@ def predict_images(predictor: Predictor, images: list, *, top_k: int = 3,
             results.append(ImagePrediction(name, "blank", message=p))
             continue
         top = predictor.top_k(probs[ok.index(i)], top_k)
-        results.append(ImagePrediction(name, "ok", label=top[0]["label"], probability=top[0]["probability"],
-                                       top_k=top))
+        results.append(ImagePrediction(name, "ok", label=top[0]["label"], probability=top[0]["probability"], top_k=top))
     if show_dir is not None:
         show = Path(show_dir)
         used: set[str] = set()
@@ -114,12 +114,21 @@ def _line(r: ImagePrediction) -> str:
     if r.status == "blank":
         return f"{r.image}: no digit found (blank image) - write or draw a digit"
     alts = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r.top_k)
-    return (f"{r.image}: {r.label} ({100 * r.probability:.1f}%)   top-{len(r.top_k)}: {alts}"
-            + (f"   input: {r.shown}" if r.shown else ""))
+    return f"{r.image}: {r.label} ({100 * r.probability:.1f}%)   top-{len(r.top_k)}: {alts}" + (
+        f"   input: {r.shown}" if r.shown else ""
+    )
 
 
-def run_predict(checkpoint, images: list[str], *, onnx=None, top_k: int = 3, device: str = "auto", show_dir=None,
-                model: str | None = None) -> Output:
+def run_predict(
+    checkpoint,
+    images: list[str],
+    *,
+    onnx=None,
+    top_k: int = 3,
+    device: str = "auto",
+    show_dir=None,
+    model: str | None = None,
+) -> Output:
     """``lenet predict``: the predictions of ``checkpoint`` (or the ONNX model ``onnx``, or the
     pretrained weights shipped for ``model``, or the shipped ``lenet5`` when all are None, where a
     first image that is a checkpoint is taken as one: :func:`split_inputs`), one line per image;
@@ -128,5 +137,8 @@ def run_predict(checkpoint, images: list[str], *, onnx=None, top_k: int = 3, dev
         checkpoint, images = split_inputs(images)
     predictor = load_predictor(checkpoint, onnx, device=str(select_device(device)), model=model)
     results = predict_images(predictor, images, top_k=top_k, show_dir=show_dir)
-    return Output([r.to_dict() for r in results], "\n".join(map(_line, results)),
-                  status=EXIT_BLANK if any(r.status == "blank" for r in results) else 0)
+    return Output(
+        [r.to_dict() for r in results],
+        "\n".join(map(_line, results)),
+        status=EXIT_BLANK if any(r.status == "blank" for r in results) else 0,
+    )

@@ -25,8 +25,9 @@ def format_seconds(seconds: float | None) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-def select_runs(runs: list[RunInfo], sort: str = "name", model: str | None = None,
-                dataset: str | None = None) -> list[RunInfo]:
+def select_runs(
+    runs: list[RunInfo], sort: str = "name", model: str | None = None, dataset: str | None = None
+) -> list[RunInfo]:
     """``runs`` filtered by ``model``/``dataset`` (exact names) and sorted: ``name`` (A-Z), ``dev`` or
     ``test`` (best accuracy first), ``time`` (shortest training first); runs without the figure last."""
     if sort not in SORTS:
@@ -34,9 +35,11 @@ def select_runs(runs: list[RunInfo], sort: str = "name", model: str | None = Non
     runs = [r for r in runs if (model is None or r.model == model) and (dataset is None or r.dataset == dataset)]
     if sort == "name":
         return sorted(runs, key=lambda r: r.name)
-    key = {"dev": lambda r: -r.best_dev if r.best_dev is not None else None,
-           "test": lambda r: -r.test if r.test is not None else None,
-           "time": lambda r: r.train_time}[sort]
+    key = {
+        "dev": lambda r: -r.best_dev if r.best_dev is not None else None,
+        "test": lambda r: -r.test if r.test is not None else None,
+        "time": lambda r: r.train_time,
+    }[sort]
     return sorted(runs, key=lambda r: (key(r) is None, key(r) if key(r) is not None else 0, r.name))
 
 
@@ -58,10 +61,21 @@ def _notes(r: RunInfo) -> str:
 def format_runs(runs: list[RunInfo]) -> str:
     """The table ``lenet runs`` prints (a header and one line per run)."""
     head = ("run", "model", "dataset", "status", "epochs", "best dev", "test", "train time", "ex/s", "notes")
-    table = [(r.name, r.model or "?", r.dataset or "?", r.status, _epochs(r),
-              "-" if r.best_dev is None else f"{r.best_dev:.4f}", "-" if r.test is None else f"{r.test:.4f}",
-              format_seconds(r.train_time), "-" if r.examples_per_sec is None else f"{r.examples_per_sec:,.0f}",
-              _notes(r)) for r in runs]
+    table = [
+        (
+            r.name,
+            r.model or "?",
+            r.dataset or "?",
+            r.status,
+            _epochs(r),
+            "-" if r.best_dev is None else f"{r.best_dev:.4f}",
+            "-" if r.test is None else f"{r.test:.4f}",
+            format_seconds(r.train_time),
+            "-" if r.examples_per_sec is None else f"{r.examples_per_sec:,.0f}",
+            _notes(r),
+        )
+        for r in runs
+    ]
     return "\n".join(align([head, *table], right={4, 5, 6, 7, 8}))
 
 

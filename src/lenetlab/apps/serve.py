@@ -40,8 +40,9 @@ def served_model(source: str | None, *, onnx: bool = False, device: str = "cpu")
     bad = run.read_config()[1]
     if bad and bad.startswith("config.json"):  # what GET /models shows comes from it: refuse now, not per request
         raise LenetlabError(f"{run.path}: {bad}")
-    return ServedModel(run.path.resolve().name, predictor, dataset=run.data["dataset"],
-                       test_accuracy=run.test_accuracy())
+    return ServedModel(
+        run.path.resolve().name, predictor, dataset=run.data["dataset"], test_accuracy=run.test_accuracy()
+    )
 
 
 def served_models(sources: list[str], onnx: list[str] | None = None, device: str = "cpu") -> list[ServedModel]:
@@ -60,20 +61,46 @@ def served_models(sources: list[str], onnx: list[str] | None = None, device: str
     return models
 
 
-def run_serve(sources: list[str], onnx: list[str] | None = None, *, host: str = "127.0.0.1", port: int = 8000,
-              device: str = "cpu", max_upload_mb: float = 5.0, log_level: str = "info",
-              max_batch: int = MAX_BATCH, batch_wait_ms: float = WAIT_MS, workers: int = 1, say=quiet) -> int:
+def run_serve(
+    sources: list[str],
+    onnx: list[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device: str = "cpu",
+    max_upload_mb: float = 5.0,
+    log_level: str = "info",
+    max_batch: int = MAX_BATCH,
+    batch_wait_ms: float = WAIT_MS,
+    workers: int = 1,
+    say=quiet,
+) -> int:
     """``lenet serve``: check the options, load every model, serve until interrupted (``say`` shows
     where), gathering up to ``max_batch`` concurrent requests for ``batch_wait_ms`` into one forward
     pass (1: no batching), in ``workers`` processes (each builds its app with :func:`worker_app` from
     the options this puts in ``$LENETLAB_SERVE_OPTIONS``); returns exit status 0."""
-    options = {"sources": sources, "onnx": onnx or [], "device": device, "max_upload_mb": max_upload_mb,
-               "max_batch": max_batch, "batch_wait_ms": batch_wait_ms}
+    options = {
+        "sources": sources,
+        "onnx": onnx or [],
+        "device": device,
+        "max_upload_mb": max_upload_mb,
+        "max_batch": max_batch,
+        "batch_wait_ms": batch_wait_ms,
+    }
     if workers > 1:
         os.environ[OPTIONS_ENV] = json.dumps(options)
-    run_server(lambda: served_models(sources, onnx, device), host=host, port=port, max_upload_mb=max_upload_mb,
-               log_level=log_level, max_batch=max_batch, batch_wait_ms=batch_wait_ms, workers=workers,
-               worker_factory=f"{__name__}:worker_app", say=say)
+    run_server(
+        lambda: served_models(sources, onnx, device),
+        host=host,
+        port=port,
+        max_upload_mb=max_upload_mb,
+        log_level=log_level,
+        max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+        workers=workers,
+        worker_factory=f"{__name__}:worker_app",
+        say=say,
+    )
     return 0
 
 
@@ -81,5 +108,9 @@ def worker_app():
     """The app of one ``lenet serve --workers N`` process (uvicorn's factory): the models and options
     that :func:`run_serve` left in ``$LENETLAB_SERVE_OPTIONS``."""
     o = json.loads(os.environ[OPTIONS_ENV])
-    return serving_app(served_models(o["sources"], o["onnx"], o["device"]), max_upload_mb=o["max_upload_mb"],
-                       max_batch=o["max_batch"], batch_wait_ms=o["batch_wait_ms"])
+    return serving_app(
+        served_models(o["sources"], o["onnx"], o["device"]),
+        max_upload_mb=o["max_upload_mb"],
+        max_batch=o["max_batch"],
+        batch_wait_ms=o["batch_wait_ms"],
+    )

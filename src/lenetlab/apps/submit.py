@@ -71,8 +71,9 @@ class SubmitResult:
         return asdict(self)
 
 
-def write_submission(path: str | os.PathLike, images: list[str], labels: list[str],
-                     header: tuple[str, str] = ("image", "label")) -> Path:
+def write_submission(
+    path: str | os.PathLike, images: list[str], labels: list[str], header: tuple[str, str] = ("image", "label")
+) -> Path:
     """Write ``header`` then ``id,label`` rows to ``path`` atomically (a crash never leaves half a file)."""
     if len(images) != len(labels):
         raise ValueError("images and labels differ in length")
@@ -102,8 +103,11 @@ def _train_runs(cfg: RunConfig, splits, members: int, say) -> list:
     """Train ``members`` runs of ``cfg`` (seeds ``seed``, ``seed+1``, ...) on ``splits``."""
     results = []
     for i in range(members):
-        run_cfg = cfg if members == 1 else cfg.replace(
-            seed=cfg.seed + i, name=None if cfg.name is None else f"{cfg.name}-m{i + 1}")
+        run_cfg = (
+            cfg
+            if members == 1
+            else cfg.replace(seed=cfg.seed + i, name=None if cfg.name is None else f"{cfg.name}-m{i + 1}")
+        )
         if members > 1:
             say(f"ensemble member {i + 1}/{members} (seed {run_cfg.seed})")
         results.append(run_with_plots(Runner(run_cfg, splits=splits), say))
@@ -116,13 +120,17 @@ def _from_checkpoints(checkpoints: list, data_dir, config: dict, progress: str, 
     extra = sorted(k for k in config if k not in PREDICT_FIELDS)
     if extra or ensemble is not None:
         what = "--" + (extra[0].replace("_", "-") if extra else "ensemble")
-        raise ConfigError(f"{what} does not apply with --checkpoint: the runs are trained already "
-                          f"(train again without --checkpoint to change it)")
+        raise ConfigError(
+            f"{what} does not apply with --checkpoint: the runs are trained already "
+            f"(train again without --checkpoint to change it)"
+        )
     predictors = [load_predictor(c, device=config.get("device", "auto")) for c in checkpoints]
     run_cfg = dict(predictors[0].config)
     # the test file's columns as told
-    described = {**predictors[0].data, **{k: config[k] for k in PREDICT_FIELDS if k.endswith("_column")
-                                          and config.get(k) is not None}}
+    described = {
+        **predictors[0].data,
+        **{k: config[k] for k in PREDICT_FIELDS if k.endswith("_column") and config.get(k) is not None},
+    }
     dataset = str(_folder(data_dir)) if data_dir is not None else described.get("dataset")
     if not dataset:
         raise CheckpointError(f"{checkpoints[0]}: the checkpoint does not name its dataset; pass --data-dir")
@@ -131,8 +139,10 @@ def _from_checkpoints(checkpoints: list, data_dir, config: dict, progress: str, 
     _check_test(splits)
     names = predictors[0].class_names
     if len(splits.train) and [str(c) for c in splits.class_names] != names:
-        raise CheckpointError(f"{checkpoints[0]}: its classes ({', '.join(names[:4])}, ...) differ from "
-                              f"{splits.name}'s ({', '.join(map(str, splits.class_names[:4]))}, ...)")
+        raise CheckpointError(
+            f"{checkpoints[0]}: its classes ({', '.join(names[:4])}, ...) differ from "
+            f"{splits.name}'s ({', '.join(map(str, splits.class_names[:4]))}, ...)"
+        )
     return cfg, splits, predictors, dict(run_cfg.get("recipe_notes") or {})
 
 
@@ -140,8 +150,9 @@ def _train_for_submission(data_dir, config: dict, progress: str, ensemble: int |
     """Train with the automatic recipe on ``data_dir``: ``(cfg, splits, results, recipe)``."""
     if data_dir is None:
         raise ConfigError("lenet submit needs --data-dir FOLDER (to train) or --checkpoint RUN (to predict)")
-    cfg, plan = apply_recipe({**config, "dataset": str(_folder(data_dir)), "progress": progress}, source="submit",
-                             ensemble=ensemble is None)
+    cfg, plan = apply_recipe(
+        {**config, "dataset": str(_folder(data_dir)), "progress": progress}, source="submit", ensemble=ensemble is None
+    )
     recipe = plan.notes()
     say(describe_notes(recipe))
     ensure_writable(cfg.out_dir, "--out-dir")
@@ -153,9 +164,17 @@ def _train_for_submission(data_dir, config: dict, progress: str, ensemble: int |
     return cfg, splits, results, recipe
 
 
-def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: list | None = None,
-                  out: str | os.PathLike = "submission.csv", tta: str = "auto", ensemble: int | None = None,
-                  progress: str = "auto", say=quiet, **config) -> SubmitResult:
+def kaggle_submit(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    checkpoints: list | None = None,
+    out: str | os.PathLike = "submission.csv",
+    tta: str = "auto",
+    ensemble: int | None = None,
+    progress: str = "auto",
+    say=quiet,
+    **config,
+) -> SubmitResult:
     """Write a submission for the test split of ``data_dir`` to ``out`` (see the module doc).
 
     Without ``checkpoints`` it trains: ``config`` holds the explicit :class:`~lenetlab.train.RunConfig`
@@ -192,12 +211,22 @@ def kaggle_submit(data_dir: str | os.PathLike | None = None, *, checkpoints: lis
     if submitted is None and results:
         submitted = results[0].dev_accuracy
     return SubmitResult(
-        submission=str(path), rows=len(labels), header=list(splits.submission), run_dir=runs[0], checkpoint=best[0],
-        dev_accuracy=submitted, train_time=round(sum(float(r.train_time) for r in results), 3), run_dirs=runs,
-        member_dev_accuracy=member_acc, ensemble_dev_accuracy=ensemble_acc,
-        tta=use_tta, tta_dev_accuracy=tta_scores,
+        submission=str(path),
+        rows=len(labels),
+        header=list(splits.submission),
+        run_dir=runs[0],
+        checkpoint=best[0],
+        dev_accuracy=submitted,
+        train_time=round(sum(float(r.train_time) for r in results), 3),
+        run_dirs=runs,
+        member_dev_accuracy=member_acc,
+        ensemble_dev_accuracy=ensemble_acc,
+        tta=use_tta,
+        tta_dev_accuracy=tta_scores,
         test_accuracy=None if splits.test.y is None else _accuracy(probs, splits.test.y),
-        label_counts=dict(Counter(labels)), recipe=recipe)
+        label_counts=dict(Counter(labels)),
+        recipe=recipe,
+    )
 
 
 def _pct(fraction) -> str:
@@ -207,8 +236,10 @@ def _pct(fraction) -> str:
 
 def _check_test(splits) -> None:
     if len(splits.test) == 0:
-        raise DataError(f"{splits.source}: no test images to predict (a Kaggle folder has test.csv; a folder of "
-                        f"class sub-folders needs test/)")
+        raise DataError(
+            f"{splits.source}: no test images to predict (a Kaggle folder has test.csv; a folder of "
+            f"class sub-folders needs test/)"
+        )
 
 
 def run_submit(data_dir=None, **kwargs) -> Output:
@@ -217,11 +248,15 @@ def run_submit(data_dir=None, **kwargs) -> Output:
     res = kaggle_submit(data_dir, **kwargs)
     lines = []
     if len(res.run_dirs) > 1:
-        lines.append(f"validation accuracy of each model: {', '.join(_pct(a) for a in res.member_dev_accuracy)}; "
-                     f"their average: {_pct(res.ensemble_dev_accuracy)}")
+        lines.append(
+            f"validation accuracy of each model: {', '.join(_pct(a) for a in res.member_dev_accuracy)}; "
+            f"their average: {_pct(res.ensemble_dev_accuracy)}"
+        )
     if res.tta_dev_accuracy.get("on") is not None:
-        lines.append(f"test-time augmentation (one-pixel shifts): validation {_pct(res.tta_dev_accuracy['off'])} "
-                     f"without, {_pct(res.tta_dev_accuracy['on'])} with: {'used' if res.tta else 'not used'}")
+        lines.append(
+            f"test-time augmentation (one-pixel shifts): validation {_pct(res.tta_dev_accuracy['off'])} "
+            f"without, {_pct(res.tta_dev_accuracy['on'])} with: {'used' if res.tta else 'not used'}"
+        )
     lines.append(f"validation accuracy (submitted): {_pct(res.dev_accuracy)}")
     if res.test_accuracy is not None:
         lines.append(f"test accuracy:   {_pct(res.test_accuracy)} (the test split is labelled)")
@@ -229,6 +264,8 @@ def run_submit(data_dir=None, **kwargs) -> Output:
     if res.train_time:
         budget = res.recipe.get("budget_s")
         lines.append(f"training time:   {res.train_time:.1f} s" + (f" (budget {budget:g} s)" if budget else ""))
-    lines.append(f"submission:      {res.submission} ({res.rows} rows, {','.join(res.header)}, "
-                 f"{len(res.label_counts)} distinct labels)")
+    lines.append(
+        f"submission:      {res.submission} ({res.rows} rows, {','.join(res.header)}, "
+        f"{len(res.label_counts)} distinct labels)"
+    )
     return Output(res.to_dict(), "\n".join(lines))

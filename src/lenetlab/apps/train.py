@@ -131,11 +131,13 @@ def _precheck(args, nproc: int) -> Path | None:
 #: ``python -c`` code running torchrun's ``main`` on ``sys.argv[1:]``: what ``python -m torch.distributed.run``
 #: does, except that the SIGTERM torchrun forwards to the ranks ends it with status 143 instead of its
 #: SignalException traceback (the ranks print what happened and how to resume).
-TORCHRUN = ("import sys\n"
-            "from torch.distributed.elastic.multiprocessing.api import SignalException\n"
-            "from torch.distributed.run import main\n"
-            "try:\n    main(sys.argv[1:])\n"
-            "except SignalException as e:\n    sys.exit(128 + int(e.sigval))\n")
+TORCHRUN = (
+    "import sys\n"
+    "from torch.distributed.elastic.multiprocessing.api import SignalException\n"
+    "from torch.distributed.run import main\n"
+    "try:\n    main(sys.argv[1:])\n"
+    "except SignalException as e:\n    sys.exit(128 + int(e.sigval))\n"
+)
 
 
 def launch_train(args, nproc: int, say=quiet) -> int:
@@ -163,18 +165,31 @@ def launch_train(args, nproc: int, say=quiet) -> int:
                 interrupted = True
     where = str(run_dir) if run_dir is not None else "RUN_DIR (printed at the start)"
     if interrupted or terminated:
-        say(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: continue with lenet train --nproc {nproc} "
-            f"--resume {where}", err=True)
+        say(
+            f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: continue with lenet train --nproc {nproc} "
+            f"--resume {where}",
+            err=True,
+        )
         return 143 if terminated else 130
     if status != 0:
-        say(f"error: distributed training failed: torchrun exited with status {status} (its report above names "
+        say(
+            f"error: distributed training failed: torchrun exited with status {status} (its report above names "
             f"the failing rank); checkpoints already written are intact: continue with "
-            f"lenet train --nproc {nproc} --resume {where}", err=True)
+            f"lenet train --nproc {nproc} --resume {where}",
+            err=True,
+        )
     return status
 
 
-def make_runner(config_file=None, resume=None, overwrite: bool = False, overrides: dict | None = None,
-                callbacks=(), splits=None, dist=None) -> Runner:
+def make_runner(
+    config_file=None,
+    resume=None,
+    overwrite: bool = False,
+    overrides: dict | None = None,
+    callbacks=(),
+    splits=None,
+    dist=None,
+) -> Runner:
     """A Runner from an optional config file, field overrides (over the recipe they name, see
     :mod:`lenetlab.train.recipe`), or a run directory to resume (``dist``: the process-group
     context, see :mod:`lenetlab.train.dist`; its rank 0 plans the recipe for every rank)."""
@@ -192,26 +207,37 @@ def make_runner(config_file=None, resume=None, overwrite: bool = False, override
     return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist)
 
 
-def format_summary(result: RunResult, monitor: str = "dev_acc", reason: str | None = None,
-                   budget_s: float | None = None) -> str:
+def format_summary(
+    result: RunResult, monitor: str = "dev_acc", reason: str | None = None, budget_s: float | None = None
+) -> str:
     """The lines ``lenet train`` prints at the end of a run (``monitor`` chose the best model;
     ``reason`` is why training stopped, when not every epoch ran; ``budget_s``: the ``--budget`` the
     training time is set against)."""
     dev = "n/a" if result.dev_accuracy is None else f"{result.dev_accuracy:.4f}"
-    chosen = {"dev_loss": ", best model chosen on dev loss", "last": ", the final model: --monitor last"}.get(monitor, "")
+    chosen = {"dev_loss": ", best model chosen on dev loss", "last": ", the final model: --monitor last"}.get(
+        monitor, ""
+    )
     lines = [f"best dev accuracy {dev} (step {result.best_step}{chosen})"]
     if result.test is not None:
-        lines.append(f"test accuracy {result.test.accuracy:.4f}  loss {result.test.loss:.4f}  "
-                     f"(n={result.test.n}, best model)")
-    stopped = {"early_stop": " (early stop: --patience used up)", "max_steps": " (--max-steps reached)",
-               "stopped": " (stopped early)"}.get(reason or "", "")
+        lines.append(
+            f"test accuracy {result.test.accuracy:.4f}  loss {result.test.loss:.4f}  (n={result.test.n}, best model)"
+        )
+    stopped = {
+        "early_stop": " (early stop: --patience used up)",
+        "max_steps": " (--max-steps reached)",
+        "stopped": " (stopped early)",
+    }.get(reason or "", "")
     budget = f"; budget {budget_s:g} s" if budget_s else ""
-    lines.append(f"trained {result.steps} steps in {result.train_time:.1f} s "
-                 f"({result.time:.1f} s wall{budget}){stopped}")
+    lines.append(
+        f"trained {result.steps} steps in {result.train_time:.1f} s ({result.time:.1f} s wall{budget}){stopped}"
+    )
     lines.append(f"best checkpoint: {result.best_path}")
     lines.append(f"last checkpoint: {result.last_path}")
-    tensorboard = (f"; TensorBoard: tensorboard --logdir {result.run_dir.parent}"
-                   if any(result.run_dir.glob("events.out.tfevents.*")) else "")  # none written: not installed, or off
+    tensorboard = (
+        f"; TensorBoard: tensorboard --logdir {result.run_dir.parent}"
+        if any(result.run_dir.glob("events.out.tfevents.*"))
+        else ""
+    )  # none written: not installed, or off
     lines.append(f"metrics:         {result.run_dir / 'metrics.jsonl'} (also metrics.csv{tensorboard})")
     if result.plots:
         lines.append(f"plots:           {result.run_dir / 'plots'} ({len(result.plots)} PNG files)")
@@ -237,8 +263,15 @@ def dry_run(args, say=quiet) -> Output:
     overrides = config_overrides(args)
     cfg, _ = plan_run(args.config, None, overrides)
     out = Path(tempfile.mkdtemp(prefix="lenet-dry-run-"))
-    cfg = cfg.replace(out_dir=str(out), name=cfg.name or "dry-run", epochs=1, max_steps=DRY_RUN_STEPS, eval_steps=0,
-                      save_every=0, patience=0)
+    cfg = cfg.replace(
+        out_dir=str(out),
+        name=cfg.name or "dry-run",
+        epochs=1,
+        max_steps=DRY_RUN_STEPS,
+        eval_steps=0,
+        save_every=0,
+        patience=0,
+    )
     try:
         splits = load_splits(cfg)
         splits = replace(splits, dev=_head(splits.dev, DRY_RUN_EXAMPLES), test=_head(splits.test, DRY_RUN_EXAMPLES))
@@ -248,23 +281,35 @@ def dry_run(args, say=quiet) -> Output:
         raise
     result = run_with_plots(runner, say)
     files = sorted(str(p.relative_to(runner.run_dir)) for p in runner.run_dir.rglob("*") if p.is_file())
-    summary = {"dry_run": "ok", "run_dir": str(runner.run_dir), "steps": result.steps,
-               "dev_evaluations": sum(r["kind"] == "dev" for r in runner.history),
-               "test_accuracy": None if result.test is None else result.test.accuracy,
-               "seconds": round(time.perf_counter() - t0, 1), "files": files}
-    return Output(summary, f"dry run ok: {cfg.model} on {splits.name}, {result.steps} steps, "
-                           f"{summary['dev_evaluations']} dev evaluation ({len(splits.dev)} examples), checkpoints, "
-                           f"test ({len(splits.test)} examples) and {len(result.plots)} plots in "
-                           f"{summary['seconds']:.1f} s\nwritten to a temporary folder (delete it when done): "
-                           f"{runner.run_dir}\n  " + "\n  ".join(files))
+    summary = {
+        "dry_run": "ok",
+        "run_dir": str(runner.run_dir),
+        "steps": result.steps,
+        "dev_evaluations": sum(r["kind"] == "dev" for r in runner.history),
+        "test_accuracy": None if result.test is None else result.test.accuracy,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "files": files,
+    }
+    return Output(
+        summary,
+        f"dry run ok: {cfg.model} on {splits.name}, {result.steps} steps, "
+        f"{summary['dev_evaluations']} dev evaluation ({len(splits.dev)} examples), checkpoints, "
+        f"test ({len(splits.test)} examples) and {len(result.plots)} plots in "
+        f"{summary['seconds']:.1f} s\nwritten to a temporary folder (delete it when done): "
+        f"{runner.run_dir}\n  " + "\n  ".join(files),
+    )
 
 
 def _head(split, n: int):
     """The first ``n`` examples of ``split`` (the same split when it is smaller)."""
     if len(split) <= n:
         return split
-    return replace(split, x=split.x[:n], y=None if split.y is None else split.y[:n],
-                   ids=None if split.ids is None else split.ids[:n])
+    return replace(
+        split,
+        x=split.x[:n],
+        y=None if split.y is None else split.y[:n],
+        ids=None if split.ids is None else split.ids[:n],
+    )
 
 
 def train_command(args, dist=None, say=quiet) -> Output | int:
@@ -281,10 +326,12 @@ def train_command(args, dist=None, say=quiet) -> Output | int:
             say(describe_notes(notes))
         s = runner.splits
         what = "resuming" if args.resume else "training"
-        say(f"{what} {runner.cfg.model} on {s.name} ({len(s.train)} train / {len(s.dev)} dev / {len(s.test)} test) "
+        say(
+            f"{what} {runner.cfg.model} on {s.name} ({len(s.train)} train / {len(s.dev)} dev / {len(s.test)} test) "
             f"on {runner.device}{', autocast ' + str(runner.amp).replace('torch.', '') if runner.amp else ''}: "
             f"{runner.cfg.epochs} epochs x {runner.steps_per_epoch} steps -> {runner.run_dir}"
-            f"{'' if runner.dist.world_size == 1 else ', ' + runner.dist.describe(runner.device)}")
+            f"{'' if runner.dist.world_size == 1 else ', ' + runner.dist.describe(runner.device)}"
+        )
     result = run_with_plots(runner, say)
     if not main:
         return 0

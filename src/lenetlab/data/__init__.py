@@ -49,8 +49,18 @@ from lenetlab.data.splits import Split, Splits
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import DataError
 
-__all__ = ["Columns", "DatasetFacts", "InputSpec", "Split", "Splits", "TensorLoader", "inspect",
-           "known_datasets", "load", "prepare"]
+__all__ = [
+    "Columns",
+    "DatasetFacts",
+    "InputSpec",
+    "Split",
+    "Splits",
+    "TensorLoader",
+    "inspect",
+    "known_datasets",
+    "load",
+    "prepare",
+]
 
 
 def known_datasets() -> list[str]:
@@ -66,16 +76,35 @@ def _load_subset(**opts) -> Splits:
     def split(p: str) -> Split:
         return Split(parts[f"{p}_x"].unsqueeze(1), parts[f"{p}_y"].long())
 
-    return finish("mnist-subset", split("train"), split("dev"), split("test"), [str(i) for i in range(10)],
-                  "embedded in the lenetlab package (lenetlab/data/assets/mnist_subset.npz)",
-                  default_norm="half", **opts)
+    return finish(
+        "mnist-subset",
+        split("train"),
+        split("dev"),
+        split("test"),
+        [str(i) for i in range(10)],
+        "embedded in the lenetlab package (lenetlab/data/assets/mnist_subset.npz)",
+        default_norm="half",
+        **opts,
+    )
 
 
-def load(name: str = "mnist-subset", data_dir: str | os.PathLike | None = None, *, download: bool = False,
-         verify: bool = False, val_size: int | None = None, seed: int = 0, image_size: int | None = None,
-         channels: int | None = None, normalize: str | None = None, mirrors=None,
-         progressbar: bool = True, image_column: str | None = None, label_column: str | None = None,
-         id_column: str | None = None) -> Splits:
+def load(
+    name: str = "mnist-subset",
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = False,
+    verify: bool = False,
+    val_size: int | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+    channels: int | None = None,
+    normalize: str | None = None,
+    mirrors=None,
+    progressbar: bool = True,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+) -> Splits:
     """Load dataset ``name`` (a known name or a path, see the module doc) as :class:`Splits`.
 
     Images are ``uint8 [N, C, H, W]``, labels ``int64 [N]`` (``None`` for an unlabelled test set,
@@ -96,23 +125,39 @@ def load(name: str = "mnist-subset", data_dir: str | os.PathLike | None = None, 
     if src.kind == "named":
         if src.name == "mnist-subset":
             return _load_subset(**opts)
-        return load_idx(src.name, data_dir, download=download, verify=verify, val_size=val_size, seed=seed,
-                        mirrors=mirrors, progressbar=progressbar, **opts)
+        return load_idx(
+            src.name,
+            data_dir,
+            download=download,
+            verify=verify,
+            val_size=val_size,
+            seed=seed,
+            mirrors=mirrors,
+            progressbar=progressbar,
+            **opts,
+        )
     if src.kind == "nndl":
         return load_nndl(src.path, **opts)
     if src.kind == "idx":
         if verify:
-            raise DataError(f"{src.path}: checksums are known only for named datasets; use --dataset mnist "
-                            f"(or fashion-mnist) --data-dir {src.path} --verify")
+            raise DataError(
+                f"{src.path}: checksums are known only for named datasets; use --dataset mnist "
+                f"(or fashion-mnist) --data-dir {src.path} --verify"
+            )
         return from_idx_files(src.name, src.idx, None, val_size=val_size, seed=seed, **opts)
     if src.kind == "pixel-csv":
-        return load_pixel_tables(src.name, src.path, *src.tables, columns=columns, val_size=val_size, seed=seed,
-                                 **opts)
+        return load_pixel_tables(src.name, src.path, *src.tables, columns=columns, val_size=val_size, seed=seed, **opts)
     return load_index(src.index, name=src.name, val_size=val_size, seed=seed, **opts)
 
 
-def inspect(name: str = "mnist-subset", *, image_column: str | None = None, label_column: str | None = None,
-            id_column: str | None = None, sample: int = 200) -> DatasetFacts:
+def inspect(
+    name: str = "mnist-subset",
+    *,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+    sample: int = 200,
+) -> DatasetFacts:
     """What dataset ``name`` holds, measured without decoding its images: a :class:`DatasetFacts`
     (image counts, classes and their balance, channels, image sizes from up to ``sample`` files).
 

@@ -73,8 +73,9 @@ PRESETS: dict[str, Augment] = {
     "none": Augment(),
     "affine": Augment(shift=0.08, rotate=10.0, scale=0.1, squeeze=0.1, shear=10.0),
     "elastic": Augment(elastic_alpha=34.0, elastic_sigma=4.0),
-    "affine+elastic": Augment(shift=0.08, rotate=10.0, scale=0.1, squeeze=0.1, shear=10.0,
-                              elastic_alpha=34.0, elastic_sigma=4.0),
+    "affine+elastic": Augment(
+        shift=0.08, rotate=10.0, scale=0.1, squeeze=0.1, shear=10.0, elastic_alpha=34.0, elastic_sigma=4.0
+    ),
 }
 
 
@@ -145,15 +146,19 @@ class Augmenter:
             raise ValueError(f"augmentation expects a float batch [N, C, H, W], got {x.dtype} {list(x.shape)}")
         n, _, h, w = x.shape
         dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-        theta = self._theta(n, h, w, x.device, dtype) if c.affine else \
-            torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3)
+        theta = (
+            self._theta(n, h, w, x.device, dtype)
+            if c.affine
+            else torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3)
+        )
         grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
         if c.elastic:
             grid = grid + self._elastic(n, h, w, x.device, dtype)
         if c.p < 1.0:
             keep = torch.rand(n, device=x.device, dtype=dtype) >= c.p
-            ident = F.affine_grid(torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3), [n, 1, h, w],
-                                  align_corners=False)
+            ident = F.affine_grid(
+                torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3), [n, 1, h, w], align_corners=False
+            )
             grid = torch.where(keep.view(n, 1, 1, 1), ident, grid)
         xf = x.to(dtype)
         out = F.grid_sample(xf.contiguous(), grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -212,5 +217,5 @@ def tta_views(x: torch.Tensor, shifts=TTA_SHIFTS) -> list[torch.Tensor]:
         px = (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0))  # left, right, top, bottom
         padded = F.pad(x.float(), px, mode="replicate").to(x.dtype)
         top, left = max(-dy, 0), max(-dx, 0)
-        out.append(padded[..., top:top + h, left:left + w].contiguous())
+        out.append(padded[..., top : top + h, left : left + w].contiguous())
     return out

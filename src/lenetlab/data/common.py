@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lenetlab.data.splits import Split, Splits
 from lenetlab.choices import FIXED_NORMS, NORMALIZE_CHOICES
+from lenetlab.data.splits import Split, Splits
 from lenetlab.data.transforms import InputSpec, pad_or_resize
 from lenetlab.errors import DataError
 
 
-def carve_val(x: torch.Tensor, y: torch.Tensor | None, val_size: int, seed: int, name: str,
-              ids: list[str] | None = None) -> tuple[Split, Split]:
+def carve_val(
+    x: torch.Tensor, y: torch.Tensor | None, val_size: int, seed: int, name: str, ids: list[str] | None = None
+) -> tuple[Split, Split]:
     """Split ``x [N, ...]``/``y [N]`` into (train, dev) with ``val_size`` dev examples chosen by ``seed``.
 
     Both parts keep the original order (indices sorted), so the split depends only on the seed.
@@ -49,13 +50,13 @@ def pixel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], 
     c = x.shape[1]
     hist = np.zeros((c, 256), dtype=np.int64)
     for i in range(0, len(x), chunk):
-        part = x[i:i + chunk].transpose(0, 1).reshape(c, -1).numpy()
+        part = x[i : i + chunk].transpose(0, 1).reshape(c, -1).numpy()
         for ch in range(c):
             hist[ch] += np.bincount(part[ch], minlength=256)
     v = np.arange(256) / 255.0
     total = hist.sum(1).clip(min=1)
     mean = (hist * v).sum(1) / total
-    var = (hist * v ** 2).sum(1) / total - mean ** 2
+    var = (hist * v**2).sum(1) / total - mean**2
     return tuple(float(m) for m in mean), tuple(float(s) for s in np.sqrt(var.clip(min=0)))
 
 
@@ -72,8 +73,19 @@ def normalization(name: str, train_x: torch.Tensor) -> tuple[tuple[float, ...], 
     return (mean,) * c, (std,) * c
 
 
-def finish(name: str, train: Split, dev: Split, test: Split, class_names: list[str], source: str, *,
-           channels: int | None, image_size: int | None, normalize: str | None, default_norm: str) -> Splits:
+def finish(
+    name: str,
+    train: Split,
+    dev: Split,
+    test: Split,
+    class_names: list[str],
+    source: str,
+    *,
+    channels: int | None,
+    image_size: int | None,
+    normalize: str | None,
+    default_norm: str,
+) -> Splits:
     """Apply channel conversion and build the default InputSpec, returning the :class:`Splits`.
 
     ``image_size`` (default 32 for 28×28 digits, else the images' own size) becomes ``spec.size``;
@@ -86,8 +98,11 @@ def finish(name: str, train: Split, dev: Split, test: Split, class_names: list[s
     if normalize in (None, "default"):
         normalize = default_norm
     mean, std = normalization(normalize, train.x if len(train) else test.x)
-    spec = InputSpec(channels=int(train.x.shape[1] if len(train) else test.x.shape[1]), size=size,
-                     resize=pad_or_resize(h, size), mean=mean, std=std)
+    spec = InputSpec(
+        channels=int(train.x.shape[1] if len(train) else test.x.shape[1]),
+        size=size,
+        resize=pad_or_resize(h, size),
+        mean=mean,
+        std=std,
+    )
     return Splits(name, train, dev, test, list(class_names), spec, source)
-
-

@@ -45,7 +45,7 @@ class Columns:
     id: str | None = None
 
     @classmethod
-    def of(cls, image: str | None = None, label: str | None = None, id: str | None = None) -> "Columns":
+    def of(cls, image: str | None = None, label: str | None = None, id: str | None = None) -> Columns:
         """Columns from optional names (None keeps the default)."""
         return cls(image or "image", label or "label", id or None)
 
@@ -135,7 +135,12 @@ def _pixel_columns(header: list[str]) -> tuple[list[int], int]:
     numbers = [n for n, _ in found]
     side = int(round(len(found) ** 0.5))
     first = numbers[0]
-    if side * side != len(found) or side < 4 or first not in (0, 1) or numbers != list(range(first, first + len(found))):
+    if (
+        side * side != len(found)
+        or side < 4
+        or first not in (0, 1)
+        or numbers != list(range(first, first + len(found)))
+    ):
         return [], 0
     return [i for _, i in found], side
 
@@ -157,12 +162,15 @@ def recognise(path: str | Path, columns: Columns = Columns(), *, need_label: boo
     elif pixels:
         layout = Layout(path, "pixels", header, label=lab, id=idc, pixels=pixels, side=side)
     else:
-        raise DataError(f"{path}: not a table lenetlab can read: expected columns {columns.image},{columns.label} "
-                        f"(image files) or {columns.label},pixel0..pixel783 (pixel values, as Kaggle's Digit "
-                        f"Recognizer); found {brief(header)} (set the names with --image-column/--label-column)")
+        raise DataError(
+            f"{path}: not a table lenetlab can read: expected columns {columns.image},{columns.label} "
+            f"(image files) or {columns.label},pixel0..pixel783 (pixel values, as Kaggle's Digit "
+            f"Recognizer); found {brief(header)} (set the names with --image-column/--label-column)"
+        )
     if need_label and lab is None:
-        raise DataError(f"{path}: no label column {columns.label!r} (found {brief(header)}; "
-                        f"set it with --label-column)")
+        raise DataError(
+            f"{path}: no label column {columns.label!r} (found {brief(header)}; set it with --label-column)"
+        )
     return layout
 
 
@@ -182,8 +190,10 @@ def _rows(f, layout: Layout):
     while line := f.readline(limit + 1):
         n += 1
         if len(line) > limit:
-            raise DataError(f"{layout.path}: line {n} is longer than {limit:,} characters, more than the header's "
-                            f"{ncol} columns can hold; refused")
+            raise DataError(
+                f"{layout.path}: line {n} is longer than {limit:,} characters, more than the header's "
+                f"{ncol} columns can hold; refused"
+            )
         if not line.strip():
             continue
         k = line.count(b",") + 1 if b'"' not in line else len(next(csv.reader([line.decode(ENCODING)])))
@@ -221,8 +231,8 @@ def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray
             px = _load_ints(layout, usecols=layout.pixels, max_rows=max_rows)
         except ValueError as e2:
             raise DataError(f"{path}: pixel values must be integers ({first_line(e2, 120)})") from None
-        labels = None if layout.label is None else column_values(layout, layout.label)[:len(px)]
-        ids = None if layout.id is None else column_values(layout, layout.id)[:len(px)]
+        labels = None if layout.label is None else column_values(layout, layout.label)[: len(px)]
+        ids = None if layout.id is None else column_values(layout, layout.id)[: len(px)]
     if px.size and (px.min() < 0 or px.max() > 255):
         row = int(np.argwhere((px < 0) | (px > 255))[0, 0]) + 2
         raise DataError(f"{path}: line {row}: pixel values must be integers in 0..255")

@@ -58,8 +58,12 @@ class IdxDataset:
     torchvision: str | None = None
 
 
-_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+_MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 # Registry of the IDX datasets. Gz md5s: those published with the files (torchvision's
 # `resources`, Zalando's README). MNIST content md5s: ../shared/data/mnist/README.md (verified
@@ -69,26 +73,33 @@ _MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 IDX_DATASETS: dict[str, IdxDataset] = {
     "mnist": IdxDataset(
         "mnist",
-        (Resource(_MNIST_FILES[0], "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
-         Resource(_MNIST_FILES[1], "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
-         Resource(_MNIST_FILES[2], "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
-         Resource(_MNIST_FILES[3], "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637")),
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/",
-         "https://storage.googleapis.com/cvdf-datasets/mnist/",
-         "http://yann.lecun.com/exdb/mnist/"),
+        (
+            Resource(_MNIST_FILES[0], "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
+            Resource(_MNIST_FILES[1], "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
+            Resource(_MNIST_FILES[2], "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
+            Resource(_MNIST_FILES[3], "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
+        ),
+        (
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
         tuple(str(i) for i in range(10)),
         "MNIST",
     ),
     "fashion-mnist": IdxDataset(
         "fashion-mnist",
-        (Resource(_MNIST_FILES[0], "8d4fb7e6c68d591d4c3dfef9ec88bf0d", None),
-         Resource(_MNIST_FILES[1], "25c81989df183df01b3e8a0aad5dffbe", None),
-         Resource(_MNIST_FILES[2], "bef4ecab320f06d8554ea6380940ec79", None),
-         Resource(_MNIST_FILES[3], "bb300cfdad3c16e7a12a480ee83cd310", None)),
-        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-         "Ankle boot"),
+        (
+            Resource(_MNIST_FILES[0], "8d4fb7e6c68d591d4c3dfef9ec88bf0d", None),
+            Resource(_MNIST_FILES[1], "25c81989df183df01b3e8a0aad5dffbe", None),
+            Resource(_MNIST_FILES[2], "bef4ecab320f06d8554ea6380940ec79", None),
+            Resource(_MNIST_FILES[3], "bb300cfdad3c16e7a12a480ee83cd310", None),
+        ),
+        (
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         "FashionMNIST",
     ),
 }
@@ -148,8 +159,10 @@ def check_checksum(path: Path | str, raw: bytes, res: Resource) -> None:
     content = decompress(raw, path)
     got = md5_of(content)
     if res.content_md5 is None:
-        raise DataError(f"{path}: .gz md5 {md5_of(raw)} differs from the published {res.gz_md5} and no "
-                        f"content md5 is known for it (fetch the original file from the mirror)")
+        raise DataError(
+            f"{path}: .gz md5 {md5_of(raw)} differs from the published {res.gz_md5} and no "
+            f"content md5 is known for it (fetch the original file from the mirror)"
+        )
     if got != res.content_md5:
         raise DataError(f"{path}: checksum mismatch (content md5 {got}, expected {res.content_md5})")
 
@@ -190,8 +203,9 @@ def _remove_stale_parts(folder: Path, age_s: float = 3600.0) -> None:
             pass
 
 
-def download(ds: IdxDataset, folder: Path, *, mirrors=None, progressbar: bool = True,
-             timeout: float = 30.0) -> list[Path]:
+def download(
+    ds: IdxDataset, folder: Path, *, mirrors=None, progressbar: bool = True, timeout: float = 30.0
+) -> list[Path]:
     """Fetch ``ds``'s missing files into ``folder``, trying each mirror in order for each file.
 
     ``mirrors`` overrides ``ds.mirrors`` (base URLs; tests point it at a local server). Returns
@@ -224,7 +238,9 @@ def download(ds: IdxDataset, folder: Path, *, mirrors=None, progressbar: bool = 
             missing = [r.filename for r in ds.resources[k:] if find_file(folder, r.filename) is None]
             if created and not any(folder.iterdir()):
                 folder.rmdir()
-            raise DataError(f"{ds.name}: could not download {', '.join(missing)} ({'; '.join(errors) or 'no mirrors'}); "
-                            f"fetch them by hand from {' or '.join(mirrors)} and put them in {folder}")
+            raise DataError(
+                f"{ds.name}: could not download {', '.join(missing)} ({'; '.join(errors) or 'no mirrors'}); "
+                f"fetch them by hand from {' or '.join(mirrors)} and put them in {folder}"
+            )
         paths.append(dest)
     return paths

@@ -91,9 +91,13 @@ class DatasetFacts:
         """A JSON-safe summary (sizes reduced to min / median / max sides)."""
         d = asdict(self)
         sides = [min(s) for s in self.sizes]
-        d["sizes"] = {"sampled": len(self.sizes), "median": list(self.median_size),
-                      "min_side": min(sides, default=0), "max_side": max((max(s) for s in self.sizes), default=0),
-                      "mixed": self.mixed_sizes}
+        d["sizes"] = {
+            "sampled": len(self.sizes),
+            "median": list(self.median_size),
+            "min_side": min(sides, default=0),
+            "max_side": max((max(s) for s in self.sizes), default=0),
+            "mixed": self.mixed_sizes,
+        }
         d["imbalance"] = None if self.imbalance == float("inf") else round(self.imbalance, 2)
         d["anisotropy"] = None if self.anisotropy is None else round(self.anisotropy, 4)
         return d
@@ -105,8 +109,10 @@ class DatasetFacts:
         balance = "balanced" if self.imbalance <= 1.5 else f"imbalanced {self.imbalance:.1f}:1"
         test = f", {self.n_test:,} test ({'labelled' if self.test_labelled else 'unlabelled'})" if self.n_test else ""
         angle = "" if self.upright else ", no preferred orientation"
-        return (f"{self.n_labelled:,} labelled images{test}, {self.n_classes} classes ({balance}), "
-                f"{'grayscale' if self.channels == 1 else 'colour'}, {sizes}{angle}")
+        return (
+            f"{self.n_labelled:,} labelled images{test}, {self.n_classes} classes ({balance}), "
+            f"{'grayscale' if self.channels == 1 else 'colour'}, {sizes}{angle}"
+        )
 
 
 def named_facts(key: str) -> DatasetFacts:
@@ -140,8 +146,9 @@ def _idx_facts(name: str, paths: list[Path]) -> DatasetFacts:
     check_labels([(paths[1], ytr), (paths[3], yte)], len(IDX_CLASSES))
     shape = idx_shape(paths[0])
     h, w = shape[-2:] if len(shape) >= 2 else (0, 0)
-    return DatasetFacts(name, "idx", len(ytr), len(yte), True, list(IDX_CLASSES),
-                        _counts(ytr.tolist(), len(IDX_CLASSES)), 1, [(w, h)])
+    return DatasetFacts(
+        name, "idx", len(ytr), len(yte), True, list(IDX_CLASSES), _counts(ytr.tolist(), len(IDX_CLASSES)), 1, [(w, h)]
+    )
 
 
 def orientation_anisotropy(x: torch.Tensor) -> float:
@@ -160,7 +167,7 @@ def orientation_anisotropy(x: torch.Tensor) -> float:
         g = F.interpolate(g, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
     k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
     gx, gy = F.conv2d(g, k), F.conv2d(g, k.transpose(2, 3))
-    mag, theta = torch.sqrt(gx ** 2 + gy ** 2), torch.atan2(gy, gx)
+    mag, theta = torch.sqrt(gx**2 + gy**2), torch.atan2(gy, gx)
     w = mag / mag.sum(dim=(1, 2, 3), keepdim=True).clamp(min=1e-9)
     h2 = (w * torch.polar(torch.ones_like(theta), 2 * theta)).sum(dim=(1, 2, 3)).mean()
     h4 = (w * torch.polar(torch.ones_like(theta), 4 * theta)).sum(dim=(1, 2, 3)).mean()
@@ -194,10 +201,19 @@ def source_facts(src: Source, *, sample: int = 200) -> DatasetFacts:
     n_dev = len(found.dev[0]) if found.dev else 0
     picked = _spread(found.train, ANISOTROPY_SAMPLE)
     aniso = orientation_anisotropy(decode_images(picked, 32, 1)) if picked else None
-    return DatasetFacts(src.name, found.layout, len(found.train) + n_dev, len(found.test),
-                        found.test_y is not None and bool(found.test), list(found.classes),
-                        _counts(found.train_y + (found.dev[1] if found.dev else []), len(found.classes)),
-                        channels, sizes, dev_given=found.dev is not None, anisotropy=aniso)
+    return DatasetFacts(
+        src.name,
+        found.layout,
+        len(found.train) + n_dev,
+        len(found.test),
+        found.test_y is not None and bool(found.test),
+        list(found.classes),
+        _counts(found.train_y + (found.dev[1] if found.dev else []), len(found.classes)),
+        channels,
+        sizes,
+        dev_given=found.dev is not None,
+        anisotropy=aniso,
+    )
 
 
 def _pixel_facts(name: str, train: Layout | None, test: Layout | None) -> DatasetFacts:
@@ -209,7 +225,18 @@ def _pixel_facts(name: str, train: Layout | None, test: Layout | None) -> Datase
     aniso = None
     if train is not None and labels:
         x = read_pixels(train, max_rows=ANISOTROPY_SAMPLE * 4)[0]
-        aniso = orientation_anisotropy(torch.from_numpy(np.ascontiguousarray(_spread(x, ANISOTROPY_SAMPLE))).unsqueeze(1))
-    return DatasetFacts(name, "pixel-csv", len(labels), count_rows(test) if test is not None else 0,
-                        bool(test is not None and test.labelled), classes,
-                        _counts([index[c] for c in labels], len(classes)), 1, [(side, side)], anisotropy=aniso)
+        aniso = orientation_anisotropy(
+            torch.from_numpy(np.ascontiguousarray(_spread(x, ANISOTROPY_SAMPLE))).unsqueeze(1)
+        )
+    return DatasetFacts(
+        name,
+        "pixel-csv",
+        len(labels),
+        count_rows(test) if test is not None else 0,
+        bool(test is not None and test.labelled),
+        classes,
+        _counts([index[c] for c in labels], len(classes)),
+        1,
+        [(side, side)],
+        anisotropy=aniso,
+    )

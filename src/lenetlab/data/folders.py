@@ -123,8 +123,10 @@ def _csv_images(root: Path, layout: Layout, rows: list[list[str]]) -> tuple[list
         # relative to the folder and inside it (checked on the names, so a symlinked images/ still works)
         inside = os.path.normpath(os.path.join(root, name))
         if os.path.isabs(name) or os.path.relpath(inside, os.path.normpath(root)).split(os.sep)[0] == "..":
-            raise DataError(f"{layout.path}: line {i} names image {name!r}, outside the dataset folder {root} "
-                            "(image paths must be relative to it)")
+            raise DataError(
+                f"{layout.path}: line {i} names image {name!r}, outside the dataset folder {root} "
+                "(image paths must be relative to it)"
+            )
         p = root / name
         if not p.is_file():
             raise DataError(f"{layout.path}: line {i} names image {name!r}, which does not exist in {root}")
@@ -147,8 +149,14 @@ def _ids(layout: Layout, rows: list[list[str]], default: list[str]) -> list[str]
     return default if layout.id is None else [r[layout.id] if layout.id < len(r) else "" for r in rows]
 
 
-def index_image_tables(root: Path, train_csv: Path | None, test_csv: Path | None, columns: Columns,
-                        train_layout: Layout | None, test_layout: Layout | None) -> FolderIndex:
+def index_image_tables(
+    root: Path,
+    train_csv: Path | None,
+    test_csv: Path | None,
+    columns: Columns,
+    train_layout: Layout | None,
+    test_layout: Layout | None,
+) -> FolderIndex:
     """Index the image-file tables ``train_csv`` (labelled) and ``test_csv`` (optional)."""
     idx = FolderIndex(root, "image-csv", [], submission=(columns.id or columns.image, columns.label))
     train_labels: list[str] = []
@@ -223,14 +231,16 @@ def _tables(root: Path, columns: Columns) -> tuple[Layout | None, Layout | None]
         if test.kind != train.kind:
             raise DataError(f"{test.path}: holds {test.kind} but {train.path.name} holds {train.kind}")
         if test.kind == "pixels" and test.side != train.side:
-            raise DataError(f"{test.path}: {test.side}x{test.side} images but {train.path.name} has "
-                            f"{train.side}x{train.side}")
+            raise DataError(
+                f"{test.path}: {test.side}x{test.side} images but {train.path.name} has {train.side}x{train.side}"
+            )
     return train, test
 
 
 # ----------------------------------------------------------------------------- loading
-def load_index(idx: FolderIndex, *, val_size=None, seed=0, image_size=None, channels=None, normalize=None,
-               name: str | None = None) -> Splits:
+def load_index(
+    idx: FolderIndex, *, val_size=None, seed=0, image_size=None, channels=None, normalize=None, name: str | None = None
+) -> Splits:
     """Decode an indexed folder into :class:`Splits` (dev carved from train unless the folder has one)."""
     first = next(iter(idx.all_paths()), None)
     if first is None:
@@ -253,14 +263,35 @@ def load_index(idx: FolderIndex, *, val_size=None, seed=0, image_size=None, chan
         train, test = carve_val(train.x, train.y, len(full) // 10, seed + 1, where, ids=train.ids)
     else:
         test = make(idx.test, idx.test_y, idx.test_ids)
-    splits = finish(name or idx.root.name, train, dev, test, idx.classes, str(idx.root.resolve()), channels=None,
-                    image_size=size, normalize=normalize, default_norm="stats")
+    splits = finish(
+        name or idx.root.name,
+        train,
+        dev,
+        test,
+        idx.classes,
+        str(idx.root.resolve()),
+        channels=None,
+        image_size=size,
+        normalize=normalize,
+        default_norm="stats",
+    )
     splits.submission = idx.submission
     return splits
 
 
-def load_pixel_tables(name: str, source: Path, train: Layout | None, test: Layout | None, *, val_size=None,
-                      seed=0, image_size=None, channels=None, normalize=None, columns: Columns = Columns()) -> Splits:
+def load_pixel_tables(
+    name: str,
+    source: Path,
+    train: Layout | None,
+    test: Layout | None,
+    *,
+    val_size=None,
+    seed=0,
+    image_size=None,
+    channels=None,
+    normalize=None,
+    columns: Columns = Columns(),
+) -> Splits:
     """Pixel tables (Kaggle's Digit Recognizer) → Splits of ``uint8 [N, 1, side, side]``.
 
     Dev is carved from ``train`` (a tenth, at most 5,000 rows, by default); the test split holds
@@ -291,12 +322,26 @@ def load_pixel_tables(name: str, source: Path, train: Layout | None, test: Layou
         tr, dev = carve_val(full.x, full.y, dev_size(len(full), val_size), seed, str(train.path))
     else:
         tr, dev = full, full
-    te = split(xte, yte_s, test and test.path, ids if ids is not None else
-               (None if xte is None else [str(i) for i in range(1, len(xte) + 1)]))
+    te = split(
+        xte,
+        yte_s,
+        test and test.path,
+        ids if ids is not None else (None if xte is None else [str(i) for i in range(1, len(xte) + 1)]),
+    )
     if te.ids is None:
         te.ids = []
-    splits = finish(name, tr, dev, te, classes, str(source.resolve()), channels=channels, image_size=image_size,
-                    normalize=normalize, default_norm="half")
+    splits = finish(
+        name,
+        tr,
+        dev,
+        te,
+        classes,
+        str(source.resolve()),
+        channels=channels,
+        image_size=image_size,
+        normalize=normalize,
+        default_norm="half",
+    )
     # Kaggle's Digit Recognizer wants ImageId,Label; a configured id or label column keeps its name
     splits.submission = (columns.id or "ImageId", "Label" if columns.label == "label" else columns.label)
     return splits
@@ -326,11 +371,18 @@ class Source:
 
 def _path_of(name: str) -> Path:
     """``name`` as an existing path, or a one-line DataError (unknown name, or no such file)."""
-    looks = (os.path.exists(name) or "/" in name or os.sep in name or name.endswith((".gz", ".json", ".csv"))
-             or name.startswith((".", "~")))
+    looks = (
+        os.path.exists(name)
+        or "/" in name
+        or os.sep in name
+        or name.endswith((".gz", ".json", ".csv"))
+        or name.startswith((".", "~"))
+    )
     if not looks:
-        raise DataError(f"unknown dataset {name!r} (known: {', '.join(NAMED)}; or a path to an NNDL "
-                        f"mnist.json.gz file, a CSV file or an image folder)")
+        raise DataError(
+            f"unknown dataset {name!r} (known: {', '.join(NAMED)}; or a path to an NNDL "
+            f"mnist.json.gz file, a CSV file or an image folder)"
+        )
     path = Path(name).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -374,5 +426,9 @@ def dataset_source(name: str, columns: Columns = Columns()) -> Source:
         return Source("class-folders", path.name, path, index=_index_class_folders(path))
     if (train or test).kind == "pixels":
         return Source("pixel-csv", label, root, tables=(train, test))
-    return Source("image-csv", root.name, root,
-                  index=index_image_tables(root, train and train.path, test and test.path, columns, train, test))
+    return Source(
+        "image-csv",
+        root.name,
+        root,
+        index=index_image_tables(root, train and train.path, test and test.path, columns, train, test),
+    )

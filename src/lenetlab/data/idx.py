@@ -52,8 +52,10 @@ def decompress(raw: bytes, name: str | Path = "<bytes>", limit: int = MAX_INFLAT
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{name}: corrupt or truncated gzip data ({first_line(e)})") from None
     if len(out) > limit:
-        raise DataError(f"{name}: gzip data inflates to more than {human_bytes(limit)} "
-                        f"({human_bytes(len(raw))} compressed): a decompression bomb or not the file expected; refused")
+        raise DataError(
+            f"{name}: gzip data inflates to more than {human_bytes(limit)} "
+            f"({human_bytes(len(raw))} compressed): a decompression bomb or not the file expected; refused"
+        )
     return out
 
 
@@ -68,15 +70,19 @@ def decompress_idx(raw: bytes, name: str | Path = "<bytes>") -> bytes:
             shape, dtype, _ = _header(head, name)
             declared = len(head) + int(np.prod(shape, dtype=object)) * dtype.itemsize
             if declared > MAX_INFLATED:
-                raise DataError(f"{name}: IDX header declares shape {shape} ({human_bytes(declared)}), more "
-                                f"than the {human_bytes(MAX_INFLATED)} lenetlab inflates from a gzip file")
+                raise DataError(
+                    f"{name}: IDX header declares shape {shape} ({human_bytes(declared)}), more "
+                    f"than the {human_bytes(MAX_INFLATED)} lenetlab inflates from a gzip file"
+                )
             data = head + f.read(declared + SLACK - len(head) + 1)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{name}: corrupt or truncated gzip data ({first_line(e)})") from None
     if len(data) > declared + SLACK:
-        raise DataError(f"{name}: gzip data inflates beyond the {declared:,} bytes its IDX header declares for "
-                        f"shape {shape} ({human_bytes(len(raw))} compressed): a decompression bomb or a corrupt "
-                        f"file; refused")
+        raise DataError(
+            f"{name}: gzip data inflates beyond the {declared:,} bytes its IDX header declares for "
+            f"shape {shape} ({human_bytes(len(raw))} compressed): a decompression bomb or a corrupt "
+            f"file; refused"
+        )
     return data
 
 
@@ -126,7 +132,7 @@ def idx_shape(path: str | Path) -> tuple[int, ...]:
         with open(path, "rb") as raw:
             gz = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
-            with (gzip.GzipFile(fileobj=raw) if gz else raw) as f:
+            with gzip.GzipFile(fileobj=raw) if gz else raw as f:
                 head = _read_head(f)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None

@@ -76,13 +76,21 @@ def _label(source, name: str | None) -> str:
 
 def _too_large(label: str, pixels: int, limit: int, size: tuple[int, int] | None = None) -> ImageTooLargeError:
     wh = f" ({size[0]}x{size[1]})" if size else ""
-    return ImageTooLargeError(f"{label}: image of {pixels:,} pixels{wh} is larger than Pillow decodes safely "
-                              f"(the limit here is {limit:,} pixels); refused")
+    return ImageTooLargeError(
+        f"{label}: image of {pixels:,} pixels{wh} is larger than Pillow decodes safely "
+        f"(the limit here is {limit:,} pixels); refused"
+    )
 
 
-def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
-               formats: tuple[str, ...] | None = None, decode: bool = True,
-               draft: tuple[str, int] | None = None) -> Image.Image:
+def open_image(
+    source,
+    *,
+    name: str | None = None,
+    max_pixels: int = MAX_PIXELS,
+    formats: tuple[str, ...] | None = None,
+    decode: bool = True,
+    draft: tuple[str, int] | None = None,
+) -> Image.Image:
     """The one way lenetlab opens an image file: ``source`` is a path, bytes or a binary file object.
 
     The header is read first and an image of more than ``max_pixels`` pixels (at most :data:`MAX_PIXELS`)
@@ -141,8 +149,11 @@ def open_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
 
 def _open(source, label: str, max_pixels: int) -> Image.Image:
     """``source`` (as :func:`open_image` takes it, or a PIL image) decoded, reduced and upright."""
-    img = source if isinstance(source, Image.Image) else \
-        open_image(source, name=label, max_pixels=max_pixels, decode=False)
+    img = (
+        source
+        if isinstance(source, Image.Image)
+        else open_image(source, name=label, max_pixels=max_pixels, decode=False)
+    )
     w, h = img.size
     if w * h > max_pixels:
         raise _too_large(label, w * h, max_pixels, (w, h))
@@ -223,8 +234,9 @@ def _array_to_float(a, label: str) -> tuple[np.ndarray, np.ndarray | None]:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or min(a.shape[:2]) < 1:
-        raise DataError(f"{label}: image array must be [H, W], [H, W, C] or [C, H, W] with C in 1, 3, 4; "
-                        f"got {list(a.shape)}")
+        raise DataError(
+            f"{label}: image array must be [H, W], [H, W, C] or [C, H, W] with C in 1, 3, 4; got {list(a.shape)}"
+        )
     a = a.astype(np.float64)
     if not np.isfinite(a).all():
         raise DataError(f"{label}: image array holds NaN or infinite values")
@@ -267,8 +279,9 @@ def load_gray(image, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -
     if max(h, w) > WORK_SIDE:
         s = WORK_SIDE / max(h, w)
         size = (max(1, round(w * s)), max(1, round(h * s)))
-        gray = np.asarray(Image.fromarray(gray.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX),
-                          dtype=np.float64)
+        gray = np.asarray(
+            Image.fromarray(gray.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX), dtype=np.float64
+        )
     return gray
 
 
@@ -381,16 +394,17 @@ def _max_filter(a: np.ndarray, k: int) -> np.ndarray:
     tall = np.pad(q, ((r, r), (0, 0)))
     rows = tall[:h].copy()
     for i in range(1, k):
-        np.maximum(rows, tall[i:i + h], out=rows)
+        np.maximum(rows, tall[i : i + h], out=rows)
     wide = np.pad(rows, ((0, 0), (r, r)))
     both = wide[:, :w].copy()
     for i in range(1, k):
-        np.maximum(both, wide[:, i:i + w], out=both)
+        np.maximum(both, wide[:, i : i + w], out=both)
     return both.astype(np.float64) / 255.0
 
 
-def preprocess_image(image, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
-                     thicken: bool = True) -> torch.Tensor:
+def preprocess_image(
+    image, *, name: str | None = None, max_pixels: int = MAX_PIXELS, thicken: bool = True
+) -> torch.Tensor:
     """Turn one user image of a single digit into an MNIST-style ``uint8`` tensor ``[1, 28, 28]``.
 
     ``image``: a path, bytes, binary file object, PIL image, NumPy array or tensor (``[H, W]``,
@@ -429,8 +443,9 @@ def preprocess_image(image, *, name: str | None = None, max_pixels: int = MAX_PI
     s = 20.0 / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     resample = Image.Resampling.BOX if s < 1 else Image.Resampling.BILINEAR
-    small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), resample),
-                       dtype=np.float64).clip(0, 1)
+    small = np.asarray(
+        Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), resample), dtype=np.float64
+    ).clip(0, 1)
     mass = small.sum()
     if mass <= 0:
         raise BlankImageError(f"{label}: no digit found")
@@ -440,5 +455,5 @@ def preprocess_image(image, *, name: str | None = None, max_pixels: int = MAX_PI
     oy = int(np.clip(round(CENTRE - cy), 0, 28 - nh))
     ox = int(np.clip(round(CENTRE - cx), 0, 28 - nw))
     out = np.zeros((28, 28), dtype=np.float64)
-    out[oy:oy + nh, ox:ox + nw] = small
+    out[oy : oy + nh, ox : ox + nw] = small
     return torch.from_numpy(np.round(out * 255.0).astype(np.uint8)).unsqueeze(0)

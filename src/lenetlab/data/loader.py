@@ -23,7 +23,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -54,12 +54,23 @@ class TensorLoader:
     epoch, ``start_batch`` the first batch to yield (exact mid-epoch resume).
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, shuffle: bool = True,
-                 seed: int = 0, drop_last: bool = False, device: str | torch.device = "cpu",
-                 rank: int = 0, world_size: int = 1,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
-                 spec: InputSpec | None = None, pad: bool | None = None,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: str | torch.device = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        *,
+        spec: InputSpec | None = None,
+        pad: bool | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
@@ -105,7 +116,7 @@ class TensorLoader:
         if self.pad and self.world_size > 1 and n:
             total = -(-n // self.world_size) * self.world_size
             perm = perm.repeat(-(-total // n))[:total]  # wrap around, as DistributedSampler does
-        return perm[self.rank::self.world_size].to(self.device)
+        return perm[self.rank :: self.world_size].to(self.device)
 
     # ---------------------------------------------------------------- batches
     def batch(self, idx: torch.Tensor) -> Batch:
@@ -123,4 +134,4 @@ class TensorLoader:
         start, self.start_batch = self.start_batch, 0  # the skip applies to one pass only
         for b in range(start, nb):
             last = b == nb - 1 and not self.drop_last  # takes the rest: a single leftover example joins it
-            yield self.batch(idx[b * bs:None if last else (b + 1) * bs])
+            yield self.batch(idx[b * bs : None if last else (b + 1) * bs])

@@ -24,8 +24,9 @@ from lenetlab.data.splits import Split, Splits, dev_size
 from lenetlab.errors import DataError
 
 
-def locate(ds: IdxDataset, data_dir=None, *, download_missing: bool = False, mirrors=None,
-           progressbar: bool = True) -> list[Path]:
+def locate(
+    ds: IdxDataset, data_dir=None, *, download_missing: bool = False, mirrors=None, progressbar: bool = True
+) -> list[Path]:
     """The four local files of ``ds`` (train images, train labels, test images, test labels).
 
     Looks in the data root, ``root/<name>`` and torchvision's ``root/MNIST/raw`` (or
@@ -43,8 +44,10 @@ def locate(ds: IdxDataset, data_dir=None, *, download_missing: bool = False, mir
     others = [p for p in candidate_folders(ds, data_dir) if p != folder]
     tv = f"{cache_root(data_dir)}/{ds.torchvision}/raw"
     looked = ", ".join(str(p) + (" (torchvision's layout)" if str(p) == tv else "") for p in others)
-    raise DataError(f"{folder / missing}: file not found (also looked in {looked}); run with --download, "
-                    f"or fetch it from {mirror} into {folder}")
+    raise DataError(
+        f"{folder / missing}: file not found (also looked in {looked}); run with --download, "
+        f"or fetch it from {mirror} into {folder}"
+    )
 
 
 def read_idx_folder(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -55,9 +58,20 @@ def read_idx_folder(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarr
         return (*tr.result(), *te.result())
 
 
-def load_idx(name: str, data_dir=None, *, download: bool = False, verify: bool = False, val_size: int | None = None,
-             seed: int = 0, image_size: int | None = None, channels: int | None = None,
-             normalize: str | None = None, mirrors=None, progressbar: bool = True) -> Splits:
+def load_idx(
+    name: str,
+    data_dir=None,
+    *,
+    download: bool = False,
+    verify: bool = False,
+    val_size: int | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+    channels: int | None = None,
+    normalize: str | None = None,
+    mirrors=None,
+    progressbar: bool = True,
+) -> Splits:
     """Load MNIST or Fashion-MNIST as :class:`Splits` of ``uint8 [N, 1, 28, 28]`` and int64 labels.
 
     ``dev`` holds ``val_size`` (default :func:`~lenetlab.data.splits.dev_size`) training images chosen
@@ -70,8 +84,16 @@ def load_idx(name: str, data_dir=None, *, download: bool = False, verify: bool =
     if verify:
         for path, res in zip(paths, ds.resources):
             verify_file(path, res)
-    return from_idx_files(name, paths, list(ds.class_names), val_size=val_size, seed=seed, channels=channels,
-                          image_size=image_size, normalize=normalize)
+    return from_idx_files(
+        name,
+        paths,
+        list(ds.class_names),
+        val_size=val_size,
+        seed=seed,
+        channels=channels,
+        image_size=image_size,
+        normalize=normalize,
+    )
 
 
 #: The classes of an IDX folder given as a path: MNIST-style digits.
@@ -85,8 +107,17 @@ def check_labels(files: list[tuple[Path, np.ndarray]], n_classes: int) -> None:
             raise DataError(f"{path}: label {int(y.max())} out of range for {n_classes} classes")
 
 
-def from_idx_files(name: str, paths: list[Path], class_names: list[str] | None, *, val_size: int | None = None,
-                   seed: int = 0, channels=None, image_size=None, normalize=None) -> Splits:
+def from_idx_files(
+    name: str,
+    paths: list[Path],
+    class_names: list[str] | None,
+    *,
+    val_size: int | None = None,
+    seed: int = 0,
+    channels=None,
+    image_size=None,
+    normalize=None,
+) -> Splits:
     """Build :class:`Splits` from four IDX paths (train images/labels, test images/labels).
 
     ``class_names`` None means the ten digits (:data:`IDX_CLASSES`). Labels beyond the class list raise DataError.
@@ -98,5 +129,15 @@ def from_idx_files(name: str, paths: list[Path], class_names: list[str] | None, 
     y = torch.from_numpy(ytr.astype(np.int64))
     train, dev = carve_val(x, y, dev_size(len(x), val_size), seed, name)
     test = Split(torch.from_numpy(xte.copy()).unsqueeze(1), torch.from_numpy(yte.astype(np.int64)))
-    return finish(name, train, dev, test, class_names, str(paths[0].parent.resolve()), channels=channels,
-                  image_size=image_size, normalize=normalize, default_norm="half")
+    return finish(
+        name,
+        train,
+        dev,
+        test,
+        class_names,
+        str(paths[0].parent.resolve()),
+        channels=channels,
+        image_size=image_size,
+        normalize=normalize,
+        default_norm="half",
+    )

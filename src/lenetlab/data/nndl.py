@@ -76,5 +76,15 @@ def load_nndl(path: str | Path, *, channels=None, image_size=None, normalize=Non
     parts = parse_nndl(read_raw(path), path)
     check_labels([(path, y) for _, y in parts], len(IDX_CLASSES))  # MNIST's digits, as the IDX folders
     train, dev, test = (Split(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)) for x, y in parts)
-    return finish(path.name, train, dev, test, list(IDX_CLASSES), str(path.resolve()),
-                  channels=channels, image_size=image_size, normalize=normalize, default_norm="half")
+    return finish(
+        path.name,
+        train,
+        dev,
+        test,
+        list(IDX_CLASSES),
+        str(path.resolve()),
+        channels=channels,
+        image_size=image_size,
+        normalize=normalize,
+        default_norm="half",
+    )

@@ -6,8 +6,9 @@ from lenetlab.data import load
 from lenetlab.data.common import pixel_stats
 
 
-def summarize(name: str = "mnist-subset", data_dir=None, *, download: bool = False, verify: bool = False,
-              **load_kwargs) -> dict:
+def summarize(
+    name: str = "mnist-subset", data_dir=None, *, download: bool = False, verify: bool = False, **load_kwargs
+) -> dict:
     """Load ``name`` (see :func:`lenetlab.data.load`) and return a JSON-ready summary dict.
 
     Keys: ``name``, ``source`` (where the files are), ``splits`` (sizes), ``image_shape`` ``[C, H, W]``,
@@ -55,4 +56,3 @@ def format_summary(d: dict) -> str:
         f"mean {', '.join(f'{m:.4f}' for m in spec['mean'])}, std {', '.join(f'{v:.4f}' for v in spec['std'])}",
     ]
     return "\n".join(lines)
-

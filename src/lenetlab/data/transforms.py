@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from lenetlab.inputspec import InputSpec
 
-
 #: The most pixels :func:`pad_or_resize` pads by: LeNet-5's 28→32 is 4.
 MAX_PAD = 8
 

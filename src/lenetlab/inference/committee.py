@@ -15,8 +15,10 @@ from lenetlab.errors import CheckpointError, ConfigError, LenetlabError
 if TYPE_CHECKING:
     import torch
 
-def mean_probabilities(predictors: list, x: torch.Tensor, batch_size: int = 1000,
-                       tta: bool = False) -> tuple[np.ndarray, list]:
+
+def mean_probabilities(
+    predictors: list, x: torch.Tensor, batch_size: int = 1000, tta: bool = False
+) -> tuple[np.ndarray, list]:
     """The ensemble's averaged probabilities ``float64 [N, K]`` on ``uint8 [N, C, H, W]`` images, and each
     member's own ``[N, K]`` (``tta``: each averaged over shifted views, see ``Predictor.predict_proba``).
     Members must share their class names (a one-line CheckpointError if not)."""
@@ -24,8 +26,9 @@ def mean_probabilities(predictors: list, x: torch.Tensor, batch_size: int = 1000
         raise LenetlabError("an ensemble needs at least one model")
     for p in predictors[1:]:
         if p.class_names != predictors[0].class_names:
-            raise CheckpointError(f"{p.source}: its class names differ from {predictors[0].source}'s; "
-                                  "cannot ensemble them")
+            raise CheckpointError(
+                f"{p.source}: its class names differ from {predictors[0].source}'s; cannot ensemble them"
+            )
     members = [p.predict_proba(x, batch_size, tta=tta) for p in predictors]
     return sum(members) / len(members), members
 
@@ -55,8 +58,9 @@ def choose_tta(predictors: list, dev, mode: str = "auto", batch_size: int = 1000
     return use, scores, on if use else off
 
 
-def choose_committee(probs: list, y: np.ndarray, rule: str = "auto", repeats: int = 20,
-                     seed: int = 0) -> tuple[list[int], dict]:
+def choose_committee(
+    probs: list, y: np.ndarray, rule: str = "auto", repeats: int = 20, seed: int = 0
+) -> tuple[list[int], dict]:
     """Choose the members of a committee on a held-out split: greedy forward selection
     (:func:`select_members`) or all the candidates, whichever cross-validation on that split favours
     (``rule="auto"``; ``"greedy"`` or ``"all"`` forces one and skips the cross-validation).
@@ -81,15 +85,16 @@ def choose_committee(probs: list, y: np.ndarray, rule: str = "auto", repeats: in
         n = len(y)
         for _ in range(repeats if n >= 2 else 0):
             perm = rng.permutation(n)
-            fit, test = perm[:n // 2], perm[n // 2:]
+            fit, test = perm[: n // 2], perm[n // 2 :]
             chosen = select_members([p[fit] for p in probs], y[fit])
-            held_out["greedy"] += 1 - accuracy_nll(sum(probs[i][test] for i in chosen) / len(chosen), y[test])["accuracy"]
+            held_out["greedy"] += (
+                1 - accuracy_nll(sum(probs[i][test] for i in chosen) / len(chosen), y[test])["accuracy"]
+            )
             held_out["all"] += 1 - accuracy_nll(sum(p[test] for p in probs) / len(probs), y[test])["accuracy"]
         held_out = {k: v / max(repeats, 1) for k, v in held_out.items()}
         rule = "greedy" if held_out["greedy"] < held_out["all"] else "all"
     chosen = select_members(probs, y) if rule == "greedy" else list(range(len(probs)))
-    return chosen, {"rule": rule, "repeats": repeats if held_out is not None else 0,
-                    "held_out_error": held_out}
+    return chosen, {"rule": rule, "repeats": repeats if held_out is not None else 0, "held_out_error": held_out}
 
 
 def select_members(probs: list, y: np.ndarray) -> list[int]:
@@ -128,4 +133,7 @@ def check_tta_mode(mode: str) -> None:
 def accuracy_nll(probs: np.ndarray, y: np.ndarray) -> dict:
     """Accuracy and mean negative log-likelihood of probabilities ``[N, K]`` against labels ``[N]``."""
     p_true = probs[np.arange(len(y)), y]
-    return {"accuracy": float((probs.argmax(1) == y).mean()), "nll": float(-np.log(np.clip(p_true, 1e-12, None)).mean())}
+    return {
+        "accuracy": float((probs.argmax(1) == y).mean()),
+        "nll": float(-np.log(np.clip(p_true, 1e-12, None)).mean()),
+    }

@@ -55,10 +55,17 @@ def model_loss(model: nn.Module, label_smoothing: float = 0.0):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | str = "cpu",
-             batch_size: int = 1000, class_names: list | None = None,
-             autocast: torch.dtype | None = None, channels_last: bool = False,
-             keep_predictions: bool = False) -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    split,
+    spec: InputSpec,
+    device: torch.device | str = "cpu",
+    batch_size: int = 1000,
+    class_names: list | None = None,
+    autocast: torch.dtype | None = None,
+    channels_last: bool = False,
+    keep_predictions: bool = False,
+) -> EvalResult:
     """Accuracy, mean loss, per-class accuracy and confusion matrix of ``model`` on ``split``.
 
     ``split.x`` is ``uint8 [N, C, H, W]`` (prepared batch by batch with ``spec``), ``split.y`` int64
@@ -78,10 +85,10 @@ def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | st
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     preds = []
     for start in range(0, n, batch_size):
-        xb = prepare(x_all[start:start + batch_size], spec)
+        xb = prepare(x_all[start : start + batch_size], spec)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        yb = y_all[start:start + batch_size]
+        yb = y_all[start : start + batch_size]
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             out = model(xb)
         out = out.float()
@@ -105,8 +112,17 @@ def evaluate(model: nn.Module, split, spec: InputSpec, device: torch.device | st
     )
 
 
-def evaluate_sharded(model: nn.Module, split, spec: InputSpec, device: torch.device | str, rank: int,
-                     world_size: int, all_reduce_sum, batch_size: int = 1000, **kwargs) -> EvalResult:
+def evaluate_sharded(
+    model: nn.Module,
+    split,
+    spec: InputSpec,
+    device: torch.device | str,
+    rank: int,
+    world_size: int,
+    all_reduce_sum,
+    batch_size: int = 1000,
+    **kwargs,
+) -> EvalResult:
     """Exact sharded evaluation over ``world_size`` processes (DistributedDataParallel).
 
     This process evaluates ``split[rank::world_size]`` (no padding, no example counted twice) and the
@@ -132,21 +148,32 @@ def evaluate_sharded(model: nn.Module, split, spec: InputSpec, device: torch.dev
     conf = packed[:-2].view(k_all, k_all).round().long()
     loss_sum, total = float(packed[-2]), int(round(float(packed[-1])))
     correct, support = conf.diag(), conf.sum(dim=1)
-    return EvalResult(accuracy=int(correct.sum()) / total, loss=loss_sum / total, n=total,
-                      per_class=[(int(c) / int(s)) if int(s) else None for c, s in zip(correct, support)],
-                      confusion=conf.tolist(), class_names=res.class_names)
+    return EvalResult(
+        accuracy=int(correct.sum()) / total,
+        loss=loss_sum / total,
+        n=total,
+        per_class=[(int(c) / int(s)) if int(s) else None for c, s in zip(correct, support)],
+        confusion=conf.tolist(),
+        class_names=res.class_names,
+    )
 
 
 def format_result(res: EvalResult) -> str:
     """Human-readable report: accuracy, loss, per-class accuracy and the confusion matrix."""
     names = res.class_names or [str(i) for i in range(len(res.per_class))]
     width = max(5, *(len(n) for n in names))
-    lines = [f"accuracy {res.accuracy:.4f}  loss {res.loss:.4f}  (n={res.n}, errors={res.n - round(res.accuracy * res.n)})",
-             "", "per-class accuracy:"]
+    lines = [
+        f"accuracy {res.accuracy:.4f}  loss {res.loss:.4f}  (n={res.n}, errors={res.n - round(res.accuracy * res.n)})",
+        "",
+        "per-class accuracy:",
+    ]
     for name, acc, row in zip(names, res.per_class, res.confusion):
         lines.append(f"  {name:>{width}}  {'n/a' if acc is None else f'{acc:.4f}'}  (n={sum(row)})")
-    lines += ["", "confusion matrix (rows: true class, columns: predicted):",
-              " " * (width + 2) + " ".join(f"{n:>{width}}" for n in names)]
+    lines += [
+        "",
+        "confusion matrix (rows: true class, columns: predicted):",
+        " " * (width + 2) + " ".join(f"{n:>{width}}" for n in names),
+    ]
     for name, row in zip(names, res.confusion):
         lines.append(f"  {name:>{width}}" + " ".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)

@@ -29,7 +29,11 @@ from lenetlab.models.pretrained import pretrained_dir
 
 #: Metadata keys that :func:`lenetlab.serve.export.export_onnx` writes into ``metadata_props``.
 META_FORMAT, META_MODEL, META_CLASSES, META_SPEC = (
-    "lenetlab.format", "lenetlab.model", "lenetlab.class_names", "lenetlab.input_spec")
+    "lenetlab.format",
+    "lenetlab.model",
+    "lenetlab.class_names",
+    "lenetlab.input_spec",
+)
 ONNX_FORMAT = "lenetlab-onnx-v1"
 
 
@@ -72,13 +76,14 @@ class Predictor:
         ``tta``: the mean over the image and four one-pixel shifts of it
         (:func:`lenetlab.data.augment.tta_views`)."""
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise LenetlabError(f"predict_proba: expected uint8 [N, C, H, W] images, got {images.dtype} "
-                                f"{list(images.shape)}")
+            raise LenetlabError(
+                f"predict_proba: expected uint8 [N, C, H, W] images, got {images.dtype} {list(images.shape)}"
+            )
         if images.shape[1] != self.spec.channels:
             images = to_channels(images, self.spec.channels)
         out = []
         for i in range(0, images.shape[0], batch_size):
-            views = tta_views(images[i:i + batch_size]) if tta else [images[i:i + batch_size]]
+            views = tta_views(images[i : i + batch_size]) if tta else [images[i : i + batch_size]]
             probs = [softmax(self.scores(prepare(v, self.spec)).astype(np.float64)) for v in views]
             out.append(sum(probs) / len(probs))
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
@@ -86,15 +91,22 @@ class Predictor:
     def top_k(self, probs: np.ndarray, k: int) -> list[dict]:
         """The ``k`` most probable classes of one probability vector ``[K]``: ``{label, index, probability}``
         dicts, best first."""
-        order = np.argsort(-probs, kind="stable")[:max(1, min(k, probs.shape[0]))]
+        order = np.argsort(-probs, kind="stable")[: max(1, min(k, probs.shape[0]))]
         names = self.class_names
-        return [{"label": names[i] if i < len(names) else str(i), "index": int(i), "probability": float(probs[i])}
-                for i in order]
+        return [
+            {"label": names[i] if i < len(names) else str(i), "index": int(i), "probability": float(probs[i])}
+            for i in order
+        ]
 
     def info(self) -> dict:
         """A JSON-safe description (served by ``GET /health``): the source is a file name, not a path."""
-        return {"model": self.name, "backend": self.backend, "source": Path(self.source).name,
-                "class_names": list(self.class_names), "input_spec": self.spec.to_dict()}
+        return {
+            "model": self.name,
+            "backend": self.backend,
+            "source": Path(self.source).name,
+            "class_names": list(self.class_names),
+            "input_spec": self.spec.to_dict(),
+        }
 
 
 class TorchPredictor(Predictor):
@@ -152,11 +164,13 @@ class OnnxPredictor(Predictor):
         try:  # the same checks as a checkpoint's fields, on the strict JSON of each entry
             model = loads(meta[META_MODEL], f"{path}: {META_MODEL}", CheckpointError)
             self.name = str(model["name"])
-            self.class_names = check_class_names(loads(meta[META_CLASSES], f"{path}: {META_CLASSES}",
-                                                       CheckpointError), path, META_CLASSES)
+            self.class_names = check_class_names(
+                loads(meta[META_CLASSES], f"{path}: {META_CLASSES}", CheckpointError), path, META_CLASSES
+            )
             # the same limits as a checkpoint's spec: a huge size would allocate gigabytes per request
-            self.spec = InputSpec.from_dict(loads(meta[META_SPEC], f"{path}: {META_SPEC}", CheckpointError), path,
-                                            META_SPEC)
+            self.spec = InputSpec.from_dict(
+                loads(meta[META_SPEC], f"{path}: {META_SPEC}", CheckpointError), path, META_SPEC
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: malformed lenetlab metadata ({type(e).__name__}: {e})") from None
         self.input_name = self.session.get_inputs()[0].name
@@ -171,25 +185,36 @@ class OnnxPredictor(Predictor):
         try:
             out = self.scores(torch.zeros(1, spec.channels, spec.size, spec.size))
         except Exception as e:  # onnxruntime raises its own InvalidArgument/Fail/... types
-            raise CheckpointError(f"{path}: field {META_SPEC!r}: the graph cannot take {spec.channels}x{spec.size}x"
-                                  f"{spec.size} inputs ({first_line(e, 120)})") from None
+            raise CheckpointError(
+                f"{path}: field {META_SPEC!r}: the graph cannot take {spec.channels}x{spec.size}x"
+                f"{spec.size} inputs ({first_line(e, 120)})"
+            ) from None
         if out.ndim != 2 or out.shape[1] != len(self.class_names):
-            raise CheckpointError(f"{path}: metadata {META_CLASSES} lists {len(self.class_names)} classes but the "
-                                  f"model gives {out.shape[-1] if out.ndim else 0} outputs")
+            raise CheckpointError(
+                f"{path}: metadata {META_CLASSES} lists {len(self.class_names)} classes but the "
+                f"model gives {out.shape[-1] if out.ndim else 0} outputs"
+            )
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
         """Model scores ``[N, K]`` (float32 NumPy) for inputs ``x`` ``float [N, C, size, size]``."""
         return self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(np.float32)})[0]
 
 
-def load_predictor(checkpoint: str | os.PathLike | None = None, onnx: str | os.PathLike | None = None,
-                   device: str = "cpu", model: str | None = None) -> Predictor:
+def load_predictor(
+    checkpoint: str | os.PathLike | None = None,
+    onnx: str | os.PathLike | None = None,
+    device: str = "cpu",
+    model: str | None = None,
+) -> Predictor:
     """An :class:`OnnxPredictor` for ``onnx``, else a :class:`TorchPredictor` for ``checkpoint`` (a
     ``.pt`` file, a run directory or an exported model folder), or for the pretrained weights shipped
     for registered ``model`` (see ``lenet models --pretrained``); the packaged ``lenet5`` trained on
     MNIST when all are ``None``."""
-    given = [what for what, value in (("a CHECKPOINT", checkpoint), ("--onnx MODEL.onnx", onnx),
-                                      ("--model NAME", model)) if value is not None]
+    given = [
+        what
+        for what, value in (("a CHECKPOINT", checkpoint), ("--onnx MODEL.onnx", onnx), ("--model NAME", model))
+        if value is not None
+    ]
     if len(given) == 2:
         raise LenetlabError(f"give either {given[0]} or {given[1]}, not both")
     if len(given) > 2:

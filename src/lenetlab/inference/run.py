@@ -46,9 +46,21 @@ MARKERS = (CONFIG, METRICS, LAST, BEST)
 _NAME, _COUNT = (str, type(None)), (int, type(None))
 #: The JSON types of the ``config.json`` fields a reader of runs uses (a RunConfig as a dict; the training
 #: side checks every field when it loads one): a field of another type makes the run ``damaged``.
-CONFIG_TYPES = {"model": (str,), "dataset": (str,), "data_dir": _NAME, "epochs": (int,), "val_size": _COUNT,
-                "image_size": _COUNT, "image_column": _NAME, "label_column": _NAME, "id_column": _NAME,
-                "normalize": (str,), "resize": (str,), "digit_width": (int,), "num_threads": _COUNT}
+CONFIG_TYPES = {
+    "model": (str,),
+    "dataset": (str,),
+    "data_dir": _NAME,
+    "epochs": (int,),
+    "val_size": _COUNT,
+    "image_size": _COUNT,
+    "image_column": _NAME,
+    "label_column": _NAME,
+    "id_column": _NAME,
+    "normalize": (str,),
+    "resize": (str,),
+    "digit_width": (int,),
+    "num_threads": _COUNT,
+}
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -111,8 +123,9 @@ def measured_test_accuracy(path: str | os.PathLike, ckpt: dict) -> float | None:
     return float(accuracy) if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) else None
 
 
-def load_data(description: dict, dataset: str | None = None, data_dir: str | None = None, *,
-              download: bool = False) -> data.Splits:
+def load_data(
+    description: dict, dataset: str | None = None, data_dir: str | None = None, *, download: bool = False
+) -> data.Splits:
     """The splits a run was trained on, from its data description (what
     :func:`lenetlab.models.checkpoint.data_description` returns): the same dataset, dev split (size and
     seed), image size and CSV columns.
@@ -125,12 +138,14 @@ def load_data(description: dict, dataset: str | None = None, data_dir: str | Non
         raise LenetlabError("the checkpoint does not name its dataset; pass --dataset")
     if data_dir is None and name == own:
         data_dir = description.get("data_dir")
-    opts = {k: description[k] for k in ("image_size", "image_column", "label_column", "id_column")
-            if description.get(k) is not None}
+    opts = {
+        k: description[k]
+        for k in ("image_size", "image_column", "label_column", "id_column")
+        if description.get(k) is not None
+    }
     if description.get("dev_size") is not None:
         opts["val_size"] = description["dev_size"]
-    return data.load(name, data_dir=data_dir, seed=int(description.get("split_seed") or 0), download=download,
-                     **opts)
+    return data.load(name, data_dir=data_dir, seed=int(description.get("split_seed") or 0), download=download, **opts)
 
 
 @dataclass
@@ -199,8 +214,10 @@ class Run:
         for candidate in (path, Path(root) / path):
             if cls.is_run(candidate):
                 return cls(candidate)
-        raise LenetlabError(f"{name}: not a run directory (no config.json, metrics.jsonl or checkpoint in it"
-                            f"{'' if path.is_absolute() else f', nor in {Path(root) / path}'})")
+        raise LenetlabError(
+            f"{name}: not a run directory (no config.json, metrics.jsonl or checkpoint in it"
+            f"{'' if path.is_absolute() else f', nor in {Path(root) / path}'})"
+        )
 
     @classmethod
     def all(cls, root: str | os.PathLike = "runs") -> list[Run]:
@@ -208,8 +225,10 @@ class Run:
         A missing ``root`` is a one-line :class:`LenetlabError`."""
         root = Path(root)
         if not root.is_dir():
-            raise LenetlabError(f"{root}: no such folder of runs (train one with lenet train, or name the folder "
-                                "holding your run directories)")
+            raise LenetlabError(
+                f"{root}: no such folder of runs (train one with lenet train, or name the folder "
+                "holding your run directories)"
+            )
         if cls.is_run(root):
             return [cls(root)]
         return [cls(p) for p in sorted(root.iterdir()) if cls.is_run(p)]
@@ -263,8 +282,13 @@ class Run:
             rows = self.rows
         except LenetlabError:
             return None
-        tests = [r for r in rows if r.get("kind") == "test" and _num(r, "accuracy") is not None
-                 and (checkpoint is None or r.get("checkpoint", BEST) == checkpoint)]
+        tests = [
+            r
+            for r in rows
+            if r.get("kind") == "test"
+            and _num(r, "accuracy") is not None
+            and (checkpoint is None or r.get("checkpoint", BEST) == checkpoint)
+        ]
         return tests[-1]["accuracy"] if tests else None
 
     def best_dev(self) -> float | None:

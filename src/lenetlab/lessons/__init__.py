@@ -18,8 +18,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lenetlab.errors import ConfigError, LenetlabError
 
@@ -73,35 +74,81 @@ def _catalogue(*lessons: Lesson) -> dict[str, Lesson]:
 
 #: Every lesson, in the book's order.
 LESSONS: dict[str, Lesson] = _catalogue(
-    Lesson("edge-detection", "edges", "cross-correlation; a [1, -1] kernel finds the vertical edges of a 6x8 image",
-           (Option("kernel", str, "1,-1", "the kernel: numbers separated by commas, rows by ';' (e.g. '1;-1')"),)),
-    Lesson("learn-kernel", "learn_kernel", "learn the edge kernel back from the image and its edge map by "
-                                           "gradient descent on a from-scratch conv layer",
-           (Option("lr", float, 0.03, "learning rate"), Option("steps", int, 10, "gradient steps"),
+    Lesson(
+        "edge-detection",
+        "edges",
+        "cross-correlation; a [1, -1] kernel finds the vertical edges of a 6x8 image",
+        (Option("kernel", str, "1,-1", "the kernel: numbers separated by commas, rows by ';' (e.g. '1;-1')"),),
+    ),
+    Lesson(
+        "learn-kernel",
+        "learn_kernel",
+        "learn the edge kernel back from the image and its edge map by gradient descent on a from-scratch conv layer",
+        (
+            Option("lr", float, 0.03, "learning rate"),
+            Option("steps", int, 10, "gradient steps"),
             Option("every", int, 2, "print the loss every this many steps"),
             Option("seed", int, 0, "seed of the kernel's random start"),
-            Option("impl", str, "im2col", "from-scratch conv layer: im2col (lenetlab.ops.Conv2d) or loop "
-                                          "(lenetlab.ops.LoopConv2d)", choices=("im2col", "loop")))),
-    Lesson("padding-stride", "padding_stride", "the output-shape formula floor((n - k + p + s) / s) on the "
-                                               "book's four cases, checked against two conv layers",
-           (Option("size", int, 8, "input height and width n"),)),
-    Lesson("channels", "channels", "multi-input and multi-output channels; a 1x1 convolution is a fully "
-                                   "connected layer at every pixel",
-           (Option("seed", int, 0, "seed of the random 1x1 example"),)),
+            Option(
+                "impl",
+                str,
+                "im2col",
+                "from-scratch conv layer: im2col (lenetlab.ops.Conv2d) or loop (lenetlab.ops.LoopConv2d)",
+                choices=("im2col", "loop"),
+            ),
+        ),
+    ),
+    Lesson(
+        "padding-stride",
+        "padding_stride",
+        "the output-shape formula floor((n - k + p + s) / s) on the book's four cases, checked against two conv layers",
+        (Option("size", int, 8, "input height and width n"),),
+    ),
+    Lesson(
+        "channels",
+        "channels",
+        "multi-input and multi-output channels; a 1x1 convolution is a fully connected layer at every pixel",
+        (Option("seed", int, 0, "seed of the random 1x1 example"),),
+    ),
     Lesson("pooling", "pooling", "max and average pooling, padding and stride, several channels"),
-    Lesson("train-lenet", "train_lenet", "train d2l's sigmoid LeNet, then the ReLU/max-pooling one, on the embedded "
-                                         "subset: curves and accuracies",
-           (Option("epochs", int, 12, "epochs for each network"), Option("batch", int, 64, "minibatch size"),
-            Option("seed", int, 0, "seed of the weights and the batch order"))),
-    Lesson("batch-norm", "batch_norm", "batch normalisation from scratch next to nn.BatchNorm2d: training, "
-                                       "evaluation, running statistics",
-           (Option("seed", int, 0, "seed of the random batches"),
-            Option("steps", int, 3, "training-mode batches before switching to evaluation"))),
-    Lesson("shapes", "shapes", "each zoo model's layer-by-layer output shapes for its book input",
-           (Option("model", str, None, "a registered model (default: the book's LeNet, AlexNet, VGG-11, NiN, "
-                                       "GoogLeNet, ResNet-18)", positional=True),)),
-    Lesson("lenet5-by-hand", "lenet5_by_hand", "NNDL's hand count of LeNet-5's parameters and FLOPs next to "
-                                               "what `lenet profile` counts"),
+    Lesson(
+        "train-lenet",
+        "train_lenet",
+        "train d2l's sigmoid LeNet, then the ReLU/max-pooling one, on the embedded subset: curves and accuracies",
+        (
+            Option("epochs", int, 12, "epochs for each network"),
+            Option("batch", int, 64, "minibatch size"),
+            Option("seed", int, 0, "seed of the weights and the batch order"),
+        ),
+    ),
+    Lesson(
+        "batch-norm",
+        "batch_norm",
+        "batch normalisation from scratch next to nn.BatchNorm2d: training, evaluation, running statistics",
+        (
+            Option("seed", int, 0, "seed of the random batches"),
+            Option("steps", int, 3, "training-mode batches before switching to evaluation"),
+        ),
+    ),
+    Lesson(
+        "shapes",
+        "shapes",
+        "each zoo model's layer-by-layer output shapes for its book input",
+        (
+            Option(
+                "model",
+                str,
+                None,
+                "a registered model (default: the book's LeNet, AlexNet, VGG-11, NiN, GoogLeNet, ResNet-18)",
+                positional=True,
+            ),
+        ),
+    ),
+    Lesson(
+        "lenet5-by-hand",
+        "lenet5_by_hand",
+        "NNDL's hand count of LeNet-5's parameters and FLOPs next to what `lenet profile` counts",
+    ),
     Lesson("im2col", "im2col", "how lenetlab.ops.conv2d turns a convolution into one matrix multiply"),
 )
 

@@ -61,12 +61,16 @@ def run(report: Report, seed: int = 0, steps: int = 3) -> None:
     weights = torch.randn(Y.shape, generator=gen)  # any loss: sum(Y * weights)
     (Y * weights).sum().backward()
     (Y_ref * weights).sum().backward()
-    grads = {"input": _diff(X_ours.grad, X_theirs.grad), "gamma": _diff(ours.weight.grad, theirs.weight.grad),
-             "beta": _diff(ours.bias.grad, theirs.bias.grad)}
+    grads = {
+        "input": _diff(X_ours.grad, X_theirs.grad),
+        "gamma": _diff(ours.weight.grad, theirs.weight.grad),
+        "beta": _diff(ours.bias.grad, theirs.bias.grad),
+    }
     report.record("grad_diffs", grads)
     report.say("largest gradient difference: " + ", ".join(f"{k} {format_difference(v)}" for k, v in grads.items()))
-    report.check("grads", f"gradients for input, gamma and beta agree within {TOLERANCE}",
-                 max(grads.values()) < TOLERANCE)
+    report.check(
+        "grads", f"gradients for input, gamma and beta agree within {TOLERANCE}", max(grads.values()) < TOLERANCE
+    )
 
     report.section("Running statistics")
     report.say("each training batch moves them 10% of the way: running = 0.9 * running + 0.1 * batch")
@@ -77,16 +81,21 @@ def run(report: Report, seed: int = 0, steps: int = 3) -> None:
     stats = max(_diff(ours.running_mean, theirs.running_mean), _diff(ours.running_var, theirs.running_var))
     report.check("running", f"running statistics agree within {TOLERANCE}", stats < TOLERANCE)
     report.say("The book's own batch_norm keeps momentum 0.9 (the share kept; torch's momentum=0.1 is the share")
-    report.say("added) and averages the biased batch variance, where torch averages the unbiased one. One batch shows it:")
+    report.say(
+        "added) and averages the biased batch variance, where torch averages the unbiased one. One batch shows it:"
+    )
     X, fresh = batch(gen), nn.BatchNorm2d(3)
     fresh(X)
     count = X.numel() // X.shape[1]  # values per channel in the batch
     biased = X.var(dim=(0, 2, 3), unbiased=False)
     book = report.show("book_running_var", "the book: 0.9 * 1 + 0.1 * biased variance", 0.9 + 0.1 * biased)
     report.show("torch_running_var", "torch:    0.9 * 1 + 0.1 * unbiased variance", fresh.running_var)
-    report.check("conventions", f"torch's update is the book's with the variance scaled by {count}/{count - 1}",
-                 _diff(fresh.running_var, 0.9 + 0.1 * biased * count / (count - 1)) < TOLERANCE
-                 and _diff(book, fresh.running_var) > 1e-4)
+    report.check(
+        "conventions",
+        f"torch's update is the book's with the variance scaled by {count}/{count - 1}",
+        _diff(fresh.running_var, 0.9 + 0.1 * biased * count / (count - 1)) < TOLERANCE
+        and _diff(book, fresh.running_var) > 1e-4,
+    )
 
     report.section("Evaluation mode")
     ours.eval()
@@ -97,13 +106,19 @@ def run(report: Report, seed: int = 0, steps: int = 3) -> None:
         alone = ours(X[:1])
     report.show("eval_diff", "largest output difference", _diff(Y, Y_ref))
     report.check("eval", f"evaluation-mode outputs agree within {TOLERANCE}", _diff(Y, Y_ref) < TOLERANCE)
-    report.check("eval_independent", "in evaluation mode an image's output is the same alone or in a batch",
-                 _diff(alone, Y[:1]) < TOLERANCE)
+    report.check(
+        "eval_independent",
+        "in evaluation mode an image's output is the same alone or in a batch",
+        _diff(alone, Y[:1]) < TOLERANCE,
+    )
     ours.train()
     with torch.no_grad():
         in_batch, alone = ours(X)[:2], ours(X[:2])
-    report.check("train_dependent", "in training mode it is not: it depends on the rest of the batch",
-                 _diff(alone, in_batch) > 1e-3)
+    report.check(
+        "train_dependent",
+        "in training mode it is not: it depends on the rest of the batch",
+        _diff(alone, in_batch) > 1e-3,
+    )
 
     report.section("After a fully connected layer: normalise each feature")
     X = torch.randn(16, 5, generator=gen) * 2 + 3  # [N, features]
@@ -112,4 +127,6 @@ def run(report: Report, seed: int = 0, steps: int = 3) -> None:
     diff = _diff(batch_norm(X, mean, var, training=True), bn1d(X))
     diff = max(diff, _diff(mean, bn1d.running_mean), _diff(var, bn1d.running_var))
     report.show("fc_diff", "largest difference from nn.BatchNorm1d (outputs and running statistics)", diff)
-    report.check("fc", f"lenetlab.ops.batch_norm on [16, 5] matches nn.BatchNorm1d within {TOLERANCE}", diff < TOLERANCE)
+    report.check(
+        "fc", f"lenetlab.ops.batch_norm on [16, 5] matches nn.BatchNorm1d within {TOLERANCE}", diff < TOLERANCE
+    )

@@ -47,8 +47,11 @@ def run(report: Report, kernel: str = "1,-1") -> None:
     report.show("X3", "X", X)
     report.show("K2", "K", K)
     Y = report.show("Y3", "corr2d(X, K)  (top left: 0*0 + 1*1 + 3*2 + 4*3 = 19)", corr2d(X, K))
-    report.check("corr2d_book", "corr2d(X, K) is the book's [[19, 25], [37, 43]]",
-                 torch.equal(Y, torch.tensor([[19.0, 25.0], [37.0, 43.0]])))
+    report.check(
+        "corr2d_book",
+        "corr2d(X, K) is the book's [[19, 25], [37, 43]]",
+        torch.equal(Y, torch.tensor([[19.0, 25.0], [37.0, 43.0]])),
+    )
 
     report.section("Edges of a vertical band")
     K = parse_kernel(kernel)
@@ -71,6 +74,7 @@ def run(report: Report, kernel: str = "1,-1") -> None:
     Yt = report.show("Y_transposed", "corr2d(X.T, K)", corr2d(X.T, K))
     if book_kernel:
         report.check("blind", "K finds nothing in X.T (all zeros)", not Yt.any().item())
-    Ytt = report.show("Y_transposed_kernel", "corr2d(X.T, K.T): the transposed kernel sees X.T as K sees X",
-                      corr2d(X.T, K.T))
+    Ytt = report.show(
+        "Y_transposed_kernel", "corr2d(X.T, K.T): the transposed kernel sees X.T as K sees X", corr2d(X.T, K.T)
+    )
     report.check("transpose", "corr2d(X.T, K.T) is corr2d(X, K) transposed", torch.equal(Ytt, Y.T))

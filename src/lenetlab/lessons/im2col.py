@@ -19,7 +19,7 @@ from lenetlab.ops import conv2d, corr2d
 def windows_as_columns(X: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """Each ``kh x kw`` window of ``X`` ``[H, W]``, flattened, as one column: ``[kh*kw, Ho*Wo]``."""
     ho, wo = X.shape[0] - kh + 1, X.shape[1] - kw + 1
-    columns = [X[i:i + kh, j:j + kw].reshape(-1) for i in range(ho) for j in range(wo)]
+    columns = [X[i : i + kh, j : j + kw].reshape(-1) for i in range(ho) for j in range(wo)]
     return torch.stack(columns, dim=1)
 
 
@@ -29,12 +29,19 @@ def run(report: Report) -> None:
     K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
     report.show("X", "X", X)
     report.show("K", "K", K)
-    cols = report.show("columns", "the 2x2 windows of X as columns (window (0,0) first)  [4, 4]",
-                       windows_as_columns(X, 2, 2))
+    cols = report.show(
+        "columns", "the 2x2 windows of X as columns (window (0,0) first)  [4, 4]", windows_as_columns(X, 2, 2)
+    )
     row = report.show("kernel_row", "K flattened to a row  [1, 4]", K.reshape(1, -1))
     Y = report.show("Y", "row @ columns, reshaped to 2x2", (row @ cols).reshape(2, 2))
-    report.check("same_as_loops", "one matrix multiply gives corr2d's [[19, 25], [37, 43]]", torch.equal(Y, corr2d(X, K)))
-    report.check("same_as_ops", "lenetlab.ops.conv2d (im2col inside) agrees", torch.equal(conv2d(X[None, None], K[None, None])[0, 0], Y))
+    report.check(
+        "same_as_loops", "one matrix multiply gives corr2d's [[19, 25], [37, 43]]", torch.equal(Y, corr2d(X, K))
+    )
+    report.check(
+        "same_as_ops",
+        "lenetlab.ops.conv2d (im2col inside) agrees",
+        torch.equal(conv2d(X[None, None], K[None, None])[0, 0], Y),
+    )
 
     report.section("The memory price, for LeNet-5's first layer at batch 256")
     n, size, k, c_o = 256, 32, 5, 6
@@ -42,7 +49,9 @@ def run(report: Report) -> None:
     inputs, columns = n * size * size, k * k * n * out * out
     report.record("lenet_c1", {"input_values": inputs, "column_values": columns})
     report.say(f"input [256, 1, 32, 32]: {inputs:,} values ({inputs * 4 / 2**20:.1f} MiB in float32)")
-    report.say(f"columns [5x5, 256x28x28]: {columns:,} values ({columns * 4 / 2**20:.1f} MiB), "
-               f"{columns / inputs:.1f} times the input")
+    report.say(
+        f"columns [5x5, 256x28x28]: {columns:,} values ({columns * 4 / 2**20:.1f} MiB), "
+        f"{columns / inputs:.1f} times the input"
+    )
     report.say(f"then one [6, 25] x [25, {n * out * out:,}] matrix multiply gives all {c_o * n * out * out:,} outputs")
     report.say("`lenet bench ops` times this against the loop version and PyTorch's own convolution.")

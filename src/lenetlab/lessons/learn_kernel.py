@@ -23,7 +23,7 @@ from lenetlab.errors import ConfigError
 from lenetlab.lessons.edges import vertical_band
 from lenetlab.lessons.im2col import windows_as_columns
 from lenetlab.lessons.report import Report, format_number, format_table
-from lenetlab.ops import LoopConv2d, Conv2d, corr2d
+from lenetlab.ops import Conv2d, LoopConv2d, corr2d
 
 TARGET = torch.tensor([[1.0, -1.0]])
 # Largest allowed |learned - target| per entry: from any start in [0, 1)^2 the book's 10 steps at
@@ -83,9 +83,12 @@ def run(report: Report, lr: float = 0.03, steps: int = 10, every: int = 2, seed:
 
     # loss(w) = |A w - y|^2 with one row of A per window of X, so its Hessian is 2 A^T A
     A = windows_as_columns(X[0, 0], 1, 2).T  # [42, 2]
-    lr_limit = report.show("lr_limit", "largest stable learning rate: 2 / the largest eigenvalue of the loss's "
-                           "Hessian 2 A^T A (A: the 42 windows of X as rows)",
-                           2 / torch.linalg.eigvalsh(2 * A.T @ A).max().item())
+    lr_limit = report.show(
+        "lr_limit",
+        "largest stable learning rate: 2 / the largest eigenvalue of the loss's "
+        "Hessian 2 A^T A (A: the 42 windows of X as rows)",
+        2 / torch.linalg.eigvalsh(2 * A.T @ A).max().item(),
+    )
 
     losses = descend(layer, X, Y, lr, steps)
     shown = [[i, format_number(loss)] for i, loss in enumerate(losses, 1) if i % every == 0 or i == steps]
@@ -98,11 +101,16 @@ def run(report: Report, lr: float = 0.03, steps: int = 10, every: int = 2, seed:
     report.check("learned", f"the learned kernel is within {TOLERANCE} of [1, -1]", error < TOLERANCE)
 
     if not losses[-1] < losses[0]:
-        report.say(f"The loss grew instead of shrinking: --lr {lr:g} is above the limit {lr_limit:.4f}, so each step "
-                   "overshoots the bottom of the bowl by more than it started from.")
+        report.say(
+            f"The loss grew instead of shrinking: --lr {lr:g} is above the limit {lr_limit:.4f}, so each step "
+            "overshoots the bottom of the bowl by more than it started from."
+        )
 
     descend(reference, X, Y, lr, steps)
     torch_kernel = reference.weight.detach().reshape(1, 2)
     report.record("torch_kernel", torch_kernel)
-    report.check("same_as_torch", "torch.nn.Conv2d from the same start ends at the same kernel",
-                 torch.allclose(torch_kernel, learned, rtol=1e-5, atol=1e-6, equal_nan=True))
+    report.check(
+        "same_as_torch",
+        "torch.nn.Conv2d from the same start ends at the same kernel",
+        torch.allclose(torch_kernel, learned, rtol=1e-5, atol=1e-6, equal_nan=True),
+    )

@@ -39,8 +39,9 @@ def _worked(n: int, k: int, p: int, s: int) -> str:
 def run(report: Report, size: int = 8) -> None:
     """Work out and check the four cases on a ``size`` x ``size`` input."""
     if not 3 <= size <= MAX_SIZE:
-        raise ConfigError(f"--size: must be between 3 and {MAX_SIZE} (the (3, 5) kernel with stride 3 needs 3), "
-                          f"got {size}")
+        raise ConfigError(
+            f"--size: must be between 3 and {MAX_SIZE} (the (3, 5) kernel with stride 3 needs 3), got {size}"
+        )
     x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0))  # [N=1, C=1, n, n]
     report.say(f"input: {size}x{size}; in the formula p is the total padding, twice the padding per side")
     rows, results = [], []
@@ -49,12 +50,32 @@ def run(report: Report, size: int = 8) -> None:
         layer = nn.Conv2d(1, 1, kernel_size=(kh, kw), padding=(ph, pw), stride=(sh, sw))
         by_torch = tuple(layer(x).shape[2:])
         by_ops = tuple(conv2d(x, layer.weight, layer.bias, stride=(sh, sw), padding=(ph, pw)).shape[2:])
-        rows.append([f"{kh}x{kw}", f"{ph},{pw}", f"{sh},{sw}", _worked(size, kh, 2 * ph, sh),
-                     _worked(size, kw, 2 * pw, sw), "x".join(map(str, by_torch)), "x".join(map(str, by_ops))])
-        results.append({"kernel": [kh, kw], "padding": [ph, pw], "stride": [sh, sw], "formula": list(by_formula),
-                        "torch": list(by_torch), "ops": list(by_ops)})
-    report.say(format_table(["kernel", "padding", "stride", "height by formula", "width by formula",
-                             "nn.Conv2d", "ops.conv2d"], rows))
+        rows.append(
+            [
+                f"{kh}x{kw}",
+                f"{ph},{pw}",
+                f"{sh},{sw}",
+                _worked(size, kh, 2 * ph, sh),
+                _worked(size, kw, 2 * pw, sw),
+                "x".join(map(str, by_torch)),
+                "x".join(map(str, by_ops)),
+            ]
+        )
+        results.append(
+            {
+                "kernel": [kh, kw],
+                "padding": [ph, pw],
+                "stride": [sh, sw],
+                "formula": list(by_formula),
+                "torch": list(by_torch),
+                "ops": list(by_ops),
+            }
+        )
+    report.say(
+        format_table(
+            ["kernel", "padding", "stride", "height by formula", "width by formula", "nn.Conv2d", "ops.conv2d"], rows
+        )
+    )
     report.record("cases", results)
     agree = all(r["formula"] == r["torch"] == r["ops"] for r in results)
     report.check("formula", "the formula, torch.nn.Conv2d and lenetlab.ops.conv2d agree on every case", agree)

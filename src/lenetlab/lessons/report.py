@@ -64,7 +64,7 @@ def format_tensor(t: torch.Tensor, decimals: int = 4, indent: str = "  ") -> str
     h, w = t.shape[-2], t.shape[-1]
     blocks = []
     for index, start in zip(itertools.product(*map(range, t.shape[:-2])), range(0, len(cells), h * w)):
-        rows = [" ".join(c.rjust(width) for c in cells[start + r * w:start + (r + 1) * w]) for r in range(h)]
+        rows = [" ".join(c.rjust(width) for c in cells[start + r * w : start + (r + 1) * w]) for r in range(h)]
         if index:  # which matrix of a [..., H, W] tensor
             rows.insert(0, "[" + ", ".join(map(str, index)) + "]")
         blocks.append("\n".join(indent + r for r in rows))
@@ -104,7 +104,7 @@ class Report:
             self.lines += [f"{title}:", format_tensor(value, decimals)]
         elif isinstance(value, torch.Tensor):
             self.lines.append(f"{title}: {format_number(float(value), decimals, float(value).is_integer())}")
-        elif isinstance(value, float) and 0 < abs(value) < 10 ** -decimals:
+        elif isinstance(value, float) and 0 < abs(value) < 10**-decimals:
             self.lines.append(f"{title}: {format_difference(value)}")  # a tiny difference, not "0.0000"
         elif isinstance(value, float):
             self.lines.append(f"{title}: {format_number(value, decimals)}")

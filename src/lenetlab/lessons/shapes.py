@@ -31,26 +31,67 @@ class BookView:
 _FC = ((1, 4096),) * 3  # Linear, ReLU, Dropout
 #: The chapter's networks, in the book's order.
 BOOK = {
-    "lenet-d2l": BookView((1, 28, 28), printed=((1, 6, 28, 28), (1, 6, 14, 14), (1, 16, 10, 10), (1, 16, 5, 5),
-                                                (1, 120), (1, 84), (1, 10)),
-                          note="the book also lists each Sigmoid (same shape as the layer before) and Flatten "
-                               "[1, 400]: torch.sigmoid and torch.flatten in forward() here"),
-    "alexnet": BookView((1, 224, 224), ("features", "classifier"),
-                        ((1, 96, 54, 54),) * 2 + ((1, 96, 26, 26),) + ((1, 256, 26, 26),) * 2 + ((1, 256, 12, 12),)
-                        + ((1, 384, 12, 12),) * 4 + ((1, 256, 12, 12),) * 2 + ((1, 256, 5, 5),) + _FC * 2 + ((1, 10),),
-                        note="the book also lists Flatten [1, 6400]: torch.flatten in forward() here"),
-    "vgg11": BookView((1, 224, 224), ("features", "classifier"),
-                      ((1, 64, 112, 112), (1, 128, 56, 56), (1, 256, 28, 28), (1, 512, 14, 14), (1, 512, 7, 7))
-                      + _FC * 2 + ((1, 10),),
-                      note="the book also lists Flatten [1, 25088]: torch.flatten in forward() here"),
-    "nin": BookView((1, 224, 224), ("net",),
-                    ((1, 96, 54, 54), (1, 96, 26, 26), (1, 256, 26, 26), (1, 256, 12, 12), (1, 384, 12, 12),
-                     (1, 384, 5, 5), (1, 384, 5, 5), (1, 10, 5, 5), (1, 10, 1, 1), (1, 10))),
-    "googlenet": BookView((1, 96, 96), (),
-                          ((1, 64, 24, 24), (1, 192, 12, 12), (1, 480, 6, 6), (1, 832, 3, 3), (1, 1024), (1, 10))),
-    "resnet18": BookView((1, 224, 224), ("head",),
-                         ((1, 64, 56, 56), (1, 64, 56, 56), (1, 128, 28, 28), (1, 256, 14, 14), (1, 512, 7, 7),
-                          (1, 512, 1, 1), (1, 512), (1, 10))),
+    "lenet-d2l": BookView(
+        (1, 28, 28),
+        printed=((1, 6, 28, 28), (1, 6, 14, 14), (1, 16, 10, 10), (1, 16, 5, 5), (1, 120), (1, 84), (1, 10)),
+        note="the book also lists each Sigmoid (same shape as the layer before) and Flatten "
+        "[1, 400]: torch.sigmoid and torch.flatten in forward() here",
+    ),
+    "alexnet": BookView(
+        (1, 224, 224),
+        ("features", "classifier"),
+        ((1, 96, 54, 54),) * 2
+        + ((1, 96, 26, 26),)
+        + ((1, 256, 26, 26),) * 2
+        + ((1, 256, 12, 12),)
+        + ((1, 384, 12, 12),) * 4
+        + ((1, 256, 12, 12),) * 2
+        + ((1, 256, 5, 5),)
+        + _FC * 2
+        + ((1, 10),),
+        note="the book also lists Flatten [1, 6400]: torch.flatten in forward() here",
+    ),
+    "vgg11": BookView(
+        (1, 224, 224),
+        ("features", "classifier"),
+        ((1, 64, 112, 112), (1, 128, 56, 56), (1, 256, 28, 28), (1, 512, 14, 14), (1, 512, 7, 7))
+        + _FC * 2
+        + ((1, 10),),
+        note="the book also lists Flatten [1, 25088]: torch.flatten in forward() here",
+    ),
+    "nin": BookView(
+        (1, 224, 224),
+        ("net",),
+        (
+            (1, 96, 54, 54),
+            (1, 96, 26, 26),
+            (1, 256, 26, 26),
+            (1, 256, 12, 12),
+            (1, 384, 12, 12),
+            (1, 384, 5, 5),
+            (1, 384, 5, 5),
+            (1, 10, 5, 5),
+            (1, 10, 1, 1),
+            (1, 10),
+        ),
+    ),
+    "googlenet": BookView(
+        (1, 96, 96), (), ((1, 64, 24, 24), (1, 192, 12, 12), (1, 480, 6, 6), (1, 832, 3, 3), (1, 1024), (1, 10))
+    ),
+    "resnet18": BookView(
+        (1, 224, 224),
+        ("head",),
+        (
+            (1, 64, 56, 56),
+            (1, 64, 56, 56),
+            (1, 128, 28, 28),
+            (1, 256, 14, 14),
+            (1, 512, 7, 7),
+            (1, 512, 1, 1),
+            (1, 512),
+            (1, 10),
+        ),
+    ),
 }
 
 
@@ -76,17 +117,32 @@ def run(report: Report, model: str | None = None) -> None:
     for name in names:
         size, rows = book_rows(name)
         report.section(f"{name}: input {list((1, *size))}")
-        report.say(format_table(["layer", "type", "output shape", "params"],
-                                [[layer, kind, str(shape), f"{params:,}"] for layer, kind, shape, params in rows],
-                                right={3}))
-        report.record(name, {"input": [1, *size], "layers": [{"layer": layer, "type": kind, "shape": shape,
-                                                              "params": params} for layer, kind, shape, params in rows]})
+        report.say(
+            format_table(
+                ["layer", "type", "output shape", "params"],
+                [[layer, kind, str(shape), f"{params:,}"] for layer, kind, shape, params in rows],
+                right={3},
+            )
+        )
+        report.record(
+            name,
+            {
+                "input": [1, *size],
+                "layers": [
+                    {"layer": layer, "type": kind, "shape": shape, "params": params}
+                    for layer, kind, shape, params in rows
+                ],
+            },
+        )
         shapes = [shape for _, _, shape, _ in rows]
         view = BOOK.get(name)
         if view:
             if view.note:
                 report.say(f"({view.note})")
-            report.check(f"{name}_book", f"{name}: every shape is the one the book prints",
-                         shapes == [list(s) for s in view.printed])
+            report.check(
+                f"{name}_book",
+                f"{name}: every shape is the one the book prints",
+                shapes == [list(s) for s in view.printed],
+            )
         else:
             report.check(f"{name}_scores", f"{name} ends with one score per class: {shapes[-1]}", shapes[-1] == [1, 10])

@@ -64,7 +64,9 @@ def text_plot(curves: dict[str, list[float]], marks: dict[str, str]) -> list[str
         for e, v in enumerate(values):
             row = PLOT_ROWS - round(v * PLOT_ROWS)
             grid[row][e] = marks[name] if grid[row][e] in (" ", marks[name]) else "*"
-    lines = [f"  {100 * (PLOT_ROWS - r) // PLOT_ROWS:>3}% |" + "  ".join(cells).rstrip() for r, cells in enumerate(grid)]
+    lines = [
+        f"  {100 * (PLOT_ROWS - r) // PLOT_ROWS:>3}% |" + "  ".join(cells).rstrip() for r, cells in enumerate(grid)
+    ]
     lines.append("       +" + "-" * (3 * epochs - 2))
     lines.append("  epoch " + "".join(f"{e + 1:<3}" for e in range(epochs)).rstrip())
     lines.append("  " + ", ".join(f"{marks[n]} = {n}" for n in curves))
@@ -79,9 +81,11 @@ def run(report: Report, epochs: int = 12, batch: int = 64, seed: int = 0) -> Non
         raise ConfigError(f"--batch: must be between 1 and 1000, got {batch}")
     batch_size = batch
     splits = load("mnist-subset")
-    report.say(f"lenet-d2l on the embedded MNIST subset: {len(splits.train):,} training and {len(splits.test)} test "
-               f"digits, {epochs} epochs of minibatch SGD, batch {batch_size} "
-               f"({-(-len(splits.train) // batch_size)} steps per epoch), seed {seed}")
+    report.say(
+        f"lenet-d2l on the embedded MNIST subset: {len(splits.train):,} training and {len(splits.test)} test "
+        f"digits, {epochs} epochs of minibatch SGD, batch {batch_size} "
+        f"({-(-len(splits.train) // batch_size)} steps per epoch), seed {seed}"
+    )
     runs = {
         "sigmoid, average pooling (lr 0.9)": train("sigmoid", "avg", 0.9, epochs, batch_size, seed, splits),
         "ReLU, max pooling (lr 0.1)": train("relu", "max", 0.1, epochs, batch_size, seed, splits),
@@ -91,17 +95,32 @@ def run(report: Report, epochs: int = 12, batch: int = 64, seed: int = 0) -> Non
     report.record("relu", relu)
 
     report.section("Training loss and test accuracy per epoch")
-    rows = [[e + 1, f"{sig['loss'][e]:.3f}", f"{100 * sig['test_accuracy'][e]:.1f}%", f"{relu['loss'][e]:.3f}",
-             f"{100 * relu['test_accuracy'][e]:.1f}%"] for e in range(epochs)]
-    report.say(format_table(["epoch", "sigmoid loss", "test acc", "ReLU loss", "test acc"], rows,
-                            right={0, 1, 2, 3, 4}))
+    rows = [
+        [
+            e + 1,
+            f"{sig['loss'][e]:.3f}",
+            f"{100 * sig['test_accuracy'][e]:.1f}%",
+            f"{relu['loss'][e]:.3f}",
+            f"{100 * relu['test_accuracy'][e]:.1f}%",
+        ]
+        for e in range(epochs)
+    ]
+    report.say(
+        format_table(["epoch", "sigmoid loss", "test acc", "ReLU loss", "test acc"], rows, right={0, 1, 2, 3, 4})
+    )
 
     report.section("Test accuracy")
-    report.say("\n".join(text_plot({"sigmoid": sig["test_accuracy"], "ReLU": relu["test_accuracy"]},
-                                   {"sigmoid": "s", "ReLU": "r"})))
+    report.say(
+        "\n".join(
+            text_plot({"sigmoid": sig["test_accuracy"], "ReLU": relu["test_accuracy"]}, {"sigmoid": "s", "ReLU": "r"})
+        )
+    )
     report.say()
     final_sig, final_relu = sig["test_accuracy"][-1], relu["test_accuracy"][-1]
-    report.say(f"after {epochs} epochs: {sig_name} {100 * final_sig:.1f}%, {relu_name} {100 * final_relu:.1f}% "
-               f"test accuracy")
-    report.check("relu_wins", "the ReLU/max-pooling LeNet beats the sigmoid/average-pooling one", final_relu > final_sig)
+    report.say(
+        f"after {epochs} epochs: {sig_name} {100 * final_sig:.1f}%, {relu_name} {100 * final_relu:.1f}% test accuracy"
+    )
+    report.check(
+        "relu_wins", "the ReLU/max-pooling LeNet beats the sigmoid/average-pooling one", final_relu > final_sig
+    )
     report.check("relu_learns", "the ReLU/max-pooling LeNet reads more than half the test digits", final_relu > 0.5)

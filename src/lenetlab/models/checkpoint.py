@@ -51,9 +51,19 @@ FORMAT = "lenetlab-checkpoint-v1"
 MODEL_FIELDS = ("model", "state_dict", "input_spec", "class_names")
 #: Fields ``last.pt`` needs to continue a run (``lenet train --resume``), with their types.
 TRAINING_FIELDS = {
-    "config": dict, "optimizer": dict, "scheduler": dict, "rng": dict, "meters": torch.Tensor,
-    "epoch": int, "batch": int, "step": int, "best_step": int, "elapsed": (int, float), "train_time": (int, float),
+    "config": dict,
+    "optimizer": dict,
+    "scheduler": dict,
+    "rng": dict,
+    "meters": torch.Tensor,
+    "epoch": int,
+    "batch": int,
+    "step": int,
+    "best_step": int,
+    "elapsed": (int, float),
+    "train_time": (int, float),
 }
+
 
 # ----------------------------------------------------------------------------- checksum
 def _feed(h, value, depth: int = 0) -> None:
@@ -148,8 +158,10 @@ def _check_model_entry(m, source) -> None:
 
 def _check_training(ck: dict, source) -> None:
     if not any(k in ck for k in ("optimizer", "scheduler", "rng", "meters")):  # best.pt has step and epoch too
-        raise CheckpointError(f"{source}: not a last.pt: no training state (optimizer, rng, step...); "
-                              "a best.pt cannot be resumed, only evaluated")
+        raise CheckpointError(
+            f"{source}: not a last.pt: no training state (optimizer, rng, step...); "
+            "a best.pt cannot be resumed, only evaluated"
+        )
     for key, kind in TRAINING_FIELDS.items():
         if key not in ck:
             raise _bad(source, key, "is missing (an incomplete last.pt)")
@@ -163,9 +175,13 @@ def _check_training(ck: dict, source) -> None:
     if not isinstance(opt.get("state"), dict) or not isinstance(opt.get("param_groups"), list):
         raise _bad(source, "optimizer", "is not an optimizer state dict (needs 'state' and 'param_groups')")
     rng = ck["rng"]
-    if not (isinstance(rng.get("python"), (list, tuple)) and len(rng["python"]) == 3
-            and isinstance(rng.get("numpy"), (list, tuple)) and len(rng["numpy"]) == 5
-            and isinstance(rng.get("torch"), torch.Tensor)):
+    if not (
+        isinstance(rng.get("python"), (list, tuple))
+        and len(rng["python"]) == 3
+        and isinstance(rng.get("numpy"), (list, tuple))
+        and len(rng["numpy"]) == 5
+        and isinstance(rng.get("torch"), torch.Tensor)
+    ):
         raise _bad(source, "rng", "is not a saved RNG state (python, numpy, torch)")
     if tuple(ck["meters"].shape) != (2, 3):
         raise _bad(source, "meters", f"must have shape [2, 3], got {list(ck['meters'].shape)}")
@@ -227,9 +243,18 @@ NAMED_DATASETS = ("mnist-subset", "mnist", "fashion-mnist")
 FIXED_SPLIT = ("mnist-subset", "nndl-file")
 _NAME, _COUNT = (str, type(None)), (int, type(None))
 #: The JSON types of a data description's fields (what loading the splits again reads).
-DATA_TYPES = {"dataset": _NAME, "data_dir": _NAME, "kind": (str,), "split": (str,), "dev_size": _COUNT,
-              "split_seed": (int,), "image_size": _COUNT, "image_column": _NAME, "label_column": _NAME,
-              "id_column": _NAME}
+DATA_TYPES = {
+    "dataset": _NAME,
+    "data_dir": _NAME,
+    "kind": (str,),
+    "split": (str,),
+    "dev_size": _COUNT,
+    "split_seed": (int,),
+    "image_size": _COUNT,
+    "image_column": _NAME,
+    "label_column": _NAME,
+    "id_column": _NAME,
+}
 
 
 def data_description(config: dict, dataset: str | None = None) -> dict:
@@ -244,13 +269,26 @@ def data_description(config: dict, dataset: str | None = None) -> dict:
     ``digit_width`` (the preprocessing; the exact numbers are the checkpoint's ``input_spec``)."""
     name = config.get("dataset") or dataset
     key = str(name or "").strip().lower()
-    kind = ("named" if key in NAMED_DATASETS else "csv" if key.endswith(".csv")
-            else "nndl-file" if key.endswith((".gz", ".json")) else "folder")
-    return {"dataset": name, "data_dir": config.get("data_dir"), "kind": kind,
-            "split": "fixed" if key in FIXED_SPLIT or kind in FIXED_SPLIT else "carved",
-            "dev_size": config.get("val_size"), "split_seed": 0, "image_size": config.get("image_size"),
-            **{k: config.get(k) for k in ("image_column", "label_column", "id_column")},
-            **{k: config[k] for k in ("normalize", "resize", "digit_width") if k in config}}
+    kind = (
+        "named"
+        if key in NAMED_DATASETS
+        else "csv"
+        if key.endswith(".csv")
+        else "nndl-file"
+        if key.endswith((".gz", ".json"))
+        else "folder"
+    )
+    return {
+        "dataset": name,
+        "data_dir": config.get("data_dir"),
+        "kind": kind,
+        "split": "fixed" if key in FIXED_SPLIT or kind in FIXED_SPLIT else "carved",
+        "dev_size": config.get("val_size"),
+        "split_seed": 0,
+        "image_size": config.get("image_size"),
+        **{k: config.get(k) for k in ("image_column", "label_column", "id_column")},
+        **{k: config[k] for k in ("normalize", "resize", "digit_width") if k in config},
+    }
 
 
 def checkpoint_data(ckpt: dict) -> dict:
@@ -264,8 +302,13 @@ def checkpoint_data(ckpt: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- reading
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
-                    need: tuple[str, ...] = (), training: bool = False) -> dict:
+def load_checkpoint(
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    *,
+    need: tuple[str, ...] = (),
+    training: bool = False,
+) -> dict:
     """Read a checkpoint with ``weights_only=True`` onto ``map_location``, verify its checksum and
     :func:`check_fields` (``need``: fields that must be present; ``training``: a ``last.pt`` to resume).
 
@@ -290,18 +333,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # weights_only refuses pickled classes/functions: only plain tensors and containers load.
-        raise CheckpointError(f"{path}: holds Python objects that cannot be loaded safely "
-                              "(lenetlab checkpoints contain only tensors, numbers, strings, lists and dicts)") from None
+        raise CheckpointError(
+            f"{path}: holds Python objects that cannot be loaded safely "
+            "(lenetlab checkpoints contain only tensors, numbers, strings, lists and dicts)"
+        ) from None
     except Exception as e:  # torch raises many types for truncated or corrupt archives
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(e, 150)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lenetlab checkpoint (expected format {FORMAT!r})")
     if "checksum" not in ckpt:
-        raise CheckpointError(f"{path}: field 'checksum' is missing: the weights cannot be verified (every "
-                              "checkpoint lenet train writes has one; restore the file, or retrain)")
+        raise CheckpointError(
+            f"{path}: field 'checksum' is missing: the weights cannot be verified (every "
+            "checkpoint lenet train writes has one; restore the file, or retrain)"
+        )
     if ckpt["checksum"] != content_checksum(ckpt):
-        raise CheckpointError(f"{path}: field 'checksum' does not match the contents: the file was damaged "
-                              "or edited after it was saved (restore it, or retrain)")
+        raise CheckpointError(
+            f"{path}: field 'checksum' does not match the contents: the file was damaged "
+            "or edited after it was saved (restore it, or retrain)"
+        )
     return check_fields(ckpt, path, need, training)
 
 
@@ -312,8 +361,13 @@ def _check_shapes(shadow: nn.Module, state: dict, src, name: str) -> None:
     missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
     wrong = [k for k in want if k in got and want[k] != got[k]]
     if missing or extra or wrong:
-        detail = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra else
-                  f"{wrong[0]} is {list(got[wrong[0]])}, the model needs {list(want[wrong[0]])}")
+        detail = (
+            f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {extra[:3]}"
+            if extra
+            else f"{wrong[0]} is {list(got[wrong[0]])}, the model needs {list(want[wrong[0]])}"
+        )
         raise CheckpointError(f"{src}: checkpoint weights do not fit model {name!r}: {detail}")
 
 
@@ -363,12 +417,16 @@ def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=Non
         try:
             out = _outputs(model, shape_in, map_location)
         except (RuntimeError, ValueError) as e:
-            raise CheckpointError(f"{src}: field 'input_spec': {spec['name']} cannot take {shape_in.channels}x"
-                                  f"{shape_in.size}x{shape_in.size} inputs ({first_line(e, 120)})") from None
+            raise CheckpointError(
+                f"{src}: field 'input_spec': {spec['name']} cannot take {shape_in.channels}x"
+                f"{shape_in.size}x{shape_in.size} inputs ({first_line(e, 120)})"
+            ) from None
         names = ckpt.get("class_names")
         if isinstance(names, (list, tuple)) and (len(out) != 2 or out[1] != len(names)):
-            raise CheckpointError(f"{src}: field 'class_names' lists {len(names)} classes but the model gives "
-                                  f"{out[1] if len(out) == 2 else list(out)} outputs")
+            raise CheckpointError(
+                f"{src}: field 'class_names' lists {len(names)} classes but the model gives "
+                f"{out[1] if len(out) == 2 else list(out)} outputs"
+            )
     return model
 
 

@@ -54,8 +54,9 @@ class LeNet5(nn.Module):
         return self.output(x)  # [N, num_classes]
 
 
-@register_model("lenet5", input_size=(1, 32, 32),
-                description="LeNet-5 as in NNDL: ReLU, max-pool S2, avg-pool S4, 61,706 params")
+@register_model(
+    "lenet5", input_size=(1, 32, 32), description="LeNet-5 as in NNDL: ReLU, max-pool S2, avg-pool S4, 61,706 params"
+)
 def lenet5(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build NNDL's LeNet-5 (input ``[N, in_channels, 32, 32]``)."""
     return LeNet5(num_classes=num_classes, in_channels=in_channels)

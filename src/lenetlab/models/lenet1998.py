@@ -72,26 +72,146 @@ C3_TABLE = (
 # The 7×12 RBF centre bitmaps of the digits 0-9 (as a typical tutorial reproducing the paper draws them),
 # one string per row, '#' = +1, '.' = -1.
 DIGIT_BITMAPS = {
-    0: (".#####.", ".......", "..###..", ".##.##.", "##...##", "##...##",
-        "##...##", "##...##", ".##.##.", "..###..", ".......", "......."),
-    1: ("...##..", "..###..", ".####..", "...##..", "...##..", "...##..",
-        "...##..", "...##..", "...##..", ".######", ".......", "......."),
-    2: (".#####.", ".......", ".#####.", "##...##", "#....##", "....##.",
-        "..###..", ".##....", "##.....", "#######", ".......", "......."),
-    3: ("#######", ".....##", "....##.", "...##..", "..####.", ".....##",
-        ".....##", ".....##", "##...##", ".#####.", ".......", "......."),
-    4: (".#####.", ".......", ".......", ".##..##", ".##..##", "###..##",
-        "##...##", "##...##", "##..###", ".######", ".....##", ".....##"),
-    5: (".#####.", ".......", "#######", "##.....", "##.....", ".####..",
-        "..####.", ".....##", "##...##", ".#####.", ".......", "......."),
-    6: ("..####.", ".##....", "##.....", "##.....", "######.", "###..##",
-        "##...##", "##...##", "###..##", ".#####.", ".......", "......."),
-    7: ("#######", ".....##", ".....##", "....##.", "...##..", "...##..",
-        "..##...", "..##...", "..##...", "..##...", ".......", "......."),
-    8: (".#####.", "##...##", "##...##", "##...##", ".#####.", "##...##",
-        "##...##", "##...##", "##...##", ".#####.", ".......", "......."),
-    9: (".#####.", "##..###", "##...##", "##...##", "##..###", ".######",
-        ".....##", ".....##", "....##.", ".####..", ".......", "......."),
+    0: (
+        ".#####.",
+        ".......",
+        "..###..",
+        ".##.##.",
+        "##...##",
+        "##...##",
+        "##...##",
+        "##...##",
+        ".##.##.",
+        "..###..",
+        ".......",
+        ".......",
+    ),
+    1: (
+        "...##..",
+        "..###..",
+        ".####..",
+        "...##..",
+        "...##..",
+        "...##..",
+        "...##..",
+        "...##..",
+        "...##..",
+        ".######",
+        ".......",
+        ".......",
+    ),
+    2: (
+        ".#####.",
+        ".......",
+        ".#####.",
+        "##...##",
+        "#....##",
+        "....##.",
+        "..###..",
+        ".##....",
+        "##.....",
+        "#######",
+        ".......",
+        ".......",
+    ),
+    3: (
+        "#######",
+        ".....##",
+        "....##.",
+        "...##..",
+        "..####.",
+        ".....##",
+        ".....##",
+        ".....##",
+        "##...##",
+        ".#####.",
+        ".......",
+        ".......",
+    ),
+    4: (
+        ".#####.",
+        ".......",
+        ".......",
+        ".##..##",
+        ".##..##",
+        "###..##",
+        "##...##",
+        "##...##",
+        "##..###",
+        ".######",
+        ".....##",
+        ".....##",
+    ),
+    5: (
+        ".#####.",
+        ".......",
+        "#######",
+        "##.....",
+        "##.....",
+        ".####..",
+        "..####.",
+        ".....##",
+        "##...##",
+        ".#####.",
+        ".......",
+        ".......",
+    ),
+    6: (
+        "..####.",
+        ".##....",
+        "##.....",
+        "##.....",
+        "######.",
+        "###..##",
+        "##...##",
+        "##...##",
+        "###..##",
+        ".#####.",
+        ".......",
+        ".......",
+    ),
+    7: (
+        "#######",
+        ".....##",
+        ".....##",
+        "....##.",
+        "...##..",
+        "...##..",
+        "..##...",
+        "..##...",
+        "..##...",
+        "..##...",
+        ".......",
+        ".......",
+    ),
+    8: (
+        ".#####.",
+        "##...##",
+        "##...##",
+        "##...##",
+        ".#####.",
+        "##...##",
+        "##...##",
+        "##...##",
+        "##...##",
+        ".#####.",
+        ".......",
+        ".......",
+    ),
+    9: (
+        ".#####.",
+        "##..###",
+        "##...##",
+        "##...##",
+        "##..###",
+        ".######",
+        ".....##",
+        ".....##",
+        "....##.",
+        ".####..",
+        ".......",
+        ".......",
+    ),
 }
 
 
@@ -145,13 +265,15 @@ class PartialConv2d(nn.Module):
         self.in_channels, self.out_channels = len(table), len(table[0])
         self.kernel_size = kernel_size
         # flat positions (o * C_in + i) of the real connections in the dense kernel, output-major
-        pos = [o * self.in_channels + i for o in range(self.out_channels)
-               for i in range(self.in_channels) if table[i][o]]
+        pos = [
+            o * self.in_channels + i for o in range(self.out_channels) for i in range(self.in_channels) if table[i][o]
+        ]
         self.register_buffer("positions", torch.tensor(pos), persistent=False)
         self.weight = nn.Parameter(torch.empty(len(pos), kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(self.out_channels))
-        self.fan_in = [sum(table[i][o] for i in range(self.in_channels)) * kernel_size ** 2
-                       for o in range(self.out_channels)]
+        self.fan_in = [
+            sum(table[i][o] for i in range(self.in_channels)) * kernel_size**2 for o in range(self.out_channels)
+        ]
 
     def dense_weight(self) -> torch.Tensor:
         """The dense kernel ``[C_out, C_in, k, k]`` with zeros where the table has no connection."""
@@ -247,8 +369,13 @@ class LeNet1998(nn.Module):
 
     def _init_paper(self) -> None:
         # Section II-B: weights uniform in ±2.4/F_i, F_i = number of inputs of the unit.
-        fan = {self.C1: self.C1.weight[0].numel(), self.S2: 4, self.S4: 4,
-               self.C5: self.C5.weight[0].numel(), self.F6: self.F6.in_features}
+        fan = {
+            self.C1: self.C1.weight[0].numel(),
+            self.S2: 4,
+            self.S4: 4,
+            self.C5: self.C5.weight[0].numel(),
+            self.F6: self.F6.in_features,
+        }
         with torch.no_grad():
             for m, fi in fan.items():
                 for p in (m.weight, m.bias):
@@ -281,9 +408,12 @@ class LeNet1998(nn.Module):
         return (y_target + torch.logsumexp(torch.cat([j, outputs], 1), dim=1)).mean()
 
 
-@register_model("lenet5-1998", input_size=(1, 32, 32),
-                description="LeNet-5 as in LeCun 1998: scaled tanh, trainable subsampling, C3 table, "
-                            "fixed RBF digit bitmaps, MAP loss; 60,000 trainable")
+@register_model(
+    "lenet5-1998",
+    input_size=(1, 32, 32),
+    description="LeNet-5 as in LeCun 1998: scaled tanh, trainable subsampling, C3 table, "
+    "fixed RBF digit bitmaps, MAP loss; 60,000 trainable",
+)
 def lenet5_1998(num_classes: int = 10, in_channels: int = 1, j: float = 0.1) -> nn.Module:
     """Build the faithful 1998 LeNet-5 (input ``[N, in_channels, 32, 32]``); ``j`` is the MAP constant."""
     return LeNet1998(num_classes=num_classes, in_channels=in_channels, j=j)

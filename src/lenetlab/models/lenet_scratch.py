@@ -53,8 +53,11 @@ class LeNet5Scratch(nn.Module):
         return self.output(torch.relu(self.F6(x)))
 
 
-@register_model("lenet5-scratch", input_size=(1, 32, 32),
-                description="lenet5 built from lenetlab.ops (im2col conv, hand-written pooling); same state dict")
+@register_model(
+    "lenet5-scratch",
+    input_size=(1, 32, 32),
+    description="lenet5 built from lenetlab.ops (im2col conv, hand-written pooling); same state dict",
+)
 def lenet5_scratch(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build LeNet-5 from the from-scratch operators (input ``[N, in_channels, 32, 32]``)."""
     return LeNet5Scratch(num_classes=num_classes, in_channels=in_channels)
@@ -69,8 +72,9 @@ def _check(state: dict, what: str) -> None:
     missing = [k for k in _expected_keys() if k not in keys]
     extra = sorted(keys - set(_expected_keys()))
     if missing or extra:
-        raise CheckpointError(f"{what}: not a LeNet-5 state dict (missing {missing or 'none'}, unexpected "
-                              f"{extra or 'none'})")
+        raise CheckpointError(
+            f"{what}: not a LeNet-5 state dict (missing {missing or 'none'}, unexpected {extra or 'none'})"
+        )
 
 
 def torch_to_scratch(state: dict) -> dict:

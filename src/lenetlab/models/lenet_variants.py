@@ -23,12 +23,14 @@ class LeNetD2L(nn.Module):
     (``lenet lesson train-lenet`` trains both).
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid",
-                 pool: str = "avg") -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid", pool: str = "avg"
+    ) -> None:
         super().__init__()
         if activation not in ("sigmoid", "relu") or pool not in ("avg", "max"):
-            raise ConfigError(f"lenet-d2l: activation must be sigmoid or relu and pool avg or max, got "
-                              f"{activation!r} and {pool!r}")
+            raise ConfigError(
+                f"lenet-d2l: activation must be sigmoid or relu and pool avg or max, got {activation!r} and {pool!r}"
+            )
         self.act = torch.sigmoid if activation == "sigmoid" else F.relu
         pooling = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
         self.C1 = nn.Conv2d(in_channels, 6, 5, padding=2)
@@ -119,8 +121,7 @@ class LeNetModern(nn.Module):
     trained with augmentation (random shifts/rotations); not a measured guarantee.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32,
-                 dropout: float = 0.3) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, dropout: float = 0.3) -> None:
         super().__init__()
         c1, c3 = width, 2 * width
         self.C1 = nn.Conv2d(in_channels, c1, 5, bias=False)  # bias is redundant before BN
@@ -184,38 +185,48 @@ class LeNetFast(nn.Module):
         return self.output(x)  # [N, num_classes]
 
 
-@register_model("lenet-d2l", input_size=(1, 28, 28),
-                description="d2l LeNet: sigmoid, C1 padding 2, average pooling, Xavier init")
+@register_model(
+    "lenet-d2l", input_size=(1, 28, 28), description="d2l LeNet: sigmoid, C1 padding 2, average pooling, Xavier init"
+)
 def lenet_d2l(num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid", pool: str = "avg") -> nn.Module:
     """Build d2l's LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised like d2l; ``activation``
     sigmoid|relu, ``pool`` avg|max."""
     return init_weights(LeNetD2L(num_classes, in_channels, activation=activation, pool=pool))
 
 
-@register_model("lenet5-mini", input_size=(1, 28, 28),
-                description="a typical tutorial's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84")
+@register_model(
+    "lenet5-mini",
+    input_size=(1, 28, 28),
+    description="a typical tutorial's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84",
+)
 def lenet5_mini(num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> nn.Module:
     """Build a typical tutorial's 28×28 LeNet-5 (input ``[N, in_channels, 28, 28]``); ``activation`` relu|none."""
     return LeNetMini(num_classes, in_channels, activation=activation)
 
 
-@register_model("lenet5-bn", input_size=(1, 28, 28),
-                description="d2l batch-norm LeNet: conv/linear -> BN -> sigmoid, max pooling")
+@register_model(
+    "lenet5-bn", input_size=(1, 28, 28), description="d2l batch-norm LeNet: conv/linear -> BN -> sigmoid, max pooling"
+)
 def lenet5_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build d2l's batch-norm LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised."""
     return init_weights(LeNetBN(num_classes, in_channels))
 
 
-@register_model("lenet5-modern", input_size=(1, 32, 32),
-                description="LeNet-5 geometry, 32/64-map C1/C3, BN, ReLU, max pool, dropout (~256K params)")
-def lenet5_modern(num_classes: int = 10, in_channels: int = 1, width: int = 32,
-                  dropout: float = 0.3) -> nn.Module:
+@register_model(
+    "lenet5-modern",
+    input_size=(1, 32, 32),
+    description="LeNet-5 geometry, 32/64-map C1/C3, BN, ReLU, max pool, dropout (~256K params)",
+)
+def lenet5_modern(num_classes: int = 10, in_channels: int = 1, width: int = 32, dropout: float = 0.3) -> nn.Module:
     """Build the modernised LeNet-5 (input ``[N, in_channels, 32, 32]``); ``width`` = C1 maps."""
     return LeNetModern(num_classes, in_channels, width=width, dropout=dropout)
 
 
-@register_model("lenet5-fast", input_size=(1, 28, 28),
-                description="LeNet-5 on unpadded 28x28 digits, pooling before BN/ReLU: fastest to 99% on a CPU")
+@register_model(
+    "lenet5-fast",
+    input_size=(1, 28, 28),
+    description="LeNet-5 on unpadded 28x28 digits, pooling before BN/ReLU: fastest to 99% on a CPU",
+)
 def lenet5_fast(num_classes: int = 10, in_channels: int = 1, c1: int = 16, c3: int = 32) -> nn.Module:
     """Build :class:`LeNetFast` (input ``[N, in_channels, 28, 28]``); ``c1``/``c3`` the C1/C3 map counts."""
     return LeNetFast(num_classes, in_channels, c1=c1, c3=c3)

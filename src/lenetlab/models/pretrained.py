@@ -39,9 +39,20 @@ from lenetlab.fileio import atomic_path, check_types, dumps, read_json
 FORMAT = "lenetlab-pretrained-v1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 #: The fields of ``config.json`` and their JSON types (the first five are required; the others optional).
-CONFIG_TYPES = {"model": str, "model_kwargs": dict, "class_names": list, "input_spec": dict, "checksum": str,
-                "dataset": (str, type(None)), "test_accuracy": (int, float, type(None)), "dev_accuracy": (int, float),
-                "step": int, "train_config": dict, "lenetlab_version": str, "model_type": str}
+CONFIG_TYPES = {
+    "model": str,
+    "model_kwargs": dict,
+    "class_names": list,
+    "input_spec": dict,
+    "checksum": str,
+    "dataset": (str, type(None)),
+    "test_accuracy": (int, float, type(None)),
+    "dev_accuracy": (int, float),
+    "step": int,
+    "train_config": dict,
+    "lenetlab_version": str,
+    "model_type": str,
+}
 
 #: Registered model name -> folder (under ``lenetlab/models/``) holding its shipped trained weights.
 PRETRAINED: dict[str, str] = {
@@ -58,8 +69,10 @@ def pretrained_dir(name: str) -> Path:
     """The folder of ``name``'s shipped weights; a one-line :class:`LenetlabError` when there are none."""
     if name not in PRETRAINED:
         have = ", ".join(pretrained_names()) or "none"
-        raise LenetlabError(f"no pretrained weights for model {name!r} (models with pretrained weights: {have}; "
-                            "see `lenet models --pretrained`)")
+        raise LenetlabError(
+            f"no pretrained weights for model {name!r} (models with pretrained weights: {have}; "
+            "see `lenet models --pretrained`)"
+        )
     return Path(str(resources.files("lenetlab.models").joinpath(PRETRAINED[name])))
 
 
@@ -83,13 +96,24 @@ def save_pretrained(folder: str | os.PathLike, checkpoint: dict, **extra) -> dic
         class_names = [str(c) for c in checkpoint["class_names"]]
         input_spec = dict(checkpoint["input_spec"])
         # spelled out, as the Runner builds the model: a reader needs no lenetlab defaults
-        kwargs = {"num_classes": len(class_names), "in_channels": int(input_spec["channels"]),
-                  **dict(spec.get("kwargs") or {})}
-        config = {"format": FORMAT, "model_type": "lenetlab", "model": str(spec["name"]), "model_kwargs": kwargs,
-                  "class_names": class_names, "input_spec": input_spec, "lenetlab_version": __version__}
+        kwargs = {
+            "num_classes": len(class_names),
+            "in_channels": int(input_spec["channels"]),
+            **dict(spec.get("kwargs") or {}),
+        }
+        config = {
+            "format": FORMAT,
+            "model_type": "lenetlab",
+            "model": str(spec["name"]),
+            "model_kwargs": kwargs,
+            "class_names": class_names,
+            "input_spec": input_spec,
+            "lenetlab_version": __version__,
+        }
     except (KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"cannot export: the checkpoint lacks model/state_dict/class_names/input_spec "
-                              f"({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"cannot export: the checkpoint lacks model/state_dict/class_names/input_spec ({type(e).__name__}: {e})"
+        ) from None
     if checkpoint.get("dataset") is not None:
         config["dataset"] = checkpoint["dataset"]
     config.update(extra)
@@ -134,12 +158,20 @@ def read_pretrained(folder: str | os.PathLike, map_location: str | torch.device 
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{folder / WEIGHTS}: corrupt or unreadable safetensors file ({first_line(e)})") from None
     if weights_checksum(data) != config["checksum"]:
-        raise CheckpointError(f"{folder / WEIGHTS}: does not match the checksum in {CONFIG}: the file was damaged or "
-                              "edited after it was exported (export it again)")
+        raise CheckpointError(
+            f"{folder / WEIGHTS}: does not match the checksum in {CONFIG}: the file was damaged or "
+            "edited after it was exported (export it again)"
+        )
     state = {k: v.to(map_location) for k, v in state.items()}
-    return {"model": {"name": config["model"], "kwargs": dict(config["model_kwargs"])}, "state_dict": state,
-            "class_names": list(config["class_names"]), "input_spec": dict(config["input_spec"]),
-            "dataset": config.get("dataset"), "config": {}, "pretrained": config}
+    return {
+        "model": {"name": config["model"], "kwargs": dict(config["model_kwargs"])},
+        "state_dict": state,
+        "class_names": list(config["class_names"]),
+        "input_spec": dict(config["input_spec"]),
+        "dataset": config.get("dataset"),
+        "config": {},
+        "pretrained": config,
+    }
 
 
 def describe_pretrained() -> list[dict]:
@@ -149,7 +181,14 @@ def describe_pretrained() -> list[dict]:
     for name in pretrained_names():
         folder = pretrained_dir(name)
         config = read_pretrained(folder)["pretrained"]
-        rows.append({"name": name, "dataset": config.get("dataset"), "test_accuracy": config.get("test_accuracy"),
-                     "classes": len(config["class_names"]), "input_spec": config["input_spec"], "path": str(folder)})
+        rows.append(
+            {
+                "name": name,
+                "dataset": config.get("dataset"),
+                "test_accuracy": config.get("test_accuracy"),
+                "classes": len(config["class_names"]),
+                "input_spec": config["input_spec"],
+                "path": str(folder),
+            }
+        )
     return rows
-

@@ -160,8 +160,9 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
     parent = {}
     for n in order:
         parts = n.split(".")
-        parent[n] = next((".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1)
-                          if ".".join(parts[:k]) in calls), "")
+        parent[n] = next(
+            (".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1) if ".".join(parts[:k]) in calls), ""
+        )
     nested: dict[str, int] = {}
     for n in order:
         nested[parent[n]] = nested.get(parent[n], 0) + own(n)
@@ -177,13 +178,21 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
         flags = {p.requires_grad for p in params}
         trainable = "-" if not params else ("yes" if flags == {True} else "no" if flags == {False} else "partly")
         formula = layer_formula(m, shapes[n]) if formula_name and not has_children else None
-        rows.append(LayerRow(n, type(m).__name__, shapes[n], numel, trainable, direct, direct // 2,
-                             calls[n], formula))
+        rows.append(LayerRow(n, type(m).__name__, shapes[n], numel, trainable, direct, direct // 2, calls[n], formula))
     root_direct = own("") - nested.get("", 0)
     root_params = list(model.parameters(recurse=False))
     if root_direct or root_params:
-        rows.append(LayerRow(f"({prefix}.forward)", prefix, [], sum(p.numel() for p in root_params),
-                             "yes" if root_params else "-", root_direct, root_direct // 2))
+        rows.append(
+            LayerRow(
+                f"({prefix}.forward)",
+                prefix,
+                [],
+                sum(p.numel() for p in root_params),
+                "yes" if root_params else "-",
+                root_direct,
+                root_direct // 2,
+            )
+        )
 
     total = sum(p.numel() for p in model.parameters())
     trainable_n = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -191,11 +200,18 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
     formula_total = sum(r.formula or 0 for r in rows) if formula_name else None
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     return Profile(
-        model=name or prefix, input_size=tuple(input_size), rows=rows, total_params=total,
-        trainable_params=trainable_n, non_trainable_params=total - trainable_n,
+        model=name or prefix,
+        input_size=tuple(input_size),
+        rows=rows,
+        total_params=total,
+        trainable_params=trainable_n,
+        non_trainable_params=total - trainable_n,
         buffers=sum(b.numel() for b in model.buffers() if b.is_floating_point()),
-        flops=flops, macs=flops // 2, params_mb=round(param_bytes / 2**20, 3),
-        formula_total=formula_total, formula_name=formula_name,
+        flops=flops,
+        macs=flops // 2,
+        params_mb=round(param_bytes / 2**20, 3),
+        formula_total=formula_total,
+        formula_name=formula_name,
         notes=list(getattr(model, "profile_notes", ())),
     )
 
@@ -213,8 +229,10 @@ def _parse_size(input_size) -> tuple[int, int, int]:
         raise LenetlabError(f"--input-size: expected three positive integers C H W, got {input_size!r}")
     if max(size[1:]) > MAX_SIDE or size[0] > MAX_CHANNELS:
         # the profile runs a real forward pass: VGG-11 at 4096x4096 would need ~9 GB of activations
-        raise LenetlabError(f"--input-size: {'x'.join(map(str, size))} is too large to profile (at most "
-                            f"{MAX_CHANNELS} channels and {MAX_SIDE} pixels a side)")
+        raise LenetlabError(
+            f"--input-size: {'x'.join(map(str, size))} is too large to profile (at most "
+            f"{MAX_CHANNELS} channels and {MAX_SIDE} pixels a side)"
+        )
     return size
 
 
@@ -239,25 +257,42 @@ def format_profile(p: Profile) -> str:
         head.append("formula")
     table = []
     for r in p.rows:
-        shape = "x".join(map(str, r.output_shape[1:])) if r.output_shape and isinstance(r.output_shape[0], int) \
+        shape = (
+            "x".join(map(str, r.output_shape[1:]))
+            if r.output_shape and isinstance(r.output_shape[0], int)
             else str(r.output_shape)
-        line = [r.name + (f" (x{r.calls})" if r.calls > 1 else ""), r.type, shape, f"{r.params:,}",
-                r.trainable, f"{r.macs:,}", f"{r.flops:,}"]
+        )
+        line = [
+            r.name + (f" (x{r.calls})" if r.calls > 1 else ""),
+            r.type,
+            shape,
+            f"{r.params:,}",
+            r.trainable,
+            f"{r.macs:,}",
+            f"{r.flops:,}",
+        ]
         if show_formula:
             line.append("" if r.formula is None else f"{r.formula:,}")
         table.append(line)
     lines = align([head, *table], right={3, 5, 6, 7})
     rule = "-" * max(map(len, lines))
     size = "x".join(map(str, p.input_size))
-    out = [f"{p.model}  (input {size}, batch 1)", rule, lines[0], rule, *lines[1:], rule,
-           f"total params:         {p.total_params:,}",
-           f"trainable params:     {p.trainable_params:,}",
-           f"non-trainable params: {p.non_trainable_params:,}",
-           f"buffers (not params): {p.buffers:,}",
-           f"params size (MB):     {p.params_mb}",
-           f"MACs:                 {p.macs:,}",
-           f"FLOPs:                {p.flops:,}   (1 MAC = 2 FLOPs; counted by torch.utils.flop_counter:"
-           " matmul/conv only, no bias, pooling, activation or batch norm)"]
+    out = [
+        f"{p.model}  (input {size}, batch 1)",
+        rule,
+        lines[0],
+        rule,
+        *lines[1:],
+        rule,
+        f"total params:         {p.total_params:,}",
+        f"trainable params:     {p.trainable_params:,}",
+        f"non-trainable params: {p.non_trainable_params:,}",
+        f"buffers (not params): {p.buffers:,}",
+        f"params size (MB):     {p.params_mb}",
+        f"MACs:                 {p.macs:,}",
+        f"FLOPs:                {p.flops:,}   (1 MAC = 2 FLOPs; counted by torch.utils.flop_counter:"
+        " matmul/conv only, no bias, pooling, activation or batch norm)",
+    ]
     if show_formula:
         out.append(f"formula ({p.formula_name}): {p.formula_total:,}")
     out += [f"note: {n}" for n in p.notes]
@@ -276,6 +311,12 @@ def _count_params(name: str, input_size) -> int:
 
 def describe_models() -> list[dict]:
     """Every registered model as ``{"name", "input_size", "params", "description"}`` (10 classes)."""
-    return [{"name": i.name, "input_size": list(i.input_size), "params": _count_params(i.name, i.input_size),
-             "description": i.description} for i in list_models()]
-
+    return [
+        {
+            "name": i.name,
+            "input_size": list(i.input_size),
+            "params": _count_params(i.name, i.input_size),
+            "description": i.description,
+        }
+        for i in list_models()
+    ]

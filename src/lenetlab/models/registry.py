@@ -76,8 +76,9 @@ MODELS = Registry()
 register_model = MODELS.register
 
 
-def create(name: str, num_classes: int | None = None, in_channels: int | None = None, *, pretrained: bool = False,
-           **kwargs) -> nn.Module:
+def create(
+    name: str, num_classes: int | None = None, in_channels: int | None = None, *, pretrained: bool = False, **kwargs
+) -> nn.Module:
     """Build the model registered as ``name`` for ``num_classes`` outputs (default 10) and ``in_channels``
     inputs (default 1).
 
@@ -90,27 +91,36 @@ def create(name: str, num_classes: int | None = None, in_channels: int | None = 
     without shipped weights, are a one-line :class:`LenetlabError`.
     """
     if not pretrained:
-        return MODELS.info(name).builder(num_classes=10 if num_classes is None else num_classes,
-                                         in_channels=1 if in_channels is None else in_channels, **kwargs)
+        return MODELS.info(name).builder(
+            num_classes=10 if num_classes is None else num_classes,
+            in_channels=1 if in_channels is None else in_channels,
+            **kwargs,
+        )
     MODELS.info(name)  # an unknown name: the registry's own error
     ckpt = read_pretrained(pretrained_dir(name))
     saved = dict(ckpt["model"]["kwargs"])
     for key, value in kwargs.items():
         if value is not None and saved.get(key, value) != value:
-            raise LenetlabError(f"create({name!r}, pretrained=True): the shipped weights have {key}={saved[key]!r}, "
-                                f"not {value!r} (leave {key} out, or train your own with lenet train)")
+            raise LenetlabError(
+                f"create({name!r}, pretrained=True): the shipped weights have {key}={saved[key]!r}, "
+                f"not {value!r} (leave {key} out, or train your own with lenet train)"
+            )
     given = {"num_classes": num_classes, "in_channels": in_channels, **kwargs}
     model = MODELS.info(name).builder(**{**saved, **{k: v for k, v in given.items() if v is not None}})
     state, replaced = _fitted_state(model.state_dict(), ckpt["state_dict"])
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise CheckpointError(f"{pretrained_dir(name)}: weights do not fit model {name!r} "
-                              f"({' '.join(str(e).split())[:200]})") from None
+        raise CheckpointError(
+            f"{pretrained_dir(name)}: weights do not fit model {name!r} ({' '.join(str(e).split())[:200]})"
+        ) from None
     if replaced:
         changed = ", ".join(f"{k}={v}" for k, v in given.items() if v is not None and saved.get(k) != v)
-        warnings.warn(f"create({name!r}, pretrained=True, {changed}): kept the pretrained weights except "
-                      f"{'; '.join(replaced)} (fine-tune before use)", stacklevel=2)
+        warnings.warn(
+            f"create({name!r}, pretrained=True, {changed}): kept the pretrained weights except "
+            f"{'; '.join(replaced)} (fine-tune before use)",
+            stacklevel=2,
+        )
     return model.eval()
 
 

@@ -42,8 +42,10 @@ class Tracer:
         self._local = threading.local()
         self._handles = []
         for name, module in modules:
-            self._handles += [module.register_forward_pre_hook(self._pre(name, keep_inputs)),
-                              module.register_forward_hook(self._post)]
+            self._handles += [
+                module.register_forward_pre_hook(self._pre(name, keep_inputs)),
+                module.register_forward_hook(self._post),
+            ]
 
     def _pre(self, name: str, keep_inputs: bool):
         def hook(module, inputs) -> None:
@@ -51,6 +53,7 @@ class Tracer:
             if calls is not None:
                 self._local.open.append(len(calls))  # the index its output goes to: calls nest
                 calls.append(Call(name, module, inputs if keep_inputs else None))
+
         return hook
 
     def _post(self, module, inputs, output) -> None:
@@ -93,8 +96,11 @@ def first_conv(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module, torch
     operators alike) returning a 4-D tensor, found by execution order, not by attribute order.
     Runs one no-grad forward pass; raises LenetlabError when the model has none.
     """
-    convs = [(n, m) for n, m in model.named_modules()
-             if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 4]
+    convs = [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 4
+    ]
     with trace(convs) as calls, torch.no_grad():
         model(x)
     for call in calls:

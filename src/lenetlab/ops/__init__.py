@@ -15,11 +15,11 @@ from lenetlab.ops.reference import LoopConv2d, LoopLeNet, LoopPool2d, corr2d
 __all__ = [
     "AvgPool2d",
     "BatchNorm2d",
-    "LoopConv2d",
     "Conv2d",
+    "LoopConv2d",
     "LoopLeNet",
-    "MaxPool2d",
     "LoopPool2d",
+    "MaxPool2d",
     "avg_pool2d",
     "batch_norm",
     "conv2d",

@@ -152,14 +152,25 @@ class _Conv2dIm2col(torch.autograd.Function):
                 for j in range(kw):
                     # 4-D adds per group: the same add on a 5-D [G, C/G, ...] view runs ~3x slower
                     for gi in range(g):
-                        gxp[gi * cg_:(gi + 1) * cg_, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                            j * dw:j * dw + sw * (wo - 1) + 1:sw] += grow[gi, j]
-            grad_x = gxp[:, :, pt:pt + h, pl:pl + w].permute(1, 0, 2, 3)
+                        gxp[
+                            gi * cg_ : (gi + 1) * cg_,
+                            :,
+                            i * dh : i * dh + sh * (ho - 1) + 1 : sh,
+                            j * dw : j * dw + sw * (wo - 1) + 1 : sw,
+                        ] += grow[gi, j]
+            grad_x = gxp[:, :, pt : pt + h, pl : pl + w].permute(1, 0, 2, 3)
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
-def conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> torch.Tensor:
+def conv2d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> torch.Tensor:
     """2-D cross-correlation like ``torch.nn.functional.conv2d``, by im2col and one matrix multiply.
 
     ``input`` ``[N, C, H, W]`` (or ``[C, H, W]``), ``weight`` ``[O, C/groups, kh, kw]``, ``bias`` ``[O]``;
@@ -171,8 +182,10 @@ def conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     """
     x, unbatched = _batched(input, "conv2d")
     if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
-        raise ValueError(f"conv2d: weight must be a 4-D tensor [O, C/groups, kh, kw], got "
-                         f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}")
+        raise ValueError(
+            f"conv2d: weight must be a 4-D tensor [O, C/groups, kh, kw], got "
+            f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}"
+        )
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
     stride = _positive(_pair(stride, "conv2d: stride"), "conv2d: stride")
@@ -180,16 +193,21 @@ def conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
     if c % groups or o % groups:
-        raise ValueError(f"conv2d: in_channels ({c}) and out_channels ({o}) must both be divisible by groups "
-                         f"({groups})")
+        raise ValueError(
+            f"conv2d: in_channels ({c}) and out_channels ({o}) must both be divisible by groups ({groups})"
+        )
     if cg * groups != c:
-        raise ValueError(f"conv2d: input has {c} channels but weight {tuple(weight.shape)} with groups={groups} "
-                         f"expects {cg * groups}")
+        raise ValueError(
+            f"conv2d: input has {c} channels but weight {tuple(weight.shape)} with groups={groups} "
+            f"expects {cg * groups}"
+        )
     if min(kh, kw) < 1:
         raise ValueError(f"conv2d: kernel size must be positive, got {(kh, kw)}")
     if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
-        raise ValueError(f"conv2d: input, weight and bias must share a dtype, got {x.dtype}, {weight.dtype}"
-                         f"{', ' + str(bias.dtype) if bias is not None else ''}")
+        raise ValueError(
+            f"conv2d: input, weight and bias must share a dtype, got {x.dtype}, {weight.dtype}"
+            f"{', ' + str(bias.dtype) if bias is not None else ''}"
+        )
     if not x.is_floating_point():
         raise ValueError(f"conv2d: input must be floating point, got {x.dtype}")
     if bias is not None and tuple(bias.shape) != (o,):
@@ -213,8 +231,10 @@ def conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     ho = conv_output_size(h, kh, stride[0], pads[2] + pads[3], dilation[0])
     wo = conv_output_size(w, kw, stride[1], pads[0] + pads[1], dilation[1])
     if ho < 1 or wo < 1:
-        raise ValueError(f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
-                         f"{(h + pads[2] + pads[3], w + pads[0] + pads[1])}")
+        raise ValueError(
+            f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
+            f"{(h + pads[2] + pads[3], w + pads[0] + pads[1])}"
+        )
     out = _Conv2dIm2col.apply(x, weight, bias, stride, pads, dilation, groups)
     return out.squeeze(0) if unbatched else out
 
@@ -223,8 +243,11 @@ def conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
 def _pool_args(name, input, kernel_size, stride, padding, dilation, ceil_mode):
     x, unbatched = _batched(input, name)
     k = _positive(_pair(kernel_size, f"{name}: kernel_size"), f"{name}: kernel_size")
-    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else \
-        _positive(_pair(stride, f"{name}: stride"), f"{name}: stride")
+    s = (
+        k
+        if stride is None or (not isinstance(stride, int) and len(stride) == 0)
+        else _positive(_pair(stride, f"{name}: stride"), f"{name}: stride")
+    )
     p = _pair(padding, f"{name}: padding")
     d = _positive(_pair(dilation, f"{name}: dilation"), f"{name}: dilation")
     if min(p) < 0:
@@ -247,7 +270,7 @@ def _pool_pads(size: int, k: int, s: int, p: int, d: int, out: int) -> tuple[int
 
 def _offset(xp: torch.Tensor, i: int, j: int, s, d, ho: int, wo: int) -> torch.Tensor:
     """View of the element at kernel offset ``(i, j)`` of every window: ``[N, C, Ho, Wo]`` (nothing copied)."""
-    return xp[:, :, i * d[0]:i * d[0] + s[0] * (ho - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (wo - 1) + 1:s[1]]
+    return xp[:, :, i * d[0] : i * d[0] + s[0] * (ho - 1) + 1 : s[0], j * d[1] : j * d[1] + s[1] * (wo - 1) + 1 : s[1]]
 
 
 class _MaxPool2d(torch.autograd.Function):
@@ -287,7 +310,7 @@ class _MaxPool2d(torch.autograd.Function):
         gxp = grad_out.new_zeros(xp.shape)
         for ij, hit in _first_hits(xp, best, k, s, d, ho, wo):
             _offset(gxp, ij // k[1], ij % k[1], s, d, ho, wo).add_(grad_out * hit)
-        return gxp[:, :, top:top + shape[2], left:left + shape[3]], None, None, None, None, None, None, None
+        return gxp[:, :, top : top + shape[2], left : left + shape[3]], None, None, None, None, None, None, None
 
 
 def _first_hits(xp, best, k, s, d, ho, wo) -> list[tuple[int, torch.Tensor]]:
@@ -343,19 +366,27 @@ class _AvgPool2d(torch.autograd.Function):
         for i in range(k[0]):
             for j in range(k[1]):
                 _offset(gxp, i, j, s, (1, 1), ho, wo).add_(g)
-        return gxp[:, :, top:top + shape[2], left:left + shape[3]], None, None, None, None, None, None
+        return gxp[:, :, top : top + shape[2], left : left + shape[3]], None, None, None, None, None, None
 
 
-def max_pool2d(input: torch.Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False):
+def max_pool2d(
+    input: torch.Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
     """Max pooling like ``torch.nn.functional.max_pool2d``: ``[N, C, H, W] -> [N, C, Ho, Wo]``.
 
     Padding is with ``-inf`` (it never wins); ``stride`` defaults to ``kernel_size``. With
     ``return_indices`` also returns the int64 flat index ``h*W + w`` of each maximum in its input
     plane, as torch does. Gradients flow to the first maximum of each window.
     """
-    x, unbatched, k, s, p, d, ho, wo = _pool_args("max_pool2d", input, kernel_size, stride, padding, dilation,
-                                                  ceil_mode)
+    x, unbatched, k, s, p, d, ho, wo = _pool_args(
+        "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode
+    )
     h, w = x.shape[2:]
     top, bottom = _pool_pads(h, k[0], s[0], p[0], d[0], ho)
     left, right = _pool_pads(w, k[1], s[1], p[1], d[1], wo)
@@ -371,16 +402,22 @@ def max_pool2d(input: torch.Tensor, kernel_size, stride=None, padding=0, dilatio
     return out, (idx.squeeze(0) if unbatched else idx)
 
 
-def avg_pool2d(input: torch.Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True, divisor_override: int | None = None) -> torch.Tensor:
+def avg_pool2d(
+    input: torch.Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> torch.Tensor:
     """Average pooling like ``torch.nn.functional.avg_pool2d``: ``[N, C, H, W] -> [N, C, Ho, Wo]``.
 
     Same defaults as torch: zero padding counted in the average (``count_include_pad=True``),
     floor mode; ``ceil_mode``'s extra overhang is never counted; ``divisor_override`` replaces the
     divisor. The divisor is separable in rows and columns, so it is built from two 1-D counts.
     """
-    x, unbatched, k, s, p, d, ho, wo = _pool_args("avg_pool2d", input, kernel_size, stride, padding, 1,
-                                                  ceil_mode)
+    x, unbatched, k, s, p, d, ho, wo = _pool_args("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override < 1):
         raise ValueError(f"avg_pool2d: divisor_override must be a positive int, got {divisor_override!r}")
     h, w = x.shape[2:]
@@ -392,6 +429,7 @@ def avg_pool2d(input: torch.Tensor, kernel_size, stride=None, padding=0, ceil_mo
     elif not any(pads):
         div = torch.tensor(float(k[0] * k[1]), dtype=x.dtype, device=x.device)
     else:
+
         def counts(size, lo, hi, ki, si, n_out):
             # 1 where a position counts toward the divisor: padding too, unless count_include_pad=False;
             # the ceil-mode overhang beyond the padding never counts.
@@ -402,4 +440,3 @@ def avg_pool2d(input: torch.Tensor, kernel_size, stride=None, padding=0, ceil_mo
         div = counts(h, top, bottom, k[0], s[0], ho).view(ho, 1) * counts(w, left, right, k[1], s[1], wo).view(1, wo)
     out = _AvgPool2d.apply(x, k, s, pads, ho, wo, div)
     return out.squeeze(0) if unbatched else out
-

@@ -7,9 +7,16 @@ import torch
 __all__ = ["batch_norm"]
 
 
-def batch_norm(input: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
-               weight: torch.Tensor | None = None, bias: torch.Tensor | None = None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> torch.Tensor:
+def batch_norm(
+    input: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
     """Batch normalisation like ``torch.nn.functional.batch_norm`` over ``[N, C, *]`` inputs.
 
     Training: normalise with the batch mean and biased variance over all dims but C, and update
@@ -18,11 +25,12 @@ def batch_norm(input: torch.Tensor, running_mean: torch.Tensor | None, running_v
     ``weight``/``bias`` (``[C]``) scale and shift. Returns a tensor shaped like ``input``.
     """
     if not isinstance(input, torch.Tensor) or input.dim() < 2:
-        raise ValueError(f"batch_norm: input must be [N, C, *], got "
-                         f"{tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__}")
+        raise ValueError(
+            f"batch_norm: input must be [N, C, *], got "
+            f"{tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__}"
+        )
     c = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                    ("bias", bias)):
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and t.numel() != c:
             raise ValueError(f"batch_norm: {name} must have {c} elements, got shape {tuple(t.shape)}")
     if eps <= 0:
@@ -32,8 +40,9 @@ def batch_norm(input: torch.Tensor, running_mean: torch.Tensor | None, running_v
         dims = [0] + list(range(2, input.dim()))
         count = input.numel() // c
         if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
-                             f"{tuple(input.shape)}")
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when training, got input {tuple(input.shape)}"
+            )
         mean = input.mean(dim=dims)
         var = input.var(dim=dims, unbiased=False)
         if running_mean is not None or running_var is not None:

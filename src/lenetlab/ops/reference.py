@@ -39,7 +39,7 @@ def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     for i in range(ho):
         row = []
         for j in range(wo):
-            row.append((X[i:i + kh, j:j + kw] * K).sum())
+            row.append((X[i : i + kh, j : j + kw] * K).sum())
         rows.append(torch.stack(row))
     return torch.stack(rows)
 
@@ -71,7 +71,7 @@ class LoopConv2d(nn.Module):
         """One input channel ``X`` ``[N, H, W]`` correlated with one kernel ``[kh, kw]``: ``[N, Ho, Wo]``."""
         (sh, sw), (ph, pw) = self.stride, self.padding
         new_X = torch.zeros(X.shape[0], X.shape[1] + 2 * ph, X.shape[2] + 2 * pw, dtype=X.dtype, device=X.device)
-        new_X[:, ph:ph + X.shape[1], pw:pw + X.shape[2]] = X  # zero padding
+        new_X[:, ph : ph + X.shape[1], pw : pw + X.shape[2]] = X  # zero padding
         u, v = weight.shape
         out_h = (new_X.shape[1] - u) // sh + 1
         out_w = (new_X.shape[2] - v) // sw + 1
@@ -81,7 +81,7 @@ class LoopConv2d(nn.Module):
         for i in range(out_h):
             row = []
             for j in range(out_w):
-                window = new_X[:, sh * i:sh * i + u, sw * j:sw * j + v]
+                window = new_X[:, sh * i : sh * i + u, sw * j : sw * j + v]
                 row.append(torch.sum(window * weight, dim=[1, 2]))  # [N]
             rows.append(torch.stack(row, dim=1))  # [N, Wo]
         return torch.stack(rows, dim=1)  # [N, Ho, Wo]
@@ -121,7 +121,7 @@ class LoopPool2d(nn.Module):
         for i in range(out_h):
             row = []
             for j in range(out_w):
-                window = x[:, :, sh * i:sh * i + self.h, sw * j:sw * j + self.w]
+                window = x[:, :, sh * i : sh * i + self.h, sw * j : sw * j + self.w]
                 if self.mode == "max":
                     row.append(torch.amax(window, dim=[2, 3]))  # [N, C]
                 else:

@@ -96,8 +96,14 @@ def plot_accuracy_curve(rows: list[dict], path: str | os.PathLike) -> Path:
     if dx:
         ax.plot(dx, [100 * v for v in dy], "o-", ms=4, label="dev accuracy")
         best = int(np.argmax(dy))
-        ax.annotate(f"best {100 * dy[best]:.2f}%", (dx[best], 100 * dy[best]), textcoords="offset points",
-                    xytext=(0, -14), ha="center", fontsize=8)
+        ax.annotate(
+            f"best {100 * dy[best]:.2f}%",
+            (dx[best], 100 * dy[best]),
+            textcoords="offset points",
+            xytext=(0, -14),
+            ha="center",
+            fontsize=8,
+        )
     if sx:
         ax.plot(sx[-1:], [100 * sy[-1]], "r*", ms=12, label=f"test {100 * sy[-1]:.2f}% (best model)")
     ax.set_xlabel("step")
@@ -108,8 +114,9 @@ def plot_accuracy_curve(rows: list[dict], path: str | os.PathLike) -> Path:
     return _save(fig, path)
 
 
-def plot_confusion(confusion, class_names: list[str] | None, path: str | os.PathLike,
-                   title: str = "confusion matrix") -> Path:
+def plot_confusion(
+    confusion, class_names: list[str] | None, path: str | os.PathLike, title: str = "confusion matrix"
+) -> Path:
     """Confusion matrix ``[K, K]`` (rows true class, columns predicted) with counts in the cells."""
     cm = np.asarray(confusion, dtype=np.int64)
     k = cm.shape[0]
@@ -125,8 +132,15 @@ def plot_confusion(confusion, class_names: list[str] | None, path: str | os.Path
         for t in range(k):
             for p in range(k):
                 if cm[t, p]:
-                    ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7 if k > 12 else 9,
-                            color="white" if norm[t, p] > 0.5 else "black")
+                    ax.text(
+                        p,
+                        t,
+                        str(cm[t, p]),
+                        ha="center",
+                        va="center",
+                        fontsize=7 if k > 12 else 9,
+                        color="white" if norm[t, p] > 0.5 else "black",
+                    )
         ax.set_xticks(range(k), names, rotation=90 if k > 12 else 0, fontsize=8)
         ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted")
@@ -147,8 +161,15 @@ def _as_image(x: torch.Tensor) -> np.ndarray:
     return a.mean(axis=0)
 
 
-def plot_misclassified(x: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor, class_names: list[str] | None,
-                       path: str | os.PathLike, max_images: int = 36, title: str = "misclassified test images") -> Path:
+def plot_misclassified(
+    x: torch.Tensor,
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    class_names: list[str] | None,
+    path: str | os.PathLike,
+    max_images: int = 36,
+    title: str = "misclassified test images",
+) -> Path:
     """Grid of the first ``max_images`` misclassified images ``x`` (``[N, C, H, W]``) with true/predicted
     labels; ``y_true``/``y_pred`` are int64 ``[N]``. An error-free model gets a figure saying so."""
     y_true, y_pred = torch.as_tensor(y_true).cpu(), torch.as_tensor(y_pred).cpu()
@@ -200,8 +221,9 @@ def plot_kernels(model: nn.Module, x: torch.Tensor, path: str | os.PathLike) -> 
     return _save(fig, path)
 
 
-def plot_feature_maps(model: nn.Module, x: torch.Tensor, path: str | os.PathLike, image: torch.Tensor | None = None,
-                      caption: str = "") -> Path:
+def plot_feature_maps(
+    model: nn.Module, x: torch.Tensor, path: str | os.PathLike, image: torch.Tensor | None = None, caption: str = ""
+) -> Path:
     """The input and the first convolution's output maps for one prepared example ``x`` ``[1, C, H, W]``;
     ``image`` (``[C, H, W]``) is shown as the input when given (else ``x``)."""
     _, _, out = first_conv(model, x)
@@ -226,8 +248,11 @@ def plot_feature_maps(model: nn.Module, x: torch.Tensor, path: str | os.PathLike
 
 def _epoch_series(rows: list[dict], kind: str, key: str) -> tuple[list[float], list[float]]:
     """``(epochs, values)`` of ``key`` in the rows of ``kind`` (as :func:`_series`, against the epoch)."""
-    pts = [(float(r["epoch"]), float(r[key])) for r in rows
-           if r.get("kind") == kind and isinstance(r.get(key), (int, float)) and isinstance(r.get("epoch"), (int, float))]
+    pts = [
+        (float(r["epoch"]), float(r[key]))
+        for r in rows
+        if r.get("kind") == kind and isinstance(r.get(key), (int, float)) and isinstance(r.get("epoch"), (int, float))
+    ]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -278,8 +303,14 @@ def save_curve_plots(out: str | os.PathLike, rows: list[dict]) -> list[Path]:
     return written
 
 
-def save_model_plots(out: str | os.PathLike, model: nn.Module, splits, spec: InputSpec,
-                     device: torch.device | str = "cpu", test: EvalResult | None = None) -> list[Path]:
+def save_model_plots(
+    out: str | os.PathLike,
+    model: nn.Module,
+    splits,
+    spec: InputSpec,
+    device: torch.device | str = "cpu",
+    test: EvalResult | None = None,
+) -> list[Path]:
     """The plots that need the model, into the folder ``out``: confusion matrix and misclassified grid
     of ``model`` (already on ``device``) on the test split (the dev split when the test split is
     unlabelled, e.g. a Kaggle test set; ``test`` when given is that evaluation, predictions kept, and
@@ -291,12 +322,24 @@ def save_model_plots(out: str | os.PathLike, model: nn.Module, splits, spec: Inp
     device = torch.device(device)
     model.eval()
     if split.y is not None and len(split):
-        res = test if which == "test" and test is not None and test.predictions is not None else \
-            evaluate(model, split, spec, device, keep_predictions=True, class_names=splits.class_names)
-        written.append(plot_confusion(res.confusion, splits.class_names, out / "confusion.png",
-                                      title=f"{which} confusion matrix"))
-        written.append(plot_misclassified(split.x, split.y, res.predictions, splits.class_names,
-                                          out / "misclassified.png", title=f"misclassified {which} images"))
+        res = (
+            test
+            if which == "test" and test is not None and test.predictions is not None
+            else evaluate(model, split, spec, device, keep_predictions=True, class_names=splits.class_names)
+        )
+        written.append(
+            plot_confusion(res.confusion, splits.class_names, out / "confusion.png", title=f"{which} confusion matrix")
+        )
+        written.append(
+            plot_misclassified(
+                split.x,
+                split.y,
+                res.predictions,
+                splits.class_names,
+                out / "misclassified.png",
+                title=f"misclassified {which} images",
+            )
+        )
     if len(split):
         x = prepare(split.x[:1].to(device), spec)
         label = ""
@@ -310,8 +353,15 @@ def save_model_plots(out: str | os.PathLike, model: nn.Module, splits, spec: Inp
     return written
 
 
-def save_run_plots(run_dir: str | os.PathLike, rows: list[dict], model: nn.Module, splits, spec: InputSpec,
-                   device: torch.device | str = "cpu", test: EvalResult | None = None) -> list[Path]:
+def save_run_plots(
+    run_dir: str | os.PathLike,
+    rows: list[dict],
+    model: nn.Module,
+    splits,
+    spec: InputSpec,
+    device: torch.device | str = "cpu",
+    test: EvalResult | None = None,
+) -> list[Path]:
     """Write every plot of a run into ``run_dir/plots/`` and return the paths written.
 
     Curves come from the run's metrics ``rows`` (``metrics.jsonl``, :func:`save_curve_plots`); the

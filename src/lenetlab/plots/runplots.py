@@ -29,8 +29,9 @@ def run_with_plots(runner, say=quiet):
             plots_of_stopped_run(runner, say)
         raise
     if runner.dist.is_main and runner.cfg.plots:
-        result.plots = save_run_plots(runner.run_dir, runner.history, runner.model, runner.splits, runner.spec,
-                                      runner.device, test=result.test)
+        result.plots = save_run_plots(
+            runner.run_dir, runner.history, runner.model, runner.splits, runner.spec, runner.device, test=result.test
+        )
         runner.metrics.add_figures([p for p in result.plots if p.stem in TENSORBOARD_FIGURES])
         runner.metrics.close()
     return result

@@ -56,9 +56,18 @@ def schema_type(schema: dict | None) -> str:
 
 
 def _limits(schema: dict) -> str:
-    parts = [f"{label} {schema[key]}" for key, label in (("minimum", "≥"), ("maximum", "≤"), ("minLength", "length ≥"),
-                                                         ("maxLength", "length ≤"), ("minItems", "items ≥"),
-                                                         ("maxItems", "items ≤")) if key in schema]
+    parts = [
+        f"{label} {schema[key]}"
+        for key, label in (
+            ("minimum", "≥"),
+            ("maximum", "≤"),
+            ("minLength", "length ≥"),
+            ("maxLength", "length ≤"),
+            ("minItems", "items ≥"),
+            ("maxItems", "items ≤"),
+        )
+        if key in schema
+    ]
     if "default" in schema:
         parts.append(f"default {schema['default']!r}")
     return ", ".join(parts)
@@ -92,21 +101,37 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
         return ""
     th = "".join(f"<th>{h}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _operation(path: str, method: str, op: dict) -> str:
     anchor = _anchor(method, path)
-    out = [f'<section class="op" id="{anchor}"><h3><span class="method {method}">{method.upper()}</span> '
-           f'<code>{escape(path)}</code></h3>']
+    out = [
+        f'<section class="op" id="{anchor}"><h3><span class="method {method}">{method.upper()}</span> '
+        f"<code>{escape(path)}</code></h3>"
+    ]
     if op.get("summary"):
         out.append(f'<p class="summary">{prose(op["summary"])}</p>')
     out.append(_paragraphs(op.get("description")))
-    params = [[f"<code>{escape(p['name'])}</code>", escape(p.get("in", "")), _type_cell(p.get("schema")),
-               "yes" if p.get("required") else "no",
-               prose(" ".join(x for x in (p.get("description") or p.get("schema", {}).get("description", ""),
-                                           _limits(p.get("schema", {}))) if x))]
-              for p in op.get("parameters", [])]
+    params = [
+        [
+            f"<code>{escape(p['name'])}</code>",
+            escape(p.get("in", "")),
+            _type_cell(p.get("schema")),
+            "yes" if p.get("required") else "no",
+            prose(
+                " ".join(
+                    x
+                    for x in (
+                        p.get("description") or p.get("schema", {}).get("description", ""),
+                        _limits(p.get("schema", {})),
+                    )
+                    if x
+                )
+            ),
+        ]
+        for p in op.get("parameters", [])
+    ]
     if params:
         out.append("<h4>Parameters</h4>" + _table(["name", "in", "type", "required", "description"], params))
     body = op.get("requestBody")
@@ -117,8 +142,13 @@ def _operation(path: str, method: str, op: dict) -> str:
     for status, r in op.get("responses", {}).items():
         content = r.get("content", {})
         schema = next(iter(content.values()), {}).get("schema") if content else None
-        rows.append([f"<code>{escape(str(status))}</code>", prose(r.get("description", "")),
-                     _type_cell(schema) if schema else ""])
+        rows.append(
+            [
+                f"<code>{escape(str(status))}</code>",
+                prose(r.get("description", "")),
+                _type_cell(schema) if schema else "",
+            ]
+        )
     out.append("<h4>Responses</h4>" + _table(["status", "meaning", "body"], rows))
     out.append("</section>")
     return "".join(out)
@@ -126,12 +156,20 @@ def _operation(path: str, method: str, op: dict) -> str:
 
 def _schema(name: str, schema: dict) -> str:
     required = set(schema.get("required", []))
-    rows = [[f"<code>{escape(prop)}</code>", _type_cell(s), "yes" if prop in required else "no",
-             prose(" ".join(x for x in (s.get("description", ""), _limits(s)) if x))]
-            for prop, s in schema.get("properties", {}).items()]
+    rows = [
+        [
+            f"<code>{escape(prop)}</code>",
+            _type_cell(s),
+            "yes" if prop in required else "no",
+            prose(" ".join(x for x in (s.get("description", ""), _limits(s)) if x)),
+        ]
+        for prop, s in schema.get("properties", {}).items()
+    ]
     table = _table(["field", "type", "required", "description"], rows) or f"<p>{_type_cell(schema)}</p>"
-    return (f'<section class="schema" id="schema-{escape(name)}"><h3>{escape(name)}</h3>'
-            f'{_paragraphs(schema.get("description"))}{table}</section>')
+    return (
+        f'<section class="schema" id="schema-{escape(name)}"><h3>{escape(name)}</h3>'
+        f"{_paragraphs(schema.get('description'))}{table}</section>"
+    )
 
 
 def render_api_docs(openapi: dict) -> str:
@@ -139,8 +177,10 @@ def render_api_docs(openapi: dict) -> str:
     info = openapi.get("info", {})
     title = escape(info.get("title", "API"))
     ops = [(path, m, item[m]) for path, item in openapi.get("paths", {}).items() for m in METHODS if m in item]
-    toc = "".join(f'<li><a href="#{_anchor(m, p)}"><code>{m.upper()} '
-                  f'{escape(p)}</code></a> {prose(op.get("summary", ""))}</li>' for p, m, op in ops)
+    toc = "".join(
+        f'<li><a href="#{_anchor(m, p)}"><code>{m.upper()} {escape(p)}</code></a> {prose(op.get("summary", ""))}</li>'
+        for p, m, op in ops
+    )
     schemas = openapi.get("components", {}).get("schemas", {})
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -151,6 +191,7 @@ def render_api_docs(openapi: dict) -> str:
         f'<div class="description">{_paragraphs(info.get("description"))}</div>'
         f'<h2>Endpoints</h2><ul class="toc">{toc}</ul>'
         + "".join(_operation(p, m, op) for p, m, op in ops)
-        + "<h2>Schemas</h2>" + "".join(_schema(n, s) for n, s in schemas.items())
+        + "<h2>Schemas</h2>"
+        + "".join(_schema(n, s) for n, s in schemas.items())
         + "</main></body></html>"
     )

@@ -16,7 +16,8 @@ Every image, JSON pixels included, goes through :func:`lenetlab.data.images.prep
 then the model's own input spec. ``POST /explain`` takes the same bodies and adds, from the same forward
 pass, every layer's activations, the first convolution's kernels and the input-gradient saliency map
 (:mod:`lenetlab.serve.explain`; torch models only, 501 ``explain_needs_torch`` for ONNX). Bad input
-is a 4xx ``{"detail": "...", "code": "..."}``: 400 unreadable/empty, 413 too many bytes or pixels, 415 unsupported Content-Type, 422 blank
+is a 4xx ``{"detail": "...", "code": "..."}``: 400 unreadable/empty, 413 too many bytes or pixels, 415 unsupported
+Content-Type, 422 blank
 image (``code: "blank_image"``: "draw a digit") or malformed JSON, 408 a body not received within
 the body timeout, 503 (with ``Retry-After``) when the server is saturated. The limits, the admission
 queue and the timeouts are in :mod:`lenetlab.serve.limits` (and SECURITY.md).
@@ -121,8 +122,10 @@ class PredictResponse(BaseModel):
 class Activation(BaseModel):
     name: str = Field(description="the model's own name for the layer (C1, S2, ..., or a block such as b3)")
     type: str = Field(description="the layer's class (Conv2d, MaxPool2d, Sequential...)")
-    activation: str | None = Field(description="the element-wise function applied after it, when the model "
-                                               "applies it as a module (ReLU, ScaledTanh...)")
+    activation: str | None = Field(
+        description="the element-wise function applied after it, when the model "
+        "applies it as a module (ReLU, ScaledTanh...)"
+    )
     kind: Literal["maps", "vector"] = Field(description="maps: [C, H, W] feature maps; vector: [K] units")
     shape: list[int] = Field(description="[C, H, W] or [K], for the one image")
     min: float
@@ -141,10 +144,13 @@ class Kernels(BaseModel):
 class ExplainResponse(PredictResponse):
     layers: list[Activation] = Field(description="every layer's output, in the order the forward pass runs them")
     kernels: Kernels | None = Field(description="the first convolution's weights (None without a convolution)")
-    saliency: list[list[float]] = Field(description="28x28: |d score of the predicted class / d input pixel|, the "
-                                                    "largest over channels, scaled to 0..1")
-    rbf_distances: list[float] | None = Field(description="RBF output layers (lenet5-1998): squared distance of F6 "
-                                                          "to each class's centre; smallest = the answer")
+    saliency: list[list[float]] = Field(
+        description="28x28: |d score of the predicted class / d input pixel|, the largest over channels, scaled to 0..1"
+    )
+    rbf_distances: list[float] | None = Field(
+        description="RBF output layers (lenet5-1998): squared distance of F6 "
+        "to each class's centre; smallest = the answer"
+    )
 
 
 class ModelInfo(BaseModel):
@@ -187,8 +193,9 @@ class ClientGone(Exception):
 
 
 TopKQuery = Annotated[int, Query(ge=1, le=100, description="how many best classes to list")]
-ModelQuery = Annotated[str | None, Query(max_length=200, description="a served model's name (GET /models); "
-                                                                     "default: the first")]
+ModelQuery = Annotated[
+    str | None, Query(max_length=200, description="a served model's name (GET /models); default: the first")
+]
 _ERRORS = {s: {"model": ErrorResponse} for s in (400, 404, 408, 413, 415, 422, 503)}
 
 
@@ -196,12 +203,24 @@ def _request_body_schema() -> dict:
     binary = {"schema": {"type": "string", "format": "binary"}}
     pixels = PixelsRequest.model_json_schema()
     pixels.pop("title", None)
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
-        "application/json": {"schema": pixels},
-        "image/png": binary, "image/jpeg": binary, "application/octet-stream": binary,
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+                "application/json": {"schema": pixels},
+                "image/png": binary,
+                "image/jpeg": binary,
+                "application/octet-stream": binary,
+            },
+        }
+    }
 
 
 async def _receive_chunk(request: Request, deadline: float) -> tuple[bytes, bool]:
@@ -214,8 +233,9 @@ async def _receive_chunk(request: Request, deadline: float) -> tuple[bytes, bool
     return message.get("body", b""), bool(message.get("more_body", False))
 
 
-async def _refuse_too_large(request: Request, limits: ServeLimits, detail: str, read: int, more: bool,
-                            deadline: float) -> None:
+async def _refuse_too_large(
+    request: Request, limits: ServeLimits, detail: str, read: int, more: bool, deadline: float
+) -> None:
     """Raise the 413 for an oversized body, after reading and discarding the rest of the body (up to
     ``limits.drain_bytes`` in all, within the body timeout) so that a client still sending it gets
     the answer rather than a connection reset. A body not read to its end closes the connection."""
@@ -244,8 +264,9 @@ async def _read_body(request: Request, limits: ServeLimits, held: Held) -> bytes
             if declared < 0:
                 raise ValueError
         except ValueError:
-            raise ApiError(400, "bad_request", "Content-Length is not a non-negative number",
-                           headers={"Connection": "close"}) from None
+            raise ApiError(
+                400, "bad_request", "Content-Length is not a non-negative number", headers={"Connection": "close"}
+            ) from None
         if declared > limit:
             detail = f"request body of {declared:,} bytes is over the {limit:,}-byte upload limit"
             if declared > limits.drain_bytes:  # not worth reading: answer now and close the connection
@@ -257,19 +278,30 @@ async def _read_body(request: Request, limits: ServeLimits, held: Held) -> bytes
         while more:
             chunk, more = await _receive_chunk(request, deadline)
             if len(body) + len(chunk) > limit:
-                await _refuse_too_large(request, limits, f"request body is over the {limit:,}-byte upload limit",
-                                        len(body) + len(chunk), more, deadline)
+                await _refuse_too_large(
+                    request,
+                    limits,
+                    f"request body is over the {limit:,}-byte upload limit",
+                    len(body) + len(chunk),
+                    more,
+                    deadline,
+                )
             if declared is None:
                 held.take(len(chunk))
             body += chunk
     except TimeoutError:
-        raise ApiError(408, "body_timeout", f"request body not received within {limits.body_timeout_s:g} s "
-                                            f"({len(body):,} bytes arrived)", headers={"Connection": "close"}) from None
+        raise ApiError(
+            408,
+            "body_timeout",
+            f"request body not received within {limits.body_timeout_s:g} s ({len(body):,} bytes arrived)",
+            headers={"Connection": "close"},
+        ) from None
     return bytes(body)
 
 
 async def _form_file(request: Request, body: bytes) -> bytes:
     """The ``file`` part of a multipart body already read into ``body``."""
+
     async def replay() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -295,8 +327,9 @@ async def _read_image(request: Request, limits: ServeLimits, held: Held) -> Imag
     """The request's image from any accepted body (opened lazily: header checked, pixels not decoded)."""
     body = await _read_body(request, limits, held)
     if not body:
-        raise ApiError(400, "empty_body", "empty request body: send an image (multipart field 'file') "
-                                          "or JSON {\"pixels\": 28x28}")
+        raise ApiError(
+            400, "empty_body", "empty request body: send an image (multipart field 'file') or JSON {\"pixels\": 28x28}"
+        )
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         return _open_image(await _form_file(request, body), limits.max_pixels)
@@ -304,9 +337,12 @@ async def _read_image(request: Request, limits: ServeLimits, held: Held) -> Imag
         return _pixels_image(body)
     if ctype in RAW_TYPES:
         return _open_image(body, limits.max_pixels)
-    raise ApiError(415, "unsupported_media_type",
-                   f"unsupported Content-Type {ctype or '(none)'!r}: send multipart/form-data with a 'file' "
-                   "field, an image/png or image/jpeg body, or application/json {\"pixels\": ...}")
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"unsupported Content-Type {ctype or '(none)'!r}: send multipart/form-data with a 'file' "
+        'field, an image/png or image/jpeg body, or application/json {"pixels": ...}',
+    )
 
 
 def _open_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -316,8 +352,9 @@ def _open_image(data: bytes, max_pixels: int) -> Image.Image:
     except ImageTooLargeError as e:  # from the header, before decoding any pixel data
         raise ApiError(413, "too_many_pixels", str(e)) from None
     except DataError:
-        raise ApiError(400, "not_an_image",
-                       f"body is not a readable image (accepted formats: {', '.join(FORMATS)})") from None
+        raise ApiError(
+            400, "not_an_image", f"body is not a readable image (accepted formats: {', '.join(FORMATS)})"
+        ) from None
 
 
 def _pixels_image(body: bytes) -> Image.Image:
@@ -367,11 +404,17 @@ def _answer(served: ServedModel, x, probs: np.ndarray, top_k: int) -> dict:
     best = top[0]["index"]
     x28 = x[0].numpy()
     return {
-        "digit": best, "label": names[best], "confidence": float(probs[best]),
-        "probabilities": [float(p) for p in probs], "class_names": list(names),
+        "digit": best,
+        "label": names[best],
+        "confidence": float(probs[best]),
+        "probabilities": [float(p) for p in probs],
+        "class_names": list(names),
         "top_k": top,
-        "model": predictor.name, "name": served.name, "backend": predictor.backend,
-        "input_28x28": x28.astype(int).tolist(), "input_png": _png_data_url(x28),
+        "model": predictor.name,
+        "name": served.name,
+        "backend": predictor.backend,
+        "input_28x28": x28.astype(int).tolist(),
+        "input_png": _png_data_url(x28),
     }
 
 
@@ -389,8 +432,10 @@ def _predict_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, flo
     x = pad_rows([x for x, _, _ in items])
     probs = served.predictor.predict_proba(x)  # [M, K]
     model_ms = round(1e3 * (time.perf_counter() - t1), 3)
-    return [{**_answer(served, x, probs[i], top_k), "timing_ms": {"preprocess": pre_ms, "model": model_ms}}
-            for i, (x, top_k, pre_ms) in enumerate(items)]
+    return [
+        {**_answer(served, x, probs[i], top_k), "timing_ms": {"preprocess": pre_ms, "model": model_ms}}
+        for i, (x, top_k, pre_ms) in enumerate(items)
+    ]
 
 
 def _explain_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, float]]) -> list[Response]:
@@ -412,17 +457,25 @@ def _explain_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, flo
 _ROUTES = {"predict": _predict_batch, "explain": _explain_batch}
 
 
-def _batchers(served: Sequence[ServedModel], options: BatchOptions, limits: ServeLimits, metrics: Metrics,
-              gate: Gate) -> dict[tuple[str, str], Batcher] | None:
+def _batchers(
+    served: Sequence[ServedModel], options: BatchOptions, limits: ServeLimits, metrics: Metrics, gate: Gate
+) -> dict[tuple[str, str], Batcher] | None:
     """A :class:`Batcher` per served model and route, each holding at most ``queue + max_batch``
     images, telling ``metrics`` its batch sizes and waiting for more only while ``gate`` has requests
     being preprocessed; None without batching."""
     if not options.on:
         return None
-    return {(m.name, route): Batcher(functools.partial(run, m), options, limits.queue + options.max_batch,
-                                     observe=metrics.batch_observer(m.name, route),
-                                     more_coming=lambda: gate.active > 0)
-            for m in served for route, run in _ROUTES.items()}
+    return {
+        (m.name, route): Batcher(
+            functools.partial(run, m),
+            options,
+            limits.queue + options.max_batch,
+            observe=metrics.batch_observer(m.name, route),
+            more_coming=lambda: gate.active > 0,
+        )
+        for m in served
+        for route, run in _ROUTES.items()
+    }
 
 
 class StrictJSONResponse(JSONResponse):
@@ -454,14 +507,25 @@ class ServedModel:
     def info(self) -> dict:
         """What ``GET /models`` lists for this model."""
         p = self.predictor
-        return {"name": self.name, "model": p.name, "backend": p.backend, "dataset": self.dataset,
-                "test_accuracy": self.test_accuracy, "explain": self.explainer is not None,
-                "class_names": list(p.class_names)}
+        return {
+            "name": self.name,
+            "model": p.name,
+            "backend": p.backend,
+            "dataset": self.dataset,
+            "test_accuracy": self.test_accuracy,
+            "explain": self.explainer is not None,
+            "class_names": list(p.class_names),
+        }
 
 
-def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               max_pixels: int = MAX_PIXELS, limits: ServeLimits | None = None,
-               batching: BatchOptions | None = None) -> FastAPI:
+def create_app(
+    models: Predictor | Sequence[ServedModel] | None = None,
+    *,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    limits: ServeLimits | None = None,
+    batching: BatchOptions | None = None,
+) -> FastAPI:
     """Build the FastAPI app serving ``models`` (a :class:`Predictor`, or several :class:`ServedModel`
     with distinct names, the first being the default; default: the packaged demo ``lenet5`` on the
     CPU) under ``limits`` (default: :class:`ServeLimits` with ``max_upload_bytes`` and ``max_pixels``),
@@ -480,8 +544,14 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     gate, budget = Gate(limits.workers, limits.queue), ByteBudget(limits.max_buffered_bytes)
     # no Swagger UI or ReDoc: they load their scripts from a CDN (blank offline) and need an inline
     # script; /docs is rendered here from the same OpenAPI schema instead
-    app = FastAPI(title="lenetlab digit recognition", description=__doc__.split("\n\n", 1)[1], version=_version(),
-                  docs_url=None, redoc_url=None, default_response_class=StrictJSONResponse)
+    app = FastAPI(
+        title="lenetlab digit recognition",
+        description=__doc__.split("\n\n", 1)[1],
+        version=_version(),
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=StrictJSONResponse,
+    )
     app.state.models, app.state.predictor = by_name, default.predictor
     app.state.limits, app.state.gate, app.state.budget = limits, gate, budget
     metrics = Metrics(lambda: {"admission": gate.waiting, "batch": sum(b.depth for b in (batchers or {}).values())})
@@ -498,8 +568,13 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(request: Request, exc: Exception) -> Response:
         client = f"{request.client.host}:{request.client.port}" if request.client else "client"
-        log.debug("%s %s: %s disconnected before the answer (%s)", request.method, request.url.path, client,
-                  exc or type(exc).__name__)
+        log.debug(
+            "%s %s: %s disconnected before the answer (%s)",
+            request.method,
+            request.url.path,
+            client,
+            exc or type(exc).__name__,
+        )
         return Response(status_code=400, headers={"Connection": "close"})  # nobody is there to read it
 
     @app.exception_handler(RequestValidationError)
@@ -532,8 +607,12 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
             return await batchers[served.name, route].submit((x, top_k, pre_ms))
         except Busy as e:
             log.info("503 busy: %s", e)
-            raise ApiError(503, "busy", f"the server is busy ({e}): retry in {limits.retry_after_s} s",
-                           headers={"Retry-After": str(limits.retry_after_s)}) from None
+            raise ApiError(
+                503,
+                "busy",
+                f"the server is busy ({e}): retry in {limits.retry_after_s} s",
+                headers={"Retry-After": str(limits.retry_after_s)},
+            ) from None
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -557,25 +636,37 @@ def create_app(models: Predictor | Sequence[ServedModel] | None = None, *, max_u
     async def list_served() -> list[dict]:
         return [m.info() for m in served]
 
-    @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_request_body_schema(),
-              summary="classify one digit image (multipart 'file', raw image body, or JSON pixels)")
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        openapi_extra=_request_body_schema(),
+        summary="classify one digit image (multipart 'file', raw image body, or JSON pixels)",
+    )
     async def predict(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> dict:
         return await classify(request, pick(model), "predict", top_k)
 
-    @app.post("/explain", response_model=ExplainResponse, responses={**_ERRORS, 501: {"model": ErrorResponse}},
-              openapi_extra=_request_body_schema(),
-              summary="classify one digit image and show what every layer saw (same bodies as /predict)",
-              description="The answer of `/predict` plus, from the same forward pass, every layer's activations, "
-                          "the first convolution's kernels and the input-gradient saliency map over the 28x28 "
-                          "input; for an RBF output layer (lenet5-1998) the squared distance to each class's "
-                          "centre. Needs the torch backend (501 for an ONNX model).")
+    @app.post(
+        "/explain",
+        response_model=ExplainResponse,
+        responses={**_ERRORS, 501: {"model": ErrorResponse}},
+        openapi_extra=_request_body_schema(),
+        summary="classify one digit image and show what every layer saw (same bodies as /predict)",
+        description="The answer of `/predict` plus, from the same forward pass, every layer's activations, "
+        "the first convolution's kernels and the input-gradient saliency map over the 28x28 "
+        "input; for an RBF output layer (lenet5-1998) the squared distance to each class's "
+        "centre. Needs the torch backend (501 for an ONNX model).",
+    )
     async def explain(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> Response:
         served_model = pick(model)
         if served_model.explainer is None:
-            raise ApiError(501, "explain_needs_torch",
-                           f"model {served_model.name!r} runs on {served_model.predictor.backend}: /explain needs the "
-                           "torch backend (serve the checkpoint or run directory instead of the ONNX file); "
-                           "/predict works")
+            raise ApiError(
+                501,
+                "explain_needs_torch",
+                f"model {served_model.name!r} runs on {served_model.predictor.backend}: /explain needs the "
+                "torch backend (serve the checkpoint or run directory instead of the ONNX file); "
+                "/predict works",
+            )
         return await classify(request, served_model, "explain", top_k)
 
     app.mount("/static", StaticFiles(packages=[("lenetlab.serve", "static")]), name="static")
@@ -598,20 +689,37 @@ def _check_can_listen(host: str, port: int) -> None:
         raise LenetlabError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
 
 
-def serving_app(models: Sequence[ServedModel], *, max_upload_mb: float = 5.0, max_batch: int = MAX_BATCH,
-                batch_wait_ms: float = WAIT_MS) -> FastAPI:
+def serving_app(
+    models: Sequence[ServedModel],
+    *,
+    max_upload_mb: float = 5.0,
+    max_batch: int = MAX_BATCH,
+    batch_wait_ms: float = WAIT_MS,
+) -> FastAPI:
     """The app ``lenet serve`` runs (in each process with ``--workers``): ``models`` under the limits of
     ``--max-upload-mb``, batched as ``--max-batch`` and ``--batch-wait-ms`` say."""
     # one small batch at a time per model: parallelism comes from concurrent requests, not intra-op threads
     torch.set_num_threads(1)
-    return create_app(list(models), limits=ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb)),
-                      batching=BatchOptions(max_batch, batch_wait_ms))
+    return create_app(
+        list(models),
+        limits=ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb)),
+        batching=BatchOptions(max_batch, batch_wait_ms),
+    )
 
 
-def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = "127.0.0.1", port: int = 8000,
-               max_upload_mb: float = 5.0, log_level: str = "info", max_batch: int = MAX_BATCH,
-               batch_wait_ms: float = WAIT_MS, workers: int = 1, worker_factory: str | None = None,
-               say=quiet) -> None:
+def run_server(
+    load_models: Callable[[], Sequence[ServedModel]],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_upload_mb: float = 5.0,
+    log_level: str = "info",
+    max_batch: int = MAX_BATCH,
+    batch_wait_ms: float = WAIT_MS,
+    workers: int = 1,
+    worker_factory: str | None = None,
+    say=quiet,
+) -> None:
     """Check the options, then load the models (``load_models()``: slow, so after the quick checks)
     and serve them with uvicorn on ``host:port`` until interrupted, batching up to ``max_batch``
     concurrent requests per forward pass; ``say(text, err=False)`` shows a warning and the address.
@@ -629,23 +737,34 @@ def run_server(load_models: Callable[[], Sequence[ServedModel]], *, host: str = 
     if not 0 <= port <= 65535:
         raise LenetlabError(f"--port {port}: must be between 0 and 65535")
     if not is_loopback(host):
-        say(f"warning: --host {host} is not a loopback address: anyone who can reach this machine can use "
-            "the server (no authentication, no TLS; see SECURITY.md)", err=True)
+        say(
+            f"warning: --host {host} is not a loopback address: anyone who can reach this machine can use "
+            "the server (no authentication, no TLS; see SECURITY.md)",
+            err=True,
+        )
     _check_can_listen(host, port)
     models = list(load_models())
     where = f"http://{host}:{port}/" if port else f"{host} on a free port (uvicorn prints which)"
-    names = ", ".join(f"{m.name} ({m.predictor.name}, {m.predictor.backend}, {Path(m.predictor.source).name})"
-                      for m in models)
+    names = ", ".join(
+        f"{m.name} ({m.predictor.name}, {m.predictor.backend}, {Path(m.predictor.source).name})" for m in models
+    )
     say(f"serving {names} at {where}" + (f" with {workers} worker processes" if workers > 1 else ""))
-    opts = {"host": host, "port": port, "log_level": log_level, "access_log": log_level == "debug",
-            **uvicorn_options(limits)}
+    opts = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": log_level == "debug",
+        **uvicorn_options(limits),
+    }
     # uvicorn shuts down gracefully on SIGTERM, then raises it again, and swallows what a handler raises:
     # note it, and end as every command ends on SIGTERM (lenetlab.signals)
     terminated = []
     with handling(lambda signum, frame: terminated.append(signum)):
         if workers == 1:
-            uvicorn.run(serving_app(models, max_upload_mb=max_upload_mb, max_batch=max_batch,
-                                    batch_wait_ms=batch_wait_ms), **opts)
+            uvicorn.run(
+                serving_app(models, max_upload_mb=max_upload_mb, max_batch=max_batch, batch_wait_ms=batch_wait_ms),
+                **opts,
+            )
         else:
             del models  # each worker loads its own
             terminated += _supervise(worker_factory, workers, opts)

@@ -46,8 +46,12 @@ class BatchOptions:
         mb, wait = self.max_batch, self.wait_ms
         if not isinstance(mb, int) or isinstance(mb, bool) or not 1 <= mb <= 1024:
             raise ConfigError(f"--max-batch {mb!r}: must be a whole number from 1 (no batching) to 1024")
-        if not isinstance(wait, (int, float)) or isinstance(wait, bool) or not math.isfinite(wait) \
-                or not 0 <= wait <= 1000:
+        if (
+            not isinstance(wait, (int, float))
+            or isinstance(wait, bool)
+            or not math.isfinite(wait)
+            or not 0 <= wait <= 1000
+        ):
             raise ConfigError(f"--batch-wait-ms {wait!r}: must be a number of milliseconds from 0 to 1000")
 
     @property
@@ -71,9 +75,14 @@ class Batcher:
     other requests may join soon (are being preprocessed): when it says no, a batch runs at once
     instead of waiting ``wait_ms`` for nobody."""
 
-    def __init__(self, run_batch: Callable[[list], list], options: BatchOptions, capacity: int,
-                 observe: Callable[[int], None] | None = None,
-                 more_coming: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        run_batch: Callable[[list], list],
+        options: BatchOptions,
+        capacity: int,
+        observe: Callable[[int], None] | None = None,
+        more_coming: Callable[[], bool] | None = None,
+    ) -> None:
         self.run_batch, self.options, self.capacity, self.observe = run_batch, options, capacity, observe
         self.more_coming = more_coming
         self._loop: asyncio.AbstractEventLoop | None = None

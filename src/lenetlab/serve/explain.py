@@ -36,8 +36,20 @@ from lenetlab.models.lenet1998 import EuclideanRBF, ScaledTanh
 from lenetlab.models.trace import Tracer, first_conv
 
 #: Parameter-free element-wise modules: shown as the activation of the layer before them.
-ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus,
-               nn.Dropout, nn.Identity, ScaledTanh)
+ELEMENTWISE = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    nn.Dropout,
+    nn.Identity,
+    ScaledTanh,
+)
 #: Modules that only reshape: not layers.
 RESHAPE = (nn.Flatten, nn.Unflatten)
 DIGITS = 4  # decimals of the values sent to the client: plenty for a grey level, a quarter of the JSON
@@ -118,16 +130,37 @@ class Explainer:
             out = layer.pop("out").detach()[0]
             kind = "maps" if out.dim() == 3 else "vector"
             out = out if kind == "maps" else out.reshape(-1)
-            layers.append({**layer, "kind": kind, "shape": list(out.shape), "min": _rounded(out.min()),
-                           "max": _rounded(out.max()), "values": _values(out)})
+            layers.append(
+                {
+                    **layer,
+                    "kind": kind,
+                    "shape": list(out.shape),
+                    "min": _rounded(out.min()),
+                    "max": _rounded(out.max()),
+                    "values": _values(out),
+                }
+            )
         kernels = None
         if self.first_conv is not None:
             name, w = self.first_conv[0], self.first_conv[1].weight.detach()
-            kernels = {"layer": name, "shape": list(w.shape), "min": _rounded(w.min()), "max": _rounded(w.max()),
-                       "values": _values(w)}
+            kernels = {
+                "layer": name,
+                "shape": list(w.shape),
+                "min": _rounded(w.min()),
+                "max": _rounded(w.max()),
+                "values": _values(w),
+            }
         rbf = _values(-scores.detach()[0]) if self.rbf else None  # forward returns -||x - w_i||²
         t3 = time.perf_counter()
-        return {"probabilities": probs, "layers": layers, "kernels": kernels, "saliency": _values(sal),
-                "rbf_distances": rbf,
-                "timing_ms": {"forward": round(1e3 * (t1 - t0), 3), "saliency": round(1e3 * (t2 - t1), 3),
-                              "package": round(1e3 * (t3 - t2), 3)}}
+        return {
+            "probabilities": probs,
+            "layers": layers,
+            "kernels": kernels,
+            "saliency": _values(sal),
+            "rbf_distances": rbf,
+            "timing_ms": {
+                "forward": round(1e3 * (t1 - t0), 3),
+                "saliency": round(1e3 * (t2 - t1), 3),
+                "package": round(1e3 * (t3 - t2), 3),
+            },
+        }

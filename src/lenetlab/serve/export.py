@@ -57,8 +57,13 @@ def default_onnx_path(checkpoint: str | os.PathLike) -> Path:
     return p / "model.onnx" if p.is_dir() else p.with_suffix(".onnx")
 
 
-def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                opset: int | None = None, tolerance: float = 1e-4) -> dict:
+def export_onnx(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    opset: int | None = None,
+    tolerance: float = 1e-4,
+) -> dict:
     """Export ``checkpoint`` (file or run directory) to ONNX at ``out`` and verify it.
 
     The graph takes ``input`` ``float32 [batch, C, size, size]`` (already normalised, as
@@ -73,8 +78,9 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
         spec = InputSpec.from_dict(ckpt["input_spec"])
         class_names = [str(c) for c in ckpt["class_names"]]
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{checkpoint}: checkpoint lacks a valid input_spec/class_names "
-                              f"({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"{checkpoint}: checkpoint lacks a valid input_spec/class_names ({type(e).__name__}: {e})"
+        ) from None
     out = Path(out) if out is not None else default_onnx_path(checkpoint)
     if out.suffix.lower() != ".onnx":
         raise LenetlabError(f"--out {out}: the ONNX file name must end in .onnx")
@@ -90,12 +96,15 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     try:
         proto = _quiet_export(model, example, opset)
     except Exception as e:  # the exporter's errors are long; keep the first line
-        raise LenetlabError(f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed "
-                            f"({first_line(e, 200)})") from None
+        raise LenetlabError(
+            f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed ({first_line(e, 200)})"
+        ) from None
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and opset_used != opset:  # the exporter falls back silently to its own opset
-        raise LenetlabError(f"--opset {opset}: the exporter cannot convert {ckpt['model']['name']!r} to opset "
-                            f"{opset} (it produced opset {opset_used}); leave --opset out for the exporter's default")
+        raise LenetlabError(
+            f"--opset {opset}: the exporter cannot convert {ckpt['model']['name']!r} to opset "
+            f"{opset} (it produced opset {opset_used}); leave --opset out for the exporter's default"
+        )
     _describe(proto, ckpt["model"], class_names, spec)
     onnx.checker.check_model(proto)
     try:
@@ -104,13 +113,22 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
             onnx.save(proto, str(tmp))
             diff = _max_diff(model, tmp, spec, gen)
             if diff > tolerance:
-                raise LenetlabError(f"{out}: onnxruntime differs from PyTorch by {diff:.2e} (> {tolerance:g}); "
-                                    f"nothing written")
+                raise LenetlabError(
+                    f"{out}: onnxruntime differs from PyTorch by {diff:.2e} (> {tolerance:g}); nothing written"
+                )
     except OSError as e:
         raise LenetlabError(f"--out {out}: cannot write the ONNX file ({e.strerror or e})") from None
-    return {"path": str(out), "model": ckpt["model"]["name"], "checkpoint": str(checkpoint),
-            "exporter": "torch.onnx.export(dynamo=True)", "opset": opset_used, "dynamic_batch": True,
-            "bytes": out.stat().st_size, "max_abs_diff": diff, "class_names": class_names}
+    return {
+        "path": str(out),
+        "model": ckpt["model"]["name"],
+        "checkpoint": str(checkpoint),
+        "exporter": "torch.onnx.export(dynamo=True)",
+        "opset": opset_used,
+        "dynamic_batch": True,
+        "bytes": out.stat().st_size,
+        "max_abs_diff": diff,
+        "class_names": class_names,
+    }
 
 
 def _exported_onnx(path: Path) -> bool:
@@ -138,13 +156,19 @@ def _exported_folder(folder: Path) -> bool:
 
 def _describe(proto, model: dict, class_names: list[str], spec: InputSpec) -> None:
     """Write what serving needs into the ONNX ``proto``'s metadata (model, classes, input spec) and doc string."""
-    meta = {META_FORMAT: ONNX_FORMAT, META_MODEL: dumps(model, indent=None),
-            META_CLASSES: dumps(class_names, indent=None), META_SPEC: dumps(spec.to_dict(), indent=None)}
+    meta = {
+        META_FORMAT: ONNX_FORMAT,
+        META_MODEL: dumps(model, indent=None),
+        META_CLASSES: dumps(class_names, indent=None),
+        META_SPEC: dumps(spec.to_dict(), indent=None),
+    }
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
-    proto.doc_string = (f"lenetlab {model['name']}: input float32 [batch, {spec.channels}, {spec.size}, "
-                        f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(class_names)}]")
+    proto.doc_string = (
+        f"lenetlab {model['name']}: input float32 [batch, {spec.channels}, {spec.size}, "
+        f"{spec.size}] normalised per {META_SPEC}; output scores [batch, {len(class_names)}]"
+    )
 
 
 def _quiet_export(model: torch.nn.Module, example: torch.Tensor, opset: int | None):
@@ -161,9 +185,17 @@ def _quiet_export(model: torch.nn.Module, example: torch.Tensor, opset: int | No
         for lg in loggers:
             lg.setLevel(logging.CRITICAL)
         try:
-            return torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
-                                     input_names=["input"], output_names=["scores"],
-                                     external_data=False, verbose=False, **kwargs).model_proto
+            return torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                dynamic_shapes=({0: batch},),
+                input_names=["input"],
+                output_names=["scores"],
+                external_data=False,
+                verbose=False,
+                **kwargs,
+            ).model_proto
         finally:
             for lg, lv in zip(loggers, levels):
                 lg.setLevel(lv)
@@ -207,8 +239,10 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
     if out.exists() and not out.is_dir():
         raise LenetlabError(f"--out {out}: exists and is not a folder (the export is a folder: {WEIGHTS} + {CONFIG})")
     if out.is_dir() and not _exported_folder(out):
-        raise LenetlabError(f"--out {out}: holds a {CONFIG} or {WEIGHTS} that lenet export did not write (a run's "
-                            "own config?); choose another --out")
+        raise LenetlabError(
+            f"--out {out}: holds a {CONFIG} or {WEIGHTS} that lenet export did not write (a run's "
+            "own config?); choose another --out"
+        )
     extra = {k: ckpt[k] for k in ("step", "dev_accuracy") if isinstance(ckpt.get(k), (int, float))}
     test_accuracy = measured_test_accuracy(path, ckpt)
     if test_accuracy is not None:
@@ -216,8 +250,12 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
     train_config = dict(ckpt.get("config") or (ckpt.get("pretrained") or {}).get("train_config") or {})
     if train_config:
         # where the data and runs lived on the training machine means nothing anywhere else
-        extra["train_config"] = {**train_config, "data_dir": None, "out_dir": None,
-                                 "dataset": _portable_name(train_config.get("dataset"))}
+        extra["train_config"] = {
+            **train_config,
+            "data_dir": None,
+            "out_dir": None,
+            "dataset": _portable_name(train_config.get("dataset")),
+        }
     dataset = ckpt.get("dataset") or checkpoint_data(ckpt).get("dataset")
     if isinstance(dataset, str):
         extra["dataset"] = _portable_name(dataset)
@@ -236,9 +274,16 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
     except OSError as e:
         raise LenetlabError(f"--out {out}: cannot write {MODEL_CARD} ({e.strerror or e})") from None
     files = [out / WEIGHTS, out / CONFIG, card]
-    return {"path": str(out), "files": [str(f) for f in files], "model": ckpt["model"]["name"],
-            "checkpoint": str(checkpoint), "format": "safetensors", "bytes": sum(f.stat().st_size for f in files),
-            "max_abs_diff": diff, "test_accuracy": test_accuracy}
+    return {
+        "path": str(out),
+        "files": [str(f) for f in files],
+        "model": ckpt["model"]["name"],
+        "checkpoint": str(checkpoint),
+        "format": "safetensors",
+        "bytes": sum(f.stat().st_size for f in files),
+        "max_abs_diff": diff,
+        "test_accuracy": test_accuracy,
+    }
 
 
 def _portable_name(dataset):
@@ -297,27 +342,72 @@ def model_card(config: dict, parameters: int) -> str:
     name, dataset, acc = config["model"], config.get("dataset") or "unknown", config.get("test_accuracy")
     licence = DATA_LICENCES.get(dataset, "other")
     train, spec = config.get("train_config") or {}, config["input_spec"]
-    front = ["---", f"license: {licence}", "library_name: lenetlab", "pipeline_tag: image-classification", "tags:",
-             "- image-classification", "- lenet", "- pytorch", "- safetensors", "datasets:", f"- {dataset}",
-             "metrics:", "- accuracy"]
+    front = [
+        "---",
+        f"license: {licence}",
+        "library_name: lenetlab",
+        "pipeline_tag: image-classification",
+        "tags:",
+        "- image-classification",
+        "- lenet",
+        "- pytorch",
+        "- safetensors",
+        "datasets:",
+        f"- {dataset}",
+        "metrics:",
+        "- accuracy",
+    ]
     if acc is not None:
-        front += ["model-index:", f"- name: {name}", "  results:", "  - task:", "      type: image-classification",
-                  "    dataset:", f"      name: {dataset}", f"      type: {dataset}", "      split: test",
-                  "    metrics:", "    - type: accuracy", f"      value: {acc}"]
+        front += [
+            "model-index:",
+            f"- name: {name}",
+            "  results:",
+            "  - task:",
+            "      type: image-classification",
+            "    dataset:",
+            f"      name: {dataset}",
+            f"      type: {dataset}",
+            "      split: test",
+            "    metrics:",
+            "    - type: accuracy",
+            f"      value: {acc}",
+        ]
     keys = ("epochs", "batch_size", "optimizer", "lr", "schedule", "augment", "seed")
     recipe = ", ".join(f"{k} {train[k]}" for k in keys if train.get(k) is not None) or "not recorded"
-    dev = (f" Best dev accuracy {config['dev_accuracy']} at step {config.get('step')}."
-           if "dev_accuracy" in config else "")
-    evaluation = (f"Accuracy {acc} on the test split of `{dataset}`, as its run measured it." if acc is not None
-                  else "No test accuracy was measured for this checkpoint.")
-    licence_text = ("The licence of the training data applies." if licence == "other" else
-                    f"The weights are derived from `{dataset}` and shared under its licence, `{licence}`"
-                    + (" (Creative Commons Attribution-Share Alike 3.0, as the MNIST database)."
-                       if licence == "cc-by-sa-3.0" else "."))
-    body = CARD.format(name=name, dataset=dataset, parameters=parameters, classes=len(config["class_names"]),
-                       kwargs=dumps(config["model_kwargs"], indent=None),
-                       class_names=", ".join(config["class_names"][:10]),
-                       version=config.get("lenetlab_version", "?"), channels=spec["channels"], size=spec["size"],
-                       resize=spec.get("resize"), mean=spec.get("mean"), std=spec.get("std"), recipe=recipe, dev=dev,
-                       evaluation=evaluation, licence_text=licence_text)
+    dev = (
+        f" Best dev accuracy {config['dev_accuracy']} at step {config.get('step')}." if "dev_accuracy" in config else ""
+    )
+    evaluation = (
+        f"Accuracy {acc} on the test split of `{dataset}`, as its run measured it."
+        if acc is not None
+        else "No test accuracy was measured for this checkpoint."
+    )
+    licence_text = (
+        "The licence of the training data applies."
+        if licence == "other"
+        else f"The weights are derived from `{dataset}` and shared under its licence, `{licence}`"
+        + (
+            " (Creative Commons Attribution-Share Alike 3.0, as the MNIST database)."
+            if licence == "cc-by-sa-3.0"
+            else "."
+        )
+    )
+    body = CARD.format(
+        name=name,
+        dataset=dataset,
+        parameters=parameters,
+        classes=len(config["class_names"]),
+        kwargs=dumps(config["model_kwargs"], indent=None),
+        class_names=", ".join(config["class_names"][:10]),
+        version=config.get("lenetlab_version", "?"),
+        channels=spec["channels"],
+        size=spec["size"],
+        resize=spec.get("resize"),
+        mean=spec.get("mean"),
+        std=spec.get("std"),
+        recipe=recipe,
+        dev=dev,
+        evaluation=evaluation,
+        licence_text=licence_text,
+    )
     return "\n".join(front + ["---"]) + "\n" + body

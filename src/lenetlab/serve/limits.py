@@ -85,23 +85,34 @@ class ServeLimits:
     def __post_init__(self) -> None:
         if self.max_buffered_bytes is None and isinstance(self.max_upload_bytes, int):
             object.__setattr__(self, "max_buffered_bytes", max(MAX_BUFFERED_BYTES, 4 * self.max_upload_bytes))
-        for name in ("max_upload_bytes", "max_pixels", "workers", "max_buffered_bytes", "keep_alive_s",
-                     "retry_after_s"):
+        for name in (
+            "max_upload_bytes",
+            "max_pixels",
+            "workers",
+            "max_buffered_bytes",
+            "keep_alive_s",
+            "retry_after_s",
+        ):
             _positive(name, getattr(self, name), integer=True)
         for name in ("queue", "drain_bytes"):
             _positive(name, getattr(self, name), integer=True, allow_zero=True)
         _positive("body_timeout_s", self.body_timeout_s)
         if self.max_buffered_bytes < self.max_upload_bytes:
-            raise ConfigError(f"max_buffered_bytes {self.max_buffered_bytes:,} must be at least the upload "
-                              f"limit {self.max_upload_bytes:,}")
+            raise ConfigError(
+                f"max_buffered_bytes {self.max_buffered_bytes:,} must be at least the upload "
+                f"limit {self.max_upload_bytes:,}"
+            )
 
 
 def upload_limit_bytes(max_upload_mb) -> int:
     """``--max-upload-mb`` in bytes; a one-line :class:`ConfigError` unless it is a finite number in (0, 1024]."""
-    if (not isinstance(max_upload_mb, (int, float)) or isinstance(max_upload_mb, bool)
-            or not math.isfinite(max_upload_mb) or not 0 < max_upload_mb <= 1024):
-        raise ConfigError(f"--max-upload-mb {max_upload_mb}: must be a number of megabytes above 0 and at "
-                          "most 1024")
+    if (
+        not isinstance(max_upload_mb, (int, float))
+        or isinstance(max_upload_mb, bool)
+        or not math.isfinite(max_upload_mb)
+        or not 0 < max_upload_mb <= 1024
+    ):
+        raise ConfigError(f"--max-upload-mb {max_upload_mb}: must be a number of megabytes above 0 and at most 1024")
     return max(1, int(max_upload_mb * MB))
 
 
@@ -183,8 +194,12 @@ class Held:
 
 #: CSP of the page, the API docs and the API: only this origin's own scripts, styles and fetches; the
 #: page shows the model's 28x28 input as a data: URL image. No inline script or style is allowed.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
 class SecurityHeaders:
     """ASGI middleware: ``Content-Security-Policy``, ``X-Content-Type-Options: nosniff``,
     ``Referrer-Policy: no-referrer`` and ``X-Frame-Options: DENY`` on every HTTP response."""
@@ -197,14 +212,20 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = [(b"content-security-policy", self.csp.encode()), (b"x-content-type-options", b"nosniff"),
-                 (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+        extra = [
+            (b"content-security-policy", self.csp.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+        ]
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []),
-                                                   *((k, v) for k, v in extra if k not in present)]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), *((k, v) for k, v in extra if k not in present)],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -234,8 +255,11 @@ def h11_protocol():
         _head_timer: asyncio.TimerHandle | None = None
 
         def _update_head_timer(self) -> None:
-            waiting = (self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE
-                       and not self.transport.is_closing())
+            waiting = (
+                self.conn.their_state is h11.IDLE
+                and self.conn.our_state is h11.IDLE
+                and not self.transport.is_closing()
+            )
             if waiting and self._head_timer is None:  # a deadline: not pushed back by arriving bytes
                 self._head_timer = self.loop.call_later(self.timeout_keep_alive, self._head_timeout)
             elif not waiting and self._head_timer is not None:

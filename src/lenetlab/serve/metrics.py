@@ -69,14 +69,26 @@ class Metrics:
         # multi-process mode: values go to the directory's files, a scrape collects them all
         reg = None if self.multiprocess else CollectorRegistry()
         self.registry = reg
-        self.requests = Counter("lenet_requests", "HTTP requests answered, by route and status",
-                                ["route", "status"], registry=reg)
-        self.latency = Histogram("lenet_request_duration_seconds", "time from the request head to the answer's "
-                                 "last byte", ["route"], buckets=LATENCY_BUCKETS, registry=reg)
-        self.batch = Histogram("lenet_batch_size", "images per forward pass", ["model", "route"],
-                               buckets=BATCH_BUCKETS, registry=reg)
-        self.queue = Gauge("lenet_queue_depth", "requests waiting: for a decode slot (admission) or for a batch",
-                           ["stage"], registry=reg, multiprocess_mode="livesum")
+        self.requests = Counter(
+            "lenet_requests", "HTTP requests answered, by route and status", ["route", "status"], registry=reg
+        )
+        self.latency = Histogram(
+            "lenet_request_duration_seconds",
+            "time from the request head to the answer's last byte",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.batch = Histogram(
+            "lenet_batch_size", "images per forward pass", ["model", "route"], buckets=BATCH_BUCKETS, registry=reg
+        )
+        self.queue = Gauge(
+            "lenet_queue_depth",
+            "requests waiting: for a decode slot (admission) or for a batch",
+            ["stage"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
         self.busy = Counter("lenet_refused_busy", "requests refused with 503 (server busy)", ["route"], registry=reg)
 
     def batch_observer(self, model: str, route: str) -> Callable[[int], None]:

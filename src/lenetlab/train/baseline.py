@@ -43,8 +43,9 @@ class PILPipelineDataset(torch.utils.data.Dataset):
         return x.sub_(self.mean).div_(self.std), label
 
 
-def pil_loader(split, batch_size: int, seed: int, drop_last: bool = False,
-               dataset: PILPipelineDataset | None = None) -> torch.utils.data.DataLoader:
+def pil_loader(
+    split, batch_size: int, seed: int, drop_last: bool = False, dataset: PILPipelineDataset | None = None
+) -> torch.utils.data.DataLoader:
     """The tutorials' shuffling DataLoader over :class:`PILPipelineDataset` of ``split`` (or over ``dataset``,
     already built): batches ``(float32 [B, 1, 32, 32], int64 [B])``, the order seeded by ``seed``."""
     g = torch.Generator().manual_seed(seed)

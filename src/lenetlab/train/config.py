@@ -29,12 +29,27 @@ SHIPPED_CONFIGS = Path(str(resources.files("lenetlab").joinpath("configs")))
 
 
 #: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
-RECIPE_FIELDS = ("image_size", "model", "model_kwargs", "optimizer", "lr", "weight_decay", "schedule",
-                 "label_smoothing", "augment", "augment_kwargs", "batch_size", "epochs", "val_size", "monitor")
+RECIPE_FIELDS = (
+    "image_size",
+    "model",
+    "model_kwargs",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "label_smoothing",
+    "augment",
+    "augment_kwargs",
+    "batch_size",
+    "epochs",
+    "val_size",
+    "monitor",
+)
 
 
-def _f(default, help: str, choices: tuple | None = None, range: tuple[float, float] | None = None,
-       flag: bool = True, **kw):
+def _f(
+    default, help: str, choices: tuple | None = None, range: tuple[float, float] | None = None, flag: bool = True, **kw
+):
     """A dataclass field with its help text, allowed choices and, for a number, its range ``(lo, hi)``
     (both included) in the metadata (``flag=False``: a record the run writes, not a command-line flag)."""
     meta = {"help": help, "choices": choices, "range": range, "flag": flag}
@@ -52,100 +67,157 @@ class RunConfig:
     out_dir: str = _f("runs", "folder holding run directories")
     dataset: str = _f("mnist-subset", "dataset name or path (see `lenet data`)")
     data_dir: str | None = _f(None, "folder holding the dataset files (default: cache dir)")
-    val_size: int | None = _f(None, "examples carved from train for the dev split (default: the dataset's)",
-                              range=(0, 10**8))
-    image_size: int | None = _f(None, "image folders: resize the images to this size once, when loading "
-                                "(default: their own size; the model's input spec then pads or resizes each batch)",
-                                range=(1, 512))
+    val_size: int | None = _f(
+        None, "examples carved from train for the dev split (default: the dataset's)", range=(0, 10**8)
+    )
+    image_size: int | None = _f(
+        None,
+        "image folders: resize the images to this size once, when loading "
+        "(default: their own size; the model's input spec then pads or resizes each batch)",
+        range=(1, 512),
+    )
     download: bool = _f(False, "download missing dataset files from the public mirrors")
     image_column: str | None = _f(None, "CSV datasets: the column of image file names (default: image)")
     label_column: str | None = _f(None, "CSV datasets: the column of labels (default: label)")
-    id_column: str | None = _f(None, "CSV datasets: the column of ids a submission repeats (default: the image "
-                               "name, or the row number from 1 for pixel tables)")
-    recipe: str = _f("auto", "training recipe: auto (image folders and CSV files: model, input size, optimiser, "
-                     "schedule, augmentation, epochs and dev split chosen from the data; named MNIST datasets and "
-                     "NNDL files: lenet5), fast (auto with a quarter of the epochs), lenet5 (the tutorials' recipe: "
-                     "the defaults of these flags); explicit flags override any part of it",
-                     choices=("auto", "fast", "lenet5"))
-    budget: str | None = _f(None, "training time budget, e.g. 90s, 2m, 1.5h: the recipe sets the epochs from a "
-                            "measured step time (an explicit --epochs wins)")
+    id_column: str | None = _f(
+        None,
+        "CSV datasets: the column of ids a submission repeats (default: the image "
+        "name, or the row number from 1 for pixel tables)",
+    )
+    recipe: str = _f(
+        "auto",
+        "training recipe: auto (image folders and CSV files: model, input size, optimiser, "
+        "schedule, augmentation, epochs and dev split chosen from the data; named MNIST datasets and "
+        "NNDL files: lenet5), fast (auto with a quarter of the epochs), lenet5 (the tutorials' recipe: "
+        "the defaults of these flags); explicit flags override any part of it",
+        choices=("auto", "fast", "lenet5"),
+    )
+    budget: str | None = _f(
+        None,
+        "training time budget, e.g. 90s, 2m, 1.5h: the recipe sets the epochs from a "
+        "measured step time (an explicit --epochs wins)",
+    )
     recipe_notes: dict = _f({}, "what the recipe chose and why (written by the run)", flag=False)
     model: str = _f("lenet5", "registered model name (see `lenet models`)")
     model_kwargs: dict = _f({}, "extra model arguments as a JSON object, e.g. '{\"dropout\": 0.1}'")
-    init: str = _f("default", "weight init: PyTorch's default, or Xavier-uniform on conv/linear weights",
-                   choices=("default", "xavier"))
-    normalize: str = _f("default",
-                        "input normalisation: the dataset's default (half for digits, stats for image folders); "
-                        "'stats' the train split's mean/std; 'half' (x-0.5)/0.5; 'mnist' (x-0.1307)/0.3081; "
-                        "'none' x in [0,1]; 'nndl-quirk' NNDL's ToTensor then Normalize(127.5,127.5) (inputs squeezed "
-                        "into [-1,-0.992]); 'lecun1998' the paper's scaling: background -0.1, ink 1.175",
-                        choices=NORMALIZE_CHOICES)
-    resize: str = _f("auto", "fit images to the model's input size: pad, resize, or auto (pad when the model input is "
-                     "at most 8 pixels larger)", choices=("auto", "pad", "resize"))
-    digit_width: int = _f(0, "stretch or squeeze each image horizontally so that its ink is this many pixels wide, "
-                          "before fitting it to the model input (Ciresan et al. 2012 train committee members on "
-                          "MNIST digits normalised to widths 10-20); 0: off", range=(0, 512))
-    augment: str = _f("none", "train-time batch augmentation (lenetlab.data.augment)",
-                      choices=("none", "affine", "elastic", "affine+elastic"))
+    init: str = _f(
+        "default",
+        "weight init: PyTorch's default, or Xavier-uniform on conv/linear weights",
+        choices=("default", "xavier"),
+    )
+    normalize: str = _f(
+        "default",
+        "input normalisation: the dataset's default (half for digits, stats for image folders); "
+        "'stats' the train split's mean/std; 'half' (x-0.5)/0.5; 'mnist' (x-0.1307)/0.3081; "
+        "'none' x in [0,1]; 'nndl-quirk' NNDL's ToTensor then Normalize(127.5,127.5) (inputs squeezed "
+        "into [-1,-0.992]); 'lecun1998' the paper's scaling: background -0.1, ink 1.175",
+        choices=NORMALIZE_CHOICES,
+    )
+    resize: str = _f(
+        "auto",
+        "fit images to the model's input size: pad, resize, or auto (pad when the model input is "
+        "at most 8 pixels larger)",
+        choices=("auto", "pad", "resize"),
+    )
+    digit_width: int = _f(
+        0,
+        "stretch or squeeze each image horizontally so that its ink is this many pixels wide, "
+        "before fitting it to the model input (Ciresan et al. 2012 train committee members on "
+        "MNIST digits normalised to widths 10-20); 0: off",
+        range=(0, 512),
+    )
+    augment: str = _f(
+        "none",
+        "train-time batch augmentation (lenetlab.data.augment)",
+        choices=("none", "affine", "elastic", "affine+elastic"),
+    )
     augment_kwargs: dict = _f({}, "augmentation arguments as a JSON object")
     # optimisation
     epochs: int = _f(10, "training epochs", range=(1, 100_000))
     batch_size: int = _f(64, "training batch size (global, over all processes)", range=(1, 10**6))
     eval_batch_size: int = _f(1000, "batch size for dev/test evaluation", range=(1, 10**6))
     drop_last: bool = _f(False, "drop the last incomplete training batch of each epoch")
-    optimizer: str = _f("adam", "optimiser: sgd, adam, adamw, or sdlm (stochastic diagonal Levenberg-Marquardt, "
-                        "LeCun et al. 1998; its lr and schedule default to the paper's: 5e-4, lecun1998)",
-                        choices=("sgd", "adam", "adamw", "sdlm"))
+    optimizer: str = _f(
+        "adam",
+        "optimiser: sgd, adam, adamw, or sdlm (stochastic diagonal Levenberg-Marquardt, "
+        "LeCun et al. 1998; its lr and schedule default to the paper's: 5e-4, lecun1998)",
+        choices=("sgd", "adam", "adamw", "sdlm"),
+    )
     lr: float = _f(2e-3, "(peak) learning rate", range=(0.0, 1e6))
     momentum: float = _f(0.9, "SGD momentum", range=(0.0, 1.0))
     nesterov: bool = _f(False, "Nesterov momentum (SGD)")
     weight_decay: float = _f(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", range=(0.0, 10.0))
     sdlm_mu: float = _f(0.02, "sdlm: the damping mu of the step eta / (mu + h_kk)", range=(0.0, 1000.0))
-    sdlm_samples: int = _f(500, "sdlm: training examples on which h_kk is re-estimated before each epoch",
-                           range=(1, 10**7))
-    schedule: str = _f("none", "learning-rate schedule, stepped every batch (lecun1998: the paper's SDLM values "
-                       "per pass, 5e-4 x2, 2e-4 x3, 1e-4 x3, 5e-5 x4, then 1e-5, scaled to peak lr)",
-                       choices=("none", "step", "cosine", "onecycle", "lecun1998"))
+    sdlm_samples: int = _f(
+        500, "sdlm: training examples on which h_kk is re-estimated before each epoch", range=(1, 10**7)
+    )
+    schedule: str = _f(
+        "none",
+        "learning-rate schedule, stepped every batch (lecun1998: the paper's SDLM values "
+        "per pass, 5e-4 x2, 2e-4 x3, 1e-4 x3, 5e-5 x4, then 1e-5, scaled to peak lr)",
+        choices=("none", "step", "cosine", "onecycle", "lecun1998"),
+    )
     step_size: float = _f(1.0, "step schedule: epochs between decays", range=(0.0, 100_000.0))
     gamma: float = _f(0.1, "step schedule: decay factor", range=(0.0, 1.0))
-    warmup: float = _f(0.0, "warm-up length in epochs (linear from 0; onecycle: its rise, default 0.3 of the run)",
-                       range=(0.0, 100_000.0))
+    warmup: float = _f(
+        0.0,
+        "warm-up length in epochs (linear from 0; onecycle: its rise, default 0.3 of the run)",
+        range=(0.0, 100_000.0),
+    )
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing", range=(0.0, 1.0))
     grad_clip: float = _f(0.0, "clip the gradient norm to this value (0: off)", range=(0.0, 10**6))
     max_steps: int = _f(0, "stop after N optimizer steps, even mid-epoch (0: train every epoch)", range=(0, 10**9))
-    patience: int = _f(0, "early stopping: stop after N dev evaluations in a row without improving --monitor "
-                       "(0: off)", range=(0, 10**6))
-    monitor: str = _f("dev_acc", "dev metric that chooses best.pt and drives --patience: dev accuracy (higher is "
-                      "better), dev loss (lower is better), or last: best.pt is the final model (a schedule that "
-                      "anneals to zero aims at its end; no --patience)", choices=("dev_acc", "dev_loss", "last"))
+    patience: int = _f(
+        0,
+        "early stopping: stop after N dev evaluations in a row without improving --monitor (0: off)",
+        range=(0, 10**6),
+    )
+    monitor: str = _f(
+        "dev_acc",
+        "dev metric that chooses best.pt and drives --patience: dev accuracy (higher is "
+        "better), dev loss (lower is better), or last: best.pt is the final model (a schedule that "
+        "anneals to zero aims at its end; no --patience)",
+        choices=("dev_acc", "dev_loss", "last"),
+    )
     # reproducibility and hardware
     seed: int = _f(0, "random seed (init, shuffling, augmentation)", range=(-(2**63), 2**63 - 1))
     deterministic: bool = _f(False, "deterministic algorithms (bit-exact resume on CPU)")
     device: str = _f("auto", "device", choices=("auto", "cpu", "cuda", "mps"))
-    amp: str = _f("auto", "mixed precision autocast: auto (bf16/fp16 on CUDA, off on CPU/MPS), off, bf16, fp16",
-                  choices=("auto", "off", "bf16", "fp16"))
+    amp: str = _f(
+        "auto",
+        "mixed precision autocast: auto (bf16/fp16 on CUDA, off on CPU/MPS), off, bf16, fp16",
+        choices=("auto", "off", "bf16", "fp16"),
+    )
     channels_last: bool = _f(False, "channels-last memory format for the model and batches")
     compile: bool = _f(False, "torch.compile the model")
-    sync_bn: bool = _f(False, "under several processes (torchrun, --nproc): convert BatchNorm layers to SyncBatchNorm "
-                       "(CUDA only)")
-    num_threads: int = _f(0, "CPU threads for torch (0: torch's default, one per core); 1 can be faster when "
-                          "other jobs share the CPU", range=(0, 1024))
+    sync_bn: bool = _f(
+        False, "under several processes (torchrun, --nproc): convert BatchNorm layers to SyncBatchNorm (CUDA only)"
+    )
+    num_threads: int = _f(
+        0,
+        "CPU threads for torch (0: torch's default, one per core); 1 can be faster when other jobs share the CPU",
+        range=(0, 1024),
+    )
     # feedback and checkpoints
     log_steps: int = _f(50, "write a train metrics row every N steps", range=(1, 10**9))
     eval_steps: int = _f(0, "evaluate on dev every N steps (0: at the end of every epoch)", range=(0, 10**9))
     save_every: int = _f(0, "also save last.pt every N steps (0: at evals and epoch ends only)", range=(0, 10**9))
-    progress: str = _f("auto", "progress display: bar on a terminal, plain lines otherwise",
-                       choices=("auto", "bar", "plain", "none"))
+    progress: str = _f(
+        "auto", "progress display: bar on a terminal, plain lines otherwise", choices=("auto", "bar", "plain", "none")
+    )
     plots: bool = _f(True, "save PNG plots in RUN_DIR/plots at the end")
-    tensorboard: bool = _f(True, "write TensorBoard event files in the run directory (needs the tensorboard "
-                           "package: pip install 'lenetlab[tensorboard]')")
+    tensorboard: bool = _f(
+        True,
+        "write TensorBoard event files in the run directory (needs the tensorboard "
+        "package: pip install 'lenetlab[tensorboard]')",
+    )
 
     def to_dict(self) -> dict:
         """A JSON- and checkpoint-safe dict of every field."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
+    def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
         """Build and validate from a dict; unknown fields or bad values raise a one-line ConfigError."""
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: expected a mapping of field names to values, got {type(d).__name__}")
@@ -159,7 +231,7 @@ class RunConfig:
         cfg.validate(source)
         return cfg
 
-    def validate(self, source: str = "config") -> "RunConfig":
+    def validate(self, source: str = "config") -> RunConfig:
         """Check every field's type, choices and range; raise a one-line ConfigError naming the field."""
         for f in fields(self):
             value = _coerce(type(self), f.name, getattr(self, f.name), source)
@@ -171,11 +243,13 @@ class RunConfig:
             parse_budget(self.budget, source)
         check_model_size(self, source)
         if self.monitor == "last" and self.patience:
-            raise ConfigError(f"{source}: field 'patience' needs monitor dev_acc or dev_loss (monitor last keeps the "
-                              f"final model: nothing to stop early on)")
+            raise ConfigError(
+                f"{source}: field 'patience' needs monitor dev_acc or dev_loss (monitor last keeps the "
+                f"final model: nothing to stop early on)"
+            )
         return self
 
-    def replace(self, **changes) -> "RunConfig":
+    def replace(self, **changes) -> RunConfig:
         """A validated copy with some fields changed."""
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
@@ -183,7 +257,7 @@ class RunConfig:
 def parse_budget(text: str, source: str = "config") -> float:
     """Seconds in a time budget: ``90``, ``90s``, ``2m``, ``1.5h`` (a ConfigError naming the field if not)."""
     t = str(text).strip().lower()
-    unit = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:], None)
+    unit = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:])
     try:
         value = float(t[:-1] if unit else t) * (unit or 1.0)
     except ValueError:
@@ -240,8 +314,12 @@ def number_problem(value, bounds: tuple[float, float], integer: bool = False) ->
     None when ``value`` is finite, whole when ``integer``, and within ``bounds`` (both included); else
     what it must be instead: ``"a whole number from LO to HI"``, ``">= LO"`` or ``"<= HI"``."""
     lo, hi = bounds
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or (integer and value != int(value))):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or (integer and value != int(value))
+    ):
         return f"{'a whole' if integer else 'a finite'} number from {lo} to {hi}"
     return f">= {lo}" if value < lo else f"<= {hi}" if value > hi else None
 
@@ -285,9 +363,11 @@ def check_model_size(cfg: RunConfig, source: str = "config") -> None:
         numbers += getattr(m, "out_channels", 0) * size * size + getattr(m, "out_features", 0)
     need = 4 * numbers
     if need > MAX_MODEL_BYTES:
-        raise ConfigError(f"{source}: model {cfg.model!r} with model_kwargs {dumps(cfg.model_kwargs, indent=None)} "
-                          f"needs about {need / 2**30:.0f} GB for its weights and one image's activations "
-                          f"(at most {MAX_MODEL_BYTES / 2**30:.0f} GB)")
+        raise ConfigError(
+            f"{source}: model {cfg.model!r} with model_kwargs {dumps(cfg.model_kwargs, indent=None)} "
+            f"needs about {need / 2**30:.0f} GB for its weights and one image's activations "
+            f"(at most {MAX_MODEL_BYTES / 2**30:.0f} GB)"
+        )
 
 
 def config_types() -> dict[str, tuple[type, ...]]:
@@ -314,8 +394,9 @@ def config_path(name_or_path: str | Path) -> Path:
     shipped = SHIPPED_CONFIGS / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
     if path.parent == Path(".") and shipped.is_file():
         return shipped
-    raise ConfigError(f"{name_or_path}: no such config file or shipped config "
-                      f"(shipped: {', '.join(shipped_configs())})")
+    raise ConfigError(
+        f"{name_or_path}: no such config file or shipped config (shipped: {', '.join(shipped_configs())})"
+    )
 
 
 def read_config_fields(path: str | Path) -> dict:
@@ -381,8 +462,12 @@ def _optional(conv):
     return parse
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (),
-                         title: str = "run configuration (override --config)", recipe_defaults: bool = False) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    exclude: tuple[str, ...] = (),
+    title: str = "run configuration (override --config)",
+    recipe_defaults: bool = False,
+) -> None:
     """Add one ``--flag`` per RunConfig field (but those in ``exclude``); unset flags stay absent
     from the namespace. ``recipe_defaults``: the help says a flag's default is the recipe's choice
     (``lenet submit``) instead of showing the dataclass default.
@@ -426,13 +511,29 @@ def config_overrides(args: argparse.Namespace) -> dict:
 FLAG_RANGES: dict[str, tuple[float, float] | None] = {
     "nproc": None,  # lenet train's launcher: one line naming the global batch and the devices
     # (--threads below 1: lenetlab.timing.check_threads answers, in the words of every bench command)
-    "channels": (1, 3), "input_size": (1, 10**6),  # lenet profile then refuses what does not fit in memory
-    "num_classes": (1, 100_000), "top_k": (1, 100_000),
-    "opset": (1, 100), "port": (0, 65535), "max_upload_mb": (0.001, 1024.0), "batch": (1, 10**6),
-    "limit": (1, 10**8), "loop_images": (0, 10**4), "tolerance": (0.0, 1e6), "batches": (1, 10**6),
-    "threads": (-1024, 1024), "steps": (1, 10**9), "target": (0.0, 1.0), "baseline_budget": (0.0, 1e6),
-    "calls": (1, 10**9), "ensemble": (1, 100), "every": (1, 10**9), "size": (1, 512),
-    "max_batch": (1, 1024), "batch_wait_ms": (0.0, 1000.0), "workers": (1, 64),  # lenet serve
+    "channels": (1, 3),
+    "input_size": (1, 10**6),  # lenet profile then refuses what does not fit in memory
+    "num_classes": (1, 100_000),
+    "top_k": (1, 100_000),
+    "opset": (1, 100),
+    "port": (0, 65535),
+    "max_upload_mb": (0.001, 1024.0),
+    "batch": (1, 10**6),
+    "limit": (1, 10**8),
+    "loop_images": (0, 10**4),
+    "tolerance": (0.0, 1e6),
+    "batches": (1, 10**6),
+    "threads": (-1024, 1024),
+    "steps": (1, 10**9),
+    "target": (0.0, 1.0),
+    "baseline_budget": (0.0, 1e6),
+    "calls": (1, 10**9),
+    "ensemble": (1, 100),
+    "every": (1, 10**9),
+    "size": (1, 512),
+    "max_batch": (1, 1024),
+    "batch_wait_ms": (0.0, 1000.0),
+    "workers": (1, 64),  # lenet serve
 }
 
 
@@ -458,6 +559,7 @@ class _Refused:
 def bounded(conv, bounds: tuple[float, float], option: str):
     """An argparse ``type`` for ``option`` that converts with ``conv`` (int or float; ``1e3`` is a whole
     number) and marks a value :func:`number_problem` refuses, for :func:`check_numeric_flags`."""
+
     def parse(text: str):
         try:
             value = float(text)

@@ -88,8 +88,7 @@ def timeout_from_env() -> timedelta:
 def _env_int(name: str) -> int:
     text = os.environ.get(name)
     if text is None:
-        raise ConfigError(f"${name} is not set: start distributed training with torchrun "
-                          "(or `lenet train --nproc N`)")
+        raise ConfigError(f"${name} is not set: start distributed training with torchrun (or `lenet train --nproc N`)")
     try:
         return int(text)
     except ValueError:
@@ -113,7 +112,7 @@ class DistributedContext:
     _cuda_problem: str | None = None
 
     @classmethod
-    def from_env(cls, backend: str = "auto", timeout: timedelta | None = None) -> "DistributedContext":
+    def from_env(cls, backend: str = "auto", timeout: timedelta | None = None) -> DistributedContext:
         """Join the process group described by torchrun's environment variables.
 
         ``backend="auto"``: ``gloo`` without CUDA, ``cpu:gloo,cuda:nccl`` with it (NCCL for the
@@ -129,14 +128,17 @@ class DistributedContext:
             if local < count:
                 torch.cuda.set_device(local)
             else:
-                problem = (f"LOCAL_RANK {local} but this machine has {count} CUDA device(s): start at most "
-                           f"{count} processes per node (--nproc_per_node) or train with --device cpu")
+                problem = (
+                    f"LOCAL_RANK {local} but this machine has {count} CUDA device(s): start at most "
+                    f"{count} processes per node (--nproc_per_node) or train with --device cpu"
+                )
         if backend == "auto":
             backend = "cpu:gloo,cuda:nccl" if cuda and dist.is_nccl_available() else "gloo"
         if not dist.is_initialized():
             dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timeout)
-        return cls(rank=rank, world_size=world, local_rank=local, backend=backend, timeout=timeout,
-                   _cuda_problem=problem)
+        return cls(
+            rank=rank, world_size=world, local_rank=local, backend=backend, timeout=timeout, _cuda_problem=problem
+        )
 
     @property
     def is_main(self) -> bool:
@@ -152,8 +154,10 @@ class DistributedContext:
         if device.type == "cuda" and self._cuda_problem:
             raise ConfigError(self._cuda_problem)
         if device.type == "mps":
-            raise ConfigError("device: mps cannot be used with several processes (no MPS backend in "
-                              "torch.distributed); use --device cpu")
+            raise ConfigError(
+                "device: mps cannot be used with several processes (no MPS backend in "
+                "torch.distributed); use --device cpu"
+            )
 
     def wrap_model(self, model: nn.Module, device: torch.device) -> nn.Module:
         """``model`` (already on ``device``) wrapped in DistributedDataParallel; DDP broadcasts rank
@@ -176,8 +180,10 @@ class DistributedContext:
         into the plain model. PyTorch implements SyncBatchNorm only on GPUs."""
         device = torch.device(device)
         if device.type != "cuda":
-            raise ConfigError(f"field 'sync_bn': SyncBatchNorm needs CUDA devices (PyTorch has no CPU version); "
-                              f"this run is on {device.type}: drop --sync-bn")
+            raise ConfigError(
+                f"field 'sync_bn': SyncBatchNorm needs CUDA devices (PyTorch has no CPU version); "
+                f"this run is on {device.type}: drop --sync-bn"
+            )
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -35,8 +35,12 @@ from lenetlab.train.rundir import METRICS, MetricsLog
 CSV = "metrics.csv"
 #: The TensorBoard scalars of each row kind: tag -> row key.
 SCALARS = {
-    "train": {"train/loss": "loss", "train/accuracy": "accuracy", "train/lr": "lr",
-              "train/examples_per_sec": "examples_per_sec"},
+    "train": {
+        "train/loss": "loss",
+        "train/accuracy": "accuracy",
+        "train/lr": "lr",
+        "train/examples_per_sec": "examples_per_sec",
+    },
     "epoch": {"epoch/train_loss": "loss", "epoch/train_accuracy": "accuracy"},
     "dev": {"dev/loss": "loss", "dev/accuracy": "accuracy"},
     "test": {"test/loss": "loss", "test/accuracy": "accuracy"},
@@ -116,10 +120,16 @@ def summary_writer_class():
         from torch.utils.tensorboard.summary import hparams  # noqa: F401  (used by TensorBoardLog)
     except Exception as e:  # missing, or an install broken in any other way: training goes on without it
         if not _warned:
-            why = (missing_extra(e, "tensorboard", "writing them") if isinstance(e, ImportError) else
-                   f"importing tensorboard failed ({type(e).__name__}: {first_line(e, 100)})")
-            print(f"TensorBoard logs skipped: {why}; metrics.jsonl and metrics.csv are written as usual",
-                  file=sys.stderr, flush=True)
+            why = (
+                missing_extra(e, "tensorboard", "writing them")
+                if isinstance(e, ImportError)
+                else f"importing tensorboard failed ({type(e).__name__}: {first_line(e, 100)})"
+            )
+            print(
+                f"TensorBoard logs skipped: {why}; metrics.jsonl and metrics.csv are written as usual",
+                file=sys.stderr,
+                flush=True,
+            )
             _warned = True
         return None
     return SummaryWriter
@@ -203,8 +213,9 @@ class TensorBoardLog:
             self.writer = cls(log_dir=str(self.run_dir), flush_secs=10)
         for path in paths:
             pixels = np.asarray(open_image(path).convert("RGB"))
-            self.writer.add_image(f"plots/{Path(path).stem}", pixels, self.last_step if step is None else step,
-                                  dataformats="HWC")
+            self.writer.add_image(
+                f"plots/{Path(path).stem}", pixels, self.last_step if step is None else step, dataformats="HWC"
+            )
         self.writer.flush()
 
     def end(self) -> None:

@@ -25,8 +25,9 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         if cfg.nesterov and cfg.momentum <= 0:
             raise ConfigError("field 'nesterov' needs momentum > 0")
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
@@ -86,14 +87,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int)
         # (a short run on a small dataset would otherwise stop with a ZeroDivisionError)
         rise = warmup if warmup else 0.3 * total
         pct = min(max(rise, 2), total - 2) / total
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
-                                                   pct_start=pct)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct)
     if cfg.schedule not in ("none", "step", "cosine", "lecun1998", "onecycle"):
-        raise ConfigError(f"field 'schedule' must be one of none, step, cosine, onecycle, lecun1998 "
-                          f"(got {cfg.schedule!r})")
+        raise ConfigError(
+            f"field 'schedule' must be one of none, step, cosine, onecycle, lecun1998 (got {cfg.schedule!r})"
+        )
     step_size = steps_per_epoch if cfg.schedule == "lecun1998" else int(round(cfg.step_size * steps_per_epoch))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Multiplier(cfg.schedule, total, warmup, step_size,
-                                                                    cfg.gamma))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Multiplier(cfg.schedule, total, warmup, step_size, cfg.gamma))
 
 
 def check_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer, source) -> dict:
@@ -101,6 +101,7 @@ def check_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer, source)
     ``optimizer`` before loading it: the same groups with the same number of parameters, finite
     hyper-parameters, and every per-parameter state tensor finite and, unless a scalar (``step``), of
     its parameter's shape. Returns ``saved``; a one-line CheckpointError naming ``source`` otherwise."""
+
     def bad(what: str) -> CheckpointError:
         return CheckpointError(f"{source}: field 'optimizer' cannot be restored ({what})")
 
@@ -109,8 +110,11 @@ def check_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer, source)
         raise bad(f"does not have the run's {len(optimizer.param_groups)} parameter group(s)")
     shapes = {}
     for i, (group, live) in enumerate(zip(groups, optimizer.param_groups)):
-        if not isinstance(group, dict) or not isinstance(group.get("params"), list) \
-                or len(group["params"]) != len(live["params"]):
+        if (
+            not isinstance(group, dict)
+            or not isinstance(group.get("params"), list)
+            or len(group["params"]) != len(live["params"])
+        ):
             raise bad(f"group {i} does not hold the run's {len(live['params'])} parameters")
         for key, value in group.items():
             numbers = value if isinstance(value, (list, tuple)) and key != "params" else [value]

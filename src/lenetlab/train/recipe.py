@@ -114,11 +114,15 @@ class Recipe:
 
     def notes(self) -> dict:
         """A JSON-safe record for ``RunConfig.recipe_notes``: the facts, each choice and its reason."""
-        return {"recipe": self.name, "used": self.used,
-                "facts": None if self.facts is None else {**self.facts.to_dict(), "summary": self.facts.describe()},
-                "choices": {k: {"value": c.value, "why": c.why, "given": c.given} for k, c in self.choices.items()},
-                "step_time": None if self.step_time is None else round(self.step_time, 5),
-                "budget_s": self.budget_s, "ensemble": dict(self.ensemble)}
+        return {
+            "recipe": self.name,
+            "used": self.used,
+            "facts": None if self.facts is None else {**self.facts.to_dict(), "summary": self.facts.describe()},
+            "choices": {k: {"value": c.value, "why": c.why, "given": c.given} for k, c in self.choices.items()},
+            "step_time": None if self.step_time is None else round(self.step_time, 5),
+            "budget_s": self.budget_s,
+            "ensemble": dict(self.ensemble),
+        }
 
     def describe(self) -> str:
         """The block printed before training (see :func:`describe_notes`)."""
@@ -137,10 +141,14 @@ def describe_notes(notes: dict) -> str:
     choices = notes.get("choices") or {}
     lines = [head]
     if used == "lenet5":
-        lines.append("  the tutorials' LeNet-5 recipe (the flags' defaults): lenet5, 10 epochs, Adam 0.002, no schedule, "
-                     "no augmentation")
-    rows = [[f"  {k.replace('_', ' ')}", _show(c["value"]), ("(given) " if c.get("given") else "") + c.get("why", "")]
-            for k, c in choices.items()]
+        lines.append(
+            "  the tutorials' LeNet-5 recipe (the flags' defaults): lenet5, 10 epochs, Adam 0.002, no schedule, "
+            "no augmentation"
+        )
+    rows = [
+        [f"  {k.replace('_', ' ')}", _show(c["value"]), ("(given) " if c.get("given") else "") + c.get("why", "")]
+        for k, c in choices.items()
+    ]
     ens = notes.get("ensemble") or {}
     if ens.get("members", 1) > 1:
         rows.append(["  ensemble", f"{ens['members']} x {ens['epochs']} epochs", ens.get("why", "")])
@@ -176,14 +184,20 @@ def model_macs(width: int, channels: int, classes: int) -> int:
     return int(profile_model(MODEL, (channels, 32, 32), num_classes=max(classes, 2), width=width).macs)
 
 
-def _width_and_epochs(n_train: int, epochs: int, channels: int, classes: int, macs_budget: float) -> tuple[int, int, str]:
+def _width_and_epochs(
+    n_train: int, epochs: int, channels: int, classes: int, macs_budget: float
+) -> tuple[int, int, str]:
     """The widest model that trains ``epochs`` epochs within ``macs_budget``; else the narrowest and
     fewer epochs. Returns (width, epochs, reason)."""
     for w in WIDTHS:
         cost = n_train * epochs * model_macs(w, channels, classes)
         if cost <= macs_budget:
-            return w, epochs, f"the widest whose {epochs} epochs fit the compute budget ({cost / 1e12:.2f} of " \
-                              f"{macs_budget / 1e12:.2f} TMAC)"
+            return (
+                w,
+                epochs,
+                f"the widest whose {epochs} epochs fit the compute budget ({cost / 1e12:.2f} of "
+                f"{macs_budget / 1e12:.2f} TMAC)",
+            )
     w = WIDTHS[-1]
     fit = max(1, int(macs_budget // (n_train * model_macs(w, channels, classes))))
     return w, fit, f"the narrowest; {fit} epochs fit the compute budget ({macs_budget / 1e12:.2f} TMAC)"
@@ -210,8 +224,11 @@ def monitor_choice(n_val: int | None) -> Choice:
     160 validation images), 0.4 and 1.9 points better. A large split tells epochs apart, and keeps
     the best one."""
     if n_val is not None and n_val < SMALL_DEV:
-        return Choice("last", f"keep the final, annealed model: on {n_val:,} validation images (one is "
-                              f"{100 / max(n_val, 1):.1f} points) accuracy ties at its top mid-run")
+        return Choice(
+            "last",
+            f"keep the final, annealed model: on {n_val:,} validation images (one is "
+            f"{100 / max(n_val, 1):.1f} points) accuracy ties at its top mid-run",
+        )
     what = "the folder's own validation split" if n_val is None else f"{n_val:,} validation images"
     return Choice("dev_acc", f"keep the epoch with the best validation accuracy ({what} tell epochs apart)")
 
@@ -220,8 +237,9 @@ def train_count(facts: DatasetFacts) -> int:
     """Training images left once the dev split (and, for one flat folder of classes, the test tenth)
     is carved from the labelled ones."""
     n_val = 0 if facts.dev_given else val_size_for(facts)
-    carved_test = facts.n_labelled // 10 if facts.kind == "class-folders" and not facts.n_test and \
-        not facts.dev_given else 0
+    carved_test = (
+        facts.n_labelled // 10 if facts.kind == "class-folders" and not facts.n_test and not facts.dev_given else 0
+    )
     return max(1, facts.n_labelled - n_val - carved_test)
 
 
@@ -245,19 +263,31 @@ def auto_choices(facts: DatasetFacts, fast: bool = False) -> dict[str, Choice]:
     c["schedule"] = Choice("onecycle", "warm up for 30% of the run, then anneal to almost zero")
     c["label_smoothing"] = Choice(0.1, "softer targets: better-calibrated probabilities to average")
     if facts.upright:
-        c["augment"] = Choice("affine", "random shifts, 10-degree rotations, scaling and shear; no flips "
-                                        "(a mirrored character is another character, b/d, or none)")
-        c["augment_kwargs"] = Choice({}, "the affine preset as it is: the images are upright "
-                                         f"(edge-orientation anisotropy {facts.anisotropy or 0:.2f})")
+        c["augment"] = Choice(
+            "affine",
+            "random shifts, 10-degree rotations, scaling and shear; no flips "
+            "(a mirrored character is another character, b/d, or none)",
+        )
+        c["augment_kwargs"] = Choice(
+            {},
+            "the affine preset as it is: the images are upright "
+            f"(edge-orientation anisotropy {facts.anisotropy or 0:.2f})",
+        )
     else:
         c["augment"] = Choice("affine", "random shifts, rotations, scaling and shear")
-        c["augment_kwargs"] = Choice({"rotate": 180.0}, "rotations by any angle: the images show no preferred "
-                                                        f"orientation (anisotropy {facts.anisotropy:.2f} < "
-                                                        f"{ISOTROPIC}), so a turned image is another view of its class")
+        c["augment_kwargs"] = Choice(
+            {"rotate": 180.0},
+            "rotations by any angle: the images show no preferred "
+            f"orientation (anisotropy {facts.anisotropy:.2f} < "
+            f"{ISOTROPIC}), so a turned image is another view of its class",
+        )
     bs = 64 if n_train < 8000 else 128
     c["batch_size"] = Choice(bs, f"{batch_count(n_train, bs)} steps per epoch over {n_train:,} training images")
-    c["epochs"] = Choice(epochs, ("a quarter of auto's passes: a first look" if fast else
-                                  f"15,400 / {n_train:,}^0.73 passes, 6 to 100") + f" ({epochs * n_train:,} images seen)")
+    c["epochs"] = Choice(
+        epochs,
+        ("a quarter of auto's passes: a first look" if fast else f"15,400 / {n_train:,}^0.73 passes, 6 to 100")
+        + f" ({epochs * n_train:,} images seen)",
+    )
     if facts.dev_given:
         c["val_size"] = Choice(None, "the folder's own validation split")
     else:
@@ -282,9 +312,12 @@ def ensemble_plan(facts: DatasetFacts, choices: dict[str, Choice], fast: bool = 
     members = int(min(MAX_MEMBERS, budget // (member_epochs * per_epoch)))
     if members < 2:
         return {"members": 1}
-    return {"members": members, "epochs": member_epochs,
-            "why": f"lenet submit averages {members} runs with consecutive seeds: they fit the compute budget and are "
-                   f"steadier than one run ({epochs} epochs)"}
+    return {
+        "members": members,
+        "epochs": member_epochs,
+        "why": f"lenet submit averages {members} runs with consecutive seeds: they fit the compute budget and are "
+        f"steadier than one run ({epochs} epochs)",
+    }
 
 
 # ----------------------------------------------------------------------------- budget
@@ -300,10 +333,17 @@ def measure_step(cfg: RunConfig, splits, steps: int = 12) -> float:
     spec = build_spec(cfg, splits)
     model = init_model(cfg, splits, spec)[0].to(device)
     opt, loss_fn, scaler = build_optimizer(model, cfg), model_loss(model, cfg.label_smoothing), make_scaler(device, amp)
-    loader = TensorLoader(splits.train.x, splits.train.y, cfg.batch_size, seed=cfg.seed, device=device,
-                          transform=augment_transform(cfg), spec=spec)
+    loader = TensorLoader(
+        splits.train.x,
+        splits.train.y,
+        cfg.batch_size,
+        seed=cfg.seed,
+        device=device,
+        transform=augment_transform(cfg),
+        spec=spec,
+    )
     n = len(splits.train)
-    idx = loader.indices()[:n if batch_count(n, cfg.batch_size) == 1 else cfg.batch_size]  # the run's first batch
+    idx = loader.indices()[: n if batch_count(n, cfg.batch_size) == 1 else cfg.batch_size]  # the run's first batch
     model.train()
     if isinstance(opt, SDLM):
         opt.set_curvature(gauss_newton_diagonal(model, loader.batch(idx)[0]))
@@ -351,25 +391,30 @@ def fit_budget(cfg: RunConfig, recipe: Recipe, splits, explicit: dict) -> RunCon
             break
     if per_epoch > recipe.budget_s:
         smallest = f"{cfg.model} width {w}" if rechoose else cfg.model
-        raise ConfigError(f"field 'budget': {cfg.budget} is too short for one epoch of the smallest model "
-                          f"({smallest}: {per_epoch:.1f} s measured here); give at least --budget "
-                          f"{math.ceil(per_epoch / 0.95)}s")
+        raise ConfigError(
+            f"field 'budget': {cfg.budget} is too short for one epoch of the smallest model "
+            f"({smallest}: {per_epoch:.1f} s measured here); give at least --budget "
+            f"{math.ceil(per_epoch / 0.95)}s"
+        )
     recipe.step_time = step
     epochs = budget_epochs(recipe.budget_s, step, n_train, n_dev, cfg.batch_size)
-    recipe.choices["epochs"] = Choice(epochs, f"fill --budget {cfg.budget}: a measured {step * 1e3:.0f} ms "
-                                              f"per step of {cfg.batch_size}")
+    recipe.choices["epochs"] = Choice(
+        epochs, f"fill --budget {cfg.budget}: a measured {step * 1e3:.0f} ms per step of {cfg.batch_size}"
+    )
     if rechoose:
         fits = f"the widest whose {wanted} epochs fit" if epochs >= wanted else f"the narrowest; {epochs} epochs fit"
-        recipe.choices["model_kwargs"] = Choice({**cfg.model_kwargs, "width": w},
-                                                f"C1/C3 maps {w}/{2 * w}: {fits} --budget {cfg.budget}")
+        recipe.choices["model_kwargs"] = Choice(
+            {**cfg.model_kwargs, "width": w}, f"C1/C3 maps {w}/{2 * w}: {fits} --budget {cfg.budget}"
+        )
         cfg = cfg.replace(model_kwargs={**cfg.model_kwargs, "width": w})
     return cfg.replace(epochs=epochs)
 
 
 # ----------------------------------------------------------------------------- planning
 def _facts(cfg: RunConfig) -> DatasetFacts:
-    return data.inspect(cfg.dataset, image_column=cfg.image_column, label_column=cfg.label_column,
-                        id_column=cfg.id_column)
+    return data.inspect(
+        cfg.dataset, image_column=cfg.image_column, label_column=cfg.label_column, id_column=cfg.id_column
+    )
 
 
 def choose(cfg: RunConfig, facts: DatasetFacts | None = None) -> Recipe:
@@ -380,15 +425,24 @@ def choose(cfg: RunConfig, facts: DatasetFacts | None = None) -> Recipe:
     if cfg.recipe == "auto" and facts.kind in DIGIT_KINDS:
         return Recipe(cfg.recipe, "lenet5", facts if facts.kind != "named" else None)
     if cfg.recipe == "lenet5":  # the tutorials' recipe; a folder's images still load at the input size
-        choices = {} if facts.kind in DIGIT_KINDS else {
-            "image_size": image_size_choice(facts, int(model_info(cfg.model).input_size[-1]))}
+        choices = (
+            {}
+            if facts.kind in DIGIT_KINDS
+            else {"image_size": image_size_choice(facts, int(model_info(cfg.model).input_size[-1]))}
+        )
         return Recipe(cfg.recipe, "lenet5", facts if facts.kind != "named" else None, choices)
     choices = auto_choices(facts, fast=cfg.recipe == "fast")
     return Recipe(cfg.recipe, cfg.recipe, facts, choices, ensemble=ensemble_plan(facts, choices, cfg.recipe == "fast"))
 
 
-def apply_recipe(explicit: dict, *, source: str = "command line", measure: bool = True,
-                 facts: DatasetFacts | None = None, ensemble: bool = False) -> tuple[RunConfig, Recipe]:
+def apply_recipe(
+    explicit: dict,
+    *,
+    source: str = "command line",
+    measure: bool = True,
+    facts: DatasetFacts | None = None,
+    ensemble: bool = False,
+) -> tuple[RunConfig, Recipe]:
     """The run's config: ``explicit`` fields (flags, a config file) over the recipe they name over
     the RunConfig defaults, and the :class:`Recipe` (its notes saved in ``recipe_notes``).
 
@@ -408,8 +462,9 @@ def apply_recipe(explicit: dict, *, source: str = "command line", measure: bool 
         recipe.ensemble = {"members": 1}
     elif recipe.members > 1:
         e = recipe.ensemble
-        recipe.choices["epochs"] = Choice(e["epochs"], f"each of {e['members']} runs averaged (a single run: "
-                                                       f"{recipe.choices['epochs'].value})")
+        recipe.choices["epochs"] = Choice(
+            e["epochs"], f"each of {e['members']} runs averaged (a single run: {recipe.choices['epochs'].value})"
+        )
     _follow_model(recipe, explicit)
     _follow_optimizer(recipe, explicit, base.optimizer)
     cfg = RunConfig.from_dict({**recipe.fields(), **explicit}, source=source)
@@ -431,9 +486,15 @@ def _follow_model(recipe: Recipe, explicit: dict) -> None:
     mon = recipe.choices.get("monitor")
     if "val_size" in explicit and mon is not None and not mon.given:
         recipe.choices["monitor"] = mon = monitor_choice(explicit["val_size"])
-    if explicit.get("schedule", ANNEALED[0]) not in ANNEALED and mon is not None and not mon.given and mon.value == "last":
-        recipe.choices["monitor"] = Choice("dev_acc", f"keep the best epoch: the {explicit['schedule']} schedule does "
-                                                      f"not anneal to the end")
+    if (
+        explicit.get("schedule", ANNEALED[0]) not in ANNEALED
+        and mon is not None
+        and not mon.given
+        and mon.value == "last"
+    ):
+        recipe.choices["monitor"] = Choice(
+            "dev_acc", f"keep the best epoch: the {explicit['schedule']} schedule does not anneal to the end"
+        )
     kw = recipe.choices.get("augment_kwargs")
     if "augment" in explicit and kw is not None and not kw.given and kw.value:
         recipe.choices["augment_kwargs"] = Choice({}, f"the {explicit['augment']} preset as it is")
@@ -444,8 +505,9 @@ def _follow_model(recipe: Recipe, explicit: dict) -> None:
     size = recipe.choices.get("image_size")
     if size is not None and not size.given and size.value is not None:
         side = int(model_info(explicit["model"]).input_size[-1])
-        recipe.choices["image_size"] = Choice(side, f"resized once, when loading, to {explicit['model']}'s "
-                                                    f"{side}x{side} input")
+        recipe.choices["image_size"] = Choice(
+            side, f"resized once, when loading, to {explicit['model']}'s {side}x{side} input"
+        )
 
 
 def _follow_optimizer(recipe: Recipe, explicit: dict, default: str) -> None:

@@ -41,8 +41,24 @@ try:
 except ImportError:  # Windows: no flock; the lock only records the PID there
     fcntl = None
 
-__all__ = ["BEST", "CONFIG", "LAST", "LOCK", "METRICS", "PLOTS", "MetricsLog", "Progress", "RunLock", "RunResult",
-           "check_unlocked", "lock_holder", "new_run_dir", "plan_run", "read_metrics", "refuse_existing"]
+__all__ = [
+    "BEST",
+    "CONFIG",
+    "LAST",
+    "LOCK",
+    "METRICS",
+    "PLOTS",
+    "MetricsLog",
+    "Progress",
+    "RunLock",
+    "RunResult",
+    "check_unlocked",
+    "lock_holder",
+    "new_run_dir",
+    "plan_run",
+    "read_metrics",
+    "refuse_existing",
+]
 
 
 class RunLock:
@@ -65,7 +81,7 @@ class RunLock:
         """True while this object holds the lock."""
         return self._fd is not None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         """Take the lock (creating ``.lock``) or raise ConfigError naming the process that holds it."""
         if self._fd is not None:
             return self
@@ -84,8 +100,10 @@ class RunLock:
                     if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise ConfigError(f"{self.path}: cannot lock the run directory ({e.strerror or e})") from None
                     who = f"PID {pid}" if pid else "another process"
-                    raise ConfigError(f"run directory {self.run_dir} is in use by another lenet process ({who}); "
-                                      f"wait for it to end or stop it{f' (kill {pid})' if pid else ''}") from None
+                    raise ConfigError(
+                        f"run directory {self.run_dir} is in use by another lenet process ({who}); "
+                        f"wait for it to end or stop it{f' (kill {pid})' if pid else ''}"
+                    ) from None
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))
             except FileNotFoundError:
@@ -113,7 +131,7 @@ class RunLock:
             pass
         os.close(fd)  # closing the last descriptor drops the flock
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -141,8 +159,10 @@ def _contents(path: Path) -> list[Path]:
 def refuse_existing(path: Path) -> None:
     """A ConfigError if ``path`` is a non-empty folder: a run directory is never reused silently."""
     if path.exists() and _contents(path):
-        raise ConfigError(f"run directory {path} already exists: continue it with --resume {path}, "
-                          "replace it with --overwrite, or choose another --name")
+        raise ConfigError(
+            f"run directory {path} already exists: continue it with --resume {path}, "
+            "replace it with --overwrite, or choose another --name"
+        )
 
 
 def resume_config(run_dir: str | Path) -> RunConfig:
@@ -248,8 +268,15 @@ class Progress:
         self.bar = None
         if self.mode == "bar":
             sized = shutil.get_terminal_size((0, 0)).columns > 0  # a pty may report 0 columns
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=sized,
-                            ncols=None if sized else 100, nrows=None if sized else 24, file=sys.stdout)
+            self.bar = tqdm(
+                total=total,
+                initial=initial,
+                unit="step",
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 24,
+                file=sys.stdout,
+            )
 
     def update(self, n: int = 1) -> None:
         """Advance the bar by ``n`` steps (host-only work: no device sync)."""
@@ -259,12 +286,19 @@ class Progress:
     def train_row(self, row: dict, epochs: int) -> None:
         """Show a train log row."""
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}",
-                                 ex_s=f"{row['examples_per_sec']:.0f}", refresh=False)
+            self.bar.set_postfix(
+                loss=f"{row['loss']:.4f}",
+                acc=f"{row['accuracy']:.3f}",
+                ex_s=f"{row['examples_per_sec']:.0f}",
+                refresh=False,
+            )
             self.bar.set_description(f"epoch {int(row['epoch'] - 1e-9) + 1}/{epochs}", refresh=True)
         elif self.mode == "plain":
-            print(f"[train] epoch {row['epoch']:.2f}/{epochs} step {row['step']} loss {row['loss']:.4f} "
-                  f"acc {row['accuracy']:.4f} lr {row['lr']:.3g} {row['examples_per_sec']:.0f} ex/s", flush=True)
+            print(
+                f"[train] epoch {row['epoch']:.2f}/{epochs} step {row['step']} loss {row['loss']:.4f} "
+                f"acc {row['accuracy']:.4f} lr {row['lr']:.3g} {row['examples_per_sec']:.0f} ex/s",
+                flush=True,
+            )
 
     def message(self, text: str) -> None:
         """Print a line without breaking the bar."""
@@ -297,9 +331,16 @@ class RunResult:
 
     def summary(self) -> dict:
         """JSON-safe summary (what ``lenet train --json`` prints)."""
-        return {"run_dir": str(self.run_dir), "best": str(self.best_path), "last": str(self.last_path),
-                "dev_accuracy": self.dev_accuracy, "best_step": self.best_step,
-                "test_accuracy": None if self.test is None else self.test.accuracy,
-                "test_loss": None if self.test is None else self.test.loss, "steps": self.steps,
-                "time": round(self.time, 3), "train_time": round(self.train_time, 3),
-                "plots": [str(p) for p in self.plots]}
+        return {
+            "run_dir": str(self.run_dir),
+            "best": str(self.best_path),
+            "last": str(self.last_path),
+            "dev_accuracy": self.dev_accuracy,
+            "best_step": self.best_step,
+            "test_accuracy": None if self.test is None else self.test.accuracy,
+            "test_loss": None if self.test is None else self.test.loss,
+            "steps": self.steps,
+            "time": round(self.time, 3),
+            "train_time": round(self.train_time, 3),
+            "plots": [str(p) for p in self.plots],
+        }

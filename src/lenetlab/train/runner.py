@@ -60,9 +60,16 @@ class Runner:
     checkpoints (:meth:`save_last`, resumed by :meth:`resume`).
     """
 
-
-    def __init__(self, config: RunConfig, *, splits=None, callbacks=(), dist=None, overwrite: bool = False,
-                 _resume_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        splits=None,
+        callbacks=(),
+        dist=None,
+        overwrite: bool = False,
+        _resume_dir: Path | None = None,
+    ) -> None:
         self.cfg = cfg = config.validate()
         self.dist = dist or SingleProcess()
         self.callbacks = list(callbacks)
@@ -107,14 +114,25 @@ class Runner:
         cfg, world = self.cfg, self.dist.world_size
         if cfg.batch_size % world:
             raise LenetlabError(f"field 'batch_size': {cfg.batch_size} is not divisible by {world} processes")
-        self.loader = TensorLoader(self.splits.train.x, self.splits.train.y, cfg.batch_size // world,
-                                   shuffle=True, seed=cfg.seed, drop_last=cfg.drop_last, device=self.device,
-                                   rank=self.dist.rank, world_size=world, transform=augment_transform(cfg),
-                                   spec=self.spec)
+        self.loader = TensorLoader(
+            self.splits.train.x,
+            self.splits.train.y,
+            cfg.batch_size // world,
+            shuffle=True,
+            seed=cfg.seed,
+            drop_last=cfg.drop_last,
+            device=self.device,
+            rank=self.dist.rank,
+            world_size=world,
+            transform=augment_transform(cfg),
+            spec=self.spec,
+        )
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
-            raise LenetlabError(f"field 'batch_size': {cfg.batch_size} leaves no training batch "
-                                f"({len(self.splits.train)} examples, drop_last={cfg.drop_last})")
+            raise LenetlabError(
+                f"field 'batch_size': {cfg.batch_size} leaves no training batch "
+                f"({len(self.splits.train)} examples, drop_last={cfg.drop_last})"
+            )
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps:
             self.total_steps = min(self.total_steps, cfg.max_steps)
@@ -153,12 +171,23 @@ class Runner:
         """
         run_dir = Path(run_dir)
         cfg = rundir.resume_config(run_dir)
-        safe = {"progress", "plots", "num_threads", "device", "data_dir", "log_steps", "save_every", "download",
-                "tensorboard"}
+        safe = {
+            "progress",
+            "plots",
+            "num_threads",
+            "device",
+            "data_dir",
+            "log_steps",
+            "save_every",
+            "download",
+            "tensorboard",
+        }
         for key, value in overrides.items():
             if key not in safe and getattr(cfg, key) != value:
-                raise ConfigError(f"--resume: field {key!r} cannot change when resuming (saved {getattr(cfg, key)!r}, "
-                                  f"given {value!r})")
+                raise ConfigError(
+                    f"--resume: field {key!r} cannot change when resuming (saved {getattr(cfg, key)!r}, "
+                    f"given {value!r})"
+                )
         return cls(cfg.replace(**overrides), splits=splits, callbacks=callbacks, dist=dist, _resume_dir=run_dir)
 
     @property
@@ -181,16 +210,33 @@ class Runner:
         try:
             self.train()
             test = self.test()
-            self._emit({"kind": "end", "step": st.step, "epoch": st.step / self.steps_per_epoch,
-                        "reason": self.stop_reason(), "best_step": st.best_step, "time": clock.elapsed,
-                        "train_time": clock.train_time})
+            self._emit(
+                {
+                    "kind": "end",
+                    "step": st.step,
+                    "epoch": st.step / self.steps_per_epoch,
+                    "reason": self.stop_reason(),
+                    "best_step": st.best_step,
+                    "time": clock.elapsed,
+                    "train_time": clock.train_time,
+                }
+            )
             self.metrics.end()
         except DiskFullError as e:
             raise self._with_advice(e) from None
         finally:
             self.close()
-        return RunResult(self.run_dir, self.run_dir / rundir.BEST, self.run_dir / rundir.LAST, st.best_accuracy,
-                         st.best_step, test, st.step, clock.elapsed, clock.train_time)
+        return RunResult(
+            self.run_dir,
+            self.run_dir / rundir.BEST,
+            self.run_dir / rundir.LAST,
+            st.best_accuracy,
+            st.best_step,
+            test,
+            st.step,
+            clock.elapsed,
+            clock.train_time,
+        )
 
     def close(self) -> None:
         """Close the logs and release the run directory's lock (idempotent; :meth:`run` calls it).
@@ -205,8 +251,11 @@ class Runner:
         if self.run_dir is None:
             return e
         last = self.run_dir / rundir.LAST
-        nxt = (f"free some space, then resume with: {self.resume_command()}" if last.is_file()
-               else "free some space and start again")
+        nxt = (
+            f"free some space, then resume with: {self.resume_command()}"
+            if last.is_file()
+            else "free some space and start again"
+        )
         return DiskFullError(f"{e}; {nxt}")
 
     def resume_command(self) -> str:
@@ -228,8 +277,9 @@ class Runner:
     def train(self) -> None:
         """Run the remaining epochs. Ctrl-C (SIGTERM) saves ``last.pt`` at the next step boundary and raises
         KeyboardInterrupt (:class:`~lenetlab.errors.Terminated`, a KeyboardInterrupt with exit status 143)."""
-        self._progress = rundir.Progress(self.cfg.progress, self.total_steps, self.state.step,
-                                         enabled=self.dist.is_main)
+        self._progress = rundir.Progress(
+            self.cfg.progress, self.total_steps, self.state.step, enabled=self.dist.is_main
+        )
         self.interrupt.signum = 0
         self.metrics.open(self.cfg.to_dict())  # TensorBoard starts with the training (once per Runner)
         self.clock.start()
@@ -280,8 +330,16 @@ class Runner:
         added to the meters on the device (no host synchronisation)."""
         if self.cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        loss, out = train_step(self.train_model, self.optimizer, xb, yb, self.criterion, self.scaler, amp=self.amp,
-                               grad_clip=self.cfg.grad_clip)
+        loss, out = train_step(
+            self.train_model,
+            self.optimizer,
+            xb,
+            yb,
+            self.criterion,
+            self.scaler,
+            amp=self.amp,
+            grad_clip=self.cfg.grad_clip,
+        )
         self.scheduler.step()
         loss, n = loss.double(), yb.shape[0]
         correct = (out.argmax(dim=1) == yb).sum().double()
@@ -292,7 +350,7 @@ class Runner:
         """SDLM: re-estimate the diagonal Hessian on the first ``sdlm_samples`` examples of this epoch's
         order (as trained: augmented when the run augments), averaged over the processes so that
         every rank takes the same steps."""
-        xb, _ = self.loader.batch(self.loader.indices()[:self.cfg.sdlm_samples])
+        xb, _ = self.loader.batch(self.loader.indices()[: self.cfg.sdlm_samples])
         h = gauss_newton_diagonal(self.model, xb)
         if self.dist.world_size > 1:
             flat = self.dist.all_reduce_sum(torch.cat([v.flatten() for v in h.values()])) / self.dist.world_size
@@ -304,9 +362,11 @@ class Runner:
         bad = int(self._bad.item())
         if bad >= 0:
             last = f"{self.run_dir / rundir.LAST} (step {self._saved_step})" if self._saved_step is not None else "none"
-            raise LenetlabError(f"non-finite training loss at step {bad} (epoch {(bad - 1) // self.steps_per_epoch + 1}): "
-                                f"run stopped; try a lower --lr (now {self.cfg.lr:g}) or --grad-clip; "
-                                f"last good checkpoint: {last}")
+            raise LenetlabError(
+                f"non-finite training loss at step {bad} (epoch {(bad - 1) // self.steps_per_epoch + 1}): "
+                f"run stopped; try a lower --lr (now {self.cfg.lr:g}) or --grad-clip; "
+                f"last good checkpoint: {last}"
+            )
 
     def _log(self) -> None:
         self._check_finite()
@@ -314,10 +374,17 @@ class Runner:
         self._meters[0].zero_()
         window = self.clock.lap()
         st, clock = self.state, self.clock
-        row = {"kind": "train", "step": st.step, "epoch": st.step / self.steps_per_epoch,
-               "loss": win[0] / max(win[2], 1), "accuracy": win[1] / max(win[2], 1),
-               "lr": self.scheduler.get_last_lr()[0], "examples_per_sec": win[2] / window,
-               "time": clock.elapsed, "train_time": clock.train_time}
+        row = {
+            "kind": "train",
+            "step": st.step,
+            "epoch": st.step / self.steps_per_epoch,
+            "loss": win[0] / max(win[2], 1),
+            "accuracy": win[1] / max(win[2], 1),
+            "lr": self.scheduler.get_last_lr()[0],
+            "examples_per_sec": win[2] / window,
+            "time": clock.elapsed,
+            "train_time": clock.train_time,
+        }
         self._progress.train_row(row, self.cfg.epochs)
         self._emit(row)
 
@@ -325,8 +392,15 @@ class Runner:
         st = self.state
         ep = self.dist.all_reduce_sum(self._meters[1].clone()).tolist()
         self._meters[1].zero_()
-        row = {"kind": "epoch", "step": st.step, "epoch": st.epoch + 1, "loss": ep[0] / max(ep[2], 1),
-               "accuracy": ep[1] / max(ep[2], 1), "time": self.clock.elapsed, "train_time": self.clock.train_time}
+        row = {
+            "kind": "epoch",
+            "step": st.step,
+            "epoch": st.epoch + 1,
+            "loss": ep[0] / max(ep[2], 1),
+            "accuracy": ep[1] / max(ep[2], 1),
+            "time": self.clock.elapsed,
+            "train_time": self.clock.train_time,
+        }
         self._emit(row)
         if not self.cfg.eval_steps or st.epoch + 1 == self.cfg.epochs:
             self._eval_dev()
@@ -356,21 +430,42 @@ class Runner:
                 st.best_accuracy, st.best_step, st.best_state = res.accuracy, st.step, _cpu_state(model)
                 self._save_best(res.accuracy, res.loss)
         self.clock.tick()
-        row = {"kind": "dev", "step": st.step, "epoch": st.step / self.steps_per_epoch, "loss": res.loss,
-               "accuracy": res.accuracy, "best": best, "time": self.clock.elapsed}
-        self._progress.message(f"[dev] step {st.step} epoch {row['epoch']:.2f} loss {res.loss:.4f} "
-                               f"acc {res.accuracy:.4f}" + (" (best)" if best else ""))
+        row = {
+            "kind": "dev",
+            "step": st.step,
+            "epoch": st.step / self.steps_per_epoch,
+            "loss": res.loss,
+            "accuracy": res.accuracy,
+            "best": best,
+            "time": self.clock.elapsed,
+        }
+        self._progress.message(
+            f"[dev] step {st.step} epoch {row['epoch']:.2f} loss {res.loss:.4f} "
+            f"acc {res.accuracy:.4f}" + (" (best)" if best else "")
+        )
         self._emit(row)
         if self.cfg.patience and st.bad_evals == self.cfg.patience:
             what = "accuracy" if monitor == "dev_acc" else "loss"
-            self._progress.message(f"[early stop] dev {what} has not improved for {st.bad_evals} evaluations: "
-                                   f"stopping at step {st.step} (best model: step {st.best_step})")
+            self._progress.message(
+                f"[early stop] dev {what} has not improved for {st.bad_evals} evaluations: "
+                f"stopping at step {st.step} (best model: step {st.best_step})"
+            )
 
     def _evaluate(self, model, split, **kwargs) -> EvalResult:
         """:func:`evaluate_sharded` of ``model`` on ``split`` over this run's processes."""
-        return evaluate_sharded(model, split, self.spec, self.device, self.dist.rank, self.dist.world_size,
-                                self.dist.all_reduce_sum, self.cfg.eval_batch_size, autocast=self.amp,
-                                channels_last=self.cfg.channels_last, **kwargs)
+        return evaluate_sharded(
+            model,
+            split,
+            self.spec,
+            self.device,
+            self.dist.rank,
+            self.dist.world_size,
+            self.dist.all_reduce_sum,
+            self.cfg.eval_batch_size,
+            autocast=self.amp,
+            channels_last=self.cfg.channels_last,
+            **kwargs,
+        )
 
     def test(self) -> EvalResult | None:
         """Evaluate the best model (on dev) on the test split; writes the ``test`` row. Leaves the
@@ -380,11 +475,20 @@ class Runner:
             self.model.load_state_dict(st.best_state)
         if len(self.splits.test) == 0 or self.splits.test.y is None:
             return None
-        res = self._evaluate(self.model, self.splits.test, class_names=self.splits.class_names,
-                             keep_predictions=self.cfg.plots)
-        row = {"kind": "test", "step": st.best_step, "epoch": st.best_step / self.steps_per_epoch,
-               "loss": res.loss, "accuracy": res.accuracy, "n": res.n, "per_class": res.per_class,
-               "checkpoint": rundir.BEST, "time": self.clock.elapsed}
+        res = self._evaluate(
+            self.model, self.splits.test, class_names=self.splits.class_names, keep_predictions=self.cfg.plots
+        )
+        row = {
+            "kind": "test",
+            "step": st.best_step,
+            "epoch": st.best_step / self.steps_per_epoch,
+            "loss": res.loss,
+            "accuracy": res.accuracy,
+            "n": res.n,
+            "per_class": res.per_class,
+            "checkpoint": rundir.BEST,
+            "time": self.clock.elapsed,
+        }
         self._emit(row)
         return res
 
@@ -418,23 +522,38 @@ class Runner:
         self.save_last()  # every rank is here at the same step (see _stop_requested)
         if self.dist.is_main:
             self._progress.close()
-            print(f"{'terminated (SIGTERM)' if self.interrupt.terminated else 'interrupted'} at step "
-                  f"{self.state.step}: saved {self.run_dir / rundir.LAST}; resume with: {self.resume_command()}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{'terminated (SIGTERM)' if self.interrupt.terminated else 'interrupted'} at step "
+                f"{self.state.step}: saved {self.run_dir / rundir.LAST}; resume with: {self.resume_command()}",
+                file=sys.stderr,
+                flush=True,
+            )
         self.interrupt.raise_()
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, state: dict) -> dict:
-        return {"model": {"name": self.cfg.model, "kwargs": dict(self.model_kwargs)}, "state_dict": state,
-                "class_names": list(self.splits.class_names), "input_spec": self.spec.to_dict(),
-                "config": self.cfg.to_dict(), "dataset": self.splits.name}
+        return {
+            "model": {"name": self.cfg.model, "kwargs": dict(self.model_kwargs)},
+            "state_dict": state,
+            "class_names": list(self.splits.class_names),
+            "input_spec": self.spec.to_dict(),
+            "config": self.cfg.to_dict(),
+            "dataset": self.splits.name,
+        }
 
     def _save_best(self, accuracy, loss) -> None:
         st = self.state
         if self.dist.is_main:
-            save_checkpoint(self.run_dir / rundir.BEST, {**self._payload(st.best_state), "step": st.step,
-                                                         "epoch": st.step / self.steps_per_epoch,
-                                                         "dev_accuracy": accuracy, "dev_loss": loss})
+            save_checkpoint(
+                self.run_dir / rundir.BEST,
+                {
+                    **self._payload(st.best_state),
+                    "step": st.step,
+                    "epoch": st.step / self.steps_per_epoch,
+                    "dev_accuracy": accuracy,
+                    "dev_loss": loss,
+                },
+            )
 
     def save_last(self) -> Path:
         """Write ``last.pt``: everything needed to continue exactly from here (the meters summed over ranks)."""
@@ -443,11 +562,20 @@ class Runner:
         with self.clock.paused():
             meters = self.dist.all_reduce_sum(self._meters.clone())
             if self.dist.is_main:
-                save_checkpoint(path, {
-                    **self._payload(_cpu_state(self.dist.unwrap(self.model))), **self.state.to_checkpoint(),
-                    "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None, "rng": rng_state(),
-                    "meters": meters.cpu(), "elapsed": self.clock.elapsed, "train_time": self.clock.train_time})
+                save_checkpoint(
+                    path,
+                    {
+                        **self._payload(_cpu_state(self.dist.unwrap(self.model))),
+                        **self.state.to_checkpoint(),
+                        "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict(),
+                        "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                        "rng": rng_state(),
+                        "meters": meters.cpu(),
+                        "elapsed": self.clock.elapsed,
+                        "train_time": self.clock.train_time,
+                    },
+                )
             self._saved_step = self.state.step
         return path
 
@@ -462,8 +590,12 @@ class Runner:
             if (state is not None or field == "state_dict") and {k: tuple(v.shape) for k, v in state.items()} != shapes:
                 raise CheckpointError(f"{path}: field {field!r} does not fit the run's model {self.cfg.model!r}")
         check_optimizer_state(ck["optimizer"], self.optimizer, path)
-        for field, load in (("state_dict", self.model.load_state_dict), ("optimizer", self.optimizer.load_state_dict),
-                            ("scheduler", self.scheduler.load_state_dict), ("rng", set_rng_state)):
+        for field, load in (
+            ("state_dict", self.model.load_state_dict),
+            ("optimizer", self.optimizer.load_state_dict),
+            ("scheduler", self.scheduler.load_state_dict),
+            ("rng", set_rng_state),
+        ):
             try:
                 load(ck[field])
             except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:

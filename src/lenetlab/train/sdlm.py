@@ -98,12 +98,13 @@ def check_supported(model: nn.Module, name: str = "the model") -> None:
     pass handles: :data:`BILINEAR` layers, :data:`SQUASH` functions, :data:`RESHAPE` modules and an
     :class:`EuclideanRBF` output."""
     allowed = BILINEAR + tuple(SQUASH) + RESHAPE + (EuclideanRBF,)
-    bad = sorted({type(m).__name__ for m in model.modules()
-                  if not list(m.children()) and not isinstance(m, allowed)})
+    bad = sorted({type(m).__name__ for m in model.modules() if not list(m.children()) and not isinstance(m, allowed)})
     if bad:
-        raise ConfigError(f"field 'optimizer': sdlm's second-derivative pass does not support {name}'s "
-                          f"{', '.join(bad)} (it needs convolution/linear layers, trainable subsampling and "
-                          f"squashing functions, as in lenet5-1998)")
+        raise ConfigError(
+            f"field 'optimizer': sdlm's second-derivative pass does not support {name}'s "
+            f"{', '.join(bad)} (it needs convolution/linear layers, trainable subsampling and "
+            f"squashing functions, as in lenet5-1998)"
+        )
 
 
 def rbf_map_curvature(x: torch.Tensor, centres: torch.Tensor, j: float) -> torch.Tensor:
@@ -156,8 +157,7 @@ def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, output_curvature=No
     was_training = model.training
     model.eval()  # no module here behaves differently, but a caller's hooks may
     try:
-        with trace(squash + ([("head", head)] if head is not None else []), keep_inputs=True) as calls, \
-                torch.no_grad():
+        with trace(squash + ([("head", head)] if head is not None else []), keep_inputs=True) as calls, torch.no_grad():
             out = model(x)
             if output_curvature is not None:
                 head = None

@@ -40,8 +40,10 @@ def build_spec(cfg, splits) -> InputSpec:
     if resize == "auto":
         resize = pad_or_resize(h, size)
     if cfg.digit_width > int(x.shape[-1]):
-        raise ConfigError(f"field 'digit_width': {cfg.digit_width} pixels is wider than the {cfg.dataset} images "
-                          f"({int(x.shape[-1])} pixels)")
+        raise ConfigError(
+            f"field 'digit_width': {cfg.digit_width} pixels is wider than the {cfg.dataset} images "
+            f"({int(x.shape[-1])} pixels)"
+        )
     spec = replace(splits.input_spec, channels=c, size=size, resize=resize, digit_width=cfg.digit_width)
     if cfg.normalize == "default":
         if len(spec.mean) != c:

@@ -32,25 +32,42 @@ class TrainState:
 
     def to_checkpoint(self) -> dict:
         """The ``last.pt`` fields of this state."""
-        return {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_accuracy": self.best_accuracy,
-                "best_step": self.best_step, "best_state_dict": self.best_state, "best_score": self.best_score,
-                "bad_evals": self.bad_evals}
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "best_accuracy": self.best_accuracy,
+            "best_step": self.best_step,
+            "best_state_dict": self.best_state,
+            "best_score": self.best_score,
+            "bad_evals": self.bad_evals,
+        }
 
     @classmethod
     def from_checkpoint(cls, ck: dict, path: Path, steps_per_epoch: int, epochs: int) -> TrainState:
         """The state saved in ``ck`` (a ``last.pt`` read from ``path``); a position that does not fit a run of
         ``epochs`` epochs of ``steps_per_epoch`` steps, or a missing field, is a one-line CheckpointError."""
         try:
-            state = cls(int(ck["epoch"]), int(ck["batch"]), int(ck["step"]), ck["best_accuracy"], int(ck["best_step"]),
-                        ck["best_state_dict"], ck["best_score"], int(ck["bad_evals"]))
+            state = cls(
+                int(ck["epoch"]),
+                int(ck["batch"]),
+                int(ck["step"]),
+                ck["best_accuracy"],
+                int(ck["best_step"]),
+                ck["best_state_dict"],
+                ck["best_score"],
+                int(ck["bad_evals"]),
+            )
         except KeyError as e:
             raise CheckpointError(f"{path}: field {e.args[0]!r} is missing (an incomplete last.pt)") from None
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: the training position cannot be read ({e})") from None
         epoch, batch, step, spe = state.epoch, state.batch, state.step, steps_per_epoch
         if batch >= spe or step != epoch * spe + batch or epoch > epochs or (epoch == epochs and batch):
-            raise CheckpointError(f"{path}: fields 'epoch', 'batch', 'step' ({epoch}, {batch}, {step}) do not fit "
-                                  f"this run ({epochs} epochs of {spe} steps)")
+            raise CheckpointError(
+                f"{path}: fields 'epoch', 'batch', 'step' ({epoch}, {batch}, {step}) do not fit "
+                f"this run ({epochs} epochs of {spe} steps)"
+            )
         return state
 
     def judge(self, score: float, monitor: str) -> bool:

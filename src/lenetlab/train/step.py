@@ -17,8 +17,17 @@ def make_scaler(device: torch.device, amp: torch.dtype | None) -> torch.amp.Grad
     return torch.amp.GradScaler("cuda", enabled=amp is torch.float16 and torch.device(device).type == "cuda")
 
 
-def train_step(model, optimizer, xb: torch.Tensor, yb: torch.Tensor, loss_fn, scaler: torch.amp.GradScaler, *,
-               amp: torch.dtype | None = None, grad_clip: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(
+    model,
+    optimizer,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    loss_fn,
+    scaler: torch.amp.GradScaler,
+    *,
+    amp: torch.dtype | None = None,
+    grad_clip: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step of ``model`` on the batch ``xb`` (float ``[B, C, H, W]``, on the model's device)
     with targets ``yb`` (int64 ``[B]``): ``loss_fn(outputs.float(), yb)`` under autocast to ``amp`` (None:
     full precision), backward through ``scaler``, gradients clipped to norm ``grad_clip`` (0: no clipping).
@@ -34,8 +43,10 @@ def train_step(model, optimizer, xb: torch.Tensor, yb: torch.Tensor, loss_fn, sc
     except ValueError as e:
         if xb.shape[0] != 1:
             raise
-        raise ConfigError(f"field 'batch_size': a batch of one example cannot train this model ({first_line(e, 100)}); "
-                          f"train in batches of 2 or more, on 2 or more images") from None
+        raise ConfigError(
+            f"field 'batch_size': a batch of one example cannot train this model ({first_line(e, 100)}); "
+            f"train in batches of 2 or more, on 2 or more images"
+        ) from None
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if grad_clip:

@@ -11,8 +11,13 @@ from lenetlab.models.registry import register_model
 # (c1, (c2a, c2b), (c3a, c3b), c4) of the nine Inception blocks in d2l, by stage
 INCEPTIONS = (
     ((64, (96, 128), (16, 32), 32), (128, (128, 192), (32, 96), 64)),
-    ((192, (96, 208), (16, 48), 64), (160, (112, 224), (24, 64), 64), (128, (128, 256), (24, 64), 64),
-     (112, (144, 288), (32, 64), 64), (256, (160, 320), (32, 128), 128)),
+    (
+        (192, (96, 208), (16, 48), 64),
+        (160, (112, 224), (24, 64), 64),
+        (128, (128, 256), (24, 64), 64),
+        (112, (144, 288), (32, 64), 64),
+        (256, (160, 320), (32, 128), 128),
+    ),
     ((256, (160, 320), (32, 128), 128), (384, (192, 384), (48, 128), 128)),
 )
 
@@ -70,14 +75,20 @@ class GoogLeNet(nn.Module):
         d = divisor
         if small:
             self.b1 = nn.Sequential(nn.Conv2d(in_channels, 64 // d, 3, padding=1), nn.ReLU())
-            self.b2 = nn.Sequential(nn.Conv2d(64 // d, 192 // d, 3, padding=1), nn.ReLU(),
-                                    nn.MaxPool2d(3, stride=2, padding=1))
+            self.b2 = nn.Sequential(
+                nn.Conv2d(64 // d, 192 // d, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)
+            )
         else:
-            self.b1 = nn.Sequential(nn.Conv2d(in_channels, 64, 7, stride=2, padding=3), nn.ReLU(),
-                                    nn.MaxPool2d(3, stride=2, padding=1))
-            self.b2 = nn.Sequential(nn.Conv2d(64, 64, 1), nn.ReLU(),
-                                    nn.Conv2d(64, 192, 3, padding=1), nn.ReLU(),
-                                    nn.MaxPool2d(3, stride=2, padding=1))
+            self.b1 = nn.Sequential(
+                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)
+            )
+            self.b2 = nn.Sequential(
+                nn.Conv2d(64, 64, 1),
+                nn.ReLU(),
+                nn.Conv2d(64, 192, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
         self.b3, c = _stage(192 // d, INCEPTIONS[0], d, pool=True)
         self.b4, c = _stage(c, INCEPTIONS[1], d, pool=True)
         b5, c = _stage(c, INCEPTIONS[2], d, pool=False)
@@ -89,15 +100,21 @@ class GoogLeNet(nn.Module):
         return self.fc(self.b5(self.b4(self.b3(self.b2(self.b1(x))))))
 
 
-@register_model("googlenet", input_size=(1, 224, 224),
-                description="d2l GoogLeNet: 9 Inception blocks, global average pool, 1024 -> classes (224x224)")
+@register_model(
+    "googlenet",
+    input_size=(1, 224, 224),
+    description="d2l GoogLeNet: 9 Inception blocks, global average pool, 1024 -> classes (224x224)",
+)
 def googlenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build d2l's GoogLeNet for ``[N, in_channels, 224, 224]`` (d2l trains it at 96×96; both work)."""
     return GoogLeNet(in_channels, num_classes)
 
 
-@register_model("googlenet-small", input_size=(1, 28, 28),
-                description="GoogLeNet with 1/4 widths and a 3x3 stride-1 stem for 28x28 digits")
+@register_model(
+    "googlenet-small",
+    input_size=(1, 28, 28),
+    description="GoogLeNet with 1/4 widths and a 3x3 stride-1 stem for 28x28 digits",
+)
 def googlenet_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """GoogLeNet's nine Inception blocks at 1/4 width for ``[N, in_channels, 28, 28]``."""
     return GoogLeNet(in_channels, num_classes, divisor=4, small=True)

@@ -11,9 +11,12 @@ from lenetlab.models.registry import register_model
 def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int) -> nn.Sequential:
     """One conv then two 1×1 convs (a per-pixel MLP), each followed by ReLU."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding), nn.ReLU(),
-        nn.Conv2d(out_channels, out_channels, 1), nn.ReLU(),
-        nn.Conv2d(out_channels, out_channels, 1), nn.ReLU(),
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding),
+        nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, 1),
+        nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, 1),
+        nn.ReLU(),
     )
 
 
@@ -23,17 +26,22 @@ class NiN(nn.Module):
     ``widths`` are the first three blocks' channels; ``stem`` = (kernel, stride, padding) of block 1.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, widths=(96, 256, 384),
-                 stem=(11, 4, 0), dropout: float = 0.5) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, widths=(96, 256, 384), stem=(11, 4, 0), dropout: float = 0.5
+    ) -> None:
         super().__init__()
         w1, w2, w3 = widths
         self.net = nn.Sequential(
-            nin_block(in_channels, w1, *stem), nn.MaxPool2d(3, stride=2),
-            nin_block(w1, w2, 5, 1, 2), nn.MaxPool2d(3, stride=2),
-            nin_block(w2, w3, 3, 1, 1), nn.MaxPool2d(3, stride=2),
+            nin_block(in_channels, w1, *stem),
+            nn.MaxPool2d(3, stride=2),
+            nin_block(w1, w2, 5, 1, 2),
+            nn.MaxPool2d(3, stride=2),
+            nin_block(w2, w3, 3, 1, 1),
+            nn.MaxPool2d(3, stride=2),
             nn.Dropout(dropout),
             nin_block(w3, num_classes, 3, 1, 1),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,15 +49,21 @@ class NiN(nn.Module):
         return self.net(x)
 
 
-@register_model("nin", input_size=(1, 224, 224),
-                description="d2l NiN: NiN blocks 96-256-384-classes, global average pooling (224x224)")
+@register_model(
+    "nin",
+    input_size=(1, 224, 224),
+    description="d2l NiN: NiN blocks 96-256-384-classes, global average pooling (224x224)",
+)
 def nin(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build d2l's NiN for ``[N, in_channels, 224, 224]`` inputs."""
     return NiN(in_channels, num_classes)
 
 
-@register_model("nin-small", input_size=(1, 28, 28),
-                description="NiN for 28x28: 5x5 stride-1 stem, blocks 32-64-96-classes, global avg pool")
+@register_model(
+    "nin-small",
+    input_size=(1, 28, 28),
+    description="NiN for 28x28: 5x5 stride-1 stem, blocks 32-64-96-classes, global avg pool",
+)
 def nin_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """NiN for ``[N, in_channels, 28, 28]``: stride-1 5×5 stem, widths 32/64/96 (28→13→6→2)."""
     return NiN(in_channels, num_classes, widths=(32, 64, 96), stem=(5, 1, 2))

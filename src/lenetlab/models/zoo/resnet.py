@@ -55,8 +55,12 @@ class ResNet18(nn.Module):
         if small:
             self.b1 = nn.Sequential(nn.Conv2d(in_channels, w[0], 3, padding=1), nn.BatchNorm2d(w[0]), nn.ReLU())
         else:
-            self.b1 = nn.Sequential(nn.Conv2d(in_channels, w[0], 7, stride=2, padding=3),
-                                    nn.BatchNorm2d(w[0]), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1))
+            self.b1 = nn.Sequential(
+                nn.Conv2d(in_channels, w[0], 7, stride=2, padding=3),
+                nn.BatchNorm2d(w[0]),
+                nn.ReLU(),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
         self.b2 = resnet_block(w[0], w[0], 2, first_block=True)
         self.b3 = resnet_block(w[0], w[1], 2)
         self.b4 = resnet_block(w[1], w[2], 2)
@@ -68,15 +72,21 @@ class ResNet18(nn.Module):
         return self.head(self.b5(self.b4(self.b3(self.b2(self.b1(x))))))
 
 
-@register_model("resnet18", input_size=(1, 224, 224),
-                description="d2l ResNet-18: 7x7 stem, stages 64-128-256-512, global average pool (224x224)")
+@register_model(
+    "resnet18",
+    input_size=(1, 224, 224),
+    description="d2l ResNet-18: 7x7 stem, stages 64-128-256-512, global average pool (224x224)",
+)
 def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build d2l's ResNet-18 for ``[N, in_channels, 224, 224]`` (d2l trains it at 96×96; both work)."""
     return ResNet18(in_channels, num_classes)
 
 
-@register_model("resnet18-small", input_size=(1, 28, 28),
-                description="ResNet-18 with 1/4 widths (16-32-64-128) and a 3x3 stride-1 stem for 28x28")
+@register_model(
+    "resnet18-small",
+    input_size=(1, 28, 28),
+    description="ResNet-18 with 1/4 widths (16-32-64-128) and a 3x3 stride-1 stem for 28x28",
+)
 def resnet18_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """ResNet-18 at 1/4 width for ``[N, in_channels, 28, 28]`` (28→28→14→7→4)."""
     return ResNet18(in_channels, num_classes, widths=(16, 32, 64, 128), small=True)

@@ -26,8 +26,9 @@ class VGG(nn.Module):
     ``[N, C, H, W]`` with H = W = ``spatial``·2^5 → scores ``[N, num_classes]``.
     """
 
-    def __init__(self, arch, in_channels: int, num_classes: int, spatial: int, hidden: int,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self, arch, in_channels: int, num_classes: int, spatial: int, hidden: int, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         blocks = []
         for num_convs, out_channels in arch:
@@ -35,8 +36,12 @@ class VGG(nn.Module):
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
         self.classifier = nn.Sequential(
-            nn.Linear(in_channels * spatial * spatial, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(in_channels * spatial * spatial, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
 
@@ -45,15 +50,19 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_model("vgg11", input_size=(1, 224, 224),
-                description="d2l VGG-11: 8 convs 64-128-256-256-512x4, 4096-4096 FC (224x224)")
+@register_model(
+    "vgg11", input_size=(1, 224, 224), description="d2l VGG-11: 8 convs 64-128-256-256-512x4, 4096-4096 FC (224x224)"
+)
 def vgg11(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Build d2l's VGG-11 for ``[N, in_channels, 224, 224]`` inputs (7×7 after five pools)."""
     return VGG(VGG11_ARCH, in_channels, num_classes, spatial=7, hidden=4096)
 
 
-@register_model("vgg11-small", input_size=(1, 32, 32),
-                description="VGG-11 layout with d2l's 1/4 widths (16..128) and 512-unit FC, 32x32")
+@register_model(
+    "vgg11-small",
+    input_size=(1, 32, 32),
+    description="VGG-11 layout with d2l's 1/4 widths (16..128) and 512-unit FC, 32x32",
+)
 def vgg11_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """VGG-11's eight convs with d2l's ``small_conv_arch`` (widths / 4) for ``[N, C, 32, 32]``."""
     arch = tuple((n, c // 4) for n, c in VGG11_ARCH)
