@@ -215,6 +215,9 @@ def test_plain_progress_when_not_a_terminal(capsys):
     out = capsys.readouterr().out
     assert out.startswith("[train] epoch 0.50/2 step 5 loss 1.0000") and "\r" not in out
     assert Progress("none", total=10).mode == "none"
+    import ipykernel  # noqa: F401  (an imported kernel module is not a running kernel)
+
+    assert Progress("auto", total=10).mode == "plain"
 
 
 def test_resuming_a_finished_run_only_retests(tmp_path, subset):

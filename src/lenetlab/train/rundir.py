@@ -253,6 +253,14 @@ class MetricsLog:
         return rows
 
 
+def _in_jupyter_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (an IPython shell with a kernel), not merely beside
+    an imported ipykernel or IPython module."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "kernel", None) is not None
+
+
 class Progress:
     """Live feedback: a tqdm bar on a terminal, plain lines in a log file, or nothing.
 
@@ -263,7 +271,7 @@ class Progress:
 
     def __init__(self, mode: str, total: int, initial: int = 0, enabled: bool = True) -> None:
         if mode == "auto":
-            mode = "bar" if sys.stdout.isatty() or "ipykernel" in sys.modules else "plain"
+            mode = "bar" if sys.stdout.isatty() or _in_jupyter_kernel() else "plain"
         self.mode = mode if enabled else "none"
         self.bar = None
         if self.mode == "bar":
