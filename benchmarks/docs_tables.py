@@ -135,6 +135,8 @@ def caption(path: str, body: dict, doc_dir: Path) -> list[str]:
             words[-1] += f" ({meta['regenerate_note']})"
     else:
         words.append(f"command: `{meta['command']}`")
+    if "benchmarks/" in (how or meta["command"]):  # scripts ship with the repository, not with the package
+        words.append("run from a clone of the repository")
     return ["", "<sub>" + ". ".join(w[0].upper() + w[1:] for w in words) + ".</sub>"]
 
 
