@@ -110,7 +110,7 @@ def _train_runs(cfg: RunConfig, splits, members: int, say) -> list:
         )
         if members > 1:
             say(f"ensemble member {i + 1}/{members} (seed {run_cfg.seed})")
-        results.append(run_with_plots(Runner(run_cfg, splits=splits), say))
+        results.append(run_with_plots(Runner(run_cfg, splits=splits, say=say), say))
     return results
 
 

@@ -189,14 +189,16 @@ def make_runner(
     callbacks=(),
     splits=None,
     dist=None,
+    say=quiet,
 ) -> Runner:
     """A Runner from an optional config file, field overrides (over the recipe they name, see
     :mod:`lenetlab.train.recipe`), or a run directory to resume (``dist``: the process-group
-    context, see :mod:`lenetlab.train.dist`; its rank 0 plans the recipe for every rank)."""
+    context, see :mod:`lenetlab.train.dist`; its rank 0 plans the recipe for every rank; ``say``: the
+    Runner's progress lines)."""
     overrides = dict(overrides or {})
     cfg, _ = plan_run(config_file, resume, overrides)
     if resume is not None:
-        return Runner.resume(resume, callbacks=callbacks, splits=splits, dist=dist, **overrides)
+        return Runner.resume(resume, callbacks=callbacks, splits=splits, dist=dist, say=say, **overrides)
     recipe = None
     if dist is None or dist.is_main:
         cfg, recipe = plan_config(config_file, overrides)
@@ -204,7 +206,7 @@ def make_runner(
         cfg = RunConfig.from_dict(dist.broadcast_object(cfg.to_dict() if dist.is_main else None), source="rank 0")
     elif splits is None:
         splits = recipe.splits  # loaded by the recipe to time a step for --budget, else None
-    return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist)
+    return Runner(cfg, overwrite=overwrite, callbacks=callbacks, splits=splits, dist=dist, say=say)
 
 
 def format_summary(
@@ -275,7 +277,7 @@ def dry_run(args, say=quiet) -> Output:
     try:
         splits = load_splits(cfg)
         splits = replace(splits, dev=_head(splits.dev, DRY_RUN_EXAMPLES), test=_head(splits.test, DRY_RUN_EXAMPLES))
-        runner = Runner(cfg, splits=splits)
+        runner = Runner(cfg, splits=splits, say=say)
     except BaseException:  # a configuration error: nothing worth keeping was written
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -318,7 +320,7 @@ def train_command(args, dist=None, say=quiet) -> Output | int:
     exit status 0 on the other ranks under ``dist`` (see :mod:`lenetlab.apps.train`)."""
     if getattr(args, "dry_run", False):
         return dry_run(args, say)
-    runner = make_runner(args.config, args.resume, args.overwrite, config_overrides(args), dist=dist)
+    runner = make_runner(args.config, args.resume, args.overwrite, config_overrides(args), dist=dist, say=say)
     main = runner.dist.is_main
     if main:
         notes = runner.cfg.recipe_notes

@@ -1,10 +1,5 @@
-"""The one configuration dataclass of a training run, its validation, files and CLI flags.
-
-:class:`RunConfig` holds everything a run depends on. It is saved as ``config.json`` in the run
-directory and inside every checkpoint; ``lenet train --config FILE`` (JSON or YAML) reads it back,
-and command-line flags override its fields. The ``train`` sub-parser's flags are generated from the
-dataclass fields (help text from each field's metadata), so the CLI stays thin.
-"""
+""":class:`RunConfig`, everything a training run depends on: its validation, files (``config.json``,
+``--config FILE``, each checkpoint's ``config``) and the ``lenet train`` flags generated from its fields."""
 
 from __future__ import annotations
 
@@ -227,16 +222,14 @@ class RunConfig:
                 close = difflib.get_close_matches(str(key), names, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ConfigError(f"{source}: unknown field {key!r}{hint}")
-        cfg = cls(**{k: _coerce(cls, k, v, source) for k, v in d.items()})
-        cfg.validate(source)
-        return cfg
+        return cls(**d).validate(source)
 
     def validate(self, source: str = "config") -> RunConfig:
         """Check every field's type, choices and range; raise a one-line ConfigError naming the field."""
         for f in fields(self):
-            value = _coerce(type(self), f.name, getattr(self, f.name), source)
+            value = _coerce(f, getattr(self, f.name), source)
             setattr(self, f.name, value)
-            choices = f.metadata.get("choices")  # (a number's range is checked by _coerce)
+            choices = f.metadata["choices"]
             if choices and value not in choices:
                 raise ConfigError(f"{source}: field {f.name!r} must be one of {', '.join(choices)} (got {value!r})")
         if self.budget is not None:
@@ -270,49 +263,35 @@ def parse_budget(text: str, source: str = "config") -> float:
 def _field_type(cls, name: str) -> tuple[type, bool]:
     """The base type of field ``name`` and whether it accepts None."""
     hint = typing.get_type_hints(cls)[name]
-    args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        base = [a for a in args if a is not type(None)][0]
-        return base, True
+        return [a for a in typing.get_args(hint) if a is not type(None)][0], True
     return hint, False
 
 
-def _coerce(cls, name: str, value, source: str):
-    """``value`` converted to field ``name``'s type, or a ConfigError naming the field."""
-    base, optional = _field_type(cls, name)
+def _coerce(f, value, source: str):
+    """``value`` converted to the type of RunConfig field ``f`` and checked against its range, or a
+    ConfigError naming the field."""
+    base, optional = _field_type(RunConfig, f.name)
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{source}: field {name!r} must not be null")
-    bad = ConfigError(f"{source}: field {name!r} must be {base.__name__} (got {value!r})")
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if base in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        bounds = _field_range(cls, name)
-        if bounds is not None:
-            check_number(value, f"field {name!r}", bounds, base is int, source)
-        return base(value)
-    if base is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    if not isinstance(value, str):
-        raise bad
-    return value
-
-
-def _field_range(cls, name: str) -> tuple[float, float] | None:
-    return next((f.metadata.get("range") for f in fields(cls) if f.name == name), None)
+        raise ConfigError(f"{source}: field {f.name!r} must not be null")
+    kinds = (int, float) if base in (int, float) else base
+    if isinstance(value, bool) != (base is bool) or not isinstance(value, kinds):
+        raise ConfigError(f"{source}: field {f.name!r} must be {base.__name__} (got {value!r})")
+    bounds = f.metadata["range"]
+    problem = bounds and number_problem(value, bounds, base is int)
+    if problem:
+        span = f"{bounds[0]} to {bounds[1]}"
+        allowed = "" if problem.endswith(f"from {span}") else f"; allowed: {span}"
+        raise ConfigError(f"{source}: field {f.name!r} must be {problem} (got {value!r}{allowed})")
+    return base(value)
 
 
 def number_problem(value, bounds: tuple[float, float], integer: bool = False) -> str | None:
-    """The one rule for every number a user gives (flags, config files, exported and resumed configs):
-    None when ``value`` is finite, whole when ``integer``, and within ``bounds`` (both included); else
-    what it must be instead: ``"a whole number from LO to HI"``, ``">= LO"`` or ``"<= HI"``."""
+    """The one rule for every number a user gives (flags, config files, resumed configs): None when
+    ``value`` is finite, whole when ``integer``, and within ``bounds`` (both included); else what it
+    must be instead: ``"a whole number from LO to HI"``, ``">= LO"`` or ``"<= HI"``."""
     lo, hi = bounds
     if (
         isinstance(value, bool)
@@ -324,28 +303,15 @@ def number_problem(value, bounds: tuple[float, float], integer: bool = False) ->
     return f">= {lo}" if value < lo else f"<= {hi}" if value > hi else None
 
 
-def check_number(value, name: str, bounds: tuple[float, float], integer: bool = False, source: str = "config"):
-    """``value`` when :func:`number_problem` allows it; else a one-line ConfigError
-    ``SOURCE: NAME must be >= LO (got VALUE; allowed: LO to HI)``."""
-    problem = number_problem(value, bounds, integer)
-    if problem:
-        span = f"{bounds[0]} to {bounds[1]}"
-        allowed = "" if problem.endswith(f"from {span}") else f"; allowed: {span}"
-        raise ConfigError(f"{source}: {name} must be {problem} (got {value!r}{allowed})")
-    return value
-
-
 #: The most memory one model may ask for before anything is allocated: its parameters plus the
 #: activations of one example, in float32 (a typo such as ``{"width": 100000}`` asks for terabytes).
 MAX_MODEL_BYTES = 8 * 2**30
 
 
 def check_model_size(cfg: RunConfig, source: str = "config") -> None:
-    """Refuse a model (``model`` with ``model_kwargs``, fed its registered input size) that needs more than
-    :data:`MAX_MODEL_BYTES` for its parameters (counted on the meta device: no memory used) and one
-    example's activations (bounded above by every layer's outputs at the full input size). Unknown
-    models and arguments the model rejects are left to the model's own errors; a model without
-    ``model_kwargs`` is registered at a sane size and not counted."""
+    """Refuse a model with ``model_kwargs`` whose parameters (counted on the meta device) and one
+    example's activations (every layer's outputs at the full input size) need more than
+    :data:`MAX_MODEL_BYTES`. Unknown models and rejected arguments are left to the model's own errors."""
     if not cfg.model_kwargs:
         return
     import torch  # here, not at the top: `lenet --help` builds its flags from this module without torch
@@ -370,16 +336,6 @@ def check_model_size(cfg: RunConfig, source: str = "config") -> None:
         )
 
 
-def config_types() -> dict[str, tuple[type, ...]]:
-    """The JSON type(s) of each RunConfig field (a float field also takes an integer; an optional one
-    null): the schema :func:`lenetlab.fileio.check_types` applies to a run's ``config.json``."""
-    out = {}
-    for f in fields(RunConfig):
-        base, optional = _field_type(RunConfig, f.name)
-        out[f.name] = ((int, float) if base is float else (base,)) + ((type(None),) if optional else ())
-    return out
-
-
 def shipped_configs() -> list[str]:
     """The names of the config files shipped in the package (``lenetlab/configs/NAME.yaml``), sorted."""
     return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
@@ -400,8 +356,7 @@ def config_path(name_or_path: str | Path) -> Path:
 
 
 def read_config_fields(path: str | Path) -> dict:
-    """The fields a JSON or YAML config file (or shipped config name, see :func:`config_path`) sets,
-    unvalidated: the fields it leaves out are not in the dict (a recipe may choose them)."""
+    """The fields a JSON or YAML config file (or shipped config, see :func:`config_path`) sets, unvalidated."""
     path = config_path(path)
     text = read_text(path, ConfigError)
     if path.suffix.lower() == ".json":
@@ -418,7 +373,7 @@ def read_config_fields(path: str | Path) -> dict:
 
 
 def load_config_file(path: str | Path) -> RunConfig:
-    """Read a RunConfig from a JSON or YAML file (by extension; YAML also reads JSON) or a shipped config's name."""
+    """Read a RunConfig from a JSON or YAML file or a shipped config's name."""
     return RunConfig.from_dict(read_config_fields(path), source=str(path))
 
 
@@ -436,15 +391,14 @@ def _json_object(text: str) -> dict:
     try:
         value = loads(text)
     except LenetlabError:
-        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}") from None
+        value = None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
     return value
 
 
 def _number(text: str) -> int | float:
-    """A flag's number as typed (``3``, ``1e-3``, ``nan``): :meth:`RunConfig.validate` then applies the
-    field's range, so a flag and a config file get the same one-line error."""
+    """A flag's number as typed (``3``, ``1e-3``, ``nan``); :meth:`RunConfig.validate` checks its range."""
     try:
         return int(text)
     except ValueError:
@@ -468,16 +422,12 @@ def add_config_arguments(
     title: str = "run configuration (override --config)",
     recipe_defaults: bool = False,
 ) -> None:
-    """Add one ``--flag`` per RunConfig field (but those in ``exclude``); unset flags stay absent
-    from the namespace. ``recipe_defaults``: the help says a flag's default is the recipe's choice
-    (``lenet submit``) instead of showing the dataclass default.
-
-    Defaults use ``argparse.SUPPRESS`` so that :func:`config_overrides` sees only the flags a user
-    typed (they override a ``--config`` file); the help text shows the dataclass defaults.
-    """
+    """Add one ``--flag`` per RunConfig field (but those in ``exclude``). Their default is
+    ``argparse.SUPPRESS``, so that :func:`config_overrides` sees only the flags typed; the help shows
+    the dataclass default, or with ``recipe_defaults`` (``lenet submit``) the recipe's."""
     group = parser.add_argument_group(title)
     for f in fields(RunConfig):
-        if not f.metadata.get("flag", True) or f.name in exclude:
+        if not f.metadata["flag"] or f.name in exclude:
             continue
         base, optional = _field_type(RunConfig, f.name)
         default = f.default if f.default is not MISSING else f.default_factory()
@@ -485,7 +435,6 @@ def add_config_arguments(
         if recipe_defaults and f.name in RECIPE_FIELDS:
             help_text = help_text.split(" (default:")[0] + " (default: the recipe's)"
         elif "(default:" not in help_text and default is not None and default is not False:
-            # (some fields explain what their None default means; an unset switch needs no default shown)
             help_text += f" (default: {json.dumps(default) if isinstance(default, dict) else default})"
         flag = "--" + f.name.replace("_", "-")
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
@@ -493,9 +442,9 @@ def add_config_arguments(
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
         conv = {int: _number, float: _number, dict: _json_object}.get(base, str)
-        if f.metadata.get("choices"):
+        if f.metadata["choices"]:
             kw["choices"] = f.metadata["choices"]
-        if not f.metadata.get("choices"):
+        else:
             kw["metavar"] = f.name.upper()
         group.add_argument(flag, type=_optional(conv) if optional else conv, **kw)
 
@@ -542,23 +491,23 @@ def flag_range(dest: str) -> tuple[float, float] | None:
     a KeyError for a numeric flag nobody bounded."""
     if dest in FLAG_RANGES:
         return FLAG_RANGES[dest]
-    bounds = _field_range(RunConfig, dest)
+    bounds = {f.name: f.metadata["range"] for f in fields(RunConfig)}.get(dest)
     if bounds is None:
         raise KeyError(f"numeric flag {dest!r} has no range: add it to FLAG_RANGES")
     return bounds
 
 
 class _Refused:
-    """A numeric flag's value that :func:`number_problem` refused, kept until :func:`check_numeric_flags`
-    reports it (argparse would print its usage and exit; this way the error is one line, exit 2)."""
+    """A numeric flag's refused value, kept for :func:`check_numeric_flags` to report in one line
+    (argparse would print its usage)."""
 
     def __init__(self, message: str) -> None:
         self.message = message
 
 
 def bounded(conv, bounds: tuple[float, float], option: str):
-    """An argparse ``type`` for ``option`` that converts with ``conv`` (int or float; ``1e3`` is a whole
-    number) and marks a value :func:`number_problem` refuses, for :func:`check_numeric_flags`."""
+    """An argparse ``type`` for ``option`` converting with ``conv`` (int or float; ``1e3`` is whole)
+    that returns a :class:`_Refused` for a value :func:`number_problem` refuses."""
 
     def parse(text: str):
         try:
@@ -579,9 +528,8 @@ def bounded(conv, bounds: tuple[float, float], option: str):
 
 
 def bound_numeric_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give every plain ``int``/``float`` flag of ``parser`` and its sub-parsers the range of
-    :func:`flag_range` (the RunConfig flags are checked by :meth:`RunConfig.validate`). Returns it;
-    call :func:`check_numeric_flags` on what it parses."""
+    """Give every plain ``int``/``float`` flag of ``parser`` and its sub-parsers its
+    :func:`flag_range`; returns it (check what it parses with :func:`check_numeric_flags`)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in set(action.choices.values()):
@@ -595,8 +543,7 @@ def bound_numeric_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def check_numeric_flags(args: argparse.Namespace) -> argparse.Namespace:
-    """Raise the one-line ConfigError of the first numeric flag in ``args`` that :func:`bounded` refused
-    (``--top-k must be at least 1 (got 0)``); returns ``args``."""
+    """Raise the one-line ConfigError of the first refused numeric flag in ``args``; returns ``args``."""
     for value in vars(args).values():
         for v in value if isinstance(value, list) else [value]:
             if isinstance(v, _Refused):

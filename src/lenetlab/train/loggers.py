@@ -1,36 +1,23 @@
-"""A run's logs, all written from the same metrics rows: ``metrics.jsonl`` (the record), ``metrics.csv``
-and TensorBoard event files, so the three always agree.
-
-:class:`RunLogs` is what the :class:`~lenetlab.train.runner.Runner` writes its rows through (see
-:mod:`lenetlab.train.rundir` for the rows). Only the main process writes (``enabled``).
-
-- ``metrics.csv``: one line per row, flat (lists and dicts become ``key.0``, ``key.1``... columns), the
-  union of every row's columns in first-seen order; rewritten whole when a new column appears, and
-  regenerated from ``metrics.jsonl`` when a resumed run drops the rows written after its checkpoint.
-- TensorBoard (``tensorboard --logdir runs`` shows every run): scalars ``train/loss``,
-  ``train/accuracy``, ``train/lr``, ``train/examples_per_sec``, ``epoch/train_loss``,
-  ``epoch/train_accuracy``, ``dev/loss``, ``dev/accuracy``, ``dev/best_accuracy``, ``test/loss``,
-  ``test/accuracy`` against the optimizer step; the config as text (``config``); the hyper-parameters
-  for the HParams tab with ``test/accuracy``, ``test/loss`` and ``dev/best_accuracy`` as its metrics;
-  the run's plots as images at the end (:meth:`RunLogs.add_figures`). A resumed run opens its writer
-  with ``purge_step`` at the checkpoint's step, so TensorBoard hides the events written after it.
-  TensorBoard is optional (``pip install "lenetlab[tensorboard]"``): without it one line says so and the
-  run continues with the other logs.
+"""A run's logs, all written from the same metrics rows (:mod:`lenetlab.train.rundir` lists them), so
+they always agree: ``metrics.jsonl`` (the record), ``metrics.csv`` (flat: lists and dicts become
+``key.0``... columns; rewritten whole when a column appears or a resume drops rows) and TensorBoard
+event files (the scalars of :data:`SCALARS` and ``dev/best_accuracy`` against the step, the config,
+the HParams tab and the plots; optional: ``pip install "lenetlab[tensorboard]"``). Only the main
+process writes (``enabled``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from lenetlab.data.images import open_image
 from lenetlab.errors import first_line, missing_extra
-from lenetlab.fileio import atomic_path, dumps
-from lenetlab.train.rundir import METRICS, MetricsLog
+from lenetlab.fileio import append_text, atomic_path, dumps
+from lenetlab.train.rundir import METRICS, read_metrics, stdout_say
 
 CSV = "metrics.csv"
 #: The TensorBoard scalars of each row kind: tag -> row key.
@@ -111,13 +98,13 @@ class CsvLog:
                 csv.DictWriter(f, fieldnames=self.header, lineterminator="\n").writerow(flat)
 
 
-def summary_writer_class():
-    """``torch.utils.tensorboard.SummaryWriter``, or None (after printing one line, once per process)
-    when the tensorboard package is missing or its import fails in any other way."""
+def summary_writer_class(say=stdout_say):
+    """``torch.utils.tensorboard.SummaryWriter``, or None (after saying so in one line, once per
+    process) when the tensorboard package is missing or its import fails in any other way."""
     global _warned
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional extra: lenetlab[tensorboard]
-        from torch.utils.tensorboard.summary import hparams  # noqa: F401  (used by TensorBoardLog)
+        from torch.utils.tensorboard.summary import hparams  # noqa: F401  (used by RunLogs)
     except Exception as e:  # missing, or an install broken in any other way: training goes on without it
         if not _warned:
             why = (
@@ -125,11 +112,7 @@ def summary_writer_class():
                 if isinstance(e, ImportError)
                 else f"importing tensorboard failed ({type(e).__name__}: {first_line(e, 100)})"
             )
-            print(
-                f"TensorBoard logs skipped: {why}; metrics.jsonl and metrics.csv are written as usual",
-                file=sys.stderr,
-                flush=True,
-            )
+            say(f"TensorBoard logs skipped: {why}; metrics.jsonl and metrics.csv are written as usual", err=True)
             _warned = True
         return None
     return SummaryWriter
@@ -142,28 +125,46 @@ def _hparam_value(value):
     return dumps(value, indent=None)
 
 
-class TensorBoardLog:
-    """TensorBoard event files in the run directory, fed from metrics rows (see the module doc)."""
+class RunLogs:
+    """Every log of one run directory, fed the same rows: ``metrics.jsonl``, ``metrics.csv``, TensorBoard.
 
-    def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
-        self.run_dir, self.enabled = Path(run_dir), enabled
+    The Runner calls :meth:`truncate_after` when it resumes, :meth:`open` when training starts,
+    :meth:`write` per row, :meth:`end` and :meth:`close` at the end; ``lenet train`` adds the plots with
+    :meth:`add_figures`. ``say`` shows the line about a missing tensorboard package.
+    """
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True, say=stdout_say) -> None:
+        self.run_dir, self.enabled, self.say = Path(run_dir), enabled, say
+        self.path = self.run_dir / METRICS
+        self.csv = CsvLog(self.run_dir / CSV, enabled=enabled)
+        self.tensorboard = enabled and tensorboard
         self.writer = None
         self.last_step = 0
         self.best_dev: float | None = None
+        self._kept: list[dict] = []
+        self._start = 0
+        self._opened = False
 
-    def open(self, config: dict, step: int = 0, rows: list[dict] = ()) -> None:
-        """Start writing at ``step``: a fresh run (``step`` 0) writes its config and hyper-parameters;
-        a resumed one purges the events at or after ``step`` and writes the kept ``rows`` of that step
-        again (they were written before the checkpoint, but their events are purged too)."""
-        for row in rows:  # the state a resumed run continues from
+    def _writer(self, **kw) -> bool:
+        """Open the TensorBoard writer unless it is open, off or missing; whether one is open."""
+        if self.writer is None and self.tensorboard:
+            cls = summary_writer_class(self.say)
+            self.tensorboard = cls is not None
+            if cls is not None:
+                self.writer = cls(log_dir=str(self.run_dir), flush_secs=10, **kw)
+        return self.writer is not None
+
+    def open(self, config: dict) -> None:
+        """Start TensorBoard (once): a fresh run writes its config and hyper-parameters; a resumed one
+        purges the events from its checkpoint's step on and writes the kept rows of that step again."""
+        if self._opened:
+            return
+        self._opened = True
+        step = self._start
+        for row in self._kept:  # the state a resumed run continues from
             self._track(row)
-        if not self.enabled:
+        if not self._writer(purge_step=step if step > 0 else None):
             return
-        cls = summary_writer_class()
-        if cls is None:
-            self.enabled = False
-            return
-        self.writer = cls(log_dir=str(self.run_dir), purge_step=step if step > 0 else None, flush_secs=10)
         if step == 0:
             from torch.utils.tensorboard.summary import hparams  # optional extra: lenetlab[tensorboard]
 
@@ -172,7 +173,7 @@ class TensorBoardLog:
             exp, ssi, _ = hparams({k: _hparam_value(v) for k, v in config.items()}, dict.fromkeys(HPARAM_METRICS, 0.0))
             self.writer.file_writer.add_summary(exp)
             self.writer.file_writer.add_summary(ssi)
-        for row in rows:
+        for row in self._kept:
             if row.get("step") == step:
                 self._scalars(row)
         self.writer.flush()
@@ -193,24 +194,33 @@ class TensorBoardLog:
             self.writer.add_scalar("dev/best_accuracy", self.best_dev, step)
 
     def write(self, row: dict) -> None:
-        """Add the scalars of one metrics row (flushed at evaluations, epoch ends and the test)."""
+        """Write one metrics row to every log (TensorBoard flushed at all but train rows)."""
+        if self.enabled:
+            append_text(self.path, dumps(row, indent=None) + "\n")
+        self.csv.write(row)
         self._track(row)
-        if self.writer is None:
-            return
-        self._scalars(row)
-        if row.get("kind") != "train":
-            self.writer.flush()
+        if self.writer is not None:
+            self._scalars(row)
+            if row.get("kind") != "train":
+                self.writer.flush()
+
+    def truncate_after(self, step: int, drop_kinds: tuple = ()) -> list[dict]:
+        """Drop the rows logged after ``step`` (after the checkpoint a resume starts from) and those of
+        ``drop_kinds``, regenerate ``metrics.csv``, and make :meth:`open` purge TensorBoard from
+        ``step`` on; returns the rows kept."""
+        rows = [r for r in read_metrics(self.path) if r.get("step", 0) <= step and r.get("kind") not in drop_kinds]
+        if self.enabled:
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(dumps(r, indent=None) + "\n" for r in rows), encoding="utf-8")
+        self.csv.rebuild(rows)
+        self._kept, self._start = rows, step
+        return rows
 
     def add_figures(self, paths, step: int | None = None) -> None:
-        """Add PNG files as images (tag: the file's stem, e.g. ``plots/confusion``) at ``step``
-        (default: the last step logged); opens a writer again if the run's one was closed."""
-        if not self.enabled:
+        """Add PNG files to TensorBoard as images (tag ``plots/STEM``) at ``step`` (default: the last
+        step logged), opening a writer again if the run's one was closed."""
+        if not self._writer():
             return
-        if self.writer is None:
-            cls = summary_writer_class()
-            if cls is None:
-                return
-            self.writer = cls(log_dir=str(self.run_dir), flush_secs=10)
         for path in paths:
             pixels = np.asarray(open_image(path).convert("RGB"))
             self.writer.add_image(
@@ -228,67 +238,7 @@ class TensorBoardLog:
         self.writer.flush()
 
     def close(self) -> None:
-        """Flush and close the event file (a later :meth:`add_figures` opens a new one)."""
+        """Flush and close the TensorBoard writer (a later :meth:`add_figures` opens a new one)."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-class RunLogs:
-    """Every log of one run directory, fed the same rows: ``metrics.jsonl``, ``metrics.csv``, TensorBoard.
-
-    The Runner calls :meth:`open` when training starts (after a resume's :meth:`truncate_after`),
-    :meth:`write` per row, :meth:`end` and :meth:`close` at the end; ``lenet train`` adds the plots
-    with :meth:`add_figures`.
-    """
-
-    def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
-        self.run_dir = Path(run_dir)
-        self.jsonl = MetricsLog(self.run_dir / METRICS, enabled=enabled)
-        self.csv = CsvLog(self.run_dir / CSV, enabled=enabled)
-        self.tensorboard = TensorBoardLog(self.run_dir, enabled=enabled and tensorboard)
-        self._kept: list[dict] = []
-        self._start = 0
-        self._opened = False
-
-    @property
-    def path(self) -> Path:
-        """The ``metrics.jsonl`` file (the record the other logs are derived from)."""
-        return self.jsonl.path
-
-    def open(self, config: dict) -> None:
-        """Start the TensorBoard writer (at the step a resumed run continues from); later calls do nothing."""
-        if not self._opened:
-            self._opened = True
-            self.tensorboard.open(config, self._start, self._kept)
-
-    def write(self, row: dict) -> None:
-        """Write one metrics row to every log."""
-        self.jsonl.write(row)
-        self.csv.write(row)
-        self.tensorboard.write(row)
-
-    def read(self) -> list[dict]:
-        """The rows of ``metrics.jsonl``."""
-        return self.jsonl.read()
-
-    def truncate_after(self, step: int, drop_kinds: tuple = ()) -> list[dict]:
-        """Drop the rows after ``step`` and of ``drop_kinds`` (see :meth:`MetricsLog.truncate_after`),
-        regenerate ``metrics.csv`` from the rows kept and make TensorBoard purge from ``step`` on
-        when :meth:`open` is called; returns the rows kept."""
-        rows = self.jsonl.truncate_after(step, drop_kinds)
-        self.csv.rebuild(rows)
-        self._kept, self._start = rows, step
-        return rows
-
-    def add_figures(self, paths, step: int | None = None) -> None:
-        """Add the run's PNG plots to TensorBoard as images."""
-        self.tensorboard.add_figures(paths, step)
-
-    def end(self) -> None:
-        """Record the end of a finished run in TensorBoard's HParams tab."""
-        self.tensorboard.end()
-
-    def close(self) -> None:
-        """Flush and close the TensorBoard writer."""
-        self.tensorboard.close()

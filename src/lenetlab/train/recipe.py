@@ -1,48 +1,24 @@
 """Training recipes: from what a dataset holds to a :class:`RunConfig` that trains well on it.
 
-A user's own image folder or CSV file is not MNIST, and the tutorials' LeNet-5 recipe (``lenet5``,
-10 epochs, Adam 0.002, no schedule, no augmentation) underfits it badly. The ``auto`` recipe reads
-the dataset's facts (:func:`lenetlab.data.inspect`: image count, classes and their balance,
-channels, image sizes) and chooses:
-
-* **input size**: images resized once, when loading, to the model's 32x32 input (28x28 digits are
-  kept and padded to 32, as LeNet-5 does);
-* **model**: ``lenet5-modern`` (LeNet-5's geometry with batch norm, ReLU and wider maps), at the
-  largest width (32, 24, 16 or 8 maps in C1) whose training fits the compute budget below;
-* **optimiser and schedule**: AdamW with a one-cycle learning rate (peak 0.01), weight decay and
-  label smoothing: fast, and forgiving of the data's scale;
-* **augmentation**: small random affine distortions (shifts, rotations of 10 degrees, scaling,
-  shear) and never flips: a mirrored character is another character (b/d, p/q) or none; rotations
-  by any angle when the images show no preferred orientation (shapes or textures lying at any
-  angle: :func:`lenetlab.data.facts.orientation_anisotropy` below :data:`ISOTROPIC`);
-* **epochs**: more passes for smaller sets (``15,400 / n^0.73``, 6 to 100), within a fixed
-  compute budget (:data:`TRAIN_MACS`, about two minutes on a 2-core CPU), or, with
-  ``budget="2m"``, as many as measured steps allow, the width chosen again for the budget (the widest
-  whose epochs fit, else the narrowest with fewer: :func:`fit_budget`);
-* **validation split**: a tenth of the labelled images (at least two per class, at most 5,000),
-  or the folder's own ``val/`` split;
-* **the model kept** (``monitor``): the final one when the validation split is small (under
-  :data:`SMALL_DEV` images), else the best epoch on validation accuracy (see :func:`monitor_choice`).
-
-The choice depends only on the dataset (not on the machine) unless a budget is given, so the same
-command trains the same model everywhere. Named MNIST datasets and NNDL files keep their tuned
-recipes (``auto`` is ``lenet5`` for them: the defaults, and the shipped configs in ``lenetlab/configs``).
-Explicit fields (flags, a ``--config`` file) override any part of a recipe. :func:`plan_config`
-returns the final config and the :class:`Recipe`, whose :meth:`Recipe.describe` is the block
-``lenet train`` and ``lenet submit`` print before training and whose :meth:`Recipe.notes` the run
-saves in its config (``recipe_notes``).
+``auto`` reads the dataset's facts (:func:`lenetlab.data.inspect`) and chooses the input size, the
+model (``lenet5-modern`` at the widest width that fits a compute budget), AdamW with a one-cycle
+schedule, affine augmentation without flips, the epochs, the validation split and the model kept;
+docs/own-data.md explains each choice and the measurements behind it. ``fast`` spends a quarter of
+the compute, ``lenet5`` is the tutorials' recipe (the flags' defaults; what ``auto`` is for named
+MNIST datasets and NNDL files). Unless a ``budget`` is given the choice depends only on the dataset,
+and explicit fields (flags, a ``--config`` file) override any part of it. :func:`plan_config` returns
+the final config and the :class:`Recipe`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from lenetlab import data
+from lenetlab import data, timing
 from lenetlab.data.facts import ISOTROPIC, DatasetFacts
 from lenetlab.data.loader import TensorLoader, batch_count
 from lenetlab.data.splits import DEV_MAX, dev_size
@@ -58,13 +34,10 @@ from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
 from lenetlab.train.setup import augment_transform, build_spec, init_model, load_splits
 from lenetlab.train.step import make_scaler, train_step
 
-#: The recipes ``--recipe`` names.
-RECIPES = ("auto", "fast", "lenet5")
 #: Datasets whose own tuned recipes ``auto`` keeps: the named ones, NNDL files, IDX folders (MNIST itself).
 DIGIT_KINDS = ("named", "nndl", "idx")
 #: The compute ``auto`` spends on training, in forward multiply-accumulates (images x epochs x MACs
-#: per image): about two minutes on a 2-core CPU, which trains at about 9 GMAC/s (40 epochs of the
-#: 32-wide lenet5-modern on 1,000 RGB images, 2.9e11 MACs, took 31 s).
+#: per image): about two minutes on a 2-core CPU (about 9 GMAC/s).
 TRAIN_MACS = 1.0e12
 #: ``fast`` spends a quarter of it.
 FAST_SHARE = 0.25
@@ -90,8 +63,8 @@ class Choice:
 
 @dataclass
 class Recipe:
-    """A recipe applied to one dataset: the ``name`` asked for, what it ``used`` (``auto``,
-    ``fast`` or ``lenet5``), the dataset's facts and one :class:`Choice` per RunConfig field."""
+    """A recipe applied to one dataset: the ``name`` asked for, what it ``used``, the dataset's facts, one
+    :class:`Choice` per RunConfig field it sets, and (``--budget``) the data it loaded to time a step."""
 
     name: str
     used: str
@@ -100,7 +73,6 @@ class Recipe:
     step_time: float | None = None
     budget_s: float | None = None
     ensemble: dict = field(default_factory=dict)
-    #: The run's data when the recipe loaded them (to time a step for ``--budget``), for the run to reuse.
     splits: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -125,7 +97,7 @@ class Recipe:
         }
 
     def describe(self) -> str:
-        """The block printed before training (see :func:`describe_notes`)."""
+        """The block shown before training (see :func:`describe_notes`)."""
         return describe_notes(self.notes())
 
 
@@ -165,16 +137,13 @@ def _show(value) -> str:
 
 # ----------------------------------------------------------------------------- the automatic choice
 def epochs_for(n_train: int) -> int:
-    """Epochs by training-set size: ``15,400 / n^0.73``, between 6 and 100 (1,000 images: 100;
-    3,000: 45; 10,000: 19; 40,000: 7). Small sets need many passes to see enough distorted variants of
-    each image; on a 1,100-image character set 40 epochs reached 97.7% and 80 to 120 epochs 98.7-98.8%
-    on 1,000 images held out for tuning."""
+    """Epochs by training-set size: ``15,400 / n^0.73``, between 6 and 100 (1,000 images: 100; 10,000: 19)."""
     return int(min(100, max(6, round(15400 / max(n_train, 1) ** 0.73))))
 
 
 def val_size_for(facts: DatasetFacts) -> int:
-    """Validation images: the loaders' rule (:func:`lenetlab.data.splits.dev_size`: a tenth, at most
-    5,000), raised to two per class on a small set (at most a fifth of it)."""
+    """Validation images: the loaders' rule (:func:`~lenetlab.data.splits.dev_size`), raised to two per
+    class on a small set (at most a fifth of it)."""
     n = facts.n_labelled
     return max(dev_size(n), min(n // 5, 2 * facts.n_classes, DEV_MAX))
 
@@ -215,14 +184,9 @@ def image_size_choice(facts: DatasetFacts, side: int = 32) -> Choice:
 
 
 def monitor_choice(n_val: int | None) -> Choice:
-    """Which model a run keeps as ``best.pt`` (``monitor``), from ``n_val`` validation images (None:
-    the folder's own split, not counted). On a small split, one image is a big step of accuracy: the
-    score reaches its top (often 100%) and ties there long before the one-cycle schedule has annealed,
-    and the first epoch to reach it is kept. On two draws of a character set held out for tuning (110
-    validation images), the final model of each of nine runs scored 0 to 5.0 points better than the
-    kept one (96.8 to 100% against 92.5 to 99.6%), never worse; on MNIST digits and on shapes (300 and
-    160 validation images), 0.4 and 1.9 points better. A large split tells epochs apart, and keeps
-    the best one."""
+    """Which model a run keeps as ``best.pt`` (``monitor``) from ``n_val`` validation images (None: the
+    folder's own split): the final one under :data:`SMALL_DEV` (accuracy ties at its top long before
+    the schedule has annealed), else the best epoch (docs/own-data.md, "the model kept")."""
     if n_val is not None and n_val < SMALL_DEV:
         return Choice(
             "last",
@@ -297,12 +261,9 @@ def auto_choices(facts: DatasetFacts, fast: bool = False) -> dict[str, Choice]:
 
 
 def ensemble_plan(facts: DatasetFacts, choices: dict[str, Choice], fast: bool = False) -> dict:
-    """How ``lenet submit`` spends the compute budget on a small set: ``members`` runs with
-    consecutive seeds, each of ``epochs`` (a :data:`MEMBER_SHARE` of a single run's), when that many
-    fit the budget (at most :data:`MAX_MEMBERS`); else one run. Averaging a few runs' probabilities
-    is steadier than one longer run: on 1,000 characters held out for tuning, two 70-epoch runs
-    averaged scored 98.6% (98.9% with test-time augmentation) where single runs of 80 to 160 epochs
-    scored 97.9 to 98.8% (100 epochs: 97.9%)."""
+    """How ``lenet submit`` spends the compute budget on a small set: ``members`` runs with consecutive
+    seeds of ``epochs`` each (:data:`MEMBER_SHARE` of a single run's) when at least two fit it (at most
+    :data:`MAX_MEMBERS`; averaging a few runs is steadier than one longer run), else ``{"members": 1}``."""
     epochs = choices["epochs"].value
     n_train = train_count(facts)
     width = choices["model_kwargs"].value.get("width", WIDTHS[0])
@@ -322,11 +283,9 @@ def ensemble_plan(facts: DatasetFacts, choices: dict[str, Choice], fast: bool = 
 
 # ----------------------------------------------------------------------------- budget
 def measure_step(cfg: RunConfig, splits, steps: int = 12) -> float:
-    """Seconds per training step of ``cfg`` on the training images of ``splits`` (a
-    :class:`~lenetlab.data.splits.Splits`), as the run will take it: its model, loss, optimiser, mixed
-    precision, augmentation, device and threads, and its first batch (``cfg.batch_size`` images at
-    most, the whole training split when it is smaller, so memory stays what training needs); the
-    median of ``steps`` steps after two warm-up steps."""
+    """Seconds per training step of ``cfg`` on ``splits`` as the run will take it (model, loss, optimiser,
+    precision, augmentation, device, threads, and its first batch): the median of ``steps`` steps after
+    two warm-up steps (robust to a neighbour's burst on a shared machine)."""
     set_threads(cfg.num_threads)
     device = select_device(cfg.device)
     amp = autocast_dtype(device, cfg.amp)
@@ -347,17 +306,15 @@ def measure_step(cfg: RunConfig, splits, steps: int = 12) -> float:
     model.train()
     if isinstance(opt, SDLM):
         opt.set_curvature(gauss_newton_diagonal(model, loader.batch(idx)[0]))
-    times = []
-    for i in range(steps + 2):
-        t = time.perf_counter()
+
+    def step() -> int:
         xb, yb = loader.batch(idx)
         train_step(model, opt, xb, yb, loss_fn, scaler, amp=amp, grad_clip=cfg.grad_clip)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if i >= 2:
-            times.append(time.perf_counter() - t)
-    times.sort()
-    return float(times[len(times) // 2])  # the median: robust to a neighbour's burst on a shared machine
+        return 1
+
+    return 1.0 / timing.median_rate(step, steps, warmup=2)
 
 
 def epoch_seconds(step_time: float, n_train: int, n_dev: int, batch_size: int) -> float:
@@ -373,11 +330,10 @@ def budget_epochs(budget_s: float, step_time: float, n_train: int, n_dev: int, b
 
 
 def fit_budget(cfg: RunConfig, recipe: Recipe, splits, explicit: dict) -> RunConfig:
-    """``cfg`` with the width and epochs that fill ``recipe.budget_s`` seconds of training on ``splits``,
-    from measured steps: the widest of :data:`WIDTHS` (at most the recipe's) whose recipe epochs fit,
-    else the narrowest with the epochs that fit; the width stays when the user chose the model or its
-    arguments. A budget shorter than one epoch of the narrowest is a one-line :class:`ConfigError`
-    naming the minimum."""
+    """``cfg`` with the width and epochs that fill ``recipe.budget_s`` seconds of training on ``splits``
+    (measured): the widest of :data:`WIDTHS` (at most the recipe's, unless the user chose the model)
+    whose epochs fit, else the narrowest with fewer; a ConfigError naming the minimum budget when
+    not even one epoch fits."""
     wanted = recipe.choices["epochs"].value if "epochs" in recipe.choices else cfg.epochs
     width = (cfg.model_kwargs or {}).get("width")
     rechoose = cfg.model == MODEL and width is not None and not set(explicit) & {"model", "model_kwargs"}
@@ -419,8 +375,6 @@ def _facts(cfg: RunConfig) -> DatasetFacts:
 
 def choose(cfg: RunConfig, facts: DatasetFacts | None = None) -> Recipe:
     """The recipe ``cfg.recipe`` for ``cfg``'s dataset, before explicit fields are applied."""
-    if cfg.recipe not in RECIPES:
-        raise ConfigError(f"field 'recipe' must be one of {', '.join(RECIPES)} (got {cfg.recipe!r})")
     facts = facts if facts is not None else _facts(cfg)
     if cfg.recipe == "auto" and facts.kind in DIGIT_KINDS:
         return Recipe(cfg.recipe, "lenet5", facts if facts.kind != "named" else None)
@@ -443,15 +397,10 @@ def apply_recipe(
     facts: DatasetFacts | None = None,
     ensemble: bool = False,
 ) -> tuple[RunConfig, Recipe]:
-    """The run's config: ``explicit`` fields (flags, a config file) over the recipe they name over
-    the RunConfig defaults, and the :class:`Recipe` (its notes saved in ``recipe_notes``).
-
-    ``measure``: with a ``budget`` and no explicit ``epochs``, time a few training steps to set the
-    epochs (False keeps the recipe's epochs, for checks made before the run starts). ``ensemble``:
-    the config is for one run of the recipe's ensemble (``lenet submit``; see :func:`ensemble_plan`,
-    ``recipe.members`` says how many), so its epochs are a member's. Explicit epochs, model, width,
-    image size or budget mean one run.
-    """
+    """The run's config (``explicit`` fields over the recipe they name over the defaults; the recipe's
+    notes in ``recipe_notes``) and the :class:`Recipe`. ``measure``: time steps to fit a ``budget``
+    (False: checks before the run starts). ``ensemble``: a config for one member of the recipe's
+    ensemble (``lenet submit``, :func:`ensemble_plan`), unless epochs, model, image size or budget are given."""
     explicit = {k: v for k, v in explicit.items() if k != "recipe_notes"}
     base = RunConfig.from_dict(dict(explicit), source=source)
     recipe = choose(base, facts)
@@ -479,10 +428,9 @@ def apply_recipe(
 
 
 def _follow_model(recipe: Recipe, explicit: dict) -> None:
-    """A model the user names replaces the recipe's: its width argument goes (unless given too) and
-    images load at that model's input size. Likewise a named augmentation drops the recipe's
-    augmentation arguments; a validation size given sets the model kept (:func:`monitor_choice`), and a
-    schedule that does not anneal keeps the best epoch, not the last."""
+    """Adapt the recipe's choices to what the user gave: a named model drops the recipe's width and loads
+    images at its input size; a named augmentation drops the recipe's arguments; a validation size
+    sets the model kept (:func:`monitor_choice`); a schedule that does not anneal keeps the best epoch."""
     mon = recipe.choices.get("monitor")
     if "val_size" in explicit and mon is not None and not mon.given:
         recipe.choices["monitor"] = mon = monitor_choice(explicit["val_size"])
@@ -511,9 +459,8 @@ def _follow_model(recipe: Recipe, explicit: dict) -> None:
 
 
 def _follow_optimizer(recipe: Recipe, explicit: dict, default: str) -> None:
-    """An optimiser with its own defaults (:data:`OPTIMIZER_DEFAULTS`: sdlm's eta and schedule) sets
-    them over the recipe's choices, unless they are given too (``default``: the optimiser when
-    neither the user nor the recipe names one)."""
+    """Set the defaults of the chosen optimiser (:data:`OPTIMIZER_DEFAULTS`) that the user did not give
+    (``default``: the optimiser when neither the user nor the recipe names one)."""
     chosen = recipe.choices.get("optimizer")
     optimizer = explicit.get("optimizer", chosen.value if chosen is not None else default)
     for key, value in OPTIMIZER_DEFAULTS.get(optimizer, {}).items():
@@ -522,7 +469,6 @@ def _follow_optimizer(recipe: Recipe, explicit: dict, default: str) -> None:
 
 
 def plan_config(config_file=None, overrides: dict | None = None, *, measure: bool = True) -> tuple[RunConfig, Recipe]:
-    """:func:`apply_recipe` for a ``lenet train`` invocation: the fields ``config_file`` (JSON or
-    YAML) sets and ``overrides`` (flags) are the explicit ones."""
+    """:func:`apply_recipe` with the fields of ``config_file`` and ``overrides`` (flags) as the explicit ones."""
     base = read_config_fields(config_file) if config_file is not None else {}
     return apply_recipe({**base, **(overrides or {})}, source=str(config_file or "command line"), measure=measure)

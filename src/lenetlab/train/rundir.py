@@ -1,20 +1,15 @@
-"""Writing a run directory (``runs/<name>/``): its lock, its metrics log and the live progress display
+"""Writing a run directory (``runs/<name>/``): its lock and the live progress display
 (:class:`lenetlab.inference.run.Run` reads it, and owns the file names).
 
-Layout: ``config.json``, ``metrics.jsonl`` (one JSON object per line), ``metrics.csv`` and TensorBoard
-``events.out.tfevents.*`` files (the same rows, see :mod:`lenetlab.train.loggers`), ``best.pt``,
-``last.pt`` and ``plots/*.png``; while a process trains in it, ``.lock`` (see :class:`RunLock`). Rows of
-``metrics.jsonl``:
+Layout: ``config.json``, ``metrics.jsonl``, ``metrics.csv`` and TensorBoard files (the same rows, see
+:mod:`lenetlab.train.loggers`), ``best.pt``, ``last.pt``, ``plots/*.png`` and, while a process trains
+in it, ``.lock``. The rows of ``metrics.jsonl`` (``kind``: the keys that follow it):
 
-- ``{"kind": "train", "step", "epoch", "loss", "accuracy", "lr", "examples_per_sec", "time", "train_time"}``
-  every ``log_steps`` steps and at each epoch's last step (loss/accuracy: mean over the window);
-- ``{"kind": "epoch", "step", "epoch", "loss", "accuracy", "time", "train_time"}``
-  at each epoch end (mean over the epoch);
-- ``{"kind": "dev", "step", "epoch", "loss", "accuracy", "best", "time"}`` at each evaluation;
-- ``{"kind": "test", "step", "epoch", "loss", "accuracy", "n", "per_class", "checkpoint", "time"}``
-  once, with the best model;
-- ``{"kind": "end", "step", "epoch", "reason", "best_step", "time", "train_time"}`` last, when the run
-  finished (``reason``: ``completed``, ``early_stop``, ``max_steps`` or ``stopped``).
+- ``train``: step, epoch, loss, accuracy (means over the ``log_steps`` window), lr, examples_per_sec, time, train_time;
+- ``epoch``: step, epoch, loss, accuracy (means over the epoch), time, train_time;
+- ``dev``: step, epoch, loss, accuracy, best, time (each evaluation);
+- ``test``: step, epoch, loss, accuracy, n, per_class, checkpoint, time (once, with the best model);
+- ``end``: step, epoch, reason (completed, early_stop, max_steps or stopped), best_step, time, train_time.
 """
 
 from __future__ import annotations
@@ -30,9 +25,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from lenetlab.errors import ConfigError
-from lenetlab.fileio import append_text, atomic_path, dumps, write_error
+from lenetlab.fileio import write_error
 from lenetlab.inference.evaluate import EvalResult
-from lenetlab.inference.run import BEST, CONFIG, LAST, LOCK, METRICS, PLOTS, lock_holder, read_metrics, read_pid
+from lenetlab.inference.run import BEST, CONFIG, LAST, LOCK, METRICS, lock_holder, read_metrics, read_pid  # noqa: F401
 from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train.config import RunConfig, load_config_file
 
@@ -41,35 +36,11 @@ try:
 except ImportError:  # Windows: no flock; the lock only records the PID there
     fcntl = None
 
-__all__ = [
-    "BEST",
-    "CONFIG",
-    "LAST",
-    "LOCK",
-    "METRICS",
-    "PLOTS",
-    "MetricsLog",
-    "Progress",
-    "RunLock",
-    "RunResult",
-    "check_unlocked",
-    "lock_holder",
-    "new_run_dir",
-    "plan_run",
-    "read_metrics",
-    "refuse_existing",
-]
-
 
 class RunLock:
-    """An exclusive lock on a run directory, so two processes never train into the same files.
-
-    ``RUN_DIR/.lock`` is locked with ``flock`` and holds the holder's PID. The kernel drops a flock
-    when its process ends, however it ends, so a run killed with SIGKILL leaves no lock behind (its
-    stale ``.lock`` file is simply taken over). :meth:`acquire` never waits: a held lock is a
-    one-line :class:`ConfigError` naming the holder's PID. :meth:`release` removes the file (while
-    still holding it; an acquirer that opened the removed file notices and retries on the new one).
-    """
+    """An exclusive ``flock`` on ``RUN_DIR/.lock`` (which holds the holder's PID), so two processes never
+    train into the same files. The kernel drops it when its process ends, even by SIGKILL.
+    :meth:`acquire` never waits: a held lock is a one-line ConfigError naming the holder's PID."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
@@ -121,7 +92,8 @@ class RunLock:
         raise ConfigError(f"{self.path}: could not take the run lock (the file kept being replaced)")
 
     def release(self) -> None:
-        """Remove ``.lock`` and drop the lock (nothing when not held)."""
+        """Remove ``.lock`` and drop the lock (nothing when not held): an acquirer that opened the
+        removed file notices and retries on the new one."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -131,12 +103,6 @@ class RunLock:
             pass
         os.close(fd)  # closing the last descriptor drops the flock
 
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
     def __del__(self) -> None:
         try:
             self.release()
@@ -145,8 +111,7 @@ class RunLock:
 
 
 def check_unlocked(run_dir: str | Path) -> None:
-    """Raise the one-line ConfigError of :meth:`RunLock.acquire` if a process holds ``run_dir``'s lock
-    (takes and drops it at once; no file is left behind). Does nothing for a folder that does not exist."""
+    """Raise the one-line ConfigError of :meth:`RunLock.acquire` if a process holds ``run_dir``'s lock."""
     if Path(run_dir).is_dir():
         RunLock(run_dir).acquire().release()
 
@@ -166,8 +131,7 @@ def refuse_existing(path: Path) -> None:
 
 
 def resume_config(run_dir: str | Path) -> RunConfig:
-    """The saved config of the run in ``run_dir`` (read from its ``last.pt``, which must hold a
-    complete training state: a ``best.pt`` copied over it or a truncated file is a one-line error)."""
+    """The saved config of the run in ``run_dir``, from its ``last.pt`` (a complete training state)."""
     run_dir = Path(run_dir)
     if not (run_dir / LAST).is_file():
         raise ConfigError(f"--resume {run_dir}: no {LAST} in it (not a run directory, or it never saved)")
@@ -187,14 +151,9 @@ def plan_run(config_file=None, resume=None, overrides: dict | None = None) -> tu
 
 
 def new_run_dir(out_dir: str | Path, name: str | None, model: str, overwrite: bool = False) -> RunLock:
-    """Create ``out_dir/name`` (default name ``MODEL-YYYYmmdd-HHMMSS``) and return the held
-    :class:`RunLock` on it (``lock.run_dir`` is the folder; release it when the run ends).
-
-    An existing non-empty run directory is never reused silently: it raises a ConfigError that says
-    to use ``--resume`` or ``--overwrite`` (which empties it, but only if it looks like a run dir and
-    no other process holds it). Two processes asking for the same name get one directory each
-    (timestamped names) or one gets the directory and the other a one-line error (``--name``).
-    """
+    """Create ``out_dir/name`` (default name ``MODEL-YYYYmmdd-HHMMSS``) and return the held :class:`RunLock`
+    on it. A non-empty run directory is refused (:func:`refuse_existing`) unless ``overwrite`` (which
+    empties it, if it looks like a run directory)."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -228,29 +187,11 @@ def new_run_dir(out_dir: str | Path, name: str | None, model: str, overwrite: bo
     return lock
 
 
-class MetricsLog:
-    """Append-only JSON-lines metrics file, flushed after every row."""
-
-    def __init__(self, path: str | Path, enabled: bool = True) -> None:
-        self.path, self.enabled = Path(path), enabled
-
-    def write(self, row: dict) -> None:
-        """Append one row (a JSON object)."""
-        if self.enabled:
-            append_text(self.path, dumps(row, indent=None) + "\n")
-
-    def read(self) -> list[dict]:
-        """All rows written so far (a torn last line from a crash is skipped)."""
-        return read_metrics(self.path)
-
-    def truncate_after(self, step: int, drop_kinds: tuple = ()) -> list[dict]:
-        """Drop rows logged after ``step`` (written after the checkpoint a resume starts from) and
-        rows of ``drop_kinds``; return the rows kept."""
-        rows = [r for r in self.read() if r.get("step", 0) <= step and r.get("kind") not in drop_kinds]
-        if self.enabled:
-            with atomic_path(self.path) as tmp:
-                tmp.write_text("".join(dumps(r, indent=None) + "\n" for r in rows), encoding="utf-8")
-        return rows
+def stdout_say(text: str, err: bool = False) -> None:
+    """The Python API's default ``say``: ``text`` on stdout (stderr with ``err``), around any progress bar."""
+    out = sys.stderr if err else sys.stdout
+    tqdm.write(text, file=out)
+    out.flush()
 
 
 def _in_jupyter_kernel() -> bool:
@@ -262,14 +203,12 @@ def _in_jupyter_kernel() -> bool:
 
 
 class Progress:
-    """Live feedback: a tqdm bar on a terminal, plain lines in a log file, or nothing.
+    """Live feedback: a tqdm bar (``mode`` ``bar``, or ``auto`` on a terminal or in a Jupyter kernel, where
+    it is tqdm's widget with ipywidgets installed), one line per log row through ``say`` (``plain``, or
+    ``auto`` elsewhere: a log file never fills with bar redraws), or nothing (``none``)."""
 
-    ``mode`` is ``auto`` (bar on a terminal or in a Jupyter kernel, else plain), ``bar``, ``plain`` or
-    ``none``. Plain mode prints one line per log row, so a log file never fills with bar redraws. In a
-    notebook the bar is tqdm's widget where ipywidgets is installed (``lenetlab[notebook]``).
-    """
-
-    def __init__(self, mode: str, total: int, initial: int = 0, enabled: bool = True) -> None:
+    def __init__(self, mode: str, total: int, initial: int = 0, enabled: bool = True, say=stdout_say) -> None:
+        self.say = say
         if mode == "auto":
             mode = "bar" if sys.stdout.isatty() or _in_jupyter_kernel() else "plain"
         self.mode = mode if enabled else "none"
@@ -302,18 +241,18 @@ class Progress:
             )
             self.bar.set_description(f"epoch {int(row['epoch'] - 1e-9) + 1}/{epochs}", refresh=True)
         elif self.mode == "plain":
-            print(
+            self.say(
                 f"[train] epoch {row['epoch']:.2f}/{epochs} step {row['step']} loss {row['loss']:.4f} "
-                f"acc {row['accuracy']:.4f} lr {row['lr']:.3g} {row['examples_per_sec']:.0f} ex/s",
-                flush=True,
+                f"acc {row['accuracy']:.4f} lr {row['lr']:.3g} {row['examples_per_sec']:.0f} ex/s"
             )
 
     def message(self, text: str) -> None:
-        """Print a line without breaking the bar."""
+        """Show a line (around the bar, if any)."""
         if self.bar is not None:
-            self.bar.write(text, file=sys.stdout)
+            with self.bar.external_write_mode(file=sys.stdout):
+                self.say(text)
         elif self.mode == "plain":
-            print(text, flush=True)
+            self.say(text)
 
     def close(self) -> None:
         """Close the bar (if any)."""

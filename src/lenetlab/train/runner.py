@@ -1,20 +1,14 @@
 """The training runner: NNDL's ``RunnerV3`` / d2l's ``train_ch6``, fast, resumable, self-documenting.
 
-Data stay resident on the device as ``uint8`` tensors (:class:`~lenetlab.data.loader.TensorLoader`);
-losses and accuracies accumulate on the device and are read back only at log steps, evaluations and
-checkpoints. The shuffle of epoch ``e`` is seeded by ``(seed, e)`` and ``last.pt`` stores the
-position inside the epoch, so a resumed run continues exactly where the saved one stopped.
-
-Faults (docs/faults.md): Ctrl-C (SIGINT) and SIGTERM save ``last.pt`` at the next step boundary, print
-the resume command and end the process (exit 130, resp. 143), on every rank of a torchrun job at the
-same step; a run directory is locked (:class:`~lenetlab.train.rundir.RunLock`) while a run writes it;
-a full disk is one line naming the file, with the resume command.
+Data stay on the device; losses and accuracies are read back only at log steps, evaluations and
+checkpoints. ``last.pt`` stores the position inside the epoch (whose shuffle is seeded by ``(seed,
+epoch)``), so a resumed run continues exactly. Faults (Ctrl-C, SIGTERM, run lock, full disk):
+docs/faults.md.
 """
 
 from __future__ import annotations
 
 import signal
-import sys
 from pathlib import Path
 
 import torch
@@ -31,33 +25,40 @@ from lenetlab.train.dist import SingleProcess
 from lenetlab.train.loggers import RunLogs
 from lenetlab.train.optim import build_optimizer, build_scheduler, check_optimizer_state
 from lenetlab.train.rng import rng_state, seed_everything, set_rng_state
-from lenetlab.train.rundir import RunResult
+from lenetlab.train.rundir import RunResult, stdout_say
 from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
 from lenetlab.train.setup import augment_transform, build_spec, init_model, load_splits
 from lenetlab.train.state import Clock, TrainState
 from lenetlab.train.step import make_scaler, train_step
 
+#: The fields ``--resume`` may change: they do not alter the trajectory.
+RESUME_SAFE = (
+    "progress",
+    "plots",
+    "num_threads",
+    "device",
+    "data_dir",
+    "log_steps",
+    "save_every",
+    "download",
+    "tensorboard",
+)
+
 
 class Runner:
-    """Train one model per :class:`RunConfig`, writing ``runs/<name>/`` (see :mod:`.rundir`).
+    """Train one model per :class:`RunConfig` into ``runs/<name>/`` (see :mod:`.rundir`).
 
-    ``Runner(cfg).run()`` trains, evaluates on dev every ``eval_steps`` (or epoch), keeps the best
-    model on ``cfg.monitor`` (dev accuracy or dev loss; ``last``: the final one), stops early after ``cfg.patience``
-    evaluations
-    without improvement or after ``cfg.max_steps`` steps, tests the best model and returns a
-    :class:`RunResult` (``lenet train`` then draws the plots). Rows go to ``metrics.jsonl``,
-    ``metrics.csv`` and TensorBoard through :class:`~lenetlab.train.loggers.RunLogs` (``runner.metrics``).
-    ``Runner.resume(run_dir)`` continues a saved run from ``last.pt``. ``callbacks`` are callables
-    ``cb(event, runner, row)`` with ``event`` in ``train|epoch|dev|test|end`` (``row`` is the metrics row);
-    setting ``runner.stop = True`` from one ends training early (the best model is still tested).
-    ``splits`` (a :class:`~lenetlab.data.splits.Splits`) skips loading ``cfg.dataset``; ``dist`` is
-    the process-group context (:class:`~lenetlab.train.dist.SingleProcess` by default).
+    :meth:`run` trains, evaluates on dev every ``eval_steps`` (or epoch), keeps the best model on
+    ``cfg.monitor`` in ``best.pt``, stops at ``max_steps`` or when ``patience`` runs out, tests the best
+    model and returns a :class:`RunResult`; :meth:`resume` continues a run from its ``last.pt``.
+    ``callbacks``: ``cb(event, runner, row)`` per metrics row (``event``: ``train|epoch|dev|test|end``;
+    setting ``runner.stop = True`` ends training). ``splits`` skips loading ``cfg.dataset``; ``dist``
+    is the process group (:class:`~lenetlab.train.dist.SingleProcess` by default); ``say(text,
+    err=False)`` shows progress lines (default: stdout, stderr with ``err``).
 
-    Its parts: :attr:`state` (a :class:`~lenetlab.train.state.TrainState`: position, best model, early
-    stopping), :attr:`clock` (a :class:`~lenetlab.train.state.Clock`), the loop (:meth:`train`, one
-    :func:`~lenetlab.train.step.train_step` per batch), :attr:`interrupt` (a
-    :class:`~lenetlab.signals.StopRequest`: Ctrl-C and SIGTERM stop at the next step boundary) and the
-    checkpoints (:meth:`save_last`, resumed by :meth:`resume`).
+    Its parts: :attr:`state` (:class:`~lenetlab.train.state.TrainState`), :attr:`clock`
+    (:class:`~lenetlab.train.state.Clock`), the loop (:meth:`train`), :attr:`interrupt` (Ctrl-C and
+    SIGTERM stop at the next step boundary) and the checkpoints (:meth:`save_last`).
     """
 
     def __init__(
@@ -68,10 +69,12 @@ class Runner:
         callbacks=(),
         dist=None,
         overwrite: bool = False,
+        say=stdout_say,
         _resume_dir: Path | None = None,
     ) -> None:
         self.cfg = cfg = config.validate()
         self.dist = dist or SingleProcess()
+        self.say = say
         self.callbacks = list(callbacks)
         self.stop = False
         self.interrupt = StopRequest()
@@ -149,7 +152,7 @@ class Runner:
                 self.run_dir = Path(resume_dir)
                 if main:
                     self._lock = rundir.RunLock(self.run_dir).acquire()
-            self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=self.cfg.tensorboard)
+            self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=self.cfg.tensorboard, say=self.say)
             if resume_dir is None and main:
                 save_config(self.cfg, self.run_dir / rundir.CONFIG)
             elif resume_dir is not None:
@@ -163,32 +166,22 @@ class Runner:
             raise
 
     @classmethod
-    def resume(cls, run_dir: str | Path, *, splits=None, callbacks=(), dist=None, **overrides) -> Runner:
-        """A Runner continuing ``run_dir`` from its ``last.pt`` with the saved config.
-
-        ``overrides`` may change only fields that do not alter the trajectory (progress, plots,
-        num_threads, device, data_dir, log_steps, save_every); anything else is a ConfigError.
-        """
+    def resume(
+        cls, run_dir: str | Path, *, splits=None, callbacks=(), dist=None, say=stdout_say, **overrides
+    ) -> Runner:
+        """A Runner continuing ``run_dir`` from its ``last.pt`` with the saved config; ``overrides`` may
+        change only the fields of :data:`RESUME_SAFE` (anything else is a ConfigError)."""
         run_dir = Path(run_dir)
         cfg = rundir.resume_config(run_dir)
-        safe = {
-            "progress",
-            "plots",
-            "num_threads",
-            "device",
-            "data_dir",
-            "log_steps",
-            "save_every",
-            "download",
-            "tensorboard",
-        }
         for key, value in overrides.items():
-            if key not in safe and getattr(cfg, key) != value:
+            if key not in RESUME_SAFE and getattr(cfg, key) != value:
                 raise ConfigError(
                     f"--resume: field {key!r} cannot change when resuming (saved {getattr(cfg, key)!r}, "
                     f"given {value!r})"
                 )
-        return cls(cfg.replace(**overrides), splits=splits, callbacks=callbacks, dist=dist, _resume_dir=run_dir)
+        return cls(
+            cfg.replace(**overrides), splits=splits, callbacks=callbacks, dist=dist, say=say, _resume_dir=run_dir
+        )
 
     @property
     def step(self) -> int:
@@ -202,10 +195,8 @@ class Runner:
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
-        """Train (or continue), test the best model; return the :class:`RunResult` (its ``test`` keeps
-        the predictions when the config asks for plots, so they can be drawn without evaluating again).
-        The last metrics row is ``{"kind": "end", "reason": ...}`` (see :meth:`stop_reason`).
-        Releases the run directory's lock when it returns or raises."""
+        """Train (or continue), test the best model (keeping its predictions when the config asks for
+        plots), write the ``end`` row and release the run directory's lock; return the :class:`RunResult`."""
         st, clock = self.state, self.clock
         try:
             self.train()
@@ -239,8 +230,7 @@ class Runner:
         )
 
     def close(self) -> None:
-        """Close the logs and release the run directory's lock (idempotent; :meth:`run` calls it).
-        Another process may then resume or overwrite the run."""
+        """Close the logs and release the run directory's lock (idempotent; :meth:`run` calls it)."""
         if self.metrics is not None:
             self.metrics.close()
         if self._lock is not None:
@@ -278,7 +268,7 @@ class Runner:
         """Run the remaining epochs. Ctrl-C (SIGTERM) saves ``last.pt`` at the next step boundary and raises
         KeyboardInterrupt (:class:`~lenetlab.errors.Terminated`, a KeyboardInterrupt with exit status 143)."""
         self._progress = rundir.Progress(
-            self.cfg.progress, self.total_steps, self.state.step, enabled=self.dist.is_main
+            self.cfg.progress, self.total_steps, self.state.step, enabled=self.dist.is_main, say=self.say
         )
         self.interrupt.signum = 0
         self.metrics.open(self.cfg.to_dict())  # TensorBoard starts with the training (once per Runner)
@@ -348,8 +338,7 @@ class Runner:
 
     def _estimate_curvature(self) -> None:
         """SDLM: re-estimate the diagonal Hessian on the first ``sdlm_samples`` examples of this epoch's
-        order (as trained: augmented when the run augments), averaged over the processes so that
-        every rank takes the same steps."""
+        order (augmented as trained), averaged over the processes."""
         xb, _ = self.loader.batch(self.loader.indices()[: self.cfg.sdlm_samples])
         h = gauss_newton_diagonal(self.model, xb)
         if self.dist.world_size > 1:
@@ -503,10 +492,9 @@ class Runner:
 
     # ------------------------------------------------------------------ interrupts
     def _stop_requested(self) -> bool:
-        """Whether a signal asked to stop (:attr:`interrupt`). With several processes every rank must stop
-        at the same step (a rank that stops while the others enter the next step's gradient all-reduce
-        would leave them waiting, and rank 0 could not save): the requests are summed over the ranks at
-        every step boundary, on the CPU (gloo), so the GPU is not synchronised."""
+        """Whether a signal asked to stop (:attr:`interrupt`). Every rank must stop at the same step (the
+        others would wait in the next all-reduce), so the requests are summed over the ranks at every
+        step boundary, on the CPU (gloo: the GPU is not synchronised)."""
         signum = self.interrupt.signum
         if self.dist.world_size == 1:
             return bool(signum)
@@ -522,11 +510,10 @@ class Runner:
         self.save_last()  # every rank is here at the same step (see _stop_requested)
         if self.dist.is_main:
             self._progress.close()
-            print(
+            self.say(
                 f"{'terminated (SIGTERM)' if self.interrupt.terminated else 'interrupted'} at step "
                 f"{self.state.step}: saved {self.run_dir / rundir.LAST}; resume with: {self.resume_command()}",
-                file=sys.stderr,
-                flush=True,
+                err=True,
             )
         self.interrupt.raise_()
 
@@ -580,9 +567,8 @@ class Runner:
         return path
 
     def _load_resume(self, ck: dict, path: Path) -> None:
-        """Restore the training state of ``last.pt`` (already checked by ``load_checkpoint(training=True)``);
-        what only this run can tell (the weights fit its model, the position fits its epochs) is a one-line
-        CheckpointError naming the file and the field."""
+        """Restore the training state of ``last.pt``; weights that do not fit the model or a position that
+        does not fit the epochs is a one-line CheckpointError naming the file and the field."""
         self.state = TrainState.from_checkpoint(ck, path, self.steps_per_epoch, self.cfg.epochs)
         shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
         for field in ("state_dict", "best_state_dict"):

@@ -1,34 +1,12 @@
-"""Stochastic diagonal Levenberg-Marquardt (SDLM), the optimiser of LeCun et al. 1998, appendix C.
+"""Stochastic diagonal Levenberg-Marquardt (SDLM), the optimiser of LeCun et al. 1998, appendix C
+(docs/training.md): each weight ``w_k`` steps by ``eta / (mu + h_kk)``, ``h_kk`` the Gauss-Newton
+estimate of the diagonal Hessian of the per-example loss, re-estimated before each pass.
 
-Each parameter ``w_k`` gets its own step size ``eta / (mu + h_kk)``, ``h_kk`` an estimate of the
-diagonal of the Hessian of the per-example loss ``E^p``, re-estimated on a few hundred training
-examples (500 in the paper) before each pass over the data; ``eta`` follows the paper's global
-schedule (:data:`lenetlab.train.optim.LECUN1998_SCHEDULE`) and ``mu = 0.02`` keeps the step bounded
-where the curvature is small.
-
-``h_kk`` is the paper's Gauss-Newton estimate, computed by :func:`gauss_newton_diagonal` with one
-"squared shadow" backward pass (Becker & LeCun 1989), not an empirical Fisher:
-
-- at the input of the output head the second derivative of the loss is exact: for cross-entropy on
-  logits ``s``, ``d2E/ds_i^2 = p_i (1 - p_i)``; for the 1998 model's fixed RBF outputs with the MAP
-  criterion, the exact ``d2E/dx_j^2`` at the F6 outputs ``x`` (:func:`rbf_map_curvature`, never
-  negative);
-- second derivatives are propagated backwards with the squares of the weights and of the
-  derivatives of the squashing function, ``d2E/da_i^2 = f'(a_i)^2 sum_k w_ki^2 d2E/da_k^2``
-  (Gauss-Newton: the ``f''`` term and the off-diagonal terms are dropped);
-- ``h_kk = sum over the connections sharing w_k of x_j^2 d2E/da_i^2``, averaged over the examples.
-
-The pass runs the model once more, with every trainable parameter replaced by its square and every
-squashing function replaced by an autograd function returning the real activation squared (the
-next layer's ``x_j^2``) whose backward multiplies by ``f'(a)^2``: a layer linear in its input and
-in its weights (convolution, linear, partial convolution, trainable subsampling) then back-propagates
-exactly the squared-weight rule above, and its weight gradient is the sum over connections of
-``x_j^2 d2E/da_i^2``. It is exact only for models built from such layers, squashing modules and
-reshapes; :func:`check_supported` refuses the others (max pooling, batch norm, averaging pools).
-
-The paper updated after every example. lenetlab's batches average the loss, so :class:`SDLM` scales
-the step by the batch size: one step on a batch of B moves the weights as far as B per-example
-steps at the same weights would.
+:func:`gauss_newton_diagonal` computes ``h_kk`` with one "squared shadow" backward pass (Becker &
+LeCun 1989): the model runs again with squared parameters and inputs, each squashing function
+replaced by one returning its activation squared whose backward multiplies by ``f'(a)^2``, and the
+output's exact second derivative is back-propagated. That is exact only through layers linear in
+their input and weights (:data:`BILINEAR`), squashing functions and reshapes (:func:`check_supported`).
 """
 
 from __future__ import annotations
@@ -55,13 +33,9 @@ RESHAPE = (nn.Flatten, nn.Identity)
 
 
 class SDLM(torch.optim.Optimizer):
-    """``w -= lr * batch_size / (mu + h) * grad`` per element; ``h`` set by :meth:`set_curvature`.
-
-    ``lr`` is the paper's global ``eta`` (its schedule is a learning-rate schedule), ``mu`` the
-    damping, ``batch_size`` the number of examples the loss averages (the step of the batch mean's
-    gradient is the sum of the per-example steps). ``h`` lives in the optimiser's state (zero until
-    the first estimate), so checkpoints keep it.
-    """
+    """``w -= lr * batch_size / (mu + h) * grad`` per element: ``lr`` is the paper's global ``eta``, ``mu``
+    the damping, ``batch_size`` the examples the loss averages (a batch step moves as far as that many
+    per-example steps). ``h`` (:meth:`set_curvature`) lives in the optimiser's state, so checkpoints keep it."""
 
     def __init__(self, params, lr: float = 5e-4, mu: float = 0.02, batch_size: int = 1) -> None:
         if lr < 0 or mu <= 0 or batch_size < 1:
@@ -94,9 +68,8 @@ class SDLM(torch.optim.Optimizer):
 
 
 def check_supported(model: nn.Module, name: str = "the model") -> None:
-    """Raise a one-line ConfigError unless every leaf module of ``model`` is one the squared shadow
-    pass handles: :data:`BILINEAR` layers, :data:`SQUASH` functions, :data:`RESHAPE` modules and an
-    :class:`EuclideanRBF` output."""
+    """A one-line ConfigError unless every leaf module of ``model`` is :data:`BILINEAR`, in :data:`SQUASH`,
+    in :data:`RESHAPE` or an :class:`EuclideanRBF` output."""
     allowed = BILINEAR + tuple(SQUASH) + RESHAPE + (EuclideanRBF,)
     bad = sorted({type(m).__name__ for m in model.modules() if not list(m.children()) and not isinstance(m, allowed)})
     if bad:
@@ -108,14 +81,9 @@ def check_supported(model: nn.Module, name: str = "the model") -> None:
 
 
 def rbf_map_curvature(x: torch.Tensor, centres: torch.Tensor, j: float) -> torch.Tensor:
-    """Exact ``d2E/dx_j^2`` ``[N, F]`` of the MAP criterion of :class:`~lenetlab.models.lenet1998.LeNet1998`
-    at the RBF inputs ``x`` ``[N, F]`` (centres ``[C, F]``).
-
-    With ``y_i = sum_j (x_j - w_ij)^2``, ``E = y_D + log(e^-j + sum_i e^-y_i)``, ``p_i = e^-y_i / Z``
-    and ``q = e^-j / Z``: ``d2E/dx_j^2 = 2 q + 4 (sum_i p_i d_ij^2 - (sum_i p_i d_ij)^2)`` with
-    ``d_ij = x_j - w_ij``. Both terms are non-negative (the second is a variance-like form of the
-    PSD Hessian of the log-sum-exp), and it does not depend on the target class.
-    """
+    """Exact ``d2E/dx_j^2`` ``[N, F]`` of LeNet1998's MAP criterion at the RBF inputs ``x`` ``[N, F]``
+    (centres ``[C, F]``): ``2 q + 4 (sum_i p_i d_ij^2 - (sum_i p_i d_ij)^2)`` with ``d_ij = x_j - w_ij``,
+    ``p_i = e^-y_i / Z``, ``q = e^-j / Z``; non-negative and independent of the target."""
     d = x.unsqueeze(1) - centres  # [N, C, F]
     y = d.pow(2).sum(-1)  # [N, C]
     logits = torch.cat([x.new_full((x.shape[0], 1), -j), -y], 1)
@@ -126,8 +94,7 @@ def rbf_map_curvature(x: torch.Tensor, centres: torch.Tensor, j: float) -> torch
 
 
 class _Squared(torch.autograd.Function):
-    """Forward: the real activation squared ``f(a)^2`` (the next layer's ``x^2``); backward: the
-    incoming second derivatives times ``f'(a)^2``. ``shadow`` only carries the graph."""
+    """Forward: the real activation squared ``f(a)^2``; backward: times ``f'(a)^2`` (``shadow`` carries the graph)."""
 
     @staticmethod
     def forward(ctx, shadow, fa, fprime):
@@ -141,15 +108,10 @@ class _Squared(torch.autograd.Function):
 
 
 def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, output_curvature=None) -> dict:
-    """The Gauss-Newton diagonal Hessian ``{parameter: h}`` of the per-example loss, averaged over
-    the batch ``x`` ``[N, ...]`` (see the module docstring); every ``h`` is shaped like its parameter
-    and non-negative.
-
-    The loss is the model's MAP criterion when its output module is an :class:`EuclideanRBF`, else
-    cross-entropy on its outputs; neither curvature depends on the targets.
-    ``output_curvature(outputs) -> d2E/d(outputs)^2`` (both ``[N, K]``) replaces the loss's (the
-    tests use squared error, where ``h`` is known exactly).
-    """
+    """The Gauss-Newton diagonal Hessian ``{parameter: h}`` (shaped like it, non-negative) of the
+    per-example loss averaged over the batch ``x`` ``[N, ...]``: the MAP criterion for an
+    :class:`EuclideanRBF` output, else cross-entropy. ``output_curvature(outputs) -> d2E/d(outputs)^2``
+    (both ``[N, K]``) replaces the loss's."""
     check_supported(model)
     rbf = [m for m in model.modules() if isinstance(m, EuclideanRBF)]
     head = rbf[0] if rbf else None

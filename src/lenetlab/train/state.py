@@ -1,12 +1,11 @@
-"""What a training run carries from step to step and across a resume: its :class:`TrainState`
-(position, best model, early-stopping count) and its :class:`Clock` (wall and training time).
-Both are saved into ``last.pt`` by the :class:`~lenetlab.train.Runner` and restored from it."""
+"""What a training run carries from step to step and across a resume (in ``last.pt``): its
+:class:`TrainState` (position, best model, early stopping) and its :class:`Clock`."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -31,33 +30,17 @@ class TrainState:
     bad_evals: int = 0
 
     def to_checkpoint(self) -> dict:
-        """The ``last.pt`` fields of this state."""
-        return {
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "step": self.step,
-            "best_accuracy": self.best_accuracy,
-            "best_step": self.best_step,
-            "best_state_dict": self.best_state,
-            "best_score": self.best_score,
-            "bad_evals": self.bad_evals,
-        }
+        """The ``last.pt`` fields of this state (named like its fields; ``best_state_dict``: the weights)."""
+        return {_KEYS.get(f.name, f.name): getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_checkpoint(cls, ck: dict, path: Path, steps_per_epoch: int, epochs: int) -> TrainState:
         """The state saved in ``ck`` (a ``last.pt`` read from ``path``); a position that does not fit a run of
         ``epochs`` epochs of ``steps_per_epoch`` steps, or a missing field, is a one-line CheckpointError."""
         try:
-            state = cls(
-                int(ck["epoch"]),
-                int(ck["batch"]),
-                int(ck["step"]),
-                ck["best_accuracy"],
-                int(ck["best_step"]),
-                ck["best_state_dict"],
-                ck["best_score"],
-                int(ck["bad_evals"]),
-            )
+            state = cls(**{f.name: ck[_KEYS.get(f.name, f.name)] for f in fields(cls)})
+            for name in ("epoch", "batch", "step", "best_step", "bad_evals"):
+                setattr(state, name, int(getattr(state, name)))
         except KeyError as e:
             raise CheckpointError(f"{path}: field {e.args[0]!r} is missing (an incomplete last.pt)") from None
         except (TypeError, ValueError) as e:
@@ -93,11 +76,12 @@ class TrainState:
         return "completed" if self.epoch >= cfg.epochs else None
 
 
+_KEYS = {"best_state": "best_state_dict"}
+
+
 class Clock:
-    """A run's two times, carried across resumes: ``elapsed`` (wall seconds since the run started) and
-    ``train_time`` (seconds of training: the windows between :meth:`lap` calls, less the evaluations,
-    saves and callbacks run inside them within :meth:`paused`). ``device``: CUDA work queued before a
-    reading is waited for, so that it is counted."""
+    """A run's ``elapsed`` wall seconds and ``train_time`` (the windows between :meth:`lap` calls, less
+    what ran within :meth:`paused`), carried across resumes. Readings wait for queued CUDA work."""
 
     def __init__(self, device: torch.device, elapsed: float = 0.0, train_time: float = 0.0) -> None:
         self.device, self.elapsed, self.train_time = device, float(elapsed), float(train_time)

@@ -1,9 +1,6 @@
-"""One training step: forward, loss, backward, gradient clipping and the optimiser step.
-
-Used by the :class:`~lenetlab.train.Runner`, the recipe's step timing, the benchmarks and the tests.
-Mixed precision has one path, as in nanoGPT: ``torch.autocast(..., enabled=...)`` and a
-``torch.amp.GradScaler(enabled=...)`` that is a no-op unless float16 runs on CUDA (:func:`make_scaler`).
-"""
+"""One training step (forward, loss, backward, clipping, optimiser step), used by the Runner, the recipe's
+step timing, the benchmarks and the tests; one mixed-precision path: autocast and a GradScaler, both
+``enabled=...``."""
 
 from __future__ import annotations
 
@@ -28,14 +25,10 @@ def train_step(
     amp: torch.dtype | None = None,
     grad_clip: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step of ``model`` on the batch ``xb`` (float ``[B, C, H, W]``, on the model's device)
-    with targets ``yb`` (int64 ``[B]``): ``loss_fn(outputs.float(), yb)`` under autocast to ``amp`` (None:
-    full precision), backward through ``scaler``, gradients clipped to norm ``grad_clip`` (0: no clipping).
-
-    Returns ``(loss, outputs)``, both detached and still on the device (no host synchronisation). A
-    batch of one example that the model's batch norm cannot take is a one-line ConfigError (the loader
-    never makes one unless the batch size or the training split is one).
-    """
+    """One optimiser step of ``model`` on ``xb`` (float ``[B, C, H, W]``) and ``yb`` (int64 ``[B]``):
+    ``loss_fn(outputs.float(), yb)`` under autocast to ``amp`` (None: off), backward through ``scaler``,
+    gradient norm clipped to ``grad_clip`` (0: off). Returns ``(loss, outputs)``, detached, on the device.
+    A one-example batch the model's batch norm refuses is a one-line ConfigError."""
     try:
         with torch.autocast(xb.device.type, dtype=amp, enabled=amp is not None):
             out = model(xb)
