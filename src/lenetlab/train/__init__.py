@@ -1,13 +1,5 @@
-"""Training: :class:`RunConfig`, the :class:`Runner`, optimisers/schedules, devices, resume.
-
-Quick start::
-
-    from lenetlab.train import RunConfig, Runner
-    result = Runner(RunConfig(epochs=10)).run()   # lenet5 on the embedded mnist-subset
-    print(result.test.accuracy, result.best_path)
-
-    Runner.resume("runs/lenet5-20260101-120000").run()   # continue from last.pt
-"""
+"""Training: :class:`RunConfig` and the :class:`Runner` (``Runner(RunConfig(epochs=10)).run()``,
+``Runner.resume(RUN_DIR).run()``), optimisers, schedules, recipes, run directories."""
 
 from __future__ import annotations
 
@@ -28,7 +20,6 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    """Import the public names lazily from their modules."""
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'lenetlab.train' has no attribute {name!r}")

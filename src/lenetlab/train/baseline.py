@@ -1,7 +1,5 @@
-"""The tutorials' training recipe that lenetlab's speed is measured against: NNDL's per-sample PIL
-pipeline (:class:`PILPipelineDataset` through a shuffling DataLoader, :func:`pil_loader`) feeding NNDL
-``lenet5`` trained with plain SGD (:func:`baseline_model`). Used by ``lenet bench train`` and its
-``--profile``."""
+"""The tutorials' training recipe ``lenet bench train`` measures lenetlab against: NNDL's per-sample PIL
+pipeline feeding NNDL ``lenet5`` trained with plain SGD."""
 
 from __future__ import annotations
 
@@ -13,16 +11,10 @@ from lenetlab.models import create
 
 
 class PILPipelineDataset(torch.utils.data.Dataset):
-    """NNDL's per-sample PIL pipeline, step by step, without torchvision.
-
-    Like NNDL's ``MNIST_dataset`` the images are held as Python lists of 784 numbers (what its
-    json loader gives); item ``i`` does what NNDL does per image: ``np.array(list)`` →
-    reshape 28×28 → ``Image.fromarray(uint8, "L")`` → ``Resize(32)`` (PIL bilinear) → ``ToTensor``
-    (HWC uint8 → CHW float / 255, as torchvision does it) → ``Normalize(mean, std)``, and returns
-    ``(float32 [1, size, size], int)``. ``images`` uint8 ``[N, 28, 28]`` or ``[N, 1, 28, 28]``,
-    ``labels`` int64 ``[N]``. ``mean``/``std`` are in [0, 1] pixel units: 0.5/0.5 is the corrected
-    normalisation (NNDL's own 127.5/127.5 quirk is replayed by ``normalize=nndl-quirk``).
-    """
+    """NNDL's per-sample PIL pipeline without torchvision: images (uint8 ``[N, 28, 28]`` or ``[N, 1, 28,
+    28]``) held as Python lists, as NNDL's json loader gives them; item ``i`` goes list → 28×28 uint8 PIL
+    image → bilinear ``Resize(size)`` → ``ToTensor`` → ``Normalize(mean, std)`` (in [0, 1] units) and
+    returns ``(float32 [1, size, size], int label)``."""
 
     def __init__(self, images, labels, size: int = 32, mean: float = 0.5, std: float = 0.5) -> None:
         images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)

@@ -23,34 +23,14 @@ from lenetlab.fileio import atomic_path, dumps, loads, read_text
 SHIPPED_CONFIGS = Path(str(resources.files("lenetlab").joinpath("configs")))
 
 
-#: The fields a training recipe (:mod:`lenetlab.train.recipe`) may set when they are not given.
-RECIPE_FIELDS = (
-    "image_size",
-    "model",
-    "model_kwargs",
-    "optimizer",
-    "lr",
-    "weight_decay",
-    "schedule",
-    "label_smoothing",
-    "augment",
-    "augment_kwargs",
-    "batch_size",
-    "epochs",
-    "val_size",
-    "monitor",
-)
-
-
-def _f(
-    default, help: str, choices: tuple | None = None, range: tuple[float, float] | None = None, flag: bool = True, **kw
-):
+def _f(default, help: str, choices: tuple | None = None, range: tuple | None = None, flag=True, recipe=False):
     """A dataclass field with its help text, allowed choices and, for a number, its range ``(lo, hi)``
-    (both included) in the metadata (``flag=False``: a record the run writes, not a command-line flag)."""
-    meta = {"help": help, "choices": choices, "range": range, "flag": flag}
+    (both included) in the metadata; ``flag=False``: a record the run writes, not a command-line flag;
+    ``recipe``: a training recipe (:mod:`lenetlab.train.recipe`) may set it when it is not given."""
+    meta = {"help": help, "choices": choices, "range": range, "flag": flag, "recipe": recipe}
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
-    return field(default=default, metadata=meta, **kw)
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -63,13 +43,17 @@ class RunConfig:
     dataset: str = _f("mnist-subset", "dataset name or path (see `lenet data`)")
     data_dir: str | None = _f(None, "folder holding the dataset files (default: cache dir)")
     val_size: int | None = _f(
-        None, "examples carved from train for the dev split (default: the dataset's)", range=(0, 10**8)
+        None,
+        "examples carved from train for the dev split (default: the dataset's)",
+        range=(0, 10**8),
+        recipe=True,
     )
     image_size: int | None = _f(
         None,
         "image folders: resize the images to this size once, when loading "
         "(default: their own size; the model's input spec then pads or resizes each batch)",
         range=(1, 512),
+        recipe=True,
     )
     download: bool = _f(False, "download missing dataset files from the public mirrors")
     image_column: str | None = _f(None, "CSV datasets: the column of image file names (default: image)")
@@ -93,8 +77,8 @@ class RunConfig:
         "measured step time (an explicit --epochs wins)",
     )
     recipe_notes: dict = _f({}, "what the recipe chose and why (written by the run)", flag=False)
-    model: str = _f("lenet5", "registered model name (see `lenet models`)")
-    model_kwargs: dict = _f({}, "extra model arguments as a JSON object, e.g. '{\"dropout\": 0.1}'")
+    model: str = _f("lenet5", "registered model name (see `lenet models`)", recipe=True)
+    model_kwargs: dict = _f({}, "extra model arguments as a JSON object, e.g. '{\"dropout\": 0.1}'", recipe=True)
     init: str = _f(
         "default",
         "weight init: PyTorch's default, or Xavier-uniform on conv/linear weights",
@@ -125,11 +109,12 @@ class RunConfig:
         "none",
         "train-time batch augmentation (lenetlab.data.augment)",
         choices=("none", "affine", "elastic", "affine+elastic"),
+        recipe=True,
     )
-    augment_kwargs: dict = _f({}, "augmentation arguments as a JSON object")
+    augment_kwargs: dict = _f({}, "augmentation arguments as a JSON object", recipe=True)
     # optimisation
-    epochs: int = _f(10, "training epochs", range=(1, 100_000))
-    batch_size: int = _f(64, "training batch size (global, over all processes)", range=(1, 10**6))
+    epochs: int = _f(10, "training epochs", range=(1, 100_000), recipe=True)
+    batch_size: int = _f(64, "training batch size (global, over all processes)", range=(1, 10**6), recipe=True)
     eval_batch_size: int = _f(1000, "batch size for dev/test evaluation", range=(1, 10**6))
     drop_last: bool = _f(False, "drop the last incomplete training batch of each epoch")
     optimizer: str = _f(
@@ -137,11 +122,12 @@ class RunConfig:
         "optimiser: sgd, adam, adamw, or sdlm (stochastic diagonal Levenberg-Marquardt, "
         "LeCun et al. 1998; its lr and schedule default to the paper's: 5e-4, lecun1998)",
         choices=("sgd", "adam", "adamw", "sdlm"),
+        recipe=True,
     )
-    lr: float = _f(2e-3, "(peak) learning rate", range=(0.0, 1e6))
+    lr: float = _f(2e-3, "(peak) learning rate", range=(0.0, 1e6), recipe=True)
     momentum: float = _f(0.9, "SGD momentum", range=(0.0, 1.0))
     nesterov: bool = _f(False, "Nesterov momentum (SGD)")
-    weight_decay: float = _f(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", range=(0.0, 10.0))
+    weight_decay: float = _f(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", range=(0.0, 10.0), recipe=True)
     sdlm_mu: float = _f(0.02, "sdlm: the damping mu of the step eta / (mu + h_kk)", range=(0.0, 1000.0))
     sdlm_samples: int = _f(
         500, "sdlm: training examples on which h_kk is re-estimated before each epoch", range=(1, 10**7)
@@ -151,6 +137,7 @@ class RunConfig:
         "learning-rate schedule, stepped every batch (lecun1998: the paper's SDLM values "
         "per pass, 5e-4 x2, 2e-4 x3, 1e-4 x3, 5e-5 x4, then 1e-5, scaled to peak lr)",
         choices=("none", "step", "cosine", "onecycle", "lecun1998"),
+        recipe=True,
     )
     step_size: float = _f(1.0, "step schedule: epochs between decays", range=(0.0, 100_000.0))
     gamma: float = _f(0.1, "step schedule: decay factor", range=(0.0, 1.0))
@@ -159,7 +146,7 @@ class RunConfig:
         "warm-up length in epochs (linear from 0; onecycle: its rise, default 0.3 of the run)",
         range=(0.0, 100_000.0),
     )
-    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", range=(0.0, 1.0))
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", range=(0.0, 1.0), recipe=True)
     grad_clip: float = _f(0.0, "clip the gradient norm to this value (0: off)", range=(0.0, 10**6))
     max_steps: int = _f(0, "stop after N optimizer steps, even mid-epoch (0: train every epoch)", range=(0, 10**9))
     patience: int = _f(
@@ -173,6 +160,7 @@ class RunConfig:
         "better), dev loss (lower is better), or last: best.pt is the final model (a schedule that "
         "anneals to zero aims at its end; no --patience)",
         choices=("dev_acc", "dev_loss", "last"),
+        recipe=True,
     )
     # reproducibility and hardware
     seed: int = _f(0, "random seed (init, shuffling, augmentation)", range=(-(2**63), 2**63 - 1))
@@ -245,6 +233,10 @@ class RunConfig:
     def replace(self, **changes) -> RunConfig:
         """A validated copy with some fields changed."""
         return RunConfig.from_dict({**self.to_dict(), **changes})
+
+
+#: The fields a training recipe may set when they are not given.
+RECIPE_FIELDS = tuple(f.name for f in fields(RunConfig) if f.metadata["recipe"])
 
 
 def parse_budget(text: str, source: str = "config") -> float:

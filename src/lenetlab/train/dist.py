@@ -93,11 +93,11 @@ class DistributedContext(SingleProcess):
     _cuda_problem: str | None = None
 
     @classmethod
-    def from_env(cls, backend: str = "auto", timeout: timedelta | None = None) -> DistributedContext:
-        """Join the process group of torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ...);
-        ``backend="auto"``: gloo, and NCCL for CUDA tensors on a CUDA machine (bound to GPU ``LOCAL_RANK``)."""
+    def from_env(cls) -> DistributedContext:
+        """Join the process group of torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ...):
+        gloo, and NCCL for CUDA tensors on a CUDA machine (each process on GPU ``LOCAL_RANK``)."""
         rank, world, local = _env_int("RANK"), _env_int("WORLD_SIZE"), int(os.environ.get("LOCAL_RANK", "0"))
-        timeout = timeout or timeout_from_env()
+        timeout = timeout_from_env()
         cuda = torch.cuda.is_available()
         problem = None
         if cuda:
@@ -109,8 +109,7 @@ class DistributedContext(SingleProcess):
                     f"LOCAL_RANK {local} but this machine has {count} CUDA device(s): start at most "
                     f"{count} processes per node (--nproc_per_node) or train with --device cpu"
                 )
-        if backend == "auto":
-            backend = "cpu:gloo,cuda:nccl" if cuda and dist.is_nccl_available() else "gloo"
+        backend = "cpu:gloo,cuda:nccl" if cuda and dist.is_nccl_available() else "gloo"
         if not dist.is_initialized():
             dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timeout)
         return cls(

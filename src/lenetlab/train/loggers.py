@@ -216,16 +216,14 @@ class RunLogs:
         self._kept, self._start = rows, step
         return rows
 
-    def add_figures(self, paths, step: int | None = None) -> None:
-        """Add PNG files to TensorBoard as images (tag ``plots/STEM``) at ``step`` (default: the last
-        step logged), opening a writer again if the run's one was closed."""
+    def add_figures(self, paths) -> None:
+        """Add PNG files to TensorBoard as images (tag ``plots/STEM``) at the last step logged, opening a
+        writer again if the run's one was closed."""
         if not self._writer():
             return
         for path in paths:
             pixels = np.asarray(open_image(path).convert("RGB"))
-            self.writer.add_image(
-                f"plots/{Path(path).stem}", pixels, self.last_step if step is None else step, dataformats="HWC"
-            )
+            self.writer.add_image(f"plots/{Path(path).stem}", pixels, self.last_step, dataformats="HWC")
         self.writer.flush()
 
     def end(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -19,8 +20,7 @@ OPTIMIZER_DEFAULTS = {"sdlm": {"lr": LECUN1998_SCHEDULE[0][1], "schedule": "lecu
 
 
 def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam, AdamW or SDLM (:mod:`.sdlm`; ``h`` is estimated by the runner
-    before each epoch) over ``model``'s parameters, from a RunConfig."""
+    """SGD, Adam, AdamW or SDLM (:mod:`.sdlm`) over ``model``'s trainable parameters, from a RunConfig."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         if cfg.nesterov and cfg.momentum <= 0:
@@ -32,54 +32,38 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sdlm":
-        if cfg.sdlm_mu <= 0:
-            raise ConfigError(f"field 'sdlm_mu' must be > 0 (got {cfg.sdlm_mu})")
-        if cfg.weight_decay:
-            raise ConfigError("field 'weight_decay': sdlm has no weight decay (the paper used none)")
-        check_supported(model, cfg.model)
-        return SDLM(params, lr=cfg.lr, mu=cfg.sdlm_mu, batch_size=cfg.batch_size)
-    raise ConfigError(f"field 'optimizer' must be one of sgd, adam, adamw, sdlm (got {cfg.optimizer!r})")
+    if cfg.sdlm_mu <= 0:
+        raise ConfigError(f"field 'sdlm_mu' must be > 0 (got {cfg.sdlm_mu})")
+    if cfg.weight_decay:
+        raise ConfigError("field 'weight_decay': sdlm has no weight decay (the paper used none)")
+    check_supported(model, cfg.model)
+    return SDLM(params, lr=cfg.lr, mu=cfg.sdlm_mu, batch_size=cfg.batch_size)
 
 
-class _Multiplier:
-    """The learning-rate multiplier of step ``t`` (a picklable callable for ``LambdaLR``).
-
-    Linear warm-up from 0 over ``warmup`` steps, then constant, step decay (``gamma`` every
-    ``step_size`` steps), cosine annealing to 0 at ``total`` steps, or ``lecun1998``: the paper's
-    per-pass values (:data:`LECUN1998_SCHEDULE`) relative to the first (``step_size`` = one pass).
-    """
-
-    def __init__(self, kind: str, total: int, warmup: int, step_size: int, gamma: float) -> None:
-        self.kind, self.total, self.warmup = kind, max(total, 1), warmup
-        self.step_size, self.gamma = max(step_size, 1), gamma
-
-    def __call__(self, t: int) -> float:
-        if t < self.warmup:
-            return (t + 1) / self.warmup
-        if self.kind == "step":
-            return self.gamma ** (t // self.step_size)
-        if self.kind == "lecun1998":
-            epoch, start = t // self.step_size, 0
-            for passes, eta in LECUN1998_SCHEDULE:
-                if passes is None or epoch < start + passes:
-                    return eta / LECUN1998_SCHEDULE[0][1]
-                start += passes
-        if self.kind == "cosine":
-            span = max(self.total - self.warmup, 1)
-            return 0.5 * (1.0 + math.cos(math.pi * min(t - self.warmup, span) / span))
-        return 1.0
+def _multiplier(kind: str, total: int, warmup: int, step_size: int, gamma: float, t: int) -> float:
+    """The learning-rate multiplier of step ``t`` (``LambdaLR``): linear warm-up over ``warmup`` steps,
+    then constant, ``step`` decay (``gamma`` every ``step_size`` steps), ``cosine`` to 0 at ``total``, or
+    ``lecun1998`` (:data:`LECUN1998_SCHEDULE` relative to its first value, ``step_size``: one pass)."""
+    if t < warmup:
+        return (t + 1) / warmup
+    if kind == "step":
+        return gamma ** (t // step_size)
+    if kind == "lecun1998":
+        epoch, start = t // step_size, 0
+        for passes, eta in LECUN1998_SCHEDULE:
+            if passes is None or epoch < start + passes:
+                return eta / LECUN1998_SCHEDULE[0][1]
+            start += passes
+    if kind == "cosine":
+        span = max(total - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(t - warmup, span) / span))
+    return 1.0
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int):
-    """The per-batch schedule of a RunConfig: none, step, cosine (with linear warm-up), onecycle, or
-    lecun1998 (the paper's SDLM schedule, one value per epoch, peak ``lr``).
-
-    ``step_size`` and ``warmup`` are in epochs and converted with ``steps_per_epoch``. One-cycle is
-    PyTorch's ``OneCycleLR`` with peak ``lr`` (it also cycles momentum / Adam's beta1); its rise
-    is ``warmup`` epochs when given, else 30% of the run, and each of its two phases at least 2
-    steps (a run of fewer than 4 steps keeps ``lr`` constant).
-    """
+    """The per-batch schedule of a RunConfig (``step_size`` and ``warmup`` in epochs): :func:`_multiplier`,
+    or PyTorch's ``OneCycleLR`` peaking at ``lr`` after ``warmup`` epochs (default 30% of the run), each
+    phase at least 2 steps (a run of fewer than 4 steps keeps ``lr`` constant)."""
     total = cfg.epochs * steps_per_epoch
     warmup = int(round(cfg.warmup * steps_per_epoch))
     if cfg.schedule == "onecycle" and total >= 4:
@@ -88,19 +72,17 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int)
         rise = warmup if warmup else 0.3 * total
         pct = min(max(rise, 2), total - 2) / total
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct)
-    if cfg.schedule not in ("none", "step", "cosine", "lecun1998", "onecycle"):
-        raise ConfigError(
-            f"field 'schedule' must be one of none, step, cosine, onecycle, lecun1998 (got {cfg.schedule!r})"
-        )
     step_size = steps_per_epoch if cfg.schedule == "lecun1998" else int(round(cfg.step_size * steps_per_epoch))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Multiplier(cfg.schedule, total, warmup, step_size, cfg.gamma))
+    step_size = max(step_size, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(_multiplier, cfg.schedule, max(total, 1), warmup, step_size, cfg.gamma)
+    )
 
 
 def check_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer, source) -> dict:
-    """Check a saved ``optimizer.state_dict()`` (``last.pt``'s ``optimizer``) against the run's
-    ``optimizer`` before loading it: the same groups with the same number of parameters, finite
-    hyper-parameters, and every per-parameter state tensor finite and, unless a scalar (``step``), of
-    its parameter's shape. Returns ``saved``; a one-line CheckpointError naming ``source`` otherwise."""
+    """``saved`` (``last.pt``'s ``optimizer``) if it fits ``optimizer``: its groups and parameter counts,
+    finite hyper-parameters, finite state tensors shaped like their parameters (or scalars); else a
+    one-line CheckpointError naming ``source``."""
 
     def bad(what: str) -> CheckpointError:
         return CheckpointError(f"{source}: field 'optimizer' cannot be restored ({what})")

@@ -20,7 +20,7 @@ import torch
 
 from lenetlab import data, timing
 from lenetlab.data.facts import ISOTROPIC, DatasetFacts
-from lenetlab.data.loader import TensorLoader, batch_count
+from lenetlab.data.loader import batch_count
 from lenetlab.data.splits import DEV_MAX, dev_size
 from lenetlab.device import autocast_dtype, select_device, set_threads
 from lenetlab.errors import ConfigError
@@ -31,7 +31,7 @@ from lenetlab.textfmt import align
 from lenetlab.train.config import RunConfig, parse_budget, read_config_fields
 from lenetlab.train.optim import OPTIMIZER_DEFAULTS, build_optimizer
 from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
-from lenetlab.train.setup import augment_transform, build_spec, init_model, load_splits
+from lenetlab.train.setup import build_spec, init_model, load_splits, train_loader
 from lenetlab.train.step import make_scaler, train_step
 
 #: Datasets whose own tuned recipes ``auto`` keeps: the named ones, NNDL files, IDX folders (MNIST itself).
@@ -292,15 +292,7 @@ def measure_step(cfg: RunConfig, splits, steps: int = 12) -> float:
     spec = build_spec(cfg, splits)
     model = init_model(cfg, splits, spec)[0].to(device)
     opt, loss_fn, scaler = build_optimizer(model, cfg), model_loss(model, cfg.label_smoothing), make_scaler(device, amp)
-    loader = TensorLoader(
-        splits.train.x,
-        splits.train.y,
-        cfg.batch_size,
-        seed=cfg.seed,
-        device=device,
-        transform=augment_transform(cfg),
-        spec=spec,
-    )
+    loader = train_loader(cfg, splits, spec, device)
     n = len(splits.train)
     idx = loader.indices()[: n if batch_count(n, cfg.batch_size) == 1 else cfg.batch_size]  # the run's first batch
     model.train()

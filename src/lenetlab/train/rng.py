@@ -10,11 +10,8 @@ import torch
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch; optionally force deterministic algorithms.
-
-    Deterministic mode also sets ``CUBLAS_WORKSPACE_CONFIG`` (needed by deterministic cuBLAS) and
-    turns cuDNN autotuning off; otherwise cuDNN benchmark mode is on for speed.
-    """
+    """Seed Python, NumPy and torch; ``deterministic``: deterministic algorithms (and cuBLAS workspace),
+    no cuDNN autotuning (on otherwise, for speed)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -225,10 +225,10 @@ class Progress:
                 file=sys.stdout,
             )
 
-    def update(self, n: int = 1) -> None:
-        """Advance the bar by ``n`` steps (host-only work: no device sync)."""
+    def update(self) -> None:
+        """Advance the bar by a step (host-only work: no device sync)."""
         if self.bar is not None:
-            self.bar.update(n)
+            self.bar.update()
 
     def train_row(self, row: dict, epochs: int) -> None:
         """Show a train log row."""

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from lenetlab.data.loader import TensorLoader
 from lenetlab.device import autocast_dtype, select_device, set_threads
 from lenetlab.errors import CheckpointError, ConfigError, DiskFullError, LenetlabError, first_line
 from lenetlab.inference.evaluate import EvalResult, evaluate_sharded, model_loss
@@ -27,7 +26,7 @@ from lenetlab.train.optim import build_optimizer, build_scheduler, check_optimiz
 from lenetlab.train.rng import rng_state, seed_everything, set_rng_state
 from lenetlab.train.rundir import RunResult, stdout_say
 from lenetlab.train.sdlm import SDLM, gauss_newton_diagonal
-from lenetlab.train.setup import augment_transform, build_spec, init_model, load_splits
+from lenetlab.train.setup import build_spec, init_model, load_splits, train_loader
 from lenetlab.train.state import Clock, TrainState
 from lenetlab.train.step import make_scaler, train_step
 
@@ -117,19 +116,7 @@ class Runner:
         cfg, world = self.cfg, self.dist.world_size
         if cfg.batch_size % world:
             raise LenetlabError(f"field 'batch_size': {cfg.batch_size} is not divisible by {world} processes")
-        self.loader = TensorLoader(
-            self.splits.train.x,
-            self.splits.train.y,
-            cfg.batch_size // world,
-            shuffle=True,
-            seed=cfg.seed,
-            drop_last=cfg.drop_last,
-            device=self.device,
-            rank=self.dist.rank,
-            world_size=world,
-            transform=augment_transform(cfg),
-            spec=self.spec,
-        )
+        self.loader = train_loader(cfg, self.splits, self.spec, self.device, self.dist.rank, world)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
             raise LenetlabError(
@@ -217,17 +204,8 @@ class Runner:
             raise self._with_advice(e) from None
         finally:
             self.close()
-        return RunResult(
-            self.run_dir,
-            self.run_dir / rundir.BEST,
-            self.run_dir / rundir.LAST,
-            st.best_accuracy,
-            st.best_step,
-            test,
-            st.step,
-            clock.elapsed,
-            clock.train_time,
-        )
+        paths = (self.run_dir, self.run_dir / rundir.BEST, self.run_dir / rundir.LAST)
+        return RunResult(*paths, st.best_accuracy, st.best_step, test, st.step, clock.elapsed, clock.train_time)
 
     def close(self) -> None:
         """Close the logs and release the run directory's lock (idempotent; :meth:`run` calls it)."""
@@ -357,20 +335,26 @@ class Runner:
                 f"last good checkpoint: {last}"
             )
 
+    def _drain(self, i: int) -> tuple[float, float, float]:
+        """Mean loss, accuracy and example count of meter ``i`` (0: the log window, 1: the epoch) over
+        the ranks; the meter starts again from zero."""
+        loss, correct, n = self.dist.all_reduce_sum(self._meters[i].clone()).tolist()
+        self._meters[i].zero_()
+        return loss / max(n, 1), correct / max(n, 1), n
+
     def _log(self) -> None:
         self._check_finite()
-        win = self.dist.all_reduce_sum(self._meters[0].clone()).tolist()
-        self._meters[0].zero_()
+        loss, accuracy, n = self._drain(0)
         window = self.clock.lap()
         st, clock = self.state, self.clock
         row = {
             "kind": "train",
             "step": st.step,
             "epoch": st.step / self.steps_per_epoch,
-            "loss": win[0] / max(win[2], 1),
-            "accuracy": win[1] / max(win[2], 1),
+            "loss": loss,
+            "accuracy": accuracy,
             "lr": self.scheduler.get_last_lr()[0],
-            "examples_per_sec": win[2] / window,
+            "examples_per_sec": n / window,
             "time": clock.elapsed,
             "train_time": clock.train_time,
         }
@@ -379,14 +363,13 @@ class Runner:
 
     def _end_epoch(self) -> None:
         st = self.state
-        ep = self.dist.all_reduce_sum(self._meters[1].clone()).tolist()
-        self._meters[1].zero_()
+        loss, accuracy, _ = self._drain(1)
         row = {
             "kind": "epoch",
             "step": st.step,
             "epoch": st.epoch + 1,
-            "loss": ep[0] / max(ep[2], 1),
-            "accuracy": ep[1] / max(ep[2], 1),
+            "loss": loss,
+            "accuracy": accuracy,
             "time": self.clock.elapsed,
             "train_time": self.clock.train_time,
         }

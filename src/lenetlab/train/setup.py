@@ -1,4 +1,4 @@
-"""From a RunConfig to the run's data: splits, the model's input spec and the augmentation hook."""
+"""From a RunConfig to the run's data, input spec, model and training loader."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from lenetlab.data.augment import build_augment
 from lenetlab.data.common import normalization
+from lenetlab.data.loader import TensorLoader
 from lenetlab.data.transforms import InputSpec, pad_or_resize
 from lenetlab.errors import ConfigError, LenetlabError
 from lenetlab.inference.run import load_data
@@ -15,9 +16,8 @@ from lenetlab.models.init import init_weights
 
 
 def load_splits(cfg, dist=None):
-    """The splits of the config's data (:func:`lenetlab.inference.run.load_data` on its data description,
-    the one rule every command that re-reads a run's data uses); under several processes rank 0 loads
-    first (and downloads if asked) while the others wait at a barrier."""
+    """The splits of the config's data description (:func:`lenetlab.inference.run.load_data`, as every
+    command re-reading a run's data); under ``dist`` rank 0 loads (and downloads) first."""
     if dist is not None and not dist.is_main:
         dist.barrier()
     splits = load_data(data_description(cfg.to_dict()), download=cfg.download)
@@ -27,12 +27,8 @@ def load_splits(cfg, dist=None):
 
 
 def build_spec(cfg, splits) -> InputSpec:
-    """The model input spec: the model's registered input size, the config's resize, digit width and
-    normalisation.
-
-    Channels follow the data; ``resize="auto"`` pads when the image is at most 8 pixels smaller than
-    the model's input (28→32 for LeNet-5) and resizes otherwise (the d2l zoo's 224).
-    """
+    """The model input spec: the data's channels, the model's input size, and the config's resize (``auto``:
+    :func:`~lenetlab.data.transforms.pad_or_resize`), digit width and normalisation."""
     size = int(model_info(cfg.model).input_size[-1])
     x = splits.train.x
     c, h = int(x.shape[1]), int(x.shape[-1])
@@ -65,14 +61,27 @@ def init_model(cfg, splits, spec: InputSpec):
 
 
 def augment_transform(cfg):
-    """The train-only batch transform for ``cfg.augment`` (None when ``none``).
-
-    Provided by ``lenetlab.data.augment.build_augment(name, **kwargs)``: a callable taking and
-    returning a float batch ``[B, C, H, W]`` on the batch's device.
-    """
+    """The train-only batch transform of ``cfg.augment`` (float ``[B, C, H, W]`` in and out), or None."""
     if cfg.augment == "none":
         return None
     try:
         return build_augment(cfg.augment, **cfg.augment_kwargs)
     except TypeError as e:
         raise ConfigError(f"field 'augment_kwargs': {e}") from None
+
+
+def train_loader(cfg, splits, spec: InputSpec, device, rank: int = 0, world_size: int = 1) -> TensorLoader:
+    """The shuffled, augmented loader of this rank's share of ``splits.train`` (batches of
+    ``cfg.batch_size // world_size``) on ``device``."""
+    return TensorLoader(
+        splits.train.x,
+        splits.train.y,
+        cfg.batch_size // world_size,
+        seed=cfg.seed,
+        drop_last=cfg.drop_last,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+        transform=augment_transform(cfg),
+        spec=spec,
+    )
