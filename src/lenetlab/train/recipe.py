@@ -161,12 +161,8 @@ def _width_and_epochs(
     for w in WIDTHS:
         cost = n_train * epochs * model_macs(w, channels, classes)
         if cost <= macs_budget:
-            return (
-                w,
-                epochs,
-                f"the widest whose {epochs} epochs fit the compute budget ({cost / 1e12:.2f} of "
-                f"{macs_budget / 1e12:.2f} TMAC)",
-            )
+            used = f"{cost / 1e12:.2f} of {macs_budget / 1e12:.2f} TMAC"
+            return w, epochs, f"the widest whose {epochs} epochs fit the compute budget ({used})"
     w = WIDTHS[-1]
     fit = max(1, int(macs_budget // (n_train * model_macs(w, channels, classes))))
     return w, fit, f"the narrowest; {fit} epochs fit the compute budget ({macs_budget / 1e12:.2f} TMAC)"

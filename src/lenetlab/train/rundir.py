@@ -54,8 +54,6 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock (creating ``.lock``) or raise ConfigError naming the process that holds it."""
-        if self._fd is not None:
-            return self
         for _ in range(10):  # retried only when a releasing holder removed the file under us
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -102,6 +100,12 @@ class RunLock:
         except OSError:
             pass
         os.close(fd)  # closing the last descriptor drops the flock
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     def __del__(self) -> None:
         try:

@@ -188,17 +188,7 @@ class Runner:
         try:
             self.train()
             test = self.test()
-            self._emit(
-                {
-                    "kind": "end",
-                    "step": st.step,
-                    "epoch": st.step / self.steps_per_epoch,
-                    "reason": self.stop_reason(),
-                    "best_step": st.best_step,
-                    "time": clock.elapsed,
-                    "train_time": clock.train_time,
-                }
-            )
+            self._emit(self._row("end", st.step, reason=self.stop_reason(), best_step=st.best_step))
             self.metrics.end()
         except DiskFullError as e:
             raise self._with_advice(e) from None
@@ -346,34 +336,15 @@ class Runner:
         self._check_finite()
         loss, accuracy, n = self._drain(0)
         window = self.clock.lap()
-        st, clock = self.state, self.clock
-        row = {
-            "kind": "train",
-            "step": st.step,
-            "epoch": st.step / self.steps_per_epoch,
-            "loss": loss,
-            "accuracy": accuracy,
-            "lr": self.scheduler.get_last_lr()[0],
-            "examples_per_sec": n / window,
-            "time": clock.elapsed,
-            "train_time": clock.train_time,
-        }
+        lr = self.scheduler.get_last_lr()[0]
+        row = self._row("train", self.state.step, loss=loss, accuracy=accuracy, lr=lr, examples_per_sec=n / window)
         self._progress.train_row(row, self.cfg.epochs)
         self._emit(row)
 
     def _end_epoch(self) -> None:
         st = self.state
         loss, accuracy, _ = self._drain(1)
-        row = {
-            "kind": "epoch",
-            "step": st.step,
-            "epoch": st.epoch + 1,
-            "loss": loss,
-            "accuracy": accuracy,
-            "time": self.clock.elapsed,
-            "train_time": self.clock.train_time,
-        }
-        self._emit(row)
+        self._emit(self._row("epoch", st.step, st.epoch + 1, loss=loss, accuracy=accuracy))
         if not self.cfg.eval_steps or st.epoch + 1 == self.cfg.epochs:
             self._eval_dev()
         st.epoch, st.batch = st.epoch + 1, 0
@@ -402,15 +373,7 @@ class Runner:
                 st.best_accuracy, st.best_step, st.best_state = res.accuracy, st.step, _cpu_state(model)
                 self._save_best(res.accuracy, res.loss)
         self.clock.tick()
-        row = {
-            "kind": "dev",
-            "step": st.step,
-            "epoch": st.step / self.steps_per_epoch,
-            "loss": res.loss,
-            "accuracy": res.accuracy,
-            "best": best,
-            "time": self.clock.elapsed,
-        }
+        row = self._row("dev", st.step, train_time=False, loss=res.loss, accuracy=res.accuracy, best=best)
         self._progress.message(
             f"[dev] step {st.step} epoch {row['epoch']:.2f} loss {res.loss:.4f} "
             f"acc {res.accuracy:.4f}" + (" (best)" if best else "")
@@ -450,19 +413,16 @@ class Runner:
         res = self._evaluate(
             self.model, self.splits.test, class_names=self.splits.class_names, keep_predictions=self.cfg.plots
         )
-        row = {
-            "kind": "test",
-            "step": st.best_step,
-            "epoch": st.best_step / self.steps_per_epoch,
-            "loss": res.loss,
-            "accuracy": res.accuracy,
-            "n": res.n,
-            "per_class": res.per_class,
-            "checkpoint": rundir.BEST,
-            "time": self.clock.elapsed,
-        }
-        self._emit(row)
+        fields = {"loss": res.loss, "accuracy": res.accuracy, "n": res.n, "per_class": res.per_class}
+        self._emit(self._row("test", st.best_step, train_time=False, **fields, checkpoint=rundir.BEST))
         return res
+
+    def _row(self, kind: str, step: int, epoch: float | None = None, train_time: bool = True, **fields) -> dict:
+        """A metrics row: ``kind``, ``step``, ``epoch`` (default: ``step`` in epochs), ``fields``, the
+        clock's ``time`` and (``train_time``) ``train_time``."""
+        epoch = step / self.steps_per_epoch if epoch is None else epoch
+        row = {"kind": kind, "step": step, "epoch": epoch, **fields, "time": self.clock.elapsed}
+        return {**row, "train_time": self.clock.train_time} if train_time else row
 
     def _emit(self, row: dict) -> None:
         with self.clock.paused():  # callbacks (a test-set check, say) are not training
