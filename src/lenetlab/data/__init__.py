@@ -19,15 +19,14 @@ How ``name`` is read (first match wins; :func:`lenetlab.data.folders.dataset_sou
    ``fashion-mnist`` (files in ``data_dir``, ``$LENETLAB_DATA`` or ``~/.cache/lenetlab``;
    ``download=True`` fetches missing ones);
 2. otherwise a path (anything that exists, contains a path separator or ends in ``.gz``/``.json``/``.csv``):
-   a ``.csv`` file (always read as CSV, see :mod:`lenetlab.data.csvtable`: image names and labels,
-   or pixel values as Kaggle's Digit Recognizer); an NNDL ``mnist.json.gz`` file; a folder with
-   ``train.csv``/``test.csv`` (Kaggle classify-leaves or Digit Recognizer layout, told apart by the
-   header); a folder holding the four MNIST-style IDX files; a folder of class sub-folders
-   (optionally under ``train/`` and ``test/``);
+   a ``.csv`` file (:mod:`lenetlab.data.csvtable`: image names and labels, or pixel values as Kaggle's
+   Digit Recognizer); an NNDL ``mnist.json.gz`` file; a folder with ``train.csv``/``test.csv``; a folder
+   holding the four MNIST-style IDX files; a folder of class sub-folders (optionally under ``train/``
+   and ``test/``);
 3. anything else is an unknown name: one-line DataError listing the known names.
 
-:func:`inspect` measures a dataset without decoding its images (sizes, classes, balance): the
-facts the automatic training recipe (:mod:`lenetlab.train.recipe`) is chosen from.
+:func:`inspect` measures a dataset without decoding its images: the facts the automatic training recipe
+(:mod:`lenetlab.train.recipe`) is chosen from.
 """
 
 from __future__ import annotations
@@ -40,10 +39,11 @@ import torch
 
 from lenetlab.data.common import finish
 from lenetlab.data.csvtable import Columns
+from lenetlab.data.download import IDX_DATASETS
 from lenetlab.data.facts import DatasetFacts, source_facts
 from lenetlab.data.folders import NAMED, dataset_source, load_index, load_pixel_tables
 from lenetlab.data.loader import TensorLoader
-from lenetlab.data.mnist import from_idx_files, load_idx
+from lenetlab.data.mnist import IDX_CLASSES, from_idx_files, locate
 from lenetlab.data.nndl import load_nndl
 from lenetlab.data.splits import Split, Splits
 from lenetlab.data.transforms import InputSpec, prepare
@@ -68,24 +68,14 @@ def known_datasets() -> list[str]:
     return list(NAMED)
 
 
-def _load_subset(**opts) -> Splits:
-    with resources.files("lenetlab.data").joinpath("assets/mnist_subset.npz").open("rb") as f:
-        z = np.load(f)
-        parts = {k: torch.from_numpy(z[k].copy()) for k in z.files}
-
-    def split(p: str) -> Split:
-        return Split(parts[f"{p}_x"].unsqueeze(1), parts[f"{p}_y"].long())
-
-    return finish(
-        "mnist-subset",
-        split("train"),
-        split("dev"),
-        split("test"),
-        [str(i) for i in range(10)],
-        "embedded in the lenetlab package (lenetlab/data/assets/mnist_subset.npz)",
-        default_norm="half",
-        **opts,
-    )
+def _load_subset() -> Splits:
+    with resources.files("lenetlab.data").joinpath("assets/mnist_subset.npz").open("rb") as f, np.load(f) as z:
+        part = {
+            p: Split(torch.tensor(z[f"{p}_x"]).unsqueeze(1), torch.tensor(z[f"{p}_y"]).long())
+            for p in ("train", "dev", "test")
+        }
+    source = "embedded in the lenetlab package (lenetlab/data/assets/mnist_subset.npz)"
+    return Splits("mnist-subset", part["train"], part["dev"], part["test"], list(IDX_CLASSES), source=source)
 
 
 def load(
@@ -112,42 +102,36 @@ def load(
     a tenth of the training images, at most 5,000) is carved from the training set with ``seed``;
     the embedded subset and NNDL files keep their own dev split. ``image_size`` sets the model
     input size (``spec.size``; image folders are also resized to it when loaded), ``channels``
-    converts to 1 (gray) or 3 (RGB). ``normalize`` is one of
-    :data:`lenetlab.choices.NORMALIZE_CHOICES`: ``default`` is ``half`` (mean = std = 0.5)
-    for digits and ``stats`` (the training split's per-channel statistics) for image folders. ``mirrors`` overrides
-    the download mirrors (base URLs). ``image_column``,
-    ``label_column`` and ``id_column`` name a CSV's columns (defaults ``image``, ``label``, none). Every
-    bad input raises a one-line :class:`DataError`.
+    converts to 1 (gray) or 3 (RGB). ``normalize`` is one of :data:`lenetlab.choices.NORMALIZE_CHOICES`:
+    ``default`` is ``half`` (mean = std = 0.5) for digits and ``stats`` (the training split's per-channel
+    statistics) for image folders. ``mirrors`` overrides the download mirrors (base URLs).
+    ``image_column``, ``label_column`` and ``id_column`` name a CSV's columns (defaults ``image``,
+    ``label``, none). Every bad input raises a one-line :class:`DataError`.
     """
-    opts = dict(channels=channels, image_size=image_size, normalize=normalize)
     columns = Columns.of(image_column, label_column, id_column)
     src = dataset_source(name, columns)
-    if src.kind == "named":
-        if src.name == "mnist-subset":
-            return _load_subset(**opts)
-        return load_idx(
-            src.name,
-            data_dir,
-            download=download,
-            verify=verify,
-            val_size=val_size,
-            seed=seed,
-            mirrors=mirrors,
-            progressbar=progressbar,
-            **opts,
+    split = dict(val_size=val_size, seed=seed)
+    if src.kind in ("image-csv", "class-folders"):
+        s = load_index(src.index, src.name, image_size=image_size, channels=channels, **split)
+        return finish(s, False, normalize=normalize)
+    if src.kind == "named" and src.name == "mnist-subset":
+        s = _load_subset()
+    elif src.kind == "named":
+        ds = IDX_DATASETS[src.name]
+        paths = locate(ds, data_dir, download_missing=download, verify=verify, mirrors=mirrors, progressbar=progressbar)
+        s = from_idx_files(src.name, paths, ds.class_names, **split)
+    elif src.kind == "nndl":
+        s = load_nndl(src.path)
+    elif src.kind == "idx" and verify:
+        raise DataError(
+            f"{src.path}: checksums are known only for named datasets; use --dataset mnist "
+            f"(or fashion-mnist) --data-dir {src.path} --verify"
         )
-    if src.kind == "nndl":
-        return load_nndl(src.path, **opts)
-    if src.kind == "idx":
-        if verify:
-            raise DataError(
-                f"{src.path}: checksums are known only for named datasets; use --dataset mnist "
-                f"(or fashion-mnist) --data-dir {src.path} --verify"
-            )
-        return from_idx_files(src.name, src.idx, None, val_size=val_size, seed=seed, **opts)
-    if src.kind == "pixel-csv":
-        return load_pixel_tables(src.name, src.path, *src.tables, columns=columns, val_size=val_size, seed=seed, **opts)
-    return load_index(src.index, name=src.name, val_size=val_size, seed=seed, **opts)
+    elif src.kind == "idx":
+        s = from_idx_files(src.name, src.idx, **split)
+    else:
+        s = load_pixel_tables(src.name, src.path, *src.tables, columns, **split)
+    return finish(s, True, channels=channels, image_size=image_size, normalize=normalize)
 
 
 def inspect(
@@ -158,10 +142,7 @@ def inspect(
     id_column: str | None = None,
     sample: int = 200,
 ) -> DatasetFacts:
-    """What dataset ``name`` holds, measured without decoding its images: a :class:`DatasetFacts`
-    (image counts, classes and their balance, channels, image sizes from up to ``sample`` files).
-
-    Named datasets and NNDL files are described from what is known of them; tables and folders are
-    told apart by the same :func:`~lenetlab.data.folders.dataset_source` as :func:`load` (same errors).
-    """
+    """What dataset ``name`` holds, measured without decoding its images: a :class:`DatasetFacts` (image
+    counts, classes and their balance, channels, image sizes from up to ``sample`` files), found by the same
+    :func:`~lenetlab.data.folders.dataset_source` as :func:`load` (same errors)."""
     return source_facts(dataset_source(name, Columns.of(image_column, label_column, id_column)), sample=sample)

@@ -1,4 +1,5 @@
-"""Helpers shared by the dataset readers: seeded validation split, channel conversion, statistics."""
+"""What every dataset reader shares: the seeded dev split, channel conversion, pixel statistics and the
+default input spec (:func:`finish`)."""
 
 from __future__ import annotations
 
@@ -6,28 +7,19 @@ import numpy as np
 import torch
 
 from lenetlab.choices import FIXED_NORMS, NORMALIZE_CHOICES
-from lenetlab.data.splits import Split, Splits
+from lenetlab.data.splits import Split, Splits, dev_size
 from lenetlab.data.transforms import InputSpec, pad_or_resize
 from lenetlab.errors import DataError
 
 
-def carve_val(
-    x: torch.Tensor, y: torch.Tensor | None, val_size: int, seed: int, name: str, ids: list[str] | None = None
-) -> tuple[Split, Split]:
-    """Split ``x [N, ...]``/``y [N]`` into (train, dev) with ``val_size`` dev examples chosen by ``seed``.
-
-    Both parts keep the original order (indices sorted), so the split depends only on the seed.
-    """
-    n = len(x)
-    if val_size != 0 and not 0 < val_size < n:  # keep at least one training example
-        raise DataError(f"{name}: val_size={val_size} must be in [0, {n}) for a training set of {n:,}")
+def carve_val(full: Split, val_size: int | None, seed: int, name: str) -> tuple[Split, Split]:
+    """``(train, dev)`` of ``full``, with :func:`~lenetlab.data.splits.dev_size` examples chosen by ``seed``
+    for dev; both parts keep the original order, so the split depends only on the seed."""
+    n, k = len(full), dev_size(len(full), val_size)
+    if n and k != 0 and not 0 < k < n:  # keep at least one training example
+        raise DataError(f"{name}: val_size={k} must be in [0, {n}) for a training set of {n:,}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
-    dev_idx, tr_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
-
-    def part(i: torch.Tensor) -> Split:
-        return Split(x[i], None if y is None else y[i], None if ids is None else [ids[j] for j in i.tolist()])
-
-    return part(tr_idx), part(dev_idx)
+    return full.take(perm[k:].sort().values), full.take(perm[:k].sort().values)
 
 
 def to_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
@@ -43,66 +35,44 @@ def to_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
 
 
 def pixel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Exact per-channel mean and std of ``uint8 [N, C, H, W]`` in [0, 1] units, via 256-bin histograms.
-
-    Chunked so even 60,000 images never need a float copy of the whole tensor.
-    """
+    """Exact per-channel mean and std of ``uint8 [N, C, H, W]`` in [0, 1] units, from 256-bin histograms
+    counted in chunks (no float copy of the whole tensor)."""
     c = x.shape[1]
     hist = np.zeros((c, 256), dtype=np.int64)
     for i in range(0, len(x), chunk):
         part = x[i : i + chunk].transpose(0, 1).reshape(c, -1).numpy()
-        for ch in range(c):
-            hist[ch] += np.bincount(part[ch], minlength=256)
+        hist += np.stack([np.bincount(p, minlength=256) for p in part])
     v = np.arange(256) / 255.0
     total = hist.sum(1).clip(min=1)
-    mean = (hist * v).sum(1) / total
-    var = (hist * v**2).sum(1) / total - mean**2
-    return tuple(float(m) for m in mean), tuple(float(s) for s in np.sqrt(var.clip(min=0)))
+    mean = hist @ v / total
+    std = np.sqrt((hist @ v**2 / total - mean**2).clip(min=0))
+    return tuple(mean.tolist()), tuple(std.tolist())
 
 
 def normalization(name: str, train_x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel ``(mean, std)`` in [0, 1] units for normalisation ``name`` on ``train_x [N, C, H, W]``:
-    ``stats`` measures the train split (exactly, via histograms), the others are :data:`FIXED_NORMS`."""
-    c = int(train_x.shape[1])
+    ``stats`` measures the train split, the others are :data:`~lenetlab.choices.FIXED_NORMS`."""
     if name == "stats":
         mean, std = pixel_stats(train_x.cpu())
         return mean, tuple(max(s, 1e-3) for s in std)  # a constant image set must not divide by zero
     if name not in FIXED_NORMS:
         raise DataError(f"normalize={name!r} is not one of {', '.join(NORMALIZE_CHOICES)}")
     mean, std = FIXED_NORMS[name]
+    c = int(train_x.shape[1])
     return (mean,) * c, (std,) * c
 
 
-def finish(
-    name: str,
-    train: Split,
-    dev: Split,
-    test: Split,
-    class_names: list[str],
-    source: str,
-    *,
-    channels: int | None,
-    image_size: int | None,
-    normalize: str | None,
-    default_norm: str,
-) -> Splits:
-    """Apply channel conversion and build the default InputSpec, returning the :class:`Splits`.
-
-    ``image_size`` (default 32 for 28×28 digits, else the images' own size) becomes ``spec.size``;
-    ``prepare`` pads when the images are smaller (LeNet-5's 28→32) and resizes otherwise.
-    """
-    for s in (train, dev, test):
-        s.x = to_channels(s.x, channels)
-    h = int(train.x.shape[-1]) if len(train) else int(test.x.shape[-1])
-    size = image_size or (32 if h == 28 else h)
+def finish(s: Splits, digits: bool, *, channels=None, image_size=None, normalize=None) -> Splits:
+    """Convert ``s``'s images to ``channels`` and set its input spec: size ``image_size`` (default: the
+    images' side, 32 for 28×28 ``digits``), padded or resized to, and normalisation ``normalize``
+    (``default``: ``half`` for ``digits``, else ``stats``)."""
+    for part in (s.train, s.dev, s.test):
+        part.x = to_channels(part.x, channels)
+    x = s.train.x if len(s.train) else s.test.x
+    side = int(x.shape[-1])
+    size = image_size or (32 if digits and side == 28 else side)
     if normalize in (None, "default"):
-        normalize = default_norm
-    mean, std = normalization(normalize, train.x if len(train) else test.x)
-    spec = InputSpec(
-        channels=int(train.x.shape[1] if len(train) else test.x.shape[1]),
-        size=size,
-        resize=pad_or_resize(h, size),
-        mean=mean,
-        std=std,
-    )
-    return Splits(name, train, dev, test, list(class_names), spec, source)
+        normalize = "half" if digits else "stats"
+    mean, std = normalization(normalize, x)
+    s.input_spec = InputSpec(int(x.shape[1]), size, pad_or_resize(side, size), mean, std)
+    return s

@@ -1,14 +1,12 @@
 """What a dataset holds, measured without decoding it: the facts a training recipe is chosen from.
 
-:func:`source_facts` reads a folder's or table's index (file names, labels) and the headers of up to
-``sample`` images (Pillow reads a header without decoding the pixels), so it takes a fraction of a
-second even for thousands of photos; a Digit Recognizer table is measured from its header and its
-label column. ``lenetlab.data.inspect(name)`` is the public entry point.
+:func:`source_facts` reads a folder's or table's index and the headers of up to ``sample`` images (Pillow
+reads a header without decoding the pixels), a Digit Recognizer table its header and label column.
+``lenetlab.data.inspect(name)`` is the public entry point.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lenetlab.data.csvtable import Layout, column_values, count_rows, label_order, read_pixels
+from lenetlab.data.csvtable import Layout, column_values, count_rows, read_pixels
 from lenetlab.data.download import IDX_DATASETS
-from lenetlab.data.folders import GRAY_MODES, Source, decode_images
+from lenetlab.data.folders import GRAY_MODES, Source, decode_images, encode
 from lenetlab.data.idx import idx_shape, read_idx
 from lenetlab.data.images import open_image
 from lenetlab.data.mnist import IDX_CLASSES, check_labels
@@ -34,13 +32,10 @@ ANISOTROPY_SAMPLE = 256
 class DatasetFacts:
     """A dataset's shape, as a recipe needs it.
 
-    ``kind``: ``named`` (mnist, mnist-subset, fashion-mnist), ``nndl``, ``pixel-csv``, ``image-csv``,
-    ``class-folders`` or ``idx``. ``n_labelled``: labelled training images (before the dev split
-    is carved); ``class_counts``: images per class, in class order; ``channels``: 1 when every
-    image sampled is grayscale (also RGB files whose three channels agree), else 3; ``sizes``:
-    ``(width, height)`` of the sampled images; ``dev_given``: the folder has its own dev split;
-    ``anisotropy``: how much the sampled training images prefer some edge orientations (see
-    :func:`orientation_anisotropy`; None when not measured).
+    ``kind``: as :class:`~lenetlab.data.folders.Source`'s. ``n_labelled``: labelled training images (dev
+    included); ``class_counts``: images per class; ``channels``: 1 when every sampled image is gray (RGB
+    files whose channels agree too), else 3; ``sizes``: ``(width, height)`` of the sampled images;
+    ``dev_given``: the folder has its own dev split; ``anisotropy``: see :func:`orientation_anisotropy`.
     """
 
     name: str
@@ -57,8 +52,7 @@ class DatasetFacts:
 
     @property
     def upright(self) -> bool:
-        """Whether the images have a preferred orientation (characters, digits, photos: rotating them
-        far changes what they show); False for sets whose objects lie at any angle."""
+        """Whether the images have a preferred orientation (rotating them far changes what they show)."""
         return self.anisotropy is None or self.anisotropy >= ISOTROPIC
 
     @property
@@ -69,10 +63,8 @@ class DatasetFacts:
     @property
     def median_size(self) -> tuple[int, int]:
         """Median ``(width, height)`` of the sampled images."""
-        if not self.sizes:
-            return (0, 0)
-        a = np.asarray(self.sizes)
-        return int(np.median(a[:, 0])), int(np.median(a[:, 1]))
+        w, h = np.median(self.sizes, axis=0) if self.sizes else (0, 0)
+        return int(w), int(h)
 
     @property
     def mixed_sizes(self) -> bool:
@@ -82,19 +74,17 @@ class DatasetFacts:
     @property
     def imbalance(self) -> float:
         """Largest class count over the smallest (1.0 for a balanced set; inf if a class is empty)."""
-        counts = [c for c in self.class_counts]
-        if not counts:
+        if not self.class_counts:
             return 1.0
-        return float("inf") if min(counts) == 0 else max(counts) / min(counts)
+        return float("inf") if min(self.class_counts) == 0 else max(self.class_counts) / min(self.class_counts)
 
     def to_dict(self) -> dict:
         """A JSON-safe summary (sizes reduced to min / median / max sides)."""
         d = asdict(self)
-        sides = [min(s) for s in self.sizes]
         d["sizes"] = {
             "sampled": len(self.sizes),
             "median": list(self.median_size),
-            "min_side": min(sides, default=0),
+            "min_side": min((min(s) for s in self.sizes), default=0),
             "max_side": max((max(s) for s in self.sizes), default=0),
             "mixed": self.mixed_sizes,
         }
@@ -115,55 +105,31 @@ class DatasetFacts:
         )
 
 
-def named_facts(key: str) -> DatasetFacts:
-    """Facts of a named dataset (``mnist``, ``fashion-mnist``, ``mnist-subset``), from what is known of it."""
-    if key == "mnist-subset":
-        return DatasetFacts(key, "named", 1200, 200, True, [str(i) for i in range(10)], [120] * 10, 1, [(28, 28)])
-    names = list(IDX_DATASETS[key].class_names)
-    return DatasetFacts(key, "named", 60000, 10000, True, names, [6000] * 10, 1, [(28, 28)])
-
-
 def _probe_sizes(paths: list[Path], sample: int) -> tuple[list[tuple[int, int]], int]:
     """Sizes of up to ``sample`` evenly spread images and 1 if all are grayscale, else 3."""
-    if not paths:
-        return [], 3
-    sizes, colour = [], False
+    sizes, colour = [], not paths
     for k, p in enumerate(_spread(paths, sample)):
         with open_image(p, decode=False) as im:
             sizes.append(im.size)
-            mode = im.mode
-        if mode not in GRAY_MODES and not colour and k < 48:
+            gray = im.mode in GRAY_MODES
+        if not gray and not colour and k < 48:
             # an RGB file may hold a gray picture: look at a thumbnail (JPEG decodes it at 1/8 scale)
             a = np.asarray(open_image(p, draft=("RGB", 16)).convert("RGB"), dtype=np.int16)
             colour = bool(np.abs(a - a.mean(axis=2, keepdims=True)).mean() > 3)
     return sizes, 3 if colour else 1
 
 
-def _idx_facts(name: str, paths: list[Path]) -> DatasetFacts:
-    """Facts of four IDX files: the label files are read (small) and checked as loading checks them,
-    the image files only for the shape their header declares."""
-    ytr, yte = read_idx(paths[1]), read_idx(paths[3])
-    check_labels([(paths[1], ytr), (paths[3], yte)], len(IDX_CLASSES))
-    shape = idx_shape(paths[0])
-    h, w = shape[-2:] if len(shape) >= 2 else (0, 0)
-    return DatasetFacts(
-        name, "idx", len(ytr), len(yte), True, list(IDX_CLASSES), _counts(ytr.tolist(), len(IDX_CLASSES)), 1, [(w, h)]
-    )
-
-
 def orientation_anisotropy(x: torch.Tensor) -> float:
     """How strongly images ``uint8 [N, C, H, W]`` prefer some edge orientations, in [0, 1].
 
-    Each image's Sobel gradients, weighted by their magnitude, give the mean of ``exp(2i theta)``
-    (one preferred axis) and of ``exp(4i theta)`` (horizontal and vertical edges, as in upright
-    writing); these are averaged over the images and the larger modulus is returned. Upright
-    characters and photos keep their preferred orientations from image to image, so the averages
-    stay large; objects lying at random angles cancel out to about 0.
+    The magnitude-weighted means of ``exp(2i theta)`` (one preferred axis) and ``exp(4i theta)`` (horizontal
+    and vertical edges) of each image's Sobel gradients, averaged over the images: the larger modulus. Upright
+    characters and photos keep it large; objects lying at random angles cancel out to about 0.
     """
     if len(x) == 0:
         return 0.0
     g = x.float().mean(1, keepdim=True)
-    if g.shape[-1] != 32 or g.shape[-2] != 32:
+    if g.shape[-2:] != (32, 32):
         g = F.interpolate(g, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
     k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
     gx, gy = F.conv2d(g, k), F.conv2d(g, k.transpose(2, 3))
@@ -182,61 +148,53 @@ def _spread(items: list, k: int) -> list:
 
 
 def _counts(labels: list[int], n: int) -> list[int]:
-    c = Counter(labels)
-    return [c.get(i, 0) for i in range(n)]
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=n).tolist()
 
 
 def source_facts(src: Source, *, sample: int = 200) -> DatasetFacts:
     """:class:`DatasetFacts` of a dataset as :func:`~lenetlab.data.folders.dataset_source` found it."""
-    if src.kind == "named":
-        return named_facts(src.name)
-    if src.kind == "nndl":  # NNDL's MNIST export
-        return DatasetFacts(src.name, "nndl", 60000, 10000, True, list(IDX_CLASSES), [6000] * 10, 1, [(28, 28)])
-    if src.kind == "idx":
-        return _idx_facts(src.name, src.idx)
+    if src.kind == "named" and src.name == "mnist-subset":
+        return DatasetFacts(src.name, "named", 1200, 200, True, list(IDX_CLASSES), [120] * 10, 1, [(28, 28)])
+    if src.kind in ("named", "nndl"):  # MNIST, Fashion-MNIST or NNDL's MNIST export
+        names = IDX_DATASETS[src.name].class_names if src.kind == "named" else IDX_CLASSES
+        return DatasetFacts(src.name, src.kind, 60000, 10000, True, list(names), [6000] * 10, 1, [(28, 28)])
+    if src.kind == "idx":  # the label files are read and checked as loading checks them; images only their header
+        ytr, yte = read_idx(src.idx[1]), read_idx(src.idx[3])
+        check_labels([(src.idx[1], ytr), (src.idx[3], yte)], len(IDX_CLASSES))
+        shape = idx_shape(src.idx[0])
+        h, w = shape[-2:] if len(shape) >= 2 else (0, 0)
+        return DatasetFacts(src.name, "idx", len(ytr), len(yte), True, list(IDX_CLASSES), _counts(ytr, 10), 1, [(w, h)])
     if src.kind == "pixel-csv":
         return _pixel_facts(src.name, *src.tables)
     found = src.index
     sizes, channels = _probe_sizes(found.all_paths(), sample)
-    n_dev = len(found.dev[0]) if found.dev else 0
-    picked = _spread(found.train, ANISOTROPY_SAMPLE)
-    aniso = orientation_anisotropy(decode_images(picked, 32, 1)) if picked else None
+    picked = _spread(found.train.paths, ANISOTROPY_SAMPLE)
+    dev = found.dev.y if found.dev else []
     return DatasetFacts(
         src.name,
         found.layout,
-        len(found.train) + n_dev,
-        len(found.test),
-        found.test_y is not None and bool(found.test),
+        len(found.train.paths) + len(dev),
+        len(found.test.paths),
+        found.test.y is not None and bool(found.test.paths),
         list(found.classes),
-        _counts(found.train_y + (found.dev[1] if found.dev else []), len(found.classes)),
+        _counts(found.train.y + dev, len(found.classes)),
         channels,
         sizes,
         dev_given=found.dev is not None,
-        anisotropy=aniso,
+        anisotropy=orientation_anisotropy(decode_images(picked, 32, 1)) if picked else None,
     )
 
 
 def _pixel_facts(name: str, train: Layout | None, test: Layout | None) -> DatasetFacts:
     """Facts of pixel tables, from the label column and a sample of rows."""
-    labels = column_values(train, train.label) if train is not None else []
-    classes = label_order(labels)
-    index = {c: i for i, c in enumerate(classes)}
-    side = (train or test).side
+    classes, y, _ = encode(column_values(train, train.label) if train is not None else [], None, None)
     aniso = None
-    if train is not None and labels:
+    if y:
         x = read_pixels(train, max_rows=ANISOTROPY_SAMPLE * 4)[0]
-        aniso = orientation_anisotropy(
-            torch.from_numpy(np.ascontiguousarray(_spread(x, ANISOTROPY_SAMPLE))).unsqueeze(1)
-        )
+        aniso = orientation_anisotropy(torch.from_numpy(np.stack(_spread(x, ANISOTROPY_SAMPLE))).unsqueeze(1))
+    side = (train or test).side
+    n_test = count_rows(test) if test is not None else 0
+    counts, labelled = _counts(y, len(classes)), test is not None and test.labelled
     return DatasetFacts(
-        name,
-        "pixel-csv",
-        len(labels),
-        count_rows(test) if test is not None else 0,
-        bool(test is not None and test.labelled),
-        classes,
-        _counts([index[c] for c in labels], len(classes)),
-        1,
-        [(side, side)],
-        anisotropy=aniso,
+        name, "pixel-csv", len(y), n_test, labelled, classes, counts, 1, [(side, side)], anisotropy=aniso
     )

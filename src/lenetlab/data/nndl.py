@@ -1,11 +1,8 @@
 """Reader for the NNDL ``mnist.json.gz`` file (Neural Networks and Deep Learning's MNIST export).
 
 Format: gzip-compressed (or plain) JSON ``[[train_images, train_labels], [dev_images, dev_labels],
-[test_images, test_labels]]``; every image is a list of 784 floats in [0, 1] (row-major 28×28),
-every label a digit 0..9. Pixels stored as k/256 (the original ``mnist.pkl.gz`` export) and
-as k/255 are both mapped back to the exact byte ``k`` (see :func:`pixel_scale`). The file carries its own dev split
-(50,000/10,000/10,000 in the
-original). Any malformed input raises a one-line :class:`DataError` naming the file.
+[test_images, test_labels]]``, every image a list of 784 floats in [0, 1] (row-major 28×28), every label
+a digit. Pixels stored as k/256 (the original ``mnist.pkl.gz``) or k/255 both map back to the byte ``k``.
 """
 
 from __future__ import annotations
@@ -16,13 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lenetlab.data.common import finish
 from lenetlab.data.idx import decompress, read_raw
 from lenetlab.data.mnist import IDX_CLASSES, check_labels
 from lenetlab.data.splits import Split, Splits
 from lenetlab.errors import DataError, first_line
-
-_PARTS = ("train", "dev", "test")
 
 
 def _split(part, which: str, path) -> tuple[np.ndarray, np.ndarray]:
@@ -60,31 +54,19 @@ def pixel_scale(x: np.ndarray) -> int:
 
 def parse_nndl(raw: bytes, path: str | Path = "<bytes>") -> list[tuple[np.ndarray, np.ndarray]]:
     """Parse the (possibly gzip-compressed) bytes of an NNDL file into three (uint8 [N,28,28], int64 [N]) pairs."""
-    text = decompress(raw, path)
     try:
-        obj = json.loads(text)
+        obj = json.loads(decompress(raw, path))
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise DataError(f"{path}: not valid JSON ({first_line(e, 120)})") from None
     if not isinstance(obj, list) or len(obj) != 3:
         raise DataError(f"{path}: expected a JSON list [train, dev, test] of three [images, labels] pairs")
-    return [_split(part, which, path) for part, which in zip(obj, _PARTS)]
+    return [_split(part, which, path) for part, which in zip(obj, ("train", "dev", "test"))]
 
 
-def load_nndl(path: str | Path, *, channels=None, image_size=None, normalize=None) -> Splits:
+def load_nndl(path: str | Path) -> Splits:
     """Load an NNDL ``mnist.json.gz`` as :class:`Splits` (uint8 ``[N, 1, 28, 28]``, its own dev split)."""
     path = Path(path)
     parts = parse_nndl(read_raw(path), path)
     check_labels([(path, y) for _, y in parts], len(IDX_CLASSES))  # MNIST's digits, as the IDX folders
     train, dev, test = (Split(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)) for x, y in parts)
-    return finish(
-        path.name,
-        train,
-        dev,
-        test,
-        list(IDX_CLASSES),
-        str(path.resolve()),
-        channels=channels,
-        image_size=image_size,
-        normalize=normalize,
-        default_norm="half",
-    )
+    return Splits(path.name, train, dev, test, list(IDX_CLASSES), source=str(path.resolve()))

@@ -1,4 +1,4 @@
-"""The :class:`Splits` container every dataset loader returns."""
+"""The :class:`Splits` every dataset loader returns, and the one dev-split rule (:func:`dev_size`)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,8 @@ def dev_size(n_train: int, val_size: int | None = None) -> int:
 
 @dataclass
 class Split:
-    """One split: ``x`` is ``uint8 [N, C, H, W]``; ``y`` is ``int64 [N]`` or ``None`` when unlabelled.
-
-    ``ids`` optionally names each example (image file names of a Kaggle test set, say).
-    """
+    """One split: ``x`` is ``uint8 [N, C, H, W]``; ``y`` is ``int64 [N]`` or ``None`` when unlabelled;
+    ``ids`` optionally names each example (the image names of a Kaggle test set)."""
 
     x: torch.Tensor
     y: torch.Tensor | None
@@ -32,15 +30,16 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def take(self, i: torch.Tensor) -> Split:
+        """The examples at indices ``i`` (int64)."""
+        ids = None if self.ids is None else [self.ids[j] for j in i.tolist()]
+        return Split(self.x[i], None if self.y is None else self.y[i], ids)
+
 
 @dataclass
 class Splits:
-    """Train/dev/test splits of one dataset as tensors, with class names and default input spec.
-
-    ``dev`` is carved from the training set for tuning; ``test`` is for the final report only.
-    ``source`` says where the files were read from; ``submission`` is the header of a submission
-    file for the test split (its id column, its label column), as the dataset's competition wants it.
-    """
+    """Train/dev/test splits of one dataset, its class names and default input spec. ``source`` says where
+    the files were read from; ``submission`` is a submission file's header (id column, label column)."""
 
     name: str
     train: Split

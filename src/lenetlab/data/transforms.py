@@ -1,8 +1,5 @@
-"""Tensor preprocessing applied to every batch: width normalisation, 28→32 padding or resize, normalisation.
-
-Images are kept as ``uint8`` tensors of shape ``[N, C, H, W]`` until they are fed to a model;
-:func:`prepare` turns a batch into the model's float input as described by an :class:`InputSpec`.
-The spec travels inside every checkpoint, so prediction and serving apply exactly the same steps.
+"""Batch preprocessing: :func:`prepare` turns ``uint8 [N, C, H, W]`` images into a model's float input as
+its :class:`InputSpec` (saved in every checkpoint) says: width normalisation, padding or resizing, normalisation.
 """
 
 from __future__ import annotations
@@ -27,14 +24,9 @@ INK_THRESHOLD = 0.1
 
 
 def normalize_width(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Scale each image of ``x`` ``[N, C, H, W]`` (floats, background 0) horizontally so that its ink
-    spans ``width`` pixels, centred; the height is kept (Ciresan et al. 2012, "width normalisation").
-
-    The ink's extent is the first and last column holding a pixel above :data:`INK_THRESHOLD` in any
-    channel; the image is resampled bilinearly (one affine map per image), so a digit 20 pixels wide
-    normalised to 10 is squeezed to half its width and a narrow "1" is widened. An image without
-    ink is returned unchanged. Returns ``[N, C, H, W]`` in ``x``'s dtype.
-    """
+    """Scale each image of ``x`` ``[N, C, H, W]`` (floats, background 0) horizontally, bilinearly, so that
+    its ink (columns with a pixel above :data:`INK_THRESHOLD`) spans ``width`` pixels, centred, as Ciresan
+    et al. 2012 do; an image without ink is unchanged. Returns ``[N, C, H, W]`` in ``x``'s dtype."""
     n, _, _, w = x.shape
     if n == 0:
         return x
@@ -59,12 +51,8 @@ def normalize_width(x: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def prepare(x: torch.Tensor, spec: InputSpec, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Turn ``uint8`` images ``[N, C, H, W]`` into the model input ``[N, C, size, size]``.
-
-    Scales to ``[0, 1]``, normalises the digit's width when ``spec.digit_width`` asks for it, pads
-    (with background 0) or resizes to ``spec.size`` and normalises per channel. Works on any device;
-    returns ``dtype`` (float32 by default).
-    """
+    """Turn ``uint8`` images ``[N, C, H, W]`` into the model input ``dtype [N, C, size, size]``: scaled to
+    ``[0, 1]``, width-normalised if ``spec.digit_width``, padded (with 0) or resized, normalised per channel."""
     x = x.to(dtype) / 255.0
     if spec.digit_width:
         x = normalize_width(x, spec.digit_width)
