@@ -1,24 +1,16 @@
 """The one CSV reader of lenetlab: every ``train.csv``/``test.csv`` goes through here.
 
-Files are read as UTF-8 with or without a byte-order mark (``utf-8-sig``: Excel's "CSV UTF-8"
-writes one), header names are stripped of spaces, and columns are found by name (exactly, else
-ignoring case). Two kinds of table are recognised by their header (:func:`recognise`):
-
-* **images**: an image-file column (``image`` by default) and, in a training file, a label column
-  (``label``): the Kaggle classify-leaves layout, d2l's Kaggle chapter;
-* **pixels**: a label column (training file only) and ``pixel0 .. pixelK-1`` columns, ``K`` a square
-  (Kaggle's Digit Recognizer: ``label,pixel0..pixel783`` / ``pixel0..pixel783``; ``pixel1..pixel784``
-  as in Kaggle's Fashion-MNIST and Sign-Language-MNIST works too).
-
-Column names are configurable (:class:`Columns`: ``--image-column``, ``--label-column``,
-``--id-column``). A table that is neither gets one short :class:`DataError` naming the columns it
-expected and the first few it found. Pixel tables are parsed by NumPy's C reader (42,000 rows of
-785 numbers in a few seconds).
+Files are UTF-8 with or without Excel's byte-order mark; columns are found by name (exactly, else ignoring
+case; :class:`Columns` sets the names). :func:`recognise` tells two kinds of table by their header:
+**images** (an image-file column and, in a training file, a label column: Kaggle's classify-leaves) and
+**pixels** (a label column in a training file and ``pixel0 .. pixelK-1`` or ``pixel1 .. pixelK``, ``K`` a
+square: Kaggle's Digit Recognizer), parsed by NumPy's C reader.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,10 +27,8 @@ _PIXEL = re.compile(r"^pixel_?(\d+)$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Columns:
-    """Names of the columns to read: the image file, the label, and the id a submission uses.
-
-    ``id=None`` means: the image name (image tables) or the row number from 1 (pixel tables).
-    """
+    """Names of the columns to read: the image file, the label, and the id a submission uses (None: the
+    image name, or for pixel tables the row number from 1)."""
 
     image: str = "image"
     label: str = "label"
@@ -52,10 +42,8 @@ class Columns:
 
 @dataclass
 class Layout:
-    """A recognised table: its kind (``images`` or ``pixels``) and the column indices to read.
-
-    ``pixels`` lists the pixel columns in pixel order; ``side`` is the image side (``sqrt(K)``).
-    """
+    """A recognised table: its kind (``images`` or ``pixels``) and the column indices to read (``pixels``
+    in pixel order; ``side`` is the image side)."""
 
     path: Path
     kind: str
@@ -74,8 +62,8 @@ class Layout:
 
 @contextmanager
 def open_csv(path: str | Path, binary: bool = False):
-    """Open ``path`` for reading as CSV text (``utf-8-sig``), or as bytes; a missing file, undecodable text
-    or malformed CSV met while it is open is a one-line DataError naming it."""
+    """Open ``path`` as CSV text (``utf-8-sig``) or bytes; a missing file, undecodable text or malformed CSV
+    is a one-line DataError naming it."""
     path = Path(path)
     try:
         f = open(path, "rb") if binary else open(path, newline="", encoding=ENCODING)  # noqa: SIM115 (closed below)
@@ -126,31 +114,23 @@ def brief(header: list[str], k: int = 4) -> str:
 
 
 def _pixel_columns(header: list[str]) -> tuple[list[int], int]:
-    """Indices of the ``pixelN`` columns in pixel order and the image side; ``([], 0)`` when there are
-    none or they do not make a square image numbered without gaps."""
-    found = [(int(m.group(1)), i) for i, h in enumerate(header) if (m := _PIXEL.match(h))]
-    if not found:
-        return [], 0
-    found.sort()
-    numbers = [n for n, _ in found]
-    side = int(round(len(found) ** 0.5))
-    first = numbers[0]
+    """Indices of the ``pixelN`` columns in pixel order and the image side; ``([], 0)`` unless they make a
+    square image of at least 4×4, numbered without gaps from 0 or 1."""
+    found = sorted((int(m.group(1)), i) for i, h in enumerate(header) if (m := _PIXEL.match(h)))
+    numbers, side = [n for n, _ in found], math.isqrt(len(found))
     if (
-        side * side != len(found)
-        or side < 4
-        or first not in (0, 1)
-        or numbers != list(range(first, first + len(found)))
+        side < 4
+        or side * side != len(found)
+        or numbers[0] > 1
+        or numbers != list(range(numbers[0], numbers[0] + side * side))
     ):
         return [], 0
     return [i for _, i in found], side
 
 
 def recognise(path: str | Path, columns: Columns = Columns(), *, need_label: bool = False) -> Layout:
-    """Recognise ``path``'s table by its header (see the module doc) and return its :class:`Layout`.
-
-    ``need_label``: the table is a training file and must have the label column. Raises one short
-    DataError otherwise, naming the columns expected and the first few found.
-    """
+    """The :class:`Layout` of ``path``'s table, recognised by its header (``need_label``: a training file,
+    which must have the label column); else one short DataError naming the columns expected and found."""
     path = Path(path)
     header = read_header(path)
     img, lab, idc = (find_column(header, n) for n in (columns.image, columns.label, columns.id))
@@ -180,9 +160,8 @@ MAX_VALUE_CHARS = 32
 
 
 def _rows(f, layout: Layout):
-    """Yield the data rows (bytes) of table ``f`` opened as bytes (:func:`open_csv`), after its header;
-    blank lines skipped. Each line is read up to a bound set by the header's width, and a row with more
-    or fewer values than the header has columns is a one-line DataError naming the file and line."""
+    """Yield the non-blank data rows (bytes) of table ``f`` opened as bytes; a line longer than the header's
+    width allows, or with more or fewer values than the header has columns, is a one-line DataError."""
     ncol = len(layout.header)
     limit = MAX_VALUE_CHARS * ncol + 64
     f.readline()  # the header
@@ -203,8 +182,8 @@ def _rows(f, layout: Layout):
 
 
 def _load_ints(layout: Layout, usecols=None, max_rows: int | None = None) -> np.ndarray:
-    """The integer table after the header line (NumPy's C parser), ``[N, columns]``; its rows are first
-    checked against the header's width by :func:`_rows`, without parsing them."""
+    """The integer table ``[N, columns]`` after the header (NumPy's C parser), its rows first checked by
+    :func:`_rows`."""
     with open_csv(layout.path, binary=True) as f:
         for _ in islice(_rows(f, layout), max_rows):
             pass
@@ -214,10 +193,9 @@ def _load_ints(layout: Layout, usecols=None, max_rows: int | None = None) -> np.
 
 
 def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
-    """Images ``uint8 [N, side, side]``, the label column as strings (or None) and the id column
-    (or None) of a ``pixels`` table (its first ``max_rows`` rows when given). Every row must hold as
-    many values as the header names, pixel values integers in 0..255 (a one-line DataError names the
-    file, the line and what NumPy found); labels and ids may be words."""
+    """Images ``uint8 [N, side, side]``, the label and id columns as strings (or None) of a ``pixels`` table
+    (its first ``max_rows`` rows). Pixel values must be integers in 0..255, else a one-line DataError names
+    the file and line; labels and ids may be words."""
     path = layout.path
     try:  # the usual case, every column a number: one parse of the whole table
         table = _load_ints(layout, max_rows=max_rows)
@@ -240,12 +218,10 @@ def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray
 
 
 def label_order(labels: list[str]) -> list[str]:
-    """The sorted distinct labels: numerically when every label is an integer ("2" before "10"),
-    else as strings. Their position is the class index."""
+    """The sorted distinct labels, numerically when every label is an integer ("2" before "10"): their
+    position is the class index."""
     distinct = set(labels)
-    if all(re.fullmatch(r"-?\d+", s) for s in distinct):
-        return sorted(distinct, key=int)
-    return sorted(distinct)
+    return sorted(distinct, key=int if all(re.fullmatch(r"-?\d+", s) for s in distinct) else None)
 
 
 def count_rows(layout: Layout) -> int:
@@ -255,9 +231,8 @@ def count_rows(layout: Layout) -> int:
 
 
 def column_values(layout: Layout, index: int) -> list[str]:
-    """The stripped values of column ``index`` of a table (data rows, blank lines skipped, each checked
-    by :func:`_rows`). The first column of a plain table is cut from each line without full CSV
-    parsing, so the labels of a 42,000-row pixel table take a fraction of a second."""
+    """The stripped values of column ``index`` of a table's rows (:func:`_rows`); a first column is cut from
+    each line without CSV parsing (42,000 labels in a fraction of a second)."""
     out = []
     with open_csv(layout.path, binary=True) as f:
         for line in _rows(f, layout):

@@ -1,20 +1,10 @@
 """Mirrors, checksums and downloads of the IDX datasets (MNIST, Fashion-MNIST) with pooch.
 
-Each dataset lists its four files as :class:`Resource` (file name, md5 of the ``.gz`` as served by
-the mirrors, md5 of the decompressed content, like torchvision's ``resources``) and its mirrors,
-most reliable first. A file is accepted when EITHER md5 matches, so a locally re-compressed copy
-(different ``.gz`` bytes, same content) passes and a corrupted one is refused.
-
-Downloads go through :class:`pooch.HTTPDownloader` (with its tqdm progress bar) into a hidden
-temporary file inside the cache folder; the file is verified and only then renamed into place,
-so no partial, HTML or corrupt file is ever left in the cache. When every mirror fails the
-:class:`DataError` says, on one line, which files to fetch by hand, from where, and into which folder.
-
-Cache root: the ``data_dir`` argument (``--data-dir``), else ``$LENETLAB_DATA``, else
-``~/.cache/lenetlab``; each dataset lives in its own sub-folder (``<root>/mnist``) unless the
-given folder already holds the files itself (like ``../shared/data/mnist``). A root that
-torchvision downloaded into is found too: ``ROOT/MNIST/raw`` and ``ROOT/FashionMNIST/raw``
-(``torchvision.datasets.MNIST(root=ROOT, download=True)`` writes the same four files there).
+A file is accepted when either its ``.gz`` md5 (as the mirrors serve it) or its decompressed content's md5
+matches, so a re-compressed copy passes and a corrupted one is refused. A download goes to a hidden
+temporary file in the cache folder, is verified, then renamed into place. The cache root is ``data_dir``,
+else ``$LENETLAB_DATA``, else ``~/.cache/lenetlab``; files are looked for in the root, in ``root/<name>``
+and in torchvision's ``root/MNIST/raw`` (or ``FashionMNIST/raw``).
 """
 
 from __future__ import annotations
@@ -46,10 +36,8 @@ class Resource:
 
 @dataclass(frozen=True)
 class IdxDataset:
-    """An IDX dataset: four resources (train images/labels, test images/labels) and its mirrors.
-
-    ``torchvision``: the folder torchvision keeps it in under its root (``MNIST``, files in ``raw/``).
-    """
+    """An IDX dataset: four resources (train images/labels, test images/labels), its mirrors (most reliable
+    first), class names, and the folder torchvision keeps it in under its root (files in ``raw/``)."""
 
     name: str
     resources: tuple[Resource, Resource, Resource, Resource]
@@ -58,26 +46,24 @@ class IdxDataset:
     torchvision: str | None = None
 
 
-_MNIST_FILES = (
+_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
 
-# Registry of the IDX datasets. Gz md5s: those published with the files (torchvision's
-# `resources`, Zalando's README). MNIST content md5s: ../shared/data/mnist/README.md (verified
-# against the real files). Fashion-MNIST content md5s are not published anywhere we could find,
-# so a Fashion-MNIST file is verified by its .gz md5 (the mirrors serve the original .gz bytes);
-# a re-compressed Fashion-MNIST copy still gets every structural IDX check, but --verify refuses it.
+# Gz md5s: those published with the files (torchvision's `resources`, Zalando's README). MNIST content
+# md5s: ../shared/data/mnist/README.md (verified against the real files). Fashion-MNIST's are published
+# nowhere we could find, so --verify accepts only its original .gz bytes.
 IDX_DATASETS: dict[str, IdxDataset] = {
     "mnist": IdxDataset(
         "mnist",
         (
-            Resource(_MNIST_FILES[0], "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
-            Resource(_MNIST_FILES[1], "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
-            Resource(_MNIST_FILES[2], "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
-            Resource(_MNIST_FILES[3], "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
+            Resource(_FILES[0], "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
+            Resource(_FILES[1], "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
+            Resource(_FILES[2], "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
+            Resource(_FILES[3], "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
         ),
         (
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -90,10 +76,10 @@ IDX_DATASETS: dict[str, IdxDataset] = {
     "fashion-mnist": IdxDataset(
         "fashion-mnist",
         (
-            Resource(_MNIST_FILES[0], "8d4fb7e6c68d591d4c3dfef9ec88bf0d", None),
-            Resource(_MNIST_FILES[1], "25c81989df183df01b3e8a0aad5dffbe", None),
-            Resource(_MNIST_FILES[2], "bef4ecab320f06d8554ea6380940ec79", None),
-            Resource(_MNIST_FILES[3], "bb300cfdad3c16e7a12a480ee83cd310", None),
+            Resource(_FILES[0], "8d4fb7e6c68d591d4c3dfef9ec88bf0d", None),
+            Resource(_FILES[1], "25c81989df183df01b3e8a0aad5dffbe", None),
+            Resource(_FILES[2], "bef4ecab320f06d8554ea6380940ec79", None),
+            Resource(_FILES[3], "bb300cfdad3c16e7a12a480ee83cd310", None),
         ),
         (
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -109,58 +95,37 @@ def cache_root(data_dir: str | os.PathLike | None = None) -> Path:
     """The data root: ``data_dir`` if given, else ``$LENETLAB_DATA``, else ``~/.cache/lenetlab``."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "lenetlab"
+    return Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "lenetlab").expanduser()
 
 
 def find_file(folder: Path, filename: str) -> Path | None:
     """``folder/filename`` or its decompressed twin (without ``.gz``), whichever exists first."""
-    for cand in (folder / filename, folder / filename.removesuffix(".gz")):
-        if cand.is_file():
-            return cand
-    return None
+    return next((p for p in (folder / filename, folder / filename.removesuffix(".gz")) if p.is_file()), None)
 
 
 def candidate_folders(ds: IdxDataset, data_dir=None) -> list[Path]:
-    """The folders ``ds``'s files are looked for in, in order: the root, ``root/<name>`` and
-    torchvision's ``root/<MNIST|FashionMNIST>/raw``."""
+    """Where ``ds``'s files are looked for, in order: the root, ``root/<name>``, torchvision's ``root/<tv>/raw``."""
     root = cache_root(data_dir)
-    out = [root, root / ds.name]
-    if ds.torchvision:
-        out.append(root / ds.torchvision / "raw")
-    return out
+    return [root, root / ds.name] + ([root / ds.torchvision / "raw"] if ds.torchvision else [])
 
 
 def dataset_folder(ds: IdxDataset, data_dir=None) -> Path:
-    """Where ``ds``'s files are (or will be downloaded): the first of :func:`candidate_folders` holding
-    any of them, else ``root/name``."""
-    for folder in candidate_folders(ds, data_dir):
-        if any(find_file(folder, r.filename) for r in ds.resources):
-            return folder
-    return cache_root(data_dir) / ds.name
-
-
-def md5_of(data: bytes) -> str:
-    """Hex md5 of ``data``."""
-    return hashlib.md5(data).hexdigest()
+    """The first of :func:`candidate_folders` holding any of ``ds``'s files, else ``root/name``."""
+    folders = candidate_folders(ds, data_dir)
+    return next((f for f in folders if any(find_file(f, r.filename) for r in ds.resources)), folders[1])
 
 
 def check_checksum(path: Path | str, raw: bytes, res: Resource) -> None:
-    """Accept ``raw`` (the bytes of ``path``) if its own md5 or its decompressed md5 is known-good.
-
-    Raises DataError naming the file otherwise (also for bad gzip data or an HTML page).
-    """
-    if res.gz_md5 and raw.startswith(GZIP_MAGIC) and md5_of(raw) == res.gz_md5:
+    """Accept ``raw`` (the bytes of ``path``) if its own md5 or its decompressed md5 is known-good; else a
+    DataError naming the file (also for bad gzip data or an HTML page)."""
+    if res.gz_md5 and raw.startswith(GZIP_MAGIC) and hashlib.md5(raw).hexdigest() == res.gz_md5:
         return
     if raw[:1] == b"<" or raw[:15].lower().startswith(b"<!doctype"):
         raise DataError(f"{path}: is an HTML page, not a dataset file")
-    content = decompress(raw, path)
-    got = md5_of(content)
+    got = hashlib.md5(decompress(raw, path)).hexdigest()
     if res.content_md5 is None:
         raise DataError(
-            f"{path}: .gz md5 {md5_of(raw)} differs from the published {res.gz_md5} and no "
+            f"{path}: .gz md5 {hashlib.md5(raw).hexdigest()} differs from the published {res.gz_md5} and no "
             f"content md5 is known for it (fetch the original file from the mirror)"
         )
     if got != res.content_md5:
@@ -189,8 +154,7 @@ def _reason(e: Exception) -> str:
         return "timed out"
     if isinstance(e, requests.ConnectionError):
         return "cannot connect"
-    text = first_line(e)
-    return text.split(": ", 1)[-1] if isinstance(e, DataError) else text
+    return first_line(e).split(": ", 1)[-1] if isinstance(e, DataError) else first_line(e)
 
 
 def _remove_stale_parts(folder: Path, age_s: float = 3600.0) -> None:
@@ -206,13 +170,9 @@ def _remove_stale_parts(folder: Path, age_s: float = 3600.0) -> None:
 def download(
     ds: IdxDataset, folder: Path, *, mirrors=None, progressbar: bool = True, timeout: float = 30.0
 ) -> list[Path]:
-    """Fetch ``ds``'s missing files into ``folder``, trying each mirror in order for each file.
-
-    ``mirrors`` overrides ``ds.mirrors`` (base URLs; tests point it at a local server). Returns
-    the four local paths. When a file fails on every mirror (HTTP error, SSL error, outage, bad
-    checksum, HTML page) the remaining files are not tried and a one-line DataError says which
-    files to fetch by hand, from where, and into which folder.
-    """
+    """Fetch ``ds``'s missing files into ``folder``, trying each mirror (``mirrors`` overrides ``ds.mirrors``)
+    in order for each file, and return the four local paths. When a file fails on every mirror the rest are
+    not tried and a one-line DataError says which files to fetch by hand, from where, into which folder."""
     mirrors = tuple(mirrors) if mirrors else ds.mirrors
     created = not folder.exists()
     try:
@@ -227,8 +187,7 @@ def download(
             paths.append(have)
             continue
         dest, errors = folder / res.filename, []
-        for base in mirrors:
-            url = base.rstrip("/") + "/" + res.filename
+        for url in (base.rstrip("/") + "/" + res.filename for base in mirrors):
             try:
                 _download_one(url, dest, res, progressbar, timeout)
                 break

@@ -1,13 +1,8 @@
 """Reader for the IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed).
 
-IDX layout: two zero bytes, a type code (``0x08`` = unsigned byte), the number of dimensions,
-then one big-endian ``int32`` per dimension, then the data in C order. Every malformed input
-(wrong magic, truncated or over-long data, bad gzip stream) raises :class:`DataError` naming
-the file, so callers never see a ``struct``/``zlib``/``numpy`` exception.
-
-Gzip data is inflated as a stream and never beyond what the file can legitimately hold: for IDX,
-the size its header declares (plus :data:`SLACK`); for anything else :data:`MAX_INFLATED`. A 2 MB
-"gzip bomb" given as MNIST is refused after about a megabyte of output, not after 4 GiB.
+IDX layout: two zero bytes, a type code (``0x08`` = unsigned byte), the number of dimensions, one
+big-endian ``int32`` per dimension, then the data in C order. Malformed input (wrong magic, truncated or
+over-long data, a bad or bomb gzip stream: see :func:`decompress`) raises a :class:`DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -41,49 +36,40 @@ def read_raw(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-def decompress(raw: bytes, name: str | Path = "<bytes>", limit: int = MAX_INFLATED) -> bytes:
-    """Gunzip ``raw`` if it starts with the gzip magic, else return it unchanged. Inflates as a stream and
-    stops with a one-line DataError once the output passes ``limit`` bytes (a decompression bomb)."""
+def decompress(raw: bytes, name: str | Path = "<bytes>", limit: int = MAX_INFLATED, *, idx: bool = False) -> bytes:
+    """Gunzip ``raw`` if it starts with the gzip magic, else return it unchanged. Inflates as a stream, no
+    further than ``limit`` bytes or, for an ``idx`` file, the size its header declares plus :data:`SLACK`:
+    more output is a one-line DataError (a decompression bomb)."""
     if not raw.startswith(GZIP_MAGIC):
         return raw
+    shape = None
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
-            out = f.read(limit + 1)
+            head = _read_head(f) if idx else b""
+            if idx:
+                shape, dtype, _ = _header(head, name)
+                declared = len(head) + int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > MAX_INFLATED:
+                    raise DataError(
+                        f"{name}: IDX header declares shape {shape} ({human_bytes(declared)}), more "
+                        f"than the {human_bytes(MAX_INFLATED)} lenetlab inflates from a gzip file"
+                    )
+                limit = declared + SLACK
+            out = head + f.read(limit + 1 - len(head))
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{name}: corrupt or truncated gzip data ({first_line(e)})") from None
+    if len(out) > limit and shape is not None:
+        raise DataError(
+            f"{name}: gzip data inflates beyond the {limit - SLACK:,} bytes its IDX header declares for "
+            f"shape {shape} ({human_bytes(len(raw))} compressed): a decompression bomb or a corrupt "
+            f"file; refused"
+        )
     if len(out) > limit:
         raise DataError(
             f"{name}: gzip data inflates to more than {human_bytes(limit)} "
             f"({human_bytes(len(raw))} compressed): a decompression bomb or not the file expected; refused"
         )
     return out
-
-
-def decompress_idx(raw: bytes, name: str | Path = "<bytes>") -> bytes:
-    """Like :func:`decompress`, for an IDX file: reads the IDX header first and inflates no more than the
-    size it declares plus :data:`SLACK` (at most :data:`MAX_INFLATED`); more output is a one-line DataError."""
-    if not raw.startswith(GZIP_MAGIC):
-        return raw
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
-            head = _read_head(f)
-            shape, dtype, _ = _header(head, name)
-            declared = len(head) + int(np.prod(shape, dtype=object)) * dtype.itemsize
-            if declared > MAX_INFLATED:
-                raise DataError(
-                    f"{name}: IDX header declares shape {shape} ({human_bytes(declared)}), more "
-                    f"than the {human_bytes(MAX_INFLATED)} lenetlab inflates from a gzip file"
-                )
-            data = head + f.read(declared + SLACK - len(head) + 1)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{name}: corrupt or truncated gzip data ({first_line(e)})") from None
-    if len(data) > declared + SLACK:
-        raise DataError(
-            f"{name}: gzip data inflates beyond the {declared:,} bytes its IDX header declares for "
-            f"shape {shape} ({human_bytes(len(raw))} compressed): a decompression bomb or a corrupt "
-            f"file; refused"
-        )
-    return data
 
 
 def _read_head(f) -> bytes:
@@ -111,11 +97,8 @@ def _header(data: bytes, name) -> tuple[tuple[int, ...], np.dtype, int]:
 
 
 def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
-    """Parse decompressed IDX bytes into a read-only numpy array of the header's shape.
-
-    ``data`` is the whole file; returns e.g. ``uint8 [N, 28, 28]`` for images, ``uint8 [N]`` for
-    labels. Raises DataError for a wrong magic number, a truncated header/body or trailing bytes.
-    """
+    """The whole decompressed IDX file ``data`` as a read-only array of its header's shape (``uint8 [N, 28, 28]``
+    images, ``uint8 [N]`` labels); DataError for a wrong magic number, a truncated header or body, trailing bytes."""
     dims, dtype, header = _header(data, name)
     expected = header + int(np.prod(dims, dtype=object)) * dtype.itemsize
     if len(data) < expected:
@@ -144,14 +127,11 @@ def idx_shape(path: str | Path) -> tuple[int, ...]:
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (raw or ``.gz``) into a numpy array; DataError naming ``path`` if bad."""
     path = Path(path)
-    return parse_idx(decompress_idx(read_raw(path), path), path)
+    return parse_idx(decompress(read_raw(path), path, idx=True), path)
 
 
 def read_images_labels(images: str | Path, labels: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a matching pair of IDX files: ``uint8 [N, H, W]`` images and ``uint8 [N]`` labels.
-
-    Checks the ranks (3 and 1), the unsigned-byte type and that both hold the same count.
-    """
+    """A matching pair of IDX files: ``uint8 [N, H, W]`` images and ``uint8 [N]`` labels (checked)."""
     x, y = read_idx(images), read_idx(labels)
     if x.ndim != 3 or x.dtype != np.uint8:
         raise DataError(f"{images}: expected uint8 images of rank 3, got {x.dtype} of shape {x.shape}")

@@ -32,14 +32,15 @@ def locate(
         missing = next(r.filename for r, f in zip(ds.resources, found) if f is None)
         folders = candidate_folders(ds, data_dir)
         looked = ", ".join(
-            f"{p}" + (" (torchvision's layout)" if p == folders[-1] else "") for p in folders if p != folder
+            f"{p}" + (" (torchvision's layout)" if i == 2 else "") for i, p in enumerate(folders) if p != folder
         )
         raise DataError(
             f"{folder / missing}: file not found (also looked in {looked}); run with --download, "
             f"or fetch it from {(tuple(mirrors) if mirrors else ds.mirrors)[0]} into {folder}"
         )
-    for path, res in zip(found, ds.resources) if verify else ():
-        verify_file(path, res)
+    if verify:
+        for path, res in zip(found, ds.resources):
+            verify_file(path, res)
     return found
 
 
