@@ -15,18 +15,16 @@ Example::
 How ``name`` is read (first match wins; :func:`lenetlab.data.folders.dataset_source` decides it, for
 :func:`load` and :func:`inspect` alike):
 
-1. a known name, case-insensitive: ``mnist-subset`` (embedded, the default), ``mnist``,
-   ``fashion-mnist`` (files in ``data_dir``, ``$LENETLAB_DATA`` or ``~/.cache/lenetlab``;
-   ``download=True`` fetches missing ones);
-2. otherwise a path (anything that exists, contains a path separator or ends in ``.gz``/``.json``/``.csv``):
-   a ``.csv`` file (:mod:`lenetlab.data.csvtable`: image names and labels, or pixel values as Kaggle's
-   Digit Recognizer); an NNDL ``mnist.json.gz`` file; a folder with ``train.csv``/``test.csv``; a folder
-   holding the four MNIST-style IDX files; a folder of class sub-folders (optionally under ``train/``
-   and ``test/``);
-3. anything else is an unknown name: one-line DataError listing the known names.
+1. a known name, case-insensitive: ``mnist-subset`` (embedded, the default), ``mnist``, ``fashion-mnist``
+   (IDX files in ``data_dir``, ``$LENETLAB_DATA`` or ``~/.cache/lenetlab``);
+2. a path (it exists, contains a path separator, starts with ``.`` or ``~``, or ends in ``.gz``, ``.json``
+   or ``.csv``): a ``.csv`` file (:mod:`~lenetlab.data.csvtable`; a labelled one is the training set, with
+   ``test.csv`` beside it the test set); an NNDL ``mnist.json.gz`` file; a folder holding ``train.csv``
+   and/or ``test.csv``, the four MNIST IDX files, or class sub-folders (``train/<class>/*`` with optional
+   ``test/`` and ``val/``, ``valid/`` or ``dev/``; or ``<class>/*``, dev and test then each a seeded tenth);
+3. anything else: a one-line DataError listing the known names.
 
-:func:`inspect` measures a dataset without decoding its images: the facts the automatic training recipe
-(:mod:`lenetlab.train.recipe`) is chosen from.
+:func:`inspect` measures a dataset without decoding its images: the facts the training recipe is chosen from.
 """
 
 from __future__ import annotations
@@ -95,18 +93,15 @@ def load(
     label_column: str | None = None,
     id_column: str | None = None,
 ) -> Splits:
-    """Load dataset ``name`` (a known name or a path, see the module doc) as :class:`Splits`.
+    """Load dataset ``name`` (a known name or a path, see the module doc) as :class:`Splits` of ``uint8
+    [N, C, H, W]`` images and ``int64 [N]`` labels (None for an unlabelled test set, whose ``ids`` name the images).
 
-    Images are ``uint8 [N, C, H, W]``, labels ``int64 [N]`` (``None`` for an unlabelled test set,
-    whose ``ids`` then name the images). ``val_size`` (default :func:`lenetlab.data.splits.dev_size`:
-    a tenth of the training images, at most 5,000) is carved from the training set with ``seed``;
-    the embedded subset and NNDL files keep their own dev split. ``image_size`` sets the model
-    input size (``spec.size``; image folders are also resized to it when loaded), ``channels``
-    converts to 1 (gray) or 3 (RGB). ``normalize`` is one of :data:`lenetlab.choices.NORMALIZE_CHOICES`:
-    ``default`` is ``half`` (mean = std = 0.5) for digits and ``stats`` (the training split's per-channel
-    statistics) for image folders. ``mirrors`` overrides the download mirrors (base URLs).
-    ``image_column``, ``label_column`` and ``id_column`` name a CSV's columns (defaults ``image``,
-    ``label``, none). Every bad input raises a one-line :class:`DataError`.
+    ``val_size`` (default :func:`lenetlab.data.splits.dev_size`) dev images are carved from train with
+    ``seed``, except for the embedded subset and NNDL files, which have their own. ``image_size`` sets the
+    model input size (image folders are also resized to it), ``channels`` converts to 1 (gray) or 3 (RGB),
+    ``normalize`` is one of :data:`lenetlab.choices.NORMALIZE_CHOICES` (``default``: ``half`` for digits,
+    ``stats`` for image folders). ``mirrors`` overrides the download mirrors; ``image_column``,
+    ``label_column`` and ``id_column`` name a CSV's columns. Bad input raises a one-line :class:`DataError`.
     """
     columns = Columns.of(image_column, label_column, id_column)
     src = dataset_source(name, columns)

@@ -1,19 +1,15 @@
-"""Train-time augmentation on whole batches as tensors: random affine maps and elastic distortions.
+"""Train-time augmentation of whole float batches ``[N, C, H, W]``: random affine maps and elastic distortions.
 
-The distortions LeCun et al. (1998) trained with — translations, scaling, squeezing, shearing —
-plus rotation, and the elastic distortions of Simard, Steinkraus & Platt (2003): a random
-displacement field (uniform in [-1, 1] per pixel) smoothed by a Gaussian of ``elastic_sigma``
-pixels and scaled by ``elastic_alpha`` pixels. Everything is one ``affine_grid`` + one
-``grid_sample`` on the prepared float batch ``[N, C, H, W]``, on whatever device it lives, with
-random numbers from torch's global generator of the batch's device (the runner's RNG states are in
-``last.pt``, so a resumed run draws the same distortions).
-
-Pixels brought in from outside the image replicate the border (``padding_mode="border"``): the
-border of a padded digit is background, whatever the normalisation made of background's value.
+The distortions LeCun et al. (1998) trained with (translation, scaling, squeezing, shearing), rotation, and
+Simard, Steinkraus & Platt's (2003) elastic distortions: a displacement field uniform in [-1, 1] per pixel,
+smoothed by a Gaussian of ``elastic_sigma`` pixels and scaled by ``elastic_alpha`` pixels. All of it is one
+``affine_grid`` + one ``grid_sample`` on the batch's device, with random numbers from torch's global generator
+of that device (saved in ``last.pt``, so a resumed run draws the same distortions). Pixels brought in from
+outside the image replicate the border, which is background for a padded digit.
 
 Usage (what the runner does; off by default, train batches only)::
 
-    aug = build_augment("affine+elastic", rotate=10)   # None for "none"; global RNG
+    aug = build_augment("affine+elastic", rotate=10)   # None for "none"
     xb = aug(xb)                                        # float [N, C, H, W] → same shape
 """
 
@@ -32,14 +28,10 @@ __all__ = ["PRESETS", "Augment", "Augmenter", "build_augment"]
 
 @dataclass(frozen=True)
 class Augment:
-    """Distortion ranges; each is sampled uniformly per image, 0 turns that distortion off.
-
-    ``shift``: max translation as a fraction of the image side; ``rotate``: max rotation (degrees);
-    ``scale``: max relative change of size (0.1 → ×0.9..1.1); ``squeeze``: max anisotropic change
-    (horizontal ×(1-q) with vertical ×1/(1-q), or the reverse); ``shear``: max horizontal shear
-    (degrees); ``elastic_alpha``/``elastic_sigma``: Simard's elastic field strength and smoothness,
-    in pixels of the input; ``p``: probability that an image is distorted at all.
-    """
+    """Distortion ranges, each sampled uniformly per image (0 turns it off): ``shift`` (fraction of the
+    side), ``rotate`` (degrees), ``scale`` (0.1 → ×0.9..1.1), ``squeeze`` (horizontal ×(1-q) with vertical
+    ×1/(1-q), or the reverse), ``shear`` (degrees), Simard's ``elastic_alpha``/``elastic_sigma`` (pixels);
+    ``p``: the probability that an image is distorted at all."""
 
     shift: float = 0.0
     rotate: float = 0.0
@@ -66,30 +58,19 @@ class Augment:
         return self.p > 0 and (self.affine or self.elastic)
 
 
+_AFFINE = Augment(shift=0.08, rotate=10.0, scale=0.1, squeeze=0.1, shear=10.0)  # the 1998 paper's few pixels, ~10 %
+_ELASTIC = {"elastic_alpha": 34.0, "elastic_sigma": 4.0}  # Simard's, for 28-pixel digits
 #: Named presets for ``RunConfig.augment``; ``augment_kwargs`` override single fields.
-#: The affine ranges follow the 1998 paper's spirit (a few pixels, ~10 %); elastic is Simard's
-#: alpha 34 / sigma 4 for 28-pixel digits.
 PRESETS: dict[str, Augment] = {
     "none": Augment(),
-    "affine": Augment(shift=0.08, rotate=10.0, scale=0.1, squeeze=0.1, shear=10.0),
-    "elastic": Augment(elastic_alpha=34.0, elastic_sigma=4.0),
-    "affine+elastic": Augment(
-        shift=0.08, rotate=10.0, scale=0.1, squeeze=0.1, shear=10.0, elastic_alpha=34.0, elastic_sigma=4.0
-    ),
+    "affine": _AFFINE,
+    "elastic": Augment(**_ELASTIC),
+    "affine+elastic": replace(_AFFINE, **_ELASTIC),
 }
 
 
-def _gaussian_kernel(sigma: float, device, dtype) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
 class Augmenter:
-    """Callable applying :class:`Augment` distortions to float batches ``[N, C, H, W]``, with random
-    numbers from torch's global generator of the batch's device (the runner saves its state in
-    ``last.pt``, so a resumed run draws the same distortions)."""
+    """Callable applying :class:`Augment` distortions to float batches ``[N, C, H, W]``."""
 
     def __init__(self, config: Augment) -> None:
         self.config = config
@@ -98,47 +79,33 @@ class Augmenter:
         return f"Augmenter({self.config})"
 
     def _theta(self, n: int, h: int, w: int, device, dtype) -> torch.Tensor:
-        """Per-image affine maps ``[n, 2, 3]`` from output to input in normalised coordinates."""
+        """Per-image affine maps ``[n, 2, 3]`` from output to input in normalised coordinates: the inverse
+        of rotation · shear · scale in pixels, conjugated by ``diag(w, h)`` so that H != W works."""
         c = self.config
         u = lambda: torch.rand(n, device=device, dtype=dtype) * 2 - 1  # noqa: E731 - one draw of n values in [-1, 1]
         ang = torch.deg2rad(u() * c.rotate)
         shear = torch.tan(torch.deg2rad(u() * c.shear))
-        s = 1.0 + u() * c.scale
-        q = 1.0 + u() * c.squeeze
-        sx, sy = s * q, s / q
-        cos, sin = torch.cos(ang), torch.sin(ang)
-        # pixel-space linear map A = R · Shear · Scale (forward), applied through its inverse
-        a11, a12 = cos * sx, (cos * shear - sin) * sy
-        a21, a22 = sin * sx, (sin * shear + cos) * sy
-        det = a11 * a22 - a12 * a21
-        i11, i12, i21, i22 = a22 / det, -a12 / det, -a21 / det, a11 / det
-        # normalised coords: x_n = x_pix / (w/2); conjugating by diag(w/2, h/2) handles H != W
-        r = h / w
-        theta = torch.zeros(n, 2, 3, device=device, dtype=dtype)
-        theta[:, 0, 0], theta[:, 0, 1] = i11, i12 * r
-        theta[:, 1, 0], theta[:, 1, 1] = i21 / r, i22
-        theta[:, 0, 2] = -u() * c.shift * 2.0
-        theta[:, 1, 2] = -u() * c.shift * 2.0
-        return theta
+        s, q = 1.0 + u() * c.scale, 1.0 + u() * c.squeeze
+        sx, sy, cos, sin, r = s * q, s / q, torch.cos(ang), torch.sin(ang), h / w
+        row0 = [(cos + shear * sin) / sx, (sin - shear * cos) / sx * r, -u() * c.shift * 2.0]
+        row1 = [-sin / sy / r, cos / sy, -u() * c.shift * 2.0]
+        return torch.stack(row0 + row1, 1).view(n, 2, 3)
 
     def _elastic(self, n: int, h: int, w: int, device, dtype) -> torch.Tensor:
         """Smoothed displacement field ``[n, h, w, 2]`` in normalised units (Simard et al. 2003)."""
         c = self.config
-        field = torch.rand(n, 2, h, w, device=device, dtype=dtype) * 2 - 1
-        k = _gaussian_kernel(c.elastic_sigma, device, dtype)
-        r = k.numel() // 2
-        field = field.reshape(n * 2, 1, h, w)
-        field = F.conv2d(F.pad(field, (r, r, 0, 0), mode="constant"), k.view(1, 1, 1, -1))
-        field = F.conv2d(F.pad(field, (0, 0, r, r), mode="constant"), k.view(1, 1, -1, 1))
-        field = field.view(n, 2, h, w) * c.elastic_alpha
+        field = torch.rand(n * 2, 1, h, w, device=device, dtype=dtype) * 2 - 1
+        r = max(1, math.ceil(3.0 * c.elastic_sigma))
+        k = torch.exp(-0.5 * (torch.arange(-r, r + 1, device=device, dtype=dtype) / c.elastic_sigma) ** 2)
+        k = k / k.sum()
+        field = F.conv2d(F.pad(field, (r, r, 0, 0)), k.view(1, 1, 1, -1))  # separable Gaussian, zero padded
+        field = F.conv2d(F.pad(field, (0, 0, r, r)), k.view(1, 1, -1, 1))
         scale = torch.tensor([2.0 / w, 2.0 / h], device=device, dtype=dtype).view(1, 2, 1, 1)
-        return (field * scale).permute(0, 2, 3, 1)
+        return (field.view(n, 2, h, w) * c.elastic_alpha * scale).permute(0, 2, 3, 1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Distort a float batch ``x`` ``[N, C, H, W]``; returns a new tensor of the same shape.
-
-        Labels are untouched (the runner keeps them). A disabled config returns ``x`` itself.
-        """
+        """Distort a float batch ``x`` ``[N, C, H, W]`` into a new one of the same shape and dtype (``x``
+        itself when the config is disabled)."""
         c = self.config
         if not c.enabled or x.shape[0] == 0:
             return x
@@ -146,41 +113,31 @@ class Augmenter:
             raise ValueError(f"augmentation expects a float batch [N, C, H, W], got {x.dtype} {list(x.shape)}")
         n, _, h, w = x.shape
         dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-        theta = (
-            self._theta(n, h, w, x.device, dtype)
-            if c.affine
-            else torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3)
-        )
+        if c.affine:
+            theta = self._theta(n, h, w, x.device, dtype)
+        else:
+            theta = torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3)
         grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
         if c.elastic:
             grid = grid + self._elastic(n, h, w, x.device, dtype)
+        xf = x.to(dtype).contiguous()
+        out = F.grid_sample(xf, grid, mode="bilinear", padding_mode="border", align_corners=False)
         if c.p < 1.0:
             keep = torch.rand(n, device=x.device, dtype=dtype) >= c.p
-            ident = F.affine_grid(
-                torch.eye(2, 3, device=x.device, dtype=dtype).expand(n, 2, 3), [n, 1, h, w], align_corners=False
-            )
-            grid = torch.where(keep.view(n, 1, 1, 1), ident, grid)
-        xf = x.to(dtype)
-        out = F.grid_sample(xf.contiguous(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+            out = torch.where(keep.view(n, 1, 1, 1), xf, out)
         return out.to(x.dtype)
 
 
 def build_augment(name: str | Augment | None = "none", **overrides) -> Augmenter | None:
-    """The train-time augmenter for ``RunConfig.augment``/``augment_kwargs``; None when it changes nothing.
+    """The train-time augmenter for ``RunConfig.augment``/``augment_kwargs``, or None when it changes nothing.
 
-    ``name`` is a preset (``none``, ``affine``, ``elastic``, ``affine+elastic``) or an
-    :class:`Augment`; ``overrides`` set single fields (``rotate=15``, ``elastic_alpha=20``...).
-    Returns a callable ``fn(x float [B, C, H, W]) -> float [B, C, H, W]`` drawing from torch's global
-    RNG. Unknown presets or fields, and negative or out-of-range values, raise a one-line ConfigError.
+    ``name`` is a preset (:data:`PRESETS`) or an :class:`Augment`; ``overrides`` set single fields
+    (``rotate=15``). Unknown presets or fields and out-of-range values raise a one-line ConfigError.
     """
-    if name is None:
-        name = "none"
-    if isinstance(name, Augment):
-        base = name
-    else:
-        if name not in PRESETS:
-            raise ConfigError(f"field 'augment' must be one of {', '.join(PRESETS)} (got {name!r})")
-        base = PRESETS[name]
+    name = "none" if name is None else name
+    if not isinstance(name, Augment) and name not in PRESETS:
+        raise ConfigError(f"field 'augment' must be one of {', '.join(PRESETS)} (got {name!r})")
+    base = name if isinstance(name, Augment) else PRESETS[name]
     known = {f.name for f in fields(Augment)}
     for key, value in overrides.items():
         if key not in known:
@@ -202,12 +159,8 @@ TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
 def tta_views(x: torch.Tensor, shifts=TTA_SHIFTS) -> list[torch.Tensor]:
-    """Shifted copies of a batch ``x`` ``[N, C, H, W]`` (any dtype), one per ``(dx, dy)`` in ``shifts``;
-    the pixels uncovered at the border repeat the edge (so the background stays background).
-
-    Averaging a model's probabilities over these views is test-time augmentation: the prediction
-    no longer hinges on where exactly the object sits on the pixel grid.
-    """
+    """Copies of a batch ``x`` ``[N, C, H, W]`` (any dtype) shifted by each ``(dx, dy)`` of ``shifts``, the
+    uncovered border repeating the edge: a model's probabilities averaged over them is test-time augmentation."""
     out = []
     h, w = x.shape[-2:]
     for dx, dy in shifts:

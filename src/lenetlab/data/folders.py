@@ -1,14 +1,7 @@
-"""What a dataset name or path is (:func:`dataset_source`, the one dispatch of loading and inspection), and
-folder and CSV datasets decoded into ``uint8 [N, C, S, S]`` tensors.
-
-A folder is read as (first match wins): ``train.csv`` and optional ``test.csv`` (:mod:`~lenetlab.data.csvtable`:
-image files, or pixel values whose test ids are the row numbers from 1); the four MNIST IDX files; class
-sub-folders, ``train/<class>/*`` with optional ``test/`` and ``val/``, ``valid/`` or ``dev/``, or ``<class>/*``
-under the root (dev and test then each a seeded tenth). A CSV file given directly is the training set
-(``test.csv`` beside it the test set) when labelled, else a test set alone. An unlabelled test split has
-``y=None``; ``ids`` name the images. Images are decoded in threads through
-:func:`~lenetlab.data.images.open_image`, to RGB or grayscale (default: as the first image) and resized
-bilinearly to ``image_size`` (default: the first image's width).
+"""What a dataset name or path is (:func:`dataset_source`, the one dispatch of loading and inspection, see
+:mod:`lenetlab.data`), and folder and CSV datasets decoded into ``uint8 [N, C, S, S]`` tensors: images are
+decoded in threads by :func:`~lenetlab.data.images.open_image`, to RGB or grayscale (default: as the first
+image), resized bilinearly to ``image_size`` (default: the first image's width).
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
-"""A tensor-resident batch loader: the whole split lives on the device, batches are index gathers.
+"""A tensor-resident batch loader (airbench-style): the whole split lives on the device, batches are index
+gathers, with no Dataset, worker processes or per-sample Python work.
 
-Airbench-style: no Dataset, no worker processes, no per-sample Python work. Each epoch draws one
-permutation from a generator seeded by ``(seed, epoch)``, so any epoch is reproducible on its own
-(resume needs only the epoch number and the batch index); a final batch of one example joins the
-batch before it (:func:`batch_count`). With ``world_size > 1`` the permutation is sharded like
-:class:`torch.utils.data.DistributedSampler`: every rank sees the same permutation, padded by
-wrapping to a multiple of ``world_size`` (``pad=True``, training) and takes every
-``world_size``-th index from ``rank``; ``pad=False`` gives an exact, non-overlapping partition
-for evaluation (ranks may then differ by one example).
-
-Example::
-
-    from lenetlab.data import load
-    from lenetlab.data.loader import TensorLoader
-    s = load("mnist-subset")
-    loader = TensorLoader(s.train.x, s.train.y, batch_size=128, spec=s.input_spec, device="cpu")
-    for epoch in range(3):
-        loader.set_epoch(epoch)
-        for xb, yb in loader:          # xb float [B, 1, 32, 32] normalised, yb int64 [B]
-            ...
+Each epoch's permutation comes from a generator seeded by ``(seed, epoch)``, so resuming needs only the epoch
+and batch index. With ``world_size > 1`` it is sharded like :class:`torch.utils.data.DistributedSampler`:
+padded by wrapping to a multiple of ``world_size`` (``pad=True``, training), every ``world_size``-th index
+from ``rank``; ``pad=False`` is an exact partition for evaluation. See :mod:`lenetlab.data` for an example.
 """
 
 from __future__ import annotations
@@ -33,25 +19,19 @@ Batch = tuple[torch.Tensor, torch.Tensor | None]
 
 
 def batch_count(n: int, batch_size: int, drop_last: bool = False) -> int:
-    """Batches in an epoch of ``n`` examples: ``drop_last`` drops a partial final batch; otherwise a
-    final batch of a single example joins the batch before it (batch norm cannot normalise one
-    example: "Expected more than 1 value per channel"); only an epoch of one example is a batch of one."""
+    """Batches in an epoch of ``n`` examples: ``drop_last`` drops a partial final batch; otherwise a final
+    batch of one example joins the one before (batch norm cannot normalise a single example)."""
     if drop_last:
         return n // batch_size
     return n // batch_size if n % batch_size == 1 and n > batch_size else -(-n // batch_size)
 
 
 class TensorLoader:
-    """Yield ``(x, y)`` batches gathered from device-resident tensors.
-
-    ``x`` is ``uint8 [N, C, H, W]`` (kept uint8 on ``device``; each batch is converted by
-    :func:`prepare` with ``spec``, or returned as uint8 when ``spec`` is None); ``y`` is
-    ``int64 [N]`` or None (unlabelled test sets yield ``y = None``). Batches hold ``batch_size``
-    examples; the last one may hold fewer, or one more (see :func:`batch_count`).
-    ``transform(x_float) -> x_float`` is an optional per-batch hook (augmentation) applied after
-    ``prepare`` and only when :attr:`training` is True (the default when ``shuffle``).
-    ``len(loader)`` is the number of batches per epoch for this rank; :meth:`set_epoch` chooses the
-    epoch, ``start_batch`` the first batch to yield (exact mid-epoch resume).
+    """Yield ``(x, y)`` batches of ``batch_size`` (the last may hold fewer, or one more: :func:`batch_count`)
+    from ``x`` ``uint8 [N, C, H, W]`` (kept on ``device``; batches go through :func:`prepare` with ``spec``
+    unless it is None) and ``y`` ``int64 [N]`` or None. ``transform`` (augmentation) is applied after
+    ``prepare`` while :attr:`training` (default: ``shuffle``). ``len(loader)`` is this rank's batches per
+    epoch; :meth:`set_epoch` chooses the epoch and the first batch to yield (mid-epoch resume).
     """
 
     def __init__(
@@ -85,16 +65,12 @@ class TensorLoader:
         self.rank, self.world_size = int(rank), int(world_size)
         self.pad = shuffle if pad is None else pad  # pad (DistributedSampler) for training, exact for eval
         self.training = shuffle
-        self.epoch = 0
-        self.start_batch = 0
+        self.epoch = self.start_batch = 0
 
-    # ---------------------------------------------------------------- indices
     def num_samples(self) -> int:
         """Examples this rank sees per epoch (before ``drop_last``)."""
         n, w = len(self.x), self.world_size
-        if self.pad:
-            return -(-n // w) if n else 0
-        return len(range(self.rank, n, w))
+        return -(-n // w) if self.pad else len(range(self.rank, n, w))
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (all ranks agree when ``pad`` is True)."""
@@ -104,12 +80,11 @@ class TensorLoader:
         """Select the epoch (it seeds the permutation) and skip its first ``start_batch`` batches."""
         self.epoch, self.start_batch = int(epoch), int(start_batch)
 
-    def indices(self, epoch: int | None = None) -> torch.Tensor:
-        """This rank's example indices (int64 on the device) for ``epoch`` (default: the current one)."""
+    def indices(self) -> torch.Tensor:
+        """This rank's example indices (int64 on the device) for the current epoch."""
         n = len(self.x)
-        epoch = self.epoch if epoch is None else epoch
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             perm = torch.randperm(n, generator=g)
         else:
             perm = torch.arange(n)
@@ -118,7 +93,6 @@ class TensorLoader:
             perm = perm.repeat(-(-total // n))[:total]  # wrap around, as DistributedSampler does
         return perm[self.rank :: self.world_size].to(self.device)
 
-    # ---------------------------------------------------------------- batches
     def batch(self, idx: torch.Tensor) -> Batch:
         """Gather and convert the examples at ``idx`` (int64 on the device)."""
         xb = self.x.index_select(0, idx)

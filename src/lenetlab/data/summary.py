@@ -9,17 +9,13 @@ from lenetlab.data.common import pixel_stats
 def summarize(
     name: str = "mnist-subset", data_dir=None, *, download: bool = False, verify: bool = False, **load_kwargs
 ) -> dict:
-    """Load ``name`` (see :func:`lenetlab.data.load`) and return a JSON-ready summary dict.
-
-    Keys: ``name``, ``source`` (where the files are), ``splits`` (sizes), ``image_shape`` ``[C, H, W]``,
-    ``num_classes``, ``class_names``, ``train_class_counts``, ``pixel_mean``/``pixel_std`` (train
-    split, per channel, [0, 1] units), ``input_spec``, ``verified``.
-    """
+    """Load ``name`` (see :func:`lenetlab.data.load`) and return a JSON-ready summary: ``name``, ``source``,
+    ``splits`` (sizes), ``image_shape`` ``[C, H, W]``, classes and their counts, the train split's per-channel
+    ``pixel_mean``/``pixel_std`` ([0, 1] units), ``input_spec``, ``verified``."""
     s = load(name, data_dir, download=download, verify=verify, **load_kwargs)
     mean, std = pixel_stats(s.train.x) if len(s.train) else ((), ())
-    counts = []
-    if s.train.y is not None and len(s.train):
-        counts = s.train.y.bincount(minlength=len(s.class_names)).tolist()
+    labelled = s.train.y is not None and len(s.train)
+    counts = s.train.y.bincount(minlength=len(s.class_names)).tolist() if labelled else []
     return {
         "name": s.name,
         "source": s.source,
