@@ -57,9 +57,8 @@ def write_pixels(path: Path, x: np.ndarray, labels: np.ndarray | None) -> None:
 def build(data_dir: str, out: Path, n_train: int = 42_000, n_test: int = 28_000, seed: int = 0) -> dict:
     """Write ``train.csv``, ``test.csv``, ``sample_submission.csv`` and ``solution.csv`` into ``out``."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from lenetlab.data.download import IDX_DATASETS
+    from lenetlab.data.download import IDX_DATASETS, locate
     from lenetlab.data.idx import read_images_labels
-    from lenetlab.data.mnist import locate
 
     paths = locate(IDX_DATASETS["mnist"], data_dir)
     xtr, ytr = read_images_labels(paths[0], paths[1])

@@ -37,11 +37,11 @@ import torch
 
 from lenetlab.data.common import finish
 from lenetlab.data.csvtable import Columns
-from lenetlab.data.download import IDX_DATASETS
+from lenetlab.data.download import IDX_DATASETS, locate
 from lenetlab.data.facts import DatasetFacts, source_facts
 from lenetlab.data.folders import NAMED, dataset_source, load_index, load_pixel_tables
+from lenetlab.data.idx import IDX_CLASSES, from_idx_files
 from lenetlab.data.loader import TensorLoader
-from lenetlab.data.mnist import IDX_CLASSES, from_idx_files, locate
 from lenetlab.data.nndl import load_nndl
 from lenetlab.data.splits import Split, Splits
 from lenetlab.data.transforms import InputSpec, prepare
@@ -51,7 +51,6 @@ __all__ = [
     "Columns",
     "DatasetFacts",
     "InputSpec",
-    "Split",
     "Splits",
     "TensorLoader",
     "inspect",

@@ -203,3 +203,29 @@ def download(
             )
         paths.append(dest)
     return paths
+
+
+def locate(
+    ds: IdxDataset, data_dir=None, *, download_missing=False, verify=False, mirrors=None, progressbar=True
+) -> list[Path]:
+    """The four local files of ``ds`` (train images and labels, test images and labels), found in
+    :func:`candidate_folders`, downloaded if missing and ``download_missing``, their md5 checked if ``verify``;
+    a missing file is a one-line DataError saying where it looked and how to get it."""
+    folder = dataset_folder(ds, data_dir)
+    found = [find_file(folder, r.filename) for r in ds.resources]
+    if not all(found) and download_missing:
+        found = download(ds, folder, mirrors=mirrors, progressbar=progressbar)
+    if not all(found):
+        missing = next(r.filename for r, f in zip(ds.resources, found) if f is None)
+        folders = candidate_folders(ds, data_dir)
+        looked = ", ".join(
+            f"{p}" + (" (torchvision's layout)" if i == 2 else "") for i, p in enumerate(folders) if p != folder
+        )
+        raise DataError(
+            f"{folder / missing}: file not found (also looked in {looked}); run with --download, "
+            f"or fetch it from {(tuple(mirrors) if mirrors else ds.mirrors)[0]} into {folder}"
+        )
+    if verify:
+        for path, res in zip(found, ds.resources):
+            verify_file(path, res)
+    return found

@@ -17,9 +17,8 @@ import torch.nn.functional as F
 from lenetlab.data.csvtable import Layout, column_values, count_rows, read_pixels
 from lenetlab.data.download import IDX_DATASETS
 from lenetlab.data.folders import GRAY_MODES, Source, decode_images, encode
-from lenetlab.data.idx import idx_shape, read_idx
+from lenetlab.data.idx import IDX_CLASSES, check_labels, idx_shape, read_idx
 from lenetlab.data.images import open_image
-from lenetlab.data.mnist import IDX_CLASSES, check_labels
 
 #: Below this :func:`orientation_anisotropy` a dataset counts as having no preferred orientation.
 #: Measured on 256 training images: upright characters on textures 0.13, MNIST digits 0.23, shapes

@@ -201,10 +201,9 @@ def load_pixel_tables(
     tr, dev = carve_val(full, val_size, seed, str(train and train.path))
     ids = ids if ids is not None else [str(i) for i in range(1, len(xte) + 1)]
     te = Split(torch.from_numpy(xte).unsqueeze(1), None if yte is None else torch.tensor(yte, dtype=torch.int64), ids)
-    splits = Splits(name, tr, dev, te, classes, source=str(source.resolve()))
     # Kaggle's Digit Recognizer wants ImageId,Label; a configured id or label column keeps its name
-    splits.submission = (columns.id or "ImageId", "Label" if columns.label == "label" else columns.label)
-    return splits
+    submission = (columns.id or "ImageId", "Label" if columns.label == "label" else columns.label)
+    return Splits(name, tr, dev, te, classes, source=str(source.resolve()), submission=submission)
 
 
 @dataclass

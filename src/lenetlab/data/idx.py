@@ -1,4 +1,4 @@
-"""Reader for the IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed).
+"""Reader for the IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed), and four IDX files as Splits.
 
 IDX layout: two zero bytes, a type code (``0x08`` = unsigned byte), the number of dimensions, one
 big-endian ``int32`` per dimension, then the data in C order. Malformed input (wrong magic, truncated or
@@ -10,10 +10,14 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from lenetlab.data.common import carve_val
+from lenetlab.data.splits import Split, Splits
 from lenetlab.errors import DataError, first_line
 from lenetlab.fileio import human_bytes
 
@@ -24,6 +28,8 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 MAX_INFLATED = 1 << 30
 #: Output beyond an IDX header's declared size still read, so that a few trailing bytes get their own message.
 SLACK = 1 << 20
+#: The classes of an IDX folder given as a path: MNIST-style digits.
+IDX_CLASSES = [str(i) for i in range(10)]
 
 
 def read_raw(path: Path) -> bytes:
@@ -140,3 +146,22 @@ def read_images_labels(images: str | Path, labels: str | Path) -> tuple[np.ndarr
     if x.shape[0] != y.shape[0]:
         raise DataError(f"{labels}: {y.shape[0]:,} labels but {Path(images).name} holds {x.shape[0]:,} images")
     return x, y
+
+
+def check_labels(files: list[tuple[Path, np.ndarray]], n_classes: int) -> None:
+    """Refuse IDX labels outside ``0 .. n_classes - 1``: a one-line DataError naming the label file."""
+    for path, y in files:
+        if len(y) and int(y.max()) >= n_classes:
+            raise DataError(f"{path}: label {int(y.max())} out of range for {n_classes} classes")
+
+
+def from_idx_files(name: str, paths: list[Path], class_names=IDX_CLASSES, *, val_size=None, seed=0) -> Splits:
+    """:class:`Splits` of ``uint8 [N, 1, H, W]`` images and int64 labels from four IDX paths (train
+    images/labels, test images/labels); dev is carved from train. Labels beyond the classes raise DataError."""
+    with ThreadPoolExecutor(2) as pool:  # gzip releases the GIL
+        (xtr, ytr), (xte, yte) = pool.map(read_images_labels, paths[0::2], paths[1::2])
+    check_labels([(paths[1], ytr), (paths[3], yte)], len(class_names))
+    full = Split(torch.from_numpy(xtr.copy()).unsqueeze(1), torch.from_numpy(ytr.astype(np.int64)))
+    train, dev = carve_val(full, val_size, seed, name)
+    test = Split(torch.from_numpy(xte.copy()).unsqueeze(1), torch.from_numpy(yte.astype(np.int64)))
+    return Splits(name, train, dev, test, list(class_names), source=str(paths[0].parent.resolve()))

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lenetlab.data.idx import decompress, read_raw
-from lenetlab.data.mnist import IDX_CLASSES, check_labels
+from lenetlab.data.idx import IDX_CLASSES, check_labels, decompress, read_raw
 from lenetlab.data.splits import Split, Splits
 from lenetlab.errors import DataError, first_line
 
