@@ -3,14 +3,10 @@
 Example::
 
     from lenetlab.data import load, TensorLoader
-    s = load("mnist", data_dir="../shared/data/mnist")        # 55,000 / 5,000 / 10,000
-    s.train.x.shape, s.train.y.shape                            # uint8 [55000, 1, 28, 28], int64 [55000]
-    s.input_spec                                                # pad 28→32, mean = std = 0.5
-    loader = TensorLoader(s.train.x, s.train.y, 128, shuffle=True, seed=0, device="cpu", spec=s.input_spec)
-    for epoch in range(2):
-        loader.set_epoch(epoch)
-        for xb, yb in loader:                                   # float [128, 1, 32, 32], int64 [128]
-            ...
+    s = load("mnist", data_dir="../shared/data/mnist")    # uint8 [N, 1, 28, 28]: 55,000 / 5,000 / 10,000
+    loader = TensorLoader(s.train.x, s.train.y, 128, spec=s.input_spec)   # pad 28→32, mean = std = 0.5
+    for xb, yb in loader:                                 # float [128, 1, 32, 32], int64 [128]
+        ...
 
 How ``name`` is read (first match wins; :func:`lenetlab.data.folders.dataset_source` decides it, for
 :func:`load` and :func:`inspect` alike):
@@ -47,17 +43,7 @@ from lenetlab.data.splits import Split, Splits
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import DataError
 
-__all__ = [
-    "Columns",
-    "DatasetFacts",
-    "InputSpec",
-    "Splits",
-    "TensorLoader",
-    "inspect",
-    "known_datasets",
-    "load",
-    "prepare",
-]
+__all__ = ["DatasetFacts", "InputSpec", "Splits", "TensorLoader", "inspect", "known_datasets", "load", "prepare"]
 
 
 def known_datasets() -> list[str]:

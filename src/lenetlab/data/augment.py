@@ -1,16 +1,8 @@
-"""Train-time augmentation of whole float batches ``[N, C, H, W]``: random affine maps and elastic distortions.
-
-The distortions LeCun et al. (1998) trained with (translation, scaling, squeezing, shearing), rotation, and
-Simard, Steinkraus & Platt's (2003) elastic distortions: a displacement field uniform in [-1, 1] per pixel,
-smoothed by a Gaussian of ``elastic_sigma`` pixels and scaled by ``elastic_alpha`` pixels. All of it is one
-``affine_grid`` + one ``grid_sample`` on the batch's device, with random numbers from torch's global generator
-of that device (saved in ``last.pt``, so a resumed run draws the same distortions). Pixels brought in from
-outside the image replicate the border, which is background for a padded digit.
-
-Usage (what the runner does; off by default, train batches only)::
-
-    aug = build_augment("affine+elastic", rotate=10)   # None for "none"
-    xb = aug(xb)                                        # float [N, C, H, W] → same shape
+"""Train-time augmentation of whole float batches ``[N, C, H, W]``: random affine maps (LeCun et al. 1998's
+translation, scaling, squeezing and shearing, and rotation) and Simard et al. 2003's elastic distortions, as
+one ``affine_grid`` + ``grid_sample`` on the batch's device. Random numbers come from torch's global generator
+of that device (saved in ``last.pt``, so a resumed run draws the same distortions); pixels brought in from
+outside the image replicate the border. ``build_augment("affine+elastic", rotate=10)(xb)`` distorts a batch.
 """
 
 from __future__ import annotations
@@ -30,8 +22,9 @@ __all__ = ["PRESETS", "Augment", "Augmenter", "build_augment"]
 class Augment:
     """Distortion ranges, each sampled uniformly per image (0 turns it off): ``shift`` (fraction of the
     side), ``rotate`` (degrees), ``scale`` (0.1 → ×0.9..1.1), ``squeeze`` (horizontal ×(1-q) with vertical
-    ×1/(1-q), or the reverse), ``shear`` (degrees), Simard's ``elastic_alpha``/``elastic_sigma`` (pixels);
-    ``p``: the probability that an image is distorted at all."""
+    ×1/(1-q), or the reverse), ``shear`` (degrees); Simard's elastic field is uniform in [-1, 1] per pixel,
+    smoothed by a Gaussian of ``elastic_sigma`` pixels and scaled by ``elastic_alpha`` pixels; ``p``: the
+    probability that an image is distorted at all."""
 
     shift: float = 0.0
     rotate: float = 0.0

@@ -1,10 +1,8 @@
 """The one CSV reader of lenetlab: every ``train.csv``/``test.csv`` goes through here.
 
-Files are UTF-8 with or without Excel's byte-order mark; columns are found by name (exactly, else ignoring
-case; :class:`Columns` sets the names). :func:`recognise` tells two kinds of table by their header:
-**images** (an image-file column and, in a training file, a label column: Kaggle's classify-leaves) and
-**pixels** (a label column in a training file and ``pixel0 .. pixelK-1`` or ``pixel1 .. pixelK``, ``K`` a
-square: Kaggle's Digit Recognizer), parsed by NumPy's C reader.
+Files are UTF-8, with or without Excel's byte-order mark; columns are found by name (exactly, else ignoring
+case). :func:`recognise` tells **images** tables (an image-file column: Kaggle's classify-leaves) from
+**pixels** tables (``pixel0 .. pixelK-1`` or ``pixel1 .. pixelK``, ``K`` a square: Kaggle's Digit Recognizer).
 """
 
 from __future__ import annotations

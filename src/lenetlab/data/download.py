@@ -1,14 +1,12 @@
-"""Mirrors, checksums and downloads of the IDX datasets (MNIST, Fashion-MNIST) with pooch.
+"""Mirrors, checksums, the cache and downloads (with pooch) of the IDX datasets, MNIST and Fashion-MNIST.
 
-A file is accepted when either its ``.gz`` md5 (as the mirrors serve it) or its decompressed content's md5
-matches, so a re-compressed copy passes and a corrupted one is refused. A download goes to a hidden
-temporary file in the cache folder, is verified, then renamed into place. The cache root is ``data_dir``,
-else ``$LENETLAB_DATA``, else ``~/.cache/lenetlab``; files are looked for in the root, in ``root/<name>``
-and in torchvision's ``root/MNIST/raw`` (or ``FashionMNIST/raw``).
+A file passes when its ``.gz`` md5 or its content's md5 matches, so a re-compressed copy passes and a corrupt
+one does not; a download is verified in a hidden temporary file before it is renamed into place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -160,11 +158,9 @@ def _reason(e: Exception) -> str:
 def _remove_stale_parts(folder: Path, age_s: float = 3600.0) -> None:
     """Delete temp files a killed download left behind (old enough not to be another live download)."""
     for p in folder.glob(".*.part"):
-        try:
+        with contextlib.suppress(OSError):
             if time.time() - p.stat().st_mtime > age_s:
                 p.unlink()
-        except OSError:
-            pass
 
 
 def download(

@@ -1,8 +1,5 @@
-"""What a dataset holds, measured without decoding it: the facts a training recipe is chosen from.
-
-:func:`source_facts` reads a folder's or table's index and the headers of up to ``sample`` images (Pillow
-reads a header without decoding the pixels), a Digit Recognizer table its header and label column.
-``lenetlab.data.inspect(name)`` is the public entry point.
+"""What a dataset holds, measured from its index, image headers (up to ``sample`` images) or table columns
+without decoding it: the facts a training recipe is chosen from (``lenetlab.data.inspect``).
 """
 
 from __future__ import annotations
@@ -165,21 +162,21 @@ def source_facts(src: Source, *, sample: int = 200) -> DatasetFacts:
         return DatasetFacts(src.name, "idx", len(ytr), len(yte), True, list(IDX_CLASSES), _counts(ytr, 10), 1, [(w, h)])
     if src.kind == "pixel-csv":
         return _pixel_facts(src.name, *src.tables)
-    found = src.index
+    found, dev = src.index, src.index.dev
     sizes, channels = _probe_sizes(found.all_paths(), sample)
+    y = found.train.y + (dev.y if dev else [])
     picked = _spread(found.train.paths, ANISOTROPY_SAMPLE)
-    dev = found.dev.y if found.dev else []
     return DatasetFacts(
         src.name,
         found.layout,
-        len(found.train.paths) + len(dev),
+        len(y),
         len(found.test.paths),
         found.test.y is not None and bool(found.test.paths),
         list(found.classes),
-        _counts(found.train.y + dev, len(found.classes)),
+        _counts(y, len(found.classes)),
         channels,
         sizes,
-        dev_given=found.dev is not None,
+        dev_given=dev is not None,
         anisotropy=orientation_anisotropy(decode_images(picked, 32, 1)) if picked else None,
     )
 

@@ -1,8 +1,7 @@
-"""Reader for the IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed), and four IDX files as Splits.
+"""The IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed), and four IDX files as :class:`Splits`.
 
-IDX layout: two zero bytes, a type code (``0x08`` = unsigned byte), the number of dimensions, one
-big-endian ``int32`` per dimension, then the data in C order. Malformed input (wrong magic, truncated or
-over-long data, a bad or bomb gzip stream: see :func:`decompress`) raises a :class:`DataError` naming the file.
+IDX: two zero bytes, a type code (``0x08``: unsigned byte), the number of dimensions, one big-endian ``int32``
+per dimension, the data in C order. Malformed input raises a one-line :class:`DataError` naming the file.
 """
 
 from __future__ import annotations

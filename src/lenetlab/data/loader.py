@@ -1,10 +1,6 @@
-"""A tensor-resident batch loader (airbench-style): the whole split lives on the device, batches are index
-gathers, with no Dataset, worker processes or per-sample Python work.
-
-Each epoch's permutation comes from a generator seeded by ``(seed, epoch)``, so resuming needs only the epoch
-and batch index. With ``world_size > 1`` it is sharded like :class:`torch.utils.data.DistributedSampler`:
-padded by wrapping to a multiple of ``world_size`` (``pad=True``, training), every ``world_size``-th index
-from ``rank``; ``pad=False`` is an exact partition for evaluation. See :mod:`lenetlab.data` for an example.
+"""A tensor-resident batch loader (airbench-style): the split lives on the device and batches are index
+gathers from a permutation seeded by ``(seed, epoch)``, sharded across ranks like
+:class:`torch.utils.data.DistributedSampler`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Reader for the NNDL ``mnist.json.gz`` file (Neural Networks and Deep Learning's MNIST export).
-
-Format: gzip-compressed (or plain) JSON ``[[train_images, train_labels], [dev_images, dev_labels],
-[test_images, test_labels]]``, every image a list of 784 floats in [0, 1] (row-major 28×28), every label
-a digit. Pixels stored as k/256 (the original ``mnist.pkl.gz``) or k/255 both map back to the byte ``k``.
+"""Reader for NNDL's ``mnist.json.gz`` (Neural Networks and Deep Learning's MNIST export): gzip-compressed
+(or plain) JSON ``[[train_images, train_labels], [dev...], [test...]]``, each image 784 floats in [0, 1].
 """
 
 from __future__ import annotations

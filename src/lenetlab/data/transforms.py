@@ -30,14 +30,12 @@ def normalize_width(x: torch.Tensor, width: int) -> torch.Tensor:
     n, _, _, w = x.shape
     if n == 0:
         return x
-    cols = (x > INK_THRESHOLD).any(2).any(1)  # [N, W]
-    pos = torch.arange(w, device=x.device)
-    has_ink = cols.any(1)
-    first = torch.where(cols, pos, w).amin(1)
-    last = torch.where(cols, pos, -1).amax(1)
-    extent = torch.where(has_ink, last - first + 1, w).to(torch.float32)
-    centre = torch.where(has_ink, (first + last).to(torch.float32) / 2, (w - 1) / 2)
-    scale = torch.where(has_ink, width / extent, torch.ones_like(extent))  # output pixels per input pixel
+    cols = (x > INK_THRESHOLD).any(2).any(1)  # [N, W]: the columns holding ink
+    pos, ink = torch.arange(w, device=x.device), cols.any(1)
+    first = torch.where(cols, pos, w).amin(1).float()
+    last = torch.where(cols, pos, -1).amax(1).float()
+    scale = torch.where(ink, width / (last - first + 1), 1.0)  # output pixels per input pixel
+    centre = torch.where(ink, (first + last) / 2, (w - 1) / 2)
     # the output column u (normalised to [-1, 1], align_corners=False) samples the input at
     # u / scale + the ink's centre in the same coordinates
     work = x if x.dtype == torch.float64 else x.float()  # float32 unless the caller wants double precision
