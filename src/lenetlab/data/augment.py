@@ -62,14 +62,11 @@ PRESETS: dict[str, Augment] = {
 }
 
 
+@dataclass(frozen=True)
 class Augmenter:
     """Callable applying :class:`Augment` distortions to float batches ``[N, C, H, W]``."""
 
-    def __init__(self, config: Augment) -> None:
-        self.config = config
-
-    def __repr__(self) -> str:
-        return f"Augmenter({self.config})"
+    config: Augment
 
     def _theta(self, n: int, h: int, w: int, device, dtype) -> torch.Tensor:
         """Per-image affine maps ``[n, 2, 3]`` from output to input in normalised coordinates: the inverse

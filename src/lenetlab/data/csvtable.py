@@ -86,13 +86,12 @@ def read_header(path: str | Path) -> list[str]:
     return [c.strip() for c in row]
 
 
-def read_rows(path: str | Path) -> tuple[list[str], list[list[str]]]:
-    """The header and the data rows of ``path`` (each a list of stripped strings; blank lines skipped)."""
+def read_rows(path: str | Path) -> list[list[str]]:
+    """The data rows of ``path`` after its header, each a list of stripped strings (blank lines skipped)."""
     with open_csv(path) as f:
         reader = csv.reader(f)
-        header = [c.strip() for c in next(reader, [])]
-        rows = [[c.strip() for c in r] for r in reader if any(c.strip() for c in r)]
-    return header, rows
+        next(reader, None)
+        return [[c.strip() for c in r] for r in reader if any(c.strip() for c in r)]
 
 
 def find_column(header: list[str], name: str | None) -> int | None:

@@ -135,13 +135,6 @@ def verify_file(path: Path, res: Resource) -> None:
     check_checksum(path, read_raw(path), res)
 
 
-def _download_one(url: str, dest: Path, res: Resource, progressbar: bool, timeout: float) -> None:
-    """Download ``url`` to a temp file beside ``dest``, verify it, then rename it into place."""
-    with atomic_path(dest, suffix=".part") as tmp:  # the suffix _remove_stale_parts looks for
-        pooch.HTTPDownloader(progressbar=progressbar, timeout=timeout)(url, str(tmp), None)
-        check_checksum(url, tmp.read_bytes(), res)
-
-
 def _reason(e: Exception) -> str:
     """A short reason for a failed download (the full requests message runs to several clauses)."""
     if isinstance(e, requests.HTTPError) and e.response is not None:
@@ -185,7 +178,9 @@ def download(
         dest, errors = folder / res.filename, []
         for url in (base.rstrip("/") + "/" + res.filename for base in mirrors):
             try:
-                _download_one(url, dest, res, progressbar, timeout)
+                with atomic_path(dest, suffix=".part") as tmp:  # a .part file, verified, then renamed
+                    pooch.HTTPDownloader(progressbar=progressbar, timeout=timeout)(url, str(tmp), None)
+                    check_checksum(url, tmp.read_bytes(), res)
                 break
             except Exception as e:  # any network/SSL/HTTP/checksum failure: try the next mirror
                 errors.append(f"{url}: {_reason(e)}")

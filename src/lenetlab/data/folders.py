@@ -42,11 +42,10 @@ def decode_images(paths: list[Path], size: int, channels: int, progress: bool = 
             im = im.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
         out[i] = np.asarray(im).reshape(size, size, channels)
 
+    quiet = not progress or len(paths) <= 2000
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # Pillow releases the GIL
         done = pool.map(one, range(len(paths)))
-        if progress and len(paths) > 2000:
-            done = tqdm(done, total=len(paths), unit="img", desc="decoding", leave=False)
-        for _ in done:
+        for _ in tqdm(done, total=len(paths), unit="img", desc="decoding", leave=False, disable=quiet):
             pass
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
@@ -94,7 +93,7 @@ def _image_rows(root: Path, layout: Layout) -> tuple[list[Path], list[str] | Non
     """The image paths of a table (each inside ``root`` and existing), its labels (None: unlabelled) and ids
     (the id column, else the image names as written)."""
     paths, labels, ids = [], [] if layout.labelled else None, []
-    for i, row in enumerate(read_rows(layout.path)[1], start=2):  # line 1 is the header
+    for i, row in enumerate(read_rows(layout.path), start=2):  # line 1 is the header
         name, label, key = (
             row[k] if k is not None and k < len(row) else "" for k in (layout.image, layout.label, layout.id)
         )

@@ -63,14 +63,11 @@ class TensorLoader:
         self.training = shuffle
         self.epoch = self.start_batch = 0
 
-    def num_samples(self) -> int:
-        """Examples this rank sees per epoch (before ``drop_last``)."""
-        n, w = len(self.x), self.world_size
-        return -(-n // w) if self.pad else len(range(self.rank, n, w))
-
     def __len__(self) -> int:
         """Batches per epoch on this rank (all ranks agree when ``pad`` is True)."""
-        return batch_count(self.num_samples(), self.batch_size, self.drop_last)
+        n, w = len(self.x), self.world_size
+        per_rank = -(-n // w) if self.pad else len(range(self.rank, n, w))
+        return batch_count(per_rank, self.batch_size, self.drop_last)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch (it seeds the permutation) and skip its first ``start_batch`` batches."""
