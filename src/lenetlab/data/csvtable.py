@@ -62,7 +62,6 @@ class Layout:
 def open_csv(path: str | Path, binary: bool = False):
     """Open ``path`` as CSV text (``utf-8-sig``) or bytes; a missing file, undecodable text or malformed CSV
     is a one-line DataError naming it."""
-    path = Path(path)
     try:
         f = open(path, "rb") if binary else open(path, newline="", encoding=ENCODING)  # noqa: SIM115 (closed below)
     except FileNotFoundError:
@@ -82,8 +81,7 @@ def open_csv(path: str | Path, binary: bool = False):
 def read_header(path: str | Path) -> list[str]:
     """The stripped column names of ``path``'s first line (``[]`` for an empty file)."""
     with open_csv(path) as f:
-        row = next(csv.reader(f), [])
-    return [c.strip() for c in row]
+        return [c.strip() for c in next(csv.reader(f), [])]
 
 
 def read_rows(path: str | Path) -> list[list[str]]:
@@ -197,8 +195,7 @@ def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray
     try:  # the usual case, every column a number: one parse of the whole table
         table = _load_ints(layout, max_rows=max_rows)
         px = table[:, layout.pixels] if table.size else np.zeros((0, len(layout.pixels)), np.int64)
-        labels = None if layout.label is None else [str(v) for v in table[:, layout.label].tolist()]
-        ids = None if layout.id is None else [str(v) for v in table[:, layout.id].tolist()]
+        labels, ids = (None if k is None else [str(v) for v in table[:, k].tolist()] for k in (layout.label, layout.id))
     except ValueError as e:
         if layout.label is None and layout.id is None:
             raise DataError(f"{path}: not a table of integers ({first_line(e, 120)})") from None
@@ -206,8 +203,7 @@ def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray
             px = _load_ints(layout, usecols=layout.pixels, max_rows=max_rows)
         except ValueError as e2:
             raise DataError(f"{path}: pixel values must be integers ({first_line(e2, 120)})") from None
-        labels = None if layout.label is None else column_values(layout, layout.label)[: len(px)]
-        ids = None if layout.id is None else column_values(layout, layout.id)[: len(px)]
+        labels, ids = (None if k is None else column_values(layout, k)[: len(px)] for k in (layout.label, layout.id))
     if px.size and (px.min() < 0 or px.max() > 255):
         row = int(np.argwhere((px < 0) | (px > 255))[0, 0]) + 2
         raise DataError(f"{path}: line {row}: pixel values must be integers in 0..255")

@@ -52,8 +52,7 @@ def decompress(raw: bytes, name: str | Path = "<bytes>", limit: int = MAX_INFLAT
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
             head = _read_head(f) if idx else b""
             if idx:
-                shape, dtype, _ = _header(head, name)
-                declared = len(head) + int(np.prod(shape, dtype=object)) * dtype.itemsize
+                shape, _, _, declared = _header(head, name)
                 if declared > MAX_INFLATED:
                     raise DataError(
                         f"{name}: IDX header declares shape {shape} ({human_bytes(declared)}), more "
@@ -85,8 +84,8 @@ def _read_head(f) -> bytes:
     return head
 
 
-def _header(data: bytes, name) -> tuple[tuple[int, ...], np.dtype, int]:
-    """The shape, dtype and header length an IDX file's first bytes ``data`` declare; DataError if bad."""
+def _header(data: bytes, name) -> tuple[tuple[int, ...], np.dtype, int, int]:
+    """The shape, dtype, header length and file size an IDX file's first bytes ``data`` declare; DataError if bad."""
     if len(data) < 4:
         raise DataError(f"{name}: truncated IDX file ({len(data)} bytes, no header)")
     if data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
@@ -98,14 +97,14 @@ def _header(data: bytes, name) -> tuple[tuple[int, ...], np.dtype, int]:
     if len(data) < header:
         raise DataError(f"{name}: truncated IDX header ({len(data)} of {header} bytes)")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    return dims, np.dtype(_DTYPES[data[2]]), header
+    dtype = np.dtype(_DTYPES[data[2]])
+    return dims, dtype, header, header + int(np.prod(dims, dtype=object)) * dtype.itemsize
 
 
 def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
     """The whole decompressed IDX file ``data`` as a read-only array of its header's shape (``uint8 [N, 28, 28]``
     images, ``uint8 [N]`` labels); DataError for a wrong magic number, a truncated header or body, trailing bytes."""
-    dims, dtype, header = _header(data, name)
-    expected = header + int(np.prod(dims, dtype=object)) * dtype.itemsize
+    dims, dtype, header, expected = _header(data, name)
     if len(data) < expected:
         raise DataError(f"{name}: truncated IDX data ({len(data):,} of {expected:,} bytes for shape {dims})")
     if len(data) > expected:
