@@ -119,11 +119,8 @@ class Augmenter:
 
 
 def build_augment(name: str | Augment | None = "none", **overrides) -> Augmenter | None:
-    """The train-time augmenter for ``RunConfig.augment``/``augment_kwargs``, or None when it changes nothing.
-
-    ``name`` is a preset (:data:`PRESETS`) or an :class:`Augment`; ``overrides`` set single fields
-    (``rotate=15``). Unknown presets or fields and out-of-range values raise a one-line ConfigError.
-    """
+    """The train-time augmenter of ``RunConfig.augment`` (a preset of :data:`PRESETS` or an :class:`Augment`) and
+    ``augment_kwargs`` (single fields, ``rotate=15``), or None when it changes nothing; bad values: ConfigError."""
     name = "none" if name is None else name
     if not isinstance(name, Augment) and name not in PRESETS:
         raise ConfigError(f"field 'augment' must be one of {', '.join(PRESETS)} (got {name!r})")

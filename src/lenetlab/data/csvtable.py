@@ -1,9 +1,6 @@
-"""The one CSV reader of lenetlab: every ``train.csv``/``test.csv`` goes through here.
-
-Files are UTF-8, with or without Excel's byte-order mark; columns are found by name (exactly, else ignoring
-case). :func:`recognise` tells **images** tables (an image-file column: Kaggle's classify-leaves) from
-**pixels** tables (``pixel0 .. pixelK-1`` or ``pixel1 .. pixelK``, ``K`` a square: Kaggle's Digit Recognizer).
-"""
+"""The one CSV reader of lenetlab (UTF-8, with or without Excel's byte-order mark; columns found by name,
+exactly, else ignoring case): :func:`recognise` tells **images** tables (an image-file column, as Kaggle's
+classify-leaves) from **pixels** tables (``pixel0..`` columns of a square image, as Kaggle's Digit Recognizer)."""
 
 from __future__ import annotations
 

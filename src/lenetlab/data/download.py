@@ -1,8 +1,5 @@
-"""Mirrors, checksums, the cache and downloads (with pooch) of the IDX datasets, MNIST and Fashion-MNIST.
-
-A file passes when its ``.gz`` md5 or its content's md5 matches, so a re-compressed copy passes and a corrupt
-one does not; a download is verified in a hidden temporary file before it is renamed into place.
-"""
+"""Mirrors, checksums (a file passes when its ``.gz`` or its content md5 matches), the cache and verified
+downloads (pooch) of the IDX datasets MNIST and Fashion-MNIST."""
 
 from __future__ import annotations
 

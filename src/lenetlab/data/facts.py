@@ -26,13 +26,9 @@ ANISOTROPY_SAMPLE = 256
 
 @dataclass
 class DatasetFacts:
-    """A dataset's shape, as a recipe needs it.
-
-    ``kind``: as :class:`~lenetlab.data.folders.Source`'s. ``n_labelled``: labelled training images (dev
-    included); ``class_counts``: images per class; ``channels``: 1 when every sampled image is gray (RGB
-    files whose channels agree too), else 3; ``sizes``: ``(width, height)`` of the sampled images;
-    ``dev_given``: the folder has its own dev split; ``anisotropy``: see :func:`orientation_anisotropy`.
-    """
+    """A dataset's shape, as a recipe needs it: ``kind`` as :class:`~lenetlab.data.folders.Source`'s, labelled
+    training images (dev included) and images per class, ``channels`` (1 when every sampled image is gray, RGB
+    files whose channels agree included), sampled ``(width, height)`` sizes, ``dev_given``, ``anisotropy``."""
 
     name: str
     kind: str
@@ -116,12 +112,9 @@ def _probe_sizes(paths: list[Path], sample: int) -> tuple[list[tuple[int, int]],
 
 
 def orientation_anisotropy(x: torch.Tensor) -> float:
-    """How strongly images ``uint8 [N, C, H, W]`` prefer some edge orientations, in [0, 1].
-
-    The magnitude-weighted means of ``exp(2i theta)`` (one preferred axis) and ``exp(4i theta)`` (horizontal
-    and vertical edges) of each image's Sobel gradients, averaged over the images: the larger modulus. Upright
-    characters and photos keep it large; objects lying at random angles cancel out to about 0.
-    """
+    """How strongly images ``uint8 [N, C, H, W]`` prefer some edge orientations, in [0, 1]: the larger modulus
+    of the magnitude-weighted means of ``exp(2i theta)`` and ``exp(4i theta)`` of their Sobel gradients, averaged
+    over the images. Upright characters and photos keep it large; objects at random angles average to about 0."""
     if len(x) == 0:
         return 0.0
     g = x.float().mean(1, keepdim=True)

@@ -207,10 +207,9 @@ def load_pixel_tables(
 
 @dataclass
 class Source:
-    """What a dataset name or path holds, decided once for loading and for inspection. ``kind``: ``named``
-    (``name`` in :data:`NAMED`), ``nndl`` (a JSON file at ``path``), ``idx`` (the four files ``idx``),
-    ``pixel-csv`` (``tables``: train and test layouts, either may be None), ``image-csv`` or
-    ``class-folders`` (``index``)."""
+    """What a dataset name or path holds, decided once for loading and for inspection: ``kind`` ``named``, ``nndl``
+    (``path``), ``idx`` (the four files ``idx``), ``pixel-csv`` (the train and test ``tables``, either may be None),
+    ``image-csv`` or ``class-folders`` (``index``)."""
 
     kind: str
     name: str

@@ -1,8 +1,5 @@
-"""The IDX format of MNIST and Fashion-MNIST (raw or gzip-compressed), and four IDX files as :class:`Splits`.
-
-IDX: two zero bytes, a type code (``0x08``: unsigned byte), the number of dimensions, one big-endian ``int32``
-per dimension, the data in C order. Malformed input raises a one-line :class:`DataError` naming the file.
-"""
+"""The IDX format of MNIST and Fashion-MNIST (raw or gzip; a zero-byte pair, a type code, the rank, one
+big-endian ``int32`` per dimension, the data in C order), and four IDX files as :class:`Splits`."""
 
 from __future__ import annotations
 
