@@ -93,7 +93,7 @@ def load(
     split = dict(val_size=val_size, seed=seed)
     if src.kind in ("image-csv", "class-folders"):
         s = load_index(src.index, src.name, image_size=image_size, channels=channels, **split)
-        return finish(s, False, normalize=normalize)
+        return finish(s, digits=False, normalize=normalize)
     if src.kind == "named" and src.name == "mnist-subset":
         s = _load_subset()
     elif src.kind == "named":
@@ -111,7 +111,7 @@ def load(
         s = from_idx_files(src.name, src.idx, **split)
     else:
         s = load_pixel_tables(src.name, src.path, *src.tables, columns, **split)
-    return finish(s, True, channels=channels, image_size=image_size, normalize=normalize)
+    return finish(s, digits=True, channels=channels, image_size=image_size, normalize=normalize)
 
 
 def inspect(

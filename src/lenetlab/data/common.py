@@ -62,7 +62,7 @@ def normalization(name: str, train_x: torch.Tensor) -> tuple[tuple[float, ...], 
     return (mean,) * c, (std,) * c
 
 
-def finish(s: Splits, digits: bool, *, channels=None, image_size=None, normalize=None) -> Splits:
+def finish(s: Splits, *, digits: bool, channels=None, image_size=None, normalize=None) -> Splits:
     """Convert ``s``'s images to ``channels`` and set its input spec: size ``image_size`` (default: the
     images' side, 32 for 28×28 ``digits``), padded or resized to, and normalisation ``normalize``
     (``default``: ``half`` for ``digits``, else ``stats``)."""

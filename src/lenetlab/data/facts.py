@@ -181,9 +181,8 @@ def _pixel_facts(name: str, train: Layout | None, test: Layout | None) -> Datase
     if y:
         x = read_pixels(train, max_rows=ANISOTROPY_SAMPLE * 4)[0]
         aniso = orientation_anisotropy(torch.from_numpy(np.stack(_spread(x, ANISOTROPY_SAMPLE))).unsqueeze(1))
-    side = (train or test).side
-    n_test = count_rows(test) if test is not None else 0
-    counts, labelled = _counts(y, len(classes)), test is not None and test.labelled
+    side, counts = (train or test).side, _counts(y, len(classes))
+    n_test, test_labelled = (count_rows(test), test.labelled) if test is not None else (0, False)
     return DatasetFacts(
-        name, "pixel-csv", len(y), n_test, labelled, classes, counts, 1, [(side, side)], anisotropy=aniso
+        name, "pixel-csv", len(y), n_test, test_labelled, classes, counts, 1, [(side, side)], anisotropy=aniso
     )
