@@ -110,12 +110,8 @@ def _pixel_columns(header: list[str]) -> tuple[list[int], int]:
     square image of at least 4×4, numbered without gaps from 0 or 1."""
     found = sorted((int(m.group(1)), i) for i, h in enumerate(header) if (m := _PIXEL.match(h)))
     numbers, side = [n for n, _ in found], math.isqrt(len(found))
-    if (
-        side < 4
-        or side * side != len(found)
-        or numbers[0] > 1
-        or numbers != list(range(numbers[0], numbers[0] + side * side))
-    ):
+    square = side >= 4 and side * side == len(found)
+    if not square or numbers not in (list(range(len(found))), list(range(1, len(found) + 1))):
         return [], 0
     return [i for _, i in found], side
 

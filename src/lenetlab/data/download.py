@@ -13,7 +13,7 @@ from pathlib import Path
 import pooch
 import requests  # pooch's HTTP library: its exceptions name why a download failed
 
-from lenetlab.data.idx import GZIP_MAGIC, decompress, read_raw
+from lenetlab.data.idx import GZIP_MAGIC, IDX_CLASSES, decompress, read_raw
 from lenetlab.errors import DataError, first_line
 from lenetlab.fileio import atomic_path
 
@@ -65,7 +65,7 @@ IDX_DATASETS: dict[str, IdxDataset] = {
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
             "http://yann.lecun.com/exdb/mnist/",
         ),
-        tuple(str(i) for i in range(10)),
+        tuple(IDX_CLASSES),
         "MNIST",
     ),
     "fashion-mnist": IdxDataset(
