@@ -89,9 +89,9 @@ def encode(train: list[str] | None, test: list[str] | None, test_path) -> tuple[
     return classes, [index[c] for c in train or []], None if test is None else [index[c] for c in test]
 
 
-def _image_rows(root: Path, layout: Layout) -> tuple[list[Path], list[str] | None, list[str]]:
-    """The image paths of a table (each inside ``root`` and existing), its labels (None: unlabelled) and ids
-    (the id column, else the image names as written)."""
+def _image_rows(root: Path, layout: Layout) -> tuple[Part, list[str] | None]:
+    """A table's images (each inside ``root`` and existing) with their ids (the id column, else the image names
+    as written), and its labels (None: unlabelled)."""
     paths, labels, ids = [], [] if layout.labelled else None, []
     for i, row in enumerate(read_rows(layout.path), start=2):  # line 1 is the header
         name, label, key = (
@@ -114,20 +114,18 @@ def _image_rows(root: Path, layout: Layout) -> tuple[list[Path], list[str] | Non
             labels.append(label)
         paths.append(root / name)
         ids.append(name if layout.id is None else key)
-    return paths, labels, ids
+    return Part(paths, None, ids), labels
 
 
 def _index_image_tables(root: Path, train: Layout | None, test: Layout | None, columns: Columns) -> FolderIndex:
     """Index image-file tables: ``train`` (labelled) and ``test`` (optional, labelled or not)."""
-    tr = _image_rows(root, train) if train is not None else ([], [], [])
-    if train is not None and not tr[0]:
+    train_part, train_labels = _image_rows(root, train) if train is not None else (Part(), [])
+    if train is not None and not train_part.paths:
         raise DataError(f"{train.path}: no rows")
-    te = _image_rows(root, test) if test is not None else ([], None, [])
-    classes, ytr, yte = encode(tr[1], te[1], test and test.path)
+    test_part, test_labels = _image_rows(root, test) if test is not None else (Part(y=None), None)
+    classes, train_part.y, test_part.y = encode(train_labels, test_labels, test and test.path)
     submission = (columns.id or columns.image, columns.label)
-    return FolderIndex(
-        root, "image-csv", classes, Part(tr[0], ytr, tr[2]), Part(te[0], yte, te[2]), submission=submission
-    )
+    return FolderIndex(root, "image-csv", classes, train_part, test_part, submission=submission)
 
 
 def _class_dirs(folder: Path) -> dict[str, list[Path]]:
