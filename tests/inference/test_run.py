@@ -109,3 +109,18 @@ def test_eval_of_a_run_directory_uses_its_best_checkpoint_and_its_data(tmp_path,
     assert main(["eval", str(run), "--json", "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["split"] == "test" and out["n"] == 200 and out["accuracy"] > 0.8
+
+
+def test_a_finished_run_that_kept_only_best_pt_is_finished(tmp_path, digit_ckpt):
+    shipped = Path(__file__).resolve().parents[2] / "src" / "lenetlab" / "models" / "assets"
+    (info,) = [r.info() for r in Run.all(shipped)]
+    assert (info.name, info.status, info.problems) == ("lenet5_mnist", "finished", [])
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "mnist-subset"}))
+    _rows(run / "metrics.jsonl", [{"kind": "end", "step": 1, "reason": "completed"}])
+    assert Run(run).info().problems == ["no best.pt"]  # finished, but without the model it kept
+    shutil.copy(digit_ckpt, run / BEST)
+    assert Run(run).info().status == "finished"
+    (run / "metrics.jsonl").write_text("")  # unfinished: it needs last.pt to resume from
+    assert Run(run).info().problems == ["no last.pt"]

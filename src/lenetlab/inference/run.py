@@ -319,10 +319,10 @@ class Run:
         self._figures(info, rows)
         finished = any(r.get("kind") in ("end", "test") for r in rows)
         problems += [p for p in (_checkpoint_problem(path / n) for n in (LAST, BEST) if (path / n).is_file()) if p]
-        if not (path / LAST).is_file():
-            problems.append(f"no {LAST}")
-        if finished and not (path / BEST).is_file():
-            problems.append(f"no {BEST}")
+        # a finished run needs only the model it kept (best.pt); an unfinished one, last.pt to resume from
+        needed = BEST if finished else LAST
+        if not (path / needed).is_file():
+            problems.append(f"no {needed}")
         if self.running:
             info.status = "running"
             problems = [p for p in problems if not p.startswith("no ")]  # files not written yet
