@@ -1,16 +1,10 @@
-"""The CNN chapter as runnable lessons (``lenet lesson``), each a short module to read and change.
+"""The CNN chapter as runnable lessons (``lenet lesson``): one short module per lesson, with a docstring
+explaining its idea and ``run(report, **options)``, which computes what the book shows with lenetlab's
+operators, prints it through a :class:`~lenetlab.lessons.report.Report` and checks its claims.
+:data:`LESSONS`, the catalogue, imports no lesson module (nor torch).
 
-Every lesson is one module in this package with a docstring explaining its idea and a function
-``run(report, **options)`` that computes what the book shows with lenetlab's own operators and
-models, prints it through a :class:`~lenetlab.lessons.report.Report` and checks its claims.
-:data:`LESSONS` is the catalogue: name, module, one-line summary and the options a learner can
-change. It imports no lesson module: each is imported when it runs.
-
-Python API::
-
-    from lenetlab.lessons import run_lesson
-    report = run_lesson("learn-kernel", lr=0.01, steps=40)
-    print(report); report.data["kernel"], report.passed
+Python API: ``report = run_lesson("learn-kernel", lr=0.01, steps=40)``, then ``print(report)``,
+``report.data["kernel"]``, ``report.passed``.
 """
 
 from __future__ import annotations
@@ -27,10 +21,8 @@ from lenetlab.errors import ConfigError, LenetlabError
 
 @dataclass(frozen=True)
 class Option:
-    """One thing a learner can change: ``--NAME`` on the command line, keyword ``NAME`` in Python.
-
-    ``positional`` options are optional positional arguments instead (``lenet lesson shapes vgg11``).
-    """
+    """One thing a learner can change: ``--NAME`` on the command line (an optional positional argument when
+    ``positional``: ``lenet lesson shapes vgg11``), keyword ``NAME`` in Python."""
 
     name: str
     type: Callable[[str], Any]
@@ -50,16 +42,16 @@ class Lesson:
     options: tuple[Option, ...] = ()
 
     def load(self):
-        """Import and return the lesson's module."""
+        """The lesson's module, imported."""
         return importlib.import_module(f"lenetlab.lessons.{self.module}")
 
     @property
     def idea(self) -> str:
-        """The lesson module's docstring: the idea in a few sentences."""
+        """The module's docstring: the idea in a few sentences."""
         return inspect.getdoc(self.load()) or ""
 
     def source(self) -> str:
-        """The lesson module's source code, to read or copy and change."""
+        """The module's source code."""
         return inspect.getsource(self.load())
 
 
@@ -169,26 +161,22 @@ def get_lesson(name: str) -> Lesson:
 
 
 def run_lesson(name: str, **options):
-    """Run lesson ``name`` with ``options`` (the catalogue's defaults for any left out).
-
-    Returns its :class:`~lenetlab.lessons.report.Report`. Unknown options raise :class:`ConfigError`.
-    """
+    """Run lesson ``name`` with ``options`` (the catalogue's defaults for any left out) and return its
+    :class:`~lenetlab.lessons.report.Report`; an unknown option is a :class:`ConfigError`."""
     lesson = get_lesson(name)
     known = {o.name: o.default for o in lesson.options}
     unknown = sorted(set(options) - set(known))
     if unknown:
-        offered = ", ".join(known) if known else "none"
-        raise ConfigError(f"lesson {name}: unknown option {unknown[0]!r} (options: {offered})")
-    import torch  # here, not at the top: the catalogue alone (``lenet --help``, ``lenet lesson``) needs no torch
+        raise ConfigError(f"lesson {name}: unknown option {unknown[0]!r} (options: {', '.join(known) or 'none'})")
+    import torch  # not at the top: the catalogue alone (``lenet --help``, ``lenet lesson``) needs no torch
 
     from lenetlab.lessons.report import Report
 
     report = Report(name)
     module = lesson.load()
     threads = torch.get_num_threads()
-    # Layers initialise from torch's global generator: seed it for repeatable output, and leave the
-    # caller's state alone. One thread: how a sum is split across threads changes float32 results
-    # in the 7th digit, and the lessons print such differences (docs/lessons.md must not drift).
+    # Seeded for repeatable output, leaving the caller's random state alone; one thread, since how a sum
+    # is split across threads changes float32 results in the 7th digit, which the lessons print.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         torch.set_num_threads(1)

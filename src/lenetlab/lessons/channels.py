@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lenetlab.lessons.report import Report, format_difference
+from lenetlab.lessons.report import Report, max_diff
 from lenetlab.ops import conv2d, corr2d
 
 
@@ -29,74 +29,47 @@ def corr2d_multi_in_out(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 
 def corr2d_1x1(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution as one matrix multiply: ``X`` ``[c_i, H, W]``, ``K`` ``[c_o, c_i, 1, 1]``
-    -> ``[c_o, H, W]``."""
+    """A 1x1 convolution as one matrix multiply: ``X [c_i, H, W]``, ``K [c_o, c_i, 1, 1]`` -> ``[c_o, H, W]``."""
     c_i, h, w = X.shape
-    c_o = K.shape[0]
-    return (K.reshape(c_o, c_i) @ X.reshape(c_i, h * w)).reshape(c_o, h, w)
+    return (K.reshape(-1, c_i) @ X.reshape(c_i, h * w)).reshape(-1, h, w)
 
 
 def run(report: Report, seed: int = 0) -> None:
     """The book's two-channel example, three output channels, and 1x1 = fully connected (random, ``seed``)."""
     report.section("Two input channels")
-    X = torch.tensor(
-        [[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]], [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]
-    )
-    K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    X = torch.arange(9.0).reshape(3, 3)
+    X, K = torch.stack((X, X + 1)), torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
     report.show("X", "X  [2, 3, 3]", X)
     report.show("K", "K  [2, 2, 2]", K)
-    Y = report.show(
-        "Y_multi_in", "corr2d_multi_in(X, K) = corr2d(X[0], K[0]) + corr2d(X[1], K[1])", corr2d_multi_in(X, K)
-    )
-    report.check(
-        "multi_in_book",
-        "the book's [[56, 72], [104, 120]]",
-        torch.equal(Y, torch.tensor([[56.0, 72.0], [104.0, 120.0]])),
-    )
-    report.check(
-        "multi_in_ops",
-        "lenetlab.ops.conv2d with a [1, 2, 2, 2] weight gives the same",
-        torch.equal(conv2d(X[None], K[None])[0, 0], Y),
-    )
+    Y = corr2d_multi_in(X, K)
+    report.show("Y_multi_in", "corr2d_multi_in(X, K) = corr2d(X[0], K[0]) + corr2d(X[1], K[1])", Y)
+    report.check("multi_in_book", "the book's [[56, 72], [104, 120]]", Y.tolist() == [[56, 72], [104, 120]])
+    same = torch.equal(conv2d(X[None], K[None])[0, 0], Y)
+    report.check("multi_in_ops", "lenetlab.ops.conv2d with a [1, 2, 2, 2] weight gives the same", same)
 
     report.section("Three output channels")
     K3 = torch.stack((K, K + 1, K + 2))
     report.say(f"K3 = stack(K, K + 1, K + 2): shape {list(K3.shape)} = c_o x c_i x k_h x k_w")
     Y3 = report.show("Y_multi_out", "corr2d_multi_in_out(X, K3)  [3, 2, 2]", corr2d_multi_in_out(X, K3))
-    book = torch.tensor(
-        [[[56.0, 72.0], [104.0, 120.0]], [[76.0, 100.0], [148.0, 172.0]], [[96.0, 128.0], [192.0, 224.0]]]
-    )
-    report.check("multi_out_book", "the book's three 2x2 maps", torch.equal(Y3, book))
-    report.check(
-        "multi_out_ops",
-        "lenetlab.ops.conv2d and torch.nn.functional.conv2d give the same",
-        torch.equal(conv2d(X[None], K3)[0], Y3) and torch.equal(F.conv2d(X[None], K3)[0], Y3),
-    )
+    book = [[[56, 72], [104, 120]], [[76, 100], [148, 172]], [[96, 128], [192, 224]]]
+    report.check("multi_out_book", "the book's three 2x2 maps", Y3.tolist() == book)
+    same = torch.equal(conv2d(X[None], K3)[0], Y3) and torch.equal(F.conv2d(X[None], K3)[0], Y3)
+    report.check("multi_out_ops", "lenetlab.ops.conv2d and torch.nn.functional.conv2d give the same", same)
 
     report.section("A 1x1 convolution is a fully connected layer at every pixel")
     gen = torch.Generator().manual_seed(seed)
     X = torch.normal(0.0, 1.0, (3, 3, 3), generator=gen)  # [c_i=3, 3, 3]
     K = torch.normal(0.0, 1.0, (2, 3, 1, 1), generator=gen)  # [c_o=2, c_i=3, 1, 1]
-    by_loops = corr2d_multi_in_out(X, K)  # the general loops, for comparison
     by_matmul = report.show("Y_1x1", "corr2d_1x1(X, K) = K[2, 3] @ X[3, 9], reshaped  [2, 3, 3]", corr2d_1x1(X, K))
     fc = nn.Linear(3, 2, bias=False)
     with torch.no_grad():
         fc.weight.copy_(K.reshape(2, 3))
-    by_linear = fc(X.permute(1, 2, 0)).permute(2, 0, 1)  # every pixel's 3 values -> 2 values
-    by_ops = conv2d(X[None], K)[0]
     diffs = {
-        "loops (corr2d_multi_in_out)": (by_loops - by_matmul).abs().max().item(),
-        "nn.Linear per pixel": (by_linear - by_matmul).abs().max().item(),
-        "ops.conv2d": (by_ops - by_matmul).abs().max().item(),
+        "loops (corr2d_multi_in_out)": max_diff(corr2d_multi_in_out(X, K), by_matmul),
+        "nn.Linear per pixel": max_diff(fc(X.permute(1, 2, 0)).permute(2, 0, 1), by_matmul),  # 3 values -> 2
+        "ops.conv2d": max_diff(conv2d(X[None], K)[0], by_matmul),
     }
-    report.record("max_diffs", diffs)
-    report.say(
-        "largest difference from the matrix multiply: "
-        + ", ".join(f"{k} {format_difference(v)}" for k, v in diffs.items())
-    )
-    report.check(
-        "one_by_one",
-        "the 1x1 convolution equals nn.Linear(3, 2) applied at every pixel (within 1e-6)",
-        max(diffs.values()) < 1e-6,
-    )
+    largest = report.differences("max_diffs", "largest difference from the matrix multiply", diffs)
+    claim = "the 1x1 convolution equals nn.Linear(3, 2) applied at every pixel (within 1e-6)"
+    report.check("one_by_one", claim, largest < 1e-6)
     report.say(f"parameters: 1x1 conv {K.numel()} (c_o x c_i) = nn.Linear(3, 2, bias=False) {fc.weight.numel()}")

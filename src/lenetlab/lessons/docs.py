@@ -1,22 +1,12 @@
-"""Write ``docs/lessons.md``: every lesson's command and its real output.
-
-``python -m lenetlab.lessons.docs [PATH]`` runs each lesson with its defaults and writes the page
-(default ``docs/lessons.md``). ``tests/lessons`` regenerates it and fails if the committed page
-differs, so the published output can never drift from what the code prints.
-"""
+"""``python -m lenetlab.lessons.docs [PATH]``: write ``docs/lessons.md`` (or PATH), every lesson's command
+and its real output with its defaults (``tests/lessons`` fails when the committed page differs)."""
 
 from __future__ import annotations
 
 import sys
 
 from lenetlab.fileio import atomic_path
-from lenetlab.lessons import (
-    Lesson,
-    format_listing,
-    lesson_text,
-    list_lessons,
-    run_lesson,
-)
+from lenetlab.lessons import Lesson, format_listing, lesson_text, list_lessons, run_lesson
 
 INTRO = """# Lessons: the CNN chapter, runnable
 
@@ -46,35 +36,16 @@ def _options(lesson: Lesson) -> str:
     return "What you can change: " + "; ".join(parts) + "."
 
 
-def render_markdown(reports: dict | None = None) -> str:
-    """The whole page; ``reports`` maps lesson names to already-run default reports (run here if missing)."""
-    reports = reports or {}
+def render_markdown() -> str:
+    """The whole page, each lesson run with its defaults."""
     out = [INTRO.format(listing=format_listing())]
     for lesson in list_lessons():
-        report = reports.get(lesson.name) or run_lesson(lesson.name)
-        out += [
-            f"## {lesson.name}",
-            "",
-            _options(lesson),
-            "",
-            "```console",
-            f"$ lenet lesson {lesson.name}",
-            lesson_text(lesson, report),
-            "```",
-            "",
-        ]
+        text = lesson_text(lesson, run_lesson(lesson.name))
+        out += [f"## {lesson.name}", "", _options(lesson), "", "```console", f"$ lenet lesson {lesson.name}", text]
+        out += ["```", ""]
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the page to ``argv[0]`` (default ``docs/lessons.md``)."""
-    argv = sys.argv[1:] if argv is None else argv
-    path = argv[0] if argv else "docs/lessons.md"
-    text = render_markdown()
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    with atomic_path(sys.argv[1] if len(sys.argv) > 1 else "docs/lessons.md") as tmp:
+        tmp.write_text(render_markdown(), encoding="utf-8")

@@ -25,23 +25,17 @@ def windows_as_columns(X: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
 
 def run(report: Report) -> None:
     """Unfold the book's 3x3 example into columns, multiply, and count the memory for LeNet-5's C1."""
-    X = torch.arange(9.0).reshape(3, 3)
-    K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    X, K = torch.arange(9.0).reshape(3, 3), torch.tensor([[0.0, 1.0], [2.0, 3.0]])
     report.show("X", "X", X)
     report.show("K", "K", K)
-    cols = report.show(
-        "columns", "the 2x2 windows of X as columns (window (0,0) first)  [4, 4]", windows_as_columns(X, 2, 2)
-    )
+    title = "the 2x2 windows of X as columns (window (0,0) first)  [4, 4]"
+    cols = report.show("columns", title, windows_as_columns(X, 2, 2))
     row = report.show("kernel_row", "K flattened to a row  [1, 4]", K.reshape(1, -1))
     Y = report.show("Y", "row @ columns, reshaped to 2x2", (row @ cols).reshape(2, 2))
-    report.check(
-        "same_as_loops", "one matrix multiply gives corr2d's [[19, 25], [37, 43]]", torch.equal(Y, corr2d(X, K))
-    )
-    report.check(
-        "same_as_ops",
-        "lenetlab.ops.conv2d (im2col inside) agrees",
-        torch.equal(conv2d(X[None, None], K[None, None])[0, 0], Y),
-    )
+    claim = "one matrix multiply gives corr2d's [[19, 25], [37, 43]]"
+    report.check("same_as_loops", claim, torch.equal(Y, corr2d(X, K)))
+    same = torch.equal(conv2d(X[None, None], K[None, None])[0, 0], Y)
+    report.check("same_as_ops", "lenetlab.ops.conv2d (im2col inside) agrees", same)
 
     report.section("The memory price, for LeNet-5's first layer at batch 256")
     n, size, k, c_o = 256, 32, 5, 6

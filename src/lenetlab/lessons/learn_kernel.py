@@ -22,7 +22,7 @@ import torch.nn as nn
 from lenetlab.errors import ConfigError
 from lenetlab.lessons.edges import vertical_band
 from lenetlab.lessons.im2col import windows_as_columns
-from lenetlab.lessons.report import Report, format_number, format_table
+from lenetlab.lessons.report import Report, format_number, format_table, max_diff
 from lenetlab.ops import Conv2d, LoopConv2d, corr2d
 
 TARGET = torch.tensor([[1.0, -1.0]])
@@ -33,8 +33,7 @@ TOLERANCE = 0.15
 
 def scratch_layer(impl: str, seed: int) -> nn.Module:
     """A bias-free 1 -> 1 channel, 1x2 from-scratch conv layer with a seeded random kernel."""
-    gen = torch.Generator().manual_seed(seed)
-    start = torch.rand(1, 1, 1, 2, generator=gen)  # like d2l's Conv2D: uniform in [0, 1)
+    start = torch.rand(1, 1, 1, 2, generator=torch.Generator().manual_seed(seed))  # as d2l's Conv2D: [0, 1)
     if impl == "im2col":
         layer = Conv2d(1, 1, kernel_size=(1, 2), bias=False)
     elif impl == "loop":
@@ -48,10 +47,8 @@ def scratch_layer(impl: str, seed: int) -> nn.Module:
 
 
 def descend(layer: nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: float, steps: int) -> list[float]:
-    """``steps`` plain gradient-descent steps on ``sum((layer(X) - Y)^2)``; returns the loss before each step.
-
-    ``X`` is ``[1, 1, 6, 8]``, ``Y`` ``[1, 1, 6, 7]``; only ``layer.weight`` is updated.
-    """
+    """``steps`` gradient-descent steps of ``layer.weight`` on ``sum((layer(X) - Y)^2)`` (``X [1, 1, 6, 8]``,
+    ``Y [1, 1, 6, 7]``); the loss before each step."""
     losses = []
     for _ in range(steps):
         loss = ((layer(X) - Y) ** 2).sum()
@@ -64,7 +61,7 @@ def descend(layer: nn.Module, X: torch.Tensor, Y: torch.Tensor, lr: float, steps
 
 
 def run(report: Report, lr: float = 0.03, steps: int = 10, every: int = 2, seed: int = 0, impl: str = "im2col") -> None:
-    """Learn the 1x2 edge kernel back (see the module docstring); ``every`` sets how often the loss prints."""
+    """Learn the 1x2 edge kernel back; ``every`` sets how often the loss prints."""
     if not (math.isfinite(lr) and lr > 0):
         raise ConfigError(f"--lr: must be a positive number, got {lr}")
     if not 1 <= steps <= 10_000:
@@ -73,7 +70,6 @@ def run(report: Report, lr: float = 0.03, steps: int = 10, every: int = 2, seed:
         raise ConfigError(f"--every: must be a positive integer, got {every}")
     X = vertical_band().reshape(1, 1, 6, 8)
     Y = corr2d(X[0, 0], TARGET).reshape(1, 1, 6, 7)  # the edge map the kernel must reproduce
-
     layer = scratch_layer(impl, seed)
     reference = nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False)
     with torch.no_grad():
@@ -83,12 +79,9 @@ def run(report: Report, lr: float = 0.03, steps: int = 10, every: int = 2, seed:
 
     # loss(w) = |A w - y|^2 with one row of A per window of X, so its Hessian is 2 A^T A
     A = windows_as_columns(X[0, 0], 1, 2).T  # [42, 2]
-    lr_limit = report.show(
-        "lr_limit",
-        "largest stable learning rate: 2 / the largest eigenvalue of the loss's "
-        "Hessian 2 A^T A (A: the 42 windows of X as rows)",
-        2 / torch.linalg.eigvalsh(2 * A.T @ A).max().item(),
-    )
+    title = "largest stable learning rate: 2 / the largest eigenvalue of the loss's Hessian 2 A^T A"
+    title += " (A: the 42 windows of X as rows)"
+    lr_limit = report.show("lr_limit", title, 2 / torch.linalg.eigvalsh(2 * A.T @ A).max().item())
 
     losses = descend(layer, X, Y, lr, steps)
     shown = [[i, format_number(loss)] for i, loss in enumerate(losses, 1) if i % every == 0 or i == steps]
@@ -96,21 +89,15 @@ def run(report: Report, lr: float = 0.03, steps: int = 10, every: int = 2, seed:
     report.say(format_table(["step", "loss (sum of squared errors)"], shown, right={0, 1}))
     report.record("losses", losses)
     learned = report.show("kernel", "learned kernel", layer.weight.detach().reshape(1, 2))
-    error = (learned - TARGET).abs().max().item()
-    report.show("max_error", "largest |learned - [1, -1]|", error)
+    error = report.show("max_error", "largest |learned - [1, -1]|", max_diff(learned, TARGET))
     report.check("learned", f"the learned kernel is within {TOLERANCE} of [1, -1]", error < TOLERANCE)
-
     if not losses[-1] < losses[0]:
         report.say(
             f"The loss grew instead of shrinking: --lr {lr:g} is above the limit {lr_limit:.4f}, so each step "
             "overshoots the bottom of the bowl by more than it started from."
         )
-
     descend(reference, X, Y, lr, steps)
     torch_kernel = reference.weight.detach().reshape(1, 2)
     report.record("torch_kernel", torch_kernel)
-    report.check(
-        "same_as_torch",
-        "torch.nn.Conv2d from the same start ends at the same kernel",
-        torch.allclose(torch_kernel, learned, rtol=1e-5, atol=1e-6, equal_nan=True),
-    )
+    same = torch.allclose(torch_kernel, learned, rtol=1e-5, atol=1e-6, equal_nan=True)
+    report.check("same_as_torch", "torch.nn.Conv2d from the same start ends at the same kernel", same)

@@ -52,77 +52,33 @@ def run(report: Report) -> None:
     rows, layers = [], []
     for r in profile.rows:
         p_text, params, f_text, flops = hand_count(modules[r.name], r.output_shape)
-        rows.append(
-            [
-                r.name,
-                "x".join(map(str, r.output_shape[1:])),
-                p_text,
-                f"{params:,}",
-                f"{r.params:,}",
-                f_text,
-                f"{flops:,}",
-                f"{r.macs:,}",
-            ]
-        )
-        layers.append(
-            {
-                "layer": r.name,
-                "params": params,
-                "profile_params": r.params,
-                "operations": flops,
-                "profile_macs": r.macs,
-                "profile_formula": r.formula,
-            }
-        )
+        shape = "x".join(map(str, r.output_shape[1:]))
+        rows.append([r.name, shape, p_text, f"{params:,}", f"{r.params:,}", f_text, f"{flops:,}", f"{r.macs:,}"])
+        counts = {"params": params, "profile_params": r.params, "operations": flops, "profile_macs": r.macs}
+        layers.append({"layer": r.name, **counts, "profile_formula": r.formula})
     hand_params, hand_flops = sum(x["params"] for x in layers), sum(x["operations"] for x in layers)
-    rows.append(
-        ["total", "", "", f"{hand_params:,}", f"{profile.total_params:,}", "", f"{hand_flops:,}", f"{profile.macs:,}"]
-    )
+    totals = [f"{hand_params:,}", f"{profile.total_params:,}", "", f"{hand_flops:,}", f"{profile.macs:,}"]
+    rows.append(["total", "", "", *totals])
     report.say("lenet5 on a 1x32x32 input; 'by hand' follows NNDL, 'profile' is `lenet profile lenet5`")
-    report.say(
-        format_table(
-            ["layer", "output", "parameters by hand", "=", "profile", "operations by hand", "=", "profile MACs"],
-            rows,
-            right={3, 4, 6, 7},
-        )
-    )
+    head = ["layer", "output", "parameters by hand", "=", "profile", "operations by hand", "=", "profile MACs"]
+    report.say(format_table(head, rows, right={3, 4, 6, 7}))
     report.record("layers", layers)
-    report.record(
-        "totals",
-        {
-            "params": hand_params,
-            "profile_params": profile.total_params,
-            "operations": hand_flops,
-            "profile_macs": profile.macs,
-            "profile_flops": profile.flops,
-        },
-    )
+    totals = {"params": hand_params, "profile_params": profile.total_params, "operations": hand_flops}
+    report.record("totals", {**totals, "profile_macs": profile.macs, "profile_flops": profile.flops})
 
-    report.check(
-        "params",
-        f"parameters: the hand count, the profile and NNDL all say {NNDL_PARAMS:,}",
-        hand_params == profile.total_params == NNDL_PARAMS,
-    )
-    report.check(
-        "operations",
-        f"operations: the hand count and the profile's formula column both give NNDL's {NNDL_FLOPS:,}",
-        hand_flops == profile.formula_total == NNDL_FLOPS,
-    )
-    bias_adds = sum(
-        m.out_channels * s[2] * s[3]
-        for m, s in ((modules[r.name], r.output_shape) for r in profile.rows)
-        if isinstance(m, nn.Conv2d)
-    )
+    claim = f"parameters: the hand count, the profile and NNDL all say {NNDL_PARAMS:,}"
+    report.check("params", claim, hand_params == profile.total_params == NNDL_PARAMS)
+    claim = f"operations: the hand count and the profile's formula column both give NNDL's {NNDL_FLOPS:,}"
+    report.check("operations", claim, hand_flops == profile.formula_total == NNDL_FLOPS)
+    conv_outputs = [r.output_shape for r in profile.rows if isinstance(modules[r.name], nn.Conv2d)]
+    bias_adds = sum(c * h * w for _, c, h, w in conv_outputs)
     pooling = sum(x["operations"] for x, r in zip(layers, profile.rows) if isinstance(modules[r.name], nn.AvgPool2d))
     report.say(
         f"hand count - profile MACs = {hand_flops:,} - {profile.macs:,} = {hand_flops - profile.macs:,}"
         f" = {bias_adds:,} conv bias additions + {pooling:,} S4 average-pool operations"
     )
-    report.check(
-        "difference",
-        "the hand count exceeds the MACs by exactly the bias additions and S4's operations",
-        hand_flops - profile.macs == bias_adds + pooling,
-    )
+    claim = "the hand count exceeds the MACs by exactly the bias additions and S4's operations"
+    report.check("difference", claim, hand_flops - profile.macs == bias_adds + pooling)
     report.say(
         f"FLOPs = 2 x MACs = {profile.flops:,} (a multiply-add is two floating-point operations; NNDL "
         "wondered whether tools report MACs or FLOPs: thop's 'flops' are MACs)"

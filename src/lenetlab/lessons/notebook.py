@@ -1,11 +1,6 @@
-"""A lesson as a Jupyter notebook (``lenet lesson NAME --notebook OUT.ipynb``).
-
-The notebook holds the lesson's idea (its module docstring) as markdown, the guarded install cell
-the repository's notebooks open with, the lesson module's code in a cell of its own (to read and
-change), and a cell that runs it as ``lenet lesson NAME`` does (seed 0, one thread), prints what it
-shows and asserts its checks. It is written as nbformat 4 JSON directly: building it needs no
-Jupyter package.
-"""
+"""A lesson as a Jupyter notebook (``lenet lesson NAME --notebook OUT.ipynb``), written as nbformat 4 JSON
+directly (no Jupyter package): its idea as markdown, the install cell the repository's notebooks open
+with, the lesson's code, and a cell running it as ``lenet lesson NAME`` does and asserting its checks."""
 
 from __future__ import annotations
 
@@ -29,15 +24,13 @@ def _cell(kind: str, source: str) -> dict:
 
 def _without_docstring(code: str) -> str:
     """``code`` from the line after its module docstring (the notebook shows the docstring as markdown)."""
-    body = ast.parse(code).body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-        return "\n".join(code.splitlines()[body[0].end_lineno :])
-    return code
+    docstring = ast.parse(code).body[0]
+    return "\n".join(code.splitlines()[docstring.end_lineno :])
 
 
 def lesson_notebook(name: str, **options) -> dict:
-    """Lesson ``name`` as an nbformat-4 notebook dict; ``options`` (the lesson's, defaults for any left
-    out) are written into the call that runs it. An unknown name raises a ConfigError."""
+    """Lesson ``name`` as an nbformat-4 notebook dict, ``options`` (defaults for any left out) written
+    into the call that runs it."""
     lesson = get_lesson(name)
     values = {o.name: o.default for o in lesson.options} | options
     arguments = "".join(f", {key}={value!r}" for key, value in values.items())

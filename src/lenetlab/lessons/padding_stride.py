@@ -32,10 +32,6 @@ def output_size(n: int, k: int, p: int, s: int) -> int:
     return (n - k + p + s) // s
 
 
-def _worked(n: int, k: int, p: int, s: int) -> str:
-    return f"({n}-{k}+{p}+{s})//{s} = {output_size(n, k, p, s)}"
-
-
 def run(report: Report, size: int = 8) -> None:
     """Work out and check the four cases on a ``size`` x ``size`` input."""
     if not 3 <= size <= MAX_SIZE:
@@ -45,37 +41,18 @@ def run(report: Report, size: int = 8) -> None:
     x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0))  # [N=1, C=1, n, n]
     report.say(f"input: {size}x{size}; in the formula p is the total padding, twice the padding per side")
     rows, results = [], []
-    for (kh, kw), (ph, pw), (sh, sw) in CASES:
-        by_formula = (output_size(size, kh, 2 * ph, sh), output_size(size, kw, 2 * pw, sw))
-        layer = nn.Conv2d(1, 1, kernel_size=(kh, kw), padding=(ph, pw), stride=(sh, sw))
-        by_torch = tuple(layer(x).shape[2:])
-        by_ops = tuple(conv2d(x, layer.weight, layer.bias, stride=(sh, sw), padding=(ph, pw)).shape[2:])
-        rows.append(
-            [
-                f"{kh}x{kw}",
-                f"{ph},{pw}",
-                f"{sh},{sw}",
-                _worked(size, kh, 2 * ph, sh),
-                _worked(size, kw, 2 * pw, sw),
-                "x".join(map(str, by_torch)),
-                "x".join(map(str, by_ops)),
-            ]
-        )
-        results.append(
-            {
-                "kernel": [kh, kw],
-                "padding": [ph, pw],
-                "stride": [sh, sw],
-                "formula": list(by_formula),
-                "torch": list(by_torch),
-                "ops": list(by_ops),
-            }
-        )
-    report.say(
-        format_table(
-            ["kernel", "padding", "stride", "height by formula", "width by formula", "nn.Conv2d", "ops.conv2d"], rows
-        )
-    )
+    for kernel, padding, stride in CASES:
+        cells = ["{}x{}".format(*kernel), "{},{}".format(*padding), "{},{}".format(*stride)]
+        by_formula = [output_size(size, k, 2 * p, s) for k, p, s in zip(kernel, padding, stride)]
+        worked = [f"({size}-{k}+{2 * p}+{s})//{s} = {n}" for k, p, s, n in zip(kernel, padding, stride, by_formula)]
+        layer = nn.Conv2d(1, 1, kernel_size=kernel, padding=padding, stride=stride)
+        by_torch = list(layer(x).shape[2:])
+        by_ops = list(conv2d(x, layer.weight, layer.bias, stride=stride, padding=padding).shape[2:])
+        rows.append([*cells, *worked, "x".join(map(str, by_torch)), "x".join(map(str, by_ops))])
+        sizes = {"formula": by_formula, "torch": by_torch, "ops": by_ops}
+        results.append({"kernel": list(kernel), "padding": list(padding), "stride": list(stride), **sizes})
+    head = ["kernel", "padding", "stride", "height by formula", "width by formula", "nn.Conv2d", "ops.conv2d"]
+    report.say(format_table(head, rows))
     report.record("cases", results)
     agree = all(r["formula"] == r["torch"] == r["ops"] for r in results)
     report.check("formula", "the formula, torch.nn.Conv2d and lenetlab.ops.conv2d agree on every case", agree)

@@ -16,17 +16,13 @@ import torch.nn as nn
 from lenetlab.lessons.report import Report
 from lenetlab.ops import AvgPool2d, LoopPool2d, MaxPool2d
 
-#: The book's padding and stride settings on a 4x4 input: (kernel, padding, stride).
+#: The book's padding and stride settings on a 4x4 input, ``(kernel, padding, stride)``, and its results.
 SETTINGS = (
-    (3, 0, 3),  # nn.MaxPool2d(3): the stride defaults to the window size
-    (3, 1, 2),
-    ((2, 3), (0, 1), (2, 3)),
-    ((2, 3), (1, 1), (2, 3)),
+    (3, 0, 3, [[10]]),  # nn.MaxPool2d(3): the stride defaults to the window size
+    (3, 1, 2, [[5, 7], [13, 15]]),
+    ((2, 3), (0, 1), (2, 3), [[5, 7], [13, 15]]),
+    ((2, 3), (1, 1), (2, 3), [[1, 3], [9, 11], [13, 15]]),
 )
-
-
-def _args(kernel, padding, stride) -> str:
-    return f"MaxPool2d({kernel}, padding={padding}, stride={stride})"
 
 
 def run(report: Report) -> None:
@@ -36,12 +32,8 @@ def run(report: Report) -> None:
     report.show("X3", "X", X[0, 0])
     Ymax = report.show("max", "max pooling (loop LoopPool2d)", LoopPool2d((2, 2), mode="max")(X)[0, 0])
     Yavg = report.show("avg", "average pooling (loop LoopPool2d)", LoopPool2d((2, 2), mode="avg")(X)[0, 0])
-    report.check(
-        "book_3x3",
-        "the book's [[4, 5], [7, 8]] and [[2, 3], [5, 6]]",
-        torch.equal(Ymax, torch.tensor([[4.0, 5.0], [7.0, 8.0]]))
-        and torch.equal(Yavg, torch.tensor([[2.0, 3.0], [5.0, 6.0]])),
-    )
+    book = Ymax.tolist() == [[4, 5], [7, 8]] and Yavg.tolist() == [[2, 3], [5, 6]]
+    report.check("book_3x3", "the book's [[4, 5], [7, 8]] and [[2, 3], [5, 6]]", book)
     same = (
         torch.equal(MaxPool2d(2, stride=1)(X)[0, 0], Ymax)
         and torch.equal(AvgPool2d(2, stride=1)(X)[0, 0], Yavg)
@@ -52,29 +44,20 @@ def run(report: Report) -> None:
     report.section("Padding and stride on a 4x4 input")
     X = torch.arange(16.0).reshape(1, 1, 4, 4)
     report.show("X4", "X", X[0, 0])
-    results, agree = [], True
-    for i, (kernel, padding, stride) in enumerate(SETTINGS):
-        theirs = nn.MaxPool2d(kernel, padding=padding, stride=stride)(X)[0, 0]
-        ours = report.show(f"setting{i}", _args(kernel, padding, stride), MaxPool2d(kernel, stride, padding)(X)[0, 0])
-        results.append(ours)
-        agree = agree and torch.equal(ours, theirs)
-    report.check(
-        "book_4x4",
-        "the book's [[10]], [[5, 7], [13, 15]] twice, and [[1, 3], [9, 11], [13, 15]]",
-        torch.equal(results[0], torch.tensor([[10.0]]))
-        and torch.equal(results[1], torch.tensor([[5.0, 7.0], [13.0, 15.0]]))
-        and torch.equal(results[2], results[1])
-        and torch.equal(results[3], torch.tensor([[1.0, 3.0], [9.0, 11.0], [13.0, 15.0]])),
-    )
+    book = agree = True
+    for i, (kernel, padding, stride, expected) in enumerate(SETTINGS):
+        title = f"MaxPool2d({kernel}, padding={padding}, stride={stride})"
+        ours = report.show(f"setting{i}", title, MaxPool2d(kernel, stride, padding)(X)[0, 0])
+        book = book and ours.tolist() == expected
+        agree = agree and torch.equal(ours, nn.MaxPool2d(kernel, padding=padding, stride=stride)(X)[0, 0])
+    claim = "the book's [[10]], [[5, 7], [13, 15]] twice, and [[1, 3], [9, 11], [13, 15]]"
+    report.check("book_4x4", claim, book)
     report.check("ops_4x4", "nn.MaxPool2d gives the same four results", agree)
 
     report.section("Several channels: each is pooled on its own")
     X2 = torch.cat((X, X + 1), dim=1)  # [1, 2, 4, 4]
     report.say(f"X2 = cat(X, X + 1) along channels: shape {list(X2.shape)}")
     Y2 = report.show("channels", "MaxPool2d(3, padding=1, stride=2)(X2)  [2, 2, 2]", MaxPool2d(3, 2, 1)(X2)[0])
-    report.check(
-        "two_channels",
-        "two channels in, two out: [[5, 7], [13, 15]] and [[6, 8], [14, 16]]",
-        torch.equal(Y2, torch.tensor([[[5.0, 7.0], [13.0, 15.0]], [[6.0, 8.0], [14.0, 16.0]]]))
-        and torch.equal(nn.MaxPool2d(3, padding=1, stride=2)(X2)[0], Y2),
-    )
+    book = Y2.tolist() == [[[5, 7], [13, 15]], [[6, 8], [14, 16]]]
+    same = torch.equal(nn.MaxPool2d(3, padding=1, stride=2)(X2)[0], Y2)
+    report.check("two_channels", "two channels in, two out: [[5, 7], [13, 15]] and [[6, 8], [14, 16]]", book and same)

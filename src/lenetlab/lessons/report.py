@@ -1,9 +1,7 @@
 """What a lesson shows: text for people and the same numbers as plain data for ``--json``.
 
-A lesson builds one :class:`Report`: :meth:`Report.show` prints a titled tensor or value *and*
-records it under a key, so the printed text and the JSON can never disagree; :meth:`Report.check`
-states a claim the lesson makes (two implementations agree, a kernel was learned) and whether it
-held. ``lenet lesson`` exits non-zero when a check fails, so a lesson doubles as a self-test.
+:meth:`Report.show` prints a value *and* records it, so the text and the JSON never disagree;
+:meth:`Report.check` states a claim and whether it held (``lenet lesson`` exits 1 when one fails).
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from lenetlab.textfmt import align
 
 
 def plain(value):
-    """``value`` as JSON-ready data: tensors become (nested) lists, tuples lists, sizes lists."""
+    """``value`` as JSON-ready data: tensors, tuples and sizes become lists, non-finite floats strings."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().tolist()
     if isinstance(value, dict):
@@ -30,10 +28,14 @@ def plain(value):
     return value
 
 
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest absolute difference between ``a`` and ``b``."""
+    return (a - b).abs().max().item()
+
+
 def format_difference(v: float) -> str:
-    """A float32 rounding difference as the lessons print it: ``< 1e-05`` below that bound, else ``v``
-    in e-notation. The exact digits of such differences (0 or 2.4e-07, say) depend on which CPU
-    kernels ran, so printing them would make the lesson's text change from machine to machine."""
+    """A float32 rounding difference: ``< 1e-05`` below that bound (its digits vary between CPUs), else
+    ``v`` in e-notation."""
     return "< 1e-05" if abs(v) < 1e-5 else f"{v:.1e}"
 
 
@@ -48,24 +50,20 @@ def format_number(v: float, decimals: int = 4, integral: bool = False) -> str:
 
 
 def format_tensor(t: torch.Tensor, decimals: int = 4, indent: str = "  ") -> str:
-    """A tensor as aligned text: a 0-D or 1-D tensor on one line, a matrix as rows.
-
-    Higher-dimensional ``[..., H, W]`` tensors print each trailing ``H x W`` matrix under its
-    index, e.g. ``[1]`` for channel 1 of a ``[C, H, W]`` tensor. Whole numbers print without
-    decimals (as the book's integer examples), anything else with ``decimals`` places.
-    """
+    """A tensor as aligned text: 0-D or 1-D on one line, a matrix as rows, each ``H x W`` matrix of a
+    ``[..., H, W]`` tensor under its index. Whole numbers print without decimals."""
     t = t.detach().cpu().double()
     flat = t.reshape(-1).tolist()
     integral = all(math.isfinite(v) and v == int(v) and abs(v) < 1e15 for v in flat)
-    if t.dim() <= 1:
-        return indent + "[" + ", ".join(format_number(v, decimals, integral) for v in flat) + "]"
     cells = [format_number(v, decimals, integral) for v in flat]
+    if t.dim() <= 1:
+        return indent + "[" + ", ".join(cells) + "]"
     width = max(len(c) for c in cells)
     h, w = t.shape[-2], t.shape[-1]
     blocks = []
     for index, start in zip(itertools.product(*map(range, t.shape[:-2])), range(0, len(cells), h * w)):
         rows = [" ".join(c.rjust(width) for c in cells[start + r * w : start + (r + 1) * w]) for r in range(h)]
-        if index:  # which matrix of a [..., H, W] tensor
+        if index:
             rows.insert(0, "[" + ", ".join(map(str, index)) + "]")
         blocks.append("\n".join(indent + r for r in rows))
     return "\n".join(blocks)
@@ -91,32 +89,40 @@ class Report:
         self.lines.append(text)
 
     def section(self, title: str) -> None:
-        """Start a new part of the lesson, with a blank line and an underlined title."""
+        """Start a new part of the lesson: a blank line and an underlined title."""
         self.lines += ["", title, "-" * len(title)]
 
     def show(self, key: str, title: str, value, decimals: int = 4):
-        """Print ``title`` and ``value`` (tensor, number, shape or text) and record it as ``data[key]``.
-
-        Returns ``value`` so a lesson can show and keep a result in one line.
-        """
+        """Print ``title`` and ``value`` (tensor, number, shape or text), record it as ``data[key]`` and
+        return it."""
         self.record(key, value)
         if isinstance(value, torch.Tensor) and value.dim() >= 1:
             self.lines += [f"{title}:", format_tensor(value, decimals)]
-        elif isinstance(value, torch.Tensor):
-            self.lines.append(f"{title}: {format_number(float(value), decimals, float(value).is_integer())}")
+            return value
+        if isinstance(value, torch.Tensor):
+            text = format_number(float(value), decimals, float(value).is_integer())
         elif isinstance(value, float) and 0 < abs(value) < 10**-decimals:
-            self.lines.append(f"{title}: {format_difference(value)}")  # a tiny difference, not "0.0000"
+            text = format_difference(value)  # a tiny difference, not "0.0000"
         elif isinstance(value, float):
-            self.lines.append(f"{title}: {format_number(value, decimals)}")
+            text = format_number(value, decimals)
         else:
-            self.lines.append(f"{title}: {list(value) if isinstance(value, torch.Size) else value}")
+            text = list(value) if isinstance(value, torch.Size) else value
+        self.lines.append(f"{title}: {text}")
         return value
 
-    def record(self, key: str, value) -> None:
-        """Record ``value`` as ``data[key]`` without printing it (a table already shows it)."""
+    def differences(self, key: str, title: str, diffs: dict[str, float]) -> float:
+        """Record ``diffs`` (name: largest difference) as ``data[key]``, print them after ``title`` and
+        return the largest."""
+        self.record(key, diffs)
+        self.say(f"{title}: " + ", ".join(f"{k} {format_difference(v)}" for k, v in diffs.items()))
+        return max(diffs.values())
+
+    def record(self, key: str, value):
+        """Record ``value`` as ``data[key]`` without printing it (a table shows it) and return it."""
         if key in self.data:
             raise ValueError(f"lesson {self.lesson}: data key {key!r} used twice")
         self.data[key] = plain(value)
+        return value
 
     def check(self, key: str, claim: str, ok: bool) -> bool:
         """State ``claim`` with ``[ok]`` or ``[FAILED]`` in front and record it under ``checks[key]``."""
@@ -135,7 +141,7 @@ class Report:
         """The printable lesson output."""
         return "\n".join(self.lines).strip("\n")
 
-    __str__ = text  # print(run_lesson("pooling")) shows the lesson, in a terminal or a notebook
+    __str__ = text  # print(run_lesson("pooling")) shows the lesson
 
     def to_dict(self) -> dict:
         """``{"lesson", "passed", "checks", "data"}``: the ``--json`` form."""

@@ -20,86 +20,55 @@ from lenetlab.models.profile import trace_shapes
 
 @dataclass(frozen=True)
 class BookView:
-    """How the book prints a model: its input, which containers it lists layer by layer, what it prints."""
+    """How the book prints a model: its input, the containers it lists layer by layer (its nn.Sequential
+    holds their children directly), the shapes it prints for the layers lenetlab has as modules (without
+    the batch dimension, ``*n`` for n layers in a row, as in ``"4096*3 10"``) and a note."""
 
     input_size: tuple[int, int, int]
-    expand: tuple[str, ...] = ()  # containers whose children the book's nn.Sequential holds directly
-    printed: tuple[tuple[int, ...], ...] = ()  # the book's shapes for the layers lenetlab has as modules
+    expand: tuple[str, ...] = ()
+    printed: str = ""
     note: str = ""
 
+    def shapes(self) -> list[list[int]]:
+        """The printed shapes as lists, batch dimension first: ``[[1, 4096], [1, 4096], [1, 4096], [1, 10]]``."""
+        shapes = []
+        for item in self.printed.split():
+            shape, _, times = item.partition("*")
+            shapes += [[1, *map(int, shape.split("x"))]] * int(times or 1)
+        return shapes
 
-_FC = ((1, 4096),) * 3  # Linear, ReLU, Dropout
+
 #: The chapter's networks, in the book's order.
 BOOK = {
     "lenet-d2l": BookView(
         (1, 28, 28),
-        printed=((1, 6, 28, 28), (1, 6, 14, 14), (1, 16, 10, 10), (1, 16, 5, 5), (1, 120), (1, 84), (1, 10)),
+        printed="6x28x28 6x14x14 16x10x10 16x5x5 120 84 10",
         note="the book also lists each Sigmoid (same shape as the layer before) and Flatten "
         "[1, 400]: torch.sigmoid and torch.flatten in forward() here",
     ),
     "alexnet": BookView(
         (1, 224, 224),
         ("features", "classifier"),
-        ((1, 96, 54, 54),) * 2
-        + ((1, 96, 26, 26),)
-        + ((1, 256, 26, 26),) * 2
-        + ((1, 256, 12, 12),)
-        + ((1, 384, 12, 12),) * 4
-        + ((1, 256, 12, 12),) * 2
-        + ((1, 256, 5, 5),)
-        + _FC * 2
-        + ((1, 10),),
-        note="the book also lists Flatten [1, 6400]: torch.flatten in forward() here",
+        "96x54x54*2 96x26x26 256x26x26*2 256x12x12 384x12x12*4 256x12x12*2 256x5x5 4096*6 10",
+        "the book also lists Flatten [1, 6400]: torch.flatten in forward() here",
     ),
     "vgg11": BookView(
         (1, 224, 224),
         ("features", "classifier"),
-        ((1, 64, 112, 112), (1, 128, 56, 56), (1, 256, 28, 28), (1, 512, 14, 14), (1, 512, 7, 7))
-        + _FC * 2
-        + ((1, 10),),
-        note="the book also lists Flatten [1, 25088]: torch.flatten in forward() here",
+        "64x112x112 128x56x56 256x28x28 512x14x14 512x7x7 4096*6 10",
+        "the book also lists Flatten [1, 25088]: torch.flatten in forward() here",
     ),
     "nin": BookView(
-        (1, 224, 224),
-        ("net",),
-        (
-            (1, 96, 54, 54),
-            (1, 96, 26, 26),
-            (1, 256, 26, 26),
-            (1, 256, 12, 12),
-            (1, 384, 12, 12),
-            (1, 384, 5, 5),
-            (1, 384, 5, 5),
-            (1, 10, 5, 5),
-            (1, 10, 1, 1),
-            (1, 10),
-        ),
+        (1, 224, 224), ("net",), "96x54x54 96x26x26 256x26x26 256x12x12 384x12x12 384x5x5*2 10x5x5 10x1x1 10"
     ),
-    "googlenet": BookView(
-        (1, 96, 96), (), ((1, 64, 24, 24), (1, 192, 12, 12), (1, 480, 6, 6), (1, 832, 3, 3), (1, 1024), (1, 10))
-    ),
-    "resnet18": BookView(
-        (1, 224, 224),
-        ("head",),
-        (
-            (1, 64, 56, 56),
-            (1, 64, 56, 56),
-            (1, 128, 28, 28),
-            (1, 256, 14, 14),
-            (1, 512, 7, 7),
-            (1, 512, 1, 1),
-            (1, 512),
-            (1, 10),
-        ),
-    ),
+    "googlenet": BookView((1, 96, 96), (), "64x24x24 192x12x12 480x6x6 832x3x3 1024 10"),
+    "resnet18": BookView((1, 224, 224), ("head",), "64x56x56*2 128x28x28 256x14x14 512x7x7 512x1x1 512 10"),
 }
 
 
 def book_rows(name: str) -> tuple[tuple[int, int, int], list[tuple[str, str, list, int]]]:
-    """The layers the book prints for model ``name``: its input size and ``(layer, type, shape, params)`` rows.
-
-    Models outside the book are shown at their registered input size, top-level modules only.
-    """
+    """The input size of model ``name`` and the ``(layer, type, shape, params)`` rows of the layers the
+    book prints (for models outside the book: the top-level modules, at the registered input size)."""
     view = BOOK.get(name) or BookView(model_info(name).input_size)
     model = create(name, in_channels=view.input_size[0])
     modules = dict(model.named_modules())
@@ -113,36 +82,19 @@ def book_rows(name: str) -> tuple[tuple[int, int, int], list[tuple[str, str, lis
 
 def run(report: Report, model: str | None = None) -> None:
     """Print the output shape of each layer the book lists, for ``model`` or every network of the chapter."""
-    names = [model] if model else list(BOOK)
-    for name in names:
+    for name in [model] if model else list(BOOK):
         size, rows = book_rows(name)
         report.section(f"{name}: input {list((1, *size))}")
-        report.say(
-            format_table(
-                ["layer", "type", "output shape", "params"],
-                [[layer, kind, str(shape), f"{params:,}"] for layer, kind, shape, params in rows],
-                right={3},
-            )
-        )
-        report.record(
-            name,
-            {
-                "input": [1, *size],
-                "layers": [
-                    {"layer": layer, "type": kind, "shape": shape, "params": params}
-                    for layer, kind, shape, params in rows
-                ],
-            },
-        )
+        table = [[layer, kind, str(shape), f"{params:,}"] for layer, kind, shape, params in rows]
+        report.say(format_table(["layer", "type", "output shape", "params"], table, right={3}))
+        layers = [dict(zip(("layer", "type", "shape", "params"), row)) for row in rows]
+        report.record(name, {"input": [1, *size], "layers": layers})
         shapes = [shape for _, _, shape, _ in rows]
         view = BOOK.get(name)
+        if view and view.note:
+            report.say(f"({view.note})")
         if view:
-            if view.note:
-                report.say(f"({view.note})")
-            report.check(
-                f"{name}_book",
-                f"{name}: every shape is the one the book prints",
-                shapes == [list(s) for s in view.printed],
-            )
+            claim = f"{name}: every shape is the one the book prints"
+            report.check(f"{name}_book", claim, shapes == view.shapes())
         else:
             report.check(f"{name}_scores", f"{name} ends with one score per class: {shapes[-1]}", shapes[-1] == [1, 10])

@@ -74,53 +74,38 @@ def text_plot(curves: dict[str, list[float]], marks: dict[str, str]) -> list[str
 
 
 def run(report: Report, epochs: int = 12, batch: int = 64, seed: int = 0) -> None:
-    """Train both networks for ``epochs`` on the embedded subset and compare them (see the docstring)."""
+    """Train both networks for ``epochs`` on the embedded subset and compare them."""
     if not 1 <= epochs <= 50:
         raise ConfigError(f"--epochs: must be between 1 and 50, got {epochs}")
     if not 1 <= batch <= 1000:
         raise ConfigError(f"--batch: must be between 1 and 1000, got {batch}")
-    batch_size = batch
     splits = load("mnist-subset")
     report.say(
         f"lenet-d2l on the embedded MNIST subset: {len(splits.train):,} training and {len(splits.test)} test "
-        f"digits, {epochs} epochs of minibatch SGD, batch {batch_size} "
-        f"({-(-len(splits.train) // batch_size)} steps per epoch), seed {seed}"
+        f"digits, {epochs} epochs of minibatch SGD, batch {batch} "
+        f"({-(-len(splits.train) // batch)} steps per epoch), seed {seed}"
     )
-    runs = {
-        "sigmoid, average pooling (lr 0.9)": train("sigmoid", "avg", 0.9, epochs, batch_size, seed, splits),
-        "ReLU, max pooling (lr 0.1)": train("relu", "max", 0.1, epochs, batch_size, seed, splits),
-    }
-    (sig_name, sig), (relu_name, relu) = runs.items()
-    report.record("sigmoid", sig)
-    report.record("relu", relu)
+    sig = report.record("sigmoid", train("sigmoid", "avg", 0.9, epochs, batch, seed, splits))
+    relu = report.record("relu", train("relu", "max", 0.1, epochs, batch, seed, splits))
 
     report.section("Training loss and test accuracy per epoch")
-    rows = [
-        [
-            e + 1,
-            f"{sig['loss'][e]:.3f}",
-            f"{100 * sig['test_accuracy'][e]:.1f}%",
-            f"{relu['loss'][e]:.3f}",
-            f"{100 * relu['test_accuracy'][e]:.1f}%",
-        ]
-        for e in range(epochs)
-    ]
-    report.say(
-        format_table(["epoch", "sigmoid loss", "test acc", "ReLU loss", "test acc"], rows, right={0, 1, 2, 3, 4})
-    )
+    rows = []
+    for e in range(epochs):
+        rows.append([e + 1])
+        for r in (sig, relu):
+            rows[-1] += [f"{r['loss'][e]:.3f}", f"{100 * r['test_accuracy'][e]:.1f}%"]
+    head = ["epoch", "sigmoid loss", "test acc", "ReLU loss", "test acc"]
+    report.say(format_table(head, rows, right={0, 1, 2, 3, 4}))
 
     report.section("Test accuracy")
-    report.say(
-        "\n".join(
-            text_plot({"sigmoid": sig["test_accuracy"], "ReLU": relu["test_accuracy"]}, {"sigmoid": "s", "ReLU": "r"})
-        )
-    )
+    curves = {"sigmoid": sig["test_accuracy"], "ReLU": relu["test_accuracy"]}
+    report.say("\n".join(text_plot(curves, {"sigmoid": "s", "ReLU": "r"})))
     report.say()
     final_sig, final_relu = sig["test_accuracy"][-1], relu["test_accuracy"][-1]
     report.say(
-        f"after {epochs} epochs: {sig_name} {100 * final_sig:.1f}%, {relu_name} {100 * final_relu:.1f}% test accuracy"
+        f"after {epochs} epochs: sigmoid, average pooling (lr 0.9) {100 * final_sig:.1f}%, "
+        f"ReLU, max pooling (lr 0.1) {100 * final_relu:.1f}% test accuracy"
     )
-    report.check(
-        "relu_wins", "the ReLU/max-pooling LeNet beats the sigmoid/average-pooling one", final_relu > final_sig
-    )
+    claim = "the ReLU/max-pooling LeNet beats the sigmoid/average-pooling one"
+    report.check("relu_wins", claim, final_relu > final_sig)
     report.check("relu_learns", "the ReLU/max-pooling LeNet reads more than half the test digits", final_relu > 0.5)
