@@ -1,7 +1,6 @@
-"""Choosing and combining an ensemble's members on a labelled split: averaged probabilities
-(:func:`mean_probabilities`), test-time augmentation chosen on the dev split (:func:`choose_tta`), a
-committee chosen by greedy forward selection or cross-validation (:func:`choose_committee`). Used by
-``lenet ensemble``, ``lenet submit`` and ``benchmarks/committee.py``."""
+"""An ensemble's members on a labelled split: averaged probabilities (:func:`mean_probabilities`),
+test-time augmentation chosen on the dev split (:func:`choose_tta`), a committee chosen by greedy
+forward selection or cross-validation (:func:`choose_committee`)."""
 
 from __future__ import annotations
 
@@ -16,14 +15,17 @@ if TYPE_CHECKING:
     import torch
 
 
+def _need_members(members: list) -> None:
+    if not len(members):
+        raise LenetlabError("an ensemble needs at least one model")
+
+
 def mean_probabilities(
     predictors: list, x: torch.Tensor, batch_size: int = 1000, tta: bool = False
 ) -> tuple[np.ndarray, list]:
-    """The ensemble's averaged probabilities ``float64 [N, K]`` on ``uint8 [N, C, H, W]`` images, and each
-    member's own ``[N, K]`` (``tta``: each averaged over shifted views, see ``Predictor.predict_proba``).
-    Members must share their class names (a one-line CheckpointError if not)."""
-    if not predictors:
-        raise LenetlabError("an ensemble needs at least one model")
+    """The averaged probabilities ``float64 [N, K]`` of ``predictors`` (which must share their class names)
+    on ``uint8 [N, C, H, W]`` images, and each member's ``[N, K]`` (``tta``: over shifted views too)."""
+    _need_members(predictors)
     for p in predictors[1:]:
         if p.class_names != predictors[0].class_names:
             raise CheckpointError(
@@ -34,14 +36,12 @@ def mean_probabilities(
 
 
 def choose_tta(predictors: list, dev, mode: str = "auto", batch_size: int = 1000) -> tuple[bool, dict, list]:
-    """Whether to use test-time augmentation, decided on the labelled split ``dev`` (``.x`` ``uint8
-    [N, C, H, W]``, ``.y`` ``[N]``): ``on``/``off`` as told, ``auto`` when the averaged probabilities of
-    all ``predictors`` score better with it (accuracy first, then log-loss).
+    """Whether to use test-time augmentation: ``on``/``off`` as told, ``auto`` when the ensemble scores
+    better with it on the labelled split ``dev`` (accuracy first, then log-loss).
 
-    Returns the decision, the ensemble's dev accuracy per mode measured (``{"off": a}``, plus ``"on"``
-    unless the mode was ``off``) and each member's dev probabilities ``[N, K]`` in the chosen mode;
-    without a labelled, non-empty ``dev``: ``auto`` means off, and nothing is measured.
-    """
+    Returns the decision, the dev accuracy per mode measured and each member's dev probabilities
+    ``[N, K]`` in the chosen mode; without a labelled, non-empty ``dev``, ``auto`` is off and nothing is
+    measured."""
     check_tta_mode(mode)
     if dev is None or dev.y is None or len(dev) == 0:
         return mode == "on", {}, []
@@ -61,21 +61,15 @@ def choose_tta(predictors: list, dev, mode: str = "auto", batch_size: int = 1000
 def choose_committee(
     probs: list, y: np.ndarray, rule: str = "auto", repeats: int = 20, seed: int = 0
 ) -> tuple[list[int], dict]:
-    """Choose the members of a committee on a held-out split: greedy forward selection
-    (:func:`select_members`) or all the candidates, whichever cross-validation on that split favours
-    (``rule="auto"``; ``"greedy"`` or ``"all"`` forces one and skips the cross-validation).
+    """The members of a committee chosen on a held-out split (``probs``: each candidate's ``[N, K]``, ``y``
+    the labels ``[N]``): greedy forward selection (:func:`select_members`) or every candidate.
 
-    ``probs``: each candidate's probabilities ``[N, K]`` on the split, ``y`` its labels ``[N]``. Greedy
-    selection overfits a split of a few thousand examples when the candidates are about equally good
-    (each addition is decided by a handful of examples), so ``repeats`` times the split is cut into two
-    random halves, the greedy choice is made on one half and scored on the other, and so is the plain
-    average of every candidate. Greedy selection on the whole split is kept only when its error on the
-    unseen halves is lower on average; otherwise (ties included) every candidate joins. Returns the
-    chosen indices and a report: ``rule`` (``"greedy"`` or ``"all"``), ``repeats`` and the two
-    held-out errors (fractions; None when the rule was forced).
-    """
-    if not len(probs):
-        raise LenetlabError("an ensemble needs at least one model")
+    ``rule="auto"`` cross-validates, since greedy selection overfits a small split when the candidates
+    are about equally good: ``repeats`` times the split is cut into random halves, greedy selection on
+    one half and the plain average are scored on the other, and greedy selection is kept only when its
+    mean error there is lower. Returns the chosen indices and ``{rule, repeats, held_out_error}``
+    (errors as fractions; None when the rule was forced)."""
+    _need_members(probs)
     if rule not in SELECT_RULES:
         raise LenetlabError(f"--select must be one of {', '.join(SELECT_RULES)} (got {rule!r})")
     held_out = None
@@ -87,10 +81,9 @@ def choose_committee(
             perm = rng.permutation(n)
             fit, test = perm[: n // 2], perm[n // 2 :]
             chosen = select_members([p[fit] for p in probs], y[fit])
-            held_out["greedy"] += (
-                1 - accuracy_nll(sum(probs[i][test] for i in chosen) / len(chosen), y[test])["accuracy"]
-            )
-            held_out["all"] += 1 - accuracy_nll(sum(p[test] for p in probs) / len(probs), y[test])["accuracy"]
+            for name, members in (("greedy", chosen), ("all", range(len(probs)))):
+                mean = sum(probs[i][test] for i in members) / len(members)
+                held_out[name] += 1 - accuracy_nll(mean, y[test])["accuracy"]
         held_out = {k: v / max(repeats, 1) for k, v in held_out.items()}
         rule = "greedy" if held_out["greedy"] < held_out["all"] else "all"
     chosen = select_members(probs, y) if rule == "greedy" else list(range(len(probs)))
@@ -98,24 +91,17 @@ def choose_committee(
 
 
 def select_members(probs: list, y: np.ndarray) -> list[int]:
-    """Greedy forward selection of a committee (Caruana et al. 2004, without replacement).
-
-    ``probs``: each candidate's probabilities ``[N, K]`` on a held-out split with labels ``y`` ``[N]``.
-    Starts from the best single candidate and adds, one at a time, the candidate whose addition gives
-    the averaged probabilities the highest accuracy (then the lowest negative log-likelihood), as long
-    as that improves on the committee so far. Returns the chosen indices in the order they were added.
-    """
-    if not len(probs):
-        raise LenetlabError("an ensemble needs at least one model")
+    """Greedy forward selection of a committee (Caruana et al. 2004, without replacement), in the order
+    added: from the best single candidate, add the one that gives the averaged probabilities the highest
+    accuracy (then the lowest log-loss) on labels ``y`` while that improves on the committee so far."""
+    _need_members(probs)
     chosen: list[int] = []
     total, best = None, (-1.0, 0.0)
     while len(chosen) < len(probs):
         trials = []
-        for i in range(len(probs)):
-            if i not in chosen:
-                mean = (probs[i] if total is None else total + probs[i]) / (len(chosen) + 1)
-                sc = accuracy_nll(mean, y)
-                trials.append(((sc["accuracy"], -sc["nll"]), i))
+        for i in set(range(len(probs))) - set(chosen):
+            sc = accuracy_nll((probs[i] if total is None else total + probs[i]) / (len(chosen) + 1), y)
+            trials.append(((sc["accuracy"], -sc["nll"]), i))
         score, i = max(trials)
         if score <= best:
             break

@@ -1,11 +1,9 @@
-"""The one predictor: a trained model (PyTorch checkpoint or exported ONNX file) ready to classify.
+"""The one predictor: a trained model (PyTorch checkpoint or exported ONNX file) ready to classify, used
+by ``lenet predict``, ``ensemble``, ``submit`` and ``serve``.
 
-Used by ``lenet predict``, ``lenet ensemble``, ``lenet submit`` and ``lenet serve`` alike. Both
-backends take ``uint8`` images ``[N, C, H, W]`` (a person's digit after
-:func:`lenetlab.data.images.preprocess_image`, or a dataset split), convert them to the model's
-channels, apply its own :class:`InputSpec` with :func:`lenetlab.data.transforms.prepare` batch by
-batch and return class probabilities ``[N, K]``. :class:`OnnxPredictor` reads the spec and class
-names from the ONNX file's metadata, so it needs neither the checkpoint nor PyTorch's model code.
+Both backends take ``uint8`` images ``[N, C, H, W]``, convert them to the model's channels, prepare them
+with its own :class:`InputSpec` and return class probabilities ``[N, K]``. :class:`OnnxPredictor` reads
+the spec and class names from the ONNX file's metadata: it needs neither the checkpoint nor the model code.
 """
 
 from __future__ import annotations
@@ -28,53 +26,45 @@ from lenetlab.models.checkpoint import check_class_names, checkpoint_data, load_
 from lenetlab.models.pretrained import pretrained_dir
 
 #: Metadata keys that :func:`lenetlab.serve.export.export_onnx` writes into ``metadata_props``.
-META_FORMAT, META_MODEL, META_CLASSES, META_SPEC = (
-    "lenetlab.format",
-    "lenetlab.model",
-    "lenetlab.class_names",
-    "lenetlab.input_spec",
-)
+META_FORMAT, META_MODEL = "lenetlab.format", "lenetlab.model"
+META_CLASSES, META_SPEC = "lenetlab.class_names", "lenetlab.input_spec"
 ONNX_FORMAT = "lenetlab-onnx-v1"
 
 
 def default_checkpoint() -> Path:
-    """The small ``lenet5`` trained on full MNIST that ships with the package: the ``best.pt`` of the run
-    ``lenet train --config shipped-lenet5`` shipped as ``models/assets/lenet5_mnist/`` with its metrics."""
+    """The shipped ``lenet5`` trained on MNIST: ``best.pt`` of the run ``models/assets/lenet5_mnist/``
+    (``lenet train --config shipped-lenet5``)."""
     return Path(str(resources.files("lenetlab").joinpath("models/assets/lenet5_mnist/best.pt")))
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of scores ``[N, K]`` (probabilities ``[N, K]``, each row summing to 1)."""
-    z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
+    """Row-wise softmax of scores ``[N, K]``."""
+    e = np.exp(scores - scores.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
 class Predictor:
-    """Common interface: ``name``, ``backend``, ``source``, ``class_names``, ``spec``, ``config``,
-    ``data`` (the data description, :func:`lenetlab.models.checkpoint.checkpoint_data`), ``dataset``
-    and ``test_accuracy`` (None when unknown), :meth:`scores`,
-    :meth:`predict_proba`, :meth:`top_k`, :meth:`info`."""
+    """What both backends offer. ``config`` is the training run's config and ``data`` its data
+    description (both empty for ONNX models); ``test_accuracy`` is its run's, or what an exported
+    folder records (None when unknown)."""
 
     name: str
     backend: str
     source: str
     class_names: list[str]
     spec: InputSpec
-    config: dict  # the training run's config (empty for ONNX models)
-    data: dict  # what it was trained on (empty for ONNX models)
+    config: dict
+    data: dict
     dataset: str | None = None
-    test_accuracy: float | None = None  # its run's (Run.test_accuracy), or as an exported folder records it
+    test_accuracy: float | None = None
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
-        """Raw model scores ``float [N, K]`` for model inputs ``x`` ``float [N, C, size, size]``."""
+        """Raw model scores ``float32 [N, K]`` for model inputs ``x`` ``float [N, C, size, size]``."""
         raise NotImplementedError
 
     def predict_proba(self, images: torch.Tensor, batch_size: int = 1000, tta: bool = False) -> np.ndarray:
-        """Class probabilities ``float64 [N, K]`` for ``uint8`` images ``[N, C, H, W]`` (any channel count:
-        converted to the model's), prepared with the model's own spec ``batch_size`` images at a time.
-        ``tta``: the mean over the image and four one-pixel shifts of it
-        (:func:`lenetlab.data.augment.tta_views`)."""
+        """Class probabilities ``float64 [N, K]`` for ``uint8`` images ``[N, C, H, W]`` (any channel count),
+        ``batch_size`` at a time; ``tta``: the mean over the image and four one-pixel shifts of it."""
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise LenetlabError(
                 f"predict_proba: expected uint8 [N, C, H, W] images, got {images.dtype} {list(images.shape)}"
@@ -89,8 +79,8 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
 
     def top_k(self, probs: np.ndarray, k: int) -> list[dict]:
-        """The ``k`` most probable classes of one probability vector ``[K]``: ``{label, index, probability}``
-        dicts, best first."""
+        """The ``k`` most probable classes of one probability vector ``[K]``, best first, as
+        ``{label, index, probability}`` dicts."""
         order = np.argsort(-probs, kind="stable")[: max(1, min(k, probs.shape[0]))]
         names = self.class_names
         return [
@@ -99,7 +89,7 @@ class Predictor:
         ]
 
     def info(self) -> dict:
-        """A JSON-safe description (served by ``GET /health``): the source is a file name, not a path."""
+        """A JSON-safe description (``GET /health``); the source is a file name, not a path."""
         return {
             "model": self.name,
             "backend": self.backend,
@@ -110,7 +100,7 @@ class Predictor:
 
 
 class TorchPredictor(Predictor):
-    """A lenetlab checkpoint (file, run directory or exported model.safetensors + config.json folder) run
+    """A lenetlab checkpoint (file, run directory or exported folder; the shipped model when None) run
     with PyTorch in eval mode on ``device``."""
 
     backend = "torch"
@@ -118,16 +108,10 @@ class TorchPredictor(Predictor):
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "cpu") -> None:
         self.device = select_device(device)
         path = checkpoint_path(checkpoint) if checkpoint is not None else default_checkpoint()
-        # every field checked, the class count against the model's outputs, the checksum
-        self.model, ckpt = load_model(path, map_location=self.device)
-        try:
-            self.name = str(ckpt["model"]["name"])
-            self.class_names = [str(c) for c in ckpt["class_names"]]
-            self.spec = InputSpec.from_dict(ckpt["input_spec"])
-        except LenetlabError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: incomplete or mismatched checkpoint ({first_line(e)})") from None
+        self.model, ckpt = load_model(path, map_location=self.device)  # every field checked
+        self.name = ckpt["model"]["name"]
+        self.class_names = list(ckpt["class_names"])
+        self.spec = InputSpec.from_dict(ckpt["input_spec"])
         self.config = dict(ckpt.get("config") or {})
         self.data = checkpoint_data(ckpt)
         self.dataset = ckpt.get("dataset") or self.data.get("dataset")  # the dataset's name, not a path
@@ -136,12 +120,12 @@ class TorchPredictor(Predictor):
 
     @torch.inference_mode()
     def scores(self, x: torch.Tensor) -> np.ndarray:
-        """Model scores ``[N, K]`` (float32 NumPy) for inputs ``x`` ``float [N, C, size, size]``."""
         return self.model(x.to(self.device)).float().cpu().numpy()
 
 
 class OnnxPredictor(Predictor):
-    """An ONNX model written by ``lenet export``, run with onnxruntime on the CPU."""
+    """An ONNX model written by ``lenet export``, run with onnxruntime on the CPU; its metadata, and
+    one zero batch run at load, are checked as a checkpoint's fields are."""
 
     backend = "onnxruntime"
 
@@ -152,8 +136,7 @@ class OnnxPredictor(Predictor):
             raise CheckpointError(f"{path}: ONNX model file not found")
         opts = ort.SessionOptions()
         # one small image per request: more intra-op threads only add overhead on a shared machine
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
@@ -161,33 +144,21 @@ class OnnxPredictor(Predictor):
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get(META_FORMAT) != ONNX_FORMAT:
             raise CheckpointError(f"{path}: no lenetlab metadata in the ONNX file (write it with `lenet export`)")
-        try:  # the same checks as a checkpoint's fields, on the strict JSON of each entry
-            model = loads(meta[META_MODEL], f"{path}: {META_MODEL}", CheckpointError)
-            self.name = str(model["name"])
-            self.class_names = check_class_names(
-                loads(meta[META_CLASSES], f"{path}: {META_CLASSES}", CheckpointError), path, META_CLASSES
-            )
-            # the same limits as a checkpoint's spec: a huge size would allocate gigabytes per request
-            self.spec = InputSpec.from_dict(
-                loads(meta[META_SPEC], f"{path}: {META_SPEC}", CheckpointError), path, META_SPEC
-            )
+        try:
+            self.name = str(_metadata(meta, META_MODEL, path)["name"])
+            self.class_names = check_class_names(_metadata(meta, META_CLASSES, path), path, META_CLASSES)
+            # checked as a checkpoint's spec is: a huge size would allocate gigabytes per request
+            self.spec = InputSpec.from_dict(_metadata(meta, META_SPEC, path), path, META_SPEC)
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: malformed lenetlab metadata ({type(e).__name__}: {e})") from None
         self.input_name = self.session.get_inputs()[0].name
-        self.config, self.data = {}, {}
-        self.source = str(path)
-        self._check_graph(path)
-
-    def _check_graph(self, path: Path) -> None:
-        """Run one zero batch of the declared input shape at load: a size the graph cannot take, or a
-        number of outputs other than ``len(class_names)``, is refused now rather than on every request."""
-        spec = self.spec
+        self.config, self.data, self.source = {}, {}, str(path)
+        c, size = self.spec.channels, self.spec.size
         try:
-            out = self.scores(torch.zeros(1, spec.channels, spec.size, spec.size))
+            out = self.scores(torch.zeros(1, c, size, size))
         except Exception as e:  # onnxruntime raises its own InvalidArgument/Fail/... types
             raise CheckpointError(
-                f"{path}: field {META_SPEC!r}: the graph cannot take {spec.channels}x{spec.size}x"
-                f"{spec.size} inputs ({first_line(e, 120)})"
+                f"{path}: field {META_SPEC!r}: the graph cannot take {c}x{size}x{size} inputs ({first_line(e, 120)})"
             ) from None
         if out.ndim != 2 or out.shape[1] != len(self.class_names):
             raise CheckpointError(
@@ -196,8 +167,12 @@ class OnnxPredictor(Predictor):
             )
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
-        """Model scores ``[N, K]`` (float32 NumPy) for inputs ``x`` ``float [N, C, size, size]``."""
         return self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(np.float32)})[0]
+
+
+def _metadata(meta: dict, key: str, path: Path):
+    """The strict JSON value of the ONNX metadata entry ``key``."""
+    return loads(meta[key], f"{path}: {key}", CheckpointError)
 
 
 def load_predictor(
@@ -206,15 +181,11 @@ def load_predictor(
     device: str = "cpu",
     model: str | None = None,
 ) -> Predictor:
-    """An :class:`OnnxPredictor` for ``onnx``, else a :class:`TorchPredictor` for ``checkpoint`` (a
-    ``.pt`` file, a run directory or an exported model folder), or for the pretrained weights shipped
-    for registered ``model`` (see ``lenet models --pretrained``); the packaged ``lenet5`` trained on
-    MNIST when all are ``None``."""
-    given = [
-        what
-        for what, value in (("a CHECKPOINT", checkpoint), ("--onnx MODEL.onnx", onnx), ("--model NAME", model))
-        if value is not None
-    ]
+    """An :class:`OnnxPredictor` for ``onnx``, else a :class:`TorchPredictor` for ``checkpoint`` (a file,
+    run directory or exported folder) or for the shipped weights of registered ``model``; the shipped
+    ``lenet5`` when all are None."""
+    named = {"a CHECKPOINT": checkpoint, "--onnx MODEL.onnx": onnx, "--model NAME": model}
+    given = [what for what, value in named.items() if value is not None]
     if len(given) == 2:
         raise LenetlabError(f"give either {given[0]} or {given[1]}, not both")
     if len(given) > 2:

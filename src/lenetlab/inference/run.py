@@ -1,22 +1,11 @@
-"""A run directory, read from its files: :class:`Run` (the read side; ``lenetlab.train.rundir`` writes).
+"""A run directory read from its files: :class:`Run` (the read side; :mod:`lenetlab.train.rundir` writes).
 
 Layout (``runs/<name>/``): ``config.json``, ``metrics.jsonl`` (one JSON object per line, kinds ``train``,
-``epoch``, ``dev``, ``test``, ``end``: see :mod:`lenetlab.train.rundir`), ``metrics.csv`` and TensorBoard
-files, ``best.pt`` (the model that scored best on the dev split), ``last.pt`` (the full training state)
-and ``plots/*.png``; while a process trains in it, ``.lock``.
-
-Every command that reads a run goes through :class:`Run`: which checkpoint it uses (``best.pt``, else
-``last.pt``), its metrics, its status, its best dev and test accuracy and the data it was trained on
-(:meth:`Run.data`, the checkpoint's data description, see
-:func:`lenetlab.models.checkpoint.data_description`; :func:`load_data` builds the splits from it). A
-damaged run never raises here: :meth:`Run.info` lists its problems. Status:
-
-- ``finished``: the run wrote its ``end`` (or, before that row existed, ``test``) metrics row;
-- ``running``: another process is writing it (it holds the run's lock);
-- ``interrupted``: neither (Ctrl-C, a kill, a crash); ``lenet train --resume RUN`` continues it;
-- ``damaged``: something is wrong with its files (see ``problems``).
-
-It lives in ``inference`` (not ``train``) so that serving reads runs without training code.
+``epoch``, ``dev``, ``test``, ``end``), ``metrics.csv`` and TensorBoard files, ``best.pt`` (the model that
+scored best on the dev split), ``last.pt`` (the full training state), ``plots/*.png`` and, while a process
+trains in it, ``.lock``. Every command that reads a run goes through :class:`Run`: its checkpoint, metrics,
+status, accuracies and the data it was trained on. It lives in ``inference`` (not ``train``) so that
+serving reads runs without training code.
 """
 
 from __future__ import annotations
@@ -43,29 +32,18 @@ except ImportError:  # Windows: no flock; the lock only records the PID there
 CONFIG, METRICS, BEST, LAST, PLOTS, LOCK = "config.json", "metrics.jsonl", "best.pt", "last.pt", "plots", ".lock"
 #: The files that make a folder a run directory.
 MARKERS = (CONFIG, METRICS, LAST, BEST)
-_NAME, _COUNT = (str, type(None)), (int, type(None))
-#: The JSON types of the ``config.json`` fields a reader of runs uses (a RunConfig as a dict; the training
-#: side checks every field when it loads one): a field of another type makes the run ``damaged``.
+#: The JSON types of the ``config.json`` fields a reader of runs uses: another type makes the run damaged.
 CONFIG_TYPES = {
-    "model": (str,),
-    "dataset": (str,),
-    "data_dir": _NAME,
-    "epochs": (int,),
-    "val_size": _COUNT,
-    "image_size": _COUNT,
-    "image_column": _NAME,
-    "label_column": _NAME,
-    "id_column": _NAME,
-    "normalize": (str,),
-    "resize": (str,),
-    "digit_width": (int,),
-    "num_threads": _COUNT,
+    **dict.fromkeys(("model", "dataset", "normalize", "resize"), (str,)),
+    **dict.fromkeys(("data_dir", "image_column", "label_column", "id_column"), (str, type(None))),
+    **dict.fromkeys(("epochs", "digit_width"), (int,)),
+    **dict.fromkeys(("val_size", "image_size", "num_threads"), (int, type(None))),
 }
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``); ``[]`` when there is none yet.
-    A torn last line (a crash mid-write) is skipped; a damaged file is a one-line LenetlabError."""
+    """The rows of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``), ``[]`` when there is none;
+    a torn last line is skipped, a damaged file is a one-line LenetlabError."""
     path = Path(path)
     if path.is_dir():
         path = path / METRICS
@@ -82,67 +60,56 @@ def read_pid(fd: int) -> int | None:
 
 
 def lock_holder(run_dir: str | os.PathLike) -> int | None:
-    """The PID of the process holding ``run_dir``'s lock (0 when it wrote none yet), or None when no
-    process holds it (no ``.lock``, or a stale one left by a killed process)."""
+    """The PID of the process holding ``run_dir``'s lock (0 when it wrote none yet), or None when none
+    holds it (no ``.lock``, or a stale one left by a killed process)."""
     try:
         fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
     except OSError:
         return None
     try:
-        if fcntl is None:
-            return read_pid(fd) or 0
-        try:
+        if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return read_pid(fd) or 0
-            return None
-        return None  # we could lock it: nobody holds it
+            return None  # we could lock it: nobody holds it
+        return read_pid(fd) or 0
+    except OSError as e:
+        return (read_pid(fd) or 0) if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
     finally:
         os.close(fd)
 
 
 def checkpoint_path(source: str | os.PathLike) -> Path:
-    """The checkpoint file ``source`` names: for a run directory its :attr:`Run.checkpoint` (``best.pt``,
-    else ``last.pt``); for a registered name with shipped weights and no such file here (``lenet5``) the
-    folder of those weights; otherwise ``source`` itself (a file or an exported model folder)."""
+    """The checkpoint file ``source`` names: a run directory's :attr:`Run.checkpoint`, the folder of the
+    shipped weights of a registered name (``lenet5``) when no such file exists here, else ``source``."""
     source = Path(source)
     if not source.exists() and str(source) in PRETRAINED:
         return pretrained_dir(str(source))
-    found = Run(source).checkpoint if Run.is_run(source) else None
-    return found or source
+    return (Run(source).checkpoint if Run.is_run(source) else None) or source
 
 
 def measured_test_accuracy(path: str | os.PathLike, ckpt: dict) -> float | None:
-    """The test accuracy measured for the checkpoint at ``path`` (already loaded as ``ckpt``): its run's
-    (:meth:`Run.test_accuracy` of that file), or what an exported folder's ``config.json`` records; None
-    when neither says."""
+    """The test accuracy measured for the checkpoint at ``path`` (loaded as ``ckpt``): its run's, or what
+    an exported folder's config records; None when neither says."""
     path = Path(path)
     run = Run.of(path) if path.is_file() else None
     accuracy = run.test_accuracy(path.name) if run else (ckpt.get("pretrained") or {}).get("test_accuracy")
-    return float(accuracy) if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) else None
+    return float(accuracy) if _is_number(accuracy) else None
 
 
 def load_data(
     description: dict, dataset: str | None = None, data_dir: str | None = None, *, download: bool = False
 ) -> data.Splits:
-    """The splits a run was trained on, from its data description (what
-    :func:`lenetlab.models.checkpoint.data_description` returns): the same dataset, dev split (size and
-    seed), image size and CSV columns.
-
-    ``dataset`` replaces the description's (its dev size, seed, image size and columns still apply;
-    its data folder only when it names the same dataset); ``data_dir`` replaces its data folder."""
+    """The splits a run was trained on, from its data description
+    (:func:`lenetlab.models.checkpoint.data_description`): the same dataset, dev split, image size and
+    CSV columns. ``dataset`` replaces its dataset (its data folder then only applies to the same
+    dataset), ``data_dir`` its data folder."""
     own = description.get("dataset")
     name = dataset or own
     if not name:
         raise LenetlabError("the checkpoint does not name its dataset; pass --dataset")
     if data_dir is None and name == own:
         data_dir = description.get("data_dir")
-    opts = {
-        k: description[k]
-        for k in ("image_size", "image_column", "label_column", "id_column")
-        if description.get(k) is not None
-    }
+    keys = ("image_size", "image_column", "label_column", "id_column")
+    opts = {k: description[k] for k in keys if description.get(k) is not None}
     if description.get("dev_size") is not None:
         opts["val_size"] = description["dev_size"]
     return data.load(name, data_dir=data_dir, seed=int(description.get("split_seed") or 0), download=download, **opts)
@@ -173,15 +140,17 @@ class RunInfo:
         return {**asdict(self), "path": str(self.path)}
 
 
-def _num(r: dict, key: str):
-    v = r.get(key)
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _values(rows: list[dict], key: str, kind: str | None = None) -> list[float]:
+    """The numbers under ``key`` in ``rows`` (of ``kind`` when given)."""
+    return [r[key] for r in rows if kind in (None, r.get("kind")) and _is_number(r.get(key))]
 
 
 class Run:
-    """The run in folder ``path``, read from its files; nothing is read until asked.
-
-    ``config`` and ``rows`` are cached on first use. :meth:`info` never raises for a damaged run."""
+    """The run in folder ``path``, read from its files when asked (``config`` and ``rows`` are cached)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -190,7 +159,6 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
-    # ------------------------------------------------------------------ finding runs
     @staticmethod
     def is_run(path: str | os.PathLike) -> bool:
         """Whether ``path`` is a folder holding any of a run's files (config, metrics, checkpoints)."""
@@ -199,13 +167,11 @@ class Run:
 
     @classmethod
     def of(cls, source: str | os.PathLike) -> Run | None:
-        """The run ``source`` is (a run directory) or belongs to (a checkpoint file inside one); None otherwise."""
+        """The run ``source`` is (a run directory) or belongs to (a checkpoint file inside one), or None."""
         source = Path(source)
         if cls.is_run(source):
             return cls(source)
-        if source.is_file() and cls.is_run(source.parent):
-            return cls(source.parent)
-        return None
+        return cls(source.parent) if source.is_file() and cls.is_run(source.parent) else None
 
     @classmethod
     def find(cls, name: str | os.PathLike, root: str | os.PathLike = "runs") -> Run:
@@ -221,8 +187,7 @@ class Run:
 
     @classmethod
     def all(cls, root: str | os.PathLike = "runs") -> list[Run]:
-        """Every run directory directly inside ``root`` (or ``root`` itself when it is one), in name order.
-        A missing ``root`` is a one-line :class:`LenetlabError`."""
+        """Every run directory directly inside ``root`` (or ``root`` itself when it is one), in name order."""
         root = Path(root)
         if not root.is_dir():
             raise LenetlabError(
@@ -233,7 +198,6 @@ class Run:
             return [cls(root)]
         return [cls(p) for p in sorted(root.iterdir()) if cls.is_run(p)]
 
-    # ------------------------------------------------------------------ files
     @property
     def checkpoints(self) -> list[Path]:
         """The run's checkpoint files in the order a command prefers them: ``best.pt``, then ``last.pt``."""
@@ -250,8 +214,8 @@ class Run:
         return self.read_config()[0]
 
     def read_config(self) -> tuple[dict, str | None]:
-        """The config and what is wrong with ``config.json`` (None when nothing): strict JSON, an object,
-        the fields a reader uses (:data:`CONFIG_TYPES`) of their types."""
+        """The config, and what is wrong with ``config.json`` (None when nothing): strict JSON, an object,
+        the fields of :data:`CONFIG_TYPES` of their types."""
         if not (self.path / CONFIG).is_file():
             return {}, f"no {CONFIG}"
         try:
@@ -271,88 +235,74 @@ class Run:
 
     @property
     def running(self) -> bool:
-        """Whether a lenet process is training in this run now (holds its lock; a stale lock does not count)."""
+        """Whether a lenet process trains in this run now (holds its lock; a stale lock does not count)."""
         return lock_holder(self.path) is not None
 
-    # ------------------------------------------------------------------ figures
-    def test_accuracy(self, checkpoint: str | None = None) -> float | None:
-        """The test accuracy in the run's metrics (the last ``test`` row; ``checkpoint``: only a row that
-        measured that file, ``best.pt`` or ``last.pt``); None when it was not measured or the file is damaged."""
+    def _scored(self, kind: str) -> list[dict]:
+        """The metrics rows of ``kind`` with an accuracy; ``[]`` when the file is damaged."""
         try:
-            rows = self.rows
+            return [r for r in self.rows if r.get("kind") == kind and _is_number(r.get("accuracy"))]
         except LenetlabError:
-            return None
-        tests = [
-            r
-            for r in rows
-            if r.get("kind") == "test"
-            and _num(r, "accuracy") is not None
-            and (checkpoint is None or r.get("checkpoint", BEST) == checkpoint)
-        ]
+            return []
+
+    def test_accuracy(self, checkpoint: str | None = None) -> float | None:
+        """The last test accuracy in the run's metrics (``checkpoint``: measured on that file, ``best.pt``
+        or ``last.pt``); None when there is none."""
+        tests = [r for r in self._scored("test") if checkpoint in (None, r.get("checkpoint", BEST))]
         return tests[-1]["accuracy"] if tests else None
 
     def best_dev(self) -> float | None:
-        """The dev accuracy of the best model: the last ``dev`` row marked ``best`` (the row that saved
+        """The dev accuracy of the best model: the last ``dev`` row marked ``best`` (the one that saved
         ``best.pt``, whatever ``--monitor`` chose it by); None when there is none."""
-        try:
-            rows = self.rows
-        except LenetlabError:
-            return None
-        best = [r for r in rows if r.get("kind") == "dev" and r.get("best") and _num(r, "accuracy") is not None]
+        best = [r for r in self._scored("dev") if r.get("best")]
         return best[-1]["accuracy"] if best else None
 
     def info(self) -> RunInfo:
-        """The run summarised from its files, with its status (never raises for a damaged run)."""
-        path = self.path
-        info = RunInfo(path=path, name=self.name, status="interrupted")
-        files = [path / m for m in MARKERS if (path / m).exists()]
-        info.modified = max((f.stat().st_mtime for f in files), default=0.0)
+        """The run summarised from its files; never raises. Status: ``finished`` (it wrote its ``end`` or
+        ``test`` row), ``running`` (a process holds its lock), ``interrupted`` (neither; ``lenet train
+        --resume`` continues it) or ``damaged`` (``problems`` says what is wrong)."""
         config, bad = self.read_config()
         problems = [bad] if bad else []
-        info.model, info.dataset = config.get("model"), config.get("dataset")
-        info.max_epochs = config.get("epochs") if isinstance(config.get("epochs"), int) else None
         try:
             rows = self.rows
         except LenetlabError as e:
-            problems.append(str(e).replace(str(path / METRICS), METRICS))
+            problems.append(str(e).replace(str(self.path / METRICS), METRICS))
             rows = []
-        self._figures(info, rows)
         finished = any(r.get("kind") in ("end", "test") for r in rows)
-        problems += [p for p in (_checkpoint_problem(path / n) for n in (LAST, BEST) if (path / n).is_file()) if p]
+        problems += [p for p in map(_checkpoint_problem, self.checkpoints) if p]
         # a finished run needs only the model it kept (best.pt); an unfinished one, last.pt to resume from
         needed = BEST if finished else LAST
-        if not (path / needed).is_file():
+        if not (self.path / needed).is_file():
             problems.append(f"no {needed}")
-        if self.running:
-            info.status = "running"
+        running = self.running
+        if running:
             problems = [p for p in problems if not p.startswith("no ")]  # files not written yet
-            if problems:
-                info.status = "damaged"
-        elif problems:
-            info.status = "damaged"
-        elif finished:
-            info.status = "finished"
-        info.problems = problems
-        return info
-
-    def _figures(self, info: RunInfo, rows: list[dict]) -> None:
-        """Fill the progress and figures of ``info`` from metrics ``rows``."""
-        epochs = [_num(r, "epoch") for r in rows if _num(r, "epoch") is not None]
-        steps = [_num(r, "step") for r in rows if _num(r, "step") is not None]
-        info.epochs = round(max(epochs), 2) if epochs else 0.0
-        info.steps = int(max(steps)) if steps else 0
-        info.best_dev, info.test = self.best_dev(), self.test_accuracy()
-        times = [_num(r, "train_time") for r in rows if _num(r, "train_time") is not None]
-        info.train_time = max(times) if times else None
-        speeds = [_num(r, "examples_per_sec") for r in rows if r.get("kind") == "train" and _num(r, "examples_per_sec")]
-        info.examples_per_sec = statistics.median(speeds) if speeds else None
+        epochs, steps, times = _values(rows, "epoch"), _values(rows, "step"), _values(rows, "train_time")
+        speeds = [v for v in _values(rows, "examples_per_sec", "train") if v]
         ends = [r for r in rows if r.get("kind") == "end"]
-        info.reason = ends[-1].get("reason") if ends else None
+        files = [self.path / m for m in MARKERS if (self.path / m).exists()]
+        return RunInfo(
+            path=self.path,
+            name=self.name,
+            status="damaged" if problems else "running" if running else "finished" if finished else "interrupted",
+            model=config.get("model"),
+            dataset=config.get("dataset"),
+            epochs=round(max(epochs), 2) if epochs else 0.0,
+            max_epochs=config.get("epochs"),
+            steps=int(max(steps)) if steps else 0,
+            best_dev=self.best_dev(),
+            test=self.test_accuracy(),
+            train_time=max(times) if times else None,
+            examples_per_sec=statistics.median(speeds) if speeds else None,
+            reason=ends[-1].get("reason") if ends else None,
+            modified=max((f.stat().st_mtime for f in files), default=0.0),
+            problems=problems,
+        )
 
 
 def _checkpoint_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be a readable checkpoint, or None. Cheap: reads the zip directory only
-    (torch.save writes a zip archive; a truncated or foreign file has no valid directory)."""
+    """Why ``path`` cannot be a readable checkpoint, or None; reads only the zip directory (torch.save
+    writes a zip archive: a truncated or foreign file has none)."""
     try:
         with zipfile.ZipFile(path) as z:
             z.namelist()
