@@ -1,10 +1,8 @@
 """PNG plots of a run: loss and accuracy curves, confusion matrix, misclassified examples, the first
 convolution's kernels and one example's feature maps.
 
-Figures are built with :class:`matplotlib.figure.Figure` directly (the Agg canvas, no pyplot, no
-GUI, no global backend switch) and written atomically. :func:`save_run_plots` writes them all into
-``RUN_DIR/plots/`` (:func:`save_curve_plots` the curves from the metrics rows,
-:func:`save_model_plots` the ones that need the model); each plot is also a function of its own.
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot, no GUI, no global backend)
+and written atomically. :func:`save_run_plots` writes them all into ``RUN_DIR/plots/``;
 :func:`plot_overlay` draws several runs' curves in one figure (``lenet plot RUN RUN ...``).
 """
 
@@ -25,42 +23,51 @@ from lenetlab.fileio import atomic_path
 from lenetlab.inference.evaluate import EvalResult, evaluate
 from lenetlab.models.trace import first_conv
 
-__all__ = [
-    "plot_accuracy_curve",
-    "plot_confusion",
-    "plot_feature_maps",
-    "plot_kernels",
-    "plot_loss_curves",
-    "plot_misclassified",
-    "plot_overlay",
-    "save_curve_plots",
-    "save_model_plots",
-    "save_run_plots",
-]
-
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG atomically (temporary file, then rename)."""
-    path = Path(path)
+    """Write ``fig`` as PNG atomically."""
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    return path
+    return Path(path)
 
 
-def _series(rows: list[dict], kind: str, key: str) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for r in rows:
-        if r.get("kind") == kind and isinstance(r.get(key), (int, float)) and isinstance(r.get("step"), (int, float)):
-            xs.append(float(r["step"]))
-            ys.append(float(r[key]))
-    return xs, ys
+def _series(rows: list[dict], kind: str, key: str, x: str = "step") -> tuple[list[float], list[float]]:
+    """``(xs, values)``: ``key`` against ``x`` in the metrics rows of ``kind``."""
+    points = [(float(r[x]), float(r[key])) for r in rows if r.get("kind") == kind and _numbers(r.get(x), r.get(key))]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def _numbers(*values) -> bool:
+    return all(isinstance(v, (int, float)) for v in values)
+
+
+def _log_if_wide(ax, values) -> None:
+    """A log scale when the positive finite ``values`` span more than a factor of 50."""
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > 50:
+        ax.set_yscale("log")
+
+
+def _finish(ax, title: str, xlabel: str, ylabel: str, **legend) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_lines():
+        ax.legend(**legend)
+
+
+def _tile(fig: Figure, rows: int, cols: int, i: int, image: np.ndarray, title: str, color="black", **style) -> None:
+    """Image ``i`` (from 1) of a ``rows x cols`` grid of ``fig``, without axes."""
+    ax = fig.add_subplot(rows, cols, i)
+    ax.imshow(image, **{"cmap": "gray" if image.ndim == 2 else None, "interpolation": "nearest", **style})
+    ax.set_title(title, fontsize=8, color=color)
+    ax.axis("off")
 
 
 def plot_loss_curves(rows: list[dict], path: str | os.PathLike) -> Path:
-    """Train loss per logged step (and per epoch) and dev loss per evaluation against the step.
-
-    ``rows`` are metrics rows (``kind`` train/epoch/dev, ``step``, ``loss``).
-    """
+    """Train loss per logged step (and per epoch) and dev loss per evaluation against the step, from
+    metrics ``rows`` (``kind`` train/epoch/dev, ``step``, ``loss``)."""
     fig = Figure(figsize=(7, 4.2))
     ax = fig.add_subplot()
     tx, ty = _series(rows, "train", "loss")
@@ -74,19 +81,13 @@ def plot_loss_curves(rows: list[dict], path: str | os.PathLike) -> Path:
         ax.plot(ex, ey, "s--", lw=1.0, ms=4, label="train loss (epoch mean)")
     if dx:
         ax.plot(dx, dy, "o-", lw=1.5, ms=4, label="dev loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    finite = [v for v in ty + ey + dy if math.isfinite(v) and v > 0]
-    if finite and max(finite) / min(finite) > 50:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title("loss")
+    _log_if_wide(ax, ty + ey + dy)
+    _finish(ax, "loss", "step", "loss")
     return _save(fig, path)
 
 
 def plot_accuracy_curve(rows: list[dict], path: str | os.PathLike) -> Path:
-    """Dev accuracy per evaluation against the step (the final test accuracy as a marker)."""
+    """Dev accuracy per evaluation against the step, the final test accuracy as a marker."""
     fig = Figure(figsize=(7, 4.2))
     ax = fig.add_subplot()
     dx, dy = _series(rows, "dev", "accuracy")
@@ -95,52 +96,32 @@ def plot_accuracy_curve(rows: list[dict], path: str | os.PathLike) -> Path:
         raise DataError("no dev or test accuracy rows to plot")
     if dx:
         ax.plot(dx, [100 * v for v in dy], "o-", ms=4, label="dev accuracy")
-        best = int(np.argmax(dy))
-        ax.annotate(
-            f"best {100 * dy[best]:.2f}%",
-            (dx[best], 100 * dy[best]),
-            textcoords="offset points",
-            xytext=(0, -14),
-            ha="center",
-            fontsize=8,
-        )
+        b = int(np.argmax(dy))
+        best = f"best {100 * dy[b]:.2f}%"
+        ax.annotate(best, (dx[b], 100 * dy[b]), textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
     if sx:
         ax.plot(sx[-1:], [100 * sy[-1]], "r*", ms=12, label=f"test {100 * sy[-1]:.2f}% (best model)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    ax.set_title("dev accuracy")
+    _finish(ax, "dev accuracy", "step", "accuracy (%)", loc="lower right")
     return _save(fig, path)
 
 
 def plot_confusion(
     confusion, class_names: list[str] | None, path: str | os.PathLike, title: str = "confusion matrix"
 ) -> Path:
-    """Confusion matrix ``[K, K]`` (rows true class, columns predicted) with counts in the cells."""
+    """Confusion matrix ``[K, K]`` (rows true class, columns predicted), counts in the cells up to 30 classes."""
     cm = np.asarray(confusion, dtype=np.int64)
     k = cm.shape[0]
     names = list(class_names) if class_names and len(class_names) == k else [str(i) for i in range(k)]
     side = min(14.0, max(4.5, 0.45 * k + 2))
     fig = Figure(figsize=(side, side * 0.9))
     ax = fig.add_subplot()
-    # row-normalised colours so small classes are readable; counts written in the cells
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # row-normalised colours: small classes readable
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     if k <= 30:
-        for t in range(k):
-            for p in range(k):
-                if cm[t, p]:
-                    ax.text(
-                        p,
-                        t,
-                        str(cm[t, p]),
-                        ha="center",
-                        va="center",
-                        fontsize=7 if k > 12 else 9,
-                        color="white" if norm[t, p] > 0.5 else "black",
-                    )
+        for t, p in zip(*np.nonzero(cm)):
+            color = "white" if norm[t, p] > 0.5 else "black"
+            ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7 if k > 12 else 9, color=color)
         ax.set_xticks(range(k), names, rotation=90 if k > 12 else 0, fontsize=8)
         ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted")
@@ -151,7 +132,7 @@ def plot_confusion(
 
 
 def _as_image(x: torch.Tensor) -> np.ndarray:
-    """``uint8``/float ``[C, H, W]`` → array for imshow (``[H, W]`` or ``[H, W, 3]``)."""
+    """``uint8``/float ``[C, H, W]`` as an array for imshow: ``[H, W]`` or ``[H, W, 3]``."""
     a = x.detach().float().cpu().numpy()
     if a.shape[0] == 1:
         return a[0]
@@ -170,36 +151,34 @@ def plot_misclassified(
     max_images: int = 36,
     title: str = "misclassified test images",
 ) -> Path:
-    """Grid of the first ``max_images`` misclassified images ``x`` (``[N, C, H, W]``) with true/predicted
-    labels; ``y_true``/``y_pred`` are int64 ``[N]``. An error-free model gets a figure saying so."""
+    """The first ``max_images`` misclassified images of ``x`` ``[N, C, H, W]`` with their true and predicted
+    labels (int64 ``[N]``); an error-free model gets a figure saying so."""
     y_true, y_pred = torch.as_tensor(y_true).cpu(), torch.as_tensor(y_pred).cpu()
-    wrong = (y_true != y_pred).nonzero().flatten()[:max_images].tolist()
-    total = int((y_true != y_pred).sum())
+    wrong = (y_true != y_pred).nonzero().flatten()
+    shown = wrong[:max_images].tolist()
 
     def name(i: int) -> str:
         return class_names[i] if class_names and i < len(class_names) else str(i)
 
-    cols = max(1, min(6, len(wrong)))
-    rows = max(1, math.ceil(len(wrong) / cols))
+    cols = max(1, min(6, len(shown)))
+    rows = max(1, math.ceil(len(shown) / cols))
     fig = Figure(figsize=(1.6 * cols + 0.4, 1.8 * rows + 0.6))
-    if not wrong:
+    if not shown:
         ax = fig.add_subplot()
         ax.axis("off")
         ax.text(0.5, 0.5, f"no misclassified images among {len(y_true)}", ha="center", va="center")
-    for j, i in enumerate(wrong):
-        ax = fig.add_subplot(rows, cols, j + 1)
-        img = _as_image(x[i])
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-        ax.set_title(f"true {name(int(y_true[i]))}\npred {name(int(y_pred[i]))}", fontsize=8, color="crimson")
-        ax.axis("off")
-    fig.suptitle(f"{title}: {total} of {len(y_true)} wrong" + (f" (first {len(wrong)})" if total > len(wrong) else ""))
+    for j, i in enumerate(shown):
+        label = f"true {name(int(y_true[i]))}\npred {name(int(y_pred[i]))}"
+        _tile(fig, rows, cols, j + 1, _as_image(x[i]), label, color="crimson")
+    first = f" (first {len(shown)})" if len(wrong) > len(shown) else ""
+    fig.suptitle(f"{title}: {len(wrong)} of {len(y_true)} wrong{first}")
     return _save(fig, path)
 
 
 def plot_kernels(model: nn.Module, x: torch.Tensor, path: str | os.PathLike) -> Path:
-    """The first convolution's kernels (``weight [C_out, C_in, kh, kw]``), one tile per output channel;
-    ``x`` is one prepared input batch ``[1, C, H, W]`` used to find that layer. Colour for 3 input
-    channels, else the mean over input channels, on a symmetric blue-white-red scale."""
+    """The first convolution's kernels (``weight [C_out, C_in, kh, kw]``), one tile per output channel, found
+    by running one prepared batch ``x`` ``[1, C, H, W]``: in colour for 3 input channels, else the mean
+    over input channels on a symmetric blue-white-red scale."""
     _, module, _ = first_conv(model, x)
     w = module.weight.detach().float().cpu()
     n = min(w.shape[0], 64)
@@ -208,15 +187,10 @@ def plot_kernels(model: nn.Module, x: torch.Tensor, path: str | os.PathLike) -> 
     fig = Figure(figsize=(1.2 * cols + 0.8, 1.25 * rows + 0.6))
     lim = float(w.abs().max()) or 1.0
     for i in range(n):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        k = w[i]
-        if k.shape[0] == 3:
-            a = np.moveaxis(((k / lim + 1) / 2).clamp(0, 1).numpy(), 0, -1)
-            ax.imshow(a, interpolation="nearest")
+        if w.shape[1] == 3:
+            _tile(fig, rows, cols, i + 1, np.moveaxis(((w[i] / lim + 1) / 2).clamp(0, 1).numpy(), 0, -1), str(i))
         else:
-            ax.imshow(k.mean(0).numpy(), cmap="bwr", vmin=-lim, vmax=lim, interpolation="nearest")
-        ax.set_title(str(i), fontsize=8)
-        ax.axis("off")
+            _tile(fig, rows, cols, i + 1, w[i].mean(0).numpy(), str(i), cmap="bwr", vmin=-lim, vmax=lim)
     fig.suptitle(f"first conv kernels ({type(module).__name__}, {tuple(w.shape)})")
     return _save(fig, path)
 
@@ -225,50 +199,32 @@ def plot_feature_maps(
     model: nn.Module, x: torch.Tensor, path: str | os.PathLike, image: torch.Tensor | None = None, caption: str = ""
 ) -> Path:
     """The input and the first convolution's output maps for one prepared example ``x`` ``[1, C, H, W]``;
-    ``image`` (``[C, H, W]``) is shown as the input when given (else ``x``)."""
+    ``image`` (``[C, H, W]``) is shown as the input when given."""
     _, _, out = first_conv(model, x)
     maps = out[0].float().cpu()
     n = min(maps.shape[0], 32)
     cols = min(8, n + 1)
     rows = math.ceil((n + 1) / cols)
     fig = Figure(figsize=(1.5 * cols + 0.4, 1.6 * rows + 0.6))
-    ax = fig.add_subplot(rows, cols, 1)
-    img = _as_image(image if image is not None else x[0])
-    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-    ax.set_title("input", fontsize=8)
-    ax.axis("off")
+    _tile(fig, rows, cols, 1, _as_image(image if image is not None else x[0]), "input")
     for i in range(n):
-        ax = fig.add_subplot(rows, cols, i + 2)
-        ax.imshow(maps[i].numpy(), cmap="viridis", interpolation="nearest")
-        ax.set_title(f"map {i}", fontsize=8)
-        ax.axis("off")
+        _tile(fig, rows, cols, i + 2, maps[i].numpy(), f"map {i}", cmap="viridis")
     fig.suptitle(f"first conv feature maps {tuple(maps.shape)}" + (f" — {caption}" if caption else ""))
     return _save(fig, path)
 
 
-def _epoch_series(rows: list[dict], kind: str, key: str) -> tuple[list[float], list[float]]:
-    """``(epochs, values)`` of ``key`` in the rows of ``kind`` (as :func:`_series`, against the epoch)."""
-    pts = [
-        (float(r["epoch"]), float(r[key]))
-        for r in rows
-        if r.get("kind") == kind and isinstance(r.get(key), (int, float)) and isinstance(r.get("epoch"), (int, float))
-    ]
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
 def plot_overlay(runs: list[tuple[str, list[dict]]], path: str | os.PathLike) -> Path:
-    """Several runs' curves in one figure, one colour per run and a legend of their names: train loss
-    (per log interval, thin) and dev loss (markers) on the left, dev accuracy on the right, against the
-    epoch (so runs of different batch sizes line up). ``runs`` is ``[(name, metrics rows), ...]``; a
-    run without rows of a kind simply has no line there; no curve at all is a :class:`DataError`."""
+    """Several runs' curves against the epoch (so runs of different batch sizes line up), one colour per
+    run ``(name, metrics rows)``: train and dev loss on the left, dev accuracy on the right. A run without
+    rows of a kind has no line there; no curve at all is a :class:`DataError`."""
     fig = Figure(figsize=(12, 4.4))
     ax_loss, ax_acc = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     drawn = 0
     for i, (name, rows) in enumerate(runs):
         color = f"C{i % 10}"
-        tx, ty = _epoch_series(rows, "train", "loss")
-        dx, dy = _epoch_series(rows, "dev", "loss")
-        ax, ay = _epoch_series(rows, "dev", "accuracy")
+        tx, ty = _series(rows, "train", "loss", "epoch")
+        dx, dy = _series(rows, "dev", "loss", "epoch")
+        ax, ay = _series(rows, "dev", "accuracy", "epoch")
         if tx:
             ax_loss.plot(tx, ty, color=color, lw=0.9, alpha=0.6, label=f"{name} train")
         if dx:
@@ -278,22 +234,15 @@ def plot_overlay(runs: list[tuple[str, list[dict]]], path: str | os.PathLike) ->
         drawn += bool(tx or dx or ax)
     if not drawn:
         raise DataError("none of the runs has train or dev rows to plot")
-    finite = [v for line in ax_loss.get_lines() for v in line.get_ydata() if math.isfinite(v) and v > 0]
-    if finite and max(finite) / min(finite) > 50:
-        ax_loss.set_yscale("log")
-    for ax, title, ylabel in ((ax_loss, "loss", "loss"), (ax_acc, "dev accuracy", "accuracy (%)")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=8)
+    _log_if_wide(ax_loss, [v for line in ax_loss.get_lines() for v in line.get_ydata()])
+    _finish(ax_loss, "loss", "epoch", "loss", fontsize=8)
+    _finish(ax_acc, "dev accuracy", "epoch", "accuracy (%)", fontsize=8)
     return _save(fig, path)
 
 
 def save_curve_plots(out: str | os.PathLike, rows: list[dict]) -> list[Path]:
-    """``loss.png`` and ``accuracy.png`` from metrics ``rows`` into the folder ``out``; a curve with no
-    rows to draw is skipped. Returns the paths written."""
+    """``loss.png`` and ``accuracy.png`` from metrics ``rows`` into the folder ``out`` (a curve with no rows
+    is skipped); the paths written."""
     written: list[Path] = []
     for fn, name in ((plot_loss_curves, "loss.png"), (plot_accuracy_curve, "accuracy.png")):
         try:
@@ -311,40 +260,25 @@ def save_model_plots(
     device: torch.device | str = "cpu",
     test: EvalResult | None = None,
 ) -> list[Path]:
-    """The plots that need the model, into the folder ``out``: confusion matrix and misclassified grid
-    of ``model`` (already on ``device``) on the test split (the dev split when the test split is
-    unlabelled, e.g. a Kaggle test set; ``test`` when given is that evaluation, predictions kept, and
-    is not recomputed), then the first convolution's kernels and feature maps on the first image
-    (skipped for a model without convolutions). Returns the paths written."""
+    """The plots of ``model`` (on ``device``) into the folder ``out``: its confusion matrix and misclassified
+    images on the test split (the dev split when the test split is unlabelled; ``test``, when given, is
+    that evaluation with its predictions), the first convolution's kernels and feature maps on the first
+    image (none for a model without convolutions). Returns the paths written."""
     out = Path(out)
     written: list[Path] = []
     split, which = (splits.test, "test") if splits.test.y is not None and len(splits.test) else (splits.dev, "dev")
-    device = torch.device(device)
     model.eval()
     if split.y is not None and len(split):
-        res = (
-            test
-            if which == "test" and test is not None and test.predictions is not None
-            else evaluate(model, split, spec, device, keep_predictions=True, class_names=splits.class_names)
-        )
-        written.append(
-            plot_confusion(res.confusion, splits.class_names, out / "confusion.png", title=f"{which} confusion matrix")
-        )
-        written.append(
-            plot_misclassified(
-                split.x,
-                split.y,
-                res.predictions,
-                splits.class_names,
-                out / "misclassified.png",
-                title=f"misclassified {which} images",
-            )
-        )
+        if which != "test" or test is None or test.predictions is None:
+            test = evaluate(model, split, spec, device, keep_predictions=True, class_names=splits.class_names)
+        title = f"{which} confusion matrix"
+        written.append(plot_confusion(test.confusion, splits.class_names, out / "confusion.png", title=title))
+        title = f"misclassified {which} images"
+        wrong = out / "misclassified.png"
+        written.append(plot_misclassified(split.x, split.y, test.predictions, splits.class_names, wrong, title=title))
     if len(split):
         x = prepare(split.x[:1].to(device), spec)
-        label = ""
-        if split.y is not None:
-            label = f"{which} image 0, class {splits.class_names[int(split.y[0])]}"
+        label = f"{which} image 0, class {splits.class_names[int(split.y[0])]}" if split.y is not None else ""
         try:
             written.append(plot_kernels(model, x, out / "kernels.png"))
             written.append(plot_feature_maps(model, x, out / "feature_maps.png", image=split.x[0], caption=label))
@@ -362,12 +296,8 @@ def save_run_plots(
     device: torch.device | str = "cpu",
     test: EvalResult | None = None,
 ) -> list[Path]:
-    """Write every plot of a run into ``run_dir/plots/`` and return the paths written.
-
-    Curves come from the run's metrics ``rows`` (``metrics.jsonl``, :func:`save_curve_plots`); the
-    confusion matrix, misclassified grid, kernels and feature maps from ``model`` (the best model,
-    already on ``device``; :func:`save_model_plots`, which uses ``test`` when given). Plots that
-    cannot apply (no metrics yet, no conv layer) are skipped rather than failing the run.
-    """
+    """Every plot of a run into ``run_dir/plots/``: the curves of its metrics ``rows``
+    (:func:`save_curve_plots`) and the plots of its best ``model`` (:func:`save_model_plots`); those that
+    cannot apply are skipped. Returns the paths written."""
     out = Path(run_dir) / "plots"
     return save_curve_plots(out, rows) + save_model_plots(out, model, splits, spec, device, test=test)

@@ -1,8 +1,5 @@
-"""A training run with its plots: drawn when the run ends, or from what a stopped run left.
-
-The Runner is taken as it is given (this package never imports ``lenetlab.train``): ``run()``, its
-config, history, best weights, model, splits, input spec, device, metrics writer and process group.
-"""
+"""A training run with its plots, drawn when it ends or from what it left when it stops early (the Runner
+is taken as given: this package never imports ``lenetlab.train``)."""
 
 from __future__ import annotations
 
@@ -16,12 +13,10 @@ TENSORBOARD_FIGURES = ("confusion", "misclassified", "kernels")
 
 
 def run_with_plots(runner, say=quiet):
-    """``runner.run()`` (a :class:`lenetlab.train.Runner`; returns its RunResult), then (on the main
-    process, when the config asks for them) the run's plots, drawn from the test evaluation the run
-    already made; their paths go into ``result.plots`` and the
-    confusion matrix, misclassified grid and kernels into TensorBoard. When the run stops with an
-    exception (Ctrl-C, SIGTERM, a failing step), the plots its state allows are drawn, then the
-    exception goes on."""
+    """``runner.run()`` (a :class:`lenetlab.train.Runner`; returns its RunResult), then, on the main process
+    when the config asks for them, the run's plots (into ``result.plots``, and :data:`TENSORBOARD_FIGURES`
+    into TensorBoard). When the run stops with an exception (Ctrl-C, SIGTERM, a failing step), the plots
+    its state allows are drawn, then the exception goes on."""
     try:
         result = runner.run()
     except BaseException:
@@ -38,9 +33,8 @@ def run_with_plots(runner, say=quiet):
 
 
 def plots_of_stopped_run(runner, say=quiet) -> list[Path]:
-    """The plots of a run that stopped early: curves from its rows so far, and (when a dev evaluation
-    chose a best model) that model's confusion matrix, misclassified images, kernels and feature maps.
-    Never raises: a plot that fails is reported in one line, so the run's own error stays the one shown."""
+    """The plots of a run that stopped early: the curves of its rows so far, and those of its best model when
+    a dev evaluation chose one. Never raises (a failure is one line), so the run's own error is the one shown."""
     out = Path(runner.run_dir) / "plots"
     written: list[Path] = []
     try:
