@@ -8,10 +8,8 @@ from lenetlab.errors import ConfigError
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """The torch device for ``auto|cpu|cuda|mps`` (auto: CUDA, then MPS, then CPU).
-
-    Asking for a device this machine lacks raises a one-line ConfigError.
-    """
+    """The torch device for ``auto|cpu|cuda|mps`` (auto: CUDA, then MPS, then CPU); one this machine lacks
+    is a one-line ConfigError."""
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
@@ -28,12 +26,9 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def autocast_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device``, or None for full float32.
-
-    ``auto`` turns on bf16 on CUDA devices that support it (fp16 on older ones) and stays off on
-    CPU and MPS, where it rarely pays for a model this small. Explicit ``bf16``/``fp16`` are honoured
-    where PyTorch supports them on that device type, else a ConfigError.
-    """
+    """The autocast dtype for ``amp`` on ``device``, or None for float32: ``auto`` is bf16 on CUDA (fp16 where
+    unsupported) and off on CPU and MPS, where it rarely pays for a model this small; ``bf16``/``fp16``
+    where PyTorch supports them on that device type, else a ConfigError."""
     if amp == "off":
         return None
     if amp == "auto":

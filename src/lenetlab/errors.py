@@ -1,9 +1,6 @@
-"""The project's own error type.
-
-A ``LenetlabError`` is a *user* error: bad input, a missing file, an unknown name. Its message is
-one line that names the file or field and what is wrong. The CLI prints it as ``error: ...`` and
-exits with status 2, without a traceback. Anything else escaping is a bug and keeps its traceback.
-"""
+"""The project's error types. A ``LenetlabError`` is a *user* error (bad input, a missing file, an unknown
+name) with a one-line message naming the file or field; the CLI prints it as ``error: ...`` and exits 2,
+without a traceback. Anything else escaping is a bug and keeps its traceback."""
 
 import importlib
 
@@ -29,20 +26,18 @@ class DiskFullError(LenetlabError):
 
 
 class MissingExtra(LenetlabError, ImportError):
-    """An optional part of lenetlab needs an extra that is not installed (also an ``ImportError``, so
-    code that treats a missing package as optional keeps doing so)."""
+    """An optional part of lenetlab needs an extra that is not installed (also an ``ImportError``)."""
 
 
 def missing_extra(exc: ImportError, extra: str, what: str) -> MissingExtra:
-    """The one-line error for ``what`` (a command or a feature) when importing one of the ``extra``'s
-    packages failed with ``exc``."""
+    """The one-line error for ``what`` (a command or feature) when importing a package of ``extra`` failed."""
     missing = getattr(exc, "name", None) or first_line(exc, 60)
     return MissingExtra(f'{what} needs the {extra} extra: pip install "lenetlab[{extra}]" ({missing} is not installed)')
 
 
 def require(modules: str | tuple[str, ...], extra: str, what: str):
-    """Import ``modules`` (one name or several) and return the first; raise :class:`MissingExtra` naming
-    ``extra`` and its install command when one of them, or a package it needs, cannot be imported."""
+    """Import ``modules`` (one name or several) and return the first; :class:`MissingExtra` naming ``extra``
+    and its install command when one of them, or a package it needs, cannot be imported."""
     names = (modules,) if isinstance(modules, str) else modules
     try:
         loaded = [importlib.import_module(name) for name in names]
@@ -59,10 +54,7 @@ class Terminated(KeyboardInterrupt):
 
 
 def first_line(exc: BaseException, limit: int = 160) -> str:
-    """The first non-empty line of ``exc``'s message (at most ``limit`` characters), or its type name.
-
-    Used wherever a third-party error (PIL, torch, onnxruntime, gzip...) is turned into a one-line
-    :class:`LenetlabError`: their messages may span many lines or be empty.
-    """
+    """The first non-empty line of ``exc``'s message (at most ``limit`` characters), or its type name: a
+    third-party error (PIL, torch, onnxruntime...) as part of a one-line :class:`LenetlabError`."""
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0].strip()[:limit] if lines else type(exc).__name__

@@ -1,20 +1,8 @@
-"""File writes and reads shared by every package: atomic writes (checkpoints, metrics, plots, downloads,
-exports) and the one reader and writer of the project's own JSON and text files.
-
-Reading: :func:`read_text` (UTF-8 only), :func:`loads` / :func:`read_json` / :func:`read_jsonl` (strict
-JSON: nesting at most :data:`MAX_DEPTH` deep, no ``NaN``/``Infinity``, no integer longer than
-:data:`MAX_INT_DIGITS` digits) and :func:`check_types` (the fields a reader expects, by type). Every
-problem is a one-line :class:`~lenetlab.errors.DataError` (or the ``error`` class the caller names)
-with the file. Writing: :func:`dumps`, strict JSON with non-finite numbers written as ``null``: what
-the CLI prints with ``--json``, results files, configs and metrics use it.
-
-Every write that fails because the device is full or the folder cannot be written becomes a one-line
-:class:`~lenetlab.errors.LenetlabError` naming the file (:class:`~lenetlab.errors.DiskFullError` for
-a full disk, with the bytes needed when known), never a C++ or OSError traceback, and the previous
-file is left as it was.
-
-Imports nothing else of lenetlab, so ``data``, ``models``, ``train``, ``plots`` and ``serve`` can
-all use it.
+"""Atomic writes (checkpoints, metrics, plots, downloads, exports) and the one strict reader and writer of
+the project's JSON and text files. Every problem is a one-line :class:`~lenetlab.errors.LenetlabError`
+naming the file: bad JSON a :class:`~lenetlab.errors.DataError` (or the ``error`` class the caller
+names), a full device a :class:`~lenetlab.errors.DiskFullError`, never an OSError traceback, and a
+failed write leaves the previous file as it was.
 """
 
 from __future__ import annotations
@@ -39,16 +27,16 @@ DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 def human_bytes(n: int | float) -> str:
-    """``n`` bytes as a short human string: ``512 B``, ``3.4 KB``, ``1.2 MB``, ``4.3 GB`` (powers of 1024)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
+    """``n`` bytes as ``512 B``, ``3.4 KB``, ``1.2 MB`` or ``4.3 GB`` (powers of 1024)."""
+    for unit in ("B", "KB", "MB"):
+        if abs(n) < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GB"  # unreachable; keeps type checkers calm
+    return f"{n:.1f} GB"
 
 
-def _os_error(exc: BaseException) -> OSError | None:
-    """The OSError behind ``exc`` (itself or its cause/context chain), if any."""
+def _os_error(exc: BaseException | None) -> OSError | None:
+    """The OSError with an errno behind ``exc`` (itself or its cause/context chain), if any."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, OSError) and exc.errno is not None:
@@ -59,44 +47,29 @@ def _os_error(exc: BaseException) -> OSError | None:
 
 
 def write_error(exc: BaseException, path: str | os.PathLike, size: int | None = None) -> LenetlabError | None:
-    """The one-line error for a failed write of ``path`` (``size``: the bytes it needed, if known), or None
-    when ``exc`` is not a full device or a folder that cannot be written (then it is a bug: keep it).
-
-    A full device gives :class:`DiskFullError` ``PATH: no space left on device (needs N, M free)``; an
-    unwritable folder ``PATH: cannot write (Permission denied / Read-only file system)``.
-    """
-    path = Path(path)
-    err = _os_error(exc)
+    """The one-line error for a failed write of ``path`` (``size``: the bytes it needed, if known):
+    :class:`DiskFullError` ``PATH: no space left on device (needs N, M free)`` or ``PATH: cannot write
+    (Permission denied: FOLDER)``; None when ``exc`` (or its cause) is neither: a bug, to keep."""
+    path, err = Path(path), _os_error(exc)
     if err is None:
         return None
     if err.errno in FULL_ERRNOS:
         try:
-            free = f"{human_bytes(shutil.disk_usage(_existing_parent(path)).free)} free"
+            existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+            free = f"{human_bytes(shutil.disk_usage(existing).free)} free"
         except OSError:
             free = "free space unknown"
         need = f"needs {human_bytes(size)}, " if size is not None else ""
         return DiskFullError(f"{path}: no space left on device ({need}{free})")
     if err.errno in DENIED_ERRNOS:
-        return LenetlabError(
-            f"{path}: cannot write ({err.strerror or os.strerror(err.errno)}: {err.filename or path.parent})"
-        )
+        reason = err.strerror or os.strerror(err.errno)
+        return LenetlabError(f"{path}: cannot write ({reason}: {err.filename or path.parent})")
     return None
 
 
-def _existing_parent(path: Path) -> Path:
-    for p in (path, *path.parents):
-        if p.exists():
-            return p
-    return Path(".")
-
-
 def ensure_writable(folder: str | os.PathLike, what: str = "") -> Path:
-    """Create ``folder`` if needed and check a file can be created in it (written and removed at once).
-
-    For commands that work for minutes before they write (``lenet submit`` trains first): they check
-    here, up front, and fail in one line instead of after the work. ``what`` names the flag in the
-    message (``--out``). Returns the folder.
-    """
+    """Create ``folder`` if needed and check that a file can be created in it, for commands that work for
+    minutes before they write (``lenet submit``); ``what`` names the flag in the message. Returns it."""
     folder = Path(folder)
     label = f"{what} {folder}" if what else str(folder)
     if folder.exists() and not folder.is_dir():
@@ -113,28 +86,28 @@ def ensure_writable(folder: str | os.PathLike, what: str = "") -> Path:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", size: int | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; when the block succeeds, move it onto ``path``.
-
-    The caller writes the whole file to the yielded path. On success the file is fsynced, given the
-    permissions a plain ``open()`` would have (``mkstemp`` creates it 0600) and renamed over
-    ``path``, so readers see the old file or the new one, never half of one. On any exception the
-    temporary file is removed and ``path`` is left as it was. Creates the parent folder.
-
-    A full device (``ENOSPC``/``EDQUOT``, from the block, the fsync or the rename) becomes a one-line
-    :class:`DiskFullError` naming ``path`` and ``size`` (the bytes the caller meant to write, when it
-    knows them); a folder that cannot be written a one-line :class:`LenetlabError`.
-    """
-    path = Path(path)
+def _one_line(path: str | os.PathLike, size: int | None = None) -> Iterator[None]:
+    """Within the block, an OSError that :func:`write_error` knows becomes its one-line error."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-        os.close(fd)
+        yield
     except OSError as e:
         err = write_error(e, path, size)
         if err is None:
             raise
         raise err from None
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", size: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` for the caller to write the whole file to; when the block
+    succeeds, fsync it, give it a plain ``open()``'s permissions and rename it over ``path``, so readers
+    see the old file or the new one. On any exception it is removed and ``path`` left as it was; a full
+    device or an unwritable folder is one line (:func:`write_error`, ``size``: the bytes meant)."""
+    path = Path(path)
+    with _one_line(path, size):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
@@ -156,17 +129,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", size: int | None 
 
 
 def append_text(path: str | os.PathLike, text: str) -> None:
-    """Append ``text`` to ``path`` (created if missing) and flush; a full disk or an unwritable folder
-    is a one-line :class:`LenetlabError` naming ``path``. For append-only logs (``metrics.jsonl``),
-    whose reader skips a torn last line."""
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        err = write_error(e, path, len(text.encode("utf-8")))
-        if err is None:
-            raise
-        raise err from None
+    """Append ``text`` to the log ``path`` (created if missing; its reader skips a torn last line); a full
+    disk or an unwritable folder is one line."""
+    with _one_line(path, len(text.encode("utf-8"))), open(path, "a", encoding="utf-8") as f:
+        f.write(text)
 
 
 #: The deepest nesting of arrays and objects a project JSON file may have (its own files nest 4 deep).
@@ -270,14 +236,14 @@ def read_json(
     required: tuple[str, ...] = (),
     error: type[LenetlabError] = DataError,
 ):
-    """The JSON value in ``path`` read by :func:`read_text` and :func:`loads`; with ``types``, an object
-    checked by :func:`check_types`. Every problem is one ``error`` line naming the file."""
+    """The strict JSON value in the UTF-8 file ``path``; with ``types``, an object checked by
+    :func:`check_types`. Every problem is one ``error`` line naming the file."""
     value = loads(read_text(path, error), path, error)
     return value if types is None else check_types(value, types, path, required, error)
 
 
 def finite(value):
-    """``value`` (nested dicts/lists/tuples of JSON values) with every non-finite float replaced by None."""
+    """``value`` (nested dicts, lists, tuples) with every non-finite float replaced by None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -288,9 +254,8 @@ def finite(value):
 
 
 def dumps(value, indent: int | None = 2, **kw) -> str:
-    """``value`` as strict JSON (``NaN``/``Infinity`` become ``null``, also where a ``default=`` converter
-    makes them; ``allow_nan=False`` refuses any other way in): the one JSON writer of the CLI's ``--json``
-    output, configs, metrics, exported configs and results files. ``kw``: :func:`json.dumps`'s options."""
+    """``value`` as strict JSON, ``NaN``/``Infinity`` written as ``null`` (also where a ``default=``
+    converter makes them): the one JSON writer. ``kw``: :func:`json.dumps`'s options."""
     if kw.get("default") is not None:
         convert = kw["default"]
         kw["default"] = lambda obj: finite(convert(obj))
@@ -298,13 +263,9 @@ def dumps(value, indent: int | None = 2, **kw) -> str:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The JSON objects of a JSON-lines file, one per line, in order (blank lines skipped), each parsed by
-    :func:`loads` (strict: bounded depth, finite numbers).
-
-    A process killed mid-write leaves a truncated last line: it is ignored. Any other line that is
-    not strict JSON is a one-line :class:`DataError` naming the file and line; a missing file or
-    bytes that are not UTF-8 too.
-    """
+    """The JSON objects of a JSON-lines file in order, each strict JSON (:func:`loads`). A truncated last
+    line (a process killed mid-write) is ignored; any other bad line is a one-line :class:`DataError`
+    naming the file and line."""
     path = Path(path)
     lines = read_text(path).splitlines()
     rows = []

@@ -1,10 +1,5 @@
-"""How raw ``uint8`` images become a model's input: :class:`InputSpec`, written into every checkpoint and
-exported model and checked when read back (:meth:`InputSpec.from_dict`).
-
-A leaf below ``data`` and ``models``: ``data`` builds and applies a spec
-(:func:`lenetlab.data.transforms.prepare`), ``models`` checks the one a checkpoint carries; neither may
-import the other.
-"""
+""":class:`InputSpec`: how raw ``uint8`` images become a model's input, written into every checkpoint and
+exported model and checked when read back. A leaf: ``data`` applies a spec, ``models`` checks one."""
 
 from __future__ import annotations
 
@@ -13,12 +8,9 @@ from dataclasses import asdict, dataclass
 
 from lenetlab.errors import CheckpointError
 
-#: The input sizes (pixels) a spec may ask for. 512 px covers every registered model (224 for the d2l
-#: zoo at full size) with room to spare; a larger value is a broken or hostile file, and would make
-#: each request allocate gigabytes.
+#: The input sizes (pixels) a spec may ask for: 512 covers every registered model (224 for the d2l zoo);
+#: a larger value is a broken or hostile file, and would make each request allocate gigabytes.
 SIZES = (8, 512)
-CHANNELS = (1, 3)
-RESIZE = ("pad", "resize")
 
 
 def _is_int(v) -> bool:
@@ -27,16 +19,11 @@ def _is_int(v) -> bool:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How raw ``uint8`` images become a model's input.
-
-    ``mean`` and ``std`` are per channel in ``[0, 1]`` pixel units: the float input is
-    ``(x / 255 - mean) / std``. NNDL's ``Normalize(127.5, 127.5)`` on 0..255 pixels is
-    ``mean = std = 0.5``; its quirk of applying it after ``ToTensor`` is ``mean = std = 127.5``.
-    ``resize`` is ``"pad"`` (zero-pad symmetrically, LeNet-5's 28→32) or ``"resize"`` (bilinear).
-    ``digit_width`` (pixels, 0 = off) first stretches or squeezes each image horizontally so that
-    its ink is that wide (:func:`lenetlab.data.transforms.normalize_width`), as Ciresan et al. 2012
-    preprocess the inputs of their committee's columns.
-    """
+    """How raw ``uint8`` images become a model's input: ``(x / 255 - mean) / std`` per channel, after
+    ``resize`` ``"pad"`` (zero-pad symmetrically, LeNet-5's 28→32) or ``"resize"`` (bilinear) to ``size``.
+    NNDL's ``Normalize(127.5, 127.5)`` on 0..255 pixels is ``mean = std = 0.5`` (its quirk, after
+    ``ToTensor``, ``127.5``). ``digit_width`` (pixels, 0 = off) first stretches each image horizontally
+    so that its ink is that wide, as Ciresan et al. 2012 preprocess their committee's inputs."""
 
     channels: int = 1
     size: int = 32
@@ -54,9 +41,8 @@ class InputSpec:
     @classmethod
     def from_dict(cls, spec, source="checkpoint", field: str = "input_spec") -> InputSpec:
         """Rebuild from :meth:`to_dict` output, checked: ``channels`` 1 or 3, ``size`` in :data:`SIZES`,
-        ``resize`` pad|resize, ``mean``/``std`` lists of ``channels`` finite numbers with ``std > 0``, an
-        optional ``digit_width`` (0 or pixels; the shipped model's spec has none). Anything else is a
-        one-line :class:`CheckpointError` naming ``source`` and the field (``field.key``)."""
+        ``resize`` pad|resize, ``mean``/``std`` ``channels`` finite numbers with ``std > 0``, an optional
+        ``digit_width``; else a one-line :class:`CheckpointError` naming ``source`` and ``field.key``."""
 
         def bad(key: str | None, what: str) -> CheckpointError:
             return CheckpointError(f"{source}: field {field + ('.' + key if key else '')!r} {what}")
@@ -67,12 +53,12 @@ class InputSpec:
             if key not in spec:
                 raise bad(key, "is missing")
         ch, size, width = spec["channels"], spec["size"], spec.get("digit_width", 0)
-        if not _is_int(ch) or ch not in CHANNELS:
+        if not _is_int(ch) or ch not in (1, 3):
             raise bad("channels", f"must be 1 or 3, got {ch!r}")
         lo, hi = SIZES
         if not _is_int(size) or not lo <= size <= hi:
             raise bad("size", f"must be an integer from {lo} to {hi} pixels, got {size!r}")
-        if spec["resize"] not in RESIZE:
+        if spec["resize"] not in ("pad", "resize"):
             raise bad("resize", f"must be 'pad' or 'resize', got {spec['resize']!r}")
         for key in ("mean", "std"):
             vals = spec[key]
@@ -84,11 +70,5 @@ class InputSpec:
             raise bad("std", f"must be positive, got {spec['std']!r}")
         if not _is_int(width) or not 0 <= width <= hi:
             raise bad("digit_width", f"must be 0 (off) or a whole number of pixels up to {hi}, got {width!r}")
-        return cls(
-            channels=ch,
-            size=size,
-            resize=spec["resize"],
-            mean=tuple(float(v) for v in spec["mean"]),
-            std=tuple(float(v) for v in spec["std"]),
-            digit_width=width,
-        )
+        mean, std = tuple(map(float, spec["mean"])), tuple(map(float, spec["std"]))
+        return cls(channels=ch, size=size, resize=spec["resize"], mean=mean, std=std, digit_width=width)

@@ -1,14 +1,10 @@
 """One signal policy for every long-running command (docs/faults.md).
 
-SIGTERM ends a command the way Ctrl-C does: :func:`terminate_on_sigterm` (which ``lenet``'s ``main``
-holds around every command) turns it into :class:`~lenetlab.errors.Terminated`, a KeyboardInterrupt
-whose exit status is 143, so ``finally`` blocks and context managers release locks and remove
-temporary files on the way out (files are written atomically: :mod:`lenetlab.fileio`), and ``lenet``
-prints one line, ``terminated``. Code that must finish a unit of work first (the training loop saves
-``last.pt`` at the next step boundary) installs a :class:`StopRequest` for the while.
-
-Python delivers signals to the main thread only; elsewhere (a server's worker thread, a test runner's
-thread) these change nothing.
+SIGTERM ends a command as Ctrl-C does: within :func:`terminate_on_sigterm` (``lenet``'s ``main`` holds
+it around every command) it raises :class:`~lenetlab.errors.Terminated`, a KeyboardInterrupt with exit
+status 143, so ``finally`` blocks release locks and remove temporary files on the way out. Code that must
+finish a unit of work first (the training loop saves ``last.pt`` at a step boundary) installs a
+:class:`StopRequest`. Signals reach the main thread only: elsewhere these change nothing.
 """
 
 from __future__ import annotations
@@ -46,10 +42,9 @@ def terminate_on_sigterm():
 
 
 class StopRequest:
-    """A handler for Ctrl-C (SIGINT) and SIGTERM that asks to stop at the next safe point: the first
-    signal is recorded in :attr:`signum`, a second one stops at once (:meth:`raise_`).
-
-    Use ``with stop.installed(): ...`` and test ``stop.signum`` (0: none) where stopping is safe."""
+    """A handler for Ctrl-C (SIGINT) and SIGTERM that asks to stop at the next safe point: the first signal
+    is recorded in :attr:`signum` (0: none), a second one stops at once. Use ``with stop.installed():``
+    and test ``stop.signum`` where stopping is safe."""
 
     def __init__(self) -> None:
         self.signum = 0
