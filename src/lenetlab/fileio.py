@@ -1,13 +1,12 @@
-"""Atomic writes (checkpoints, metrics, plots, downloads, exports) and the one strict reader and writer of
-the project's JSON and text files. Every problem is a one-line :class:`~lenetlab.errors.LenetlabError`
-naming the file: bad JSON a :class:`~lenetlab.errors.DataError` (or the ``error`` class the caller
-names), a full device a :class:`~lenetlab.errors.DiskFullError`, never an OSError traceback, and a
-failed write leaves the previous file as it was.
-"""
+"""Atomic writes and the one strict reader and writer of the project's JSON and text files. Every problem
+is a one-line :class:`~lenetlab.errors.LenetlabError` naming the file (a full device a
+:class:`~lenetlab.errors.DiskFullError`), never an OSError traceback; a failed write leaves the
+previous file as it was."""
 
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import math
 import os
@@ -159,15 +158,9 @@ def read_text(path: str | os.PathLike, error: type[LenetlabError] = DataError) -
 
 
 def _depth(text: str) -> int:
-    depth = deepest = 0
-    for m in _TOKENS.finditer(text):
-        c = m.group()
-        if c in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in "]}":
-            depth -= 1
-    return deepest
+    """How deep ``text``'s arrays and objects nest (brackets inside strings do not count)."""
+    steps = (1 if c in "[{" else -1 for c in _TOKENS.findall(text) if len(c) == 1)
+    return max(itertools.accumulate(steps, initial=0))
 
 
 def _no_constant(name: str):

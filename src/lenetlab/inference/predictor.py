@@ -44,17 +44,10 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """What both backends offer. ``config`` is the training run's config and ``data`` its data
-    description (both empty for ONNX models); ``test_accuracy`` is its run's, or what an exported
-    folder records (None when unknown)."""
+    """What both backends offer: ``name``, ``backend``, ``source``, ``class_names``, ``spec``, ``config``
+    (the training run's) and ``data`` (its data description; both empty for ONNX models), ``dataset``
+    and ``test_accuracy`` (its run's, or what an exported folder records; None when unknown)."""
 
-    name: str
-    backend: str
-    source: str
-    class_names: list[str]
-    spec: InputSpec
-    config: dict
-    data: dict
     dataset: str | None = None
     test_accuracy: float | None = None
 

@@ -171,19 +171,14 @@ def run_lesson(name: str, **options):
     import torch  # not at the top: the catalogue alone (``lenet --help``, ``lenet lesson``) needs no torch
 
     from lenetlab.lessons.report import Report
+    from lenetlab.timing import threads
 
     report = Report(name)
-    module = lesson.load()
-    threads = torch.get_num_threads()
     # Seeded for repeatable output, leaving the caller's random state alone; one thread, since how a sum
     # is split across threads changes float32 results in the 7th digit, which the lessons print.
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), threads(1):
         torch.manual_seed(0)
-        torch.set_num_threads(1)
-        try:
-            module.run(report, **{**known, **options})
-        finally:
-            torch.set_num_threads(threads)
+        lesson.load().run(report, **{**known, **options})
     return report
 
 

@@ -16,12 +16,12 @@ from lenetlab.textfmt import align
 
 
 def plain(value):
-    """``value`` as JSON-ready data: tensors, tuples and sizes become lists, non-finite floats strings."""
+    """``value`` as JSON-ready data: tensors and tuples become lists, non-finite floats strings."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().tolist()
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, torch.Size)):
+    if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN or infinity
@@ -34,8 +34,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def format_difference(v: float) -> str:
-    """A float32 rounding difference: ``< 1e-05`` below that bound (its digits vary between CPUs), else
-    ``v`` in e-notation."""
+    """A float32 rounding difference: ``< 1e-05`` below that bound (its digits vary between CPUs), else ``v:.1e``."""
     return "< 1e-05" if abs(v) < 1e-5 else f"{v:.1e}"
 
 
@@ -98,16 +97,12 @@ class Report:
         self.record(key, value)
         if isinstance(value, torch.Tensor) and value.dim() >= 1:
             self.lines += [f"{title}:", format_tensor(value, decimals)]
-            return value
-        if isinstance(value, torch.Tensor):
-            text = format_number(float(value), decimals, float(value).is_integer())
+        elif isinstance(value, torch.Tensor):
+            self.lines.append(f"{title}: {format_number(float(value), decimals, float(value).is_integer())}")
         elif isinstance(value, float) and 0 < abs(value) < 10**-decimals:
-            text = format_difference(value)  # a tiny difference, not "0.0000"
-        elif isinstance(value, float):
-            text = format_number(value, decimals)
+            self.lines.append(f"{title}: {format_difference(value)}")  # a tiny difference, not "0.0000"
         else:
-            text = list(value) if isinstance(value, torch.Size) else value
-        self.lines.append(f"{title}: {text}")
+            self.lines.append(f"{title}: {format_number(value, decimals) if isinstance(value, float) else value}")
         return value
 
     def differences(self, key: str, title: str, diffs: dict[str, float]) -> float:
