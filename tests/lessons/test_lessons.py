@@ -157,53 +157,19 @@ def test_batch_norm_matches_torch(reports):
         run_lesson("batch-norm", steps=0)
 
 
-# The shapes d2l prints (`for layer in net: print(layer.__class__.__name__, X.shape)`), leaving out
-# the rows for layers lenetlab applies as functions in forward() (sigmoid, flatten).
-FC = [[1, 4096]] * 6
-BOOK_SHAPES = {
-    "lenet-d2l": [[1, 6, 28, 28], [1, 6, 14, 14], [1, 16, 10, 10], [1, 16, 5, 5], [1, 120], [1, 84], [1, 10]],
-    "alexnet": [
-        [1, 96, 54, 54],
-        [1, 96, 54, 54],
-        [1, 96, 26, 26],
-        [1, 256, 26, 26],
-        [1, 256, 26, 26],
-        [1, 256, 12, 12],
-        [1, 384, 12, 12],
-        [1, 384, 12, 12],
-        [1, 384, 12, 12],
-        [1, 384, 12, 12],
-        [1, 256, 12, 12],
-        [1, 256, 12, 12],
-        [1, 256, 5, 5],
-        *FC,
-        [1, 10],
-    ],
-    "vgg11": [[1, 64, 112, 112], [1, 128, 56, 56], [1, 256, 28, 28], [1, 512, 14, 14], [1, 512, 7, 7], *FC, [1, 10]],
-    "nin": [
-        [1, 96, 54, 54],
-        [1, 96, 26, 26],
-        [1, 256, 26, 26],
-        [1, 256, 12, 12],
-        [1, 384, 12, 12],
-        [1, 384, 5, 5],
-        [1, 384, 5, 5],
-        [1, 10, 5, 5],
-        [1, 10, 1, 1],
-        [1, 10],
-    ],
-    "googlenet": [[1, 64, 24, 24], [1, 192, 12, 12], [1, 480, 6, 6], [1, 832, 3, 3], [1, 1024], [1, 10]],
-    "resnet18": [
-        [1, 64, 56, 56],
-        [1, 64, 56, 56],
-        [1, 128, 28, 28],
-        [1, 256, 14, 14],
-        [1, 512, 7, 7],
-        [1, 512, 1, 1],
-        [1, 512],
-        [1, 10],
-    ],
+# The shapes d2l prints (`for layer in net: print(layer.__class__.__name__, X.shape)`) without the batch
+# dimension, leaving out the rows for layers lenetlab applies as functions in forward() (sigmoid, flatten).
+CLASSIFIER = "4096 4096 4096 4096 4096 4096 10"  # Linear, ReLU, Dropout twice, then the scores
+PRINTED = {
+    "lenet-d2l": "6x28x28 6x14x14 16x10x10 16x5x5 120 84 10",
+    "alexnet": "96x54x54 96x54x54 96x26x26 256x26x26 256x26x26 256x12x12 384x12x12 384x12x12 384x12x12 "
+    f"384x12x12 256x12x12 256x12x12 256x5x5 {CLASSIFIER}",
+    "vgg11": f"64x112x112 128x56x56 256x28x28 512x14x14 512x7x7 {CLASSIFIER}",
+    "nin": "96x54x54 96x26x26 256x26x26 256x12x12 384x12x12 384x5x5 384x5x5 10x5x5 10x1x1 10",
+    "googlenet": "64x24x24 192x12x12 480x6x6 832x3x3 1024 10",
+    "resnet18": "64x56x56 64x56x56 128x28x28 256x14x14 512x7x7 512x1x1 512 10",
 }
+BOOK_SHAPES = {name: [[1, *map(int, s.split("x"))] for s in text.split()] for name, text in PRINTED.items()}
 BOOK_INPUTS = {"lenet-d2l": 28, "alexnet": 224, "vgg11": 224, "nin": 224, "googlenet": 96, "resnet18": 224}
 
 
