@@ -1,3 +1,3 @@
-"""Running trained models: the one evaluation function (:mod:`.evaluate`) and the one predictor for
-PyTorch checkpoints and ONNX models (:mod:`.predictor`). It sits below training, plots and
-serving, which all use it, and above the models and data it runs."""
+"""Trained models read and run: a run directory (:mod:`.run`), the one evaluation function and loss
+(:mod:`.evaluate`), the one predictor for checkpoints and ONNX models (:mod:`.predictor`) and committees
+(:mod:`.committee`). Below training, plots and serving, which all use it; above models and data."""
