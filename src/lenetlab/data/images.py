@@ -17,9 +17,10 @@ paper), and returns the 28×28 image a model trained on MNIST expects:
 6. crop to the digit's bounding box (robust to stray specks), scale to fit 20×20 keeping the
    aspect ratio with antialiasing, and place it in 28×28 with its centre of mass at (14, 14).
 
-An image with no digit raises :class:`BlankImageError`, so callers say "draw a digit" instead of
-guessing; an unreadable file raises a one-line :class:`DataError` naming it. Only PIL, NumPy and
-torch are imported, so the web service stays light.
+Its two stages are public for callers that time them: :func:`load_gray` (decode, grayscale) and
+:func:`normalise` (steps 2 to 6, on a NumPy array only, no torch). An image with no digit raises
+:class:`BlankImageError`, so callers say "draw a digit" instead of guessing; an unreadable file raises a
+one-line :class:`DataError` naming it. Only PIL, NumPy and torch are imported, so the web service stays light.
 
 :func:`open_image` is the one way lenetlab opens an image file (dataset folders, the recipe's
 inspection, this preprocessing, the server's uploads, plots): one pixel limit, :data:`MAX_PIXELS`
@@ -42,7 +43,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from lenetlab.errors import DataError, first_line
 
-__all__ = ["BlankImageError", "ImageTooLargeError", "load_gray", "open_image", "preprocess_image"]
+__all__ = ["BlankImageError", "ImageTooLargeError", "load_gray", "normalise", "open_image", "preprocess_image"]
 
 #: Longest side of the working resolution: large photos are reduced (antialiased) before analysis.
 WORK_SIDE = 512
@@ -82,6 +83,48 @@ def _too_large(label: str, pixels: int, limit: int, size: tuple[int, int] | None
     )
 
 
+def _check_size(img: Image.Image, label: str, max_pixels: int) -> None:
+    """Refuse an image (header read) of more than ``max_pixels`` pixels or of none."""
+    w, h = img.size
+    if w * h > max_pixels:
+        raise _too_large(label, w * h, max_pixels, (w, h))
+    if w < 1 or h < 1:
+        raise DataError(f"{label}: image has no pixels")
+
+
+def _file(source, label: str):
+    """``source`` (a path, bytes or a binary file object) as something :func:`PIL.Image.open` reads."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"{label}: {'is a folder, not an image file' if path.is_dir() else 'image file not found'}")
+        return path
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise DataError(f"{label}: empty image data")
+        return io.BytesIO(bytes(source))
+    if hasattr(source, "read"):
+        return source
+    raise DataError(f"{label}: unsupported image type {type(source).__name__}")
+
+
+def _open_lazily(fp, label: str, max_pixels: int, formats: tuple[str, ...] | None) -> Image.Image:
+    """:func:`PIL.Image.open` (the header only); its errors become one-line :class:`DataError` messages."""
+    try:
+        with _OPENING, warnings.catch_warnings():  # the warnings filter is process-wide: one opener at a time
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(fp, formats=formats)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # from the header alone
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        raise _too_large(label, int(pixels.group(1)) if pixels else max_pixels + 1, max_pixels) from None
+    except FileNotFoundError:
+        raise DataError(f"{label}: image file not found") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{label}: not a readable image (unrecognised format)") from None
+    except Exception as e:  # OSError, SyntaxError, ValueError... from a plugin reading a malformed header
+        raise DataError(f"{label}: not a readable image ({first_line(e, 120)})") from None
+
+
 def open_image(
     source,
     *,
@@ -101,40 +144,12 @@ def open_image(
     opened image (header only; close it, or use it in a ``with``); otherwise the first frame is decoded
     and returned detached from the file, a JPEG at a reduced scale no smaller than ``draft=(mode, side)``."""
     label, max_pixels = _label(source, name), min(max_pixels, MAX_PIXELS)  # a caller may only be stricter
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            what = "is a folder, not an image file" if path.is_dir() else "image file not found"
-            raise DataError(f"{label}: {what}")
-        fp = path
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise DataError(f"{label}: empty image data")
-        fp = io.BytesIO(bytes(source))
-    elif hasattr(source, "read"):
-        fp = source
-    else:
-        raise DataError(f"{label}: unsupported image type {type(source).__name__}")
+    img = _open_lazily(_file(source, label), label, max_pixels, formats)
     try:
-        with _OPENING, warnings.catch_warnings():  # the warnings filter is process-wide: one opener at a time
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(fp, formats=formats)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # from the header alone
-        pixels = re.search(r"\((\d+) pixels\)", str(e))
-        raise _too_large(label, int(pixels.group(1)) if pixels else max_pixels + 1, max_pixels) from None
-    except FileNotFoundError:
-        raise DataError(f"{label}: image file not found") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{label}: not a readable image (unrecognised format)") from None
-    except Exception as e:  # OSError, SyntaxError, ValueError... from a plugin reading a malformed header
-        raise DataError(f"{label}: not a readable image ({first_line(e, 120)})") from None
-    w, h = img.size
-    if w * h > max_pixels:
+        _check_size(img, label, max_pixels)
+    except DataError:
         img.close()
-        raise _too_large(label, w * h, max_pixels, (w, h))
-    if w < 1 or h < 1:
-        img.close()
-        raise DataError(f"{label}: image has no pixels")
+        raise
     if not decode:
         return img
     with img:
@@ -154,11 +169,7 @@ def _open(source, label: str, max_pixels: int) -> Image.Image:
         if isinstance(source, Image.Image)
         else open_image(source, name=label, max_pixels=max_pixels, decode=False)
     )
-    w, h = img.size
-    if w * h > max_pixels:
-        raise _too_large(label, w * h, max_pixels, (w, h))
-    if w < 1 or h < 1:
-        raise DataError(f"{label}: image has no pixels")
+    _check_size(img, label, max_pixels)
     try:
         if getattr(img, "format", None) == "JPEG":
             img.draft("RGB", (WORK_SIDE, WORK_SIDE))  # decode large JPEGs at a reduced scale: fast
@@ -196,7 +207,8 @@ def _reduce_large(img: Image.Image) -> Image.Image:
 
 
 def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return (luminance ``[H, W]`` in [0, 1], alpha ``[H, W]`` in [0, 1] or None)."""
+    """Return (luminance ``[H, W]``: uint8 0..255 or float64 in [0, 1]; alpha ``[H, W]`` in [0, 1], or None
+    where it is (nearly) opaque)."""
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         a = np.asarray(img, dtype=np.float64)
@@ -213,10 +225,20 @@ def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         img = img.convert("RGBA")
     alpha = None
     if img.mode in ("RGBA", "LA", "RGBa", "La"):
-        alpha = np.asarray(img.getchannel("A"), dtype=np.float64) / 255.0
-        img = img.convert("RGB" if img.mode.startswith("RGB") else "L")
-    lum = np.asarray(img.convert("L") if img.mode != "L" else img, dtype=np.float64) / 255.0
-    return lum, alpha
+        a = np.asarray(img.getchannel("A"))
+        if a.min() / 255.0 <= 0.99:  # an alpha that _composite ignores is not converted at all
+            alpha = a / 255.0
+        img = img.convert("RGB") if img.mode == "RGBa" else img  # premultiplied: undone first
+    return np.asarray(img if img.mode == "L" else img.convert("L")), alpha
+
+
+#: The 256 values of an 8-bit pixel in [0, 1]: ``_LEVELS[u] == u / 255.0``.
+_LEVELS = np.arange(256) / 255.0
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """An 8-bit grayscale as float64 in [0, 1] (value / 255); a float one as it is."""
+    return a / 255.0 if a.dtype == np.uint8 else a
 
 
 def _array_to_float(a, label: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -253,6 +275,7 @@ def _composite(lum: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """Composite over a background: the paper's tone when mostly opaque, else contrasting the ink."""
     if alpha is None or alpha.min() > 0.99:
         return lum
+    lum = _unit(lum)
     opaque = alpha > 0.5
     if opaque.mean() > 0.5:  # a picture with transparent margins: extend its own background
         bg = float(np.median(lum[opaque]))
@@ -265,8 +288,9 @@ def _composite(lum: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 def load_gray(image, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read ``image`` (path, bytes, file object, PIL image, array ``[H, W]``/``[H, W, C]``/``[C, H, W]``
-    or tensor) as a float64 grayscale array ``[H, W]`` in [0, 1], alpha composited, reduced so its
-    longest side is at most :data:`WORK_SIDE` (antialiased)."""
+    or tensor) as a grayscale array ``[H, W]``, alpha composited, reduced so its longest side is at most
+    :data:`WORK_SIDE` (antialiased): uint8 0..255 for an opaque 8-bit image (standing for value / 255, without
+    a float copy), else float64 in [0, 1]."""
     label = _label(image, name)
     if isinstance(image, (np.ndarray, torch.Tensor)):
         lum, alpha = _array_to_float(image, label)
@@ -280,31 +304,57 @@ def load_gray(image, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -
         s = WORK_SIDE / max(h, w)
         size = (max(1, round(w * s)), max(1, round(h * s)))
         gray = np.asarray(
-            Image.fromarray(gray.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX), dtype=np.float64
+            Image.fromarray(_unit(gray).astype(np.float32), mode="F").resize(size, Image.Resampling.BOX),
+            dtype=np.float64,
         )
     return gray
 
 
-def _frame(h: int, w: int) -> np.ndarray:
-    """Boolean mask ``[h, w]`` of a frame about 4% wide (at least 1 pixel) around the image."""
-    k = max(1, round(0.04 * min(h, w)))
-    m = np.ones((h, w), dtype=bool)
-    if 2 * k < min(h, w):
-        m[k:-k, k:-k] = False
-    return m
+_RIDGE = 1e-6 * np.eye(6)
 
 
 @functools.lru_cache(maxsize=8)
-def _design(h: int, w: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """The quadratic's design matrix ``[n, 6]`` at every ``step``-th pixel of an ``h``×``w`` image, and the
-    border-frame mask ``[n]`` of those pixels (cached per shape: the same for every request's canvas)."""
+def _design(h: int, w: int, step: int) -> tuple[np.ndarray, ...]:
+    """The quadratic's design matrix ``[n, 6]`` at every ``step``-th pixel of an ``h``×``w`` image, the
+    mask ``[n]`` of those pixels in a frame about 4% wide (at least 1 pixel) around the image, and the
+    frame's rows of the design and ridged normal matrix, the fit's first round (cached per shape: the same
+    for every request's canvas)."""
     sh, sw = len(range(0, h, step)), len(range(0, w, step))
     yy, xx = np.mgrid[0:sh, 0:sw]
     ys, xs = yy.ravel() * step / max(h - 1, 1), xx.ravel() * step / max(w - 1, 1)
     design = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
-    keep = _frame(sh, sw).ravel()
-    design.flags.writeable = keep.flags.writeable = False
-    return design, keep
+    k = max(1, round(0.04 * min(sh, sw)))
+    frame = np.ones((sh, sw), dtype=bool)
+    if 2 * k < min(sh, sw):
+        frame[k:-k, k:-k] = False
+    keep = frame.ravel()
+    d = np.compress(keep, design, axis=0)
+    normal = d.T @ d + _RIDGE
+    for a in (design, keep, d, normal):
+        a.flags.writeable = False
+    return design, keep, d, normal
+
+
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of a 1-D array without NaN, without its overhead: the same partition, the same mean of
+    the middle two."""
+    k = len(x) // 2
+    if len(x) % 2:
+        return float(np.partition(x, k)[k])
+    p = np.partition(x, (k - 1, k))
+    return float((p[k - 1] + p[k]) / 2)
+
+
+def _percentile80(x: np.ndarray) -> float:
+    """``np.percentile(x, 80)`` of a 1-D array without NaN, without its overhead: the same partition and
+    the same linear interpolation between the two nearest ranks (NumPy's ``_lerp``)."""
+    at = (len(x) - 1) * 0.8
+    lo = int(at)
+    if lo + 1 >= len(x):
+        return float(x.max())
+    p = np.partition(x, (lo, lo + 1))
+    a, b, t = float(p[lo]), float(p[lo + 1]), at - lo
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
 def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
@@ -313,33 +363,134 @@ def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
     The fit starts from the border frame (background by assumption, as in a photo or scan of one
     digit), then keeps refitting on every pixel within 2.5 sigma of the surface, so ink of either
     polarity, even a bold digit covering much of the image, is left out. A quadratic follows a
-    lighting gradient or vignetting but cannot bend into a stroke. Returns the background
-    ``[H, W]`` and the noise sigma of the background pixels (robust, from the MAD).
+    lighting gradient or vignetting but cannot bend into a stroke. Returns the surface's 6 coefficients
+    (1, x, y, x², xy, y² over coordinates in [0, 1]) and the noise sigma of the background pixels (robust,
+    from the MAD).
     """
     h, w = a.shape
     step = max(1, max(h, w) // 64)
-    small = a[::step, ::step]
-    design, keep = _design(h, w, step)
-    v = small.ravel()
+    design, keep, d, normal = _design(h, w, step)
+    v = _unit(a[::step, ::step]).ravel()
     coef = np.zeros(6)
-    coef[0] = float(np.median(v[keep]))
+    coef[0] = _median(np.compress(keep, v))
     sigma = 1 / 255
-    for _ in range(6):
-        if keep.sum() < 12:
+    for i in range(6):
+        if np.count_nonzero(keep) < 12:
             break
-        d = design[keep]
+        if i:
+            d = np.compress(keep, design, axis=0)
+            normal = d.T @ d + _RIDGE
         # 6×6 normal equations (a small ridge keeps a border-only start well posed)
-        coef = np.linalg.solve(d.T @ d + 1e-6 * np.eye(6), d.T @ v[keep])
+        coef = np.linalg.solve(normal, d.T @ np.compress(keep, v))
         resid = v - design @ coef
-        kept = resid[keep]
-        sigma = max(1.4826 * float(np.median(np.abs(kept - np.median(kept)))), 1 / 255)
+        kept = np.compress(keep, resid)
+        sigma = max(1.4826 * _median(np.abs(kept - _median(kept))), 1 / 255)
         keep, was = np.abs(resid) < 2.5 * sigma, keep
         if np.array_equal(keep, was):  # converged: the remaining rounds would repeat this one exactly
             break
-    # a row and a column broadcast: the same float64 operations per pixel as full grids, without them
-    X, Y = np.arange(w)[None, :] / max(w - 1, 1), np.arange(h)[:, None] / max(h - 1, 1)
-    bg = coef[0] + coef[1] * X + coef[2] * Y + coef[3] * X * X + coef[4] * X * Y + coef[5] * Y * Y
-    return bg, sigma
+    return coef, sigma
+
+
+def _outliers(gray: np.ndarray, coef: np.ndarray, t: float) -> tuple[int, int, int, int]:
+    """The smallest box (top, bottom, left, right) of ``gray`` holding every pixel that may lie more than
+    ``t`` from the background ``coef``: outside it, no pixel is ink above the noise. The surface stays within
+    ``|coef[1:]|.sum()`` of ``coef[0]`` on [0, 1]², widened for rounding; a steep one boxes the whole image."""
+    h, w = gray.shape
+    slack = float(np.abs(coef[1:]).sum())
+    slack += 1e-9 * (1 + abs(coef[0]) + slack)
+    lo, hi = coef[0] + slack - t, coef[0] - slack + t
+    if gray.dtype == np.uint8:  # the same test on value / 255, as the 8-bit levels inside (lo, hi)
+        lo, hi = int(np.searchsorted(_LEVELS, lo, side="right")), int(np.searchsorted(_LEVELS, hi, side="left")) - 1
+        near = (gray >= lo) & (gray <= hi) if lo <= hi else None
+    else:
+        near = (gray > lo) & (gray < hi) if lo < hi else None
+    if near is None:
+        return 0, h, 0, w
+    rows, cols = np.flatnonzero(~near.all(axis=1)), np.flatnonzero(~near.all(axis=0))
+    if not len(rows):
+        return 0, 0, 0, 0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _residual(a: np.ndarray, coef: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """``a[top:bottom, left:right]`` minus the background surface ``coef`` (:func:`_fit_background`), a new
+    array. The surface is summed term by term from a row and a column in place: the same float64 operations
+    per pixel as on full coordinate grids."""
+    h, w = a.shape
+    X, Y = np.arange(left, right)[None, :] / max(w - 1, 1), np.arange(top, bottom)[:, None] / max(h - 1, 1)
+    bg = np.add(coef[0] + coef[1] * X, coef[2] * Y)
+    bg += coef[3] * X * X
+    bg += np.multiply(coef[4] * X, Y)
+    bg += coef[5] * Y * Y
+    return np.subtract(_unit(a[top:bottom, left:right]), bg, out=bg)
+
+
+def _tails(resid: np.ndarray, t: float) -> tuple[float, float]:
+    """The ink mass beyond ``t`` darker and lighter than the background: sums of max(-r - t, 0) and of
+    max(r - t, 0) (clip(x, 0, inf) is max(x, 0) for finite x, and -t - r is -r - t: addition commutes)."""
+    tail = np.subtract(-t, resid)
+    dark = float(np.clip(tail, 0.0, np.inf, out=tail).sum())
+    return dark, float(np.clip(np.subtract(resid, t, out=tail), 0.0, np.inf, out=tail).sum())
+
+
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, float, int, int]:
+    """The ink of ``gray`` ``[H, W]`` against its background, positive on the strokes whatever their
+    polarity, on the box from (top, left) outside which no pixel is ink above the noise; and that noise's
+    sigma. Returns (ink, sigma, top, left)."""
+    h, w = gray.shape
+    coef, sigma = _fit_background(gray)
+    t = 3 * sigma
+    noisy = sigma > 0.02 and min(h, w) >= 32
+    box = (0, h, 0, w) if noisy else _outliers(gray, coef, t)
+    resid = _residual(gray, coef, *box)
+    dark, light = _tails(resid, t)  # the polarity: the heavier tail beyond the noise
+    if resid.size < gray.size and dark + light > 0 and abs(dark - light) <= 1e-9 * (dark + light):
+        # too close to call from the box's sums: the whole image's, in the very order the full array sums
+        box = (0, h, 0, w)
+        resid = _residual(gray, coef, *box)
+        dark, light = _tails(resid, t)
+    if dark > light:
+        np.negative(resid, out=resid)
+    if noisy:
+        return _median3(resid), sigma / 1.5, 0, 0  # a 3×3 median reduces Gaussian noise roughly by this much
+    return resid, sigma, box[0], box[2]
+
+
+def normalise(gray: np.ndarray, label: str = "image", *, thicken: bool = True) -> np.ndarray:
+    """Steps 2 to 6 of this module's recipe: ``gray`` float64 ``[H, W]`` in [0, 1] (:func:`load_gray`) →
+    MNIST-style ``uint8 [28, 28]``; :class:`BlankImageError` (naming ``label``) when it holds no digit."""
+    ink, sigma, top, left = _ink(gray)
+    contrast = float(ink.max(initial=0.0))
+    if contrast < max(MIN_CONTRAST, 6.0 * sigma):
+        raise BlankImageError(f"{label}: no digit found (the image is blank or nearly uniform)")
+    thr = max(3.0 * sigma, 0.12 * contrast)
+    peak = max(_percentile80(ink[ink > thr]), thr + 1e-6)
+    v = np.subtract(ink, thr)
+    v /= peak - thr
+    np.clip(v, 0.0, 1.0, out=v)
+    if np.count_nonzero(v > 0.5) < max(4, 2e-4 * gray.size):
+        raise BlankImageError(f"{label}: no digit found (only a few faint specks)")
+    y0, y1, x0, x1 = _bbox(v, top, left, gray.shape)
+    crop = v[y0 - top : y1 - top, x0 - left : x1 - left]
+    if thicken:
+        crop = _thicken(crop)
+    h, w = crop.shape
+    s = 20.0 / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    resample = Image.Resampling.BOX if s < 1 else Image.Resampling.BILINEAR
+    small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), resample), np.float64)
+    small = np.clip(small, 0.0, 1.0)
+    mass = small.sum()
+    if mass <= 0:
+        raise BlankImageError(f"{label}: no digit found")
+    cy = float((small.sum(axis=1) * np.arange(nh)).sum() / mass)
+    cx = float((small.sum(axis=0) * np.arange(nw)).sum() / mass)
+    # integer translation putting the centre of mass at (14, 14), clamped so nothing is cut off
+    oy = min(max(round(CENTRE - cy), 0), 28 - nh)
+    ox = min(max(round(CENTRE - cx), 0), 28 - nw)
+    out = np.zeros((28, 28), dtype=np.uint8)
+    out[oy : oy + nh, ox : ox + nw] = np.round(small * 255.0)
+    return out
 
 
 def _rank_filter(a: np.ndarray, flt: ImageFilter.Filter) -> np.ndarray:
@@ -352,9 +503,10 @@ def _median3(a: np.ndarray) -> np.ndarray:
     return _rank_filter(a, ImageFilter.MedianFilter(3))
 
 
-def _bbox(mask_mass: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, int]:
-    """Bounding box (top, bottom, left, right; inclusive-exclusive) holding all but ``trim`` of the
-    ink mass at each end, so a few stray specks far from the digit do not stretch the box."""
+def _bbox(v: np.ndarray, top: int, left: int, shape: tuple[int, int], trim: float = 0.002) -> tuple[int, ...]:
+    """Bounding box (top, bottom, left, right; inclusive-exclusive) of the ink mass ``v`` (placed at (top,
+    left) in an image of ``shape``, zero elsewhere) holding all but ``trim`` of the mass at each end, so a
+    few stray specks far from the digit do not stretch the box."""
 
     def span(profile: np.ndarray) -> tuple[int, int]:
         c = np.cumsum(profile) / profile.sum()
@@ -362,44 +514,54 @@ def _bbox(mask_mass: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, in
         hi = int(np.searchsorted(c, 1 - trim, side="left")) + 1
         return lo, max(hi, lo + 1)
 
-    top, bottom = span(mask_mass.sum(axis=1))
-    left, right = span(mask_mass.sum(axis=0))
-    return top, bottom, left, right
+    # the profiles of the whole image, summed in its own order: each row over all its columns
+    wide = v
+    if v.shape[1] < shape[1]:
+        wide = np.zeros((len(v), shape[1]))
+        wide[:, left : left + v.shape[1]] = v
+    rows, cols = np.zeros(shape[0]), np.zeros(shape[1])
+    rows[top : top + len(v)] = wide.sum(axis=1)
+    cols[left : left + v.shape[1]] = v.sum(axis=0)
+    return span(rows) + span(cols)
 
 
 def _thicken(crop: np.ndarray) -> np.ndarray:
     """Dilate thin strokes of the cropped digit so their width is about :data:`STROKE_FRACTION` of
     its longest side; returns the crop grown by the dilation (or unchanged when thick enough)."""
-    ink = np.pad(crop > 0.5, 1)  # padded so the strokes' outer edges count in the perimeter
-    area = int(ink.sum())
+    ink = np.zeros((crop.shape[0] + 2, crop.shape[1] + 2), dtype=bool)  # padded: the outer edges count
+    ink[1:-1, 1:-1] = crop > 0.5
+    area = np.count_nonzero(ink)
     if area < 4:
         return crop
     # perimeter ≈ number of ink/background transitions; width ≈ 2 · area / perimeter for a stroke
-    perim = int((ink[1:] != ink[:-1]).sum() + (ink[:, 1:] != ink[:, :-1]).sum())
+    perim = np.count_nonzero(ink[1:] != ink[:-1]) + np.count_nonzero(ink[:, 1:] != ink[:, :-1])
     width = 2.0 * area / max(perim, 1)
     side = max(crop.shape)
     k = int(round(STROKE_FRACTION * side - width))
     k = min(k | 1, 2 * (side // 8) + 1)  # odd filter size, bounded
     if k < 3:
         return crop
-    return _max_filter(np.pad(crop, k // 2), k)
+    grown = np.zeros((crop.shape[0] + k - 1, crop.shape[1] + k - 1))
+    grown[k // 2 : k // 2 + crop.shape[0], k // 2 : k // 2 + crop.shape[1]] = crop
+    return _max_filter(grown, k)
 
 
 def _max_filter(a: np.ndarray, k: int) -> np.ndarray:
     """PIL's ``MaxFilter(k)`` of ``a`` ``[H, W]`` in [0, 1] through 8 bits, as two 1-D running maxima (a
     square's maximum is separable; PIL repeats the edge pixels, which a clipped window already holds)."""
-    q = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
-    h, w = q.shape
+    h, w = a.shape
     r = k // 2
-    tall = np.pad(q, ((r, r), (0, 0)))
+    tall = np.zeros((h + 2 * r, w), dtype=np.uint8)  # zero rows: no maximum of values >= 0 changes
+    tall[r : r + h] = np.round(np.clip(a, 0, 1) * 255)
     rows = tall[:h].copy()
     for i in range(1, k):
         np.maximum(rows, tall[i : i + h], out=rows)
-    wide = np.pad(rows, ((0, 0), (r, r)))
+    wide = np.zeros((h, w + 2 * r), dtype=np.uint8)
+    wide[:, r : r + w] = rows
     both = wide[:, :w].copy()
     for i in range(1, k):
         np.maximum(both, wide[:, i : i + w], out=both)
-    return both.astype(np.float64) / 255.0
+    return both / 255.0
 
 
 def preprocess_image(
@@ -414,46 +576,5 @@ def preprocess_image(
     Raises :class:`BlankImageError` when there is no digit, :class:`ImageTooLargeError` above
     ``max_pixels``, :class:`DataError` when the file cannot be read.
     """
-    label = _label(image, name)
     gray = load_gray(image, name=name, max_pixels=max_pixels)
-    bg, sigma = _fit_background(gray)
-    resid = gray - bg
-    # polarity: the ink is the heavier tail beyond the noise, darker (paper) or lighter (MNIST)
-    dark = float(np.maximum(-resid - 3 * sigma, 0).sum())  # np.clip(x, 0, None) is np.maximum(x, 0)
-    light = float(np.maximum(resid - 3 * sigma, 0).sum())
-    ink = np.maximum(-resid if dark > light else resid, 0.0)
-    if sigma > 0.02 and min(ink.shape) >= 32:
-        ink = _median3(ink)
-        sigma = sigma / 1.5  # a 3×3 median reduces Gaussian noise roughly by this much
-    contrast = float(ink.max())
-    if contrast < max(MIN_CONTRAST, 6.0 * sigma):
-        raise BlankImageError(f"{label}: no digit found (the image is blank or nearly uniform)")
-    thr = max(3.0 * sigma, 0.12 * contrast)
-    strong = ink[ink > thr]
-    peak = float(np.percentile(strong, 80)) if strong.size else contrast
-    peak = max(peak, thr + 1e-6)
-    v = np.clip((ink - thr) / (peak - thr), 0.0, 1.0)
-    if (v > 0.5).sum() < max(4, 2e-4 * v.size):
-        raise BlankImageError(f"{label}: no digit found (only a few faint specks)")
-    top, bottom, left, right = _bbox(v)
-    crop = v[top:bottom, left:right]
-    if thicken:
-        crop = _thicken(crop)
-    h, w = crop.shape
-    s = 20.0 / max(h, w)
-    nh, nw = max(1, round(h * s)), max(1, round(w * s))
-    resample = Image.Resampling.BOX if s < 1 else Image.Resampling.BILINEAR
-    small = np.asarray(
-        Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), resample), dtype=np.float64
-    ).clip(0, 1)
-    mass = small.sum()
-    if mass <= 0:
-        raise BlankImageError(f"{label}: no digit found")
-    cy = float((small.sum(axis=1) * np.arange(nh)).sum() / mass)
-    cx = float((small.sum(axis=0) * np.arange(nw)).sum() / mass)
-    # integer translation putting the centre of mass at (14, 14), clamped so nothing is cut off
-    oy = int(np.clip(round(CENTRE - cy), 0, 28 - nh))
-    ox = int(np.clip(round(CENTRE - cx), 0, 28 - nw))
-    out = np.zeros((28, 28), dtype=np.float64)
-    out[oy : oy + nh, ox : ox + nw] = small
-    return torch.from_numpy(np.round(out * 255.0).astype(np.uint8)).unsqueeze(0)
+    return torch.from_numpy(normalise(gray, _label(image, name), thicken=thicken)).unsqueeze(0)
