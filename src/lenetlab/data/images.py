@@ -1,30 +1,27 @@
 """A person's own digit image → an MNIST-style ``uint8 [1, 28, 28]`` tensor, the way MNIST was made.
 
-:func:`preprocess_image` is the ONE preprocessing shared by ``lenet predict``, the web service
-and the browser page's server side. It accepts a path, raw bytes, a PIL image, a NumPy array or a
-tensor, of any size and either polarity (white ink on black, or a photo/scan of dark ink on light
-paper), and returns the 28×28 image a model trained on MNIST expects:
+:func:`preprocess_image` is the ONE preprocessing shared by ``lenet predict``, the web service and the
+browser page's server side. It accepts a path, raw bytes, a PIL image, a NumPy array or a tensor, of any
+size and either polarity (white ink on black, or a photo/scan of dark ink on light paper), and returns the
+28×28 image a model trained on MNIST expects:
 
-1. grayscale (alpha composited over a background that contrasts with the ink);
-2. uneven lighting removed: a smooth quadratic surface is fitted robustly to the background,
-   starting from the border pixels and excluding the ink as outliers, and subtracted; the noise
-   is measured on what remains;
-3. polarity: the ink is the heavier tail beyond the noise, darker than the background (dark ink
-   on light paper, then inverted to MNIST's white-on-black) or lighter (MNIST itself);
-4. light denoising (3×3 median when noisy), a noise-relative threshold and auto-contrast so the
-   stroke cores are saturated like MNIST's;
+1. grayscale (alpha composited over a background that contrasts with the ink): :func:`load_gray`;
+2. uneven lighting removed: a smooth quadratic surface is fitted robustly to the background, starting
+   from the border pixels and excluding the ink as outliers, and subtracted; the noise is measured on
+   what remains;
+3. polarity: the ink is the heavier tail beyond the noise, darker than the background (dark ink on
+   light paper, then inverted to MNIST's white-on-black) or lighter (MNIST itself);
+4. light denoising (3×3 median when noisy), a noise-relative threshold and auto-contrast so the stroke
+   cores are saturated like MNIST's;
 5. thin pen strokes thickened towards MNIST's stroke width (never thinned);
-6. crop to the digit's bounding box (robust to stray specks), scale to fit 20×20 keeping the
-   aspect ratio with antialiasing, and place it in 28×28 with its centre of mass at (14, 14).
+6. crop to the digit's bounding box (robust to stray specks), scale to fit 20×20 keeping the aspect
+   ratio with antialiasing, and place it in 28×28 with its centre of mass at (14, 14).
 
-Its two stages are public for callers that time them: :func:`load_gray` (decode, grayscale) and
-:func:`normalise` (steps 2 to 6, on a NumPy array only, no torch). An image with no digit raises
-:class:`BlankImageError`, so callers say "draw a digit" instead of guessing; an unreadable file raises a
-one-line :class:`DataError` naming it. Only PIL, NumPy and torch are imported, so the web service stays light.
-
-:func:`open_image` is the one way lenetlab opens an image file (dataset folders, the recipe's
-inspection, this preprocessing, the server's uploads, plots): one pixel limit, :data:`MAX_PIXELS`
-(the server passes a stricter one), checked from the header before any pixel is decoded.
+Steps 2 to 6 are :func:`normalise` (NumPy only). An image with no digit raises :class:`BlankImageError`,
+so callers say "draw a digit" instead of guessing; an unreadable file raises a one-line
+:class:`DataError` naming it. :func:`open_image` is the one way lenetlab opens an image file: one pixel
+limit, :data:`MAX_PIXELS` (the server passes a stricter one), checked from the header before any pixel
+is decoded.
 """
 
 from __future__ import annotations
@@ -92,22 +89,6 @@ def _check_size(img: Image.Image, label: str, max_pixels: int) -> None:
         raise DataError(f"{label}: image has no pixels")
 
 
-def _file(source, label: str):
-    """``source`` (a path, bytes or a binary file object) as something :func:`PIL.Image.open` reads."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"{label}: {'is a folder, not an image file' if path.is_dir() else 'image file not found'}")
-        return path
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise DataError(f"{label}: empty image data")
-        return io.BytesIO(bytes(source))
-    if hasattr(source, "read"):
-        return source
-    raise DataError(f"{label}: unsupported image type {type(source).__name__}")
-
-
 def _open_lazily(fp, label: str, max_pixels: int, formats: tuple[str, ...] | None) -> Image.Image:
     """:func:`PIL.Image.open` (the header only); its errors become one-line :class:`DataError` messages."""
     try:
@@ -144,7 +125,17 @@ def open_image(
     opened image (header only; close it, or use it in a ``with``); otherwise the first frame is decoded
     and returned detached from the file, a JPEG at a reduced scale no smaller than ``draft=(mode, side)``."""
     label, max_pixels = _label(source, name), min(max_pixels, MAX_PIXELS)  # a caller may only be stricter
-    img = _open_lazily(_file(source, label), label, max_pixels, formats)
+    if isinstance(source, (str, os.PathLike)):
+        if not Path(source).is_file():
+            what = "is a folder, not an image file" if Path(source).is_dir() else "image file not found"
+            raise DataError(f"{label}: {what}")
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise DataError(f"{label}: empty image data")
+        source = io.BytesIO(bytes(source))
+    elif not hasattr(source, "read"):
+        raise DataError(f"{label}: unsupported image type {type(source).__name__}")
+    img = _open_lazily(source, label, max_pixels, formats)
     try:
         _check_size(img, label, max_pixels)
     except DataError:
@@ -164,11 +155,9 @@ def open_image(
 
 def _open(source, label: str, max_pixels: int) -> Image.Image:
     """``source`` (as :func:`open_image` takes it, or a PIL image) decoded, reduced and upright."""
-    img = (
-        source
-        if isinstance(source, Image.Image)
-        else open_image(source, name=label, max_pixels=max_pixels, decode=False)
-    )
+    img = source
+    if not isinstance(img, Image.Image):
+        img = open_image(source, name=label, max_pixels=max_pixels, decode=False)
     _check_size(img, label, max_pixels)
     try:
         if getattr(img, "format", None) == "JPEG":
@@ -183,8 +172,16 @@ def _open(source, label: str, max_pixels: int) -> Image.Image:
     return img
 
 
-#: Modes :meth:`PIL.Image.Image.reduce` averages correctly; others are converted first.
-_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
+def _plain(img: Image.Image) -> Image.Image:
+    """``img`` converted to L, LA, RGB, RGBA or I where it is in another common mode (F, RGBa, La... kept)."""
+    mode = img.mode
+    if mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+        return img.convert("L" if mode == "1" else "RGB")
+    if mode.startswith("I;16"):
+        return img.convert("I")
+    if mode in ("P", "PA"):
+        return img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    return img
 
 
 def _reduce_large(img: Image.Image) -> Image.Image:
@@ -194,35 +191,17 @@ def _reduce_large(img: Image.Image) -> Image.Image:
     k = max(img.size) // WORK_SIDE
     if k < 2:
         return img
-    if img.mode not in _REDUCIBLE:
-        if img.mode == "1":
-            img = img.convert("L")
-        elif img.mode.startswith("I;16"):
-            img = img.convert("I")
-        elif img.mode in ("P", "PA"):
-            img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
-        else:  # CMYK, YCbCr, LAB, HSV: average in RGB
-            img = img.convert("RGB")
-    return img.reduce(k)
+    img = _plain(img)
+    return (img if img.mode in ("L", "LA", "RGB", "RGBA", "I", "F") else img.convert("RGB")).reduce(k)
 
 
 def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return (luminance ``[H, W]``: uint8 0..255 or float64 in [0, 1]; alpha ``[H, W]`` in [0, 1], or None
-    where it is (nearly) opaque)."""
-    mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+    """(luminance ``[H, W]``, uint8 or float64 in [0, 1]; alpha ``[H, W]`` in [0, 1], None if (nearly) opaque)."""
+    img = _plain(img)
+    if img.mode in ("I", "F"):  # 16-bit 0..65535, 8-bit 0..255 held in 32 bits, float 0..255 or 0..1
         a = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if a.max() > 255 else 255.0
+        top = (65535.0 if a.max() > 255 else 255.0) if img.mode == "I" else (255.0 if a.max() > 1 else 1.0)
         return np.clip(a / top, 0, 1), None
-    if mode == "F":
-        a = np.asarray(img, dtype=np.float64)
-        return (np.clip(a / 255.0, 0, 1) if a.max() > 1 else np.clip(a, 0, 1)), None
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-        img = img.convert("RGB" if mode != "1" else "L")
-    elif mode == "PA":
-        img = img.convert("RGBA")
     alpha = None
     if img.mode in ("RGBA", "LA", "RGBa", "La"):
         a = np.asarray(img.getchannel("A"))
@@ -288,9 +267,8 @@ def _composite(lum: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 def load_gray(image, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read ``image`` (path, bytes, file object, PIL image, array ``[H, W]``/``[H, W, C]``/``[C, H, W]``
-    or tensor) as a grayscale array ``[H, W]``, alpha composited, reduced so its longest side is at most
-    :data:`WORK_SIDE` (antialiased): uint8 0..255 for an opaque 8-bit image (standing for value / 255, without
-    a float copy), else float64 in [0, 1]."""
+    or tensor) as a grayscale ``[H, W]``, alpha composited, reduced so its longest side is at most
+    :data:`WORK_SIDE` (antialiased): uint8 (value / 255) for an opaque 8-bit image, else float64 in [0, 1]."""
     label = _label(image, name)
     if isinstance(image, (np.ndarray, torch.Tensor)):
         lum, alpha = _array_to_float(image, label)
@@ -303,10 +281,8 @@ def load_gray(image, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -
     if max(h, w) > WORK_SIDE:
         s = WORK_SIDE / max(h, w)
         size = (max(1, round(w * s)), max(1, round(h * s)))
-        gray = np.asarray(
-            Image.fromarray(_unit(gray).astype(np.float32), mode="F").resize(size, Image.Resampling.BOX),
-            dtype=np.float64,
-        )
+        small = Image.fromarray(_unit(gray).astype(np.float32), mode="F").resize(size, Image.Resampling.BOX)
+        gray = np.asarray(small, dtype=np.float64)
     return gray
 
 
@@ -315,10 +291,9 @@ _RIDGE = 1e-6 * np.eye(6)
 
 @functools.lru_cache(maxsize=8)
 def _design(h: int, w: int, step: int) -> tuple[np.ndarray, ...]:
-    """The quadratic's design matrix ``[n, 6]`` at every ``step``-th pixel of an ``h``×``w`` image, the
-    mask ``[n]`` of those pixels in a frame about 4% wide (at least 1 pixel) around the image, and the
-    frame's rows of the design and ridged normal matrix, the fit's first round (cached per shape: the same
-    for every request's canvas)."""
+    """The quadratic's design matrix ``[n, 6]`` at every ``step``-th pixel of an ``h``×``w`` image, the mask
+    ``[n]`` of a frame about 4% wide around it, and the fit's first round: the frame's design rows and their
+    ridged normal matrix (cached per shape: the same for every request's canvas)."""
     sh, sw = len(range(0, h, step)), len(range(0, w, step))
     yy, xx = np.mgrid[0:sh, 0:sw]
     ys, xs = yy.ravel() * step / max(h - 1, 1), xx.ravel() * step / max(w - 1, 1)
@@ -336,8 +311,7 @@ def _design(h: int, w: int, step: int) -> tuple[np.ndarray, ...]:
 
 
 def _median(x: np.ndarray) -> float:
-    """``np.median`` of a 1-D array without NaN, without its overhead: the same partition, the same mean of
-    the middle two."""
+    """``np.median`` of a 1-D array without NaN, minus its overhead: the same partition and mean of the middle two."""
     k = len(x) // 2
     if len(x) % 2:
         return float(np.partition(x, k)[k])
@@ -346,8 +320,8 @@ def _median(x: np.ndarray) -> float:
 
 
 def _percentile80(x: np.ndarray) -> float:
-    """``np.percentile(x, 80)`` of a 1-D array without NaN, without its overhead: the same partition and
-    the same linear interpolation between the two nearest ranks (NumPy's ``_lerp``)."""
+    """``np.percentile(x, 80)`` of a 1-D array without NaN, minus its overhead: the same partition and
+    interpolation between the two nearest ranks (NumPy's ``_lerp``)."""
     at = (len(x) - 1) * 0.8
     lo = int(at)
     if lo + 1 >= len(x):
@@ -363,9 +337,8 @@ def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
     The fit starts from the border frame (background by assumption, as in a photo or scan of one
     digit), then keeps refitting on every pixel within 2.5 sigma of the surface, so ink of either
     polarity, even a bold digit covering much of the image, is left out. A quadratic follows a
-    lighting gradient or vignetting but cannot bend into a stroke. Returns the surface's 6 coefficients
-    (1, x, y, x², xy, y² over coordinates in [0, 1]) and the noise sigma of the background pixels (robust,
-    from the MAD).
+    lighting gradient or vignetting but cannot bend into a stroke. Returns its 6 coefficients (1, x, y,
+    x², xy, y² on [0, 1]²) and the noise sigma of the background pixels (robust, from the MAD).
     """
     h, w = a.shape
     step = max(1, max(h, w) // 64)
@@ -392,30 +365,28 @@ def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _outliers(gray: np.ndarray, coef: np.ndarray, t: float) -> tuple[int, int, int, int]:
-    """The smallest box (top, bottom, left, right) of ``gray`` holding every pixel that may lie more than
-    ``t`` from the background ``coef``: outside it, no pixel is ink above the noise. The surface stays within
-    ``|coef[1:]|.sum()`` of ``coef[0]`` on [0, 1]², widened for rounding; a steep one boxes the whole image."""
+    """The smallest box (top, bottom, left, right) of an 8-bit ``gray`` holding every pixel that may lie more
+    than ``t`` from the background ``coef``; outside it no pixel is ink. The surface stays within
+    ``|coef[1:]|.sum()`` of ``coef[0]`` on [0, 1]², widened for rounding; the whole image when unsure."""
     h, w = gray.shape
     slack = float(np.abs(coef[1:]).sum())
     slack += 1e-9 * (1 + abs(coef[0]) + slack)
-    lo, hi = coef[0] + slack - t, coef[0] - slack + t
-    if gray.dtype == np.uint8:  # the same test on value / 255, as the 8-bit levels inside (lo, hi)
-        lo, hi = int(np.searchsorted(_LEVELS, lo, side="right")), int(np.searchsorted(_LEVELS, hi, side="left")) - 1
-        near = (gray >= lo) & (gray <= hi) if lo <= hi else None
-    else:
-        near = (gray > lo) & (gray < hi) if lo < hi else None
-    if near is None:
+    # the 8-bit levels u with coef[0] + slack - t < u / 255 < coef[0] - slack + t are background
+    lo = int(np.searchsorted(_LEVELS, coef[0] + slack - t, side="right"))
+    hi = int(np.searchsorted(_LEVELS, coef[0] - slack + t, side="left")) - 1
+    if gray.dtype != np.uint8 or lo > hi:
         return 0, h, 0, w
-    rows, cols = np.flatnonzero(~near.all(axis=1)), np.flatnonzero(~near.all(axis=0))
+    far = (gray - np.uint8(lo)) > np.uint8(hi - lo)  # below lo wraps around past hi - lo
+    rows = np.flatnonzero(far.any(axis=1))
     if not len(rows):
         return 0, 0, 0, 0
+    cols = np.flatnonzero(far[rows[0] : rows[-1] + 1].any(axis=0))
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _residual(a: np.ndarray, coef: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    """``a[top:bottom, left:right]`` minus the background surface ``coef`` (:func:`_fit_background`), a new
-    array. The surface is summed term by term from a row and a column in place: the same float64 operations
-    per pixel as on full coordinate grids."""
+    """``a[top:bottom, left:right]`` minus the surface ``coef``, summed term by term in place from a row and
+    a column: the same float64 operations per pixel as on full coordinate grids."""
     h, w = a.shape
     X, Y = np.arange(left, right)[None, :] / max(w - 1, 1), np.arange(top, bottom)[:, None] / max(h - 1, 1)
     bg = np.add(coef[0] + coef[1] * X, coef[2] * Y)
@@ -425,30 +396,23 @@ def _residual(a: np.ndarray, coef: np.ndarray, top: int, bottom: int, left: int,
     return np.subtract(_unit(a[top:bottom, left:right]), bg, out=bg)
 
 
-def _tails(resid: np.ndarray, t: float) -> tuple[float, float]:
-    """The ink mass beyond ``t`` darker and lighter than the background: sums of max(-r - t, 0) and of
-    max(r - t, 0) (clip(x, 0, inf) is max(x, 0) for finite x, and -t - r is -r - t: addition commutes)."""
-    tail = np.subtract(-t, resid)
-    dark = float(np.clip(tail, 0.0, np.inf, out=tail).sum())
-    return dark, float(np.clip(np.subtract(resid, t, out=tail), 0.0, np.inf, out=tail).sum())
-
-
 def _ink(gray: np.ndarray) -> tuple[np.ndarray, float, int, int]:
-    """The ink of ``gray`` ``[H, W]`` against its background, positive on the strokes whatever their
-    polarity, on the box from (top, left) outside which no pixel is ink above the noise; and that noise's
-    sigma. Returns (ink, sigma, top, left)."""
+    """(ink, sigma, top, left): the ink of ``gray`` against its background, positive on the strokes whatever
+    their polarity, on the box at (top, left) outside which no pixel is ink above the noise sigma."""
     h, w = gray.shape
     coef, sigma = _fit_background(gray)
     t = 3 * sigma
     noisy = sigma > 0.02 and min(h, w) >= 32
-    box = (0, h, 0, w) if noisy else _outliers(gray, coef, t)
-    resid = _residual(gray, coef, *box)
-    dark, light = _tails(resid, t)  # the polarity: the heavier tail beyond the noise
-    if resid.size < gray.size and dark + light > 0 and abs(dark - light) <= 1e-9 * (dark + light):
-        # too close to call from the box's sums: the whole image's, in the very order the full array sums
-        box = (0, h, 0, w)
+    for box in ((0, h, 0, w) if noisy else _outliers(gray, coef, t), (0, h, 0, w)):
         resid = _residual(gray, coef, *box)
-        dark, light = _tails(resid, t)
+        # polarity: the heavier tail beyond the noise, the sums of max(-r - t, 0) and max(r - t, 0) (as
+        # clip(x, 0, inf) for finite x; -t - r is -r - t, as addition commutes)
+        tail = np.subtract(-t, resid)
+        dark = float(np.clip(tail, 0.0, np.inf, out=tail).sum())
+        light = float(np.clip(np.subtract(resid, t, out=tail), 0.0, np.inf, out=tail).sum())
+        # a box's sums call it unless too close: then the whole image's, summed in the very same order
+        if resid.size == gray.size or dark + light == 0 or abs(dark - light) > 1e-9 * (dark + light):
+            break
     if dark > light:
         np.negative(resid, out=resid)
     if noisy:
@@ -457,17 +421,15 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, float, int, int]:
 
 
 def normalise(gray: np.ndarray, label: str = "image", *, thicken: bool = True) -> np.ndarray:
-    """Steps 2 to 6 of this module's recipe: ``gray`` float64 ``[H, W]`` in [0, 1] (:func:`load_gray`) →
-    MNIST-style ``uint8 [28, 28]``; :class:`BlankImageError` (naming ``label``) when it holds no digit."""
+    """Steps 2 to 6 of this module's recipe: ``gray`` ``[H, W]`` (:func:`load_gray`) → MNIST-style ``uint8
+    [28, 28]``; :class:`BlankImageError` (naming ``label``) when it holds no digit."""
     ink, sigma, top, left = _ink(gray)
     contrast = float(ink.max(initial=0.0))
     if contrast < max(MIN_CONTRAST, 6.0 * sigma):
         raise BlankImageError(f"{label}: no digit found (the image is blank or nearly uniform)")
     thr = max(3.0 * sigma, 0.12 * contrast)
     peak = max(_percentile80(ink[ink > thr]), thr + 1e-6)
-    v = np.subtract(ink, thr)
-    v /= peak - thr
-    np.clip(v, 0.0, 1.0, out=v)
+    v = np.clip((ink - thr) / (peak - thr), 0.0, 1.0)
     if np.count_nonzero(v > 0.5) < max(4, 2e-4 * gray.size):
         raise BlankImageError(f"{label}: no digit found (only a few faint specks)")
     y0, y1, x0, x1 = _bbox(v, top, left, gray.shape)
@@ -493,14 +455,10 @@ def normalise(gray: np.ndarray, label: str = "image", *, thicken: bool = True) -
     return out
 
 
-def _rank_filter(a: np.ndarray, flt: ImageFilter.Filter) -> np.ndarray:
-    """Apply a PIL rank filter to ``a`` in [0, 1] through 8 bits (PIL's float rank filters are slow)."""
-    img = Image.fromarray(np.round(np.clip(a, 0, 1) * 255).astype(np.uint8), mode="L")
-    return np.asarray(img.filter(flt), dtype=np.float64) / 255.0
-
-
 def _median3(a: np.ndarray) -> np.ndarray:
-    return _rank_filter(a, ImageFilter.MedianFilter(3))
+    """PIL's 3×3 median of ``a`` clipped to [0, 1], through 8 bits (PIL's float rank filters are slow)."""
+    img = Image.fromarray(np.round(np.clip(a, 0, 1) * 255).astype(np.uint8), mode="L")
+    return np.asarray(img.filter(ImageFilter.MedianFilter(3)), dtype=np.float64) / 255.0
 
 
 def _bbox(v: np.ndarray, top: int, left: int, shape: tuple[int, int], trim: float = 0.002) -> tuple[int, ...]:
@@ -541,27 +499,22 @@ def _thicken(crop: np.ndarray) -> np.ndarray:
     k = min(k | 1, 2 * (side // 8) + 1)  # odd filter size, bounded
     if k < 3:
         return crop
-    grown = np.zeros((crop.shape[0] + k - 1, crop.shape[1] + k - 1))
-    grown[k // 2 : k // 2 + crop.shape[0], k // 2 : k // 2 + crop.shape[1]] = crop
-    return _max_filter(grown, k)
+    return _dilate(crop, k)
 
 
-def _max_filter(a: np.ndarray, k: int) -> np.ndarray:
-    """PIL's ``MaxFilter(k)`` of ``a`` ``[H, W]`` in [0, 1] through 8 bits, as two 1-D running maxima (a
-    square's maximum is separable; PIL repeats the edge pixels, which a clipped window already holds)."""
-    h, w = a.shape
-    r = k // 2
-    tall = np.zeros((h + 2 * r, w), dtype=np.uint8)  # zero rows: no maximum of values >= 0 changes
-    tall[r : r + h] = np.round(np.clip(a, 0, 1) * 255)
-    rows = tall[:h].copy()
-    for i in range(1, k):
-        np.maximum(rows, tall[i : i + h], out=rows)
-    wide = np.zeros((h, w + 2 * r), dtype=np.uint8)
-    wide[:, r : r + w] = rows
-    both = wide[:, :w].copy()
-    for i in range(1, k):
-        np.maximum(both, wide[:, i : i + w], out=both)
-    return both / 255.0
+def _dilate(a: np.ndarray, k: int) -> np.ndarray:
+    """PIL's ``MaxFilter(k)`` of ``a`` ``[H, W]`` in [0, 1] grown by ``k // 2`` zeros on every side, through 8
+    bits: two 1-D running maxima (a square's maximum is separable; zeros change no maximum of values >= 0,
+    and PIL's repeated edge pixels are already in a clipped window)."""
+    q = np.zeros((a.shape[0] + 2 * k - 2, a.shape[1] + 2 * k - 2), dtype=np.uint8)
+    q[k - 1 : k - 1 + a.shape[0], k - 1 : k - 1 + a.shape[1]] = np.round(a * 255)
+    for _ in range(2):  # rows, then (transposed) columns
+        n = len(q) - k + 1
+        m = q[:n].copy()
+        for i in range(1, k):
+            np.maximum(m, q[i : i + n], out=m)
+        q = np.ascontiguousarray(m.T)
+    return q / 255.0
 
 
 def preprocess_image(
