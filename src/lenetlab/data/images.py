@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from lenetlab.errors import DataError, first_line
 
@@ -166,7 +166,8 @@ def _open(source, label: str, max_pixels: int) -> Image.Image:
         if getattr(img, "n_frames", 1) > 1:
             img.seek(0)
         img = _reduce_large(img)
-        img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
+        if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # else exif_transpose would copy it
+            img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
     except Exception as e:
         raise DataError(f"{label}: not a readable image ({first_line(e)})") from None
     return img
@@ -429,11 +430,13 @@ def normalise(gray: np.ndarray, label: str = "image", *, thicken: bool = True) -
         raise BlankImageError(f"{label}: no digit found (the image is blank or nearly uniform)")
     thr = max(3.0 * sigma, 0.12 * contrast)
     peak = max(_percentile80(ink[ink > thr]), thr + 1e-6)
-    v = np.clip((ink - thr) / (peak - thr), 0.0, 1.0)
+    wide = np.zeros((len(ink), gray.shape[1]))  # whole rows: their sums add in the whole image's order
+    v = wide[:, left : left + ink.shape[1]]
+    np.clip((ink - thr) / (peak - thr), 0.0, 1.0, out=v)
     if np.count_nonzero(v > 0.5) < max(4, 2e-4 * gray.size):
         raise BlankImageError(f"{label}: no digit found (only a few faint specks)")
-    y0, y1, x0, x1 = _bbox(v, top, left, gray.shape)
-    crop = v[y0 - top : y1 - top, x0 - left : x1 - left]
+    y0, y1, x0, x1 = _bbox(wide, top, gray.shape[0])
+    crop = wide[y0 - top : y1 - top, x0:x1]
     if thicken:
         crop = _thicken(crop)
     h, w = crop.shape
@@ -442,9 +445,7 @@ def normalise(gray: np.ndarray, label: str = "image", *, thicken: bool = True) -
     resample = Image.Resampling.BOX if s < 1 else Image.Resampling.BILINEAR
     small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), resample), np.float64)
     small = np.clip(small, 0.0, 1.0)
-    mass = small.sum()
-    if mass <= 0:
-        raise BlankImageError(f"{label}: no digit found")
+    mass = small.sum()  # > 0: the crop holds all but 0.4% of a mass over 4 pixels > 0.5
     cy = float((small.sum(axis=1) * np.arange(nh)).sum() / mass)
     cx = float((small.sum(axis=0) * np.arange(nw)).sum() / mass)
     # integer translation putting the centre of mass at (14, 14), clamped so nothing is cut off
@@ -461,10 +462,10 @@ def _median3(a: np.ndarray) -> np.ndarray:
     return np.asarray(img.filter(ImageFilter.MedianFilter(3)), dtype=np.float64) / 255.0
 
 
-def _bbox(v: np.ndarray, top: int, left: int, shape: tuple[int, int], trim: float = 0.002) -> tuple[int, ...]:
-    """Bounding box (top, bottom, left, right; inclusive-exclusive) of the ink mass ``v`` (placed at (top,
-    left) in an image of ``shape``, zero elsewhere) holding all but ``trim`` of the mass at each end, so a
-    few stray specks far from the digit do not stretch the box."""
+def _bbox(rows: np.ndarray, top: int, height: int, trim: float = 0.002) -> tuple[int, int, int, int]:
+    """Bounding box (top, bottom, left, right; inclusive-exclusive) of the ink mass ``rows`` (whole rows from
+    ``top`` of an image ``height`` rows tall, zero elsewhere) holding all but ``trim`` of the mass at each
+    end, so a few stray specks far from the digit do not stretch the box."""
 
     def span(profile: np.ndarray) -> tuple[int, int]:
         c = np.cumsum(profile) / profile.sum()
@@ -472,15 +473,9 @@ def _bbox(v: np.ndarray, top: int, left: int, shape: tuple[int, int], trim: floa
         hi = int(np.searchsorted(c, 1 - trim, side="left")) + 1
         return lo, max(hi, lo + 1)
 
-    # the profiles of the whole image, summed in its own order: each row over all its columns
-    wide = v
-    if v.shape[1] < shape[1]:
-        wide = np.zeros((len(v), shape[1]))
-        wide[:, left : left + v.shape[1]] = v
-    rows, cols = np.zeros(shape[0]), np.zeros(shape[1])
-    rows[top : top + len(v)] = wide.sum(axis=1)
-    cols[left : left + v.shape[1]] = v.sum(axis=0)
-    return span(rows) + span(cols)
+    profile = np.zeros(height)
+    profile[top : top + len(rows)] = rows.sum(axis=1)
+    return span(profile) + span(rows.sum(axis=0))
 
 
 def _thicken(crop: np.ndarray) -> np.ndarray:
