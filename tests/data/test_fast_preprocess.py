@@ -131,11 +131,14 @@ def test_subset_digits_and_renderings_match_the_reference(subset):
 
 
 def test_normalise_is_the_second_stage():
-    """``preprocess_image`` is ``normalise(load_gray(...))`` as a tensor ``[1, 28, 28]``, without torch inside."""
+    """``preprocess_image`` is ``normalise(load_gray(...))`` as a tensor ``[1, 28, 28]``; an 8-bit array goes
+    to ``normalise`` as it is (a JSON body's pixels need no PIL image)."""
     png = _png(_canvas())
     x = images.normalise(images.load_gray(png))
     assert x.dtype == np.uint8 and x.shape == (28, 28)
     assert torch.equal(images.preprocess_image(png), torch.from_numpy(x)[None])
+    pixels = x[::-1].copy()
+    assert np.array_equal(images.normalise(pixels), images.preprocess_image(Image.fromarray(pixels, "L"))[0].numpy())
 
 
 @pytest.mark.parametrize("k", [3, 5, 9, 15, 31])
