@@ -4,7 +4,6 @@ Importing this package registers all architectures. Use :func:`create` to build 
 """
 
 # Each architecture module registers its models on import.
-# lenet5-scratch: LeNet-5 on the from-scratch operators of lenetlab.ops.
 from lenetlab.models import (  # noqa: F401
     lenet,
     lenet1998,

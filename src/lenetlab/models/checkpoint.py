@@ -1,31 +1,17 @@
-"""Self-describing checkpoints: written atomically, checksummed, validated, loaded without executing code.
+"""Checkpoints: written atomically, checksummed, validated, loaded without executing code.
 
 A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.load(weights_only=True)``
-(tensors, numbers, strings, lists and dicts only: no pickled classes). Keys:
+(tensors, numbers, strings, lists and dicts only). Keys: ``format`` (:data:`FORMAT`), ``checksum``
+(:func:`content_checksum` of every other field: a damaged file, or one without it, is refused),
+``model`` (``{"name", "kwargs"}`` for :func:`lenetlab.models.create`), ``state_dict``, ``class_names``,
+``input_spec`` (:meth:`InputSpec.to_dict`), ``config`` (the run's config), ``data`` (what it was trained
+on, :func:`data_description`), and in ``last.pt`` the training state (:data:`TRAINING_FIELDS`).
 
-- ``format``: :data:`FORMAT`
-- ``checksum``: ``"sha256:<hex>"`` of every other field (tensor bytes, dtypes, shapes and plain values,
-  in order; see :func:`content_checksum`), written by :func:`save_checkpoint` and checked by
-  :func:`load_checkpoint`: a flipped byte in the weights is refused, not served, and so is a file
-  without it (nothing could tell a damaged one from a sound one).
-- ``model``: ``{"name": str, "kwargs": dict}`` — enough for :func:`lenetlab.models.create`
-- ``state_dict``: the (unwrapped) model's weights
-- ``class_names``: list of str; ``input_spec``: :meth:`InputSpec.to_dict` output, checked by
-  :meth:`InputSpec.from_dict`
-- ``config``: the run's config as a dict (may be empty)
-- ``data``: the data it was trained on (:func:`data_description`; derived from ``config`` by
-  :func:`checkpoint_data` for files written before it existed)
-- training state, in ``last.pt`` only (:data:`TRAINING_FIELDS`): ``optimizer``, ``scheduler``, ``rng``,
-  ``epoch``, ``batch``, ``step``...
-
-Every field is checked in one place, :func:`check_fields`, which :func:`load_checkpoint` runs: each
-problem is one :class:`CheckpointError` line naming the file and the field. :func:`build_model`
-then checks what only the built model can tell (the number of outputs against ``class_names``, the
-input size against the architecture); :func:`load_model` does both for the commands that classify.
-
-It lives in ``models`` (not ``train``) so that serving can load a model without training code.
-:func:`load_checkpoint` also reads an exported ``model.safetensors`` + ``config.json`` folder
-(:mod:`lenetlab.models.pretrained`) as the same kind of dict, with the same field checks.
+:func:`check_fields` checks every field, one :class:`CheckpointError` line naming the file and the
+field; :func:`build_model` checks what only the built model can tell (outputs against ``class_names``,
+the input size). An exported ``model.safetensors`` + ``config.json`` folder
+(:mod:`lenetlab.models.pretrained`) loads as the same kind of dict. It lives in ``models`` so that
+serving needs no training code.
 """
 
 from __future__ import annotations
@@ -67,8 +53,7 @@ TRAINING_FIELDS = {
 
 # ----------------------------------------------------------------------------- checksum
 def _feed(h, value, depth: int = 0) -> None:
-    """Feed ``value`` (a checkpoint field) into hash ``h``: tensors by dtype, shape and bytes, containers
-    element by element in order, other values by their type and ``repr``."""
+    """Feed ``value`` (a checkpoint field) into hash ``h`` (see :func:`content_checksum`)."""
     if depth > 64:
         raise CheckpointError("checkpoint nests containers more than 64 deep")
     if isinstance(value, torch.Tensor):
@@ -101,11 +86,10 @@ def content_checksum(payload: dict) -> str:
 
 # ----------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """Write ``payload`` (a dict) with its :func:`content_checksum` to ``path`` atomically (serialised in
-    memory, then a temporary file in the same folder, fsync, rename).
+    """Write ``payload`` (a dict) with its :func:`content_checksum` to ``path`` atomically; returns the path.
 
     A crash mid-write leaves the previous file intact; a full disk is a one-line
-    :class:`~lenetlab.errors.DiskFullError` that names the file and the bytes it needed. Returns the path.
+    :class:`~lenetlab.errors.DiskFullError` naming the file and the bytes it needed.
     """
     path = Path(path)
     body = {k: v for k, v in payload.items() if k not in ("format", "checksum")}
@@ -202,12 +186,10 @@ def _check_state_dict(sd, source, field: str = "state_dict") -> None:
 
 
 def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), training: bool = False) -> dict:
-    """Check the fields of checkpoint dict ``ck`` (read from ``source``, named in errors); return ``ck``.
+    """Check the type and range of every field of checkpoint dict ``ck`` (read from ``source``); return ``ck``.
 
-    Every field present is checked for its type and range (see the module doc); the fields in ``need``
-    (e.g. :data:`MODEL_FIELDS`) must be present; ``training`` also requires the :data:`TRAINING_FIELDS`
-    of a ``last.pt``. Raises a one-line :class:`CheckpointError` naming ``source`` and the field.
-    What needs the built model (output count, input size) is checked by :func:`build_model`.
+    The fields in ``need`` (e.g. :data:`MODEL_FIELDS`) must be present; ``training`` also requires the
+    :data:`TRAINING_FIELDS` of a ``last.pt``. Raises a one-line :class:`CheckpointError`.
     """
     for key in need:
         if key not in ck:
@@ -258,15 +240,13 @@ DATA_TYPES = {
 
 
 def data_description(config: dict, dataset: str | None = None) -> dict:
-    """What a run was trained on, from its config dict (a :class:`RunConfig` as a dict): the small dict
-    written into every checkpoint as ``data`` and read back by every command that needs the same splits
-    (``lenetlab.inference.run.load_data`` builds them from it).
+    """What a run was trained on, from its config dict: the ``data`` field of every checkpoint, from which
+    ``lenetlab.inference.run.load_data`` builds the same splits again.
 
-    Keys: ``dataset`` (a name or the path the run was given; ``dataset`` when the config has none),
-    ``data_dir``, ``kind`` (``named``, ``csv``, ``nndl-file`` or ``folder``), ``split`` (``fixed``: the
-    dataset's own dev split; ``carved``: ``dev_size`` training examples, None for the dataset's default,
-    drawn with ``split_seed``), ``image_size``, the CSV columns, ``normalize``, ``resize`` and
-    ``digit_width`` (the preprocessing; the exact numbers are the checkpoint's ``input_spec``)."""
+    Keys: ``dataset`` (a name or path; ``dataset`` when the config has none), ``data_dir``, ``kind``
+    (``named``, ``csv``, ``nndl-file`` or ``folder``), ``split`` (``fixed``: the dataset's own dev split;
+    ``carved``: ``dev_size`` training examples, None for the default, drawn with ``split_seed``),
+    ``image_size``, the CSV columns, and the preprocessing (``normalize``, ``resize``, ``digit_width``)."""
     name = config.get("dataset") or dataset
     key = str(name or "").strip().lower()
     kind = (
@@ -309,13 +289,9 @@ def load_checkpoint(
     need: tuple[str, ...] = (),
     training: bool = False,
 ) -> dict:
-    """Read a checkpoint with ``weights_only=True`` onto ``map_location``, verify its checksum and
-    :func:`check_fields` (``need``: fields that must be present; ``training``: a ``last.pt`` to resume).
-
-    ``path`` may be an exported ``model.safetensors`` + ``config.json`` folder (read by
-    :func:`read_pretrained`); for a run directory, name its checkpoint with
-    ``lenetlab.inference.run.checkpoint_path``. Any problem is a one-line :class:`CheckpointError`
-    naming the file (and the field).
+    """Read a checkpoint file, or an exported folder, with ``weights_only=True`` onto ``map_location``,
+    verify its checksum and :func:`check_fields` (``need``, ``training``). Any problem is a one-line
+    :class:`CheckpointError` naming the file (and the field).
     """
     path = Path(path)
     if path.is_dir() and is_pretrained_dir(path):
@@ -371,20 +347,12 @@ def _check_shapes(shadow: nn.Module, state: dict, src, name: str) -> None:
         raise CheckpointError(f"{src}: checkpoint weights do not fit model {name!r}: {detail}")
 
 
-def _outputs(model: nn.Module, spec: InputSpec, device) -> tuple[int, ...]:
-    """The output shape of ``model`` for one all-zero input of ``spec``'s shape."""
-    x = torch.zeros(1, spec.channels, spec.size, spec.size, device=device)
-    with torch.inference_mode():
-        return tuple(model(x).shape)
-
-
 def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=None) -> nn.Module:
     """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode.
 
-    When the checkpoint has an ``input_spec``, the model is run once on a zero input of that shape:
-    an input size the architecture cannot take, or a number of outputs other than ``len(class_names)``,
-    is refused here, at load, rather than on every request. Problems are one-line
-    :class:`CheckpointError` lines naming ``source`` (the file, when the caller knows it).
+    With an ``input_spec``, the model runs once on a zero input of that shape, so that an input size it
+    cannot take, or a number of outputs other than ``len(class_names)``, is refused at load. Problems
+    are one-line :class:`CheckpointError` lines naming ``source``.
     """
     src = source if source is not None else "checkpoint"
     spec = ckpt.get("model") if isinstance(ckpt, dict) else None
@@ -415,10 +383,12 @@ def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=Non
     if isinstance(ckpt.get("input_spec"), dict):
         shape_in = InputSpec.from_dict(ckpt["input_spec"], src)
         try:
-            out = _outputs(model, shape_in, map_location)
+            with torch.inference_mode():
+                x = torch.zeros(1, shape_in.channels, shape_in.size, shape_in.size, device=map_location)
+                out = tuple(model(x).shape)
         except (RuntimeError, ValueError) as e:
             raise CheckpointError(
-                f"{src}: field 'input_spec': {spec['name']} cannot take {shape_in.channels}x"
+                f"{src}: field 'input_spec': {name} cannot take {shape_in.channels}x"
                 f"{shape_in.size}x{shape_in.size} inputs ({first_line(e, 120)})"
             ) from None
         names = ckpt.get("class_names")

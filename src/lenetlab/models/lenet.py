@@ -15,11 +15,13 @@ import torch.nn.functional as F
 from lenetlab.models.registry import register_model
 
 
+@register_model(
+    "lenet5", input_size=(1, 32, 32), description="LeNet-5 as in NNDL: ReLU, max-pool S2, avg-pool S4, 61,706 params"
+)
 class LeNet5(nn.Module):
-    """NNDL's LeNet-5 for ``in_channels`` x 32 x 32 inputs.
+    """NNDL's LeNet-5 for ``in_channels`` x 32 x 32 inputs, layers named as in the paper."""
 
-    Layer attributes follow the paper's names: ``C1, S2, C3, S4, C5, F6, output``.
-    """
+    ops = nn  # where Conv2d, MaxPool2d and AvgPool2d come from (lenet5-scratch: lenetlab.ops)
 
     # `lenet profile` shows NNDL's hand count (423,344 at 32x32) beside the measured MACs.
     formula_name = "NNDL hand count"
@@ -34,11 +36,11 @@ class LeNet5(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
-        self.C1 = nn.Conv2d(in_channels, 6, 5)
-        self.S2 = nn.MaxPool2d(2)
-        self.C3 = nn.Conv2d(6, 16, 5)
-        self.S4 = nn.AvgPool2d(2)
-        self.C5 = nn.Conv2d(16, 120, 5)
+        self.C1 = self.ops.Conv2d(in_channels, 6, 5)
+        self.S2 = self.ops.MaxPool2d(2)
+        self.C3 = self.ops.Conv2d(6, 16, 5)
+        self.S4 = self.ops.AvgPool2d(2)
+        self.C5 = self.ops.Conv2d(16, 120, 5)
         self.F6 = nn.Linear(120, 84)
         self.output = nn.Linear(84, num_classes)
 
@@ -52,11 +54,3 @@ class LeNet5(nn.Module):
         x = torch.flatten(x, 1)  # [N, 120]
         x = F.relu(self.F6(x))  # [N, 84]
         return self.output(x)  # [N, num_classes]
-
-
-@register_model(
-    "lenet5", input_size=(1, 32, 32), description="LeNet-5 as in NNDL: ReLU, max-pool S2, avg-pool S4, 61,706 params"
-)
-def lenet5(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """Build NNDL's LeNet-5 (input ``[N, in_channels, 32, 32]``)."""
-    return LeNet5(num_classes=num_classes, in_channels=in_channels)

@@ -1,57 +1,19 @@
-"""LeNet-5 as published: LeCun, Bottou, Bengio & Haffner, Proc. IEEE 86(11), 1998.
+"""LeNet-5 as published: LeCun, Bottou, Bengio & Haffner, Proc. IEEE 86(11), 1998 (``lenet5-1998``).
 
-The paper's details that its text leaves to figures (table I, the RBF bitmaps) are taken from a typical
-tutorial reproducing the paper in PyTorch, whose torchsummary count is reconciled below.
-
-``lenet5-1998`` keeps every feature of the paper that changes the model's function:
-
-- the scaled hyperbolic tangent ``f(a) = A·tanh(S·a)`` with A = 1.7159, S = 2/3 (appendix A);
-- trainable subsampling S2/S4: the four inputs of each 2×2 window are *added*, multiplied by one
-  trainable coefficient per map, a trainable bias per map is added, and the result is squashed;
-- the C3 partial connection table (table I of the paper): C3 maps 0-5 see
-  3 contiguous S2 maps, 6-11 see 4 contiguous, 12-14 see 4 non-contiguous, 15 sees all 6. Only
-  the 60 real 5×5 connections exist as weights (1,500 + 16 biases = the paper's 1,516); they are
-  scattered into a dense 16×6 kernel with zeros elsewhere and run as one convolution (faster on
-  a CPU than grouped convolutions, so the flop counter sees 240,000 C3 MACs, 150,000 of them real);
-- C5 with 120 maps of 5×5 (fully connected to S4 at 32×32, still a convolution), F6 with 84 units;
-- the Euclidean RBF output layer: unit *i* outputs ``y_i = Σ_j (x_j − w_ij)²`` where the centres
-  ``w_i`` are the 7×12 bitmaps of the digits 0-9 drawn as ±1, fixed by hand and never
-  trained. ``forward`` returns **−y** (negative squared distances) so that ``argmax`` is the
-  class with the smallest distance and the rest of lenetlab can treat the outputs as scores;
-- the paper's training criterion for RBF outputs (eq. 9, maximum a posteriori):
-  ``E = mean_p( y_{D_p} + log(e^{−j} + Σ_i e^{−y_i}) )``, available as :meth:`LeNet1998.loss`;
-- the weight initialisation of section II-B: uniform in ±2.4/F_i, F_i the unit's fan-in.
-
-Training: the paper used stochastic diagonal Levenberg-Marquardt, ``--optimizer sdlm``
-(:mod:`lenetlab.train.sdlm`; its second-derivative pass knows this model's layers and MAP loss).
-The MAP loss sums 84 squared errors, so its gradients are far larger than cross-entropy's: plain SGD
-needs lr ≲ 1e-3 (0.02 with momentum diverged in our runs), SDLM needs μ ≈ 2 instead of the paper's
-0.02 at batch 32, Adam at lr 2e-3 learns the embedded subset quickly.
-
-Parameter count, reconciled (input 1×32×32, 10 classes)::
-
-    layer  trainable                         paper   torchsummary (tutorial)
-    C1     6·25 + 6           =    156       156     156
-    S2     6 coeff + 6 bias   =     12        12       6  (bias only, listed non-trainable)
-    C3     60·25 + 16         =  1,516     1,516   1,516  (16 per-map convs)
-    S4     16 coeff + 16 bias =     32        32      16  (bias only, listed non-trainable)
-    C5     120·(16·25 + 1)    = 48,120    48,120  48,120
-    F6     84·(120 + 1)       = 10,164    10,164  10,164
-    RBF    0 (840 fixed centres)              -      840  (buffer, listed non-trainable)
-    total trainable              60,000   "about 60,000"   59,956 trainable + 862 non-trainable
-
-Here the model has exactly 60,000 trainable parameters (the paper's "about 60,000" is exact) and
-840 non-trainable ones (the RBF centres, an ``nn.Parameter`` with ``requires_grad=False`` so that
-they are saved, moved and counted as non-trainable like in torchinfo, but never updated).
-torchsummary reads only attributes literally named ``weight`` and ``bias`` and marks a layer
-trainable from ``weight.requires_grad``: the tutorial's subsampling layer names its coefficients
-``weights``, so the 22 S2/S4 coefficients are missed and the 22 S2/S4 biases (a layer with no
-``weight``) land in "non-trainable"; the RBF buffer named ``weight`` is counted as 840
-non-trainable. Hence 60,000 − 22 − 22 = 59,956 trainable, 840 + 22 = 862 non-trainable,
-59,956 + 862 = 60,818 total.
+Every feature of the paper that changes the model's function: the scaled tanh ``1.7159·tanh(2a/3)``;
+trainable subsampling (2×2 window sum × a per-map coefficient + a per-map bias); the C3 connection
+table (table I; its 60 real 5×5 kernels run as one dense convolution with zeros elsewhere); C5 as a
+5×5 convolution; F6 with 84 units; Euclidean RBF outputs whose fixed centres are the 7×12 bitmaps of
+the digits (``forward`` returns the *negative* squared distances, so ``argmax`` is the nearest
+centre); the MAP criterion of eq. 9 (:meth:`LeNet1998.loss`); the uniform ±2.4/F_i initialisation.
+Exactly 60,000 trainable parameters plus 840 fixed centres (the profile notes reconcile them with a
+typical tutorial's torchsummary count). The paper's optimiser is ``--optimizer sdlm``
+(:mod:`lenetlab.train.sdlm`); the MAP loss sums 84 squared errors, so plain SGD needs lr ≲ 1e-3.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -69,156 +31,28 @@ C3_TABLE = (
     (0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1),
 )
 
-# The 7×12 RBF centre bitmaps of the digits 0-9 (as a typical tutorial reproducing the paper draws them),
-# one string per row, '#' = +1, '.' = -1.
-DIGIT_BITMAPS = {
-    0: (
-        ".#####.",
-        ".......",
-        "..###..",
-        ".##.##.",
-        "##...##",
-        "##...##",
-        "##...##",
-        "##...##",
-        ".##.##.",
-        "..###..",
-        ".......",
-        ".......",
-    ),
-    1: (
-        "...##..",
-        "..###..",
-        ".####..",
-        "...##..",
-        "...##..",
-        "...##..",
-        "...##..",
-        "...##..",
-        "...##..",
-        ".######",
-        ".......",
-        ".......",
-    ),
-    2: (
-        ".#####.",
-        ".......",
-        ".#####.",
-        "##...##",
-        "#....##",
-        "....##.",
-        "..###..",
-        ".##....",
-        "##.....",
-        "#######",
-        ".......",
-        ".......",
-    ),
-    3: (
-        "#######",
-        ".....##",
-        "....##.",
-        "...##..",
-        "..####.",
-        ".....##",
-        ".....##",
-        ".....##",
-        "##...##",
-        ".#####.",
-        ".......",
-        ".......",
-    ),
-    4: (
-        ".#####.",
-        ".......",
-        ".......",
-        ".##..##",
-        ".##..##",
-        "###..##",
-        "##...##",
-        "##...##",
-        "##..###",
-        ".######",
-        ".....##",
-        ".....##",
-    ),
-    5: (
-        ".#####.",
-        ".......",
-        "#######",
-        "##.....",
-        "##.....",
-        ".####..",
-        "..####.",
-        ".....##",
-        "##...##",
-        ".#####.",
-        ".......",
-        ".......",
-    ),
-    6: (
-        "..####.",
-        ".##....",
-        "##.....",
-        "##.....",
-        "######.",
-        "###..##",
-        "##...##",
-        "##...##",
-        "###..##",
-        ".#####.",
-        ".......",
-        ".......",
-    ),
-    7: (
-        "#######",
-        ".....##",
-        ".....##",
-        "....##.",
-        "...##..",
-        "...##..",
-        "..##...",
-        "..##...",
-        "..##...",
-        "..##...",
-        ".......",
-        ".......",
-    ),
-    8: (
-        ".#####.",
-        "##...##",
-        "##...##",
-        "##...##",
-        ".#####.",
-        "##...##",
-        "##...##",
-        "##...##",
-        "##...##",
-        ".#####.",
-        ".......",
-        ".......",
-    ),
-    9: (
-        ".#####.",
-        "##..###",
-        "##...##",
-        "##...##",
-        "##..###",
-        ".######",
-        ".....##",
-        ".....##",
-        "....##.",
-        ".####..",
-        ".......",
-        ".......",
-    ),
-}
+# The 7×12 RBF centre bitmaps of the digits 0-9 side by side ('#' = +1, '.' = -1), as a typical
+# tutorial reproducing the paper draws them.
+DIGIT_BITMAPS = """
+.#####. ...##.. .#####. ####### .#####. .#####. ..####. ####### .#####. .#####.
+....... ..###.. ....... .....## ....... ....... .##.... .....## ##...## ##..###
+..###.. .####.. .#####. ....##. ....... ####### ##..... .....## ##...## ##...##
+.##.##. ...##.. ##...## ...##.. .##..## ##..... ##..... ....##. ##...## ##...##
+##...## ...##.. #....## ..####. .##..## ##..... ######. ...##.. .#####. ##..###
+##...## ...##.. ....##. .....## ###..## .####.. ###..## ...##.. ##...## .######
+##...## ...##.. ..###.. .....## ##...## ..####. ##...## ..##... ##...## .....##
+##...## ...##.. .##.... .....## ##...## .....## ##...## ..##... ##...## .....##
+.##.##. ...##.. ##..... ##...## ##..### ##...## ###..## ..##... ##...## ....##.
+..###.. .###### ####### .#####. .###### .#####. .#####. ..##... .#####. .####..
+....... ....... ....... ....... .....## ....... ....... ....... ....... .......
+....... ....... ....... ....... .....## ....... ....... ....... ....... .......
+"""
 
 
 def digit_centres() -> torch.Tensor:
     """The RBF centres ``[10, 84]``: row *d* is digit *d*'s 7×12 bitmap flattened, ±1."""
-    rows = [[1.0 if ch == "#" else -1.0 for line in DIGIT_BITMAPS[d] for ch in line] for d in range(10)]
-    return torch.tensor(rows)
+    rows = [line.split() for line in DIGIT_BITMAPS.strip().splitlines()]  # 12 rows of 10 digits
+    return torch.tensor([[1.0 if ch == "#" else -1.0 for row in rows for ch in row[d]] for d in range(10)])
 
 
 class ScaledTanh(nn.Module):
@@ -253,11 +87,9 @@ class Subsampling(nn.Module):
 class PartialConv2d(nn.Module):
     """A convolution where output map *o* only sees the input maps with ``table[i][o] == 1``.
 
-    Only the real connections are parameters: ``weight`` ``[connections, k, k]`` (60×5×5 for
-    LeNet-5's C3) and ``bias`` ``[C_out]``. The forward pass scatters them into a dense
-    ``[C_out, C_in, k, k]`` kernel whose missing connections are zero and runs one convolution:
-    on a CPU that is ~7× faster than grouped convolutions per fan-in, at the price of multiplying
-    by the zeros. ``[N, C_in, H, W] -> [N, C_out, H-k+1, W-k+1]``.
+    Parameters: ``weight`` ``[connections, k, k]`` (60×5×5 for C3), ``bias`` ``[C_out]``. The forward
+    scatters them into a dense ``[C_out, C_in, k, k]`` kernel, zero elsewhere, and runs one convolution
+    (on a CPU ~7× faster than grouped convolutions). ``[N, C_in, H, W] -> [N, C_out, H-k+1, W-k+1]``.
     """
 
     def __init__(self, table, kernel_size: int = 5) -> None:
@@ -303,6 +135,12 @@ class EuclideanRBF(nn.Module):
         return -(x.unsqueeze(1) - self.weight).pow(2).sum(-1)
 
 
+@register_model(
+    "lenet5-1998",
+    input_size=(1, 32, 32),
+    description="LeNet-5 as in LeCun 1998: scaled tanh, trainable subsampling, C3 table, "
+    "fixed RBF digit bitmaps, MAP loss; 60,000 trainable",
+)
 class LeNet1998(nn.Module):
     """LeNet-5 exactly as in LeCun et al. 1998; input ``[N, in_channels, 32, 32]``.
 
@@ -317,9 +155,7 @@ class LeNet1998(nn.Module):
     @staticmethod
     def layer_formula(module: nn.Module, out_shape) -> int | None:
         """The paper's connection count of one layer with output ``out_shape`` ``[1, ...]``."""
-        out = 1
-        for s in out_shape[1:]:
-            out *= s
+        out = math.prod(out_shape[1:])
         if isinstance(module, nn.Conv2d):
             return out * (module.weight[0].numel() + 1)
         if isinstance(module, PartialConv2d):
@@ -406,14 +242,3 @@ class LeNet1998(nn.Module):
         y_target = -outputs.gather(1, targets.view(-1, 1)).squeeze(1)
         j = outputs.new_full((outputs.shape[0], 1), -self.j)
         return (y_target + torch.logsumexp(torch.cat([j, outputs], 1), dim=1)).mean()
-
-
-@register_model(
-    "lenet5-1998",
-    input_size=(1, 32, 32),
-    description="LeNet-5 as in LeCun 1998: scaled tanh, trainable subsampling, C3 table, "
-    "fixed RBF digit bitmaps, MAP loss; 60,000 trainable",
-)
-def lenet5_1998(num_classes: int = 10, in_channels: int = 1, j: float = 0.1) -> nn.Module:
-    """Build the faithful 1998 LeNet-5 (input ``[N, in_channels, 32, 32]``); ``j`` is the MAP constant."""
-    return LeNet1998(num_classes=num_classes, in_channels=in_channels, j=j)

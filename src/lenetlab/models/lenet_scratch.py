@@ -3,7 +3,7 @@
 Same layers, attribute names and state-dict keys as ``lenet5`` (``C1, S2, C3, S4, C5, F6, output``),
 so weights move between the two unchanged. Convolutions and pooling are the im2col operators;
 ``F6`` and ``output`` stay ``nn.Linear`` (a fully connected layer is already one matrix multiply;
-the mission is convolution and pooling by hand), and ReLU is ``torch.relu``.
+the mission is convolution and pooling by hand).
 
 Converters: :func:`torch_to_scratch` / :func:`scratch_to_torch` (``lenet5`` <-> ``lenet5-scratch``,
 checked key by key) and :func:`to_loop_reference` / :func:`from_loop_reference` (to and from
@@ -12,45 +12,17 @@ NNDL's loop network :class:`lenetlab.ops.LoopLeNet`, whose convolution biases ar
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
+from lenetlab import ops as scratch_ops
 from lenetlab.errors import CheckpointError
+from lenetlab.models.lenet import LeNet5
 from lenetlab.models.registry import register_model
-from lenetlab.ops import AvgPool2d, Conv2d, MaxPool2d
 
 __all__ = ["LeNet5Scratch", "from_loop_reference", "scratch_to_torch", "to_loop_reference", "torch_to_scratch"]
 
 # lenet5 / lenet5-scratch layer -> NNDL's Model_LeNet layer (pooling layers have no weights)
 LOOP_NAMES = {"C1": "conv1", "C3": "conv3", "C5": "conv5", "F6": "linear6", "output": "linear7"}
 CONV_LAYERS = ("C1", "C3", "C5")
-
-
-class LeNet5Scratch(nn.Module):
-    """LeNet-5 (NNDL) on the im2col operators: ``[N, in_channels, 32, 32] -> [N, num_classes]``."""
-
-    profile_notes = (
-        "the im2col GEMM carries each conv bias as one more column against a row of ones, so the flop "
-        "counter sees one bias multiply-add per conv output: C1 4,704 + C3 1,600 + C5 120 = 6,424 MACs "
-        "more than lenet5's 416,520 at 1x32x32 (422,944); the arithmetic is otherwise the same.",
-    )
-
-    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
-        super().__init__()
-        self.C1 = Conv2d(in_channels, 6, 5)
-        self.S2 = MaxPool2d(2)
-        self.C3 = Conv2d(6, 16, 5)
-        self.S4 = AvgPool2d(2)
-        self.C5 = Conv2d(16, 120, 5)
-        self.F6 = nn.Linear(120, 84)
-        self.output = nn.Linear(84, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N, num_classes]`` from images ``x`` ``[N, in_channels, 32, 32]``."""
-        x = self.S2(torch.relu(self.C1(x)))  # [N, 6, 14, 14]
-        x = self.S4(torch.relu(self.C3(x)))  # [N, 16, 5, 5]
-        x = torch.relu(self.C5(x)).flatten(1)  # [N, 120]
-        return self.output(torch.relu(self.F6(x)))
+KEYS = [f"{layer}.{p}" for layer in LOOP_NAMES for p in ("weight", "bias")]
 
 
 @register_model(
@@ -58,19 +30,20 @@ class LeNet5Scratch(nn.Module):
     input_size=(1, 32, 32),
     description="lenet5 built from lenetlab.ops (im2col conv, hand-written pooling); same state dict",
 )
-def lenet5_scratch(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """Build LeNet-5 from the from-scratch operators (input ``[N, in_channels, 32, 32]``)."""
-    return LeNet5Scratch(num_classes=num_classes, in_channels=in_channels)
+class LeNet5Scratch(LeNet5):
+    """LeNet-5 (NNDL) on the im2col operators: ``[N, in_channels, 32, 32] -> [N, num_classes]``."""
 
-
-def _expected_keys() -> list[str]:
-    return [f"{layer}.{p}" for layer in ("C1", "C3", "C5", "F6", "output") for p in ("weight", "bias")]
+    ops = scratch_ops
+    formula_name = None
+    profile_notes = (
+        "the im2col GEMM carries each conv bias as one more column against a row of ones, so the flop "
+        "counter sees one bias multiply-add per conv output: C1 4,704 + C3 1,600 + C5 120 = 6,424 MACs "
+        "more than lenet5's 416,520 at 1x32x32 (422,944); the arithmetic is otherwise the same.",
+    )
 
 
 def _check(state: dict, what: str) -> None:
-    keys = set(state)
-    missing = [k for k in _expected_keys() if k not in keys]
-    extra = sorted(keys - set(_expected_keys()))
+    missing, extra = [k for k in KEYS if k not in state], sorted(set(state) - set(KEYS))
     if missing or extra:
         raise CheckpointError(
             f"{what}: not a LeNet-5 state dict (missing {missing or 'none'}, unexpected {extra or 'none'})"

@@ -1,8 +1,8 @@
-"""LeNet-5 variants from d2l and the tutorials: ``lenet-d2l``, ``lenet5-mini``, ``lenet5-bn``, ``lenet5-modern``,
-and lenetlab's ``lenet5-fast`` (the fastest to 99% on a CPU).
+"""LeNet-5 variants from d2l and the tutorials (``lenet-d2l``, ``lenet5-mini``, ``lenet5-bn``,
+``lenet5-modern``) and lenetlab's ``lenet5-fast``, the fastest to 99% on a CPU.
 
-Layer attribute names follow the paper (C1, S2, C3, S4, C5, F6, output) even where C5 is a
-fully connected layer, as in d2l's and a typical tutorial's 28×28 versions.
+Layers keep the paper's names (C1, S2, C3, S4, C5, F6, output), also where C5 is fully connected, as in
+d2l's and a typical tutorial's 28×28 versions.
 """
 
 from __future__ import annotations
@@ -16,109 +16,90 @@ from lenetlab.models.init import init_weights
 from lenetlab.models.registry import register_model
 
 
-class LeNetD2L(nn.Module):
-    """d2l's LeNet (its CNN chapter): sigmoid, C1 padding 2, average pooling; input ``[N, C, 28, 28]``.
+class LeNetFC(nn.Module):
+    """The 28×28 LeNets whose C5 is fully connected: ``[N, C, 28, 28] -> [N, num_classes]``.
 
-    ``activation="relu"`` and ``pool="max"`` give the modernised version d2l's exercises ask for
-    (``lenet lesson train-lenet`` trains both).
+    C1 (``padding`` 2 keeps 28×28, as in d2l) and C3 are each followed by ``act`` and a 2×2 ``pool``;
+    C5 and F6 by ``act``. With ``batch_norm`` every hidden layer's output is batch-normalised before
+    ``act``. ``act`` is a function, or a module (then one of the model's children).
     """
 
-    def __init__(
-        self, num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid", pool: str = "avg"
-    ) -> None:
+    def __init__(self, num_classes, in_channels, act, pool, padding: int = 0, batch_norm: bool = False) -> None:
         super().__init__()
-        if activation not in ("sigmoid", "relu") or pool not in ("avg", "max"):
-            raise ConfigError(
-                f"lenet-d2l: activation must be sigmoid or relu and pool avg or max, got {activation!r} and {pool!r}"
-            )
-        self.act = torch.sigmoid if activation == "sigmoid" else F.relu
-        pooling = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
-        self.C1 = nn.Conv2d(in_channels, 6, 5, padding=2)
-        self.S2 = pooling(2)
-        self.C3 = nn.Conv2d(6, 16, 5)
-        self.S4 = pooling(2)
-        self.C5 = nn.Linear(16 * 5 * 5, 120)
-        self.F6 = nn.Linear(120, 84)
-        self.output = nn.Linear(84, num_classes)
+        side = ((28 + 2 * padding - 4) // 2 - 4) // 2  # S4's maps: 5×5 with padding 2, else 4×4
+        self.act = act
+        layers = (
+            ("C1", nn.Conv2d(in_channels, 6, 5, padding=padding), nn.BatchNorm2d(6)),
+            ("S2", pool(2), None),
+            ("C3", nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16)),
+            ("S4", pool(2), None),
+            ("C5", nn.Linear(16 * side * side, 120), nn.BatchNorm1d(120)),
+            ("F6", nn.Linear(120, 84), nn.BatchNorm1d(84)),
+            ("output", nn.Linear(84, num_classes), None),
+        )
+        for name, layer, norm in layers:
+            self.add_module(name, layer)
+            if batch_norm and norm is not None:
+                self.add_module(f"{name}_bn", norm)
+
+    def _hidden(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        x = getattr(self, name)(x)
+        norm = getattr(self, f"{name}_bn", None)
+        return self.act(x if norm is None else norm(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
-        x = self.S2(self.act(self.C1(x)))  # [N, 6, 14, 14]
-        x = self.S4(self.act(self.C3(x)))  # [N, 16, 5, 5]
-        x = self.act(self.C5(torch.flatten(x, 1)))  # [N, 120]
-        x = self.act(self.F6(x))  # [N, 84]
-        return self.output(x)  # [N, num_classes]
+        x = self.S2(self._hidden("C1", x))  # [N, 6, 14, 14] with padding 2, else [N, 6, 12, 12]
+        x = self.S4(self._hidden("C3", x))  # [N, 16, 5, 5], else [N, 16, 4, 4]
+        x = self._hidden("F6", self._hidden("C5", torch.flatten(x, 1)))  # [N, 84]
+        return self.output(x)
 
 
-class LeNetMini(nn.Module):
-    """A typical tutorial's 28×28 LeNet-5 (Kaggle-style): max pooling, flatten 16×4×4 → 120 → 84 → classes.
-
-    That tutorial's code has no activation functions at all (only the max pools are non-linear);
-    ``activation="relu"`` (default) adds ReLU after every hidden layer as the LeNet figure it
-    cites intends, ``activation="none"`` reproduces its code exactly.
-    """
-
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> None:
-        super().__init__()
-        if activation not in ("relu", "none"):
-            raise ConfigError(f"lenet5-mini: activation must be 'relu' or 'none', got {activation!r}")
-        self.act = nn.ReLU() if activation == "relu" else nn.Identity()
-        self.C1 = nn.Conv2d(in_channels, 6, 5)
-        self.S2 = nn.MaxPool2d(2)
-        self.C3 = nn.Conv2d(6, 16, 5)
-        self.S4 = nn.MaxPool2d(2)
-        self.C5 = nn.Linear(16 * 4 * 4, 120)
-        self.F6 = nn.Linear(120, 84)
-        self.output = nn.Linear(84, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
-        x = self.S2(self.act(self.C1(x)))  # [N, 6, 12, 12]
-        x = self.S4(self.act(self.C3(x)))  # [N, 16, 4, 4]
-        x = self.act(self.C5(torch.flatten(x, 1)))  # [N, 120]
-        x = self.act(self.F6(x))  # [N, 84]
-        return self.output(x)  # [N, num_classes]
+@register_model(
+    "lenet-d2l", input_size=(1, 28, 28), description="d2l LeNet: sigmoid, C1 padding 2, average pooling, Xavier init"
+)
+def lenet_d2l(num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid", pool: str = "avg") -> nn.Module:
+    """d2l's LeNet (its CNN chapter), Xavier-initialised; ``activation="relu"`` and ``pool="max"`` give the
+    modernised version d2l's exercises ask for (``lenet lesson train-lenet`` trains both)."""
+    if activation not in ("sigmoid", "relu") or pool not in ("avg", "max"):
+        raise ConfigError(
+            f"lenet-d2l: activation must be sigmoid or relu and pool avg or max, got {activation!r} and {pool!r}"
+        )
+    act = torch.sigmoid if activation == "sigmoid" else F.relu
+    return init_weights(LeNetFC(num_classes, in_channels, act, nn.AvgPool2d if pool == "avg" else nn.MaxPool2d, 2))
 
 
-class LeNetBN(nn.Module):
-    """d2l's batch-norm LeNet: BN before each sigmoid, max pooling; input ``[N, C, 28, 28]``.
-
-    A typical d2l write-up's ``nn.BatchNorm2d(120)`` on a flat ``[N, 120]`` tensor fails in PyTorch; the fully
-    connected layers use ``BatchNorm1d`` as its hand-written ``BatchNorm(num_dims=2)`` means.
-    """
-
-    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
-        super().__init__()
-        self.C1 = nn.Conv2d(in_channels, 6, 5)
-        self.C1_bn = nn.BatchNorm2d(6)
-        self.S2 = nn.MaxPool2d(2)
-        self.C3 = nn.Conv2d(6, 16, 5)
-        self.C3_bn = nn.BatchNorm2d(16)
-        self.S4 = nn.MaxPool2d(2)
-        self.C5 = nn.Linear(16 * 4 * 4, 120)
-        self.C5_bn = nn.BatchNorm1d(120)
-        self.F6 = nn.Linear(120, 84)
-        self.F6_bn = nn.BatchNorm1d(84)
-        self.output = nn.Linear(84, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
-        x = self.S2(torch.sigmoid(self.C1_bn(self.C1(x))))  # [N, 6, 12, 12]
-        x = self.S4(torch.sigmoid(self.C3_bn(self.C3(x))))  # [N, 16, 4, 4]
-        x = torch.sigmoid(self.C5_bn(self.C5(torch.flatten(x, 1))))  # [N, 120]
-        x = torch.sigmoid(self.F6_bn(self.F6(x)))  # [N, 84]
-        return self.output(x)  # [N, num_classes]
+@register_model(
+    "lenet5-mini",
+    input_size=(1, 28, 28),
+    description="a typical tutorial's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84",
+)
+def lenet5_mini(num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> nn.Module:
+    """A typical tutorial's 28×28 LeNet-5 with max pooling. That tutorial's code has no activation
+    functions (``activation="none"``); ``"relu"`` adds the ReLUs the LeNet figure it cites intends."""
+    if activation not in ("relu", "none"):
+        raise ConfigError(f"lenet5-mini: activation must be 'relu' or 'none', got {activation!r}")
+    return LeNetFC(num_classes, in_channels, nn.ReLU() if activation == "relu" else nn.Identity(), nn.MaxPool2d)
 
 
+@register_model(
+    "lenet5-bn", input_size=(1, 28, 28), description="d2l batch-norm LeNet: conv/linear -> BN -> sigmoid, max pooling"
+)
+def lenet5_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """d2l's batch-norm LeNet, Xavier-initialised (``BatchNorm1d`` after the fully connected layers)."""
+    return init_weights(LeNetFC(num_classes, in_channels, torch.sigmoid, nn.MaxPool2d, batch_norm=True))
+
+
+@register_model(
+    "lenet5-modern",
+    input_size=(1, 32, 32),
+    description="LeNet-5 geometry, 32/64-map C1/C3, BN, ReLU, max pool, dropout (~256K params)",
+)
 class LeNetModern(nn.Module):
-    """LeNet-5's geometry with today's tricks, for the best accuracy the family reaches.
+    """LeNet-5's geometry with today's tricks: ``[N, C, 32, 32] -> [N, num_classes]``.
 
-    Input ``[N, C, 32, 32]`` like LeNet-5. Changes, each for accuracy at small cost:
-    C1/C3 widened from 6/16 to ``width``/``2·width`` maps (32/64 by default: more low-level
-    features are the cheapest gain on digits), conv → BatchNorm → ReLU (stable fast training at
-    high learning rates), max pooling, dropout before F6 and before the output. With the default
-    width it has 255,530 parameters and 5.95M MACs (lenet5: 61,706 and 0.42M). Aimed at < 0.5 % MNIST test error when
-    trained with augmentation (random shifts/rotations); not a measured guarantee.
+    C1/C3 widened to ``width``/``2·width`` maps, conv → BatchNorm → ReLU, max pooling, dropout before
+    F6 and the output. Default width: 255,530 parameters, 5.95M MACs (lenet5: 61,706 and 0.42M).
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, dropout: float = 0.3) -> None:
@@ -148,16 +129,18 @@ class LeNetModern(nn.Module):
         return self.output(x)  # [N, num_classes]
 
 
+@register_model(
+    "lenet5-fast",
+    input_size=(1, 28, 28),
+    description="LeNet-5 on unpadded 28x28 digits, pooling before BN/ReLU: fastest to 99% on a CPU",
+)
 class LeNetFast(nn.Module):
-    """LeNet-5 rearranged for speed on a CPU: the model of the ``fast-lenet5`` recipe.
+    """The model of the ``fast-lenet5`` recipe: ``[N, C, 28, 28] -> [N, num_classes]``.
 
-    Two changes to :class:`LeNetModern`, each measured (``docs/speed.md``): the 28×28 digit is used
-    as it is instead of padded to 32×32 (C1 then produces 24×24 maps, 44% fewer positions, and C5
-    becomes a 4×4 convolution), and each pooling layer comes right after its convolution, before
-    batch norm and ReLU, as airbench does: max pooling commutes with ReLU, so the network keeps its
-    kind of non-linearity while batch norm and ReLU, slow in their backward passes on a CPU, run on
-    a quarter of the values. ``c1``/``c3`` are the C1/C3 map counts (16/32 by default: more C1 maps
-    learned faster per example than they cost). No dropout: runs this short do not overfit.
+    Two changes to :class:`LeNetModern`, each measured (``docs/speed.md``): the 28×28 digit is not
+    padded (44% fewer C1 positions; C5 becomes 4×4), and each pooling comes right after its
+    convolution, before batch norm and ReLU (as in airbench: max pooling commutes with ReLU, and the
+    slow backward passes of BN and ReLU run on a quarter of the values). ``c1``/``c3``: map counts.
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, c1: int = 16, c3: int = 32) -> None:
@@ -183,50 +166,3 @@ class LeNetFast(nn.Module):
         x = F.relu(self.C5_bn(self.C5(x)))  # [N, 120, 1, 1]
         x = F.relu(self.F6_bn(self.F6(torch.flatten(x, 1))))  # [N, 84]
         return self.output(x)  # [N, num_classes]
-
-
-@register_model(
-    "lenet-d2l", input_size=(1, 28, 28), description="d2l LeNet: sigmoid, C1 padding 2, average pooling, Xavier init"
-)
-def lenet_d2l(num_classes: int = 10, in_channels: int = 1, activation: str = "sigmoid", pool: str = "avg") -> nn.Module:
-    """Build d2l's LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised like d2l; ``activation``
-    sigmoid|relu, ``pool`` avg|max."""
-    return init_weights(LeNetD2L(num_classes, in_channels, activation=activation, pool=pool))
-
-
-@register_model(
-    "lenet5-mini",
-    input_size=(1, 28, 28),
-    description="a typical tutorial's 28x28 LeNet-5: ReLU, max pooling, 16x4x4 -> 120 -> 84",
-)
-def lenet5_mini(num_classes: int = 10, in_channels: int = 1, activation: str = "relu") -> nn.Module:
-    """Build a typical tutorial's 28×28 LeNet-5 (input ``[N, in_channels, 28, 28]``); ``activation`` relu|none."""
-    return LeNetMini(num_classes, in_channels, activation=activation)
-
-
-@register_model(
-    "lenet5-bn", input_size=(1, 28, 28), description="d2l batch-norm LeNet: conv/linear -> BN -> sigmoid, max pooling"
-)
-def lenet5_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """Build d2l's batch-norm LeNet (input ``[N, in_channels, 28, 28]``), Xavier-initialised."""
-    return init_weights(LeNetBN(num_classes, in_channels))
-
-
-@register_model(
-    "lenet5-modern",
-    input_size=(1, 32, 32),
-    description="LeNet-5 geometry, 32/64-map C1/C3, BN, ReLU, max pool, dropout (~256K params)",
-)
-def lenet5_modern(num_classes: int = 10, in_channels: int = 1, width: int = 32, dropout: float = 0.3) -> nn.Module:
-    """Build the modernised LeNet-5 (input ``[N, in_channels, 32, 32]``); ``width`` = C1 maps."""
-    return LeNetModern(num_classes, in_channels, width=width, dropout=dropout)
-
-
-@register_model(
-    "lenet5-fast",
-    input_size=(1, 28, 28),
-    description="LeNet-5 on unpadded 28x28 digits, pooling before BN/ReLU: fastest to 99% on a CPU",
-)
-def lenet5_fast(num_classes: int = 10, in_channels: int = 1, c1: int = 16, c3: int = 32) -> nn.Module:
-    """Build :class:`LeNetFast` (input ``[N, in_channels, 28, 28]``); ``c1``/``c3`` the C1/C3 map counts."""
-    return LeNetFast(num_classes, in_channels, c1=c1, c3=c3)

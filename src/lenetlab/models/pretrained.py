@@ -1,8 +1,8 @@
 """Portable weights: a folder with ``model.safetensors`` and ``config.json`` (the Hugging Face Hub layout),
-and the registered names that ship with trained weights.
+and the registered names that ship with trained weights (:data:`PRETRAINED`).
 
-``model.safetensors`` holds the model's state dict (the ``safetensors`` format: plain tensors, no
-pickle, readable from any language); ``config.json`` says how to rebuild the model and feed it::
+``model.safetensors`` holds the state dict (plain tensors, no pickle); ``config.json`` says how to
+rebuild the model and feed it::
 
     {"format": "lenetlab-pretrained-v1", "model_type": "lenetlab", "model": "lenet5",
      "model_kwargs": {"num_classes": 10, "in_channels": 1}, "class_names": ["0", ..., "9"],
@@ -10,14 +10,9 @@ pickle, readable from any language); ``config.json`` says how to rebuild the mod
      "lenetlab_version": "0.1.0", "dataset": "mnist", "test_accuracy": 0.9939,
      "checksum": "sha256:<hex of model.safetensors>", ...}
 
-Reading checks every field's type (:data:`CONFIG_TYPES`) and the checksum of ``model.safetensors``: a
-damaged or edited weights file is a one-line :class:`CheckpointError`, never a silently worse model.
-
-``lenet export RUN --format safetensors`` writes such a folder; :func:`read_pretrained` reads it back
-as a checkpoint-like dict, so :func:`lenetlab.models.load_checkpoint` (and with it ``lenet predict``,
-``lenet eval``, ``lenet serve``) accept the folder wherever they accept a checkpoint.
-:data:`PRETRAINED` maps model names to the folders shipped inside the package; it is what
-``lenetlab.models.create(name, pretrained=True)`` and ``lenet models --pretrained`` read.
+``lenet export RUN --format safetensors`` writes one; :func:`read_pretrained` reads it back as a
+checkpoint-like dict (fields checked against :data:`CONFIG_TYPES`, weights against the checksum), so
+every command that takes a checkpoint takes the folder too.
 """
 
 from __future__ import annotations
@@ -83,15 +78,13 @@ def is_pretrained_dir(path: str | os.PathLike) -> bool:
 
 
 def save_pretrained(folder: str | os.PathLike, checkpoint: dict, **extra) -> dict:
-    """Write ``checkpoint`` (a lenetlab checkpoint dict: ``model``, ``state_dict``, ``class_names``,
-    ``input_spec``) as ``folder/model.safetensors`` + ``folder/config.json``, each atomically.
-
-    ``extra`` entries (JSON-safe: ``test_accuracy``, ``dataset``...) are added to ``config.json``.
-    Returns the config written. Tensors that share memory (tied weights) are stored as copies.
-    """
+    """Write ``checkpoint`` (``model``, ``state_dict``, ``class_names``, ``input_spec``) as
+    ``folder/model.safetensors`` + ``folder/config.json``, each atomically, with the JSON-safe ``extra``
+    entries (``test_accuracy``...) in ``config.json``; returns the config written."""
     folder = Path(folder)
     try:
         spec = checkpoint["model"]
+        # copies: safetensors refuses tensors that share memory (tied weights)
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in checkpoint["state_dict"].items()}
         class_names = [str(c) for c in checkpoint["class_names"]]
         input_spec = dict(checkpoint["input_spec"])
@@ -136,12 +129,10 @@ def weights_checksum(data: bytes) -> str:
 
 
 def read_pretrained(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a ``model.safetensors`` + ``config.json`` folder as a checkpoint-like dict: ``model``
-    (``{"name", "kwargs"}``), ``state_dict``, ``class_names``, ``input_spec``, ``dataset``, ``config``
-    (empty: no training state) and ``pretrained`` (the ``config.json`` itself). ``config.json`` is read
-    by :func:`lenetlab.fileio.read_json` and its fields checked against :data:`CONFIG_TYPES`; the weights
-    must match its ``checksum``. One-line :class:`CheckpointError` for a missing, malformed, damaged or
-    unreadable file."""
+    """Read a ``model.safetensors`` + ``config.json`` folder as a checkpoint-like dict: ``model``,
+    ``state_dict``, ``class_names``, ``input_spec``, ``dataset``, ``config`` (empty) and ``pretrained``
+    (the ``config.json``). A missing, malformed, damaged or unreadable file is a one-line
+    :class:`CheckpointError`."""
     folder = Path(folder)
     if not is_pretrained_dir(folder):
         raise CheckpointError(f"{folder}: not an exported model folder (needs {WEIGHTS} and {CONFIG})")

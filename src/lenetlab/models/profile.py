@@ -11,6 +11,7 @@ counted, so MACs = FLOPs / 2 exactly.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -71,9 +72,7 @@ def nndl_formula(module: nn.Module, out_shape) -> int | None:
     element**; average pooling: one operation per output element; Linear: in × out (no bias);
     anything else (max pooling, activations): 0. ``None`` if the layer kind has no formula.
     """
-    out = 1
-    for s in out_shape[1:]:
-        out *= s
+    out = math.prod(out_shape[1:])
     if isinstance(module, nn.Conv2d):
         k = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
         return out * k + (out if module.bias is not None else 0)
@@ -94,11 +93,11 @@ def _shape(out):
 
 @dataclass
 class _Trace:
-    """What one hooked forward pass saw: each called module's first output shape, call count and order."""
+    """What one hooked forward pass saw: each called module's first output shape, and its call count
+    (in the order of first calls, parents before children)."""
 
     shapes: dict[str, list]
     calls: dict[str, int]
-    first_call: dict[str, int]  # call order, parents before children
     counter: FlopCounterMode | None
 
 
@@ -117,11 +116,10 @@ def _trace(model: nn.Module, input_size, name: str, count_flops: bool = True) ->
         raise LenetlabError(f"{name or type(model).__name__}: cannot run on a {size} input ({first_line(e)})") from None
     finally:
         model.train(was_training)
-    result = _Trace({}, {}, {}, counter)
+    result = _Trace({}, {}, counter)
     for call in calls:
         result.calls[call.name] = result.calls.get(call.name, 0) + 1
         result.shapes.setdefault(call.name, _shape(call.output))
-        result.first_call.setdefault(call.name, len(result.first_call))
     return result
 
 
@@ -131,10 +129,45 @@ def trace_shapes(model: nn.Module, input_size, name: str = "") -> list[tuple[str
     One forward pass on ``[1, *input_size]`` as for :func:`profile_module`; containers come before
     the modules inside them, and a module called twice is listed once, with its first output shape.
     """
-    trace = _trace(model, input_size, name, count_flops=False)
+    shapes = _trace(model, input_size, name, count_flops=False).shapes
     modules = dict(model.named_modules())
-    order = sorted(trace.calls, key=lambda n: trace.first_call[n])
-    return [(n, type(modules[n]).__name__, trace.shapes[n]) for n in order]
+    return [(n, type(modules[n]).__name__, shape) for n, shape in shapes.items()]
+
+
+def _rows(model: nn.Module, trace: _Trace) -> list[LayerRow]:
+    """One row per called module that is a leaf or owns parameters or compute directly; each row's
+    compute excludes that of the called modules nested in it (through uncalled containers such as a
+    ModuleList too), so the rows add up to the total."""
+    counts, prefix = trace.counter.get_flop_counts(), type(model).__name__
+    modules = dict(model.named_modules())
+    formula_name = getattr(model, "formula_name", None)
+    layer_formula = getattr(model, "layer_formula", nndl_formula)
+
+    def own(n: str) -> int:
+        return int(sum(counts.get(f"{prefix}.{n}" if n else prefix, {}).values()))
+
+    order = list(trace.calls)
+    parent, nested = {}, {}
+    for n in order:
+        parts = n.split(".")
+        ancestors = (".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1))
+        parent[n] = next((a for a in ancestors if a in trace.calls), "")
+        nested[parent[n]] = nested.get(parent[n], 0) + own(n)
+    rows = []
+    for n in [*order, ""]:
+        m = modules[n]
+        is_leaf = n and not any(parent[c] == n for c in order)
+        direct = own(n) - nested.get(n, 0)
+        params = list(m.parameters(recurse=False))
+        if not is_leaf and not params and direct == 0:
+            continue
+        flags = {p.requires_grad for p in params}
+        trainable = "-" if not params else ("yes" if flags == {True} else "no" if flags == {False} else "partly")
+        shape = trace.shapes.get(n, [])
+        formula = layer_formula(m, shape) if formula_name and is_leaf else None
+        name, numel, calls = n or f"({prefix}.forward)", sum(p.numel() for p in params), trace.calls.get(n, 1)
+        rows.append(LayerRow(name, type(m).__name__, shape, numel, trainable, direct, direct // 2, calls, formula))
+    return rows
 
 
 def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
@@ -143,74 +176,23 @@ def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
     ``input_size`` is ``(C, H, W)``. The model's train/eval mode is restored afterwards.
     """
     trace = _trace(model, input_size, name)
-    modules = dict(model.named_modules())
-    shapes, calls, first_call, counter = trace.shapes, trace.calls, trace.first_call, trace.counter
-    counts = counter.get_flop_counts()
-    prefix = type(model).__name__
-
-    def own(n: str) -> int:
-        key = prefix if not n else f"{prefix}.{n}"
-        return int(sum(counts.get(key, {}).values()))
-
+    rows = _rows(model, trace)
     formula_name = getattr(model, "formula_name", None)
-    layer_formula = getattr(model, "layer_formula", nndl_formula)
-    # Each called module's compute minus that of the called modules nested directly in it
-    # (through uncalled containers such as ModuleList), so rows add up to the total.
-    order = sorted(calls, key=lambda n: first_call[n])
-    parent = {}
-    for n in order:
-        parts = n.split(".")
-        parent[n] = next(
-            (".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1) if ".".join(parts[:k]) in calls), ""
-        )
-    nested: dict[str, int] = {}
-    for n in order:
-        nested[parent[n]] = nested.get(parent[n], 0) + own(n)
-    rows: list[LayerRow] = []
-    for n in order:
-        m = modules[n]
-        has_children = any(parent[c] == n for c in order)
-        direct = own(n) - nested.get(n, 0)
-        params = list(m.parameters(recurse=False))
-        if has_children and not params and direct == 0:
-            continue
-        numel = sum(p.numel() for p in params)
-        flags = {p.requires_grad for p in params}
-        trainable = "-" if not params else ("yes" if flags == {True} else "no" if flags == {False} else "partly")
-        formula = layer_formula(m, shapes[n]) if formula_name and not has_children else None
-        rows.append(LayerRow(n, type(m).__name__, shapes[n], numel, trainable, direct, direct // 2, calls[n], formula))
-    root_direct = own("") - nested.get("", 0)
-    root_params = list(model.parameters(recurse=False))
-    if root_direct or root_params:
-        rows.append(
-            LayerRow(
-                f"({prefix}.forward)",
-                prefix,
-                [],
-                sum(p.numel() for p in root_params),
-                "yes" if root_params else "-",
-                root_direct,
-                root_direct // 2,
-            )
-        )
-
     total = sum(p.numel() for p in model.parameters())
-    trainable_n = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    flops = int(counter.get_total_flops())
-    formula_total = sum(r.formula or 0 for r in rows) if formula_name else None
-    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    flops = int(trace.counter.get_total_flops())
     return Profile(
-        model=name or prefix,
+        model=name or type(model).__name__,
         input_size=tuple(input_size),
         rows=rows,
         total_params=total,
-        trainable_params=trainable_n,
-        non_trainable_params=total - trainable_n,
+        trainable_params=trainable,
+        non_trainable_params=total - trainable,
         buffers=sum(b.numel() for b in model.buffers() if b.is_floating_point()),
         flops=flops,
         macs=flops // 2,
-        params_mb=round(param_bytes / 2**20, 3),
-        formula_total=formula_total,
+        params_mb=round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 3),
+        formula_total=sum(r.formula or 0 for r in rows) if formula_name else None,
         formula_name=formula_name,
         notes=list(getattr(model, "profile_notes", ())),
     )

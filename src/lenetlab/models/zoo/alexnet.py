@@ -9,10 +9,8 @@ from lenetlab.models.registry import register_model
 
 
 class AlexNet(nn.Module):
-    """Five convolutions and three fully connected layers with dropout, ReLU, overlapping max pooling.
-
-    ``features`` maps ``[N, C, H, W]`` to a ``[N, flat]`` vector, ``classifier`` to scores.
-    """
+    """``features`` (``[N, C, H, W] -> [N, flat]`` once flattened), then three fully connected layers
+    with ReLU and dropout (``classifier``) giving scores ``[N, num_classes]``. VGG has the same shape."""
 
     def __init__(self, features: nn.Sequential, flat: int, hidden: int, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
@@ -38,7 +36,7 @@ class AlexNet(nn.Module):
     description="d2l AlexNet: 96-256-384-384-256 convs, 4096-4096 FC, dropout (224x224)",
 )
 def alexnet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """Build d2l's AlexNet for ``[N, in_channels, 224, 224]`` inputs."""
+    """d2l's AlexNet for ``[N, in_channels, 224, 224]`` inputs."""
     features = nn.Sequential(
         nn.Conv2d(in_channels, 96, 11, stride=4, padding=1),
         nn.ReLU(),  # [N, 96, 54, 54]
@@ -63,11 +61,8 @@ def alexnet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     description="AlexNet layout for 28x28: 3x3 convs 32-64-96-96-64, 256-256 FC, dropout",
 )
 def alexnet_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """AlexNet's five-conv/three-FC layout scaled for ``[N, in_channels, 28, 28]`` digits.
-
-    The 11×11 stride-4 stem would leave nothing of a 28-pixel digit, so every convolution is
-    3×3 stride 1 and the widths are divided by 3-4.
-    """
+    """AlexNet's layout for ``[N, in_channels, 28, 28]``: the 11×11 stride-4 stem would leave nothing of
+    a 28-pixel digit, so every convolution is 3×3 stride 1, and the widths are divided by 3-4."""
     features = nn.Sequential(
         nn.Conv2d(in_channels, 32, 3, padding=1),
         nn.ReLU(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -47,15 +49,11 @@ class Inception(nn.Module):
         return torch.cat((p1, p2, p3, p4), dim=1)
 
 
-def _scale(spec, d: int):
-    c1, c2, c3, c4 = spec
-    return c1 // d, (c2[0] // d, c2[1] // d), (c3[0] // d, c3[1] // d), c4 // d
-
-
 def _stage(in_channels: int, specs, d: int, pool: bool):
+    """Inception blocks of ``specs`` at 1/``d`` width (then a stride-2 max pool): ``(stage, out channels)``."""
     layers: list[nn.Module] = []
-    for spec in specs:
-        c1, c2, c3, c4 = _scale(spec, d)
+    for c1, (c2a, c2b), (c3a, c3b), c4 in specs:
+        c1, c2, c3, c4 = c1 // d, (c2a // d, c2b // d), (c3a // d, c3b // d), c4 // d
         layers.append(Inception(in_channels, c1, c2, c3, c4))
         in_channels = c1 + c2[1] + c3[1] + c4
     if pool:
@@ -63,14 +61,20 @@ def _stage(in_channels: int, specs, d: int, pool: bool):
     return nn.Sequential(*layers), in_channels
 
 
+@register_model(
+    "googlenet",
+    input_size=(1, 224, 224),
+    description="d2l GoogLeNet: 9 Inception blocks, global average pool, 1024 -> classes (224x224)",
+)
 class GoogLeNet(nn.Module):
     """d2l's GoogLeNet: stem (b1, b2), Inception stages b3-b5, global average pool, linear head.
 
     ``divisor`` divides every width (1 = the book). ``small`` swaps the 7×7/2 stem and its two
-    stride-2 pools for 3×3 stride-1 convs and one pool, for 28×28 inputs (28→14→7→4).
+    stride-2 pools for 3×3 stride-1 convs and one pool, for 28×28 inputs (28→14→7→4). d2l trains the
+    full form at 96×96; 224×224 works too.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, divisor: int = 1, small: bool = False) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, divisor: int = 1, small: bool = False) -> None:
         super().__init__()
         d = divisor
         if small:
@@ -100,21 +104,8 @@ class GoogLeNet(nn.Module):
         return self.fc(self.b5(self.b4(self.b3(self.b2(self.b1(x))))))
 
 
-@register_model(
-    "googlenet",
-    input_size=(1, 224, 224),
-    description="d2l GoogLeNet: 9 Inception blocks, global average pool, 1024 -> classes (224x224)",
-)
-def googlenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """Build d2l's GoogLeNet for ``[N, in_channels, 224, 224]`` (d2l trains it at 96×96; both work)."""
-    return GoogLeNet(in_channels, num_classes)
-
-
-@register_model(
+register_model(
     "googlenet-small",
     input_size=(1, 28, 28),
     description="GoogLeNet with 1/4 widths and a 3x3 stride-1 stem for 28x28 digits",
-)
-def googlenet_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """GoogLeNet's nine Inception blocks at 1/4 width for ``[N, in_channels, 28, 28]``."""
-    return GoogLeNet(in_channels, num_classes, divisor=4, small=True)
+)(partial(GoogLeNet, divisor=4, small=True))

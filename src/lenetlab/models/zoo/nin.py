@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 
@@ -20,6 +22,11 @@ def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int
     )
 
 
+@register_model(
+    "nin",
+    input_size=(1, 224, 224),
+    description="d2l NiN: NiN blocks 96-256-384-classes, global average pooling (224x224)",
+)
 class NiN(nn.Module):
     """NiN: four NiN blocks, the last with one map per class, then global average pooling.
 
@@ -27,7 +34,7 @@ class NiN(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, num_classes: int, widths=(96, 256, 384), stem=(11, 4, 0), dropout: float = 0.5
+        self, num_classes=10, in_channels=1, widths=(96, 256, 384), stem=(11, 4, 0), dropout: float = 0.5
     ) -> None:
         super().__init__()
         w1, w2, w3 = widths
@@ -49,21 +56,8 @@ class NiN(nn.Module):
         return self.net(x)
 
 
-@register_model(
-    "nin",
-    input_size=(1, 224, 224),
-    description="d2l NiN: NiN blocks 96-256-384-classes, global average pooling (224x224)",
-)
-def nin(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """Build d2l's NiN for ``[N, in_channels, 224, 224]`` inputs."""
-    return NiN(in_channels, num_classes)
-
-
-@register_model(
+register_model(
     "nin-small",
     input_size=(1, 28, 28),
     description="NiN for 28x28: 5x5 stride-1 stem, blocks 32-64-96-classes, global avg pool",
-)
-def nin_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """NiN for ``[N, in_channels, 28, 28]``: stride-1 5×5 stem, widths 32/64/96 (28→13→6→2)."""
-    return NiN(in_channels, num_classes, widths=(32, 64, 96), stem=(5, 1, 2))
+)(partial(NiN, widths=(32, 64, 96), stem=(5, 1, 2)))  # 28 -> 13 -> 6 -> 2

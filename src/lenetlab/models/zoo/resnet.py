@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -43,13 +45,19 @@ def resnet_block(in_channels: int, out_channels: int, num_residuals: int, first_
     return nn.Sequential(*blocks)
 
 
+@register_model(
+    "resnet18",
+    input_size=(1, 224, 224),
+    description="d2l ResNet-18: 7x7 stem, stages 64-128-256-512, global average pool (224x224)",
+)
 class ResNet18(nn.Module):
     """d2l's ResNet-18: stem b1, four stages of two residual blocks, global average pool, linear.
 
     ``widths`` are the four stages' channels. ``small`` uses a 3×3 stride-1 stem without max pool.
+    d2l trains the full form at 96×96; 224×224 works too.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, widths=(64, 128, 256, 512), small: bool = False) -> None:
+    def __init__(self, num_classes=10, in_channels=1, widths=(64, 128, 256, 512), small: bool = False) -> None:
         super().__init__()
         w = widths
         if small:
@@ -72,21 +80,8 @@ class ResNet18(nn.Module):
         return self.head(self.b5(self.b4(self.b3(self.b2(self.b1(x))))))
 
 
-@register_model(
-    "resnet18",
-    input_size=(1, 224, 224),
-    description="d2l ResNet-18: 7x7 stem, stages 64-128-256-512, global average pool (224x224)",
-)
-def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """Build d2l's ResNet-18 for ``[N, in_channels, 224, 224]`` (d2l trains it at 96×96; both work)."""
-    return ResNet18(in_channels, num_classes)
-
-
-@register_model(
+register_model(
     "resnet18-small",
     input_size=(1, 28, 28),
     description="ResNet-18 with 1/4 widths (16-32-64-128) and a 3x3 stride-1 stem for 28x28",
-)
-def resnet18_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """ResNet-18 at 1/4 width for ``[N, in_channels, 28, 28]`` (28→28→14→7→4)."""
-    return ResNet18(in_channels, num_classes, widths=(16, 32, 64, 128), small=True)
+)(partial(ResNet18, widths=(16, 32, 64, 128), small=True))  # 28 -> 28 -> 14 -> 7 -> 4
