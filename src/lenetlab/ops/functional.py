@@ -1,21 +1,16 @@
-"""Fast from-scratch operators with ``torch.nn.functional`` signatures.
+"""Fast from-scratch operators with ``torch.nn.functional`` signatures: no torch convolution or pooling
+kernel (no ``F.conv2d``, ``F.unfold``, ``F.max_pool2d``...), only tensor views and matrix multiplies.
 
-No torch convolution or pooling kernel is used (no ``F.conv2d``, ``F.unfold``, ``F.max_pool2d``...).
-
-* Convolution is im2col + one matrix multiply. ``Tensor.unfold`` (a strided *view*: nothing is
-  copied) exposes every receptive field; one copy writes them as the columns of a
-  ``[C*kh*kw (+1), N*Ho*Wo]`` matrix (per group), and a single GEMM with the ``[O, C*kh*kw (+1)]``
-  weight matrix gives the output. The optional ``+1`` is a row of ones against a bias column, so
-  the GEMM adds the bias and the weight-gradient GEMM yields the bias gradient too. The backward
-  is hand-written: ``grad_weight`` is ``dY @ cols^T``; ``grad_input`` is ``W^T @ dY`` followed by
-  col2im (adding the ``kh*kw`` shifted slices back), one kernel row at a time.
+* Convolution is im2col + one matrix multiply: ``Tensor.unfold`` (a strided view) exposes every
+  receptive field, one copy writes them as the columns of a ``[C*kh*kw (+1), N*Ho*Wo]`` matrix (per
+  group, channel-major so that the copy reads whole image rows), and one GEMM with the
+  ``[O, C*kh*kw (+1)]`` weights gives the output. The ``+1`` is a row of ones against a bias column:
+  the GEMM adds the bias, and the weight-gradient GEMM yields its gradient. The hand-written backward:
+  ``grad_weight = dY @ cols^T``; ``grad_input = W^T @ dY``, then col2im (the shifted slices added back).
 * Pooling is "shift and add": the ``kh*kw`` strided views of the input (one per kernel offset) are
-  combined element-wise (running max, or sum); the hand-written backward adds the gradient back at
-  every offset (for max, only where that offset won: torch's first-maximum rule).
-
-The column matrix is laid out channel-major (rows ``c, i, j``; columns ``n, h, w``): the copy then
-reads whole image rows (fast even for LeNet's single-channel C1), and the GEMM's ``[O, N, Ho, Wo]``
-result is returned as a permuted ``[N, O, Ho, Wo]`` view instead of being copied again.
+  combined element-wise (running max, or sum); the backward adds the gradient back at every offset
+  (for max, only where that offset won: torch's first-maximum rule).
+* Batch normalisation is plain tensor arithmetic, differentiated by autograd.
 """
 
 from __future__ import annotations
@@ -26,55 +21,31 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from lenetlab.ops.norm import (
-    batch_norm,  # re-exported: the whole functional API in one module
-)
-
-__all__ = ["avg_pool2d", "batch_norm", "conv2d", "conv_output_size", "max_pool2d", "pool_output_size"]
+__all__ = ["avg_pool2d", "batch_norm", "conv2d", "max_pool2d", "pool_output_size"]
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-    """``value`` (int or 2-sequence of ints) as a pair; ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool):
+def _pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
+    """``value`` (an int or a pair of ints) as a pair; ``ValueError`` naming ``name`` if it is not one,
+    or if it is below ``minimum``."""
+    pair = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if isinstance(value, int):
-        return value, value
-    try:
-        a, b = value
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
-    if not (isinstance(a, int) and isinstance(b, int)) or isinstance(a, bool) or isinstance(b, bool):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return a, b
-
-
-def _positive(pair: tuple[int, int], name: str) -> tuple[int, int]:
-    if min(pair) < 1:
-        raise ValueError(f"{name} must be positive, got {pair}")
+    if minimum is not None and min(pair) < minimum:
+        raise ValueError(f"{name} must be {'positive' if minimum else 'non-negative'}, got {pair}")
     return pair
 
 
 def _batched(input: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
     """Accept ``[N, C, H, W]`` or unbatched ``[C, H, W]``; return the 4-D tensor and whether it was 3-D."""
-    if not isinstance(input, torch.Tensor):
-        raise ValueError(f"{name}: input must be a tensor, got {type(input).__name__}")
-    if input.dim() == 3:
-        return input.unsqueeze(0), True
-    if input.dim() != 4:
-        raise ValueError(f"{name}: input must be [N, C, H, W] or [C, H, W], got shape {tuple(input.shape)}")
-    return input, False
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
-    """Output length of a convolution along one dimension (floor mode); may be < 1 for invalid settings."""
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+    if not isinstance(input, torch.Tensor) or input.dim() not in (3, 4):
+        shape = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
+        raise ValueError(f"{name}: input must be [N, C, H, W] or [C, H, W], got {shape}")
+    return (input.unsqueeze(0), True) if input.dim() == 3 else (input, False)
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
-    """Output length of a pooling window along one dimension, with PyTorch's ceil-mode rule.
-
-    In ceil mode the last window must still start inside the input or its left padding.
-    """
+    """Output length of a pooling window along one dimension, with PyTorch's ceil-mode rule (the last
+    window must still start inside the input or its left padding)."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + padding:
@@ -162,6 +133,21 @@ class _Conv2dIm2col(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
+def _conv_pads(padding, stride, dilation, kh: int, kw: int) -> tuple[int, int, int, int]:
+    """``(left, right, top, bottom)`` zero padding of ``padding``: an int, a pair, ``"valid"`` or ``"same"``."""
+    if padding == "valid":
+        return 0, 0, 0, 0
+    if padding == "same":
+        if stride != (1, 1):
+            raise ValueError("conv2d: padding='same' is only supported with stride 1")
+        th, tw = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+        return tw // 2, tw - tw // 2, th // 2, th - th // 2  # torch puts the odd pixel on the bottom/right
+    if isinstance(padding, str):
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    ph, pw = _pair(padding, "conv2d: padding", minimum=0)
+    return pw, pw, ph, ph
+
+
 def conv2d(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -174,22 +160,18 @@ def conv2d(
     """2-D cross-correlation like ``torch.nn.functional.conv2d``, by im2col and one matrix multiply.
 
     ``input`` ``[N, C, H, W]`` (or ``[C, H, W]``), ``weight`` ``[O, C/groups, kh, kw]``, ``bias`` ``[O]``;
-    returns ``[N, O, Ho, Wo]`` with ``Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1``. ``stride``,
-    ``padding`` (zeros; also ``"valid"``/``"same"``) and ``dilation`` take an int or a pair.
-    Differentiable in input, weight and bias (first derivatives). Raises ``ValueError`` for
-    invalid settings (kernel larger than the padded input, channels not divisible by groups,
-    non-positive stride or dilation, negative padding, mismatched shapes or dtypes).
+    returns ``[N, O, Ho, Wo]``, ``Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1``. ``stride``, ``padding``
+    (zeros; also ``"valid"``/``"same"``) and ``dilation`` take an int or a pair. Differentiable once in
+    input, weight and bias. Invalid settings raise ``ValueError``.
     """
     x, unbatched = _batched(input, "conv2d")
     if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
-        raise ValueError(
-            f"conv2d: weight must be a 4-D tensor [O, C/groups, kh, kw], got "
-            f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}"
-        )
+        shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+        raise ValueError(f"conv2d: weight must be a 4-D tensor [O, C/groups, kh, kw], got {shape}")
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
-    stride = _positive(_pair(stride, "conv2d: stride"), "conv2d: stride")
-    dilation = _positive(_pair(dilation, "conv2d: dilation"), "conv2d: dilation")
+    stride = _pair(stride, "conv2d: stride", minimum=1)
+    dilation = _pair(dilation, "conv2d: dilation", minimum=1)
     n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
     if c % groups or o % groups:
@@ -203,55 +185,31 @@ def conv2d(
         )
     if min(kh, kw) < 1:
         raise ValueError(f"conv2d: kernel size must be positive, got {(kh, kw)}")
-    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
-        raise ValueError(
-            f"conv2d: input, weight and bias must share a dtype, got {x.dtype}, {weight.dtype}"
-            f"{', ' + str(bias.dtype) if bias is not None else ''}"
-        )
+    dtypes = [x.dtype, weight.dtype] + ([] if bias is None else [bias.dtype])
+    if len(set(dtypes)) > 1:
+        raise ValueError(f"conv2d: input, weight and bias must share a dtype, got {', '.join(map(str, dtypes))}")
     if not x.is_floating_point():
         raise ValueError(f"conv2d: input must be floating point, got {x.dtype}")
     if bias is not None and tuple(bias.shape) != (o,):
         raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
-    if isinstance(padding, str):
-        if padding == "valid":
-            pads = (0, 0, 0, 0)
-        elif padding == "same":
-            if stride != (1, 1):
-                raise ValueError("conv2d: padding='same' is only supported with stride 1")
-            th, tw = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
-            # torch puts the odd extra pixel on the bottom/right.
-            pads = (tw // 2, tw - tw // 2, th // 2, th - th // 2)
-        else:
-            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-    else:
-        ph, pw = _pair(padding, "conv2d: padding")
-        if min(ph, pw) < 0:
-            raise ValueError(f"conv2d: padding must be non-negative, got {(ph, pw)}")
-        pads = (pw, pw, ph, ph)
-    ho = conv_output_size(h, kh, stride[0], pads[2] + pads[3], dilation[0])
-    wo = conv_output_size(w, kw, stride[1], pads[0] + pads[1], dilation[1])
-    if ho < 1 or wo < 1:
-        raise ValueError(
-            f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
-            f"{(h + pads[2] + pads[3], w + pads[0] + pads[1])}"
-        )
+    pads = _conv_pads(padding, stride, dilation, kh, kw)
+    padded = (h + pads[2] + pads[3], w + pads[0] + pads[1])
+    if padded[0] < dilation[0] * (kh - 1) + 1 or padded[1] < dilation[1] * (kw - 1) + 1:
+        raise ValueError(f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input {padded}")
     out = _Conv2dIm2col.apply(x, weight, bias, stride, pads, dilation, groups)
     return out.squeeze(0) if unbatched else out
 
 
 # ----------------------------------------------------------------------------- pooling
 def _pool_args(name, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """Check pooling arguments; returns ``x``, whether it was unbatched, the kernel, stride, padding and
+    dilation pairs, ``Ho``, ``Wo`` and the ``(top, bottom, left, right)`` padding all ``Ho x Wo`` windows need."""
     x, unbatched = _batched(input, name)
-    k = _positive(_pair(kernel_size, f"{name}: kernel_size"), f"{name}: kernel_size")
-    s = (
-        k
-        if stride is None or (not isinstance(stride, int) and len(stride) == 0)
-        else _positive(_pair(stride, f"{name}: stride"), f"{name}: stride")
-    )
-    p = _pair(padding, f"{name}: padding")
-    d = _positive(_pair(dilation, f"{name}: dilation"), f"{name}: dilation")
-    if min(p) < 0:
-        raise ValueError(f"{name}: padding must be non-negative, got {p}")
+    k = _pair(kernel_size, f"{name}: kernel_size", minimum=1)
+    no_stride = stride is None or (not isinstance(stride, int) and len(stride) == 0)  # torch: stride=[] too
+    s = k if no_stride else _pair(stride, f"{name}: stride", minimum=1)
+    p = _pair(padding, f"{name}: padding", minimum=0)
+    d = _pair(dilation, f"{name}: dilation", minimum=1)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{name}: padding {p} must be at most half of the kernel size {k}")
     h, w = x.shape[2:]
@@ -259,13 +217,10 @@ def _pool_args(name, input, kernel_size, stride, padding, dilation, ceil_mode):
     wo = pool_output_size(w, k[1], s[1], p[1], d[1], ceil_mode)
     if ho < 1 or wo < 1:
         raise ValueError(f"{name}: kernel {k} is larger than the padded input {(h + 2 * p[0], w + 2 * p[1])}")
-    return x, unbatched, k, s, p, d, ho, wo
-
-
-def _pool_pads(size: int, k: int, s: int, p: int, d: int, out: int) -> tuple[int, int]:
-    """Left/right padding so that ``out`` windows fit (ceil mode may need extra on the right)."""
-    need = (out - 1) * s + d * (k - 1) + 1
-    return p, max(need - size - p, 0)
+    # ceil mode's last window may need more padding on the bottom/right than on the top/left
+    bottom = max((ho - 1) * s[0] + d[0] * (k[0] - 1) + 1 - h - p[0], 0)
+    right = max((wo - 1) * s[1] + d[1] * (k[1] - 1) + 1 - w - p[1], 0)
+    return x, unbatched, k, s, p, d, ho, wo, (p[0], bottom, p[1], right)
 
 
 def _offset(xp: torch.Tensor, i: int, j: int, s, d, ho: int, wo: int) -> torch.Tensor:
@@ -384,22 +339,16 @@ def max_pool2d(
     ``return_indices`` also returns the int64 flat index ``h*W + w`` of each maximum in its input
     plane, as torch does. Gradients flow to the first maximum of each window.
     """
-    x, unbatched, k, s, p, d, ho, wo = _pool_args(
-        "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode
-    )
-    h, w = x.shape[2:]
-    top, bottom = _pool_pads(h, k[0], s[0], p[0], d[0], ho)
-    left, right = _pool_pads(w, k[1], s[1], p[1], d[1], wo)
+    args = _pool_args("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    x, unbatched, k, s, p, d, ho, wo, pads = args
+    out = _MaxPool2d.apply(x, k, s, d, pads, ho, wo, return_indices)
     if not return_indices:
-        out = _MaxPool2d.apply(x, k, s, d, (top, bottom, left, right), ho, wo, False)
         return out.squeeze(0) if unbatched else out
-    out, arg = _MaxPool2d.apply(x, k, s, d, (top, bottom, left, right), ho, wo, True)
-    if unbatched:
-        out = out.squeeze(0)
+    out, arg = out
     rows = torch.arange(ho, device=x.device).view(ho, 1) * s[0] - p[0] + (arg // k[1]) * d[0]
     cols = torch.arange(wo, device=x.device).view(1, wo) * s[1] - p[1] + (arg % k[1]) * d[1]
-    idx = rows * w + cols
-    return out, (idx.squeeze(0) if unbatched else idx)
+    idx = rows * x.shape[3] + cols
+    return (out.squeeze(0), idx.squeeze(0)) if unbatched else (out, idx)
 
 
 def avg_pool2d(
@@ -417,13 +366,10 @@ def avg_pool2d(
     floor mode; ``ceil_mode``'s extra overhang is never counted; ``divisor_override`` replaces the
     divisor. The divisor is separable in rows and columns, so it is built from two 1-D counts.
     """
-    x, unbatched, k, s, p, d, ho, wo = _pool_args("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
+    x, unbatched, k, s, _, _, ho, wo, pads = _pool_args("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override < 1):
         raise ValueError(f"avg_pool2d: divisor_override must be a positive int, got {divisor_override!r}")
-    h, w = x.shape[2:]
-    top, bottom = _pool_pads(h, k[0], s[0], p[0], 1, ho)
-    left, right = _pool_pads(w, k[1], s[1], p[1], 1, wo)
-    pads = (top, bottom, left, right)
+    (h, w), (top, bottom, left, right) = x.shape[2:], pads
     if divisor_override is not None:
         div = torch.tensor(float(divisor_override), dtype=x.dtype, device=x.device)
     elif not any(pads):
@@ -440,3 +386,61 @@ def avg_pool2d(
         div = counts(h, top, bottom, k[0], s[0], ho).view(ho, 1) * counts(w, left, right, k[1], s[1], wo).view(1, wo)
     out = _AvgPool2d.apply(x, k, s, pads, ho, wo, div)
     return out.squeeze(0) if unbatched else out
+
+
+# ----------------------------------------------------------------------------- batch normalisation
+def batch_norm(
+    input: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Batch normalisation like ``torch.nn.functional.batch_norm`` over ``[N, C, *]`` inputs.
+
+    Training: normalise with the batch mean and biased variance over all dims but C, and update
+    ``running_mean``/``running_var`` (``[C]``) in place as ``(1 - momentum) * running + momentum *
+    batch`` with the *unbiased* variance. Evaluation: normalise with the running statistics.
+    ``weight``/``bias`` (``[C]``) scale and shift. Returns a tensor shaped like ``input``.
+    """
+    if not isinstance(input, torch.Tensor) or input.dim() < 2:
+        raise ValueError(
+            f"batch_norm: input must be [N, C, *], got "
+            f"{tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__}"
+        )
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and t.numel() != c:
+            raise ValueError(f"batch_norm: {name} must have {c} elements, got shape {tuple(t.shape)}")
+    if eps <= 0:
+        raise ValueError(f"batch_norm: eps must be positive, got {eps}")
+    shape = (1, c) + (1,) * (input.dim() - 2)
+    if training:
+        dims = [0] + list(range(2, input.dim()))
+        count = input.numel() // c
+        if count <= 1:
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when training, got input {tuple(input.shape)}"
+            )
+        mean = input.mean(dim=dims)
+        var = input.var(dim=dims, unbiased=False)
+        if running_mean is not None or running_var is not None:
+            with torch.no_grad():
+                if running_mean is not None:
+                    running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
+                if running_var is not None:
+                    unbiased = var.detach() * (count / (count - 1))
+                    running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+        mean, var = running_mean, running_var
+    out = (input - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps)
+    if weight is not None:
+        out = out * weight.view(shape)
+    if bias is not None:
+        out = out + bias.view(shape)
+    return out
