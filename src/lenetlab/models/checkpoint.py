@@ -249,15 +249,8 @@ def data_description(config: dict, dataset: str | None = None) -> dict:
     ``image_size``, the CSV columns, and the preprocessing (``normalize``, ``resize``, ``digit_width``)."""
     name = config.get("dataset") or dataset
     key = str(name or "").strip().lower()
-    kind = (
-        "named"
-        if key in NAMED_DATASETS
-        else "csv"
-        if key.endswith(".csv")
-        else "nndl-file"
-        if key.endswith((".gz", ".json"))
-        else "folder"
-    )
+    by_suffix = {".csv": "csv", ".gz": "nndl-file", ".json": "nndl-file"}
+    kind = "named" if key in NAMED_DATASETS else next((k for s, k in by_suffix.items() if key.endswith(s)), "folder")
     return {
         "dataset": name,
         "data_dir": config.get("data_dir"),

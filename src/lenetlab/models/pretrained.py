@@ -78,35 +78,28 @@ def is_pretrained_dir(path: str | os.PathLike) -> bool:
 
 
 def save_pretrained(folder: str | os.PathLike, checkpoint: dict, **extra) -> dict:
-    """Write ``checkpoint`` (``model``, ``state_dict``, ``class_names``, ``input_spec``) as
+    """Write ``checkpoint`` (a checked one: ``model``, ``state_dict``, ``class_names``, ``input_spec``) as
     ``folder/model.safetensors`` + ``folder/config.json``, each atomically, with the JSON-safe ``extra``
     entries (``test_accuracy``...) in ``config.json``; returns the config written."""
-    folder = Path(folder)
-    try:
-        spec = checkpoint["model"]
-        # copies: safetensors refuses tensors that share memory (tied weights)
-        state = {k: v.detach().to("cpu").contiguous().clone() for k, v in checkpoint["state_dict"].items()}
-        class_names = [str(c) for c in checkpoint["class_names"]]
-        input_spec = dict(checkpoint["input_spec"])
+    folder, spec = Path(folder), checkpoint["model"]
+    # copies: safetensors refuses tensors that share memory (tied weights)
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in checkpoint["state_dict"].items()}
+    class_names = [str(c) for c in checkpoint["class_names"]]
+    input_spec = dict(checkpoint["input_spec"])
+    config = {
+        "format": FORMAT,
+        "model_type": "lenetlab",
+        "model": str(spec["name"]),
         # spelled out, as the Runner builds the model: a reader needs no lenetlab defaults
-        kwargs = {
+        "model_kwargs": {
             "num_classes": len(class_names),
             "in_channels": int(input_spec["channels"]),
-            **dict(spec.get("kwargs") or {}),
-        }
-        config = {
-            "format": FORMAT,
-            "model_type": "lenetlab",
-            "model": str(spec["name"]),
-            "model_kwargs": kwargs,
-            "class_names": class_names,
-            "input_spec": input_spec,
-            "lenetlab_version": __version__,
-        }
-    except (KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(
-            f"cannot export: the checkpoint lacks model/state_dict/class_names/input_spec ({type(e).__name__}: {e})"
-        ) from None
+            **spec.get("kwargs", {}),
+        },
+        "class_names": class_names,
+        "input_spec": input_spec,
+        "lenetlab_version": __version__,
+    }
     if checkpoint.get("dataset") is not None:
         config["dataset"] = checkpoint["dataset"]
     config.update(extra)

@@ -233,34 +233,19 @@ def profile_model(name: str, input_size=None, num_classes: int = 10, **kwargs) -
 
 def format_profile(p: Profile) -> str:
     """A torchinfo-like text table of ``p`` with totals and the model's notes."""
-    show_formula = p.formula_total is not None
+    formula = p.formula_total is not None
     head = ["layer", "type", "output shape", "params", "trainable", "MACs", "FLOPs"]
-    if show_formula:
-        head.append("formula")
-    table = []
+    table = [head + ["formula"] if formula else head]
     for r in p.rows:
-        shape = (
-            "x".join(map(str, r.output_shape[1:]))
-            if r.output_shape and isinstance(r.output_shape[0], int)
-            else str(r.output_shape)
-        )
-        line = [
-            r.name + (f" (x{r.calls})" if r.calls > 1 else ""),
-            r.type,
-            shape,
-            f"{r.params:,}",
-            r.trainable,
-            f"{r.macs:,}",
-            f"{r.flops:,}",
-        ]
-        if show_formula:
-            line.append("" if r.formula is None else f"{r.formula:,}")
-        table.append(line)
-    lines = align([head, *table], right={3, 5, 6, 7})
+        flat = r.output_shape and isinstance(r.output_shape[0], int)
+        shape = "x".join(map(str, r.output_shape[1:])) if flat else str(r.output_shape)
+        name = r.name + (f" (x{r.calls})" if r.calls > 1 else "")
+        line = [name, r.type, shape, f"{r.params:,}", r.trainable, f"{r.macs:,}", f"{r.flops:,}"]
+        table.append(line + (["" if r.formula is None else f"{r.formula:,}"] if formula else []))
+    lines = align(table, right={3, 5, 6, 7})
     rule = "-" * max(map(len, lines))
-    size = "x".join(map(str, p.input_size))
     out = [
-        f"{p.model}  (input {size}, batch 1)",
+        f"{p.model}  (input {'x'.join(map(str, p.input_size))}, batch 1)",
         rule,
         lines[0],
         rule,
@@ -275,10 +260,9 @@ def format_profile(p: Profile) -> str:
         f"FLOPs:                {p.flops:,}   (1 MAC = 2 FLOPs; counted by torch.utils.flop_counter:"
         " matmul/conv only, no bias, pooling, activation or batch norm)",
     ]
-    if show_formula:
+    if formula:
         out.append(f"formula ({p.formula_name}): {p.formula_total:,}")
-    out += [f"note: {n}" for n in p.notes]
-    return "\n".join(out)
+    return "\n".join(out + [f"note: {n}" for n in p.notes])
 
 
 def _count_params(name: str, input_size) -> int:
@@ -293,12 +277,5 @@ def _count_params(name: str, input_size) -> int:
 
 def describe_models() -> list[dict]:
     """Every registered model as ``{"name", "input_size", "params", "description"}`` (10 classes)."""
-    return [
-        {
-            "name": i.name,
-            "input_size": list(i.input_size),
-            "params": _count_params(i.name, i.input_size),
-            "description": i.description,
-        }
-        for i in list_models()
-    ]
+    rows = [(i.name, list(i.input_size), _count_params(i.name, i.input_size), i.description) for i in list_models()]
+    return [dict(zip(("name", "input_size", "params", "description"), row)) for row in rows]

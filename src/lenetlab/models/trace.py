@@ -1,10 +1,6 @@
-"""Forward-hook tracing: what chosen modules of a model receive and return during a forward pass.
-
-:class:`Tracer` hooks modules and records each call as a :class:`Call`, in the order the calls start
-(a container before the modules inside it). It records only inside :meth:`Tracer.record`, and only in
-the thread that entered it, so hooks that stay installed (the server's explainer) let other threads'
-forward passes through untouched. :func:`trace` is the one-shot form: hooks installed for a ``with``
-block and removed on exit. :func:`first_conv` is the one rule for "the first convolution".
+"""Forward-hook tracing: what chosen modules of a model receive and return during a forward pass
+(:class:`Tracer`, and :func:`trace` for one ``with`` block), and the one rule for "the first
+convolution" (:func:`first_conv`).
 """
 
 from __future__ import annotations
@@ -34,8 +30,10 @@ class Call:
 class Tracer:
     """Forward hooks on ``(name, module)`` pairs, installed at construction until :meth:`remove`.
 
-    Records each call's output, and its positional inputs with ``keep_inputs``, as the forward pass
-    made them (not detached: a caller may differentiate through them).
+    Inside :meth:`record`, and only in the thread that entered it (hooks that stay installed, as the
+    server's explainer's, let other threads through), each call is a :class:`Call` in the order the
+    calls start (a container before the modules inside it), with its output and, with ``keep_inputs``,
+    its positional inputs, as the forward pass made them (not detached).
     """
 
     def __init__(self, modules: Iterable[tuple[str, nn.Module]], keep_inputs: bool = False) -> None:
@@ -90,12 +88,8 @@ def trace(modules: Iterable[tuple[str, nn.Module]], keep_inputs: bool = False) -
 
 
 def first_conv(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module, torch.Tensor]:
-    """The first convolution-like module to run on ``x``: ``(name, module, output [N, C_out, H', W'])``.
-
-    "Convolution-like" is any module with a 4-D ``weight`` (``nn.Conv2d`` and the from-scratch
-    operators alike) returning a 4-D tensor, found by execution order, not by attribute order.
-    Runs one no-grad forward pass; raises LenetlabError when the model has none.
-    """
+    """The first module with a 4-D ``weight`` to return a 4-D tensor on ``x``, in execution order:
+    ``(name, module, output [N, C_out, H', W'])``; a :class:`LenetlabError` when there is none."""
     convs = [
         (n, m)
         for n, m in model.named_modules()

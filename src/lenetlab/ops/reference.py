@@ -1,14 +1,9 @@
-"""Teaching references: convolution and pooling written with explicit loops (NNDL's LeNet-5 chapter).
+"""Teaching references: convolution and pooling written with explicit loops (NNDL's LeNet-5 chapter),
+to be read and checked against PyTorch, not to be fast (:mod:`lenetlab.ops.functional` is).
 
-Clear over fast: these exist to be read, and to be checked against PyTorch. Every output pixel is
-one small tensor expression inside Python ``for`` loops, so the cost grows with
-``out_channels * in_channels * Ho * Wo`` interpreter steps (see :mod:`lenetlab.ops.functional` for
-the im2col version that does the same arithmetic in one matrix multiply).
-
-Differences from NNDL's code, all fixes: outputs keep the input's dtype and device, the max
-pool takes the maximum per sample and channel (NNDL's ``torch.max(x[...])`` without ``dim``
-returned one number for the whole batch), and height and width are not swapped for non-square
-inputs (NNDL's are). As in NNDL, ``LoopConv2d`` keeps its bias as ``[out_channels, 1]``.
+Fixes to NNDL's code: outputs keep the input's dtype and device, the max pool takes the maximum per
+sample and channel (not over the whole batch), and height and width are not swapped for non-square
+inputs. As in NNDL, ``LoopConv2d`` keeps its bias as ``[out_channels, 1]``.
 """
 
 from __future__ import annotations
