@@ -15,10 +15,29 @@ import torch.nn.functional as F
 from lenetlab.models.registry import register_model
 
 
+class LeNet(nn.Module):
+    """The LeNet family's forward pass: the layers (C1, S2, ..., output) run in the order the model adds
+    them, the input of layer ``flatten_at`` flattened to ``[N, features]``, and ``act`` applied to the
+    output of each layer named in ``activated``. ``act`` is a function, or a module (then the child
+    ``act``, not run as a layer)."""
+
+    def __init__(self, act, activated: tuple[str, ...], flatten_at: str) -> None:
+        super().__init__()
+        self.act, self.activated, self.flatten_at = act, activated, flatten_at
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N, num_classes]`` from images ``x`` ``[N, in_channels, H, W]``."""
+        for name, layer in self.named_children():
+            if layer is not self.act:
+                x = layer(torch.flatten(x, 1) if name == self.flatten_at else x)
+                x = self.act(x) if name in self.activated else x
+        return x
+
+
 @register_model(
     "lenet5", input_size=(1, 32, 32), description="LeNet-5 as in NNDL: ReLU, max-pool S2, avg-pool S4, 61,706 params"
 )
-class LeNet5(nn.Module):
+class LeNet5(LeNet):
     """NNDL's LeNet-5 for ``in_channels`` x 32 x 32 inputs, layers named as in the paper."""
 
     ops = nn  # where Conv2d, MaxPool2d and AvgPool2d come from (lenet5-scratch: lenetlab.ops)
@@ -35,22 +54,11 @@ class LeNet5(nn.Module):
     )
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
-        super().__init__()
-        self.C1 = self.ops.Conv2d(in_channels, 6, 5)
-        self.S2 = self.ops.MaxPool2d(2)
-        self.C3 = self.ops.Conv2d(6, 16, 5)
-        self.S4 = self.ops.AvgPool2d(2)
-        self.C5 = self.ops.Conv2d(16, 120, 5)
-        self.F6 = nn.Linear(120, 84)
-        self.output = nn.Linear(84, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N, num_classes]`` from images ``x`` ``[N, in_channels, 32, 32]``."""
-        x = F.relu(self.C1(x))  # [N, 6, 28, 28]
-        x = self.S2(x)  # [N, 6, 14, 14]
-        x = F.relu(self.C3(x))  # [N, 16, 10, 10]
-        x = self.S4(x)  # [N, 16, 5, 5]
-        x = F.relu(self.C5(x))  # [N, 120, 1, 1]
-        x = torch.flatten(x, 1)  # [N, 120]
-        x = F.relu(self.F6(x))  # [N, 84]
-        return self.output(x)  # [N, num_classes]
+        super().__init__(F.relu, activated=("C1", "C3", "C5", "F6"), flatten_at="F6")
+        self.C1 = self.ops.Conv2d(in_channels, 6, 5)  # [N, 6, 28, 28], then ReLU
+        self.S2 = self.ops.MaxPool2d(2)  # [N, 6, 14, 14]
+        self.C3 = self.ops.Conv2d(6, 16, 5)  # [N, 16, 10, 10], then ReLU
+        self.S4 = self.ops.AvgPool2d(2)  # [N, 16, 5, 5]
+        self.C5 = self.ops.Conv2d(16, 120, 5)  # [N, 120, 1, 1], then ReLU
+        self.F6 = nn.Linear(120, 84)  # [N, 120] -> [N, 84], then ReLU
+        self.output = nn.Linear(84, num_classes)  # [N, num_classes]

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lenetlab.models.lenet import LeNet
 from lenetlab.models.registry import register_model
 
 # Table I of LeCun et al. 1998: row = S2 map, column = C3 map, 1 = connected.
@@ -141,7 +142,7 @@ class EuclideanRBF(nn.Module):
     description="LeNet-5 as in LeCun 1998: scaled tanh, trainable subsampling, C3 table, "
     "fixed RBF digit bitmaps, MAP loss; 60,000 trainable",
 )
-class LeNet1998(nn.Module):
+class LeNet1998(LeNet):
     """LeNet-5 exactly as in LeCun et al. 1998; input ``[N, in_channels, 32, 32]``.
 
     ``forward`` returns negative squared RBF distances ``[N, num_classes]``; train it with
@@ -186,21 +187,20 @@ class LeNet1998(nn.Module):
     )
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, j: float = 0.1) -> None:
-        super().__init__()
+        super().__init__(ScaledTanh(), activated=("C1", "S2", "C3", "S4", "C5", "F6"), flatten_at="F6")
         self.j = float(j)
-        self.act = ScaledTanh()
-        self.C1 = nn.Conv2d(in_channels, 6, 5)
-        self.S2 = Subsampling(6)
-        self.C3 = PartialConv2d(C3_TABLE, 5)
-        self.S4 = Subsampling(16)
-        self.C5 = nn.Conv2d(16, 120, 5)
-        self.F6 = nn.Linear(120, 84)
+        self.C1 = nn.Conv2d(in_channels, 6, 5)  # [N, 6, 28, 28]
+        self.S2 = Subsampling(6)  # [N, 6, 14, 14]
+        self.C3 = PartialConv2d(C3_TABLE, 5)  # [N, 16, 10, 10]
+        self.S4 = Subsampling(16)  # [N, 16, 5, 5]
+        self.C5 = nn.Conv2d(16, 120, 5)  # [N, 120, 1, 1]
+        self.F6 = nn.Linear(120, 84)  # [N, 120] -> [N, 84]
         if num_classes == 10:
             centres = digit_centres()
         else:  # no bitmaps beyond the ten digits: fixed random ±1 codes, reproducible
             g = torch.Generator().manual_seed(1998)
             centres = torch.randint(0, 2, (num_classes, 84), generator=g).float() * 2 - 1
-        self.output = EuclideanRBF(centres)
+        self.output = EuclideanRBF(centres)  # [N, num_classes] = -||x - w_i||²
         self._init_paper()
 
     def _init_paper(self) -> None:
@@ -221,16 +221,6 @@ class LeNet1998(nn.Module):
             c3.bias.copy_((torch.rand_like(c3.bias) * 2 - 1) * 2.4 / fi)
             per_conn = fi[c3.positions // c3.in_channels].view(-1, 1, 1)
             c3.weight.copy_((torch.rand_like(c3.weight) * 2 - 1) * 2.4 / per_conn)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Negative squared distances ``[N, num_classes]`` from ``x`` ``[N, in_channels, 32, 32]``."""
-        x = self.act(self.C1(x))  # [N, 6, 28, 28]
-        x = self.act(self.S2(x))  # [N, 6, 14, 14]
-        x = self.act(self.C3(x))  # [N, 16, 10, 10]
-        x = self.act(self.S4(x))  # [N, 16, 5, 5]
-        x = self.act(self.C5(x))  # [N, 120, 1, 1]
-        x = self.act(self.F6(torch.flatten(x, 1)))  # [N, 84]
-        return self.output(x)  # [N, num_classes] = -||x - w_i||²
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The paper's MAP criterion (eq. 9), averaged over the batch.

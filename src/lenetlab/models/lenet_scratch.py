@@ -1,13 +1,8 @@
-"""``lenet5-scratch``: NNDL's LeNet-5 built from the from-scratch operators of :mod:`lenetlab.ops`.
-
-Same layers, attribute names and state-dict keys as ``lenet5`` (``C1, S2, C3, S4, C5, F6, output``),
-so weights move between the two unchanged. Convolutions and pooling are the im2col operators;
-``F6`` and ``output`` stay ``nn.Linear`` (a fully connected layer is already one matrix multiply;
-the mission is convolution and pooling by hand).
-
-Converters: :func:`torch_to_scratch` / :func:`scratch_to_torch` (``lenet5`` <-> ``lenet5-scratch``,
-checked key by key) and :func:`to_loop_reference` / :func:`from_loop_reference` (to and from
-NNDL's loop network :class:`lenetlab.ops.LoopLeNet`, whose convolution biases are ``[C, 1]``).
+"""``lenet5-scratch``: NNDL's LeNet-5 with the convolutions and pooling of :mod:`lenetlab.ops` (``F6`` and
+``output`` stay ``nn.Linear``: a fully connected layer already is one matrix multiply), and the same
+state-dict keys as ``lenet5``. Converters: :func:`torch_to_scratch` / :func:`scratch_to_torch`, checked
+key by key, and :func:`to_loop_reference` / :func:`from_loop_reference` for NNDL's loop network
+:class:`lenetlab.ops.LoopLeNet` (convolution biases ``[C, 1]``).
 """
 
 from __future__ import annotations

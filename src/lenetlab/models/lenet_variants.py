@@ -13,21 +13,22 @@ import torch.nn.functional as F
 
 from lenetlab.errors import ConfigError
 from lenetlab.models.init import init_weights
+from lenetlab.models.lenet import LeNet
 from lenetlab.models.registry import register_model
 
 
-class LeNetFC(nn.Module):
+class LeNetFC(LeNet):
     """The 28×28 LeNets whose C5 is fully connected: ``[N, C, 28, 28] -> [N, num_classes]``.
 
     C1 (``padding`` 2 keeps 28×28, as in d2l) and C3 are each followed by ``act`` and a 2×2 ``pool``;
     C5 and F6 by ``act``. With ``batch_norm`` every hidden layer's output is batch-normalised before
-    ``act``. ``act`` is a function, or a module (then one of the model's children).
+    ``act``.
     """
 
     def __init__(self, num_classes, in_channels, act, pool, padding: int = 0, batch_norm: bool = False) -> None:
-        super().__init__()
+        hidden = ("C1", "C3", "C5", "F6")
+        super().__init__(act, tuple(f"{n}_bn" for n in hidden) if batch_norm else hidden, flatten_at="C5")
         side = ((28 + 2 * padding - 4) // 2 - 4) // 2  # S4's maps: 5×5 with padding 2, else 4×4
-        self.act = act
         layers = (
             ("C1", nn.Conv2d(in_channels, 6, 5, padding=padding), nn.BatchNorm2d(6)),
             ("S2", pool(2), None),
@@ -41,18 +42,6 @@ class LeNetFC(nn.Module):
             self.add_module(name, layer)
             if batch_norm and norm is not None:
                 self.add_module(f"{name}_bn", norm)
-
-    def _hidden(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        x = getattr(self, name)(x)
-        norm = getattr(self, f"{name}_bn", None)
-        return self.act(x if norm is None else norm(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
-        x = self.S2(self._hidden("C1", x))  # [N, 6, 14, 14] with padding 2, else [N, 6, 12, 12]
-        x = self.S4(self._hidden("C3", x))  # [N, 16, 5, 5], else [N, 16, 4, 4]
-        x = self._hidden("F6", self._hidden("C5", torch.flatten(x, 1)))  # [N, 84]
-        return self.output(x)
 
 
 @register_model(
@@ -95,7 +84,7 @@ def lenet5_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     input_size=(1, 32, 32),
     description="LeNet-5 geometry, 32/64-map C1/C3, BN, ReLU, max pool, dropout (~256K params)",
 )
-class LeNetModern(nn.Module):
+class LeNetModern(LeNet):
     """LeNet-5's geometry with today's tricks: ``[N, C, 32, 32] -> [N, num_classes]``.
 
     C1/C3 widened to ``width``/``2·width`` maps, conv → BatchNorm → ReLU, max pooling, dropout before
@@ -103,30 +92,21 @@ class LeNetModern(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, dropout: float = 0.3) -> None:
-        super().__init__()
+        super().__init__(F.relu, activated=("C1_bn", "C3_bn", "C5_bn", "F6_bn"), flatten_at="drop5")
         c1, c3 = width, 2 * width
-        self.C1 = nn.Conv2d(in_channels, c1, 5, bias=False)  # bias is redundant before BN
-        self.C1_bn = nn.BatchNorm2d(c1)
-        self.S2 = nn.MaxPool2d(2)
-        self.C3 = nn.Conv2d(c1, c3, 5, bias=False)
+        self.C1 = nn.Conv2d(in_channels, c1, 5, bias=False)  # [N, w, 28, 28]; bias is redundant before BN
+        self.C1_bn = nn.BatchNorm2d(c1)  # then ReLU
+        self.S2 = nn.MaxPool2d(2)  # [N, w, 14, 14]
+        self.C3 = nn.Conv2d(c1, c3, 5, bias=False)  # [N, 2w, 10, 10]
         self.C3_bn = nn.BatchNorm2d(c3)
-        self.S4 = nn.MaxPool2d(2)
-        self.C5 = nn.Conv2d(c3, 120, 5, bias=False)
+        self.S4 = nn.MaxPool2d(2)  # [N, 2w, 5, 5]
+        self.C5 = nn.Conv2d(c3, 120, 5, bias=False)  # [N, 120, 1, 1]
         self.C5_bn = nn.BatchNorm2d(120)
-        self.drop5 = nn.Dropout(dropout)
-        self.F6 = nn.Linear(120, 84, bias=False)
+        self.drop5 = nn.Dropout(dropout)  # [N, 120]
+        self.F6 = nn.Linear(120, 84, bias=False)  # [N, 84]
         self.F6_bn = nn.BatchNorm1d(84)
         self.drop6 = nn.Dropout(dropout)
-        self.output = nn.Linear(84, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 32, 32]``."""
-        x = self.S2(F.relu(self.C1_bn(self.C1(x))))  # [N, w, 14, 14]
-        x = self.S4(F.relu(self.C3_bn(self.C3(x))))  # [N, 2w, 5, 5]
-        x = F.relu(self.C5_bn(self.C5(x)))  # [N, 120, 1, 1]
-        x = self.drop5(torch.flatten(x, 1))  # [N, 120]
-        x = self.drop6(F.relu(self.F6_bn(self.F6(x))))  # [N, 84]
-        return self.output(x)  # [N, num_classes]
+        self.output = nn.Linear(84, num_classes)  # [N, num_classes]
 
 
 @register_model(
@@ -134,7 +114,7 @@ class LeNetModern(nn.Module):
     input_size=(1, 28, 28),
     description="LeNet-5 on unpadded 28x28 digits, pooling before BN/ReLU: fastest to 99% on a CPU",
 )
-class LeNetFast(nn.Module):
+class LeNetFast(LeNet):
     """The model of the ``fast-lenet5`` recipe: ``[N, C, 28, 28] -> [N, num_classes]``.
 
     Two changes to :class:`LeNetModern`, each measured (``docs/speed.md``): the 28×28 digit is not
@@ -144,25 +124,17 @@ class LeNetFast(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, c1: int = 16, c3: int = 32) -> None:
-        super().__init__()
         if c1 < 1 or c3 < 1:
             raise ConfigError(f"lenet5-fast: c1 and c3 must be positive map counts, got {c1} and {c3}")
-        self.C1 = nn.Conv2d(in_channels, c1, 5, bias=False)  # bias is redundant before BN
-        self.S2 = nn.MaxPool2d(2)
-        self.C1_bn = nn.BatchNorm2d(c1)
-        self.C3 = nn.Conv2d(c1, c3, 5, bias=False)
-        self.S4 = nn.MaxPool2d(2)
+        super().__init__(F.relu, activated=("C1_bn", "C3_bn", "C5_bn", "F6_bn"), flatten_at="F6")
+        self.C1 = nn.Conv2d(in_channels, c1, 5, bias=False)  # [N, c1, 24, 24]; bias is redundant before BN
+        self.S2 = nn.MaxPool2d(2)  # [N, c1, 12, 12]
+        self.C1_bn = nn.BatchNorm2d(c1)  # then ReLU
+        self.C3 = nn.Conv2d(c1, c3, 5, bias=False)  # [N, c3, 8, 8]
+        self.S4 = nn.MaxPool2d(2)  # [N, c3, 4, 4]
         self.C3_bn = nn.BatchNorm2d(c3)
-        self.C5 = nn.Conv2d(c3, 120, 4, bias=False)
+        self.C5 = nn.Conv2d(c3, 120, 4, bias=False)  # [N, 120, 1, 1]
         self.C5_bn = nn.BatchNorm2d(120)
-        self.F6 = nn.Linear(120, 84, bias=False)
+        self.F6 = nn.Linear(120, 84, bias=False)  # [N, 120] -> [N, 84]
         self.F6_bn = nn.BatchNorm1d(84)
-        self.output = nn.Linear(84, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N, num_classes]`` from ``x`` ``[N, C, 28, 28]``."""
-        x = F.relu(self.C1_bn(self.S2(self.C1(x))))  # [N, c1, 24, 24] -> [N, c1, 12, 12]
-        x = F.relu(self.C3_bn(self.S4(self.C3(x))))  # [N, c3, 8, 8] -> [N, c3, 4, 4]
-        x = F.relu(self.C5_bn(self.C5(x)))  # [N, 120, 1, 1]
-        x = F.relu(self.F6_bn(self.F6(torch.flatten(x, 1))))  # [N, 84]
-        return self.output(x)  # [N, num_classes]
+        self.output = nn.Linear(84, num_classes)  # [N, num_classes]

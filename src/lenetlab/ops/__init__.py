@@ -1,11 +1,7 @@
-"""From-scratch operators: loop teaching references and fast im2col versions.
-
-* :mod:`lenetlab.ops.reference` — ``corr2d``, loop ``LoopConv2d`` (bias ``[C, 1]``) and ``LoopPool2d``,
-  and ``LoopLeNet`` (NNDL's ``Model_LeNet``), written to be read.
-* :mod:`lenetlab.ops.functional` — ``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``batch_norm`` with
-  ``torch.nn.functional`` signatures, built from tensor views and matrix multiplies only.
-* :mod:`lenetlab.ops.modules` — ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, ``BatchNorm2d`` with
-  torch-compatible state dicts.
+"""From-scratch operators: loop teaching references (:mod:`lenetlab.ops.reference`: ``corr2d``, ``LoopConv2d``,
+``LoopPool2d``, NNDL's ``LoopLeNet``), fast versions with ``torch.nn.functional`` signatures from tensor
+views and matrix multiplies (:mod:`lenetlab.ops.functional`), and layers on them interchangeable with
+torch's (:mod:`lenetlab.ops.modules`).
 """
 
 from lenetlab.ops.functional import avg_pool2d, batch_norm, conv2d, max_pool2d

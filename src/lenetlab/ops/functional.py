@@ -248,7 +248,7 @@ class _MaxPool2d(torch.autograd.Function):
         arg = None
         if want_indices:
             arg = torch.zeros(best.shape, dtype=torch.int64, device=x.device)
-            for ij, hit in _first_hits(xp, best, k, s, d, ho, wo):
+            for ij, hit in enumerate(_first_hits(xp, best, k, s, d, ho, wo)):
                 arg += hit * ij
         ctx.save_for_backward(xp, best)
         ctx.geometry = (x.shape, k, s, d, pads, ho, wo)
@@ -263,35 +263,28 @@ class _MaxPool2d(torch.autograd.Function):
         xp, best = ctx.saved_tensors
         shape, k, s, d, (top, bottom, left, right), ho, wo = ctx.geometry
         gxp = grad_out.new_zeros(xp.shape)
-        for ij, hit in _first_hits(xp, best, k, s, d, ho, wo):
+        for ij, hit in enumerate(_first_hits(xp, best, k, s, d, ho, wo)):
             _offset(gxp, ij // k[1], ij % k[1], s, d, ho, wo).add_(grad_out * hit)
         return gxp[:, :, top : top + shape[2], left : left + shape[3]], None, None, None, None, None, None, None
 
 
-def _first_hits(xp, best, k, s, d, ho, wo) -> list[tuple[int, torch.Tensor]]:
-    """``(offset index, bool mask)`` per kernel offset: where that offset is the window's argmax.
-
-    torch's rule: the first offset equal to the maximum; in a window holding NaNs, the last NaN.
-    """
-    offsets = [(i, j) for i in range(k[0]) for j in range(k[1])]
-    hits = []
-    free = None  # where no earlier offset has claimed the maximum yet (None: everywhere)
-    for n, (i, j) in enumerate(offsets):
-        hit = _offset(xp, i, j, s, d, ho, wo) == best  # NaN equals nothing: NaN windows get no hit here
-        if free is None:
-            free = ~hit
-        else:
-            hit &= free
-            if n != len(offsets) - 1:
-                free ^= hit
-        hits.append(hit)
+def _first_hits(xp, best, k, s, d, ho, wo) -> list[torch.Tensor]:
+    """One bool mask per kernel offset, in scan order: where that offset is its window's argmax
+    (torch's rule: the first offset equal to the maximum; in a window holding NaNs, the last NaN)."""
+    views = [_offset(xp, i, j, s, d, ho, wo) for i in range(k[0]) for j in range(k[1])]
+    hits = [views[0] == best]  # NaN equals nothing: NaN windows get no hit here
+    free = ~hits[0]  # where no earlier offset has claimed the maximum yet
+    for n in range(1, len(views)):
+        hits.append((views[n] == best) & free)
+        if n != len(views) - 1:
+            free ^= hits[n]
     nan_free = best.isnan()
     if bool(nan_free.any()):
-        for n in reversed(range(len(offsets))):
-            nan_hit = _offset(xp, *offsets[n], s, d, ho, wo).isnan() & nan_free
+        for n in reversed(range(len(views))):
+            nan_hit = views[n].isnan() & nan_free
             nan_free ^= nan_hit
             hits[n] |= nan_hit
-    return [(n, hit) for n, hit in enumerate(hits)]
+    return hits
 
 
 class _AvgPool2d(torch.autograd.Function):
