@@ -7,11 +7,9 @@ A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.loa
 ``input_spec`` (:meth:`InputSpec.to_dict`), ``config`` (the run's config), ``data`` (what it was trained
 on, :func:`data_description`), and in ``last.pt`` the training state (:data:`TRAINING_FIELDS`).
 
-:func:`check_fields` checks every field, one :class:`CheckpointError` line naming the file and the
-field; :func:`build_model` checks what only the built model can tell (outputs against ``class_names``,
-the input size). An exported ``model.safetensors`` + ``config.json`` folder
-(:mod:`lenetlab.models.pretrained`) loads as the same kind of dict. It lives in ``models`` so that
-serving needs no training code.
+:func:`check_fields` checks every field, :func:`build_model` what only the built model can tell; each
+problem is one :class:`CheckpointError` line naming the file and the field. An exported folder
+(:mod:`lenetlab.models.pretrained`) loads as the same kind of dict.
 """
 
 from __future__ import annotations
@@ -86,11 +84,8 @@ def content_checksum(payload: dict) -> str:
 
 # ----------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """Write ``payload`` (a dict) with its :func:`content_checksum` to ``path`` atomically; returns the path.
-
-    A crash mid-write leaves the previous file intact; a full disk is a one-line
-    :class:`~lenetlab.errors.DiskFullError` naming the file and the bytes it needed.
-    """
+    """Write ``payload`` with its :func:`content_checksum` to ``path`` atomically (a crash leaves the old
+    file; a full disk is a one-line :class:`~lenetlab.errors.DiskFullError`); returns the path."""
     path = Path(path)
     body = {k: v for k, v in payload.items() if k not in ("format", "checksum")}
     if "data" not in body and isinstance(body.get("config"), dict) and body["config"]:
@@ -341,12 +336,9 @@ def _check_shapes(shadow: nn.Module, state: dict, src, name: str) -> None:
 
 
 def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=None) -> nn.Module:
-    """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode.
-
-    With an ``input_spec``, the model runs once on a zero input of that shape, so that an input size it
-    cannot take, or a number of outputs other than ``len(class_names)``, is refused at load. Problems
-    are one-line :class:`CheckpointError` lines naming ``source``.
-    """
+    """The model a checkpoint describes, weights loaded, in eval mode. With an ``input_spec`` it runs once
+    on a zero input, so that an input size it cannot take, or a number of outputs other than
+    ``len(class_names)``, is refused at load (a one-line :class:`CheckpointError` naming ``source``)."""
     src = source if source is not None else "checkpoint"
     spec = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):

@@ -10,11 +10,8 @@ INITS = ("default", "xavier")
 
 
 def init_weights(model: nn.Module, how: str = "xavier") -> nn.Module:
-    """Re-initialise every Conv2d/Linear weight in place and return ``model``.
-
-    ``xavier``: Xavier-uniform, as d2l's ``train_ch6`` does (biases are left as they are);
-    ``default``: keep PyTorch's own initialisation.
-    """
+    """``model`` with every Conv2d/Linear weight Xavier-uniform (``xavier``, as d2l's ``train_ch6``; biases
+    kept), or as PyTorch initialised it (``default``)."""
     if how not in INITS:
         raise ConfigError(f"field 'init' must be one of {', '.join(INITS)} (got {how!r})")
     if how == "xavier":

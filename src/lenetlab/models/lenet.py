@@ -1,9 +1,9 @@
-"""LeNet-5 as in NNDL's LeNet-5 chapter (Qiu Xipeng, *Neural Networks and Deep Learning*): ``lenet5``.
+"""LeNet-5 as in NNDL's LeNet-5 chapter (Qiu Xipeng, *Neural Networks and Deep Learning*): ``lenet5``,
+and the forward pass of the whole LeNet family (:class:`LeNet`).
 
-Differences from LeCun et al. 1998 (see :mod:`lenetlab.models.lenet1998` for the faithful one):
-ReLU instead of the scaled tanh, max pooling in S2 and average pooling in S4 instead of trainable
-subsampling, a full C3 (every C3 map sees all 6 S2 maps), and a plain linear output layer instead
-of RBF units. Parameters: C1 156 + C3 2,416 + C5 48,120 + F6 10,164 + output 850 = 61,706.
+Unlike LeCun et al. 1998 (:mod:`lenetlab.models.lenet1998`): ReLU, max pooling in S2 and average pooling
+in S4, a full C3, and a linear output layer. Parameters: C1 156 + C3 2,416 + C5 48,120 + F6 10,164 +
+output 850 = 61,706.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from lenetlab.models.registry import register_model
 
 
 class LeNet(nn.Module):
-    """The LeNet family's forward pass: the layers (C1, S2, ..., output) run in the order the model adds
-    them, the input of layer ``flatten_at`` flattened to ``[N, features]``, and ``act`` applied to the
-    output of each layer named in ``activated``. ``act`` is a function, or a module (then the child
-    ``act``, not run as a layer)."""
+    """The LeNet family's forward pass: the layers run in the order the model adds them (``act``, a
+    function or a module, is not one of them), the input of ``flatten_at`` flattened to ``[N, features]``,
+    and ``act`` applied to the output of each layer in ``activated``."""
 
     def __init__(self, act, activated: tuple[str, ...], flatten_at: str) -> None:
         super().__init__()

@@ -67,10 +67,7 @@ class ScaledTanh(nn.Module):
 
 
 class Subsampling(nn.Module):
-    """Trainable 2×2 subsampling: window sum × per-map coefficient + per-map bias.
-
-    ``[N, C, H, W] -> [N, C, H/2, W/2]``; the squashing is applied by the caller.
-    """
+    """Trainable 2×2 subsampling, window sum × per-map coefficient + per-map bias: ``[N, C, H/2, W/2]``."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -120,10 +117,7 @@ class PartialConv2d(nn.Module):
 
 
 class EuclideanRBF(nn.Module):
-    """RBF output units: ``y_i = ||x − w_i||²`` with fixed centres ``w`` ``[classes, features]``.
-
-    Returns **negative** squared distances ``[N, classes]`` (largest score = nearest centre).
-    """
+    """RBF output units with fixed centres ``w`` ``[classes, features]``: ``-||x − w_i||²`` ``[N, classes]``."""
 
     def __init__(self, centres: torch.Tensor) -> None:
         super().__init__()
@@ -143,11 +137,8 @@ class EuclideanRBF(nn.Module):
     "fixed RBF digit bitmaps, MAP loss; 60,000 trainable",
 )
 class LeNet1998(LeNet):
-    """LeNet-5 exactly as in LeCun et al. 1998; input ``[N, in_channels, 32, 32]``.
-
-    ``forward`` returns negative squared RBF distances ``[N, num_classes]``; train it with
-    :meth:`loss` (the paper's MAP criterion with constant ``j``).
-    """
+    """LeNet-5 exactly as in LeCun et al. 1998: ``[N, in_channels, 32, 32]`` -> negative squared RBF
+    distances ``[N, num_classes]``; train it with :meth:`loss` (the MAP criterion with constant ``j``)."""
 
     # `lenet profile` shows the paper's "connections" per layer (multiply-adds, a bias counting as
     # one): C1 122,304, S2 5,880, C3 151,600, S4 2,000, C5 48,120, F6 10,164, RBF 840 = 340,908.
@@ -223,12 +214,9 @@ class LeNet1998(LeNet):
             c3.weight.copy_((torch.rand_like(c3.weight) * 2 - 1) * 2.4 / per_conn)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The paper's MAP criterion (eq. 9), averaged over the batch.
-
-        ``outputs`` ``[N, classes]`` are ``-y`` (negative squared distances), ``targets`` ``[N]``
-        class indices. ``E = mean(y_target + log(e^{-j} + Σ_i e^{-y_i}))``; the ``e^{-j}`` term
-        stops the penalties of classes that are already far away from being pushed further up.
-        """
+        """The paper's MAP criterion (eq. 9) ``mean(y_target + log(e^{-j} + Σ_i e^{-y_i}))`` for ``outputs``
+        ``-y`` ``[N, classes]`` and class indices ``targets`` ``[N]`` (``e^{-j}`` stops classes already far
+        away from being pushed further)."""
         y_target = -outputs.gather(1, targets.view(-1, 1)).squeeze(1)
         j = outputs.new_full((outputs.shape[0], 1), -self.j)
         return (y_target + torch.logsumexp(torch.cat([j, outputs], 1), dim=1)).mean()

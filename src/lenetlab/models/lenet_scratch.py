@@ -45,6 +45,18 @@ def _check(state: dict, what: str) -> None:
         )
 
 
+def _renamed(state: dict, names: dict, bias_shape: tuple[int, ...], what: str) -> dict:
+    """``state`` with its layers renamed by ``names`` and convolution biases reshaped; tensors cloned."""
+    out = {}
+    for key, value in state.items():
+        layer, param = key.split(".", 1)
+        if layer not in names:
+            raise CheckpointError(f"{what}: unexpected key {key!r}")
+        conv_bias = param == "bias" and (layer in CONV_LAYERS or names[layer] in CONV_LAYERS)
+        out[f"{names[layer]}.{param}"] = value.detach().clone().reshape(bias_shape if conv_bias else value.shape)
+    return out
+
+
 def torch_to_scratch(state: dict) -> dict:
     """A ``lenet5`` state dict as a ``lenet5-scratch`` one (same keys and shapes; tensors cloned)."""
     _check(state, "lenet5 state dict")
@@ -58,36 +70,15 @@ def scratch_to_torch(state: dict) -> dict:
 
 
 def to_loop_reference(state: dict) -> dict:
-    """A ``lenet5``/``lenet5-scratch`` state dict for :class:`lenetlab.ops.LoopLeNet`.
-
-    Renames ``C1 -> conv1``, ..., ``output -> linear7`` and reshapes convolution biases
-    ``[C] -> [C, 1]`` (the shape of NNDL's loop convolution, ``LoopConv2d``).
-    """
+    """A ``lenet5``/``lenet5-scratch`` state dict for :class:`lenetlab.ops.LoopLeNet`: ``C1 -> conv1``, ...,
+    ``output -> linear7``, convolution biases ``[C] -> [C, 1]``."""
     _check(state, "lenet5 state dict")
-    out = {}
-    for key, value in state.items():
-        layer, param = key.split(".", 1)
-        value = value.detach().clone()
-        if layer in CONV_LAYERS and param == "bias":
-            value = value.view(-1, 1)
-        out[f"{LOOP_NAMES[layer]}.{param}"] = value
-    return out
+    return _renamed(state, LOOP_NAMES, (-1, 1), "lenet5 state dict")
 
 
 def from_loop_reference(state: dict) -> dict:
-    """A :class:`lenetlab.ops.LoopLeNet` state dict as a ``lenet5``/``lenet5-scratch`` one.
-
-    The inverse of :func:`to_loop_reference`: ``conv1 -> C1``, ..., biases ``[C, 1] -> [C]``.
-    """
-    back = {v: k for k, v in LOOP_NAMES.items()}
-    out = {}
-    for key, value in state.items():
-        layer, param = key.split(".", 1)
-        if layer not in back:
-            raise CheckpointError(f"loop LeNet state dict: unexpected key {key!r}")
-        value = value.detach().clone()
-        if back[layer] in CONV_LAYERS and param == "bias":
-            value = value.reshape(-1)
-        out[f"{back[layer]}.{param}"] = value
+    """A :class:`lenetlab.ops.LoopLeNet` state dict as a ``lenet5``/``lenet5-scratch`` one (the inverse of
+    :func:`to_loop_reference`)."""
+    out = _renamed(state, {v: k for k, v in LOOP_NAMES.items()}, (-1,), "loop LeNet state dict")
     _check(out, "loop LeNet state dict")
     return out

@@ -1,8 +1,6 @@
 """LeNet-5 variants from d2l and the tutorials (``lenet-d2l``, ``lenet5-mini``, ``lenet5-bn``,
-``lenet5-modern``) and lenetlab's ``lenet5-fast``, the fastest to 99% on a CPU.
-
-Layers keep the paper's names (C1, S2, C3, S4, C5, F6, output), also where C5 is fully connected, as in
-d2l's and a typical tutorial's 28×28 versions.
+``lenet5-modern``) and lenetlab's ``lenet5-fast``, the fastest to 99% on a CPU. Layers keep the paper's
+names, also where C5 is fully connected (the 28×28 versions).
 """
 
 from __future__ import annotations
@@ -18,12 +16,9 @@ from lenetlab.models.registry import register_model
 
 
 class LeNetFC(LeNet):
-    """The 28×28 LeNets whose C5 is fully connected: ``[N, C, 28, 28] -> [N, num_classes]``.
-
-    C1 (``padding`` 2 keeps 28×28, as in d2l) and C3 are each followed by ``act`` and a 2×2 ``pool``;
-    C5 and F6 by ``act``. With ``batch_norm`` every hidden layer's output is batch-normalised before
-    ``act``.
-    """
+    """The 28×28 LeNets whose C5 is fully connected: ``[N, C, 28, 28] -> [N, num_classes]``. Every hidden
+    layer is followed by ``act`` (with ``batch_norm``, batch norm first), C1 and C3 then by a 2×2 ``pool``;
+    ``padding`` 2 keeps C1's maps 28×28, as in d2l."""
 
     def __init__(self, num_classes, in_channels, act, pool, padding: int = 0, batch_norm: bool = False) -> None:
         hidden = ("C1", "C3", "C5", "F6")
@@ -115,12 +110,11 @@ class LeNetModern(LeNet):
     description="LeNet-5 on unpadded 28x28 digits, pooling before BN/ReLU: fastest to 99% on a CPU",
 )
 class LeNetFast(LeNet):
-    """The model of the ``fast-lenet5`` recipe: ``[N, C, 28, 28] -> [N, num_classes]``.
+    """The model of the ``fast-lenet5`` recipe: ``[N, C, 28, 28] -> [N, num_classes]``, ``c1``/``c3`` maps.
 
-    Two changes to :class:`LeNetModern`, each measured (``docs/speed.md``): the 28×28 digit is not
-    padded (44% fewer C1 positions; C5 becomes 4×4), and each pooling comes right after its
-    convolution, before batch norm and ReLU (as in airbench: max pooling commutes with ReLU, and the
-    slow backward passes of BN and ReLU run on a quarter of the values). ``c1``/``c3``: map counts.
+    Two measured changes to :class:`LeNetModern` (``docs/speed.md``): the digit is not padded (44% fewer
+    C1 positions), and each pooling comes before batch norm and ReLU, as in airbench (max pooling
+    commutes with ReLU; the slow backward passes of BN and ReLU run on a quarter of the values).
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, c1: int = 16, c3: int = 32) -> None:

@@ -10,9 +10,8 @@ rebuild the model and feed it::
      "lenetlab_version": "0.1.0", "dataset": "mnist", "test_accuracy": 0.9939,
      "checksum": "sha256:<hex of model.safetensors>", ...}
 
-``lenet export RUN --format safetensors`` writes one; :func:`read_pretrained` reads it back as a
-checkpoint-like dict (fields checked against :data:`CONFIG_TYPES`, weights against the checksum), so
-every command that takes a checkpoint takes the folder too.
+``lenet export RUN --format safetensors`` writes one; :func:`read_pretrained` reads it back, checked,
+as a checkpoint-like dict, so every command that takes a checkpoint takes the folder too.
 """
 
 from __future__ import annotations

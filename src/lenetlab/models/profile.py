@@ -1,11 +1,8 @@
 """Model profiles: per-layer output shapes, parameters and compute, like torchinfo/torchsummary.
 
-Compute is counted by PyTorch's own :class:`torch.utils.flop_counter.FlopCounterMode` during one
-forward pass (batch 1, eval mode); its module hierarchy gives the per-layer breakdown. Forward
-hooks only record output shapes. Convention: **1 MAC (multiply-accumulate) = 2 FLOPs**, and
-FlopCounterMode counts only matrix multiplications and convolutions (``mm``, ``addmm``, ``bmm``,
-``convolution``, attention...): bias additions, pooling, activations and batch norm are not
-counted, so MACs = FLOPs / 2 exactly.
+Compute is counted per module by :class:`torch.utils.flop_counter.FlopCounterMode` during one forward
+pass (batch 1, eval mode), which counts matrix multiplies and convolutions only (no bias, pooling,
+activation or batch norm), so MACs = FLOPs / 2 exactly; forward hooks record the output shapes.
 """
 
 from __future__ import annotations
@@ -66,12 +63,9 @@ class Profile:
 
 
 def nndl_formula(module: nn.Module, out_shape) -> int | None:
-    """NNDL's hand count for one layer (its LeNet-5 chapter) (``out_shape`` ``[1, C, H, W]`` or ``[1, F]``).
-
-    Conv: output elements × (C_in/groups·k_h·k_w) multiply-adds **plus one bias addition per output
-    element**; average pooling: one operation per output element; Linear: in × out (no bias);
-    anything else (max pooling, activations): 0. ``None`` if the layer kind has no formula.
-    """
+    """NNDL's hand count for one layer with output ``out_shape`` ``[1, ...]``: conv, output elements ×
+    (C_in/groups·kh·kw + 1 for the bias); average pooling, one per output; Linear, in × out (no bias);
+    max pooling and activations 0; ``None`` for other kinds."""
     out = math.prod(out_shape[1:])
     if isinstance(module, nn.Conv2d):
         k = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
@@ -91,54 +85,43 @@ def _shape(out):
     return []
 
 
-@dataclass
-class _Trace:
-    """What one hooked forward pass saw: each called module's first output shape, and its call count
-    (in the order of first calls, parents before children)."""
-
-    shapes: dict[str, list]
-    calls: dict[str, int]
-    counter: FlopCounterMode | None
-
-
-def _trace(model: nn.Module, input_size, name: str, count_flops: bool = True) -> _Trace:
-    """Run ``model`` once on a seeded random ``[1, *input_size]`` input (eval mode, no grad) with hooks."""
+def _trace(model: nn.Module, input_size, name: str, count_flops: bool = True):
+    """Run ``model`` once on a seeded random ``[1, *input_size]`` input (eval mode, no grad) with hooks:
+    ``(shapes, calls, counter)``, each called module's first output shape and its call count (in the
+    order of first calls, parents before children), and the flop counter."""
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False) if count_flops else None
     named = [(n, m) for n, m in model.named_modules() if n]
     x = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
     try:
-        with trace(named) as calls, torch.no_grad(), counter or contextlib.nullcontext():
+        with trace(named) as records, torch.no_grad(), counter or contextlib.nullcontext():
             model(x)
     except (RuntimeError, ValueError) as e:  # torch's layers raise RuntimeError, lenetlab.ops' ValueError
         size = "x".join(map(str, input_size))
         raise LenetlabError(f"{name or type(model).__name__}: cannot run on a {size} input ({first_line(e)})") from None
     finally:
         model.train(was_training)
-    result = _Trace({}, {}, counter)
-    for call in calls:
-        result.calls[call.name] = result.calls.get(call.name, 0) + 1
-        result.shapes.setdefault(call.name, _shape(call.output))
-    return result
+    shapes, calls = {}, {}
+    for call in records:
+        calls[call.name] = calls.get(call.name, 0) + 1
+        shapes.setdefault(call.name, _shape(call.output))
+    return shapes, calls, counter
 
 
 def trace_shapes(model: nn.Module, input_size, name: str = "") -> list[tuple[str, str, list]]:
-    """``(dotted name, type, output shape)`` of every module ``model`` calls, in call order.
-
-    One forward pass on ``[1, *input_size]`` as for :func:`profile_module`; containers come before
-    the modules inside them, and a module called twice is listed once, with its first output shape.
-    """
-    shapes = _trace(model, input_size, name, count_flops=False).shapes
+    """``(dotted name, type, first output shape)`` of every module ``model`` calls on ``[1, *input_size]``,
+    in the order of first calls (containers before the modules inside them)."""
+    shapes = _trace(model, input_size, name, count_flops=False)[0]
     modules = dict(model.named_modules())
     return [(n, type(modules[n]).__name__, shape) for n, shape in shapes.items()]
 
 
-def _rows(model: nn.Module, trace: _Trace) -> list[LayerRow]:
+def _rows(model: nn.Module, shapes: dict, calls: dict, counter: FlopCounterMode) -> list[LayerRow]:
     """One row per called module that is a leaf or owns parameters or compute directly; each row's
     compute excludes that of the called modules nested in it (through uncalled containers such as a
     ModuleList too), so the rows add up to the total."""
-    counts, prefix = trace.counter.get_flop_counts(), type(model).__name__
+    counts, prefix = counter.get_flop_counts(), type(model).__name__
     modules = dict(model.named_modules())
     formula_name = getattr(model, "formula_name", None)
     layer_formula = getattr(model, "layer_formula", nndl_formula)
@@ -146,12 +129,12 @@ def _rows(model: nn.Module, trace: _Trace) -> list[LayerRow]:
     def own(n: str) -> int:
         return int(sum(counts.get(f"{prefix}.{n}" if n else prefix, {}).values()))
 
-    order = list(trace.calls)
+    order = list(calls)
     parent, nested = {}, {}
     for n in order:
         parts = n.split(".")
         ancestors = (".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1))
-        parent[n] = next((a for a in ancestors if a in trace.calls), "")
+        parent[n] = next((a for a in ancestors if a in calls), "")
         nested[parent[n]] = nested.get(parent[n], 0) + own(n)
     rows = []
     for n in [*order, ""]:
@@ -163,24 +146,22 @@ def _rows(model: nn.Module, trace: _Trace) -> list[LayerRow]:
             continue
         flags = {p.requires_grad for p in params}
         trainable = "-" if not params else ("yes" if flags == {True} else "no" if flags == {False} else "partly")
-        shape = trace.shapes.get(n, [])
+        shape = shapes.get(n, [])
         formula = layer_formula(m, shape) if formula_name and is_leaf else None
-        name, numel, calls = n or f"({prefix}.forward)", sum(p.numel() for p in params), trace.calls.get(n, 1)
-        rows.append(LayerRow(name, type(m).__name__, shape, numel, trainable, direct, direct // 2, calls, formula))
+        name, numel, count = n or f"({prefix}.forward)", sum(p.numel() for p in params), calls.get(n, 1)
+        rows.append(LayerRow(name, type(m).__name__, shape, numel, trainable, direct, direct // 2, count, formula))
     return rows
 
 
 def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
-    """Profile ``model`` on one seeded random input ``[1, *input_size]`` (eval mode, no grad).
-
-    ``input_size`` is ``(C, H, W)``. The model's train/eval mode is restored afterwards.
-    """
-    trace = _trace(model, input_size, name)
-    rows = _rows(model, trace)
+    """Profile ``model`` on one seeded random input ``[1, *input_size]``, ``input_size`` ``(C, H, W)``
+    (in eval mode, no grad; the model's mode is restored afterwards)."""
+    shapes, calls, counter = _trace(model, input_size, name)
+    rows = _rows(model, shapes, calls, counter)
     formula_name = getattr(model, "formula_name", None)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    flops = int(trace.counter.get_total_flops())
+    flops = int(counter.get_total_flops())
     return Profile(
         model=name or type(model).__name__,
         input_size=tuple(input_size),
@@ -219,10 +200,7 @@ def _parse_size(input_size) -> tuple[int, int, int]:
 
 
 def profile_model(name: str, input_size=None, num_classes: int = 10, **kwargs) -> Profile:
-    """Build registered model ``name`` (``in_channels`` = C of ``input_size``) and profile it.
-
-    ``input_size`` is ``(C, H, W)``; ``None`` means the registry's default for ``name``.
-    """
+    """Build registered model ``name`` for ``input_size`` ``(C, H, W)`` (``None``: the registry's) and profile it."""
     info = model_info(name)
     if num_classes < 1:
         raise LenetlabError(f"--num-classes: must be a positive integer, got {num_classes}")

@@ -1,8 +1,5 @@
-"""The model registry, modelled on timm's ``register_model`` / ``create_model`` / ``list_models``.
-
-Each architecture module registers a builder ``builder(num_classes=10, in_channels=1, **kwargs) -> nn.Module``
-(a function or the model class); ``create(name, pretrained=True)`` loads the weights shipped for ``name``
-(:mod:`lenetlab.models.pretrained`).
+"""The model registry, as timm's ``register_model`` / ``create_model`` / ``list_models``: each architecture
+module registers a builder (a function or the model class) ``builder(num_classes=10, in_channels=1, **kwargs)``.
 """
 
 from __future__ import annotations
@@ -21,10 +18,7 @@ from lenetlab.models.pretrained import pretrained_dir, pretrained_names, read_pr
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What ``lenet models`` shows of a registered model.
-
-    ``input_size`` is the default ``(C, H, W)`` the model expects for MNIST-like data.
-    """
+    """A registered model: ``input_size`` is the ``(C, H, W)`` it expects for MNIST-like data."""
 
     name: str
     builder: Callable[..., nn.Module]
@@ -60,14 +54,12 @@ def model_info(name: str) -> ModelInfo:
 def create(
     name: str, num_classes: int | None = None, in_channels: int | None = None, *, pretrained: bool = False, **kwargs
 ) -> nn.Module:
-    """Build the model registered as ``name`` for ``num_classes`` outputs (default 10) and ``in_channels``
-    inputs (default 1).
+    """The model registered as ``name``, for ``num_classes`` outputs (default 10) and ``in_channels`` inputs (1).
 
-    ``pretrained=True`` loads the trained weights shipped for ``name`` and returns the model in eval mode.
-    As in timm, another ``num_classes`` or ``in_channels`` keeps every layer that still fits, with a new
-    classifier head and a first convolution adapted to the channel count (its weights summed over the
-    input channels and spread evenly over the new ones); a warning names the layers replaced. Other
-    arguments that differ from the weights', and a name without weights, are a :class:`LenetlabError`.
+    ``pretrained=True``: with the weights shipped for ``name``, in eval mode. As in timm, another
+    ``num_classes`` or ``in_channels`` keeps every layer that still fits, with a new head and a first
+    convolution adapted to the channel count (its weights summed over the input channels and spread
+    evenly over the new ones), and a warning naming them; other differing arguments are an error.
     """
     info = model_info(name)
     if not pretrained:

@@ -30,10 +30,9 @@ class Call:
 class Tracer:
     """Forward hooks on ``(name, module)`` pairs, installed at construction until :meth:`remove`.
 
-    Inside :meth:`record`, and only in the thread that entered it (hooks that stay installed, as the
-    server's explainer's, let other threads through), each call is a :class:`Call` in the order the
-    calls start (a container before the modules inside it), with its output and, with ``keep_inputs``,
-    its positional inputs, as the forward pass made them (not detached).
+    Inside :meth:`record`, only in the thread that entered it (so that hooks left installed let other
+    threads through), each call is a :class:`Call`, in the order the calls start, with its output and
+    (``keep_inputs``) its positional inputs, not detached.
     """
 
     def __init__(self, modules: Iterable[tuple[str, nn.Module]], keep_inputs: bool = False) -> None:

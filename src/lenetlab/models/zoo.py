@@ -105,11 +105,8 @@ def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequent
     "vgg11", input_size=(1, 224, 224), description="d2l VGG-11: 8 convs 64-128-256-256-512x4, 4096-4096 FC (224x224)"
 )
 class VGG(AlexNet):
-    """VGG: blocks of 3×3 convs (``features``), then AlexNet's classifier.
-
-    ``[N, C, H, W]`` with H = W = ``spatial``·2^5 → scores ``[N, num_classes]``; ``width`` divides the
-    channels of ``arch``.
-    """
+    """VGG: blocks of 3×3 convs (``arch``'s channels / ``width``), then AlexNet's classifier;
+    ``[N, C, H, W]`` with H = W = ``spatial``·2^5 → scores ``[N, num_classes]``."""
 
     def __init__(self, num_classes=10, in_channels=1, arch=VGG11_ARCH, width=1, spatial=7, hidden=4096) -> None:
         blocks = []
@@ -145,10 +142,8 @@ def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int
     description="d2l NiN: NiN blocks 96-256-384-classes, global average pooling (224x224)",
 )
 class NiN(nn.Module):
-    """NiN: four NiN blocks, the last with one map per class, then global average pooling.
-
-    ``widths`` are the first three blocks' channels; ``stem`` = (kernel, stride, padding) of block 1.
-    """
+    """NiN: four NiN blocks (``widths`` channels, then one map per class) and global average pooling;
+    ``stem`` = (kernel, stride, padding) of block 1."""
 
     def __init__(
         self, num_classes=10, in_channels=1, widths=(96, 256, 384), stem=(11, 4, 0), dropout: float = 0.5
@@ -196,10 +191,8 @@ INCEPTIONS = (
 
 
 class Inception(nn.Module):
-    """Four parallel paths (1×1; 1×1→3×3; 1×1→5×5; 3×3 max pool→1×1) concatenated on channels.
-
-    ``[N, in, H, W] -> [N, c1 + c2[1] + c3[1] + c4, H, W]``.
-    """
+    """Four parallel paths (1×1; 1×1→3×3; 1×1→5×5; 3×3 max pool→1×1) concatenated on channels:
+    ``[N, in, H, W] -> [N, c1 + c2[1] + c3[1] + c4, H, W]``."""
 
     def __init__(self, in_channels: int, c1: int, c2, c3, c4: int) -> None:
         super().__init__()
@@ -240,9 +233,8 @@ def _stage(in_channels: int, specs, d: int, pool: bool):
 class GoogLeNet(nn.Module):
     """d2l's GoogLeNet: stem (b1, b2), Inception stages b3-b5, global average pool, linear head.
 
-    ``divisor`` divides every width (1 = the book). ``small`` swaps the 7×7/2 stem and its two
-    stride-2 pools for 3×3 stride-1 convs and one pool, for 28×28 inputs (28→14→7→4). d2l trains the
-    full form at 96×96; 224×224 works too.
+    ``divisor`` divides every width. ``small`` swaps the 7×7/2 stem and its two stride-2 pools for 3×3
+    stride-1 convs and one pool, for 28×28 inputs (28→14→7→4). d2l trains the full form at 96×96.
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, divisor: int = 1, small: bool = False) -> None:
@@ -284,10 +276,8 @@ register_model(
 
 # ---------------------------------------- ResNet-18 (d2l §8.6): resnet18, resnet18-small (28×28)
 class Residual(nn.Module):
-    """Two 3×3 conv-BN layers plus a shortcut (a 1×1 conv when the shape changes).
-
-    ``[N, in, H, W] -> [N, out, H/stride, W/stride]``.
-    """
+    """Two 3×3 conv-BN layers plus a shortcut (a 1×1 conv when the shape changes):
+    ``[N, in, H, W] -> [N, out, H/stride, W/stride]``."""
 
     def __init__(self, in_channels: int, out_channels: int, use_1x1conv: bool = False, stride: int = 1) -> None:
         super().__init__()
@@ -325,8 +315,8 @@ def resnet_block(in_channels: int, out_channels: int, num_residuals: int, first_
 class ResNet18(nn.Module):
     """d2l's ResNet-18: stem b1, four stages of two residual blocks, global average pool, linear.
 
-    ``widths`` are the four stages' channels. ``small`` uses a 3×3 stride-1 stem without max pool.
-    d2l trains the full form at 96×96; 224×224 works too.
+    ``widths``: the four stages' channels; ``small``: a 3×3 stride-1 stem without max pool. d2l trains
+    the full form at 96×96.
     """
 
     def __init__(self, num_classes=10, in_channels=1, widths=(64, 128, 256, 512), small: bool = False) -> None:

@@ -1,15 +1,11 @@
 """Fast from-scratch operators with ``torch.nn.functional`` signatures: no torch convolution or pooling
 kernel (no ``F.conv2d``, ``F.unfold``, ``F.max_pool2d``...), only tensor views and matrix multiplies.
 
-* Convolution is im2col + one matrix multiply: ``Tensor.unfold`` (a strided view) exposes every
-  receptive field, one copy writes them as the columns of a ``[C*kh*kw (+1), N*Ho*Wo]`` matrix (per
-  group, channel-major so that the copy reads whole image rows), and one GEMM with the
-  ``[O, C*kh*kw (+1)]`` weights gives the output. The ``+1`` is a row of ones against a bias column:
-  the GEMM adds the bias, and the weight-gradient GEMM yields its gradient. The hand-written backward:
-  ``grad_weight = dY @ cols^T``; ``grad_input = W^T @ dY``, then col2im (the shifted slices added back).
-* Pooling is "shift and add": the ``kh*kw`` strided views of the input (one per kernel offset) are
-  combined element-wise (running max, or sum); the backward adds the gradient back at every offset
-  (for max, only where that offset won: torch's first-maximum rule).
+* Convolution is im2col + one GEMM: a ``Tensor.unfold`` view exposes every receptive field, one copy
+  writes them as the columns of a ``[C*kh*kw (+1), N*Ho*Wo]`` matrix (the ``+1``: a row of ones against
+  a bias column), and the hand-written backward is ``dY @ cols^T`` and ``W^T @ dY`` then col2im.
+* Pooling is "shift and add" over the ``kh*kw`` strided views of the input (one per kernel offset);
+  the backward adds the gradient back at every offset (for max, only where that offset won).
 * Batch normalisation is plain tensor arithmetic, differentiated by autograd.
 """
 
@@ -55,12 +51,8 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 
 # ----------------------------------------------------------------------------- convolution
 def _im2col(xp: torch.Tensor, kh: int, kw: int, stride, dilation, groups: int, ones_row: bool):
-    """Columns ``[groups, C/groups*kh*kw (+1), N*Ho*Wo]`` (rows ordered c, i, j) of padded ``xp`` ``[N, C, H, W]``.
-
-    With ``ones_row`` each group gets a last row of ones, so that a bias stored as the weight
-    matrix's last column is added by the GEMM itself (and its gradient falls out of the weight
-    gradient GEMM). Returns ``(cols, Ho, Wo)``.
-    """
+    """``(cols, Ho, Wo)``: the columns ``[groups, C/groups*kh*kw (+1), N*Ho*Wo]`` (rows ordered c, i, j) of
+    padded ``xp`` ``[N, C, H, W]``, with ``ones_row`` a last row of ones against the bias column."""
     (sh, sw), (dh, dw) = stride, dilation
     # unfold takes a window of the *dilated* extent, then we keep every dilation-th element: both views.
     v = xp.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)[..., ::dh, ::dw]
@@ -157,12 +149,9 @@ def conv2d(
     dilation=1,
     groups: int = 1,
 ) -> torch.Tensor:
-    """2-D cross-correlation like ``torch.nn.functional.conv2d``, by im2col and one matrix multiply.
-
-    ``input`` ``[N, C, H, W]`` (or ``[C, H, W]``), ``weight`` ``[O, C/groups, kh, kw]``, ``bias`` ``[O]``;
-    returns ``[N, O, Ho, Wo]``, ``Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1``. ``stride``, ``padding``
-    (zeros; also ``"valid"``/``"same"``) and ``dilation`` take an int or a pair. Differentiable once in
-    input, weight and bias. Invalid settings raise ``ValueError``.
+    """2-D cross-correlation like ``torch.nn.functional.conv2d``, by im2col and one matrix multiply:
+    ``input`` ``[N, C, H, W]`` (or ``[C, H, W]``), ``weight`` ``[O, C/groups, kh, kw]``, ``bias`` ``[O]`` ->
+    ``[N, O, Ho, Wo]``. Differentiable once; invalid settings raise ``ValueError``.
     """
     x, unbatched = _batched(input, "conv2d")
     if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
@@ -229,12 +218,9 @@ def _offset(xp: torch.Tensor, i: int, j: int, s, d, ho: int, wo: int) -> torch.T
 
 
 class _MaxPool2d(torch.autograd.Function):
-    """Max over windows as a running ``torch.maximum`` across the ``kh*kw`` kernel offsets.
-
-    The backward walks the offsets again in scan order and routes each output gradient to the first
-    offset equal to the maximum (torch's choice; with NaNs, to the last NaN). Element-wise compares
-    and multiplies only: ``torch.where``/``masked_fill`` are several times slower on CPU here.
-    """
+    """Max over windows as a running ``torch.maximum`` across the ``kh*kw`` kernel offsets; the backward
+    routes each gradient to the window's argmax (:func:`_first_hits`) with element-wise compares and
+    multiplies (``torch.where``/``masked_fill`` are several times slower on a CPU here)."""
 
     @staticmethod
     def forward(ctx, x, k, s, d, pads, ho, wo, want_indices):
@@ -326,12 +312,8 @@ def max_pool2d(
     ceil_mode: bool = False,
     return_indices: bool = False,
 ):
-    """Max pooling like ``torch.nn.functional.max_pool2d``: ``[N, C, H, W] -> [N, C, Ho, Wo]``.
-
-    Padding is with ``-inf`` (it never wins); ``stride`` defaults to ``kernel_size``. With
-    ``return_indices`` also returns the int64 flat index ``h*W + w`` of each maximum in its input
-    plane, as torch does. Gradients flow to the first maximum of each window.
-    """
+    """Max pooling like ``torch.nn.functional.max_pool2d``: ``[N, C, H, W] -> [N, C, Ho, Wo]`` (padding
+    with ``-inf``), and with ``return_indices`` the int64 flat index ``h*W + w`` of each maximum."""
     args = _pool_args("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
     x, unbatched, k, s, p, d, ho, wo, pads = args
     out = _MaxPool2d.apply(x, k, s, d, pads, ho, wo, return_indices)
@@ -353,12 +335,8 @@ def avg_pool2d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
 ) -> torch.Tensor:
-    """Average pooling like ``torch.nn.functional.avg_pool2d``: ``[N, C, H, W] -> [N, C, Ho, Wo]``.
-
-    Same defaults as torch: zero padding counted in the average (``count_include_pad=True``),
-    floor mode; ``ceil_mode``'s extra overhang is never counted; ``divisor_override`` replaces the
-    divisor. The divisor is separable in rows and columns, so it is built from two 1-D counts.
-    """
+    """Average pooling like ``torch.nn.functional.avg_pool2d``: ``[N, C, H, W] -> [N, C, Ho, Wo]`` (zero
+    padding counted unless ``count_include_pad=False``; ``ceil_mode``'s overhang never counted)."""
     x, unbatched, k, s, _, _, ho, wo, pads = _pool_args("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override < 1):
         raise ValueError(f"avg_pool2d: divisor_override must be a positive int, got {divisor_override!r}")
@@ -392,12 +370,10 @@ def batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> torch.Tensor:
-    """Batch normalisation like ``torch.nn.functional.batch_norm`` over ``[N, C, *]`` inputs.
+    """Batch normalisation like ``torch.nn.functional.batch_norm`` of ``[N, C, *]`` inputs (same shape out).
 
-    Training: normalise with the batch mean and biased variance over all dims but C, and update
-    ``running_mean``/``running_var`` (``[C]``) in place as ``(1 - momentum) * running + momentum *
-    batch`` with the *unbiased* variance. Evaluation: normalise with the running statistics.
-    ``weight``/``bias`` (``[C]``) scale and shift. Returns a tensor shaped like ``input``.
+    Training: the batch mean and biased variance over all dims but C, and ``running_mean``/``running_var``
+    ``[C]`` updated in place with the *unbiased* variance; evaluation: the running statistics.
     """
     if not isinstance(input, torch.Tensor) or input.dim() < 2:
         raise ValueError(
@@ -420,13 +396,12 @@ def batch_norm(
             )
         mean = input.mean(dim=dims)
         var = input.var(dim=dims, unbiased=False)
-        if running_mean is not None or running_var is not None:
-            with torch.no_grad():
-                if running_mean is not None:
-                    running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
-                if running_var is not None:
-                    unbiased = var.detach() * (count / (count - 1))
-                    running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+        with torch.no_grad():
+            if running_mean is not None:
+                running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
+            if running_var is not None:
+                unbiased = var.detach() * (count / (count - 1))
+                running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are required when training=False")

@@ -20,10 +20,8 @@ def _pair(v) -> tuple[int, int]:
 
 
 def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """2-D cross-correlation of one image ``X`` ``[H, W]`` with one kernel ``K`` ``[kh, kw]``.
-
-    Returns ``[H - kh + 1, W - kw + 1]``: ``Y[i, j] = sum(X[i:i+kh, j:j+kw] * K)``.
-    """
+    """2-D cross-correlation of one image ``X`` ``[H, W]`` with one kernel ``K`` ``[kh, kw]``:
+    ``Y[i, j] = sum(X[i:i+kh, j:j+kw] * K)``, ``[H - kh + 1, W - kw + 1]``."""
     if X.dim() != 2 or K.dim() != 2:
         raise ValueError(f"corr2d: X and K must be 2-D, got {tuple(X.shape)} and {tuple(K.shape)}")
     kh, kw = K.shape
@@ -40,11 +38,9 @@ def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 
 class LoopConv2d(nn.Module):
-    """Loop convolution layer: ``[N, in_channels, H, W] -> [N, out_channels, Ho, Wo]``.
-
-    Parameters: ``weight`` ``[out_channels, in_channels, kh, kw]`` and ``bias``
-    ``[out_channels, 1]`` (NNDL's shape; torch's ``nn.Conv2d`` uses ``[out_channels]``).
-    Initialised like NNDL's (weights 1, bias 0) unless ``init="torch"`` (torch's defaults).
+    """Loop convolution layer ``[N, in_channels, H, W] -> [N, out_channels, Ho, Wo]``: ``weight``
+    ``[out_channels, in_channels, kh, kw]``, ``bias`` ``[out_channels, 1]`` (NNDL's shape), initialised
+    like NNDL's (weights 1, bias 0) or, with ``init="torch"``, like ``nn.Conv2d``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, init: str = "seed"):
@@ -126,11 +122,8 @@ class LoopPool2d(nn.Module):
 
 
 class LoopLeNet(nn.Module):
-    """NNDL's ``Model_LeNet``: LeNet-5 from the loop layers (slow; for comparisons only).
-
-    Attribute names follow NNDL: ``conv1, pool2, conv3, pool4, conv5, linear6, linear7``.
-    ``[N, in_channels, 32, 32] -> [N, num_classes]``.
-    """
+    """NNDL's ``Model_LeNet`` from the loop layers (``conv1, pool2, ..., linear7``; slow, for comparisons):
+    ``[N, in_channels, 32, 32] -> [N, num_classes]``."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10):
         super().__init__()
