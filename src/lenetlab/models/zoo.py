@@ -14,6 +14,19 @@ import torch.nn.functional as F
 from lenetlab.models.registry import register_model
 
 
+def conv_relu(in_channels: int, spec) -> nn.Sequential:
+    """A conv + ReLU for each ``(out_channels, kernel, stride, padding)`` of ``spec``, a max pool for each
+    ``(kernel, stride)``."""
+    layers: list[nn.Module] = []
+    for entry in spec:
+        if len(entry) == 2:
+            layers.append(nn.MaxPool2d(*entry))
+        else:
+            layers += [nn.Conv2d(in_channels, *entry), nn.ReLU()]
+            in_channels = entry[0]
+    return nn.Sequential(*layers)
+
+
 # ---------------------------------------- AlexNet (d2l §8.1): alexnet, alexnet-small (28×28)
 class AlexNet(nn.Module):
     """``features`` (``[N, C, H, W] -> [N, flat]`` once flattened), then three fully connected layers
@@ -44,21 +57,8 @@ class AlexNet(nn.Module):
 )
 def alexnet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """d2l's AlexNet for ``[N, in_channels, 224, 224]`` inputs."""
-    features = nn.Sequential(
-        nn.Conv2d(in_channels, 96, 11, stride=4, padding=1),
-        nn.ReLU(),  # [N, 96, 54, 54]
-        nn.MaxPool2d(3, stride=2),  # [N, 96, 26, 26]
-        nn.Conv2d(96, 256, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(3, stride=2),  # [N, 256, 12, 12]
-        nn.Conv2d(256, 384, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(384, 384, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(384, 256, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(3, stride=2),  # [N, 256, 5, 5]
-    )
+    convs = [(96, 11, 4, 1), (3, 2), (256, 5, 1, 2), (3, 2), (384, 3, 1, 1), (384, 3, 1, 1), (256, 3, 1, 1), (3, 2)]
+    features = conv_relu(in_channels, convs)  # 96x54x54, pool 26x26, 256 maps, pool 12x12 ... pool 256x5x5
     return AlexNet(features, 256 * 5 * 5, 4096, num_classes)
 
 
@@ -70,21 +70,8 @@ def alexnet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
 def alexnet_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """AlexNet's layout for ``[N, in_channels, 28, 28]``: the 11×11 stride-4 stem would leave nothing of
     a 28-pixel digit, so every convolution is 3×3 stride 1, and the widths are divided by 3-4."""
-    features = nn.Sequential(
-        nn.Conv2d(in_channels, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # [N, 32, 14, 14]
-        nn.Conv2d(32, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # [N, 64, 7, 7]
-        nn.Conv2d(64, 96, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(96, 96, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(96, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(3, stride=2),  # [N, 64, 3, 3]
-    )
+    convs = [(32, 3, 1, 1), (2, 2), (64, 3, 1, 1), (2, 2), (96, 3, 1, 1), (96, 3, 1, 1), (64, 3, 1, 1), (3, 2)]
+    features = conv_relu(in_channels, convs)  # 32x28x28, pool 14x14, 64 maps, pool 7x7 ... pool 64x3x3
     return AlexNet(features, 64 * 3 * 3, 256, num_classes)
 
 
@@ -94,11 +81,7 @@ VGG11_ARCH = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))  # (convolutions,
 
 def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequential:
     """``num_convs`` 3×3 same-padding conv+ReLU layers then a 2×2 max pool (halves H and W)."""
-    layers: list[nn.Module] = []
-    for _ in range(num_convs):
-        layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
-        in_channels = out_channels
-    return nn.Sequential(*layers, nn.MaxPool2d(2))
+    return conv_relu(in_channels, [(out_channels, 3, 1, 1)] * num_convs + [(2, 2)])
 
 
 @register_model(
@@ -126,14 +109,8 @@ register_model(
 # ---------------------------------------- Network in Network (d2l §8.3): nin, nin-small (28×28)
 def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int) -> nn.Sequential:
     """One conv then two 1×1 convs (a per-pixel MLP), each followed by ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding),
-        nn.ReLU(),
-        nn.Conv2d(out_channels, out_channels, 1),
-        nn.ReLU(),
-        nn.Conv2d(out_channels, out_channels, 1),
-        nn.ReLU(),
-    )
+    one_by_one = (out_channels, 1, 1, 0)
+    return conv_relu(in_channels, [(out_channels, kernel_size, stride, padding), one_by_one, one_by_one])
 
 
 @register_model(
