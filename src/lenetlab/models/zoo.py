@@ -16,10 +16,10 @@ from lenetlab.models.registry import register_model
 
 def conv_relu(in_channels: int, spec) -> nn.Sequential:
     """A conv + ReLU for each ``(out_channels, kernel, stride, padding)`` of ``spec``, a max pool for each
-    ``(kernel, stride)``."""
+    ``(kernel, stride)`` or ``(kernel, stride, padding)``."""
     layers: list[nn.Module] = []
     for entry in spec:
-        if len(entry) == 2:
+        if len(entry) < 4:
             layers.append(nn.MaxPool2d(*entry))
         else:
             layers += [nn.Conv2d(in_channels, *entry), nn.ReLU()]
@@ -217,22 +217,13 @@ class GoogLeNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, divisor: int = 1, small: bool = False) -> None:
         super().__init__()
         d = divisor
+        pool = (3, 2, 1)
         if small:
-            self.b1 = nn.Sequential(nn.Conv2d(in_channels, 64 // d, 3, padding=1), nn.ReLU())
-            self.b2 = nn.Sequential(
-                nn.Conv2d(64 // d, 192 // d, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)
-            )
+            self.b1 = conv_relu(in_channels, [(64 // d, 3, 1, 1)])
+            self.b2 = conv_relu(64 // d, [(192 // d, 3, 1, 1), pool])
         else:
-            self.b1 = nn.Sequential(
-                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)
-            )
-            self.b2 = nn.Sequential(
-                nn.Conv2d(64, 64, 1),
-                nn.ReLU(),
-                nn.Conv2d(64, 192, 3, padding=1),
-                nn.ReLU(),
-                nn.MaxPool2d(3, stride=2, padding=1),
-            )
+            self.b1 = conv_relu(in_channels, [(64, 7, 2, 3), pool])
+            self.b2 = conv_relu(64, [(64, 1, 1, 0), (192, 3, 1, 1), pool])
         self.b3, c = _stage(192 // d, INCEPTIONS[0], d, pool=True)
         self.b4, c = _stage(c, INCEPTIONS[1], d, pool=True)
         b5, c = _stage(c, INCEPTIONS[2], d, pool=False)
