@@ -1,19 +1,17 @@
-"""The ``lenet`` command: argument parsing and printing; every subcommand calls one function of
-``lenetlab.apps.<verb>``, which returns an :class:`~lenetlab.textfmt.Output` that :func:`emit` prints
-as text, or as JSON with ``--json``. Lines shown while a command runs go through :func:`sayer`.
+"""The ``lenet`` command: argument parsing and printing. Every subcommand calls one function of
+``lenetlab.apps.<verb>``, imported when the command runs, which returns an
+:class:`~lenetlab.textfmt.Output` that :func:`emit` prints as text, or as JSON with ``--json``.
 
-Each application is imported when its command runs, so ``lenet --help``, ``lenet --version``,
-``lenet COMMAND --help`` and ``lenet lesson`` import no torch (tests/test_cli.py checks it), and
-``lenet serve`` and ``lenet predict`` never load the Runner or plotting code (tests/serve/test_export.py).
-User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit with status 2; Ctrl-C
-exits with 130, SIGTERM with 143 (one line ``terminated``; :mod:`lenetlab.signals`). Also runnable as ``python -m
-lenetlab`` (and
-``python -m lenetlab.cli``, which is what torchrun launches for ``lenet train --nproc N``).
+So ``lenet --help``, ``--version``, ``COMMAND --help`` and ``lenet lesson`` import no torch
+(tests/test_cli.py). User errors (:class:`LenetlabError`) print one line ``error: ...`` and exit 2;
+Ctrl-C exits 130, SIGTERM 143 (:mod:`lenetlab.signals`). Also ``python -m lenetlab`` (and
+``python -m lenetlab.cli``, which torchrun launches for ``lenet train --nproc N``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -36,6 +34,7 @@ CHECKPOINT_HELP = (
     "checkpoint file, run directory (best.pt, else last.pt), exported model folder, or the name of a "
     "model shipped with trained weights (see lenet models --pretrained)"
 )
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 DESCRIPTION = """\
 lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
@@ -56,9 +55,12 @@ class FORMATTER(argparse.ArgumentDefaultsHelpFormatter):
 
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose options may come anywhere among variadic positional arguments
-    (``lenet predict a.png --json b.png``); sub-parsers are of this class too."""
+    (``lenet predict a.png --json b.png``); sub-parsers are of this class too, with :class:`FORMATTER`."""
 
     _intermixing = False
+
+    def __init__(self, *args, formatter_class=FORMATTER, **kwargs) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         if self._intermixing or not any(a.nargs in ("+", "*") for a in self._get_positional_actions()):
@@ -96,15 +98,27 @@ def sayer(as_json: bool = False):
     return say
 
 
+def _app(target: str, *names: str, **mapped):
+    """A command's ``func``: import ``lenetlab.apps.MODULE`` (``target`` is ``MODULE:FUNCTION``) when the
+    command runs and call FUNCTION with the parsed options ``names`` as keywords of the same name, and
+    ``mapped`` keywords, each the name of a parsed option or a function of the parsed arguments."""
+    module, function = target.split(":")
+
+    def run(args):
+        kwargs = {n: getattr(args, n) for n in names}
+        kwargs.update({k: v(args) if callable(v) else getattr(args, v) for k, v in mapped.items()})
+        return getattr(importlib.import_module(f"lenetlab.apps.{module}"), function)(**kwargs)
+
+    return run
+
+
 def _json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 # ----------------------------------------------------------------------------- data
 def _add_data(sub) -> None:
-    p = sub.add_parser(
-        "data", help="summarise a dataset (sizes, shape, classes, mean/std, files)", formatter_class=FORMATTER
-    )
+    p = sub.add_parser("data", help="summarise a dataset (sizes, shape, classes, mean/std, files)")
     p.add_argument(
         "--dataset",
         default="mnist-subset",
@@ -145,54 +159,24 @@ def _add_data(sub) -> None:
         "--id-column", default=None, help="CSV datasets: the column of ids (default: image name or row number)"
     )
     _json_flag(p)
-    p.set_defaults(func=_run_data)
+    options = ("val_size", "seed", "image_size", "channels", "normalize", "image_column", "label_column", "id_column")
+    p.set_defaults(func=_app("data:run_data", "dataset", "data_dir", "download", "verify", *options, mirrors="mirror"))
 
 
-def _run_data(args):
-    from lenetlab.apps.data import run_data
-
-    return run_data(
-        args.dataset,
-        data_dir=args.data_dir,
-        download=args.download,
-        verify=args.verify,
-        val_size=args.val_size,
-        seed=args.seed,
-        image_size=args.image_size,
-        channels=args.channels,
-        normalize=args.normalize,
-        mirrors=args.mirror,
-        image_column=args.image_column,
-        label_column=args.label_column,
-        id_column=args.id_column,
-    )
-
-
-# ----------------------------------------------------------------------------- models
+# ----------------------------------------------------------------------------- models, profile
 def _add_models(sub) -> None:
-    p = sub.add_parser(
-        "models", help="list the registered models (input size, parameters, description)", formatter_class=FORMATTER
-    )
+    p = sub.add_parser("models", help="list the registered models (input size, parameters, description)")
     p.add_argument(
         "--pretrained",
         action="store_true",
         help="list only the models shipped with trained weights (lenet predict --model NAME uses them)",
     )
     _json_flag(p)
-    p.set_defaults(func=_run_models)
+    p.set_defaults(func=_app("models:run_models", "pretrained"))
 
 
-def _run_models(args):
-    from lenetlab.apps.models import run_models
-
-    return run_models(pretrained=args.pretrained)
-
-
-# ----------------------------------------------------------------------------- profile
 def _add_profile(sub) -> None:
-    p = sub.add_parser(
-        "profile", help="per-layer output shapes, parameters, MACs and FLOPs of a model", formatter_class=FORMATTER
-    )
+    p = sub.add_parser("profile", help="per-layer output shapes, parameters, MACs and FLOPs of a model")
     p.add_argument("model", help="registered model name (see `lenet models`)")
     p.add_argument(
         "--input-size",
@@ -204,13 +188,7 @@ def _add_profile(sub) -> None:
     )
     p.add_argument("--num-classes", type=int, default=10, help="number of output classes")
     _json_flag(p)
-    p.set_defaults(func=_run_profile)
-
-
-def _run_profile(args):
-    from lenetlab.apps.profile import run_profile
-
-    return run_profile(args.model, input_size=args.input_size, num_classes=args.num_classes)
+    p.set_defaults(func=_app("profile:run_profile", "input_size", "num_classes", name="model"))
 
 
 # ----------------------------------------------------------------------------- train
@@ -220,7 +198,6 @@ def _add_train(sub) -> None:
         help="train a model; writes runs/NAME/ (config, metrics, best.pt, last.pt, plots)",
         description="Train a model (default: lenet5 on the embedded mnist-subset, offline). "
         "Flags override fields of --config; --resume continues a run from its last.pt.",
-        formatter_class=FORMATTER,
     )
     p.add_argument(
         "--config",
@@ -259,7 +236,7 @@ def _run_train(args):
     return train_entry(args, sayer(args.json))
 
 
-# ----------------------------------------------------------------------------- runs
+# ----------------------------------------------------------------------------- runs, plot
 def _add_runs(sub) -> None:
     p = sub.add_parser(
         "runs",
@@ -267,7 +244,6 @@ def _add_runs(sub) -> None:
         description="One line per run directory: name, model, dataset, status (finished, running, "
         "interrupted, damaged), epochs done, dev accuracy of the best model, its test "
         "accuracy, training time and examples/s. A damaged run says what is wrong.",
-        formatter_class=FORMATTER,
     )
     p.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="folder holding run directories (or one run)")
     p.add_argument(
@@ -279,16 +255,9 @@ def _add_runs(sub) -> None:
     p.add_argument("--model", default=None, help="only runs of this model")
     p.add_argument("--dataset", default=None, help="only runs on this dataset")
     _json_flag(p)
-    p.set_defaults(func=_run_runs)
+    p.set_defaults(func=_app("runs:run_runs", "sort", "model", "dataset", root="dir"))
 
 
-def _run_runs(args):
-    from lenetlab.apps.runs import run_runs
-
-    return run_runs(args.dir, sort=args.sort, model=args.model, dataset=args.dataset)
-
-
-# ----------------------------------------------------------------------------- plot
 def _add_plot(sub) -> None:
     p = sub.add_parser(
         "plot",
@@ -297,7 +266,6 @@ def _add_plot(sub) -> None:
         "the confusion matrix, misclassified images, kernels and feature maps of its "
         "best.pt (else last.pt) on the test split, into RUN/plots. Several RUNs: their "
         "loss and dev accuracy curves in one figure with a legend of their names.",
-        formatter_class=FORMATTER,
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or run names inside runs/)")
     p.add_argument(
@@ -306,24 +274,14 @@ def _add_plot(sub) -> None:
         help="one RUN: folder for its PNG files (default RUN/plots); several: the PNG file of the "
         "overlay (default compare.png)",
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="device")
     _json_flag(p)
-    p.set_defaults(func=_run_plot)
+    p.set_defaults(func=_app("plot:run_plot", "runs", "out", "device"))
 
 
-def _run_plot(args):
-    from lenetlab.apps.plot import run_plot
-
-    return run_plot(args.runs, out=args.out, device=args.device)
-
-
-# ----------------------------------------------------------------------------- eval
+# ----------------------------------------------------------------------------- eval, predict, ensemble, export
 def _add_eval(sub) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a checkpoint: accuracy, loss, per-class accuracy, confusion matrix",
-        formatter_class=FORMATTER,
-    )
+    p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, loss, per-class accuracy, confusion matrix")
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--dataset", default=None, help="dataset name or path (default: the one it was trained on)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: the run's)")
@@ -333,26 +291,13 @@ def _add_eval(sub) -> None:
         choices=("test", "dev"),
         help="which split to evaluate (default: test, or dev when the test set is unlabelled, as Kaggle's)",
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="device")
     p.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size")
     _json_flag(p)
-    p.set_defaults(func=_run_eval)
+    names = ("checkpoint", "dataset", "data_dir", "split", "device", "batch_size")
+    p.set_defaults(func=_app("evaluate:eval_command", *names))
 
 
-def _run_eval(args):
-    from lenetlab.apps.evaluate import eval_command
-
-    return eval_command(
-        args.checkpoint,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        split=args.split,
-        device=args.device,
-        batch_size=args.batch_size,
-    )
-
-
-# ----------------------------------------------------------------------------- predict
 def _add_predict(sub) -> None:
     p = sub.add_parser(
         "predict",
@@ -361,7 +306,6 @@ def _add_predict(sub) -> None:
         "background, crop, fit 20x20, centre by mass in 28x28 (as MNIST), then the "
         "model's own normalisation. Without --checkpoint, --onnx or --model it uses the "
         "lenet5 shipped with lenetlab. Exit status 3 when an image held no digit.",
-        formatter_class=FORMATTER,
     )
     p.add_argument(
         "images",
@@ -382,32 +326,14 @@ def _add_predict(sub) -> None:
     p.add_argument(
         "--show", default=None, metavar="DIR", help="save the exact 28x28 input of each image as DIR/NAME.input.png"
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="device")
     _json_flag(p)
-    p.set_defaults(func=_run_predict)
+    names = ("checkpoint", "images", "onnx", "top_k", "device", "model")
+    p.set_defaults(func=_app("predict:run_predict", *names, show_dir="show"))
 
 
-def _run_predict(args):
-    from lenetlab.apps.predict import run_predict
-
-    return run_predict(
-        args.checkpoint,
-        args.images,
-        onnx=args.onnx,
-        top_k=args.top_k,
-        device=args.device,
-        show_dir=args.show,
-        model=args.model,
-    )
-
-
-# ----------------------------------------------------------------------------- ensemble
 def _add_ensemble(sub) -> None:
-    p = sub.add_parser(
-        "ensemble",
-        help="accuracy of several checkpoints and of their averaged probabilities",
-        formatter_class=FORMATTER,
-    )
+    p = sub.add_parser("ensemble", help="accuracy of several checkpoints and of their averaged probabilities")
     p.add_argument(
         "checkpoints",
         nargs="+",
@@ -434,32 +360,17 @@ def _add_ensemble(sub) -> None:
         help="test-time augmentation: average each model's probabilities over the image and four one-pixel "
         "shifts of it (on), or only when that scores better on the dev split (auto)",
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="device")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="device")
     _json_flag(p)
-    p.set_defaults(func=_run_ensemble)
+    names = ("checkpoints", "dataset", "data_dir", "device", "split", "select", "tta")
+    p.set_defaults(func=_app("ensemble:run_ensemble", *names))
 
 
-def _run_ensemble(args):
-    from lenetlab.apps.ensemble import run_ensemble
-
-    return run_ensemble(
-        args.checkpoints,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        device=args.device,
-        split=args.split,
-        select=args.select,
-        tta=args.tta,
-    )
-
-
-# ----------------------------------------------------------------------------- export
 def _add_export(sub) -> None:
     p = sub.add_parser(
         "export",
         help="export a checkpoint to ONNX (dynamic batch, spec in the metadata) or to "
         "portable weights (model.safetensors + config.json)",
-        formatter_class=FORMATTER,
     )
     p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument(
@@ -477,13 +388,7 @@ def _add_export(sub) -> None:
     )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     _json_flag(p)
-    p.set_defaults(func=_run_export)
-
-
-def _run_export(args):
-    from lenetlab.apps.export import run_export
-
-    return run_export(args.checkpoint, args.out, opset=args.opset, format=args.format)
+    p.set_defaults(func=_app("export:run_export", "checkpoint", "out", "opset", "format"))
 
 
 # ----------------------------------------------------------------------------- serve
@@ -561,9 +466,7 @@ def _run_serve(args):
 
 # ----------------------------------------------------------------------------- compare
 def _add_compare(sub) -> None:
-    p = sub.add_parser(
-        "compare", help="lenet5 vs lenet5-scratch vs the loop reference on the same weights", formatter_class=FORMATTER
-    )
+    p = sub.add_parser("compare", help="lenet5 vs lenet5-scratch vs the loop reference on the same weights")
     p.add_argument("--batch", type=int, default=64, help="number of random N(0,1) inputs")
     p.add_argument("--dataset", default="mnist-subset", help="dataset whose test images are compared")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: cache dir)")
@@ -572,8 +475,7 @@ def _add_compare(sub) -> None:
     p.add_argument(
         "--checkpoint",
         default=None,
-        help="lenet5/lenet5-scratch checkpoint (or shipped model name) "
-        "to take weights from "
+        help="lenet5/lenet5-scratch checkpoint (or shipped model name) to take weights from "
         "(default: a seeded random initialisation)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for the weights and the random inputs")
@@ -584,49 +486,60 @@ def _add_compare(sub) -> None:
         help="largest difference that passes, relative to the largest value compared (absolute below 1)",
     )
     _json_flag(p)
-    p.set_defaults(func=_run_compare)
-
-
-def _run_compare(args):
-    from lenetlab.apps.compare import run_compare
-
-    return run_compare(
-        batch=args.batch,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        limit=args.limit,
-        loop_images=args.loop_images,
-        checkpoint=args.checkpoint,
-        seed=args.seed,
-        tolerance=args.tolerance,
-    )
+    names = ("batch", "dataset", "data_dir", "limit", "loop_images", "checkpoint", "seed", "tolerance")
+    p.set_defaults(func=_app("compare:run_compare", *names))
 
 
 # ----------------------------------------------------------------------------- bench
+def _bench_parser(which, name: str, help: str, run) -> argparse.ArgumentParser:
+    """``lenet bench NAME``; its ``--quick`` and ``--json`` come last (:func:`_bench_common`)."""
+    q = which.add_parser(name, help=help)
+    q.set_defaults(func=run)
+    return q
+
+
+def _bench_common(q) -> None:
+    q.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
+    _json_flag(q)
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser(
         "bench",
         help="measured benchmarks: ops, train or infer (see lenet bench WHICH --help)",
         description="Benchmarks that print their figures as ratios against a baseline measured in the same run.",
-        formatter_class=FORMATTER,
     )
     which = p.add_subparsers(dest="which", metavar="WHICH", required=True)
-
-    def common(q) -> None:
-        q.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
-        _json_flag(q)
-
-    q = which.add_parser(
-        "ops", help="loop reference vs im2col vs PyTorch operators on LeNet-5's layer shapes", formatter_class=FORMATTER
-    )
+    ops = _app("bench_ops:run_ops_bench", "quick", "batches", "threads", loop=lambda a: not a.no_loop)
+    q = _bench_parser(which, "ops", "loop reference vs im2col vs PyTorch operators on LeNet-5's layer shapes", ops)
     q.add_argument("--batches", type=int, nargs="+", default=[1, 256], help="batch sizes")
     q.add_argument("--no-loop", action="store_true", help="skip the slow loop reference")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own setting)")
-    common(q)
-    q.set_defaults(func=_bench_ops)
+    _bench_common(q)
+    _add_bench_train(which)
+    infer = _app(
+        "bench_infer:run_infer_bench",
+        "checkpoint",
+        "quick",
+        "batch_size",
+        "calls",
+        threads=lambda a: a.threads or None,
+        onnx=lambda a: not a.no_onnx,
+    )
+    q = _bench_parser(which, "infer", "inference throughput and single-image latency, eager and exported", infer)
+    q.add_argument(
+        "--checkpoint", default=None, help="checkpoint or run directory (default: the lenet5 shipped with lenetlab)"
+    )
+    q.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime threads (0: torch's default)")
+    q.add_argument("--batch-size", type=int, default=1000, help="batch size for the throughput figure")
+    q.add_argument("--calls", type=int, default=None, help="timed single-image calls (default: 2000, quick 300)")
+    q.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
+    _bench_common(q)
 
-    q = which.add_parser(
-        "train", help="a typical tutorial's per-sample pipeline vs lenetlab; time to 99%%", formatter_class=FORMATTER
+
+def _add_bench_train(which) -> None:
+    q = _bench_parser(
+        which, "train", "a typical tutorial's per-sample pipeline vs lenetlab; time to 99%%", _bench_train
     )
     q.add_argument("--dataset", default="mnist", help="dataset name or path")
     q.add_argument("--data-dir", default=None, help="folder holding the dataset files")
@@ -662,78 +575,23 @@ def _add_bench(sub) -> None:
         help="instead: where a batch-64 step goes (data, forward, backward, optimiser) for the baseline "
         "and each lenetlab path, and the top aten operators; one --threads count (default 1)",
     )
-    common(q)
-    q.set_defaults(func=_bench_train)
-
-    q = which.add_parser(
-        "infer", help="inference throughput and single-image latency, eager and exported", formatter_class=FORMATTER
-    )
-    q.add_argument(
-        "--checkpoint", default=None, help="checkpoint or run directory (default: the lenet5 shipped with lenetlab)"
-    )
-    q.add_argument("--threads", type=int, default=1, help="torch / ONNX Runtime threads (0: torch's default)")
-    q.add_argument("--batch-size", type=int, default=1000, help="batch size for the throughput figure")
-    q.add_argument("--calls", type=int, default=None, help="timed single-image calls (default: 2000, quick 300)")
-    q.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
-    common(q)
-    q.set_defaults(func=_bench_infer)
+    _bench_common(q)
 
 
-def _bench_ops(args) -> int:
-    from lenetlab.apps.bench_ops import run_ops_bench
-
-    return run_ops_bench(quick=args.quick, batches=args.batches, loop=not args.no_loop, threads=args.threads)
+_BENCH_TRAIN = ("dataset", "data_dir", "quick", "steps", "threads")
 
 
-def _bench_train(args) -> int:
-    if args.profile:
-        return _bench_step(args)
-    from lenetlab.apps.bench_train import run_train_bench  # the training stack: see the module docstring
-
-    return run_train_bench(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        quick=args.quick,
-        steps=args.steps,
-        threads=args.threads,
-        target=args.target,
-        levers=not args.no_levers,
-        compile=args.compile,
-        tta=not args.no_tta,
-        config=args.config,
-        baseline_budget=args.baseline_budget,
-        say=sayer(args.json),
-    )
-
-
-def _bench_step(args) -> int:
+def _bench_train(args):
+    levers = {"levers": lambda a: not a.no_levers}
+    if not args.profile:
+        extra = {"tta": lambda a: not a.no_tta, "say": lambda a: sayer(a.json)}
+        names = (*_BENCH_TRAIN, "target", "compile", "config", "baseline_budget")
+        return _app("bench_train:run_train_bench", *names, **levers, **extra)(args)
     if args.compile or args.config:
         raise LenetlabError(
             "--profile times the plain, channels-last and bf16 steps of lenet5: not with --compile or --config"
         )
-    from lenetlab.apps.bench_step import run_step_profile  # the training stack: see the module docstring
-
-    return run_step_profile(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        quick=args.quick,
-        steps=args.steps,
-        threads=args.threads,
-        levers=not args.no_levers,
-    )
-
-
-def _bench_infer(args) -> int:
-    from lenetlab.apps.bench_infer import run_infer_bench
-
-    return run_infer_bench(
-        checkpoint=args.checkpoint,
-        quick=args.quick,
-        threads=args.threads or None,
-        batch_size=args.batch_size,
-        calls=args.calls,
-        onnx=not args.no_onnx,
-    )
+    return _app("bench_step:run_step_profile", *_BENCH_TRAIN, **levers)(args)
 
 
 # ----------------------------------------------------------------------------- submit
@@ -747,7 +605,6 @@ def _add_submit(sub) -> None:
         "overrides a part of it), train, predict the test images with the best model and "
         "write id,label rows with the original label strings, atomically. With "
         "--checkpoint RUN [RUN ...]: no training, the runs' averaged probabilities.",
-        formatter_class=FORMATTER,
     )
     p.add_argument(
         "--data-dir",
@@ -761,8 +618,7 @@ def _add_submit(sub) -> None:
         default=None,
         metavar="RUN",
         help="predict with these trained runs (run directories, .pt files or shipped model names), "
-        "averaging their "
-        "probabilities, instead of training",
+        "averaging their probabilities, instead of training",
     )
     p.add_argument("--out", default="submission.csv", help="where to write the submission CSV")
     p.add_argument(
@@ -813,12 +669,11 @@ def _add_lesson(sub) -> None:
         help="the CNN chapter as runnable lessons (without NAME: list them)",
         description="Run one step of the CNN chapter and print what the book shows; every lesson "
         "checks its own claims and exits 1 if one fails.",
-        formatter_class=FORMATTER,
     )
     _json_flag(p)
     names = p.add_subparsers(dest="lesson", metavar="NAME")
     for lesson in LESSONS.values():
-        q = names.add_parser(lesson.name, help=lesson.summary, description=lesson.summary, formatter_class=FORMATTER)
+        q = names.add_parser(lesson.name, help=lesson.summary, description=lesson.summary)
         for o in lesson.options:
             name = o.name if o.positional else f"--{o.name}"
             q.add_argument(

@@ -6,7 +6,7 @@ from lenetlab.data.summary import format_summary, summarize
 from lenetlab.textfmt import Output
 
 
-def run_data(name: str = "mnist-subset", data_dir=None, **kwargs) -> Output:
-    """:func:`~lenetlab.data.summary.summarize` ``name`` (``kwargs``: its options and the loader's)."""
-    d = summarize(name, data_dir, **kwargs)
+def run_data(dataset: str = "mnist-subset", data_dir=None, **kwargs) -> Output:
+    """:func:`~lenetlab.data.summary.summarize` ``dataset`` (``kwargs``: its options and the loader's)."""
+    d = summarize(dataset, data_dir, **kwargs)
     return Output(d, format_summary(d))
