@@ -1,35 +1,23 @@
-"""Where a batch-64 training step goes: data, forward, backward and optimiser, timed one by one.
+"""``lenet bench train --profile``: where a batch-64 training step goes, phase by phase.
 
-The companion of :mod:`lenetlab.apps.bench_train` (``lenet bench train --profile``). Each path trains
-NNDL ``lenet5`` with SGD (lr 0.1, no momentum) at the same batch size, one step at a time, and times
-four phases of every step with :func:`time.perf_counter` (on the CPU every operator has finished
-when its call returns, so the clock needs no synchronisation):
+Each path trains NNDL ``lenet5`` with SGD (lr 0.1, no momentum) at the same batch size through the
+one training step (:func:`~lenetlab.train.step.train_step`), timed with :func:`time.perf_counter` (on
+the CPU every operator has finished when its call returns): **data** (the next batch, ready for the
+model), **forward** (the model and the loss, stamped by the loss function), **backward** (``zero_grad``
+and the backward pass, up to the optimiser step, stamped by a step pre-hook), **optimizer** (the step).
 
-- **data**: the next batch from the path's loader, ready for the model (channels-last conversion included);
-- **forward**: the model and the cross-entropy loss (inside bf16 autocast where the path uses it);
-- **backward**: ``loss.backward()``;
-- **optimizer**: ``optimizer.step()`` and ``optimizer.zero_grad()``.
-
-The paths: the per-sample PIL pipeline (:class:`~lenetlab.train.baseline.PILPipelineDataset`
-through a shuffling DataLoader), lenetlab's tensor-resident :class:`~lenetlab.data.loader.TensorLoader`
-built as the Runner builds it, and that loader with channels-last, then channels-last + bf16 autocast.
-Every path is also timed on one fixed, pre-made batch ("model step alone": forward + backward +
-optimiser, no data), which bounds the ratio any input pipeline can reach: baseline step time / model
-step time. Paths are measured in interleaved rounds (every path once per round) and each phase is
-the median over all timed steps, so bursts of load on a shared machine hit every path alike. The
-Runner's own bookkeeping (loss and accuracy meters, the scheduler, logging) is not part of these steps.
-
-Optionally :func:`op_profile` lists the aten operators taking the most self CPU time in the plain
-lenetlab step (:mod:`torch.profiler`).
-
-Entry point: :func:`run_step_profile` (``lenet bench train --profile``, ``benchmarks/train_speed.py --profile``).
+Paths: the tutorials' per-sample PIL pipeline (:mod:`lenetlab.train.baseline`), lenetlab's
+:class:`~lenetlab.data.loader.TensorLoader` as the Runner builds it, and that loader with
+channels-last, then channels-last + bf16 autocast. Each path is also timed on one fixed batch (the
+model step alone, which bounds the speed-up any input pipeline can give). Paths run in interleaved
+rounds and each figure is a median, so bursts of load on a shared machine hit every path alike.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -43,6 +31,7 @@ from lenetlab.errors import LenetlabError
 from lenetlab.train.baseline import baseline_model, pil_loader
 from lenetlab.train.config import RunConfig
 from lenetlab.train.setup import augment_transform, build_spec
+from lenetlab.train.step import make_scaler, train_step
 
 __all__ = ["PHASES", "op_profile", "run_step_profile", "step_profile"]
 
@@ -59,7 +48,7 @@ LENETLAB_PATHS = (
 
 @dataclass
 class _Path:
-    """One measured path: its model, optimiser, endless batches and step options."""
+    """One measured path: its model, optimiser, endless batches, step options and the step's timestamps."""
 
     name: str
     model: torch.nn.Module
@@ -67,25 +56,32 @@ class _Path:
     batches: Iterator
     channels_last: bool = False
     amp: torch.dtype | None = None
+    stamps: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.scaler = make_scaler(torch.device("cpu"), self.amp)
+        self.opt.register_step_pre_hook(lambda *_: self.stamps.__setitem__("step", time.perf_counter()))
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy, stamping the end of the forward pass."""
+        loss = F.cross_entropy(outputs, targets)
+        self.stamps["loss"] = time.perf_counter()
+        return loss
 
 
-def _endless(new_pass: Callable[[int], Iterator]) -> Iterator:
-    """Batches of pass 0, 1, 2, ... without end (each pass reshuffles, as a new epoch does)."""
+def _endless(new_pass) -> Iterator:
+    """Batches of ``new_pass(0)``, ``new_pass(1)``, ... without end (each pass reshuffles, as an epoch does)."""
     epoch = 0
     while True:
         yield from new_pass(epoch)
         epoch += 1
 
 
-def _baseline_path(splits, batch_size: int, seed: int) -> _Path:
-    dl = pil_loader(splits.train, batch_size, seed, drop_last=True)  # every timed step is a full batch
-    return _Path("baseline", *baseline_model(seed), _endless(lambda epoch: iter(dl)))
-
-
 def _lenetlab_path(name: str, splits, batch_size: int, seed: int, **levers) -> _Path:
     cfg = RunConfig(
         model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, batch_size=batch_size, device="cpu", seed=seed, **levers
     )
+    spec, transform = build_spec(cfg, splits), augment_transform(cfg)
     loader = TensorLoader(
         splits.train.x,
         splits.train.y,
@@ -93,8 +89,8 @@ def _lenetlab_path(name: str, splits, batch_size: int, seed: int, **levers) -> _
         shuffle=True,
         seed=seed,
         drop_last=True,
-        transform=augment_transform(cfg),
-        spec=build_spec(cfg, splits),
+        transform=transform,
+        spec=spec,
     )
 
     def new_pass(epoch: int):
@@ -107,26 +103,23 @@ def _lenetlab_path(name: str, splits, batch_size: int, seed: int, **levers) -> _
     return _Path(name, model, opt, _endless(new_pass), cfg.channels_last, autocast_dtype(torch.device("cpu"), cfg.amp))
 
 
+def _build_paths(splits, batch_size: int, seed: int, levers: bool) -> list[_Path]:
+    dl = pil_loader(splits.train, batch_size, seed, drop_last=True)  # every timed step is a full batch
+    paths = [_Path("baseline", *baseline_model(seed), _endless(lambda epoch: iter(dl)))]
+    return paths + [_lenetlab_path(n, splits, batch_size, seed, **kw) for n, kw in LENETLAB_PATHS[: 3 if levers else 1]]
+
+
 def _next_batch(p: _Path):
     x, y = next(p.batches)
-    if p.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x, y
+    return (x.contiguous(memory_format=torch.channels_last) if p.channels_last else x), y
 
 
 def _step(p: _Path, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
-    """One forward (with the loss), backward and optimiser step; their durations in seconds (timed apart,
-    so this step is written out here rather than taken whole from the train package)."""
+    """Forward (with the loss), backward and optimiser seconds of one :func:`train_step`."""
     t0 = time.perf_counter()
-    with torch.autocast("cpu", dtype=p.amp, enabled=p.amp is not None):
-        loss = F.cross_entropy(p.model(x).float(), y)
-    t1 = time.perf_counter()
-    loss.backward()
-    t2 = time.perf_counter()
-    p.opt.step()
-    p.opt.zero_grad(set_to_none=True)
+    train_step(p.model, p.opt, x, y, p.loss, p.scaler, amp=p.amp)
     t3 = time.perf_counter()
-    return t1 - t0, t2 - t1, t3 - t2
+    return p.stamps["loss"] - t0, p.stamps["step"] - p.stamps["loss"], t3 - p.stamps["step"]
 
 
 def _timed_steps(p: _Path, n: int) -> list[tuple[float, ...]]:
@@ -139,15 +132,22 @@ def _timed_steps(p: _Path, n: int) -> list[tuple[float, ...]]:
     return out
 
 
-def _build_paths(splits, batch_size: int, seed: int, levers: bool) -> list[_Path]:
-    paths = [_baseline_path(splits, batch_size, seed)]
-    for name, kw in LENETLAB_PATHS[: None if levers else 1]:
-        paths.append(_lenetlab_path(name, splits, batch_size, seed, **kw))
-    return paths
-
-
 def _ms(values) -> float:
     return float(np.median(values)) * 1000.0
+
+
+def _row(name: str, full: list, alone: list, batch_size: int) -> dict:
+    t = np.asarray(full)
+    phases = {ph: _ms(t[:, i]) for i, ph in enumerate(PHASES)}
+    total = _ms(t.sum(axis=1))
+    return {
+        "name": name,
+        "phases_ms": phases,
+        "total_ms": total,
+        "phase_sum_ms": sum(phases.values()),
+        "examples_per_sec": batch_size / total * 1000.0,
+        "model_step_ms": _ms(np.asarray(alone).sum(axis=1)),
+    }
 
 
 def step_profile(
@@ -162,19 +162,12 @@ def step_profile(
 ) -> dict:
     """Median milliseconds of each phase of a training step, for the baseline and the lenetlab paths.
 
-    ``splits``: a :class:`~lenetlab.data.splits.Splits` whose train split (uint8 ``[N, 1, 28, 28]``,
-    int64 ``[N]``; at least ``batch_size`` examples) feeds every path; the model sees float
-    ``[batch_size, 1, 32, 32]``. Each path runs ``steps`` timed steps with data and ``steps`` timed
-    steps on one fixed batch (the model step alone), spread over ``rounds`` interleaved rounds, each
-    round after ``warmup`` untimed steps, with ``threads`` torch CPU threads (restored afterwards).
-    ``levers``: also the channels-last and channels-last + bf16 paths.
-
-    Returns ``{"batch_size", "threads", "steps", "rounds", "warmup", "phases", "paths"}``; ``paths`` is a
-    list, baseline first, of ``{"name", "phases_ms": {phase: median ms}, "total_ms"`` (median of the
-    per-step totals), ``"phase_sum_ms", "examples_per_sec"`` (``batch_size / total``), ``"model_step_ms"``
-    (median forward + backward + optimiser on the fixed batch), ``"vs_baseline"`` (baseline total / this
-    total), ``"cap_free_data"}`` (baseline total / this path's model step: the ratio over the baseline
-    if this path's data cost nothing).
+    The train split of ``splits`` (uint8 ``[N, 1, 28, 28]``, at least ``batch_size`` examples) feeds
+    every path. Each path runs ``steps`` timed steps with data and ``steps`` on one fixed batch, over
+    ``rounds`` interleaved rounds after ``warmup`` untimed steps each, on ``threads`` torch threads.
+    ``levers``: also the channels-last and bf16 paths. ``paths``: one row per path, baseline first,
+    with ``phases_ms``, ``total_ms`` (median of the step totals), ``model_step_ms`` (the fixed batch),
+    ``vs_baseline`` and ``cap_free_data`` (baseline total / this path's model step).
     """
     if steps < 1 or rounds < 1 or warmup < 0:
         raise LenetlabError(
@@ -186,57 +179,27 @@ def step_profile(
     with timing.threads(threads):
         paths = _build_paths(splits, batch_size, seed, levers)
         fixed = {p.name: _next_batch(p) for p in paths}
-        full = {p.name: [] for p in paths}
-        alone = {p.name: [] for p in paths}
-        per_round = [steps // rounds + (r < steps % rounds) for r in range(rounds)]
-        for n in per_round:
+        full, alone = {p.name: [] for p in paths}, {p.name: [] for p in paths}
+        for n in [steps // rounds + (r < steps % rounds) for r in range(rounds)]:
             for p in paths:
                 _timed_steps(p, warmup)
                 full[p.name] += _timed_steps(p, n)
                 alone[p.name] += [_step(p, *fixed[p.name]) for _ in range(n)]
-    rows = []
-    for p in paths:
-        t = np.asarray(full[p.name])
-        phases = {ph: _ms(t[:, i]) for i, ph in enumerate(PHASES)}
-        total = _ms(t.sum(axis=1))
-        rows.append(
-            {
-                "name": p.name,
-                "phases_ms": phases,
-                "total_ms": total,
-                "phase_sum_ms": sum(phases.values()),
-                "examples_per_sec": batch_size / total * 1000.0,
-                "model_step_ms": _ms(np.asarray(alone[p.name]).sum(axis=1)),
-            }
-        )
-    base = rows[0]["total_ms"]
+    rows = [_row(p.name, full[p.name], alone[p.name], batch_size) for p in paths]
     for r in rows:
-        r["vs_baseline"] = base / r["total_ms"]
-        r["cap_free_data"] = base / r["model_step_ms"]
-    return {
-        "batch_size": batch_size,
-        "threads": threads,
-        "steps": steps,
-        "rounds": rounds,
-        "warmup": warmup,
-        "phases": list(PHASES),
-        "paths": rows,
-    }
+        r["vs_baseline"] = rows[0]["total_ms"] / r["total_ms"]
+        r["cap_free_data"] = rows[0]["total_ms"] / r["model_step_ms"]
+    run = {"batch_size": batch_size, "threads": threads, "steps": steps, "rounds": rounds, "warmup": warmup}
+    return {**run, "phases": list(PHASES), "paths": rows}
 
 
 def op_profile(
     splits, steps: int = 30, batch_size: int = 64, threads: int = 1, top: int = 6, seed: int = 0, warmup: int = 5
 ) -> dict:
-    """The ``top`` aten operators by self CPU time in ``steps`` full steps of the plain lenetlab path.
-
-    Recorded with :mod:`torch.profiler` (CPU activity) after ``warmup`` unrecorded steps; the
-    profiler's own overhead inflates every figure a little. Returns ``{"path", "steps",
-    "profiled_ms_per_step"`` (self CPU time of every recorded event, per step), ``"ops": [{"op",
-    "self_ms_per_step", "share", "calls_per_step"}]}``, ``share`` being the fraction of
-    ``profiled_ms_per_step``.
-    """
-    # imported here: it takes a while and only this function needs it
-    from torch.profiler import ProfilerActivity, profile
+    """The ``top`` aten operators by self CPU time in ``steps`` full steps of the plain lenetlab path
+    (:mod:`torch.profiler`, after ``warmup`` steps; its overhead inflates every figure a little):
+    ``{"path", "steps", "profiled_ms_per_step", "ops": [{"op", "self_ms_per_step", "share", "calls_per_step"}]}``."""
+    from torch.profiler import ProfilerActivity, profile  # a slow import that only this function needs
 
     with timing.threads(threads):
         p = _lenetlab_path("lenetlab", splits, batch_size, seed)
@@ -246,20 +209,16 @@ def op_profile(
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)  # microseconds
     aten = sorted((e for e in events if e.key.startswith("aten::")), key=lambda e: -e.self_cpu_time_total)[:top]
-    return {
-        "path": p.name,
-        "steps": steps,
-        "profiled_ms_per_step": total / steps / 1000.0,
-        "ops": [
-            {
-                "op": e.key,
-                "self_ms_per_step": e.self_cpu_time_total / steps / 1000.0,
-                "share": e.self_cpu_time_total / total if total else 0.0,
-                "calls_per_step": e.count / steps,
-            }
-            for e in aten
-        ],
-    }
+    ops = [
+        {
+            "op": e.key,
+            "self_ms_per_step": e.self_cpu_time_total / steps / 1000.0,
+            "share": e.self_cpu_time_total / total if total else 0.0,
+            "calls_per_step": e.count / steps,
+        }
+        for e in aten
+    ]
+    return {"path": p.name, "steps": steps, "profiled_ms_per_step": total / steps / 1000.0, "ops": ops}
 
 
 def run_step_profile(
@@ -271,12 +230,8 @@ def run_step_profile(
     levers: bool = True,
     ops: bool = True,
 ) -> BenchResult:
-    """Load ``dataset``, run :func:`step_profile` (and :func:`op_profile` when ``ops``) and return the figures.
-
-    ``steps`` timed steps per path (default 300, 100 with ``quick``); ``threads``: one torch CPU
-    thread count, or a list holding one (default 1). The figures: the result of :func:`step_profile`
-    plus ``dataset``, ``train_examples``, ``torch`` and ``ops``.
-    """
+    """Load ``dataset`` and return :func:`step_profile` (and :func:`op_profile` when ``ops``) at one thread
+    count (default 1), ``steps`` steps per path (default 300, 100 with ``quick``)."""
     threads = timing.check_threads(1 if threads is None else threads)
     if len(threads) != 1:
         raise LenetlabError(f"--profile measures at one thread count; give one --threads (got {threads})")

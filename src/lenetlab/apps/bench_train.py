@@ -1,26 +1,13 @@
-"""Training-speed benchmark: a typical tutorial's per-sample PIL pipeline against lenetlab's tensor-resident Runner.
+"""``lenet bench train``: a typical tutorial's per-sample PIL pipeline against lenetlab's Runner.
 
-Everything is measured in one process, in interleaved rounds (every variant once per round) and
-as the median of short timing windows, so the ratios compare like with like even when the absolute
-figures are noisy (a shared machine). Each variant is measured at every requested thread count
-and compared with the baseline at the same thread count. Three measurements:
-
-1. **Baseline** — the tutorials' recipe (:mod:`lenetlab.train.baseline`): NNDL's per-sample PIL
-   pipeline through a shuffling DataLoader, batch 64, NNDL ``lenet5`` trained with SGD (lr 0.1).
-   Examples/s over ``steps`` steps (data loading included) after a short warm-up.
-2. **lenetlab** — the same model, batch size and optimiser through :class:`~lenetlab.train.Runner`
-   (uint8 data resident as tensors, batches gathered and normalised as a whole), plain and with
-   the speed levers (channels-last, bf16 autocast, optionally ``torch.compile``). Examples/s from
-   the Runner's own training clock (evaluation and checkpoint writes excluded), after its first
-   logging window (warm-up).
-3. **Time to accuracy** (:func:`time_to_accuracy_part`) — :func:`fast_lenet5` trained by the Runner
-   until the *test* accuracy first reaches ``target`` (checked by a callback at each dev evaluation;
-   evaluation time is not training time); then the baseline recipe trained until it reaches the
-   target too, or for ten times lenetlab's training time: its accuracy after the same time and the
-   speed-up to the target (a lower bound when the baseline never got there).
-
-Entry point: :func:`run_train_bench` (``lenet bench train``, ``benchmarks/train_speed.py``). Where the
-time of one batch-64 step goes, phase by phase: :mod:`lenetlab.apps.bench_step` (``--profile``).
+Measured in one process, in interleaved rounds (every variant once per round), as the median of
+short timing windows, each variant at every requested thread count against the baseline at the same
+count: the **baseline** (:mod:`lenetlab.train.baseline`: NNDL's PIL pipeline, batch 64, ``lenet5``,
+SGD lr 0.1; data loading included), the **Runner** on the same model, batch and optimiser (plain,
+and with channels-last, bf16 autocast, optionally ``torch.compile``; its own training clock), and the
+**time to accuracy** (:func:`time_to_accuracy_part`): :func:`fast_lenet5` until the test accuracy
+reaches the target, then the baseline for up to ``baseline_budget`` times as long. Where one step's
+time goes: :mod:`lenetlab.apps.bench_step` (``--profile``).
 """
 
 from __future__ import annotations
@@ -37,6 +24,7 @@ from lenetlab import data, timing
 from lenetlab.benchfmt import BenchResult
 from lenetlab.errors import LenetlabError
 from lenetlab.inference.evaluate import evaluate
+from lenetlab.textfmt import quiet
 from lenetlab.train.baseline import PILPipelineDataset, baseline_model, pil_loader
 from lenetlab.train.config import RunConfig, read_config_fields
 from lenetlab.train.runner import Runner
@@ -58,8 +46,7 @@ FAST_LENET5 = read_config_fields("fast-lenet5")
 
 
 def fast_lenet5(**overrides) -> RunConfig:
-    """The shipped ``fast-lenet5`` config (:data:`FAST_LENET5`) as a :class:`RunConfig`; ``overrides`` replace
-    fields."""
+    """The shipped ``fast-lenet5`` config as a :class:`RunConfig`, ``overrides`` replacing fields."""
     return RunConfig.from_dict({**FAST_LENET5, **overrides}, source="fast-lenet5")
 
 
@@ -95,19 +82,10 @@ def _runner(cfg: RunConfig, splits, callbacks, out_dir: str):
 
 
 def _runner_rates(splits, steps, batch_size, warmup, window, **levers) -> list:
-    """Examples/s of NNDL ``lenet5`` through the :class:`Runner` (SGD lr 0.1) in windows of ``window`` steps on its
-    own training clock (checkpoint writes excluded), after ``warmup`` steps; ``levers`` are RunConfig fields."""
-    cfg = RunConfig(
-        model="lenet5",
-        optimizer="sgd",
-        lr=0.1,
-        momentum=0.0,
-        batch_size=batch_size,
-        epochs=10_000,
-        log_steps=window,
-        device="cpu",
-        **levers,
-    )
+    """Examples/s of the baseline's model and optimiser through the :class:`Runner` in windows of ``window``
+    steps on its training clock, after ``warmup`` steps; ``levers`` are RunConfig fields."""
+    cfg = RunConfig(model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, device="cpu", **levers)
+    cfg = cfg.replace(batch_size=batch_size, epochs=10_000, log_steps=window)
     rows = []
 
     def cb(event, runner, row):
@@ -147,13 +125,9 @@ class TimeToAccuracy:
 
 
 def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_epoch: int = 16) -> TimeToAccuracy:
-    """Train ``cfg`` with the Runner until the TEST accuracy first reaches ``target``.
-
-    The test split is evaluated at every dev evaluation (``checks_per_epoch`` per epoch) by a
-    callback; its time and the dev evaluation are excluded from the training time (the Runner's
-    clock). Stops at the target or at the end of the schedule. Trains on ``cfg.device`` (``auto``: a
-    GPU where there is one, the whole split resident on it), recorded in the result.
-    """
+    """Train ``cfg`` with the Runner until the TEST accuracy, checked by a callback ``checks_per_epoch``
+    times an epoch (evaluation time excluded from the Runner's clock), first reaches ``target``, or to
+    the end of the schedule, on ``cfg.device`` (recorded in the result)."""
     steps_per_epoch = -(-len(splits.train) // cfg.batch_size)
     every = max(1, steps_per_epoch // checks_per_epoch)
     # a train row right before each check brings runner.train_time up to date
@@ -192,12 +166,9 @@ def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_ep
 def baseline_time_to_accuracy(
     splits, target: float, budget_s: float, check_every_s: float, batch_size: int = 64, lr: float = 0.1, seed: int = 0
 ) -> TimeToAccuracy:
-    """Train the tutorials' recipe (per-sample PIL pipeline, NNDL ``lenet5``, SGD ``lr``, ``batch_size``) until
-    its TEST accuracy first reaches ``target`` or ``budget_s`` seconds of training are spent.
-
-    The test split (through the same per-sample pipeline, prepared once) is evaluated after every
-    ``check_every_s`` seconds of training and at the end; evaluation time is not training time.
-    """
+    """Train the tutorials' recipe (:mod:`lenetlab.train.baseline`) until its TEST accuracy, checked after
+    every ``check_every_s`` seconds of training and at the end (not counted), first reaches ``target``
+    or ``budget_s`` seconds of training are spent."""
     model, opt = baseline_model(seed, lr)
     loader = pil_loader(splits.train, batch_size, seed)
     test = PILPipelineDataset(splits.test.x, splits.test.y)
@@ -234,14 +205,11 @@ def _accuracy(model, xs: torch.Tensor, ys: torch.Tensor) -> float:
 
 
 def measure_throughputs(
-    splits, variants: list, steps: int, rounds: int = 3, window: int = 20, batch_size: int = 64, say=lambda *a: None
+    splits, variants: list, steps: int, rounds: int = 3, window: int = 20, batch_size: int = 64, say=quiet
 ) -> dict:
-    """Examples/s of each variant, measured in interleaved rounds (median over all timing windows).
-
-    ``variants``: ``(name, threads, levers)`` tuples; ``levers`` is None for the per-sample PIL baseline,
-    else RunConfig fields for the Runner (``{}`` = plain). Each round measures every variant for
-    ``steps // rounds`` steps, so slow drifts in the machine's load hit all of them alike.
-    """
+    """Examples/s of each ``(name, threads, levers)`` variant (``levers``: None for the baseline, else
+    RunConfig fields for the Runner): the median over timing windows in interleaved rounds of
+    ``steps // rounds`` steps, so drifts in the machine's load hit every variant alike."""
     per_round = max(2 * window, steps // rounds)
     pil_ds = PILPipelineDataset(splits.train.x, splits.train.y)
     rates = {name: [] for name, _, _ in variants}
@@ -257,6 +225,35 @@ def measure_throughputs(
     return {name: float(np.median(v)) for name, v in rates.items()}
 
 
+def _variants(threads: list[int], levers: bool) -> list:
+    """``(name, threads, levers)`` of every measured variant: the baseline (levers None) and the Runner's."""
+    lever_sets = [("Runner (tensor-resident)", {})]
+    if levers:
+        lever_sets += [
+            ("Runner + channels-last", {"channels_last": True}),
+            ("Runner + channels-last + bf16 autocast", {"channels_last": True, "amp": "bf16"}),
+        ]
+    return [
+        v for t in threads for v in [(f"baseline @{t}t", t, None), *((f"{n} @{t}t", t, kw) for n, kw in lever_sets)]
+    ]
+
+
+def _summary(figures: dict) -> dict:
+    """The ratios of ``{"NAME @Tt": examples/s}`` to the baseline at the same thread count, and the best."""
+    ratios = {name: eps / figures[f"baseline @{name.rsplit('@', 1)[1]}"] for name, eps in figures.items()}
+    runner = [k for k in figures if not k.startswith("baseline")]
+    best, top = max(runner, key=figures.get), max(runner, key=ratios.get)
+    best_base = max((k for k in figures if k.startswith("baseline")), key=figures.get)
+    return {
+        "throughput": figures,
+        "ratio": ratios,
+        "best": best,
+        "best_vs_best_baseline": figures[best] / figures[best_base],
+        "best_ratio_same_threads": ratios[top],
+        "best_ratio_variant": top,
+    }
+
+
 def run_train_bench(
     dataset: str = "mnist",
     data_dir=None,
@@ -270,15 +267,13 @@ def run_train_bench(
     recipe: dict | None = None,
     config: str | None = None,
     baseline_budget: float = 10.0,
-    say=lambda text, err=False: None,
+    say=quiet,
 ) -> BenchResult:
     """Run the benchmark and return its figures; ``say(text)`` shows a line as each part ends.
 
-    ``steps`` timed steps per throughput figure (default 300, 120 with ``quick``), spread over
-    interleaved rounds; ``threads``: torch CPU thread counts to measure every variant at (ratios
-    are taken at equal threads; None: 1 and torch's default); ``levers`` also measures
-    channels-last and bf16 autocast; ``compile`` adds ``torch.compile`` (measured once, after its compilation);
-    ``tta`` runs the time-to-accuracy part (:func:`time_to_accuracy_part`).
+    ``steps`` timed steps per throughput figure (default 300, 120 with ``quick``); ``threads``: the
+    torch thread counts (None: 1 and torch's); ``levers``: also channels-last and bf16; ``compile``:
+    also ``torch.compile``; ``tta``: the time-to-accuracy part (:func:`time_to_accuracy_part`).
     """
     threads = timing.check_threads(sorted({1, torch.get_num_threads()}) if threads is None else threads)
     steps = steps or (120 if quick else 300)
@@ -288,42 +283,16 @@ def run_train_bench(
         raise LenetlabError(f"--steps must be at least 2 (got {steps})")
     window = min(20, max(1, steps // 6))
     splits = data.load(dataset, data_dir=data_dir)
-    lever_sets = [("Runner (tensor-resident)", {})]
-    if levers:
-        lever_sets += [
-            ("Runner + channels-last", {"channels_last": True}),
-            ("Runner + channels-last + bf16 autocast", {"channels_last": True, "amp": "bf16"}),
-        ]
-    variants = []
-    for t in threads:
-        variants.append((f"baseline @{t}t", t, None))
-        variants += [(f"{n} @{t}t", t, kw) for n, kw in lever_sets]
+    variants = _variants(threads, levers)
     figures = measure_throughputs(splits, variants, steps, rounds=2 if quick else 3, window=window, say=say)
     if compile:
         name = f"Runner + channels-last + torch.compile @{threads[-1]}t"
         say(f"  compiling for {name} (compilation time excluded) ...")
         with timing.threads(threads[-1]):
-            figures[name] = float(
-                np.median(_runner_rates(splits, steps, 64, 3 * window, window, channels_last=True, compile=True))
-            )
-    ratios = {name: eps / figures[f"baseline @{name.rsplit('@', 1)[1]}"] for name, eps in figures.items()}
-    best = max(figures, key=lambda k: figures[k] if not k.startswith("baseline") else -1)
-    best_base = max((k for k in figures if k.startswith("baseline")), key=figures.get)
-    top = max((k for k in figures if not k.startswith("baseline")), key=ratios.get)
-    res = {
-        "dataset": splits.name,
-        "train_examples": len(splits.train),
-        "threads": threads,
-        "torch": torch.__version__,
-        "batch_size": 64,
-        "steps": steps,
-        "throughput": figures,
-        "ratio": ratios,
-        "best": best,
-        "best_vs_best_baseline": figures[best] / figures[best_base],
-        "best_ratio_same_threads": ratios[top],
-        "best_ratio_variant": top,
-    }
+            rates = _runner_rates(splits, steps, 64, 3 * window, window, channels_last=True, compile=True)
+        figures[name] = float(np.median(rates))
+    res = {"dataset": splits.name, "train_examples": len(splits.train), "threads": threads, "torch": torch.__version__}
+    res.update(batch_size=64, steps=steps, **_summary(figures))
     if tta:
         res.update(time_to_accuracy_part(splits, threads[0], target, config, recipe, baseline_budget, say))
     return BenchResult("bench-train", res)
@@ -332,10 +301,9 @@ def run_train_bench(
 def time_to_accuracy_part(
     splits, threads: int, target: float, config: str | None, recipe: dict | None, baseline_budget: float, say
 ) -> dict:
-    """The time-to-accuracy figures: :func:`time_to_accuracy` of :func:`fast_lenet5` (or of the shipped config
-    or file ``config``; ``recipe`` overrides fields of either) on ``threads`` threads, then the baseline recipe
-    trained for up to ``baseline_budget`` times lenetlab's training time (:func:`baseline_time_to_accuracy`) on
-    as many threads as lenetlab's recipe: the speed-up to the target is measured, or shown to exceed that multiple."""
+    """:func:`time_to_accuracy` of :func:`fast_lenet5` (or of the shipped config or file ``config``, with
+    ``recipe``'s fields) on ``threads`` threads, then :func:`baseline_time_to_accuracy` for up to
+    ``baseline_budget`` times as long on as many threads: the speed-up to the target, or a lower bound."""
     fields = {**(read_config_fields(config) if config else FAST_LENET5), **(recipe or {})}
     cfg = RunConfig.from_dict(fields, source=config or "fast-lenet5")
     with timing.threads(threads):

@@ -1,12 +1,9 @@
 """``lenet compare``: same weights, same outputs (NNDL's LeNet-5 chapter, section 2.4, done properly).
 
-Builds ``lenet5`` (torch layers) and ``lenet5-scratch`` (im2col operators), copies the weights
-across with the converters, and reports the largest absolute difference of their outputs on
-random inputs and on real test images (also in float64), of their parameter gradients, and of NNDL's loop
-network (:class:`lenetlab.ops.LoopLeNet`, bias ``[C, 1]``) on a few images (it is slow).
-
-This module is the application side of :mod:`lenetlab.ops`: unlike the operators, it uses
-:mod:`lenetlab.models` and :mod:`lenetlab.data`; nothing in ``lenetlab.ops`` imports it.
+Builds ``lenet5`` (torch layers) and ``lenet5-scratch`` (im2col operators) with the same weights and
+reports the largest absolute difference of their outputs on random inputs and on real test images
+(also in float64), of their parameter gradients, and of NNDL's loop network
+(:class:`lenetlab.ops.LoopLeNet`) on a few images (it is slow).
 """
 
 from __future__ import annotations
@@ -86,6 +83,44 @@ def _same_weights(checkpoint: str | None, spec, dataset: str, classes: int, seed
     return ref, scratch, loop, spec
 
 
+def _row(check: str, inputs: str, n: int, diff: float, tolerance: float, scale: float = 1.0) -> dict:
+    # float32 rounding grows with the size of the values compared: the tolerance is relative to the
+    # largest of them (absolute below 1)
+    allowed = tolerance * max(1.0, scale)
+    return {"check": check, "inputs": inputs, "n": n, "max_abs_diff": diff, "allowed": allowed, "ok": diff <= allowed}
+
+
+def _checks(models, x_rand, x_real, labels, what: str, loop_images: int, tolerance: float) -> tuple[list, float, float]:
+    """The comparison rows of ``models`` (torch, scratch, loop reference), the argmax agreement of the first
+    two on ``x_real`` and the largest output there."""
+    ref, scratch, loop = models
+
+    def compare(name: str, inputs: str, a: torch.Tensor, b: torch.Tensor) -> dict:
+        return _row(name, inputs, a.shape[0], _max_diff(a, b), tolerance, float(a.detach().abs().max()))
+
+    with torch.no_grad():
+        out_ref, out_scr = ref(x_real), scratch(x_real)
+        # float64 takes rounding out of the picture: what is left would be a real difference
+        ref64, scr64 = copy.deepcopy(ref).double(), copy.deepcopy(scratch).double()
+        rows = [
+            compare("lenet5 vs lenet5-scratch", "random N(0,1)", ref(x_rand), scratch(x_rand)),
+            compare("lenet5 vs lenet5-scratch", what, out_ref, out_scr),
+            compare("lenet5 vs lenet5-scratch, float64", what, ref64(x_real.double()), scr64(x_real.double())),
+        ]
+        if loop_images:
+            k = min(loop_images, len(x_real))
+            rows.append(compare("lenet5 vs loop reference", what, ref(x_real[:k]), loop(x_real[:k])))
+    if labels is not None:
+        diff, largest = _grad_diff(ref, scratch, x_real, labels)
+        rows.append(_row("parameter gradients (cross-entropy)", what, len(x_real), diff, tolerance, largest))
+    back = scratch_to_torch(from_loop_reference(to_loop_reference(scratch.state_dict())))
+    exact = all(torch.equal(back[k], v) for k, v in ref.state_dict().items())
+    check = "state dict round trip torch -> loop -> scratch -> torch"
+    rows.append(_row(check, "weights", len(back), 0.0 if exact else float("inf"), tolerance))
+    agree = float((out_ref.argmax(1) == out_scr.argmax(1)).float().mean())
+    return rows, agree, float(out_ref.abs().max())
+
+
 def compare_lenet(
     batch: int = 64,
     dataset: str = "mnist-subset",
@@ -96,13 +131,10 @@ def compare_lenet(
     seed: int = 0,
     tolerance: float = TOLERANCE,
 ) -> dict:
-    """Compare ``lenet5``, ``lenet5-scratch`` and the loop reference on the same weights.
-
-    Random inputs are ``[batch, C, 32, 32]`` standard normal; real inputs are the first ``limit``
-    test images of ``dataset`` prepared with its :class:`InputSpec` (size forced to 32).
-    ``checkpoint`` loads trained ``lenet5``/``lenet5-scratch`` weights instead of a seeded random
-    initialisation. Returns a dict with one row per check (``max_abs_diff``) and ``ok``.
-    """
+    """Compare ``lenet5``, ``lenet5-scratch`` and the loop reference on the same weights (seeded random, or
+    ``checkpoint``'s trained ``lenet5``/``lenet5-scratch`` weights): on ``[batch, C, 32, 32]`` standard
+    normal inputs and the first ``limit`` test images of ``dataset`` (its :class:`InputSpec`, size 32).
+    Returns one row per check (``max_abs_diff``, ``allowed``, ``ok``) and ``ok``."""
     if not tolerance >= 0:
         raise ConfigError(f"--tolerance must be non-negative, got {tolerance}")
     if batch < 1 or limit < 1 or loop_images < 0:
@@ -111,44 +143,11 @@ def compare_lenet(
         )
     splits = load(dataset, data_dir)
     spec = dataclasses.replace(splits.input_spec, size=32)
-    images = splits.test.x[:limit]
     labels = splits.test.y[:limit] if splits.test.y is not None else None
-
-    ref, scratch, loop, spec = _same_weights(checkpoint, spec, dataset, len(splits.class_names), seed)
-
-    rows = []
-
-    def row(name: str, what: str, n: int, diff: float, scale: float = 1.0) -> None:
-        # float32 rounding grows with the size of the values compared: the tolerance is relative to
-        # the largest of them (absolute below 1)
-        allowed = tolerance * max(1.0, scale)
-        rows.append(
-            {"check": name, "inputs": what, "n": n, "max_abs_diff": diff, "allowed": allowed, "ok": diff <= allowed}
-        )
-
-    def compare(name: str, what: str, a: torch.Tensor, b: torch.Tensor) -> None:
-        row(name, what, a.shape[0], _max_diff(a, b), float(a.detach().abs().max()))
-
+    *models, spec = _same_weights(checkpoint, spec, dataset, len(splits.class_names), seed)
     x_rand = torch.randn(batch, spec.channels, 32, 32, generator=torch.Generator().manual_seed(seed))
-    x_real = prepare(images, spec)
-    with torch.no_grad():
-        compare("lenet5 vs lenet5-scratch", "random N(0,1)", ref(x_rand), scratch(x_rand))
-        out_ref, out_scr = ref(x_real), scratch(x_real)
-        compare("lenet5 vs lenet5-scratch", f"{dataset} test", out_ref, out_scr)
-        agree = float((out_ref.argmax(1) == out_scr.argmax(1)).float().mean())
-        scale = float(out_ref.abs().max())
-        # float64 takes rounding out of the picture: what is left would be a real difference
-        ref64, scr64 = copy.deepcopy(ref).double(), copy.deepcopy(scratch).double()
-        compare("lenet5 vs lenet5-scratch, float64", f"{dataset} test", ref64(x_real.double()), scr64(x_real.double()))
-        if loop_images:
-            k = min(loop_images, len(x_real))
-            compare("lenet5 vs loop reference", f"{dataset} test", ref(x_real[:k]), loop(x_real[:k]))
-    if labels is not None:
-        diff, largest = _grad_diff(ref, scratch, x_real, labels)
-        row("parameter gradients (cross-entropy)", f"{dataset} test", len(x_real), diff, largest)
-    back = scratch_to_torch(from_loop_reference(to_loop_reference(scratch.state_dict())))
-    exact = all(torch.equal(back[k], v) for k, v in ref.state_dict().items())
-    row("state dict round trip torch -> loop -> scratch -> torch", "weights", len(back), 0.0 if exact else float("inf"))
+    x_real = prepare(splits.test.x[:limit], spec)
+    rows, agree, scale = _checks(models, x_rand, x_real, labels, f"{dataset} test", loop_images, tolerance)
     return {
         "tolerance": tolerance,
         "weights": checkpoint or f"random init (seed {seed})",

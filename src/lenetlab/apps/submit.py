@@ -1,18 +1,12 @@
 """``lenet submit``: a Kaggle submission for a folder or table, trained here or by runs you have.
 
-d2l's Kaggle workflow (classify-leaves), for any dataset :func:`lenetlab.data.load` reads whose
-test split names its images: ``train.csv`` + ``test.csv`` + images, Kaggle's Digit Recognizer
-tables (``label,pixel0..`` / ``pixel0..``, submission ``ImageId,Label``), class sub-folders.
-
-Training (:func:`kaggle_submit` with a folder): the automatic recipe (:mod:`lenetlab.train.recipe`)
-chooses the model, input size, optimiser, schedule, augmentation, epochs and validation split from
-the data, explicit fields override it; the runs train with the :class:`~lenetlab.train.Runner`
-(best model kept on validation accuracy, run directories as for ``lenet train``), ``ensemble`` of
-them with consecutive seeds. Predicting (``checkpoints=[RUN, ...]``): no training; the runs'
-probabilities are averaged (:func:`lenetlab.inference.committee.mean_probabilities`). Either way,
-test-time augmentation (the mean over one-pixel shifts) is used when it scores better on the
-validation split (``tta="auto"``), or as told; the submission has the dataset's header and the
-original label strings, in test order, written atomically (temporary file, then rename).
+d2l's Kaggle workflow for any dataset :func:`lenetlab.data.load` reads whose test split names its
+images (``train.csv`` + ``test.csv`` + images, Kaggle's Digit Recognizer tables, class sub-folders).
+Training: the automatic recipe (:mod:`lenetlab.train.recipe`) chooses from the data, explicit fields
+override it, ``ensemble`` runs train with consecutive seeds. Predicting (``checkpoints``): the runs'
+probabilities are averaged. Either way test-time augmentation is used when it scores better on the
+validation split (``tta="auto"``), and the submission keeps the dataset's header and label strings,
+in test order, written atomically.
 """
 
 from __future__ import annotations
@@ -46,9 +40,9 @@ PREDICT_FIELDS = ("device", "num_threads", "eval_batch_size", "progress", "image
 
 @dataclass
 class SubmitResult:
-    """What ``lenet submit`` produced: the CSV (its header and row count), the runs it used and the
-    validation accuracy of what was submitted (each run's, the ensemble's, with and without
-    test-time augmentation), the time spent training and the recipe (``recipe_notes`` of the first run)."""
+    """What ``lenet submit`` produced: the CSV, the runs it used, the validation accuracy of what was
+    submitted (each run's, the ensemble's, with and without test-time augmentation), the training time
+    and the recipe (``recipe_notes`` of the first run)."""
 
     submission: str
     rows: int
@@ -177,12 +171,11 @@ def kaggle_submit(
 ) -> SubmitResult:
     """Write a submission for the test split of ``data_dir`` to ``out`` (see the module doc).
 
-    Without ``checkpoints`` it trains: ``config`` holds the explicit :class:`~lenetlab.train.RunConfig`
-    fields (``model``, ``epochs``, ``lr``, ``recipe``, ``budget``, ``seed``, ``out_dir``, ``name``...)
-    over the recipe; ``ensemble`` runs with consecutive seeds (default: the recipe's). With ``checkpoints`` (run
-    directories or ``.pt`` files) it predicts with them, averaged; ``data_dir`` defaults to the first
-    run's dataset, and only :data:`PREDICT_FIELDS` may be set. ``tta`` is ``auto``, ``on`` or ``off``.
-    ``say(text, err=False)`` receives the recipe block and progress lines. Returns a :class:`SubmitResult`.
+    Without ``checkpoints`` it trains: ``config`` holds explicit :class:`~lenetlab.train.RunConfig`
+    fields over the recipe; ``ensemble`` runs with consecutive seeds (default: the recipe's). With
+    ``checkpoints`` it predicts with them, averaged (``data_dir`` defaults to the first run's dataset;
+    only :data:`PREDICT_FIELDS` may be set). ``tta``: ``auto``, ``on`` or ``off``. ``say(text, err=False)``
+    receives the recipe block and progress lines.
     """
     check_tta_mode(tta)  # before minutes of training
     if ensemble is not None and ensemble < 1:
@@ -197,35 +190,40 @@ def kaggle_submit(
     else:
         cfg, splits, results, recipe = _train_for_submission(data_dir, config, progress, ensemble, say)
         predictors = [load_predictor(r.best_path, device=cfg.device) for r in results]
-    use_tta, tta_scores, member_probs = choose_tta(predictors, splits.dev, tta, cfg.eval_batch_size)
-    member_acc = [_accuracy(p, splits.dev.y) for p in member_probs]
-    ensemble_acc = tta_scores.get("on" if use_tta else "off") if len(predictors) > 1 else None
-    probs, _ = mean_probabilities(predictors, splits.test.x, cfg.eval_batch_size, tta=use_tta)
+    res = _submit(predictors, splits, tta, cfg.eval_batch_size, out)
+    res.run_dirs = [str(r.run_dir) for r in results] or [str(c) for c in checkpoints]
+    res.run_dir = res.run_dirs[0]
+    res.checkpoint = ([str(r.best_path) for r in results] or [p.source for p in predictors])[0]
+    if res.dev_accuracy is None and results:
+        res.dev_accuracy = results[0].dev_accuracy
+    res.train_time = round(sum(float(r.train_time) for r in results), 3)
+    res.recipe = recipe
+    return res
+
+
+def _submit(predictors: list, splits, tta: str, batch_size: int, out) -> SubmitResult:
+    """Predict the test split with ``predictors`` (averaged; test-time augmentation as ``tta`` decides on the
+    dev split) and write the submission to ``out``; the result without the runs' part."""
+    use_tta, tta_scores, member_probs = choose_tta(predictors, splits.dev, tta, batch_size)
+    probs, _ = mean_probabilities(predictors, splits.test.x, batch_size, tta=use_tta)
     names = predictors[0].class_names
     labels = [names[i] for i in probs.argmax(1).tolist()]
     ids = splits.test.ids or [str(i) for i in range(1, len(labels) + 1)]
     path = write_submission(out, ids, labels, splits.submission)
-    runs = [str(r.run_dir) for r in results] or [str(c) for c in checkpoints]
-    best = [str(r.best_path) for r in results] or [p.source for p in predictors]
-    submitted = tta_scores.get("on" if use_tta else "off")
-    if submitted is None and results:
-        submitted = results[0].dev_accuracy
     return SubmitResult(
         submission=str(path),
         rows=len(labels),
         header=list(splits.submission),
-        run_dir=runs[0],
-        checkpoint=best[0],
-        dev_accuracy=submitted,
-        train_time=round(sum(float(r.train_time) for r in results), 3),
-        run_dirs=runs,
-        member_dev_accuracy=member_acc,
-        ensemble_dev_accuracy=ensemble_acc,
+        run_dir="",
+        checkpoint="",
+        dev_accuracy=tta_scores.get("on" if use_tta else "off"),
+        train_time=0.0,
+        member_dev_accuracy=[_accuracy(p, splits.dev.y) for p in member_probs],
+        ensemble_dev_accuracy=tta_scores.get("on" if use_tta else "off") if len(predictors) > 1 else None,
         tta=use_tta,
         tta_dev_accuracy=tta_scores,
         test_accuracy=None if splits.test.y is None else _accuracy(probs, splits.test.y),
         label_counts=dict(Counter(labels)),
-        recipe=recipe,
     )
 
 
