@@ -62,30 +62,9 @@ def train_argv(member: Member | str, seed: int, data_dir: str, runs_dir: Path) -
     """The ``lenet train`` command line of one run: the member's shipped config and flags, one thread,
     named ``NAME-sSEED``."""
     m = as_member(member)
-    return [
-        sys.executable,
-        "-m",
-        "lenetlab",
-        "train",
-        "--config",
-        m.config,
-        *m.flags,
-        "--data-dir",
-        data_dir,
-        "--num-threads",
-        "1",
-        "--seed",
-        str(seed),
-        "--name",
-        f"{m.name}-s{seed}",
-        "--out-dir",
-        str(runs_dir),
-        "--progress",
-        "plain",
-        "--no-plots",
-        "--no-tensorboard",
-        "--overwrite",
-    ]
+    lenet = [sys.executable, "-m", "lenetlab", "train", "--config", m.config, *m.flags, "--data-dir", data_dir]
+    run = ["--num-threads", "1", "--seed", str(seed), "--name", f"{m.name}-s{seed}", "--out-dir", str(runs_dir)]
+    return [*lenet, *run, "--progress", "plain", "--no-plots", "--no-tensorboard", "--overwrite"]
 
 
 def add_run_args(p: argparse.ArgumentParser, runs_dir: str, seeds: list[int], results: str) -> None:

@@ -37,34 +37,10 @@ TWO_THREADS = ("1 process x 2 threads", 1, 2)
 
 def run_once(nproc: int, threads: int, args, out: Path, tag: str) -> dict:
     """One ``lenet train`` run; returns its JSON summary plus examples/sec."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "lenetlab.cli",
-        "train",
-        "--nproc",
-        str(nproc),
-        "--num-threads",
-        str(threads),
-        "--dataset",
-        args.dataset,
-        "--epochs",
-        str(args.epochs),
-        "--batch-size",
-        str(args.batch_size),
-        "--device",
-        "cpu",
-        "--no-plots",
-        "--progress",
-        "none",
-        "--log-steps",
-        "1000000",
-        "--json",
-        "--out-dir",
-        str(out),
-        "--name",
-        tag,
-    ]
+    cmd = [sys.executable, "-m", "lenetlab.cli", "train", "--nproc", str(nproc), "--num-threads", str(threads)]
+    cmd += ["--dataset", args.dataset, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    cmd += ["--device", "cpu", "--no-plots", "--progress", "none", "--log-steps", "1000000", "--json"]
+    cmd += ["--out-dir", str(out), "--name", tag]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -80,6 +56,36 @@ def run_once(nproc: int, threads: int, args, out: Path, tag: str) -> dict:
         "wall": wall,
         "test_accuracy": summary["test_accuracy"],
     }
+
+
+def measure(settings: list, args) -> dict[str, list[dict]]:
+    """Every setting's runs, interleaved over ``args.rounds`` rounds, each printed as it ends."""
+    results: dict[str, list[dict]] = {name: [] for name, _, _ in settings}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for i, (name, nproc, threads) in enumerate(settings):
+                res = run_once(nproc, threads, args, Path(tmp), f"r{r}-s{i}")
+                results[name].append(res)
+                print(
+                    f"  round {r + 1} {name:30s} {res['examples_per_sec']:8.0f} ex/s  (train {res['train_time']:.1f} "
+                    f"s, wall {res['wall']:.1f} s, test acc {res['test_accuracy']:.4f})",
+                    flush=True,
+                )
+    return results
+
+
+def summarise(settings: list, results: dict) -> list[dict]:
+    """One row per setting (median examples/s, every round's, the ratio to 1 process x 1 thread), printed."""
+    base = statistics.median(x["examples_per_sec"] for x in results[SETTINGS[0][0]])
+    print(f"\n{'setting':32s} {'median ex/s':>12s} {'vs 1x1':>7s}  all rounds")
+    rows = []
+    for name, nproc, threads in settings:
+        v = [x["examples_per_sec"] for x in results[name]]
+        median = statistics.median(v)
+        print(f"{name:32s} {median:12.0f} {median / base:6.2f}x  " + ", ".join(f"{x:.0f}" for x in v))
+        rows.append({"setting": name, "processes": nproc, "threads_per_process": threads, "examples_per_sec": median})
+        rows[-1].update(rounds=v, vs_one_process_one_thread=median / base)
+    return rows
 
 
 def main() -> int:
@@ -115,35 +121,17 @@ def main() -> int:
         f"lenet5, CPU; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start; "
         f"{time.strftime('%H:%M UTC', time.gmtime())}"
     )
-    results: dict[str, list[dict]] = {name: [] for name, _, _ in settings}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):
-            for i, (name, nproc, threads) in enumerate(settings):
-                res = run_once(nproc, threads, args, Path(tmp), f"r{r}-s{i}")
-                results[name].append(res)
-                rate = res["examples_per_sec"]
-                print(
-                    f"  round {r + 1} {name:30s} {rate:8.0f} ex/s  (train {res['train_time']:.1f} s, "
-                    f"wall {res['wall']:.1f} s, test acc {res['test_accuracy']:.4f})",
-                    flush=True,
-                )
-    base = statistics.median(x["examples_per_sec"] for x in results[SETTINGS[0][0]])
-    print(f"\n{'setting':32s} {'median ex/s':>12s} {'vs 1x1':>7s}  all rounds")
-    for name, _, _ in settings:
-        v = [x["examples_per_sec"] for x in results[name]]
-        print(
-            f"{name:32s} {statistics.median(v):12.0f} {statistics.median(v) / base:6.2f}x  "
-            + ", ".join(f"{x:.0f}" for x in v)
-        )
+    rows = summarise(settings, measure(settings, args))
     print(f"load average {os.getloadavg()[0]:.1f} at the end (shared machine: figures are noisy)")
     if args.results:
         from results_io import command_line, make_meta, write_results
 
+        regenerate = f"python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results {args.results}"
         meta = make_meta(
             "ddp-speed",
             "Training throughput: one process vs DDP processes",
             command_line(sys.argv[1:], "python benchmarks/ddp_speed.py"),
-            regenerate=f"python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results {args.results}",
+            regenerate=regenerate,
             dataset=args.dataset,
             train_examples=args.n_train,
             epochs=args.epochs,
@@ -151,19 +139,6 @@ def main() -> int:
             model="lenet5",
             rounds=args.rounds,
         )
-        rows = []
-        for name, nproc, threads in settings:
-            v = [x["examples_per_sec"] for x in results[name]]
-            rows.append(
-                {
-                    "setting": name,
-                    "processes": nproc,
-                    "threads_per_process": threads,
-                    "examples_per_sec": statistics.median(v),
-                    "rounds": v,
-                    "vs_one_process_one_thread": statistics.median(v) / base,
-                }
-            )
         write_results(args.results, meta, rows=rows)
     return 0
 

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from lenetlab import benchfmt
-from lenetlab.textfmt import Table, num, pct, ratio, render, sci, sig
+from lenetlab.textfmt import Table, columns, num, pct, ratio, render, sci, sig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
 from results_io import load_results
@@ -41,13 +41,6 @@ TRANSCRIBED = (
 
 
 # ----------------------------------------------------------------------------- helpers
-def columns(rows: list, *cols) -> Table:
-    """A :class:`Table` of ``rows`` from ``cols``, each ``(header, align, cell)``: ``cell`` is a format
-    string filled from the row (``"{p50_ms:.1f} ms"``) or a function of the row."""
-    cells = [[c(r) if callable(c) else c.format_map(r) for _, _, c in cols] for r in rows]
-    return Table([h for h, _, _ in cols], cells, "".join(a for _, a, _ in cols))
-
-
 def markdown(build):
     """A renderer ``(body, view) -> markdown lines`` from a builder of blocks (tables and paragraphs)."""
 

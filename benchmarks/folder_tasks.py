@@ -1,26 +1,17 @@
 """Unseen tasks: does the default ``lenet submit`` do well on folders nobody tuned it for?
 
 Builds small datasets of different kinds in a temporary folder, runs the default ``lenet submit``
-on each (no flags but the folder) and scores the submission against the held-back truth, beside
-the best flags found by hand for that task (tuned on the validation split, never on the test
-images). Prints accuracy and training time of both; ``--results FILE`` writes them as JSON with the
-machine and versions (``meta``).
+on each (no flag but the folder) and scores the submission against the held-back truth, beside the
+best flags found by hand for that task (tuned on the validation split, never on the test images).
+``--results FILE`` writes accuracy and training time of both as a results file. The tasks:
 
-The tasks (``--tasks`` picks some; all by default):
-
-* ``glyphs``: 20 characters (letters, including the mirror pairs b/d and p/q, and symbols) drawn
-  with the fonts installed on this machine (``fc-list``) in colour on textured backgrounds; RGB
-  JPEGs of mixed sizes and aspect ratios; Kaggle layout (``train.csv image,label``, ``test.csv
-  image``), string labels; 1,100 train / 280 test images. Built to resemble a small Kaggle
-  character set.
-* ``mnist-words``: MNIST digits written as PNG files, one sub-folder per class named by the word
-  (``train/seven/123.png``, ``test/...``); 3,000 train / 1,000 test from the real MNIST files
-  (``--mnist-dir``), else from the embedded subset.
-* ``shapes``: eight outlined or filled shapes (circle, square, triangle, star, cross, ring,
-  hexagon, heart) at any angle, size and colour on noisy backgrounds; one flat folder per class
-  (``circle/0.png``); the loader carves a dev and a test tenth; 1,600 images.
-
-Example (2 CPU cores, one thread, a few minutes per task)::
+* ``glyphs``: 20 characters (letters, the mirror pairs b/d and p/q, symbols) in the installed fonts,
+  in colour on textured backgrounds; RGB JPEGs of mixed sizes; Kaggle layout (``train.csv
+  image,label``, ``test.csv image``), string labels; 1,100 train / 280 test images.
+* ``mnist-words``: MNIST digits as PNG files in one sub-folder per class named by the word
+  (``train/seven/123.png``); 3,000 train / 1,000 test (``--mnist-dir``, else the embedded subset).
+* ``shapes``: eight outlined or filled shapes at any angle, size and colour on noisy backgrounds, one
+  flat folder per class (``circle/0.png``; the loader carves dev and test); 1,600 images.
 
     PYTHONPATH=src python benchmarks/folder_tasks.py --tasks glyphs --num-threads 1 --results results/folder-tasks.json
 """
@@ -71,26 +62,9 @@ def installed_fonts() -> list[str]:
 #: 20 classes: the label string Kaggle would give, and the character drawn. b/d and p/q are mirror
 #: images of each other, which is why the automatic recipe never flips characters.
 GLYPHS = {
-    "A": "A",
-    "E": "E",
-    "G": "G",
-    "K": "K",
-    "M": "M",
-    "R": "R",
-    "S": "S",
-    "Z": "Z",
-    "b": "b",
-    "d": "d",
-    "p": "p",
-    "q": "q",
-    "ampersand": "&",
-    "at sign": "@",
-    "hash": "#",
-    "percent": "%",
-    "question-mark": "?",
-    "dollar": "$",
-    "omega": "Ω",
-    "lambda": "λ",
+    **{c: c for c in "AEGKMRSZbdpq"},
+    **{"ampersand": "&", "at sign": "@", "hash": "#", "percent": "%", "question-mark": "?", "dollar": "$"},
+    **{"omega": "Ω", "lambda": "λ"},
 }
 
 
@@ -219,21 +193,9 @@ def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tu
             for k, a in enumerate(np.arange(10) * np.pi / 5 - np.pi / 2)
         ]
     elif kind == "cross":
-        t = 0.33
-        pts = [
-            (-t, -1),
-            (t, -1),
-            (t, -t),
-            (1, -t),
-            (1, t),
-            (t, t),
-            (t, 1),
-            (-t, 1),
-            (-t, t),
-            (-1, t),
-            (-1, -t),
-            (-t, -t),
-        ]
+        t = 0.33  # a plus sign's outline, clockwise from the top arm
+        pts = [(-t, -1), (t, -1), (t, -t), (1, -t), (1, t), (t, t)]
+        pts += [(t, 1), (-t, 1), (-t, t), (-1, t), (-1, -t), (-t, -t)]
     else:  # heart
         ts = np.linspace(0, 2 * np.pi, 40)
         pts = [
@@ -308,26 +270,9 @@ def make_shapes(root: Path, n: int = 1600, seed: int = 0) -> dict[str, str]:
 #: against 98.4 and 98.8% for single runs). Draw 1 of mnist-words: 98.9 -> 99.3%; of shapes: 96.3
 #: -> 98.1% (96.9% with test-time shifts, which the validation split picks). The hand-picked flags
 #: keep the final model too (``--monitor last``), for the same reason, so both sides are compared alike.
-_COMMON = [
-    "--recipe",
-    "lenet5",
-    "--monitor",
-    "last",
-    "--model",
-    "lenet5-modern",
-    "--optimizer",
-    "adamw",
-    "--lr",
-    "0.01",
-    "--weight-decay",
-    "0.0005",
-    "--label-smoothing",
-    "0.1",
-    "--schedule",
-    "onecycle",
-    "--augment",
-    "affine",
-]
+_COMMON = ["--recipe", "lenet5", "--monitor", "last", "--model", "lenet5-modern", "--optimizer", "adamw"]
+_COMMON += ["--lr", "0.01", "--weight-decay", "0.0005", "--label-smoothing", "0.1", "--schedule", "onecycle"]
+_COMMON += ["--augment", "affine"]
 HAND_PICKED = {
     "glyphs": [*_COMMON, "--epochs", "120"],
     "mnist-words": [*_COMMON, "--epochs", "48"],
@@ -349,33 +294,44 @@ def score(submission: Path, truth: dict[str, str]) -> tuple[float, int]:
 
 def run_submit(folder: Path, out_dir: Path, name: str, extra: list[str], threads: int) -> dict:
     """Run ``lenet submit`` on ``folder`` in a fresh process; returns its JSON result and wall time."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "lenetlab",
-        "submit",
-        "--data-dir",
-        str(folder),
-        "--out",
-        str(out_dir / f"{name}.csv"),
-        "--out-dir",
-        str(out_dir / "runs"),
-        "--name",
-        name,
-        "--progress",
-        "none",
-        "--no-plots",
-        "--json",
-        "--num-threads",
-        str(threads),
-        *extra,
-    ]
+    cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(folder), "--out", str(out_dir / f"{name}.csv")]
+    cmd += ["--out-dir", str(out_dir / "runs"), "--name", name, "--progress", "none", "--no-plots", "--json"]
+    cmd += ["--num-threads", str(threads), *extra]
     proc, wall = timing.timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout[proc.stdout.index("{") :])
     out["wall"] = round(wall, 1)
     return out
+
+
+def run_task(task: str, base: Path, args) -> dict:
+    """Build (or reuse) ``task``'s folder under ``base``, run the default and the hand-picked ``lenet submit``
+    on it and score both: ``{"default": {...}, "hand-picked": {...}, "gap_points"}``."""
+    folder = base / (task if args.draw == 0 else f"{task}-draw{args.draw}")
+    kwargs = {"seed": args.draw, **({"mnist_dir": args.mnist_dir} if task == "mnist-words" else {})}
+    truth_file = base / f"{folder.name}.truth.json"
+    if truth_file.is_file() and folder.is_dir():
+        truth = json.loads(truth_file.read_text())
+    else:
+        truth = BUILDERS[task](folder, **kwargs)
+        truth_file.write_text(json.dumps(truth))
+    row = {}
+    variants = [("default", args.default_flags)] + ([] if args.no_hand else [("hand-picked", HAND_PICKED[task])])
+    for label, flags in variants:
+        res = run_submit(folder, base / "out", f"{task}-{label}", flags, args.num_threads)
+        acc, n = score(Path(res["submission"]), truth)
+        dev, train_time = res.get("dev_accuracy"), res.get("train_time")
+        row[label] = {"accuracy": acc, "n": n, "dev_accuracy": dev, "train_time": train_time, "wall": res["wall"]}
+        row[label].update(flags=flags, recipe=res.get("recipe"))
+        print(
+            f"{task:12s} {label:12s} test accuracy {100 * acc:6.2f}% (n={n})  dev {100 * (dev or 0):6.2f}%  "
+            f"train {res.get('train_time', 0):6.1f} s  wall {res['wall']:6.1f} s",
+            flush=True,
+        )
+    if "hand-picked" in row:
+        row["gap_points"] = round(100 * (row["hand-picked"]["accuracy"] - row["default"]["accuracy"]), 2)
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,42 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", default=None, metavar="DIR", help="build the tasks in DIR and keep them")
     p.add_argument("--results", default=None, metavar="FILE", help="write the figures as JSON with a meta block")
     args = p.parse_args(argv)
-    tmp = tempfile.TemporaryDirectory(prefix="folder-tasks-") if args.keep is None else None
-    base = Path(args.keep or tmp.name)
-    load1 = os.getloadavg()[0]
-    figures = {}
-    for task in args.tasks:
-        folder = base / (task if args.draw == 0 else f"{task}-draw{args.draw}")
-        kwargs = {"seed": args.draw, **({"mnist_dir": args.mnist_dir} if task == "mnist-words" else {})}
-        truth_file = base / f"{folder.name}.truth.json"
-        if truth_file.is_file() and folder.is_dir():
-            truth = json.loads(truth_file.read_text())
-        else:
-            truth = BUILDERS[task](folder, **kwargs)
-            truth_file.write_text(json.dumps(truth))
-        row = {}
-        variants = [("default", args.default_flags)] + ([] if args.no_hand else [("hand-picked", HAND_PICKED[task])])
-        for label, flags in variants:
-            res = run_submit(folder, base / "out", f"{task}-{label}", flags, args.num_threads)
-            acc, n = score(Path(res["submission"]), truth)
-            row[label] = {
-                "accuracy": acc,
-                "n": n,
-                "dev_accuracy": res.get("dev_accuracy"),
-                "train_time": res.get("train_time"),
-                "wall": res["wall"],
-                "flags": flags,
-                "recipe": res.get("recipe"),
-            }
-            print(
-                f"{task:12s} {label:12s} test accuracy {100 * acc:6.2f}% (n={n})  dev "
-                f"{100 * (res.get('dev_accuracy') or 0):6.2f}%  train {res.get('train_time', 0):6.1f} s  "
-                f"wall {res['wall']:6.1f} s",
-                flush=True,
-            )
-        if "hand-picked" in row:
-            row["gap_points"] = round(100 * (row["hand-picked"]["accuracy"] - row["default"]["accuracy"]), 2)
-        figures[task] = row
+    with tempfile.TemporaryDirectory(prefix="folder-tasks-") as tmp:
+        load1 = os.getloadavg()[0]
+        figures = {task: run_task(task, Path(args.keep or tmp), args) for task in args.tasks}
     load2 = os.getloadavg()[0]
     print(f"load average (1 min) before {load1:.2f}, after {load2:.2f} on {os.cpu_count()} cores")
     if args.results:
@@ -449,18 +372,10 @@ def main(argv: list[str] | None = None) -> int:
         command = command_line(argv_used, "python benchmarks/folder_tasks.py").replace(args.mnist_dir, "DIR")
         if args.keep:
             command = command.replace(str(args.keep), "FOLDER")
-        meta = make_meta(
-            "folder-tasks",
-            "The default lenet submit on unseen folder tasks, beside hand-picked flags",
-            command,
-            load_average=round(load1, 1),
-            load_average_after=round(load2, 1),
-            threads=args.num_threads,
-            draw=args.draw,
-        )
+        loads = {"load_average": round(load1, 1), "load_average_after": round(load2, 1)}
+        title = "The default lenet submit on unseen folder tasks, beside hand-picked flags"
+        meta = make_meta("folder-tasks", title, command, **loads, threads=args.num_threads, draw=args.draw)
         write_results(args.results, meta, rows=[{"task": t, **row} for t, row in figures.items()])
-    if tmp is not None:
-        tmp.cleanup()
     return 0
 
 

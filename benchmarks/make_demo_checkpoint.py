@@ -30,26 +30,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", required=True, help="folder holding the MNIST files")
     args = ap.parse_args(argv)
     lenet = [sys.executable, "-m", "lenetlab"]
-    subprocess.run(
-        [
-            *lenet,
-            "train",
-            "--config",
-            "shipped-lenet5",
-            "--data-dir",
-            args.data_dir,
-            "--num-threads",
-            "1",
-            "--out-dir",
-            str(ASSETS),
-            "--name",
-            RUN.name,
-            "--overwrite",
-            "--no-plots",
-            "--no-tensorboard",
-        ],
-        check=True,
-    )
+    train = ["train", "--config", "shipped-lenet5", "--data-dir", args.data_dir, "--num-threads", "1"]
+    train += ["--out-dir", str(ASSETS), "--name", RUN.name, "--overwrite", "--no-plots", "--no-tensorboard"]
+    subprocess.run([*lenet, *train], check=True)
     subprocess.run([*lenet, "export", str(RUN), "--format", "safetensors"], check=True)
     for name in ("last.pt", "metrics.csv"):
         (RUN / name).unlink(missing_ok=True)

@@ -103,23 +103,9 @@ def run_default(args) -> int:
         build(args.data_dir, args.out, args.train, args.test, args.seed)
     sub = args.out.parent / (args.out.name + "-submission.csv")
     flags = ["--num-threads", str(args.num_threads)] if args.num_threads else []
-    cmd = [
-        sys.executable,
-        "-m",
-        "lenetlab",
-        "submit",
-        "--data-dir",
-        str(args.out),
-        "--out",
-        str(sub),
-        "--out-dir",
-        str(args.out.parent / (args.out.name + "-runs")),
-        "--progress",
-        "none",
-        "--no-plots",
-        "--json",
-        *flags,
-    ]
+    cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(args.out), "--out", str(sub)]
+    cmd += ["--out-dir", str(args.out.parent / (args.out.name + "-runs")), "--progress", "none", "--no-plots", "--json"]
+    cmd += flags
     proc, wall = timing.timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
     if proc.returncode != 0:
         raise SystemExit(f"lenet submit failed:\n{proc.stderr[-3000:]}")

@@ -16,6 +16,7 @@ process and keeps its JSON output.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import io
@@ -197,3 +198,18 @@ def record_cli(path, kind: str, title: str, argv: list[str], prog: str = "lenet"
     """
     data, status = run_cli_json(argv)
     return write_results(path, make_meta(kind, title, command_line(argv, prog), exit_status=status, **extra), data=data)
+
+
+def bench_script(which: str, title: str, script: str, kind: str | None = None, flags_in_regenerate: bool = False):
+    """The ``__main__`` of ``benchmarks/SCRIPT``: ``lenet bench WHICH`` with the script's flags, or with
+    ``--results FILE`` its JSON output recorded as a results file of ``kind`` (default ``bench-WHICH``)."""
+    from lenetlab.cli import main
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--results", metavar="FILE", default=None)
+    known, rest = p.parse_known_args(sys.argv[1:])
+    if known.results is None:
+        sys.exit(main(["bench", which, *rest]))
+    prog = f"python benchmarks/{script}"
+    how = f"{command_line(rest, prog) if flags_in_regenerate else prog} --results {known.results}"
+    record_cli(known.results, kind or f"bench-{which}", title, ["bench", which, *rest], regenerate=how)

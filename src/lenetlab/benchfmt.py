@@ -1,16 +1,13 @@
 """The reports of ``lenet bench ops|train|infer``: one builder per kind of report, whose blocks (tables and
 paragraphs) ``lenet bench`` prints as text and ``benchmarks/docs_tables.py`` writes into the docs as
-markdown, so every label and figure format is written once.
-
-A report kind is the ``meta.kind`` of its results file (``bench-ops``, ``bench-train``,
-``bench-step-profile``, ``bench-infer``); ``data`` is the command's ``--json`` output.
+markdown. A kind is the ``meta.kind`` of a results file; ``data`` is the command's ``--json`` output.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lenetlab.textfmt import Table, num, ratio, render, sci, sig, threads
+from lenetlab.textfmt import Table, columns, num, ratio, render, sci, sig, threads
 
 #: The baseline of the training benchmarks and the lenetlab paths of the step profile, as the reports name them.
 BASELINE = "baseline: a typical tutorial's per-sample PIL pipeline + DataLoader"
@@ -31,63 +28,42 @@ def ops(d: dict, view: str | None = None) -> list:
             r for r in d["rows"] if r["what"] in ("C1", "C3", "C5") and r["batch"] == batch and r["mode"] == "fwd+bwd"
         ]
         together = sum(r["scratch_ms"] for r in convs) / sum(r["torch_ms"] for r in convs)
-        return [
-            Table(
-                [f"convolution, forward+backward, batch {batch}", "im2col time / PyTorch time"],
-                [[f"`{r['what']}`", ratio(r["scratch_ratio"])] for r in convs]
-                + [["all three together", ratio(together)]],
-                "lr",
-            )
+        rows = [[f"`{r['what']}`", ratio(r["scratch_ratio"])] for r in convs] + [
+            ["all three together", ratio(together)]
         ]
-    rows = [
-        [
-            r["what"],
-            str(r["batch"]),
-            r["mode"],
-            sig(r["torch_ms"]),
-            sig(r["scratch_ms"]),
-            ratio(r["scratch_ratio"]),
-            sig(r["loop_ms"]) + (" ~" if r.get("loop_note") else ""),
-            ratio(r["loop_ratio"]),
-        ]
-        for r in d["rows"]
-    ]
+        return [Table([f"convolution, forward+backward, batch {batch}", "im2col time / PyTorch time"], rows, "lr")]
+    table = columns(
+        d["rows"],
+        ("layer", "l", "{what}"),
+        ("batch", "r", "{batch}"),
+        ("pass", "l", "{mode}"),
+        ("PyTorch ms", "r", lambda r: sig(r["torch_ms"])),
+        ("im2col ms", "r", lambda r: sig(r["scratch_ms"])),
+        ("im2col / PyTorch", "r", lambda r: ratio(r["scratch_ratio"])),
+        ("loop ms", "r", lambda r: sig(r["loop_ms"]) + (" ~" if r.get("loop_note") else "")),
+        ("loop / PyTorch", "r", lambda r: ratio(r["loop_ratio"])),
+    )
     return [
-        Table(
-            ["layer", "batch", "pass", "PyTorch ms", "im2col ms", "im2col / PyTorch", "loop ms", "loop / PyTorch"],
-            rows,
-            "lrlrrrrr",
-        ),
+        table,
         f"{threads(d['threads'])}, float32{', --quick' if d.get('quick') else ''}; "
         "times are the best of torch.utils.benchmark's timed blocks, the loop reference is timed once; "
         "~ marks a loop time measured on a sub-batch and scaled to the full batch.",
     ]
 
 
-def _variants(throughput: dict) -> tuple[list[str], list[int]]:
-    """The variant names (in order) and thread counts of ``{"NAME @Tt": examples/s}``."""
-    names, counts = [], set()
-    for k in throughput:
-        name, t = k.rsplit(" @", 1)
-        counts.add(int(t[:-1]))
-        if name not in names:
-            names.append(name)
-    return names, sorted(counts)
-
-
 def train(d: dict, view: str | None = None) -> list:
     """``lenet bench train``: examples/s of every path at every thread count; view ``time-to-accuracy``."""
     if view == "time-to-accuracy":
         return _time_to_accuracy(d) if "time_to_accuracy" in d else []
-    names, counts = _variants(d["throughput"])
+    names = list(dict.fromkeys(k.rsplit(" @", 1)[0] for k in d["throughput"]))
+    counts = sorted({int(k.rsplit(" @", 1)[1][:-1]) for k in d["throughput"]})
     header = [f"path (batch {d['batch_size']})"]
     for t in counts:
         header += [f"{t} thread{'s' if t > 1 else ''}", "ratio"]
     rows = []
     for n in names:
         cells = [BASELINE if n == "baseline" else f"lenetlab {n}"]
-        for t in counts:
-            k = f"{n} @{t}t"
+        for k in (f"{n} @{t}t" for t in counts):
             cells += [f"{num(d['throughput'][k])} ex/s", ratio(d["ratio"][k])] if k in d["throughput"] else ["–", "–"]
         rows.append(cells)
     best = d["best_ratio_variant"].rsplit(" @", 1)
@@ -97,6 +73,21 @@ def train(d: dict, view: str | None = None) -> list:
         f"(lenetlab {best[0]}, {best[1][:-1]} thread{'s' if best[1] != '1t' else ''}); the fastest lenetlab "
         f"path is {ratio(d['best_vs_best_baseline'])} the fastest baseline.",
     ]
+
+
+def _baseline_words(bt: dict, sp: dict) -> str:
+    """How the baseline recipe fared against the target, and lenetlab's speed-up to it."""
+    if bt["reached"]:
+        return (
+            f" It reached {bt['test_accuracy']:.2%} after {bt['train_time']:.1f} s (epoch {bt['epoch']:.2f}): "
+            f"lenetlab is **{sp['ratio']:.1f}× faster** to the target."
+        )
+    best = max(c[2] for c in bt["curve"])
+    return (
+        f" Trained on for {sp['budget_multiple']:g}× lenetlab's time ({bt['train_time']:.1f} s, "
+        f"{bt['epoch']:.2f} epochs) it had not reached the target (best check {best:.2%}): lenetlab is "
+        f"**more than {sp['ratio']:.1f}× faster** to it."
+    )
 
 
 def _time_to_accuracy(d: dict) -> list:
@@ -113,97 +104,58 @@ def _time_to_accuracy(d: dict) -> list:
         )
     bt, sp = d.get("baseline_time_to_accuracy"), d.get("speedup_to_target")
     if bt and sp and sp["ratio"] is not None:
-        if bt["reached"]:
-            out[-1] += (
-                f" It reached {bt['test_accuracy']:.2%} after {bt['train_time']:.1f} s (epoch {bt['epoch']:.2f}): "
-                f"lenetlab is **{sp['ratio']:.1f}× faster** to the target."
-            )
-        else:
-            best = max(c[2] for c in bt["curve"])
-            out[-1] += (
-                f" Trained on for {sp['budget_multiple']:g}× lenetlab's time ({bt['train_time']:.1f} s, "
-                f"{bt['epoch']:.2f} epochs) it had not reached the target (best check {best:.2%}): lenetlab is "
-                f"**more than {sp['ratio']:.1f}× faster** to it."
-            )
-    return out + [
-        Table(
-            ["training time", "epoch", "test accuracy"],
-            [[f"{a:.1f} s", f"{e:.2f}", f"{acc:.2%}"] for a, e, acc in t["curve"]],
-            "rrr",
-        )
-    ]
+        out[-1] += _baseline_words(bt, sp)
+    curve = [[f"{a:.1f} s", f"{e:.2f}", f"{acc:.2%}"] for a, e, acc in t["curve"]]
+    return out + [Table(["training time", "epoch", "test accuracy"], curve, "rrr")]
 
 
 def step_profile(d: dict, view: str | None = None) -> list:
     """``lenet bench train --profile``: milliseconds per phase of a step for each path, and the top operators."""
-    phases = d["phases"]
-    rows = [
-        [
-            STEP_PATHS.get(r["name"], r["name"]),
-            *(f"{r['phases_ms'][ph]:.2f}" for ph in phases),
-            f"**{r['total_ms']:.2f}**",
-            num(r["examples_per_sec"]),
-            ratio(r["vs_baseline"]),
-            f"{r['model_step_ms']:.2f}",
-            ratio(r["cap_free_data"]),
-        ]
-        for r in d["paths"]
-    ]
+    phase_cols = [(f"{PHASE_NAMES.get(ph, ph)} ms", "r", f"{{phases_ms[{ph}]:.2f}}") for ph in d["phases"]]
     out = [
-        Table(
-            [
+        columns(
+            d["paths"],
+            (
                 f"path (batch {d['batch_size']}, {threads(d['threads'])})",
-                *(f"{PHASE_NAMES.get(ph, ph)} ms" for ph in phases),
-                "total ms",
-                "examples/s",
-                "vs baseline",
-                "model step alone ms",
-                "cap with free data",
-            ],
-            rows,
-            "l" + "r" * (len(phases) + 5),
+                "l",
+                lambda r: STEP_PATHS.get(r["name"], r["name"]),
+            ),
+            *phase_cols,
+            ("total ms", "r", "**{total_ms:.2f}**"),
+            ("examples/s", "r", lambda r: num(r["examples_per_sec"])),
+            ("vs baseline", "r", lambda r: ratio(r["vs_baseline"])),
+            ("model step alone ms", "r", "{model_step_ms:.2f}"),
+            ("cap with free data", "r", lambda r: ratio(r["cap_free_data"])),
         ),
         f"{d['dataset']} ({num(d['train_examples'])} training images); each phase is the median over "
         f"{num(d['steps'])} steps in {d['rounds']} interleaved rounds and the total the median of the steps' "
         "totals, so the phases add up to it only roughly. Model step alone: forward + backward + optimiser "
         "on one fixed batch; cap with free data: the baseline's total divided by it.",
     ]
-    ops_ = d.get("ops")
-    if ops_:
-        out += [
-            Table(
-                [
-                    (
-                        f"top aten operators, {ops_['path']} ({ops_['profiled_ms_per_step']:.2f} ms of self CPU "
-                        "time recorded per step)"
-                    ),
-                    "self CPU ms per step",
-                    "share",
-                    "calls per step",
-                ],
-                [
-                    [f"`{o['op']}`", f"{o['self_ms_per_step']:.2f}", f"{o['share']:.1%}", f"{o['calls_per_step']:g}"]
-                    for o in ops_["ops"]
-                ],
-                "lrrr",
-            ),
-            (
-                f"Recorded with torch.profiler over {ops_['steps']} steps; the profiler's own overhead "
-                "inflates every figure a little."
-            ),
-        ]
-    return out
+    o = d.get("ops")
+    if not o:
+        return out
+    head = f"top aten operators, {o['path']} ({o['profiled_ms_per_step']:.2f} ms of self CPU time recorded per step)"
+    table = columns(
+        o["ops"],
+        (head, "l", "`{op}`"),
+        ("self CPU ms per step", "r", "{self_ms_per_step:.2f}"),
+        ("share", "r", "{share:.1%}"),
+        ("calls per step", "r", "{calls_per_step:g}"),
+    )
+    note = f"Recorded with torch.profiler over {o['steps']} steps; the profiler's own overhead inflates every figure"
+    return [*out, table, note + " a little."]
 
 
 def infer(d: dict, view: str | None = None) -> list:
     """``lenet bench infer``: throughput, latency and agreement with eager PyTorch of every backend."""
-    table = Table(
-        ["backend", f"images/s (batch {num(d['batch_size'])})", "p50 latency", "p99 latency", "max abs diff"],
-        [
-            [name, num(b["images_per_sec"]), f"{sig(b['p50_ms'])} ms", f"{sig(b['p99_ms'])} ms", sci(b["max_abs_diff"])]
-            for name, b in d["backends"].items()
-        ],
-        "lrrrr",
+    table = columns(
+        [{**b, "name": name} for name, b in d["backends"].items()],
+        ("backend", "l", "{name}"),
+        (f"images/s (batch {num(d['batch_size'])})", "r", lambda b: num(b["images_per_sec"])),
+        ("p50 latency", "r", lambda b: f"{sig(b['p50_ms'])} ms"),
+        ("p99 latency", "r", lambda b: f"{sig(b['p99_ms'])} ms"),
+        ("max abs diff", "r", lambda b: sci(b["max_abs_diff"])),
     )
     note = [
         f"Model `{d['model']}` from `{d['checkpoint']}`, {threads(d['threads'])}; latency over "

@@ -70,6 +70,13 @@ class Table:
         return [lines[0], "-" * max(map(len, lines)), *lines[1:]]
 
 
+def columns(rows: list, *cols) -> Table:
+    """A :class:`Table` of ``rows`` from ``cols``, each ``(header, align, cell)``: ``cell`` is a format
+    string filled from the row (``"{p50_ms:.1f} ms"``) or a function of the row."""
+    cells = [[c(r) if callable(c) else c.format_map(r) for _, _, c in cols] for r in rows]
+    return Table([h for h, _, _ in cols], cells, "".join(a for _, a, _ in cols))
+
+
 def render(blocks: list, markdown: bool) -> list[str]:
     """``blocks`` (:class:`Table` or paragraph strings) as markdown or terminal lines, a blank line between blocks."""
     out: list[str] = []
