@@ -2,17 +2,12 @@
 
     python benchmarks/collect_runs.py runs/table --results results/mnist.json --ensembles results/ensembles.json
 
-``benchmarks/results_table.sh`` calls this after its runs. A run directory is named
-``CONFIG-sSEED`` (``lenet train --name CONFIG-sSEED``); its ``metrics.jsonl`` gives the test
-accuracy of the best-on-dev checkpoint (the ``test`` row), the best dev accuracy and the training
-time, its ``config.json`` the dataset, model and thread count. Runs of one config make one row:
-test error mean, min, max and sample standard deviation over the seeds, and the mean of the runs'
-best dev accuracies. An ensemble is the pair
-``ensemble-NAME.test.json`` / ``ensemble-NAME.dev.json`` written by ``lenet ensemble --json``.
-
-Rows of configs that were not rerun are kept from the existing file, and a rerun row keeps its
-``label``, ``reference`` and ``note`` (the words the docs show), so a partial rerun updates only
-its own rows. Every row records the command, the commit it was measured at and the machine.
+``benchmarks/results_table.sh`` calls this after its runs, named ``CONFIG-sSEED``. Each run is read
+through :class:`~lenetlab.inference.run.Run` (test accuracy of the best checkpoint, best dev accuracy,
+training time); the runs of one config make one row (test error mean, min, max and sd over the
+seeds). An ensemble is the pair ``ensemble-NAME.test.json`` / ``.dev.json`` of ``lenet ensemble
+--json``. Rows not rerun are kept from the existing file, and a rerun row keeps its ``label``,
+``reference`` and ``note``; every row records its command, commit and machine.
 """
 
 from __future__ import annotations

@@ -3,16 +3,11 @@
     python benchmarks/committee.py --data-dir MNIST_DIR                   (train the members, then choose)
     python benchmarks/committee.py --data-dir MNIST_DIR --collect-only    (choose among finished runs)
 
-Every member of :data:`MEMBERS` is trained once per seed on one CPU thread, ``--jobs`` runs at a time,
-seed by seed, into ``RUNS_DIR/NAME-sSEED`` (finished runs are not trained again): ``lenet5-modern`` at
-width 16 with affine and elastic distortions (Simard et al. 2003), the shipped config
-``lenet5-modern-elastic``, on eight differently preprocessed versions of the digits, as Ciresan et al.
-train their columns: padded to 32×32, resized to 32×32 (``lenet5-modern-elastic-resized``), and
-normalised to a width of 10, 12, 14, 16, 18 or 20 pixels before padding (``--digit-width``).
-The candidates are the finished runs of those seeds (0-3 by default: 32 networks). ``lenet ensemble
---select`` then chooses the committee on the dev split (greedy forward selection, or every network
-when cross-validation on dev favours that) and reports its test error; the test split plays no part
-in the choice. The rows: each member's single-network test errors, then the committee.
+Every member of :data:`MEMBERS` (``lenet5-modern-elastic`` on eight preprocessings of the digits, as
+Ciresan et al. train their columns: padded, resized, and normalised to a width of 10 to 20 pixels)
+is trained once per seed on one thread, ``--jobs`` at a time, into ``RUNS_DIR/NAME-sSEED`` (finished
+runs are kept). ``lenet ensemble --select`` then chooses the committee on the dev split and reports
+its test error. The rows: each member's single-network test errors, then the committee.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
-"""The search behind ``fast-lenet5``: time to 99% MNIST test accuracy of each recipe variant tried, over several seeds.
+"""The search behind ``fast-lenet5``: time to 99% MNIST test accuracy of each recipe variant tried, over seeds.
 
     python benchmarks/fast_recipe_search.py --data-dir MNIST_DIR --results results/time-to-99-search.json
 
-Every variant is the shipped ``fast-lenet5`` config with a few fields changed (:data:`VARIANTS`),
-trained by the Runner through :func:`lenetlab.apps.bench_train.time_to_accuracy` (test accuracy
-checked 16 times per epoch, evaluation time excluded) once per seed, the variants interleaved seed by
-seed so that drifts in the machine's load hit them alike. A row gives how many seeds reached the
-target, the median and the slowest training time to it (an unreached seed counts as its whole
-schedule and makes the median a lower bound), and the median epoch of the hit. About 10 s of wall
-time per run; ``--seeds`` and ``--variants`` narrow it down.
+Every variant is ``fast-lenet5`` with a few fields changed (:data:`VARIANTS`), trained through
+:func:`lenetlab.apps.bench_train.time_to_accuracy` once per seed, variants interleaved seed by seed.
+A row: how many seeds reached the target, the median and slowest time to it (an unreached seed
+counts as its whole schedule) and the median epoch of the hit. About 10 s per run.
 """
 
 from __future__ import annotations

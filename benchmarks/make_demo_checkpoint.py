@@ -2,16 +2,10 @@
 
     python benchmarks/make_demo_checkpoint.py --data-dir DIR
 
-It is an ordinary run of the shipped config ``shipped-lenet5`` (see its comments), trained into
-``src/lenetlab/models/assets/lenet5_mnist/`` by
-
-    lenet train --config shipped-lenet5 --data-dir DIR --num-threads 1 \
-        --out-dir src/lenetlab/models/assets --name lenet5_mnist --overwrite
-
-then exported as the pretrained weights (``lenet export RUN --format safetensors``, into ``RUN/pretrained``:
-what ``lenetlab.models.create("lenet5", pretrained=True)`` loads). The package ships the run's
-``best.pt`` (chosen on the dev split), ``config.json`` and ``metrics.jsonl`` (its test accuracy is the
-metrics' test row); ``last.pt`` and ``metrics.csv`` are removed to keep the package small.
+An ordinary run of the shipped config ``shipped-lenet5``, trained into
+``src/lenetlab/models/assets/lenet5_mnist/`` (one thread), then exported as the pretrained weights
+(``lenet export RUN --format safetensors``). The package ships the run's ``best.pt``, ``config.json``
+and ``metrics.jsonl``; ``last.pt`` and ``metrics.csv`` are removed to keep it small.
 """
 
 from __future__ import annotations

@@ -1,27 +1,20 @@
 """Build a full-size Kaggle "Digit Recognizer" folder from the MNIST IDX files, and score submissions.
 
-Kaggle's competition holds all 70,000 MNIST digits: ``train.csv`` with 42,000 labelled rows
-(``label,pixel0..pixel783``) and ``test.csv`` with 28,000 unlabelled rows (``pixel0..pixel783``);
-a submission is ``ImageId,Label`` with ids from 1. This script makes the same from the four IDX files:
-the 70,000 images in a seeded random order (``--seed``), the first 42,000 to ``train.csv``, the
-rest to ``test.csv``, plus ``sample_submission.csv`` (every label 0, as Kaggle's) and the answers in
-``solution.csv`` (``ImageId,Label``; Kaggle keeps those, so ``lenet`` never reads the file). The
-order is derivable: the same IDX files and seed give the same folder, byte for byte.
-
-Build, train and submit with the defaults, then score (2 CPU cores: a few minutes)::
+Kaggle's competition: ``train.csv`` with 42,000 labelled rows (``label,pixel0..pixel783``),
+``test.csv`` with 28,000 unlabelled rows, submissions ``ImageId,Label`` with ids from 1. This script
+writes the 70,000 MNIST digits in a seeded random order (``--seed``: the same files and seed give the
+same folder, byte for byte) as those two files, plus ``sample_submission.csv`` and the answers in
+``solution.csv`` (which ``lenet`` never reads). ``--train N --test M`` makes a smaller folder::
 
     PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir DIR --out /tmp/digitrec
     PYTHONPATH=src python -m lenetlab submit --data-dir /tmp/digitrec --out /tmp/digitrec-submission.csv
     PYTHONPATH=src python benchmarks/make_digit_recognizer.py --out /tmp/digitrec --score /tmp/digitrec-submission.csv
 
-Or all three in one go, writing the figures for the docs (``--run``: builds OUT when it has no
-``train.csv``, runs the default ``lenet submit`` in a fresh process and scores it)::
+or all three, writing the figures for the docs (``--run``: build OUT if needed, run the default
+``lenet submit`` in a fresh process, score it)::
 
     PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir DIR --out /tmp/digitrec \
         --run --results results/digit-recognizer.json
-
-``--train N --test M`` makes a smaller folder of the same format (the test suite's fixture does that
-from the embedded subset).
 """
 
 from __future__ import annotations

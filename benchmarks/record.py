@@ -1,14 +1,11 @@
 """Run one ``lenet ... --json`` command and keep its output as a results file for the docs.
 
     python benchmarks/record.py results/compare.json -- compare
-    python benchmarks/record.py results/compare-mnist.json -- compare \
-        --checkpoint src/lenetlab/models/assets/lenet5_mnist --dataset mnist --data-dir DIR --limit 10000 --batch 256
     python benchmarks/record.py results/shipped-model.json -- \
         eval src/lenetlab/models/assets/lenet5_mnist --data-dir DIR
 
-The file gets the command's JSON as ``data`` and a ``meta`` block with this machine's hardware,
-the Python and torch versions, the date, the command and the commit (see ``results_io.py``); its
-``kind`` is ``lenet-COMMAND``, which selects the table renderer in ``docs_tables.py``.
+The file gets the command's JSON as ``data`` and a ``meta`` block (see ``results_io.py``) of kind
+``lenet-COMMAND``, which selects the table renderer in ``docs_tables.py``.
 """
 
 from __future__ import annotations

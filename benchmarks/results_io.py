@@ -1,17 +1,14 @@
 """Results files for the docs: JSON with a ``meta`` block (hardware, versions, date, command, source).
 
-Every table in ``docs/*.md`` is rendered from one file under ``results/`` by
-``benchmarks/docs_tables.py``. A results file is one JSON object::
+Every table in the docs is rendered from one file under ``results/`` by ``docs_tables.py``::
 
     {"meta": {"kind": ..., "title": ..., "command": ..., "source": ..., "date": "YYYY-MM-DD",
               "hardware": {"cpu": ..., "cores": N, "gpu": ...}, "python": ..., "torch": ...},
      "data": {...}}          # the producing command's own JSON output, or
      "rows": [{...}, ...]}   # one row per table line; a row may carry its own "command" and "source"
 
-``kind`` names the renderer in ``docs_tables.py`` (for ``lenet bench`` results, the report
-:mod:`lenetlab.benchfmt` builds for the command's own text too). The benchmark scripts call :func:`write_results`
-(their ``--results FILE`` option); :func:`record_cli` runs any ``lenet ... --json`` command in
-process and keeps its JSON output.
+``kind`` names the renderer. The scripts write with :func:`write_results` (their ``--results FILE``);
+:func:`record_cli` runs a ``lenet ... --json`` command in process and keeps its JSON output.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
-"""Train ``lenet5-1998`` with SDLM, the optimiser of LeCun et al. 1998, and write results/lenet5-1998-sdlm.json.
+"""Train ``lenet5-1998`` with SDLM, the optimiser of LeCun et al. 1998: results/lenet5-1998-sdlm.json.
 
     python benchmarks/sdlm_1998.py --data-dir MNIST_DIR                    (train, then collect)
     python benchmarks/sdlm_1998.py --data-dir MNIST_DIR --collect-only     (collect finished runs)
 
-Each config of :data:`CONFIGS` (shipped: ``src/lenetlab/configs/NAME.yaml``) is trained once per seed with one CPU
-thread,
-``--jobs`` runs at a time, into ``RUNS_DIR/NAME-sSEED``; the finished runs are then read by
-``collect_runs.py`` (test error of the best-on-dev checkpoint per seed, mean, min-max and sd, dev
-accuracy, training time) and written with the paper's figure and the gap to it. CPU: about 20 minutes
-per 20-pass run on one thread of a 2-core machine.
+Each shipped config of :data:`CONFIGS` is trained once per seed on one thread, ``--jobs`` at a time,
+into ``RUNS_DIR/NAME-sSEED``; the runs are read as ``collect_runs.py`` reads them and written with
+the paper's figure and the gap to it (about 20 minutes per run on one thread of a 2-core machine).
 """
 
 from __future__ import annotations

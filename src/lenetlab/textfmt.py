@@ -9,11 +9,8 @@ from typing import Any
 
 @dataclass
 class Output:
-    """A command's result as ``lenet`` shows it; only :mod:`lenetlab.cli` prints it.
-
-    ``data`` is what ``--json`` prints (JSON-safe), ``text`` what is printed otherwise (None:
-    nothing), ``notes`` lines for stderr (in both modes), ``status`` the command's exit status.
-    """
+    """A command's result, which only :mod:`lenetlab.cli` prints: ``data`` with ``--json`` (JSON-safe), else
+    ``text`` (None: nothing); ``notes`` on stderr either way; ``status`` the exit status."""
 
     data: Any
     text: str | None = None
@@ -22,16 +19,12 @@ class Output:
 
 
 def quiet(text: str, err: bool = False) -> None:
-    """The ``say`` of a caller that shows no progress: commands take ``say(text, err=False)``, which
-    the CLI gives them to show lines while they run (on stderr with ``err``)."""
+    """The ``say(text, err=False)`` of a caller that shows no progress (the CLI's shows lines as a command runs)."""
 
 
 def align(rows: list[list], right=frozenset()) -> list[str]:
-    """``rows`` of cells as text lines whose columns line up, two spaces apart.
-
-    Cells are shown with ``str``; columns whose index is in ``right`` are right-aligned (numbers),
-    the others left-aligned. Trailing spaces are stripped.
-    """
+    """``rows`` of cells (shown with ``str``) as text lines whose columns line up two spaces apart, the
+    columns whose index is in ``right`` right-aligned; trailing spaces stripped."""
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(max(map(len, cells), default=0))]
     return [

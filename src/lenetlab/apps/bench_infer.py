@@ -1,22 +1,11 @@
-"""Inference benchmark of a trained checkpoint: batch throughput and single-image latency.
+"""``lenet bench infer``: batch throughput and single-image latency of a trained checkpoint.
 
-For one checkpoint (default: the ``lenet5`` shipped with the package) it measures, on the CPU and
-in one process so the figures compare like with like:
-
-- **throughput**: images/s on batches of ``batch_size`` (median over repeats);
-- **latency**: one image per call, p50 and p99 over ``calls`` calls (milliseconds);
-
-both timed by :mod:`lenetlab.timing`.
-
-Backends: eager PyTorch (``torch.inference_mode``), eager channels-last, TorchScript (trace +
-freeze), ``torch.export`` (the ExportedProgram's module) and ONNX Runtime through
-:class:`~lenetlab.inference.predictor.OnnxPredictor` on the file written by ``lenet export``
-(:func:`lenetlab.serve.export.export_onnx`, into a temporary folder). Backends
-that fail on this installation are reported as skipped with the reason, not hidden. The inputs
-are real test digits (the embedded MNIST subset) prepared with the checkpoint's input spec; all
-backends are checked to agree with eager PyTorch (max |difference| of the scores).
-
-Entry point: :func:`run_infer_bench` (``lenet bench infer``, ``benchmarks/infer_speed.py``).
+For one checkpoint (default: the shipped ``lenet5``), on the CPU and in one process: images/s on
+batches of ``batch_size`` and the p50/p99 latency of one image per call (:mod:`lenetlab.timing`), for
+eager PyTorch (also channels-last), TorchScript (trace + freeze), ``torch.export`` and ONNX Runtime
+(:class:`~lenetlab.inference.predictor.OnnxPredictor` on the file ``lenet export`` writes). A backend
+that fails here is reported as skipped with the reason. The inputs are the embedded subset's test
+digits; every backend's scores are checked against eager PyTorch.
 """
 
 from __future__ import annotations
@@ -91,11 +80,8 @@ def run_infer_bench(
     calls: int | None = None,
     onnx: bool = True,
 ) -> BenchResult:
-    """Measure every backend with ``threads`` torch and ONNX Runtime intra-op threads (None: torch's default).
-
-    ``checkpoint``: file or run directory (None: the packaged demo ``lenet5``); ``batch_size``: throughput
-    batch; ``calls``: single-image calls for the latency percentiles (default 2000, 300 with ``quick``).
-    """
+    """Measure every backend of ``checkpoint`` (None: the shipped ``lenet5``) on ``threads`` torch and ONNX
+    Runtime threads (None: torch's default); ``calls``: single-image calls (default 2000, 300 with ``quick``)."""
     if onnx:
         require(ONNX_MODULES, "serve", "lenet bench infer's ONNX Runtime row (--no-onnx skips it)")
     checkpoint = default_checkpoint() if checkpoint is None else checkpoint_path(checkpoint)

@@ -1,16 +1,10 @@
 """``lenet bench ops``: loop reference vs from-scratch im2col vs PyTorch, on LeNet-5's shapes.
 
-Times forward (under ``no_grad``) and forward+backward (gradients of input, weight and bias with a
-fixed random output gradient) of each LeNet-5 layer (C1, S2, C3, S4, C5) and of the whole network,
-at batch 1 and 256, and reports every time as a ratio to PyTorch measured in the same run.
-
-Timing (:mod:`lenetlab.timing`): the fastest block of ``torch.utils.benchmark``'s ``blocked_autorange``
-for the im2col and PyTorch versions. The loop reference is far too slow for that (its backward through
-thousands of window slices takes about a minute for one batch of 256), so it is timed over a single
-call; its forward+backward at large batches runs on a
-*sub-batch* whose time is scaled linearly to the full batch (an estimate: each window's slice
-backward allocates a zero tensor as large as the whole input, so the cost grows about linearly
-with the batch); such rows are marked ``~`` and the sub-batch is noted.
+Times forward (under ``no_grad``) and forward+backward (gradients of input, weight and bias for a
+fixed random output gradient) of each LeNet-5 layer and of the whole network, as ratios to PyTorch
+measured in the same run: the fastest block of ``torch.utils.benchmark`` (:mod:`lenetlab.timing`).
+The loop reference is far too slow for that, so it is timed over one call; at large batches its
+forward+backward runs on a *sub-batch* whose time is scaled linearly to the batch (rows marked ``~``).
 """
 
 from __future__ import annotations
@@ -41,11 +35,11 @@ LAYERS = [
 
 @dataclass
 class Row:
-    """One benchmark line: times in milliseconds (``None`` where not measured)."""
+    """One benchmark line: times in milliseconds (``None`` where not measured); ``mode``: fwd or fwd+bwd."""
 
     what: str
     batch: int
-    mode: str  # "fwd" or "fwd+bwd"
+    mode: str
     torch_ms: float
     scratch_ms: float
     loop_ms: float | None
@@ -168,10 +162,8 @@ def bench_network(
 def run_ops_bench(
     quick: bool = False, batches=(1, 256), loop: bool = True, threads: int | None = None, seed: int = 0
 ) -> BenchResult:
-    """Run the layer and network benchmarks with ``threads`` torch CPU threads (None: torch's setting).
-
-    ``quick`` shortens every measurement (noisier) and the loop reference's sub-batches.
-    """
+    """The layer and network benchmarks on ``threads`` torch threads (None: torch's setting); ``quick``
+    shortens every measurement (noisier) and the loop reference's sub-batches."""
     if not batches or min(batches) < 1:
         raise ConfigError(f"--batches must be positive integers, got {list(batches)}")
     opts = dict(

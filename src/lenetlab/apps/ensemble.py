@@ -1,15 +1,10 @@
 """``lenet ensemble``: average the softmax probabilities of several trained models.
 
-``--select`` first chooses a committee among them on the dev split, so the test split stays out of
-the choice: greedy forward selection, or all the candidates when cross-validation on the dev split
-says the greedy choice does not carry over to unseen examples (:func:`choose_committee`);
-``--select greedy`` or ``--select all`` forces one rule. ``--tta`` averages each model's probabilities
-over the image and four one-pixel shifts of it (``on``), or does so when that scores better on the dev
-split (``auto``, :func:`choose_tta`).
-
-Each checkpoint keeps its own :class:`InputSpec` (input size, padding or resizing, normalisation,
-channels), so models trained with different recipes can be combined. The ensemble's prediction is
-the argmax of the mean probability vector.
+``--select`` first chooses a committee on the dev split (:func:`choose_committee`: greedy forward
+selection, or all the candidates when cross-validation on dev favours them), so the test split stays
+out of the choice. ``--tta`` averages each model's probabilities over the image and four one-pixel
+shifts (``on``), or does when that scores better on dev (``auto``). Each checkpoint keeps its own
+:class:`InputSpec`, so models trained with different recipes can be combined.
 """
 
 from __future__ import annotations
@@ -37,14 +32,9 @@ __all__ = ["EnsembleResult", "ensemble_evaluate", "ensemble_select", "run_ensemb
 
 @dataclass
 class EnsembleResult:
-    """Accuracy of each member and of the ensemble on one labelled split.
-
-    ``members``: one dict per checkpoint (``checkpoint``, ``model``, ``accuracy``, ``nll``);
-    ``accuracy``/``nll``: the ensemble's (mean negative log-likelihood of the averaged probabilities);
-    ``selection``: how a committee was chosen (:func:`choose_committee`'s report), None otherwise;
-    ``tta``: whether the probabilities are averaged over shifted views; ``tta_dev_accuracy``: the
-    ensemble's dev accuracy without (``off``) and with (``on``) them when ``--tta auto`` measured both.
-    """
+    """Accuracy and NLL of each member (``checkpoint``, ``model``, ``accuracy``, ``nll``) and of the ensemble
+    on one labelled split; ``selection``: :func:`choose_committee`'s report; ``tta``: averaged over shifted
+    views; ``tta_dev_accuracy``: the dev accuracy without (``off``) and with (``on``) them, if measured."""
 
     dataset: str
     split: str
@@ -71,15 +61,9 @@ def ensemble_evaluate(
     splits=None,
     tta: str = "off",
 ) -> EnsembleResult:
-    """Evaluate each checkpoint and the average of their probabilities on ``split`` of ``dataset``.
-
-    ``dataset``/``data_dir`` default to the first checkpoint's training config; ``splits`` (a
-    :class:`Splits`) skips loading. All checkpoints must share the same class names. ``tta``: a mode
-    of :data:`TTA_MODES` (``auto`` decides on the dev split, :func:`choose_tta`).
-    """
-    check_tta_mode(tta)  # before loading the models and the data
-    predictors = _predictors(checkpoints, device)
-    splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
+    """Evaluate each checkpoint and the average of their probabilities on ``split`` of ``dataset`` (default:
+    the first checkpoint's data; ``splits`` skips loading); ``tta``: a mode of :data:`TTA_MODES`."""
+    predictors, splits = _load(checkpoints, device, dataset, data_dir, splits, tta)
     use, scores = tta == "on", None
     if tta == "auto":
         use, scores, _ = choose_tta(predictors, _labelled(splits, "dev"), tta, batch_size)
@@ -99,18 +83,11 @@ def ensemble_select(
     rule: str = "auto",
     tta: str = "off",
 ) -> tuple[EnsembleResult, EnsembleResult]:
-    """Choose a committee among ``checkpoints`` on the dev split (:func:`choose_committee` with ``rule``),
-    then evaluate it.
-
-    ``tta`` (:data:`TTA_MODES`): ``auto`` first decides on the dev split, with every candidate, whether
-    to average over shifted views; the committee is then chosen on the probabilities of that mode.
-    Returns ``(dev, result)``: the chosen members' figures on the dev split they were chosen on (with
-    the choice's report as ``selection``), and on ``split`` (the test split by default, which plays no
-    part in the choice).
-    """
-    check_tta_mode(tta)  # before loading the models and the data
-    predictors = _predictors(checkpoints, device)
-    splits = _splits_for(predictors, checkpoints, dataset, data_dir, splits)
+    """Choose a committee among ``checkpoints`` on the dev split (:func:`choose_committee` with ``rule``, on
+    the probabilities of the ``tta`` mode that ``auto`` picks with every candidate), then evaluate it.
+    Returns ``(dev, result)``: its figures on the dev split (``selection``: the choice's report) and on
+    ``split``, which plays no part in the choice."""
+    predictors, splits = _load(checkpoints, device, dataset, data_dir, splits, tta)
     part = _labelled(splits, "dev")
     use, scores, probs = choose_tta(predictors, part, tta, batch_size)
     chosen, report = choose_committee(probs, part.y.cpu().numpy(), rule=rule)
@@ -123,19 +100,18 @@ def ensemble_select(
     return dev, res
 
 
-def _predictors(checkpoints: list, device) -> list:
+def _load(checkpoints: list, device, dataset, data_dir, splits, tta: str) -> tuple[list, object]:
+    """The checkpoints' predictors and the data to evaluate on: ``splits`` if given, else ``dataset`` or the
+    first checkpoint's own."""
+    check_tta_mode(tta)  # before loading the models and the data
     if not checkpoints:
         raise LenetlabError("ensemble needs at least one checkpoint")
-    return [load_predictor(c, device=str(device)) for c in checkpoints]
-
-
-def _splits_for(predictors: list, checkpoints: list, dataset, data_dir, splits):
-    """The dataset to evaluate on: ``splits`` if given, else ``dataset`` or the first checkpoint's own."""
+    predictors = [load_predictor(c, device=str(device)) for c in checkpoints]
     if splits is not None:
-        return splits
+        return predictors, splits
     if not (dataset or predictors[0].data.get("dataset")):
         raise LenetlabError(f"{checkpoints[0]}: no dataset recorded in the checkpoint; pass --dataset")
-    return load_data(predictors[0].data, dataset, data_dir)
+    return predictors, load_data(predictors[0].data, dataset, data_dir)
 
 
 def _labelled(splits, split: str):
@@ -158,8 +134,7 @@ def _evaluate(
     probs: list | None = None,
     tta: bool = False,
 ) -> EnsembleResult:
-    """Each model's and the ensemble's figures on ``split``; ``probs``: the models' probabilities there, if
-    known; ``tta``: averaged over shifted views."""
+    """Each model's and the ensemble's figures on ``split`` (``probs``: the models' probabilities, if known)."""
     names = predictors[0].class_names
     part = _labelled(splits, split)
     if names and [str(c) for c in splits.class_names] != names:

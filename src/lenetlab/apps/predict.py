@@ -1,11 +1,6 @@
-"""``lenet predict``: read the digit in a person's own images with a trained model.
-
-Each image goes through :func:`lenetlab.data.images.preprocess_image` (the MNIST-style 28×28
-preprocessing shared with the web service), then the model's own :class:`InputSpec`, then the
-model (a checkpoint, a run directory, an exported ONNX file, or by default the ``lenet5`` shipped
-with lenetlab); the top-k classes come with softmax probabilities. Blank images are reported, not
-classified.
-"""
+"""``lenet predict``: read the digit in a person's own images with a trained model (the shipped ``lenet5``
+by default), through the MNIST-style preprocessing the web service shares
+(:func:`lenetlab.data.images.preprocess_image`); blank images are reported, not classified."""
 
 from __future__ import annotations
 
@@ -31,11 +26,8 @@ EXIT_BLANK = 3
 
 @dataclass
 class ImagePrediction:
-    """The answer for one image: ``status`` is ``"ok"`` or ``"blank"`` (no digit found).
-
-    ``top_k`` lists ``{"label", "index", "probability"}`` best first; ``label`` is the class name of
-    the best one; ``shown`` is the PNG of the model's 28×28 input when ``--show`` was used.
-    """
+    """The answer for one image: ``status`` ``"ok"`` or ``"blank"``; ``top_k``: ``{"label", "index",
+    "probability"}`` best first; ``shown``: the PNG of the model's 28×28 input (``--show``)."""
 
     image: str
     status: str
@@ -51,11 +43,8 @@ class ImagePrediction:
 
 
 def split_inputs(inputs: list[str]) -> tuple[str | None, list[str]]:
-    """``lenet predict``'s positional arguments as ``(checkpoint, images)``.
-
-    ``lenet predict IMAGE...`` uses the shipped model; the older ``lenet predict CHECKPOINT IMAGE...``
-    still works: a first argument that is a run directory or a ``.pt`` file names the checkpoint.
-    """
+    """``lenet predict``'s positional arguments as ``(checkpoint, images)``: a first argument that is a run
+    directory or a ``.pt`` file names the checkpoint (the older ``lenet predict CHECKPOINT IMAGE...``)."""
     first = Path(inputs[0]) if inputs else None
     if first is not None and len(inputs) > 1 and (first.is_dir() or first.suffix == ".pt"):
         return inputs[0], inputs[1:]
@@ -65,13 +54,9 @@ def split_inputs(inputs: list[str]) -> tuple[str | None, list[str]]:
 def predict_images(
     predictor: Predictor, images: list, *, top_k: int = 3, show_dir: str | os.PathLike | None = None
 ) -> list[ImagePrediction]:
-    """Classify each image (paths, bytes or arrays) with ``predictor`` (see
-    :func:`lenetlab.inference.predictor.load_predictor`); one result per image, in order.
-
-    A blank image gives ``status="blank"``; an unreadable one raises a one-line DataError naming it
-    (before anything is classified). ``show_dir`` receives ``<name>.input.png``, the exact 28×28
-    image the model received (before the spec's padding and normalisation).
-    """
+    """Classify each image (paths, bytes or arrays) with ``predictor``; one result per image, in order. An
+    unreadable image is a one-line DataError before anything is classified. ``show_dir`` receives
+    ``<name>.input.png``, the exact 28×28 image the model received (before the spec's padding)."""
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1 (got {top_k})")
     if show_dir is not None:
@@ -129,10 +114,8 @@ def run_predict(
     show_dir=None,
     model: str | None = None,
 ) -> Output:
-    """``lenet predict``: the predictions of ``checkpoint`` (or the ONNX model ``onnx``, or the
-    pretrained weights shipped for ``model``, or the shipped ``lenet5`` when all are None, where a
-    first image that is a checkpoint is taken as one: :func:`split_inputs`), one line per image;
-    status :data:`EXIT_BLANK` when an image was blank."""
+    """``lenet predict``: one line per image from ``checkpoint``, the ONNX model ``onnx`` or the shipped
+    weights of ``model`` (all None: :func:`split_inputs`); status :data:`EXIT_BLANK` when one was blank."""
     if checkpoint is None and onnx is None and model is None:
         checkpoint, images = split_inputs(images)
     predictor = load_predictor(checkpoint, onnx, device=str(select_device(device)), model=model)

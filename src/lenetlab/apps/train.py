@@ -1,22 +1,12 @@
 """``lenet train``: from parsed arguments to a finished run, its summary and its plots.
 
-In one process, :func:`train_command` builds a :class:`~lenetlab.train.Runner`, trains, and draws
-the run's plots from the test evaluation the run already made (and adds them to its TensorBoard
-logs). A run that stops on Ctrl-C, SIGTERM or a failing step gets the plots its state allows before
-the error goes on. ``lenet train --dry-run`` runs every part for a few steps into a temporary folder. ``lenet train
---nproc N ARGS`` runs
-(on this machine)::
-
-    python -m torch.distributed.run --standalone --nproc_per_node N -m lenetlab.cli train ARGS
-
-and exits with torchrun's status (143 after a SIGTERM, which it forwards to torchrun and so to every
-rank: each saves ``last.pt`` at the same step and ends, see :mod:`lenetlab.train.runner`). Each process started by
-torchrun (or by a user's own
-``torchrun ... -m lenetlab.cli train ARGS``, including multi-node rendezvous) sees
-``WORLD_SIZE > 1`` and trains with a :class:`~lenetlab.train.dist.DistributedContext`
-(DistributedDataParallel, gloo on CPU / NCCL on CUDA). A failure on one rank is printed with its rank
-number and recorded for torchrun's failure report; torchrun then stops the other ranks. Checkpoints are
-written atomically by rank 0, so the last one stays loadable and ``--resume`` continues from it.
+In one process :func:`train_command` builds a :class:`~lenetlab.train.Runner`, trains and draws the
+run's plots (also when it stops on Ctrl-C, SIGTERM or a failing step). ``--dry-run`` runs every part
+for a few steps into a temporary folder. ``--nproc N`` runs ``python -m torch.distributed.run
+--standalone --nproc_per_node N -m lenetlab.cli train ARGS`` and exits with torchrun's status (143
+after a SIGTERM, which it forwards to every rank: each saves ``last.pt`` at the same step). Each rank
+(also of a user's own ``torchrun``) sees ``WORLD_SIZE > 1`` and trains with a
+:class:`~lenetlab.train.dist.DistributedContext`; a failing rank prints its rank and message.
 """
 
 from __future__ import annotations
@@ -47,9 +37,8 @@ from lenetlab.train.setup import load_splits
 
 
 def train_entry(args, say=quiet) -> Output | int:
-    """What ``lenet train`` runs for parsed ``args``: launch ``args.nproc`` processes with torchrun
-    (returns their exit status; they print), train as one rank of a torchrun job (``WORLD_SIZE > 1``),
-    or train in this process. ``say(text, err=False)`` shows progress lines (stderr with ``err``)."""
+    """``lenet train`` for parsed ``args``: launch ``args.nproc`` processes with torchrun (their exit status),
+    train as one rank of a torchrun job, or train in this process; ``say(text, err=False)`` shows progress."""
     nproc = int(getattr(args, "nproc", 1))
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1 (got {nproc})")
@@ -60,9 +49,7 @@ def train_entry(args, say=quiet) -> Output | int:
         if in_torchrun():
             raise ConfigError(f"--nproc {nproc}: already running under torchrun (WORLD_SIZE={world}); drop --nproc")
         return launch_train(args, nproc, say)
-    # SIGTERM outside the training loop (loading data, testing) ends the command as Ctrl-C does
-    # (lenetlab.signals, held by the CLI); inside the loop the Runner defers it to the next step boundary
-    # and saves first.
+    # SIGTERM outside the training loop ends the command as Ctrl-C does; inside, the Runner saves first
     if world > 1:
         return distributed_train(args, say)
     return train_command(args, say=say)
@@ -70,11 +57,8 @@ def train_entry(args, say=quiet) -> Output | int:
 
 @record
 def distributed_train(args, say=quiet) -> Output | int:
-    """Train as one rank of a torchrun job: join the process group, train, leave it.
-
-    User errors keep their type and gain a ``[rank R/W]`` prefix; other exceptions print one line
-    naming the rank, then propagate (torchrun's ``record`` writes them into its failure report).
-    """
+    """Train as one rank of a torchrun job. User errors gain a ``[rank R/W]`` prefix; other exceptions print
+    one line naming the rank, then propagate (torchrun's ``record`` writes its failure report)."""
     ctx = DistributedContext.from_env()
     try:
         status = train_command(args, dist=ctx, say=say)
@@ -191,10 +175,8 @@ def make_runner(
     dist=None,
     say=quiet,
 ) -> Runner:
-    """A Runner from an optional config file, field overrides (over the recipe they name, see
-    :mod:`lenetlab.train.recipe`), or a run directory to resume (``dist``: the process-group
-    context, see :mod:`lenetlab.train.dist`; its rank 0 plans the recipe for every rank; ``say``: the
-    Runner's progress lines)."""
+    """A Runner from an optional config file and field overrides (over their recipe), or a run directory to
+    resume; under ``dist`` rank 0 plans the recipe for every rank; ``say``: the Runner's progress lines."""
     overrides = dict(overrides or {})
     cfg, _ = plan_run(config_file, resume, overrides)
     if resume is not None:
@@ -212,9 +194,8 @@ def make_runner(
 def format_summary(
     result: RunResult, monitor: str = "dev_acc", reason: str | None = None, budget_s: float | None = None
 ) -> str:
-    """The lines ``lenet train`` prints at the end of a run (``monitor`` chose the best model;
-    ``reason`` is why training stopped, when not every epoch ran; ``budget_s``: the ``--budget`` the
-    training time is set against)."""
+    """The lines ``lenet train`` prints at the end of a run (``monitor`` chose the best model, ``reason``
+    why it stopped early, ``budget_s`` the ``--budget``)."""
     dev = "n/a" if result.dev_accuracy is None else f"{result.dev_accuracy:.4f}"
     chosen = {"dev_loss": ", best model chosen on dev loss", "last": ", the final model: --monitor last"}.get(
         monitor, ""
@@ -253,12 +234,9 @@ DRY_RUN_EXAMPLES = 256
 
 
 def dry_run(args, say=quiet) -> Output:
-    """``lenet train --dry-run``: every part of the configured run for a few steps, in seconds.
-
-    Loads the data and builds the model as configured, trains :data:`DRY_RUN_STEPS` steps, evaluates
-    once on (at most :data:`DRY_RUN_EXAMPLES` of) the dev split, saves both checkpoints, tests and
-    draws the plots, all into a new temporary folder (printed; kept for you to look at, never the
-    configured run directory). The result lists the files written."""
+    """``lenet train --dry-run``: the configured run for :data:`DRY_RUN_STEPS` steps, evaluated and tested on
+    at most :data:`DRY_RUN_EXAMPLES` examples, with checkpoints and plots, in a new temporary folder (kept,
+    never the run directory). The result lists the files written."""
     if args.resume is not None:
         raise ConfigError("--dry-run checks a new run's configuration; it cannot be combined with --resume")
     t0 = time.perf_counter()
@@ -315,9 +293,8 @@ def _head(split, n: int):
 
 
 def train_command(args, dist=None, say=quiet) -> Output | int:
-    """Run ``lenet train`` for parsed ``args`` (RunConfig flags, ``config``, ``resume``,
-    ``overwrite``); ``say`` shows the recipe and the start line. Returns the run's summary, or
-    exit status 0 on the other ranks under ``dist`` (see :mod:`lenetlab.apps.train`)."""
+    """Run ``lenet train`` for parsed ``args``; ``say`` shows the recipe and the start line. Returns the
+    run's summary, or exit status 0 on the other ranks under ``dist``."""
     if getattr(args, "dry_run", False):
         return dry_run(args, say)
     runner = make_runner(args.config, args.resume, args.overwrite, config_overrides(args), dist=dist, say=say)
