@@ -29,7 +29,7 @@ from lenetlab import benchfmt
 from lenetlab.textfmt import Table, columns, num, pct, ratio, render, sci, sig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
-from results_io import load_results
+from results_io import load_results, machine_line
 
 REPO = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.DOTALL | re.MULTILINE)
@@ -56,13 +56,6 @@ def load(path: str) -> dict:
     return load_results(REPO / path)
 
 
-def machine(meta: dict) -> str:
-    hw = meta["hardware"]
-    return (
-        f"{hw['cpu']}, {hw['cores']} cores, {hw.get('gpu') or 'no GPU'}, Python {meta['python']}, torch {meta['torch']}"
-    )
-
-
 def _load(meta: dict) -> list[str]:
     if meta.get("load"):
         return [meta["load"]]
@@ -79,7 +72,7 @@ def _provenance(body: dict) -> str:
     for r in rows:
         key = (
             r["source"],
-            r.get("machine") or machine(meta),
+            r.get("machine") or machine_line(meta, python=True),
             r.get("date") or meta["date"],
             bool(r.get("transcribed")),
         )

@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lenetlab.fileio import atomic_path
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -79,11 +81,11 @@ def machine_meta() -> dict:
     }
 
 
-def machine_line(meta: dict) -> str:
-    """A short description of the machine in ``meta`` (CPU, cores, GPU, torch), for a row's ``machine``."""
+def machine_line(meta: dict, python: bool = False) -> str:
+    """The machine in ``meta`` in a few words (CPU, cores, GPU, with ``python`` the Python version, torch)."""
     hw = meta["hardware"]
-    gpu = f", {hw['gpu']}" if hw.get("gpu") else ", no GPU"
-    return f"{hw['cpu']}, {hw['cores']} cores{gpu}, torch {meta['torch']}"
+    version = f", Python {meta['python']}" if python else ""
+    return f"{hw['cpu']}, {hw['cores']} cores, {hw.get('gpu') or 'no GPU'}{version}, torch {meta['torch']}"
 
 
 def make_meta(kind: str, title: str, command: str, source: str | None = None, **extra) -> dict:
@@ -105,13 +107,10 @@ def write_results(path, meta: dict, *, data=None, rows=None) -> Path:
     if (data is None) == (rows is None):
         raise ValueError("give exactly one of data= and rows=")
     body = {"meta": meta, **({"data": data} if data is not None else {"rows": rows})}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=1, default=float) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(body, indent=1, default=float) + "\n", encoding="utf-8")
     print(f"wrote {path}", file=sys.stderr)
-    return path
+    return Path(path)
 
 
 def load_results(path) -> dict:
