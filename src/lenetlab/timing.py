@@ -23,8 +23,8 @@ def check_threads(counts) -> list[int]:
 
 @contextlib.contextmanager
 def threads(n: int | None) -> Iterator[int]:
-    """Run the block with ``n`` torch intra-op CPU threads (None: torch's current count), then restore the
-    count found on entry. Yields the count in force."""
+    """Run the block with ``n`` torch CPU threads (None: the current count), then restore the count found
+    on entry; yields the count in force."""
     old = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(check_threads(n)[0])
@@ -48,7 +48,7 @@ def seconds(fn: Callable[[], object]) -> float:
 
 def best_block(fn: Callable[[], object], min_run_time: float) -> float:
     """Seconds per call of ``fn()``: the fastest block of ``torch.utils.benchmark``'s ``blocked_autorange``
-    (warm-up included; the best block, not the median, since other processes on a shared machine only add time)."""
+    (the best, not the median: other processes on a shared machine only add time)."""
     from torch.utils.benchmark import Timer  # a slow import that only this clock needs
 
     return min(Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).times)
@@ -73,8 +73,7 @@ def median_rate(fn: Callable[[], int], repeats: int, warmup: int = 0) -> float:
 
 
 def latency(fn: Callable[[object], object], inputs: list, calls: int, warmup: int = 0) -> dict:
-    """Per-call latency of ``fn(inputs[i])``, cycling through ``inputs``: ``{"p50_ms", "p99_ms", "mean_ms"}``
-    over ``calls`` timed calls after ``warmup`` untimed ones."""
+    """``{"p50_ms", "p99_ms", "mean_ms"}`` of ``calls`` timed calls ``fn(inputs[i])`` (cycling), after ``warmup``."""
     for i in range(warmup):
         fn(inputs[i % len(inputs)])
     times = np.array([seconds(lambda i=i: fn(inputs[i % len(inputs)])) for i in range(calls)])

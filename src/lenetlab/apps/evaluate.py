@@ -14,10 +14,8 @@ from lenetlab.textfmt import Output
 
 
 def _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size) -> tuple[EvalResult, str]:
-    """Rebuild ``checkpoint``'s model (a file, or a run directory's :attr:`Run.checkpoint`) and evaluate
-    it on ``split`` (``test`` or ``dev``; None: test when it is labelled, else dev) of the data it was
-    trained on (:func:`load_data`: the same dataset, data folder, dev split, image size and CSV
-    columns) or of ``dataset``/``data_dir``; returns the result and the split it used."""
+    """Evaluate ``checkpoint``'s model on ``split`` (None: test when it is labelled, else dev) of the data it
+    was trained on (:func:`load_data`) or of ``dataset``/``data_dir``; the result and the split it used."""
     dev = select_device(device)
     # refuses damaged or inconsistent checkpoints
     model, ckpt = load_model(checkpoint_path(checkpoint), map_location=dev)

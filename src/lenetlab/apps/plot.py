@@ -1,11 +1,9 @@
 """``lenet plot RUN [RUN ...]``: redraw a run's plots from its files, or overlay several runs' curves.
 
-One run (finished, interrupted or still running): the loss and accuracy curves from its
-``metrics.jsonl``, then the confusion matrix, misclassified grid, kernels and feature maps of its
-``best.pt`` (else ``last.pt``) on the test split of the dataset it was trained on, into
-``RUN/plots/`` (or ``--out DIR``). What cannot be drawn (no metrics yet, an unreadable checkpoint, a
-dataset that is not on this machine) is skipped with a one-line note. Several runs: their curves in
-one figure, against the epoch, with a legend of their names (``--out FILE``, default ``compare.png``).
+One run (finished, interrupted or running): its curves, and the confusion matrix, misclassified
+grid, kernels and feature maps of its checkpoint on its test split, into ``RUN/plots/`` (or ``--out``);
+what cannot be drawn is skipped with a one-line note. Several runs: their curves in one figure
+(``--out FILE``, default ``compare.png``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""``lenet runs [DIR]``: one line per run directory (name, model, dataset, status, epochs, best dev and
-test accuracy, training time, examples/s), sorted and filtered, or JSON.
-
-The summaries come from :meth:`lenetlab.inference.run.Run.info`, which reads only the runs' files:
-a damaged run is listed with what is wrong with it, never a traceback.
-"""
+"""``lenet runs [DIR]``: one line per run directory (:meth:`lenetlab.inference.run.Run.info`), sorted and
+filtered; a damaged run is listed with what is wrong with it."""
 
 from __future__ import annotations
 
