@@ -21,13 +21,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from lenetlab import timing
+from results_io import command_line, make_meta, run_lenet, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -37,17 +36,11 @@ TWO_THREADS = ("1 process x 2 threads", 1, 2)
 
 def run_once(nproc: int, threads: int, args, out: Path, tag: str) -> dict:
     """One ``lenet train`` run; returns its JSON summary plus examples/sec."""
-    cmd = [sys.executable, "-m", "lenetlab.cli", "train", "--nproc", str(nproc), "--num-threads", str(threads)]
-    cmd += ["--dataset", args.dataset, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
-    cmd += ["--device", "cpu", "--no-plots", "--progress", "none", "--log-steps", "1000000", "--json"]
-    cmd += ["--out-dir", str(out), "--name", tag]
-    if args.data_dir:
-        cmd += ["--data-dir", args.data_dir]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc, wall = timing.timed(lambda: subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO))
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+    argv = ["train", "--nproc", str(nproc), "--num-threads", str(threads), "--dataset", args.dataset]
+    argv += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--device", "cpu", "--no-plots"]
+    argv += ["--progress", "none", "--log-steps", "1000000", "--json", "--out-dir", str(out), "--name", tag]
+    argv += ["--data-dir", args.data_dir] if args.data_dir else []
+    summary, wall = run_lenet(argv, env=dict(os.environ, OMP_NUM_THREADS=str(threads)), cwd=REPO)
     rows = [json.loads(line) for line in (out / tag / "metrics.jsonl").read_text().splitlines()]
     examples = args.n_train * sum(r["kind"] == "epoch" for r in rows)
     return {
@@ -124,8 +117,6 @@ def main() -> int:
     rows = summarise(settings, measure(settings, args))
     print(f"load average {os.getloadavg()[0]:.1f} at the end (shared machine: figures are noisy)")
     if args.results:
-        from results_io import command_line, make_meta, write_results
-
         regenerate = f"python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results {args.results}"
         meta = make_meta(
             "ddp-speed",

@@ -30,10 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from lenetlab import timing
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
-from results_io import command_line, make_meta, write_results
+from results_io import command_line, make_meta, run_lenet, write_results
 
 # ----------------------------------------------------------------------------- fonts
 _FALLBACK_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", str(Path.home() / ".fonts"))
@@ -294,13 +292,10 @@ def score(submission: Path, truth: dict[str, str]) -> tuple[float, int]:
 
 def run_submit(folder: Path, out_dir: Path, name: str, extra: list[str], threads: int) -> dict:
     """Run ``lenet submit`` on ``folder`` in a fresh process; returns its JSON result and wall time."""
-    cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(folder), "--out", str(out_dir / f"{name}.csv")]
-    cmd += ["--out-dir", str(out_dir / "runs"), "--name", name, "--progress", "none", "--no-plots", "--json"]
-    cmd += ["--num-threads", str(threads), *extra]
-    proc, wall = timing.timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout[proc.stdout.index("{") :])
+    argv = ["submit", "--data-dir", str(folder), "--out", str(out_dir / f"{name}.csv"), "--name", name]
+    argv += ["--out-dir", str(out_dir / "runs"), "--progress", "none", "--no-plots", "--json"]
+    argv += ["--num-threads", str(threads), *extra]
+    out, wall = run_lenet(argv)
     out["wall"] = round(wall, 1)
     return out
 

@@ -21,17 +21,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from lenetlab import timing
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
-from results_io import make_meta, write_results
+from results_io import make_meta, run_lenet, write_results
 
 
 def write_pixels(path: Path, x: np.ndarray, labels: np.ndarray | None) -> None:
@@ -95,14 +91,10 @@ def run_default(args) -> int:
     if not (args.out / "train.csv").is_file():
         build(args.data_dir, args.out, args.train, args.test, args.seed)
     sub = args.out.parent / (args.out.name + "-submission.csv")
-    flags = ["--num-threads", str(args.num_threads)] if args.num_threads else []
-    cmd = [sys.executable, "-m", "lenetlab", "submit", "--data-dir", str(args.out), "--out", str(sub)]
-    cmd += ["--out-dir", str(args.out.parent / (args.out.name + "-runs")), "--progress", "none", "--no-plots", "--json"]
-    cmd += flags
-    proc, wall = timing.timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
-    if proc.returncode != 0:
-        raise SystemExit(f"lenet submit failed:\n{proc.stderr[-3000:]}")
-    res = json.loads(proc.stdout[proc.stdout.index("{") :])
+    runs = args.out.parent / (args.out.name + "-runs")
+    argv = ["submit", "--data-dir", str(args.out), "--out", str(sub), "--out-dir", str(runs)]
+    argv += ["--progress", "none", "--no-plots", "--json"]
+    res, wall = run_lenet(argv + (["--num-threads", str(args.num_threads)] if args.num_threads else []))
     acc, n = score(args.out, sub)
     print(
         f"default lenet submit: test accuracy {100 * acc:.2f}% on {n:,} held-out images, validation "

@@ -23,6 +23,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from lenetlab.fileio import atomic_path
@@ -151,6 +152,18 @@ def command_line(argv: list[str], prog: str) -> str:
         else:
             out.append(shlex.quote(a))
     return " ".join([prog, *out])
+
+
+def run_lenet(argv: list[str], **kwargs) -> tuple[dict, float]:
+    """Run ``python -m lenetlab ARGV`` (with ``--json``) in a fresh process (``kwargs``: ``subprocess.run``'s,
+    e.g. ``env``); its JSON output and wall seconds. A failure ends the program with the end of its stderr."""
+    cmd = [sys.executable, "-m", "lenetlab", *argv]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout[proc.stdout.index("{") :]), wall
 
 
 def run_cli_json(argv: list[str]) -> tuple[dict, int]:
