@@ -138,26 +138,26 @@ def _seeds(seeds: list[int]) -> str:
     return "N (N = " + ", ".join(map(str, seeds)) + ")"
 
 
+def _run_flags(runs: list[dict]) -> tuple[str, str, str]:
+    """The seeds of a row's runs (``N (N = 0..3)``), and its ``--num-threads`` and ``--data-dir`` flags."""
+    r = runs[0]
+    threads = f" --num-threads {r['num_threads']}" if r["num_threads"] else ""
+    data = "" if r["dataset"] == "mnist-subset" else " --data-dir DIR"
+    return _seeds(sorted(x["seed"] for x in runs)), threads, data
+
+
 def train_command(config: str, runs: list[dict], flags: tuple[str, ...] = ()) -> str:
     """The ``lenet train`` command of one row, with ``--data-dir DIR`` for real MNIST."""
-    r = runs[0]
-    parts = ["lenet train --config", config, *flags]
-    if r["dataset"] != "mnist-subset":
-        parts.append("--data-dir DIR")
-    if r["num_threads"]:
-        parts.append(f"--num-threads {r['num_threads']}")
-    parts.append("--seed " + _seeds(sorted(x["seed"] for x in runs)))
-    return " ".join(parts)
+    seeds, threads, data = _run_flags(runs)
+    return f"lenet train --config {' '.join([config, *flags])}{data}{threads} --seed {seeds}"
 
 
 def command_as_run(m: Member, runs: list[dict]) -> str:
     """What ``results_table.sh`` (or :func:`train_all`, for a member with flags) ran for one row."""
-    r = runs[0]
-    threads = f" --num-threads {r['num_threads']}" if r["num_threads"] else ""
-    data = "" if r["dataset"] == "mnist-subset" else " --data-dir DIR"
+    seeds, threads, data = _run_flags(runs)
     flags = "".join(f" {f}" for f in m.flags)
     return (
-        f"lenet train --config {m.config}{flags} --seed {_seeds(sorted(x['seed'] for x in runs))} --name {m.name}-sN "
+        f"lenet train --config {m.config}{flags} --seed {seeds} --name {m.name}-sN "
         f"--out-dir runs/table{threads} --progress plain --no-plots --overwrite{data}"
     )
 
