@@ -517,15 +517,9 @@ def _add_bench(sub) -> None:
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own setting)")
     _bench_common(q)
     _add_bench_train(which)
-    infer = _app(
-        "bench_infer:run_infer_bench",
-        "checkpoint",
-        "quick",
-        "batch_size",
-        "calls",
-        threads=lambda a: a.threads or None,
-        onnx=lambda a: not a.no_onnx,
-    )
+    names = ("checkpoint", "quick", "batch_size", "calls")
+    threads, onnx = (lambda a: a.threads or None), (lambda a: not a.no_onnx)
+    infer = _app("bench_infer:run_infer_bench", *names, threads=threads, onnx=onnx)
     q = _bench_parser(which, "infer", "inference throughput and single-image latency, eager and exported", infer)
     q.add_argument(
         "--checkpoint", default=None, help="checkpoint or run directory (default: the lenet5 shipped with lenetlab)"
@@ -703,23 +697,9 @@ def _run_lesson(args):
 
 
 # ----------------------------------------------------------------------------- parser
-SECTIONS = [
-    _add_data,
-    _add_train,
-    _add_runs,
-    _add_plot,
-    _add_eval,
-    _add_models,
-    _add_profile,
-    _add_predict,
-    _add_ensemble,
-    _add_export,
-    _add_serve,
-    _add_compare,
-    _add_bench,
-    _add_submit,
-    _add_lesson,
-]
+#: The commands, in the order ``lenet --help`` lists them.
+SECTIONS = [_add_data, _add_train, _add_runs, _add_plot, _add_eval, _add_models, _add_profile, _add_predict]
+SECTIONS += [_add_ensemble, _add_export, _add_serve, _add_compare, _add_bench, _add_submit, _add_lesson]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -177,13 +177,6 @@ def run_ops_bench(
     with timing.threads(threads) as n:
         start = time.perf_counter()
         rows = bench_layers(**opts) + bench_network(**opts)
-        return BenchResult(
-            "bench-ops",
-            {
-                "torch": torch.__version__,
-                "threads": n,
-                "quick": quick,
-                "seconds": round(time.perf_counter() - start, 1),
-                "rows": [r.to_dict() for r in rows],
-            },
-        )
+        seconds = round(time.perf_counter() - start, 1)
+    data = {"torch": torch.__version__, "threads": n, "quick": quick, "seconds": seconds}
+    return BenchResult("bench-ops", {**data, "rows": [r.to_dict() for r in rows]})
