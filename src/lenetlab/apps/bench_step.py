@@ -7,7 +7,7 @@ model), **forward** (the model and the loss, stamped by the loss function), **ba
 and the backward pass, up to the optimiser step, stamped by a step pre-hook), **optimizer** (the step).
 
 Paths: the tutorials' per-sample PIL pipeline (:mod:`lenetlab.train.baseline`), lenetlab's
-:class:`~lenetlab.data.loader.TensorLoader` as the Runner builds it, and that loader with
+:class:`~lenetlab.data.loader.TensorLoader` as the Runner builds it (``train_loader``), and that loader with
 channels-last, then channels-last + bf16 autocast. Each path is also timed on one fixed batch (the
 model step alone, which bounds the speed-up any input pipeline can give). Paths run in interleaved
 rounds and each figure is a median, so bursts of load on a shared machine hit every path alike.
@@ -25,12 +25,11 @@ import torch.nn.functional as F
 
 from lenetlab import data, timing
 from lenetlab.benchfmt import BenchResult
-from lenetlab.data.loader import TensorLoader
 from lenetlab.device import autocast_dtype
 from lenetlab.errors import LenetlabError
 from lenetlab.train.baseline import baseline_model, pil_loader
 from lenetlab.train.config import RunConfig
-from lenetlab.train.setup import augment_transform, build_spec
+from lenetlab.train.setup import build_spec, train_loader
 from lenetlab.train.step import make_scaler, train_step
 
 __all__ = ["PHASES", "op_profile", "run_step_profile", "step_profile"]
@@ -78,20 +77,9 @@ def _endless(new_pass) -> Iterator:
 
 
 def _lenetlab_path(name: str, splits, batch_size: int, seed: int, **levers) -> _Path:
-    cfg = RunConfig(
-        model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, batch_size=batch_size, device="cpu", seed=seed, **levers
-    )
-    spec, transform = build_spec(cfg, splits), augment_transform(cfg)
-    loader = TensorLoader(
-        splits.train.x,
-        splits.train.y,
-        batch_size,
-        shuffle=True,
-        seed=seed,
-        drop_last=True,
-        transform=transform,
-        spec=spec,
-    )
+    fields = {"device": "cpu", "seed": seed, "drop_last": True, **levers}  # every timed step is a full batch
+    cfg = RunConfig(model="lenet5", optimizer="sgd", lr=0.1, momentum=0.0, batch_size=batch_size, **fields)
+    loader = train_loader(cfg, splits, build_spec(cfg, splits), "cpu")
 
     def new_pass(epoch: int):
         loader.set_epoch(epoch)
