@@ -138,15 +138,8 @@ def time_to_accuracy(splits, cfg: RunConfig, target: float = 0.99, checks_per_ep
         if event != "dev" or runner.step == out.step:
             return
         train_time = runner.train_time
-        res = evaluate(
-            runner.model,
-            runner.splits.test,
-            runner.spec,
-            runner.device,
-            1000,
-            autocast=runner.amp,
-            channels_last=runner.cfg.channels_last,
-        )
+        options = {"autocast": runner.amp, "channels_last": runner.cfg.channels_last}
+        res = evaluate(runner.model, runner.splits.test, runner.spec, runner.device, 1000, **options)
         out.curve.append((round(train_time, 3), round(runner.step / runner.steps_per_epoch, 3), res.accuracy))
         out.train_time, out.test_accuracy, out.step = train_time, res.accuracy, runner.step
         out.epoch = runner.step / runner.steps_per_epoch
