@@ -533,7 +533,27 @@ def render_digit_recognizer(body: dict, view: str | None) -> list:
     ]
 
 
+def render_finetune(body: dict, view: str | None) -> list[str]:
+    """Test accuracy of lenet5 from scratch and from the shipped MNIST weights, same epochs, per budget."""
+    d = body["data"]
+    inits = {"default": "from scratch (`--init default`)", "pretrained": "fine-tuned (`--init pretrained`)"}
+    rows = [
+        [
+            f"{s['epochs']} ({num(s['steps'])} steps)",
+            inits[s["init"]],
+            f"{s['lr']:g}",
+            f"**{pct(100 * s['test_mean'])}**",
+            f"{pct(100 * s['test_min'])} to {pct(100 * s['test_max'])}",
+            f"{s['train_time_mean']:.1f} s",
+        ]
+        for s in d["summary"]
+    ]
+    head = ["epochs", "lenet5", "lr (best on dev)", f"test accuracy, mean of {d['summary'][0]['seeds']} seeds"]
+    return table([*head, "range", "training time"], rows, "llrrrr")
+
+
 RENDERERS = {
+    "finetune": render_finetune,
     "mnist-runs": render_mnist_runs,
     "mnist-ensembles": render_ensembles,
     "mnist-tries": render_tries,

@@ -5,27 +5,15 @@ they print are right."""
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import benchmark_script
 from lenetlab.data import load
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-folder_tasks = _script("folder_tasks")
-make_digit_recognizer = _script("make_digit_recognizer")
+folder_tasks = benchmark_script("folder_tasks")
+make_digit_recognizer = benchmark_script("make_digit_recognizer")
 
 
 def _write(path: Path, rows: list[list[str]]) -> Path:

@@ -81,8 +81,9 @@ class RunConfig:
     model_kwargs: dict = _f({}, "extra model arguments as a JSON object, e.g. '{\"dropout\": 0.1}'", recipe=True)
     init: str = _f(
         "default",
-        "weight init: PyTorch's default, or Xavier-uniform on conv/linear weights",
-        choices=("default", "xavier"),
+        "weight init: PyTorch's default, Xavier-uniform on conv/linear weights, or pretrained: the weights "
+        "shipped for --model (fine-tuning; a new head for other classes, see `lenet models`)",
+        choices=("default", "xavier", "pretrained"),
     )
     normalize: str = _f(
         "default",

@@ -51,13 +51,15 @@ def build_spec(cfg, splits) -> InputSpec:
 
 def init_model(cfg, splits, spec: InputSpec):
     """``cfg.model`` for the classes of ``splits`` and the channels of ``spec``, initialised by ``cfg.init``
-    (on the CPU); returns ``(model, kwargs)``, the kwargs a checkpoint records."""
+    (``pretrained``: the shipped weights, a new head where the classes differ) on the CPU; returns
+    ``(model, kwargs)``, the kwargs a checkpoint records."""
     kwargs = {"num_classes": len(splits.class_names), "in_channels": spec.channels, **cfg.model_kwargs}
+    pretrained = cfg.init == "pretrained"
     try:
-        model = create(cfg.model, **kwargs)
+        model = create(cfg.model, pretrained=pretrained, **kwargs)
     except TypeError as e:
         raise LenetlabError(f"field 'model_kwargs': {cfg.model} does not accept {cfg.model_kwargs} ({e})") from None
-    return init_weights(model, cfg.init), kwargs
+    return (model.train() if pretrained else init_weights(model, cfg.init)), kwargs
 
 
 def augment_transform(cfg):
