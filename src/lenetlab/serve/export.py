@@ -25,17 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from lenetlab.data.transforms import InputSpec
 from lenetlab.errors import CheckpointError, LenetlabError, first_line, require
 from lenetlab.fileio import atomic_path, dumps, read_json
-from lenetlab.inference.predictor import (
-    META_CLASSES,
-    META_FORMAT,
-    META_MODEL,
-    META_SPEC,
-    ONNX_FORMAT,
-)
+from lenetlab.inference.predictor import META_CLASSES, META_FORMAT, META_MODEL, META_SPEC, ONNX_FORMAT
 from lenetlab.inference.run import checkpoint_path, measured_test_accuracy
 from lenetlab.models.checkpoint import checkpoint_data, load_model, load_pretrained
 from lenetlab.models.pretrained import CONFIG, FORMAT, WEIGHTS, save_pretrained
@@ -81,6 +76,39 @@ def export_onnx(
         raise CheckpointError(
             f"{checkpoint}: checkpoint lacks a valid input_spec/class_names ({type(e).__name__}: {e})"
         ) from None
+    out = _onnx_out(checkpoint, out)
+    gen = torch.Generator().manual_seed(0)
+    name = ckpt["model"]["name"]
+    example = torch.randn(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=gen)
+    try:
+        proto = _quiet_export(model, example, opset)
+    except Exception as e:  # the exporter's errors are long; keep the first line
+        raise LenetlabError(f"{checkpoint}: ONNX export of {name!r} failed ({first_line(e, 200)})") from None
+    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset_used != opset:  # the exporter falls back silently to its own opset
+        raise LenetlabError(
+            f"--opset {opset}: the exporter cannot convert {name!r} to opset {opset} (it produced opset "
+            f"{opset_used}); leave --opset out for the exporter's default"
+        )
+    _describe(proto, ckpt["model"], class_names, spec)
+    onnx.checker.check_model(proto)
+    diff = _save_verified(proto, out, lambda path: _max_diff(model, path, spec, gen), tolerance)
+    return {
+        "path": str(out),
+        "model": name,
+        "checkpoint": str(checkpoint),
+        "exporter": "torch.onnx.export(dynamo=True)",
+        "opset": opset_used,
+        "dynamic_batch": True,
+        "bytes": out.stat().st_size,
+        "max_abs_diff": diff,
+        "class_names": class_names,
+    }
+
+
+def _onnx_out(checkpoint, out) -> Path:
+    """The ONNX file to write (``out``, default beside ``checkpoint``), its folder made; a name without
+    ``.onnx`` or a file that ``lenet export`` did not write is refused."""
     out = Path(out) if out is not None else default_onnx_path(checkpoint)
     if out.suffix.lower() != ".onnx":
         raise LenetlabError(f"--out {out}: the ONNX file name must end in .onnx")
@@ -90,45 +118,24 @@ def export_onnx(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise LenetlabError(f"--out {out}: cannot create its folder ({e.strerror or e})") from None
+    return out
 
-    gen = torch.Generator().manual_seed(0)
-    example = torch.randn(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=gen)
+
+def _save_verified(proto, out: Path, max_diff, tolerance: float) -> float:
+    """Save ``proto`` at ``out`` when ``max_diff(path)``, its largest difference from PyTorch, is within
+    ``tolerance`` (checked in the temporary file: a failed check leaves a previous good export in place)."""
+    onnx = require(ONNX_MODULES, "serve", "ONNX export (lenet export --format onnx)")
     try:
-        proto = _quiet_export(model, example, opset)
-    except Exception as e:  # the exporter's errors are long; keep the first line
-        raise LenetlabError(
-            f"{checkpoint}: ONNX export of {ckpt['model']['name']!r} failed ({first_line(e, 200)})"
-        ) from None
-    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is not None and opset_used != opset:  # the exporter falls back silently to its own opset
-        raise LenetlabError(
-            f"--opset {opset}: the exporter cannot convert {ckpt['model']['name']!r} to opset "
-            f"{opset} (it produced opset {opset_used}); leave --opset out for the exporter's default"
-        )
-    _describe(proto, ckpt["model"], class_names, spec)
-    onnx.checker.check_model(proto)
-    try:
-        # verified in the temporary file: a failed check leaves a previous good export in place
         with atomic_path(out) as tmp:
             onnx.save(proto, str(tmp))
-            diff = _max_diff(model, tmp, spec, gen)
+            diff = max_diff(tmp)
             if diff > tolerance:
                 raise LenetlabError(
                     f"{out}: onnxruntime differs from PyTorch by {diff:.2e} (> {tolerance:g}); nothing written"
                 )
     except OSError as e:
         raise LenetlabError(f"--out {out}: cannot write the ONNX file ({e.strerror or e})") from None
-    return {
-        "path": str(out),
-        "model": ckpt["model"]["name"],
-        "checkpoint": str(checkpoint),
-        "exporter": "torch.onnx.export(dynamo=True)",
-        "opset": opset_used,
-        "dynamic_batch": True,
-        "bytes": out.stat().st_size,
-        "max_abs_diff": diff,
-        "class_names": class_names,
-    }
+    return diff
 
 
 def _exported_onnx(path: Path) -> bool:
@@ -177,12 +184,11 @@ def _quiet_export(model: torch.nn.Module, example: torch.Tensor, opset: int | No
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     kwargs = {} if opset is None else {"opset_version": opset}
     # onnxscript logs a full traceback when its version converter cannot reach --opset
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript")]
-    levels = [lg.level for lg in loggers]
+    levels = {lg: lg.level for lg in map(logging.getLogger, ("torch.onnx", "onnxscript"))}
     # the exporter narrates its steps and warns that torchvision's ops are absent: noise for users
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        for lg in loggers:
+        for lg in levels:
             lg.setLevel(logging.CRITICAL)
         try:
             return torch.onnx.export(
@@ -197,8 +203,8 @@ def _quiet_export(model: torch.nn.Module, example: torch.Tensor, opset: int | No
                 **kwargs,
             ).model_proto
         finally:
-            for lg, lv in zip(loggers, levels):
-                lg.setLevel(lv)
+            for lg, level in levels.items():
+                lg.setLevel(level)
 
 
 def _max_diff(model: torch.nn.Module, path: Path, spec: InputSpec, gen: torch.Generator) -> float:
@@ -243,28 +249,12 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
             f"--out {out}: holds a {CONFIG} or {WEIGHTS} that lenet export did not write (a run's "
             "own config?); choose another --out"
         )
-    extra = {k: ckpt[k] for k in ("step", "dev_accuracy") if isinstance(ckpt.get(k), (int, float))}
-    test_accuracy = measured_test_accuracy(path, ckpt)
-    if test_accuracy is not None:
-        extra["test_accuracy"] = test_accuracy
-    train_config = dict(ckpt.get("config") or (ckpt.get("pretrained") or {}).get("train_config") or {})
-    if train_config:
-        # where the data and runs lived on the training machine means nothing anywhere else
-        extra["train_config"] = {
-            **train_config,
-            "data_dir": None,
-            "out_dir": None,
-            "dataset": _portable_name(train_config.get("dataset")),
-        }
-    dataset = ckpt.get("dataset") or checkpoint_data(ckpt).get("dataset")
-    if isinstance(dataset, str):
-        extra["dataset"] = _portable_name(dataset)
+    extra = _portable_facts(path, ckpt)
     config = save_pretrained(out, ckpt, **extra)
-    again = load_pretrained(out)
     spec = InputSpec.from_dict(ckpt["input_spec"])
     x = torch.randn(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        diff = float((again(x) - model(x)).abs().max())
+        diff = float((load_pretrained(out)(x) - model(x)).abs().max())
     if diff != 0.0:
         raise LenetlabError(f"{out}: the model rebuilt from the export differs from the checkpoint by {diff:.2e}")
     card = out / MODEL_CARD
@@ -282,8 +272,30 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike | N
         "format": "safetensors",
         "bytes": sum(f.stat().st_size for f in files),
         "max_abs_diff": diff,
-        "test_accuracy": test_accuracy,
+        "test_accuracy": extra.get("test_accuracy"),
     }
+
+
+def _portable_facts(path: Path, ckpt: dict) -> dict:
+    """What ``config.json`` records of the checkpoint at ``path`` besides the model: step, dev and test
+    accuracy, the training config and the dataset, without the training machine's folders."""
+    extra = {k: ckpt[k] for k in ("step", "dev_accuracy") if isinstance(ckpt.get(k), (int, float))}
+    test_accuracy = measured_test_accuracy(path, ckpt)
+    if test_accuracy is not None:
+        extra["test_accuracy"] = test_accuracy
+    train_config = dict(ckpt.get("config") or (ckpt.get("pretrained") or {}).get("train_config") or {})
+    if train_config:
+        # where the data and runs lived on the training machine means nothing anywhere else
+        extra["train_config"] = {
+            **train_config,
+            "data_dir": None,
+            "out_dir": None,
+            "dataset": _portable_name(train_config.get("dataset")),
+        }
+    dataset = ckpt.get("dataset") or checkpoint_data(ckpt).get("dataset")
+    if isinstance(dataset, str):
+        extra["dataset"] = _portable_name(dataset)
+    return extra
 
 
 def _portable_name(dataset):
@@ -292,7 +304,8 @@ def _portable_name(dataset):
 
 
 #: The body of the model card (after its front matter); :func:`model_card` fills the fields.
-CARD = """
+CARD = """---
+
 # {name} ({dataset})
 
 A lenetlab `{name}` classifier ({parameters:,} parameters, arguments `{kwargs}`) for {classes} classes
@@ -333,6 +346,25 @@ drops on inputs unlike the training set, and the scores are not calibrated proba
 
 {licence_text}
 """
+#: The licence paragraph of the model card, by licence (``other``: the data's own).
+LICENCE_TEXTS = {
+    "other": "The licence of the training data applies.",
+    "cc-by-sa-3.0": "The weights are derived from `{dataset}` and shared under its licence, `cc-by-sa-3.0` "
+    "(Creative Commons Attribution-Share Alike 3.0, as the MNIST database).",
+}
+
+
+def front_matter(name: str, dataset: str, licence: str, acc: float | None) -> str:
+    """The card's YAML front matter as the Hugging Face Hub reads it, with a ``model-index`` holding the
+    test accuracy and its split when ``acc`` is known."""
+    tags = ["image-classification", "lenet", "pytorch", "safetensors"]
+    front = {"license": licence, "library_name": "lenetlab", "pipeline_tag": "image-classification", "tags": tags}
+    front |= {"datasets": [dataset], "metrics": ["accuracy"]}
+    if acc is not None:
+        task, data = {"type": "image-classification"}, {"name": dataset, "type": dataset, "split": "test"}
+        result = {"task": task, "dataset": data, "metrics": [{"type": "accuracy", "value": acc}]}
+        front["model-index"] = [{"name": name, "results": [result]}]
+    return "---\n" + yaml.safe_dump(front, sort_keys=False)
 
 
 def model_card(config: dict, parameters: int) -> str:
@@ -342,59 +374,17 @@ def model_card(config: dict, parameters: int) -> str:
     name, dataset, acc = config["model"], config.get("dataset") or "unknown", config.get("test_accuracy")
     licence = DATA_LICENCES.get(dataset, "other")
     train, spec = config.get("train_config") or {}, config["input_spec"]
-    front = [
-        "---",
-        f"license: {licence}",
-        "library_name: lenetlab",
-        "pipeline_tag: image-classification",
-        "tags:",
-        "- image-classification",
-        "- lenet",
-        "- pytorch",
-        "- safetensors",
-        "datasets:",
-        f"- {dataset}",
-        "metrics:",
-        "- accuracy",
-    ]
-    if acc is not None:
-        front += [
-            "model-index:",
-            f"- name: {name}",
-            "  results:",
-            "  - task:",
-            "      type: image-classification",
-            "    dataset:",
-            f"      name: {dataset}",
-            f"      type: {dataset}",
-            "      split: test",
-            "    metrics:",
-            "    - type: accuracy",
-            f"      value: {acc}",
-        ]
     keys = ("epochs", "batch_size", "optimizer", "lr", "schedule", "augment", "seed")
     recipe = ", ".join(f"{k} {train[k]}" for k in keys if train.get(k) is not None) or "not recorded"
     dev = (
         f" Best dev accuracy {config['dev_accuracy']} at step {config.get('step')}." if "dev_accuracy" in config else ""
     )
-    evaluation = (
-        f"Accuracy {acc} on the test split of `{dataset}`, as its run measured it."
-        if acc is not None
-        else "No test accuracy was measured for this checkpoint."
+    fields = {"name": name, "dataset": dataset, "licence": licence}
+    text = LICENCE_TEXTS.get(
+        licence, "The weights are derived from `{dataset}` and shared under its licence, `{licence}`."
     )
-    licence_text = (
-        "The licence of the training data applies."
-        if licence == "other"
-        else f"The weights are derived from `{dataset}` and shared under its licence, `{licence}`"
-        + (
-            " (Creative Commons Attribution-Share Alike 3.0, as the MNIST database)."
-            if licence == "cc-by-sa-3.0"
-            else "."
-        )
-    )
-    body = CARD.format(
-        name=name,
-        dataset=dataset,
+    return front_matter(name, dataset, licence, acc) + CARD.format(
+        **fields,
         parameters=parameters,
         classes=len(config["class_names"]),
         kwargs=dumps(config["model_kwargs"], indent=None),
@@ -407,7 +397,8 @@ def model_card(config: dict, parameters: int) -> str:
         std=spec.get("std"),
         recipe=recipe,
         dev=dev,
-        evaluation=evaluation,
-        licence_text=licence_text,
+        evaluation=f"Accuracy {acc} on the test split of `{dataset}`, as its run measured it."
+        if acc is not None
+        else "No test accuracy was measured for this checkpoint.",
+        licence_text=text.format(**fields),
     )
-    return "\n".join(front + ["---"]) + "\n" + body
