@@ -1,0 +1,268 @@
+"""Rerun the commands whose output the docs show, and rewrite that output in place.
+
+    python benchmarks/docs_outputs.py            # rerun every command (about a minute), rewrite the pages
+    python benchmarks/docs_outputs.py --check    # change nothing; exit 1 naming the blocks that drifted
+    python benchmarks/docs_outputs.py --fast     # only the blocks that take seconds (what the test checks)
+
+A shown command and its output sit between markers, outside any code block::
+
+    <!-- output: NAME -->
+    ```console
+    $ lenet ...
+    (output)
+    ```
+    <!-- end output -->
+
+The commands of every block run in order, in one new empty folder (so ``runs/adam`` made by one
+block is there for the next), on the embedded ``mnist-subset``, one CPU thread; a few steps that
+are not shown prepare what a block needs (an image to predict, a damaged run, a CSV file). The
+comparison (``--check``, ``tests/test_docs_outputs.py``) ignores what legitimately differs from one
+run to the next (:func:`normalise`: timings, throughput, temporary paths, event-file names, column
+padding); the rewritten pages keep the real output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REGION = re.compile(
+    r"(<!-- output: (?P<name>[\w-]+) -->\n```console\n)(?P<body>.*?)(```\n<!-- end output -->)", re.DOTALL
+)
+
+
+@dataclass
+class Step:
+    """One command: ``shown`` in block ``block`` (None: a preparing step, not shown), ``run`` the shell line
+    run instead when it differs, ``keep`` what of its output the block shows, ``fast``: seconds."""
+
+    block: str | None
+    shown: str
+    run: str | None = None
+    keep: object = None
+    fast: bool = False
+
+
+def _after(pattern: str):
+    """Keep ``...`` and the lines from the last one matching ``pattern``."""
+
+    def keep(lines: list[str]) -> list[str]:
+        last = max(i for i, line in enumerate(lines) if re.search(pattern, line))
+        return ["...", *lines[last:]]
+
+    return keep
+
+
+def _between(start: str | None, end: str):
+    """Keep the lines from the last matching ``start`` (the first line when None) to the first matching
+    ``end``, with ``...`` for what is left out."""
+
+    def keep(lines: list[str]) -> list[str]:
+        first = 0 if start is None else max(i for i, line in enumerate(lines) if re.search(start, line))
+        last = next(i for i, line in enumerate(lines) if re.search(end, line))
+        return ["..."] * (first > 0) + lines[first : last + 1] + ["..."] * (last + 1 < len(lines))
+
+    return keep
+
+
+def _first_json_object(lines: list[str]) -> list[str]:
+    end = lines.index("  },")
+    return [*lines[: end + 1], "  ..."]
+
+
+def _remove_dry_run(lines: list[str]) -> list[str]:
+    """The lines as they are, once the temporary folder they name is deleted (the script made it, not a user)."""
+    folder = next(line.split(": ", 1)[1] for line in lines if line.startswith("written to a temporary folder"))
+    shutil.rmtree(Path(folder).parent)
+    return lines
+
+
+def _digit_png() -> None:
+    """``digit.png``: a 7 of the embedded subset's test split, as a user's PNG file."""
+    from PIL import Image
+
+    from lenetlab.data import load
+
+    test = load("mnist-subset").test
+    i = int((test.y == 7).nonzero()[0, 0])
+    Image.fromarray(test.x[i, 0].numpy()).save("digit.png")
+
+
+ODD_CSV = "ImageId," + ",".join(f"px{i}" for i in range(784)) + "\n" + "1," + ",".join(["0"] * 784) + "\n"
+TRAIN = "lenet train --num-threads 1"
+#: Every step, in the order they run (which is not the pages' order: `lenet runs` lists runs made later).
+STEPS = [
+    Step("predict-shipped", "lenet models --pretrained", fast=True),
+    Step(None, "python: digit.png", run=_digit_png, fast=True),
+    Step("predict-shipped", "lenet predict --model lenet5 digit.png", fast=True),
+    Step(None, "odd.csv", run=lambda: Path("odd.csv").write_text(ODD_CSV), fast=True),
+    Step("csv-error", "lenet data --dataset odd.csv", fast=True),
+    Step("run-dir", "lenet train --epochs 3 --num-threads 1 --name adam --progress plain"),
+    Step("run-dir", "ls runs/adam", run="ls -C -T 0 -w 110 runs/adam"),
+    Step("metrics-csv", "head -3 runs/adam/metrics.csv | cut -c1-110"),
+    Step(None, f"{TRAIN} --epochs 3 --name sgd --optimizer sgd --lr 0.05 --progress none"),
+    Step(None, f"{TRAIN} --epochs 3 --name broken --progress none --no-plots"),
+    Step(None, "sed -i '5s/.*/{oops/' runs/broken/metrics.jsonl"),
+    Step(
+        "interrupt", "lenet train --epochs 30 --num-threads 1 --name long --progress plain     # Ctrl-C after epoch 7"
+    ),
+    Step(
+        "early-stop",
+        "lenet train --epochs 20 --num-threads 1 --name patient --patience 2 --monitor dev_loss --lr 0.01 "
+        "--progress plain --no-plots",
+        keep=_between(r"^\[train\]", r"^trained "),
+    ),
+    Step(
+        "early-stop",
+        "lenet train --max-steps 20 --num-threads 1 --name short --progress none --no-plots",
+        keep=_between(r"^best dev accuracy", r"^trained "),
+    ),
+    Step("runs-list", "lenet runs"),
+    Step("runs-sort", "lenet runs --sort test --model lenet5 | head -3"),
+    Step("runs-sort", "lenet runs --sort dev --json", keep=_first_json_object),
+    Step("plot-one", "lenet plot runs/sgd"),
+    Step("plot-one", "lenet plot runs/broken"),
+    Step("plot-several", "lenet plot adam sgd patient --out compare.png"),
+    Step(
+        "dry-run",
+        "lenet train --dry-run --model lenet5-bn --epochs 50 --num-threads 1 --progress none",
+        keep=_remove_dry_run,
+    ),
+    Step("export-hub", "lenet export runs/adam --format hub"),
+    Step("export-hub", "head -4 runs/adam/pretrained/README.md"),
+]
+
+
+def _interrupt(line: str) -> str:
+    """Run ``line`` and press Ctrl-C (SIGINT) once its dev evaluation of epoch 7 is written; its output."""
+    proc = subprocess.Popen(shlex.split(line), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = Path("runs/long/metrics.jsonl")
+    while proc.poll() is None:
+        rows = metrics.read_text().splitlines() if metrics.exists() else []
+        if any(json.loads(r).get("kind") == "dev" and json.loads(r).get("step") == 112 for r in rows):
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.01)
+    return proc.communicate()[0]
+
+
+def _lenet(argv: list[str]) -> str:
+    """``lenet ARGV`` run in this process (no new interpreter importing torch); what it printed, both streams."""
+    from lenetlab.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        main(argv)
+    return buf.getvalue()
+
+
+def run_step(step: Step) -> list[str]:
+    """Run ``step`` in the current folder; its output lines as the block shows them."""
+    if callable(step.run):
+        step.run()
+        return []
+    line = (step.run or step.shown).split("     #")[0]
+    if step.block == "interrupt":
+        out = _interrupt(line)
+    elif line.startswith("lenet ") and not set("|>'\"") & set(line):
+        out = _lenet(shlex.split(line)[1:])
+    else:
+        done = subprocess.run(line, shell=True, capture_output=True, text=True, env={**os.environ, "COLUMNS": "110"})
+        out = done.stdout + done.stderr
+    lines = [x.rstrip() for x in out.rstrip("\n").splitlines()]
+    if step.block == "interrupt":
+        return _after(r"^\[dev\] step 112 ")(lines)
+    return step.keep(lines) if step.keep else lines
+
+
+def generate(fast: bool = False) -> dict[str, str]:
+    """Run the steps (``fast``: only those that take seconds) in a new empty folder; each block's text."""
+    blocks: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        for step in STEPS:
+            if fast and not step.fast:
+                continue
+            lines = run_step(step)
+            if step.block:
+                blocks.setdefault(step.block, []).extend([f"$ {step.shown}", *lines])
+    return {name: "\n".join(lines) + "\n" for name, lines in blocks.items()}
+
+
+#: What differs from one run of the same command to the next, and what it is compared as.
+VARYING = [
+    (r"/tmp/[\w./-]+", "/tmp/X"),
+    (r"interrupted at step \d+", "interrupted at step N"),  # how soon Ctrl-C lands
+    (r"events\.out\.tfevents\.[\w.]+", "events.out.tfevents.X"),
+    (r"\d[\d,]*(\.\d+)? ex/s", "N ex/s"),
+    (r"\d+(\.\d+)? ?s\b", "T s"),
+    (r'"(train_time|examples_per_sec|modified|time)": [\d.e+-]+', r'"\1": N'),
+    (r"^(train|epoch|dev|test),(\d+),([\d.]+),([\d.e-]+),([\d.]+),([\d.]*),[\d.,]*", r"\1,\2,\3,\4,\5,\6,N"),
+    (r"T s(\s+)[\d,]+", r"T s\1N"),  # the ex/s column of lenet runs, after its train time
+    (r"[ \t]+", " "),
+]
+
+
+def normalise(text: str) -> str:
+    """``text`` with what legitimately varies between runs replaced by placeholders (see :data:`VARYING`)."""
+    lines = []
+    for line in text.splitlines():
+        for pattern, repl in VARYING:
+            line = re.sub(pattern, repl, line)
+        lines.append(line.strip())
+    return "\n".join(lines)
+
+
+def pages() -> list[Path]:
+    """README.md and every page under docs/."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def update_text(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with every marked block that ``blocks`` has rewritten."""
+    return REGION.sub(lambda m: m.group(1) + blocks.get(m["name"], m["body"]) + m.group(4), text)
+
+
+def drifted(text: str, blocks: dict[str, str]) -> list[str]:
+    """The names of the marked blocks of ``text`` whose output differs from ``blocks`` (after :func:`normalise`)."""
+    return [
+        m["name"]
+        for m in REGION.finditer(text)
+        if m["name"] in blocks and normalise(m["body"]) != normalise(blocks[m["name"]])
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block drifted")
+    p.add_argument("--fast", action="store_true", help="only the blocks whose commands take seconds")
+    a = p.parse_args(argv)
+    blocks = generate(fast=a.fast)
+    found = {m["name"] for page in pages() for m in REGION.finditer(page.read_text(encoding="utf-8"))}
+    if set(blocks) - found:
+        raise SystemExit(f"blocks without a marked place in the docs: {', '.join(sorted(set(blocks) - found))}")
+    stale = []
+    for page in pages():
+        text = page.read_text(encoding="utf-8")
+        stale += [f"{page.relative_to(REPO)}: {name}" for name in drifted(text, blocks)]
+        if not a.check and update_text(text, blocks) != text:
+            page.write_text(update_text(text, blocks), encoding="utf-8")
+    print("\n".join(("drifted: " if a.check else "rewritten: ") + s for s in stale) or "no drift")
+    return 1 if (a.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
