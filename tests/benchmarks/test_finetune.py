@@ -56,3 +56,11 @@ def test_init_pretrained_starts_from_the_shipped_weights_with_a_new_head(tmp_pat
     assert kwargs["num_classes"] == 26 and model.training
     assert torch.equal(model.state_dict()["C1.weight"], shipped.state_dict()["C1.weight"])
     assert model.state_dict()["output.weight"].shape == (26, 84)
+
+
+def test_init_pretrained_on_a_model_without_shipped_weights_is_a_one_line_error(capsys):
+    from lenetlab.cli import main
+
+    assert main(["train", "--model", "lenet5-bn", "--init", "pretrained", "--dry-run", "--progress", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no pretrained weights for model 'lenet5-bn'") and "\n" not in err

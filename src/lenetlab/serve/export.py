@@ -354,7 +354,7 @@ LICENCE_TEXTS = {
 }
 
 
-def front_matter(name: str, dataset: str, licence: str, acc: float | None) -> str:
+def _front_matter(name: str, dataset: str, licence: str, acc: float | None) -> str:
     """The card's YAML front matter as the Hugging Face Hub reads it, with a ``model-index`` holding the
     test accuracy and its split when ``acc`` is known."""
     tags = ["image-classification", "lenet", "pytorch", "safetensors"]
@@ -383,7 +383,7 @@ def model_card(config: dict, parameters: int) -> str:
     text = LICENCE_TEXTS.get(
         licence, "The weights are derived from `{dataset}` and shared under its licence, `{licence}`."
     )
-    return front_matter(name, dataset, licence, acc) + CARD.format(
+    return _front_matter(name, dataset, licence, acc) + CARD.format(
         **fields,
         parameters=parameters,
         classes=len(config["class_names"]),
