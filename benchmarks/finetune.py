@@ -10,7 +10,7 @@ rate of each is chosen on the dev split; the test accuracy of both is reported f
 Each run is ``lenet train --dataset FOLDER --recipe lenet5 --normalize half --init INIT --lr LR
 --epochs E --seed S`` (the shipped model's input normalisation for both).
 
-    python benchmarks/finetune.py --results results/finetune.json        # about 2 minutes on 2 cores
+    python benchmarks/finetune.py --results results/finetune.json        # 32 short runs: 1 to 3 minutes on 2 cores
     python benchmarks/finetune.py --out letters --make-only              # just the folder
 """
 
