@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,13 +48,14 @@ REGION = re.compile(
 
 @dataclass
 class Step:
-    """One command: ``shown`` in block ``block`` (None: a preparing step, not shown), ``run`` the shell line
-    run instead when it differs, ``keep`` what of its output the block shows, ``fast``: seconds."""
+    """One command: ``shown`` in block ``block`` (None: a preparing step, not shown); ``run``: the shell
+    line run instead when it differs, or a function that prepares files; ``keep``: what of its output
+    the block shows (default: all); ``fast``: it takes seconds."""
 
     block: str | None
     shown: str
-    run: str | None = None
-    keep: object = None
+    run: str | Callable[[], object] | None = None
+    keep: Callable[[list[str]], list[str]] | None = None
     fast: bool = False
 
 
@@ -103,7 +105,6 @@ def _digit_png() -> None:
 
 
 ODD_CSV = "ImageId," + ",".join(f"px{i}" for i in range(784)) + "\n" + "1," + ",".join(["0"] * 784) + "\n"
-TRAIN = "lenet train --num-threads 1"
 #: Every step, in the order they run (which is not the pages' order: `lenet runs` lists runs made later).
 STEPS = [
     Step("predict-shipped", "lenet models --pretrained", fast=True),
@@ -114,11 +115,13 @@ STEPS = [
     Step("run-dir", "lenet train --epochs 3 --num-threads 1 --name adam --progress plain"),
     Step("run-dir", "ls runs/adam", run="ls -C -T 0 -w 110 runs/adam"),
     Step("metrics-csv", "head -3 runs/adam/metrics.csv | cut -c1-110"),
-    Step(None, f"{TRAIN} --epochs 3 --name sgd --optimizer sgd --lr 0.05 --progress none"),
-    Step(None, f"{TRAIN} --epochs 3 --name broken --progress none --no-plots"),
+    Step(None, "lenet train --epochs 3 --num-threads 1 --name sgd --optimizer sgd --lr 0.05 --progress none"),
+    Step(None, "lenet train --epochs 3 --num-threads 1 --name broken --progress none --no-plots"),
     Step(None, "sed -i '5s/.*/{oops/' runs/broken/metrics.jsonl"),
     Step(
-        "interrupt", "lenet train --epochs 30 --num-threads 1 --name long --progress plain     # Ctrl-C after epoch 7"
+        "interrupt",
+        "lenet train --epochs 30 --num-threads 1 --name long --progress plain     # Ctrl-C after epoch 7",
+        keep=_after(r"^\[dev\] step 112 "),
     ),
     Step(
         "early-stop",
@@ -184,8 +187,6 @@ def run_step(step: Step) -> list[str]:
         done = subprocess.run(line, shell=True, capture_output=True, text=True, env={**os.environ, "COLUMNS": "110"})
         out = done.stdout + done.stderr
     lines = [x.rstrip() for x in out.rstrip("\n").splitlines()]
-    if step.block == "interrupt":
-        return _after(r"^\[dev\] step 112 ")(lines)
     return step.keep(lines) if step.keep else lines
 
 
