@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     per_class = tuple(int(n) for n in a.per_class.split(","))
     lrs, seeds = [float(x) for x in a.lrs.split(",")], [int(x) for x in a.seeds.split(",")]
+    title = "Fine-tuning the shipped MNIST lenet5 on 26 letters vs training from scratch"
+    command = command_line(sys.argv[1:] if argv is None else argv, "python benchmarks/finetune.py")
+    meta = make_meta("finetune", title, command)  # the machine's load as the runs start
     with tempfile.TemporaryDirectory() as tmp:
         folder = a.out or Path(tmp) / "letters"
         counts = make_letters(folder, per_class, a.data_seed)
@@ -180,9 +183,6 @@ def main(argv: list[str] | None = None) -> int:
             f"({s['test_min']:.4f}-{s['test_max']:.4f}, {s['seeds']} seeds), {s['train_time_mean']:.1f} s"
         )
     if a.results:
-        argv = sys.argv[1:] if argv is None else argv
-        title = "Fine-tuning the shipped MNIST lenet5 on 26 letters vs training from scratch"
-        meta = make_meta("finetune", title, command_line(argv, "python benchmarks/finetune.py"))
         write_results(a.results, meta, data=data)
     return 0
 
