@@ -533,23 +533,26 @@ def render_digit_recognizer(body: dict, view: str | None) -> list:
     ]
 
 
-def render_finetune(body: dict, view: str | None) -> list[str]:
+@markdown
+def render_finetune(body: dict, view: str | None) -> list:
     """Test accuracy of lenet5 from scratch and from the shipped MNIST weights, same epochs, per budget."""
     d = body["data"]
     inits = {"default": "from scratch (`--init default`)", "pretrained": "fine-tuned (`--init pretrained`)"}
-    rows = [
-        [
-            f"{s['epochs']} ({num(s['steps'])} steps)",
-            inits[s["init"]],
-            f"{s['lr']:g}",
-            f"**{pct(100 * s['test_mean'])}**",
-            f"{pct(100 * s['test_min'])} to {pct(100 * s['test_max'])}",
-            f"{s['train_time_mean']:.1f} s",
-        ]
-        for s in d["summary"]
+    return [
+        columns(
+            d["summary"],
+            ("epochs", "l", "{epochs} ({steps:,} steps)"),
+            ("lenet5", "l", lambda s: inits[s["init"]]),
+            ("lr (best on dev)", "r", "{lr:g}"),
+            (
+                f"test accuracy, mean of {d['summary'][0]['seeds']} seeds",
+                "r",
+                lambda s: f"**{pct(100 * s['test_mean'])}**",
+            ),
+            ("range", "r", lambda s: f"{pct(100 * s['test_min'])} to {pct(100 * s['test_max'])}"),
+            ("training time", "r", "{train_time_mean:.1f} s"),
+        )
     ]
-    head = ["epochs", "lenet5", "lr (best on dev)", f"test accuracy, mean of {d['summary'][0]['seeds']} seeds"]
-    return table([*head, "range", "training time"], rows, "llrrrr")
 
 
 RENDERERS = {
