@@ -88,6 +88,23 @@ def request_kwargs(body: dict) -> dict:
     return {"content": body["content"], "headers": {"content-type": body["content_type"]}}
 
 
+def request_bytes(url: str, route: str, body: dict) -> bytes:
+    """One keep-alive ``POST route`` of ``body`` as raw HTTP/1.1 bytes (what httpx sends for :func:`request_kwargs`)."""
+    req = httpx.Request("POST", url + route, **request_kwargs(body))
+    content = req.read()
+    head = f"POST {route} HTTP/1.1\r\nHost: {req.url.netloc.decode()}\r\nContent-Length: {len(content)}\r\n"
+    head += f"Content-Type: {req.headers['content-type']}\r\n\r\n"
+    return head.encode() + content
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict, bytes]:
+    """The status, lower-cased headers and body of one HTTP/1.1 response with a Content-Length."""
+    lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    headers = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:] if line))
+    body = await reader.readexactly(int(headers.get("content-length", 0)))
+    return int(lines[0].split(" ", 2)[1]), headers, body
+
+
 def comparable(answer: dict) -> dict:
     """An answer without its timings (the only field that legitimately varies between calls)."""
     return {k: v for k, v in answer.items() if k != "timing_ms"}
@@ -192,10 +209,11 @@ class RssSampler:
 async def async_load(
     url: str, route: str, bodies: list[dict], n: int, clients: int, reference: list | None, timeout: float
 ) -> dict:
-    """Send ``n`` requests to ``url + route`` from ``clients`` coroutines sharing one AsyncClient; request
-    ``i`` sends ``bodies[i % len(bodies)]``. Returns latencies (s), status counts, dropped connections
-    by exception type, 503s without ``Retry-After``, answers differing from ``reference`` (one comparable
-    answer per body, or None) and a few error samples."""
+    """Send ``n`` requests to ``url + route`` from ``clients`` coroutines, each with its own keep-alive
+    connection (raw HTTP/1.1 over asyncio streams: a cheap client leaves the shared cores to the server);
+    request ``i`` sends ``bodies[i % len(bodies)]``. Returns latencies (s), status counts, dropped
+    connections by exception type, 503s without ``Retry-After``, answers differing from ``reference``
+    (one comparable answer per body, or None) and a few error samples."""
     out = {
         "latencies": [],
         "statuses": collections.Counter(),
@@ -205,32 +223,44 @@ async def async_load(
         "samples": [],
     }
     next_i = 0
-    kwargs = [request_kwargs(b) for b in bodies]
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+    raw = [request_bytes(url, route, b) for b in bodies]
+    u = urlparse(url)
 
-        async def one_client() -> None:
-            nonlocal next_i
-            while next_i < n:
-                i, next_i = next_i, next_i + 1
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(route, **kwargs[i % len(bodies)])
-                except httpx.HTTPError as e:
-                    out["dropped"][type(e).__name__] += 1
-                    if len(out["samples"]) < 5:
-                        out["samples"].append(f"{type(e).__name__}: {e}")
-                    continue
-                out["latencies"].append(time.perf_counter() - t0)
-                out["statuses"][r.status_code] += 1
-                if r.status_code == 200 and reference is not None:
-                    out["mismatched"] += comparable(r.json()) != reference[i % len(bodies)]
-                elif r.status_code == 503:
-                    out["no_retry_after"] += "retry-after" not in r.headers
-                elif r.status_code != 200 and len(out["samples"]) < 5:
-                    out["samples"].append(f"HTTP {r.status_code}: {r.text[:160]}")
+    async def one_client() -> None:
+        nonlocal next_i
+        conn = None
+        while next_i < n:
+            i, next_i = next_i, next_i + 1
+            t0 = time.perf_counter()
+            try:
+                async with asyncio.timeout(timeout):
+                    if conn is None:
+                        conn = await asyncio.open_connection(u.hostname, u.port)
+                    conn[1].write(raw[i % len(bodies)])
+                    status, headers, body = await read_response(conn[0])
+            except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                out["dropped"][type(e).__name__] += 1
+                if len(out["samples"]) < 5:
+                    out["samples"].append(f"{type(e).__name__}: {e}")
+                if conn is not None:
+                    conn[1].close()
+                conn = None
+                continue
+            out["latencies"].append(time.perf_counter() - t0)
+            out["statuses"][status] += 1
+            if status == 200 and reference is not None:
+                out["mismatched"] += comparable(json.loads(body)) != reference[i % len(bodies)]
+            elif status == 503:
+                out["no_retry_after"] += "retry-after" not in headers
+            elif status != 200 and len(out["samples"]) < 5:
+                out["samples"].append(f"HTTP {status}: {body[:160]}")
+            if headers.get("connection", "").lower() == "close":
+                conn[1].close()
+                conn = None
+        if conn is not None:
+            conn[1].close()
 
-        await asyncio.gather(*(one_client() for _ in range(clients)))
+    await asyncio.gather(*(one_client() for _ in range(clients)))
     return out
 
 
@@ -319,6 +349,14 @@ def sequential_answers(url: str, route: str, bodies: list[dict], timeout: float)
     return answers
 
 
+def stage_seconds(url: str) -> dict[str, float]:
+    """The server's ``lenet_stage_seconds_total`` by stage, from ``GET /metrics`` (all workers' sums)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = text_string_to_metric_families(httpx.get(url + "/metrics", timeout=30).text)
+    return {s.labels["stage"]: s.value for f in families if f.name == "lenet_stage_seconds" for s in f.samples}
+
+
 def measure_server(
     serve_args: list[str], args, bodies: list[dict], reference: list | None, overload: int = 0
 ) -> tuple[dict, list]:
@@ -330,17 +368,21 @@ def measure_server(
         if reference is None:
             reference = sequential_answers(url, args.route, bodies, args.timeout)
         run_load(url, args.route, bodies, args.warmup, min(args.clients, args.warmup), 1, None, args.timeout)
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0, stages0 = cpu_seconds(proc.pid), stage_seconds(url)
         with RssSampler(proc.pid) as rss:
             res = run_load(
                 url, args.route, bodies, args.requests, args.clients, args.client_procs, reference, args.timeout
             )
-        cpu = cpu_seconds(proc.pid) - cpu0
+        cpu, stages = cpu_seconds(proc.pid) - cpu0, stage_seconds(url)
+        answered = max(1, len(res["latencies"]))
         out = {
             "serve_args": serve_args,
             "server_processes": processes,
             **summarise(res, args.requests, args.clients),
-            "server_cpu_ms_per_request": round(1000 * cpu / max(1, len(res["latencies"])), 2),
+            "server_cpu_ms_per_request": round(1000 * cpu / answered, 2),
+            "stage_ms_per_request": {
+                k: round(1000 * (v - stages0.get(k, 0.0)) / answered, 3) for k, v in stages.items()
+            },
             "server_peak_rss_mb": round(rss.peak_mb, 1),
         }
         if overload:
@@ -442,6 +484,8 @@ def show(name: str, r: dict) -> None:
         f"  statuses {r['statuses']}   5xx {r['errors_5xx']}   dropped {r['dropped']} "
         f"{r['dropped_by_error'] or ''}  mismatched {r['mismatched']}{extra}"
     )
+    if "stage_ms_per_request" in r:
+        print("  server ms/request by stage: " + ", ".join(f"{k} {v}" for k, v in r["stage_ms_per_request"].items()))
     if "overload" in r:
         o = r["overload"]
         print(

@@ -45,7 +45,7 @@ from PIL import Image
 
 from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, open_image, preprocess_image
-from lenetlab.errors import ConfigError, DataError, LenetlabError, Terminated, missing_extra, require
+from lenetlab.errors import ConfigError, DataError, LenetlabError, Terminated, first_line, missing_extra, require
 from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
 from lenetlab.serve.apidocs import render_api_docs
@@ -380,10 +380,18 @@ def _png_data_url(x: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _preprocess(img: Image.Image, max_pixels: int):
-    """The shared preprocessing (:func:`preprocess_image`): ``uint8 [1, 28, 28]``, or the client's 4xx."""
+def _preprocess(img: Image.Image, max_pixels: int, stage: Callable[[str, float], None] | None = None):
+    """The shared preprocessing (:func:`preprocess_image`): ``uint8 [1, 28, 28]``, or the client's 4xx.
+    ``stage(name, seconds)``, if given, is told the CPU time (this thread's) of ``decode`` and ``normalise``."""
+    t0 = time.thread_time()
     try:
-        return preprocess_image(img, name="image", max_pixels=max_pixels)
+        if img.format != "JPEG":  # decoded here to time it apart; a JPEG is decoded scaled down by preprocess_image
+            img.load()
+    except Exception as e:
+        raise ApiError(400, "not_an_image", f"image: not a readable image ({first_line(e)})") from None
+    t1 = time.thread_time()
+    try:
+        x = preprocess_image(img, name="image", max_pixels=max_pixels)
     except BlankImageError:
         raise ApiError(422, "blank_image", "no digit found in the image: draw a digit") from None
     except ImageTooLargeError as e:
@@ -393,6 +401,10 @@ def _preprocess(img: Image.Image, max_pixels: int):
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # decoders on truncated/corrupt data
         log.info("undecodable upload: %s: %s", type(e).__name__, e)
         raise ApiError(400, "not_an_image", "image data is corrupt or truncated") from None
+    if stage is not None:
+        stage("decode", t1 - t0)
+        stage("normalise", time.thread_time() - t1)
+    return x
 
 
 def _answer(served: ServedModel, x, probs: np.ndarray, top_k: int) -> dict:
@@ -407,50 +419,72 @@ def _answer(served: ServedModel, x, probs: np.ndarray, top_k: int) -> dict:
         "digit": best,
         "label": names[best],
         "confidence": float(probs[best]),
-        "probabilities": [float(p) for p in probs],
+        "probabilities": probs.tolist(),
         "class_names": list(names),
         "top_k": top,
         "model": predictor.name,
         "name": served.name,
         "backend": predictor.backend,
-        "input_28x28": x28.astype(int).tolist(),
+        "input_28x28": x28.tolist(),
         "input_png": _png_data_url(x28),
     }
 
 
-def _timed_preprocess(img: Image.Image, max_pixels: int) -> tuple[torch.Tensor, float]:
-    """:func:`_preprocess` and the milliseconds it took (runs in a worker thread)."""
+@dataclass
+class Job:
+    """One request on its way to a forward pass: its image ``uint8 [1, 28, 28]``, ``top_k``, the
+    milliseconds its preprocessing took and when (``time.perf_counter()``) it started waiting for one."""
+
+    x: torch.Tensor
+    top_k: int
+    pre_ms: float
+    queued: float = 0.0
+
+
+def _prepare(img: Image.Image, top_k: int, max_pixels: int, stage: Callable[[str, float], None]) -> Job:
+    """:func:`_preprocess` ``img`` into a :class:`Job` (runs in a worker thread)."""
     t0 = time.perf_counter()
-    x = _preprocess(img, max_pixels)  # uint8 [1, 28, 28]
-    return x, round(1e3 * (time.perf_counter() - t0), 3)
-
-
-def _predict_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, float]]) -> list[dict]:
-    """``/predict``'s answers for ``(image uint8 [1, 28, 28], top_k, preprocess ms)`` items from one
-    forward pass (:func:`~lenetlab.serve.batching.pad_rows`: the same answer as alone)."""
+    x = _preprocess(img, max_pixels, stage)
     t1 = time.perf_counter()
-    x = pad_rows([x for x, _, _ in items])
-    probs = served.predictor.predict_proba(x)  # [M, K]
-    model_ms = round(1e3 * (time.perf_counter() - t1), 3)
-    return [
-        {**_answer(served, x, probs[i], top_k), "timing_ms": {"preprocess": pre_ms, "model": model_ms}}
-        for i, (x, top_k, pre_ms) in enumerate(items)
+    return Job(x, top_k, round(1e3 * (t1 - t0), 3), t1)
+
+
+def _predict_batch(served: ServedModel, stage: Callable[[str, float], None], jobs: list[Job]) -> list[Response]:
+    """``/predict``'s answers, already encoded, for ``jobs`` from one forward pass
+    (:func:`~lenetlab.serve.batching.pad_rows`: the same answer as alone)."""
+    t1, c1 = time.perf_counter(), time.thread_time()
+    stage("queue", sum(t1 - j.queued for j in jobs))
+    probs = served.predictor.predict_proba(pad_rows([j.x for j in jobs]))  # [M, K]
+    t2, c2 = time.perf_counter(), time.thread_time()
+    stage("forward", c2 - c1)
+    model_ms = round(1e3 * (t2 - t1), 3)
+    answers = [
+        StrictJSONResponse(
+            {**_answer(served, j.x, probs[i], j.top_k), "timing_ms": {"preprocess": j.pre_ms, "model": model_ms}}
+        )
+        for i, j in enumerate(jobs)
     ]
+    stage("encode", time.thread_time() - c2)
+    return answers
 
 
-def _explain_batch(served: ServedModel, items: list[tuple[torch.Tensor, int, float]]) -> list[Response]:
-    """``/explain``'s answers for ``(image, top_k, preprocess ms)`` items, already encoded: the activations
-    are thousands of numbers, which FastAPI's response-model validation would take longer to check
-    than the model takes to compute. Each image has its own forward and backward pass, a batch of one:
-    the activations shown are those of the model run on that image alone, to the last bit."""
+def _explain_batch(served: ServedModel, stage: Callable[[str, float], None], jobs: list[Job]) -> list[Response]:
+    """``/explain``'s answers for ``jobs``, already encoded: the activations are thousands of numbers,
+    which FastAPI's response-model validation would take longer to check than the model takes to
+    compute. Each image has its own forward and backward pass, a batch of one: the activations shown
+    are those of the model run on that image alone, to the last bit."""
     answers = []
-    for x, top_k, pre_ms in items:
-        t0 = time.perf_counter()
-        seen = served.explainer.explain(x)
-        body = {**_answer(served, x, seen.pop("probabilities"), top_k), **seen}
-        total = pre_ms + 1e3 * (time.perf_counter() - t0)
-        body["timing_ms"] = {"preprocess": pre_ms, **seen["timing_ms"], "total": round(total, 3)}
+    for j in jobs:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        stage("queue", t0 - j.queued)
+        seen = served.explainer.explain(j.x)
+        body = {**_answer(served, j.x, seen.pop("probabilities"), j.top_k), **seen}
+        total = round(j.pre_ms + 1e3 * (time.perf_counter() - t0), 3)
+        body["timing_ms"] = {"preprocess": j.pre_ms, **seen["timing_ms"], "total": total}
+        c1 = time.thread_time()
         answers.append(StrictJSONResponse(body))
+        stage("forward", c1 - c0)
+        stage("encode", time.thread_time() - c1)
     return answers
 
 
@@ -461,13 +495,13 @@ def _batchers(
     served: Sequence[ServedModel], options: BatchOptions, limits: ServeLimits, metrics: Metrics, gate: Gate
 ) -> dict[tuple[str, str], Batcher] | None:
     """A :class:`Batcher` per served model and route, each holding at most ``queue + max_batch``
-    images, telling ``metrics`` its batch sizes and waiting for more only while ``gate`` has requests
-    being preprocessed; None without batching."""
+    images, telling ``metrics`` its batch sizes and stage times and waiting for more only while ``gate``
+    has requests being preprocessed; None without batching."""
     if not options.on:
         return None
     return {
         (m.name, route): Batcher(
-            functools.partial(run, m),
+            functools.partial(run, m, metrics.stage),
             options,
             limits.queue + options.max_batch,
             observe=metrics.batch_observer(m.name, route),
@@ -595,16 +629,20 @@ def create_app(
         gathered with other requests by the model's batcher (its own bounded queue)."""
         try:
             with budget.hold() as held:
+                t0 = time.perf_counter()
                 img = await _read_image(request, limits, held)
+                t1 = time.perf_counter()
+                metrics.stage("read", t1 - t0)
                 async with gate.slot():
+                    metrics.stage("queue", time.perf_counter() - t1)
                     if await request.is_disconnected():  # gave up while queued: skip the work
                         raise ClientGone("client disconnected while its request was queued")
-                    x, pre_ms = await run_in_threadpool(_timed_preprocess, img, limits.max_pixels)
+                    job = await run_in_threadpool(_prepare, img, top_k, limits.max_pixels, metrics.stage)
                     del img
                     if batchers is None:
                         metrics.batch_observer(served.name, route)(1)
-                        return (await run_in_threadpool(_ROUTES[route], served, [(x, top_k, pre_ms)]))[0]
-            return await batchers[served.name, route].submit((x, top_k, pre_ms))
+                        return (await run_in_threadpool(_ROUTES[route], served, metrics.stage, [job]))[0]
+            return await batchers[served.name, route].submit(job)
         except Busy as e:
             log.info("503 busy: %s", e)
             raise ApiError(

@@ -4,7 +4,10 @@
 - ``lenet_request_duration_seconds{route}``: a latency histogram, from the request head to the last byte;
 - ``lenet_batch_size{model, route}``: images per forward pass (1 for each request without batching);
 - ``lenet_queue_depth{stage}``: requests waiting for a decode slot (``admission``) or for a batch (``batch``);
-- ``lenet_refused_busy_total{route}``: requests refused with 503 and ``Retry-After``.
+- ``lenet_refused_busy_total{route}``: requests refused with 503 and ``Retry-After``;
+- ``lenet_stage_seconds_total{stage}``: seconds spent in each stage of ``/predict`` and ``/explain``, all
+  requests together (:data:`STAGES`; a batch's forward pass counted once): divided by the requests answered,
+  where a request's server time goes.
 
 ``route`` is the route's path (``/predict``...), ``/static`` for the page's files and ``other`` for any
 other path, so that clients cannot grow the label set. With ``PROMETHEUS_MULTIPROC_DIR`` set (``lenet
@@ -33,6 +36,10 @@ ROUTES = ("/", "/predict", "/explain", "/models", "/health", "/metrics", "/docs"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: Reading the body (and a multipart form) and waiting (for a decode slot and for a batch), in wall time; decoding,
+#: normalising (``preprocess_image``), the forward pass (``/explain``: with saliency and packaging) and encoding
+#: the JSON answer, in CPU time of the thread doing it.
+STAGES = ("read", "queue", "decode", "normalise", "forward", "encode")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -90,6 +97,12 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self.busy = Counter("lenet_refused_busy", "requests refused with 503 (server busy)", ["route"], registry=reg)
+        stages = Counter("lenet_stage_seconds", "seconds spent in each stage of a request", ["stage"], registry=reg)
+        self._stages = {name: stages.labels(name) for name in STAGES}
+
+    def stage(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to stage ``name`` (one of :data:`STAGES`)."""
+        self._stages[name].inc(seconds)
 
     def batch_observer(self, model: str, route: str) -> Callable[[int], None]:
         """The function a batcher calls with each batch's size."""
