@@ -117,36 +117,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(serve_args: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """Start ``lenet serve SERVE_ARGS`` on a free loopback port; returns the process and its base URL
-    once ``/health`` answers 200."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "lenetlab.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *serve_args,
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_server(
+    serve_args: list[str], port: int | None = None, timeout: float = 120.0
+) -> tuple[subprocess.Popen, str]:
+    """Start ``lenet serve SERVE_ARGS`` on 127.0.0.1 (``port``, default a free one); returns the process
+    and its base URL once ``/health`` answers 200. Also the starter of the tests' servers."""
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "lenetlab.cli", "serve", *serve_args, "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*cmd, "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"lenet serve exited early:\n{proc.stdout.read()}")
+            raise SystemExit(f"lenet serve exited with {proc.returncode}:\n{proc.stdout.read()}")
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.2)
     stop_server(proc)
-    raise SystemExit(f"lenet serve did not start within {timeout:.0f} s")
+    raise SystemExit(f"lenet serve did not answer /health within {timeout:.0f} s")
 
 
 def stop_server(proc: subprocess.Popen) -> None:

@@ -439,9 +439,10 @@ def _add_serve(sub) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="server processes sharing the port, each with its own models and limits",
+        help="server processes sharing the port, each with its own models and limits "
+        "(default: one per CPU this process may use)",
     )
     p.set_defaults(func=_run_serve)
 

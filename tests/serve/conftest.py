@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+
+import serve_load  # noqa: E402  (benchmarks/ is not a package): one starter of `lenet serve` subprocesses
 
 
 @pytest.fixture(scope="session")
@@ -69,58 +68,10 @@ def seven_png() -> bytes:
 
 @pytest.fixture(scope="session")
 def free_port():
-    def get() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    return get
+    return serve_load.free_port
 
 
-def start_server(args: list[str], port: int, timeout: float = 60.0):
-    """Start `lenet serve ARGS --port PORT` on 127.0.0.1 and wait until /health answers."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lenetlab.cli",
-            "serve",
-            *args,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"lenet serve exited with {proc.returncode}: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"lenet serve did not answer /health within {timeout} s")
-
-
-def stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+start_server, stop_server = serve_load.start_server, serve_load.stop_server
 
 
 @pytest.fixture(scope="session")

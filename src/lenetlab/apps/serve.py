@@ -21,6 +21,7 @@ from lenetlab.inference.run import Run
 from lenetlab.models.pretrained import is_pretrained_dir
 from lenetlab.serve.app import ServedModel, run_server, serving_app
 from lenetlab.serve.batching import MAX_BATCH, WAIT_MS
+from lenetlab.serve.limits import cpu_count
 from lenetlab.textfmt import quiet
 
 #: How ``lenet serve --workers N`` hands its options to each worker process.
@@ -72,13 +73,13 @@ def run_serve(
     log_level: str = "info",
     max_batch: int = MAX_BATCH,
     batch_wait_ms: float = WAIT_MS,
-    workers: int = 1,
+    workers: int | None = None,
     say=quiet,
 ) -> int:
     """``lenet serve``: check the options, load every model, serve until interrupted (``say`` shows
     where), gathering up to ``max_batch`` concurrent requests for ``batch_wait_ms`` into one forward
-    pass (1: no batching), in ``workers`` processes (each builds its app with :func:`worker_app` from
-    the options this puts in ``$LENETLAB_SERVE_OPTIONS``); returns exit status 0."""
+    pass (1: no batching), in ``workers`` processes (default: one per CPU; each builds its app with
+    :func:`worker_app` from the options this puts in ``$LENETLAB_SERVE_OPTIONS``); returns exit status 0."""
     options = {
         "sources": sources,
         "onnx": onnx or [],
@@ -87,7 +88,8 @@ def run_serve(
         "max_batch": max_batch,
         "batch_wait_ms": batch_wait_ms,
     }
-    if workers > 1:
+    workers = cpu_count() if workers is None else workers
+    if workers != 1:
         os.environ[OPTIONS_ENV] = json.dumps(options)
     run_server(
         lambda: served_models(sources, onnx, device),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import json
 import logging
 import os
 import signal
@@ -517,7 +518,10 @@ class StrictJSONResponse(JSONResponse):
     written as ``null`` (:func:`lenetlab.fileio.dumps`), which every browser's ``JSON.parse`` reads."""
 
     def render(self, content) -> bytes:
-        return dumps(content, indent=None, separators=(",", ":")).encode("utf-8")
+        try:  # every number finite, the usual case: the same bytes without first copying the answer
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        except ValueError:
+            return dumps(content, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass
@@ -628,6 +632,7 @@ def create_app(
         ``workers`` at once, a bounded queue, 503 beyond it), then answer it: in the same slot, or
         gathered with other requests by the model's batcher (its own bounded queue)."""
         try:
+            gate.admit()  # a 503 before reading the body when the queue is already full: cheap under overload
             with budget.hold() as held:
                 t0 = time.perf_counter()
                 img = await _read_image(request, limits, held)

@@ -133,11 +133,15 @@ class Gate:
         self.waiting = 0
         self._sem: asyncio.Semaphore | None = None
 
+    def admit(self) -> None:
+        """Raise :class:`Busy` if a request arriving now would be refused (slots and queue full)."""
+        if self.active + self.waiting >= self.workers + self.queue:
+            raise Busy(f"{self.active} requests running and {self.waiting} waiting")
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the ``workers`` slots for the ``async with`` block (waiting in the queue if needed)."""
-        if self.active + self.waiting >= self.workers + self.queue:
-            raise Busy(f"{self.active} requests running and {self.waiting} waiting")
+        self.admit()
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.workers)
         self.waiting += 1
