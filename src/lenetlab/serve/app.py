@@ -72,7 +72,7 @@ from lenetlab.textfmt import quiet
 
 try:
     import anyio
-    from fastapi import FastAPI, Query, Request
+    from fastapi import APIRouter, FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -556,6 +556,35 @@ class ServedModel:
         }
 
 
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return StrictJSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status, headers=exc.headers)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    client = f"{request.client.host}:{request.client.port}" if request.client else "client"
+    log.debug(
+        "%s %s: %s disconnected before the answer (%s)",
+        request.method,
+        request.url.path,
+        client,
+        exc or type(exc).__name__,
+    )
+    return Response(status_code=400, headers={"Connection": "close"})  # nobody is there to read it
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    err = _validation_error(list(exc.errors()))
+    return StrictJSONResponse({"detail": err.detail, "code": err.code}, status_code=422)
+
+
+_HANDLERS = {
+    ApiError: _api_error,
+    ClientGone: _client_gone,
+    ClientDisconnect: _client_gone,
+    RequestValidationError: _invalid,
+}
+
+
 def create_app(
     models: Predictor | Sequence[ServedModel] | None = None,
     *,
@@ -577,9 +606,10 @@ def create_app(
         if m.name in by_name:
             raise LenetlabError(f"two served models are named {m.name!r}: give each a distinct name")
         by_name[m.name] = m
-    default = served[0]
     limits = limits if limits is not None else ServeLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
-    gate, budget = Gate(limits.workers, limits.queue), ByteBudget(limits.max_buffered_bytes)
+    gate = Gate(limits.workers, limits.queue)
+    metrics = Metrics(lambda: {"admission": gate.waiting, "batch": sum(b.depth for b in (batchers or {}).values())})
+    batchers = _batchers(served, batching or BatchOptions(), limits, metrics, gate)
     # no Swagger UI or ReDoc: they load their scripts from a CDN (blank offline) and need an inline
     # script; /docs is rendered here from the same OpenAPI schema instead
     app = FastAPI(
@@ -589,131 +619,121 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         default_response_class=StrictJSONResponse,
+        exception_handlers=_HANDLERS,
     )
-    app.state.models, app.state.predictor = by_name, default.predictor
-    app.state.limits, app.state.gate, app.state.budget = limits, gate, budget
-    metrics = Metrics(lambda: {"admission": gate.waiting, "batch": sum(b.depth for b in (batchers or {}).values())})
-    app.state.batchers = batchers = _batchers(served, batching or BatchOptions(), limits, metrics, gate)
-    app.state.metrics = metrics
+    app.state.served, app.state.models, app.state.predictor = served, by_name, served[0].predictor
+    app.state.limits, app.state.gate, app.state.budget = limits, gate, ByteBudget(limits.max_buffered_bytes)
+    app.state.batchers, app.state.metrics = batchers, metrics
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return StrictJSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status, headers=exc.headers)
-
-    @app.exception_handler(ClientGone)
-    @app.exception_handler(ClientDisconnect)
-    async def _client_gone(request: Request, exc: Exception) -> Response:
-        client = f"{request.client.host}:{request.client.port}" if request.client else "client"
-        log.debug(
-            "%s %s: %s disconnected before the answer (%s)",
-            request.method,
-            request.url.path,
-            client,
-            exc or type(exc).__name__,
-        )
-        return Response(status_code=400, headers={"Connection": "close"})  # nobody is there to read it
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        err = _validation_error(list(exc.errors()))
-        return StrictJSONResponse({"detail": err.detail, "code": err.code}, status_code=422)
-
-    def pick(name: str | None) -> ServedModel:
-        if name is None:
-            return default
-        if name not in by_name:
-            raise ApiError(404, "unknown_model", f"unknown model {name!r}; served models: {', '.join(by_name)}")
-        return by_name[name]
-
-    async def classify(request: Request, served: ServedModel, route: str, top_k: int):
-        """Read the request's image (any accepted body) and preprocess it in a worker thread (at most
-        ``workers`` at once, a bounded queue, 503 beyond it), then answer it: in the same slot, or
-        gathered with other requests by the model's batcher (its own bounded queue)."""
-        try:
-            gate.admit()  # a 503 before reading the body when the queue is already full: cheap under overload
-            with budget.hold() as held:
-                t0 = time.perf_counter()
-                img = await _read_image(request, limits, held)
-                t1 = time.perf_counter()
-                metrics.stage("read", t1 - t0)
-                async with gate.slot():
-                    metrics.stage("queue", time.perf_counter() - t1)
-                    if await request.is_disconnected():  # gave up while queued: skip the work
-                        raise ClientGone("client disconnected while its request was queued")
-                    job = await run_in_threadpool(_prepare, img, top_k, limits.max_pixels, metrics.stage)
-                    del img
-                    if batchers is None:
-                        metrics.batch_observer(served.name, route)(1)
-                        return (await run_in_threadpool(_ROUTES[route], served, metrics.stage, [job]))[0]
-            return await batchers[served.name, route].submit(job)
-        except Busy as e:
-            log.info("503 busy: %s", e)
-            raise ApiError(
-                503,
-                "busy",
-                f"the server is busy ({e}): retry in {limits.retry_after_s} s",
-                headers={"Retry-After": str(limits.retry_after_s)},
-            ) from None
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(str(resources.files("lenetlab.serve").joinpath("static/index.html")))
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return HTMLResponse(render_api_docs(app.openapi()))
-
-    @app.get("/health", response_model=HealthResponse, summary="liveness and the default model")
-    async def health() -> dict:
-        info = default.predictor.info()
-        info["source"] = Path(info["source"]).name  # the file's name: where it lives is not the client's business
-        return {"status": "ok", **info, "name": default.name, "models": list(by_name), "worker": os.getpid()}
-
-    @app.get("/metrics", include_in_schema=False)
-    async def scrape() -> Response:
-        return Response(metrics.scrape(), media_type=METRICS_CONTENT_TYPE)
-
-    @app.get("/models", response_model=list[ModelInfo], summary="the served models, the default first")
-    async def list_served() -> list[dict]:
-        return [m.info() for m in served]
-
-    @app.post(
-        "/predict",
-        response_model=PredictResponse,
-        responses=_ERRORS,
-        openapi_extra=_request_body_schema(),
-        summary="classify one digit image (multipart 'file', raw image body, or JSON pixels)",
-    )
-    async def predict(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> dict:
-        return await classify(request, pick(model), "predict", top_k)
-
-    @app.post(
-        "/explain",
-        response_model=ExplainResponse,
-        responses={**_ERRORS, 501: {"model": ErrorResponse}},
-        openapi_extra=_request_body_schema(),
-        summary="classify one digit image and show what every layer saw (same bodies as /predict)",
-        description="The answer of `/predict` plus, from the same forward pass, every layer's activations, "
-        "the first convolution's kernels and the input-gradient saliency map over the 28x28 "
-        "input; for an RBF output layer (lenet5-1998) the squared distance to each class's "
-        "centre. Needs the torch backend (501 for an ONNX model).",
-    )
-    async def explain(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> Response:
-        served_model = pick(model)
-        if served_model.explainer is None:
-            raise ApiError(
-                501,
-                "explain_needs_torch",
-                f"model {served_model.name!r} runs on {served_model.predictor.backend}: /explain needs the "
-                "torch backend (serve the checkpoint or run directory instead of the ONNX file); "
-                "/predict works",
-            )
-        return await classify(request, served_model, "explain", top_k)
-
+    app.include_router(_router)
     app.mount("/static", StaticFiles(packages=[("lenetlab.serve", "static")]), name="static")
     return app
+
+
+def _pick(request: Request, name: str | None) -> ServedModel:
+    """The served model ``?model=name`` names (default: the first), or a 404."""
+    state = request.app.state
+    if name is None:
+        return state.served[0]
+    if name not in state.models:
+        raise ApiError(404, "unknown_model", f"unknown model {name!r}; served models: {', '.join(state.models)}")
+    return state.models[name]
+
+
+async def _classify(request: Request, served: ServedModel, route: str, top_k: int) -> Response:
+    """Read the request's image (any accepted body) and preprocess it in a worker thread (at most
+    ``workers`` at once, a bounded queue, 503 beyond it), then answer it: in the same slot, or
+    gathered with other requests by the model's batcher (its own bounded queue)."""
+    state = request.app.state
+    limits, gate, metrics, batchers = state.limits, state.gate, state.metrics, state.batchers
+    try:
+        gate.admit()  # a 503 before reading the body when the queue is already full: cheap under overload
+        with state.budget.hold() as held:
+            t0 = time.perf_counter()
+            img = await _read_image(request, limits, held)
+            t1 = time.perf_counter()
+            metrics.stage("read", t1 - t0)
+            async with gate.slot():
+                metrics.stage("queue", time.perf_counter() - t1)
+                if await request.is_disconnected():  # gave up while queued: skip the work
+                    raise ClientGone("client disconnected while its request was queued")
+                job = await run_in_threadpool(_prepare, img, top_k, limits.max_pixels, metrics.stage)
+                del img
+                if batchers is None:
+                    metrics.batch_observer(served.name, route)(1)
+                    return (await run_in_threadpool(_ROUTES[route], served, metrics.stage, [job]))[0]
+        return await batchers[served.name, route].submit(job)
+    except Busy as e:
+        log.info("503 busy: %s", e)
+        retry = str(limits.retry_after_s)
+        raise ApiError(503, "busy", f"the server is busy ({e}): retry in {retry} s", {"Retry-After": retry}) from None
+
+
+_router = APIRouter()
+
+
+@_router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(str(resources.files("lenetlab.serve").joinpath("static/index.html")))
+
+
+@_router.get("/docs", include_in_schema=False)
+async def docs(request: Request) -> HTMLResponse:
+    return HTMLResponse(render_api_docs(request.app.openapi()))
+
+
+@_router.get("/health", response_model=HealthResponse, summary="liveness and the default model")
+async def health(request: Request) -> dict:
+    state = request.app.state
+    default = state.served[0]
+    info = default.predictor.info()
+    info["source"] = Path(info["source"]).name  # the file's name: where it lives is not the client's business
+    return {"status": "ok", **info, "name": default.name, "models": list(state.models), "worker": os.getpid()}
+
+
+@_router.get("/metrics", include_in_schema=False)
+async def scrape(request: Request) -> Response:
+    return Response(request.app.state.metrics.scrape(), media_type=METRICS_CONTENT_TYPE)
+
+
+@_router.get("/models", response_model=list[ModelInfo], summary="the served models, the default first")
+async def list_served(request: Request) -> list[dict]:
+    return [m.info() for m in request.app.state.served]
+
+
+@_router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=_ERRORS,
+    openapi_extra=_request_body_schema(),
+    summary="classify one digit image (multipart 'file', raw image body, or JSON pixels)",
+)
+async def predict(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> Response:
+    return await _classify(request, _pick(request, model), "predict", top_k)
+
+
+@_router.post(
+    "/explain",
+    response_model=ExplainResponse,
+    responses={**_ERRORS, 501: {"model": ErrorResponse}},
+    openapi_extra=_request_body_schema(),
+    summary="classify one digit image and show what every layer saw (same bodies as /predict)",
+    description="The answer of `/predict` plus, from the same forward pass, every layer's activations, "
+    "the first convolution's kernels and the input-gradient saliency map over the 28x28 "
+    "input; for an RBF output layer (lenet5-1998) the squared distance to each class's "
+    "centre. Needs the torch backend (501 for an ONNX model).",
+)
+async def explain(request: Request, top_k: TopKQuery = 3, model: ModelQuery = None) -> Response:
+    served = _pick(request, model)
+    if served.explainer is None:
+        raise ApiError(
+            501,
+            "explain_needs_torch",
+            f"model {served.name!r} runs on {served.predictor.backend}: /explain needs the torch backend "
+            "(serve the checkpoint or run directory instead of the ONNX file); /predict works",
+        )
+    return await _classify(request, served, "explain", top_k)
 
 
 def _version() -> str:
