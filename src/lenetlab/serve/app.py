@@ -53,7 +53,7 @@ from lenetlab.serve.apidocs import render_api_docs
 from lenetlab.serve.batching import MAX_BATCH, WAIT_MS, Batcher, BatchOptions, pad_rows
 from lenetlab.serve.explain import Explainer
 from lenetlab.serve.limits import (
-    H11_PROTOCOL,
+    HTTP_PROTOCOL,
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
     Busy,
@@ -790,22 +790,7 @@ def run_server(
     app with ``worker_factory`` (an import string ``module:function``); the models are loaded here
     too, once, so that a bad one is refused in one line before any worker starts."""
     uvicorn = require(("uvicorn", "python_multipart"), "serve", "lenet serve")  # multipart: uploads
-
-    limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
-    BatchOptions(max_batch, batch_wait_ms)
-    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
-        raise ConfigError(f"--workers {workers!r}: must be a whole number from 1 to 64")
-    if workers > 1 and worker_factory is None:
-        raise LenetlabError("run_server: workers > 1 needs a worker_factory")
-    if not 0 <= port <= 65535:
-        raise LenetlabError(f"--port {port}: must be between 0 and 65535")
-    if not is_loopback(host):
-        say(
-            f"warning: --host {host} is not a loopback address: anyone who can reach this machine can use "
-            "the server (no authentication, no TLS; see SECURITY.md)",
-            err=True,
-        )
-    _check_can_listen(host, port)
+    limits = _check_options(host, port, max_upload_mb, max_batch, batch_wait_ms, workers, worker_factory, say)
     models = list(load_models())
     where = f"http://{host}:{port}/" if port else f"{host} on a free port (uvicorn prints which)"
     names = ", ".join(
@@ -835,6 +820,26 @@ def run_server(
         raise Terminated
 
 
+def _check_options(host, port, max_upload_mb, max_batch, batch_wait_ms, workers, worker_factory, say) -> ServeLimits:
+    """:func:`run_server`'s quick checks (one-line errors), before any model loads; the limits."""
+    limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
+    BatchOptions(max_batch, batch_wait_ms)
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ConfigError(f"--workers {workers!r}: must be a whole number from 1 to 64")
+    if workers > 1 and worker_factory is None:
+        raise LenetlabError("run_server: workers > 1 needs a worker_factory")
+    if not 0 <= port <= 65535:
+        raise LenetlabError(f"--port {port}: must be between 0 and 65535")
+    if not is_loopback(host):
+        say(
+            f"warning: --host {host} is not a loopback address: anyone who can reach this machine can use "
+            "the server (no authentication, no TLS; see SECURITY.md)",
+            err=True,
+        )
+    _check_can_listen(host, port)
+    return limits
+
+
 def _supervise(factory: str, workers: int, opts: dict) -> list[int]:
     """Run ``workers`` uvicorn processes of the app factory ``factory`` (an import string) on one
     socket under uvicorn's own supervisor, as ``uvicorn.run(..., workers=N)`` does, until a signal
@@ -861,6 +866,6 @@ def _supervise(factory: str, workers: int, opts: dict) -> list[int]:
 
 
 def uvicorn_options(limits: ServeLimits) -> dict:
-    """The uvicorn settings that go with ``limits``: keep-alive (and request-head) timeout, the h11
-    protocol that applies it to new connections too, a bounded graceful shutdown."""
-    return {"timeout_keep_alive": limits.keep_alive_s, "http": H11_PROTOCOL, "timeout_graceful_shutdown": 10}
+    """The uvicorn settings that go with ``limits``: keep-alive (and request-head) timeout, the protocol
+    wrapper that applies it to new and trickling connections too, a bounded graceful shutdown."""
+    return {"timeout_keep_alive": limits.keep_alive_s, "http": HTTP_PROTOCOL, "timeout_graceful_shutdown": 10}

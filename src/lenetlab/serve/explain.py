@@ -103,6 +103,19 @@ class Explainer:
             layers.append({"name": name, "type": type(module).__name__, "activation": None, "out": out})
         return layers
 
+    def _kernels(self) -> dict | None:
+        """The first convolution's weights ``[out, in, kh, kw]`` as the answer shows them (None without one)."""
+        if self.first_conv is None:
+            return None
+        name, w = self.first_conv[0], self.first_conv[1].weight.detach()
+        return {
+            "layer": name,
+            "shape": list(w.shape),
+            "min": _rounded(w.min()),
+            "max": _rounded(w.max()),
+            "values": _values(w),
+        }
+
     def explain(self, x: torch.Tensor) -> dict:
         """Run the model once on ``x`` (``uint8 [1, 28, 28]``, as :func:`preprocess_image` returns it).
 
@@ -140,16 +153,7 @@ class Explainer:
                     "values": _values(out),
                 }
             )
-        kernels = None
-        if self.first_conv is not None:
-            name, w = self.first_conv[0], self.first_conv[1].weight.detach()
-            kernels = {
-                "layer": name,
-                "shape": list(w.shape),
-                "min": _rounded(w.min()),
-                "max": _rounded(w.max()),
-                "values": _values(w),
-            }
+        kernels = self._kernels()
         rbf = _values(-scores.detach()[0]) if self.rbf else None  # forward returns -||x - w_i||²
         t3 = time.perf_counter()
         return {

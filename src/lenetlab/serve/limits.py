@@ -7,8 +7,8 @@
   ``Retry-After`` at once instead of piling up memory;
 - :class:`ByteBudget`: the request bodies held in memory at once, all requests together;
 - :class:`SecurityHeaders`: ASGI middleware adding CSP, ``nosniff`` and ``Referrer-Policy``;
-- :func:`h11_protocol`: uvicorn's h11 protocol that also closes connections that do not send a
-  complete request head in time (uvicorn's own keep-alive timer misses new and trickling ones);
+- :class:`HeadTimeout`: uvicorn's own HTTP protocol, wrapped so that it also closes connections that do
+  not send a complete request head in time (uvicorn's own keep-alive timer misses new and trickling ones);
 - :func:`is_loopback`: whether ``--host`` keeps the server on this machine.
 
 Nothing here imports torch or uvicorn at import time.
@@ -17,7 +17,6 @@ Nothing here imports torch or uvicorn at import time.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import math
 import os
@@ -235,69 +234,95 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-#: :func:`h11_protocol` as the import string uvicorn takes (a worker process resolves it itself).
-H11_PROTOCOL = "lenetlab.serve.limits:HeadTimeoutH11Protocol"
+#: :class:`HeadTimeout` as the import string uvicorn's ``http`` setting takes (each worker resolves it itself).
+HTTP_PROTOCOL = "lenetlab.serve.limits:HeadTimeout"
 
 
-def __getattr__(name: str):
-    if name == "HeadTimeoutH11Protocol":  # built on first use: importing this module imports no uvicorn
-        return h11_protocol()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class HeadTimeout(asyncio.Protocol):
+    """The HTTP protocol uvicorn picks itself (its ``http="auto"``: httptools if installed, else h11),
+    wrapped so that a connection waiting for a request head (new, or idle after an answer) is closed
+    if no complete head arrives within ``timeout_keep_alive`` seconds, however slowly its bytes
+    trickle in: uvicorn starts its own timer only after an answer and stops it at the first byte.
+
+    It sees only the bytes, through asyncio's Protocol and Transport interface: a head is complete at
+    its blank line; the deadline starts when the connection opens and after each byte of an answer
+    (but ``100 Continue``). Pipelined requests are not told apart (no browser or common client sends them).
+    """
+
+    def __init__(self, config, **kwargs) -> None:
+        from uvicorn.config import HTTP_PROTOCOLS
+        from uvicorn.importer import import_from_string
+
+        self.inner = import_from_string(HTTP_PROTOCOLS["auto"])(config=config, **kwargs)
+        self.timeout, self.transport = config.timeout_keep_alive, None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""  # the last bytes of a head not yet complete
+
+    def _wait_for_head(self) -> None:
+        """Start (or restart) the deadline for the next complete request head."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._tail = b""
+        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        """A new connection: its first request head is due within the timeout."""
+        self.transport = transport
+        self.inner.connection_made(_Watched(transport, self))
+        self._wait_for_head()
+
+    def data_received(self, data: bytes) -> None:
+        """Stop the deadline once a head's blank line has arrived, then hand the bytes on."""
+        if self._timer is not None:
+            seen = self._tail + data
+            if b"\r\n\r\n" in seen or b"\n\n" in seen:
+                self._timer.cancel()
+                self._timer = None
+            self._tail = seen[-3:]
+        self.inner.data_received(data)
+
+    def connection_lost(self, exc) -> None:
+        """Connection gone: drop the deadline."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.inner.connection_lost(exc)
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
 
 
-@functools.cache
-def h11_protocol():
-    """uvicorn's h11 protocol class, changed so that a connection waiting for a request head (new,
-    or idle between keep-alive requests) is closed if no complete head arrives within
-    ``timeout_keep_alive`` seconds, however slowly its bytes trickle in. uvicorn itself starts that
-    timer only after a response and stops it at the first byte received, so a client that sends
-    nothing, or a few bytes of a head, could hold a connection forever."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+class _Watched:
+    """The transport as :class:`HeadTimeout`'s inner protocol sees it: the same, but each answer byte
+    written restarts the deadline for the next request head."""
 
-    class HeadTimeoutH11Protocol(H11Protocol):
-        _head_timer: asyncio.TimerHandle | None = None
+    def __init__(self, transport, owner: HeadTimeout) -> None:
+        self._transport, self._owner = transport, owner
 
-        def _update_head_timer(self) -> None:
-            waiting = (
-                self.conn.their_state is h11.IDLE
-                and self.conn.our_state is h11.IDLE
-                and not self.transport.is_closing()
-            )
-            if waiting and self._head_timer is None:  # a deadline: not pushed back by arriving bytes
-                self._head_timer = self.loop.call_later(self.timeout_keep_alive, self._head_timeout)
-            elif not waiting and self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
 
-        def _head_timeout(self) -> None:
-            self._head_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.timeout_keep_alive_handler()  # closes the connection
+    def write(self, data) -> None:
+        """Send ``data``; after an answer (not an interim ``100 Continue``) the next head is due in time."""
+        self._transport.write(data)
+        if not bytes(data[:13]).startswith(b"HTTP/1.1 100 "):
+            self._owner._wait_for_head()
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            """A new connection: its first request head is due within the timeout."""
-            super().connection_made(transport)
-            self._update_head_timer()
-
-        def handle_events(self) -> None:
-            """Parse what arrived; start or stop the head deadline as the connection waits or not."""
-            super().handle_events()
-            self._update_head_timer()
-
-        def on_response_complete(self) -> None:
-            """Response sent: the next request head (keep-alive) is due within the timeout."""
-            super().on_response_complete()
-            self._update_head_timer()
-
-        def connection_lost(self, exc) -> None:
-            """Connection gone: drop the deadline."""
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-            super().connection_lost(exc)
-
-    return HeadTimeoutH11Protocol
+    def writelines(self, lines) -> None:
+        """Send ``lines`` (an answer): the next head is due in time."""
+        self._transport.writelines(lines)
+        self._owner._wait_for_head()
 
 
 def is_loopback(host: str) -> bool:
