@@ -45,8 +45,8 @@ import torch
 from PIL import Image
 
 from lenetlab import __version__
-from lenetlab.data.images import BlankImageError, ImageTooLargeError, open_image, preprocess_image
-from lenetlab.errors import ConfigError, DataError, LenetlabError, Terminated, first_line, missing_extra, require
+from lenetlab.data.images import BlankImageError, ImageTooLargeError, load_gray, normalise, open_image
+from lenetlab.errors import ConfigError, DataError, LenetlabError, Terminated, missing_extra, require
 from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
 from lenetlab.serve.apidocs import render_api_docs
@@ -382,17 +382,14 @@ def _png_data_url(x: np.ndarray) -> str:
 
 
 def _preprocess(img: Image.Image, max_pixels: int, stage: Callable[[str, float], None] | None = None):
-    """The shared preprocessing (:func:`preprocess_image`): ``uint8 [1, 28, 28]``, or the client's 4xx.
-    ``stage(name, seconds)``, if given, is told the CPU time (this thread's) of ``decode`` and ``normalise``."""
+    """The shared preprocessing (``preprocess_image``: ``load_gray``, then ``normalise``):
+    ``uint8 [1, 28, 28]``, or the client's 4xx. ``stage(name, seconds)``, if given, is told the CPU time
+    (this thread's) of ``decode`` and ``normalise``."""
     t0 = time.thread_time()
     try:
-        if img.format != "JPEG":  # decoded here to time it apart; a JPEG is decoded scaled down by preprocess_image
-            img.load()
-    except Exception as e:
-        raise ApiError(400, "not_an_image", f"image: not a readable image ({first_line(e)})") from None
-    t1 = time.thread_time()
-    try:
-        x = preprocess_image(img, name="image", max_pixels=max_pixels)
+        gray = load_gray(img, name="image", max_pixels=max_pixels)
+        t1 = time.thread_time()
+        x = torch.from_numpy(normalise(gray, "image")).unsqueeze(0)
     except BlankImageError:
         raise ApiError(422, "blank_image", "no digit found in the image: draw a digit") from None
     except ImageTooLargeError as e:
