@@ -199,6 +199,18 @@ class RssSampler:
         self._thread.join()
 
 
+def empty_result() -> dict:
+    """What :func:`async_load` counts, before the first request."""
+    return {
+        "latencies": [],
+        "statuses": collections.Counter(),
+        "dropped": collections.Counter(),
+        "mismatched": 0,
+        "no_retry_after": 0,
+        "samples": [],
+    }
+
+
 async def async_load(
     url: str, route: str, bodies: list[dict], n: int, clients: int, reference: list | None, timeout: float
 ) -> dict:
@@ -207,14 +219,7 @@ async def async_load(
     request ``i`` sends ``bodies[i % len(bodies)]``. Returns latencies (s), status counts, dropped
     connections by exception type, 503s without ``Retry-After``, answers differing from ``reference``
     (one comparable answer per body, or None) and a few error samples."""
-    out = {
-        "latencies": [],
-        "statuses": collections.Counter(),
-        "dropped": collections.Counter(),
-        "mismatched": 0,
-        "no_retry_after": 0,
-        "samples": [],
-    }
+    out = empty_result()
     next_i = 0
     raw = [request_bytes(url, route, b) for b in bodies]
     u = urlparse(url)
@@ -258,9 +263,12 @@ async def async_load(
 
 
 def _client_proc(args: tuple, barrier, results) -> None:
-    """One client process: wait for its siblings, run :func:`async_load`, put its result on ``results``."""
+    """One client process: wait for its siblings, run :func:`async_load`, put its result (and the CPU
+    seconds it took) on ``results``."""
     barrier.wait()
-    results.put(asyncio.run(async_load(*args)))
+    cpu = time.process_time()
+    res = asyncio.run(async_load(*args))
+    results.put({**res, "client_cpu": time.process_time() - cpu})
 
 
 def run_load(
@@ -288,14 +296,7 @@ def run_load(
     wall = time.perf_counter() - t0
     for w in workers:
         w.join()
-    merged = {
-        "latencies": [],
-        "statuses": collections.Counter(),
-        "dropped": collections.Counter(),
-        "mismatched": 0,
-        "no_retry_after": 0,
-        "samples": [],
-    }
+    merged = {**empty_result(), "client_cpu": 0.0}
     for p in parts:
         for k, v in p.items():
             merged[k] = merged[k] + v
@@ -373,6 +374,7 @@ def measure_server(
             "server_processes": processes,
             **summarise(res, args.requests, args.clients),
             "server_cpu_ms_per_request": round(1000 * cpu / answered, 2),
+            "client_cpu_ms_per_request": round(1000 * res["client_cpu"] / answered, 2),
             "stage_ms_per_request": {
                 k: round(1000 * (v - stages0.get(k, 0.0)) / answered, 3) for k, v in stages.items()
             },
@@ -468,8 +470,8 @@ def show(name: str, r: dict) -> None:
         f"p50 {r['p50_ms']} ms   p90 {r['p90_ms']} ms   p99 {r['p99_ms']} ms   max {r['max_ms']} ms"
     )
     extra = (
-        f"   server CPU {r['server_cpu_ms_per_request']} ms/request   peak RSS {r['server_peak_rss_mb']} MB"
-        f" ({r['server_processes']} server processes)"
+        f"   server CPU {r['server_cpu_ms_per_request']} ms/request (client {r['client_cpu_ms_per_request']})"
+        f"   peak RSS {r['server_peak_rss_mb']} MB ({r['server_processes']} server processes)"
         if "server_peak_rss_mb" in r
         else ""
     )
