@@ -2,8 +2,8 @@
 
 Routes: ``GET /`` (the page), ``POST /predict``, ``POST /explain``, ``GET /models``, ``GET /health``,
 ``GET /openapi.json``, ``GET /docs``, ``GET /metrics`` (Prometheus: :mod:`lenetlab.serve.metrics`).
-One server may serve several models: ``GET /models`` lists them and
-``?model=NAME`` picks one (default: the first; an unknown name is a 404 ``unknown_model``).
+One server may serve several models: ``GET /models`` lists them and ``?model=NAME`` picks one
+(default: the first; an unknown name is a 404 ``unknown_model``).
 ``POST /predict`` takes one image, in any of these bodies:
 
 - ``multipart/form-data`` with the image in the field ``file`` (``curl -F file=@digit.png``);
@@ -16,11 +16,10 @@ Every image, JSON pixels included, goes through :func:`lenetlab.data.images.prep
 then the model's own input spec. ``POST /explain`` takes the same bodies and adds, from the same forward
 pass, every layer's activations, the first convolution's kernels and the input-gradient saliency map
 (:mod:`lenetlab.serve.explain`; torch models only, 501 ``explain_needs_torch`` for ONNX). Bad input
-is a 4xx ``{"detail": "...", "code": "..."}``: 400 unreadable/empty, 413 too many bytes or pixels, 415 unsupported
-Content-Type, 422 blank
-image (``code: "blank_image"``: "draw a digit") or malformed JSON, 408 a body not received within
-the body timeout, 503 (with ``Retry-After``) when the server is saturated. The limits, the admission
-queue and the timeouts are in :mod:`lenetlab.serve.limits` (and SECURITY.md).
+is a 4xx ``{"detail": "...", "code": "..."}``: 400 unreadable/empty, 413 too many bytes or pixels, 415
+unsupported Content-Type, 422 blank image (``code: "blank_image"``: "draw a digit") or malformed JSON,
+408 a body not received within the body timeout, 503 (with ``Retry-After``) when the server is saturated.
+The limits, the admission queue and the timeouts are in :mod:`lenetlab.serve.limits` (and SECURITY.md).
 """
 
 from __future__ import annotations
@@ -204,24 +203,10 @@ def _request_body_schema() -> dict:
     binary = {"schema": {"type": "string", "format": "binary"}}
     pixels = PixelsRequest.model_json_schema()
     pixels.pop("title", None)
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                },
-                "application/json": {"schema": pixels},
-                "image/png": binary,
-                "image/jpeg": binary,
-                "application/octet-stream": binary,
-            },
-        }
-    }
+    form = {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}
+    content = {"multipart/form-data": {"schema": form}, "application/json": {"schema": pixels}}
+    content.update(dict.fromkeys(("image/png", "image/jpeg", "application/octet-stream"), binary))
+    return {"requestBody": {"required": True, "content": content}}
 
 
 async def _receive_chunk(request: Request, deadline: float) -> tuple[bytes, bool]:
@@ -265,9 +250,8 @@ async def _read_body(request: Request, limits: ServeLimits, held: Held) -> bytes
             if declared < 0:
                 raise ValueError
         except ValueError:
-            raise ApiError(
-                400, "bad_request", "Content-Length is not a non-negative number", headers={"Connection": "close"}
-            ) from None
+            detail = "Content-Length is not a non-negative number"
+            raise ApiError(400, "bad_request", detail, headers={"Connection": "close"}) from None
         if declared > limit:
             detail = f"request body of {declared:,} bytes is over the {limit:,}-byte upload limit"
             if declared > limits.drain_bytes:  # not worth reading: answer now and close the connection
@@ -279,24 +263,14 @@ async def _read_body(request: Request, limits: ServeLimits, held: Held) -> bytes
         while more:
             chunk, more = await _receive_chunk(request, deadline)
             if len(body) + len(chunk) > limit:
-                await _refuse_too_large(
-                    request,
-                    limits,
-                    f"request body is over the {limit:,}-byte upload limit",
-                    len(body) + len(chunk),
-                    more,
-                    deadline,
-                )
+                detail = f"request body is over the {limit:,}-byte upload limit"
+                await _refuse_too_large(request, limits, detail, len(body) + len(chunk), more, deadline)
             if declared is None:
                 held.take(len(chunk))
             body += chunk
     except TimeoutError:
-        raise ApiError(
-            408,
-            "body_timeout",
-            f"request body not received within {limits.body_timeout_s:g} s ({len(body):,} bytes arrived)",
-            headers={"Connection": "close"},
-        ) from None
+        detail = f"request body not received within {limits.body_timeout_s:g} s ({len(body):,} bytes arrived)"
+        raise ApiError(408, "body_timeout", detail, headers={"Connection": "close"}) from None
     return bytes(body)
 
 

@@ -238,7 +238,7 @@ class SecurityHeaders:
 HTTP_PROTOCOL = "lenetlab.serve.limits:HeadTimeout"
 
 
-class HeadTimeout(asyncio.Protocol):
+class HeadTimeout:
     """The HTTP protocol uvicorn picks itself (its ``http="auto"``: httptools if installed, else h11),
     wrapped so that a connection waiting for a request head (new, or idle after an answer) is closed
     if no complete head arrives within ``timeout_keep_alive`` seconds, however slowly its bytes
@@ -293,14 +293,8 @@ class HeadTimeout(asyncio.Protocol):
             self._timer = None
         self.inner.connection_lost(exc)
 
-    def eof_received(self):
-        return self.inner.eof_received()
-
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()
+    def __getattr__(self, name: str):  # the rest of the protocol (eof_received, pause_writing...): the inner one's
+        return getattr(self.inner, name)
 
 
 class _Watched:
@@ -318,11 +312,6 @@ class _Watched:
         self._transport.write(data)
         if not bytes(data[:13]).startswith(b"HTTP/1.1 100 "):
             self._owner._wait_for_head()
-
-    def writelines(self, lines) -> None:
-        """Send ``lines`` (an answer): the next head is due in time."""
-        self._transport.writelines(lines)
-        self._owner._wait_for_head()
 
 
 def is_loopback(host: str) -> bool:

@@ -18,11 +18,11 @@ worker sums them all (prometheus-client's multi-process mode); otherwise each ap
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from unittest import mock
 
 from lenetlab.errors import missing_extra
 
@@ -54,17 +54,9 @@ def route_label(path: str) -> str:
 def multiprocess_metrics() -> Iterator[str]:
     """A fresh temporary ``PROMETHEUS_MULTIPROC_DIR`` for the worker processes started in the block
     (they inherit the environment); removed afterwards."""
-    folder = tempfile.mkdtemp(prefix="lenetlab-metrics-")
-    before = os.environ.get(MULTIPROC_ENV)
-    os.environ[MULTIPROC_ENV] = folder
-    try:
-        yield folder
-    finally:
-        if before is None:
-            os.environ.pop(MULTIPROC_ENV, None)
-        else:
-            os.environ[MULTIPROC_ENV] = before
-        shutil.rmtree(folder, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="lenetlab-metrics-", ignore_cleanup_errors=True) as folder:
+        with mock.patch.dict(os.environ, {MULTIPROC_ENV: folder}):
+            yield folder
 
 
 class Metrics:
