@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 from lenetlab.errors import LenetlabError
@@ -78,8 +79,9 @@ def run_serve(
 ) -> int:
     """``lenet serve``: check the options, load every model, serve until interrupted (``say`` shows
     where), gathering up to ``max_batch`` concurrent requests for ``batch_wait_ms`` into one forward
-    pass (1: no batching), in ``workers`` processes (default: one per CPU; each builds its app with
-    :func:`worker_app` from the options this puts in ``$LENETLAB_SERVE_OPTIONS``); returns exit status 0."""
+    pass (1: no batching), in ``workers`` processes (default: one per CPU, one outside the main thread;
+    each builds its app with :func:`worker_app` from the options this puts in ``$LENETLAB_SERVE_OPTIONS``);
+    returns exit status 0."""
     options = {
         "sources": sources,
         "onnx": onnx or [],
@@ -88,7 +90,8 @@ def run_serve(
         "max_batch": max_batch,
         "batch_wait_ms": batch_wait_ms,
     }
-    workers = cpu_count() if workers is None else workers
+    if workers is None:  # one per CPU; uvicorn's supervisor sets signal handlers, which only the main thread may
+        workers = cpu_count() if threading.current_thread() is threading.main_thread() else 1
     if workers != 1:
         os.environ[OPTIONS_ENV] = json.dumps(options)
     run_server(
