@@ -586,7 +586,7 @@ def create_app(
     app = FastAPI(
         title="lenetlab digit recognition",
         description=__doc__.split("\n\n", 1)[1],
-        version=_version(),
+        version=__version__,
         docs_url=None,
         redoc_url=None,
         default_response_class=StrictJSONResponse,
@@ -705,10 +705,6 @@ async def explain(request: Request, top_k: TopKQuery = 3, model: ModelQuery = No
             "(serve the checkpoint or run directory instead of the ONNX file); /predict works",
         )
     return await _classify(request, served, "explain", top_k)
-
-
-def _version() -> str:
-    return __version__
 
 
 def _check_can_listen(host: str, port: int) -> None:

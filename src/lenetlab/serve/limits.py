@@ -1,17 +1,7 @@
-"""What keeps `lenet serve` up under load and hostile clients: its limits, admission and timeouts.
-
-- :class:`ServeLimits`: every limit in one validated place (upload bytes, pixels, concurrent
-  decodes/inferences and their queue, buffered body bytes, body-read and keep-alive timeouts);
-- :class:`Gate`: at most ``workers`` decodes + inferences at once (default: the CPUs this process
-  may use), at most ``queue`` more waiting; beyond that a request is answered 503 with
-  ``Retry-After`` at once instead of piling up memory;
-- :class:`ByteBudget`: the request bodies held in memory at once, all requests together;
-- :class:`SecurityHeaders`: ASGI middleware adding CSP, ``nosniff`` and ``Referrer-Policy``;
-- :class:`HeadTimeout`: uvicorn's own HTTP protocol, wrapped so that it also closes connections that do
-  not send a complete request head in time (uvicorn's own keep-alive timer misses new and trickling ones);
-- :func:`is_loopback`: whether ``--host`` keeps the server on this machine.
-
-Nothing here imports torch or uvicorn at import time.
+"""What keeps `lenet serve` up under load and hostile clients: its limits (:class:`ServeLimits`), admission
+(:class:`Gate`, :class:`ByteBudget`: 503 with ``Retry-After`` instead of piling up memory), security headers,
+the request-head deadline (:class:`HeadTimeout`) and :func:`is_loopback`. Nothing here imports torch or
+uvicorn at import time.
 """
 
 from __future__ import annotations
@@ -258,17 +248,16 @@ class HeadTimeout:
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""  # the last bytes of a head not yet complete
 
-    def _wait_for_head(self) -> None:
-        """Start (or restart) the deadline for the next complete request head."""
+    def _stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._tail = b""
-        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+            self._timer = None
 
-    def _expire(self) -> None:
-        self._timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
+    def _wait_for_head(self) -> None:
+        """Start (or restart) the deadline for the next complete request head."""
+        self._stop()
+        self._tail = b""
+        self._timer = asyncio.get_running_loop().call_later(self.timeout, self.transport.close)
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         """A new connection: its first request head is due within the timeout."""
@@ -281,16 +270,13 @@ class HeadTimeout:
         if self._timer is not None:
             seen = self._tail + data
             if b"\r\n\r\n" in seen or b"\n\n" in seen:
-                self._timer.cancel()
-                self._timer = None
+                self._stop()
             self._tail = seen[-3:]
         self.inner.data_received(data)
 
     def connection_lost(self, exc) -> None:
         """Connection gone: drop the deadline."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop()
         self.inner.connection_lost(exc)
 
     def __getattr__(self, name: str):  # the rest of the protocol (eof_received, pause_writing...): the inner one's

@@ -1,13 +1,6 @@
-"""``GET /metrics``: what ``lenet serve`` has done, in the Prometheus text format (``prometheus-client``).
-
-- ``lenet_requests_total{route, status}``: answered HTTP requests;
-- ``lenet_request_duration_seconds{route}``: a latency histogram, from the request head to the last byte;
-- ``lenet_batch_size{model, route}``: images per forward pass (1 for each request without batching);
-- ``lenet_queue_depth{stage}``: requests waiting for a decode slot (``admission``) or for a batch (``batch``);
-- ``lenet_refused_busy_total{route}``: requests refused with 503 and ``Retry-After``;
-- ``lenet_stage_seconds_total{stage}``: seconds spent in each stage of ``/predict`` and ``/explain``, all
-  requests together (:data:`STAGES`; a batch's forward pass counted once): divided by the requests answered,
-  where a request's server time goes.
+"""``GET /metrics``: what ``lenet serve`` has done, in the Prometheus text format (``prometheus-client``):
+requests by route and status, a latency histogram, batch sizes, queue depths, 503 refusals and the seconds
+spent in each stage of a request (:data:`STAGES`; docs/serving.md lists the metrics).
 
 ``route`` is the route's path (``/predict``...), ``/static`` for the page's files and ``other`` for any
 other path, so that clients cannot grow the label set. With ``PROMETHEUS_MULTIPROC_DIR`` set (``lenet
