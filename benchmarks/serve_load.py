@@ -203,6 +203,7 @@ def empty_result() -> dict:
     """What :func:`async_load` counts, before the first request."""
     return {
         "latencies": [],
+        "busy_latencies": [],
         "statuses": collections.Counter(),
         "dropped": collections.Counter(),
         "mismatched": 0,
@@ -250,6 +251,7 @@ async def async_load(
                 out["mismatched"] += comparable(json.loads(body)) != reference[i % len(bodies)]
             elif status == 503:
                 out["no_retry_after"] += "retry-after" not in headers
+                out["busy_latencies"].append(out["latencies"][-1])
             elif status != 200 and len(out["samples"]) < 5:
                 out["samples"].append(f"HTTP {status}: {body[:160]}")
             if headers.get("connection", "").lower() == "close":
@@ -325,6 +327,7 @@ def summarise(res: dict, n: int, clients: int) -> dict:
         "dropped_by_error": dict(res["dropped"]),
         "mismatched": res["mismatched"],
         "no_retry_after": res["no_retry_after"],
+        "busy_p50_ms": round(1000 * float(np.median(res["busy_latencies"])), 1) if res["busy_latencies"] else None,
         "error_samples": res["samples"],
     }
 
@@ -485,7 +488,8 @@ def show(name: str, r: dict) -> None:
         o = r["overload"]
         print(
             f"  overload, {o['clients']} concurrent clients: statuses {o['statuses']}, 503 without Retry-After "
-            f"{o['no_retry_after']}, dropped {o['dropped']} {o['dropped_by_error'] or ''}, p99 {o['p99_ms']} ms, "
+            f"{o['no_retry_after']}, dropped {o['dropped']} {o['dropped_by_error'] or ''}, p99 {o['p99_ms']} ms "
+            f"(503s: p50 {o['busy_p50_ms']} ms), "
             f"peak RSS {o['server_peak_rss_mb']} MB -> {'acceptable' if o['acceptable'] else 'NOT acceptable'}"
         )
     for e in r["error_samples"] + r.get("overload", {}).get("error_samples", []):
