@@ -55,22 +55,22 @@ def schema_type(schema: dict | None) -> str:
     return str(kind)
 
 
-def _limits(schema: dict) -> str:
-    parts = [
-        f"{label} {schema[key]}"
-        for key, label in (
-            ("minimum", "≥"),
-            ("maximum", "≤"),
-            ("minLength", "length ≥"),
-            ("maxLength", "length ≤"),
-            ("minItems", "items ≥"),
-            ("maxItems", "items ≤"),
-        )
-        if key in schema
-    ]
+_LIMITS = {
+    "minimum": "≥",
+    "maximum": "≤",
+    "minLength": "length ≥",
+    "maxLength": "length ≤",
+    "minItems": "items ≥",
+    "maxItems": "items ≤",
+}
+
+
+def _described(description: str, schema: dict) -> str:
+    """A field's description and the limits of its schema, as HTML."""
+    parts = [f"{label} {schema[key]}" for key, label in _LIMITS.items() if key in schema]
     if "default" in schema:
         parts.append(f"default {schema['default']!r}")
-    return ", ".join(parts)
+    return prose(" ".join(x for x in (description, ", ".join(parts)) if x))
 
 
 def _type_cell(schema: dict | None) -> str:
@@ -119,16 +119,7 @@ def _operation(path: str, method: str, op: dict) -> str:
             escape(p.get("in", "")),
             _type_cell(p.get("schema")),
             "yes" if p.get("required") else "no",
-            prose(
-                " ".join(
-                    x
-                    for x in (
-                        p.get("description") or p.get("schema", {}).get("description", ""),
-                        _limits(p.get("schema", {})),
-                    )
-                    if x
-                )
-            ),
+            _described(p.get("description") or p.get("schema", {}).get("description", ""), p.get("schema", {})),
         ]
         for p in op.get("parameters", [])
     ]
@@ -140,15 +131,9 @@ def _operation(path: str, method: str, op: dict) -> str:
         out.append("<h4>Request body</h4>" + _table(["content type", "schema"], rows))
     rows = []
     for status, r in op.get("responses", {}).items():
-        content = r.get("content", {})
-        schema = next(iter(content.values()), {}).get("schema") if content else None
-        rows.append(
-            [
-                f"<code>{escape(str(status))}</code>",
-                prose(r.get("description", "")),
-                _type_cell(schema) if schema else "",
-            ]
-        )
+        schema = next(iter(r.get("content", {}).values()), {}).get("schema")
+        cells = [f"<code>{escape(str(status))}</code>", prose(r.get("description", ""))]
+        rows.append([*cells, _type_cell(schema) if schema else ""])
     out.append("<h4>Responses</h4>" + _table(["status", "meaning", "body"], rows))
     out.append("</section>")
     return "".join(out)
@@ -161,7 +146,7 @@ def _schema(name: str, schema: dict) -> str:
             f"<code>{escape(prop)}</code>",
             _type_cell(s),
             "yes" if prop in required else "no",
-            prose(" ".join(x for x in (s.get("description", ""), _limits(s)) if x)),
+            _described(s.get("description", ""), s),
         ]
         for prop, s in schema.get("properties", {}).items()
     ]

@@ -61,6 +61,7 @@ from lenetlab.serve.limits import (
     Held,
     SecurityHeaders,
     ServeLimits,
+    in_range,
     is_loopback,
     upload_limit_bytes,
 )
@@ -791,7 +792,7 @@ def _check_options(host, port, max_upload_mb, max_batch, batch_wait_ms, workers,
     """:func:`run_server`'s quick checks (one-line errors), before any model loads; the limits."""
     limits = ServeLimits(max_upload_bytes=upload_limit_bytes(max_upload_mb))  # ConfigError: one line, exit 2
     BatchOptions(max_batch, batch_wait_ms)
-    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+    if not in_range(workers, 1, 64, whole=True):
         raise ConfigError(f"--workers {workers!r}: must be a whole number from 1 to 64")
     if workers > 1 and worker_factory is None:
         raise LenetlabError("run_server: workers > 1 needs a worker_factory")

@@ -15,14 +15,13 @@ bits with the number of requests that happened to share its batch.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from lenetlab.errors import ConfigError, missing_extra
-from lenetlab.serve.limits import Busy
+from lenetlab.serve.limits import Busy, in_range
 
 try:
     from starlette.concurrency import run_in_threadpool
@@ -44,14 +43,9 @@ class BatchOptions:
 
     def __post_init__(self) -> None:
         mb, wait = self.max_batch, self.wait_ms
-        if not isinstance(mb, int) or isinstance(mb, bool) or not 1 <= mb <= 1024:
+        if not in_range(mb, 1, 1024, whole=True):
             raise ConfigError(f"--max-batch {mb!r}: must be a whole number from 1 (no batching) to 1024")
-        if (
-            not isinstance(wait, (int, float))
-            or isinstance(wait, bool)
-            or not math.isfinite(wait)
-            or not 0 <= wait <= 1000
-        ):
+        if not in_range(wait, 0, 1000):
             raise ConfigError(f"--batch-wait-ms {wait!r}: must be a number of milliseconds from 0 to 1000")
 
     @property

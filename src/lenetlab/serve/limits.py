@@ -93,14 +93,15 @@ class ServeLimits:
             )
 
 
+def in_range(value, low, high, *, whole: bool = False) -> bool:
+    """Whether ``value`` is a number (an ``int`` if ``whole``; never a bool) from ``low`` to ``high`` (so not NaN)."""
+    kinds = int if whole else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and low <= value <= high
+
+
 def upload_limit_bytes(max_upload_mb) -> int:
     """``--max-upload-mb`` in bytes; a one-line :class:`ConfigError` unless it is a finite number in (0, 1024]."""
-    if (
-        not isinstance(max_upload_mb, (int, float))
-        or isinstance(max_upload_mb, bool)
-        or not math.isfinite(max_upload_mb)
-        or not 0 < max_upload_mb <= 1024
-    ):
+    if not in_range(max_upload_mb, 0, 1024) or max_upload_mb == 0:
         raise ConfigError(f"--max-upload-mb {max_upload_mb}: must be a number of megabytes above 0 and at most 1024")
     return max(1, int(max_upload_mb * MB))
 
