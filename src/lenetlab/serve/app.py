@@ -58,7 +58,6 @@ from lenetlab.serve.limits import (
     Busy,
     ByteBudget,
     Gate,
-    Held,
     SecurityHeaders,
     ServeLimits,
     in_range,
@@ -123,10 +122,7 @@ class PredictResponse(BaseModel):
 class Activation(BaseModel):
     name: str = Field(description="the model's own name for the layer (C1, S2, ..., or a block such as b3)")
     type: str = Field(description="the layer's class (Conv2d, MaxPool2d, Sequential...)")
-    activation: str | None = Field(
-        description="the element-wise function applied after it, when the model "
-        "applies it as a module (ReLU, ScaledTanh...)"
-    )
+    activation: str | None = Field(description="the element-wise module applied after it (ReLU, ScaledTanh...)")
     kind: Literal["maps", "vector"] = Field(description="maps: [C, H, W] feature maps; vector: [K] units")
     shape: list[int] = Field(description="[C, H, W] or [K], for the one image")
     min: float
@@ -145,13 +141,8 @@ class Kernels(BaseModel):
 class ExplainResponse(PredictResponse):
     layers: list[Activation] = Field(description="every layer's output, in the order the forward pass runs them")
     kernels: Kernels | None = Field(description="the first convolution's weights (None without a convolution)")
-    saliency: list[list[float]] = Field(
-        description="28x28: |d score of the predicted class / d input pixel|, the largest over channels, scaled to 0..1"
-    )
-    rbf_distances: list[float] | None = Field(
-        description="RBF output layers (lenet5-1998): squared distance of F6 "
-        "to each class's centre; smallest = the answer"
-    )
+    saliency: list[list[float]] = Field(description="28x28 |d score of the answer / d pixel|, max over channels, 0..1")
+    rbf_distances: list[float] | None = Field(description="lenet5-1998: F6's squared distance to each centre")
 
 
 class ModelInfo(BaseModel):
@@ -238,10 +229,10 @@ async def _refuse_too_large(
     raise ApiError(413, "too_large", detail, headers={"Connection": "close"} if more else None)
 
 
-async def _read_body(request: Request, limits: ServeLimits, held: Held) -> bytes:
+async def _read_body(request: Request, limits: ServeLimits, take: Callable[[int], None]) -> bytes:
     """The request body, at most ``limits.max_upload_bytes`` (413 beyond, checked from Content-Length
     before reading and again while reading), within ``limits.body_timeout_s`` (408), its bytes taken
-    from the server's body budget (503 when spent)."""
+    with ``take`` from the server's body budget (503 when spent)."""
     limit = limits.max_upload_bytes
     deadline = anyio.current_time() + limits.body_timeout_s
     declared = request.headers.get("content-length")
@@ -258,7 +249,7 @@ async def _read_body(request: Request, limits: ServeLimits, held: Held) -> bytes
             if declared > limits.drain_bytes:  # not worth reading: answer now and close the connection
                 raise ApiError(413, "too_large", detail, headers={"Connection": "close"})
             await _refuse_too_large(request, limits, detail, 0, True, deadline)
-        held.take(declared)
+        take(declared)
     body, more = bytearray(), True
     try:
         while more:
@@ -267,7 +258,7 @@ async def _read_body(request: Request, limits: ServeLimits, held: Held) -> bytes
                 detail = f"request body is over the {limit:,}-byte upload limit"
                 await _refuse_too_large(request, limits, detail, len(body) + len(chunk), more, deadline)
             if declared is None:
-                held.take(len(chunk))
+                take(len(chunk))
             body += chunk
     except TimeoutError:
         detail = f"request body not received within {limits.body_timeout_s:g} s ({len(body):,} bytes arrived)"
@@ -299,9 +290,9 @@ async def _form_file(request: Request, body: bytes) -> bytes:
     return data
 
 
-async def _read_image(request: Request, limits: ServeLimits, held: Held) -> Image.Image:
+async def _read_image(request: Request, limits: ServeLimits, take: Callable[[int], None]) -> Image.Image:
     """The request's image from any accepted body (opened lazily: header checked, pixels not decoded)."""
-    body = await _read_body(request, limits, held)
+    body = await _read_body(request, limits, take)
     if not body:
         raise ApiError(
             400, "empty_body", "empty request body: send an image (multipart field 'file') or JSON {\"pixels\": 28x28}"
@@ -621,9 +612,9 @@ async def _classify(request: Request, served: ServedModel, route: str, top_k: in
     limits, gate, metrics, batchers = state.limits, state.gate, state.metrics, state.batchers
     try:
         gate.admit()  # a 503 before reading the body when the queue is already full: cheap under overload
-        with state.budget.hold() as held:
+        with state.budget.hold() as take:
             t0 = time.perf_counter()
-            img = await _read_image(request, limits, held)
+            img = await _read_image(request, limits, take)
             t1 = time.perf_counter()
             metrics.stage("read", t1 - t0)
             async with gate.slot():

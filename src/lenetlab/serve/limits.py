@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import math
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
@@ -154,36 +154,23 @@ class ByteBudget:
         self.limit = limit
         self.used = 0
 
-    def take(self, n: int) -> None:
-        """Reserve ``n`` more bytes, or raise :class:`Busy` (reserving nothing) if that would exceed the limit."""
-        if self.used + n > self.limit:
-            raise Busy(f"{self.used:,} bytes of request bodies already buffered")
-        self.used += n
-
-    def give(self, n: int) -> None:
-        """Release ``n`` bytes reserved with :meth:`take`."""
-        self.used -= n
-
     @contextmanager
-    def hold(self) -> Iterator[Held]:
-        """A :class:`Held` account for one request; whatever it took is given back when the block ends."""
-        held = Held(self)
+    def hold(self) -> Iterator[Callable[[int], None]]:
+        """One request's account: ``take(n)`` reserves ``n`` more bytes, or raises :class:`Busy` (reserving
+        nothing) if that would exceed the limit; whatever it took is given back when the block ends."""
+        taken = 0
+
+        def take(n: int) -> None:
+            nonlocal taken
+            if self.used + n > self.limit:
+                raise Busy(f"{self.used:,} bytes of request bodies already buffered")
+            self.used += n
+            taken += n
+
         try:
-            yield held
+            yield take
         finally:
-            self.give(held.n)
-
-
-class Held:
-    """The bytes one request holds in a :class:`ByteBudget` (see :meth:`ByteBudget.hold`)."""
-
-    def __init__(self, budget: ByteBudget) -> None:
-        self.budget, self.n = budget, 0
-
-    def take(self, n: int) -> None:
-        """Reserve ``n`` more bytes for this request, or raise :class:`Busy`."""
-        self.budget.take(n)
-        self.n += n
+            self.used -= taken
 
 
 #: CSP of the page, the API docs and the API: only this origin's own scripts, styles and fetches; the
