@@ -73,6 +73,11 @@ def _rounded(x: float) -> float:
     return round(float(x), DIGITS)
 
 
+def _tensor(t: torch.Tensor) -> dict:
+    """``t`` as the answer shows it: its shape, range and values."""
+    return {"shape": list(t.shape), "min": _rounded(t.min()), "max": _rounded(t.max()), "values": _values(t)}
+
+
 class Explainer:
     """Activations, first-layer kernels and input-gradient saliency of a torch model (see the module docstring)."""
 
@@ -107,14 +112,7 @@ class Explainer:
         """The first convolution's weights ``[out, in, kh, kw]`` as the answer shows them (None without one)."""
         if self.first_conv is None:
             return None
-        name, w = self.first_conv[0], self.first_conv[1].weight.detach()
-        return {
-            "layer": name,
-            "shape": list(w.shape),
-            "min": _rounded(w.min()),
-            "max": _rounded(w.max()),
-            "values": _values(w),
-        }
+        return {"layer": self.first_conv[0], **_tensor(self.first_conv[1].weight.detach())}
 
     def explain(self, x: torch.Tensor) -> dict:
         """Run the model once on ``x`` (``uint8 [1, 28, 28]``, as :func:`preprocess_image` returns it).
@@ -143,16 +141,7 @@ class Explainer:
             out = layer.pop("out").detach()[0]
             kind = "maps" if out.dim() == 3 else "vector"
             out = out if kind == "maps" else out.reshape(-1)
-            layers.append(
-                {
-                    **layer,
-                    "kind": kind,
-                    "shape": list(out.shape),
-                    "min": _rounded(out.min()),
-                    "max": _rounded(out.max()),
-                    "values": _values(out),
-                }
-            )
+            layers.append({**layer, "kind": kind, **_tensor(out)})
         kernels = self._kernels()
         rbf = _values(-scores.detach()[0]) if self.rbf else None  # forward returns -||x - w_i||²
         t3 = time.perf_counter()
