@@ -17,6 +17,7 @@ from lenetlab.errors import LenetlabError, MissingExtra, require
 SERVE = (
     "anyio",
     "fastapi",
+    "orjson",
     "pydantic",
     "starlette",
     "uvicorn",

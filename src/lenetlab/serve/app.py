@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import json
 import logging
 import os
 import signal
@@ -46,7 +45,6 @@ from PIL import Image
 from lenetlab import __version__
 from lenetlab.data.images import BlankImageError, ImageTooLargeError, load_gray, normalise, open_image
 from lenetlab.errors import ConfigError, DataError, LenetlabError, Terminated, missing_extra, require
-from lenetlab.fileio import dumps
 from lenetlab.inference.predictor import Predictor, TorchPredictor, load_predictor
 from lenetlab.serve.apidocs import render_api_docs
 from lenetlab.serve.batching import MAX_BATCH, WAIT_MS, Batcher, BatchOptions, pad_rows
@@ -71,6 +69,7 @@ from lenetlab.textfmt import quiet
 
 try:
     import anyio
+    import orjson
     from fastapi import APIRouter, FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -478,13 +477,12 @@ def _batchers(
 
 class StrictJSONResponse(JSONResponse):
     """Every JSON answer of the server: strict JSON, a non-finite number (an overflowing activation)
-    written as ``null`` (:func:`lenetlab.fileio.dumps`), which every browser's ``JSON.parse`` reads."""
+    written as ``null`` as :func:`lenetlab.fileio.dumps` writes it, which every browser's ``JSON.parse``
+    reads. orjson writes the same values as the standard library's ``json``, about ten times faster for
+    /explain's thousands of numbers (numpy scalars and arrays included)."""
 
     def render(self, content) -> bytes:
-        try:  # every number finite, the usual case: the same bytes without first copying the answer
-            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("utf-8")
-        except ValueError:
-            return dumps(content, indent=None, separators=(",", ":")).encode("utf-8")
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 @dataclass
