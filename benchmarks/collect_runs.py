@@ -2,12 +2,10 @@
 
     python benchmarks/collect_runs.py runs/table --results results/mnist.json --ensembles results/ensembles.json
 
-``benchmarks/results_table.sh`` calls this after its runs, named ``CONFIG-sSEED``. Each run is read
-through :class:`~lenetlab.inference.run.Run` (test accuracy of the best checkpoint, best dev accuracy,
-training time); the runs of one config make one row (test error mean, min, max and sd over the
-seeds). An ensemble is the pair ``ensemble-NAME.test.json`` / ``.dev.json`` of ``lenet ensemble
---json``. Rows not rerun are kept from the existing file, and a rerun row keeps its ``label``,
-``reference`` and ``note``; every row records its command, commit and machine.
+Each run ``CONFIG-sSEED`` (``benchmarks/results_table.sh`` trains them) is read through
+:class:`~lenetlab.inference.run.Run`; the runs of one config make one row. An ensemble is the pair
+``ensemble-NAME.test.json`` / ``.dev.json`` of ``lenet ensemble --json``. Rows not rerun are kept from
+the existing file, and a rerun row keeps its ``label``, ``reference`` and ``note``.
 """
 
 from __future__ import annotations
@@ -23,19 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lenetlab.inference.run import Run
-from results_io import (
-    load_results,
-    machine_line,
-    make_meta,
-    relative_to_repo,
-    write_results,
-)
+from results_io import load_results, machine_line, make_meta, relative_to_repo, write_results
 
 RUN_NAME = re.compile(r"^(?P<config>.+)-s(?P<seed>\d+)$")
 KEEP = ("label", "reference", "note")
-
-
-#: ``RUNS_DIR/LOADS``: the load average when each run started (the results show the largest per config).
+#: ``RUNS_DIR/LOADS``: the load average when each run started.
 LOADS = "loads.json"
 
 
@@ -54,8 +44,7 @@ def as_member(m: Member | str) -> Member:
 
 
 def train_argv(member: Member | str, seed: int, data_dir: str, runs_dir: Path) -> list[str]:
-    """The ``lenet train`` command line of one run: the member's shipped config and flags, one thread,
-    named ``NAME-sSEED``."""
+    """The ``lenet train`` command line of one run: one thread, named ``NAME-sSEED``."""
     m = as_member(member)
     lenet = [sys.executable, "-m", "lenetlab", "train", "--config", m.config, *m.flags, "--data-dir", data_dir]
     run = ["--num-threads", "1", "--seed", str(seed), "--name", f"{m.name}-s{seed}", "--out-dir", str(runs_dir)]
@@ -75,9 +64,8 @@ def add_run_args(p: argparse.ArgumentParser, runs_dir: str, seeds: list[int], re
 def train_all(
     configs: list, seeds: list[int], data_dir: str, runs_dir: Path, jobs: int, skip_finished: bool = False
 ) -> None:
-    """Run every (config or :class:`Member`, seed), ``jobs`` at a time, seed by seed; each run's output goes
-    to ``RUN.log`` in ``runs_dir``, the load average when it started to ``RUNS_DIR/LOADS``.
-    ``skip_finished``: leave out the runs whose directory already holds a finished run (a test row)."""
+    """Run every (config or :class:`Member`, seed), ``jobs`` at a time, seed by seed (``skip_finished``:
+    not those already finished); each run's output goes to ``RUNS_DIR/RUN.log``."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     loads_file = runs_dir / LOADS
     loads = json.loads(loads_file.read_text()) if loads_file.is_file() else {}
@@ -103,17 +91,22 @@ def finished(run_dir: Path) -> bool:
     return Run(run_dir).test_accuracy() is not None
 
 
+def finished_runs(runs_dir: Path, names=None, seeds: list[int] | None = None) -> list[Path]:
+    """The finished ``CONFIG-sSEED`` runs under ``runs_dir`` (of the configs in ``names`` and of ``seeds``
+    when given), in name order."""
+
+    def wanted(m: re.Match | None) -> bool:
+        return bool(m) and (names is None or m["config"] in names) and (seeds is None or int(m["seed"]) in seeds)
+
+    return [d for d in sorted(runs_dir.iterdir()) if wanted(RUN_NAME.match(d.name)) and d.is_dir() and finished(d)]
+
+
 def run_record(run_dir: Path) -> dict:
-    """One run's figures, read through :class:`Run`: config id, seed (from the name ``CONFIG-sSEED``),
-    model, dataset, thread count, test accuracy, best dev accuracy (the dev row marked best, the one
-    that saved ``best.pt``) and training time."""
+    """One finished run's figures: config and seed (from its name), model, dataset, thread count, test
+    accuracy, best dev accuracy (the dev row marked best) and training time."""
     m = RUN_NAME.match(run_dir.name)
-    if not m:
-        raise ValueError(f"{run_dir}: run directories are named CONFIG-sSEED")
     run = Run(run_dir)
     info = run.info()
-    if info.test is None:
-        raise ValueError(f"{run_dir}: no test row in metrics.jsonl (did the run finish?)")
     return {
         "config": m["config"],
         "seed": int(m["seed"]),
@@ -169,8 +162,10 @@ def aggregate(
     date: str | None = None,
     load_average: float | None = None,
     members: dict | None = None,
+    as_run: bool = False,
 ) -> list[dict]:
-    """One row per config (or per :class:`Member` of ``members``, ``{name: Member}``), in first-seen order."""
+    """One row per config (or per :class:`Member` of ``members``, ``{name: Member}``), in first-seen order;
+    ``as_run``: with the command ``results_table.sh`` ran."""
     by: dict[str, list[dict]] = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
         by.setdefault(r["config"], []).append(r)
@@ -180,50 +175,48 @@ def aggregate(
         times = [r["train_time"] for r in rs if r["train_time"] is not None]
         devs = [r["dev_accuracy"] for r in rs if r["dev_accuracy"] is not None]
         m = (members or {}).get(config) or Member(config, config)
-        rows.append(
-            {
-                "id": config,
-                "label": config,
-                "model": rs[0]["model"],
-                "dataset": rs[0]["dataset"],
-                "seeds": [r["seed"] for r in rs],
-                "test_error_pct": {
-                    "mean": round(statistics.mean(errs), 2),
-                    "min": min(errs),
-                    "max": max(errs),
-                    "sd": round(statistics.stdev(errs), 2) if len(errs) > 1 else None,
-                    "per_seed": errs,
-                },
-                "dev_accuracy_pct": round(100 * statistics.mean(devs), 2) if devs else None,
-                "dev_accuracy_pct_per_seed": [round(100 * d, 2) for d in devs],
-                "train_time_s": (
-                    {"mean": round(statistics.mean(times), 1), "min": round(min(times), 1), "max": round(max(times), 1)}
-                    if times
-                    else None
-                ),
-                "command": train_command(m.config, rs, m.flags),
-                "command_as_run": command_as_run(m, rs),
-                "source": source,
-                "machine": machine,
-                "date": date,
-                "load_average": load_average,
-            }
-        )
+        sd = round(statistics.stdev(errs), 2) if len(errs) > 1 else None
+        row = {
+            "id": config,
+            "label": config,
+            "model": rs[0]["model"],
+            "dataset": rs[0]["dataset"],
+            "seeds": [r["seed"] for r in rs],
+            "test_error_pct": {
+                "mean": round(statistics.mean(errs), 2),
+                "min": min(errs),
+                "max": max(errs),
+                "sd": sd,
+                "per_seed": errs,
+            },
+            "dev_accuracy_pct": round(100 * statistics.mean(devs), 2) if devs else None,
+            "dev_accuracy_pct_per_seed": [round(100 * d, 2) for d in devs],
+            "train_time_s": None,
+            "command": train_command(m.config, rs, m.flags),
+        }
+        if times:
+            mean, low, high = (round(x, 1) for x in (statistics.mean(times), min(times), max(times)))
+            row["train_time_s"] = {"mean": mean, "min": low, "max": high}
+        if as_run:
+            row["command_as_run"] = command_as_run(m, rs)
+        rows.append({**row, "source": source, "machine": machine, "date": date, "load_average": load_average})
     return rows
 
 
-def merge(old: list[dict], new: list[dict]) -> list[dict]:
-    """``old`` with the rows of the same id replaced by ``new`` (keeping their words); new ids appended."""
-    fresh = {r["id"]: r for r in new}
-    out = []
-    for r in old:
-        if r["id"] in fresh:
-            n = fresh.pop(r["id"])
-            n.update({k: r[k] for k in KEEP if k in r})
-            out.append(n)
-        else:
-            out.append(r)
-    return out + list(fresh.values())
+def write_merged(path, meta: dict, rows: list[dict]) -> list[dict]:
+    """Write ``rows`` into the results file ``path``: a row of the same id replaced (keeping its words),
+    the others kept, new ones appended; ``meta`` keeps the file's descriptive fields."""
+    old = load_results(path) if Path(path).is_file() else {"meta": {}, "rows": []}
+    fresh = {r["id"]: r for r in rows}
+    rows = []
+    for r in old["rows"]:
+        rows.append({**fresh.pop(r["id"]), **{k: r[k] for k in KEEP if k in r}} if r["id"] in fresh else r)
+    rows += fresh.values()
+    meta = {**meta, **{k: v for k, v in old["meta"].items() if k in ("title", "split", "selection", "combination")}}
+    if len({r.get("source") for r in rows}) > 1:
+        meta["source"] = "measured at several commits (each row names its own, with its machine and date)"
+    write_results(path, meta, rows=rows)
+    return rows
 
 
 def read_ensembles(runs_dir: Path, source: str, machine: str, date: str | None = None) -> list[dict]:
@@ -233,7 +226,6 @@ def read_ensembles(runs_dir: Path, source: str, machine: str, date: str | None =
         name = test.name[len("ensemble-") : -len(".test.json")]
         t = json.loads(test.read_text())
         dev_file = test.with_name(f"ensemble-{name}.dev.json")
-        d = json.loads(dev_file.read_text()) if dev_file.is_file() else None
         members = [relative_to_repo(m["checkpoint"]) for m in t["members"]]
         rows.append(
             {
@@ -242,7 +234,7 @@ def read_ensembles(runs_dir: Path, source: str, machine: str, date: str | None =
                 "members": members,
                 "member_test_error_pct": [_pct(m["accuracy"]) for m in t["members"]],
                 "test_error_pct": _pct(t["accuracy"]),
-                "dev_error_pct": _pct(d["accuracy"]) if d else None,
+                "dev_error_pct": _pct(json.loads(dev_file.read_text())["accuracy"]) if dev_file.is_file() else None,
                 "command": "lenet ensemble " + " ".join(members) + " --data-dir DIR",
                 "source": source,
                 "machine": machine,
@@ -252,44 +244,21 @@ def read_ensembles(runs_dir: Path, source: str, machine: str, date: str | None =
     return rows
 
 
-def merged_meta(old: dict | None, new: dict, rows: list[dict]) -> dict:
-    """``new`` (this machine, now) keeping ``old``'s descriptive fields; a mixed file's source says so."""
-    keep = {k: v for k, v in (old or {}).items() if k in ("title", "split", "selection", "combination")}
-    meta = {**new, **keep}
-    sources = sorted({r.get("source") for r in rows})
-    if len(sources) > 1:
-        meta["source"] = "measured at several commits (each row names its own, with its machine and date)"
-    return meta
-
-
 def collect(runs_dir, results=None, ensembles=None) -> tuple[list[dict], list[dict]]:
     """Read every run under ``runs_dir`` and write (merge into) the two results files; return their rows."""
     runs_dir = Path(runs_dir)
-    runs = [
-        run_record(d)
-        for d in sorted(runs_dir.iterdir())
-        if d.is_dir() and (d / "metrics.jsonl").is_file() and RUN_NAME.match(d.name)
-    ]
+    runs = [run_record(d) for d in finished_runs(runs_dir)]
     if not runs:
         raise SystemExit(f"no finished runs (CONFIG-sSEED/metrics.jsonl) under {runs_dir}")
-    meta = make_meta(
-        "mnist-runs",
-        "MNIST results",
-        "bash benchmarks/results_table.sh DIR",
-        regenerate="bash benchmarks/results_table.sh DIR",
-    )
+    how = "bash benchmarks/results_table.sh DIR"
+    meta = make_meta("mnist-runs", "MNIST results", how, regenerate=how)
     machine = machine_line(meta)
-    rows = aggregate(runs, meta["source"], machine, meta["date"], meta.get("load_average"))
+    rows = aggregate(runs, meta["source"], machine, meta["date"], meta.get("load_average"), as_run=True)
     ens = read_ensembles(runs_dir, meta["source"], machine, meta["date"])
     if results:
-        old = load_results(results) if Path(results).is_file() else {"meta": None, "rows": []}
-        rows = merge(old["rows"], rows)
-        write_results(results, merged_meta(old["meta"], meta, rows), rows=rows)
+        rows = write_merged(results, meta, rows)
     if ensembles and ens:
-        old = load_results(ensembles) if Path(ensembles).is_file() else {"meta": None, "rows": []}
-        ens = merge(old["rows"], ens)
-        new = dict(meta, kind="mnist-ensembles", title="MNIST ensembles")
-        write_results(ensembles, merged_meta(old["meta"], new, ens), rows=ens)
+        ens = write_merged(ensembles, dict(meta, kind="mnist-ensembles", title="MNIST ensembles"), ens)
     return rows, ens
 
 

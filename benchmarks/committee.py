@@ -4,10 +4,9 @@
     python benchmarks/committee.py --data-dir MNIST_DIR --collect-only    (choose among finished runs)
 
 Every member of :data:`MEMBERS` (``lenet5-modern-elastic`` on eight preprocessings of the digits, as
-Ciresan et al. train their columns: padded, resized, and normalised to a width of 10 to 20 pixels)
-is trained once per seed on one thread, ``--jobs`` at a time, into ``RUNS_DIR/NAME-sSEED`` (finished
-runs are kept). ``lenet ensemble --select`` then chooses the committee on the dev split and reports
-its test error. The rows: each member's single-network test errors, then the committee.
+Ciresan et al. train their columns) is trained once per seed into ``RUNS_DIR/NAME-sSEED`` (finished runs
+are kept); ``lenet ensemble --select`` then chooses the committee on the dev split. The rows: each
+member's single-network test errors, then the committee.
 """
 
 from __future__ import annotations
@@ -16,15 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from collect_runs import (
-    RUN_NAME,
-    Member,
-    add_run_args,
-    aggregate,
-    finished,
-    run_record,
-    train_all,
-)
+from collect_runs import RUN_NAME, Member, add_run_args, aggregate, finished_runs, run_record, train_all
 from lenetlab.apps.ensemble import ensemble_select
 from results_io import machine_line, make_meta, write_results
 
@@ -45,19 +36,8 @@ REFERENCE = "Ciresan et al. 2012 reached 0.23% with 35 networks (7 preprocessing
 TARGET_PCT = 0.25
 
 
-def finished_runs(runs_dir: Path, seeds: list[int] | None = None) -> list[Path]:
-    """The run directories of :data:`MEMBERS` under ``runs_dir`` whose runs finished (of ``seeds`` only, if given)."""
-    out = []
-    for d in sorted(runs_dir.iterdir()):
-        m = RUN_NAME.match(d.name)
-        if d.is_dir() and m and m["config"] in MEMBERS and (seeds is None or int(m["seed"]) in seeds) and finished(d):
-            out.append(d)
-    return out
-
-
 def _seed_glob(runs: list[Path]) -> str:
-    """A shell pattern for exactly the seeds of ``runs``: ``0`` for one, ``[0-3]`` for a run of digits,
-    ``{0..11}`` for a longer run, ``{0,1,3}`` for others."""
+    """A shell pattern for exactly the seeds of ``runs``: ``0``, ``[0-3]``, ``{0..11}`` or ``{0,1,3}``."""
     seeds = sorted({int(RUN_NAME.match(r.name)["seed"]) for r in runs})
     if len(seeds) == 1:
         return str(seeds[0])
@@ -67,8 +47,7 @@ def _seed_glob(runs: list[Path]) -> str:
 
 
 def _runs_glob(runs: list[Path]) -> str:
-    """A shell pattern for exactly the members and seeds of ``runs``:
-    ``RUNS_DIR/lenet5-modern-elastic{,-resized}-s[0-3]`` (brace expansion, then a glob)."""
+    """A shell pattern for exactly the members and seeds of ``runs``: ``RUNS_DIR/BASE{,-resized}-s[0-3]``."""
     present = {RUN_NAME.match(r.name)["config"] for r in runs}
     names = [n for n in MEMBERS if n in present]
     suffixes = [n[len(BASE) :] for n in names]
@@ -112,19 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = Path(a.runs_dir)
     if not a.collect_only:
         train_all(list(MEMBERS.values()), a.seeds, a.data_dir, runs_dir, a.jobs, skip_finished=True)
-    runs = finished_runs(runs_dir, a.seeds) if runs_dir.is_dir() else []
+    runs = finished_runs(runs_dir, MEMBERS, a.seeds) if runs_dir.is_dir() else []
     if not runs:
         raise SystemExit(f"no finished runs of {', '.join(MEMBERS)} under {runs_dir}")
-    meta = make_meta(
-        "committee",
-        "A committee chosen on the dev split",
-        "python benchmarks/committee.py --data-dir DIR",
-        regenerate="python benchmarks/committee.py --data-dir DIR",
-        reference=REFERENCE,
-    )
+    how = "python benchmarks/committee.py --data-dir DIR"
+    meta = make_meta("committee", "A committee chosen on the dev split", how, regenerate=how, reference=REFERENCE)
     rows = aggregate([run_record(r) for r in runs], meta["source"], machine_line(meta), meta["date"], members=MEMBERS)
-    for r in rows:
-        r.pop("command_as_run", None)  # run by train_all: the command is the run's own
     row = committee_row(runs, a.data_dir, meta)
     print(
         f"committee: {row['test_error_pct']}% test error with {len(row['chosen'])} of {len(runs)} networks "

@@ -7,8 +7,7 @@ Every table in the docs is rendered from one file under ``results/`` by ``docs_t
      "data": {...}}          # the producing command's own JSON output, or
      "rows": [{...}, ...]}   # one row per table line; a row may carry its own "command" and "source"
 
-``kind`` names the renderer. The scripts write with :func:`write_results` (their ``--results FILE``);
-:func:`record_cli` runs a ``lenet ... --json`` command in process and keeps its JSON output.
+``kind`` names the renderer.
 """
 
 from __future__ import annotations
@@ -33,28 +32,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 
 def git_commit() -> str | None:
     """The short commit of the working tree (with ``+dirty`` when files outside ``results/`` changed), or None."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results")
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
@@ -62,12 +55,9 @@ def git_commit() -> str | None:
 
 def machine_meta() -> dict:
     """Hardware and software of this machine, and today's date (UTC)."""
-    try:
-        import torch
+    import torch  # here, not at the top: docs_tables.py reads results files without torch
 
-        torch_version, gpu = torch.__version__, (torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
-    except ImportError:  # pragma: no cover - the package needs torch anyway
-        torch_version, gpu = None, None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     mem_gb = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
@@ -77,7 +67,7 @@ def machine_meta() -> dict:
         "hardware": {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gb": mem_gb, "gpu": gpu},
         "os": platform.platform(terse=True),
         "python": platform.python_version(),
-        "torch": torch_version,
+        "torch": torch.__version__,
         "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
     }
 
@@ -105,9 +95,7 @@ def make_meta(kind: str, title: str, command: str, source: str | None = None, **
 
 def write_results(path, meta: dict, *, data=None, rows=None) -> Path:
     """Write ``{"meta": meta, "data"|"rows": ...}`` to ``path`` (atomically) and return the path."""
-    if (data is None) == (rows is None):
-        raise ValueError("give exactly one of data= and rows=")
-    body = {"meta": meta, **({"data": data} if data is not None else {"rows": rows})}
+    body = {"meta": meta, **({"rows": rows} if data is None else {"data": data})}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(body, indent=1, default=float) + "\n", encoding="utf-8")
     print(f"wrote {path}", file=sys.stderr)
@@ -136,21 +124,12 @@ def command_line(argv: list[str], prog: str) -> str:
     """``prog`` followed by ``argv`` as one shell-quoted line, without ``--results FILE`` and with
     every ``--data-dir`` value written ``DIR`` (results files hold no machine paths)."""
     out: list[str] = []
-    skip = False
-    for i, a in enumerate(argv):
-        if skip:
-            skip = False
+    for before, a in zip(["", *argv], argv):
+        if a == "--results" or a.startswith("--results=") or before == "--results":
             continue
-        if a == "--results":
-            skip = True
-        elif a.startswith("--results="):
-            continue
-        elif i and argv[i - 1] == "--data-dir":
-            out.append("DIR")
-        elif a.startswith("--data-dir="):
-            out.append("--data-dir=DIR")
-        else:
-            out.append(shlex.quote(a))
+        if before == "--data-dir":
+            a = "DIR"
+        out.append("--data-dir=DIR" if a.startswith("--data-dir=") else shlex.quote(a))
     return " ".join([prog, *out])
 
 
@@ -201,11 +180,12 @@ def strip_repo_paths(value):
 
 
 def record_cli(path, kind: str, title: str, argv: list[str], prog: str = "lenet", **extra) -> Path:
-    """Run ``lenet ARGV --json`` and write its output as the ``data`` of the results file ``path``.
-
-    ``extra`` goes into the meta block (e.g. ``regenerate``: the command that rewrites the file).
-    """
+    """Run ``lenet ARGV --json`` and write its output as the ``data`` of the results file ``path``;
+    ``extra`` goes into the meta block (e.g. ``regenerate``: the command that rewrites the file)."""
+    argv = [a for a in argv if a != "--json"]
     data, status = run_cli_json(argv)
+    if status:
+        print(f"note: lenet {argv[0]} exited with status {status}; recorded as exit_status", file=sys.stderr)
     return write_results(path, make_meta(kind, title, command_line(argv, prog), exit_status=status, **extra), data=data)
 
 

@@ -3,9 +3,8 @@
     python benchmarks/sdlm_1998.py --data-dir MNIST_DIR                    (train, then collect)
     python benchmarks/sdlm_1998.py --data-dir MNIST_DIR --collect-only     (collect finished runs)
 
-Each shipped config of :data:`CONFIGS` is trained once per seed on one thread, ``--jobs`` at a time,
-into ``RUNS_DIR/NAME-sSEED``; the runs are read as ``collect_runs.py`` reads them and written with
-the paper's figure and the gap to it (about 20 minutes per run on one thread of a 2-core machine).
+Each config of :data:`CONFIGS` is trained once per seed into ``RUNS_DIR/NAME-sSEED`` (about 20 minutes a
+run on one thread); the rows are ``collect_runs.py``'s with the paper's figure and the gap to it.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from collect_runs import LOADS, RUN_NAME, add_run_args, aggregate, run_record, train_all
+from collect_runs import LOADS, add_run_args, aggregate, finished_runs, run_record, train_all
 from results_io import machine_line, make_meta, write_results
 
 #: config -> (label, the paper's test error in %, what the paper did)
@@ -35,16 +34,9 @@ RESULTS = "results/lenet5-1998-sdlm.json"
 
 
 def rows_for(runs_dir: Path, meta: dict) -> list[dict]:
-    """One row per config of :data:`CONFIGS` with finished runs in ``runs_dir`` (those trained now and
-    earlier): collect_runs' figures plus the paper's and the gap. Unfinished runs are left out."""
-    runs = []
-    for d in sorted(runs_dir.iterdir()):
-        m = RUN_NAME.match(d.name)
-        if d.is_dir() and m and m["config"] in CONFIGS and (d / "metrics.jsonl").is_file():
-            try:
-                runs.append(run_record(d))
-            except ValueError as e:  # no test row yet
-                print(f"skipped: {e}", file=sys.stderr)
+    """One row per config of :data:`CONFIGS` with finished runs in ``runs_dir``: collect_runs' figures
+    plus the paper's and the gap."""
+    runs = [run_record(d) for d in finished_runs(runs_dir, CONFIGS)]
     runs.sort(key=lambda r: list(CONFIGS).index(r["config"]))  # rows in the order of CONFIGS
     rows = aggregate(runs, meta["source"], machine_line(meta), meta["date"], meta.get("load_average"))
     loads = json.loads((runs_dir / LOADS).read_text()) if (runs_dir / LOADS).is_file() else {}
@@ -54,18 +46,9 @@ def rows_for(runs_dir: Path, meta: dict) -> list[dict]:
             r["load_average"] = max(started)
         label, paper, reference = CONFIGS[r["id"]]
         gap = round(r["test_error_pct"]["mean"] - paper, 2)
-        r.update(
-            label=label,
-            reference=reference,
-            paper_test_error_pct=paper,
-            gap_pct=gap,
-            note=(
-                f"{gap:.2f} points above the paper's {paper}% (mean of {len(r['seeds'])} runs)"
-                if gap > 0
-                else f"at or below the paper's {paper}% (mean of {len(r['seeds'])} runs)"
-            ),
-        )
-        r.pop("command_as_run", None)
+        where = f"{gap:.2f} points above" if gap > 0 else "at or below"
+        note = f"{where} the paper's {paper}% (mean of {len(r['seeds'])} runs)"
+        r.update(label=label, reference=reference, paper_test_error_pct=paper, gap_pct=gap, note=note)
     return rows
 
 
@@ -77,12 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = Path(a.runs_dir)
     if not a.collect_only:
         train_all(a.configs, a.seeds, a.data_dir, runs_dir, a.jobs)
-    meta = make_meta(
-        "mnist-runs",
-        "lenet5-1998 trained with SDLM (LeCun et al. 1998, appendix C)",
-        "python benchmarks/sdlm_1998.py --data-dir DIR",
-        regenerate="python benchmarks/sdlm_1998.py --data-dir DIR",
-    )
+    how = "python benchmarks/sdlm_1998.py --data-dir DIR"
+    meta = make_meta("mnist-runs", "lenet5-1998 trained with SDLM (LeCun et al. 1998, appendix C)", how, regenerate=how)
     rows = rows_for(runs_dir, meta)
     if not rows:
         raise SystemExit(f"no finished runs of {', '.join(CONFIGS)} under {runs_dir}")

@@ -69,13 +69,15 @@ def test_committee_chosen_on_dev_from_finished_runs(digit_ckpt, second_ckpt, tmp
         _finished_run(tmp_path / name, ck)
     (tmp_path / "lenet5-modern-elastic-resized-s0").mkdir()  # unfinished (no test row): ignored
     shutil.copy(digit_ckpt, tmp_path / "lenet5-modern-elastic-resized-s0" / "best.pt")
-    runs = committee.finished_runs(tmp_path)
+    runs = collect_runs.finished_runs(tmp_path, committee.MEMBERS)
     assert [r.name for r in runs] == [
         "lenet5-modern-elastic-s0",
         "lenet5-modern-elastic-s1",
         "lenet5-modern-elastic-w12-s0",
     ]
-    assert [r.name for r in committee.finished_runs(tmp_path, [1])] == ["lenet5-modern-elastic-s1"]
+    assert [r.name for r in collect_runs.finished_runs(tmp_path, committee.MEMBERS, [1])] == [
+        "lenet5-modern-elastic-s1"
+    ]
     rows = collect_runs.aggregate([collect_runs.run_record(r) for r in runs], "m", "cpu", members=committee.MEMBERS)
     assert [r["command"] for r in rows] == [
         "lenet train --config lenet5-modern-elastic --data-dir DIR --num-threads 1 --seed N (N = 0..1)",
