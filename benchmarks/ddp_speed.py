@@ -1,24 +1,16 @@
 """Training throughput with 1 process vs 2 DDP processes (torchrun, gloo on CPU) on this machine.
 
-Runs ``lenet train`` as a subprocess for each setting, interleaved over ``--rounds`` rounds (the
-machine is shared, so settings see similar background load), and reports examples/sec =
-examples trained / train_time (rank 0's clock of the training steps only: DDP's gradient
-all-reduce waits are included, dev/test evaluation and checkpoint writes are not). Ratios are
-against 1 process x 1 thread measured in the same run.
+Runs ``lenet train`` for each setting, interleaved over ``--rounds`` rounds (settings see similar
+background load), and reports examples/s over rank 0's training steps (DDP's all-reduce waits
+included; evaluation and checkpoint writes not), against 1 process x 1 thread in the same run::
 
-    .venv/bin/python benchmarks/ddp_speed.py                 # real MNIST if ../shared/data/mnist exists
-    .venv/bin/python benchmarks/ddp_speed.py --two-threads   # also 1 process x 2 threads
-    .venv/bin/python benchmarks/ddp_speed.py --dataset mnist-subset --epochs 10 --rounds 1
-    .venv/bin/python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results results/ddp-speed.json
-
-With 2 CPU cores, 2 processes can at best double the 1-thread throughput and cannot beat one
-process using both cores by much; on GPUs each process drives its own device.
+    python benchmarks/ddp_speed.py --data-dir DIR --two-threads --results results/ddp-speed.json
+    python benchmarks/ddp_speed.py --dataset mnist-subset --epochs 10 --rounds 1
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -26,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_io import command_line, make_meta, run_lenet, write_results
+from lenetlab.inference.run import Run
+from results_io import REPO, command_line, make_meta, run_lenet, write_results
 
-REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 SETTINGS = [("1 process x 1 thread", 1, 1), ("2 processes x 1 thread (DDP)", 2, 1)]
 TWO_THREADS = ("1 process x 2 threads", 1, 2)
@@ -41,8 +33,7 @@ def run_once(nproc: int, threads: int, args, out: Path, tag: str) -> dict:
     argv += ["--progress", "none", "--log-steps", "1000000", "--json", "--out-dir", str(out), "--name", tag]
     argv += ["--data-dir", args.data_dir] if args.data_dir else []
     summary, wall = run_lenet(argv, env=dict(os.environ, OMP_NUM_THREADS=str(threads)), cwd=REPO)
-    rows = [json.loads(line) for line in (out / tag / "metrics.jsonl").read_text().splitlines()]
-    examples = args.n_train * sum(r["kind"] == "epoch" for r in rows)
+    examples = args.n_train * sum(r["kind"] == "epoch" for r in Run(out / tag).rows)
     return {
         "examples_per_sec": examples / summary["train_time"],
         "train_time": summary["train_time"],
@@ -90,22 +81,12 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=256, help="global batch (128 per process with 2 processes)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every setting")
-    p.add_argument(
-        "--two-threads",
-        action="store_true",
-        help="also time 1 process x 2 threads (very slow on a busy 2-core machine: OpenMP spin-waits)",
-    )
-    p.add_argument(
-        "--results",
-        metavar="FILE",
-        default=None,
-        help="write the figures and the machine's description to this results file (see results_io.py)",
-    )
+    p.add_argument("--two-threads", action="store_true", help="also 1 process x 2 threads (slow on a busy machine)")
+    p.add_argument("--results", metavar="FILE", default=None, help="write the figures as a results file")
     args = p.parse_args()
     settings = SETTINGS[:1] + [TWO_THREADS] + SETTINGS[1:] if args.two_threads else SETTINGS
     if args.dataset == "mnist-subset":
         args.data_dir = None
-    sys.path.insert(0, str(REPO / "src"))
     from lenetlab.data import load
 
     args.n_train = len(load(args.dataset, data_dir=args.data_dir).train)

@@ -2,10 +2,8 @@
 
     python benchmarks/fast_recipe_search.py --data-dir MNIST_DIR --results results/time-to-99-search.json
 
-Every variant is ``fast-lenet5`` with a few fields changed (:data:`VARIANTS`), trained through
-:func:`lenetlab.apps.bench_train.time_to_accuracy` once per seed, variants interleaved seed by seed.
-A row: how many seeds reached the target, the median and slowest time to it (an unreached seed
-counts as its whole schedule) and the median epoch of the hit. About 10 s per run.
+Every variant is ``fast-lenet5`` with a few fields changed (:data:`VARIANTS`), timed by
+:func:`lenetlab.apps.bench_train.time_to_accuracy` once per seed (about 10 s), seeds interleaved.
 """
 
 from __future__ import annotations
@@ -79,13 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--data-dir", required=True, help="folder holding the MNIST files")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument(
-        "--variants",
-        nargs="+",
-        type=int,
-        default=None,
-        help="row numbers of VARIANTS to run (0 is fast-lenet5 itself; default: all)",
-    )
+    p.add_argument("--variants", nargs="+", type=int, default=None, help="row numbers of VARIANTS (default: all)")
     p.add_argument("--target", type=float, default=0.99)
     p.add_argument("--results", default=None, metavar="FILE", help="write the rows as a results file")
     args = p.parse_args(argv)
@@ -103,16 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{reached}  median {t['median']:5.2f} s  max {t['max']:5.2f} s  {r['label']}")
     if args.results:
         cmd = command_line(sys.argv[1:] if argv is None else argv, "python benchmarks/fast_recipe_search.py")
-        write_results(
-            args.results,
-            make_meta(
-                "recipe-search",
-                f"Time to {args.target:.0%} MNIST test accuracy: the variants of fast-lenet5 tried",
-                cmd,
-                regenerate=cmd,
-            ),
-            rows=rows,
-        )
+        title = f"Time to {args.target:.0%} MNIST test accuracy: the variants of fast-lenet5 tried"
+        write_results(args.results, make_meta("recipe-search", title, cmd, regenerate=cmd), rows=rows)
     return 0
 
 

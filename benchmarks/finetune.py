@@ -1,17 +1,14 @@
 """Fine-tuning the shipped MNIST ``lenet5`` on a small folder of letters, against training from scratch.
 
-Makes a folder of the 26 capital letters, white on black at 28×28 like MNIST, drawn with the font
-Pillow ships (``ImageFont.load_default``) at random stroke widths under random affine distortions
-(rotation, shear, scale, shift) and a slight blur, from a fixed seed: ``train/``, ``dev/`` and
-``test/``, each with one sub-folder per letter (``--per-class`` images per split). Then trains
-``lenet5`` on it twice per setting with the same epochs and steps: from scratch (``--init default``)
-and from the shipped MNIST weights with a new 26-way head (``--init pretrained``). The learning
-rate of each is chosen on the dev split; the test accuracy of both is reported for several seeds.
-Each run is ``lenet train --dataset FOLDER --recipe lenet5 --normalize half --init INIT --lr LR
---epochs E --seed S`` (the shipped model's input normalisation for both).
+Draws the 26 capital letters white on black at 28x28, like MNIST (Pillow's own font, random stroke
+widths, random affine distortions and blur, a fixed seed) into ``train/``, ``dev/`` and ``test/``
+class folders, then trains ``lenet5`` on them from scratch (``--init default``) and from the shipped
+weights with a new 26-way head (``--init pretrained``), with the same epochs: each init's learning
+rate is chosen on dev, then its test accuracy measured over several seeds. A run is ``lenet train
+--dataset FOLDER --recipe lenet5 --normalize half --init INIT --lr LR --epochs E --seed S``.
 
-    python benchmarks/finetune.py --results results/finetune.json        # 32 short runs: 1 to 3 minutes on 2 cores
-    python benchmarks/finetune.py --out letters --make-only              # just the folder
+    python benchmarks/finetune.py --results results/finetune.json     # 32 short runs: 1 to 3 minutes
+    python benchmarks/finetune.py --out letters --make-only           # just the folder
 """
 
 from __future__ import annotations
@@ -32,6 +29,8 @@ from results_io import command_line, make_meta, write_results
 LETTERS = string.ascii_uppercase
 SPLITS = ("train", "dev", "test")
 CANVAS = 56  # drawn at twice the size, then shrunk to 28
+#: What every run shares (besides the folder, init, rate, epochs, batch and seed).
+SHARED = dict(recipe="lenet5", model="lenet5", normalize="half", num_threads=1, progress="none", plots=False)
 
 
 def draw_letter(char: str, rng: np.random.Generator) -> Image.Image:
@@ -79,24 +78,9 @@ def train_once(folder: Path, out_dir: Path, init: str, lr: float, epochs: int, s
     from lenetlab.train.config import RunConfig
     from lenetlab.train.runner import Runner
 
-    cfg = RunConfig(
-        dataset=str(folder),
-        recipe="lenet5",
-        model="lenet5",
-        init=init,
-        normalize="half",
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        num_threads=1,
-        name=f"{init}-e{epochs}-lr{lr:g}-s{seed}",
-        out_dir=str(out_dir),
-        progress="none",
-        plots=False,
-        tensorboard=False,
-    )
-    result = Runner(cfg).run()
+    name = f"{init}-e{epochs}-lr{lr:g}-s{seed}"
+    run = dict(init=init, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, name=name, out_dir=str(out_dir))
+    result = Runner(RunConfig(dataset=str(folder), tensorboard=False, **run, **SHARED)).run()
     return {
         "init": init,
         "lr": lr,

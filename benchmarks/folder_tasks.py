@@ -1,19 +1,18 @@
 """Unseen tasks: does the default ``lenet submit`` do well on folders nobody tuned it for?
 
-Builds small datasets of different kinds in a temporary folder, runs the default ``lenet submit``
-on each (no flag but the folder) and scores the submission against the held-back truth, beside the
-best flags found by hand for that task (tuned on the validation split, never on the test images).
-``--results FILE`` writes accuracy and training time of both as a results file. The tasks:
+Builds small datasets of different kinds in a temporary folder, runs the default ``lenet submit`` on
+each (no flag but the folder) and scores the submission against the held-back truth, beside the best
+flags found by hand for that task (tuned on other draws, never on these test images). The tasks:
 
-* ``glyphs``: 20 characters (letters, the mirror pairs b/d and p/q, symbols) in the installed fonts,
-  in colour on textured backgrounds; RGB JPEGs of mixed sizes; Kaggle layout (``train.csv
-  image,label``, ``test.csv image``), string labels; 1,100 train / 280 test images.
-* ``mnist-words``: MNIST digits as PNG files in one sub-folder per class named by the word
+* ``glyphs``: 20 characters (letters, the mirror pairs b/d and p/q, symbols) in the installed fonts, in
+  colour on textured backgrounds; RGB JPEGs of mixed sizes; Kaggle layout (``train.csv image,label``,
+  ``test.csv image``), string labels; 1,100 train / 280 test images.
+* ``mnist-words``: MNIST digits as PNGs in one sub-folder per class named by the word
   (``train/seven/123.png``); 3,000 train / 1,000 test (``--mnist-dir``, else the embedded subset).
-* ``shapes``: eight outlined or filled shapes at any angle, size and colour on noisy backgrounds, one
-  flat folder per class (``circle/0.png``; the loader carves dev and test); 1,600 images.
+* ``shapes``: eight shapes at any angle, size and colour on noisy backgrounds, one flat folder per
+  class (``circle/0.png``; the loader carves dev and test); 1,600 images.
 
-    PYTHONPATH=src python benchmarks/folder_tasks.py --tasks glyphs --num-threads 1 --results results/folder-tasks.json
+    python benchmarks/folder_tasks.py --tasks glyphs --num-threads 1 --results results/folder-tasks.json
 """
 
 from __future__ import annotations
@@ -54,6 +53,11 @@ def installed_fonts() -> list[str]:
     if not good:
         raise SystemExit("no TrueType fonts found (fc-list); install fonts-dejavu-core or similar")
     return good
+
+
+def write_csv(path: Path, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
 
 
 # ----------------------------------------------------------------------------- glyphs
@@ -128,14 +132,8 @@ def make_glyphs(root: Path, n_train: int = 1100, n_test: int = 280, seed: int = 
     for name, lab in zip(names, ys):
         im = draw_glyph(GLYPHS[lab], fonts[int(rng.integers(len(fonts)))], rng)
         im.save(root / name, quality=int(rng.integers(60, 96)))
-    with open(root / "train.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["image", "label"])
-        w.writerows(zip(names[:n_train], ys[:n_train]))
-    with open(root / "test.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["image"])
-        w.writerows([[n] for n in names[n_train:]])
+    write_csv(root / "train.csv", [["image", "label"], *zip(names[:n_train], ys[:n_train])])
+    write_csv(root / "test.csv", [["image"], *([n] for n in names[n_train:])])
     return dict(zip(names[n_train:], ys[n_train:]))
 
 
@@ -251,23 +249,12 @@ def make_shapes(root: Path, n: int = 1600, seed: int = 0) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- runs
 #: The best flags found by hand for each task, tuned on the validation split of another draw of it
-#: (``seed=1``: other glyphs, other MNIST digits, other shapes; never these test images), starting
-#: from a typical hand-picked set (lenet5-modern, 40 epochs, AdamW 0.01, one-cycle, affine
-#: augmentation) and changing one thing at a time. ``--recipe lenet5`` keeps the automatic recipe
-#: out: every training choice is in the flags. On the tuning draws: glyphs 40 -> 80 -> 120 epochs
-#: 97.7 -> 98.7 -> 98.8% (160: 98.1%; lr 0.02: 97.0%; no label smoothing: 96.8%); shapes: rotations
-#: by any angle 99.2% against 98.1% with 10 degrees; MNIST words: 48 epochs 98.9%, 80 epochs 98.5%,
-#: the typical set 98.4%.
-#: The default recipe was then tuned on draws 1 and 2 (``--draw``), never on draw 0's test images.
-#: Glyphs, test accuracy on draw 1 / draw 2 (280 images, 0.36 points each), best.pt as then kept
-#: (the first epoch to tie at 100% on the 110 validation images, mid-run) -> the final model:
-#: 2 x 70 epochs averaged 98.6 -> 98.9 / 96.4 -> 97.5 (with test-time shifts 98.6 -> 99.6 / 97.1 ->
-#: 98.6); one run of 100 epochs 97.1 -> 100.0 / 92.5 -> 97.1; one run of 140 epochs 99.6 -> 99.6 /
-#: 93.6 -> 97.5. Keeping the final model is what helped (the recipe's monitor "last" on small
-#: validation splits); the 2-run ensemble stays (final models, test-time shifts: 99.1% on average
-#: against 98.4 and 98.8% for single runs). Draw 1 of mnist-words: 98.9 -> 99.3%; of shapes: 96.3
-#: -> 98.1% (96.9% with test-time shifts, which the validation split picks). The hand-picked flags
-#: keep the final model too (``--monitor last``), for the same reason, so both sides are compared alike.
+#: (``--draw 1``: other glyphs, digits and shapes), from a typical hand-picked set (lenet5-modern, 40
+#: epochs, AdamW 0.01, one-cycle, affine augmentation) changing one thing at a time; ``--recipe lenet5``
+#: keeps the automatic recipe out. On the tuning draws: glyphs 40 -> 80 -> 120 epochs 97.7 -> 98.7 ->
+#: 98.8% (160: 98.1%); shapes: rotations by any angle 99.2% against 98.1% with 10 degrees; MNIST words:
+#: 48 epochs 98.9%, 80 epochs 98.5%. Both sides keep the final model (``--monitor last``, as the
+#: recipe does on small validation splits, which helped it on draws 1 and 2), so they are compared alike.
 _COMMON = ["--recipe", "lenet5", "--monitor", "last", "--model", "lenet5-modern", "--optimizer", "adamw"]
 _COMMON += ["--lr", "0.01", "--weight-decay", "0.0005", "--label-smoothing", "0.1", "--schedule", "onecycle"]
 _COMMON += ["--augment", "affine"]
@@ -290,16 +277,6 @@ def score(submission: Path, truth: dict[str, str]) -> tuple[float, int]:
     return sum(truth[i] == lab for i, lab in scored) / len(scored), len(scored)
 
 
-def run_submit(folder: Path, out_dir: Path, name: str, extra: list[str], threads: int) -> dict:
-    """Run ``lenet submit`` on ``folder`` in a fresh process; returns its JSON result and wall time."""
-    argv = ["submit", "--data-dir", str(folder), "--out", str(out_dir / f"{name}.csv"), "--name", name]
-    argv += ["--out-dir", str(out_dir / "runs"), "--progress", "none", "--no-plots", "--json"]
-    argv += ["--num-threads", str(threads), *extra]
-    out, wall = run_lenet(argv)
-    out["wall"] = round(wall, 1)
-    return out
-
-
 def run_task(task: str, base: Path, args) -> dict:
     """Build (or reuse) ``task``'s folder under ``base``, run the default and the hand-picked ``lenet submit``
     on it and score both: ``{"default": {...}, "hand-picked": {...}, "gap_points"}``."""
@@ -314,14 +291,17 @@ def run_task(task: str, base: Path, args) -> dict:
     row = {}
     variants = [("default", args.default_flags)] + ([] if args.no_hand else [("hand-picked", HAND_PICKED[task])])
     for label, flags in variants:
-        res = run_submit(folder, base / "out", f"{task}-{label}", flags, args.num_threads)
+        name, out = f"{task}-{label}", base / "out"
+        argv = ["submit", "--data-dir", str(folder), "--out", str(out / f"{name}.csv"), "--name", name]
+        argv += ["--out-dir", str(out / "runs"), "--progress", "none", "--no-plots", "--json"]
+        res, wall = run_lenet([*argv, "--num-threads", str(args.num_threads), *flags])
         acc, n = score(Path(res["submission"]), truth)
         dev, train_time = res.get("dev_accuracy"), res.get("train_time")
-        row[label] = {"accuracy": acc, "n": n, "dev_accuracy": dev, "train_time": train_time, "wall": res["wall"]}
+        row[label] = {"accuracy": acc, "n": n, "dev_accuracy": dev, "train_time": train_time, "wall": round(wall, 1)}
         row[label].update(flags=flags, recipe=res.get("recipe"))
         print(
             f"{task:12s} {label:12s} test accuracy {100 * acc:6.2f}% (n={n})  dev {100 * (dev or 0):6.2f}%  "
-            f"train {res.get('train_time', 0):6.1f} s  wall {res['wall']:6.1f} s",
+            f"train {res.get('train_time', 0):6.1f} s  wall {wall:6.1f} s",
             flush=True,
         )
     if "hand-picked" in row:
@@ -340,20 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads for every run")
     p.add_argument(
-        "--draw",
-        type=int,
-        default=0,
-        metavar="N",
-        help="which draw of each task to build (the builders' seed): 0 is the one reported; tune on "
-        "others (1, 2, ...), never on draw 0's test images",
+        "--draw", type=int, default=0, metavar="N", help="the builders' seed (0 is reported; tune on others)"
     )
     p.add_argument("--no-hand", action="store_true", help="run only the default")
-    p.add_argument(
-        "--default-flags",
-        nargs=argparse.REMAINDER,
-        default=[],
-        help="flags added to the default run (to try a variant; leave empty for the real default)",
-    )
+    p.add_argument("--default-flags", nargs=argparse.REMAINDER, default=[], help="flags added to the default run")
     p.add_argument("--keep", default=None, metavar="DIR", help="build the tasks in DIR and keep them")
     p.add_argument("--results", default=None, metavar="FILE", help="write the figures as JSON with a meta block")
     args = p.parse_args(argv)

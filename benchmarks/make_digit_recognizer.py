@@ -1,20 +1,16 @@
 """Build a full-size Kaggle "Digit Recognizer" folder from the MNIST IDX files, and score submissions.
 
-Kaggle's competition: ``train.csv`` with 42,000 labelled rows (``label,pixel0..pixel783``),
-``test.csv`` with 28,000 unlabelled rows, submissions ``ImageId,Label`` with ids from 1. This script
-writes the 70,000 MNIST digits in a seeded random order (``--seed``: the same files and seed give the
-same folder, byte for byte) as those two files, plus ``sample_submission.csv`` and the answers in
-``solution.csv`` (which ``lenet`` never reads). ``--train N --test M`` makes a smaller folder::
+Kaggle's layout: ``train.csv`` (42,000 rows ``label,pixel0..pixel783``), ``test.csv`` (28,000 rows),
+submissions ``ImageId,Label`` with ids from 1. The 70,000 MNIST digits go in a seeded order (the same
+files and ``--seed`` give the same folder, byte for byte), with ``sample_submission.csv`` and the
+answers in ``solution.csv`` (which ``lenet`` never reads); ``--train N --test M`` makes it smaller::
 
-    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir DIR --out /tmp/digitrec
-    PYTHONPATH=src python -m lenetlab submit --data-dir /tmp/digitrec --out /tmp/digitrec-submission.csv
-    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --out /tmp/digitrec --score /tmp/digitrec-submission.csv
+    python benchmarks/make_digit_recognizer.py --data-dir DIR --out /tmp/digitrec
+    lenet submit --data-dir /tmp/digitrec --out /tmp/digitrec-submission.csv
+    python benchmarks/make_digit_recognizer.py --out /tmp/digitrec --score /tmp/digitrec-submission.csv
 
-or all three, writing the figures for the docs (``--run``: build OUT if needed, run the default
-``lenet submit`` in a fresh process, score it)::
-
-    PYTHONPATH=src python benchmarks/make_digit_recognizer.py --data-dir DIR --out /tmp/digitrec \
-        --run --results results/digit-recognizer.json
+``--run`` does all three (the default ``lenet submit`` in a fresh process), ``--results FILE`` keeps
+the figures for the docs.
 """
 
 from __future__ import annotations
@@ -27,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_io beside this script
-from results_io import make_meta, run_lenet, write_results
+from results_io import REPO, make_meta, run_lenet, write_results
+
+MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
 def write_pixels(path: Path, x: np.ndarray, labels: np.ndarray | None) -> None:
@@ -45,7 +43,6 @@ def write_pixels(path: Path, x: np.ndarray, labels: np.ndarray | None) -> None:
 
 def build(data_dir: str, out: Path, n_train: int = 42_000, n_test: int = 28_000, seed: int = 0) -> dict:
     """Write ``train.csv``, ``test.csv``, ``sample_submission.csv`` and ``solution.csv`` into ``out``."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from lenetlab.data.download import IDX_DATASETS, locate
     from lenetlab.data.idx import read_images_labels
 
@@ -114,43 +111,23 @@ def run_default(args) -> int:
             "members": len(res.get("run_dirs") or []),
             "recipe": res.get("recipe"),
         }
-        command = "python benchmarks/make_digit_recognizer.py --data-dir DIR --out FOLDER --run" + (
-            f" --num-threads {args.num_threads}" if args.num_threads else ""
-        )
-        write_results(
-            args.results,
-            make_meta(
-                "digit-recognizer", "The default lenet submit on a full-size Kaggle Digit Recognizer folder", command
-            ),
-            rows=[row],
-        )
+        command = "python benchmarks/make_digit_recognizer.py --data-dir DIR --out FOLDER --run"
+        command += f" --num-threads {args.num_threads}" if args.num_threads else ""
+        title = "The default lenet submit on a full-size Kaggle Digit Recognizer folder"
+        write_results(args.results, make_meta("digit-recognizer", title, command), rows=[row])
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build the folder, or with ``--score`` print a submission's accuracy."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--data-dir",
-        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
-        help="folder with the four MNIST IDX files",
-    )
+    p.add_argument("--data-dir", default=str(MNIST), help="folder with the four MNIST IDX files")
     p.add_argument("--out", required=True, type=Path, help="the folder to write (train.csv, test.csv, ...)")
     p.add_argument("--train", type=int, default=42_000, help="labelled rows in train.csv")
     p.add_argument("--test", type=int, default=28_000, help="unlabelled rows in test.csv")
     p.add_argument("--seed", type=int, default=0, help="seed of the order of the 70,000 images")
-    p.add_argument(
-        "--score",
-        type=Path,
-        default=None,
-        metavar="SUBMISSION",
-        help="score this submission against OUT/solution.csv instead of building",
-    )
-    p.add_argument(
-        "--run",
-        action="store_true",
-        help="build OUT if needed, run the default lenet submit on it and score the submission",
-    )
+    p.add_argument("--score", type=Path, metavar="SUBMISSION", help="score it against OUT/solution.csv, build nothing")
+    p.add_argument("--run", action="store_true", help="build OUT if needed, run the default lenet submit, score it")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads for --run (default: all)")
     p.add_argument("--results", default=None, metavar="FILE", help="with --run: write the figures as a results file")
     args = p.parse_args(argv)
