@@ -4,22 +4,12 @@
     python benchmarks/docs_outputs.py --check    # change nothing; exit 1 naming the blocks that drifted
     python benchmarks/docs_outputs.py --fast     # only the blocks that take seconds (what the test checks)
 
-A shown command and its output sit between markers, outside any code block::
-
-    <!-- output: NAME -->
-    ```console
-    $ lenet ...
-    (output)
-    ```
-    <!-- end output -->
-
-The commands of every block run in order, in one new empty folder (so ``runs/adam`` made by one
-block is there for the next), on the embedded ``mnist-subset``, one CPU thread; a few steps that
-are not shown prepare what a block needs (an image to predict, a damaged run, a CSV file). The
-comparison (``--check``, ``tests/benchmarks/test_docs_outputs.py``) ignores what legitimately differs
-from one run to the next (:func:`normalise`: timings, throughput, temporary paths, event-file names,
-column padding, the step a signal lands at); a block that drifted otherwise is rewritten with the
-real output, timings included, and the others are left as they are.
+A block sits between ``<!-- output: NAME -->`` and ``<!-- end output -->``, outside any code block, as
+a ``console`` code block of ``$ lenet ...`` lines and their output. The commands of every block run in
+order in one new empty folder (``runs/adam`` of one block is there for the next), on the embedded
+``mnist-subset``, one CPU thread; a few steps that are not shown prepare what a block needs. The
+comparison ignores what differs from one run to the next (:func:`normalise`); a block that drifted
+otherwise is rewritten with the real output, the others are left as they are.
 """
 
 from __future__ import annotations
@@ -49,10 +39,9 @@ REGION = re.compile(
 
 @dataclass
 class Step:
-    """One command: ``shown`` in block ``block`` (None: a preparing step, not shown); ``run``: the shell
-    line run instead when it differs, or a function that prepares files; ``keep``: what of its output
-    the block shows (default: all); ``stop``: the signal sent to it once its dev evaluation at this
-    step is written; ``fast``: it takes seconds."""
+    """One command: ``shown`` in ``block`` (None: not shown); ``run``: the shell line run instead, or a
+    function; ``keep``: what of its output the block shows; ``stop``: the signal sent once the dev
+    evaluation at this step is written; ``fast``: it takes seconds."""
 
     block: str | None
     shown: str
@@ -62,23 +51,13 @@ class Step:
     fast: bool = False
 
 
-def _after(pattern: str):
-    """Keep ``...`` and the lines from the last one matching ``pattern``."""
+def _between(start: str, end: str | None = None):
+    """Keep the lines from the last matching ``start`` to the first matching ``end`` (else the end), with
+    ``...`` for what is left out."""
 
     def keep(lines: list[str]) -> list[str]:
-        last = max(i for i, line in enumerate(lines) if re.search(pattern, line))
-        return ["...", *lines[last:]]
-
-    return keep
-
-
-def _between(start: str | None, end: str):
-    """Keep the lines from the last matching ``start`` (the first line when None) to the first matching
-    ``end``, with ``...`` for what is left out."""
-
-    def keep(lines: list[str]) -> list[str]:
-        first = 0 if start is None else max(i for i, line in enumerate(lines) if re.search(start, line))
-        last = next(i for i, line in enumerate(lines) if re.search(end, line))
+        first = max(i for i, line in enumerate(lines) if re.search(start, line))
+        last = len(lines) - 1 if end is None else next(i for i, line in enumerate(lines) if re.search(end, line))
         return ["..."] * (first > 0) + lines[first : last + 1] + ["..."] * (last + 1 < len(lines))
 
     return keep
@@ -90,7 +69,7 @@ def _first_json_object(lines: list[str]) -> list[str]:
 
 
 def _remove_dry_run(lines: list[str]) -> list[str]:
-    """The lines as they are, once the temporary folder they name is deleted (the script made it, not a user)."""
+    """The lines as they are, once the temporary folder they name is deleted."""
     folder = next(line.split(": ", 1)[1] for line in lines if line.startswith("written to a temporary folder"))
     shutil.rmtree(Path(folder).parent)
     return lines
@@ -129,7 +108,7 @@ STEPS = [
     Step(
         "interrupt",
         "lenet train --epochs 30 --num-threads 1 --name long --progress plain     # Ctrl-C after epoch 7",
-        keep=_after(r"^\[dev\] step 112 "),
+        keep=_between(r"^\[dev\] step 112 "),
         stop=(signal.SIGINT, 112),
     ),
     Step(
@@ -173,8 +152,7 @@ STATUS: list[int] = []
 
 
 def _stopped(line: str, sig: signal.Signals, step: int) -> str:
-    """Run ``line`` and send it ``sig`` once the dev evaluation at ``step`` is in the run's ``metrics.jsonl``;
-    its output."""
+    """Run ``line``, send it ``sig`` once its run's ``metrics.jsonl`` holds the dev row of ``step``; its output."""
     proc = subprocess.Popen(shlex.split(line), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = Path("runs", line.split("--name ")[1].split()[0], "metrics.jsonl")
     while proc.poll() is None:
@@ -189,7 +167,7 @@ def _stopped(line: str, sig: signal.Signals, step: int) -> str:
 
 
 def _lenet(argv: list[str]) -> str:
-    """``lenet ARGV`` run in this process (no new interpreter importing torch); what it printed, both streams."""
+    """What ``lenet ARGV`` printed (both streams), run in this process."""
     from lenetlab.cli import main
 
     buf = io.StringIO()

@@ -3,17 +3,10 @@
     python benchmarks/docs_tables.py            # rewrite every marked table in README.md and docs/*.md
     python benchmarks/docs_tables.py --check    # change nothing; exit 1 naming the stale tables
 
-A marked region of a page is::
-
-    <!-- table: results/mnist.json -->
-    (generated: the table and a line naming the source, the machine and the command that regenerates it)
-    <!-- end table -->
-
-After ``table:`` comes a results file (relative to the repository root; see ``results_io.py``),
-optionally followed by a view name (``<!-- table: results/train-speed.json time-to-accuracy -->``);
-``<!-- table: glance -->`` is README's at-a-glance table, which quotes several files. The file's
-``meta.kind`` picks the renderer (for ``lenet bench`` reports, :mod:`lenetlab.benchfmt`'s builder, whose
-text ``lenet bench`` prints). ``tests/test_docs.py`` fails when a page disagrees with its results file.
+A region ``<!-- table: results/FILE.json [VIEW] -->`` ... ``<!-- end table -->`` gets the table of that
+results file (see ``results_io.py``) and a line naming its source, machine and command; the file's
+``meta.kind`` picks the renderer (for ``lenet bench`` reports, :mod:`lenetlab.benchfmt`'s builder).
+``<!-- table: glance -->`` is README's at-a-glance table, which quotes several files.
 """
 
 from __future__ import annotations
@@ -47,6 +40,16 @@ def markdown(build):
     @functools.wraps(build)
     def renderer(body: dict, view: str | None = None) -> list[str]:
         return render(build(body, view), markdown=True)
+
+    return renderer
+
+
+def table(*cols, note: str | None = None, rows=lambda body: body["rows"]):
+    """A renderer of one table of ``rows(body)`` with the columns ``cols`` (as :func:`columns` takes them),
+    and ``note`` under it."""
+
+    def renderer(body: dict, view: str | None = None) -> list[str]:
+        return render([columns(rows(body), *cols), *([note] if note else [])], markdown=True)
 
     return renderer
 
@@ -208,17 +211,12 @@ def render_committee(body: dict, view: str | None) -> list:
     ]
 
 
-@markdown
-def render_tries(body: dict, view: str | None) -> list:
-    return [
-        columns(
-            body["rows"],
-            ("setting", "l", "{label}"),
-            ("dev accuracy", "r", lambda r: pct(r["dev_accuracy_pct"])),
-            ("test error", "r", lambda r: pct(r["test_error_pct"])),
-            ("command", "l", "`{command}`"),
-        )
-    ]
+render_tries = table(
+    ("setting", "l", "{label}"),
+    ("dev accuracy", "r", lambda r: pct(r["dev_accuracy_pct"])),
+    ("test error", "r", lambda r: pct(r["test_error_pct"])),
+    ("command", "l", "`{command}`"),
+)
 
 
 def _search_time(r: dict) -> str:
@@ -226,18 +224,15 @@ def _search_time(r: dict) -> str:
     return f"{lower}{r['train_time_s']['median']:.2f} s"
 
 
-@markdown
-def render_search(body: dict, view: str | None) -> list:
-    table = columns(
-        body["rows"],
-        ("variant", "l", "{label}"),
-        ("seeds reaching 99%", "r", lambda r: f"{r['reached']}/{len(r['seeds'])}"),
-        ("median time to 99%", "r", _search_time),
-        ("slowest", "r", "{train_time_s[max]:.2f} s"),
-        ("median epoch", "r", "{epoch_median:.2f}"),
-        ("per seed (s)", "l", lambda r: " ".join(f"{x:.1f}" for x in r["train_time_s"]["per_seed"])),
-    )
-    return [table, "A seed that never reached the target counts with its whole schedule's training time."]
+render_search = table(
+    ("variant", "l", "{label}"),
+    ("seeds reaching 99%", "r", lambda r: f"{r['reached']}/{len(r['seeds'])}"),
+    ("median time to 99%", "r", _search_time),
+    ("slowest", "r", "{train_time_s[max]:.2f} s"),
+    ("median epoch", "r", "{epoch_median:.2f}"),
+    ("per seed (s)", "l", lambda r: " ".join(f"{x:.1f}" for x in r["train_time_s"]["per_seed"])),
+    note="A seed that never reached the target counts with its whole schedule's training time.",
+)
 
 
 # ----------------------------------------------------------------------------- lenet COMMAND --json records
@@ -274,19 +269,15 @@ def render_eval(body: dict, view: str | None) -> list:
     ]
 
 
-@markdown
-def render_export(body: dict, view: str | None) -> list:
-    return [
-        columns(
-            [body["data"]],
-            ("model", "l", "`{model}`"),
-            ("exporter", "l", "{exporter}"),
-            ("opset", "r", "{opset}"),
-            ("dynamic batch", "l", lambda d: "yes" if d["dynamic_batch"] else "no"),
-            ("size", "r", lambda d: f"{d['bytes'] / 1024:,.0f} KiB"),
-            ("max abs diff vs PyTorch", "r", lambda d: sci(d["max_abs_diff"])),
-        )
-    ]
+render_export = table(
+    ("model", "l", "`{model}`"),
+    ("exporter", "l", "{exporter}"),
+    ("opset", "r", "{opset}"),
+    ("dynamic batch", "l", lambda d: "yes" if d["dynamic_batch"] else "no"),
+    ("size", "r", lambda d: f"{d['bytes'] / 1024:,.0f} KiB"),
+    ("max abs diff vs PyTorch", "r", lambda d: sci(d["max_abs_diff"])),
+    rows=lambda body: [body["data"]],
+)
 
 
 # ----------------------------------------------------------------------------- speed and serving
@@ -498,39 +489,27 @@ def _hand(cell):
     return lambda r: cell(r["hand-picked"], r) if r.get("hand-picked") else "–"
 
 
-@markdown
-def render_folder_tasks(body: dict, view: str | None) -> list:
-    table = columns(
-        body["rows"],
-        ("task", "l", "{task}"),
-        ("default: test accuracy", "r", lambda r: f"**{pct(100 * r['default']['accuracy'])}**"),
-        ("training", "r", "{default[train_time]:.0f} s"),
-        ("what the recipe chose", "l", lambda r: _recipe_words(r["default"].get("recipe"))),
-        ("hand-picked flags", "r", _hand(lambda h, r: pct(100 * h["accuracy"]))),
-        ("training", "r", _hand(lambda h, r: f"{h['train_time']:.0f} s")),
-        ("gap (points)", "r", _hand(lambda h, r: f"{r['gap_points']:+.2f}")),
-        ("the hand-picked flags", "l", _hand(lambda h, r: f"`{' '.join(h['flags'])}`")),
-    )
-    return [
-        table,
-        "Test accuracy on each task's held-back images (never seen in tuning); the default is "
-        "`lenet submit --data-dir FOLDER` with no other flag. A positive gap means the hand-picked "
-        "flags did better.",
-    ]
+render_folder_tasks = table(
+    ("task", "l", "{task}"),
+    ("default: test accuracy", "r", lambda r: f"**{pct(100 * r['default']['accuracy'])}**"),
+    ("training", "r", "{default[train_time]:.0f} s"),
+    ("what the recipe chose", "l", lambda r: _recipe_words(r["default"].get("recipe"))),
+    ("hand-picked flags", "r", _hand(lambda h, r: pct(100 * h["accuracy"]))),
+    ("training", "r", _hand(lambda h, r: f"{h['train_time']:.0f} s")),
+    ("gap (points)", "r", _hand(lambda h, r: f"{r['gap_points']:+.2f}")),
+    ("the hand-picked flags", "l", _hand(lambda h, r: f"`{' '.join(h['flags'])}`")),
+    note="Test accuracy on each task's held-back images (never seen in tuning); the default is "
+    "`lenet submit --data-dir FOLDER` with no other flag. A positive gap means the hand-picked flags did better.",
+)
 
 
-@markdown
-def render_digit_recognizer(body: dict, view: str | None) -> list:
-    return [
-        columns(
-            body["rows"],
-            ("dataset", "l", "Digit Recognizer ({train_rows:,} labelled, {test_rows:,} to predict)"),
-            ("held-out accuracy", "r", lambda r: f"**{pct(100 * r['test_accuracy'])}**"),
-            ("validation accuracy", "r", lambda r: pct(100 * r["dev_accuracy"]) if r.get("dev_accuracy") else "n/a"),
-            ("training time", "r", "{train_time:.0f} s"),
-            ("what the recipe chose", "l", lambda r: _recipe_words(r.get("recipe"))),
-        )
-    ]
+render_digit_recognizer = table(
+    ("dataset", "l", "Digit Recognizer ({train_rows:,} labelled, {test_rows:,} to predict)"),
+    ("held-out accuracy", "r", lambda r: f"**{pct(100 * r['test_accuracy'])}**"),
+    ("validation accuracy", "r", lambda r: pct(100 * r["dev_accuracy"]) if r.get("dev_accuracy") else "n/a"),
+    ("training time", "r", "{train_time:.0f} s"),
+    ("what the recipe chose", "l", lambda r: _recipe_words(r.get("recipe"))),
+)
 
 
 @markdown
