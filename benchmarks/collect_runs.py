@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lenetlab.inference.run import Run
-from results_io import load_results, machine_line, make_meta, relative_to_repo, write_results
+from results_io import load_results, machine_line, make_meta, strip_repo_paths, write_results
 
 RUN_NAME = re.compile(r"^(?P<config>.+)-s(?P<seed>\d+)$")
 KEEP = ("label", "reference", "note")
@@ -226,7 +226,7 @@ def read_ensembles(runs_dir: Path, source: str, machine: str, date: str | None =
         name = test.name[len("ensemble-") : -len(".test.json")]
         t = json.loads(test.read_text())
         dev_file = test.with_name(f"ensemble-{name}.dev.json")
-        members = [relative_to_repo(m["checkpoint"]) for m in t["members"]]
+        members = [strip_repo_paths(m["checkpoint"]) for m in t["members"]]
         rows.append(
             {
                 "id": name,

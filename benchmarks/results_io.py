@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from lenetlab import cli
 from lenetlab.fileio import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,12 +115,6 @@ def load_results(path) -> dict:
     return body
 
 
-def relative_to_repo(path) -> str:
-    """``path`` relative to the repository root when it lies inside it (no machine paths in results)."""
-    p = Path(path).resolve()
-    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(path)
-
-
 def command_line(argv: list[str], prog: str) -> str:
     """``prog`` followed by ``argv`` as one shell-quoted line, without ``--results FILE`` and with
     every ``--data-dir`` value written ``DIR`` (results files hold no machine paths)."""
@@ -145,28 +140,6 @@ def run_lenet(argv: list[str], **kwargs) -> tuple[dict, float]:
     return json.loads(proc.stdout[proc.stdout.index("{") :]), wall
 
 
-def run_cli_json(argv: list[str]) -> tuple[dict, int]:
-    """Run ``lenet ARGV`` in this process; return what it printed, parsed as JSON, and its exit status.
-
-    ``--json`` is added. A non-zero status with JSON output is a result too (``lenet compare``
-    exits 1 when a difference is above its tolerance); without JSON output it ends the program.
-    """
-    from lenetlab.cli import main
-
-    if "--json" not in argv:
-        argv = [*argv, "--json"]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        status = main(argv) or 0
-    out = buf.getvalue()
-    try:
-        data = json.loads(out[out.index("{") :])
-    except ValueError:
-        sys.stdout.write(out)
-        raise SystemExit(status or 1) from None
-    return strip_repo_paths(data), status
-
-
 def strip_repo_paths(value):
     """``value`` with every string path inside the repository made relative to it (recursively)."""
     prefix = str(REPO) + os.sep
@@ -180,10 +153,20 @@ def strip_repo_paths(value):
 
 
 def record_cli(path, kind: str, title: str, argv: list[str], prog: str = "lenet", **extra) -> Path:
-    """Run ``lenet ARGV --json`` and write its output as the ``data`` of the results file ``path``;
-    ``extra`` goes into the meta block (e.g. ``regenerate``: the command that rewrites the file)."""
+    """Run ``lenet ARGV --json`` in this process and write its output as the ``data`` of the results file
+    ``path``; ``extra`` goes into the meta block (e.g. ``regenerate``: the command that rewrites the file).
+    A non-zero exit status with JSON output is a result too (``lenet compare`` exits 1 when a difference is
+    above its tolerance), recorded as ``exit_status``; without JSON output it ends the program."""
     argv = [a for a in argv if a != "--json"]
-    data, status = run_cli_json(argv)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        status = cli.main([*argv, "--json"]) or 0
+    out = buf.getvalue()
+    try:
+        data = strip_repo_paths(json.loads(out[out.index("{") :]))
+    except ValueError:
+        sys.stdout.write(out)
+        raise SystemExit(status or 1) from None
     if status:
         print(f"note: lenet {argv[0]} exited with status {status}; recorded as exit_status", file=sys.stderr)
     return write_results(path, make_meta(kind, title, command_line(argv, prog), exit_status=status, **extra), data=data)
@@ -192,13 +175,11 @@ def record_cli(path, kind: str, title: str, argv: list[str], prog: str = "lenet"
 def bench_script(which: str, title: str, script: str, kind: str | None = None, flags_in_regenerate: bool = False):
     """The ``__main__`` of ``benchmarks/SCRIPT``: ``lenet bench WHICH`` with the script's flags, or with
     ``--results FILE`` its JSON output recorded as a results file of ``kind`` (default ``bench-WHICH``)."""
-    from lenetlab.cli import main
-
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--results", metavar="FILE", default=None)
     known, rest = p.parse_known_args(sys.argv[1:])
     if known.results is None:
-        sys.exit(main(["bench", which, *rest]))
+        sys.exit(cli.main(["bench", which, *rest]))
     prog = f"python benchmarks/{script}"
     how = f"{command_line(rest, prog) if flags_in_regenerate else prog} --results {known.results}"
     record_cli(known.results, kind or f"bench-{which}", title, ["bench", which, *rest], regenerate=how)
