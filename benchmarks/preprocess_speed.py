@@ -3,9 +3,8 @@
 
     python benchmarks/preprocess_speed.py [--repeat 300] [--out results/preprocess-speed.json]
 
-Stages: read (the PNG's header; the JSON's parse and validation), decode (pixels and grayscale,
-``images.load_gray``), normalise (``images.normalise``: polarity, crop, fit 20x20, centre of mass), to tensor;
-and the total as the server runs it (its ``_preprocess`` of what it read).
+Stages: read (the PNG's header; the JSON's parse and validation), decode (``images.load_gray``), normalise
+(``images.normalise``), to tensor; and the total as the server runs it (its ``_preprocess``).
 """
 
 from __future__ import annotations
@@ -53,8 +52,7 @@ def median_ms(fn, repeat: int) -> float:
 
 
 def stages(read, repeat: int) -> dict:
-    """Median ms of each stage for the body that ``read()`` reads as the server does (a lazily opened
-    image), the total through the server's ``_preprocess``, and the target."""
+    """Median ms of each stage for the body that ``read()`` reads as the server does (a lazily opened image)."""
     limit = images.MAX_PIXELS
     gray = images.load_gray(read())
     x = images.normalise(gray)
