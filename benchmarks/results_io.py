@@ -29,6 +29,7 @@ from lenetlab import cli
 from lenetlab.fileio import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
+META_FIELDS = ("kind", "title", "command", "source", "date", "hardware", "python", "torch")  # in every file
 
 
 def cpu_model() -> str:
@@ -107,9 +108,7 @@ def load_results(path) -> dict:
     """Read a results file and check it has a ``meta`` block with the fields every file carries."""
     body = json.loads(Path(path).read_text(encoding="utf-8"))
     meta = body.get("meta") or {}
-    missing = [
-        k for k in ("kind", "title", "command", "source", "date", "hardware", "python", "torch") if k not in meta
-    ]
+    missing = [k for k in META_FIELDS if k not in meta]
     if missing or ("data" in body) == ("rows" in body):
         raise ValueError(f"{path}: not a results file (missing meta {missing} or neither/both data and rows)")
     return body
