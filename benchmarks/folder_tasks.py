@@ -177,12 +177,10 @@ SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "h
 
 
 def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
-    if kind == "square":
-        pts = [(np.cos(a), np.sin(a)) for a in np.arange(4) * np.pi / 2 + np.pi / 4]
-    elif kind == "triangle":
-        pts = [(np.cos(a), np.sin(a)) for a in np.arange(3) * 2 * np.pi / 3 - np.pi / 2]
-    elif kind == "hexagon":
-        pts = [(np.cos(a), np.sin(a)) for a in np.arange(6) * np.pi / 3]
+    regular = {"square": (4, np.pi / 4), "triangle": (3, -np.pi / 2), "hexagon": (6, 0.0)}  # corners, first angle
+    if kind in regular:
+        n, first = regular[kind]
+        pts = [(np.cos(a), np.sin(a)) for a in np.arange(n) * 2 * np.pi / n + first]
     elif kind == "star":
         pts = [
             ((1.0 if k % 2 == 0 else 0.42) * np.cos(a), (1.0 if k % 2 == 0 else 0.42) * np.sin(a))
