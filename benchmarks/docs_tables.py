@@ -44,12 +44,13 @@ def markdown(build):
     return renderer
 
 
-def table(*cols, note: str | None = None, rows=lambda body: body["rows"]):
+def table(*cols, note=None, rows=lambda body: body["rows"]):
     """A renderer of one table of ``rows(body)`` with the columns ``cols`` (as :func:`columns` takes them),
-    and ``note`` under it."""
+    and under it ``note``: text, or a function of the body giving it (nothing when empty)."""
 
     def renderer(body: dict, view: str | None = None) -> list[str]:
-        return render([columns(rows(body), *cols), *([note] if note else [])], markdown=True)
+        text = note(body) if callable(note) else note
+        return render([columns(rows(body), *cols), *([text] if text else [])], markdown=True)
 
     return renderer
 
@@ -141,21 +142,17 @@ def _runs(r: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- run tables
-@markdown
-def render_mnist_runs(body: dict, view: str | None) -> list:
-    table = columns(
-        body["rows"],
-        ("run", "l", "{label}"),
-        ("model", "l", "`{model}`"),
-        ("test error", "r", lambda r: f"**{pct(r['test_error_pct']['mean'])}**"),
-        ("spread (min–max, sd)", "l", lambda r: _spread(r["test_error_pct"], len(r["seeds"]))),
-        ("runs", "r", lambda r: str(len(r["seeds"]))),
-        ("dev accuracy", "r", lambda r: pct(r.get("dev_accuracy_pct"))),
-        ("training time per run", "r", lambda r: _time(r.get("train_time_s"))),
-        ("command", "l", "`{command}`"),
-    )
-    notes = [f"- `{r['id']}`: {r['note']}." for r in body["rows"] if r.get("note")]
-    return [table, "\n".join(notes)] if notes else [table]
+render_mnist_runs = table(
+    ("run", "l", "{label}"),
+    ("model", "l", "`{model}`"),
+    ("test error", "r", lambda r: f"**{pct(r['test_error_pct']['mean'])}**"),
+    ("spread (min–max, sd)", "l", lambda r: _spread(r["test_error_pct"], len(r["seeds"]))),
+    ("runs", "r", lambda r: str(len(r["seeds"]))),
+    ("dev accuracy", "r", lambda r: pct(r.get("dev_accuracy_pct"))),
+    ("training time per run", "r", lambda r: _time(r.get("train_time_s"))),
+    ("command", "l", "`{command}`"),
+    note=lambda body: "\n".join(f"- `{r['id']}`: {r['note']}." for r in body["rows"] if r.get("note")),
+)
 
 
 @markdown
@@ -236,23 +233,24 @@ render_search = table(
 
 
 # ----------------------------------------------------------------------------- lenet COMMAND --json records
-@markdown
-def render_compare(body: dict, view: str | None) -> list:
+def _compare_note(body: dict) -> str:
     d = body["data"]
-    table = columns(
-        d["rows"],
-        ("check", "l", "{check}"),
-        ("inputs", "l", "{inputs}"),
-        ("n", "r", lambda r: num(r["n"])),
-        ("max abs difference", "r", lambda r: sci(r["max_abs_diff"])),
-        ("allowed", "r", lambda r: sci(r["allowed"]) if "allowed" in r else ""),
-        ("within tolerance", "l", lambda r: "yes" if r["ok"] else "**no**"),
-    )
-    return [
-        table,
+    return (
         f"Weights: {d['weights']}; tolerance {d['tolerance']:g} relative to the largest value compared (absolute "
-        f"below 1); argmax agreement {d['argmax_agreement']:.2%}; largest |output| {d['max_abs_output']:.3g}.",
-    ]
+        f"below 1); argmax agreement {d['argmax_agreement']:.2%}; largest |output| {d['max_abs_output']:.3g}."
+    )
+
+
+render_compare = table(
+    ("check", "l", "{check}"),
+    ("inputs", "l", "{inputs}"),
+    ("n", "r", lambda r: num(r["n"])),
+    ("max abs difference", "r", lambda r: sci(r["max_abs_diff"])),
+    ("allowed", "r", lambda r: sci(r["allowed"]) if "allowed" in r else ""),
+    ("within tolerance", "l", lambda r: "yes" if r["ok"] else "**no**"),
+    rows=lambda body: body["data"]["rows"],
+    note=_compare_note,
+)
 
 
 @markdown
@@ -301,22 +299,22 @@ def render_preprocess(body: dict, view: str | None) -> list:
     ]
 
 
-@markdown
-def render_ddp(body: dict, view: str | None) -> list:
+def _ddp_note(body: dict) -> str:
     m = body["meta"]
-    table = columns(
-        body["rows"],
-        ("setting", "l", "{setting}"),
-        ("examples/s (median)", "r", lambda r: num(r["examples_per_sec"])),
-        ("rounds", "r", lambda r: "; ".join(num(x) for x in r["rounds"])),
-        ("vs 1 process × 1 thread", "r", lambda r: ratio(r["vs_one_process_one_thread"])),
-    )
-    return [
-        table,
+    return (
         f"`{m['model']}` on {m['dataset']} ({num(m['train_examples'])} training images), {m['epochs']} "
         f"epoch, global batch {m['global_batch']}; examples/s over the training steps (rank 0's clock; "
-        f"evaluation and checkpoint writes excluded), median of {m['rounds']} interleaved rounds.",
-    ]
+        f"evaluation and checkpoint writes excluded), median of {m['rounds']} interleaved rounds."
+    )
+
+
+render_ddp = table(
+    ("setting", "l", "{setting}"),
+    ("examples/s (median)", "r", lambda r: num(r["examples_per_sec"])),
+    ("rounds", "r", lambda r: "; ".join(num(x) for x in r["rounds"])),
+    ("vs 1 process × 1 thread", "r", lambda r: ratio(r["vs_one_process_one_thread"])),
+    note=_ddp_note,
+)
 
 
 @markdown
