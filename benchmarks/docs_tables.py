@@ -397,8 +397,11 @@ def _overload(o: dict) -> str:
 
 @markdown
 def render_serve_async(body: dict, view: str | None) -> list:
-    """``serve_load.py``'s two servers under the same asyncio load (and the overload run, if any)."""
+    """``serve_load.py``'s two servers under the same asyncio load (and the overload run, if any);
+    view ``stages``: where each server's time per request went."""
     d = body["data"]
+    if view == "stages":
+        return [_serve_stages(d["runs"])]
     table = columns(
         [{**r, "name": name} for name, r in d["runs"].items()],
         ("server", "l", lambda r: SERVERS[r["name"]]),
@@ -433,6 +436,40 @@ def render_serve_async(body: dict, view: str | None) -> list:
             f"The client runs in its own process(es) but on the same {d['cpu_count']} cores, shared with "
             f"other work (load average {la['start']} at the start, {la['end']} at the end): the figures are noisy."
         ]
+    )
+
+
+STAGES = (
+    ("read", "read body (and multipart form), wall"),
+    ("decode", "decode, CPU"),
+    ("normalise", "normalise, CPU"),
+    ("forward", "forward pass, CPU (a batch counted once)"),
+    ("encode", "encode the answer, CPU"),
+)
+
+
+def _serve_stages(runs: dict) -> str:
+    """Milliseconds per request by stage (``lenet_stage_seconds_total``), one column per server; "the rest"
+    is the server's CPU per request minus its stages' CPU."""
+    servers = [name for name in ("baseline", "default") if name in runs]
+
+    def row(label, value):
+        return {"label": label, **{name: value(runs[name]) for name in servers}}
+
+    def rest(r):
+        return r["server_cpu_ms_per_request"] - sum(r["stage_ms_per_request"][k] for k, _ in STAGES[1:])
+
+    rows = [row(label, lambda r, k=key: f"{r['stage_ms_per_request'][k]:.2f}") for key, label in STAGES]
+    rows += [
+        row("HTTP, routing, event loop (the rest)", lambda r: f"{rest(r):.2f}"),
+        row("**server CPU per request**", lambda r: f"**{r['server_cpu_ms_per_request']:.2f}**"),
+        row("load client's CPU per request", lambda r: f"{r['client_cpu_ms_per_request']:.2f}"),
+        row("requests/s", lambda r: f"{r['requests_per_s']:.1f}"),
+        row("p50 / p99 latency", lambda r: f"{r['p50_ms']:.0f} / {r['p99_ms']:.0f} ms"),
+        row("server processes (supervisor, workers, resource tracker)", lambda r: f"{r['server_processes']}"),
+    ]
+    return columns(
+        rows, ("stage (ms per request)", "l", "{label}"), *((SERVERS[n], "r", "{" + n + "}") for n in servers)
     )
 
 
