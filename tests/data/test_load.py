@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from lenetlab.cli import main
-from lenetlab.data import InputSpec, known_datasets, load
+from lenetlab.data import InputSpec, load
+from lenetlab.data.folders import NAMED
 from lenetlab.errors import DataError
 
 
@@ -37,7 +38,7 @@ def test_unknown_name_lists_known(capsys):
     assert main(["data", "--dataset", "kmnist"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown dataset 'kmnist'" in err
-    assert known_datasets() == ["mnist-subset", "mnist", "fashion-mnist"]
+    assert list(NAMED) == ["mnist-subset", "mnist", "fashion-mnist"]
 
 
 def test_missing_path(tmp_path):

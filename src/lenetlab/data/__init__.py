@@ -1,27 +1,6 @@
-"""Datasets as tensors: ``lenetlab.data.load(name, ...)`` returns :class:`Splits`.
-
-Example::
-
-    from lenetlab.data import load, TensorLoader
-    s = load("mnist", data_dir="../shared/data/mnist")    # uint8 [N, 1, 28, 28]: 55,000 / 5,000 / 10,000
-    loader = TensorLoader(s.train.x, s.train.y, 128, spec=s.input_spec)   # pad 28→32, mean = std = 0.5
-    for xb, yb in loader:                                 # float [128, 1, 32, 32], int64 [128]
-        ...
-
-How ``name`` is read (first match wins; :func:`lenetlab.data.folders.dataset_source` decides it, for
-:func:`load` and :func:`inspect` alike):
-
-1. a known name, case-insensitive: ``mnist-subset`` (embedded, the default), ``mnist``, ``fashion-mnist``
-   (IDX files in ``data_dir``, ``$LENETLAB_DATA`` or ``~/.cache/lenetlab``);
-2. a path (it exists, contains a path separator, starts with ``.`` or ``~``, or ends in ``.gz``, ``.json``
-   or ``.csv``): a ``.csv`` file (:mod:`~lenetlab.data.csvtable`; a labelled one is the training set, with
-   ``test.csv`` beside it the test set); an NNDL ``mnist.json.gz`` file; a folder holding ``train.csv``
-   and/or ``test.csv``, the four MNIST IDX files, or class sub-folders (``train/<class>/*`` with optional
-   ``test/`` and ``val/``, ``valid/`` or ``dev/``; or ``<class>/*``, dev and test then each a seeded tenth);
-3. anything else: a one-line DataError listing the known names.
-
-:func:`inspect` measures a dataset without decoding its images: the facts the training recipe is chosen from.
-"""
+"""Datasets as tensors: :func:`load` returns :class:`Splits` of ``uint8 [N, C, H, W]`` images; :func:`inspect`
+measures a dataset without decoding its images. Which names and paths are read how: ``docs/data.md``
+(:func:`lenetlab.data.folders.dataset_source` decides it)."""
 
 from __future__ import annotations
 
@@ -35,7 +14,7 @@ from lenetlab.data.common import finish
 from lenetlab.data.csvtable import Columns
 from lenetlab.data.download import IDX_DATASETS, locate
 from lenetlab.data.facts import DatasetFacts, source_facts
-from lenetlab.data.folders import NAMED, dataset_source, load_index, load_pixel_tables
+from lenetlab.data.folders import dataset_source, load_index, load_pixel_tables
 from lenetlab.data.idx import IDX_CLASSES, from_idx_files
 from lenetlab.data.loader import TensorLoader
 from lenetlab.data.nndl import load_nndl
@@ -43,12 +22,7 @@ from lenetlab.data.splits import Split, Splits
 from lenetlab.data.transforms import InputSpec, prepare
 from lenetlab.errors import DataError
 
-__all__ = ["DatasetFacts", "InputSpec", "Splits", "TensorLoader", "inspect", "known_datasets", "load", "prepare"]
-
-
-def known_datasets() -> list[str]:
-    """The dataset names :func:`load` accepts besides paths."""
-    return list(NAMED)
+__all__ = ["DatasetFacts", "InputSpec", "Splits", "TensorLoader", "inspect", "load", "prepare"]
 
 
 def _load_subset() -> Splits:
@@ -78,7 +52,7 @@ def load(
     label_column: str | None = None,
     id_column: str | None = None,
 ) -> Splits:
-    """Load dataset ``name`` (a known name or a path, see the module doc) as :class:`Splits` of ``uint8
+    """Load dataset ``name`` (a known name or a path, see ``docs/data.md``) as :class:`Splits` of ``uint8
     [N, C, H, W]`` images and ``int64 [N]`` labels (None for an unlabelled test set, whose ``ids`` name the images).
 
     ``val_size`` (default :func:`lenetlab.data.splits.dev_size`) dev images are carved from train with

@@ -1,27 +1,17 @@
-"""A person's own digit image → an MNIST-style ``uint8 [1, 28, 28]`` tensor, the way MNIST was made.
+"""A person's own digit image → an MNIST-style ``uint8 [1, 28, 28]`` tensor: :func:`preprocess_image`, the
+one preprocessing of ``lenet predict`` and the web service, and :func:`open_image`, the one way lenetlab
+opens an image file (pixel limit :data:`MAX_PIXELS`, checked from the header before any pixel is decoded).
 
-:func:`preprocess_image` is the ONE preprocessing shared by ``lenet predict``, the web service and the
-browser page's server side. It accepts a path, raw bytes, a PIL image, a NumPy array or a tensor, of any
-size and either polarity (white ink on black, or a photo/scan of dark ink on light paper), and returns the
-28×28 image a model trained on MNIST expects:
+1. grayscale, alpha composited over a background that contrasts with the ink (:func:`load_gray`);
+2. uneven lighting removed: a quadratic surface fitted robustly to the background (from the border
+   pixels, the ink excluded as outliers) is subtracted; the noise is measured on what remains;
+3. polarity: the ink is the heavier tail beyond the noise, darker (then inverted) or lighter;
+4. a 3×3 median when noisy, a noise-relative threshold and auto-contrast (stroke cores saturated);
+5. thin strokes thickened towards MNIST's stroke width (never thinned);
+6. crop to the digit (robust to stray specks), fit 20×20 keeping the aspect ratio, and place it in
+   28×28 with its centre of mass at (14, 14).
 
-1. grayscale (alpha composited over a background that contrasts with the ink): :func:`load_gray`;
-2. uneven lighting removed: a smooth quadratic surface is fitted robustly to the background, starting
-   from the border pixels and excluding the ink as outliers, and subtracted; the noise is measured on
-   what remains;
-3. polarity: the ink is the heavier tail beyond the noise, darker than the background (dark ink on
-   light paper, then inverted to MNIST's white-on-black) or lighter (MNIST itself);
-4. light denoising (3×3 median when noisy), a noise-relative threshold and auto-contrast so the stroke
-   cores are saturated like MNIST's;
-5. thin pen strokes thickened towards MNIST's stroke width (never thinned);
-6. crop to the digit's bounding box (robust to stray specks), scale to fit 20×20 keeping the aspect
-   ratio with antialiasing, and place it in 28×28 with its centre of mass at (14, 14).
-
-Steps 2 to 6 are :func:`normalise` (NumPy only). An image with no digit raises :class:`BlankImageError`,
-so callers say "draw a digit" instead of guessing; an unreadable file raises a one-line
-:class:`DataError` naming it. :func:`open_image` is the one way lenetlab opens an image file: one pixel
-limit, :data:`MAX_PIXELS` (the server passes a stricter one), checked from the header before any pixel
-is decoded.
+Steps 2 to 6 are :func:`normalise` (NumPy only).
 """
 
 from __future__ import annotations
@@ -115,15 +105,11 @@ def open_image(
     decode: bool = True,
     draft: tuple[str, int] | None = None,
 ) -> Image.Image:
-    """The one way lenetlab opens an image file: ``source`` is a path, bytes or a binary file object.
-
-    The header is read first and an image of more than ``max_pixels`` pixels (at most :data:`MAX_PIXELS`)
-    is refused before any pixel is decoded (:class:`ImageTooLargeError`; Pillow's own
-    ``DecompressionBombError`` and ``DecompressionBombWarning`` become the same error). A missing,
-    unidentified (not in ``formats``, when given), truncated or otherwise corrupt file is a one-line
-    :class:`DataError` naming it (``name``, default the path). ``decode=False`` returns the lazily
-    opened image (header only; close it, or use it in a ``with``); otherwise the first frame is decoded
-    and returned detached from the file, a JPEG at a reduced scale no smaller than ``draft=(mode, side)``."""
+    """Image ``source`` (a path, bytes or a binary file object); more than ``max_pixels`` pixels (at most
+    :data:`MAX_PIXELS`) is an :class:`ImageTooLargeError` before any pixel is decoded, a missing, unidentified
+    (not in ``formats``) or corrupt file a one-line :class:`DataError` naming it (``name``, default the path).
+    ``decode=False``: the lazily opened image (header only; close it); else the first frame, decoded and
+    detached from the file, a JPEG at a reduced scale no smaller than ``draft=(mode, side)``."""
     label, max_pixels = _label(source, name), min(max_pixels, MAX_PIXELS)  # a caller may only be stricter
     if isinstance(source, (str, os.PathLike)):
         if not Path(source).is_file():
@@ -333,14 +319,9 @@ def _percentile80(x: np.ndarray) -> float:
 
 
 def _fit_background(a: np.ndarray) -> tuple[np.ndarray, float]:
-    """Fit a smooth quadratic background to ``a`` ``[H, W]``, ignoring the ink as outliers.
-
-    The fit starts from the border frame (background by assumption, as in a photo or scan of one
-    digit), then keeps refitting on every pixel within 2.5 sigma of the surface, so ink of either
-    polarity, even a bold digit covering much of the image, is left out. A quadratic follows a
-    lighting gradient or vignetting but cannot bend into a stroke. Returns its 6 coefficients (1, x, y,
-    x², xy, y² on [0, 1]²) and the noise sigma of the background pixels (robust, from the MAD).
-    """
+    """The 6 coefficients (1, x, y, x², xy, y² on [0, 1]²) of a quadratic background of ``a`` ``[H, W]`` and the
+    noise sigma (MAD) of its pixels: fitted from the border frame, then refitted on the pixels within 2.5
+    sigma of the surface, so ink of either polarity is left out (a quadratic cannot bend into a stroke)."""
     h, w = a.shape
     step = max(1, max(h, w) // 64)
     design, keep, d, normal = _design(h, w, step)
@@ -515,14 +496,8 @@ def _dilate(a: np.ndarray, k: int) -> np.ndarray:
 def preprocess_image(
     image, *, name: str | None = None, max_pixels: int = MAX_PIXELS, thicken: bool = True
 ) -> torch.Tensor:
-    """Turn one user image of a single digit into an MNIST-style ``uint8`` tensor ``[1, 28, 28]``.
-
-    ``image``: a path, bytes, binary file object, PIL image, NumPy array or tensor (``[H, W]``,
-    ``[H, W, C]`` or ``[C, H, W]``; uint8 0..255 or float 0..1), any size, RGB/RGBA/L/16-bit,
-    light-on-dark or dark-on-light. ``name`` labels error messages (defaults to the path).
-    Returns white ink on black, the digit scaled to fit 20×20 and centred by centre of mass.
-    Raises :class:`BlankImageError` when there is no digit, :class:`ImageTooLargeError` above
-    ``max_pixels``, :class:`DataError` when the file cannot be read.
-    """
+    """One image of a digit (anything :func:`load_gray` reads, any size and polarity) as MNIST's white ink on
+    black ``uint8 [1, 28, 28]``. ``name`` labels errors (default: the path); :class:`BlankImageError` when
+    there is no digit, :class:`ImageTooLargeError` above ``max_pixels``, :class:`DataError` when unreadable."""
     gray = load_gray(image, name=name, max_pixels=max_pixels)
     return torch.from_numpy(normalise(gray, _label(image, name), thicken=thicken)).unsqueeze(0)

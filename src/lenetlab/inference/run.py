@@ -1,11 +1,5 @@
-"""A run directory read from its files: :class:`Run` (the read side; :mod:`lenetlab.train.rundir` writes).
-
-Layout (``runs/<name>/``): ``config.json``, ``metrics.jsonl`` (one JSON object per line, kinds ``train``,
-``epoch``, ``dev``, ``test``, ``end``), ``metrics.csv`` and TensorBoard files, ``best.pt`` (the model that
-scored best on the dev split), ``last.pt`` (the full training state), ``plots/*.png`` and, while a process
-trains in it, ``.lock``. Every command that reads a run goes through :class:`Run`: its checkpoint, metrics,
-status, accuracies and the data it was trained on. It lives in ``inference`` (not ``train``) so that
-serving reads runs without training code.
+"""A run directory read from its files (layout: ``docs/runs.md``): :class:`Run`, the one reader of runs for
+every command; :mod:`lenetlab.train.rundir` writes them. In ``inference``, so that serving needs no training code.
 """
 
 from __future__ import annotations
@@ -98,10 +92,8 @@ def measured_test_accuracy(path: str | os.PathLike, ckpt: dict) -> float | None:
 def load_data(
     description: dict, dataset: str | None = None, data_dir: str | None = None, *, download: bool = False
 ) -> data.Splits:
-    """The splits a run was trained on, from its data description
-    (:func:`lenetlab.models.checkpoint.data_description`): the same dataset, dev split, image size and
-    CSV columns. ``dataset`` replaces its dataset (its data folder then only applies to the same
-    dataset), ``data_dir`` its data folder."""
+    """The splits a run was trained on, from its :func:`~lenetlab.models.checkpoint.data_description`;
+    ``dataset`` replaces its dataset (and drops its data folder), ``data_dir`` its data folder."""
     own = description.get("dataset")
     name = dataset or own
     if not name:
@@ -145,7 +137,6 @@ def _is_number(v) -> bool:
 
 
 def _values(rows: list[dict], key: str, kind: str | None = None) -> list[float]:
-    """The numbers under ``key`` in ``rows`` (of ``kind`` when given)."""
     return [r[key] for r in rows if kind in (None, r.get("kind")) and _is_number(r.get(key))]
 
 
@@ -258,9 +249,8 @@ class Run:
         return best[-1]["accuracy"] if best else None
 
     def info(self) -> RunInfo:
-        """The run summarised from its files; never raises. Status: ``finished`` (it wrote its ``end`` or
-        ``test`` row), ``running`` (a process holds its lock), ``interrupted`` (neither; ``lenet train
-        --resume`` continues it) or ``damaged`` (``problems`` says what is wrong)."""
+        """The run summarised from its files; never raises. Status: ``finished`` (an ``end`` or ``test`` row),
+        ``running`` (a process holds its lock), ``interrupted`` (neither) or ``damaged`` (see ``problems``)."""
         config, bad = self.read_config()
         problems = [bad] if bad else []
         try:

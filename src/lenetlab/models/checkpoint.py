@@ -1,15 +1,8 @@
-"""Checkpoints: written atomically, checksummed, validated, loaded without executing code.
-
-A checkpoint is a plain dict saved with ``torch.save`` and read with ``torch.load(weights_only=True)``
-(tensors, numbers, strings, lists and dicts only). Keys: ``format`` (:data:`FORMAT`), ``checksum``
-(:func:`content_checksum` of every other field: a damaged file, or one without it, is refused),
-``model`` (``{"name", "kwargs"}`` for :func:`lenetlab.models.create`), ``state_dict``, ``class_names``,
-``input_spec`` (:meth:`InputSpec.to_dict`), ``config`` (the run's config), ``data`` (what it was trained
-on, :func:`data_description`), and in ``last.pt`` the training state (:data:`TRAINING_FIELDS`).
-
-:func:`check_fields` checks every field, :func:`build_model` what only the built model can tell; each
-problem is one :class:`CheckpointError` line naming the file and the field. An exported folder
-(:mod:`lenetlab.models.pretrained`) loads as the same kind of dict.
+"""Checkpoints: plain dicts written atomically with a :func:`content_checksum`, read with
+``weights_only=True``, every field checked (:func:`check_fields`, :func:`build_model`); each problem is
+one :class:`CheckpointError` line naming the file and the field (``docs/faults.md``). Keys: ``format``,
+``checksum``, :data:`MODEL_FIELDS`, ``config``, ``data`` (:func:`data_description`) and, in ``last.pt``,
+:data:`TRAINING_FIELDS`. An exported folder (:mod:`lenetlab.models.pretrained`) loads as the same dict.
 """
 
 from __future__ import annotations
@@ -49,7 +42,6 @@ TRAINING_FIELDS = {
 }
 
 
-# ----------------------------------------------------------------------------- checksum
 def _feed(h, value, depth: int = 0) -> None:
     """Feed ``value`` (a checkpoint field) into hash ``h`` (see :func:`content_checksum`)."""
     if depth > 64:
@@ -74,15 +66,13 @@ def _feed(h, value, depth: int = 0) -> None:
 
 
 def content_checksum(payload: dict) -> str:
-    """``"sha256:<hex>"`` over every field of ``payload`` except ``format`` and ``checksum``, in order:
-    tensors by dtype, shape and raw bytes (so a flipped weight bit changes it), other values by type
-    and ``repr``. Dict order is kept by ``torch.save``/``torch.load``, so the value survives a round trip."""
+    """``"sha256:<hex>"`` over every field of ``payload`` but ``format`` and ``checksum``, in order (kept by
+    ``torch.save``/``torch.load``): tensors by dtype, shape and raw bytes, other values by type and ``repr``."""
     h = hashlib.sha256()
     _feed(h, {k: v for k, v in payload.items() if k not in ("format", "checksum")})
     return "sha256:" + h.hexdigest()
 
 
-# ----------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     """Write ``payload`` with its :func:`content_checksum` to ``path`` atomically (a crash leaves the old
     file; a full disk is a one-line :class:`~lenetlab.errors.DiskFullError`); returns the path."""
@@ -98,7 +88,6 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     return path
 
 
-# ----------------------------------------------------------------------------- field checks
 def _bad(source, field: str, what: str) -> CheckpointError:
     return CheckpointError(f"{source}: field {field!r} {what}")
 
@@ -112,8 +101,7 @@ def _is_number(v) -> bool:
 
 
 def check_class_names(names, source="checkpoint", field: str = "class_names") -> list:
-    """Check a list of class names (non-empty strings, each once); returns it, or raises a
-    :class:`CheckpointError` naming ``source`` and ``field``."""
+    """``names`` as a list, checked: non-empty strings, each once (else a :class:`CheckpointError`)."""
     if not isinstance(names, (list, tuple)) or not names:
         raise _bad(source, field, "must be a non-empty list of names")
     if not all(isinstance(c, str) and c.strip() for c in names):
@@ -181,11 +169,8 @@ def _check_state_dict(sd, source, field: str = "state_dict") -> None:
 
 
 def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), training: bool = False) -> dict:
-    """Check the type and range of every field of checkpoint dict ``ck`` (read from ``source``); return ``ck``.
-
-    The fields in ``need`` (e.g. :data:`MODEL_FIELDS`) must be present; ``training`` also requires the
-    :data:`TRAINING_FIELDS` of a ``last.pt``. Raises a one-line :class:`CheckpointError`.
-    """
+    """``ck`` (read from ``source``), the type and range of every field checked: those in ``need`` must be
+    present, and with ``training`` the :data:`TRAINING_FIELDS` of a ``last.pt``."""
     for key in need:
         if key not in ck:
             raise _bad(source, key, "is missing")
@@ -235,13 +220,9 @@ DATA_TYPES = {
 
 
 def data_description(config: dict, dataset: str | None = None) -> dict:
-    """What a run was trained on, from its config dict: the ``data`` field of every checkpoint, from which
-    ``lenetlab.inference.run.load_data`` builds the same splits again.
-
-    Keys: ``dataset`` (a name or path; ``dataset`` when the config has none), ``data_dir``, ``kind``
-    (``named``, ``csv``, ``nndl-file`` or ``folder``), ``split`` (``fixed``: the dataset's own dev split;
-    ``carved``: ``dev_size`` training examples, None for the default, drawn with ``split_seed``),
-    ``image_size``, the CSV columns, and the preprocessing (``normalize``, ``resize``, ``digit_width``)."""
+    """What a run was trained on (the ``data`` field of every checkpoint, :data:`DATA_TYPES`), from its config
+    dict: ``lenetlab.inference.run.load_data`` builds the same splits from it. ``split`` is ``fixed`` (the
+    dataset's own dev split) or ``carved`` (``dev_size`` examples, None for the default, by ``split_seed``)."""
     name = config.get("dataset") or dataset
     key = str(name or "").strip().lower()
     by_suffix = {".csv": "csv", ".gz": "nndl-file", ".json": "nndl-file"}
@@ -260,8 +241,8 @@ def data_description(config: dict, dataset: str | None = None) -> dict:
 
 
 def checkpoint_data(ckpt: dict) -> dict:
-    """The data description of checkpoint dict ``ckpt``: its ``data`` field, else (a checkpoint written
-    before that field, or an exported folder) derived from its ``config`` and ``dataset``."""
+    """The data description of checkpoint dict ``ckpt``: its ``data`` field, else derived from its ``config``
+    and ``dataset`` (an exported folder)."""
     if isinstance(ckpt.get("data"), dict):
         return ckpt["data"]
     dataset = ckpt.get("dataset")
@@ -269,7 +250,6 @@ def checkpoint_data(ckpt: dict) -> dict:
     return check_types(described, DATA_TYPES, "checkpoint: field 'config'", error=CheckpointError)
 
 
-# ----------------------------------------------------------------------------- reading
 def load_checkpoint(
     path: str | os.PathLike,
     map_location: str | torch.device = "cpu",
@@ -277,10 +257,8 @@ def load_checkpoint(
     need: tuple[str, ...] = (),
     training: bool = False,
 ) -> dict:
-    """Read a checkpoint file, or an exported folder, with ``weights_only=True`` onto ``map_location``,
-    verify its checksum and :func:`check_fields` (``need``, ``training``). Any problem is a one-line
-    :class:`CheckpointError` naming the file (and the field).
-    """
+    """A checkpoint file or exported folder read with ``weights_only=True`` onto ``map_location``, its checksum
+    verified and :func:`check_fields` (``need``, ``training``) applied."""
     path = Path(path)
     if path.is_dir() and is_pretrained_dir(path):
         return check_fields(read_pretrained(path, map_location), path, need, training)
@@ -319,7 +297,6 @@ def load_checkpoint(
 
 
 def _check_shapes(shadow: nn.Module, state: dict, src, name: str) -> None:
-    """Compare ``state``'s keys and shapes with those of ``shadow`` (the model built on the meta device)."""
     want = {k: tuple(v.shape) for k, v in shadow.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
     missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
@@ -336,9 +313,8 @@ def _check_shapes(shadow: nn.Module, state: dict, src, name: str) -> None:
 
 
 def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=None) -> nn.Module:
-    """The model a checkpoint describes, weights loaded, in eval mode. With an ``input_spec`` it runs once
-    on a zero input, so that an input size it cannot take, or a number of outputs other than
-    ``len(class_names)``, is refused at load (a one-line :class:`CheckpointError` naming ``source``)."""
+    """The model a checkpoint describes, weights loaded, in eval mode; with an ``input_spec`` it runs once on a
+    zero input, so that an input size it cannot take, or outputs other than ``len(class_names)``, are refused."""
     src = source if source is not None else "checkpoint"
     spec = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
@@ -386,9 +362,8 @@ def build_model(ckpt: dict, map_location: str | torch.device = "cpu", source=Non
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The model of checkpoint ``path`` (file or exported folder) in eval mode on ``map_location``, and the
-    checkpoint dict: what ``lenet predict``, ``eval``, ``serve`` and ``export`` load. The checkpoint must
-    have :data:`MODEL_FIELDS`; every check of :func:`load_checkpoint` and :func:`build_model` applies."""
+    """The model of checkpoint ``path`` (file or exported folder, with :data:`MODEL_FIELDS`) in eval mode on
+    ``map_location``, and the checkpoint dict."""
     ckpt = load_checkpoint(path, map_location, need=MODEL_FIELDS)
     return build_model(ckpt, map_location, source=Path(path)), ckpt
 
