@@ -1,9 +1,7 @@
-"""Train-time augmentation of whole float batches ``[N, C, H, W]``: random affine maps (LeCun et al. 1998's
-translation, scaling, squeezing and shearing, and rotation) and Simard et al. 2003's elastic distortions, as
-one ``affine_grid`` + ``grid_sample`` on the batch's device. Random numbers come from torch's global generator
-of that device (saved in ``last.pt``, so a resumed run draws the same distortions); pixels brought in from
-outside the image replicate the border. ``build_augment("affine+elastic", rotate=10)(xb)`` distorts a batch.
-"""
+"""Train-time augmentation of whole float batches ``[N, C, H, W]``: LeCun et al. 1998's affine distortions
+and Simard et al. 2003's elastic ones, as one ``affine_grid`` + ``grid_sample`` on the batch's device, drawn
+from that device's global generator (saved in ``last.pt``: a resumed run draws the same); the border
+replicates. ``build_augment("affine+elastic", rotate=10)(xb)`` distorts a batch."""
 
 from __future__ import annotations
 
@@ -20,11 +18,10 @@ __all__ = ["PRESETS", "Augment", "Augmenter", "build_augment"]
 
 @dataclass(frozen=True)
 class Augment:
-    """Distortion ranges, each sampled uniformly per image (0 turns it off): ``shift`` (fraction of the
-    side), ``rotate`` (degrees), ``scale`` (0.1 → ×0.9..1.1), ``squeeze`` (horizontal ×(1-q) with vertical
-    ×1/(1-q), or the reverse), ``shear`` (degrees); Simard's elastic field is uniform in [-1, 1] per pixel,
-    smoothed by a Gaussian of ``elastic_sigma`` pixels and scaled by ``elastic_alpha`` pixels; ``p``: the
-    probability that an image is distorted at all."""
+    """Distortion ranges, each sampled uniformly per image (0: off): ``shift`` (fraction of the side),
+    ``rotate`` and ``shear`` (degrees), ``scale`` (0.1 → ×0.9..1.1), ``squeeze`` (×(1-q) one way, ×1/(1-q) the
+    other); the elastic field, uniform in [-1, 1], is smoothed by a Gaussian of ``elastic_sigma`` pixels and
+    scaled by ``elastic_alpha`` pixels; ``p``: the probability that an image is distorted at all."""
 
     shift: float = 0.0
     rotate: float = 0.0
@@ -94,8 +91,7 @@ class Augmenter:
         return (field.view(n, 2, h, w) * c.elastic_alpha * scale).permute(0, 2, 3, 1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Distort a float batch ``x`` ``[N, C, H, W]`` into a new one of the same shape and dtype (``x``
-        itself when the config is disabled)."""
+        """A float batch ``x`` ``[N, C, H, W]`` distorted (``x`` itself when the config is disabled)."""
         c = self.config
         if not c.enabled or x.shape[0] == 0:
             return x
@@ -119,8 +115,8 @@ class Augmenter:
 
 
 def build_augment(name: str | Augment | None = "none", **overrides) -> Augmenter | None:
-    """The train-time augmenter of ``RunConfig.augment`` (a preset of :data:`PRESETS` or an :class:`Augment`) and
-    ``augment_kwargs`` (single fields, ``rotate=15``), or None when it changes nothing; bad values: ConfigError."""
+    """The augmenter of a preset of :data:`PRESETS` (or an :class:`Augment`) with single fields overridden
+    (``rotate=15``), or None when it changes nothing; bad values: ConfigError."""
     name = "none" if name is None else name
     if not isinstance(name, Augment) and name not in PRESETS:
         raise ConfigError(f"field 'augment' must be one of {', '.join(PRESETS)} (got {name!r})")
@@ -146,8 +142,8 @@ TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
 def tta_views(x: torch.Tensor, shifts=TTA_SHIFTS) -> list[torch.Tensor]:
-    """Copies of a batch ``x`` ``[N, C, H, W]`` (any dtype) shifted by each ``(dx, dy)`` of ``shifts``, the
-    uncovered border repeating the edge: a model's probabilities averaged over them is test-time augmentation."""
+    """Copies of a batch ``x`` ``[N, C, H, W]`` shifted by each ``(dx, dy)`` of ``shifts``, the edge repeated."""
+
     out = []
     h, w = x.shape[-2:]
     for dx, dy in shifts:

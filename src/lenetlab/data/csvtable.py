@@ -22,8 +22,8 @@ _PIXEL = re.compile(r"^pixel_?(\d+)$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Columns:
-    """Names of the columns to read: the image file, the label, and the id a submission uses (None: the
-    image name, or for pixel tables the row number from 1)."""
+    """Names of the columns to read: image file, label, and the id a submission uses (None: the image name,
+    or the row number)."""
 
     image: str = "image"
     label: str = "label"
@@ -37,8 +37,7 @@ class Columns:
 
 @dataclass
 class Layout:
-    """A recognised table: its kind (``images`` or ``pixels``) and the column indices to read (``pixels``
-    in pixel order; ``side`` is the image side)."""
+    """A recognised table: ``kind`` ``images`` or ``pixels`` and the column indices to read."""
 
     path: Path
     kind: str
@@ -57,8 +56,7 @@ class Layout:
 
 @contextmanager
 def open_csv(path: str | Path, binary: bool = False):
-    """Open ``path`` as CSV text (``utf-8-sig``) or bytes; a missing file, undecodable text or malformed CSV
-    is a one-line DataError naming it."""
+    """Open ``path`` as CSV text or bytes; a missing file, undecodable text or malformed CSV is a DataError."""
     try:
         f = open(path, "rb") if binary else open(path, newline="", encoding=ENCODING)  # noqa: SIM115 (closed below)
     except FileNotFoundError:
@@ -106,8 +104,8 @@ def brief(header: list[str], k: int = 4) -> str:
 
 
 def _pixel_columns(header: list[str]) -> tuple[list[int], int]:
-    """Indices of the ``pixelN`` columns in pixel order and the image side; ``([], 0)`` unless they make a
-    square image of at least 4×4, numbered without gaps from 0 or 1."""
+    """Indices of the ``pixelN`` columns in pixel order and the image side; ``([], 0)`` unless they number a
+    square image of at least 4×4 from 0 or 1 without gaps."""
     found = sorted((int(m.group(1)), i) for i, h in enumerate(header) if (m := _PIXEL.match(h)))
     numbers, side = [n for n, _ in found], math.isqrt(len(found))
     square = side >= 4 and side * side == len(found)
@@ -117,8 +115,8 @@ def _pixel_columns(header: list[str]) -> tuple[list[int], int]:
 
 
 def recognise(path: str | Path, columns: Columns = Columns(), *, need_label: bool = False) -> Layout:
-    """The :class:`Layout` of ``path``'s table, recognised by its header (``need_label``: a training file,
-    which must have the label column); else one short DataError naming the columns expected and found."""
+    """The :class:`Layout` of ``path``'s table from its header (``need_label``: a training file); else one
+    DataError naming the columns expected and found."""
     path = Path(path)
     header = read_header(path)
     img, lab, idc = (find_column(header, n) for n in (columns.image, columns.label, columns.id))
@@ -148,8 +146,8 @@ MAX_VALUE_CHARS = 32
 
 
 def _rows(f, layout: Layout):
-    """Yield the non-blank data rows (bytes) of table ``f`` opened as bytes; a line longer than the header's
-    width allows, or with more or fewer values than the header has columns, is a one-line DataError."""
+    """The non-blank data rows (bytes) of table ``f``; a line longer than the header's width allows, or
+    with another number of values than the header's, is a DataError."""
     ncol = len(layout.header)
     limit = MAX_VALUE_CHARS * ncol + 64
     f.readline()  # the header
@@ -170,8 +168,7 @@ def _rows(f, layout: Layout):
 
 
 def _load_ints(layout: Layout, usecols=None, max_rows: int | None = None) -> np.ndarray:
-    """The integer table ``[N, columns]`` after the header (NumPy's C parser), its rows first checked by
-    :func:`_rows`."""
+    """The integer table ``[N, columns]`` after the header, its rows first checked by :func:`_rows`."""
     with open_csv(layout.path, binary=True) as f:
         for _ in islice(_rows(f, layout), max_rows):
             pass
@@ -181,9 +178,8 @@ def _load_ints(layout: Layout, usecols=None, max_rows: int | None = None) -> np.
 
 
 def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
-    """Images ``uint8 [N, side, side]``, the label and id columns as strings (or None) of a ``pixels`` table
-    (its first ``max_rows`` rows). Pixel values must be integers in 0..255, else a one-line DataError names
-    the file and line; labels and ids may be words."""
+    """Images ``uint8 [N, side, side]`` and the label and id columns as strings (or None) of a ``pixels``
+    table's first ``max_rows`` rows; a pixel value not an integer in 0..255 is a DataError naming the line."""
     path = layout.path
     try:  # the usual case, every column a number: one parse of the whole table
         table = _load_ints(layout, max_rows=max_rows)
@@ -204,8 +200,7 @@ def read_pixels(layout: Layout, max_rows: int | None = None) -> tuple[np.ndarray
 
 
 def label_order(labels: list[str]) -> list[str]:
-    """The sorted distinct labels, numerically when every label is an integer ("2" before "10"): their
-    position is the class index."""
+    """The sorted distinct labels (numerically when all are integers): their position is the class index."""
     distinct = set(labels)
     return sorted(distinct, key=int if all(re.fullmatch(r"-?\d+", s) for s in distinct) else None)
 
@@ -217,8 +212,8 @@ def count_rows(layout: Layout) -> int:
 
 
 def column_values(layout: Layout, index: int) -> list[str]:
-    """The stripped values of column ``index`` of a table's rows (:func:`_rows`); a first column is cut from
-    each line without CSV parsing (42,000 labels in a fraction of a second)."""
+    """The stripped values of column ``index`` of a table's rows (a first column cut without CSV parsing)."""
+
     out = []
     with open_csv(layout.path, binary=True) as f:
         for line in _rows(f, layout):

@@ -111,8 +111,7 @@ def dataset_folder(ds: IdxDataset, data_dir=None) -> Path:
 
 
 def check_checksum(path: Path | str, raw: bytes, res: Resource) -> None:
-    """Accept ``raw`` (the bytes of ``path``) if its own md5 or its decompressed md5 is known-good; else a
-    DataError naming the file (also for bad gzip data or an HTML page)."""
+    """Accept ``raw`` (the bytes of ``path``) if its md5 or its decompressed md5 is known-good, else a DataError."""
     if res.gz_md5 and raw.startswith(GZIP_MAGIC) and hashlib.md5(raw).hexdigest() == res.gz_md5:
         return
     if raw[:1] == b"<" or raw[:15].lower().startswith(b"<!doctype"):
@@ -156,9 +155,8 @@ def _remove_stale_parts(folder: Path, age_s: float = 3600.0) -> None:
 def download(
     ds: IdxDataset, folder: Path, *, mirrors=None, progressbar: bool = True, timeout: float = 30.0
 ) -> list[Path]:
-    """Fetch ``ds``'s missing files into ``folder``, trying each mirror (``mirrors`` overrides ``ds.mirrors``)
-    in order for each file, and return the four local paths. When a file fails on every mirror the rest are
-    not tried and a one-line DataError says which files to fetch by hand, from where, into which folder."""
+    """The four local paths of ``ds`` in ``folder``, missing files fetched from each mirror in turn (``mirrors``
+    overrides ``ds.mirrors``); a file failing on every mirror is a DataError saying how to fetch it by hand."""
     mirrors = tuple(mirrors) if mirrors else ds.mirrors
     created = not folder.exists()
     try:
@@ -196,9 +194,9 @@ def download(
 def locate(
     ds: IdxDataset, data_dir=None, *, download_missing=False, verify=False, mirrors=None, progressbar=True
 ) -> list[Path]:
-    """The four local files of ``ds`` (train images and labels, test images and labels), found in
-    :func:`candidate_folders`, downloaded if missing and ``download_missing``, their md5 checked if ``verify``;
-    a missing file is a one-line DataError saying where it looked and how to get it."""
+    """The four local files of ``ds`` found in :func:`candidate_folders` (downloaded if ``download_missing``,
+    checked if ``verify``); a missing file is a DataError saying where it looked and how to get it."""
+
     folder = dataset_folder(ds, data_dir)
     found = [find_file(folder, r.filename) for r in ds.resources]
     if not all(found) and download_missing:

@@ -27,8 +27,7 @@ ANISOTROPY_SAMPLE = 256
 @dataclass
 class DatasetFacts:
     """A dataset's shape, as a recipe needs it: ``kind`` as :class:`~lenetlab.data.folders.Source`'s, labelled
-    training images (dev included) and images per class, ``channels`` (1 when every sampled image is gray, RGB
-    files whose channels agree included), sampled ``(width, height)`` sizes, ``dev_given``, ``anisotropy``."""
+    images (dev included), ``channels`` (1 when every sampled image looks gray), sampled ``(width, height)``."""
 
     name: str
     kind: str
@@ -113,8 +112,8 @@ def _probe_sizes(paths: list[Path], sample: int) -> tuple[list[tuple[int, int]],
 
 def orientation_anisotropy(x: torch.Tensor) -> float:
     """How strongly images ``uint8 [N, C, H, W]`` prefer some edge orientations, in [0, 1]: the larger modulus
-    of the magnitude-weighted means of ``exp(2i theta)`` and ``exp(4i theta)`` of their Sobel gradients, averaged
-    over the images. Upright characters and photos keep it large; objects at random angles average to about 0."""
+    of the magnitude-weighted means of ``exp(2i theta)`` and ``exp(4i theta)`` of their Sobel gradients."""
+
     if len(x) == 0:
         return 0.0
     g = x.float().mean(1, keepdim=True)

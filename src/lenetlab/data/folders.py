@@ -1,8 +1,6 @@
-"""What a dataset name or path is (:func:`dataset_source`, the one dispatch of loading and inspection, see
-:mod:`lenetlab.data`), and folder and CSV datasets decoded into ``uint8 [N, C, S, S]`` tensors: images are
-decoded in threads by :func:`~lenetlab.data.images.open_image`, to RGB or grayscale (default: as the first
-image), resized bilinearly to ``image_size`` (default: the first image's width).
-"""
+"""What a dataset name or path is (:func:`dataset_source`, the one dispatch of loading and inspection), and
+folder and CSV datasets decoded into ``uint8 [N, C, S, S]`` tensors (RGB or grayscale, default as the first
+image; resized bilinearly to ``image_size``, default the first image's width)."""
 
 from __future__ import annotations
 
@@ -61,8 +59,7 @@ class Part:
 
 @dataclass
 class FolderIndex:
-    """A folder dataset before decoding. ``dev`` None: carved from ``train`` at load; ``carve_test``: the
-    test split is a seeded tenth of ``train`` too; ``submission``: a submission file's (id, label) header."""
+    """A folder dataset before decoding (``dev`` None: carved from ``train``; ``carve_test``: so is test)."""
 
     root: Path
     layout: str
@@ -79,8 +76,8 @@ class FolderIndex:
 
 
 def encode(train: list[str] | None, test: list[str] | None, test_path) -> tuple[list[str], list[int], list[int] | None]:
-    """The classes of string labels (:func:`~lenetlab.data.csvtable.label_order` of the training labels,
-    else the test labels) and both label lists as class indices (None stays None)."""
+    """The classes (:func:`~lenetlab.data.csvtable.label_order` of the training labels, else the test labels)
+    and both label lists as class indices (None stays None)."""
     classes = label_order(train or test or [])
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(test or []) - set(index))
@@ -90,8 +87,7 @@ def encode(train: list[str] | None, test: list[str] | None, test_path) -> tuple[
 
 
 def _image_rows(root: Path, layout: Layout) -> tuple[Part, list[str] | None]:
-    """A table's images (each inside ``root`` and existing) with their ids (the id column, else the image names
-    as written), and its labels (None: unlabelled)."""
+    """A table's images (each inside ``root`` and existing) with their ids, and its labels (None: unlabelled)."""
     paths, labels, ids = [], [] if layout.labelled else None, []
     for i, row in enumerate(read_rows(layout.path), start=2):  # line 1 is the header
         name, label, key = (
@@ -118,7 +114,7 @@ def _image_rows(root: Path, layout: Layout) -> tuple[Part, list[str] | None]:
 
 
 def _index_image_tables(root: Path, train: Layout | None, test: Layout | None, columns: Columns) -> FolderIndex:
-    """Index image-file tables: ``train`` (labelled) and ``test`` (optional, labelled or not)."""
+    """Index image-file tables: ``train`` (labelled) and ``test`` (labelled or not), either may be None."""
     train_part, train_labels = _image_rows(root, train) if train is not None else (Part(), [])
     if train is not None and not train_part.paths:
         raise DataError(f"{train.path}: no rows")
@@ -186,8 +182,8 @@ def load_index(idx: FolderIndex, name: str, *, val_size=None, seed=0, image_size
 def load_pixel_tables(
     name: str, source: Path, train: Layout | None, test: Layout | None, columns: Columns, *, val_size=None, seed=0
 ) -> Splits:
-    """Pixel tables (Kaggle's Digit Recognizer) → Splits of ``uint8 [N, 1, side, side]``: dev carved from
-    ``train``, test the rows of ``test`` with ids from the id column, else the row numbers from 1."""
+    """Pixel tables (Kaggle's Digit Recognizer) → Splits of ``uint8 [N, 1, side, side]``; test ids from the id
+    column, else the row numbers from 1."""
     empty = np.zeros((0, (train or test).side, (train or test).side), np.uint8)
     xtr, ytr, _ = read_pixels(train) if train is not None else (empty, [], None)
     if train is not None and len(xtr) == 0:
@@ -205,9 +201,9 @@ def load_pixel_tables(
 
 @dataclass
 class Source:
-    """What a dataset name or path holds, decided once for loading and for inspection: ``kind`` ``named``, ``nndl``
-    (``path``), ``idx`` (the four files ``idx``), ``pixel-csv`` (the train and test ``tables``, either may be None),
-    ``image-csv`` or ``class-folders`` (``index``)."""
+    """What a dataset name or path holds: ``kind`` ``named``, ``nndl`` (``path``), ``idx`` (the four files
+    ``idx``), ``pixel-csv`` (``tables``: train and test, either may be None), ``image-csv`` or ``class-folders``
+    (``index``)."""
 
     kind: str
     name: str
@@ -257,9 +253,9 @@ def _csv_file_tables(path: Path, columns: Columns) -> tuple[Layout | None, Layou
 
 
 def dataset_source(name: str, columns: Columns = Columns()) -> Source:
-    """What dataset ``name`` is (first match wins, see :mod:`lenetlab.data`), tables and folders indexed
-    without decoding an image. One-line DataError for an unknown name, a missing path, partial IDX files
-    or an unreadable table."""
+    """What dataset ``name`` is (first match wins, the rules of ``docs/data.md``), tables and folders indexed
+    without decoding an image; a one-line DataError for an unknown name, a missing path or partial IDX files."""
+
     key = str(name).strip().lower()
     if key in NAMED:
         return Source("named", key)

@@ -39,9 +39,8 @@ def read_raw(path: Path) -> bytes:
 
 
 def decompress(raw: bytes, name: str | Path = "<bytes>", limit: int = MAX_INFLATED, *, idx: bool = False) -> bytes:
-    """Gunzip ``raw`` if it starts with the gzip magic, else return it unchanged. Inflates as a stream, no
-    further than ``limit`` bytes or, for an ``idx`` file, the size its header declares plus :data:`SLACK`:
-    more output is a one-line DataError (a decompression bomb)."""
+    """``raw`` gunzipped if it starts with the gzip magic, inflated no further than ``limit`` bytes (for an
+    ``idx`` file, its header's size plus :data:`SLACK`): more is a DataError (a decompression bomb)."""
     if not raw.startswith(GZIP_MAGIC):
         return raw
     shape = None
@@ -99,8 +98,8 @@ def _header(data: bytes, name) -> tuple[tuple[int, ...], np.dtype, int, int]:
 
 
 def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
-    """The whole decompressed IDX file ``data`` as a read-only array of its header's shape (``uint8 [N, 28, 28]``
-    images, ``uint8 [N]`` labels); DataError for a wrong magic number, a truncated header or body, trailing bytes."""
+    """A decompressed IDX file as a read-only array of its header's shape (``uint8 [N, 28, 28]`` images,
+    ``uint8 [N]`` labels); DataError when truncated, with trailing bytes or not IDX."""
     dims, dtype, header, expected = _header(data, name)
     if len(data) < expected:
         raise DataError(f"{name}: truncated IDX data ({len(data):,} of {expected:,} bytes for shape {dims})")
@@ -110,7 +109,7 @@ def parse_idx(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
 
 
 def idx_shape(path: str | Path) -> tuple[int, ...]:
-    """The shape IDX file ``path`` (raw or gzip) declares, from its header alone; DataError naming it if bad."""
+    """The shape IDX file ``path`` (raw or gzip) declares in its header; DataError naming it if bad."""
     path = Path(path)
     try:
         with open(path, "rb") as raw:
@@ -152,7 +151,8 @@ def check_labels(files: list[tuple[Path, np.ndarray]], n_classes: int) -> None:
 
 def from_idx_files(name: str, paths: list[Path], class_names=IDX_CLASSES, *, val_size=None, seed=0) -> Splits:
     """:class:`Splits` of ``uint8 [N, 1, H, W]`` images and int64 labels from four IDX paths (train
-    images/labels, test images/labels); dev is carved from train. Labels beyond the classes raise DataError."""
+    images/labels, test images/labels), dev carved from train."""
+
     with ThreadPoolExecutor(2) as pool:  # gzip releases the GIL
         (xtr, ytr), (xte, yte) = pool.map(read_images_labels, paths[0::2], paths[1::2])
     check_labels([(paths[1], ytr), (paths[3], yte)], len(class_names))

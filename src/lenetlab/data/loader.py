@@ -23,12 +23,9 @@ def batch_count(n: int, batch_size: int, drop_last: bool = False) -> int:
 
 
 class TensorLoader:
-    """Yield ``(x, y)`` batches of ``batch_size`` (the last may hold fewer, or one more: :func:`batch_count`)
-    from ``x`` ``uint8 [N, C, H, W]`` (kept on ``device``; batches go through :func:`prepare` with ``spec``
-    unless it is None) and ``y`` ``int64 [N]`` or None. ``transform`` (augmentation) is applied after
-    ``prepare`` while :attr:`training` (default: ``shuffle``). ``len(loader)`` is this rank's batches per
-    epoch; :meth:`set_epoch` chooses the epoch and the first batch to yield (mid-epoch resume).
-    """
+    """``(x, y)`` batches (:func:`batch_count`) of ``x`` ``uint8 [N, C, H, W]`` kept on ``device``, through
+    :func:`prepare` with ``spec`` (if any), and ``y`` ``int64 [N]`` or None; ``transform`` follows ``prepare``
+    while :attr:`training`. :meth:`set_epoch` chooses the epoch and its first batch (mid-epoch resume)."""
 
     def __init__(
         self,

@@ -9,9 +9,9 @@ from lenetlab.data.common import pixel_stats
 def summarize(
     name: str = "mnist-subset", data_dir=None, *, download: bool = False, verify: bool = False, **load_kwargs
 ) -> dict:
-    """Load ``name`` (see :func:`lenetlab.data.load`) and return a JSON-ready summary: ``name``, ``source``,
-    ``splits`` (sizes), ``image_shape`` ``[C, H, W]``, classes and their counts, the train split's per-channel
-    ``pixel_mean``/``pixel_std`` ([0, 1] units), ``input_spec``, ``verified``."""
+    """A JSON-ready summary of dataset ``name`` (:func:`lenetlab.data.load`): split sizes, image shape, classes
+    and their counts, the train split's per-channel pixel mean and std, input spec."""
+
     s = load(name, data_dir, download=download, verify=verify, **load_kwargs)
     mean, std = pixel_stats(s.train.x) if len(s.train) else ((), ())
     labelled = s.train.y is not None and len(s.train)

@@ -24,9 +24,9 @@ INK_THRESHOLD = 0.1
 
 
 def normalize_width(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Scale each image of ``x`` ``[N, C, H, W]`` (floats, background 0) horizontally, bilinearly, so that
-    its ink (columns with a pixel above :data:`INK_THRESHOLD`) spans ``width`` pixels, centred, as Ciresan
-    et al. 2012 do; an image without ink is unchanged. Returns ``[N, C, H, W]`` in ``x``'s dtype."""
+    """``x`` ``[N, C, H, W]`` (floats, background 0), each image scaled horizontally so that its ink (columns
+    above :data:`INK_THRESHOLD`) spans ``width`` pixels, centred, as Ciresan et al. 2012 do."""
+
     n, _, _, w = x.shape
     if n == 0:
         return x

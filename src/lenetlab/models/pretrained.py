@@ -1,18 +1,7 @@
-"""Portable weights: a folder with ``model.safetensors`` and ``config.json`` (the Hugging Face Hub layout),
-and the registered names that ship with trained weights (:data:`PRETRAINED`).
-
-``model.safetensors`` holds the state dict (plain tensors, no pickle); ``config.json`` says how to
-rebuild the model and feed it::
-
-    {"format": "lenetlab-pretrained-v1", "model_type": "lenetlab", "model": "lenet5",
-     "model_kwargs": {"num_classes": 10, "in_channels": 1}, "class_names": ["0", ..., "9"],
-     "input_spec": {"channels": 1, "size": 32, "resize": "pad", "mean": [0.5], "std": [0.5]},
-     "lenetlab_version": "0.1.0", "dataset": "mnist", "test_accuracy": 0.9939,
-     "checksum": "sha256:<hex of model.safetensors>", ...}
-
-``lenet export RUN --format safetensors`` writes one; :func:`read_pretrained` reads it back, checked,
-as a checkpoint-like dict, so every command that takes a checkpoint takes the folder too.
-"""
+"""Portable weights: a folder with ``model.safetensors`` (the state dict, no pickle) and ``config.json``
+(how to rebuild and feed the model, and the weights' ``checksum``: :data:`CONFIG_TYPES`), the Hugging Face
+Hub layout described in ``docs/runs.md``; and the registered names shipped with trained weights
+(:data:`PRETRAINED`). Every command that takes a checkpoint takes such a folder too."""
 
 from __future__ import annotations
 
@@ -77,9 +66,8 @@ def is_pretrained_dir(path: str | os.PathLike) -> bool:
 
 
 def save_pretrained(folder: str | os.PathLike, checkpoint: dict, **extra) -> dict:
-    """Write ``checkpoint`` (a checked one: ``model``, ``state_dict``, ``class_names``, ``input_spec``) as
-    ``folder/model.safetensors`` + ``folder/config.json``, each atomically, with the JSON-safe ``extra``
-    entries (``test_accuracy``...) in ``config.json``; returns the config written."""
+    """Write checked ``checkpoint`` as ``folder/model.safetensors`` + ``folder/config.json`` (with the
+    JSON-safe ``extra`` entries), each atomically; returns the config written."""
     folder, spec = Path(folder), checkpoint["model"]
     # copies: safetensors refuses tensors that share memory (tied weights)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in checkpoint["state_dict"].items()}
@@ -121,10 +109,9 @@ def weights_checksum(data: bytes) -> str:
 
 
 def read_pretrained(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a ``model.safetensors`` + ``config.json`` folder as a checkpoint-like dict: ``model``,
-    ``state_dict``, ``class_names``, ``input_spec``, ``dataset``, ``config`` (empty) and ``pretrained``
-    (the ``config.json``). A missing, malformed, damaged or unreadable file is a one-line
-    :class:`CheckpointError`."""
+    """An exported folder as a checked checkpoint-like dict (``config`` empty, ``pretrained`` the
+    ``config.json``); any problem is a one-line :class:`CheckpointError`."""
+
     folder = Path(folder)
     if not is_pretrained_dir(folder):
         raise CheckpointError(f"{folder}: not an exported model folder (needs {WEIGHTS} and {CONFIG})")

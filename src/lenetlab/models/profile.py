@@ -1,9 +1,6 @@
-"""Model profiles: per-layer output shapes, parameters and compute, like torchinfo/torchsummary.
-
-Compute is counted per module by :class:`torch.utils.flop_counter.FlopCounterMode` during one forward
-pass (batch 1, eval mode), which counts matrix multiplies and convolutions only (no bias, pooling,
-activation or batch norm), so MACs = FLOPs / 2 exactly; forward hooks record the output shapes.
-"""
+"""Model profiles like torchinfo's: per-layer output shapes (forward hooks), parameters and compute
+(:class:`torch.utils.flop_counter.FlopCounterMode`: matrix multiplies and convolutions only, so MACs =
+FLOPs / 2), from one forward pass at batch 1 in eval mode."""
 
 from __future__ import annotations
 
@@ -63,9 +60,7 @@ class Profile:
 
 
 def nndl_formula(module: nn.Module, out_shape) -> int | None:
-    """NNDL's hand count for one layer with output ``out_shape`` ``[1, ...]``: conv, output elements ×
-    (C_in/groups·kh·kw + 1 for the bias); average pooling, one per output; Linear, in × out (no bias);
-    max pooling and activations 0; ``None`` for other kinds."""
+    """NNDL's hand count for one layer with output ``out_shape`` ``[1, ...]`` (``None`` for other kinds)."""
     out = math.prod(out_shape[1:])
     if isinstance(module, nn.Conv2d):
         k = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
@@ -86,9 +81,9 @@ def _shape(out):
 
 
 def _trace(model: nn.Module, input_size, name: str, count_flops: bool = True):
-    """Run ``model`` once on a seeded random ``[1, *input_size]`` input (eval mode, no grad) with hooks:
-    ``(shapes, calls, counter)``, each called module's first output shape and its call count (in the
-    order of first calls, parents before children), and the flop counter."""
+    """``(shapes, calls, counter)`` of one run of ``model`` on a seeded random ``[1, *input_size]`` (eval
+    mode, no grad): each called module's first output shape, its call count (in the order of first calls),
+    and the flop counter."""
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False) if count_flops else None
@@ -118,9 +113,8 @@ def trace_shapes(model: nn.Module, input_size, name: str = "") -> list[tuple[str
 
 
 def _rows(model: nn.Module, shapes: dict, calls: dict, counter: FlopCounterMode) -> list[LayerRow]:
-    """One row per called module that is a leaf or owns parameters or compute directly; each row's
-    compute excludes that of the called modules nested in it (through uncalled containers such as a
-    ModuleList too), so the rows add up to the total."""
+    """One row per called module that is a leaf or owns parameters or compute directly; a row's compute
+    excludes that of the called modules nested in it, so the rows add up to the total."""
     counts, prefix = counter.get_flop_counts(), type(model).__name__
     modules = dict(model.named_modules())
     formula_name = getattr(model, "formula_name", None)
@@ -154,8 +148,8 @@ def _rows(model: nn.Module, shapes: dict, calls: dict, counter: FlopCounterMode)
 
 
 def profile_module(model: nn.Module, input_size, name: str = "") -> Profile:
-    """Profile ``model`` on one seeded random input ``[1, *input_size]``, ``input_size`` ``(C, H, W)``
-    (in eval mode, no grad; the model's mode is restored afterwards)."""
+    """Profile ``model`` on one seeded random input ``[1, C, H, W]`` (its mode restored afterwards)."""
+
     shapes, calls, counter = _trace(model, input_size, name)
     rows = _rows(model, shapes, calls, counter)
     formula_name = getattr(model, "formula_name", None)

@@ -19,22 +19,25 @@ def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
+def _slide(x: torch.Tensor, kh: int, kw: int, stride, reduce) -> torch.Tensor:
+    """``reduce`` of every ``[..., kh, kw]`` window of ``x`` ``[..., H, W]``, one at a time: ``[..., Ho, Wo]``."""
+    (sh, sw), (h, w) = stride, x.shape[-2:]
+    rows = []
+    for i in range(0, h - kh + 1, sh):
+        row = [reduce(x[..., i : i + kh, j : j + kw]) for j in range(0, w - kw + 1, sw)]
+        rows.append(torch.stack(row, dim=-1))  # [..., Wo]
+    return torch.stack(rows, dim=-2)
+
+
 def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """2-D cross-correlation of one image ``X`` ``[H, W]`` with one kernel ``K`` ``[kh, kw]``:
     ``Y[i, j] = sum(X[i:i+kh, j:j+kw] * K)``, ``[H - kh + 1, W - kw + 1]``."""
     if X.dim() != 2 or K.dim() != 2:
         raise ValueError(f"corr2d: X and K must be 2-D, got {tuple(X.shape)} and {tuple(K.shape)}")
     kh, kw = K.shape
-    ho, wo = X.shape[0] - kh + 1, X.shape[1] - kw + 1
-    if ho < 1 or wo < 1:
+    if X.shape[0] < kh or X.shape[1] < kw:
         raise ValueError(f"corr2d: kernel {tuple(K.shape)} is larger than the input {tuple(X.shape)}")
-    rows = []
-    for i in range(ho):
-        row = []
-        for j in range(wo):
-            row.append((X[i : i + kh, j : j + kw] * K).sum())
-        rows.append(torch.stack(row))
-    return torch.stack(rows)
+    return _slide(X, kh, kw, (1, 1), lambda window: (window * K).sum())
 
 
 class LoopConv2d(nn.Module):
@@ -60,22 +63,13 @@ class LoopConv2d(nn.Module):
 
     def single_forward(self, X: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """One input channel ``X`` ``[N, H, W]`` correlated with one kernel ``[kh, kw]``: ``[N, Ho, Wo]``."""
-        (sh, sw), (ph, pw) = self.stride, self.padding
+        ph, pw = self.padding
         new_X = torch.zeros(X.shape[0], X.shape[1] + 2 * ph, X.shape[2] + 2 * pw, dtype=X.dtype, device=X.device)
         new_X[:, ph : ph + X.shape[1], pw : pw + X.shape[2]] = X  # zero padding
         u, v = weight.shape
-        out_h = (new_X.shape[1] - u) // sh + 1
-        out_w = (new_X.shape[2] - v) // sw + 1
-        if out_h < 1 or out_w < 1:
+        if new_X.shape[1] < u or new_X.shape[2] < v:
             raise ValueError(f"LoopConv2d: kernel {(u, v)} is larger than the padded input {tuple(new_X.shape[1:])}")
-        rows = []
-        for i in range(out_h):
-            row = []
-            for j in range(out_w):
-                window = new_X[:, sh * i : sh * i + u, sw * j : sw * j + v]
-                row.append(torch.sum(window * weight, dim=[1, 2]))  # [N]
-            rows.append(torch.stack(row, dim=1))  # [N, Wo]
-        return torch.stack(rows, dim=1)  # [N, Ho, Wo]
+        return _slide(new_X, u, v, self.stride, lambda window: torch.sum(window * weight, dim=[1, 2]))  # [N, Ho, Wo]
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """``[N, in_channels, H, W] -> [N, out_channels, Ho, Wo]``: one feature map per (kernel, bias) pair."""
@@ -103,22 +97,10 @@ class LoopPool2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pool each window of each sample and channel; ``Ho = (H - h) // stride + 1``."""
-        sh, sw = self.stride
-        out_h = (x.shape[2] - self.h) // sh + 1
-        out_w = (x.shape[3] - self.w) // sw + 1
-        if out_h < 1 or out_w < 1:
+        if x.shape[2] < self.h or x.shape[3] < self.w:
             raise ValueError(f"LoopPool2d: window {(self.h, self.w)} is larger than the input {tuple(x.shape[2:])}")
-        rows = []
-        for i in range(out_h):
-            row = []
-            for j in range(out_w):
-                window = x[:, :, sh * i : sh * i + self.h, sw * j : sw * j + self.w]
-                if self.mode == "max":
-                    row.append(torch.amax(window, dim=[2, 3]))  # [N, C]
-                else:
-                    row.append(torch.mean(window, dim=[2, 3]))
-            rows.append(torch.stack(row, dim=2))  # [N, C, Wo]
-        return torch.stack(rows, dim=2)  # [N, C, Ho, Wo]
+        reduce = torch.amax if self.mode == "max" else torch.mean
+        return _slide(x, self.h, self.w, self.stride, lambda window: reduce(window, dim=[2, 3]))  # [N, C, Ho, Wo]
 
 
 class LoopLeNet(nn.Module):
