@@ -36,12 +36,9 @@ def mean_probabilities(
 
 
 def choose_tta(predictors: list, dev, mode: str = "auto", batch_size: int = 1000) -> tuple[bool, dict, list]:
-    """Whether to use test-time augmentation: ``on``/``off`` as told, ``auto`` when the ensemble scores
-    better with it on the labelled split ``dev`` (accuracy first, then log-loss).
-
-    Returns the decision, the dev accuracy per mode measured and each member's dev probabilities
-    ``[N, K]`` in the chosen mode; without a labelled, non-empty ``dev``, ``auto`` is off and nothing is
-    measured."""
+    """Whether to use test-time augmentation (``auto``: when the ensemble scores better with it on the labelled
+    split ``dev``, by accuracy then log-loss), the dev accuracy per mode measured, and each member's dev
+    probabilities ``[N, K]`` in the chosen mode (none measured without a labelled ``dev``)."""
     check_tta_mode(mode)
     if dev is None or dev.y is None or len(dev) == 0:
         return mode == "on", {}, []
@@ -61,14 +58,11 @@ def choose_tta(predictors: list, dev, mode: str = "auto", batch_size: int = 1000
 def choose_committee(
     probs: list, y: np.ndarray, rule: str = "auto", repeats: int = 20, seed: int = 0
 ) -> tuple[list[int], dict]:
-    """The members of a committee chosen on a held-out split (``probs``: each candidate's ``[N, K]``, ``y``
-    the labels ``[N]``): greedy forward selection (:func:`select_members`) or every candidate.
+    """The indices of a committee chosen on a held-out split (``probs``: each candidate's ``[N, K]``, ``y`` the
+    labels ``[N]``), by greedy forward selection (:func:`select_members`) or every candidate, and
+    ``{rule, repeats, held_out_error}``. ``auto`` keeps greedy selection only when its mean error on random
+    held-out halves of the split is lower (it overfits a small split of about equally good candidates)."""
 
-    ``rule="auto"`` cross-validates, since greedy selection overfits a small split when the candidates
-    are about equally good: ``repeats`` times the split is cut into random halves, greedy selection on
-    one half and the plain average are scored on the other, and greedy selection is kept only when its
-    mean error there is lower. Returns the chosen indices and ``{rule, repeats, held_out_error}``
-    (errors as fractions; None when the rule was forced)."""
     _need_members(probs)
     if rule not in SELECT_RULES:
         raise LenetlabError(f"--select must be one of {', '.join(SELECT_RULES)} (got {rule!r})")

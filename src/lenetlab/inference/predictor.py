@@ -1,10 +1,7 @@
 """The one predictor: a trained model (PyTorch checkpoint or exported ONNX file) ready to classify, used
-by ``lenet predict``, ``ensemble``, ``submit`` and ``serve``.
-
-Both backends take ``uint8`` images ``[N, C, H, W]``, convert them to the model's channels, prepare them
-with its own :class:`InputSpec` and return class probabilities ``[N, K]``. :class:`OnnxPredictor` reads
-the spec and class names from the ONNX file's metadata: it needs neither the checkpoint nor the model code.
-"""
+by ``lenet predict``, ``ensemble``, ``submit`` and ``serve``: ``uint8`` images ``[N, C, H, W]`` in, converted
+to the model's channels and its own :class:`InputSpec`, class probabilities ``[N, K]`` out. An ONNX model's
+spec and class names are in its metadata: it needs neither the checkpoint nor the model code."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""PNG plots of a run: loss and accuracy curves, confusion matrix, misclassified examples, the first
-convolution's kernels and one example's feature maps.
-
-Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot, no GUI, no global backend)
-and written atomically. :func:`save_run_plots` writes them all into ``RUN_DIR/plots/``;
-:func:`plot_overlay` draws several runs' curves in one figure (``lenet plot RUN RUN ...``).
-"""
+"""PNG plots of a run (curves, confusion matrix, misclassified examples, the first convolution's kernels
+and feature maps), drawn on :class:`matplotlib.figure.Figure` directly (no pyplot, no GUI) and written
+atomically: :func:`save_run_plots` writes them all into ``RUN_DIR/plots/``; :func:`plot_overlay` draws
+several runs' curves in one figure (``lenet plot RUN RUN ...``)."""
 
 from __future__ import annotations
 
@@ -33,12 +30,12 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
 
 def _series(rows: list[dict], kind: str, key: str, x: str = "step") -> tuple[list[float], list[float]]:
     """``(xs, values)``: ``key`` against ``x`` in the metrics rows of ``kind``."""
-    points = [(float(r[x]), float(r[key])) for r in rows if r.get("kind") == kind and _numbers(r.get(x), r.get(key))]
+    points = [
+        (float(r[x]), float(r[key]))
+        for r in rows
+        if r.get("kind") == kind and all(isinstance(r.get(k), (int, float)) for k in (x, key))
+    ]
     return [p[0] for p in points], [p[1] for p in points]
-
-
-def _numbers(*values) -> bool:
-    return all(isinstance(v, (int, float)) for v in values)
 
 
 def _log_if_wide(ax, values) -> None:
@@ -260,10 +257,9 @@ def save_model_plots(
     device: torch.device | str = "cpu",
     test: EvalResult | None = None,
 ) -> list[Path]:
-    """The plots of ``model`` (on ``device``) into the folder ``out``: its confusion matrix and misclassified
-    images on the test split (the dev split when the test split is unlabelled; ``test``, when given, is
-    that evaluation with its predictions), the first convolution's kernels and feature maps on the first
-    image (none for a model without convolutions). Returns the paths written."""
+    """The plots of ``model`` (on ``device``) written into ``out``: confusion matrix and misclassified images
+    of the test split (dev when test is unlabelled; ``test``: that evaluation, with predictions, if made),
+    the first convolution's kernels and feature maps on its first image."""
     out = Path(out)
     written: list[Path] = []
     split, which = (splits.test, "test") if splits.test.y is not None and len(splits.test) else (splits.dev, "dev")
@@ -296,8 +292,8 @@ def save_run_plots(
     device: torch.device | str = "cpu",
     test: EvalResult | None = None,
 ) -> list[Path]:
-    """Every plot of a run into ``run_dir/plots/``: the curves of its metrics ``rows``
-    (:func:`save_curve_plots`) and the plots of its best ``model`` (:func:`save_model_plots`); those that
-    cannot apply are skipped. Returns the paths written."""
+    """Every plot of a run that applies, written into ``run_dir/plots/``: :func:`save_curve_plots` of its
+    metrics ``rows`` and :func:`save_model_plots` of its best ``model``."""
+
     out = Path(run_dir) / "plots"
     return save_curve_plots(out, rows) + save_model_plots(out, model, splits, spec, device, test=test)
