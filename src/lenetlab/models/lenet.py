@@ -1,10 +1,5 @@
-"""LeNet-5 as in NNDL's LeNet-5 chapter (Qiu Xipeng, *Neural Networks and Deep Learning*): ``lenet5``,
-and the forward pass of the whole LeNet family (:class:`LeNet`).
-
-Unlike LeCun et al. 1998 (:mod:`lenetlab.models.lenet1998`): ReLU, max pooling in S2 and average pooling
-in S4, a full C3, and a linear output layer. Parameters: C1 156 + C3 2,416 + C5 48,120 + F6 10,164 +
-output 850 = 61,706.
-"""
+"""LeNet-5 as in NNDL's LeNet-5 chapter (``lenet5``: ReLU, max pooling in S2 and average pooling in S4, a full
+C3, a linear output; 61,706 parameters), and the forward pass of the whole LeNet family (:class:`LeNet`)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,8 @@
-"""LeNet-5 as published: LeCun, Bottou, Bengio & Haffner, Proc. IEEE 86(11), 1998 (``lenet5-1998``).
-
-Every feature of the paper that changes the model's function: the scaled tanh ``1.7159·tanh(2a/3)``;
-trainable subsampling (2×2 window sum × a per-map coefficient + a per-map bias); the C3 connection
-table (table I; its 60 real 5×5 kernels run as one dense convolution with zeros elsewhere); C5 as a
-5×5 convolution; F6 with 84 units; Euclidean RBF outputs whose fixed centres are the 7×12 bitmaps of
-the digits (``forward`` returns the *negative* squared distances, so ``argmax`` is the nearest
-centre); the MAP criterion of eq. 9 (:meth:`LeNet1998.loss`); the uniform ±2.4/F_i initialisation.
-Exactly 60,000 trainable parameters plus 840 fixed centres (the profile notes reconcile them with a
-typical tutorial's torchsummary count). The paper's optimiser is ``--optimizer sdlm``
-(:mod:`lenetlab.train.sdlm`); the MAP loss sums 84 squared errors, so plain SGD needs lr ≲ 1e-3.
-"""
+"""LeNet-5 as published: LeCun, Bottou, Bengio & Haffner, Proc. IEEE 86(11), 1998 (``lenet5-1998``), with
+every feature of the paper that changes the model's function (``docs/models.md``): scaled tanh, trainable
+subsampling, the C3 connection table, C5 as a convolution, Euclidean RBF outputs with fixed digit-bitmap
+centres (``forward`` returns the *negative* squared distances), the MAP criterion (:meth:`LeNet1998.loss`)
+and the ±2.4/F_i initialisation. The MAP loss sums 84 squared errors, so plain SGD needs lr ≲ 1e-3."""
 
 from __future__ import annotations
 
@@ -83,12 +76,9 @@ class Subsampling(nn.Module):
 
 
 class PartialConv2d(nn.Module):
-    """A convolution where output map *o* only sees the input maps with ``table[i][o] == 1``.
-
-    Parameters: ``weight`` ``[connections, k, k]`` (60×5×5 for C3), ``bias`` ``[C_out]``. The forward
-    scatters them into a dense ``[C_out, C_in, k, k]`` kernel, zero elsewhere, and runs one convolution
-    (on a CPU ~7× faster than grouped convolutions). ``[N, C_in, H, W] -> [N, C_out, H-k+1, W-k+1]``.
-    """
+    """A convolution where output map *o* only sees the input maps with ``table[i][o] == 1``: ``weight``
+    ``[connections, k, k]`` scattered into one dense kernel, zero elsewhere (on a CPU ~7× faster than grouped
+    convolutions). ``[N, C_in, H, W] -> [N, C_out, H-k+1, W-k+1]``."""
 
     def __init__(self, table, kernel_size: int = 5) -> None:
         super().__init__()

@@ -1,9 +1,6 @@
-"""``lenet5-scratch``: NNDL's LeNet-5 with the convolutions and pooling of :mod:`lenetlab.ops` (``F6`` and
-``output`` stay ``nn.Linear``: a fully connected layer already is one matrix multiply), and the same
-state-dict keys as ``lenet5``. Converters: :func:`torch_to_scratch` / :func:`scratch_to_torch`, checked
-key by key, and :func:`to_loop_reference` / :func:`from_loop_reference` for NNDL's loop network
-:class:`lenetlab.ops.LoopLeNet` (convolution biases ``[C, 1]``).
-"""
+"""``lenet5-scratch``: NNDL's LeNet-5 on the convolutions and pooling of :mod:`lenetlab.ops`, with ``lenet5``'s
+state-dict keys, and state-dict converters checked key by key: :func:`torch_to_scratch` / :func:`scratch_to_torch`,
+and :func:`to_loop_reference` / :func:`from_loop_reference` for :class:`lenetlab.ops.LoopLeNet`."""
 
 from __future__ import annotations
 

@@ -28,12 +28,8 @@ class Call:
 
 
 class Tracer:
-    """Forward hooks on ``(name, module)`` pairs, installed at construction until :meth:`remove`.
-
-    Inside :meth:`record`, only in the thread that entered it (so that hooks left installed let other
-    threads through), each call is a :class:`Call`, in the order the calls start, with its output and
-    (``keep_inputs``) its positional inputs, not detached.
-    """
+    """Forward hooks on ``(name, module)`` pairs until :meth:`remove`: inside :meth:`record`, in that thread
+    only, each call is a :class:`Call` (in the order the calls start; inputs only with ``keep_inputs``)."""
 
     def __init__(self, modules: Iterable[tuple[str, nn.Module]], keep_inputs: bool = False) -> None:
         self._local = threading.local()

@@ -1,13 +1,7 @@
-"""Fast from-scratch operators with ``torch.nn.functional`` signatures: no torch convolution or pooling
-kernel (no ``F.conv2d``, ``F.unfold``, ``F.max_pool2d``...), only tensor views and matrix multiplies.
-
-* Convolution is im2col + one GEMM: a ``Tensor.unfold`` view exposes every receptive field, one copy
-  writes them as the columns of a ``[C*kh*kw (+1), N*Ho*Wo]`` matrix (the ``+1``: a row of ones against
-  a bias column), and the hand-written backward is ``dY @ cols^T`` and ``W^T @ dY`` then col2im.
-* Pooling is "shift and add" over the ``kh*kw`` strided views of the input (one per kernel offset);
-  the backward adds the gradient back at every offset (for max, only where that offset won).
-* Batch normalisation is plain tensor arithmetic, differentiated by autograd.
-"""
+"""Fast from-scratch operators with ``torch.nn.functional`` signatures, from tensor views and matrix multiplies
+only (no torch convolution or pooling kernel): convolution is im2col + one GEMM with a hand-written backward,
+pooling "shift and add" over the ``kh*kw`` strided views (``docs/operators.md``); batch normalisation is plain
+tensor arithmetic, differentiated by autograd."""
 
 from __future__ import annotations
 

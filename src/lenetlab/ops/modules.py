@@ -1,8 +1,5 @@
-"""``nn.Module`` layers on the from-scratch operators, interchangeable with torch's.
-
-Each subclasses its ``torch.nn`` twin, so arguments, parameters, buffers, initialisation and state dicts
-are torch's own; only ``forward`` is replaced, by the from-scratch operator.
-"""
+"""``nn.Module`` layers on the from-scratch operators: each subclasses its ``torch.nn`` twin (arguments,
+parameters, initialisation and state dicts are torch's own) and replaces only ``forward``."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""Teaching references: convolution and pooling written with explicit loops (NNDL's LeNet-5 chapter),
-to be read and checked against PyTorch, not to be fast (:mod:`lenetlab.ops.functional` is).
-
-Fixes to NNDL's code: outputs keep the input's dtype and device, the max pool takes the maximum per
-sample and channel (not over the whole batch), and height and width are not swapped for non-square
-inputs. As in NNDL, ``LoopConv2d`` keeps its bias as ``[out_channels, 1]``.
-"""
+"""Teaching references: convolution and pooling written with explicit loops (NNDL's LeNet-5 chapter), to be
+read and checked against PyTorch, not to be fast. Unlike NNDL's code, outputs keep the input's dtype and
+device, the max pool is per sample and channel, and non-square inputs work; ``LoopConv2d``'s bias is
+NNDL's ``[out_channels, 1]``."""
 
 from __future__ import annotations
 
