@@ -13,7 +13,7 @@ from PIL import Image
 
 from lenetlab.cli import main
 from lenetlab.data import load
-from lenetlab.data.csvtable import Columns, label_order, read_header, recognise
+from lenetlab.data.csvtable import Columns, label_order, recognise
 from lenetlab.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,7 +48,7 @@ def test_bom_is_accepted_in_image_tables(tmp_path):
     assert (tmp_path / "bom" / "train.csv").read_bytes()[:3] == b"\xef\xbb\xbf"
     assert s.class_names == ["elm", "oak"] and len(s.train) + len(s.dev) == 20
     assert s.test.ids == [f"images/{i}.png" for i in range(20, 24)]
-    assert read_header(tmp_path / "bom" / "train.csv")[0] == "image"  # not '\ufeffimage'
+    assert recognise(tmp_path / "bom" / "train.csv").header[0] == "image"  # not '\ufeffimage'
 
 
 def test_bom_is_accepted_in_pixel_tables(subset, tmp_path):

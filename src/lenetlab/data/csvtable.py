@@ -73,12 +73,6 @@ def open_csv(path: str | Path, binary: bool = False):
         f.close()
 
 
-def read_header(path: str | Path) -> list[str]:
-    """The stripped column names of ``path``'s first line (``[]`` for an empty file)."""
-    with open_csv(path) as f:
-        return [c.strip() for c in next(csv.reader(f), [])]
-
-
 def read_rows(path: str | Path) -> list[list[str]]:
     """The data rows of ``path`` after its header, each a list of stripped strings (blank lines skipped)."""
     with open_csv(path) as f:
@@ -118,7 +112,9 @@ def recognise(path: str | Path, columns: Columns = Columns(), *, need_label: boo
     """The :class:`Layout` of ``path``'s table from its header (``need_label``: a training file); else one
     DataError naming the columns expected and found."""
     path = Path(path)
-    header = read_header(path)
+    with open_csv(path) as f:
+        header = [c.strip() for c in next(csv.reader(f), [])]
+
     img, lab, idc = (find_column(header, n) for n in (columns.image, columns.label, columns.id))
     if columns.id and idc is None and not need_label:
         raise DataError(f"{path}: no id column {columns.id!r} (found {brief(header)})")

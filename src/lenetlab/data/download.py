@@ -104,12 +104,6 @@ def candidate_folders(ds: IdxDataset, data_dir=None) -> list[Path]:
     return [root, root / ds.name] + ([root / ds.torchvision / "raw"] if ds.torchvision else [])
 
 
-def dataset_folder(ds: IdxDataset, data_dir=None) -> Path:
-    """The first of :func:`candidate_folders` holding any of ``ds``'s files, else ``root/name``."""
-    folders = candidate_folders(ds, data_dir)
-    return next((f for f in folders if any(find_file(f, r.filename) for r in ds.resources)), folders[1])
-
-
 def check_checksum(path: Path | str, raw: bytes, res: Resource) -> None:
     """Accept ``raw`` (the bytes of ``path``) if its md5 or its decompressed md5 is known-good, else a DataError."""
     if res.gz_md5 and raw.startswith(GZIP_MAGIC) and hashlib.md5(raw).hexdigest() == res.gz_md5:
@@ -124,11 +118,6 @@ def check_checksum(path: Path | str, raw: bytes, res: Resource) -> None:
         )
     if got != res.content_md5:
         raise DataError(f"{path}: checksum mismatch (content md5 {got}, expected {res.content_md5})")
-
-
-def verify_file(path: Path, res: Resource) -> None:
-    """Read ``path`` and check it against ``res``'s checksums; DataError naming the file if bad."""
-    check_checksum(path, read_raw(path), res)
 
 
 def _reason(e: Exception) -> str:
@@ -197,13 +186,13 @@ def locate(
     """The four local files of ``ds`` found in :func:`candidate_folders` (downloaded if ``download_missing``,
     checked if ``verify``); a missing file is a DataError saying where it looked and how to get it."""
 
-    folder = dataset_folder(ds, data_dir)
+    folders = candidate_folders(ds, data_dir)  # the first holding any of ds's files, else root/name
+    folder = next((f for f in folders if any(find_file(f, r.filename) for r in ds.resources)), folders[1])
     found = [find_file(folder, r.filename) for r in ds.resources]
     if not all(found) and download_missing:
         found = download(ds, folder, mirrors=mirrors, progressbar=progressbar)
     if not all(found):
         missing = next(r.filename for r, f in zip(ds.resources, found) if f is None)
-        folders = candidate_folders(ds, data_dir)
         looked = ", ".join(
             f"{p}" + (" (torchvision's layout)" if i == 2 else "") for i, p in enumerate(folders) if p != folder
         )
@@ -213,5 +202,6 @@ def locate(
         )
     if verify:
         for path, res in zip(found, ds.resources):
-            verify_file(path, res)
+            check_checksum(path, read_raw(path), res)
+
     return found
