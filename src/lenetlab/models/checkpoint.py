@@ -28,17 +28,10 @@ FORMAT = "lenetlab-checkpoint-v1"
 MODEL_FIELDS = ("model", "state_dict", "input_spec", "class_names")
 #: Fields ``last.pt`` needs to continue a run (``lenet train --resume``), with their types.
 TRAINING_FIELDS = {
-    "config": dict,
-    "optimizer": dict,
-    "scheduler": dict,
-    "rng": dict,
+    **dict.fromkeys(("config", "optimizer", "scheduler", "rng"), dict),
     "meters": torch.Tensor,
-    "epoch": int,
-    "batch": int,
-    "step": int,
-    "best_step": int,
-    "elapsed": (int, float),
-    "train_time": (int, float),
+    **dict.fromkeys(("epoch", "batch", "step", "best_step"), int),
+    **dict.fromkeys(("elapsed", "train_time"), (int, float)),
 }
 
 
