@@ -17,11 +17,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lenetlab.cli import build_parser, main
+from lenetlab.cli import build_parser, check_numeric_flags, main
 from lenetlab.errors import CheckpointError, ConfigError, DataError, LenetlabError
 from lenetlab.fileio import MAX_DEPTH, dumps, loads, read_json
 from lenetlab.models import load_checkpoint, load_pretrained, save_checkpoint
-from lenetlab.train.config import RunConfig, check_numeric_flags, config_overrides, number_problem
+from lenetlab.train.config import RunConfig, config_overrides, number_problem
 
 DEEP = "[" * 100_000 + "]" * 100_000
 

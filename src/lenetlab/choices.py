@@ -1,5 +1,9 @@
 """The choices of command-line options that the code also checks (``--normalize``, ``--select``,
-``--tta``): plain constants, importing nothing, so ``lenet --help`` builds its parser without torch."""
+``--tta``, the dataset names): plain constants, importing nothing, so ``lenet --help`` builds its parser
+without torch."""
+
+#: The dataset names :func:`lenetlab.data.load` knows (any other dataset is a path).
+NAMED_DATASETS = ("mnist-subset", "mnist", "fashion-mnist")
 
 #: The fixed normalisations, ``name: (mean, std)`` in [0, 1] pixel units, the same for every channel.
 FIXED_NORMS = {

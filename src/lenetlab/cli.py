@@ -14,20 +14,15 @@ import argparse
 import importlib
 import os
 import sys
+from dataclasses import fields
 
 from lenetlab import __version__
 from lenetlab.choices import NORMALIZE_CHOICES, SELECT_RULES, TTA_MODES
-from lenetlab.errors import LenetlabError
+from lenetlab.errors import ConfigError, LenetlabError
 from lenetlab.fileio import dumps
 from lenetlab.lessons import LESSONS
 from lenetlab.signals import terminate_on_sigterm
-from lenetlab.train.config import (
-    add_config_arguments,
-    bound_numeric_flags,
-    check_numeric_flags,
-    config_overrides,
-    shipped_configs,
-)
+from lenetlab.train.config import RunConfig, add_config_arguments, config_overrides, number_problem, shipped_configs
 
 #: What every command that takes one checkpoint accepts (inference.run.checkpoint_path resolves it).
 CHECKPOINT_HELP = (
@@ -695,6 +690,88 @@ def _run_lesson(args):
         return run_lessons()
     options = {o.name: getattr(args, o.name) for o in LESSONS[args.lesson].options}
     return run_lessons(args.lesson, source=args.source, notebook=args.notebook, **options)
+
+
+# ----------------------------------------------------------------------------- numeric flags
+#: The ranges of the numeric flags of other commands (by destination name; a flag named like a RunConfig
+#: field, ``--seed`` or ``--batch-size``, takes that field's range). ``None``: the command checks it.
+FLAG_RANGES: dict[str, tuple[float, float] | None] = {
+    "nproc": None,  # lenet train's launcher: one line naming the global batch and the devices
+    # (--threads below 1: lenetlab.timing.check_threads answers, in the words of every bench command)
+    "channels": (1, 3),
+    "input_size": (1, 10**6),  # lenet profile then refuses what does not fit in memory
+    "num_classes": (1, 100_000),
+    "top_k": (1, 100_000),
+    "opset": (1, 100),
+    "port": (0, 65535),
+    "max_upload_mb": (0.001, 1024.0),
+    "batch": (1, 10**6),
+    "limit": (1, 10**8),
+    "loop_images": (0, 10**4),
+    "tolerance": (0.0, 1e6),
+    "batches": (1, 10**6),
+    "threads": (-1024, 1024),
+    "steps": (1, 10**9),
+    "target": (0.0, 1.0),
+    "baseline_budget": (0.0, 1e6),
+    "calls": (1, 10**9),
+    "ensemble": (1, 100),
+    "every": (1, 10**9),
+    "size": (1, 512),
+    "max_batch": (1, 1024),
+    "batch_wait_ms": (0.0, 1000.0),
+    "workers": (1, 64),  # lenet serve
+}
+
+
+class _Refused(str):
+    """A numeric flag's refused value: the one line :func:`check_numeric_flags` reports (argparse would
+    print its usage)."""
+
+
+def _bounded(conv, bounds: tuple[float, float], option: str):
+    """An argparse ``type`` converting with ``conv`` (int or float; ``1e3`` is whole) that returns a
+    :class:`_Refused` for a value :func:`~lenetlab.train.config.number_problem` refuses."""
+
+    def parse(text: str):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        problem = number_problem(value, bounds, conv is int)
+        if problem is None:
+            return conv(value)
+        if problem.startswith(">="):
+            return _Refused(f"{option} must be at least {bounds[0]} (got {text})")
+        if problem.startswith("<="):
+            return _Refused(f"{option} must be at most {bounds[1]} (got {text})")
+        return _Refused(f"{option} {text}: must be {problem}")
+
+    parse.__name__ = conv.__name__
+    return parse
+
+
+def bound_numeric_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every plain ``int``/``float`` flag of ``parser`` and its sub-parsers its range
+    (:data:`FLAG_RANGES`, else the RunConfig field's; a KeyError for one nobody bounded); returns it."""
+    ranges = {f.name: f.metadata["range"] for f in fields(RunConfig) if f.metadata["range"]} | FLAG_RANGES
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                bound_numeric_flags(sub)
+        elif action.type in (int, float) and ranges[action.dest] is not None:
+            option = action.option_strings[0] if action.option_strings else action.dest.upper()
+            action.type = _bounded(action.type, ranges[action.dest], option)
+    return parser
+
+
+def check_numeric_flags(args: argparse.Namespace) -> argparse.Namespace:
+    """Raise the one-line ConfigError of the first refused numeric flag in ``args``; returns ``args``."""
+    for value in vars(args).values():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, _Refused):
+                raise ConfigError(v)
+    return args
 
 
 # ----------------------------------------------------------------------------- parser

@@ -2,6 +2,7 @@
 name) with a one-line message naming the file or field; the CLI prints it as ``error: ...`` and exits 2,
 without a traceback. Anything else escaping is a bug and keeps its traceback."""
 
+import difflib
 import importlib
 
 
@@ -58,3 +59,9 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     third-party error (PIL, torch, onnxruntime...) as part of a one-line :class:`LenetlabError`."""
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0].strip()[:limit] if lines else type(exc).__name__
+
+
+def did_you_mean(name, known, n: int = 3) -> str:
+    """An unknown-name error's hint: `` (did you mean A, B?)``, up to ``n`` close entries of ``known``, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(known), n=n)
+    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -414,3 +414,29 @@ def test_the_summary_sets_the_training_time_against_the_budget(tmp_path):
     assert "trained 10 steps in 29.1 s (31.4 s wall; budget 30 s)" in lines
     assert "trained 10 steps in 29.1 s (31.4 s wall)" in format_summary(result).splitlines()
     assert "TensorBoard" not in format_summary(result)  # no event files in the run: nothing to point at
+
+
+def test_init_pretrained_says_the_replaced_head_in_one_note_line(tmp_path, capsys, monkeypatch):
+    """The fine-tuning warning of ``models.create`` reaches the user as one ``note:`` line, not Python's
+    two-line UserWarning; the Python API still warns (tests/models/test_finetune.py)."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for part in ("train", "test"):
+        for i in range(6):
+            cls = tmp_path / "data" / part / f"c{i % 3}"
+            cls.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(cls / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning escaping the run would fail it
+        argv = ["train", "--dataset", str(tmp_path / "data"), "--init", "pretrained", "--dry-run", "--no-plots"]
+        assert main([*argv, "--progress", "none", "--num-threads", "1"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "pretrained" in line]
+    assert notes == [
+        "note: create('lenet5', pretrained=True, num_classes=3): kept the pretrained weights except "
+        "output: new, initialised afresh, shape (3, 84) (fine-tune before use)"
+    ]

@@ -13,7 +13,6 @@ from PIL import Image
 
 from lenetlab.data.images import BlankImageError, preprocess_image
 from lenetlab.device import select_device
-from lenetlab.errors import ConfigError
 from lenetlab.fileio import atomic_path, ensure_writable
 from lenetlab.inference.predictor import Predictor, load_predictor
 from lenetlab.textfmt import Output
@@ -57,8 +56,6 @@ def predict_images(
     """Classify each image (paths, bytes or arrays) with ``predictor``; one result per image, in order. An
     unreadable image is a one-line DataError before anything is classified. ``show_dir`` receives
     ``<name>.input.png``, the exact 28×28 image the model received (before the spec's padding)."""
-    if top_k < 1:
-        raise ConfigError(f"--top-k must be at least 1 (got {top_k})")
     if show_dir is not None:
         ensure_writable(show_dir, "--show")  # a file there, or a read-only folder: one line, before any work
     names = [str(im) if isinstance(im, (str, os.PathLike)) else f"image{i}" for i, im in enumerate(images)]

@@ -178,8 +178,6 @@ def kaggle_submit(
     receives the recipe block and progress lines.
     """
     check_tta_mode(tta)  # before minutes of training
-    if ensemble is not None and ensemble < 1:
-        raise ConfigError(f"--ensemble must be >= 1 (got {ensemble})")
     # before minutes of training: the submission's place must take a file
     if Path(out).is_dir():
         raise LenetlabError(f"--out {out}: is a folder; give the submission's file name (submission.csv)")

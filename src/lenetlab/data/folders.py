@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from lenetlab.choices import NAMED_DATASETS
 from lenetlab.data.common import carve_val
 from lenetlab.data.csvtable import Columns, Layout, label_order, read_pixels, read_rows, recognise
 from lenetlab.data.download import IDX_DATASETS, find_file
@@ -25,8 +26,6 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
 _DEV_DIRS = ("val", "valid", "dev")
 #: Pillow modes that hold one channel of intensity (with alpha for ``LA``).
 GRAY_MODES = ("1", "L", "I", "I;16", "F", "LA")
-#: The dataset names :func:`lenetlab.data.load` knows besides paths.
-NAMED = ("mnist-subset", "mnist", "fashion-mnist")
 
 
 def decode_images(paths: list[Path], size: int, channels: int, progress: bool = False) -> torch.Tensor:
@@ -218,7 +217,7 @@ def _path_of(name: str) -> Path:
     looks = os.path.exists(name) or "/" in name or os.sep in name or name.endswith((".gz", ".json", ".csv"))
     if not (looks or name.startswith((".", "~"))):
         raise DataError(
-            f"unknown dataset {name!r} (known: {', '.join(NAMED)}; or a path to an NNDL "
+            f"unknown dataset {name!r} (known: {', '.join(NAMED_DATASETS)}; or a path to an NNDL "
             f"mnist.json.gz file, a CSV file or an image folder)"
         )
     path = Path(name).expanduser()
@@ -257,7 +256,7 @@ def dataset_source(name: str, columns: Columns = Columns()) -> Source:
     without decoding an image; a one-line DataError for an unknown name, a missing path or partial IDX files."""
 
     key = str(name).strip().lower()
-    if key in NAMED:
+    if key in NAMED_DATASETS:
         return Source("named", key)
     path = _path_of(str(name))
     if path.is_file() and path.suffix.lower() != ".csv":

@@ -9,14 +9,13 @@ Python API: ``report = run_lesson("learn-kernel", lr=0.01, steps=40)``, then ``p
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lenetlab.errors import ConfigError, LenetlabError
+from lenetlab.errors import ConfigError, LenetlabError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -155,8 +154,7 @@ def get_lesson(name: str) -> Lesson:
     try:
         return LESSONS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, LESSONS, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        hint = did_you_mean(name, LESSONS)
         raise LenetlabError(f"unknown lesson {name!r}{hint}; lessons: {', '.join(LESSONS)}") from None
 
 

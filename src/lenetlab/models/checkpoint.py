@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from lenetlab.choices import NAMED_DATASETS
 from lenetlab.errors import CheckpointError, LenetlabError, first_line
 from lenetlab.fileio import atomic_path, check_types
 from lenetlab.inputspec import InputSpec
@@ -192,8 +193,6 @@ def check_fields(ck: dict, source="checkpoint", need: tuple[str, ...] = (), trai
 
 
 # ----------------------------------------------------------------------------- data description
-#: The names :func:`lenetlab.data.load` knows (any other dataset is a path).
-NAMED_DATASETS = ("mnist-subset", "mnist", "fashion-mnist")
 #: Datasets that come with their own dev split (``dev_size`` and ``split_seed`` do not apply).
 FIXED_SPLIT = ("mnist-subset", "nndl-file")
 _NAME, _COUNT = (str, type(None)), (int, type(None))

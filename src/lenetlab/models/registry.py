@@ -4,7 +4,6 @@ module registers a builder (a function or the model class) ``builder(num_classes
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import warnings
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from lenetlab.errors import LenetlabError
+from lenetlab.errors import LenetlabError, did_you_mean
 from lenetlab.models.pretrained import pretrained_dir, pretrained_names, read_pretrained
 
 
@@ -46,8 +45,7 @@ def model_info(name: str) -> ModelInfo:
     try:
         return _MODELS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _MODELS, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        hint = did_you_mean(name, _MODELS)
         raise LenetlabError(f"unknown model {name!r}{hint}; known models: {', '.join(sorted(_MODELS))}") from None
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import math
 import types
@@ -16,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from lenetlab.choices import NORMALIZE_CHOICES
-from lenetlab.errors import ConfigError, LenetlabError, first_line
+from lenetlab.errors import ConfigError, LenetlabError, did_you_mean, first_line
 from lenetlab.fileio import atomic_path, dumps, loads, read_text
 
 #: The folder of recipe files shipped in the package: ``lenet train --config NAME`` (the rows of docs/results.md).
@@ -208,9 +207,7 @@ class RunConfig:
         names = [f.name for f in fields(cls)]
         for key in d:
             if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise ConfigError(f"{source}: unknown field {key!r}{hint}")
+                raise ConfigError(f"{source}: unknown field {key!r}{did_you_mean(key, names, n=1)}")
         return cls(**d).validate(source)
 
     def validate(self, source: str = "config") -> RunConfig:
@@ -446,99 +443,3 @@ def config_overrides(args: argparse.Namespace) -> dict:
     """The RunConfig fields given explicitly on the command line, as a dict."""
     names = {f.name for f in fields(RunConfig)}
     return {k: v for k, v in vars(args).items() if k in names}
-
-
-#: The ranges of the numeric flags of other commands (by destination name; a flag named like a RunConfig
-#: field, ``--seed`` or ``--batch-size``, takes that field's range). ``None``: the command checks it.
-FLAG_RANGES: dict[str, tuple[float, float] | None] = {
-    "nproc": None,  # lenet train's launcher: one line naming the global batch and the devices
-    # (--threads below 1: lenetlab.timing.check_threads answers, in the words of every bench command)
-    "channels": (1, 3),
-    "input_size": (1, 10**6),  # lenet profile then refuses what does not fit in memory
-    "num_classes": (1, 100_000),
-    "top_k": (1, 100_000),
-    "opset": (1, 100),
-    "port": (0, 65535),
-    "max_upload_mb": (0.001, 1024.0),
-    "batch": (1, 10**6),
-    "limit": (1, 10**8),
-    "loop_images": (0, 10**4),
-    "tolerance": (0.0, 1e6),
-    "batches": (1, 10**6),
-    "threads": (-1024, 1024),
-    "steps": (1, 10**9),
-    "target": (0.0, 1.0),
-    "baseline_budget": (0.0, 1e6),
-    "calls": (1, 10**9),
-    "ensemble": (1, 100),
-    "every": (1, 10**9),
-    "size": (1, 512),
-    "max_batch": (1, 1024),
-    "batch_wait_ms": (0.0, 1000.0),
-    "workers": (1, 64),  # lenet serve
-}
-
-
-def flag_range(dest: str) -> tuple[float, float] | None:
-    """The range of a numeric flag stored as ``dest``: :data:`FLAG_RANGES`, else the RunConfig field's;
-    a KeyError for a numeric flag nobody bounded."""
-    if dest in FLAG_RANGES:
-        return FLAG_RANGES[dest]
-    bounds = {f.name: f.metadata["range"] for f in fields(RunConfig)}.get(dest)
-    if bounds is None:
-        raise KeyError(f"numeric flag {dest!r} has no range: add it to FLAG_RANGES")
-    return bounds
-
-
-class _Refused:
-    """A numeric flag's refused value, kept for :func:`check_numeric_flags` to report in one line
-    (argparse would print its usage)."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-def bounded(conv, bounds: tuple[float, float], option: str):
-    """An argparse ``type`` for ``option`` converting with ``conv`` (int or float; ``1e3`` is whole)
-    that returns a :class:`_Refused` for a value :func:`number_problem` refuses."""
-
-    def parse(text: str):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        problem = number_problem(value, bounds, conv is int)
-        if problem is None:
-            return conv(value)
-        if problem.startswith(">="):
-            return _Refused(f"{option} must be at least {bounds[0]} (got {text})")
-        if problem.startswith("<="):
-            return _Refused(f"{option} must be at most {bounds[1]} (got {text})")
-        return _Refused(f"{option} {text}: must be {problem}")
-
-    parse.__name__ = conv.__name__
-    return parse
-
-
-def bound_numeric_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give every plain ``int``/``float`` flag of ``parser`` and its sub-parsers its
-    :func:`flag_range`; returns it (check what it parses with :func:`check_numeric_flags`)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in set(action.choices.values()):
-                bound_numeric_flags(sub)
-        elif action.type in (int, float):
-            bounds = flag_range(action.dest)
-            if bounds is not None:
-                option = action.option_strings[0] if action.option_strings else action.dest.upper()
-                action.type = bounded(action.type, bounds, option)
-    return parser
-
-
-def check_numeric_flags(args: argparse.Namespace) -> argparse.Namespace:
-    """Raise the one-line ConfigError of the first refused numeric flag in ``args``; returns ``args``."""
-    for value in vars(args).values():
-        for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, _Refused):
-                raise ConfigError(v.message)
-    return args

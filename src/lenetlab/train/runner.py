@@ -18,6 +18,7 @@ from lenetlab.errors import CheckpointError, ConfigError, DiskFullError, Lenetla
 from lenetlab.inference.evaluate import EvalResult, evaluate_sharded, model_loss
 from lenetlab.models.checkpoint import load_checkpoint, save_checkpoint
 from lenetlab.signals import StopRequest
+from lenetlab.textfmt import quiet
 from lenetlab.train import rundir
 from lenetlab.train.config import RunConfig, save_config
 from lenetlab.train.dist import SingleProcess
@@ -100,7 +101,7 @@ class Runner:
     def _build_model(self) -> None:
         """The model (initialised, on the device), its training wrapper (DDP, compiled) and its loss."""
         cfg = self.cfg
-        model, self.model_kwargs = init_model(cfg, self.splits, self.spec)
+        model, self.model_kwargs = init_model(cfg, self.splits, self.spec, self.say if self.dist.is_main else quiet)
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

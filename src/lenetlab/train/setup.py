@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 from lenetlab.data.augment import build_augment
@@ -13,6 +14,7 @@ from lenetlab.inference.run import load_data
 from lenetlab.models import create, model_info
 from lenetlab.models.checkpoint import data_description
 from lenetlab.models.init import init_weights
+from lenetlab.textfmt import quiet
 
 
 def load_splits(cfg, dist=None):
@@ -49,16 +51,21 @@ def build_spec(cfg, splits) -> InputSpec:
     return replace(spec, mean=mean, std=std)
 
 
-def init_model(cfg, splits, spec: InputSpec):
+def init_model(cfg, splits, spec: InputSpec, say=quiet):
     """``cfg.model`` for the classes of ``splits`` and the channels of ``spec``, initialised by ``cfg.init``
     (``pretrained``: the shipped weights, a new head where the classes differ) on the CPU; returns
-    ``(model, kwargs)``, the kwargs a checkpoint records."""
+    ``(model, kwargs)``, the kwargs a checkpoint records. ``say(text, err=True)`` receives ``create``'s
+    warning naming the pretrained layers it replaced, as one ``note:`` line."""
     kwargs = {"num_classes": len(splits.class_names), "in_channels": spec.channels, **cfg.model_kwargs}
     pretrained = cfg.init == "pretrained"
     try:
-        model = create(cfg.model, pretrained=pretrained, **kwargs)
+        with warnings.catch_warnings(record=True) as replaced:
+            warnings.simplefilter("always")
+            model = create(cfg.model, pretrained=pretrained, **kwargs)
     except TypeError as e:
         raise LenetlabError(f"field 'model_kwargs': {cfg.model} does not accept {cfg.model_kwargs} ({e})") from None
+    for w in replaced:
+        say(f"note: {w.message}", err=True)
     return (model.train() if pretrained else init_weights(model, cfg.init)), kwargs
 
 
