@@ -1,6 +1,6 @@
-"""The choices of command-line options that the code also checks (``--normalize``, ``--select``,
-``--tta``, the dataset names): plain constants, importing nothing, so ``lenet --help`` builds its parser
-without torch."""
+"""The choices of command-line options that the code also checks (dataset names, ``--normalize``,
+``--device``, ``--select``, ``--tta``): plain constants, importing nothing, so ``lenet --help`` builds
+its parser without torch."""
 
 #: The dataset names :func:`lenetlab.data.load` knows (any other dataset is a path).
 NAMED_DATASETS = ("mnist-subset", "mnist", "fashion-mnist")
@@ -19,6 +19,9 @@ FIXED_NORMS = {
 #: or one of :data:`FIXED_NORMS`.
 NORMALIZE_CHOICES = ("default", "stats", *FIXED_NORMS)
 
+
+#: ``--device`` values: the best this machine has (CUDA, then MPS, then CPU), or one by name.
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 #: ``--select`` rules: cross-validated choice between the other two, greedy forward selection, every candidate.
 SELECT_RULES = ("auto", "greedy", "all")

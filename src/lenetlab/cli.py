@@ -17,7 +17,7 @@ import sys
 from dataclasses import fields
 
 from lenetlab import __version__
-from lenetlab.choices import NORMALIZE_CHOICES, SELECT_RULES, TTA_MODES
+from lenetlab.choices import DEVICES, NAMED_DATASETS, NORMALIZE_CHOICES, SELECT_RULES, TTA_MODES
 from lenetlab.errors import ConfigError, LenetlabError
 from lenetlab.fileio import dumps
 from lenetlab.lessons import LESSONS
@@ -29,7 +29,6 @@ CHECKPOINT_HELP = (
     "checkpoint file, run directory (best.pt, else last.pt), exported model folder, or the name of a "
     "model shipped with trained weights (see lenet models --pretrained)"
 )
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 DESCRIPTION = """\
 lenetlab: LeNet-5 and the classic CNNs on MNIST, from hand-written operators to a served model.
@@ -117,7 +116,7 @@ def _add_data(sub) -> None:
     p.add_argument(
         "--dataset",
         default="mnist-subset",
-        help="mnist-subset, mnist, fashion-mnist, or a path (NNDL .json.gz, CSV file, image folder)",
+        help=f"{', '.join(NAMED_DATASETS)}, or a path (NNDL .json.gz, CSV file, image folder)",
     )
     p.add_argument(
         "--data-dir",

@@ -19,8 +19,8 @@ import lenetlab
 from lenetlab.apps import plot as plot_app
 from lenetlab.apps import train as train_app
 from lenetlab.cli import main
+from lenetlab.inference.run import read_metrics
 from lenetlab.models.checkpoint import load_checkpoint
-from lenetlab.train.rundir import read_metrics
 
 FAST = ["--num-threads", "1", "--progress", "none", "--no-tensorboard"]
 ALL = {"loss.png", "accuracy.png", "confusion.png", "misclassified.png", "kernels.png", "feature_maps.png"}

@@ -12,8 +12,8 @@ import pytest
 
 from lenetlab.apps.runs import format_seconds, select_runs
 from lenetlab.cli import main
-from lenetlab.inference.run import Run
-from lenetlab.train.rundir import RunLock, lock_holder
+from lenetlab.inference.run import Run, lock_holder
+from lenetlab.train.rundir import RunLock
 
 FAST = ["--num-threads", "1", "--progress", "none", "--no-plots", "--no-tensorboard"]
 OLD = time.time() - 3600  # an hour ago: not being written any more

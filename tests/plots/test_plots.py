@@ -15,9 +15,9 @@ from PIL import Image
 from lenetlab import plots
 from lenetlab.data.splits import Split
 from lenetlab.errors import DataError, LenetlabError
+from lenetlab.inference.run import read_metrics
 from lenetlab.models import build_model, create, load_checkpoint
 from lenetlab.models.trace import first_conv
-from lenetlab.train.rundir import read_metrics
 
 ALL = {"loss.png", "accuracy.png", "confusion.png", "misclassified.png", "kernels.png", "feature_maps.png"}
 

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from lenetlab.cli import main
+from lenetlab.inference.run import read_metrics
 from lenetlab.models.checkpoint import build_model, load_checkpoint
-from lenetlab.train.rundir import read_metrics
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 # 2 epochs x 16 steps of 64 (32 per rank); last.pt every 4 steps; deterministic CPU kernels

@@ -11,9 +11,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lenetlab.cli import main
+from lenetlab.inference.run import read_metrics
 from lenetlab.train import RunConfig, Runner, loggers
 from lenetlab.train.loggers import CsvLog, csv_text, flatten
-from lenetlab.train.rundir import read_metrics
 
 FAST = ["--num-threads", "1", "--progress", "none"]
 SCALARS = {

@@ -15,8 +15,8 @@ import torch
 
 from lenetlab.apps import train as commands
 from lenetlab.cli import main
+from lenetlab.inference.run import read_metrics
 from lenetlab.models.checkpoint import load_checkpoint
-from lenetlab.train.rundir import read_metrics
 
 # three epochs of 16 steps; last.pt every 3 steps so a kill always lands between checkpoints
 ARGS = [

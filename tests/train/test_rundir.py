@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from lenetlab.errors import ConfigError
-from lenetlab.train.rundir import LOCK, RunLock, check_unlocked, new_run_dir, read_metrics
+from lenetlab.inference.run import LOCK, read_metrics
+from lenetlab.train.rundir import RunLock, check_unlocked, new_run_dir
 
 FAST = ["--num-threads", "1", "--no-plots", "--progress", "plain", "--device", "cpu"]
 

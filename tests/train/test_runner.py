@@ -11,9 +11,9 @@ import torch
 
 from lenetlab.cli import main
 from lenetlab.data.transforms import InputSpec
+from lenetlab.inference.run import read_metrics
 from lenetlab.models.checkpoint import build_model, load_checkpoint
 from lenetlab.train import RunConfig, Runner
-from lenetlab.train.rundir import read_metrics
 
 FAST = ["--num-threads", "1"]  # one thread keeps this test quick even when other jobs share the cores
 

@@ -12,9 +12,9 @@ import torch
 
 from lenetlab.cli import main
 from lenetlab.inference.evaluate import EvalResult
+from lenetlab.inference.run import read_metrics
 from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train import RunConfig, Runner
-from lenetlab.train.rundir import read_metrics
 
 SPE = 16  # steps per epoch: 1,000 subset images, batch 64
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from lenetlab.choices import NORMALIZE_CHOICES
+from lenetlab.choices import DEVICES, NORMALIZE_CHOICES
 from lenetlab.errors import ConfigError, LenetlabError, did_you_mean, first_line
 from lenetlab.fileio import atomic_path, dumps, loads, read_text
 
@@ -165,7 +165,7 @@ class RunConfig:
     # reproducibility and hardware
     seed: int = _f(0, "random seed (init, shuffling, augmentation)", range=(-(2**63), 2**63 - 1))
     deterministic: bool = _f(False, "deterministic algorithms (bit-exact resume on CPU)")
-    device: str = _f("auto", "device", choices=("auto", "cpu", "cuda", "mps"))
+    device: str = _f("auto", "device", choices=DEVICES)
     amp: str = _f(
         "auto",
         "mixed precision autocast: auto (bf16/fp16 on CUDA, off on CPU/MPS), off, bf16, fp16",

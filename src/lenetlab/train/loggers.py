@@ -17,7 +17,8 @@ import numpy as np
 from lenetlab.data.images import open_image
 from lenetlab.errors import first_line, missing_extra
 from lenetlab.fileio import append_text, atomic_path, dumps
-from lenetlab.train.rundir import METRICS, read_metrics, stdout_say
+from lenetlab.inference.run import METRICS, read_metrics
+from lenetlab.train.rundir import stdout_say
 
 CSV = "metrics.csv"
 #: The TensorBoard scalars of each row kind: tag -> row key.

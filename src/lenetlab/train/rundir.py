@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from lenetlab.errors import ConfigError
 from lenetlab.fileio import write_error
 from lenetlab.inference.evaluate import EvalResult
-from lenetlab.inference.run import BEST, CONFIG, LAST, LOCK, METRICS, lock_holder, read_metrics, read_pid  # noqa: F401
+from lenetlab.inference.run import CONFIG, LAST, LOCK, METRICS, read_pid
 from lenetlab.models.checkpoint import load_checkpoint
 from lenetlab.train.config import RunConfig, load_config_file
 

@@ -16,6 +16,7 @@ import torch
 from lenetlab.device import autocast_dtype, select_device, set_threads
 from lenetlab.errors import CheckpointError, ConfigError, DiskFullError, LenetlabError, first_line
 from lenetlab.inference.evaluate import EvalResult, evaluate_sharded, model_loss
+from lenetlab.inference.run import BEST, CONFIG, LAST
 from lenetlab.models.checkpoint import load_checkpoint, save_checkpoint
 from lenetlab.signals import StopRequest
 from lenetlab.textfmt import quiet
@@ -142,9 +143,9 @@ class Runner:
                     self._lock = rundir.RunLock(self.run_dir).acquire()
             self.metrics = RunLogs(self.run_dir, enabled=main, tensorboard=self.cfg.tensorboard, say=self.say)
             if resume_dir is None and main:
-                save_config(self.cfg, self.run_dir / rundir.CONFIG)
+                save_config(self.cfg, self.run_dir / CONFIG)
             elif resume_dir is not None:
-                last = self.run_dir / rundir.LAST
+                last = self.run_dir / LAST
                 self._load_resume(load_checkpoint(last, map_location=self.device, training=True), last)
         except DiskFullError as e:
             self.close()
@@ -195,7 +196,7 @@ class Runner:
             raise self._with_advice(e) from None
         finally:
             self.close()
-        paths = (self.run_dir, self.run_dir / rundir.BEST, self.run_dir / rundir.LAST)
+        paths = (self.run_dir, self.run_dir / BEST, self.run_dir / LAST)
         return RunResult(*paths, st.best_accuracy, st.best_step, test, st.step, clock.elapsed, clock.train_time)
 
     def close(self) -> None:
@@ -209,7 +210,7 @@ class Runner:
         """``e`` with what to do next: resume from the intact ``last.pt`` once there is space again."""
         if self.run_dir is None:
             return e
-        last = self.run_dir / rundir.LAST
+        last = self.run_dir / LAST
         nxt = (
             f"free some space, then resume with: {self.resume_command()}"
             if last.is_file()
@@ -319,7 +320,7 @@ class Runner:
     def _check_finite(self) -> None:
         bad = int(self._bad.item())
         if bad >= 0:
-            last = f"{self.run_dir / rundir.LAST} (step {self._saved_step})" if self._saved_step is not None else "none"
+            last = f"{self.run_dir / LAST} (step {self._saved_step})" if self._saved_step is not None else "none"
             raise LenetlabError(
                 f"non-finite training loss at step {bad} (epoch {(bad - 1) // self.steps_per_epoch + 1}): "
                 f"run stopped; try a lower --lr (now {self.cfg.lr:g}) or --grad-clip; "
@@ -415,7 +416,7 @@ class Runner:
             self.model, self.splits.test, class_names=self.splits.class_names, keep_predictions=self.cfg.plots
         )
         fields = {"loss": res.loss, "accuracy": res.accuracy, "n": res.n, "per_class": res.per_class}
-        self._emit(self._row("test", st.best_step, train_time=False, **fields, checkpoint=rundir.BEST))
+        self._emit(self._row("test", st.best_step, train_time=False, **fields, checkpoint=BEST))
         return res
 
     def _row(self, kind: str, step: int, epoch: float | None = None, train_time: bool = True, **fields) -> dict:
@@ -456,7 +457,7 @@ class Runner:
             self._progress.close()
             self.say(
                 f"{'terminated (SIGTERM)' if self.interrupt.terminated else 'interrupted'} at step "
-                f"{self.state.step}: saved {self.run_dir / rundir.LAST}; resume with: {self.resume_command()}",
+                f"{self.state.step}: saved {self.run_dir / LAST}; resume with: {self.resume_command()}",
                 err=True,
             )
         self.interrupt.raise_()
@@ -476,7 +477,7 @@ class Runner:
         st = self.state
         if self.dist.is_main:
             save_checkpoint(
-                self.run_dir / rundir.BEST,
+                self.run_dir / BEST,
                 {
                     **self._payload(st.best_state),
                     "step": st.step,
@@ -489,7 +490,7 @@ class Runner:
     def save_last(self) -> Path:
         """Write ``last.pt``: everything needed to continue exactly from here (the meters summed over ranks)."""
         self._check_finite()
-        path = self.run_dir / rundir.LAST
+        path = self.run_dir / LAST
         with self.clock.paused():
             meters = self.dist.all_reduce_sum(self._meters.clone())
             if self.dist.is_main:
