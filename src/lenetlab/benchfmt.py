@@ -59,7 +59,7 @@ def train(d: dict, view: str | None = None) -> list:
     counts = sorted({int(k.rsplit(" @", 1)[1][:-1]) for k in d["throughput"]})
     header = [f"path (batch {d['batch_size']})"]
     for t in counts:
-        header += [f"{t} thread{'s' if t > 1 else ''}", "ratio"]
+        header += [threads(t), "ratio"]
     rows = []
     for n in names:
         cells = [BASELINE if n == "baseline" else f"lenetlab {n}"]
@@ -70,7 +70,7 @@ def train(d: dict, view: str | None = None) -> list:
     return [
         Table(header, rows, "l" + "rr" * len(counts)),
         f"Best ratio at the same model, batch and thread count: **{ratio(d['best_ratio_same_threads'])}** "
-        f"(lenetlab {best[0]}, {best[1][:-1]} thread{'s' if best[1] != '1t' else ''}); the fastest lenetlab "
+        f"(lenetlab {best[0]}, {threads(int(best[1][:-1]))}); the fastest lenetlab "
         f"path is {ratio(d['best_vs_best_baseline'])} the fastest baseline.",
     ]
 

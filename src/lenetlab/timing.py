@@ -34,16 +34,11 @@ def threads(n: int | None) -> Iterator[int]:
         torch.set_num_threads(old)
 
 
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    """``(fn(), wall seconds of that call)``."""
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start
-
-
 def seconds(fn: Callable[[], object]) -> float:
     """Wall seconds of one call of ``fn()``."""
-    return timed(fn)[1]
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def best_block(fn: Callable[[], object], min_run_time: float) -> float:
