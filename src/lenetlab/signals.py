@@ -31,13 +31,12 @@ def handling(handler: Callable, signals: tuple = (signal.SIGTERM,)) -> Iterator[
             signal.signal(s, h)
 
 
-def raise_terminated(signum, frame):
-    """A signal handler raising :class:`~lenetlab.errors.Terminated`."""
-    raise Terminated
-
-
 def terminate_on_sigterm():
     """Within the block SIGTERM raises :class:`~lenetlab.errors.Terminated` (exit status 143)."""
+
+    def raise_terminated(signum, frame):
+        raise Terminated
+
     return handling(raise_terminated)
 
 

@@ -7,16 +7,16 @@ import torch
 from lenetlab.data.transforms import InputSpec
 from lenetlab.device import autocast_dtype, select_device
 from lenetlab.errors import DataError, LenetlabError
-from lenetlab.inference.evaluate import EvalResult, evaluate, format_result
+from lenetlab.inference.evaluate import evaluate, format_result
 from lenetlab.inference.run import checkpoint_path, load_data
 from lenetlab.models.checkpoint import checkpoint_data, load_model
 from lenetlab.textfmt import Output
 
 
-def _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size) -> tuple[EvalResult, str]:
-    """Evaluate ``checkpoint``'s model on ``split`` (None: test when it is labelled, else dev) of the data it
-    was trained on (:func:`load_data`) or of ``dataset``/``data_dir``; the result and the split it used."""
-    dev = select_device(device)
+def eval_command(checkpoint, dataset=None, data_dir=None, split=None, device="auto", batch_size=1000) -> Output:
+    """``lenet eval``: evaluate ``checkpoint``'s model on ``split`` (None: test when it is labelled, else dev,
+    as for a Kaggle test set) of the data it was trained on (:func:`load_data`) or of ``dataset``/``data_dir``."""
+    dev, asked = select_device(device), split
     # refuses damaged or inconsistent checkpoints
     model, ckpt = load_model(checkpoint_path(checkpoint), map_location=dev)
     cfg = ckpt.get("config") or {}
@@ -60,21 +60,14 @@ def _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_siz
         autocast=autocast,
         channels_last=channels_last,
     )
-    return res, split
+    note = " (the test split is unlabelled)" if asked is None and split == "dev" else ""
+    return Output(
+        {"checkpoint": str(checkpoint), "split": split, **res.to_dict()},
+        f"{checkpoint} on {split}{note}:\n{format_result(res)}",
+    )
 
 
 def _brief(names, k: int = 4) -> str:
     """The first ``k`` class names, comma-separated, for one-line messages."""
     names = [str(n) for n in names]
     return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
-
-
-def eval_command(checkpoint, dataset=None, data_dir=None, split=None, device="auto", batch_size=1000) -> Output:
-    """``lenet eval``: evaluate ``checkpoint``; ``split`` None: test when it is labelled, else dev (a
-    Kaggle test set)."""
-    res, used = _evaluate_checkpoint(checkpoint, dataset, data_dir, split, device, batch_size)
-    note = " (the test split is unlabelled)" if split is None and used == "dev" else ""
-    return Output(
-        {"checkpoint": str(checkpoint), "split": used, **res.to_dict()},
-        f"{checkpoint} on {used}{note}:\n{format_result(res)}",
-    )
