@@ -17,7 +17,6 @@ import argparse
 import string
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +74,14 @@ def make_letters(root: str | Path, per_class: tuple[int, int, int] = (20, 10, 20
 
 def train_once(folder: Path, out_dir: Path, init: str, lr: float, epochs: int, seed: int, batch_size: int) -> dict:
     """One ``lenet train`` run on ``folder`` (in this process); its dev and test accuracy, steps and seconds."""
+    from lenetlab.textfmt import quiet
     from lenetlab.train.config import RunConfig
     from lenetlab.train.runner import Runner
 
     name = f"{init}-e{epochs}-lr{lr:g}-s{seed}"
     run = dict(init=init, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, name=name, out_dir=str(out_dir))
-    result = Runner(RunConfig(dataset=str(folder), tensorboard=False, **run, **SHARED)).run()
+    cfg = RunConfig(dataset=str(folder), tensorboard=False, **run, **SHARED)
+    result = Runner(cfg, say=quiet).run()  # quiet: no note naming the new head on every run
     return {
         "init": init,
         "lr": lr,
@@ -155,11 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder}: {counts}")
         if a.make_only:
             return 0
-        with warnings.catch_warnings():  # create(pretrained=True) names the new head on every run
-            warnings.simplefilter("ignore", UserWarning)
-            rows = [
-                r for e in a.epochs.split(",") for r in compare(folder, Path(tmp), int(e), lrs, seeds, a.batch_size)
-            ]
+        rows = [r for e in a.epochs.split(",") for r in compare(folder, Path(tmp), int(e), lrs, seeds, a.batch_size)]
     data = {"images": counts, "batch_size": a.batch_size, "lrs": lrs, "summary": summarize(rows), "runs": rows}
     for s in data["summary"]:
         print(
