@@ -22,6 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from lenetlab.errors import ConfigError, LenetlabError
@@ -254,7 +255,8 @@ def dry_run(args, say=quiet) -> Output:
     )
     try:
         splits = load_splits(cfg)
-        splits = replace(splits, dev=_head(splits.dev, DRY_RUN_EXAMPLES), test=_head(splits.test, DRY_RUN_EXAMPLES))
+        dev, test = (s.take(torch.arange(min(len(s), DRY_RUN_EXAMPLES))) for s in (splits.dev, splits.test))
+        splits = replace(splits, dev=dev, test=test)
         runner = Runner(cfg, splits=splits, say=say)
     except BaseException:  # a configuration error: nothing worth keeping was written
         shutil.rmtree(out, ignore_errors=True)
@@ -277,18 +279,6 @@ def dry_run(args, say=quiet) -> Output:
         f"test ({len(splits.test)} examples) and {len(result.plots)} plots in "
         f"{summary['seconds']:.1f} s\nwritten to a temporary folder (delete it when done): "
         f"{runner.run_dir}\n  " + "\n  ".join(files),
-    )
-
-
-def _head(split, n: int):
-    """The first ``n`` examples of ``split`` (the same split when it is smaller)."""
-    if len(split) <= n:
-        return split
-    return replace(
-        split,
-        x=split.x[:n],
-        y=None if split.y is None else split.y[:n],
-        ids=None if split.ids is None else split.ids[:n],
     )
 
 
