@@ -486,14 +486,9 @@ def _add_compare(sub) -> None:
 
 
 # ----------------------------------------------------------------------------- bench
-def _bench_parser(which, name: str, help: str, run) -> argparse.ArgumentParser:
-    """``lenet bench NAME``; its ``--quick`` and ``--json`` come last (:func:`_bench_common`)."""
-    q = which.add_parser(name, help=help)
+def _bench_common(q, run) -> None:
+    """``lenet bench NAME``'s last flags, ``--quick`` and ``--json``, and what it runs."""
     q.set_defaults(func=run)
-    return q
-
-
-def _bench_common(q) -> None:
     q.add_argument("--quick", action="store_true", help="shorter, noisier measurements")
     _json_flag(q)
 
@@ -506,16 +501,16 @@ def _add_bench(sub) -> None:
     )
     which = p.add_subparsers(dest="which", metavar="WHICH", required=True)
     ops = _app("bench_ops:run_ops_bench", "quick", "batches", "threads", loop=lambda a: not a.no_loop)
-    q = _bench_parser(which, "ops", "loop reference vs im2col vs PyTorch operators on LeNet-5's layer shapes", ops)
+    q = which.add_parser("ops", help="loop reference vs im2col vs PyTorch operators on LeNet-5's layer shapes")
     q.add_argument("--batches", type=int, nargs="+", default=[1, 256], help="batch sizes")
     q.add_argument("--no-loop", action="store_true", help="skip the slow loop reference")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own setting)")
-    _bench_common(q)
+    _bench_common(q, ops)
     _add_bench_train(which)
     names = ("checkpoint", "quick", "batch_size", "calls")
     threads, onnx = (lambda a: a.threads or None), (lambda a: not a.no_onnx)
     infer = _app("bench_infer:run_infer_bench", *names, threads=threads, onnx=onnx)
-    q = _bench_parser(which, "infer", "inference throughput and single-image latency, eager and exported", infer)
+    q = which.add_parser("infer", help="inference throughput and single-image latency, eager and exported")
     q.add_argument(
         "--checkpoint", default=None, help="checkpoint or run directory (default: the lenet5 shipped with lenetlab)"
     )
@@ -523,13 +518,11 @@ def _add_bench(sub) -> None:
     q.add_argument("--batch-size", type=int, default=1000, help="batch size for the throughput figure")
     q.add_argument("--calls", type=int, default=None, help="timed single-image calls (default: 2000, quick 300)")
     q.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
-    _bench_common(q)
+    _bench_common(q, infer)
 
 
 def _add_bench_train(which) -> None:
-    q = _bench_parser(
-        which, "train", "a typical tutorial's per-sample pipeline vs lenetlab; time to 99%%", _bench_train
-    )
+    q = which.add_parser("train", help="a typical tutorial's per-sample pipeline vs lenetlab; time to 99%%")
     q.add_argument("--dataset", default="mnist", help="dataset name or path")
     q.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     q.add_argument("--steps", type=int, default=None, help="timed steps per throughput figure (default 300, quick 100)")
@@ -564,7 +557,7 @@ def _add_bench_train(which) -> None:
         help="instead: where a batch-64 step goes (data, forward, backward, optimiser) for the baseline "
         "and each lenetlab path, and the top aten operators; one --threads count (default 1)",
     )
-    _bench_common(q)
+    _bench_common(q, _bench_train)
 
 
 _BENCH_TRAIN = ("dataset", "data_dir", "quick", "steps", "threads")
