@@ -9,9 +9,9 @@ import shutil
 import pytest
 import torch
 
+from lenetlab.choices import NAMED_DATASETS
 from lenetlab.cli import main
 from lenetlab.data import InputSpec, load
-from lenetlab.data.folders import NAMED
 from lenetlab.errors import DataError
 
 
@@ -38,7 +38,7 @@ def test_unknown_name_lists_known(capsys):
     assert main(["data", "--dataset", "kmnist"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown dataset 'kmnist'" in err
-    assert list(NAMED) == ["mnist-subset", "mnist", "fashion-mnist"]
+    assert list(NAMED_DATASETS) == ["mnist-subset", "mnist", "fashion-mnist"]
 
 
 def test_missing_path(tmp_path):
