@@ -8,8 +8,6 @@ Each run ``CONFIG-sSEED`` (``benchmarks/results_table.sh`` trains them) is read 
 the existing file, and a rerun row keeps its ``label``, ``reference`` and ``note``.
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import os

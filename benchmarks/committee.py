@@ -9,8 +9,6 @@ are kept); ``lenet ensemble --select`` then chooses the committee on the dev spl
 member's single-network test errors, then the committee.
 """
 
-from __future__ import annotations
-
 import argparse
 import sys
 from pathlib import Path

@@ -8,8 +8,6 @@ included; evaluation and checkpoint writes not), against 1 process x 1 thread in
     python benchmarks/ddp_speed.py --dataset mnist-subset --epochs 10 --rounds 1
 """
 
-from __future__ import annotations
-
 import argparse
 import os
 import statistics

@@ -12,8 +12,6 @@ comparison ignores what differs from one run to the next (:func:`normalise`); a 
 otherwise is rewritten with the real output, the others are left as they are.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import io

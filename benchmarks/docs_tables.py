@@ -9,8 +9,6 @@ results file (see ``results_io.py``) and a line naming its source, machine and c
 ``<!-- table: glance -->`` is README's at-a-glance table, which quotes several files.
 """
 
-from __future__ import annotations
-
 import argparse
 import functools
 import os

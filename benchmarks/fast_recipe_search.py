@@ -6,8 +6,6 @@ Every variant is ``fast-lenet5`` with a few fields changed (:data:`VARIANTS`), t
 :func:`lenetlab.apps.bench_train.time_to_accuracy` once per seed (about 10 s), seeds interleaved.
 """
 
-from __future__ import annotations
-
 import argparse
 import statistics
 import sys

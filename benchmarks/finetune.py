@@ -11,8 +11,6 @@ rate is chosen on dev, then its test accuracy measured over several seeds. A run
     python benchmarks/finetune.py --out letters --make-only           # just the folder
 """
 
-from __future__ import annotations
-
 import argparse
 import string
 import sys

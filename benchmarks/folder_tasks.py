@@ -15,8 +15,6 @@ flags found by hand for that task (tuned on other draws, never on these test ima
     python benchmarks/folder_tasks.py --tasks glyphs --num-threads 1 --results results/folder-tasks.json
 """
 
-from __future__ import annotations
-
 import argparse
 import csv
 import json

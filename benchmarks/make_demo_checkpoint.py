@@ -8,8 +8,6 @@ An ordinary run of the shipped config ``shipped-lenet5``, trained into
 and ``metrics.jsonl``; ``last.pt`` and ``metrics.csv`` are removed to keep it small.
 """
 
-from __future__ import annotations
-
 import argparse
 import subprocess
 import sys

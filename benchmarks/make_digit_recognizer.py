@@ -13,8 +13,6 @@ answers in ``solution.csv`` (which ``lenet`` never reads); ``--train N --test M`
 the figures for the docs.
 """
 
-from __future__ import annotations
-
 import argparse
 import csv
 import sys

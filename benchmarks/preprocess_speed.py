@@ -7,8 +7,6 @@ Stages: read (the PNG's header; the JSON's parse and validation), decode (``imag
 (``images.normalise``), to tensor; and the total as the server runs it (its ``_preprocess``).
 """
 
-from __future__ import annotations
-
 import argparse
 import io
 import json

@@ -7,8 +7,6 @@
 The file's kind is ``lenet-COMMAND``, which picks the table renderer in ``docs_tables.py``.
 """
 
-from __future__ import annotations
-
 import argparse
 import sys
 

@@ -10,8 +10,6 @@ Every table in the docs is rendered from one file under ``results/`` by ``docs_t
 ``kind`` names the renderer.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import datetime as _dt

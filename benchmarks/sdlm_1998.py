@@ -7,8 +7,6 @@ Each config of :data:`CONFIGS` is trained once per seed into ``RUNS_DIR/NAME-sSE
 run on one thread); the rows are ``collect_runs.py``'s with the paper's figure and the gap to it.
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import sys

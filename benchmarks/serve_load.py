@@ -30,8 +30,6 @@ Loopback addresses only: this is not a tool for loading other people's servers.
     python benchmarks/serve_load.py --onnx model.onnx --body png          # also serve an ONNX model
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 import collections

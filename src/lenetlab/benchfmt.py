@@ -3,8 +3,6 @@ paragraphs) ``lenet bench`` prints as text and ``benchmarks/docs_tables.py`` wri
 markdown. A kind is the ``meta.kind`` of a results file; ``data`` is the command's ``--json`` output.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 from lenetlab.textfmt import Table, columns, num, ratio, render, sci, sig, threads

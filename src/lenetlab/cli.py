@@ -8,8 +8,6 @@ Ctrl-C exits 130, SIGTERM 143 (:mod:`lenetlab.signals`). Also ``python -m lenetl
 ``python -m lenetlab.cli``, which torchrun launches for ``lenet train --nproc N``).
 """
 
-from __future__ import annotations
-
 import argparse
 import importlib
 import os

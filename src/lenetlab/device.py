@@ -1,7 +1,5 @@
 """The device policy, in one place: which torch device, which autocast precision, how many CPU threads."""
 
-from __future__ import annotations
-
 import torch
 
 from lenetlab.errors import ConfigError

@@ -3,8 +3,6 @@ is a one-line :class:`~lenetlab.errors.LenetlabError` naming the file (a full de
 :class:`~lenetlab.errors.DiskFullError`), never an OSError traceback; a failed write leaves the
 previous file as it was."""
 
-from __future__ import annotations
-
 import errno
 import itertools
 import json

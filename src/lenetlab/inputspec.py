@@ -1,8 +1,6 @@
 """:class:`InputSpec`: how raw ``uint8`` images become a model's input, written into every checkpoint and
 exported model and checked when read back. A leaf: ``data`` applies a spec, ``models`` checks one."""
 
-from __future__ import annotations
-
 import math
 from dataclasses import asdict, dataclass
 
@@ -39,7 +37,7 @@ class InputSpec:
         return d
 
     @classmethod
-    def from_dict(cls, spec, source="checkpoint", field: str = "input_spec") -> InputSpec:
+    def from_dict(cls, spec, source="checkpoint", field: str = "input_spec") -> "InputSpec":
         """Rebuild from :meth:`to_dict` output, checked: ``channels`` 1 or 3, ``size`` in :data:`SIZES`,
         ``resize`` pad|resize, ``mean``/``std`` ``channels`` finite numbers with ``std > 0``, an optional
         ``digit_width``; else a one-line :class:`CheckpointError` naming ``source`` and ``field.key``."""

@@ -7,8 +7,6 @@ finish a unit of work first (the training loop saves ``last.pt`` at a step bound
 :class:`StopRequest`. Signals reach the main thread only: elsewhere these change nothing.
 """
 
-from __future__ import annotations
-
 import contextlib
 import signal
 import threading

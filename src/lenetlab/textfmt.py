@@ -1,8 +1,6 @@
 """Text tables and number formats for the command line and the docs, and :class:`Output`, the result
 every ``lenet`` command returns to the CLI; shared by every package (imports nothing of lenetlab)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -1,8 +1,6 @@
 """The benchmarks' one timing harness: torch CPU threads set for a measurement and restored after it,
 and the clocks every benchmark reads (seconds of one call, best block, median rate, latency percentiles)."""
 
-from __future__ import annotations
-
 import contextlib
 import time
 from collections.abc import Callable, Iterator

@@ -8,8 +8,6 @@ that fails here is reported as skipped with the reason. The inputs are the embed
 digits; every backend's scores are checked against eager PyTorch.
 """
 
-from __future__ import annotations
-
 import tempfile
 import warnings
 from pathlib import Path

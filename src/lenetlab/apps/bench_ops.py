@@ -7,8 +7,6 @@ The loop reference is far too slow for that, so it is timed over one call; at la
 forward+backward runs on a *sub-batch* whose time is scaled linearly to the batch (rows marked ``~``).
 """
 
-from __future__ import annotations
-
 import time
 from dataclasses import asdict, dataclass
 

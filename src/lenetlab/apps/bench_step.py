@@ -13,8 +13,6 @@ model step alone, which bounds the speed-up any input pipeline can give). Paths 
 rounds and each figure is a median, so bursts of load on a shared machine hit every path alike.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field

@@ -10,8 +10,6 @@ reaches the target, then the baseline for up to ``baseline_budget`` times as lon
 time goes: :mod:`lenetlab.apps.bench_step` (``--profile``).
 """
 
-from __future__ import annotations
-
 import tempfile
 import time
 from dataclasses import dataclass, field

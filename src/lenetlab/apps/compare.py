@@ -6,8 +6,6 @@ reports the largest absolute difference of their outputs on random inputs and on
 (:class:`lenetlab.ops.LoopLeNet`) on a few images (it is slow).
 """
 
-from __future__ import annotations
-
 import copy
 import dataclasses
 

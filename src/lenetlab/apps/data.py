@@ -1,7 +1,5 @@
 """``lenet data``: a dataset's split sizes, image shape, classes, pixel statistics and files."""
 
-from __future__ import annotations
-
 from lenetlab.data.summary import format_summary, summarize
 from lenetlab.textfmt import Output
 

@@ -7,8 +7,6 @@ shifts (``on``), or does when that scores better on dev (``auto``). Each checkpo
 :class:`InputSpec`, so models trained with different recipes can be combined.
 """
 
-from __future__ import annotations
-
 import os
 from dataclasses import asdict, dataclass, field
 

@@ -1,7 +1,5 @@
 """``lenet eval``: rebuild a checkpoint's model and evaluate it on a split of its dataset."""
 
-from __future__ import annotations
-
 import torch
 
 from lenetlab.data.transforms import InputSpec

@@ -1,7 +1,5 @@
 """``lenet export``: a checkpoint as an ONNX file, or as a ``model.safetensors`` + ``config.json`` folder."""
 
-from __future__ import annotations
-
 import os
 
 from lenetlab.errors import LenetlabError

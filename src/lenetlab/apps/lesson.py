@@ -1,7 +1,5 @@
 """``lenet lesson [NAME]``: the catalogue of lessons, one lesson's idea and results, or its code."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 

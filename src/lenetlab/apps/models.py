@@ -1,7 +1,5 @@
 """``lenet models [--pretrained]``: the registered models, or those shipped with trained weights."""
 
-from __future__ import annotations
-
 from lenetlab.models.pretrained import describe_pretrained
 from lenetlab.models.profile import describe_models
 from lenetlab.textfmt import Output, align

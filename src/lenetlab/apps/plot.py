@@ -6,8 +6,6 @@ what cannot be drawn is skipped with a one-line note. Several runs: their curves
 (``--out FILE``, default ``compare.png``).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from lenetlab.data.transforms import InputSpec

@@ -2,8 +2,6 @@
 by default), through the MNIST-style preprocessing the web service shares
 (:func:`lenetlab.data.images.preprocess_image`); blank images are reported, not classified."""
 
-from __future__ import annotations
-
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -1,7 +1,5 @@
 """``lenet profile MODEL``: per-layer output shapes, parameters, MACs and FLOPs of a registered model."""
 
-from __future__ import annotations
-
 from lenetlab.models.profile import format_profile, profile_model
 from lenetlab.textfmt import Output
 

@@ -1,8 +1,6 @@
 """``lenet runs [DIR]``: one line per run directory (:meth:`lenetlab.inference.run.Run.info`), sorted and
 filtered; a damaged run is listed with what is wrong with it."""
 
-from __future__ import annotations
-
 from lenetlab.errors import ConfigError
 from lenetlab.inference.run import Run, RunInfo
 from lenetlab.textfmt import Output, align

@@ -9,8 +9,6 @@ as ``lenet runs`` reads them), an exported folder's from what it records. No sou
 ``lenet5`` shipped with lenetlab (itself a run).
 """
 
-from __future__ import annotations
-
 import json
 import os
 import threading

@@ -9,8 +9,6 @@ validation split (``tta="auto"``), and the submission keeps the dataset's header
 in test order, written atomically.
 """
 
-from __future__ import annotations
-
 import csv
 import io
 import os

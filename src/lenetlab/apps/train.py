@@ -9,8 +9,6 @@ after a SIGTERM, which it forwards to every rank: each saves ``last.pt`` at the 
 :class:`~lenetlab.train.dist.DistributedContext`; a failing rank prints its rank and message.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import shutil

@@ -2,8 +2,6 @@
 measures a dataset without decoding its images. Which names and paths are read how: ``docs/data.md``
 (:func:`lenetlab.data.folders.dataset_source` decides it)."""
 
-from __future__ import annotations
-
 import os
 from importlib import resources
 

@@ -3,8 +3,6 @@ and Simard et al. 2003's elastic ones, as one ``affine_grid`` + ``grid_sample`` 
 from that device's global generator (saved in ``last.pt``: a resumed run draws the same); the border
 replicates. ``build_augment("affine+elastic", rotate=10)(xb)`` distorts a batch."""
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass, fields, replace
 

@@ -1,8 +1,6 @@
 """What every dataset reader shares: the seeded dev split, channel conversion, pixel statistics and the
 default input spec (:func:`finish`)."""
 
-from __future__ import annotations
-
 import numpy as np
 import torch
 

@@ -2,8 +2,6 @@
 exactly, else ignoring case): :func:`recognise` tells **images** tables (an image-file column, as Kaggle's
 classify-leaves) from **pixels** tables (``pixel0..`` columns of a square image, as Kaggle's Digit Recognizer)."""
 
-from __future__ import annotations
-
 import csv
 import math
 import re
@@ -30,7 +28,7 @@ class Columns:
     id: str | None = None
 
     @classmethod
-    def of(cls, image: str | None = None, label: str | None = None, id: str | None = None) -> Columns:
+    def of(cls, image: str | None = None, label: str | None = None, id: str | None = None) -> "Columns":
         """Columns from optional names (None keeps the default)."""
         return cls(image or "image", label or "label", id or None)
 

@@ -1,8 +1,6 @@
 """Mirrors, checksums (a file passes when its ``.gz`` or its content md5 matches), the cache and verified
 downloads (pooch) of the IDX datasets MNIST and Fashion-MNIST."""
 
-from __future__ import annotations
-
 import contextlib
 import hashlib
 import os

@@ -2,8 +2,6 @@
 without decoding it: the facts a training recipe is chosen from (``lenetlab.data.inspect``).
 """
 
-from __future__ import annotations
-
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 

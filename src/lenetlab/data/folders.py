@@ -2,8 +2,6 @@
 folder and CSV datasets decoded into ``uint8 [N, C, S, S]`` tensors (RGB or grayscale, default as the first
 image; resized bilinearly to ``image_size``, default the first image's width)."""
 
-from __future__ import annotations
-
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field

@@ -1,8 +1,6 @@
 """The IDX format of MNIST and Fashion-MNIST (raw or gzip; a zero-byte pair, a type code, the rank, one
 big-endian ``int32`` per dimension, the data in C order), and four IDX files as :class:`Splits`."""
 
-from __future__ import annotations
-
 import gzip
 import io
 import zlib

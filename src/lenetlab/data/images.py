@@ -14,8 +14,6 @@ opens an image file (pixel limit :data:`MAX_PIXELS`, checked from the header bef
 Steps 2 to 6 are :func:`normalise` (NumPy only).
 """
 
-from __future__ import annotations
-
 import functools
 import io
 import os

@@ -3,8 +3,6 @@ gathers from a permutation seeded by ``(seed, epoch)``, sharded across ranks lik
 :class:`torch.utils.data.DistributedSampler`.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterator
 
 import torch

@@ -2,8 +2,6 @@
 (or plain) JSON ``[[train_images, train_labels], [dev...], [test...]]``, each image 784 floats in [0, 1].
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 

@@ -1,7 +1,5 @@
 """The :class:`Splits` every dataset loader returns, and the one dev-split rule (:func:`dev_size`)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 import torch
@@ -30,7 +28,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def take(self, i: torch.Tensor) -> Split:
+    def take(self, i: torch.Tensor) -> "Split":
         """The examples at indices ``i`` (int64)."""
         ids = None if self.ids is None else [self.ids[j] for j in i.tolist()]
         return Split(self.x[i], None if self.y is None else self.y[i], ids)

@@ -1,7 +1,5 @@
 """``lenet data``: a dataset's split sizes, image shape, classes, pixel statistics and files."""
 
-from __future__ import annotations
-
 from lenetlab.data import load
 from lenetlab.data.common import pixel_stats
 

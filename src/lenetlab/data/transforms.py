@@ -2,8 +2,6 @@
 its :class:`InputSpec` (saved in every checkpoint) says: width normalisation, padding or resizing, normalisation.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 

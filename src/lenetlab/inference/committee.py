@@ -2,17 +2,11 @@
 test-time augmentation chosen on the dev split (:func:`choose_tta`), a committee chosen by greedy
 forward selection or cross-validation (:func:`choose_committee`)."""
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
 import numpy as np
+import torch
 
 from lenetlab.choices import SELECT_RULES, TTA_MODES
 from lenetlab.errors import CheckpointError, ConfigError, LenetlabError
-
-if TYPE_CHECKING:
-    import torch
 
 
 def _need_members(members: list) -> None:

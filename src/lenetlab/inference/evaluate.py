@@ -1,8 +1,6 @@
 """The one evaluation function (the runner's dev and test evaluations, plots, ``lenet eval``) and the one
 loss: the model's own criterion when it defines one, else cross-entropy, averaged over examples."""
 
-from __future__ import annotations
-
 from dataclasses import asdict, dataclass
 
 import torch
@@ -29,7 +27,7 @@ class EvalResult:
     predictions: torch.Tensor | None = None
 
     @classmethod
-    def of(cls, confusion: torch.Tensor, loss_sum: float, **fields) -> EvalResult:
+    def of(cls, confusion: torch.Tensor, loss_sum: float, **fields) -> "EvalResult":
         """The figures of a ``[K, K]`` confusion matrix and the summed loss over its examples."""
         correct, support = confusion.diag().tolist(), confusion.sum(dim=1).tolist()
         n = sum(support)

@@ -3,8 +3,6 @@ by ``lenet predict``, ``ensemble``, ``submit`` and ``serve``: ``uint8`` images `
 to the model's channels and its own :class:`InputSpec`, class probabilities ``[N, K]`` out. An ONNX model's
 spec and class names are in its metadata: it needs neither the checkpoint nor the model code."""
 
-from __future__ import annotations
-
 import os
 from importlib import resources
 from pathlib import Path

@@ -2,8 +2,6 @@
 every command; :mod:`lenetlab.train.rundir` writes them. In ``inference``, so that serving needs no training code.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import statistics
@@ -157,7 +155,7 @@ class Run:
         return path.is_dir() and any((path / m).exists() for m in MARKERS)
 
     @classmethod
-    def of(cls, source: str | os.PathLike) -> Run | None:
+    def of(cls, source: str | os.PathLike) -> "Run | None":
         """The run ``source`` is (a run directory) or belongs to (a checkpoint file inside one), or None."""
         source = Path(source)
         if cls.is_run(source):
@@ -165,7 +163,7 @@ class Run:
         return cls(source.parent) if source.is_file() and cls.is_run(source.parent) else None
 
     @classmethod
-    def find(cls, name: str | os.PathLike, root: str | os.PathLike = "runs") -> Run:
+    def find(cls, name: str | os.PathLike, root: str | os.PathLike = "runs") -> "Run":
         """The run directory ``name`` (a path, or a run name inside ``root``); a one-line error if neither."""
         path = Path(name)
         for candidate in (path, Path(root) / path):
@@ -177,7 +175,7 @@ class Run:
         )
 
     @classmethod
-    def all(cls, root: str | os.PathLike = "runs") -> list[Run]:
+    def all(cls, root: str | os.PathLike = "runs") -> "list[Run]":
         """Every run directory directly inside ``root`` (or ``root`` itself when it is one), in name order."""
         root = Path(root)
         if not root.is_dir():

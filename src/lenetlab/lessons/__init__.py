@@ -7,8 +7,6 @@ Python API: ``report = run_lesson("learn-kernel", lr=0.01, steps=40)``, then ``p
 ``report.data["kernel"]``, ``report.passed``.
 """
 
-from __future__ import annotations
-
 import importlib
 import inspect
 from collections.abc import Callable

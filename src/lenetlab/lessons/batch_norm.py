@@ -10,8 +10,6 @@ tensor operations; with the same gamma and beta it must give nn.BatchNorm2d's ou
 statistics and gradients, and the fully connected form must match nn.BatchNorm1d.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 

@@ -8,8 +8,6 @@ is a weighted sum of the c_i values at the same pixel, which is exactly a fully 
 with c_i inputs and c_o outputs applied at every pixel, with the same weights everywhere.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,8 +1,6 @@
 """``python -m lenetlab.lessons.docs [PATH]``: write ``docs/lessons.md`` (or PATH), every lesson's command
 and its real output with its defaults (``tests/lessons`` fails when the committed page differs)."""
 
-from __future__ import annotations
-
 import sys
 
 from lenetlab.fileio import atomic_path

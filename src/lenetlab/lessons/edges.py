@@ -9,8 +9,6 @@ turns back to white it is -1. It only looks along rows, so it cannot see the hor
 of the transposed image, until it is transposed too.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 

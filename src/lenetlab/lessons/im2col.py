@@ -8,8 +8,6 @@ channel and every image of the batch in the same matrix). The price is memory: e
 is copied once for every window it falls in, k_h x k_w times for a stride-1 convolution.
 """
 
-from __future__ import annotations
-
 import torch
 
 from lenetlab.lessons.report import Report

@@ -12,8 +12,6 @@ steepest curvature (the largest eigenvalue of the Hessian): 1/30 here, so the bo
 close to the edge. Try --lr 0.04 and watch the loss explode.
 """
 
-from __future__ import annotations
-
 import math
 
 import torch

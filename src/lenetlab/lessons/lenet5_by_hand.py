@@ -10,8 +10,6 @@ which counts only the multiply-adds (MACs) of convolutions and matrix products; 
 by exactly the bias additions and the average-pooling operations the hand count includes.
 """
 
-from __future__ import annotations
-
 import torch.nn as nn
 
 from lenetlab.lessons.report import Report, format_table

@@ -2,8 +2,6 @@
 directly (no Jupyter package): its idea as markdown, the install cell the repository's notebooks open
 with, the lesson's code, and a cell running it as ``lenet lesson NAME`` does and asserting its checks."""
 
-from __future__ import annotations
-
 import ast
 
 from lenetlab.lessons import get_lesson

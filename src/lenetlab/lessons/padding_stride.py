@@ -8,8 +8,6 @@ The book tries four settings on an 8x8 input; each is worked out by the formula 
 against torch.nn.Conv2d and lenetlab's from-scratch conv2d.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 

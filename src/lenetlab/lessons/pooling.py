@@ -8,8 +8,6 @@ convolutions (max pooling pads with minus infinity, so a padded border never win
 channels each channel is pooled on its own: the channel count stays the same.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 

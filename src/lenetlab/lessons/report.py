@@ -4,8 +4,6 @@
 :meth:`Report.check` states a claim and whether it held (``lenet lesson`` exits 1 when one fails).
 """
 
-from __future__ import annotations
-
 import itertools
 import math
 from dataclasses import dataclass, field

@@ -9,8 +9,6 @@ same through lenetlab's model profiler (forward hooks on the registered models),
 input from the book: 28x28 for LeNet, 96x96 for GoogLeNet, 224x224 for the others.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 from lenetlab.lessons.report import Report, format_table

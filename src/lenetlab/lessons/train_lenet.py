@@ -13,8 +13,6 @@ ReLU, which diverges at 0.9. The arithmetic is in float64, so the printed curves
 which float32 kernels a CPU picks.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 

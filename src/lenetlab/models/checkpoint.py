@@ -5,8 +5,6 @@ one :class:`CheckpointError` line naming the file and the field (``docs/faults.m
 :data:`TRAINING_FIELDS`. An exported folder (:mod:`lenetlab.models.pretrained`) loads as the same dict.
 """
 
-from __future__ import annotations
-
 import hashlib
 import io
 import math

@@ -1,7 +1,5 @@
 """Weight initialisation shared by the model builders and the training config's ``init`` field."""
 
-from __future__ import annotations
-
 import torch.nn as nn
 
 from lenetlab.errors import ConfigError

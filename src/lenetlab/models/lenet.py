@@ -1,8 +1,6 @@
 """LeNet-5 as in NNDL's LeNet-5 chapter (``lenet5``: ReLU, max pooling in S2 and average pooling in S4, a full
 C3, a linear output; 61,706 parameters), and the forward pass of the whole LeNet family (:class:`LeNet`)."""
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -4,8 +4,6 @@ subsampling, the C3 connection table, C5 as a convolution, Euclidean RBF outputs
 centres (``forward`` returns the *negative* squared distances), the MAP criterion (:meth:`LeNet1998.loss`)
 and the ±2.4/F_i initialisation. The MAP loss sums 84 squared errors, so plain SGD needs lr ≲ 1e-3."""
 
-from __future__ import annotations
-
 import math
 
 import torch

@@ -2,8 +2,6 @@
 state-dict keys, and state-dict converters checked key by key: :func:`torch_to_scratch` / :func:`scratch_to_torch`,
 and :func:`to_loop_reference` / :func:`from_loop_reference` for :class:`lenetlab.ops.LoopLeNet`."""
 
-from __future__ import annotations
-
 from lenetlab import ops as scratch_ops
 from lenetlab.errors import CheckpointError
 from lenetlab.models.lenet import LeNet5

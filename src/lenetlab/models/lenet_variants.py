@@ -3,8 +3,6 @@
 names, also where C5 is fully connected (the 28×28 versions).
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

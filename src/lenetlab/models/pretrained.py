@@ -3,8 +3,6 @@
 Hub layout described in ``docs/runs.md``; and the registered names shipped with trained weights
 (:data:`PRETRAINED`). Every command that takes a checkpoint takes such a folder too."""
 
-from __future__ import annotations
-
 import hashlib
 import os
 from importlib import resources

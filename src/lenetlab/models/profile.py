@@ -2,8 +2,6 @@
 (:class:`torch.utils.flop_counter.FlopCounterMode`: matrix multiplies and convolutions only, so MACs =
 FLOPs / 2), from one forward pass at batch 1 in eval mode."""
 
-from __future__ import annotations
-
 import contextlib
 import math
 from dataclasses import asdict, dataclass, field

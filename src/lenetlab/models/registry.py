@@ -2,8 +2,6 @@
 module registers a builder (a function or the model class) ``builder(num_classes=10, in_channels=1, **kwargs)``.
 """
 
-from __future__ import annotations
-
 import fnmatch
 import warnings
 from collections.abc import Callable

@@ -3,8 +3,6 @@
 convolution" (:func:`first_conv`).
 """
 
-from __future__ import annotations
-
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager

@@ -3,8 +3,6 @@ NiN, GoogLeNet and ResNet-18, each in a full 224×224 form with the book's chann
 form for 28/32-pixel digits that trains in minutes on a CPU.
 """
 
-from __future__ import annotations
-
 from functools import partial
 
 import torch

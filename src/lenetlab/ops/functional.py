@@ -3,8 +3,6 @@ only (no torch convolution or pooling kernel): convolution is im2col + one GEMM 
 pooling "shift and add" over the ``kh*kw`` strided views (``docs/operators.md``); batch normalisation is plain
 tensor arithmetic, differentiated by autograd."""
 
-from __future__ import annotations
-
 import math
 
 import torch

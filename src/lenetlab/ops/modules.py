@@ -1,8 +1,6 @@
 """``nn.Module`` layers on the from-scratch operators: each subclasses its ``torch.nn`` twin (arguments,
 parameters, initialisation and state dicts are torch's own) and replaces only ``forward``."""
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 

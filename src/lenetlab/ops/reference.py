@@ -3,8 +3,6 @@ read and checked against PyTorch, not to be fast. Unlike NNDL's code, outputs ke
 device, the max pool is per sample and channel, and non-square inputs work; ``LoopConv2d``'s bias is
 NNDL's ``[out_channels, 1]``."""
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

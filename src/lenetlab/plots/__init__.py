@@ -3,8 +3,6 @@ and feature maps), drawn on :class:`matplotlib.figure.Figure` directly (no pyplo
 atomically: :func:`save_run_plots` writes them all into ``RUN_DIR/plots/``; :func:`plot_overlay` draws
 several runs' curves in one figure (``lenet plot RUN RUN ...``)."""
 
-from __future__ import annotations
-
 import math
 import os
 from pathlib import Path

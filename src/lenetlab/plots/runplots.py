@@ -1,8 +1,6 @@
 """A training run with its plots, drawn when it ends or from what it left when it stops early (the Runner
 is taken as given: this package never imports ``lenetlab.train``)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from lenetlab.plots import save_curve_plots, save_model_plots, save_run_plots

@@ -6,8 +6,6 @@ needs neither: plain HTML (every schema string escaped) and the site's own style
 with the network unplugged under the same strict CSP as the rest of the server.
 """
 
-from __future__ import annotations
-
 import re
 from html import escape
 

@@ -22,8 +22,6 @@ unsupported Content-Type, 422 blank image (``code: "blank_image"``: "draw a digi
 The limits, the admission queue and the timeouts are in :mod:`lenetlab.serve.limits` (and SECURITY.md).
 """
 
-from __future__ import annotations
-
 import base64
 import functools
 import io
@@ -370,7 +368,7 @@ def _preprocess(img: Image.Image, max_pixels: int, stage: Callable[[str, float],
     return x
 
 
-def _answer(served: ServedModel, x, probs: np.ndarray, top_k: int) -> dict:
+def _answer(served: "ServedModel", x, probs: np.ndarray, top_k: int) -> dict:
     """The prediction fields shared by ``/predict`` and ``/explain`` for image ``x`` ``uint8 [1, 28, 28]``
     and its class probabilities ``[K]``."""
     predictor = served.predictor
@@ -412,7 +410,7 @@ def _prepare(img: Image.Image, top_k: int, max_pixels: int, stage: Callable[[str
     return Job(x, top_k, round(1e3 * (t1 - t0), 3), t1)
 
 
-def _predict_batch(served: ServedModel, stage: Callable[[str, float], None], jobs: list[Job]) -> list[Response]:
+def _predict_batch(served: "ServedModel", stage: Callable[[str, float], None], jobs: list[Job]) -> list[Response]:
     """``/predict``'s answers, already encoded, for ``jobs`` from one forward pass
     (:func:`~lenetlab.serve.batching.pad_rows`: the same answer as alone)."""
     t1, c1 = time.perf_counter(), time.thread_time()
@@ -431,7 +429,7 @@ def _predict_batch(served: ServedModel, stage: Callable[[str, float], None], job
     return answers
 
 
-def _explain_batch(served: ServedModel, stage: Callable[[str, float], None], jobs: list[Job]) -> list[Response]:
+def _explain_batch(served: "ServedModel", stage: Callable[[str, float], None], jobs: list[Job]) -> list[Response]:
     """``/explain``'s answers for ``jobs``, already encoded: the activations are thousands of numbers,
     which FastAPI's response-model validation would take longer to check than the model takes to
     compute. Each image has its own forward and backward pass, a batch of one: the activations shown
@@ -455,7 +453,7 @@ _ROUTES = {"predict": _predict_batch, "explain": _explain_batch}
 
 
 def _batchers(
-    served: Sequence[ServedModel], options: BatchOptions, limits: ServeLimits, metrics: Metrics, gate: Gate
+    served: "Sequence[ServedModel]", options: BatchOptions, limits: ServeLimits, metrics: Metrics, gate: Gate
 ) -> dict[tuple[str, str], Batcher] | None:
     """A :class:`Batcher` per served model and route, each holding at most ``queue + max_batch``
     images, telling ``metrics`` its batch sizes and stage times and waiting for more only while ``gate``

@@ -12,8 +12,6 @@ their summation order by batch size, so without it an image's probabilities woul
 bits with the number of requests that happened to share its batch.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -20,8 +20,6 @@ input-gradient saliency: ``|d score[predicted] / d pixel|`` over the 28x28 image
 channels, divided by its maximum.
 """
 
-from __future__ import annotations
-
 import time
 
 import numpy as np

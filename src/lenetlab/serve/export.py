@@ -14,8 +14,6 @@ checkpoint without reading it. After writing, the file is checked with ``onnx.ch
 with onnxruntime against PyTorch (batches 1 and 8).
 """
 
-from __future__ import annotations
-
 import io
 import logging
 import os

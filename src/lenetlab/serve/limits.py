@@ -4,8 +4,6 @@ the request-head deadline (:class:`HeadTimeout`) and :func:`is_loopback`. Nothin
 uvicorn at import time.
 """
 
-from __future__ import annotations
-
 import asyncio
 import ipaddress
 import math

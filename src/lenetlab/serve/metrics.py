@@ -8,8 +8,6 @@ serve --workers N`` sets it), every worker process writes its values there and a
 worker sums them all (prometheus-client's multi-process mode); otherwise each app has its own registry.
 """
 
-from __future__ import annotations
-
 import os
 import tempfile
 import time

@@ -1,8 +1,6 @@
 """Training: :class:`RunConfig` and the :class:`Runner` (``Runner(RunConfig(epochs=10)).run()``,
 ``Runner.resume(RUN_DIR).run()``), optimisers, schedules, recipes, run directories."""
 
-from __future__ import annotations
-
 import importlib
 
 # Names are imported on first use (PEP 562), so that importing ``lenetlab.train.config`` (the CLI

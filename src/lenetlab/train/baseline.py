@@ -1,8 +1,6 @@
 """The tutorials' training recipe ``lenet bench train`` measures lenetlab against: NNDL's per-sample PIL
 pipeline feeding NNDL ``lenet5`` trained with plain SGD."""
 
-from __future__ import annotations
-
 import numpy as np
 import torch
 from PIL import Image

@@ -1,8 +1,6 @@
 """:class:`RunConfig`, everything a training run depends on: its validation, files (``config.json``,
 ``--config FILE``, each checkpoint's ``config``) and the ``lenet train`` flags generated from its fields."""
 
-from __future__ import annotations
-
 import argparse
 import json
 import math
@@ -200,7 +198,7 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
+    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
         """Build and validate from a dict; unknown fields or bad values raise a one-line ConfigError."""
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: expected a mapping of field names to values, got {type(d).__name__}")
@@ -210,7 +208,7 @@ class RunConfig:
                 raise ConfigError(f"{source}: unknown field {key!r}{did_you_mean(key, names, n=1)}")
         return cls(**d).validate(source)
 
-    def validate(self, source: str = "config") -> RunConfig:
+    def validate(self, source: str = "config") -> "RunConfig":
         """Check every field's type, choices and range; raise a one-line ConfigError naming the field."""
         for f in fields(self):
             value = _coerce(f, getattr(self, f.name), source)
@@ -228,7 +226,7 @@ class RunConfig:
             )
         return self
 
-    def replace(self, **changes) -> RunConfig:
+    def replace(self, **changes) -> "RunConfig":
         """A validated copy with some fields changed."""
         return RunConfig.from_dict({**self.to_dict(), **changes})
 

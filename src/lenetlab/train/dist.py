@@ -3,8 +3,6 @@ of a torchrun job, DistributedDataParallel over gloo on CPU, ``cpu:gloo,cuda:ncc
 process on GPU ``LOCAL_RANK``). Every collective has a timeout (``$LENETLAB_DIST_TIMEOUT`` seconds,
 default 1800: rank 0 may be downloading a dataset while the others wait)."""
 
-from __future__ import annotations
-
 import gc
 import os
 from dataclasses import dataclass, field
@@ -93,7 +91,7 @@ class DistributedContext(SingleProcess):
     _cuda_problem: str | None = None
 
     @classmethod
-    def from_env(cls) -> DistributedContext:
+    def from_env(cls) -> "DistributedContext":
         """Join the process group of torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ...):
         gloo, and NCCL for CUDA tensors on a CUDA machine (each process on GPU ``LOCAL_RANK``)."""
         rank, world, local = _env_int("RANK"), _env_int("WORLD_SIZE"), int(os.environ.get("LOCAL_RANK", "0"))

@@ -6,8 +6,6 @@ the HParams tab and the plots; optional: ``pip install "lenetlab[tensorboard]"``
 process writes (``enabled``).
 """
 
-from __future__ import annotations
-
 import csv
 import io
 from pathlib import Path

@@ -1,7 +1,5 @@
 """Optimisers, learning-rate schedules (stepped every batch) and weight initialisation."""
 
-from __future__ import annotations
-
 import math
 from functools import partial
 

@@ -10,8 +10,6 @@ and explicit fields (flags, a ``--config`` file) override any part of it. :func:
 the final config and the :class:`Recipe`.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass, field
 from typing import Any

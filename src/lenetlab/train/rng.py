@@ -1,7 +1,5 @@
 """Seeding and RNG states: what makes a run reproducible and a resume bit-exact."""
 
-from __future__ import annotations
-
 import os
 import random
 

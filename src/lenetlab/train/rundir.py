@@ -12,8 +12,6 @@ in it, ``.lock``. The rows of ``metrics.jsonl`` (``kind``: the keys that follow 
 - ``end``: step, epoch, reason (completed, early_stop, max_steps or stopped), best_step, time, train_time.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import shutil
@@ -52,7 +50,7 @@ class RunLock:
         """True while this object holds the lock."""
         return self._fd is not None
 
-    def acquire(self) -> RunLock:
+    def acquire(self) -> "RunLock":
         """Take the lock (creating ``.lock``) or raise ConfigError naming the process that holds it."""
         for _ in range(10):  # retried only when a releasing holder removed the file under us
             try:
@@ -101,7 +99,7 @@ class RunLock:
             pass
         os.close(fd)  # closing the last descriptor drops the flock
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> "RunLock":
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -6,8 +6,6 @@ epoch)``), so a resumed run continues exactly. Faults (Ctrl-C, SIGTERM, run lock
 docs/faults.md.
 """
 
-from __future__ import annotations
-
 import signal
 from pathlib import Path
 
@@ -157,7 +155,7 @@ class Runner:
     @classmethod
     def resume(
         cls, run_dir: str | Path, *, splits=None, callbacks=(), dist=None, say=stdout_say, **overrides
-    ) -> Runner:
+    ) -> "Runner":
         """A Runner continuing ``run_dir`` from its ``last.pt`` with the saved config; ``overrides`` may
         change only the fields of :data:`RESUME_SAFE` (anything else is a ConfigError)."""
         run_dir = Path(run_dir)

@@ -9,8 +9,6 @@ output's exact second derivative is back-propagated. That is exact only through 
 their input and weights (:data:`BILINEAR`), squashing functions and reshapes (:func:`check_supported`).
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 from torch.func import functional_call

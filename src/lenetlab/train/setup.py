@@ -1,7 +1,5 @@
 """From a RunConfig to the run's data, input spec, model and training loader."""
 
-from __future__ import annotations
-
 import warnings
 from dataclasses import replace
 

@@ -1,8 +1,6 @@
 """What a training run carries from step to step and across a resume (in ``last.pt``): its
 :class:`TrainState` (position, best model, early stopping) and its :class:`Clock`."""
 
-from __future__ import annotations
-
 import contextlib
 import time
 from dataclasses import dataclass, fields
@@ -34,7 +32,7 @@ class TrainState:
         return {_KEYS.get(f.name, f.name): getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_checkpoint(cls, ck: dict, path: Path, steps_per_epoch: int, epochs: int) -> TrainState:
+    def from_checkpoint(cls, ck: dict, path: Path, steps_per_epoch: int, epochs: int) -> "TrainState":
         """The state saved in ``ck`` (a ``last.pt`` read from ``path``); a position that does not fit a run of
         ``epochs`` epochs of ``steps_per_epoch`` steps, or a missing field, is a one-line CheckpointError."""
         try:

@@ -2,8 +2,6 @@
 step timing, the benchmarks and the tests; one mixed-precision path: autocast and a GradScaler, both
 ``enabled=...``."""
 
-from __future__ import annotations
-
 import torch
 
 from lenetlab.errors import ConfigError, first_line
