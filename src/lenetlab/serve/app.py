@@ -770,7 +770,7 @@ def run_server(
             )
         else:
             del models  # each worker loads its own
-            terminated += _supervise(worker_factory, workers, opts)
+            terminated[:] = _supervise(worker_factory, workers, opts, early=terminated)
     if terminated:
         raise Terminated
 
@@ -795,10 +795,12 @@ def _check_options(host, port, max_upload_mb, max_batch, batch_wait_ms, workers,
     return limits
 
 
-def _supervise(factory: str, workers: int, opts: dict) -> list[int]:
+def _supervise(factory: str, workers: int, opts: dict, early: Sequence[int] = ()) -> list[int]:
     """Run ``workers`` uvicorn processes of the app factory ``factory`` (an import string) on one
     socket under uvicorn's own supervisor, as ``uvicorn.run(..., workers=N)`` does, until a signal
-    stops them all; returns ``[SIGTERM]`` if that signal was SIGTERM (the supervisor keeps it)."""
+    stops them all; returns ``[SIGTERM]`` if that signal was SIGTERM (the supervisor keeps it), or at
+    once without starting anything when one is in ``early`` (signals that came before the supervisor
+    listened, checked after it does)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -809,14 +811,23 @@ def _supervise(factory: str, workers: int, opts: dict) -> list[int]:
             self.terminated = True
             super().handle_term()
 
+        def init_processes(self) -> None:
+            # a worker stopped while it still imports would skip its graceful shutdown: a signal queued
+            # meanwhile is acted on once every worker has started (or died)
+            super().init_processes()
+            for process in self.processes:
+                process.wait_until_ready(timeout=120)
+
     config = uvicorn.Config(factory, factory=True, workers=workers, **opts)
     with multiprocess_metrics():
-        sock = config.bind_socket()
+        supervisor = Supervisor(config, sockets=[])  # from here on it queues SIGTERM and SIGINT itself
+        if early:
+            return [signal.SIGTERM]
+        supervisor.sockets.append(config.bind_socket())  # logs "Uvicorn running on ..."
         try:
-            supervisor = Supervisor(config, sockets=[sock])
             supervisor.run()
         finally:
-            sock.close()
+            supervisor.sockets[0].close()
     return [signal.SIGTERM] if supervisor.terminated else []
 
 
